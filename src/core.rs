@@ -1,0 +1,18 @@
+//! The domain core: the product rules of SPEC.md in plain types.
+//!
+//! No I/O, no async, no clock: every operation is handed `now` and either changes its state and
+//! says what happened, or refuses with a typed [`Rejection`] and changes nothing.
+
+pub mod agent;
+pub mod channel;
+pub mod chat;
+pub mod customer;
+pub mod rejection;
+pub mod router;
+
+pub use agent::{AgentProfile, Presence, Role};
+pub use channel::{AfterWindow, Channel, ChannelPolicy, Policies};
+pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, SnoozeUntil};
+pub use customer::{CustomerFile, Ended, Inbound, Profile, Reopened};
+pub use rejection::{ErrorCode, LiveElsewhere, Rejection};
+pub use router::{Accepted, LoadChange, Router, RouterEvent, Waiting, WithdrawReason};

@@ -1,0 +1,55 @@
+//! Agents: who they are and whether they take chats.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, QueueId};
+
+/// What an agent may do.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Handles chats.
+    #[default]
+    Agent,
+    /// Handles chats, watches queues, may force transfers.
+    Supervisor,
+    /// Everything a supervisor may, plus configuration.
+    Admin,
+}
+
+impl Role {
+    /// Whether the role may act on other agents' behalf (forced transfer, live limits).
+    pub fn supervises(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Admin)
+    }
+}
+
+/// Whether an agent takes new chats.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Takes offers from the queue.
+    Online,
+    /// Keeps its chats but takes no new ones.
+    Away,
+    /// Not connected.
+    #[default]
+    Offline,
+}
+
+/// An agent's standing data.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AgentProfile {
+    /// Its id.
+    pub id: AgentId,
+    /// The name shown to others.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// How many chats it may hold active at once.
+    pub limit: u32,
+    /// The queues it serves; empty means all.
+    #[serde(default)]
+    pub queues: Vec<QueueId>,
+}

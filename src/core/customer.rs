@@ -1,0 +1,649 @@
+//! A customer and every chat it has had: the unit that R01 (one live chat) is kept in.
+//!
+//! Each operation takes `now` and the channel's policy, changes the file or leaves it exactly
+//! as it was, and says what happened so that the runtime can move load, queue and pushes.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::channel::{AfterWindow, Channel, ChannelPolicy};
+use super::chat::{Author, Chat, ChatState, CloseReason, MessageKind, SnoozeUntil};
+use super::rejection::{LiveElsewhere, Rejection};
+use crate::clock::Timestamp;
+use crate::ids::{AgentId, ChatId, CustomerId};
+
+/// The text a customer sends to opt out (R08), compared without case and surrounding space.
+pub const STOP_WORD: &str = "#stop";
+
+/// How a customer can be reached and found.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Profile {
+    /// Display name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+}
+
+/// What a customer's message did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Inbound {
+    /// It joined a live chat whose state did not change.
+    Appended {
+        /// The chat.
+        chat: ChatId,
+        /// Its state.
+        state: ChatState,
+        /// Its owner, who is told.
+        owner: Option<AgentId>,
+    },
+    /// It answered a reopened chat, which is now active with the reopening agent (R05).
+    ReopenAnswered {
+        /// The chat.
+        chat: ChatId,
+        /// The agent who reopened it.
+        agent: AgentId,
+    },
+    /// It ended a snooze-until-reply (R13).
+    SnoozeEnded {
+        /// The chat.
+        chat: ChatId,
+        /// Its owner.
+        agent: AgentId,
+    },
+    /// It started a chat, new or revived (R11), which now waits to be routed (R10).
+    NeedsRouting {
+        /// The chat.
+        chat: ChatId,
+        /// Whether a closed chat was revived (same id, history kept).
+        revived: bool,
+        /// The customer's originally assigned agent.
+        sticky: Option<AgentId>,
+    },
+    /// It was `#STOP` (R08).
+    Stopped {
+        /// The live chat it ended, if there was one.
+        ended: Option<Ended>,
+    },
+}
+
+/// A live chat that was ended.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Ended {
+    /// The chat.
+    pub chat: ChatId,
+    /// The state it was in.
+    pub prior: ChatState,
+    /// Its owner.
+    pub owner: Option<AgentId>,
+}
+
+/// A successful reopen (R04).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Reopened {
+    /// Who owned the chat before.
+    pub previous_owner: Option<AgentId>,
+    /// When the reopened chat is closed again if the customer does not answer.
+    pub expires_at: Timestamp,
+}
+
+/// A customer, its identities, and all its chats.
+#[derive(Clone, Debug)]
+pub struct CustomerFile {
+    /// Its id.
+    pub id: CustomerId,
+    /// Name, email, phone.
+    pub profile: Profile,
+    /// One address per channel (`+4915…` on whatsapp).
+    pub identities: Vec<(Channel, String)>,
+    /// Every chat, oldest first; at most one live (R01).
+    pub chats: Vec<Chat>,
+    /// Channels the customer opted out of with #STOP and has not written on since (R08).
+    pub opted_out: Vec<Channel>,
+    /// Channels a template was pushed on since the customer last wrote there (R07).
+    pub pushed: Vec<Channel>,
+    /// The agent that first took the customer, or last reopened it (R04, R10).
+    pub assigned_agent: Option<AgentId>,
+}
+
+impl CustomerFile {
+    /// A customer with no chats yet.
+    pub fn new(id: CustomerId, channel: Channel, address: String, profile: Profile) -> Self {
+        Self {
+            id,
+            profile,
+            identities: vec![(channel, address)],
+            chats: Vec::new(),
+            opted_out: Vec::new(),
+            pushed: Vec::new(),
+            assigned_agent: None,
+        }
+    }
+
+    /// The live chat, if any.
+    pub fn live(&self) -> Option<&Chat> {
+        self.chats.iter().rev().find(|c| c.state.is_live())
+    }
+
+    /// One chat of this customer.
+    pub fn chat(&self, id: &ChatId) -> Option<&Chat> {
+        self.chats.iter().find(|c| &c.id == id)
+    }
+
+    fn chat_mut(&mut self, id: &ChatId) -> Result<&mut Chat, Rejection> {
+        self.chats
+            .iter_mut()
+            .find(|c| &c.id == id)
+            .ok_or_else(|| Rejection::not_found("chat", id))
+    }
+
+    /// The address on `channel`.
+    pub fn address(&self, channel: Channel) -> Option<&str> {
+        self.identities
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, a)| a.as_str())
+    }
+
+    /// Whether the customer opted out on `channel`.
+    pub fn is_opted_out(&self, channel: Channel) -> bool {
+        self.opted_out.contains(&channel)
+    }
+
+    /// Fills in missing profile fields and adds an identity the first time it is seen.
+    pub fn learn(&mut self, channel: Channel, address: &str, profile: Profile) {
+        if self.address(channel).is_none() {
+            self.identities.push((channel, address.to_owned()));
+        }
+        let Profile { name, email, phone } = profile;
+        if name.is_some() {
+            self.profile.name = name;
+        }
+        if email.is_some() {
+            self.profile.email = email;
+        }
+        if phone.is_some() {
+            self.profile.phone = phone;
+        }
+    }
+
+    fn live_elsewhere(&self) -> Option<LiveElsewhere> {
+        self.live().map(|c| LiveElsewhere {
+            chat_id: c.id.clone(),
+            state: c.state,
+            owner: c.owner.clone(),
+        })
+    }
+
+    /// The newest chat on `channel`.
+    fn latest_on(&self, channel: Channel) -> Option<&Chat> {
+        self.chats.iter().rev().find(|c| c.channel == channel)
+    }
+
+    /// Whether a closed chat may be reopened by an agent at `now` (R02, R03, R08).
+    pub fn reopenable(&self, chat: &Chat, policy: &ChannelPolicy, now: Timestamp) -> bool {
+        chat.state == ChatState::Closed
+            && self.live().is_none()
+            && !self.is_opted_out(chat.channel)
+            && self.latest_on(chat.channel).map(|c| &c.id) == Some(&chat.id)
+            && policy.window_open(chat.last_customer_message_at, now)
+    }
+
+    /// A customer's message on `channel` (R05, R08, R10, R11, R13).
+    pub fn receive(
+        &mut self,
+        channel: Channel,
+        text: &str,
+        policy: &ChannelPolicy,
+        now: Timestamp,
+        new_chat_id: impl FnOnce() -> ChatId,
+    ) -> Inbound {
+        if text.trim().eq_ignore_ascii_case(STOP_WORD) {
+            return self.stop(channel, now);
+        }
+        // Writing again lifts an opt-out and re-arms the single template push.
+        self.opted_out.retain(|c| *c != channel);
+        self.pushed.retain(|c| *c != channel);
+
+        let live_index = self.chats.iter().rposition(|c| c.state.is_live());
+        if let Some(i) = live_index {
+            let chat = &mut self.chats[i];
+            chat.record(now, Author::Customer, MessageKind::Text, text);
+            if chat.channel == channel {
+                chat.last_customer_message_at = Some(now);
+            }
+            return match (chat.state, chat.snooze) {
+                (ChatState::Reopened, _) => {
+                    chat.state = ChatState::Active;
+                    let agent = chat.owner.clone().expect("a reopened chat has an owner");
+                    Inbound::ReopenAnswered {
+                        chat: chat.id.clone(),
+                        agent,
+                    }
+                }
+                (ChatState::Snoozed, Some(_)) => {
+                    // Any reply ends a snooze, timed or not (R13).
+                    chat.state = ChatState::Active;
+                    chat.snooze = None;
+                    let agent = chat.owner.clone().expect("a snoozed chat has an owner");
+                    Inbound::SnoozeEnded {
+                        chat: chat.id.clone(),
+                        agent,
+                    }
+                }
+                _ => Inbound::Appended {
+                    chat: chat.id.clone(),
+                    state: chat.state,
+                    owner: chat.owner.clone(),
+                },
+            };
+        }
+
+        let (chat, revived) = self.start_chat(channel, ChatState::Queued, policy, now, new_chat_id);
+        let chat = &mut self.chats[chat];
+        chat.record(now, Author::Customer, MessageKind::Text, text);
+        chat.last_customer_message_at = Some(now);
+        Inbound::NeedsRouting {
+            chat: chat.id.clone(),
+            revived,
+            sticky: self.assigned_agent.clone(),
+        }
+    }
+
+    /// Revives the newest chat on `channel` if the customer is back within its window (R11),
+    /// or starts a new one; either way in `state`. Returns its index and whether it was revived.
+    fn start_chat(
+        &mut self,
+        channel: Channel,
+        state: ChatState,
+        policy: &ChannelPolicy,
+        now: Timestamp,
+        new_chat_id: impl FnOnce() -> ChatId,
+    ) -> (usize, bool) {
+        let revivable = self.chats.iter().rposition(|c| c.channel == channel).filter(|&i| {
+            let c = &self.chats[i];
+            match (policy.window, c.closed) {
+                (Some(_), _) => policy.window_open(c.last_customer_message_at, now),
+                (None, Some((closed_at, _))) => now < closed_at + policy.revive_window,
+                (None, None) => false,
+            }
+        });
+        let queued_at = (state == ChatState::Queued).then_some(now);
+        if let Some(i) = revivable {
+            let chat = &mut self.chats[i];
+            chat.state = state;
+            chat.closed = None;
+            chat.owner = None;
+            chat.reopened_by = None;
+            chat.queued_at = queued_at;
+            return (i, true);
+        }
+        let mut chat = Chat::new(new_chat_id(), self.id.clone(), channel, state, now);
+        chat.queued_at = queued_at;
+        self.chats.push(chat);
+        (self.chats.len() - 1, false)
+    }
+
+    fn stop(&mut self, channel: Channel, now: Timestamp) -> Inbound {
+        if !self.opted_out.contains(&channel) {
+            self.opted_out.push(channel);
+        }
+        let ended = self.chats.iter_mut().rev().find(|c| c.state.is_live()).map(|chat| {
+            chat.record(now, Author::Customer, MessageKind::Text, "#STOP");
+            let prior = chat.state;
+            chat.state = ChatState::Closed;
+            chat.snooze = None;
+            chat.closed = Some((now, CloseReason::Stop));
+            Ended {
+                chat: chat.id.clone(),
+                prior,
+                owner: chat.owner.clone(),
+            }
+        });
+        Inbound::Stopped { ended }
+    }
+
+    /// An agent reopens a closed chat (R02, R03, R04, R08, R09).
+    pub fn reopen(
+        &mut self,
+        chat_id: &ChatId,
+        agent: &AgentId,
+        policy: &ChannelPolicy,
+        now: Timestamp,
+    ) -> Result<Reopened, Rejection> {
+        let chat = self.chat(chat_id).ok_or_else(|| Rejection::not_found("chat", chat_id))?;
+        if let Some(live) = self.live_elsewhere() {
+            return Err(Rejection::ActiveElsewhere { live });
+        }
+        if self.is_opted_out(chat.channel) {
+            return Err(Rejection::OptedOut {
+                channel: chat.channel,
+            });
+        }
+        if !policy.window_open(chat.last_customer_message_at, now) {
+            return Err(Rejection::WindowClosed {
+                expired_at: policy.window_expires_at(chat.last_customer_message_at),
+            });
+        }
+        if self.latest_on(chat.channel).map(|c| &c.id) != Some(chat_id) {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state: chat.state,
+                why: "a newer chat with this customer exists on the channel; reopen that one",
+            });
+        }
+        let expires_at = policy
+            .window_expires_at(chat.last_customer_message_at)
+            .unwrap_or(now + policy.revive_window);
+        self.assigned_agent = Some(agent.clone());
+        let chat = self.chat_mut(chat_id)?;
+        let previous_owner = chat.owner.replace(agent.clone());
+        chat.state = ChatState::Reopened;
+        chat.reopened_by = Some(agent.clone());
+        chat.reopened_at = Some(now);
+        chat.closed = None;
+        chat.record(now, Author::System, MessageKind::Notice, "reopened");
+        Ok(Reopened {
+            previous_owner,
+            expires_at,
+        })
+    }
+
+    /// The owner writes to its live chat (R07, R12).
+    pub fn send(
+        &mut self,
+        chat_id: &ChatId,
+        agent: &AgentId,
+        text: &str,
+        human_agent_tag: bool,
+        policy: &ChannelPolicy,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let chat = self.chat_mut(chat_id)?;
+        let last = chat.last_customer_message_at;
+        if !chat.state.is_live() {
+            if !policy.window_open(last, now) {
+                return Err(Rejection::WindowClosed {
+                    expired_at: policy.window_expires_at(last),
+                });
+            }
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state: chat.state,
+                why: "the chat is closed: reopen it first",
+            });
+        }
+        if chat.owner.as_ref() != Some(agent) {
+            return Err(Rejection::NotOwner {
+                owner: chat.owner.clone(),
+            });
+        }
+        check_length(text, chat.channel, policy)?;
+        if !policy.window_open(last, now) {
+            let tagged_ok = match policy.after_window {
+                AfterWindow::HumanAgentTag { until } => {
+                    human_agent_tag && last.is_some_and(|l| now < l + until)
+                }
+                _ => false,
+            };
+            if !tagged_ok {
+                return Err(Rejection::WindowClosed {
+                    expired_at: policy.window_expires_at(last),
+                });
+            }
+        }
+        chat.record(
+            now,
+            Author::Agent {
+                agent: agent.clone(),
+            },
+            MessageKind::Text,
+            text,
+        );
+        Ok(())
+    }
+
+    /// Whether the one template push after the window may go out now (R07, R08).
+    pub fn template_check(&self, chat_id: &ChatId, policy: &ChannelPolicy, now: Timestamp) -> Result<(), Rejection> {
+        let chat = self.chat(chat_id).ok_or_else(|| Rejection::not_found("chat", chat_id))?;
+        let (channel, last, state) = (chat.channel, chat.last_customer_message_at, chat.state);
+        if let Some(live) = self.live_elsewhere() {
+            return Err(Rejection::ActiveElsewhere { live });
+        }
+        if self.is_opted_out(channel) {
+            return Err(Rejection::OptedOut { channel });
+        }
+        let Some(expired_at) = policy.window_expires_at(last) else {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state,
+                why: "the channel has no messaging window: reopen the chat instead",
+            });
+        };
+        if now < expired_at {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state,
+                why: "the messaging window is still open: reopen the chat instead",
+            });
+        }
+        match policy.after_window {
+            AfterWindow::Nothing => {
+                return Err(Rejection::WindowClosed {
+                    expired_at: Some(expired_at),
+                })
+            }
+            AfterWindow::HumanAgentTag { until } => {
+                let tag_expires = last.map_or(Timestamp::MIN_UTC, |l| l + until);
+                if now >= tag_expires {
+                    return Err(Rejection::WindowClosed {
+                        expired_at: Some(tag_expires),
+                    });
+                }
+            }
+            AfterWindow::Templates => {}
+        }
+        if self.pushed.contains(&channel) {
+            return Err(Rejection::PushAlreadySent);
+        }
+        Ok(())
+    }
+
+    /// The one template push after the window has closed (R07, R08).
+    pub fn push_template(
+        &mut self,
+        chat_id: &ChatId,
+        agent: &AgentId,
+        text: &str,
+        policy: &ChannelPolicy,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        self.template_check(chat_id, policy, now)?;
+        let chat = self.chat_mut(chat_id)?;
+        let channel = chat.channel;
+        check_length(text, channel, policy)?;
+        chat.record(
+            now,
+            Author::Agent {
+                agent: agent.clone(),
+            },
+            MessageKind::Template,
+            text,
+        );
+        self.pushed.push(channel);
+        Ok(())
+    }
+
+    /// The owner closes its chat (R12). Returns the state it was in.
+    pub fn close(&mut self, chat_id: &ChatId, agent: &AgentId, now: Timestamp) -> Result<ChatState, Rejection> {
+        let chat = self.owned_live(chat_id, agent)?;
+        let prior = chat.state;
+        chat.state = ChatState::Closed;
+        chat.snooze = None;
+        chat.closed = Some((now, CloseReason::Agent));
+        Ok(prior)
+    }
+
+    /// The owner snoozes its active chat (R13).
+    pub fn snooze(
+        &mut self,
+        chat_id: &ChatId,
+        agent: &AgentId,
+        until: SnoozeUntil,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        if let SnoozeUntil::Time { at } = until {
+            if at <= now {
+                return Err(Rejection::WrongState {
+                    chat: chat_id.clone(),
+                    state: ChatState::Active,
+                    why: "a snooze must end in the future",
+                });
+            }
+        }
+        let chat = self.owned_live(chat_id, agent)?;
+        if !matches!(chat.state, ChatState::Active | ChatState::Snoozed) {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state: chat.state,
+                why: "only an active chat can be snoozed",
+            });
+        }
+        chat.state = ChatState::Snoozed;
+        chat.snooze = Some(until);
+        Ok(())
+    }
+
+    /// A timed snooze ran out (R13). Returns the owner to tell, if the chat woke.
+    pub fn wake(&mut self, chat_id: &ChatId, now: Timestamp) -> Option<AgentId> {
+        let chat = self.chat_mut(chat_id).ok()?;
+        match (chat.state, chat.snooze) {
+            (ChatState::Snoozed, Some(SnoozeUntil::Time { at })) if at <= now => {
+                chat.state = ChatState::Active;
+                chat.snooze = None;
+                chat.owner.clone()
+            }
+            _ => None,
+        }
+    }
+
+    /// A reopened chat's wait for the customer ran out. Returns the owner, if it closed.
+    pub fn expire_reopen(&mut self, chat_id: &ChatId, reopened_at: Timestamp, now: Timestamp) -> Option<AgentId> {
+        let chat = self.chat_mut(chat_id).ok()?;
+        if chat.state != ChatState::Reopened || chat.reopened_at != Some(reopened_at) {
+            return None; // answered, closed or reopened again since the timer was set
+        }
+        chat.state = ChatState::Closed;
+        chat.closed = Some((now, CloseReason::Timeout));
+        chat.owner.clone()
+    }
+
+    /// Moves an active chat to another agent (R12). The "originally assigned" mark stays (R10).
+    pub fn transfer(&mut self, chat_id: &ChatId, from: &AgentId, to: &AgentId) -> Result<(), Rejection> {
+        let chat = self.owned_live(chat_id, from)?;
+        if chat.state != ChatState::Active {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state: chat.state,
+                why: "only an active chat can be transferred",
+            });
+        }
+        chat.owner = Some(to.clone());
+        Ok(())
+    }
+
+    /// An agent accepted the offer of a queued chat (R06); the router has checked the offer.
+    pub fn accept(&mut self, chat_id: &ChatId, agent: &AgentId) -> Result<(), Rejection> {
+        let chat = self.chat_mut(chat_id)?;
+        if chat.state != ChatState::Queued {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state: chat.state,
+                why: "only a queued chat can be accepted",
+            });
+        }
+        chat.state = ChatState::Active;
+        chat.owner = Some(agent.clone());
+        chat.queued_at = None;
+        self.assigned_agent.get_or_insert_with(|| agent.clone());
+        Ok(())
+    }
+
+    /// The customer enters a bot journey (R09); it is then live, and cannot be reopened.
+    pub fn start_bot(
+        &mut self,
+        channel: Channel,
+        policy: &ChannelPolicy,
+        now: Timestamp,
+        new_chat_id: impl FnOnce() -> ChatId,
+    ) -> Result<ChatId, Rejection> {
+        if let Some(live) = self.live_elsewhere() {
+            return Err(Rejection::ActiveElsewhere { live });
+        }
+        let (i, _) = self.start_chat(channel, ChatState::Bot, policy, now, new_chat_id);
+        Ok(self.chats[i].id.clone())
+    }
+
+    /// The bot hands the customer over: the chat is queued (R09) or goes to its sticky agent
+    /// (R10). Returns the chat and the sticky agent.
+    pub fn hand_over(&mut self, now: Timestamp) -> Result<(ChatId, Option<AgentId>), Rejection> {
+        let sticky = self.assigned_agent.clone();
+        let chat = self
+            .chats
+            .iter_mut()
+            .rev()
+            .find(|c| c.state.is_live())
+            .ok_or_else(|| Rejection::not_found("bot journey of customer", &self.id))?;
+        if chat.state != ChatState::Bot {
+            return Err(Rejection::WrongState {
+                chat: chat.id.clone(),
+                state: chat.state,
+                why: "only a chat in a bot journey can be handed over",
+            });
+        }
+        chat.state = ChatState::Queued;
+        chat.queued_at = Some(now);
+        Ok((chat.id.clone(), sticky))
+    }
+
+    fn owned_live(&mut self, chat_id: &ChatId, agent: &AgentId) -> Result<&mut Chat, Rejection> {
+        let chat = self.chat_mut(chat_id)?;
+        if !chat.state.is_live() {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state: chat.state,
+                why: "the chat is closed",
+            });
+        }
+        if chat.owner.as_ref() != Some(agent) {
+            return Err(Rejection::NotOwner {
+                owner: chat.owner.clone(),
+            });
+        }
+        Ok(chat)
+    }
+
+    /// Panics if R01 does not hold; for tests.
+    pub fn check_invariants(&self) {
+        let live = self.chats.iter().filter(|c| c.state.is_live()).count();
+        assert!(live <= 1, "R01: customer {} has {live} live chats", self.id);
+        for c in &self.chats {
+            let owned = matches!(c.state, ChatState::Active | ChatState::Reopened | ChatState::Snoozed);
+            assert!(!owned || c.owner.is_some(), "chat {} is {:?} without owner", c.id, c.state);
+            assert_eq!(c.state == ChatState::Snoozed, c.snooze.is_some(), "chat {} snooze", c.id);
+        }
+    }
+}
+
+fn check_length(text: &str, channel: Channel, policy: &ChannelPolicy) -> Result<(), Rejection> {
+    let len = text.chars().count();
+    if len > policy.max_len {
+        return Err(Rejection::MessageTooLong {
+            len,
+            max: policy.max_len,
+            channel,
+        });
+    }
+    Ok(())
+}

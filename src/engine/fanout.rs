@@ -1,0 +1,203 @@
+//! Pushes to agents: one hub per agent with its sequence number, a replay log for resume
+//! (R17), and every live connection's bounded outbox.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::ids::AgentId;
+use crate::protocol::{Push, ServerFrame};
+
+/// A text frame, serialized once and shared by every connection it goes to.
+pub type Frame = Arc<str>;
+
+/// Identifies one connection (a tab, a device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// What the gateway holds for one connection.
+#[derive(Debug)]
+pub struct ConnHandle {
+    /// Its id.
+    pub id: ConnId,
+    /// Frames to write, in order.
+    pub outbox: mpsc::Receiver<Frame>,
+    /// Notified when the engine cut the connection off because its outbox was full.
+    pub kicked: Arc<Notify>,
+    /// The sender side, for replies, which share the outbox with pushes.
+    pub replies: mpsc::Sender<Frame>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    id: ConnId,
+    tx: mpsc::Sender<Frame>,
+    kicked: Arc<Notify>,
+}
+
+#[derive(Debug, Default)]
+struct Hub {
+    seq: u64,
+    log: VecDeque<(u64, Frame)>,
+    conns: Vec<Conn>,
+    /// Bumped on every connect, so a grace timer set before a reconnect knows it is stale.
+    epoch: u64,
+}
+
+/// The outcome of a resume request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resumed {
+    /// The missed pushes were queued on the connection.
+    Replayed(u64),
+    /// Some are no longer in the log: the client needs a snapshot.
+    Gone,
+}
+
+/// Every agent's hub.
+#[derive(Debug)]
+pub struct Fanout {
+    hubs: DashMap<AgentId, Arc<Mutex<Hub>>>,
+    next_conn: AtomicU64,
+    outbox_capacity: usize,
+    log_capacity: usize,
+    /// Connections cut off for not reading.
+    pub kicked_total: AtomicU64,
+}
+
+impl Fanout {
+    /// Outboxes hold `outbox_capacity` frames; each agent's log keeps `log_capacity` pushes.
+    pub fn new(outbox_capacity: usize, log_capacity: usize) -> Self {
+        Self {
+            hubs: DashMap::new(),
+            next_conn: AtomicU64::new(1),
+            outbox_capacity,
+            log_capacity,
+            kicked_total: AtomicU64::new(0),
+        }
+    }
+
+    fn hub(&self, agent: &AgentId) -> Arc<Mutex<Hub>> {
+        // Clone the Arc out so that no map shard stays locked while the hub is.
+        self.hubs.entry(agent.clone()).or_default().clone()
+    }
+
+    /// Registers a new connection of `agent`. Returns it and the hub's epoch.
+    pub fn connect(&self, agent: &AgentId) -> (ConnHandle, u64) {
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(self.outbox_capacity);
+        let kicked = Arc::new(Notify::new());
+        let hub = self.hub(agent);
+        let mut hub = hub.lock();
+        hub.epoch += 1;
+        hub.conns.push(Conn {
+            id,
+            tx: tx.clone(),
+            kicked: kicked.clone(),
+        });
+        let handle = ConnHandle {
+            id,
+            outbox: rx,
+            kicked,
+            replies: tx,
+        };
+        (handle, hub.epoch)
+    }
+
+    /// Forgets a connection. Returns the epoch if it was the agent's last one.
+    pub fn disconnect(&self, agent: &AgentId, conn: ConnId) -> Option<u64> {
+        let hub = self.hub(agent);
+        let mut hub = hub.lock();
+        hub.conns.retain(|c| c.id != conn);
+        hub.conns.is_empty().then_some(hub.epoch)
+    }
+
+    /// Whether the agent has no connection and none came since `epoch`.
+    pub fn gone_since(&self, agent: &AgentId, epoch: u64) -> bool {
+        let hub = self.hub(agent);
+        let hub = hub.lock();
+        hub.conns.is_empty() && hub.epoch == epoch
+    }
+
+    /// How many connections the agent has.
+    pub fn connections(&self, agent: &AgentId) -> usize {
+        self.hubs.get(agent).map_or(0, |h| h.lock().conns.len())
+    }
+
+    /// All connections.
+    pub fn total_connections(&self) -> usize {
+        self.hubs.iter().map(|h| h.lock().conns.len()).sum()
+    }
+
+    /// The last sequence number pushed to the agent.
+    pub fn seq(&self, agent: &AgentId) -> u64 {
+        self.hubs.get(agent).map_or(0, |h| h.lock().seq)
+    }
+
+    /// Pushes `event` to every connection of `agent`, numbered and logged for resume.
+    pub fn push(&self, agent: &AgentId, event: Push) {
+        let hub = self.hub(agent);
+        let mut hub = hub.lock();
+        hub.seq += 1;
+        let seq = hub.seq;
+        let frame: Frame = encode(&ServerFrame::Push { seq, event }).into();
+        if hub.log.len() == self.log_capacity {
+            hub.log.pop_front();
+        }
+        hub.log.push_back((seq, frame.clone()));
+        let kicked = &self.kicked_total;
+        hub.conns.retain(|c| deliver(c, frame.clone(), kicked));
+    }
+
+    /// Queues every push after `after_seq` on `conn`, or says they are gone.
+    pub fn resume(&self, agent: &AgentId, conn: ConnId, after_seq: u64) -> Resumed {
+        let hub = self.hub(agent);
+        let mut hub = hub.lock();
+        if after_seq > hub.seq {
+            return Resumed::Gone;
+        }
+        let oldest = hub.log.front().map_or(hub.seq + 1, |(s, _)| *s);
+        if after_seq + 1 < oldest {
+            return Resumed::Gone;
+        }
+        let missed: Vec<Frame> = hub
+            .log
+            .iter()
+            .filter(|(s, _)| *s > after_seq)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let count = missed.len() as u64;
+        let kicked = &self.kicked_total;
+        let Some(i) = hub.conns.iter().position(|c| c.id == conn) else {
+            return Resumed::Gone;
+        };
+        for frame in missed {
+            if !deliver(&hub.conns[i], frame, kicked) {
+                hub.conns.remove(i);
+                break;
+            }
+        }
+        Resumed::Replayed(count)
+    }
+}
+
+/// Queues a frame on a connection; a full outbox cuts the connection off (it resumes later).
+fn deliver(conn: &Conn, frame: Frame, kicked: &AtomicU64) -> bool {
+    match conn.tx.try_send(frame) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            kicked.fetch_add(1, Ordering::Relaxed);
+            conn.kicked.notify_one();
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Serializes a server frame. Our own types always serialize.
+pub fn encode(frame: &ServerFrame) -> String {
+    serde_json::to_string(frame).expect("server frames serialize")
+}

@@ -1,0 +1,57 @@
+//! How core state looks on the wire.
+
+use crate::clock::Timestamp;
+use crate::core::{Chat, ChannelPolicy, CustomerFile};
+use crate::protocol::{ArchiveEntry, ChatView, CustomerView};
+
+pub(crate) fn customer_view(file: &CustomerFile) -> CustomerView {
+    CustomerView {
+        id: file.id.clone(),
+        name: file.profile.name.clone(),
+        email: file.profile.email.clone(),
+        phone: file.profile.phone.clone(),
+    }
+}
+
+pub(crate) fn chat_view(file: &CustomerFile, chat: &Chat, policy: &ChannelPolicy) -> ChatView {
+    ChatView {
+        id: chat.id.clone(),
+        customer: customer_view(file),
+        channel: chat.channel,
+        state: chat.state,
+        owner: chat.owner.clone(),
+        reopened_by: chat.reopened_by.clone(),
+        last_customer_message_at: chat.last_customer_message_at,
+        window_expires_at: policy.window_expires_at(chat.last_customer_message_at),
+        snooze: chat.snooze,
+        last_message: chat.messages.last().cloned(),
+    }
+}
+
+pub(crate) fn archive_entry(file: &CustomerFile, chat: &Chat, policy: &ChannelPolicy, now: Timestamp) -> ArchiveEntry {
+    ArchiveEntry {
+        chat_id: chat.id.clone(),
+        customer: customer_view(file),
+        channel: chat.channel,
+        state: chat.state,
+        owner: chat.owner.clone(),
+        closed_at: chat.closed.map(|(at, _)| at),
+        close_reason: chat.closed.map(|(_, why)| why),
+        last_customer_message_at: chat.last_customer_message_at,
+        window_expires_at: policy.window_expires_at(chat.last_customer_message_at),
+        reopenable: file.reopenable(chat, policy, now),
+        template_allowed: file.template_check(&chat.id, policy, now).is_ok(),
+    }
+}
+
+/// Whether the customer matches an archive search (name, phone, email or address; any case).
+pub(crate) fn matches_query(file: &CustomerFile, query: &str) -> bool {
+    let query = query.trim().to_lowercase();
+    let profile = &file.profile;
+    [&profile.name, &profile.email, &profile.phone]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(file.identities.iter().map(|(_, a)| a.as_str()))
+        .any(|field| field.to_lowercase().contains(&query))
+}

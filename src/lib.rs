@@ -1,0 +1,14 @@
+//! Switchboard: a real-time routing engine for customer-support chat.
+//!
+//! - [`core`]: the product rules, pure.
+//! - [`engine`]: the runtime that holds state in concurrent maps, owns timers and fans out pushes.
+//! - [`protocol`]: every frame on the wire; generates `protocol/`.
+//! - [`gateway`]: the axum adapter from HTTP and WebSocket to engine calls.
+
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod engine;
+pub mod gateway;
+pub mod ids;
+pub mod protocol;

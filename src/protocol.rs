@@ -1,0 +1,529 @@
+//! Every frame on the agent WebSocket, in one place. `protocol/` is generated from here
+//! (see [`schema`]); a test fails when the checked-in files drift.
+//!
+//! Client → engine: a [`ClientFrame`], a request with a client-chosen `id`. Engine → client:
+//! [`ServerFrame`]s: `welcome` once, exactly one `ok` or `error` per request, and `push`es
+//! carrying a per-agent sequence number (R17).
+
+pub mod schema;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::core::{
+    AgentProfile, Channel, ChatState, CloseReason, ErrorCode, LiveElsewhere, Message, Presence, Role,
+    SnoozeUntil, WithdrawReason,
+};
+use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
+
+/// The protocol version, announced in `welcome`. Additive changes (new optional fields, new
+/// push kinds, new request types) keep the number; anything else bumps it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest text frame the engine reads; a larger one gets a `bad_request` error.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// A request from an agent's client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClientFrame {
+    /// Chosen by the client; echoed in the one reply to this request.
+    pub id: String,
+    /// What is asked.
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// Which chats an archive listing covers (R16).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Chats the agent owns or last owned.
+    #[default]
+    Mine,
+    /// Everyone's.
+    All,
+}
+
+/// Every request an agent can make.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Reopen a closed chat (R02–R04).
+    Reopen {
+        /// The closed chat.
+        chat_id: ChatId,
+    },
+    /// Write to a live chat you own (R12).
+    SendMessage {
+        /// The chat.
+        chat_id: ChatId,
+        /// The text; at most the channel's length.
+        text: String,
+        /// Tag the message `human_agent` (Messenger/Instagram, after the 24 h window).
+        #[serde(default)]
+        human_agent_tag: bool,
+    },
+    /// The one template push after the window (R07).
+    SendTemplate {
+        /// The closed chat whose customer is pushed to.
+        chat_id: ChatId,
+        /// The template's name.
+        template: String,
+        /// Its parameters.
+        #[serde(default)]
+        params: Vec<String>,
+    },
+    /// Take an offered chat (R06).
+    Accept {
+        /// The offered chat.
+        chat_id: ChatId,
+    },
+    /// Turn down an offered chat (R06).
+    Decline {
+        /// The offered chat.
+        chat_id: ChatId,
+    },
+    /// Hand your active chat to another online agent (R12).
+    Transfer {
+        /// The chat.
+        chat_id: ChatId,
+        /// The target agent.
+        to: AgentId,
+        /// Ignore the target's limit; supervisors and admins only.
+        #[serde(default)]
+        force: bool,
+    },
+    /// Close your chat (R12).
+    Close {
+        /// The chat.
+        chat_id: ChatId,
+    },
+    /// Set your active chat aside (R13).
+    Snooze {
+        /// The chat.
+        chat_id: ChatId,
+        /// Until when; absent or null means until the customer replies.
+        #[serde(default)]
+        until: Option<Timestamp>,
+    },
+    /// Go online, away or offline.
+    SetPresence {
+        /// The new presence.
+        presence: Presence,
+    },
+    /// List archive entries (R16).
+    ListArchive {
+        /// Yours or everyone's.
+        #[serde(default)]
+        scope: Scope,
+        /// Only chats in this state.
+        #[serde(default)]
+        state: Option<ChatState>,
+        /// Search by customer name, phone or email (case-insensitive substring).
+        #[serde(default)]
+        query: Option<String>,
+        /// At most this many entries, newest first (default 50, at most 500).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Say which archive entries this connection shows, replacing the previous set; changes to
+    /// them (the reopen button) are pushed as `archive_entry_changed`.
+    WatchArchive {
+        /// The chats on screen.
+        chat_ids: Vec<ChatId>,
+    },
+    /// Read one chat with its history (owner, or supervisors).
+    GetChat {
+        /// The chat.
+        chat_id: ChatId,
+    },
+    /// Get every push after `after_seq` (R17), or a snapshot if they are gone.
+    Resume {
+        /// The last sequence number the client processed.
+        after_seq: u64,
+    },
+    /// Acknowledge pushes up to `seq`; a seq never sent is an error.
+    Ack {
+        /// The sequence number.
+        seq: u64,
+    },
+    /// Liveness check.
+    Ping,
+}
+
+impl Request {
+    /// The request's wire name, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Reopen { .. } => "reopen",
+            Request::SendMessage { .. } => "send_message",
+            Request::SendTemplate { .. } => "send_template",
+            Request::Accept { .. } => "accept",
+            Request::Decline { .. } => "decline",
+            Request::Transfer { .. } => "transfer",
+            Request::Close { .. } => "close",
+            Request::Snooze { .. } => "snooze",
+            Request::SetPresence { .. } => "set_presence",
+            Request::ListArchive { .. } => "list_archive",
+            Request::WatchArchive { .. } => "watch_archive",
+            Request::GetChat { .. } => "get_chat",
+            Request::Resume { .. } => "resume",
+            Request::Ack { .. } => "ack",
+            Request::Ping => "ping",
+        }
+    }
+}
+
+/// Every frame the engine sends on the agent WebSocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
+pub enum ServerFrame {
+    /// Sent once, first, after the handshake.
+    Welcome {
+        /// [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Who the token belongs to.
+        agent: AgentProfile,
+        /// The last sequence number pushed to this agent; resume from your own if you have one.
+        seq: u64,
+        /// The agent's presence now.
+        presence: Presence,
+    },
+    /// The request succeeded.
+    Ok {
+        /// The request's `id`.
+        id: String,
+        /// What came of it.
+        result: ReplyResult,
+    },
+    /// The request (or an unreadable frame) failed; nothing changed.
+    Error(ErrorFrame),
+    /// Something happened that this agent must see.
+    Push {
+        /// Per agent, starting at 1, no gaps, in order across all its connections (R17).
+        seq: u64,
+        /// What happened.
+        event: Push,
+    },
+}
+
+/// An error reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorFrame {
+    /// The request's `id`; null when the frame was too broken to have one.
+    pub id: Option<String>,
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A sentence naming what was wrong.
+    pub message: String,
+    /// With `active_elsewhere`: where the customer is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveElsewhere>,
+    /// With `window_closed`: when the window closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_at: Option<Timestamp>,
+}
+
+/// What a successful request returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReplyResult {
+    /// Done; nothing to return.
+    Done,
+    /// The chat as it is now (reopen, accept, snooze, transfer).
+    Chat {
+        /// The chat.
+        chat: ChatView,
+    },
+    /// A chat with its history (get_chat).
+    History {
+        /// The chat.
+        chat: ChatView,
+        /// Its messages, oldest first.
+        messages: Vec<Message>,
+    },
+    /// Archive entries (list_archive).
+    Archive {
+        /// Newest first.
+        entries: Vec<ArchiveEntry>,
+    },
+    /// The presence now (set_presence).
+    Presence {
+        /// The presence.
+        presence: Presence,
+    },
+    /// Missed pushes were sent before this reply (resume).
+    Resumed {
+        /// How many.
+        replayed: u64,
+    },
+    /// The pushes asked for are gone; here is everything instead (resume).
+    Snapshot(Snapshot),
+    /// Answer to ping.
+    Pong,
+}
+
+/// The whole state of one agent's desk, for a client that missed too much.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Snapshot {
+    /// Continue from this sequence number.
+    pub seq: u64,
+    /// The agent's presence.
+    pub presence: Presence,
+    /// Its load.
+    pub load: u32,
+    /// Its limit.
+    pub limit: u32,
+    /// Its live chats (active, reopened, snoozed).
+    pub chats: Vec<ChatView>,
+    /// Its pending offers.
+    pub offers: Vec<OfferView>,
+}
+
+/// A customer as agents see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CustomerView {
+    /// Its id.
+    pub id: CustomerId,
+    /// Name, if known.
+    pub name: Option<String>,
+    /// Email, if known.
+    pub email: Option<String>,
+    /// Phone, if known.
+    pub phone: Option<String>,
+}
+
+/// A chat as agents see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChatView {
+    /// Its id.
+    pub id: ChatId,
+    /// The customer.
+    pub customer: CustomerView,
+    /// The channel.
+    pub channel: Channel,
+    /// Its state.
+    pub state: ChatState,
+    /// Its owner.
+    pub owner: Option<AgentId>,
+    /// The agent who reopened it, if it was reopened.
+    pub reopened_by: Option<AgentId>,
+    /// The customer's last message.
+    pub last_customer_message_at: Option<Timestamp>,
+    /// When the messaging window closes; absent on channels without one.
+    pub window_expires_at: Option<Timestamp>,
+    /// Until when it is snoozed.
+    pub snooze: Option<SnoozeUntil>,
+    /// The newest message.
+    pub last_message: Option<Message>,
+}
+
+/// A chat offered to the agent (R06).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OfferView {
+    /// The chat.
+    pub chat: ChatView,
+    /// The queue it came from.
+    pub queue: QueueId,
+    /// Accept before this, or it goes to the next agent and you are set away.
+    pub expires_at: Timestamp,
+}
+
+/// One row of the archive (R16).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ArchiveEntry {
+    /// The chat.
+    pub chat_id: ChatId,
+    /// The customer.
+    pub customer: CustomerView,
+    /// The channel.
+    pub channel: Channel,
+    /// The chat's state.
+    pub state: ChatState,
+    /// Its owner, or last owner.
+    pub owner: Option<AgentId>,
+    /// When it closed, if closed.
+    pub closed_at: Option<Timestamp>,
+    /// Why it closed, if closed.
+    pub close_reason: Option<CloseReason>,
+    /// The customer's last message.
+    pub last_customer_message_at: Option<Timestamp>,
+    /// When the messaging window closes (for the countdown); absent on channels without one.
+    pub window_expires_at: Option<Timestamp>,
+    /// Whether the Reopen button is on now (R02, R03, R08).
+    pub reopenable: bool,
+    /// Whether the one template push is available now (R07).
+    pub template_allowed: bool,
+}
+
+/// Why a chat became active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivatedBy {
+    /// The customer answered a reopened chat (R05).
+    CustomerReplied,
+    /// A snooze ended, by time or reply (R13).
+    SnoozeEnded,
+    /// It was transferred to this agent.
+    Transfer,
+    /// This agent accepted its offer (seen by the agent's other connections).
+    Accepted,
+}
+
+/// Something the engine tells an agent without being asked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)]
+pub enum Push {
+    /// A queued chat is offered to you (R06).
+    ChatOffered(OfferView),
+    /// An offer to you was taken back.
+    OfferWithdrawn {
+        /// The chat.
+        chat_id: ChatId,
+        /// Why.
+        reason: WithdrawReason,
+    },
+    /// You reopened a chat; it is in your reopened section (R04).
+    ChatReopened {
+        /// The chat.
+        chat: ChatView,
+    },
+    /// A chat of yours became active.
+    ChatActivated {
+        /// The chat.
+        chat: ChatView,
+        /// Why.
+        by: ActivatedBy,
+        /// Your load after it.
+        load: u32,
+        /// Your limit.
+        limit: u32,
+        /// Whether it took you over your limit (R05, forced transfer).
+        over_limit: bool,
+    },
+    /// A customer wrote in a chat of yours.
+    CustomerMessage {
+        /// The chat.
+        chat_id: ChatId,
+        /// The message.
+        message: Message,
+    },
+    /// A chat of yours was closed.
+    ChatClosed {
+        /// The chat.
+        chat_id: ChatId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A chat of yours changed in place (snoozed, for the agent's other connections).
+    ChatUpdated {
+        /// The chat.
+        chat: ChatView,
+    },
+    /// A chat of yours went to another agent.
+    ChatTransferred {
+        /// The chat.
+        chat_id: ChatId,
+        /// The new owner.
+        to: AgentId,
+    },
+    /// An archive entry you watch changed (its reopen button, mostly).
+    ArchiveEntryChanged {
+        /// The entry as it is now.
+        entry: ArchiveEntry,
+    },
+    /// Your presence changed: on another connection, or by the engine (accept timeout,
+    /// disconnect grace period).
+    PresenceChanged {
+        /// The new presence.
+        presence: Presence,
+    },
+    /// Your limit or load changed.
+    LimitChanged {
+        /// Your limit.
+        limit: u32,
+        /// Your load.
+        load: u32,
+    },
+}
+
+/// The agent a token stands for, as the gateway hands it to the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Who.
+    pub id: AgentId,
+    /// With which role.
+    pub role: Role,
+}
+
+/// A customer's message, as a channel delivers it (`POST /v1/channels/{channel}/messages`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InboundMessage {
+    /// The customer's address on the channel (`+4915…`, a PSID, an email address).
+    pub from: String,
+    /// The text.
+    pub text: String,
+    /// The customer's name, if the channel tells it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The customer's email, if known.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The customer's phone, if known.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// A customer entering or leaving a bot journey (`POST /v1/channels/{channel}/bot/start` and
+/// `…/bot/handover`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BotRequest {
+    /// The customer's address on the channel.
+    pub from: String,
+    /// The customer's name, if the channel tells it.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// What the engine did with an inbound message or bot call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IngressReceipt {
+    /// The customer (created on first contact).
+    pub customer_id: CustomerId,
+    /// The chat the message went to; absent for a #STOP with no live chat.
+    pub chat_id: Option<ChatId>,
+    /// That chat's state now.
+    pub state: Option<ChatState>,
+    /// Its owner now.
+    pub owner: Option<AgentId>,
+    /// Its place in the queue, if it waits (1 = next).
+    pub queue_position: Option<usize>,
+}
+
+/// A message the engine sends to a customer through the outbound connector.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OutboundMessage {
+    /// The channel.
+    pub channel: Channel,
+    /// The customer's address on it.
+    pub to: String,
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// The chat.
+    pub chat_id: ChatId,
+    /// Text, template or the automatic reopen notice.
+    pub kind: crate::core::MessageKind,
+    /// The text, or the template name.
+    pub text: String,
+    /// The template's parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+    /// Sent with the `human_agent` tag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub human_agent_tag: bool,
+    /// The agent behind it, if any.
+    pub agent: Option<AgentId>,
+}

@@ -1,0 +1,1 @@
+//! Generates the files of `protocol/` from the types.
