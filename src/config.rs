@@ -1,0 +1,380 @@
+//! The configuration file (TOML). Every key is optional; with no file at all the engine runs
+//! with the platform defaults and three demo agents, so a first `cargo run` needs nothing.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! accept_timeout_secs = 30        # R06
+//! grace_secs = 60                 # R17
+//! outbox_capacity = 1024          # frames per connection before it is cut off as too slow
+//! log_capacity = 512              # pushes kept per agent for resume
+//!
+//! [outbound]
+//! webhook_url = "http://127.0.0.1:9000/outbound"   # absent: outbound messages are logged
+//! attempts = 5
+//! first_backoff_ms = 200
+//!
+//! [[agents]]                      # present: exactly these agents (no demo agents)
+//! id = "ana"
+//! name = "Ana"
+//! role = "agent"                  # agent | supervisor | admin
+//! limit = 2
+//! token = "ana-token"
+//! queues = []                     # empty: all queues
+//!
+//! [[queues]]                      # default: one queue per channel, named after it
+//! id = "messaging"
+//! channels = ["whatsapp", "messenger", "instagram"]
+//!
+//! [channels.whatsapp]             # override any platform default
+//! window_secs = 86400             # 0: no window
+//! after_window = "templates"      # templates | human_agent_tag | nothing
+//! human_agent_tag_secs = 604800
+//! max_len = 1024
+//! revive_window_secs = 86400
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use serde::Deserialize;
+
+use crate::core::{AfterWindow, AgentProfile, Channel, ChannelPolicy, Role};
+use crate::engine::outbound::Retry;
+use crate::engine::EngineConfig;
+use crate::ids::{AgentId, QueueId};
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// Which file.
+        path: PathBuf,
+        /// Where and why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value makes no sense.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// One agent of the configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Its id.
+    pub id: String,
+    /// Its display name (defaults to the id).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its role.
+    #[serde(default)]
+    pub role: Role,
+    /// Its concurrency limit.
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+    /// The token it connects with.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The queues it serves; empty means all.
+    #[serde(default)]
+    pub queues: Vec<String>,
+}
+
+fn default_limit() -> u32 {
+    3
+}
+
+impl AgentConfig {
+    /// The profile and token this describes.
+    pub fn into_profile(self) -> (AgentProfile, Option<String>) {
+        let profile = AgentProfile {
+            name: self.name.unwrap_or_else(|| self.id.clone()),
+            id: AgentId::from(self.id),
+            role: self.role,
+            limit: self.limit,
+            queues: self.queues.into_iter().map(QueueId::from).collect(),
+        };
+        (profile, self.token)
+    }
+}
+
+/// A queue and the channels that feed it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Its id.
+    pub id: String,
+    /// The channels whose new chats wait in it.
+    pub channels: Vec<Channel>,
+}
+
+/// Overrides of one channel's policy.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    window_secs: Option<i64>,
+    after_window: Option<AfterWindowName>,
+    human_agent_tag_secs: Option<i64>,
+    max_len: Option<usize>,
+    revive_window_secs: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AfterWindowName {
+    Templates,
+    HumanAgentTag,
+    Nothing,
+}
+
+/// Where outbound messages go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// POST every outbound message here; absent: log them.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Attempts per message.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// First retry delay, doubled each retry.
+    #[serde(default = "default_backoff_ms")]
+    pub first_backoff_ms: u64,
+}
+
+fn default_attempts() -> u32 {
+    Retry::default().attempts
+}
+
+fn default_backoff_ms() -> u64 {
+    Retry::default().first_backoff.as_millis() as u64
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            attempts: default_attempts(),
+            first_backoff_ms: default_backoff_ms(),
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// The retry policy.
+    pub fn retry(&self) -> Retry {
+        Retry {
+            attempts: self.attempts.max(1),
+            first_backoff: StdDuration::from_millis(self.first_backoff_ms),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// R06 accept timeout.
+    #[serde(default)]
+    pub accept_timeout_secs: Option<i64>,
+    /// R17 grace period.
+    #[serde(default)]
+    pub grace_secs: Option<i64>,
+    /// Outbox size per connection.
+    #[serde(default)]
+    pub outbox_capacity: Option<usize>,
+    /// Replay log size per agent.
+    #[serde(default)]
+    pub log_capacity: Option<usize>,
+    /// The reopen notice text.
+    #[serde(default)]
+    pub reopen_notice: Option<String>,
+    /// The outbound connector.
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+    /// The agents; absent means the demo agents.
+    #[serde(default)]
+    pub agents: Option<Vec<AgentConfig>>,
+    /// The queues; absent means one per channel.
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+    /// Channel policy overrides.
+    #[serde(default)]
+    pub channels: BTreeMap<Channel, ChannelConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::parse("", Path::new("<defaults>")).expect("the empty config is valid")
+    }
+}
+
+/// The agents a first run starts with: two agents and a supervisor, tokens `<id>-token`.
+pub fn demo_agents() -> Vec<AgentConfig> {
+    [("ana", "Ana", Role::Agent, 2), ("ben", "Ben", Role::Agent, 2), ("sam", "Sam", Role::Supervisor, 3)]
+        .into_iter()
+        .map(|(id, name, role, limit)| AgentConfig {
+            id: id.into(),
+            name: Some(name.into()),
+            role,
+            limit,
+            token: Some(format!("{id}-token")),
+            queues: Vec::new(),
+        })
+        .collect()
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` is only for messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.engine()?;
+        Ok(config)
+    }
+
+    /// The configured agents, or the demo agents.
+    pub fn agents(&self) -> Vec<AgentConfig> {
+        self.agents.clone().unwrap_or_else(demo_agents)
+    }
+
+    /// The engine's settings.
+    pub fn engine(&self) -> Result<EngineConfig, ConfigError> {
+        let mut engine = EngineConfig::default();
+        if let Some(secs) = self.accept_timeout_secs {
+            engine.accept_timeout = positive("accept_timeout_secs", secs)?;
+        }
+        if let Some(secs) = self.grace_secs {
+            engine.grace = positive("grace_secs", secs)?;
+        }
+        if let Some(n) = self.outbox_capacity {
+            engine.outbox_capacity = n.max(1);
+        }
+        if let Some(n) = self.log_capacity {
+            engine.log_capacity = n.max(1);
+        }
+        if let Some(notice) = &self.reopen_notice {
+            engine.reopen_notice = notice.clone();
+        }
+        engine.queues = self
+            .queues
+            .iter()
+            .map(|q| (QueueId::from(q.id.as_str()), q.channels.clone()))
+            .collect();
+        for (channel, c) in &self.channels {
+            let mut policy: ChannelPolicy = engine.policies.of(*channel).to_owned();
+            if let Some(secs) = c.window_secs {
+                policy.window = (secs != 0).then(|| positive("window_secs", secs)).transpose()?;
+            }
+            let tag = c
+                .human_agent_tag_secs
+                .map(|s| positive("human_agent_tag_secs", s))
+                .transpose()?;
+            match c.after_window {
+                Some(AfterWindowName::Templates) => policy.after_window = AfterWindow::Templates,
+                Some(AfterWindowName::Nothing) => policy.after_window = AfterWindow::Nothing,
+                Some(AfterWindowName::HumanAgentTag) => {
+                    policy.after_window = AfterWindow::HumanAgentTag {
+                        until: tag.unwrap_or(Duration::days(7)),
+                    }
+                }
+                None => {
+                    if let (AfterWindow::HumanAgentTag { until }, Some(t)) = (&mut policy.after_window, tag) {
+                        *until = t;
+                    }
+                }
+            }
+            if let Some(n) = c.max_len {
+                if n == 0 {
+                    return Err(ConfigError::Invalid(format!("channels.{channel}.max_len must be positive")));
+                }
+                policy.max_len = n;
+            }
+            if let Some(secs) = c.revive_window_secs {
+                policy.revive_window = positive("revive_window_secs", secs)?;
+            }
+            engine.policies.set(*channel, policy);
+        }
+        Ok(engine)
+    }
+}
+
+fn positive(key: &str, secs: i64) -> Result<Duration, ConfigError> {
+    if secs <= 0 {
+        return Err(ConfigError::Invalid(format!("{key} must be positive, got {secs}")));
+    }
+    Ok(Duration::seconds(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gives_demo_agents_and_platform_defaults() {
+        let config = Config::default();
+        let ids: Vec<String> = config.agents().into_iter().map(|a| a.id).collect();
+        assert_eq!(ids, ["ana", "ben", "sam"]);
+        let engine = config.engine().expect("valid");
+        assert_eq!(engine.policies.of(Channel::Whatsapp).window, Some(Duration::hours(24)));
+        assert_eq!(engine.policies.of(Channel::Wechat).after_window, AfterWindow::Nothing);
+        assert_eq!(engine.policies.of(Channel::Email).max_len, 10_240);
+    }
+
+    #[test]
+    fn channel_overrides_replace_only_what_they_name() {
+        let config = Config::parse(
+            "[channels.sms]\nwindow_secs = 3600\nafter_window = \"nothing\"\n[[agents]]\nid = \"x\"\n",
+            Path::new("t.toml"),
+        )
+        .expect("valid");
+        let engine = config.engine().expect("valid");
+        let sms = engine.policies.of(Channel::Sms);
+        assert_eq!(sms.window, Some(Duration::hours(1)));
+        assert_eq!(sms.after_window, AfterWindow::Nothing);
+        assert_eq!(sms.max_len, 1_600);
+        assert_eq!(config.agents().len(), 1);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::parse("grace_secs = -1", Path::new("t.toml")).expect_err("invalid");
+        assert!(err.to_string().contains("grace_secs"), "{err}");
+        let err = Config::parse("[channels.fax]\nmax_len = 3", Path::new("t.toml")).expect_err("invalid");
+        assert!(err.to_string().contains("fax"), "{err}");
+    }
+}

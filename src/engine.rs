@@ -16,6 +16,7 @@
 
 pub mod fanout;
 pub mod outbound;
+pub mod ticker;
 pub mod timers;
 mod views;
 
@@ -322,9 +323,10 @@ impl Engine {
 
     // ----- connections --------------------------------------------------------------------
 
-    /// A new connection of `agent`. An offline agent comes online with it.
-    pub fn connect(&self, agent: &AgentId) -> ConnHandle {
-        let (handle, _epoch) = self.fanout.connect(agent);
+    /// A new connection of `agent`, and the last sequence number pushed before it joined.
+    /// An offline agent comes online with it.
+    pub fn connect(&self, agent: &AgentId) -> (ConnHandle, u64) {
+        let (handle, seq) = self.fanout.connect(agent);
         let now = self.now();
         self.with_router(|r| {
             let offline = r.seat(agent).is_some_and(|s| s.presence == Presence::Offline);
@@ -335,7 +337,7 @@ impl Engine {
             };
             ((), events)
         });
-        handle
+        (handle, seq)
     }
 
     /// A connection ended. The agent keeps its chats; if no connection comes back within the

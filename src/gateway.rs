@@ -1,0 +1,84 @@
+//! The HTTP and WebSocket surface (axum): decode, call the engine, encode.
+
+pub mod admin;
+pub mod agent_ws;
+pub mod error;
+pub mod ingress;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::engine::Engine;
+
+/// Largest HTTP body accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Flips to true when the server shuts down; every WebSocket closes on it.
+    pub shutdown: watch::Receiver<bool>,
+    /// Held by every WebSocket task; shutdown waits until all are dropped.
+    _alive: mpsc::Sender<()>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Engine> {
+    fn from_ref(state: &AppState) -> Self {
+        state.engine.clone()
+    }
+}
+
+fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/agent/ws", get(agent_ws::upgrade))
+        .route("/v1/channels/{channel}/messages", post(ingress::message))
+        .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
+        .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
+        .route("/v1/admin/agents", get(admin::list_agents).post(admin::create_agent))
+        .route("/v1/admin/agents/batch", post(admin::create_agents))
+        .route(
+            "/v1/admin/agents/{id}",
+            put(admin::update_agent).delete(admin::delete_agent),
+        )
+        .route("/v1/admin/agents/{id}/limit", put(admin::set_limit))
+        .route("/v1/admin/queues", get(admin::list_queues))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `engine` on `listener` until `shutdown` resolves, then closes every WebSocket
+/// (code 1001) and waits for them, at most `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let state = AppState {
+        engine,
+        shutdown: stop_rx,
+        _alive: alive_tx,
+    };
+    let app = routes(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    // Every clone of `_alive` lives in a WebSocket task (the router's copy is dropped with it).
+    let _ = tokio::time::timeout(drain, alive_rx.recv()).await;
+    Ok(())
+}

@@ -1,1 +1,98 @@
-fn main() {}
+//! `switchboard`: runs the engine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use switchboard::clock::SystemClock;
+use switchboard::config::Config;
+use switchboard::engine::outbound::{run_logging_connector, run_webhook_connector, Outbound};
+use switchboard::engine::ticker::run_ticker;
+use switchboard::engine::Engine;
+use switchboard::gateway;
+
+/// Switchboard: a real-time routing engine for customer-support chat.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on [default: the config's `listen`, else 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// TOML configuration file (see src/config.rs); without one, built-in defaults and demo
+    /// agents ana, ben and sam (tokens ana-token, ben-token, sam-token).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// POST outbound customer messages to this URL (overrides the config's webhook_url).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    let engine_config = config.engine()?;
+
+    let (outbound, outbound_rx) = Outbound::channel();
+    let engine = Engine::new(engine_config, Arc::new(SystemClock), outbound);
+    for agent in config.agents() {
+        let (profile, token) = agent.into_profile();
+        engine.upsert_agent(profile, token);
+    }
+    match cli.webhook_url.or(config.outbound.webhook_url.clone()) {
+        Some(url) => {
+            tracing::info!(%url, "outbound messages go to the webhook");
+            tokio::spawn(run_webhook_connector(url, config.outbound.retry(), outbound_rx));
+        }
+        None => {
+            tracing::info!("no webhook configured: outbound messages are logged");
+            tokio::spawn(run_logging_connector(outbound_rx));
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ticker = tokio::spawn(run_ticker(engine.clone(), stop_rx));
+    let listen = cli.listen.unwrap_or(config.listen);
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");
+    gateway::serve(listener, engine, shutdown_signal(), Duration::from_secs(5)).await?;
+    let _ = stop_tx.send(true);
+    let _ = ticker.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -26,6 +26,18 @@ pub enum ChatState {
 }
 
 impl ChatState {
+    /// The state's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatState::Bot => "bot",
+            ChatState::Queued => "queued",
+            ChatState::Active => "active",
+            ChatState::Reopened => "reopened",
+            ChatState::Snoozed => "snoozed",
+            ChatState::Closed => "closed",
+        }
+    }
+
     /// Whether the chat is live (anything but closed).
     pub fn is_live(self) -> bool {
         self != ChatState::Closed

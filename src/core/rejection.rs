@@ -55,7 +55,7 @@ pub struct LiveElsewhere {
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum Rejection {
     /// The customer is live elsewhere.
-    #[error("the customer already has a live chat {} ({:?}{})", live.chat_id, live.state, live.owner.as_ref().map(|o| format!(" with {o}")).unwrap_or_default())]
+    #[error("the customer already has a live chat {} ({}{})", live.chat_id, live.state.as_str(), live.owner.as_ref().map(|o| format!(" with {o}")).unwrap_or_default())]
     ActiveElsewhere {
         /// Where.
         live: LiveElsewhere,
@@ -116,7 +116,7 @@ pub enum Rejection {
         channel: Channel,
     },
     /// The chat is not in a state that allows this.
-    #[error("chat {chat} is {state:?}: {why}")]
+    #[error("chat {chat} is {}: {why}", state.as_str())]
     WrongState {
         /// The chat.
         chat: ChatId,

@@ -85,7 +85,8 @@ impl Fanout {
         self.hubs.entry(agent.clone()).or_default().clone()
     }
 
-    /// Registers a new connection of `agent`. Returns it and the hub's epoch.
+    /// Registers a new connection of `agent`. Returns it and the last sequence number pushed
+    /// before it joined: every later push reaches its outbox.
     pub fn connect(&self, agent: &AgentId) -> (ConnHandle, u64) {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.outbox_capacity);
@@ -104,7 +105,7 @@ impl Fanout {
             kicked,
             replies: tx,
         };
-        (handle, hub.epoch)
+        (handle, hub.seq)
     }
 
     /// Forgets a connection. Returns the epoch if it was the agent's last one.

@@ -1,0 +1,107 @@
+//! The admin API: agents and queues, so that a harness can create thousands of agents.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::config::AgentConfig;
+use crate::engine::{AgentStatus, Engine, QueueView};
+use crate::ids::AgentId;
+
+const MAX_BATCH: usize = 20_000;
+
+fn upsert(engine: &Engine, agent: AgentConfig) -> Result<(), ApiError> {
+    if agent.id.trim().is_empty() {
+        return Err(ApiError::bad_request("`id` must not be empty"));
+    }
+    if agent.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(ApiError::bad_request(format!("agent {}: `token` must not be empty", agent.id)));
+    }
+    let (profile, token) = agent.into_profile();
+    engine.upsert_agent(profile, token);
+    Ok(())
+}
+
+/// `GET /v1/admin/agents`.
+pub async fn list_agents(State(engine): State<Arc<Engine>>) -> Json<Vec<AgentStatus>> {
+    Json(engine.agent_statuses())
+}
+
+/// `POST /v1/admin/agents`: create (or replace) one agent.
+pub async fn create_agent(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<AgentConfig>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(agent) = body?;
+    upsert(&engine, agent)?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `POST /v1/admin/agents/batch`: create (or replace) many agents at once.
+pub async fn create_agents(
+    State(engine): State<Arc<Engine>>,
+    body: Result<Json<Vec<AgentConfig>>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(agents) = body?;
+    if agents.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "a batch holds at most {MAX_BATCH} agents, got {}",
+            agents.len()
+        )));
+    }
+    if let Some(bad) = agents.iter().find(|a| a.id.trim().is_empty()) {
+        return Err(ApiError::bad_request(format!("an agent has an empty `id` (name {:?})", bad.name)));
+    }
+    for agent in agents {
+        upsert(&engine, agent)?;
+    }
+    Ok(StatusCode::CREATED)
+}
+
+/// `PUT /v1/admin/agents/{id}`: update an agent; the path names it.
+pub async fn update_agent(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: Result<Json<AgentConfig>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(agent) = body?;
+    if agent.id != id {
+        return Err(ApiError::bad_request(format!("body id `{}` differs from path id `{id}`", agent.id)));
+    }
+    upsert(&engine, agent)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v1/admin/agents/{id}`.
+pub async fn delete_agent(State(engine): State<Arc<Engine>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    engine.remove_agent(&AgentId::from(id))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of a limit change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitBody {
+    limit: u32,
+}
+
+/// `PUT /v1/admin/agents/{id}/limit`: change a limit live (R06).
+pub async fn set_limit(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: Result<Json<LimitBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(LimitBody { limit }) = body?;
+    engine.set_limit(&AgentId::from(id), limit)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/admin/queues`: every queue with its waiting chats and their positions.
+pub async fn list_queues(State(engine): State<Arc<Engine>>) -> Json<Vec<QueueView>> {
+    Json(engine.queue_views())
+}

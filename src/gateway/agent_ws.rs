@@ -1,0 +1,242 @@
+//! The agent WebSocket (`/v1/agent/ws`): a thin adapter from frames to engine calls.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::core::{ErrorCode, Rejection};
+use crate::engine::fanout::{encode, ConnHandle, Frame};
+use crate::engine::Engine;
+use crate::protocol::{Caller, ClientFrame, ErrorFrame, ServerFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION};
+
+/// Frames above this size close the connection (1009); below it and above
+/// [`MAX_FRAME_BYTES`] they get an error frame and the connection stays.
+pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+/// Close code for a connection whose outbox filled up because it did not read.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+
+/// Close code when the engine shuts down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Frames written per flush when the outbox has a backlog.
+const WRITE_BATCH: usize = 64;
+
+/// The handshake's query string.
+#[derive(Debug, Deserialize)]
+pub struct Handshake {
+    token: Option<String>,
+}
+
+/// Who the connection belongs to. One swappable piece: today a token table.
+fn authenticate(engine: &Engine, query: &Handshake, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = query
+        .token
+        .as_deref()
+        .or(bearer)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no token: pass ?token=… or Authorization: Bearer …"))?;
+    let agent = engine
+        .agent_by_token(token)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown token"))?;
+    Ok(Caller {
+        id: agent.id,
+        role: agent.role,
+    })
+}
+
+/// `GET /v1/agent/ws`: authenticates, then upgrades.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(query): Query<Handshake>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let caller = match authenticate(&state.engine, &query, &headers) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    // Small buffers keep an idle connection cheap; tungstenite's default read buffer is 128 KiB.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket: WebSocket| {
+            let span = tracing::info_span!("agent_ws", agent = %caller.id);
+            async move {
+                let engine = state.engine.clone();
+                let (sink, stream) = socket.split();
+                serve_agent(engine, caller, sink, stream, state.shutdown.clone()).await;
+                drop(state);
+            }
+            .instrument(span)
+        })
+}
+
+/// Runs one agent connection until it closes, the engine cuts it off, or shutdown.
+/// Generic over the transport so that it can be driven without a socket.
+pub async fn serve_agent<W, R, E>(
+    engine: Arc<Engine>,
+    caller: Caller,
+    mut sink: W,
+    mut stream: R,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let Some(profile) = engine.agent(&caller.id) else {
+        return;
+    };
+    let (conn, seq) = engine.connect(&caller.id);
+    let ConnHandle {
+        id: conn_id,
+        mut outbox,
+        kicked,
+        replies,
+    } = conn;
+    tracing::debug!(conn = conn_id.0, "connected");
+    let welcome = ServerFrame::Welcome {
+        protocol: PROTOCOL_VERSION,
+        presence: engine.seat(&caller.id).map(|s| s.0).unwrap_or_default(),
+        agent: profile,
+        seq,
+    };
+    let mut close = None;
+    if sink.send(Message::Text(encode(&welcome).into())).await.is_ok() {
+        close = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Some((CLOSE_GOING_AWAY, "engine shutting down")),
+                _ = kicked.notified() => {
+                    break Some((CLOSE_SLOW_CONSUMER, "outbox full: reconnect and resume"));
+                }
+                frame = outbox.recv() => {
+                    let Some(frame) = frame else { break None };
+                    if write_batch(&mut sink, frame, &mut outbox).await.is_err() {
+                        break None;
+                    }
+                }
+                message = stream.next() => {
+                    let reply = match message {
+                        Some(Ok(Message::Text(text))) => handle_text(&engine, &caller, conn_id, &text),
+                        Some(Ok(Message::Binary(_))) => error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into()),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+                    };
+                    if replies.try_send(reply.into()).is_err() {
+                        break Some((CLOSE_SLOW_CONSUMER, "outbox full: reconnect and resume"));
+                    }
+                }
+            }
+        };
+    }
+    if let Some((code, reason)) = close {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await;
+    }
+    engine.disconnect(&caller.id, conn_id);
+    tracing::debug!(conn = conn_id.0, ?close, "disconnected");
+}
+
+/// Writes `first` and whatever else is already queued, then flushes once.
+async fn write_batch<W: Sink<Message> + Unpin>(
+    sink: &mut W,
+    first: Frame,
+    outbox: &mut tokio::sync::mpsc::Receiver<Frame>,
+) -> Result<(), W::Error> {
+    sink.feed(Message::Text(Utf8Bytes::from(&*first))).await?;
+    for _ in 1..WRITE_BATCH {
+        match outbox.try_recv() {
+            Ok(frame) => sink.feed(Message::Text(Utf8Bytes::from(&*frame))).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> String {
+    encode(&ServerFrame::Error(ErrorFrame {
+        id,
+        code,
+        message,
+        live: None,
+        expired_at: None,
+    }))
+}
+
+fn rejection_frame(id: String, rejection: Rejection) -> String {
+    let (live, expired_at) = match &rejection {
+        Rejection::ActiveElsewhere { live } => (Some(live.clone()), None),
+        Rejection::WindowClosed { expired_at } => (None, *expired_at),
+        _ => (None, None),
+    };
+    encode(&ServerFrame::Error(ErrorFrame {
+        id: Some(id),
+        code: rejection.code(),
+        message: rejection.to_string(),
+        live,
+        expired_at,
+    }))
+}
+
+/// Decodes one text frame, runs it, and encodes the one reply (R18: a bad frame gets an error
+/// frame naming what was wrong, and changes nothing).
+pub fn handle_text(engine: &Engine, caller: &Caller, conn: crate::engine::fanout::ConnId, text: &str) -> String {
+    if text.len() > MAX_FRAME_BYTES {
+        return error_frame(
+            None,
+            ErrorCode::BadRequest,
+            format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len()),
+        );
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return error_frame(None, ErrorCode::BadRequest, format!("malformed JSON: {e}")),
+    };
+    let Some(object) = value.as_object() else {
+        return error_frame(None, ErrorCode::BadRequest, "a frame must be a JSON object".into());
+    };
+    let id = match object.get("id") {
+        Some(Value::String(id)) => id.clone(),
+        Some(_) => return error_frame(None, ErrorCode::BadRequest, "`id` must be a string".into()),
+        None => return error_frame(None, ErrorCode::BadRequest, "missing field `id`".into()),
+    };
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => return error_frame(Some(id), ErrorCode::BadRequest, "`type` must be a string".into()),
+        None => return error_frame(Some(id), ErrorCode::BadRequest, "missing field `type`".into()),
+    };
+    let frame: ClientFrame = match serde_json::from_value(value) {
+        Ok(frame) => frame,
+        Err(e) if e.to_string().starts_with("unknown variant") => {
+            return error_frame(Some(id), ErrorCode::BadRequest, format!("unknown frame type `{kind}`: {e}"));
+        }
+        Err(e) => return error_frame(Some(id), ErrorCode::BadRequest, format!("invalid `{kind}` frame: {e}")),
+    };
+    let name = frame.request.name();
+    match engine.handle(caller, conn, frame.request) {
+        Ok(result) => encode(&ServerFrame::Ok { id, result }),
+        Err(rejection) => {
+            tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
+            rejection_frame(id, rejection)
+        }
+    }
+}
