@@ -231,17 +231,21 @@ impl Default for Config {
 
 /// The agents a first run starts with: two agents and a supervisor, tokens `<id>-token`.
 pub fn demo_agents() -> Vec<AgentConfig> {
-    [("ana", "Ana", Role::Agent, 2), ("ben", "Ben", Role::Agent, 2), ("sam", "Sam", Role::Supervisor, 3)]
-        .into_iter()
-        .map(|(id, name, role, limit)| AgentConfig {
-            id: id.into(),
-            name: Some(name.into()),
-            role,
-            limit,
-            token: Some(format!("{id}-token")),
-            queues: Vec::new(),
-        })
-        .collect()
+    [
+        ("ana", "Ana", Role::Agent, 2),
+        ("ben", "Ben", Role::Agent, 2),
+        ("sam", "Sam", Role::Supervisor, 3),
+    ]
+    .into_iter()
+    .map(|(id, name, role, limit)| AgentConfig {
+        id: id.into(),
+        name: Some(name.into()),
+        role,
+        limit,
+        token: Some(format!("{id}-token")),
+        queues: Vec::new(),
+    })
+    .collect()
 }
 
 impl Config {
@@ -320,7 +324,9 @@ impl Config {
             }
             if let Some(n) = c.max_len {
                 if n == 0 {
-                    return Err(ConfigError::Invalid(format!("channels.{channel}.max_len must be positive")));
+                    return Err(ConfigError::Invalid(format!(
+                        "channels.{channel}.max_len must be positive"
+                    )));
                 }
                 policy.max_len = n;
             }
@@ -335,7 +341,9 @@ impl Config {
 
 fn positive(key: &str, secs: i64) -> Result<Duration, ConfigError> {
     if secs <= 0 {
-        return Err(ConfigError::Invalid(format!("{key} must be positive, got {secs}")));
+        return Err(ConfigError::Invalid(format!(
+            "{key} must be positive, got {secs}"
+        )));
     }
     Ok(Duration::seconds(secs))
 }
@@ -350,8 +358,14 @@ mod tests {
         let ids: Vec<String> = config.agents().into_iter().map(|a| a.id).collect();
         assert_eq!(ids, ["ana", "ben", "sam"]);
         let engine = config.engine().expect("valid");
-        assert_eq!(engine.policies.of(Channel::Whatsapp).window, Some(Duration::hours(24)));
-        assert_eq!(engine.policies.of(Channel::Wechat).after_window, AfterWindow::Nothing);
+        assert_eq!(
+            engine.policies.of(Channel::Whatsapp).window,
+            Some(Duration::hours(24))
+        );
+        assert_eq!(
+            engine.policies.of(Channel::Wechat).after_window,
+            AfterWindow::Nothing
+        );
         assert_eq!(engine.policies.of(Channel::Email).max_len, 10_240);
     }
 

@@ -30,8 +30,8 @@ use parking_lot::Mutex;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::core::{
-    AgentProfile, Channel, ChatState, CustomerFile, Inbound, MessageKind, Policies, Presence, Profile, Rejection,
-    Router, RouterEvent, SnoozeUntil, Waiting,
+    AgentProfile, Channel, ChatState, CustomerFile, Inbound, MessageKind, Policies, Presence, Profile,
+    Rejection, Router, RouterEvent, SnoozeUntil, Waiting,
 };
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 use crate::protocol::{
@@ -70,8 +70,9 @@ impl Default for EngineConfig {
             outbox_capacity: 1024,
             log_capacity: 512,
             queues: Vec::new(),
-            reopen_notice: "An agent has reopened your conversation. Reply here to continue, or send #STOP to end it."
-                .into(),
+            reopen_notice:
+                "An agent has reopened your conversation. Reply here to continue, or send #STOP to end it."
+                    .into(),
         }
     }
 }
@@ -223,12 +224,10 @@ impl Engine {
 
     /// Removes an agent. Its chats stay as they are; its pending offers go back to the queue.
     pub fn remove_agent(&self, id: &AgentId) -> Result<(), Rejection> {
-        self.agents
-            .remove(id)
-            .ok_or_else(|| Rejection::NotFound {
-                what: "agent",
-                id: id.to_string(),
-            })?;
+        self.agents.remove(id).ok_or_else(|| Rejection::NotFound {
+            what: "agent",
+            id: id.to_string(),
+        })?;
         self.tokens.retain(|_, a| a != id);
         let now = self.now();
         self.with_router(|r| ((), r.remove_seat(id, now)));
@@ -384,7 +383,9 @@ impl Engine {
             }
             Request::Transfer { chat_id, to, force } => {
                 if force && !caller.role.supervises() {
-                    return Err(Rejection::Forbidden("only supervisors and admins may force a transfer"));
+                    return Err(Rejection::Forbidden(
+                        "only supervisors and admins may force a transfer",
+                    ));
                 }
                 self.transfer(me, &chat_id, &to, force, now)
             }
@@ -407,7 +408,14 @@ impl Engine {
                 query,
                 limit,
             } => Ok(ReplyResult::Archive {
-                entries: self.archive(me, scope, state, query.as_deref(), limit.unwrap_or(50).min(500), now),
+                entries: self.archive(
+                    me,
+                    scope,
+                    state,
+                    query.as_deref(),
+                    limit.unwrap_or(50).min(500),
+                    now,
+                ),
             }),
             Request::WatchArchive { chat_ids } => {
                 if chat_ids.len() > 1000 {
@@ -461,10 +469,12 @@ impl Engine {
     }
 
     fn channel_of(file: &CustomerFile, chat: &ChatId) -> Result<Channel, Rejection> {
-        file.chat(chat).map(|c| c.channel).ok_or_else(|| Rejection::NotFound {
-            what: "chat",
-            id: chat.to_string(),
-        })
+        file.chat(chat)
+            .map(|c| c.channel)
+            .ok_or_else(|| Rejection::NotFound {
+                what: "chat",
+                id: chat.to_string(),
+            })
     }
 
     fn reopen(&self, me: &AgentId, chat_id: &ChatId, now: Timestamp) -> Result<ReplyResult, Rejection> {
@@ -482,7 +492,13 @@ impl Engine {
         );
         let chat = self.chat_view(&file, chat_id);
         self.fanout.push(me, Push::ChatReopened { chat: chat.clone() });
-        self.send_out(&file, chat_id, MessageKind::Notice, self.config.reopen_notice.clone(), None);
+        self.send_out(
+            &file,
+            chat_id,
+            MessageKind::Notice,
+            self.config.reopen_notice.clone(),
+            None,
+        );
         self.archive_changed(&file, now);
         Ok(ReplyResult::Chat { chat })
     }
@@ -498,7 +514,14 @@ impl Engine {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let channel = Self::channel_of(&file, chat_id)?;
-        file.send(chat_id, me, text, human_agent_tag, self.config.policies.of(channel), now)?;
+        file.send(
+            chat_id,
+            me,
+            text,
+            human_agent_tag,
+            self.config.policies.of(channel),
+            now,
+        )?;
         let mut message = self.outbound_message(&file, chat_id, MessageKind::Text, text.to_owned(), Some(me));
         message.human_agent_tag = human_agent_tag;
         self.outbound.send(message);
@@ -540,7 +563,10 @@ impl Engine {
             });
         }
         let load = self.with_router(|r| match r.accept(chat_id, me, now) {
-            Ok(_) => (Ok(r.seat(me).map(|s| (s.load, s.limit)).unwrap_or_default()), Vec::new()),
+            Ok(_) => (
+                Ok(r.seat(me).map(|s| (s.load, s.limit)).unwrap_or_default()),
+                Vec::new(),
+            ),
             Err(e) => (Err(e), Vec::new()),
         })?;
         file.accept(chat_id, me)
@@ -570,7 +596,9 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         if to == me {
-            return Err(Rejection::Invalid("a chat cannot be transferred to its owner".into()));
+            return Err(Rejection::Invalid(
+                "a chat cannot be transferred to its owner".into(),
+            ));
         }
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
@@ -582,7 +610,8 @@ impl Engine {
         let change = match moved {
             Ok(change) => change,
             Err(e) => {
-                file.transfer(chat_id, to, me).expect("undoing the transfer just made");
+                file.transfer(chat_id, to, me)
+                    .expect("undoing the transfer just made");
                 return Err(e);
             }
         };
@@ -626,7 +655,13 @@ impl Engine {
         Ok(ReplyResult::Done)
     }
 
-    fn snooze(&self, me: &AgentId, chat_id: &ChatId, until: SnoozeUntil, now: Timestamp) -> Result<ReplyResult, Rejection> {
+    fn snooze(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        until: SnoozeUntil,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         file.snooze(chat_id, me, until, now)?;
@@ -763,7 +798,8 @@ impl Engine {
             agents.dedup();
             let entry = views::archive_entry(file, chat, self.config.policies.of(chat.channel), now);
             for agent in agents {
-                self.fanout.push(&agent, Push::ArchiveEntryChanged { entry: entry.clone() });
+                self.fanout
+                    .push(&agent, Push::ArchiveEntryChanged { entry: entry.clone() });
             }
         }
     }
@@ -780,12 +816,23 @@ impl Engine {
             .clone();
         self.customers
             .entry(id.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(CustomerFile::new(id, channel, from.to_owned(), profile))))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(CustomerFile::new(
+                    id,
+                    channel,
+                    from.to_owned(),
+                    profile,
+                )))
+            })
             .clone()
     }
 
     /// A customer's message arrives on `channel` (R05, R08, R10, R11, R13).
-    pub fn customer_message(&self, channel: Channel, message: InboundMessage) -> Result<IngressReceipt, Rejection> {
+    pub fn customer_message(
+        &self,
+        channel: Channel,
+        message: InboundMessage,
+    ) -> Result<IngressReceipt, Rejection> {
         let now = self.now();
         let policy = self.config.policies.of(channel);
         let len = message.text.chars().count();
@@ -817,7 +864,8 @@ impl Engine {
             }
             Inbound::ReopenAnswered { chat, agent } => {
                 let change = self.with_router(|r| (r.load_up(&agent), Vec::new()));
-                let (load, limit, over_limit) = change.map_or((0, 0, false), |c| (c.load, c.limit, c.over_limit));
+                let (load, limit, over_limit) =
+                    change.map_or((0, 0, false), |c| (c.load, c.limit, c.over_limit));
                 self.fanout.push(
                     &agent,
                     Push::ChatActivated {
@@ -994,8 +1042,16 @@ impl Engine {
         }
     }
 
-    fn send_out(&self, file: &CustomerFile, chat_id: &ChatId, kind: MessageKind, text: String, agent: Option<&AgentId>) {
-        self.outbound.send(self.outbound_message(file, chat_id, kind, text, agent));
+    fn send_out(
+        &self,
+        file: &CustomerFile,
+        chat_id: &ChatId,
+        kind: MessageKind,
+        text: String,
+        agent: Option<&AgentId>,
+    ) {
+        self.outbound
+            .send(self.outbound_message(file, chat_id, kind, text, agent));
     }
 
     // ----- routing and timers ---------------------------------------------------------------
@@ -1032,7 +1088,13 @@ impl Engine {
                     }
                 }
                 RouterEvent::OfferWithdrawn { chat, agent, reason } => {
-                    self.fanout.push(&agent, Push::OfferWithdrawn { chat_id: chat, reason });
+                    self.fanout.push(
+                        &agent,
+                        Push::OfferWithdrawn {
+                            chat_id: chat,
+                            reason,
+                        },
+                    );
                 }
                 RouterEvent::PresenceChanged { agent, presence } => {
                     self.fanout.push(&agent, Push::PresenceChanged { presence });
@@ -1128,7 +1190,10 @@ impl Engine {
             .collect();
         routed.sort();
         queued.sort();
-        assert_eq!(routed, queued, "queued chats and the router's queues and offers differ");
+        assert_eq!(
+            routed, queued,
+            "queued chats and the router's queues and offers differ"
+        );
     }
 
     /// The router's seat of an agent: (presence, load, limit, overrides); for tests and admin.
@@ -1154,3 +1219,6 @@ impl Engine {
         file.chat(chat).map(|c| c.state)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,7 +44,10 @@ fn routes(state: AppState) -> Router {
         .route("/v1/channels/{channel}/messages", post(ingress::message))
         .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
         .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
-        .route("/v1/admin/agents", get(admin::list_agents).post(admin::create_agent))
+        .route(
+            "/v1/admin/agents",
+            get(admin::list_agents).post(admin::create_agent),
+        )
         .route("/v1/admin/agents/batch", post(admin::create_agents))
         .route(
             "/v1/admin/agents/{id}",

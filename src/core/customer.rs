@@ -261,14 +261,18 @@ impl CustomerFile {
         now: Timestamp,
         new_chat_id: impl FnOnce() -> ChatId,
     ) -> (usize, bool) {
-        let revivable = self.chats.iter().rposition(|c| c.channel == channel).filter(|&i| {
-            let c = &self.chats[i];
-            match (policy.window, c.closed) {
-                (Some(_), _) => policy.window_open(c.last_customer_message_at, now),
-                (None, Some((closed_at, _))) => now < closed_at + policy.revive_window,
-                (None, None) => false,
-            }
-        });
+        let revivable = self
+            .chats
+            .iter()
+            .rposition(|c| c.channel == channel)
+            .filter(|&i| {
+                let c = &self.chats[i];
+                match (policy.window, c.closed) {
+                    (Some(_), _) => policy.window_open(c.last_customer_message_at, now),
+                    (None, Some((closed_at, _))) => now < closed_at + policy.revive_window,
+                    (None, None) => false,
+                }
+            });
         let queued_at = (state == ChatState::Queued).then_some(now);
         if let Some(i) = revivable {
             let chat = &mut self.chats[i];
@@ -289,18 +293,23 @@ impl CustomerFile {
         if !self.opted_out.contains(&channel) {
             self.opted_out.push(channel);
         }
-        let ended = self.chats.iter_mut().rev().find(|c| c.state.is_live()).map(|chat| {
-            chat.record(now, Author::Customer, MessageKind::Text, "#STOP");
-            let prior = chat.state;
-            chat.state = ChatState::Closed;
-            chat.snooze = None;
-            chat.closed = Some((now, CloseReason::Stop));
-            Ended {
-                chat: chat.id.clone(),
-                prior,
-                owner: chat.owner.clone(),
-            }
-        });
+        let ended = self
+            .chats
+            .iter_mut()
+            .rev()
+            .find(|c| c.state.is_live())
+            .map(|chat| {
+                chat.record(now, Author::Customer, MessageKind::Text, "#STOP");
+                let prior = chat.state;
+                chat.state = ChatState::Closed;
+                chat.snooze = None;
+                chat.closed = Some((now, CloseReason::Stop));
+                Ended {
+                    chat: chat.id.clone(),
+                    prior,
+                    owner: chat.owner.clone(),
+                }
+            });
         Inbound::Stopped { ended }
     }
 
@@ -312,7 +321,9 @@ impl CustomerFile {
         policy: &ChannelPolicy,
         now: Timestamp,
     ) -> Result<Reopened, Rejection> {
-        let chat = self.chat(chat_id).ok_or_else(|| Rejection::not_found("chat", chat_id))?;
+        let chat = self
+            .chat(chat_id)
+            .ok_or_else(|| Rejection::not_found("chat", chat_id))?;
         if let Some(live) = self.live_elsewhere() {
             return Err(Rejection::ActiveElsewhere { live });
         }
@@ -395,9 +406,7 @@ impl CustomerFile {
         }
         chat.record(
             now,
-            Author::Agent {
-                agent: agent.clone(),
-            },
+            Author::Agent { agent: agent.clone() },
             MessageKind::Text,
             text,
         );
@@ -405,8 +414,15 @@ impl CustomerFile {
     }
 
     /// Whether the one template push after the window may go out now (R07, R08).
-    pub fn template_check(&self, chat_id: &ChatId, policy: &ChannelPolicy, now: Timestamp) -> Result<(), Rejection> {
-        let chat = self.chat(chat_id).ok_or_else(|| Rejection::not_found("chat", chat_id))?;
+    pub fn template_check(
+        &self,
+        chat_id: &ChatId,
+        policy: &ChannelPolicy,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let chat = self
+            .chat(chat_id)
+            .ok_or_else(|| Rejection::not_found("chat", chat_id))?;
         let (channel, last, state) = (chat.channel, chat.last_customer_message_at, chat.state);
         if let Some(live) = self.live_elsewhere() {
             return Err(Rejection::ActiveElsewhere { live });
@@ -465,9 +481,7 @@ impl CustomerFile {
         check_length(text, channel, policy)?;
         chat.record(
             now,
-            Author::Agent {
-                agent: agent.clone(),
-            },
+            Author::Agent { agent: agent.clone() },
             MessageKind::Template,
             text,
         );
@@ -476,7 +490,12 @@ impl CustomerFile {
     }
 
     /// The owner closes its chat (R12). Returns the state it was in.
-    pub fn close(&mut self, chat_id: &ChatId, agent: &AgentId, now: Timestamp) -> Result<ChatState, Rejection> {
+    pub fn close(
+        &mut self,
+        chat_id: &ChatId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<ChatState, Rejection> {
         let chat = self.owned_live(chat_id, agent)?;
         let prior = chat.state;
         chat.state = ChatState::Closed;
@@ -529,7 +548,12 @@ impl CustomerFile {
     }
 
     /// A reopened chat's wait for the customer ran out. Returns the owner, if it closed.
-    pub fn expire_reopen(&mut self, chat_id: &ChatId, reopened_at: Timestamp, now: Timestamp) -> Option<AgentId> {
+    pub fn expire_reopen(
+        &mut self,
+        chat_id: &ChatId,
+        reopened_at: Timestamp,
+        now: Timestamp,
+    ) -> Option<AgentId> {
         let chat = self.chat_mut(chat_id).ok()?;
         if chat.state != ChatState::Reopened || chat.reopened_at != Some(reopened_at) {
             return None; // answered, closed or reopened again since the timer was set
@@ -629,9 +653,22 @@ impl CustomerFile {
         let live = self.chats.iter().filter(|c| c.state.is_live()).count();
         assert!(live <= 1, "R01: customer {} has {live} live chats", self.id);
         for c in &self.chats {
-            let owned = matches!(c.state, ChatState::Active | ChatState::Reopened | ChatState::Snoozed);
-            assert!(!owned || c.owner.is_some(), "chat {} is {:?} without owner", c.id, c.state);
-            assert_eq!(c.state == ChatState::Snoozed, c.snooze.is_some(), "chat {} snooze", c.id);
+            let owned = matches!(
+                c.state,
+                ChatState::Active | ChatState::Reopened | ChatState::Snoozed
+            );
+            assert!(
+                !owned || c.owner.is_some(),
+                "chat {} is {:?} without owner",
+                c.id,
+                c.state
+            );
+            assert_eq!(
+                c.state == ChatState::Snoozed,
+                c.snooze.is_some(),
+                "chat {} snooze",
+                c.id
+            );
         }
     }
 }

@@ -81,6 +81,8 @@ pub enum WithdrawReason {
     ChatClosed,
     /// The agent went away or offline.
     AgentUnavailable,
+    /// The agent's limit was lowered below what its offers needed.
+    LimitLowered,
 }
 
 /// Something routing did that someone must be told about.
@@ -167,7 +169,13 @@ impl Router {
     }
 
     /// Adds an agent, offline, or updates its limit and queues if it exists.
-    pub fn upsert_seat(&mut self, agent: &AgentId, limit: u32, queues: Vec<QueueId>, now: Timestamp) -> Vec<RouterEvent> {
+    pub fn upsert_seat(
+        &mut self,
+        agent: &AgentId,
+        limit: u32,
+        queues: Vec<QueueId>,
+        now: Timestamp,
+    ) -> Vec<RouterEvent> {
         match self.seats.get_mut(agent) {
             Some(seat) => {
                 seat.limit = limit;
@@ -239,10 +247,40 @@ impl Router {
         })
     }
 
-    /// Changes an agent's limit live; lowering it never takes a chat away (R06).
-    pub fn set_limit(&mut self, agent: &AgentId, limit: u32, now: Timestamp) -> Result<Vec<RouterEvent>, Rejection> {
-        self.seat_mut(agent)?.limit = limit;
-        Ok(self.route(now))
+    /// Changes an agent's limit live; lowering it never takes a chat away (R06), but takes
+    /// back the newest pending offers that no longer fit, so that accepting cannot go over it.
+    pub fn set_limit(
+        &mut self,
+        agent: &AgentId,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<RouterEvent>, Rejection> {
+        let seat = self.seat_mut(agent)?;
+        seat.limit = limit;
+        let excess = (seat.load + seat.offered).saturating_sub(limit).min(seat.offered);
+        let mut newest: Vec<(Timestamp, ChatId)> = self
+            .offers
+            .values()
+            .filter(|o| &o.agent == agent)
+            .map(|o| (o.offered_at, o.waiting.chat.clone()))
+            .collect();
+        newest.sort();
+        let mut events = Vec::new();
+        for (_, chat) in newest.into_iter().rev().take(excess as usize) {
+            let offer = self.take_offer(&chat, agent)?;
+            // Not a decline: the agent may get the chat again once it has room.
+            self.queues
+                .entry(offer.waiting.queue.clone())
+                .or_default()
+                .push_front(offer.waiting);
+            events.push(RouterEvent::OfferWithdrawn {
+                chat,
+                agent: agent.clone(),
+                reason: WithdrawReason::LimitLowered,
+            });
+        }
+        events.extend(self.route(now));
+        Ok(events)
     }
 
     /// Sets an agent's presence; going away takes back its pending offers.
@@ -270,7 +308,12 @@ impl Router {
 
     /// Puts a chat in its queue, or offers it straight to its sticky agent when that agent is
     /// online with room (R10), then routes.
-    pub fn enqueue(&mut self, waiting: Waiting, sticky: Option<&AgentId>, now: Timestamp) -> Vec<RouterEvent> {
+    pub fn enqueue(
+        &mut self,
+        waiting: Waiting,
+        sticky: Option<&AgentId>,
+        now: Timestamp,
+    ) -> Vec<RouterEvent> {
         let sticky = sticky.filter(|a| {
             self.seats
                 .get(*a)
@@ -279,7 +322,11 @@ impl Router {
         let mut events = Vec::new();
         match sticky {
             Some(agent) => events.push(self.offer_to(waiting, agent.clone(), now)),
-            None => self.queues.entry(waiting.queue.clone()).or_default().push_back(waiting),
+            None => self
+                .queues
+                .entry(waiting.queue.clone())
+                .or_default()
+                .push_back(waiting),
         }
         events.extend(self.route(now));
         events
@@ -298,7 +345,12 @@ impl Router {
     }
 
     /// The agent declines; the chat goes to the front of its queue and on to someone else.
-    pub fn decline(&mut self, chat: &ChatId, agent: &AgentId, now: Timestamp) -> Result<Vec<RouterEvent>, Rejection> {
+    pub fn decline(
+        &mut self,
+        chat: &ChatId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<RouterEvent>, Rejection> {
         let offer = self.take_offer(chat, agent)?;
         self.requeue_front(offer.waiting, agent.clone());
         Ok(self.route(now))
@@ -395,7 +447,10 @@ impl Router {
         force: bool,
         now: Timestamp,
     ) -> Result<(LoadChange, Vec<RouterEvent>), Rejection> {
-        let target = self.seats.get(to).ok_or_else(|| Rejection::not_found("agent", to))?;
+        let target = self
+            .seats
+            .get(to)
+            .ok_or_else(|| Rejection::not_found("agent", to))?;
         if target.presence != Presence::Online {
             return Err(Rejection::AgentUnavailable { agent: to.clone() });
         }
@@ -432,7 +487,10 @@ impl Router {
         if !waiting.declined_by.contains(&declined_by) {
             waiting.declined_by.push(declined_by);
         }
-        self.queues.entry(waiting.queue.clone()).or_default().push_front(waiting);
+        self.queues
+            .entry(waiting.queue.clone())
+            .or_default()
+            .push_front(waiting);
     }
 
     fn withdraw_offers_of(&mut self, agent: &AgentId, reason: WithdrawReason) -> Vec<RouterEvent> {
@@ -528,7 +586,10 @@ impl Router {
             assert_eq!(seat.offered, offered, "offers held by {agent}");
         }
         for offer in self.offers.values() {
-            assert!(self.position(&offer.waiting.chat).is_none(), "offered chat also queued");
+            assert!(
+                self.position(&offer.waiting.chat).is_none(),
+                "offered chat also queued"
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for waiting in self.queues.values() {

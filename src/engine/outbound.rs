@@ -54,7 +54,11 @@ pub async fn run_logging_connector(mut rx: mpsc::UnboundedReceiver<OutboundMessa
 
 /// Drains the queue by POSTing each message as JSON to `url`, in order, retrying failures
 /// (connection errors and non-2xx answers) with exponential backoff.
-pub async fn run_webhook_connector(url: String, retry: Retry, mut rx: mpsc::UnboundedReceiver<OutboundMessage>) {
+pub async fn run_webhook_connector(
+    url: String,
+    retry: Retry,
+    mut rx: mpsc::UnboundedReceiver<OutboundMessage>,
+) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -65,7 +69,9 @@ pub async fn run_webhook_connector(url: String, retry: Retry, mut rx: mpsc::Unbo
             let outcome = client.post(&url).json(&message).send().await;
             match outcome {
                 Ok(r) if r.status().is_success() => break,
-                Ok(r) => tracing::warn!(status = %r.status(), attempt, chat = %message.chat_id, "webhook refused outbound message"),
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), attempt, chat = %message.chat_id, "webhook refused outbound message")
+                }
                 Err(e) => tracing::warn!(error = %e, attempt, chat = %message.chat_id, "webhook unreachable"),
             }
             if attempt == retry.attempts {

@@ -1,7 +1,7 @@
 //! How core state looks on the wire.
 
 use crate::clock::Timestamp;
-use crate::core::{Chat, ChannelPolicy, CustomerFile};
+use crate::core::{ChannelPolicy, Chat, CustomerFile};
 use crate::protocol::{ArchiveEntry, ChatView, CustomerView};
 
 pub(crate) fn customer_view(file: &CustomerFile) -> CustomerView {
@@ -28,7 +28,12 @@ pub(crate) fn chat_view(file: &CustomerFile, chat: &Chat, policy: &ChannelPolicy
     }
 }
 
-pub(crate) fn archive_entry(file: &CustomerFile, chat: &Chat, policy: &ChannelPolicy, now: Timestamp) -> ArchiveEntry {
+pub(crate) fn archive_entry(
+    file: &CustomerFile,
+    chat: &Chat,
+    policy: &ChannelPolicy,
+    now: Timestamp,
+) -> ArchiveEntry {
     ArchiveEntry {
         chat_id: chat.id.clone(),
         customer: customer_view(file),

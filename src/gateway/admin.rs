@@ -20,7 +20,10 @@ fn upsert(engine: &Engine, agent: AgentConfig) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("`id` must not be empty"));
     }
     if agent.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-        return Err(ApiError::bad_request(format!("agent {}: `token` must not be empty", agent.id)));
+        return Err(ApiError::bad_request(format!(
+            "agent {}: `token` must not be empty",
+            agent.id
+        )));
     }
     let (profile, token) = agent.into_profile();
     engine.upsert_agent(profile, token);
@@ -55,7 +58,10 @@ pub async fn create_agents(
         )));
     }
     if let Some(bad) = agents.iter().find(|a| a.id.trim().is_empty()) {
-        return Err(ApiError::bad_request(format!("an agent has an empty `id` (name {:?})", bad.name)));
+        return Err(ApiError::bad_request(format!(
+            "an agent has an empty `id` (name {:?})",
+            bad.name
+        )));
     }
     for agent in agents {
         upsert(&engine, agent)?;
@@ -71,14 +77,20 @@ pub async fn update_agent(
 ) -> Result<StatusCode, ApiError> {
     let Json(agent) = body?;
     if agent.id != id {
-        return Err(ApiError::bad_request(format!("body id `{}` differs from path id `{id}`", agent.id)));
+        return Err(ApiError::bad_request(format!(
+            "body id `{}` differs from path id `{id}`",
+            agent.id
+        )));
     }
     upsert(&engine, agent)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /v1/admin/agents/{id}`.
-pub async fn delete_agent(State(engine): State<Arc<Engine>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_agent(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     engine.remove_agent(&AgentId::from(id))?;
     Ok(StatusCode::NO_CONTENT)
 }

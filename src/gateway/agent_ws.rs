@@ -44,11 +44,12 @@ fn authenticate(engine: &Engine, query: &Handshake, headers: &HeaderMap) -> Resu
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let token = query
-        .token
-        .as_deref()
-        .or(bearer)
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no token: pass ?token=… or Authorization: Bearer …"))?;
+    let token = query.token.as_deref().or(bearer).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "no token: pass ?token=… or Authorization: Bearer …",
+        )
+    })?;
     let agent = engine
         .agent_by_token(token)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown token"))?;
@@ -199,7 +200,12 @@ fn rejection_frame(id: String, rejection: Rejection) -> String {
 
 /// Decodes one text frame, runs it, and encodes the one reply (R18: a bad frame gets an error
 /// frame naming what was wrong, and changes nothing).
-pub fn handle_text(engine: &Engine, caller: &Caller, conn: crate::engine::fanout::ConnId, text: &str) -> String {
+pub fn handle_text(
+    engine: &Engine,
+    caller: &Caller,
+    conn: crate::engine::fanout::ConnId,
+    text: &str,
+) -> String {
     if text.len() > MAX_FRAME_BYTES {
         return error_frame(
             None,
@@ -212,7 +218,11 @@ pub fn handle_text(engine: &Engine, caller: &Caller, conn: crate::engine::fanout
         Err(e) => return error_frame(None, ErrorCode::BadRequest, format!("malformed JSON: {e}")),
     };
     let Some(object) = value.as_object() else {
-        return error_frame(None, ErrorCode::BadRequest, "a frame must be a JSON object".into());
+        return error_frame(
+            None,
+            ErrorCode::BadRequest,
+            "a frame must be a JSON object".into(),
+        );
     };
     let id = match object.get("id") {
         Some(Value::String(id)) => id.clone(),
@@ -227,9 +237,19 @@ pub fn handle_text(engine: &Engine, caller: &Caller, conn: crate::engine::fanout
     let frame: ClientFrame = match serde_json::from_value(value) {
         Ok(frame) => frame,
         Err(e) if e.to_string().starts_with("unknown variant") => {
-            return error_frame(Some(id), ErrorCode::BadRequest, format!("unknown frame type `{kind}`: {e}"));
+            return error_frame(
+                Some(id),
+                ErrorCode::BadRequest,
+                format!("unknown frame type `{kind}`: {e}"),
+            );
         }
-        Err(e) => return error_frame(Some(id), ErrorCode::BadRequest, format!("invalid `{kind}` frame: {e}")),
+        Err(e) => {
+            return error_frame(
+                Some(id),
+                ErrorCode::BadRequest,
+                format!("invalid `{kind}` frame: {e}"),
+            )
+        }
     };
     let name = frame.request.name();
     match engine.handle(caller, conn, frame.request) {

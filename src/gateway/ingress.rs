@@ -12,7 +12,9 @@ use crate::engine::Engine;
 use crate::protocol::{BotRequest, InboundMessage, IngressReceipt};
 
 fn channel(name: &str) -> Result<Channel, ApiError> {
-    name.parse().map_err(|e: crate::core::channel::UnknownChannel| ApiError::new(crate::core::ErrorCode::NotFound, e.to_string()))
+    name.parse().map_err(|e: crate::core::channel::UnknownChannel| {
+        ApiError::new(crate::core::ErrorCode::NotFound, e.to_string())
+    })
 }
 
 fn non_empty(field: &str, value: &str) -> Result<(), ApiError> {

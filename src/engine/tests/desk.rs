@@ -1,0 +1,224 @@
+//! A story-like harness around an [`Engine`] with a manual clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use tokio::sync::mpsc;
+
+use crate::clock::ManualClock;
+use crate::core::{AgentProfile, Channel, Rejection, Role};
+use crate::engine::fanout::ConnHandle;
+use crate::engine::outbound::Outbound;
+use crate::engine::{Engine, EngineConfig};
+use crate::ids::{AgentId, ChatId};
+use crate::protocol::{
+    Caller, InboundMessage, IngressReceipt, OutboundMessage, Push, ReplyResult, Request, ServerFrame,
+};
+
+pub(super) struct Desk {
+    pub(super) engine: Arc<Engine>,
+    pub(super) clock: ManualClock,
+    pub(super) outbound: mpsc::UnboundedReceiver<OutboundMessage>,
+    conns: HashMap<AgentId, Vec<ConnHandle>>,
+}
+
+pub(super) fn start() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+impl Desk {
+    pub(super) fn new() -> Self {
+        Self::with(EngineConfig::default())
+    }
+
+    pub(super) fn with(config: EngineConfig) -> Self {
+        let clock = ManualClock::new(start());
+        let (outbound, rx) = Outbound::channel();
+        Self {
+            engine: Engine::new(config, Arc::new(clock.clone()), outbound),
+            clock,
+            outbound: rx,
+            conns: HashMap::new(),
+        }
+    }
+
+    /// Registers an agent with `limit` and connects it once (which brings it online).
+    pub(super) fn agent(&mut self, id: &str, limit: u32) -> Caller {
+        self.agent_as(id, Role::Agent, limit)
+    }
+
+    pub(super) fn agent_as(&mut self, id: &str, role: Role, limit: u32) -> Caller {
+        let caller = Caller {
+            id: AgentId::from(id),
+            role,
+        };
+        self.engine.upsert_agent(
+            AgentProfile {
+                id: caller.id.clone(),
+                name: id.to_uppercase(),
+                role,
+                limit,
+                queues: Vec::new(),
+            },
+            Some(format!("{id}-token")),
+        );
+        self.connect(&caller);
+        caller
+    }
+
+    /// Opens one more connection of `who`; returns its index.
+    pub(super) fn connect(&mut self, who: &Caller) -> usize {
+        let (handle, _) = self.engine.connect(&who.id);
+        let conns = self.conns.entry(who.id.clone()).or_default();
+        conns.push(handle);
+        conns.len() - 1
+    }
+
+    /// Drops connection `index` of `who`.
+    pub(super) fn disconnect(&mut self, who: &Caller, index: usize) {
+        let handle = self.conns.get_mut(&who.id).expect("connected").remove(index);
+        self.engine.disconnect(&who.id, handle.id);
+    }
+
+    pub(super) fn conn_id(&self, who: &Caller, index: usize) -> crate::engine::fanout::ConnId {
+        self.conns[&who.id][index].id
+    }
+
+    pub(super) fn request_on(
+        &self,
+        who: &Caller,
+        index: usize,
+        request: Request,
+    ) -> Result<ReplyResult, Rejection> {
+        self.engine.handle(who, self.conn_id(who, index), request)
+    }
+
+    pub(super) fn request(&self, who: &Caller, request: Request) -> Result<ReplyResult, Rejection> {
+        self.request_on(who, 0, request)
+    }
+
+    /// Every frame queued on connection `index` of `who`, with push sequence numbers.
+    pub(super) fn frames_on(&mut self, who: &Caller, index: usize) -> Vec<(u64, Push)> {
+        let handle = &mut self.conns.get_mut(&who.id).expect("connected")[index];
+        let mut out = Vec::new();
+        while let Ok(frame) = handle.outbox.try_recv() {
+            match serde_json::from_str::<ServerFrame>(&frame).expect("server frames parse") {
+                ServerFrame::Push { seq, event } => out.push((seq, event)),
+                other => panic!("unexpected frame in outbox: {other:?}"),
+            }
+        }
+        out
+    }
+
+    /// The pushes queued on the first connection of `who`.
+    pub(super) fn pushes(&mut self, who: &Caller) -> Vec<Push> {
+        self.frames_on(who, 0).into_iter().map(|(_, p)| p).collect()
+    }
+
+    pub(super) fn say(&self, channel: Channel, from: &str, text: &str) -> IngressReceipt {
+        self.engine
+            .customer_message(
+                channel,
+                InboundMessage {
+                    from: from.into(),
+                    text: text.into(),
+                    name: Some(format!("Customer {from}")),
+                    email: None,
+                    phone: Some(from.into()),
+                },
+            )
+            .expect("customer message accepted")
+    }
+
+    /// Moves the clock and fires whatever became due.
+    pub(super) fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.engine.fire_due_timers();
+    }
+
+    pub(super) fn accept(&self, who: &Caller, chat: &ChatId) {
+        self.request(
+            who,
+            Request::Accept {
+                chat_id: chat.clone(),
+            },
+        )
+        .expect("offer accepted");
+    }
+
+    pub(super) fn close(&self, who: &Caller, chat: &ChatId) {
+        self.request(
+            who,
+            Request::Close {
+                chat_id: chat.clone(),
+            },
+        )
+        .expect("chat closed");
+    }
+
+    pub(super) fn reopen(&self, who: &Caller, chat: &ChatId) -> Result<ReplyResult, Rejection> {
+        self.request(
+            who,
+            Request::Reopen {
+                chat_id: chat.clone(),
+            },
+        )
+    }
+
+    /// The customer writes, `who` (the only one with room) accepts the offer.
+    pub(super) fn served(&mut self, who: &Caller, channel: Channel, from: &str) -> ChatId {
+        let chat = self.say(channel, from, "hello").chat_id.expect("a chat");
+        assert!(
+            self.pushes(who)
+                .iter()
+                .any(|p| matches!(p, Push::ChatOffered(o) if o.chat.id == chat)),
+            "{} was offered {chat}",
+            who.id
+        );
+        self.accept(who, &chat);
+        chat
+    }
+
+    /// A chat of `from` that `who` served and closed.
+    pub(super) fn closed_chat(&mut self, who: &Caller, channel: Channel, from: &str) -> ChatId {
+        let chat = self.served(who, channel, from);
+        self.close(who, &chat);
+        self.pushes(who);
+        chat
+    }
+
+    pub(super) fn load(&self, who: &Caller) -> (u32, u32) {
+        let (_, load, limit, _) = self.engine.seat(&who.id).expect("seated");
+        (load, limit)
+    }
+
+    pub(super) fn check(&self) {
+        self.engine.check_invariants();
+    }
+}
+
+pub(super) fn code(result: Result<ReplyResult, Rejection>) -> crate::core::ErrorCode {
+    result.expect_err("rejected").code()
+}
+
+pub(super) fn kinds(pushes: &[Push]) -> Vec<&'static str> {
+    pushes
+        .iter()
+        .map(|p| match p {
+            Push::ChatOffered(_) => "chat_offered",
+            Push::OfferWithdrawn { .. } => "offer_withdrawn",
+            Push::ChatReopened { .. } => "chat_reopened",
+            Push::ChatActivated { .. } => "chat_activated",
+            Push::CustomerMessage { .. } => "customer_message",
+            Push::ChatClosed { .. } => "chat_closed",
+            Push::ChatUpdated { .. } => "chat_updated",
+            Push::ChatTransferred { .. } => "chat_transferred",
+            Push::ArchiveEntryChanged { .. } => "archive_entry_changed",
+            Push::PresenceChanged { .. } => "presence_changed",
+            Push::LimitChanged { .. } => "limit_changed",
+        })
+        .collect()
+}
