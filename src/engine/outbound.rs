@@ -83,3 +83,109 @@ pub async fn run_webhook_connector(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use axum::Json;
+
+    use super::*;
+    use crate::core::{Channel, MessageKind};
+
+    fn message(text: &str) -> OutboundMessage {
+        OutboundMessage {
+            channel: Channel::Whatsapp,
+            to: "+491".into(),
+            customer_id: "cu1".into(),
+            chat_id: "ch1".into(),
+            kind: MessageKind::Text,
+            text: text.into(),
+            params: Vec::new(),
+            human_agent_tag: false,
+            agent: None,
+        }
+    }
+
+    /// A receiver on 127.0.0.1 that refuses the first `failures` POSTs with 503.
+    async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<(usize, OutboundMessage)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/out",
+            post(move |Json(m): Json<OutboundMessage>| {
+                let (tx, seen) = (tx.clone(), seen.clone());
+                async move {
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    let _ = tx.send((n, m));
+                    if n < failures {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/out", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, rx)
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<(usize, OutboundMessage)>) -> (usize, OutboundMessage) {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a POST arrives in time")
+            .expect("receiver alive")
+    }
+
+    #[tokio::test]
+    async fn webhook_retries_a_refused_message_until_it_is_taken_and_keeps_order() {
+        let (url, mut posts) = receiver(2).await;
+        let (outbound, rx) = Outbound::channel();
+        let retry = Retry {
+            attempts: 5,
+            first_backoff: Duration::from_millis(1),
+        };
+        tokio::spawn(run_webhook_connector(url, retry, rx));
+        outbound.send(message("first"));
+        outbound.send(message("second"));
+        let texts: Vec<(usize, String)> = [
+            next(&mut posts).await,
+            next(&mut posts).await,
+            next(&mut posts).await,
+            next(&mut posts).await,
+        ]
+        .into_iter()
+        .map(|(n, m)| (n, m.text))
+        .collect();
+        assert_eq!(
+            texts,
+            [
+                (0, "first".into()),
+                (1, "first".into()),
+                (2, "first".into()),
+                (3, "second".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn webhook_gives_up_after_the_configured_attempts_and_moves_on() {
+        let (url, mut posts) = receiver(3).await;
+        let (outbound, rx) = Outbound::channel();
+        let retry = Retry {
+            attempts: 3,
+            first_backoff: Duration::from_millis(1),
+        };
+        tokio::spawn(run_webhook_connector(url, retry, rx));
+        outbound.send(message("lost"));
+        outbound.send(message("next"));
+        for expected in ["lost", "lost", "lost", "next"] {
+            assert_eq!(next(&mut posts).await.1.text, expected);
+        }
+    }
+}
