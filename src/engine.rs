@@ -374,11 +374,11 @@ impl Engine {
             } => self.send_template(me, &chat_id, template, params, now),
             Request::Accept { chat_id } => self.accept(me, &chat_id, now),
             Request::Decline { chat_id } => {
+                // The card stays: the chat waits or is offered to someone else.
                 self.with_router(|r| match r.decline(&chat_id, me, now) {
                     Ok(events) => (Ok(()), events),
                     Err(e) => (Err(e), Vec::new()),
                 })?;
-                self.offer_cards.remove(&chat_id);
                 Ok(ReplyResult::Done)
             }
             Request::Transfer { chat_id, to, force } => {
@@ -432,6 +432,7 @@ impl Engine {
                 Resumed::Replayed(replayed) => Ok(ReplyResult::Resumed { replayed }),
                 Resumed::Gone => Ok(ReplyResult::Snapshot(self.snapshot(me))),
             },
+            Request::Snapshot => Ok(ReplyResult::Snapshot(self.snapshot(me))),
             Request::Ack { seq } => {
                 let last = self.fanout.seq(me);
                 if seq > last {
@@ -522,6 +523,15 @@ impl Engine {
             self.config.policies.of(channel),
             now,
         )?;
+        if let Some(message) = file.chat(chat_id).and_then(|c| c.messages.last()) {
+            self.fanout.push(
+                me,
+                Push::MessageSent {
+                    chat_id: chat_id.clone(),
+                    message: message.clone(),
+                },
+            );
+        }
         let mut message = self.outbound_message(&file, chat_id, MessageKind::Text, text.to_owned(), Some(me));
         message.human_agent_tag = human_agent_tag;
         self.outbound.send(message);
@@ -676,6 +686,7 @@ impl Engine {
         }
         let chat = self.chat_view(&file, chat_id);
         self.fanout.push(me, Push::ChatUpdated { chat: chat.clone() });
+        self.archive_changed(&file, now);
         Ok(ReplyResult::Chat { chat })
     }
 
@@ -956,6 +967,7 @@ impl Engine {
         let mut file = file.lock();
         let (chat, sticky) = file.hand_over(now)?;
         self.route_new(&file, &chat, sticky.as_ref(), now);
+        self.archive_changed(&file, now);
         Ok(self.receipt(&file, Some(chat)))
     }
 
@@ -1122,6 +1134,7 @@ impl Engine {
                     let mut file = file.lock();
                     if let Some(owner) = file.wake(&chat, now) {
                         self.push_snooze_ended(&file, &chat, &owner);
+                        self.archive_changed(&file, now);
                     }
                 }
                 Timer::ReopenExpiry {
@@ -1146,10 +1159,20 @@ impl Engine {
                 }
                 Timer::Grace { agent, epoch } => {
                     if self.fanout.gone_since(&agent, epoch) {
-                        self.with_router(|r| {
+                        let changed = self.with_router(|r| {
+                            let was = r.seat(&agent).map(|s| s.presence);
                             let events = r.set_presence(&agent, Presence::Offline, now).unwrap_or_default();
-                            ((), events)
+                            (was.is_some_and(|p| p != Presence::Offline), events)
                         });
+                        if changed {
+                            // Kept in the log: the agent sees it when it resumes.
+                            self.fanout.push(
+                                &agent,
+                                Push::PresenceChanged {
+                                    presence: Presence::Offline,
+                                },
+                            );
+                        }
                     }
                 }
             }

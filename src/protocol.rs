@@ -143,6 +143,8 @@ pub enum Request {
         /// The last sequence number the client processed.
         after_seq: u64,
     },
+    /// Everything on the agent's desk now, without replaying pushes (a fresh client).
+    Snapshot,
     /// Acknowledge pushes up to `seq`; a seq never sent is an error.
     Ack {
         /// The sequence number.
@@ -169,6 +171,7 @@ impl Request {
             Request::WatchArchive { .. } => "watch_archive",
             Request::GetChat { .. } => "get_chat",
             Request::Resume { .. } => "resume",
+            Request::Snapshot => "snapshot",
             Request::Ack { .. } => "ack",
             Request::Ping => "ping",
         }
@@ -182,7 +185,7 @@ impl Request {
 pub enum ServerFrame {
     /// Sent once, first, after the handshake.
     Welcome {
-        /// [`PROTOCOL_VERSION`].
+        /// The protocol version (1).
         protocol: u32,
         /// Who the token belongs to.
         agent: AgentProfile,
@@ -259,7 +262,7 @@ pub enum ReplyResult {
         /// How many.
         replayed: u64,
     },
-    /// The pushes asked for are gone; here is everything instead (resume).
+    /// Everything on the desk (snapshot, or resume when the pushes asked for are gone).
     Snapshot(Snapshot),
     /// Answer to ping.
     Pong,
@@ -312,7 +315,7 @@ pub struct ChatView {
     pub reopened_by: Option<AgentId>,
     /// The customer's last message.
     pub last_customer_message_at: Option<Timestamp>,
-    /// When the messaging window closes; absent on channels without one.
+    /// When the messaging window closes; null on channels without one.
     pub window_expires_at: Option<Timestamp>,
     /// Until when it is snoozed.
     pub snooze: Option<SnoozeUntil>,
@@ -350,7 +353,7 @@ pub struct ArchiveEntry {
     pub close_reason: Option<CloseReason>,
     /// The customer's last message.
     pub last_customer_message_at: Option<Timestamp>,
-    /// When the messaging window closes (for the countdown); absent on channels without one.
+    /// When the messaging window closes (for the countdown); null on channels without one.
     pub window_expires_at: Option<Timestamp>,
     /// Whether the Reopen button is on now (R02, R03, R08).
     pub reopenable: bool,
@@ -368,7 +371,7 @@ pub enum ActivatedBy {
     SnoozeEnded,
     /// It was transferred to this agent.
     Transfer,
-    /// This agent accepted its offer (seen by the agent's other connections).
+    /// This agent accepted its offer.
     Accepted,
 }
 
@@ -418,7 +421,14 @@ pub enum Push {
         /// Why.
         reason: CloseReason,
     },
-    /// A chat of yours changed in place (snoozed, for the agent's other connections).
+    /// You wrote in a chat (so that every connection of yours shows it).
+    MessageSent {
+        /// The chat.
+        chat_id: ChatId,
+        /// The message as recorded.
+        message: Message,
+    },
+    /// A chat of yours changed in place (snoozed).
     ChatUpdated {
         /// The chat.
         chat: ChatView,
@@ -441,7 +451,7 @@ pub enum Push {
         /// The new presence.
         presence: Presence,
     },
-    /// Your limit or load changed.
+    /// Your limit was changed by an admin or supervisor; with your load at that moment.
     LimitChanged {
         /// Your limit.
         limit: u32,
@@ -493,7 +503,7 @@ pub struct BotRequest {
 pub struct IngressReceipt {
     /// The customer (created on first contact).
     pub customer_id: CustomerId,
-    /// The chat the message went to; absent for a #STOP with no live chat.
+    /// The chat the message went to; null for a #STOP with no live chat.
     pub chat_id: Option<ChatId>,
     /// That chat's state now.
     pub state: Option<ChatState>,

@@ -121,8 +121,8 @@ impl FromStr for Channel {
 pub enum AfterWindow {
     /// One template ("utility push") message (R07).
     Templates,
-    /// Messages tagged `human_agent`, until this long after the customer's last message; the
-    /// single-push rule of R07 applies to them too.
+    /// Messages tagged `human_agent` (any number), and one template, until this long after
+    /// the customer's last message.
     HumanAgentTag {
         /// Measured from the customer's last message.
         until: Duration,

@@ -215,6 +215,7 @@ pub(super) fn kinds(pushes: &[Push]) -> Vec<&'static str> {
             Push::CustomerMessage { .. } => "customer_message",
             Push::ChatClosed { .. } => "chat_closed",
             Push::ChatUpdated { .. } => "chat_updated",
+            Push::MessageSent { .. } => "message_sent",
             Push::ChatTransferred { .. } => "chat_transferred",
             Push::ArchiveEntryChanged { .. } => "archive_entry_changed",
             Push::PresenceChanged { .. } => "presence_changed",

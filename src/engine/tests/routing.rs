@@ -296,3 +296,18 @@ fn r12_transfer_to_an_agent_who_is_not_online_is_agent_unavailable() {
     assert_eq!(code(desk.request(&ana, transfer)), ErrorCode::AgentUnavailable);
     desk.check();
 }
+
+#[test]
+fn r06_a_declined_chat_that_waits_is_still_offered_later_with_its_card() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 2);
+    let ben = desk.agent("ben", 0);
+    let chat = desk.say(Channel::Webchat, "c1", "hi").chat_id.expect("chat");
+    assert_eq!(offered(&desk.pushes(&ana)), std::slice::from_ref(&chat));
+    desk.request(&ana, Request::Decline { chat_id: chat.clone() }).expect("declined");
+    assert_eq!(desk.engine.queue_views().iter().map(|q| q.waiting.len()).sum::<usize>(), 1);
+    desk.engine.set_limit(&ben.id, 1).expect("limit");
+    assert_eq!(offered(&desk.pushes(&ben)), [chat.clone()]);
+    desk.accept(&ben, &chat);
+    desk.check();
+}
