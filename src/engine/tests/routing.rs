@@ -304,8 +304,21 @@ fn r06_a_declined_chat_that_waits_is_still_offered_later_with_its_card() {
     let ben = desk.agent("ben", 0);
     let chat = desk.say(Channel::Webchat, "c1", "hi").chat_id.expect("chat");
     assert_eq!(offered(&desk.pushes(&ana)), std::slice::from_ref(&chat));
-    desk.request(&ana, Request::Decline { chat_id: chat.clone() }).expect("declined");
-    assert_eq!(desk.engine.queue_views().iter().map(|q| q.waiting.len()).sum::<usize>(), 1);
+    desk.request(
+        &ana,
+        Request::Decline {
+            chat_id: chat.clone(),
+        },
+    )
+    .expect("declined");
+    assert_eq!(
+        desk.engine
+            .queue_views()
+            .iter()
+            .map(|q| q.waiting.len())
+            .sum::<usize>(),
+        1
+    );
     desk.engine.set_limit(&ben.id, 1).expect("limit");
     assert_eq!(offered(&desk.pushes(&ben)), [chat.clone()]);
     desk.accept(&ben, &chat);
