@@ -392,15 +392,17 @@ impl CustomerFile {
         }
         check_length(text, chat.channel, policy)?;
         if !policy.window_open(last, now) {
-            let tagged_ok = match policy.after_window {
-                AfterWindow::HumanAgentTag { until } => {
-                    human_agent_tag && last.is_some_and(|l| now < l + until)
+            let expired_at = match policy.after_window {
+                // Tagged messages have their own, longer limit: that is the one that closed.
+                AfterWindow::HumanAgentTag { until } if human_agent_tag => {
+                    let tag_expires = last.map_or(Timestamp::MIN_UTC, |l| l + until);
+                    (now >= tag_expires).then_some(tag_expires)
                 }
-                _ => false,
+                _ => policy.window_expires_at(last),
             };
-            if !tagged_ok {
+            if let Some(expired_at) = expired_at {
                 return Err(Rejection::WindowClosed {
-                    expired_at: policy.window_expires_at(last),
+                    expired_at: Some(expired_at),
                 });
             }
         }

@@ -269,10 +269,7 @@ impl Router {
         for (_, chat) in newest.into_iter().rev().take(excess as usize) {
             let offer = self.take_offer(&chat, agent)?;
             // Not a decline: the agent may get the chat again once it has room.
-            self.queues
-                .entry(offer.waiting.queue.clone())
-                .or_default()
-                .push_front(offer.waiting);
+            self.requeue_front(offer.waiting, None);
             events.push(RouterEvent::OfferWithdrawn {
                 chat,
                 agent: agent.clone(),
@@ -352,7 +349,7 @@ impl Router {
         now: Timestamp,
     ) -> Result<Vec<RouterEvent>, Rejection> {
         let offer = self.take_offer(chat, agent)?;
-        self.requeue_front(offer.waiting, agent.clone());
+        self.requeue_front(offer.waiting, Some(agent.clone()));
         Ok(self.route(now))
     }
 
@@ -483,9 +480,9 @@ impl Router {
         Ok(offer)
     }
 
-    fn requeue_front(&mut self, mut waiting: Waiting, declined_by: AgentId) {
-        if !waiting.declined_by.contains(&declined_by) {
-            waiting.declined_by.push(declined_by);
+    fn requeue_front(&mut self, mut waiting: Waiting, declined_by: Option<AgentId>) {
+        if let Some(agent) = declined_by.filter(|a| !waiting.declined_by.contains(a)) {
+            waiting.declined_by.push(agent);
         }
         self.queues
             .entry(waiting.queue.clone())
@@ -506,7 +503,8 @@ impl Router {
             .into_iter()
             .map(|chat| {
                 let offer = self.take_offer(&chat, agent).expect("listed above");
-                self.requeue_front(offer.waiting, agent.clone());
+                // Not a decline: the agent gets it again once back with room.
+                self.requeue_front(offer.waiting, None);
                 RouterEvent::OfferWithdrawn {
                     chat,
                     agent: agent.clone(),
@@ -540,12 +538,20 @@ impl Router {
         event
     }
 
-    /// The best agent for a chat of `queue`: online with room, serving the queue, not among
-    /// those who declined it; least loaded first, then longest idle (R06).
+    /// The best agent for a chat of `queue`: online with room, serving the queue; least loaded
+    /// first, then longest idle (R06). Agents who declined the chat are passed over while any
+    /// other online agent serves the queue; once all have declined, it goes round again
+    /// rather than waiting for ever.
     fn pick_agent(&self, queue: &QueueId, declined: &[AgentId]) -> Option<AgentId> {
+        let everyone_declined = !declined.is_empty()
+            && self
+                .seats
+                .iter()
+                .filter(|(_, s)| s.presence == Presence::Online && s.serves(queue))
+                .all(|(a, _)| declined.contains(a));
         self.seats
             .iter()
-            .filter(|(a, s)| s.has_room() && s.serves(queue) && !declined.contains(a))
+            .filter(|(a, s)| s.has_room() && s.serves(queue) && (everyone_declined || !declined.contains(a)))
             .min_by(|(a1, s1), (a2, s2)| {
                 (s1.load + s1.offered, s1.idle_since, *a1).cmp(&(s2.load + s2.offered, s2.idle_since, *a2))
             })

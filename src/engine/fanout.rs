@@ -175,6 +175,11 @@ impl Fanout {
         let Some(i) = hub.conns.iter().position(|c| c.id == conn) else {
             return Resumed::Gone;
         };
+        // A replay that cannot fit the outbox (leaving room for the reply) would cut the
+        // connection off on every attempt: a snapshot instead.
+        if hub.conns[i].tx.capacity() <= missed.len() {
+            return Resumed::Gone;
+        }
         for frame in missed {
             if !deliver(&hub.conns[i], frame, kicked) {
                 hub.conns.remove(i);

@@ -93,3 +93,31 @@ fn r17_an_agent_gone_past_the_grace_period_goes_offline_but_keeps_its_chats() {
     );
     desk.check();
 }
+
+#[test]
+fn r17_a_replay_larger_than_the_outbox_gets_a_snapshot_instead_of_a_cut_off() {
+    let config = crate::engine::EngineConfig {
+        outbox_capacity: 8,
+        log_capacity: 64,
+        ..Default::default()
+    };
+    let mut desk = Desk::with(config);
+    let ana = desk.agent("ana", 20);
+    for i in 0..3 {
+        desk.served(&ana, Channel::Webchat, &format!("c{i}"));
+    }
+    desk.disconnect(&ana, 0);
+    // Ten offers while away: more than the outbox holds.
+    for i in 3..13 {
+        desk.say(Channel::Webchat, &format!("c{i}"), "hi");
+    }
+    desk.connect(&ana);
+    let reply = desk
+        .request(&ana, Request::Resume { after_seq: 6 })
+        .expect("answered");
+    assert!(
+        matches!(reply, ReplyResult::Snapshot(ref s) if s.offers.len() == 10),
+        "{reply:?}"
+    );
+    assert_eq!(desk.engine.fanout().connections(&ana.id), 1, "still connected");
+}

@@ -320,7 +320,53 @@ fn r06_a_declined_chat_that_waits_is_still_offered_later_with_its_card() {
         1
     );
     desk.engine.set_limit(&ben.id, 1).expect("limit");
-    assert_eq!(offered(&desk.pushes(&ben)), [chat.clone()]);
+    assert_eq!(offered(&desk.pushes(&ben)), std::slice::from_ref(&chat));
     desk.accept(&ben, &chat);
+    desk.check();
+}
+
+#[test]
+fn r06_a_chat_whose_offer_lapsed_reaches_its_only_agent_once_back_online() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 2);
+    let chat = desk.say(Channel::Webchat, "c1", "hi").chat_id.expect("chat");
+    desk.advance(Duration::seconds(30));
+    assert_eq!(desk.engine.seat(&ana.id).map(|s| s.0), Some(Presence::Away));
+    desk.pushes(&ana);
+    desk.request(
+        &ana,
+        Request::SetPresence {
+            presence: Presence::Online,
+        },
+    )
+    .expect("online");
+    assert_eq!(offered(&desk.pushes(&ana)), [chat]);
+    desk.check();
+}
+
+#[test]
+fn r06_a_chat_declined_by_every_online_agent_goes_round_again() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 2);
+    desk.advance(Duration::seconds(1));
+    let ben = desk.agent("ben", 2);
+    let chat = desk.say(Channel::Webchat, "c1", "hi").chat_id.expect("chat");
+    desk.request(
+        &ana,
+        Request::Decline {
+            chat_id: chat.clone(),
+        },
+    )
+    .expect("declined");
+    desk.pushes(&ana);
+    assert_eq!(offered(&desk.pushes(&ben)), std::slice::from_ref(&chat));
+    desk.request(
+        &ben,
+        Request::Decline {
+            chat_id: chat.clone(),
+        },
+    )
+    .expect("declined");
+    assert_eq!(offered(&desk.pushes(&ana)), [chat]);
     desk.check();
 }

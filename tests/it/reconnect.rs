@@ -1,0 +1,260 @@
+//! Sequence numbers, dropped connections and resume (R17), and shutdown.
+
+use std::sync::atomic::Ordering;
+
+use chrono::Duration;
+use switchboard::engine::EngineConfig;
+
+use super::support::TestServer;
+
+#[tokio::test]
+async fn r17_every_connection_of_an_agent_gets_every_push_numbered_in_order_without_gaps() {
+    let server = TestServer::start().await;
+    let ana = server.agent("ana");
+    let (mut laptop, mut phone) = (ana.connect().await, ana.connect().await);
+    let start = laptop.welcome()["seq"].as_u64().expect("welcome seq");
+    assert_eq!(phone.welcome()["seq"].as_u64(), Some(start));
+    let customer = server.customer("whatsapp", "+4915100000601");
+
+    let chat = laptop.serves(&customer).await;
+    customer.says("Are you there?").await;
+    phone.set_presence("away").await.expect_ok();
+    laptop.set_presence("online").await.expect_ok();
+    phone.send_message(&chat, "Yes").await.expect_ok();
+    laptop.closes(&chat).await;
+
+    let on_phone = phone.drain_pushes().await;
+    let kinds: Vec<&str> = on_phone.iter().map(|p| p.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "chat_offered",
+            "chat_activated",
+            "customer_message",
+            "presence_changed",
+            "presence_changed",
+            "message_sent",
+            "chat_closed"
+        ]
+    );
+    let seqs: Vec<u64> = on_phone.iter().map(|p| p.seq).collect();
+    let expected: Vec<u64> = (start + 1..=start + 7).collect();
+    assert_eq!(seqs, expected);
+    // The laptop's story level consumed some of them; what is left continues the same numbers.
+    let rest: Vec<u64> = laptop.drain_pushes().await.iter().map(|p| p.seq).collect();
+    assert_eq!(rest, [start + 3, start + 4, start + 5, start + 6]);
+    assert_eq!(laptop.last_seq(), start + 7);
+    laptop.ack(start + 7).await.expect_ok();
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r17_resume_after_a_reconnect_replays_exactly_what_was_missed() {
+    let server = TestServer::start().await;
+    let ana = server.agent("ana");
+    let mut tab = ana.connect().await;
+    let customer = server.customer("whatsapp", "+4915100000602");
+    let chat = tab.serves(&customer).await;
+    let seen = tab.last_seq();
+    tab.disconnect().await;
+
+    customer.says("Hello?").await;
+    customer.says("Still there?").await;
+    let mut tab = ana.connect().await;
+    assert_eq!(tab.welcome()["seq"].as_u64(), Some(seen + 2));
+    assert_eq!(tab.welcome()["presence"], "online");
+    let resumed = tab.resume(seen).await.expect_ok();
+
+    assert_eq!(resumed["kind"], "resumed");
+    assert_eq!(resumed["replayed"], 2);
+    let missed = tab.drain_pushes().await;
+    let got: Vec<(u64, &str, &str)> = missed
+        .iter()
+        .map(|p| (p.seq, p.kind(), p["message"]["text"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (seen + 1, "customer_message", "Hello?"),
+            (seen + 2, "customer_message", "Still there?")
+        ]
+    );
+    assert!(missed.iter().all(|p| p["chat_id"] == chat.as_str()));
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r17_resume_from_a_sequence_number_no_longer_kept_gets_a_snapshot() {
+    let config = EngineConfig {
+        log_capacity: 4,
+        ..EngineConfig::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut ana = server.agent("ana").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000603");
+    let chat = ana.serves(&customer).await;
+    for i in 0..5 {
+        customer.says(&format!("message {i}")).await;
+    }
+    ana.drain_pushes().await;
+
+    let snapshot = ana.resume(0).await.expect_ok();
+
+    assert_eq!(snapshot["kind"], "snapshot");
+    assert_eq!(snapshot["seq"].as_u64(), Some(ana.last_seq()));
+    assert_eq!(snapshot["presence"], "online");
+    assert_eq!(
+        (snapshot["load"].as_u64(), snapshot["limit"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let chats = snapshot["chats"].as_array().expect("chats");
+    assert_eq!(chats.len(), 1);
+    assert_eq!(chats[0]["id"], chat.as_str());
+    assert_eq!(chats[0]["last_message"]["text"], "message 4");
+    // Still inside the log: a plain replay.
+    let resumed = ana.resume(ana.last_seq() - 2).await.expect_ok();
+    assert_eq!(resumed["replayed"], 2);
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r17_an_agent_gone_longer_than_the_grace_period_is_set_offline() {
+    let server = TestServer::start().await;
+    let ana = server.agent("ana");
+    let tab = ana.connect().await;
+    let seen = tab.last_seq();
+    tab.disconnect().await;
+    server.advance(Duration::seconds(59));
+    assert_eq!(server.agent_status("ana").await["presence"], "online");
+
+    server.advance(Duration::seconds(2));
+
+    let status = server.agent_status("ana").await;
+    assert_eq!(status["presence"], "offline");
+    assert_eq!(status["connections"], 0);
+    let mut back = ana.connect().await;
+    assert_eq!(back.welcome()["presence"], "online");
+    back.expect_silence().await;
+    // What it missed: being set offline.
+    assert_eq!(back.resume(seen).await.expect_ok()["replayed"], 1);
+    let missed = back.drain_pushes().await;
+    assert_eq!(missed.len(), 1);
+    assert_eq!(
+        (missed[0].kind(), missed[0]["presence"].as_str()),
+        ("presence_changed", Some("offline"))
+    );
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r17_an_agent_back_within_the_grace_period_keeps_its_presence_and_chats() {
+    let server = TestServer::start().await;
+    let ana = server.agent("ana");
+    let mut tab = ana.connect().await;
+    let customer = server.customer("whatsapp", "+4915100000604");
+    let chat = tab.serves(&customer).await;
+    tab.disconnect().await;
+
+    server.advance(Duration::seconds(30));
+    let mut tab = ana.connect().await;
+    server.advance(Duration::seconds(31));
+
+    assert_eq!(tab.welcome()["presence"], "online");
+    let status = server.agent_status("ana").await;
+    assert_eq!(
+        (status["presence"].as_str(), status["load"].as_u64()),
+        (Some("online"), Some(1))
+    );
+    tab.expect_no_push("presence_changed").await;
+    customer.says("Thanks!").await;
+    let message = tab.expect_push("customer_message").await;
+    assert_eq!(message["chat_id"], chat.as_str());
+    tab.send_message(&chat, "You are welcome").await.expect_ok();
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_agent_socket_with_going_away_1001() {
+    let mut server = TestServer::start().await;
+    let ana = server.agent("ana");
+    let (mut laptop, mut phone) = (ana.connect().await, ana.connect().await);
+    let mut bob = server.agent("bob").connect().await;
+
+    server.stop().await;
+
+    for client in [&mut laptop, &mut phone, &mut bob] {
+        let (code, reason) = client.expect_close().await;
+        assert_eq!(code, 1001, "{}: {reason}", client.id());
+    }
+    assert_eq!(server.engine.fanout().total_connections(), 0);
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r17_a_connection_that_does_not_read_is_cut_off_and_catches_up_on_reconnect() {
+    let config = EngineConfig {
+        outbox_capacity: 16,
+        log_capacity: 8,
+        ..EngineConfig::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let ana = server.agent("ana");
+    let mut tab = ana.connect().await;
+    let customer = server.customer("whatsapp", "+4915100000605");
+    let chat = tab.serves(&customer).await;
+    let seen = tab.last_seq();
+
+    // The test runtime has one thread and this loop never yields, so the server writes none of
+    // them: sixteen pushes fill the outbox and the seventeenth cuts the connection off.
+    for i in 0..17 {
+        server.customer_writes_now(&customer, &format!("message {i}"));
+    }
+
+    assert_eq!(server.engine.fanout().kicked_total.load(Ordering::Relaxed), 1);
+    let (code, reason) = tab.expect_close().await;
+    assert_eq!(code, 4008, "{reason}");
+    let mut tab = ana.connect().await;
+    let snapshot = tab.resume(seen).await.expect_ok();
+    assert_eq!(snapshot["kind"], "snapshot", "17 missed pushes, 8 kept");
+    assert_eq!(snapshot["seq"].as_u64(), Some(seen + 17));
+    assert_eq!(snapshot["chats"][0]["id"], chat.as_str());
+    assert_eq!(snapshot["chats"][0]["last_message"]["text"], "message 16");
+    customer.says("And now?").await;
+    let next = tab.expect_push("customer_message").await;
+    assert_eq!(next.seq, seen + 18);
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r17_a_resume_of_more_pushes_than_an_outbox_holds_replays_them_all() {
+    let config = EngineConfig {
+        outbox_capacity: 8,
+        log_capacity: 64,
+        ..EngineConfig::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let ana = server.agent("ana");
+    let mut tab = ana.connect().await;
+    let customer = server.customer("whatsapp", "+4915100000606");
+    tab.serves(&customer).await;
+    let seen = tab.last_seq();
+    tab.disconnect().await;
+    for i in 0..20 {
+        customer.says(&format!("message {i}")).await;
+    }
+
+    let mut tab = ana.connect().await;
+    let resumed = tab.resume(seen).await.expect_ok();
+
+    // All twenty are still in the log, so nothing may be lost: either they are replayed, or
+    // (if they cannot be) a snapshot is sent; cutting the connection off loops forever.
+    if resumed["kind"] == "resumed" {
+        assert_eq!(resumed["replayed"], 20);
+        let seqs: Vec<u64> = tab.drain_pushes().await.iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, (seen + 1..=seen + 20).collect::<Vec<u64>>());
+    } else {
+        assert_eq!(resumed["kind"], "snapshot");
+        assert_eq!(resumed["seq"].as_u64(), Some(seen + 20));
+    }
+    server.check_invariants();
+}

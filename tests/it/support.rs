@@ -1,0 +1,259 @@
+//! The harness: a real server with a manual clock, and clients that read like a story.
+//!
+//! ```ignore
+//! let server = TestServer::start().await;
+//! let mut ana = server.agent("ana").connect().await;
+//! let customer = server.customer("whatsapp", "+4915100000001");
+//! let chat = ana.serves(&customer).await;
+//! ana.closes(&chat).await;
+//! ana.reopen(&chat).await.expect_ok();
+//! ```
+
+mod agent;
+mod customer;
+pub(crate) mod schema;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use parking_lot::Mutex;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use switchboard::clock::{ManualClock, Timestamp};
+use switchboard::core::{AgentProfile, Role};
+use switchboard::engine::outbound::Outbound;
+use switchboard::engine::{Engine, EngineConfig};
+use switchboard::protocol::{InboundMessage, OutboundMessage};
+
+pub(crate) use agent::{Agent, AgentClient, Reply};
+pub(crate) use customer::Customer;
+
+/// How long any wait for an event lasts before the test fails.
+pub(crate) const WAIT: StdDuration = StdDuration::from_secs(5);
+
+/// How long the server waits for WebSockets to close on shutdown.
+const DRAIN: StdDuration = StdDuration::from_secs(2);
+
+/// The limit of agents registered with [`TestServer::agent`].
+pub(crate) const DEFAULT_LIMIT: u32 = 3;
+
+/// A running server on `127.0.0.1:0` whose clock only moves when the test says so.
+pub(crate) struct TestServer {
+    /// The engine behind the server, for checks the wire does not offer.
+    pub(crate) engine: Arc<Engine>,
+    /// The engine's clock.
+    pub(crate) clock: ManualClock,
+    /// Where the server listens.
+    pub(crate) addr: SocketAddr,
+    http: reqwest::Client,
+    outbound: Mutex<mpsc::UnboundedReceiver<OutboundMessage>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// The moment every test starts at.
+    pub(crate) fn start_time() -> Timestamp {
+        Utc.with_ymd_and_hms(2025, 3, 3, 9, 0, 0)
+            .single()
+            .expect("a valid start time")
+    }
+
+    /// A server with the default configuration.
+    pub(crate) async fn start() -> Self {
+        Self::start_with(EngineConfig::default()).await
+    }
+
+    /// A server with `config`.
+    pub(crate) async fn start_with(config: EngineConfig) -> Self {
+        let clock = ManualClock::new(Self::start_time());
+        let (outbound, outbound_rx) = Outbound::channel();
+        let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(switchboard::gateway::serve(
+            listener,
+            engine.clone(),
+            shutdown,
+            DRAIN,
+        ));
+        Self {
+            engine,
+            clock,
+            addr,
+            http: reqwest::Client::new(),
+            outbound: Mutex::new(outbound_rx),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Registers an agent with role `agent` and the default limit.
+    pub(crate) fn agent(&self, id: &str) -> Agent {
+        self.agent_with(id, Role::Agent, DEFAULT_LIMIT)
+    }
+
+    /// Registers an agent with a role and a limit; its token is `<id>-token`.
+    pub(crate) fn agent_with(&self, id: &str, role: Role, limit: u32) -> Agent {
+        let token = format!("{id}-token");
+        self.engine.upsert_agent(
+            AgentProfile {
+                id: id.into(),
+                name: id.to_uppercase(),
+                role,
+                limit,
+                queues: Vec::new(),
+            },
+            Some(token.clone()),
+        );
+        Agent::new(id, &token, self.addr)
+    }
+
+    /// A customer writing on `channel` from `address`.
+    pub(crate) fn customer(&self, channel: &str, address: &str) -> Customer {
+        Customer::new(self.http.clone(), self.url(""), channel, address)
+    }
+
+    /// The customer writes, handed straight to the engine instead of over HTTP: the test does
+    /// not yield, so the server writes nothing to any socket meanwhile (to fill an outbox).
+    pub(crate) fn customer_writes_now(&self, customer: &Customer, text: &str) {
+        let channel = customer.channel().parse().expect("a known channel");
+        let message = InboundMessage {
+            from: customer.address().to_owned(),
+            text: text.to_owned(),
+            name: None,
+            email: None,
+            phone: None,
+        };
+        self.engine
+            .customer_message(channel, message)
+            .expect("the engine takes the message");
+    }
+
+    /// The engine's time now.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.engine.now()
+    }
+
+    /// Moves the clock and fires every timer that came due. Pushes the timers cause are in the
+    /// agents' outboxes when this returns.
+    pub(crate) fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.engine.fire_due_timers();
+    }
+
+    /// Panics if the engine's books do not balance.
+    pub(crate) fn check_invariants(&self) {
+        self.engine.check_invariants();
+    }
+
+    /// Every message sent to customers since the last call, oldest first.
+    pub(crate) fn sent_to_customers(&self) -> Vec<OutboundMessage> {
+        let mut rx = self.outbound.lock();
+        let mut sent = Vec::new();
+        while let Ok(message) = rx.try_recv() {
+            let value = serde_json::to_value(&message).expect("outbound messages serialize");
+            schema::check(schema::OUTBOUND_MESSAGE, &value);
+            sent.push(message);
+        }
+        sent
+    }
+
+    // ----- admin API ------------------------------------------------------------------------
+
+    /// `GET /v1/admin/agents`: one agent's status.
+    pub(crate) async fn agent_status(&self, id: &str) -> Value {
+        let agents = self.get("/v1/admin/agents").await;
+        agents
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("agent {id} is not listed: {agents:#}"))
+    }
+
+    /// `GET /v1/admin/queues`: the chats waiting in `queue`, next first.
+    pub(crate) async fn waiting_in(&self, queue: &str) -> Vec<Value> {
+        let queues = self.get("/v1/admin/queues").await;
+        queues
+            .as_array()
+            .and_then(|q| q.iter().find(|q| q["id"] == queue))
+            .and_then(|q| q["waiting"].as_array())
+            .cloned()
+            .unwrap_or_else(|| panic!("queue {queue} is not listed: {queues:#}"))
+    }
+
+    /// `PUT /v1/admin/agents/{id}/limit`.
+    pub(crate) async fn set_limit(&self, id: &str, limit: u32) {
+        let response = self
+            .http
+            .put(self.url(&format!("/v1/admin/agents/{id}/limit")))
+            .json(&json!({ "limit": limit }))
+            .send()
+            .await
+            .expect("PUT limit");
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "PUT limit of {id}");
+    }
+
+    /// POSTs a raw body, bypassing every check; answers the status and the JSON body.
+    pub(crate) async fn post_raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("the server stops in time")
+                .expect("the server task did not panic")
+                .expect("the server ran without I/O errors");
+        }
+    }
+}
+
+/// Reads a timestamp out of a frame.
+pub(crate) fn ts(value: &Value) -> Timestamp {
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"))
+}

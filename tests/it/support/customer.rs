@@ -1,0 +1,98 @@
+//! A customer on a channel, as the channel connector delivers it over HTTP.
+
+use std::ops::Index;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::schema;
+
+/// A customer writing on one channel from one address. Cheap to clone, so that many tasks can
+/// write as the same customer at once.
+#[derive(Clone, Debug)]
+pub(crate) struct Customer {
+    http: reqwest::Client,
+    base: String,
+    channel: String,
+    address: String,
+}
+
+impl Customer {
+    pub(super) fn new(http: reqwest::Client, base: String, channel: &str, address: &str) -> Self {
+        Self {
+            http,
+            base,
+            channel: channel.to_owned(),
+            address: address.to_owned(),
+        }
+    }
+
+    /// The customer's address on its channel.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The customer's channel.
+    pub(crate) fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The customer writes `text` (`POST /v1/channels/{channel}/messages`).
+    pub(crate) async fn says(&self, text: &str) -> Receipt {
+        let body = json!({ "from": self.address, "text": text });
+        schema::check(schema::INBOUND_MESSAGE, &body);
+        self.post("messages", body).await
+    }
+
+    /// The customer enters a bot journey (`…/bot/start`).
+    pub(crate) async fn starts_bot(&self) -> Receipt {
+        let body = json!({ "from": self.address });
+        schema::check(schema::BOT_REQUEST, &body);
+        self.post("bot/start", body).await
+    }
+
+    /// The bot hands the customer over to a human (`…/bot/handover`).
+    pub(crate) async fn handed_over(&self) -> Receipt {
+        let body = json!({ "from": self.address });
+        schema::check(schema::BOT_REQUEST, &body);
+        self.post("bot/handover", body).await
+    }
+
+    async fn post(&self, what: &str, body: Value) -> Receipt {
+        let url = format!("{}/v1/channels/{}/{what}", self.base, self.channel);
+        let response = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = response.status();
+        let receipt: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::OK, "POST {url} {body}: {receipt:#}");
+        schema::check(schema::INGRESS_RECEIPT, &receipt);
+        Receipt(receipt)
+    }
+}
+
+/// What the engine did with a customer's message or bot call.
+#[derive(Clone, Debug)]
+pub(crate) struct Receipt(pub(crate) Value);
+
+impl Receipt {
+    /// The chat the message went to.
+    pub(crate) fn chat_id(&self) -> String {
+        self.0["chat_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the receipt names no chat: {:#}", self.0))
+            .to_owned()
+    }
+}
+
+impl Index<&str> for Receipt {
+    type Output = Value;
+
+    fn index(&self, key: &str) -> &Value {
+        &self.0[key]
+    }
+}
