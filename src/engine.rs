@@ -114,6 +114,8 @@ pub struct WaitingView {
     /// 1 = next.
     pub position: usize,
     /// Since when.
+    #[serde(with = "crate::clock::rfc3339")]
+    #[schemars(with = "Timestamp")]
     pub since: Timestamp,
 }
 

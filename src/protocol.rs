@@ -105,6 +105,8 @@ pub enum Request {
         chat_id: ChatId,
         /// Until when; absent or null means until the customer replies.
         #[serde(default)]
+        #[serde(with = "crate::clock::rfc3339::option")]
+        #[schemars(with = "Option<Timestamp>")]
         until: Option<Timestamp>,
     },
     /// Go online, away or offline.
@@ -226,6 +228,8 @@ pub struct ErrorFrame {
     pub live: Option<LiveElsewhere>,
     /// With `window_closed`: when the window closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
     pub expired_at: Option<Timestamp>,
 }
 
@@ -314,8 +318,12 @@ pub struct ChatView {
     /// The agent who reopened it, if it was reopened.
     pub reopened_by: Option<AgentId>,
     /// The customer's last message.
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
     pub last_customer_message_at: Option<Timestamp>,
     /// When the messaging window closes; null on channels without one.
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
     pub window_expires_at: Option<Timestamp>,
     /// Until when it is snoozed.
     pub snooze: Option<SnoozeUntil>,
@@ -331,6 +339,8 @@ pub struct OfferView {
     /// The queue it came from.
     pub queue: QueueId,
     /// Accept before this, or it goes to the next agent and you are set away.
+    #[serde(with = "crate::clock::rfc3339")]
+    #[schemars(with = "Timestamp")]
     pub expires_at: Timestamp,
 }
 
@@ -348,12 +358,18 @@ pub struct ArchiveEntry {
     /// Its owner, or last owner.
     pub owner: Option<AgentId>,
     /// When it closed, if closed.
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
     pub closed_at: Option<Timestamp>,
     /// Why it closed, if closed.
     pub close_reason: Option<CloseReason>,
     /// The customer's last message.
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
     pub last_customer_message_at: Option<Timestamp>,
     /// When the messaging window closes (for the countdown); null on channels without one.
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
     pub window_expires_at: Option<Timestamp>,
     /// Whether the Reopen button is on now (R02, R03, R08).
     pub reopenable: bool,

@@ -68,6 +68,8 @@ pub enum SnoozeUntil {
     /// Until a point in time (or an earlier reply).
     Time {
         /// When the chat returns to `active`.
+        #[serde(with = "crate::clock::rfc3339")]
+        #[schemars(with = "Timestamp")]
         at: Timestamp,
     },
     /// Until the customer replies.
@@ -105,6 +107,8 @@ pub enum MessageKind {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
     /// When the engine took it.
+    #[serde(with = "crate::clock::rfc3339")]
+    #[schemars(with = "Timestamp")]
     pub at: Timestamp,
     /// Who wrote it.
     pub author: Author,

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
@@ -12,8 +13,8 @@ use tokio::sync::{mpsc, Notify};
 use crate::ids::AgentId;
 use crate::protocol::{Push, ServerFrame};
 
-/// A text frame, serialized once and shared by every connection it goes to.
-pub type Frame = Arc<str>;
+/// A text frame (UTF-8 JSON), serialized once and shared by every connection it goes to.
+pub type Frame = Bytes;
 
 /// Identifies one connection (a tab, a device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -144,7 +145,7 @@ impl Fanout {
         let mut hub = hub.lock();
         hub.seq += 1;
         let seq = hub.seq;
-        let frame: Frame = encode(&ServerFrame::Push { seq, event }).into();
+        let frame = encode(&ServerFrame::Push { seq, event });
         if hub.log.len() == self.log_capacity {
             hub.log.pop_front();
         }
@@ -204,6 +205,8 @@ fn deliver(conn: &Conn, frame: Frame, kicked: &AtomicU64) -> bool {
 }
 
 /// Serializes a server frame. Our own types always serialize.
-pub fn encode(frame: &ServerFrame) -> String {
-    serde_json::to_string(frame).expect("server frames serialize")
+pub fn encode(frame: &ServerFrame) -> Frame {
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, frame).expect("server frames serialize");
+    Bytes::from(out)
 }

@@ -117,7 +117,7 @@ pub async fn serve_agent<W, R, E>(
         seq,
     };
     let mut close = None;
-    if sink.send(Message::Text(encode(&welcome).into())).await.is_ok() {
+    if sink.send(text_message(encode(&welcome))).await.is_ok() {
         close = loop {
             tokio::select! {
                 biased;
@@ -138,7 +138,7 @@ pub async fn serve_agent<W, R, E>(
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
                     };
-                    if replies.try_send(reply.into()).is_err() {
+                    if replies.try_send(reply).is_err() {
                         break Some((CLOSE_SLOW_CONSUMER, "outbox full: reconnect and resume"));
                     }
                 }
@@ -163,17 +163,23 @@ async fn write_batch<W: Sink<Message> + Unpin>(
     first: Frame,
     outbox: &mut tokio::sync::mpsc::Receiver<Frame>,
 ) -> Result<(), W::Error> {
-    sink.feed(Message::Text(Utf8Bytes::from(&*first))).await?;
+    sink.feed(text_message(first)).await?;
     for _ in 1..WRITE_BATCH {
         match outbox.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(Utf8Bytes::from(&*frame))).await?,
+            Ok(frame) => sink.feed(text_message(frame)).await?,
             Err(_) => break,
         }
     }
     sink.flush().await
 }
 
-fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> String {
+/// A text message sharing the frame's bytes.
+fn text_message(frame: Frame) -> Message {
+    // Frames are serde_json output: always UTF-8, so the check cannot fail.
+    Message::Text(Utf8Bytes::try_from(frame).unwrap_or_default())
+}
+
+fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> Frame {
     encode(&ServerFrame::Error(ErrorFrame {
         id,
         code,
@@ -183,7 +189,7 @@ fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> String {
     }))
 }
 
-fn rejection_frame(id: String, rejection: Rejection) -> String {
+fn rejection_frame(id: String, rejection: Rejection) -> Frame {
     let (live, expired_at) = match &rejection {
         Rejection::ActiveElsewhere { live } => (Some(live.clone()), None),
         Rejection::WindowClosed { expired_at } => (None, *expired_at),
@@ -205,7 +211,7 @@ pub fn handle_text(
     caller: &Caller,
     conn: crate::engine::fanout::ConnId,
     text: &str,
-) -> String {
+) -> Frame {
     if text.len() > MAX_FRAME_BYTES {
         return error_frame(
             None,

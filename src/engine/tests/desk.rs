@@ -105,7 +105,7 @@ impl Desk {
         let handle = &mut self.conns.get_mut(&who.id).expect("connected")[index];
         let mut out = Vec::new();
         while let Ok(frame) = handle.outbox.try_recv() {
-            match serde_json::from_str::<ServerFrame>(&frame).expect("server frames parse") {
+            match serde_json::from_slice::<ServerFrame>(&frame).expect("server frames parse") {
                 ServerFrame::Push { seq, event } => out.push((seq, event)),
                 other => panic!("unexpected frame in outbox: {other:?}"),
             }
