@@ -1,0 +1,151 @@
+//! Agents and their connections: the admin side of the engine, and who is online.
+
+use super::*;
+
+impl Engine {
+    /// Creates or updates an agent; `token` (if given) then identifies it on the WebSocket.
+    pub fn upsert_agent(&self, profile: AgentProfile, token: Option<String>) {
+        let id = profile.id.clone();
+        let (limit, queues) = (profile.limit, profile.queues.clone());
+        let existed = self.agents.insert(id.clone(), profile).is_some();
+        if let Some(token) = token {
+            self.tokens.retain(|_, a| a != &id);
+            self.tokens.insert(token, id.clone());
+        }
+        let now = self.now();
+        self.with_router(|r| ((), r.upsert_seat(&id, limit, queues, now)));
+        if existed {
+            self.push_limit(&id);
+        }
+    }
+
+    /// Removes an agent. Its chats stay as they are; its pending offers go back to the queue.
+    pub fn remove_agent(&self, id: &AgentId) -> Result<(), Rejection> {
+        self.agents.remove(id).ok_or_else(|| Rejection::NotFound {
+            what: "agent",
+            id: id.to_string(),
+        })?;
+        self.tokens.retain(|_, a| a != id);
+        let now = self.now();
+        self.with_router(|r| ((), r.remove_seat(id, now)));
+        Ok(())
+    }
+
+    /// The agent a token stands for.
+    pub fn agent_by_token(&self, token: &str) -> Option<AgentProfile> {
+        let id = self.tokens.get(token)?.clone();
+        self.agent(&id)
+    }
+
+    /// One agent's profile.
+    pub fn agent(&self, id: &AgentId) -> Option<AgentProfile> {
+        self.agents.get(id).map(|a| a.clone())
+    }
+
+    /// Changes an agent's limit live; lowering it never drops a chat (R06).
+    pub fn set_limit(&self, id: &AgentId, limit: u32) -> Result<(), Rejection> {
+        self.agents
+            .get_mut(id)
+            .ok_or_else(|| Rejection::NotFound {
+                what: "agent",
+                id: id.to_string(),
+            })?
+            .limit = limit;
+        let now = self.now();
+        self.with_router(|r| match r.set_limit(id, limit, now) {
+            Ok(events) => (Ok(()), events),
+            Err(e) => (Err(e), Vec::new()),
+        })?;
+        self.push_limit(id);
+        Ok(())
+    }
+
+    pub(super) fn push_limit(&self, id: &AgentId) {
+        let router = self.router.lock();
+        if let Some(seat) = router.seat(id) {
+            self.fanout.push(
+                id,
+                Push::LimitChanged {
+                    limit: seat.limit,
+                    load: seat.load,
+                },
+            );
+        }
+    }
+
+    /// Every agent with its live figures, sorted by id.
+    pub fn agent_statuses(&self) -> Vec<AgentStatus> {
+        let mut profiles: Vec<AgentProfile> = self.agents.iter().map(|a| a.clone()).collect();
+        profiles.sort_by(|a, b| a.id.cmp(&b.id));
+        let connections: Vec<usize> = profiles.iter().map(|p| self.fanout.connections(&p.id)).collect();
+        let router = self.router.lock();
+        profiles
+            .into_iter()
+            .zip(connections)
+            .filter_map(|(profile, connections)| {
+                let seat = router.seat(&profile.id)?;
+                Some(AgentStatus {
+                    presence: seat.presence,
+                    load: seat.load,
+                    offered: seat.offered,
+                    overrides: seat.overrides,
+                    connections,
+                    profile,
+                })
+            })
+            .collect()
+    }
+
+    /// Every queue with its waiting chats.
+    pub fn queue_views(&self) -> Vec<QueueView> {
+        let router = self.router.lock();
+        router
+            .queues()
+            .map(|(id, waiting)| QueueView {
+                id: id.clone(),
+                waiting: waiting
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| WaitingView {
+                        chat_id: w.chat.clone(),
+                        customer_id: w.customer.clone(),
+                        position: i + 1,
+                        since: w.since,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// A new connection of `agent`, and the last sequence number pushed before it joined.
+    /// An offline agent comes online with it.
+    pub fn connect(&self, agent: &AgentId) -> (ConnHandle, u64) {
+        let (handle, seq) = self.fanout.connect(agent);
+        let now = self.now();
+        self.with_router(|r| {
+            let offline = r.seat(agent).is_some_and(|s| s.presence == Presence::Offline);
+            let events = if offline {
+                r.set_presence(agent, Presence::Online, now).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            ((), events)
+        });
+        (handle, seq)
+    }
+
+    /// A connection ended. The agent keeps its chats; if no connection comes back within the
+    /// grace period it is set offline (R17).
+    pub fn disconnect(&self, agent: &AgentId, conn: ConnId) {
+        self.unwatch_all(conn);
+        if let Some(epoch) = self.fanout.disconnect(agent, conn) {
+            self.timers.schedule(
+                self.now() + self.config.grace,
+                Timer::Grace {
+                    agent: agent.clone(),
+                    epoch,
+                },
+            );
+        }
+    }
+}

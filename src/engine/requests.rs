@@ -1,0 +1,409 @@
+//! What an agent asks over its WebSocket (R02–R07, R12, R13, R16, R17).
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::*;
+
+impl Engine {
+    /// Carries out one request of `caller` on connection `conn`.
+    pub fn handle(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Rejection> {
+        let now = self.now();
+        let me = &caller.id;
+        match request {
+            Request::Reopen { chat_id } => self.reopen(me, &chat_id, now),
+            Request::SendMessage {
+                chat_id,
+                text,
+                human_agent_tag,
+            } => self.send_message(me, &chat_id, &text, human_agent_tag, now),
+            Request::SendTemplate {
+                chat_id,
+                template,
+                params,
+            } => self.send_template(me, &chat_id, template, params, now),
+            Request::Accept { chat_id } => self.accept(me, &chat_id, now),
+            Request::Decline { chat_id } => {
+                // The card stays: the chat waits or is offered to someone else.
+                self.with_router(|r| match r.decline(&chat_id, me, now) {
+                    Ok(events) => (Ok(()), events),
+                    Err(e) => (Err(e), Vec::new()),
+                })?;
+                Ok(ReplyResult::Done)
+            }
+            Request::Transfer { chat_id, to, force } => {
+                if force && !caller.role.supervises() {
+                    return Err(Rejection::Forbidden(
+                        "only supervisors and admins may force a transfer",
+                    ));
+                }
+                self.transfer(me, &chat_id, &to, force, now)
+            }
+            Request::Close { chat_id } => self.close(me, &chat_id, now),
+            Request::Snooze { chat_id, until } => {
+                let until = until.map_or(SnoozeUntil::Reply, |at| SnoozeUntil::Time { at });
+                self.snooze(me, &chat_id, until, now)
+            }
+            Request::SetPresence { presence } => {
+                self.with_router(|r| match r.set_presence(me, presence, now) {
+                    Ok(events) => (Ok(()), events),
+                    Err(e) => (Err(e), Vec::new()),
+                })?;
+                self.fanout.push(me, Push::PresenceChanged { presence });
+                Ok(ReplyResult::Presence { presence })
+            }
+            Request::ListArchive {
+                scope,
+                state,
+                query,
+                limit,
+            } => Ok(ReplyResult::Archive {
+                entries: self.archive(
+                    me,
+                    scope,
+                    state,
+                    query.as_deref(),
+                    limit.unwrap_or(50).min(500),
+                    now,
+                ),
+            }),
+            Request::WatchArchive { chat_ids } => {
+                if chat_ids.len() > 1000 {
+                    return Err(Rejection::Invalid(format!(
+                        "watch_archive takes at most 1000 chat ids, got {}",
+                        chat_ids.len()
+                    )));
+                }
+                self.watch(me, conn, chat_ids);
+                Ok(ReplyResult::Done)
+            }
+            Request::GetChat { chat_id } => self.history(caller, &chat_id),
+            Request::Resume { after_seq } => match self.fanout.resume(me, conn, after_seq) {
+                Resumed::Replayed(replayed) => Ok(ReplyResult::Resumed { replayed }),
+                Resumed::Gone => Ok(ReplyResult::Snapshot(self.snapshot(me))),
+            },
+            Request::Snapshot => Ok(ReplyResult::Snapshot(self.snapshot(me))),
+            Request::Ack { seq } => {
+                let last = self.fanout.seq(me);
+                if seq > last {
+                    return Err(Rejection::Invalid(format!(
+                        "ack for seq {seq}, but the last push to you was {last}"
+                    )));
+                }
+                Ok(ReplyResult::Done)
+            }
+            Request::Ping => Ok(ReplyResult::Pong),
+        }
+    }
+
+    pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<Arc<Mutex<CustomerFile>>, Rejection> {
+        let customer = self
+            .chats
+            .get(chat)
+            .map(|c| c.clone())
+            .ok_or_else(|| Rejection::NotFound {
+                what: "chat",
+                id: chat.to_string(),
+            })?;
+        self.customers
+            .get(&customer)
+            .map(|f| f.clone())
+            .ok_or_else(|| Rejection::NotFound {
+                what: "customer",
+                id: customer.to_string(),
+            })
+    }
+
+    pub(super) fn chat_view(&self, file: &CustomerFile, chat: &ChatId) -> ChatView {
+        let chat = file.chat(chat).expect("the caller found the chat in this file");
+        views::chat_view(file, chat, self.config.policies.of(chat.channel))
+    }
+
+    pub(super) fn channel_of(file: &CustomerFile, chat: &ChatId) -> Result<Channel, Rejection> {
+        file.chat(chat)
+            .map(|c| c.channel)
+            .ok_or_else(|| Rejection::NotFound {
+                what: "chat",
+                id: chat.to_string(),
+            })
+    }
+
+    pub(super) fn reopen(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        let channel = Self::channel_of(&file, chat_id)?;
+        let reopened = file.reopen(chat_id, me, self.config.policies.of(channel), now)?;
+        self.timers.schedule(
+            reopened.expires_at,
+            Timer::ReopenExpiry {
+                customer: file.id.clone(),
+                chat: chat_id.clone(),
+                reopened_at: now,
+            },
+        );
+        let chat = self.chat_view(&file, chat_id);
+        self.fanout.push(me, Push::ChatReopened { chat: chat.clone() });
+        self.send_out(
+            &file,
+            chat_id,
+            MessageKind::Notice,
+            self.config.reopen_notice.clone(),
+            None,
+        );
+        self.archive_changed(&file, now);
+        Ok(ReplyResult::Chat { chat })
+    }
+
+    pub(super) fn send_message(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        text: &str,
+        human_agent_tag: bool,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        let channel = Self::channel_of(&file, chat_id)?;
+        file.send(
+            chat_id,
+            me,
+            text,
+            human_agent_tag,
+            self.config.policies.of(channel),
+            now,
+        )?;
+        if let Some(message) = file.chat(chat_id).and_then(|c| c.messages.last()) {
+            self.fanout.push(
+                me,
+                Push::MessageSent {
+                    chat_id: chat_id.clone(),
+                    message: message.clone(),
+                },
+            );
+        }
+        let mut message = self.outbound_message(&file, chat_id, MessageKind::Text, text.to_owned(), Some(me));
+        message.human_agent_tag = human_agent_tag;
+        self.outbound.send(message);
+        Ok(ReplyResult::Done)
+    }
+
+    pub(super) fn send_template(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        template: String,
+        params: Vec<String>,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        let channel = Self::channel_of(&file, chat_id)?;
+        let text = if params.is_empty() {
+            template.clone()
+        } else {
+            format!("{template}({})", params.join(", "))
+        };
+        file.push_template(chat_id, me, &text, self.config.policies.of(channel), now)?;
+        let mut message = self.outbound_message(&file, chat_id, MessageKind::Template, template, Some(me));
+        message.params = params;
+        self.outbound.send(message);
+        self.archive_changed(&file, now);
+        Ok(ReplyResult::Done)
+    }
+
+    pub(super) fn accept(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        let state = file.chat(chat_id).map(|c| c.state);
+        if state != Some(ChatState::Queued) {
+            return Err(Rejection::NotFound {
+                what: "offer of chat",
+                id: chat_id.to_string(),
+            });
+        }
+        let load = self.with_router(|r| match r.accept(chat_id, me, now) {
+            Ok(_) => (
+                Ok(r.seat(me).map(|s| (s.load, s.limit)).unwrap_or_default()),
+                Vec::new(),
+            ),
+            Err(e) => (Err(e), Vec::new()),
+        })?;
+        file.accept(chat_id, me)
+            .expect("a queued chat whose offer the router accepted becomes active");
+        self.offer_cards.remove(chat_id);
+        let chat = self.chat_view(&file, chat_id);
+        self.fanout.push(
+            me,
+            Push::ChatActivated {
+                chat: chat.clone(),
+                by: ActivatedBy::Accepted,
+                load: load.0,
+                limit: load.1,
+                over_limit: false,
+            },
+        );
+        self.archive_changed(&file, now);
+        Ok(ReplyResult::Chat { chat })
+    }
+
+    pub(super) fn transfer(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        to: &AgentId,
+        force: bool,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
+        if to == me {
+            return Err(Rejection::Invalid(
+                "a chat cannot be transferred to its owner".into(),
+            ));
+        }
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        file.transfer(chat_id, me, to)?;
+        let moved = self.with_router(|r| match r.transfer(me, to, force, now) {
+            Ok((change, events)) => (Ok(change), events),
+            Err(e) => (Err(e), Vec::new()),
+        });
+        let change = match moved {
+            Ok(change) => change,
+            Err(e) => {
+                file.transfer(chat_id, to, me)
+                    .expect("undoing the transfer just made");
+                return Err(e);
+            }
+        };
+        let chat = self.chat_view(&file, chat_id);
+        self.fanout.push(
+            me,
+            Push::ChatTransferred {
+                chat_id: chat_id.clone(),
+                to: to.clone(),
+            },
+        );
+        self.fanout.push(
+            to,
+            Push::ChatActivated {
+                chat: chat.clone(),
+                by: ActivatedBy::Transfer,
+                load: change.load,
+                limit: change.limit,
+                over_limit: change.over_limit,
+            },
+        );
+        self.archive_changed(&file, now);
+        Ok(ReplyResult::Chat { chat })
+    }
+
+    pub(super) fn close(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        let prior = file.close(chat_id, me, now)?;
+        if prior.counts_toward_load() {
+            self.with_router(|r| ((), r.load_down(me, now)));
+        }
+        self.fanout.push(
+            me,
+            Push::ChatClosed {
+                chat_id: chat_id.clone(),
+                reason: crate::core::CloseReason::Agent,
+            },
+        );
+        self.archive_changed(&file, now);
+        Ok(ReplyResult::Done)
+    }
+
+    pub(super) fn snooze(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        until: SnoozeUntil,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        file.snooze(chat_id, me, until, now)?;
+        if let SnoozeUntil::Time { at } = until {
+            self.timers.schedule(
+                at,
+                Timer::SnoozeEnd {
+                    customer: file.id.clone(),
+                    chat: chat_id.clone(),
+                },
+            );
+        }
+        let chat = self.chat_view(&file, chat_id);
+        self.fanout.push(me, Push::ChatUpdated { chat: chat.clone() });
+        self.archive_changed(&file, now);
+        Ok(ReplyResult::Chat { chat })
+    }
+
+    pub(super) fn history(&self, caller: &Caller, chat_id: &ChatId) -> Result<ReplyResult, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let file = file.lock();
+        let chat = file.chat(chat_id).ok_or_else(|| Rejection::NotFound {
+            what: "chat",
+            id: chat_id.to_string(),
+        })?;
+        if chat.owner.as_ref() != Some(&caller.id) && !caller.role.supervises() {
+            return Err(Rejection::NotOwner {
+                owner: chat.owner.clone(),
+            });
+        }
+        Ok(ReplyResult::History {
+            chat: self.chat_view(&file, chat_id),
+            messages: chat.messages.clone(),
+        })
+    }
+
+    pub(super) fn snapshot(&self, me: &AgentId) -> Snapshot {
+        let seq = self.fanout.seq(me);
+        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
+        let mut chats = Vec::new();
+        for file in files {
+            let file = file.lock();
+            if let Some(chat) = file.live().filter(|c| c.owner.as_ref() == Some(me)) {
+                chats.push(self.chat_view(&file, &chat.id));
+            }
+        }
+        let router = self.router.lock();
+        let offers = router
+            .offers()
+            .filter(|o| &o.agent == me)
+            .filter_map(|o| {
+                Some(OfferView {
+                    chat: self.offer_cards.get(&o.waiting.chat)?.clone(),
+                    queue: o.waiting.queue.clone(),
+                    expires_at: o.expires_at,
+                })
+            })
+            .collect();
+        let seat = router.seat(me);
+        Snapshot {
+            seq,
+            presence: seat.map_or(Presence::Offline, |s| s.presence),
+            load: seat.map_or(0, |s| s.load),
+            limit: seat.map_or(0, |s| s.limit),
+            chats,
+            offers,
+        }
+    }
+}
