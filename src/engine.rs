@@ -211,6 +211,17 @@ impl Engine {
         format!("{prefix}{:x}", self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Runs a router operation that may refuse; delivers its events if it did not.
+    fn try_router(
+        &self,
+        f: impl FnOnce(&mut Router) -> Result<Vec<RouterEvent>, Rejection>,
+    ) -> Result<(), Rejection> {
+        self.with_router(|r| match f(r) {
+            Ok(events) => (Ok(()), events),
+            Err(e) => (Err(e), Vec::new()),
+        })
+    }
+
     /// Runs `f` on the router and delivers the routing events it caused before letting go.
     fn with_router<R>(&self, f: impl FnOnce(&mut Router) -> (R, Vec<RouterEvent>)) -> R {
         let mut router = self.router.lock();

@@ -52,10 +52,7 @@ impl Engine {
             })?
             .limit = limit;
         let now = self.now();
-        self.with_router(|r| match r.set_limit(id, limit, now) {
-            Ok(events) => (Ok(()), events),
-            Err(e) => (Err(e), Vec::new()),
-        })?;
+        self.try_router(|r| r.set_limit(id, limit, now))?;
         self.push_limit(id);
         Ok(())
     }

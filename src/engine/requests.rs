@@ -26,10 +26,7 @@ impl Engine {
             Request::Accept { chat_id } => self.accept(me, &chat_id, now),
             Request::Decline { chat_id } => {
                 // The card stays: the chat waits or is offered to someone else.
-                self.with_router(|r| match r.decline(&chat_id, me, now) {
-                    Ok(events) => (Ok(()), events),
-                    Err(e) => (Err(e), Vec::new()),
-                })?;
+                self.try_router(|r| r.decline(&chat_id, me, now))?;
                 Ok(ReplyResult::Done)
             }
             Request::Transfer { chat_id, to, force } => {
@@ -46,10 +43,7 @@ impl Engine {
                 self.snooze(me, &chat_id, until, now)
             }
             Request::SetPresence { presence } => {
-                self.with_router(|r| match r.set_presence(me, presence, now) {
-                    Ok(events) => (Ok(()), events),
-                    Err(e) => (Err(e), Vec::new()),
-                })?;
+                self.try_router(|r| r.set_presence(me, presence, now))?;
                 self.fanout.push(me, Push::PresenceChanged { presence });
                 Ok(ReplyResult::Presence { presence })
             }
