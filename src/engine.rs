@@ -43,7 +43,7 @@ use crate::protocol::{
     ActivatedBy, ArchiveEntry, BotRequest, Caller, ChatView, InboundMessage, IngressReceipt, OfferView,
     OutboundMessage, Push, ReplyResult, Request, Scope, Snapshot,
 };
-use fanout::{ConnHandle, ConnId, Fanout, Resumed};
+use fanout::{ConnHandle, ConnId, CutOff, Fanout, Resumed};
 use outbound::Outbound;
 use timers::{Timer, Timers};
 

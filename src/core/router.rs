@@ -178,8 +178,9 @@ impl Router {
     ) -> Vec<RouterEvent> {
         match self.seats.get_mut(agent) {
             Some(seat) => {
-                seat.limit = limit;
                 seat.queues = queues;
+                // Like a live limit change: offers that no longer fit are taken back.
+                return self.set_limit(agent, limit, now).unwrap_or_default();
             }
             None => {
                 self.seats.insert(
@@ -199,12 +200,12 @@ impl Router {
         self.route(now)
     }
 
-    /// Removes an agent; its pending offers go back to the queue. Its chats stay as they are.
-    pub fn remove_seat(&mut self, agent: &AgentId, now: Timestamp) -> Vec<RouterEvent> {
-        let mut events = self.withdraw_offers_of(agent, WithdrawReason::AgentUnavailable);
-        self.seats.remove(agent);
-        events.extend(self.route(now));
-        events
+    /// Takes an agent out of routing: offline, its pending offers back in the queue. The seat
+    /// itself stays, so that the load of the chats it still owns keeps being counted (and is
+    /// there again if the agent is re-added).
+    pub fn retire_seat(&mut self, agent: &AgentId, now: Timestamp) -> Vec<RouterEvent> {
+        self.set_presence(agent, Presence::Offline, now)
+            .unwrap_or_default()
     }
 
     /// One agent's seat.
@@ -295,9 +296,14 @@ impl Router {
             seat.idle_since = now;
         }
         seat.presence = presence;
-        let mut events = Vec::new();
+        // Told under the router's lock, so that every connection sees presence in the order
+        // the router changed it.
+        let mut events = vec![RouterEvent::PresenceChanged {
+            agent: agent.clone(),
+            presence,
+        }];
         if presence != Presence::Online {
-            events = self.withdraw_offers_of(agent, WithdrawReason::AgentUnavailable);
+            events.extend(self.withdraw_offers_of(agent, WithdrawReason::AgentUnavailable));
         }
         events.extend(self.route(now));
         Ok(events)
@@ -363,15 +369,9 @@ impl Router {
         if !due {
             return Vec::new();
         }
-        let mut events = vec![RouterEvent::PresenceChanged {
-            agent: agent.clone(),
-            presence: Presence::Away,
-        }];
-        if let Some(seat) = self.seats.get_mut(agent) {
-            seat.presence = Presence::Away;
-        }
-        // Its other offers go too: an away agent holds none.
-        for mut e in self.withdraw_offers_of(agent, WithdrawReason::AgentUnavailable) {
+        // Away, and its other offers go too: an away agent holds none.
+        let mut events = Vec::new();
+        for mut e in self.set_presence(agent, Presence::Away, now).unwrap_or_default() {
             if let RouterEvent::OfferWithdrawn { chat: c, reason, .. } = &mut e {
                 if c == chat {
                     *reason = WithdrawReason::Timeout;

@@ -7,27 +7,39 @@ impl Engine {
     pub fn upsert_agent(&self, profile: AgentProfile, token: Option<String>) {
         let id = profile.id.clone();
         let (limit, queues) = (profile.limit, profile.queues.clone());
-        let existed = self.agents.insert(id.clone(), profile).is_some();
         if let Some(token) = token {
             self.tokens.retain(|_, a| a != &id);
             self.tokens.insert(token, id.clone());
         }
         let now = self.now();
-        self.with_router(|r| ((), r.upsert_seat(&id, limit, queues, now)));
+        // Profile and seat change together under the router's lock (see `remove_agent`).
+        let existed = self.with_router(|r| {
+            let existed = self.agents.insert(id.clone(), profile).is_some();
+            (existed, r.upsert_seat(&id, limit, queues, now))
+        });
         if existed {
             self.push_limit(&id);
         }
     }
 
     /// Removes an agent. Its chats stay as they are; its pending offers go back to the queue.
+    /// Its seat stays in the router (offline) so that the chats it still owns keep counting.
     pub fn remove_agent(&self, id: &AgentId) -> Result<(), Rejection> {
-        self.agents.remove(id).ok_or_else(|| Rejection::NotFound {
-            what: "agent",
-            id: id.to_string(),
+        let now = self.now();
+        // Under the router's lock, so that a concurrent upsert of the same id cannot leave a
+        // profile without a seat or the other way round.
+        self.with_router(|r| match self.agents.remove(id) {
+            Some(_) => (Ok(()), r.retire_seat(id, now)),
+            None => (
+                Err(Rejection::NotFound {
+                    what: "agent",
+                    id: id.to_string(),
+                }),
+                Vec::new(),
+            ),
         })?;
         self.tokens.retain(|_, a| a != id);
-        let now = self.now();
-        self.with_router(|r| ((), r.remove_seat(id, now)));
+        self.fanout.close_all(id, CutOff::AgentRemoved);
         Ok(())
     }
 

@@ -45,22 +45,16 @@ impl Engine {
                     }
                 }
                 Timer::Grace { agent, epoch } => {
-                    if self.fanout.gone_since(&agent, epoch) {
-                        let changed = self.with_router(|r| {
-                            let was = r.seat(&agent).map(|s| s.presence);
-                            let events = r.set_presence(&agent, Presence::Offline, now).unwrap_or_default();
-                            (was.is_some_and(|p| p != Presence::Offline), events)
-                        });
-                        if changed {
-                            // Kept in the log: the agent sees it when it resumes.
-                            self.fanout.push(
-                                &agent,
-                                Push::PresenceChanged {
-                                    presence: Presence::Offline,
-                                },
-                            );
-                        }
-                    }
+                    // Checked under the router's lock: a connection registers before it takes
+                    // that lock to come online, so a reconnect cannot slip in between.
+                    self.with_router(|r| {
+                        let events = if self.fanout.gone_since(&agent, epoch) {
+                            r.set_presence(&agent, Presence::Offline, now).unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        };
+                        ((), events)
+                    });
                 }
             }
         }

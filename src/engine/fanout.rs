@@ -20,6 +20,53 @@ pub type Frame = Bytes;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// Why the engine cut a connection off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutOff {
+    /// Its outbox filled up: the client did not read fast enough. It should resume.
+    SlowConsumer,
+    /// Its agent was removed.
+    AgentRemoved,
+}
+
+impl CutOff {
+    /// The WebSocket close code.
+    pub fn code(self) -> u16 {
+        match self {
+            CutOff::SlowConsumer => 4008,
+            CutOff::AgentRemoved => 4003,
+        }
+    }
+
+    /// The close reason text.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CutOff::SlowConsumer => "outbox full: reconnect and resume",
+            CutOff::AgentRemoved => "agent removed",
+        }
+    }
+}
+
+/// The engine's signal to a connection's task that it has been cut off.
+#[derive(Debug, Default)]
+pub struct Kick {
+    notify: Notify,
+    why: Mutex<Option<CutOff>>,
+}
+
+impl Kick {
+    fn kick(&self, why: CutOff) {
+        self.why.lock().get_or_insert(why);
+        self.notify.notify_one();
+    }
+
+    /// Resolves once the connection has been cut off, with the reason.
+    pub async fn kicked(&self) -> CutOff {
+        self.notify.notified().await;
+        self.why.lock().unwrap_or(CutOff::SlowConsumer)
+    }
+}
+
 /// What the gateway holds for one connection.
 #[derive(Debug)]
 pub struct ConnHandle {
@@ -27,8 +74,8 @@ pub struct ConnHandle {
     pub id: ConnId,
     /// Frames to write, in order.
     pub outbox: mpsc::Receiver<Frame>,
-    /// Notified when the engine cut the connection off because its outbox was full.
-    pub kicked: Arc<Notify>,
+    /// Signalled when the engine cut the connection off.
+    pub kicked: Arc<Kick>,
     /// The sender side, for replies, which share the outbox with pushes.
     pub replies: mpsc::Sender<Frame>,
 }
@@ -37,7 +84,7 @@ pub struct ConnHandle {
 struct Conn {
     id: ConnId,
     tx: mpsc::Sender<Frame>,
-    kicked: Arc<Notify>,
+    kicked: Arc<Kick>,
 }
 
 #[derive(Debug, Default)]
@@ -91,7 +138,7 @@ impl Fanout {
     pub fn connect(&self, agent: &AgentId) -> (ConnHandle, u64) {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.outbox_capacity);
-        let kicked = Arc::new(Notify::new());
+        let kicked = Arc::new(Kick::default());
         let hub = self.hub(agent);
         let mut hub = hub.lock();
         hub.epoch += 1;
@@ -117,6 +164,15 @@ impl Fanout {
         hub.conns.is_empty().then_some(hub.epoch)
     }
 
+    /// Cuts off every connection of `agent`.
+    pub fn close_all(&self, agent: &AgentId, why: CutOff) {
+        let hub = self.hub(agent);
+        let mut hub = hub.lock();
+        for conn in hub.conns.drain(..) {
+            conn.kicked.kick(why);
+        }
+    }
+
     /// Whether the agent has no connection and none came since `epoch`.
     pub fn gone_since(&self, agent: &AgentId, epoch: u64) -> bool {
         let hub = self.hub(agent);
@@ -126,17 +182,20 @@ impl Fanout {
 
     /// How many connections the agent has.
     pub fn connections(&self, agent: &AgentId) -> usize {
-        self.hubs.get(agent).map_or(0, |h| h.lock().conns.len())
+        let hub = self.hubs.get(agent).map(|h| h.clone());
+        hub.map_or(0, |h| h.lock().conns.len())
     }
 
     /// All connections.
     pub fn total_connections(&self) -> usize {
-        self.hubs.iter().map(|h| h.lock().conns.len()).sum()
+        let hubs: Vec<Arc<Mutex<Hub>>> = self.hubs.iter().map(|h| h.clone()).collect();
+        hubs.iter().map(|h| h.lock().conns.len()).sum()
     }
 
     /// The last sequence number pushed to the agent.
     pub fn seq(&self, agent: &AgentId) -> u64 {
-        self.hubs.get(agent).map_or(0, |h| h.lock().seq)
+        let hub = self.hubs.get(agent).map(|h| h.clone());
+        hub.map_or(0, |h| h.lock().seq)
     }
 
     /// Pushes `event` to every connection of `agent`, numbered and logged for resume.
@@ -197,7 +256,7 @@ fn deliver(conn: &Conn, frame: Frame, kicked: &AtomicU64) -> bool {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             kicked.fetch_add(1, Ordering::Relaxed);
-            conn.kicked.notify_one();
+            conn.kicked.kick(CutOff::SlowConsumer);
             false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -11,6 +11,9 @@ impl Engine {
     pub fn handle(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Rejection> {
         let now = self.now();
         let me = &caller.id;
+        if !self.agents.contains_key(me) {
+            return Err(Rejection::Forbidden("this agent has been removed"));
+        }
         match request {
             Request::Reopen { chat_id } => self.reopen(me, &chat_id, now),
             Request::SendMessage {
@@ -44,7 +47,6 @@ impl Engine {
             }
             Request::SetPresence { presence } => {
                 self.try_router(|r| r.set_presence(me, presence, now))?;
-                self.fanout.push(me, Push::PresenceChanged { presence });
                 Ok(ReplyResult::Presence { presence })
             }
             Request::ListArchive {

@@ -1,6 +1,7 @@
 //! The agent WebSocket (`/v1/agent/ws`): a thin adapter from frames to engine calls.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -9,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::core::{ErrorCode, Rejection};
-use crate::engine::fanout::{encode, ConnHandle, Frame};
+use crate::engine::fanout::{encode, ConnHandle, ConnId, CutOff, Frame, Kick};
 use crate::engine::Engine;
 use crate::protocol::{Caller, ClientFrame, ErrorFrame, ServerFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
@@ -23,8 +24,18 @@ use crate::protocol::{Caller, ClientFrame, ErrorFrame, ServerFrame, MAX_FRAME_BY
 /// [`MAX_FRAME_BYTES`] they get an error frame and the connection stays.
 pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
-/// Close code for a connection whose outbox filled up because it did not read.
-pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code for a connection from which nothing (not even a pong) came for
+/// [`MISSED_HEARTBEATS`] heartbeats.
+pub const CLOSE_IDLE: u16 = 4002;
+
+/// How often the engine pings an agent connection.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// Heartbeats without any frame from the client before the connection is closed.
+pub const MISSED_HEARTBEATS: u32 = 2;
+
+/// How long one write may take before the connection is given up as dead.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Close code when the engine shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -116,45 +127,92 @@ pub async fn serve_agent<W, R, E>(
         agent: profile,
         seq,
     };
-    let mut close = None;
-    if sink.send(text_message(encode(&welcome))).await.is_ok() {
-        close = loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => break Some((CLOSE_GOING_AWAY, "engine shutting down")),
-                _ = kicked.notified() => {
-                    break Some((CLOSE_SLOW_CONSUMER, "outbox full: reconnect and resume"));
+    let close = if sink.send(text_message(encode(&welcome))).await.is_ok() {
+        run_connection(
+            &engine,
+            &caller,
+            conn_id,
+            &mut sink,
+            &mut stream,
+            &mut outbox,
+            &kicked,
+            &replies,
+            &mut shutdown,
+        )
+        .await
+    } else {
+        None
+    };
+    // Unregister first: a peer that never answers the close handshake must not keep the
+    // agent looking connected (its grace period starts now).
+    engine.disconnect(&caller.id, conn_id);
+    if let Some((code, reason)) = close {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await;
+    }
+    tracing::debug!(conn = conn_id.0, ?close, "disconnected");
+}
+
+/// The connection's loop. Returns the close frame to send, if the engine ends it.
+#[allow(clippy::too_many_arguments)]
+async fn run_connection<W, R, E>(
+    engine: &Engine,
+    caller: &Caller,
+    conn_id: ConnId,
+    sink: &mut W,
+    stream: &mut R,
+    outbox: &mut mpsc::Receiver<Frame>,
+    kicked: &Kick,
+    replies: &mpsc::Sender<Frame>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(u16, &'static str)>
+where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    let mut silent_beats = 0;
+    loop {
+        // Not biased: a busy outbox must not starve the client's requests, nor the reverse.
+        tokio::select! {
+            _ = shutdown.changed() => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
+            why = kicked.kicked() => return Some((why.code(), why.reason())),
+            _ = heartbeat.tick() => {
+                // A peer gone without a FIN (a closed laptop) would otherwise hold the
+                // connection, and keep the agent online, for ever.
+                silent_beats += 1;
+                if silent_beats > MISSED_HEARTBEATS {
+                    return Some((CLOSE_IDLE, "no frame received: reconnect"));
                 }
-                frame = outbox.recv() => {
-                    let Some(frame) = frame else { break None };
-                    if write_batch(&mut sink, frame, &mut outbox).await.is_err() {
-                        break None;
-                    }
-                }
-                message = stream.next() => {
-                    let reply = match message {
-                        Some(Ok(Message::Text(text))) => handle_text(&engine, &caller, conn_id, &text),
-                        Some(Ok(Message::Binary(_))) => error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into()),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
-                    };
-                    if replies.try_send(reply).is_err() {
-                        break Some((CLOSE_SLOW_CONSUMER, "outbox full: reconnect and resume"));
-                    }
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
+                    return None;
                 }
             }
-        };
+            frame = outbox.recv() => {
+                let frame = frame?;
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write_batch(sink, frame, outbox)).await, Ok(Ok(()))) {
+                    return None;
+                }
+            }
+            message = stream.next() => {
+                silent_beats = 0;
+                let reply = match message {
+                    Some(Ok(Message::Text(text))) => handle_text(engine, caller, conn_id, &text),
+                    Some(Ok(Message::Binary(_))) => error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                };
+                if replies.try_send(reply).is_err() {
+                    let why = CutOff::SlowConsumer;
+                    return Some((why.code(), why.reason()));
+                }
+            }
+        }
     }
-    if let Some((code, reason)) = close {
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            })))
-            .await;
-    }
-    engine.disconnect(&caller.id, conn_id);
-    tracing::debug!(conn = conn_id.0, ?close, "disconnected");
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.
@@ -264,5 +322,111 @@ pub fn handle_text(
             tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
             rejection_frame(id, rejection)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use chrono::TimeZone;
+    use futures_util::{sink, stream};
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::core::{AgentProfile, Role};
+    use crate::engine::outbound::Outbound;
+    use crate::engine::EngineConfig;
+    use crate::ids::AgentId;
+
+    fn engine_with_ana() -> (Arc<Engine>, Caller) {
+        let start = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+            .single()
+            .expect("date");
+        let (outbound, _) = Outbound::channel();
+        let engine = Engine::new(
+            EngineConfig::default(),
+            Arc::new(ManualClock::new(start)),
+            outbound,
+        );
+        let id = AgentId::from("ana");
+        engine.upsert_agent(
+            AgentProfile {
+                id: id.clone(),
+                name: "Ana".into(),
+                role: Role::Agent,
+                limit: 2,
+                queues: Vec::new(),
+            },
+            None,
+        );
+        (
+            engine,
+            Caller {
+                id,
+                role: Role::Agent,
+            },
+        )
+    }
+
+    /// A transport that records what the engine writes.
+    fn recording_sink(sent: Arc<Mutex<Vec<Message>>>) -> impl Sink<Message, Error = Infallible> + Unpin {
+        Box::pin(sink::unfold(sent, |sent, m: Message| async move {
+            sent.lock().push(m);
+            Ok::<_, Infallible>(sent)
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn r17_a_peer_gone_without_closing_is_dropped_after_missed_heartbeats_and_its_grace_starts() {
+        let (engine, ana) = engine_with_ana();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (_stop, shutdown) = watch::channel(false);
+        // The peer vanished: nothing ever arrives, nothing ends the stream.
+        let silent = stream::pending::<Result<Message, Infallible>>();
+        serve_agent(
+            engine.clone(),
+            ana.clone(),
+            recording_sink(sent.clone()),
+            silent,
+            shutdown,
+        )
+        .await;
+
+        assert_eq!(engine.fanout().connections(&ana.id), 0, "unregistered");
+        assert_eq!(engine.timers().len(), 1, "the grace timer is set");
+        let sent = sent.lock();
+        let pings = sent.iter().filter(|m| matches!(m, Message::Ping(_))).count();
+        assert_eq!(pings as u32, MISSED_HEARTBEATS);
+        match sent.last() {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_IDLE),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn r17_a_peer_that_answers_pings_stays_connected() {
+        let (engine, ana) = engine_with_ana();
+        let (stop, shutdown) = watch::channel(false);
+        // A live peer: a pong twice per heartbeat, on the paused clock.
+        let pongs = stream::unfold(tokio::time::interval(HEARTBEAT / 2), |mut every| async move {
+            every.tick().await;
+            Some((Ok::<_, Infallible>(Message::Pong(Default::default())), every))
+        });
+        let mut connection = tokio::spawn(serve_agent(
+            engine.clone(),
+            ana.clone(),
+            recording_sink(Default::default()),
+            Box::pin(pongs),
+            shutdown,
+        ));
+        let still_running = tokio::time::timeout(HEARTBEAT * 9, &mut connection).await;
+        assert!(still_running.is_err(), "the connection ended: {still_running:?}");
+        assert_eq!(engine.fanout().connections(&ana.id), 1);
+        stop.send(true).expect("the connection listens");
+        connection.await.expect("ends cleanly");
+        assert_eq!(engine.fanout().connections(&ana.id), 0);
     }
 }

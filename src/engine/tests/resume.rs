@@ -14,8 +14,14 @@ fn r17_pushes_are_numbered_in_order_and_the_same_on_every_connection() {
     for i in 0..5 {
         desk.served(&ana, Channel::Webchat, &format!("c{i}"));
     }
-    let first: Vec<u64> = desk.frames_on(&ana, 1).into_iter().map(|(s, _)| s).collect();
-    assert_eq!(first, (1..=10).collect::<Vec<_>>(), "offer + activation per chat");
+    // Push 1 (presence online, from the first connection) came before the second joined.
+    let seqs =
+        |frames: Vec<(u64, crate::protocol::Push)>| frames.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(desk.frames_on(&ana, 1)),
+        (2..=11).collect::<Vec<_>>(),
+        "offer + activation per chat"
+    );
 }
 
 #[test]
@@ -57,7 +63,10 @@ fn r17_resume_from_a_seq_no_longer_kept_gets_a_snapshot() {
     let ReplyResult::Snapshot(snapshot) = reply else {
         panic!("{reply:?}")
     };
-    assert_eq!(snapshot.seq, 8);
+    assert_eq!(
+        snapshot.seq, 9,
+        "presence online, then an offer and an activation per chat"
+    );
     assert_eq!(snapshot.chats.len(), 4);
     assert_eq!((snapshot.load, snapshot.limit), (4, 10));
 }

@@ -99,7 +99,7 @@ fn r06_an_offer_not_accepted_in_time_moves_on_and_the_silent_agent_goes_away() {
     let chat = desk.say(Channel::Webchat, "c1", "hi").chat_id.expect("chat");
     assert_eq!(offered(&desk.pushes(&ana)), std::slice::from_ref(&chat));
     desk.advance(Duration::seconds(29));
-    assert!(desk.pushes(&ben).is_empty(), "not yet");
+    assert!(offered(&desk.pushes(&ben)).is_empty(), "not yet");
     desk.advance(Duration::seconds(1));
     let pushes = desk.pushes(&ana);
     assert!(pushes.contains(&Push::PresenceChanged {
@@ -368,5 +368,55 @@ fn r06_a_chat_declined_by_every_online_agent_goes_round_again() {
     )
     .expect("declined");
     assert_eq!(offered(&desk.pushes(&ana)), [chat]);
+    desk.check();
+}
+
+#[test]
+fn r06_a_removed_agent_keeps_its_load_counted_loses_its_sockets_and_may_come_back() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 2);
+    let chat = desk.served(&ana, Channel::Webchat, "c1");
+    desk.engine.remove_agent(&ana.id).expect("removed");
+    assert_eq!(
+        desk.engine.fanout().connections(&ana.id),
+        0,
+        "its sockets are closed"
+    );
+    assert_eq!(
+        desk.engine.seat(&ana.id).map(|s| (s.0, s.1)),
+        Some((Presence::Offline, 1))
+    );
+    assert_eq!(
+        code(desk.request(
+            &ana,
+            Request::Close {
+                chat_id: chat.clone()
+            }
+        )),
+        ErrorCode::Forbidden
+    );
+    desk.check();
+    // Back again: the chat it still owns is still counted.
+    desk.agent("ana", 2);
+    assert_eq!(desk.load(&ana), (1, 2));
+    desk.close(&ana, &chat);
+    desk.check();
+}
+
+#[test]
+fn r06_an_admin_update_that_lowers_a_limit_takes_back_offers_that_no_longer_fit() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 1);
+    let chat = desk.say(Channel::Webchat, "c1", "hi").chat_id.expect("chat");
+    desk.pushes(&ana);
+    desk.agent_as("ana", Role::Agent, 0);
+    assert!(desk.pushes(&ana).contains(&Push::OfferWithdrawn {
+        chat_id: chat.clone(),
+        reason: WithdrawReason::LimitLowered
+    }));
+    assert_eq!(
+        code(desk.request(&ana, Request::Accept { chat_id: chat })),
+        ErrorCode::NotFound
+    );
     desk.check();
 }

@@ -63,6 +63,12 @@ impl Agent {
         );
         client.last_seq = welcome["seq"].as_u64().expect("welcome carries a seq");
         client.welcome = welcome;
+        // A connection brings an offline agent online, and that is pushed right after the
+        // welcome: part of connecting, so it is consumed here (the seq check still sees it).
+        client.ping().await.expect_ok();
+        client
+            .pushes
+            .retain(|p| !(p.event["kind"] == "presence_changed" && p.event["presence"] == "online"));
         client
     }
 }
