@@ -1,0 +1,183 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Load tests for Switchboard: real WebSocket and HTTP clients against a local engine, and a
+/// bare relay (the floor) to compare it with. Every run is bounded by --duration and --ops.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) scenario: Scenario,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// Options of every scenario.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct Common {
+    /// The engine to drive (loopback only). Ignored with --spawn.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    pub(crate) url: String,
+    /// Start a fresh release engine on a free port, and kill it at the end.
+    #[arg(long, global = true)]
+    pub(crate) spawn: bool,
+    /// The engine binary for --spawn [default: beside this binary, else
+    /// $CARGO_TARGET_DIR/release/switchboard, else target/release/switchboard].
+    #[arg(long, global = true)]
+    pub(crate) engine_bin: Option<PathBuf>,
+    /// RUST_LOG of a spawned engine (at `info` it logs every outbound message).
+    #[arg(long, global = true, default_value = "warn")]
+    pub(crate) engine_log: String,
+    /// TOML appended to the spawned engine's generated configuration.
+    #[arg(long, global = true)]
+    pub(crate) engine_config: Option<PathBuf>,
+    /// The pid of the engine behind --url, to read its RSS and CPU from /proc.
+    #[arg(long, global = true)]
+    pub(crate) pid: Option<u32>,
+    /// Seconds of the measured window.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub(crate) duration: f64,
+    /// Seconds of load before the window opens (not measured).
+    #[arg(long, global = true, default_value_t = 1.0)]
+    pub(crate) warmup: f64,
+    /// At most this many requests in the measured window (WebSocket requests + HTTP posts).
+    #[arg(long, global = true, default_value_t = 50_000_000)]
+    pub(crate) ops: u64,
+    /// WebSocket handshakes in progress at once while connecting.
+    #[arg(long, global = true, default_value_t = 100)]
+    pub(crate) connect_concurrency: usize,
+    /// HTTP ingress workers (each one request at a time, over its keep-alive connection)
+    /// [default: the cycles in flight, between 16 and 256].
+    #[arg(long, global = true)]
+    pub(crate) http_workers: Option<usize>,
+    /// Serve the floor relay with the socket defaults the engine has today (`axum::serve` on
+    /// `TcpListener::bind`: Nagle's algorithm on, listen backlog 128). Without it the floor
+    /// sets TCP_NODELAY and a backlog of 4096.
+    #[arg(long, global = true)]
+    pub(crate) floor_axum_defaults: bool,
+    /// Before each run, wait up to this many seconds for the machine to be idle (other
+    /// processes' CPU skews the figures; the report shows how much they took).
+    #[arg(long, global = true, default_value_t = 0.0)]
+    pub(crate) wait_quiet: f64,
+    /// Tokio worker threads of the harness [default: one per core].
+    #[arg(long, global = true)]
+    pub(crate) threads: Option<usize>,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Scenario {
+    /// Hold N agent connections; report the server's RSS per connection.
+    Idle {
+        #[command(flatten)]
+        idle: IdleArgs,
+        /// Run the same against the floor relay first, and report the ratios.
+        #[arg(long)]
+        with_floor: bool,
+    },
+    /// Agents reopen closed chats while customers reply over HTTP and agents close again.
+    ReopenStorm {
+        #[command(flatten)]
+        storm: StormArgs,
+        /// Run the same against the floor relay first, and report the ratios.
+        #[arg(long)]
+        with_floor: bool,
+    },
+    /// K agents reopen the same customer at once, over many customers: exactly one wins each.
+    Race(RaceArgs),
+    /// New chats arrive over HTTP at a steady rate; agents accept and close after a think time.
+    Routing(RoutingArgs),
+    /// A shape (reopen-storm or idle) against the bare relay only.
+    Floor {
+        /// Which traffic shape.
+        #[arg(long, value_enum, default_value_t = Shape::ReopenStorm)]
+        shape: Shape,
+        #[command(flatten)]
+        storm: StormArgs,
+        #[command(flatten)]
+        idle: IdleArgs,
+    },
+    /// Serve the floor relay (started by the harness itself).
+    #[command(hide = true)]
+    Relay {
+        /// Where to listen.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Socket defaults of `axum::serve`: Nagle on, backlog 128.
+        #[arg(long)]
+        axum_defaults: bool,
+    },
+}
+
+/// The floor's traffic shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Shape {
+    /// As `reopen-storm`.
+    ReopenStorm,
+    /// As `idle`.
+    Idle,
+}
+
+/// Options of `idle`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct IdleArgs {
+    /// Connections to hold (at most 19,000: the open-file limit is ~20,000 per process).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=19_000))]
+    pub(crate) conns: u64,
+    /// Connections per agent.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=2))]
+    pub(crate) conns_per_agent: u64,
+}
+
+/// Options of `reopen-storm` (and the floor's storm shape).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct StormArgs {
+    /// Agents, each with two connections (one sends, the other only receives pushes).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=9_500))]
+    pub(crate) agents: u64,
+    /// Customers (closed chats) per agent.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub(crate) customers_per_agent: u64,
+    /// Open loop: offer this many requests per second (a cycle is reopen + customer reply +
+    /// close: three requests). Absent: closed loop, as fast as the target answers.
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Closed loop: cycles in flight. Open loop: the cap on cycles in flight.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) concurrency: u64,
+}
+
+/// Options of `race`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct RaceArgs {
+    /// Customers, each raced for once. The race stops after max(--duration, 120) seconds.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) customers: u64,
+    /// Agents racing for each customer (K).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(2..=1_000))]
+    pub(crate) agents: u64,
+    /// Customers raced for at the same moment (each agent sends this many reopens at once).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) wave: u64,
+}
+
+/// Options of `routing`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct RoutingArgs {
+    /// Agents (one connection each).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=19_000))]
+    pub(crate) agents: u64,
+    /// Each agent's concurrency limit.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) limit: u32,
+    /// New chats per second (open loop).
+    #[arg(long, default_value_t = 500.0)]
+    pub(crate) rate: f64,
+    /// Milliseconds an agent keeps a chat before closing it.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) think_ms: u64,
+}

@@ -1,0 +1,267 @@
+//! The HTTP side: creating agents through the admin API, and customers writing through the
+//! channel ingress (`POST /v1/channels/{channel}/messages`), from a fixed pool of workers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::clock;
+use crate::stats::{Path, Stats};
+
+/// Agents per admin batch: the engine takes bodies up to 256 KiB.
+const AGENT_BATCH: usize = 1_000;
+
+/// The channel every scenario writes on: web chat has no messaging window, so a closed chat
+/// can always be reopened and a returning customer is always within reach.
+pub(crate) const CHANNEL: &str = "webchat";
+
+/// An HTTP client for the harness: keep-alive, no Nagle, a short timeout.
+pub(crate) fn client(pool: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(pool)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// One agent for `POST /v1/admin/agents/batch`.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct AgentSpec {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) role: &'static str,
+    pub(crate) limit: u32,
+    pub(crate) token: String,
+}
+
+/// `n` agents `lt-a0…` with tokens `lt-a0-tok…`.
+pub(crate) fn agents(n: usize, limit: u32) -> Vec<AgentSpec> {
+    (0..n)
+        .map(|i| AgentSpec {
+            id: format!("lt-a{i}"),
+            name: format!("Load agent {i}"),
+            role: "agent",
+            limit,
+            token: format!("lt-a{i}-tok"),
+        })
+        .collect()
+}
+
+/// Creates (or replaces) `agents` on the engine at `base`.
+pub(crate) async fn create_agents(
+    client: &reqwest::Client,
+    base: &str,
+    agents: &[AgentSpec],
+) -> anyhow::Result<()> {
+    for chunk in agents.chunks(AGENT_BATCH) {
+        let response = client
+            .post(format!("{base}/v1/admin/agents/batch"))
+            .json(chunk)
+            .send()
+            .await
+            .context("POST /v1/admin/agents/batch")?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "creating agents: {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Inbound<'a> {
+    from: &'a str,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    code: String,
+}
+
+/// What the engine answered to an ingress post (the fields the harness needs).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Receipt {
+    /// The chat the message went to.
+    pub(crate) chat_id: Option<String>,
+}
+
+/// Posts one customer message; returns the receipt, or counts the error and returns `None`.
+async fn post(client: &reqwest::Client, url: &reqwest::Url, body: Vec<u8>, stats: &Stats) -> Option<Vec<u8>> {
+    let t0 = clock::now();
+    let outcome = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let response = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            stats.error(if e.is_timeout() {
+                "http: timed out"
+            } else {
+                "http: failed"
+            });
+            return None;
+        }
+    };
+    let status = response.status();
+    let bytes = response.bytes().await.ok()?;
+    stats.record(Path::IngressHttp, clock::micros_since(t0));
+    if !status.is_success() {
+        match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(e) => stats.error(&format!("http {}: {}", status.as_u16(), e.code)),
+            Err(_) => stats.error(&format!("http {}", status.as_u16())),
+        }
+        return None;
+    }
+    Some(bytes.to_vec())
+}
+
+fn body(from: &str, text: &str, name: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&Inbound { from, text, name }).expect("a plain struct serializes")
+}
+
+/// Send times of numbered new chats (routing), as [`clock::stamp`]s; 0 = not sent.
+pub(crate) type Stamps = Arc<Vec<AtomicU64>>;
+
+/// A customer message for the pool to post, and when it was queued.
+pub(crate) struct Job {
+    pub(crate) what: Message,
+    pub(crate) queued: std::time::Instant,
+}
+
+impl Job {
+    /// `what`, queued now.
+    pub(crate) fn new(what: Message) -> Self {
+        Self {
+            what,
+            queued: clock::now(),
+        }
+    }
+}
+
+/// Which customer message.
+pub(crate) enum Message {
+    /// A reopen-storm customer answers its reopened chat. The send time goes into `stamp`
+    /// just before the request leaves, for the agent that waits for the push.
+    Reply { from: Arc<str>, stamp: Arc<AtomicU64> },
+    /// New customer number `n` writes (routing); its name is `n<n>` so that the offer can be
+    /// matched to its send time in `stamps`.
+    New {
+        n: u64,
+        prefix: Arc<str>,
+        stamps: Stamps,
+    },
+}
+
+/// A fixed set of workers posting customer messages from one queue.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    jobs: async_channel::Sender<Job>,
+}
+
+impl Pool {
+    /// Starts `workers` workers posting to `base`.
+    pub(crate) fn start(
+        client: reqwest::Client,
+        base: &str,
+        workers: usize,
+        stats: Arc<Stats>,
+    ) -> anyhow::Result<Self> {
+        let (jobs, queue) = async_channel::unbounded::<Job>();
+        // Parsed once: reqwest would parse a string URL on every request.
+        let url = reqwest::Url::parse(&format!("{base}/v1/channels/{CHANNEL}/messages"))?;
+        for _ in 0..workers.max(1) {
+            let (client, queue, url, stats) = (client.clone(), queue.clone(), url.clone(), stats.clone());
+            tokio::spawn(async move {
+                while let Ok(job) = queue.recv().await {
+                    stats.record(Path::IngressQueue, clock::micros_since(job.queued));
+                    let body = match &job.what {
+                        Message::Reply { from, stamp } => {
+                            let body = body(from, "thanks, go on", None);
+                            stamp.store(clock::stamp(), Ordering::Release);
+                            body
+                        }
+                        Message::New { n, prefix, stamps } => {
+                            let body = body(
+                                &format!("{prefix}{n}"),
+                                "hello, I need help",
+                                Some(&format!("n{n}")),
+                            );
+                            if let Some(s) = stamps.get(*n as usize) {
+                                s.store(clock::stamp(), Ordering::Release);
+                            }
+                            body
+                        }
+                    };
+                    Stats::bump(&stats.ops);
+                    post(&client, &url, body, &stats).await;
+                }
+            });
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Queues a job (the queue is unbounded; drivers bound what they put in flight).
+    pub(crate) fn submit(&self, job: Job) {
+        let _ = self.jobs.try_send(job);
+    }
+
+    /// Stops the workers once the queue is empty.
+    pub(crate) fn close(&self) {
+        self.jobs.close();
+    }
+}
+
+/// How many HTTP workers a run needs by default: enough for every cycle in flight to have its
+/// customer's message posted at once, within reason.
+pub(crate) fn workers_for(in_flight: u64, asked: Option<usize>) -> usize {
+    asked.unwrap_or_else(|| (in_flight as usize).clamp(16, 256))
+}
+
+/// Every customer `from` writes once, `concurrency` at a time; returns the chat each message
+/// went to, in order (`None` where the post failed).
+pub(crate) async fn first_contacts(
+    client: &reqwest::Client,
+    base: &str,
+    from: Arc<Vec<String>>,
+    concurrency: usize,
+    stats: Arc<Stats>,
+) -> Vec<Option<String>> {
+    let Ok(url) = reqwest::Url::parse(&format!("{base}/v1/channels/{CHANNEL}/messages")) else {
+        return vec![None; from.len()];
+    };
+    let workers = concurrency.max(1);
+    let mut set = JoinSet::new();
+    for w in 0..workers {
+        let (client, url, from, stats) = (client.clone(), url.clone(), from.clone(), stats.clone());
+        set.spawn(async move {
+            let mut got = Vec::new();
+            for i in (w..from.len()).step_by(workers) {
+                let answer = post(&client, &url, body(&from[i], "hello", None), &stats).await;
+                let chat = answer
+                    .and_then(|b| serde_json::from_slice::<Receipt>(&b).ok())
+                    .and_then(|r| r.chat_id);
+                got.push((i, chat));
+            }
+            got
+        });
+    }
+    let mut chats = vec![None; from.len()];
+    while let Some(done) = set.join_next().await {
+        for (i, chat) in done.unwrap_or_default() {
+            chats[i] = chat;
+        }
+    }
+    chats
+}

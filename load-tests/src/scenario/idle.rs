@@ -1,0 +1,79 @@
+//! `idle`: hold N agent connections and report what each costs the server in memory, and how
+//! long connecting them all took.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{Common, IdleArgs};
+use crate::fleet::{self, ConnectPlan, Idle};
+use crate::http;
+use crate::procstat;
+use crate::report::{self, Report, Window};
+use crate::stats::Stats;
+use crate::target::{Kind, Target};
+
+/// Runs the idle scenario.
+pub(crate) async fn run(target: &Target, common: &Common, args: &IdleArgs) -> anyhow::Result<Report> {
+    let stats = Arc::new(Stats::new());
+    let client = http::client(8)?;
+    let per_agent = args.conns_per_agent as usize;
+    let agents = (args.conns as usize).div_ceil(per_agent);
+    let specs = http::agents(agents, 3);
+    if target.kind == Kind::Engine {
+        let start = crate::clock::now();
+        http::create_agents(&client, &target.base, &specs).await?;
+        eprintln!(
+            "created {agents} agents in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    // Let the allocator settle before the "before" reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let window = Window::open(target, &stats);
+    let rss_before = target.pid.and_then(procstat::rss_kib);
+    eprintln!(
+        "connecting {} connections ({agents} agents × {per_agent}) to the {:?}",
+        agents * per_agent,
+        target.kind
+    );
+    let plan = ConnectPlan {
+        ws_base: target.ws_base(),
+        tokens: specs.iter().map(|s| s.token.clone()).collect(),
+        conns_per_agent: per_agent,
+        concurrency: common.connect_concurrency,
+    };
+    let bar = report::bar(agents as u64, "connecting");
+    let fleet = fleet::launch(plan, stats.clone(), &bar, |_| Idle).await;
+    bar.finish_and_clear();
+    let connect_secs = fleet.connect_time.as_secs_f64();
+    eprintln!(
+        "connected {} agents in {connect_secs:.2} s; holding {} s",
+        fleet.connected, common.duration
+    );
+    let bar = report::bar(common.duration.ceil() as u64, "holding (s)");
+    let live = report::live(bar.clone(), stats.clone());
+    tokio::time::sleep(Duration::from_secs_f64(common.duration)).await;
+    bar.finish_and_clear();
+    let _ = live.await;
+    let mut report = window.close("idle", target, &stats).finish(&stats);
+    let conns = report.connections;
+    report.driver = format!(
+        "{} connections opened at most {} at a time, then held",
+        agents * per_agent,
+        common.connect_concurrency
+    );
+    report.agents = agents;
+    report.unit = "connections";
+    report.done = conns.max(0) as u64;
+    report
+        .extra
+        .insert("connect_all_s", ((connect_secs * 100.0).round() / 100.0).into());
+    if let (Some(before), Some(after)) = (rss_before, report.server.rss_after_kib) {
+        let per_conn = (after as f64 - before as f64) / (conns.max(1) as f64);
+        report
+            .extra
+            .insert("rss_per_conn_kib", ((per_conn * 100.0).round() / 100.0).into());
+    }
+    fleet.shutdown().await;
+    Ok(report)
+}

@@ -1,0 +1,198 @@
+//! `routing`: new customers write over HTTP at a steady rate (open loop); the engine queues
+//! each chat and offers it to an online agent below its limit (R06); the agent accepts at once
+//! and closes after a think time, which frees its slot for the next offer.
+//!
+//! Measured: new chat sent → `chat_offered` (time to offer, which includes the time the chat
+//! waited in the queue when every agent was full), and `accept` → its reply. The queue length
+//! is sampled every second from the admin API.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::{Common, RoutingArgs};
+use crate::clock;
+use crate::fleet::{self, Behaviour, ConnectPlan, Out};
+use crate::http::{self, Job, Message, Pool, Stamps};
+use crate::report::{self, Report, Window};
+use crate::scenario::{run_prefix, Pacer};
+use crate::stats::{Path, Stats};
+use crate::target::Target;
+use crate::wire::{self, Incoming};
+
+/// One agent: accepts every offer, closes each chat `think` later.
+pub(crate) struct RoutingAgent {
+    stamps: Stamps,
+    stats: Arc<Stats>,
+    think: Duration,
+    accepts: HashMap<Box<str>, Instant>,
+    closes: BinaryHeap<Reverse<(Instant, Box<str>)>>,
+}
+
+impl Behaviour for RoutingAgent {
+    type Command = ();
+
+    fn command(&mut self, _: (), _: &mut Out) {}
+
+    fn frame(&mut self, _conn: usize, frame: Incoming<'_>, out: &mut Out) {
+        match &*frame.kind {
+            "push" => {
+                let Some(event) = &frame.event else { return };
+                if event.kind != "chat_offered" {
+                    return;
+                }
+                let Some(chat) = &event.chat else { return };
+                let n = chat
+                    .customer
+                    .as_ref()
+                    .and_then(|c| c.name.as_deref())
+                    .and_then(|name| name.strip_prefix('n'))
+                    .and_then(|n| n.parse::<usize>().ok());
+                if let Some(stamp) = n.and_then(|n| self.stamps.get(n)) {
+                    let sent = stamp.load(Ordering::Acquire);
+                    if sent != 0 {
+                        self.stats
+                            .record(Path::Offer, clock::since_stamp(sent).as_micros() as u64);
+                    }
+                }
+                out.send(
+                    0,
+                    wire::request(format_args!("a:{}", chat.id), "accept", &chat.id),
+                );
+                self.accepts.insert((*chat.id).into(), clock::now());
+            }
+            "ok" | "error" => {
+                let Some(id) = frame.id.as_deref() else { return };
+                if let Some(chat) = id.strip_prefix("a:") {
+                    if let Some(sent) = self.accepts.remove(chat) {
+                        self.stats.record(Path::AcceptReply, clock::micros_since(sent));
+                    }
+                    if frame.kind == "ok" {
+                        self.closes
+                            .push(Reverse((clock::now() + self.think, chat.into())));
+                    }
+                } else if id.starts_with("c:") && frame.kind == "ok" {
+                    Stats::bump(&self.stats.done);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.closes.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn timer(&mut self, out: &mut Out) {
+        let now = clock::now();
+        while let Some(Reverse((at, _))) = self.closes.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, chat))) = self.closes.pop() {
+                out.send(0, wire::request(format_args!("c:{chat}"), "close", &chat));
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Queue {
+    waiting: Vec<serde::de::IgnoredAny>,
+}
+
+/// Runs the routing scenario.
+pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) -> anyhow::Result<Report> {
+    let stats = Arc::new(Stats::new());
+    let workers = http::workers_for(64, common.http_workers);
+    let client = http::client(workers)?;
+    let agents = args.agents as usize;
+    let specs = http::agents(agents, args.limit);
+    http::create_agents(&client, &target.base, &specs).await?;
+    let total_secs = common.warmup + common.duration;
+    let max_chats = ((args.rate * total_secs) as u64 + 16).min(common.ops);
+    let stamps: Stamps = Arc::new((0..max_chats).map(|_| AtomicU64::new(0)).collect());
+    let plan = ConnectPlan {
+        ws_base: target.ws_base(),
+        tokens: specs.iter().map(|s| s.token.clone()).collect(),
+        conns_per_agent: 1,
+        concurrency: common.connect_concurrency,
+    };
+    let bar = report::bar(agents as u64, "connecting");
+    let think = Duration::from_millis(args.think_ms);
+    let fleet = fleet::launch(plan, stats.clone(), &bar, |_| RoutingAgent {
+        stamps: stamps.clone(),
+        stats: stats.clone(),
+        think,
+        accepts: HashMap::new(),
+        closes: BinaryHeap::new(),
+    })
+    .await;
+    bar.finish_and_clear();
+    anyhow::ensure!(
+        fleet.connected == agents,
+        "only {} of {agents} agents connected: {:?}",
+        fleet.connected,
+        stats.errors()
+    );
+
+    let capacity = agents as f64 * f64::from(args.limit) / think.as_secs_f64().max(1e-3);
+    let driver = format!(
+        "open loop: {:.0} new chats/s; capacity ≈ {capacity:.0} chats/s ({agents} agents × limit {} / {} ms think)",
+        args.rate, args.limit, args.think_ms
+    );
+    eprintln!("routing: {driver}");
+    let pool = Pool::start(client.clone(), &target.base, workers, stats.clone())?;
+    let prefix: Arc<str> = run_prefix().into();
+    let arrivals = {
+        let (pool, stamps, rate) = (pool.clone(), stamps.clone(), args.rate);
+        tokio::spawn(async move {
+            let mut pacer = Pacer::new(rate);
+            let mut n = 0u64;
+            while n < max_chats {
+                for _ in 0..pacer.due().await {
+                    if n >= max_chats {
+                        break;
+                    }
+                    pool.submit(Job::new(Message::New {
+                        n,
+                        prefix: prefix.clone(),
+                        stamps: stamps.clone(),
+                    }));
+                    n += 1;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs_f64(common.warmup)).await;
+    let window = Window::open(target, &stats);
+    let bar = report::bar(common.duration.ceil() as u64, "routing (s)");
+    let live = report::live(bar.clone(), stats.clone());
+    let (mut max_waiting, mut last_waiting) = (0usize, 0usize);
+    let queues_url = format!("{}/v1/admin/queues", target.base);
+    while window.elapsed().as_secs_f64() < common.duration && !arrivals.is_finished() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(response) = client.get(&queues_url).send().await {
+            if let Ok(queues) = response.json::<Vec<Queue>>().await {
+                last_waiting = queues.iter().map(|q| q.waiting.len()).sum();
+                max_waiting = max_waiting.max(last_waiting);
+            }
+        }
+    }
+    let mut report = window.close("routing", target, &stats);
+    arrivals.abort();
+    bar.finish_and_clear();
+    let _ = live.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report = report.finish(&stats);
+    report.driver = driver;
+    report.agents = agents;
+    report.unit = "chats closed";
+    report.extra.insert("queue_waiting_max", max_waiting.into());
+    report.extra.insert("queue_waiting_last", last_waiting.into());
+    pool.close();
+    fleet.shutdown().await;
+    Ok(report)
+}

@@ -1,0 +1,412 @@
+//! `reopen-storm`: agents reopen closed chats, customers answer over HTTP, agents close
+//! again, around and around. Each agent has two connections: it sends on the first, and the
+//! second only receives, so "reopen → push" is measured where another tab would see it.
+//!
+//! One cycle, per customer: `reopen` → (`ok` on the first connection and `chat_reopened` on
+//! the second) → the customer writes over HTTP → `chat_activated` + `customer_message` on the
+//! second → `close` → (`ok` and `chat_closed` on the second). Three requests per cycle.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::{Common, StormArgs};
+use crate::clock;
+use crate::fleet::{self, Behaviour, ConnectPlan, Out};
+use crate::http::{self, Job, Message, Pool};
+use crate::procstat;
+use crate::report::{self, Report, Window};
+use crate::scenario::{closed_chats, run_prefix, Pacer, Setup};
+use crate::stats::{Path, Stats};
+use crate::target::{Kind, Target};
+use crate::wire::{self, Incoming};
+
+const REOPEN_OK: u8 = 1;
+const REOPEN_PUSH: u8 = 2;
+const REPLY_SENT: u8 = 4;
+const ACTIVATED: u8 = 8;
+const CLOSE_SENT: u8 = 16;
+const CLOSE_OK: u8 = 32;
+const CLOSE_PUSH: u8 = 64;
+
+/// Requests per cycle.
+const OPS_PER_CYCLE: u64 = 3;
+
+/// What the driver tells an agent.
+pub(crate) enum Command {
+    /// These customers (address, closed chat) are yours to reopen.
+    Assign(Vec<(Arc<str>, Box<str>)>),
+    /// Open loop: start one cycle now.
+    Start,
+    /// Closed loop: keep this many cycles in flight.
+    Run(u64),
+}
+
+/// What every agent of a storm shares.
+struct Shared {
+    pool: Pool,
+    stopping: AtomicBool,
+    started: AtomicU64,
+    max_cycles: AtomicU64,
+}
+
+struct Slot {
+    from: Arc<str>,
+    chat: Box<str>,
+    flags: u8,
+    busy: bool,
+    /// When the customer's message left, as a [`clock::stamp`]; set by the HTTP worker.
+    stamp: Arc<AtomicU64>,
+    reopen_sent: Instant,
+    close_sent: Instant,
+}
+
+/// One agent of the storm.
+pub(crate) struct StormAgent {
+    slots: Vec<Slot>,
+    idle: Vec<usize>,
+    want: u64,
+    running: u64,
+    shared: Arc<Shared>,
+    stats: Arc<Stats>,
+    setup: Setup,
+}
+
+fn slot_of(id: &str, prefix: &str) -> Option<usize> {
+    id.strip_prefix(prefix)?.parse().ok()
+}
+
+impl StormAgent {
+    fn find(&self, chat: &str) -> Option<usize> {
+        self.slots.iter().position(|s| &*s.chat == chat && s.busy)
+    }
+
+    /// Starts a cycle on an idle customer, if the budget allows; false when it does not.
+    fn try_start(&mut self, out: &mut Out) -> bool {
+        if self.shared.stopping.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(i) = self.idle.pop() else {
+            Stats::bump(&self.stats.skipped);
+            return false;
+        };
+        if self.shared.started.fetch_add(1, Ordering::Relaxed)
+            >= self.shared.max_cycles.load(Ordering::Relaxed)
+        {
+            self.idle.push(i);
+            return false;
+        }
+        let slot = &mut self.slots[i];
+        slot.flags = 0;
+        slot.busy = true;
+        slot.stamp.store(0, Ordering::Relaxed);
+        slot.reopen_sent = clock::now();
+        out.send(0, wire::request(format_args!("r:{i}"), "reopen", &slot.chat));
+        self.running += 1;
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// A cycle ended (completed or failed): free the customer, start the next if wanted.
+    fn end(&mut self, i: usize, completed: bool, out: &mut Out) {
+        let slot = &mut self.slots[i];
+        if !slot.busy {
+            return;
+        }
+        slot.busy = false;
+        if completed {
+            self.stats
+                .record(Path::Cycle, clock::micros_since(slot.reopen_sent));
+            Stats::bump(&self.stats.done);
+        }
+        self.idle.push(i);
+        self.running -= 1;
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        while self.running < self.want && self.try_start(out) {}
+    }
+
+    fn flag(&mut self, i: usize, flag: u8, out: &mut Out) {
+        let slot = &mut self.slots[i];
+        slot.flags |= flag;
+        let f = slot.flags;
+        if f & (REOPEN_OK | REOPEN_PUSH | REPLY_SENT) == REOPEN_OK | REOPEN_PUSH {
+            slot.flags |= REPLY_SENT;
+            self.shared.pool.submit(Job::new(Message::Reply {
+                from: slot.from.clone(),
+                stamp: slot.stamp.clone(),
+            }));
+        }
+        if f & (CLOSE_SENT | CLOSE_OK | CLOSE_PUSH) == CLOSE_SENT | CLOSE_OK | CLOSE_PUSH {
+            self.end(i, true, out);
+        }
+    }
+
+    fn reply(&mut self, id: &str, ok: bool, out: &mut Out) {
+        if let Some(i) = slot_of(id, "r:").filter(|&i| i < self.slots.len()) {
+            self.stats
+                .record(Path::ReopenReply, clock::micros_since(self.slots[i].reopen_sent));
+            if ok {
+                self.flag(i, REOPEN_OK, out);
+            } else {
+                self.end(i, false, out);
+            }
+        } else if let Some(i) = slot_of(id, "c:").filter(|&i| i < self.slots.len()) {
+            self.stats
+                .record(Path::CloseReply, clock::micros_since(self.slots[i].close_sent));
+            if ok {
+                self.flag(i, CLOSE_OK, out);
+            } else {
+                self.end(i, false, out);
+            }
+        }
+    }
+
+    fn push(&mut self, kind: &str, chat: &str, out: &mut Out) {
+        let Some(i) = self.find(chat) else { return };
+        let slot = &mut self.slots[i];
+        match kind {
+            "chat_reopened" if slot.flags & REOPEN_PUSH == 0 => {
+                self.stats
+                    .record(Path::ReopenPush, clock::micros_since(slot.reopen_sent));
+                self.flag(i, REOPEN_PUSH, out);
+            }
+            "chat_activated" if slot.flags & REPLY_SENT != 0 => {
+                let stamp = slot.stamp.load(Ordering::Acquire);
+                if stamp != 0 {
+                    self.stats
+                        .record(Path::IngressPush, clock::since_stamp(stamp).as_micros() as u64);
+                }
+                slot.flags |= ACTIVATED;
+            }
+            "customer_message" if slot.flags & (ACTIVATED | CLOSE_SENT) == ACTIVATED => {
+                slot.flags |= CLOSE_SENT;
+                slot.close_sent = clock::now();
+                out.send(0, wire::request(format_args!("c:{i}"), "close", &slot.chat));
+            }
+            "chat_closed" if slot.flags & CLOSE_SENT != 0 => {
+                self.stats
+                    .record(Path::ClosePush, clock::micros_since(slot.close_sent));
+                self.flag(i, CLOSE_PUSH, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Behaviour for StormAgent {
+    type Command = Command;
+
+    fn command(&mut self, command: Command, out: &mut Out) {
+        match command {
+            Command::Assign(customers) => {
+                let now = clock::now();
+                self.slots = customers
+                    .into_iter()
+                    .map(|(from, chat)| Slot {
+                        from,
+                        chat,
+                        flags: 0,
+                        busy: false,
+                        stamp: Arc::new(AtomicU64::new(0)),
+                        reopen_sent: now,
+                        close_sent: now,
+                    })
+                    .collect();
+                self.idle = (0..self.slots.len()).rev().collect();
+            }
+            Command::Start => {
+                self.try_start(out);
+            }
+            Command::Run(n) => {
+                self.want = n;
+                while self.running < self.want && self.try_start(out) {}
+            }
+        }
+    }
+
+    fn frame(&mut self, conn: usize, frame: Incoming<'_>, out: &mut Out) {
+        if self.setup.frame(conn, &frame, out) {
+            return;
+        }
+        match (&*frame.kind, conn) {
+            ("ok", _) | ("error", _) => {
+                if let Some(id) = frame.id.as_deref() {
+                    self.reply(id, frame.kind == "ok", out);
+                }
+            }
+            ("push", 1) => {
+                if let Some(event) = &frame.event {
+                    if let Some(chat) = event.chat() {
+                        self.push(&event.kind, chat, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs the storm against `target` and reports the measured window.
+pub(crate) async fn run(target: &Target, common: &Common, args: &StormArgs) -> anyhow::Result<Report> {
+    let stats = Arc::new(Stats::new());
+    let workers = http::workers_for(args.concurrency, common.http_workers);
+    let client = http::client(workers)?;
+    let agents = args.agents as usize;
+    let per_agent = args.customers_per_agent as usize;
+    let specs = http::agents(agents, 10_000);
+    if target.kind == Kind::Engine {
+        http::create_agents(&client, &target.base, &specs).await?;
+    }
+    let pool = Pool::start(client.clone(), &target.base, workers, stats.clone())?;
+    let shared = Arc::new(Shared {
+        pool: pool.clone(),
+        stopping: AtomicBool::new(false),
+        started: AtomicU64::new(0),
+        max_cycles: AtomicU64::new(u64::MAX),
+    });
+    let setup = Setup {
+        closed: Arc::new(AtomicU64::new(0)),
+    };
+    eprintln!("connecting {agents} agents x 2 connections ({:?})", target.kind);
+    let plan = ConnectPlan {
+        ws_base: target.ws_base(),
+        tokens: specs.iter().map(|s| s.token.clone()).collect(),
+        conns_per_agent: 2,
+        concurrency: common.connect_concurrency,
+    };
+    let bar = report::bar(agents as u64, "connecting");
+    let fleet = fleet::launch(plan, stats.clone(), &bar, |_| StormAgent {
+        slots: Vec::new(),
+        idle: Vec::new(),
+        want: 0,
+        running: 0,
+        shared: shared.clone(),
+        stats: stats.clone(),
+        setup: setup.clone(),
+    })
+    .await;
+    bar.finish_and_clear();
+    let connect_secs = fleet.connect_time.as_secs_f64();
+    eprintln!("connected {} agents in {connect_secs:.2} s", fleet.connected);
+    anyhow::ensure!(
+        fleet.connected == agents,
+        "only {} of {agents} agents connected: {:?}",
+        fleet.connected,
+        stats.errors()
+    );
+
+    let prefix = run_prefix();
+    let from: Vec<String> = (0..agents * per_agent).map(|i| format!("{prefix}{i}")).collect();
+    let chats = match target.kind {
+        Kind::Engine => closed_chats(target, &client, workers, from.clone(), &setup, stats.clone()).await?,
+        // The relay has no chats: the customer's address names its chat.
+        Kind::Floor => from.clone(),
+    };
+    for (j, tx) in fleet.commands.iter().enumerate() {
+        let mine = (j * per_agent..(j + 1) * per_agent)
+            .map(|i| {
+                (
+                    Arc::<str>::from(from[i].as_str()),
+                    chats[i].clone().into_boxed_str(),
+                )
+            })
+            .collect();
+        tx.send(Command::Assign(mine)).await?;
+    }
+
+    let driver = match args.rate {
+        Some(rate) => format!(
+            "open loop: {rate:.0} requests/s offered ({:.0} cycles/s), at most {} cycles in flight",
+            rate / OPS_PER_CYCLE as f64,
+            args.concurrency
+        ),
+        None => format!("closed loop: {} cycles in flight", args.concurrency),
+    };
+    eprintln!(
+        "storm: {driver}; warm-up {} s, window {} s",
+        common.warmup, common.duration
+    );
+    let pacing = {
+        let (commands, shared, stats) = (fleet.commands.clone(), shared.clone(), stats.clone());
+        let (rate, cap) = (args.rate, args.concurrency as i64);
+        tokio::spawn(async move {
+            match rate {
+                Some(rate) => {
+                    let mut pacer = Pacer::new(rate / OPS_PER_CYCLE as f64);
+                    let mut next = 0;
+                    while !shared.stopping.load(Ordering::Relaxed) {
+                        for _ in 0..pacer.due().await {
+                            if stats.in_flight.load(Ordering::Relaxed) >= cap {
+                                Stats::bump(&stats.skipped);
+                                continue;
+                            }
+                            if commands[next].try_send(Command::Start).is_err() {
+                                Stats::bump(&stats.skipped);
+                            }
+                            next = (next + 1) % commands.len();
+                        }
+                    }
+                }
+                None => {
+                    let n = commands.len() as u64;
+                    for (j, tx) in commands.iter().enumerate() {
+                        let want = cap as u64 / n + u64::from((j as u64) < cap as u64 % n);
+                        if want > 0 {
+                            let _ = tx.send(Command::Run(want)).await;
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs_f64(common.warmup)).await;
+    let window = Window::open(target, &stats);
+    shared.started.store(0, Ordering::Relaxed);
+    shared
+        .max_cycles
+        .store(common.ops / OPS_PER_CYCLE, Ordering::Relaxed);
+    let bar = report::bar(common.duration.ceil() as u64, "storm (s)");
+    let live = report::live(bar.clone(), stats.clone());
+    let max_cycles = common.ops / OPS_PER_CYCLE;
+    let mut rss: Vec<u64> = Vec::new();
+    while window.elapsed().as_secs_f64() < common.duration
+        && shared.started.load(Ordering::Relaxed) < max_cycles
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The server's RSS once a second, to tell bounded growth (buffers, logs that fill
+        // up) from growth that goes on with the traffic.
+        if window.elapsed().as_secs() as usize >= rss.len() {
+            if let Some(kib) = target.pid.and_then(procstat::rss_kib) {
+                rss.push(kib);
+            }
+        }
+    }
+    let mut report = window.close("reopen-storm", target, &stats);
+    shared.stopping.store(true, Ordering::Relaxed);
+    bar.finish_and_clear();
+    let _ = live.await;
+    let _ = pacing.await;
+    let drain = clock::now();
+    while stats.in_flight.load(Ordering::Relaxed) > 0 && drain.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stuck = stats.in_flight.load(Ordering::Relaxed);
+    report = report.finish(&stats);
+    report.driver = driver;
+    report.agents = agents;
+    report.unit = "cycles";
+    report.extra.insert("customers", (agents * per_agent).into());
+    report
+        .extra
+        .insert("connect_all_s", ((connect_secs * 100.0).round() / 100.0).into());
+    if !rss.is_empty() {
+        report.extra.insert("server_rss_kib_each_second", rss.into());
+    }
+    if stuck > 0 {
+        report.extra.insert("cycles_unfinished_after_drain", stuck.into());
+    }
+    pool.close();
+    fleet.shutdown().await;
+    Ok(report)
+}
