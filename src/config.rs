@@ -7,6 +7,7 @@
 //! grace_secs = 60                 # R17
 //! outbox_capacity = 1024          # frames per connection before it is cut off as too slow
 //! log_capacity = 512              # pushes kept per agent for resume
+//! log_bytes = 65536               # and at most this many bytes of them
 //!
 //! [outbound]
 //! webhook_url = "http://127.0.0.1:9000/outbound"   # absent: outbound messages are logged
@@ -202,6 +203,9 @@ pub struct Config {
     /// Replay log size per agent.
     #[serde(default)]
     pub log_capacity: Option<usize>,
+    /// Replay log bytes per agent.
+    #[serde(default)]
+    pub log_bytes: Option<usize>,
     /// The reopen notice text.
     #[serde(default)]
     pub reopen_notice: Option<String>,
@@ -290,6 +294,9 @@ impl Config {
         }
         if let Some(n) = self.log_capacity {
             engine.log_capacity = n.max(1);
+        }
+        if let Some(n) = self.log_bytes {
+            engine.log_bytes = n.max(1);
         }
         if let Some(notice) = &self.reopen_notice {
             engine.reopen_notice = notice.clone();

@@ -60,6 +60,8 @@ pub struct EngineConfig {
     pub outbox_capacity: usize,
     /// Pushes kept per agent for resume (R17).
     pub log_capacity: usize,
+    /// Bytes of pushes kept per agent for resume: the bound that matters under traffic.
+    pub log_bytes: usize,
     /// Queues and the channels they take; a channel in none gets a queue of its own name.
     pub queues: Vec<(QueueId, Vec<Channel>)>,
     /// The automatic notice a customer gets when an agent reopens its chat (R04).
@@ -74,6 +76,7 @@ impl Default for EngineConfig {
             grace: Duration::seconds(60),
             outbox_capacity: 1024,
             log_capacity: 512,
+            log_bytes: 64 * 1024,
             queues: Vec::new(),
             reopen_notice:
                 "An agent has reopened your conversation. Reply here to continue, or send #STOP to end it."
@@ -131,6 +134,8 @@ pub struct Engine {
     queue_of: HashMap<Channel, QueueId>,
     agents: DashMap<AgentId, AgentProfile>,
     tokens: DashMap<String, AgentId>,
+    /// The other way round, so that replacing or revoking a token is not a scan.
+    token_of: DashMap<AgentId, String>,
     customers: DashMap<CustomerId, Arc<Mutex<CustomerFile>>>,
     identities: DashMap<(Channel, String), CustomerId>,
     chats: DashMap<ChatId, CustomerId>,
@@ -166,13 +171,14 @@ impl Engine {
         }
         // Ids start from the clock so that those of a restarted engine do not collide.
         let first_id = clock.now().timestamp_millis().max(0) as u64 * 1000;
-        let fanout = Fanout::new(config.outbox_capacity, config.log_capacity);
+        let fanout = Fanout::new(config.outbox_capacity, config.log_capacity, config.log_bytes);
         Arc::new(Self {
             clock,
             config,
             queue_of,
             agents: DashMap::new(),
             tokens: DashMap::new(),
+            token_of: DashMap::new(),
             customers: DashMap::new(),
             identities: DashMap::new(),
             chats: DashMap::new(),

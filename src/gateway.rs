@@ -11,11 +11,28 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::Engine;
+
+/// Pending connections the kernel queues before `accept`: a burst of thousands of agents
+/// connecting at once overflows the default 128, and each dropped SYN costs its client 1 s.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Largest HTTP body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -75,6 +92,13 @@ pub async fn serve(
         _alive: alive_tx,
     };
     let app = routes(state);
+    // Pushes and replies are small frames written back to back: without NODELAY, Nagle holds
+    // each one behind the client's delayed ACK (40 ms), which cost 5x the throughput.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -63,9 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let ticker = tokio::spawn(run_ticker(engine.clone(), stop_rx));
     let listen = cli.listen.unwrap_or(config.listen);
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");
     gateway::serve(listener, engine, shutdown_signal(), Duration::from_secs(5)).await?;
     let _ = stop_tx.send(true);

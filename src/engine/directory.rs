@@ -8,7 +8,9 @@ impl Engine {
         let id = profile.id.clone();
         let (limit, queues) = (profile.limit, profile.queues.clone());
         if let Some(token) = token {
-            self.tokens.retain(|_, a| a != &id);
+            if let Some(old) = self.token_of.insert(id.clone(), token.clone()) {
+                self.tokens.remove(&old);
+            }
             self.tokens.insert(token, id.clone());
         }
         let now = self.now();
@@ -38,7 +40,9 @@ impl Engine {
                 Vec::new(),
             ),
         })?;
-        self.tokens.retain(|_, a| a != id);
+        if let Some((_, token)) = self.token_of.remove(id) {
+            self.tokens.remove(&token);
+        }
         self.fanout.close_all(id, CutOff::AgentRemoved);
         Ok(())
     }

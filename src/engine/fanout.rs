@@ -91,6 +91,7 @@ struct Conn {
 struct Hub {
     seq: u64,
     log: VecDeque<(u64, Frame)>,
+    logged_bytes: usize,
     conns: Vec<Conn>,
     /// Bumped on every connect, so a grace timer set before a reconnect knows it is stale.
     epoch: u64,
@@ -112,24 +113,31 @@ pub struct Fanout {
     next_conn: AtomicU64,
     outbox_capacity: usize,
     log_capacity: usize,
+    log_bytes: usize,
     /// Connections cut off for not reading.
     pub kicked_total: AtomicU64,
 }
 
 impl Fanout {
-    /// Outboxes hold `outbox_capacity` frames; each agent's log keeps `log_capacity` pushes.
-    pub fn new(outbox_capacity: usize, log_capacity: usize) -> Self {
+    /// Outboxes hold `outbox_capacity` frames; each agent's log keeps its last pushes, at
+    /// most `log_capacity` of them and `log_bytes` in all (older ones: resume gets a snapshot).
+    pub fn new(outbox_capacity: usize, log_capacity: usize, log_bytes: usize) -> Self {
         Self {
             hubs: DashMap::new(),
             next_conn: AtomicU64::new(1),
             outbox_capacity,
             log_capacity,
+            log_bytes,
             kicked_total: AtomicU64::new(0),
         }
     }
 
     fn hub(&self, agent: &AgentId) -> Arc<Mutex<Hub>> {
-        // Clone the Arc out so that no map shard stays locked while the hub is.
+        // Clone the Arc out so that no map shard stays locked while the hub is. A read lock
+        // on the shard first: the hub exists for every agent that ever connected.
+        if let Some(hub) = self.hubs.get(agent) {
+            return hub.clone();
+        }
         self.hubs.entry(agent.clone()).or_default().clone()
     }
 
@@ -205,10 +213,15 @@ impl Fanout {
         hub.seq += 1;
         let seq = hub.seq;
         let frame = encode(&ServerFrame::Push { seq, event });
-        if hub.log.len() == self.log_capacity {
-            hub.log.pop_front();
-        }
+        // Bounded by count and by bytes, so a busy agent's log cannot grow past its share.
+        hub.logged_bytes += frame.len();
         hub.log.push_back((seq, frame.clone()));
+        while hub.log.len() > self.log_capacity || hub.logged_bytes > self.log_bytes {
+            let Some((_, old)) = hub.log.pop_front() else {
+                break;
+            };
+            hub.logged_bytes -= old.len();
+        }
         let kicked = &self.kicked_total;
         hub.conns.retain(|c| deliver(c, frame.clone(), kicked));
     }

@@ -1,7 +1,7 @@
 //! Deadlines the engine must act on: accept timeouts, snooze ends, reopen expiry, and the
 //! disconnect grace period. Firing is lazy: each timer re-checks that it still applies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -45,42 +45,127 @@ pub enum Timer {
     },
 }
 
-/// Pending timers by deadline.
+/// What a timer is for: a new timer for the same thing replaces the old one, so that a chat
+/// reopened a thousand times holds one expiry, not a thousand.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum TimerKey {
+    Offer(ChatId),
+    Snooze(ChatId),
+    Reopen(ChatId),
+    Grace(AgentId),
+}
+
+impl Timer {
+    fn key(&self) -> TimerKey {
+        match self {
+            Timer::OfferExpiry { chat, .. } => TimerKey::Offer(chat.clone()),
+            Timer::SnoozeEnd { chat, .. } => TimerKey::Snooze(chat.clone()),
+            Timer::ReopenExpiry { chat, .. } => TimerKey::Reopen(chat.clone()),
+            Timer::Grace { agent, .. } => TimerKey::Grace(agent.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    by_time: BTreeMap<(Timestamp, u64), Timer>,
+    by_key: HashMap<TimerKey, (Timestamp, u64)>,
+}
+
+/// Pending timers by deadline, at most one per purpose.
 #[derive(Debug, Default)]
 pub struct Timers {
-    due: Mutex<BTreeMap<(Timestamp, u64), Timer>>,
+    due: Mutex<Book>,
     next_id: AtomicU64,
     /// Woken when a timer is added, so the ticker can sleep until the earliest one.
     pub changed: Notify,
 }
 
 impl Timers {
-    /// Schedules `timer` at `at`.
+    /// Schedules `timer` at `at`, replacing any pending timer for the same purpose.
     pub fn schedule(&self, at: Timestamp, timer: Timer) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.due.lock().insert((at, id), timer);
-        self.changed.notify_one();
+        let earliest = {
+            let mut book = self.due.lock();
+            if let Some(old) = book.by_key.insert(timer.key(), (at, id)) {
+                book.by_time.remove(&old);
+            }
+            book.by_time.insert((at, id), timer);
+            book.by_time.keys().next() == Some(&(at, id))
+        };
+        // Only an earlier deadline changes how long the ticker sleeps.
+        if earliest {
+            self.changed.notify_one();
+        }
     }
 
     /// Removes and returns every timer due at `now`, earliest first.
     pub fn take_due(&self, now: Timestamp) -> Vec<Timer> {
-        let mut due = self.due.lock();
-        let later = due.split_off(&(now, u64::MAX));
-        std::mem::replace(&mut *due, later).into_values().collect()
+        let mut book = self.due.lock();
+        let later = book.by_time.split_off(&(now, u64::MAX));
+        let due = std::mem::replace(&mut book.by_time, later);
+        due.into_iter()
+            .map(|(slot, timer)| {
+                let key = timer.key();
+                if book.by_key.get(&key) == Some(&slot) {
+                    book.by_key.remove(&key);
+                }
+                timer
+            })
+            .collect()
     }
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.due.lock().keys().next().map(|(at, _)| *at)
+        self.due.lock().by_time.keys().next().map(|(at, _)| *at)
     }
 
     /// How many are pending.
     pub fn len(&self) -> usize {
-        self.due.lock().len()
+        self.due.lock().by_time.len()
     }
 
     /// Whether none is pending.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+
+    fn reopen_expiry(chat: &str, at: Timestamp) -> Timer {
+        Timer::ReopenExpiry {
+            customer: "cu1".into(),
+            chat: chat.into(),
+            reopened_at: at,
+        }
+    }
+
+    #[test]
+    fn a_new_timer_for_the_same_purpose_replaces_the_old_one() {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("date");
+        let timers = Timers::default();
+        for i in 0..1000 {
+            timers.schedule(
+                t0 + Duration::hours(24) + Duration::seconds(i),
+                reopen_expiry("ch1", t0),
+            );
+        }
+        timers.schedule(t0 + Duration::hours(1), reopen_expiry("ch2", t0));
+        assert_eq!(timers.len(), 2, "one per chat");
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::hours(1)));
+        assert_eq!(
+            timers.take_due(t0 + Duration::hours(24)),
+            [reopen_expiry("ch2", t0)]
+        );
+        assert_eq!(timers.take_due(t0 + Duration::days(2)).len(), 1);
+        assert!(timers.is_empty());
+        // A purpose whose timer fired can be scheduled again.
+        timers.schedule(t0 + Duration::days(3), reopen_expiry("ch2", t0));
+        assert_eq!(timers.len(), 1);
     }
 }

@@ -130,3 +130,28 @@ fn r17_a_replay_larger_than_the_outbox_gets_a_snapshot_instead_of_a_cut_off() {
     );
     assert_eq!(desk.engine.fanout().connections(&ana.id), 1, "still connected");
 }
+
+#[test]
+fn r17_the_replay_log_is_bounded_in_bytes_and_older_pushes_get_a_snapshot() {
+    let config = crate::engine::EngineConfig {
+        log_bytes: 4 * 1024,
+        ..Default::default()
+    };
+    let mut desk = Desk::with(config);
+    let ana = desk.agent("ana", 100);
+    for i in 0..40 {
+        desk.served(&ana, Channel::Webchat, &format!("c{i}"));
+    }
+    // 80 pushes of several hundred bytes each cannot all be kept in 4 KiB.
+    let reply = desk
+        .request(&ana, Request::Resume { after_seq: 1 })
+        .expect("answered");
+    assert!(
+        matches!(reply, ReplyResult::Snapshot(ref s) if s.chats.len() == 40),
+        "{reply:?}"
+    );
+    let recent = desk
+        .request(&ana, Request::Resume { after_seq: 79 })
+        .expect("answered");
+    assert_eq!(recent, ReplyResult::Resumed { replayed: 2 });
+}
