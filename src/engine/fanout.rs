@@ -278,5 +278,7 @@ fn deliver(conn: &Conn, frame: Frame, kicked: &AtomicU64) -> bool {
 
 /// Serializes a server frame. Our own types always serialize.
 pub fn encode(frame: &ServerFrame) -> Frame {
-    Bytes::from(sonic_rs::to_vec(frame).expect("server frames serialize"))
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, frame).expect("server frames serialize");
+    Bytes::from(out)
 }
