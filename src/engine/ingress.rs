@@ -254,16 +254,4 @@ impl Engine {
             agent: agent.cloned(),
         }
     }
-
-    pub(super) fn send_out(
-        &self,
-        file: &CustomerFile,
-        chat_id: &ChatId,
-        kind: MessageKind,
-        text: String,
-        agent: Option<&AgentId>,
-    ) {
-        self.outbound
-            .send(self.outbound_message(file, chat_id, kind, text, agent));
-    }
 }

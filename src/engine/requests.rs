@@ -145,13 +145,9 @@ impl Engine {
         );
         let chat = self.chat_view(&file, chat_id);
         self.fanout.push(me, Push::ChatReopened { chat: chat.clone() });
-        self.send_out(
-            &file,
-            chat_id,
-            MessageKind::Notice,
-            self.config.reopen_notice.clone(),
-            None,
-        );
+        let notice = self.config.reopen_notice.clone();
+        self.outbound
+            .send(self.outbound_message(&file, chat_id, MessageKind::Notice, notice, None));
         self.archive_changed(&file, now);
         Ok(ReplyResult::Chat { chat })
     }

@@ -37,15 +37,24 @@ pub async fn message(
     Ok(Json(engine.customer_message(channel, message)?))
 }
 
+/// What both bot calls check: a known channel, a readable body, an address.
+fn bot_call(
+    name: &str,
+    body: Result<Json<BotRequest>, JsonRejection>,
+) -> Result<(Channel, BotRequest), ApiError> {
+    let channel = channel(name)?;
+    let Json(request) = body?;
+    non_empty("from", &request.from)?;
+    Ok((channel, request))
+}
+
 /// `POST /v1/channels/{channel}/bot/start`: the customer entered a bot journey (R09).
 pub async fn bot_start(
     State(engine): State<Arc<Engine>>,
     Path(name): Path<String>,
     body: Result<Json<BotRequest>, JsonRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let channel = channel(&name)?;
-    let Json(request) = body?;
-    non_empty("from", &request.from)?;
+    let (channel, request) = bot_call(&name, body)?;
     Ok(Json(engine.start_bot(channel, request)?))
 }
 
@@ -55,8 +64,6 @@ pub async fn bot_handover(
     Path(name): Path<String>,
     body: Result<Json<BotRequest>, JsonRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let channel = channel(&name)?;
-    let Json(request) = body?;
-    non_empty("from", &request.from)?;
+    let (channel, request) = bot_call(&name, body)?;
     Ok(Json(engine.hand_over(channel, request)?))
 }
