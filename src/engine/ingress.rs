@@ -69,19 +69,23 @@ impl Engine {
                 Some(chat)
             }
             Inbound::ReopenAnswered { chat, agent } => {
-                let change = self.with_router(|r| (r.load_up(&agent), Vec::new()));
-                let (load, limit, over_limit) =
-                    change.map_or((0, 0, false), |c| (c.load, c.limit, c.over_limit));
-                self.fanout.push(
-                    &agent,
-                    Push::ChatActivated {
-                        chat: self.chat_view(&file, &chat),
-                        by: ActivatedBy::CustomerReplied,
-                        load,
-                        limit,
-                        over_limit,
-                    },
-                );
+                // Pushed under the router's lock: the push carries the load it counted.
+                self.with_router(|r| {
+                    let change = r.load_up(&agent);
+                    let (load, limit, over_limit) =
+                        change.map_or((0, 0, false), |c| (c.load, c.limit, c.over_limit));
+                    self.fanout.push(
+                        &agent,
+                        Push::ChatActivated {
+                            chat: self.chat_view(&file, &chat),
+                            by: ActivatedBy::CustomerReplied,
+                            load,
+                            limit,
+                            over_limit,
+                        },
+                    );
+                    ((), Vec::new())
+                });
                 self.push_customer_message(&file, &chat, &agent);
                 Some(chat)
             }

@@ -225,27 +225,29 @@ impl Engine {
                 id: chat_id.to_string(),
             });
         }
-        let load = self.with_router(|r| match r.accept(chat_id, me, now) {
-            Ok(_) => (
-                Ok(r.seat(me).map(|s| (s.load, s.limit)).unwrap_or_default()),
-                Vec::new(),
-            ),
+        // The push carries the load: made under the router's lock, so that the load figures
+        // an agent sees arrive in the order the router counted them.
+        let chat = self.with_router(|r| match r.accept(chat_id, me, now) {
+            Ok(_) => {
+                file.accept(chat_id, me)
+                    .expect("a queued chat whose offer the router accepted becomes active");
+                let chat = self.chat_view(&file, chat_id);
+                let (load, limit) = r.seat(me).map(|s| (s.load, s.limit)).unwrap_or_default();
+                self.fanout.push(
+                    me,
+                    Push::ChatActivated {
+                        chat: chat.clone(),
+                        by: ActivatedBy::Accepted,
+                        load,
+                        limit,
+                        over_limit: false,
+                    },
+                );
+                (Ok(chat), Vec::new())
+            }
             Err(e) => (Err(e), Vec::new()),
         })?;
-        file.accept(chat_id, me)
-            .expect("a queued chat whose offer the router accepted becomes active");
         self.offer_cards.remove(chat_id);
-        let chat = self.chat_view(&file, chat_id);
-        self.fanout.push(
-            me,
-            Push::ChatActivated {
-                chat: chat.clone(),
-                by: ActivatedBy::Accepted,
-                load: load.0,
-                limit: load.1,
-                over_limit: false,
-            },
-        );
         self.archive_changed(&file, now);
         Ok(ReplyResult::Chat { chat })
     }
@@ -266,36 +268,40 @@ impl Engine {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         file.transfer(chat_id, me, to)?;
+        // Pushed under the router's lock, before the offers its freed slot may cause: the
+        // pushes carry the loads the router counted.
         let moved = self.with_router(|r| match r.transfer(me, to, force, now) {
-            Ok((change, events)) => (Ok(change), events),
+            Ok((change, events)) => {
+                let chat = self.chat_view(&file, chat_id);
+                self.fanout.push(
+                    me,
+                    Push::ChatTransferred {
+                        chat_id: chat_id.clone(),
+                        to: to.clone(),
+                    },
+                );
+                self.fanout.push(
+                    to,
+                    Push::ChatActivated {
+                        chat: chat.clone(),
+                        by: ActivatedBy::Transfer,
+                        load: change.load,
+                        limit: change.limit,
+                        over_limit: change.over_limit,
+                    },
+                );
+                (Ok(chat), events)
+            }
             Err(e) => (Err(e), Vec::new()),
         });
-        let change = match moved {
-            Ok(change) => change,
+        let chat = match moved {
+            Ok(chat) => chat,
             Err(e) => {
                 file.transfer(chat_id, to, me)
                     .expect("undoing the transfer just made");
                 return Err(e);
             }
         };
-        let chat = self.chat_view(&file, chat_id);
-        self.fanout.push(
-            me,
-            Push::ChatTransferred {
-                chat_id: chat_id.clone(),
-                to: to.clone(),
-            },
-        );
-        self.fanout.push(
-            to,
-            Push::ChatActivated {
-                chat: chat.clone(),
-                by: ActivatedBy::Transfer,
-                load: change.load,
-                limit: change.limit,
-                over_limit: change.over_limit,
-            },
-        );
         self.archive_changed(&file, now);
         Ok(ReplyResult::Chat { chat })
     }
@@ -309,9 +315,7 @@ impl Engine {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let prior = file.close(chat_id, me, now)?;
-        if prior.counts_toward_load() {
-            self.with_router(|r| ((), r.load_down(me, now)));
-        }
+        // Told before the offer that the freed slot may bring.
         self.fanout.push(
             me,
             Push::ChatClosed {
@@ -319,6 +323,9 @@ impl Engine {
                 reason: crate::core::CloseReason::Agent,
             },
         );
+        if prior.counts_toward_load() {
+            self.with_router(|r| ((), r.load_down(me, now)));
+        }
         self.archive_changed(&file, now);
         Ok(ReplyResult::Done)
     }

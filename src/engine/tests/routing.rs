@@ -420,3 +420,15 @@ fn r06_an_admin_update_that_lowers_a_limit_takes_back_offers_that_no_longer_fit(
     );
     desk.check();
 }
+
+#[test]
+fn r12_closing_tells_the_agent_before_the_offer_its_free_slot_brings() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 1);
+    let busy = desk.served(&ana, Channel::Webchat, "c1");
+    desk.say(Channel::Webchat, "c2", "hi");
+    desk.pushes(&ana);
+    desk.close(&ana, &busy);
+    assert_eq!(kinds(&desk.pushes(&ana)), ["chat_closed", "chat_offered"]);
+    desk.check();
+}
