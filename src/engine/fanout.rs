@@ -14,7 +14,8 @@ use crate::ids::AgentId;
 use crate::protocol::{Push, ServerFrame};
 
 /// A text frame (UTF-8 JSON), serialized once and shared by every connection it goes to.
-pub type Frame = Bytes;
+/// A thin pointer on purpose: every outbox's queue blocks hold 32 of them, idle or not.
+pub type Frame = Arc<Bytes>;
 
 /// Identifies one connection (a tab, a device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -280,5 +281,5 @@ fn deliver(conn: &Conn, frame: Frame, kicked: &AtomicU64) -> bool {
 pub fn encode(frame: &ServerFrame) -> Frame {
     let mut out = Vec::with_capacity(512);
     serde_json::to_writer(&mut out, frame).expect("server frames serialize");
-    Bytes::from(out)
+    Arc::new(Bytes::from(out))
 }

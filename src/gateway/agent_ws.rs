@@ -7,6 +7,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -249,7 +250,7 @@ fn run_request(engine: &Engine, caller: &Caller, conn: ConnId, frame: ClientFram
 /// A text message sharing the frame's bytes.
 fn text_message(frame: Frame) -> Message {
     // Frames are serde_json output: always UTF-8, so the check cannot fail.
-    Message::Text(Utf8Bytes::try_from(frame).unwrap_or_default())
+    Message::Text(Utf8Bytes::try_from(Bytes::clone(&frame)).unwrap_or_default())
 }
 
 fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> Frame {
