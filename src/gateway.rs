@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod agent_ws;
+pub mod connection;
 pub mod error;
 pub mod ingress;
 

@@ -1,48 +1,23 @@
 //! The agent WebSocket (`/v1/agent/ws`): a thin adapter from frames to engine calls.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
-use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::connection::{self, decode, rejection_frame, send_close, text_message, HARD_FRAME_LIMIT};
 use super::error::ApiError;
 use super::AppState;
-use crate::core::{ErrorCode, Rejection};
-use crate::engine::fanout::{encode, ConnHandle, ConnId, CutOff, Frame, Kick};
+use crate::core::ErrorCode;
+use crate::engine::fanout::{encode, ConnHandle, ConnId, Frame};
 use crate::engine::Engine;
-use crate::protocol::{Caller, ClientFrame, ErrorFrame, ServerFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION};
-
-/// Frames above this size close the connection (1009); below it and above
-/// [`MAX_FRAME_BYTES`] they get an error frame and the connection stays.
-pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
-
-/// Close code for a connection from which nothing (not even a pong) came for
-/// [`MISSED_HEARTBEATS`] heartbeats.
-pub const CLOSE_IDLE: u16 = 4002;
-
-/// How often the engine pings an agent connection.
-pub const HEARTBEAT: Duration = Duration::from_secs(30);
-
-/// Heartbeats without any frame from the client before the connection is closed.
-pub const MISSED_HEARTBEATS: u32 = 2;
-
-/// How long one write may take before the connection is given up as dead.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Close code when the engine shuts down.
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-
-/// Frames written per flush when the outbox has a backlog.
-const WRITE_BATCH: usize = 64;
+use crate::protocol::{Caller, ClientFrame, ServerFrame, PROTOCOL_VERSION};
 
 /// The handshake's query string.
 #[derive(Debug, Deserialize)]
@@ -129,16 +104,14 @@ pub async fn serve_agent<W, R, E>(
         seq,
     };
     let close = if sink.send(text_message(encode(&welcome))).await.is_ok() {
-        run_connection(
-            &engine,
-            &caller,
-            conn_id,
+        connection::run(
             &mut sink,
             &mut stream,
             &mut outbox,
             &kicked,
             &replies,
             &mut shutdown,
+            |text| handle_text(&engine, &caller, conn_id, text),
         )
         .await
     } else {
@@ -147,92 +120,8 @@ pub async fn serve_agent<W, R, E>(
     // Unregister first: a peer that never answers the close handshake must not keep the
     // agent looking connected (its grace period starts now).
     engine.disconnect(&caller.id, conn_id);
-    if let Some((code, reason)) = close {
-        let frame = Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }));
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await;
-    }
+    send_close(&mut sink, close).await;
     tracing::debug!(conn = conn_id.0, ?close, "disconnected");
-}
-
-/// The connection's loop. Returns the close frame to send, if the engine ends it.
-#[allow(clippy::too_many_arguments)]
-async fn run_connection<W, R, E>(
-    engine: &Engine,
-    caller: &Caller,
-    conn_id: ConnId,
-    sink: &mut W,
-    stream: &mut R,
-    outbox: &mut mpsc::Receiver<Frame>,
-    kicked: &Kick,
-    replies: &mpsc::Sender<Frame>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<(u16, &'static str)>
-where
-    W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, E>> + Unpin,
-{
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.tick().await;
-    let mut silent_beats = 0;
-    // Made once: rebuilding them on every turn of the loop showed in profiles.
-    let mut stopping = std::pin::pin!(shutdown.changed());
-    let mut cut_off = std::pin::pin!(kicked.kicked());
-    loop {
-        // Not biased: a busy outbox must not starve the client's requests, nor the reverse.
-        tokio::select! {
-            _ = &mut stopping => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
-            why = &mut cut_off => return Some((why.code(), why.reason())),
-            _ = heartbeat.tick() => {
-                // A peer gone without a FIN (a closed laptop) would otherwise hold the
-                // connection, and keep the agent online, for ever.
-                silent_beats += 1;
-                if silent_beats > MISSED_HEARTBEATS {
-                    return Some((CLOSE_IDLE, "no frame received: reconnect"));
-                }
-                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
-                    return None;
-                }
-            }
-            frame = outbox.recv() => {
-                let frame = frame?;
-                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write_batch(sink, frame, outbox)).await, Ok(Ok(()))) {
-                    return None;
-                }
-            }
-            message = stream.next() => {
-                silent_beats = 0;
-                let reply = match message {
-                    Some(Ok(Message::Text(text))) => handle_text(engine, caller, conn_id, &text),
-                    Some(Ok(Message::Binary(_))) => error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into()),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
-                };
-                if replies.try_send(reply).is_err() {
-                    let why = CutOff::SlowConsumer;
-                    return Some((why.code(), why.reason()));
-                }
-            }
-        }
-    }
-}
-
-/// Writes `first` and whatever else is already queued, then flushes once.
-async fn write_batch<W: Sink<Message> + Unpin>(
-    sink: &mut W,
-    first: Frame,
-    outbox: &mut tokio::sync::mpsc::Receiver<Frame>,
-) -> Result<(), W::Error> {
-    sink.feed(text_message(first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match outbox.try_recv() {
-            Ok(frame) => sink.feed(text_message(frame)).await?,
-            Err(_) => break,
-        }
-    }
-    sink.flush().await
 }
 
 fn run_request(engine: &Engine, caller: &Caller, conn: ConnId, frame: ClientFrame) -> Frame {
@@ -247,95 +136,13 @@ fn run_request(engine: &Engine, caller: &Caller, conn: ConnId, frame: ClientFram
     }
 }
 
-/// A text message sharing the frame's bytes.
-fn text_message(frame: Frame) -> Message {
-    // Frames are serde_json output: always UTF-8, so the check cannot fail.
-    Message::Text(Utf8Bytes::try_from(Bytes::clone(&frame)).unwrap_or_default())
-}
-
-fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> Frame {
-    encode(&ServerFrame::Error(ErrorFrame {
-        id,
-        code,
-        message,
-        live: None,
-        expired_at: None,
-    }))
-}
-
-fn rejection_frame(id: String, rejection: Rejection) -> Frame {
-    let (live, expired_at) = match &rejection {
-        Rejection::ActiveElsewhere { live } => (Some(live.clone()), None),
-        Rejection::WindowClosed { expired_at } => (None, *expired_at),
-        _ => (None, None),
-    };
-    encode(&ServerFrame::Error(ErrorFrame {
-        id: Some(id),
-        code: rejection.code(),
-        message: rejection.to_string(),
-        live,
-        expired_at,
-    }))
-}
-
 /// Decodes one text frame, runs it, and encodes the one reply (R18: a bad frame gets an error
 /// frame naming what was wrong, and changes nothing).
-pub fn handle_text(
-    engine: &Engine,
-    caller: &Caller,
-    conn: crate::engine::fanout::ConnId,
-    text: &str,
-) -> Frame {
-    if text.len() > MAX_FRAME_BYTES {
-        return error_frame(
-            None,
-            ErrorCode::BadRequest,
-            format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len()),
-        );
+pub fn handle_text(engine: &Engine, caller: &Caller, conn: ConnId, text: &str) -> Frame {
+    match decode::<ClientFrame>(text) {
+        Ok(frame) => run_request(engine, caller, conn, frame),
+        Err(error) => error,
     }
-    // The common case in one parse; only a frame that fails is looked at again, to say why.
-    if let Ok(frame) = serde_json::from_str::<ClientFrame>(text) {
-        return run_request(engine, caller, conn, frame);
-    }
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return error_frame(None, ErrorCode::BadRequest, format!("malformed JSON: {e}")),
-    };
-    let Some(object) = value.as_object() else {
-        return error_frame(
-            None,
-            ErrorCode::BadRequest,
-            "a frame must be a JSON object".into(),
-        );
-    };
-    let id = match object.get("id") {
-        Some(Value::String(id)) => id.clone(),
-        Some(_) => return error_frame(None, ErrorCode::BadRequest, "`id` must be a string".into()),
-        None => return error_frame(None, ErrorCode::BadRequest, "missing field `id`".into()),
-    };
-    let kind = match object.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        Some(_) => return error_frame(Some(id), ErrorCode::BadRequest, "`type` must be a string".into()),
-        None => return error_frame(Some(id), ErrorCode::BadRequest, "missing field `type`".into()),
-    };
-    let frame: ClientFrame = match serde_json::from_value(value) {
-        Ok(frame) => frame,
-        Err(e) if e.to_string().starts_with("unknown variant") => {
-            return error_frame(
-                Some(id),
-                ErrorCode::BadRequest,
-                format!("unknown frame type `{kind}`: {e}"),
-            );
-        }
-        Err(e) => {
-            return error_frame(
-                Some(id),
-                ErrorCode::BadRequest,
-                format!("invalid `{kind}` frame: {e}"),
-            )
-        }
-    };
-    run_request(engine, caller, conn, frame)
 }
 
 #[cfg(test)]
@@ -351,6 +158,7 @@ mod tests {
     use crate::core::{AgentProfile, Role};
     use crate::engine::outbound::Outbound;
     use crate::engine::EngineConfig;
+    use crate::gateway::connection::{CLOSE_IDLE, HEARTBEAT, MISSED_HEARTBEATS};
     use crate::ids::AgentId;
 
     fn engine_with_ana() -> (Arc<Engine>, Caller) {
