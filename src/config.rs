@@ -8,6 +8,9 @@
 //! outbox_capacity = 1024          # frames per connection before it is cut off as too slow
 //! log_capacity = 512              # pushes kept per agent for resume
 //! log_bytes = 65536               # and at most this many bytes of them
+//! # What the customer gets on the channel when an agent reopens its chat (R04); the chat's
+//! # history records a "reopened" notice instead. Default:
+//! reopen_notice = "An agent has reopened your conversation. Reply here to continue, or send #STOP to end it."
 //!
 //! [outbound]
 //! webhook_url = "http://127.0.0.1:9000/outbound"   # absent: outbound messages are logged
@@ -29,7 +32,8 @@
 //! [channels.whatsapp]             # override any platform default
 //! window_secs = 86400             # 0: no window
 //! after_window = "templates"      # templates | human_agent_tag | nothing
-//! human_agent_tag_secs = 604800
+//! human_agent_tag_secs = 604800   # only with after_window = "human_agent_tag" (here, or the
+//!                                 # channel's default: Messenger, Instagram); else ignored
 //! max_len = 1024
 //! revive_window_secs = 86400
 //! ```
@@ -206,7 +210,8 @@ pub struct Config {
     /// Replay log bytes per agent.
     #[serde(default)]
     pub log_bytes: Option<usize>,
-    /// The reopen notice text.
+    /// The automatic notice sent to the customer on the channel when an agent reopens its chat
+    /// (R04); absent: the built-in English text.
     #[serde(default)]
     pub reopen_notice: Option<String>,
     /// The outbound connector.

@@ -54,9 +54,10 @@ pub(crate) struct Common {
     /// [default: the cycles in flight, between 16 and 256].
     #[arg(long, global = true)]
     pub(crate) http_workers: Option<usize>,
-    /// Serve the floor relay with the socket defaults the engine has today (`axum::serve` on
-    /// `TcpListener::bind`: Nagle's algorithm on, listen backlog 128). Without it the floor
-    /// sets TCP_NODELAY and a backlog of 4096.
+    /// Serve the floor relay with the socket setup the engine had before tuning: axum's
+    /// defaults (`axum::serve` on `tokio::net::TcpListener::bind`), so no TCP_NODELAY (Nagle's
+    /// algorithm on) and a listen backlog of 128. Without it the floor sets TCP_NODELAY and a
+    /// backlog of 4096, as the engine does now. Its 4 KiB WebSocket buffers stay either way.
     #[arg(long, global = true)]
     pub(crate) floor_axum_defaults: bool,
     /// Before each run, wait up to this many seconds for the machine to be idle (other
@@ -107,7 +108,7 @@ pub(crate) enum Scenario {
         /// Where to listen.
         #[arg(long)]
         listen: SocketAddr,
-        /// Socket defaults of `axum::serve`: Nagle on, backlog 128.
+        /// The engine's socket setup before tuning (axum's defaults): no TCP_NODELAY, backlog 128.
         #[arg(long)]
         axum_defaults: bool,
     },
