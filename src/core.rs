@@ -4,6 +4,7 @@
 //! says what happened, or refuses with a typed [`Rejection`] and changes nothing.
 
 pub mod agent;
+pub mod analytics;
 pub mod channel;
 pub mod chat;
 pub mod customer;
@@ -15,4 +16,4 @@ pub use channel::{AfterWindow, Channel, ChannelPolicy, Policies};
 pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, SnoozeUntil};
 pub use customer::{CustomerFile, Ended, Inbound, Profile, Reopened};
 pub use rejection::{ErrorCode, LiveElsewhere, Rejection};
-pub use router::{Accepted, LoadChange, Router, RouterEvent, Waiting, WithdrawReason};
+pub use router::{Accepted, Changes, LoadChange, QueueChange, Router, RouterEvent, Waiting, WithdrawReason};

@@ -59,6 +59,8 @@ pub enum CloseReason {
     Stop,
     /// A reopened chat's window ran out before the customer replied.
     Timeout,
+    /// A supervisor closed it on its owner's behalf.
+    Supervisor,
 }
 
 /// Until when a chat is snoozed (R13).

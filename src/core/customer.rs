@@ -151,7 +151,8 @@ impl CustomerFile {
         self.opted_out.contains(&channel)
     }
 
-    /// Fills in missing profile fields and adds an identity the first time it is seen.
+    /// Overwrites the profile fields given (the channel knows best) and adds an identity the
+    /// first time it is seen.
     pub fn learn(&mut self, channel: Channel, address: &str, profile: Profile) {
         if self.address(channel).is_none() {
             self.identities.push((channel, address.to_owned()));

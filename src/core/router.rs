@@ -25,7 +25,8 @@ pub struct Seat {
     pub load: u32,
     /// Offers it has not answered yet; they hold a slot.
     pub offered: u32,
-    /// Since when it has been without new work; the longest idle is preferred on ties.
+    /// Since it last came online or last had a chat stop counting toward its load; the
+    /// longest idle is preferred on ties.
     pub idle_since: Timestamp,
     /// The queues it serves; empty means all.
     pub queues: Vec<QueueId>,
@@ -54,7 +55,9 @@ pub struct Waiting {
     pub queue: QueueId,
     /// Since when it has waited.
     pub since: Timestamp,
-    /// Agents that declined it or let the offer lapse; it is not offered to them again.
+    /// Agents that declined it; it is offered to them again only once every online agent
+    /// serving its queue has declined it. (A lapsed offer is no decline: the agent is set
+    /// away instead.)
     pub declined_by: Vec<AgentId>,
 }
 
@@ -141,6 +144,36 @@ pub struct LoadChange {
     pub over_limit: bool,
 }
 
+/// How a queue changed, for supervisors who watch it (R15).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueChange {
+    /// A chat joined its queue at `position` (1 = next): new, or back after an offer.
+    Entered {
+        /// The chat, as it waits.
+        waiting: Waiting,
+        /// Where it went in.
+        position: usize,
+    },
+    /// A chat left its queue.
+    Left {
+        /// The queue.
+        queue: QueueId,
+        /// The chat.
+        chat: ChatId,
+        /// To whom it was offered; none when it ended while waiting.
+        offered_to: Option<AgentId>,
+    },
+}
+
+/// What changed since the last [`Router::take_changes`]: seats to show again, queue moves.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Agents whose seat changed, in order, possibly more than once.
+    pub seats: Vec<AgentId>,
+    /// Queue moves, in order.
+    pub queues: Vec<QueueChange>,
+}
+
 /// Queues, offers and capacity.
 #[derive(Debug)]
 pub struct Router {
@@ -149,6 +182,7 @@ pub struct Router {
     offers: HashMap<ChatId, Offer>,
     accept_timeout: Duration,
     overrides: u64,
+    changes: Changes,
 }
 
 impl Router {
@@ -160,7 +194,20 @@ impl Router {
             offers: HashMap::new(),
             accept_timeout,
             overrides: 0,
+            changes: Changes::default(),
         }
+    }
+
+    /// What changed since the last call: every seat and queue mutation is logged until taken.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The seat of `agent`, noted as changed.
+    fn touch(&mut self, agent: &AgentId) -> Option<&mut Seat> {
+        let seat = self.seats.get_mut(agent)?;
+        self.changes.seats.push(agent.clone());
+        Some(seat)
     }
 
     /// Declares a queue, so that it is listed while empty.
@@ -176,13 +223,14 @@ impl Router {
         queues: Vec<QueueId>,
         now: Timestamp,
     ) -> Vec<RouterEvent> {
-        match self.seats.get_mut(agent) {
+        match self.touch(agent) {
             Some(seat) => {
                 seat.queues = queues;
                 // Like a live limit change: offers that no longer fit are taken back.
                 return self.set_limit(agent, limit, now).unwrap_or_default();
             }
             None => {
+                self.changes.seats.push(agent.clone());
                 self.seats.insert(
                     agent.clone(),
                     Seat {
@@ -325,11 +373,14 @@ impl Router {
         let mut events = Vec::new();
         match sticky {
             Some(agent) => events.push(self.offer_to(waiting, agent.clone(), now)),
-            None => self
-                .queues
-                .entry(waiting.queue.clone())
-                .or_default()
-                .push_back(waiting),
+            None => {
+                let queue = self.queues.entry(waiting.queue.clone()).or_default();
+                queue.push_back(waiting.clone());
+                let position = queue.len();
+                self.changes
+                    .queues
+                    .push(QueueChange::Entered { waiting, position });
+            }
         }
         events.extend(self.route(now));
         events
@@ -387,14 +438,20 @@ impl Router {
     pub fn withdraw(&mut self, chat: &ChatId, now: Timestamp) -> Vec<RouterEvent> {
         for waiting in self.queues.values_mut() {
             if let Some(i) = waiting.iter().position(|w| &w.chat == chat) {
-                waiting.remove(i);
+                if let Some(w) = waiting.remove(i) {
+                    self.changes.queues.push(QueueChange::Left {
+                        queue: w.queue,
+                        chat: w.chat,
+                        offered_to: None,
+                    });
+                }
                 return Vec::new();
             }
         }
         let Some(offer) = self.offers.remove(chat) else {
             return Vec::new();
         };
-        if let Some(seat) = self.seats.get_mut(&offer.agent) {
+        if let Some(seat) = self.touch(&offer.agent) {
             seat.offered -= 1;
         }
         let mut events = vec![RouterEvent::OfferWithdrawn {
@@ -428,7 +485,7 @@ impl Router {
 
     /// A chat of `agent` stopped counting (closed); its slot is free for the queue (R12).
     pub fn load_down(&mut self, agent: &AgentId, now: Timestamp) -> Vec<RouterEvent> {
-        if let Some(seat) = self.seats.get_mut(agent) {
+        if let Some(seat) = self.touch(agent) {
             seat.load = seat.load.saturating_sub(1);
             seat.idle_since = now;
         }
@@ -463,8 +520,7 @@ impl Router {
     }
 
     fn seat_mut(&mut self, agent: &AgentId) -> Result<&mut Seat, Rejection> {
-        self.seats
-            .get_mut(agent)
+        self.touch(agent)
             .ok_or_else(|| Rejection::not_found("agent", agent))
     }
 
@@ -474,7 +530,7 @@ impl Router {
             _ => return Err(Rejection::not_found("offer of chat", chat)),
         }
         let offer = self.offers.remove(chat).expect("checked above");
-        if let Some(seat) = self.seats.get_mut(agent) {
+        if let Some(seat) = self.touch(agent) {
             seat.offered -= 1;
         }
         Ok(offer)
@@ -487,7 +543,10 @@ impl Router {
         self.queues
             .entry(waiting.queue.clone())
             .or_default()
-            .push_front(waiting);
+            .push_front(waiting.clone());
+        self.changes
+            .queues
+            .push(QueueChange::Entered { waiting, position: 1 });
     }
 
     fn withdraw_offers_of(&mut self, agent: &AgentId, reason: WithdrawReason) -> Vec<RouterEvent> {
@@ -516,7 +575,7 @@ impl Router {
 
     fn offer_to(&mut self, waiting: Waiting, agent: AgentId, now: Timestamp) -> RouterEvent {
         let expires_at = now + self.accept_timeout;
-        if let Some(seat) = self.seats.get_mut(&agent) {
+        if let Some(seat) = self.touch(&agent) {
             seat.offered += 1;
         }
         let event = RouterEvent::Offered {
@@ -580,6 +639,11 @@ impl Router {
                 .get_mut(&queue)
                 .and_then(|q| q.remove(i))
                 .expect("found above");
+            self.changes.queues.push(QueueChange::Left {
+                queue: waiting.queue.clone(),
+                chat: waiting.chat.clone(),
+                offered_to: Some(agent.clone()),
+            });
             events.push(self.offer_to(waiting, agent, now));
         }
         events
