@@ -11,4 +11,5 @@ pub mod core;
 pub mod engine;
 pub mod gateway;
 pub mod ids;
+pub mod metrics;
 pub mod protocol;

@@ -56,7 +56,7 @@ pub struct Kick {
 }
 
 impl Kick {
-    fn kick(&self, why: CutOff) {
+    pub(crate) fn kick(&self, why: CutOff) {
         self.why.lock().get_or_insert(why);
         self.notify.notify_one();
     }
@@ -117,6 +117,8 @@ pub struct Fanout {
     log_bytes: usize,
     /// Connections cut off for not reading.
     pub kicked_total: AtomicU64,
+    /// Pushes made, each counted once however many connections it went to.
+    pub pushes_total: AtomicU64,
 }
 
 impl Fanout {
@@ -130,6 +132,7 @@ impl Fanout {
             log_capacity,
             log_bytes,
             kicked_total: AtomicU64::new(0),
+            pushes_total: AtomicU64::new(0),
         }
     }
 
@@ -209,6 +212,7 @@ impl Fanout {
 
     /// Pushes `event` to every connection of `agent`, numbered and logged for resume.
     pub fn push(&self, agent: &AgentId, event: Push) {
+        self.pushes_total.fetch_add(1, Ordering::Relaxed);
         let hub = self.hub(agent);
         let mut hub = hub.lock();
         hub.seq += 1;

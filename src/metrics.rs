@@ -1,0 +1,413 @@
+//! The engine's own metrics, served at `GET /metrics` in the Prometheus text format.
+//!
+//! Two kinds. What only the gateway sees is counted as it goes by: requests, their outcomes
+//! and how long the engine took. Everything else is read from the engine when Prometheus
+//! scrapes (connections, queues, agents, pushes), so the engine's hot paths carry no metric
+//! code beyond two atomic counters in the fan-out.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `switchboard_requests_total` | counter | `socket`, `type`, `outcome` (`ok` or an error code) |
+//! | `switchboard_request_duration_seconds` | histogram | `socket`, `type` |
+//! | `switchboard_pushes_total` | counter | |
+//! | `switchboard_outbox_drops_total` | counter | |
+//! | `switchboard_connections` | gauge | `role` (`agent`, `supervisor`) |
+//! | `switchboard_queue_depth` | gauge | `queue` |
+//! | `switchboard_agents` | gauge | `presence` |
+//! | `switchboard_agent_chats` | gauge | |
+//! | `switchboard_offers_pending` | gauge | |
+//! | `switchboard_limit_overrides_total` | counter | |
+//! | `switchboard_timers_pending` | gauge | |
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::core::{ErrorCode, Presence};
+use crate::engine::Engine;
+
+/// The `Content-Type` of [`Metrics::render`]'s output (the text format, version 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds of the request duration buckets, in seconds: 10 µs to 1 s in steps of about
+/// 2.5x. The engine handles most requests in microseconds; the top buckets catch contention.
+const DURATION_BUCKETS: [f64; 16] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0,
+];
+
+/// Which WebSocket a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Socket {
+    /// `/v1/agent/ws`.
+    Agent,
+    /// `/v1/supervisor/ws`.
+    Supervisor,
+}
+
+impl Socket {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Socket::Agent => "agent",
+            Socket::Supervisor => "supervisor",
+        }
+    }
+}
+
+/// `switchboard_requests_total`'s labels. `&'static str` throughout, so that counting a
+/// request allocates nothing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    socket: &'static str,
+    r#type: &'static str,
+    outcome: &'static str,
+}
+
+/// `switchboard_request_duration_seconds`'s labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestTypeLabels {
+    socket: &'static str,
+    r#type: &'static str,
+}
+
+type Durations = Family<RequestTypeLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric of one server, in its own registry (so that servers in one process, as in
+/// the tests, count apart).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Durations,
+    supervisor_connections: Gauge,
+}
+
+impl Metrics {
+    /// The metrics of a server in front of `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "switchboard_requests",
+            "WebSocket requests by socket, type and outcome (ok, or the error code sent back)",
+            requests.clone(),
+        );
+        let durations: Durations = Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
+        registry.register_with_unit(
+            "switchboard_request_duration",
+            "Time the engine took to handle a request, by socket and type",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        let supervisor_connections = Gauge::default();
+        registry.register_collector(Box::new(EngineCollector {
+            engine,
+            supervisor_connections: supervisor_connections.clone(),
+        }));
+        Self {
+            registry,
+            requests,
+            durations,
+            supervisor_connections,
+        }
+    }
+
+    /// Counts a request of type `kind` on `socket` that the engine handled in `took`, and
+    /// refused with `refused` if it did.
+    pub fn request(&self, socket: Socket, kind: &'static str, refused: Option<ErrorCode>, took: Duration) {
+        let outcome = refused.map_or("ok", error_code);
+        let socket = socket.as_str();
+        self.requests
+            .get_or_create(&RequestLabels {
+                socket,
+                r#type: kind,
+                outcome,
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RequestTypeLabels { socket, r#type: kind })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a frame that did not decode into a request (R18): type `invalid`, outcome
+    /// `bad_request`.
+    pub fn invalid_frame(&self, socket: Socket) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                socket: socket.as_str(),
+                r#type: "invalid",
+                outcome: error_code(ErrorCode::BadRequest),
+            })
+            .inc();
+    }
+
+    /// Counts one open supervisor connection, as `switchboard_connections{role="supervisor"}`,
+    /// until the returned guard is dropped. (Agent connections are read from the engine.)
+    pub fn supervisor_connected(&self) -> OpenConnection {
+        self.supervisor_connections.inc();
+        OpenConnection(self.supervisor_connections.clone())
+    }
+
+    /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).
+    pub fn render(&self) -> Result<String, fmt::Error> {
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// One open connection counted in a gauge; dropping it counts it out.
+#[derive(Debug)]
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Measures how long something took, for metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    /// Starts measuring.
+    // Latency is not domain time: it must be the real monotonic clock, not the injected one
+    // (which tests hold still), so this is the one read of `Instant::now` outside clock.rs.
+    #[allow(clippy::disallowed_methods)]
+    pub fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    /// The time since [`start`](Self::start).
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// An error code as it is spelled on the wire (checked against serde in the tests).
+fn error_code(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::ActiveElsewhere => "active_elsewhere",
+        ErrorCode::WindowClosed => "window_closed",
+        ErrorCode::OptedOut => "opted_out",
+        ErrorCode::PushAlreadySent => "push_already_sent",
+        ErrorCode::NotOwner => "not_owner",
+        ErrorCode::NotFound => "not_found",
+        ErrorCode::AgentUnavailable => "agent_unavailable",
+        ErrorCode::OverLimit => "over_limit",
+        ErrorCode::MessageTooLong => "message_too_long",
+        ErrorCode::BadRequest => "bad_request",
+        ErrorCode::Unauthorized => "unauthorized",
+        ErrorCode::Forbidden => "forbidden",
+        ErrorCode::RateLimited => "rate_limited",
+    }
+}
+
+/// Every presence with its label, in the order `switchboard_agents` lists them.
+const PRESENCES: [(Presence, &str); 3] = [
+    (Presence::Online, "online"),
+    (Presence::Away, "away"),
+    (Presence::Offline, "offline"),
+];
+
+/// A presence's index in [`PRESENCES`].
+fn presence_index(presence: Presence) -> usize {
+    match presence {
+        Presence::Online => 0,
+        Presence::Away => 1,
+        Presence::Offline => 2,
+    }
+}
+
+/// Reads the engine's state on each scrape.
+struct EngineCollector {
+    engine: Arc<Engine>,
+    supervisor_connections: Gauge,
+}
+
+impl fmt::Debug for EngineCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let engine = &self.engine;
+        let fanout = engine.fanout();
+        counter(
+            &mut encoder,
+            "switchboard_pushes",
+            "Pushes to agents, each counted once however many connections it went to",
+            fanout.pushes_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "switchboard_outbox_drops",
+            "Connections cut off because their outbox was full (slow consumers), agents' and supervisors'",
+            fanout.kicked_total.load(Ordering::Relaxed)
+                + engine.supervision().kicked_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "switchboard_board_events",
+            "Changes of the supervisors' board (queues, agents, reopened chats, KPIs)",
+            engine.supervision().seq(),
+        )?;
+        // A supervisor socket's connections are counted where it serves them, through
+        // `Metrics::supervisor_connected`; if the engine comes to track them, read them here.
+        gauges(
+            &mut encoder,
+            "switchboard_connections",
+            "Open WebSocket connections, by socket",
+            [
+                ([("role", "agent")], fanout.total_connections() as i64),
+                ([("role", "supervisor")], self.supervisor_connections.get()),
+            ],
+        )?;
+        let queues = engine.queue_views();
+        gauges(
+            &mut encoder,
+            "switchboard_queue_depth",
+            "Chats waiting in each queue",
+            queues
+                .iter()
+                .map(|q| ([("queue", q.id.as_str())], q.waiting.len() as i64)),
+        )?;
+
+        let mut presences = [0_i64; PRESENCES.len()];
+        let (mut chats, mut offers) = (0_i64, 0_i64);
+        for agent in engine.agent_statuses() {
+            presences[presence_index(agent.presence)] += 1;
+            chats += i64::from(agent.load);
+            offers += i64::from(agent.offered);
+        }
+        gauges(
+            &mut encoder,
+            "switchboard_agents",
+            "Agents by presence",
+            PRESENCES
+                .iter()
+                .zip(presences)
+                .map(|((_, label), count)| ([("presence", *label)], count)),
+        )?;
+        gauge(
+            &mut encoder,
+            "switchboard_agent_chats",
+            "Chats held by agents (active and snoozed: their load), summed over agents",
+            chats,
+        )?;
+        gauge(
+            &mut encoder,
+            "switchboard_offers_pending",
+            "Chats offered to an agent and not yet accepted, declined or expired",
+            offers,
+        )?;
+        counter(
+            &mut encoder,
+            "switchboard_limit_overrides",
+            "Times a chat took an agent over its concurrency limit (R05, forced transfers)",
+            engine.overrides_total(),
+        )?;
+        gauge(
+            &mut encoder,
+            "switchboard_timers_pending",
+            "Pending timers (offer and reopen expiries, snooze ends, grace periods)",
+            engine.timers().len() as i64,
+        )?;
+        Ok(())
+    }
+}
+
+/// Writes one counter without labels.
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let counter = ConstCounter::new(value);
+    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
+}
+
+/// Writes one gauge without labels.
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> fmt::Result {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Writes one gauge with a sample for each label set.
+fn gauges<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, i64)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Every value a unit enum takes on the wire, read from its JSON schema.
+    fn wire_names<T: schemars::JsonSchema>() -> Vec<String> {
+        fn collect(value: &Value, into: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    for (key, value) in map {
+                        match (key.as_str(), value) {
+                            ("const", Value::String(s)) => into.push(s.clone()),
+                            ("enum", Value::Array(values)) => {
+                                into.extend(values.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+                            }
+                            _ => collect(value, into),
+                        }
+                    }
+                }
+                Value::Array(values) => values.iter().for_each(|v| collect(v, into)),
+                _ => {}
+            }
+        }
+        let schema = serde_json::to_value(schemars::schema_for!(T)).expect("a schema serializes");
+        let mut names = Vec::new();
+        collect(&schema, &mut names);
+        names
+    }
+
+    fn parse<T: DeserializeOwned>(name: &str) -> T {
+        serde_json::from_value(Value::from(name)).expect("a wire name parses")
+    }
+
+    #[test]
+    fn outcome_labels_are_the_error_codes_as_sent_on_the_wire() {
+        let names = wire_names::<ErrorCode>();
+        assert!(names.len() >= 13, "{names:?}");
+        for name in names {
+            assert_eq!(error_code(parse(&name)), name);
+        }
+    }
+
+    #[test]
+    fn presence_labels_are_the_presences_as_sent_on_the_wire() {
+        let names = wire_names::<Presence>();
+        assert_eq!(names.len(), PRESENCES.len(), "{names:?}");
+        for name in names {
+            let presence: Presence = parse(&name);
+            assert_eq!(PRESENCES[presence_index(presence)], (presence, name.as_str()));
+        }
+    }
+}

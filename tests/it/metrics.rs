@@ -1,0 +1,203 @@
+//! The engine's own metrics (`GET /metrics`, Prometheus text format) and its health and
+//! readiness checks: every count is checked against what the test itself did on the wire.
+
+use reqwest::StatusCode;
+
+use super::support::TestServer;
+
+/// `GET path` on the server: the status and the body.
+async fn get(server: &TestServer, path: &str) -> (StatusCode, String) {
+    let url = format!("http://{}{path}", server.addr);
+    let response = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status();
+    let body = response.text().await.expect("a text body");
+    (status, body)
+}
+
+/// The metrics as scraped: checks the content type of the text format.
+async fn scrape(server: &TestServer) -> Metrics {
+    let url = format!("http://{}/metrics", server.addr);
+    let response = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    Metrics(response.text().await.expect("a text body"))
+}
+
+/// A scrape, read one sample at a time.
+struct Metrics(String);
+
+impl Metrics {
+    /// The value of the sample `series` (`name{label="value",…}`, labels in the order the
+    /// server writes them).
+    #[track_caller]
+    fn value(&self, series: &str) -> f64 {
+        self.0
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample {series} in:\n{}", self.0))
+            .parse()
+            .unwrap_or_else(|e| panic!("the sample {series} is not a number: {e}"))
+    }
+
+    /// The counter of requests of `kind` on the agent socket that ended in `outcome`.
+    #[track_caller]
+    fn requests(&self, kind: &str, outcome: &str) -> f64 {
+        self.value(&format!(
+            r#"switchboard_requests_total{{socket="agent",type="{kind}",outcome="{outcome}"}}"#
+        ))
+    }
+
+    /// Whether `line` is in the scrape as it is.
+    fn has_line(&self, line: &str) -> bool {
+        self.0.lines().any(|l| l == line)
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_every_request_by_type_and_outcome_and_read_the_engine_at_scrape_time() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("whatsapp", "+4915100000901")).await;
+    ana.closes(&chat).await;
+    ana.serves(&server.customer("sms", "+4915100000904")).await;
+    let mut bob = server.agent("bob").connect().await;
+
+    ana.reopen(&chat).await.expect_ok();
+    bob.reopen(&chat).await.expect_error("active_elsewhere");
+    let bad = bob
+        .send_raw_text(r#"{"id": "x", "type": "teleport"}"#.to_owned())
+        .await;
+    assert_eq!(bad["code"], "bad_request", "{bad:#}");
+    bob.ack(bob.last_seq() + 1000).await.expect_error("bad_request");
+    ana.set_presence("away").await.expect_ok();
+    bob.set_presence("away").await.expect_ok();
+    for address in ["+4915100000902", "+4915100000903"] {
+        let receipt = server.customer("sms", address).says("Hello").await;
+        assert_eq!(receipt["state"], "queued");
+    }
+    // Barriers (pings): every push caused so far has reached its agent.
+    ana.ping().await.expect_ok();
+    bob.ping().await.expect_ok();
+
+    let metrics = scrape(&server).await;
+    assert!(metrics.has_line("# TYPE switchboard_requests_total counter"));
+    assert_eq!(metrics.requests("reopen", "ok"), 1.0);
+    assert_eq!(metrics.requests("reopen", "active_elsewhere"), 1.0);
+    assert_eq!(metrics.requests("invalid", "bad_request"), 1.0);
+    assert_eq!(metrics.requests("ack", "bad_request"), 1.0);
+    assert_eq!(metrics.requests("accept", "ok"), 2.0);
+    assert_eq!(metrics.requests("close", "ok"), 1.0);
+    assert_eq!(metrics.requests("set_presence", "ok"), 2.0);
+    // One when each connected (the harness waits for its pong), one barrier each.
+    assert_eq!(metrics.requests("ping", "ok"), 4.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_request_duration_seconds_count{socket="agent",type="reopen"}"#),
+        2.0,
+        "a rejected request is timed too"
+    );
+
+    // Each push takes the next number of its agent's sequence, so the sequences add up to them.
+    assert!(ana.last_seq() > 0);
+    let pushed = ana.last_seq() + bob.last_seq();
+    assert_eq!(metrics.value("switchboard_pushes_total"), pushed as f64);
+    assert_eq!(metrics.value("switchboard_outbox_drops_total"), 0.0);
+    assert_eq!(metrics.value(r#"switchboard_connections{role="agent"}"#), 2.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_connections{role="supervisor"}"#),
+        0.0
+    );
+    assert_eq!(server.waiting_in("sms").await.len(), 2);
+    assert_eq!(metrics.value(r#"switchboard_queue_depth{queue="sms"}"#), 2.0);
+    assert_eq!(metrics.value(r#"switchboard_queue_depth{queue="whatsapp"}"#), 0.0);
+    assert_eq!(metrics.value(r#"switchboard_agents{presence="away"}"#), 2.0);
+    assert_eq!(metrics.value(r#"switchboard_agents{presence="online"}"#), 0.0);
+    assert_eq!(metrics.value(r#"switchboard_agents{presence="offline"}"#), 0.0);
+    assert_eq!(
+        metrics.value("switchboard_agent_chats"),
+        1.0,
+        "ana's active chat (a reopened one counts once the customer answers)"
+    );
+    assert_eq!(metrics.value("switchboard_offers_pending"), 0.0);
+    assert_eq!(metrics.value("switchboard_limit_overrides_total"), 0.0);
+
+    ana.disconnect().await;
+    let metrics = scrape(&server).await;
+    assert_eq!(metrics.value(r#"switchboard_connections{role="agent"}"#), 1.0);
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_while_the_server_is_serving() {
+    let server = TestServer::start().await;
+
+    assert_eq!(get(&server, "/healthz").await, (StatusCode::OK, "ok".to_owned()));
+    assert_eq!(
+        get(&server, "/readyz").await,
+        (StatusCode::OK, "ready".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_supervisor_sockets_their_requests_the_board_and_overrides() {
+    let server = TestServer::start().await;
+    let mut ana = server
+        .agent_with("ana", switchboard::core::Role::Agent, 1)
+        .connect()
+        .await;
+    ana.serves(&server.customer("whatsapp", "+4915100000960")).await;
+    let mut bob = server.agent("bob").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000961");
+    let chat = bob.serves(&customer).await;
+    bob.closes(&chat).await;
+    let mut sup = server.supervisor("sam").connect().await;
+    sup.subscribe_all().await;
+    sup.request(serde_json::json!({ "type": "subscribe", "queues": ["nowhere"] }))
+        .await
+        .expect_error("not_found");
+
+    // R05: the reply takes ana over her limit; counted once.
+    ana.reopen(&chat).await.expect_ok();
+    customer.says("yes").await;
+    ana.expect_push("chat_activated").await;
+
+    let board_before = server.engine.supervision().seq() as f64;
+    let metrics = scrape(&server).await;
+    let board_after = server.engine.supervision().seq() as f64;
+    let supervisor = |kind: &str, outcome: &str| {
+        metrics.value(&format!(
+            r#"switchboard_requests_total{{socket="supervisor",type="{kind}",outcome="{outcome}"}}"#
+        ))
+    };
+    assert_eq!(supervisor("subscribe", "ok"), 1.0);
+    assert_eq!(supervisor("subscribe", "not_found"), 1.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_connections{role="supervisor"}"#),
+        1.0
+    );
+    assert_eq!(metrics.value("switchboard_limit_overrides_total"), 1.0);
+    // The KPIs are appended by the board's task, so the count may move during the scrape.
+    let board = metrics.value("switchboard_board_events_total");
+    assert!(
+        board_before <= board && board <= board_after && board > 0.0,
+        "{board_before} <= {board} <= {board_after}"
+    );
+    sup.disconnect().await;
+    let metrics = scrape(&server).await;
+    assert_eq!(
+        metrics.value(r#"switchboard_connections{role="supervisor"}"#),
+        0.0
+    );
+}
