@@ -11,6 +11,9 @@
 //! # What the customer gets on the channel when an agent reopens its chat (R04); the chat's
 //! # history records a "reopened" notice instead. Default:
 //! reopen_notice = "An agent has reopened your conversation. Reply here to continue, or send #STOP to end it."
+//! board_interval_ms = 50          # supervisors get the board's changes at most this often
+//! board_log_capacity = 65536      # board changes kept for supervisors' resume
+//! board_log_bytes = 16777216      # and at most this many bytes of them
 //!
 //! [outbound]
 //! webhook_url = "http://127.0.0.1:9000/outbound"   # absent: outbound messages are logged
@@ -214,6 +217,15 @@ pub struct Config {
     /// (R04); absent: the built-in English text.
     #[serde(default)]
     pub reopen_notice: Option<String>,
+    /// How often, at most, supervisors get a frame of the board's changes.
+    #[serde(default)]
+    pub board_interval_ms: Option<u64>,
+    /// Board changes kept for supervisors' resume.
+    #[serde(default)]
+    pub board_log_capacity: Option<usize>,
+    /// Bytes of board changes kept.
+    #[serde(default)]
+    pub board_log_bytes: Option<usize>,
     /// The outbound connector.
     #[serde(default)]
     pub outbound: OutboundConfig,
@@ -306,6 +318,15 @@ impl Config {
         if let Some(notice) = &self.reopen_notice {
             engine.reopen_notice = notice.clone();
         }
+        if let Some(ms) = self.board_interval_ms {
+            engine.board_interval = StdDuration::from_millis(ms);
+        }
+        if let Some(n) = self.board_log_capacity {
+            engine.board_log_capacity = n.max(1);
+        }
+        if let Some(n) = self.board_log_bytes {
+            engine.board_log_bytes = n.max(1);
+        }
         engine.queues = self
             .queues
             .iter()
@@ -393,6 +414,23 @@ mod tests {
         assert_eq!(sms.window, Some(Duration::hours(1)));
         assert_eq!(sms.after_window, AfterWindow::Nothing);
         assert_eq!(sms.max_len, 1_600);
+        assert_eq!(config.agents().len(), 1);
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_means_what_it_says() {
+        let example: String = include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start_matches(' ')))
+            .collect();
+        let config = Config::parse(&example, Path::new("example.toml")).expect("the example parses");
+        let engine = config.engine().expect("valid");
+        assert_eq!(engine.board_interval, StdDuration::from_millis(50));
+        assert_eq!(engine.board_log_capacity, 65_536);
+        assert_eq!(engine.log_bytes, 65_536);
         assert_eq!(config.agents().len(), 1);
     }
 

@@ -14,13 +14,16 @@
 //! cloned out first. Pushes caused under a lock are delivered under it, so an agent sees the
 //! events of one chat (or of routing) in the order they happened.
 
+pub mod analytics;
 mod archive;
+mod board;
 mod directory;
 mod expiry;
 pub mod fanout;
 mod ingress;
 pub mod outbound;
 mod requests;
+pub mod supervision;
 pub mod ticker;
 pub mod timers;
 mod views;
@@ -39,12 +42,15 @@ use crate::core::{
     Rejection, Router, RouterEvent, SnoozeUntil, Waiting,
 };
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
+pub use crate::protocol::supervisor::{QueueView, WaitingView};
 use crate::protocol::{
     ActivatedBy, ArchiveEntry, BotRequest, Caller, ChatView, InboundMessage, IngressReceipt, OfferView,
     OutboundMessage, Push, ReplyResult, Request, Scope, Snapshot,
 };
+use analytics::Analytics;
 use fanout::{ConnHandle, ConnId, CutOff, Fanout, Resumed};
 use outbound::Outbound;
+use supervision::Supervision;
 use timers::{Timer, Timers};
 
 /// How the engine behaves; see `config.rs` for the file format and defaults.
@@ -66,6 +72,13 @@ pub struct EngineConfig {
     pub queues: Vec<(QueueId, Vec<Channel>)>,
     /// The automatic notice a customer gets when an agent reopens its chat (R04).
     pub reopen_notice: String,
+    /// How often, at most, supervisors get a frame of the board's changes.
+    pub board_interval: std::time::Duration,
+    /// Board changes kept for supervisors' resume; the bound must hold more than one batch
+    /// interval's changes at full load, or every supervisor is sent a fresh board.
+    pub board_log_capacity: usize,
+    /// Bytes of board changes kept.
+    pub board_log_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +94,9 @@ impl Default for EngineConfig {
             reopen_notice:
                 "An agent has reopened your conversation. Reply here to continue, or send #STOP to end it."
                     .into(),
+            board_interval: std::time::Duration::from_millis(50),
+            board_log_capacity: 64 * 1024,
+            board_log_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -101,30 +117,6 @@ pub struct AgentStatus {
     pub overrides: u64,
     /// Open connections.
     pub connections: usize,
-}
-
-/// A queue as the admin API lists it.
-#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
-pub struct QueueView {
-    /// Its id.
-    pub id: QueueId,
-    /// Waiting chats, oldest (next) first.
-    pub waiting: Vec<WaitingView>,
-}
-
-/// One waiting chat.
-#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
-pub struct WaitingView {
-    /// The chat.
-    pub chat_id: ChatId,
-    /// Its customer.
-    pub customer_id: CustomerId,
-    /// 1 = next.
-    pub position: usize,
-    /// Since when.
-    #[serde(with = "crate::clock::rfc3339")]
-    #[schemars(with = "Timestamp")]
-    pub since: Timestamp,
 }
 
 /// The routing engine.
@@ -150,6 +142,8 @@ pub struct Engine {
     offer_cards: DashMap<ChatId, ChatView>,
     outbound: Outbound,
     next_id: AtomicU64,
+    supervision: Supervision,
+    analytics: Analytics,
 }
 
 impl Engine {
@@ -172,6 +166,11 @@ impl Engine {
         // Ids start from the clock so that those of a restarted engine do not collide.
         let first_id = clock.now().timestamp_millis().max(0) as u64 * 1000;
         let fanout = Fanout::new(config.outbox_capacity, config.log_capacity, config.log_bytes);
+        let supervision = Supervision::new(
+            config.outbox_capacity,
+            config.board_log_capacity,
+            config.board_log_bytes,
+        );
         Arc::new(Self {
             clock,
             config,
@@ -190,6 +189,8 @@ impl Engine {
             offer_cards: DashMap::new(),
             outbound,
             next_id: AtomicU64::new(first_id),
+            supervision,
+            analytics: Analytics::default(),
         })
     }
 
@@ -211,6 +212,11 @@ impl Engine {
     /// The fan-out, for connection counts.
     pub fn fanout(&self) -> &Fanout {
         &self.fanout
+    }
+
+    /// The supervisors' board feed, for connection counts.
+    pub fn supervision(&self) -> &Supervision {
+        &self.supervision
     }
 
     fn new_id(&self, prefix: &str) -> String {
@@ -273,6 +279,10 @@ impl Engine {
                 }
             }
         }
+        let changes = router.take_changes();
+        if !changes.seats.is_empty() || !changes.queues.is_empty() {
+            self.publish_router_changes(&router, changes);
+        }
         result
     }
 
@@ -321,6 +331,11 @@ impl Engine {
             .lock()
             .seat(agent)
             .map(|s| (s.presence, s.load, s.limit, s.overrides))
+    }
+
+    /// Times a chat took an agent over its limit since the engine started (R06).
+    pub fn overrides_total(&self) -> u64 {
+        self.router.lock().overrides()
     }
 
     /// Whether the customer has opted out on `channel`; for tests.

@@ -2,15 +2,19 @@
 
 pub mod admin;
 pub mod agent_ws;
+pub mod analytics;
 pub mod connection;
 pub mod error;
 pub mod ingress;
+pub mod supervisor_ws;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::serve::ListenerExt;
 use axum::Router;
@@ -18,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::Engine;
+use crate::metrics::{self, Metrics};
 
 /// Pending connections the kernel queues before `accept`: a burst of thousands of agents
 /// connecting at once overflows the default 128, and each dropped SYN costs its client 1 s.
@@ -45,6 +50,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Flips to true when the server shuts down; every WebSocket closes on it.
     pub shutdown: watch::Receiver<bool>,
+    /// The server's metrics, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// Held by every WebSocket task; shutdown waits until all are dropped.
     _alive: mpsc::Sender<()>,
 }
@@ -58,7 +65,11 @@ impl axum::extract::FromRef<AppState> for Arc<Engine> {
 fn routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(scrape))
         .route("/v1/agent/ws", get(agent_ws::upgrade))
+        .route("/v1/supervisor/ws", get(supervisor_ws::upgrade))
+        .route("/v1/analytics", get(analytics::report))
         .route("/v1/channels/{channel}/messages", post(ingress::message))
         .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
         .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
@@ -77,6 +88,27 @@ fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `GET /readyz`: 200 while serving, 503 once shutdown has begun, so that a load balancer
+/// stops sending new connections.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if *state.shutdown.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+async fn scrape(State(state): State<AppState>) -> Response {
+    match state.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 /// Serves `engine` on `listener` until `shutdown` resolves, then closes every WebSocket
 /// (code 1001) and waits for them, at most `drain`.
 pub async fn serve(
@@ -87,9 +119,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let metrics = Arc::new(Metrics::new(engine.clone()));
+    // Sends the supervisors' board out; ends with the server.
+    let board = tokio::spawn(engine.clone().run_supervision(stop_rx.clone()));
     let state = AppState {
         engine,
         shutdown: stop_rx,
+        metrics,
         _alive: alive_tx,
     };
     let app = routes(state);
@@ -108,5 +144,6 @@ pub async fn serve(
         .await?;
     // Every clone of `_alive` lives in a WebSocket task (the router's copy is dropped with it).
     let _ = tokio::time::timeout(drain, alive_rx.recv()).await;
+    let _ = board.await;
     Ok(())
 }

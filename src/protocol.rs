@@ -6,6 +6,7 @@
 //! carrying a per-agent sequence number (R17).
 
 pub mod schema;
+pub mod supervisor;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

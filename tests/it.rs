@@ -14,9 +14,11 @@ mod it {
     mod bad_input;
     mod bot;
     mod ingress;
+    mod metrics;
     mod ownership;
     mod reconnect;
     mod reopen;
     mod reopen_race;
     mod routing;
+    mod supervisor;
 }

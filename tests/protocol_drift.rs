@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use switchboard::protocol::schema;
+use switchboard::protocol::supervisor::{AnalyticsReport, SupervisorFrame, SupervisorServerFrame};
 use switchboard::protocol::{
     BotRequest, ClientFrame, InboundMessage, IngressReceipt, OutboundMessage, ServerFrame,
 };
@@ -220,6 +221,8 @@ enum Marker {
     /// A client frame shown as bad input (R18): it must not validate.
     InvalidClient,
     Server,
+    SupervisorClient,
+    SupervisorServer,
     Http(String),
 }
 
@@ -230,6 +233,8 @@ impl Marker {
             "client" => Some(Marker::Client),
             "client (invalid)" => Some(Marker::InvalidClient),
             "server" => Some(Marker::Server),
+            "supervisor client" => Some(Marker::SupervisorClient),
+            "supervisor server" => Some(Marker::SupervisorServer),
             _ => inner
                 .strip_prefix("http:")
                 .map(|name| Marker::Http(name.trim().to_owned())),
@@ -240,6 +245,8 @@ impl Marker {
         match self {
             Marker::Client | Marker::InvalidClient => "protocol/schema/client-frame.json".into(),
             Marker::Server => "protocol/schema/server-frame.json".into(),
+            Marker::SupervisorClient => "protocol/schema/supervisor-frame.json".into(),
+            Marker::SupervisorServer => "protocol/schema/supervisor-server-frame.json".into(),
             Marker::Http(name) => format!("protocol/schema/http/{name}.json"),
         }
     }
@@ -278,7 +285,7 @@ fn examples(readme: &str) -> Vec<Example> {
         let marker = Marker::parse(above).unwrap_or_else(|| {
             panic!(
                 "README line {start}: unknown example marker {above:?} \
-                 (use <!-- client -->, <!-- client (invalid) -->, <!-- server --> or <!-- http: NAME -->)"
+                 (use <!-- client -->, <!-- client (invalid) -->, <!-- server -->, <!-- supervisor client -->, <!-- supervisor server --> or <!-- http: NAME -->)"
             )
         });
         let body = lines[start + 1..end].join("\n");
@@ -503,7 +510,10 @@ fn readme_example_frames_are_exactly_what_the_types_read_and_write() {
                     continue;
                 }
                 Marker::Server => (round_trip::<ServerFrame>(value), true),
+                Marker::SupervisorClient => (round_trip::<SupervisorFrame>(value), false),
+                Marker::SupervisorServer => (round_trip::<SupervisorServerFrame>(value), true),
                 Marker::Http(name) => match name.as_str() {
+                    "analytics-report" => (round_trip::<AnalyticsReport>(value), true),
                     "inbound-message" => (round_trip::<InboundMessage>(value), false),
                     "bot-request" => (round_trip::<BotRequest>(value), false),
                     "ingress-receipt" => (round_trip::<IngressReceipt>(value), true),
@@ -526,5 +536,39 @@ fn readme_example_frames_are_exactly_what_the_types_read_and_write() {
         failures.is_empty(),
         "examples the types disagree with:\n  {}",
         failures.join("\n  ")
+    );
+}
+
+#[test]
+fn every_supervisor_request_and_board_change_has_an_example_in_the_readme() {
+    let requests = generated("protocol/schema/supervisor-frame.json");
+    // The request enum is flattened into the frame: its variants are the frame's `oneOf`.
+    assert_all_shown(
+        "supervisor request type",
+        discriminators(&requests, "type"),
+        example_values(Marker::SupervisorClient)
+            .iter()
+            .filter_map(|f| f["type"].as_str().map(str::to_owned))
+            .collect(),
+    );
+    let frames = generated("protocol/schema/supervisor-server-frame.json");
+    let shown = example_values(Marker::SupervisorServer);
+    assert_all_shown(
+        "board change kind",
+        discriminators(&frames["$defs"]["BoardEvent"], "kind"),
+        shown
+            .iter()
+            .filter(|f| f["type"] == "pushes")
+            .flat_map(|f| f["events"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .collect(),
+    );
+    assert_all_shown(
+        "supervisor frame type",
+        discriminators(&frames, "type"),
+        shown
+            .iter()
+            .filter_map(|f| f["type"].as_str().map(str::to_owned))
+            .collect(),
     );
 }

@@ -34,6 +34,11 @@ impl Engine {
                     };
                     let mut file = file.lock();
                     if let Some(owner) = file.expire_reopen(&chat, reopened_at, now) {
+                        self.board_reopen_ended(
+                            &file,
+                            &chat,
+                            crate::protocol::supervisor::ReopenOutcome::Expired,
+                        );
                         self.fanout.push(
                             &owner,
                             Push::ChatClosed {

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::*;
+use crate::core::analytics::EventKind;
+use crate::protocol::supervisor::ReopenOutcome;
 
 impl Engine {
     /// The customer's file for an address, created on first contact. Concurrent first
@@ -69,11 +71,16 @@ impl Engine {
                 Some(chat)
             }
             Inbound::ReopenAnswered { chat, agent } => {
+                self.board_reopen_ended(&file, &chat, ReopenOutcome::Replied);
+                self.record(&agent, channel, EventKind::ReopenReplied, now);
                 // Pushed under the router's lock: the push carries the load it counted.
                 self.with_router(|r| {
                     let change = r.load_up(&agent);
                     let (load, limit, over_limit) =
                         change.map_or((0, 0, false), |c| (c.load, c.limit, c.over_limit));
+                    if over_limit {
+                        self.record(&agent, channel, EventKind::LimitOverride, now);
+                    }
                     self.fanout.push(
                         &agent,
                         Push::ChatActivated {
@@ -99,6 +106,16 @@ impl Engine {
                 Some(chat)
             }
             Inbound::Stopped { ended } => ended.map(|ended| {
+                // Told before the offer that the freed slot may bring, as after `close`.
+                if let Some(owner) = &ended.owner {
+                    self.fanout.push(
+                        owner,
+                        Push::ChatClosed {
+                            chat_id: ended.chat.clone(),
+                            reason: crate::core::CloseReason::Stop,
+                        },
+                    );
+                }
                 match ended.prior {
                     ChatState::Active | ChatState::Snoozed => {
                         if let Some(owner) = &ended.owner {
@@ -109,16 +126,14 @@ impl Engine {
                         self.with_router(|r| ((), r.withdraw(&ended.chat, now)));
                         self.offer_cards.remove(&ended.chat);
                     }
-                    ChatState::Reopened | ChatState::Bot | ChatState::Closed => {}
-                }
-                if let Some(owner) = &ended.owner {
-                    self.fanout.push(
-                        owner,
-                        Push::ChatClosed {
-                            chat_id: ended.chat.clone(),
-                            reason: crate::core::CloseReason::Stop,
-                        },
-                    );
+                    ChatState::Reopened => {
+                        // A #STOP answering a reopen is a declined chat (R08, R14).
+                        self.board_reopen_ended(&file, &ended.chat, ReopenOutcome::Declined);
+                        if let Some(owner) = &ended.owner {
+                            self.record(owner, channel, EventKind::ReopenDeclined, now);
+                        }
+                    }
+                    ChatState::Bot | ChatState::Closed => {}
                 }
                 ended.chat
             }),

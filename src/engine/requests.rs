@@ -5,6 +5,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::*;
+use crate::core::analytics::EventKind;
+use crate::protocol::supervisor::ReopenOutcome;
 
 impl Engine {
     /// Carries out one request of `caller` on connection `conn`.
@@ -40,7 +42,7 @@ impl Engine {
                 }
                 self.transfer(me, &chat_id, &to, force, now)
             }
-            Request::Close { chat_id } => self.close(me, &chat_id, now),
+            Request::Close { chat_id } => self.close_as(me, &chat_id, crate::core::CloseReason::Agent, now),
             Request::Snooze { chat_id, until } => {
                 let until = until.map_or(SnoozeUntil::Reply, |at| SnoozeUntil::Time { at });
                 self.snooze(me, &chat_id, until, now)
@@ -134,7 +136,15 @@ impl Engine {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let channel = Self::channel_of(&file, chat_id)?;
-        let reopened = file.reopen(chat_id, me, self.config.policies.of(channel), now)?;
+        let reopened = match file.reopen(chat_id, me, self.config.policies.of(channel), now) {
+            Ok(reopened) => reopened,
+            Err(rejection) => {
+                self.record(me, channel, EventKind::ReopenRejected(rejection.code()), now);
+                return Err(rejection);
+            }
+        };
+        self.record(me, channel, EventKind::Reopened, now);
+        self.board_reopened(&file, chat_id, me, now);
         self.timers.schedule(
             reopened.expires_at,
             Timer::ReopenExpiry {
@@ -203,6 +213,7 @@ impl Engine {
             format!("{template}({})", params.join(", "))
         };
         file.push_template(chat_id, me, &text, self.config.policies.of(channel), now)?;
+        self.record(me, channel, EventKind::TemplatePushed, now);
         let mut message = self.outbound_message(&file, chat_id, MessageKind::Template, template, Some(me));
         message.params = params;
         self.outbound.send(message);
@@ -228,7 +239,13 @@ impl Engine {
         // The push carries the load: made under the router's lock, so that the load figures
         // an agent sees arrive in the order the router counted them.
         let chat = self.with_router(|r| match r.accept(chat_id, me, now) {
-            Ok(_) => {
+            Ok(accepted) => {
+                let channel = file.chat(chat_id).map_or(Channel::Webchat, |c| c.channel);
+                let kind = EventKind::Accepted {
+                    waited_ms: accepted.waited.num_milliseconds().max(0) as u64,
+                    to_accept_ms: accepted.to_accept.num_milliseconds().max(0) as u64,
+                };
+                self.record(me, channel, kind, now);
                 file.accept(chat_id, me)
                     .expect("a queued chat whose offer the router accepted becomes active");
                 let chat = self.chat_view(&file, chat_id);
@@ -273,6 +290,9 @@ impl Engine {
         let moved = self.with_router(|r| match r.transfer(me, to, force, now) {
             Ok((change, events)) => {
                 let chat = self.chat_view(&file, chat_id);
+                if change.over_limit {
+                    self.record(to, chat.channel, EventKind::LimitOverride, now);
+                }
                 self.fanout.push(
                     me,
                     Push::ChatTransferred {
@@ -306,21 +326,26 @@ impl Engine {
         Ok(ReplyResult::Chat { chat })
     }
 
-    pub(super) fn close(
+    /// The owner `me` closes its chat (or a supervisor on its behalf, with that reason).
+    pub(super) fn close_as(
         &self,
         me: &AgentId,
         chat_id: &ChatId,
+        reason: crate::core::CloseReason,
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let prior = file.close(chat_id, me, now)?;
+        if prior == ChatState::Reopened {
+            self.board_reopen_ended(&file, chat_id, ReopenOutcome::Closed);
+        }
         // Told before the offer that the freed slot may bring.
         self.fanout.push(
             me,
             Push::ChatClosed {
                 chat_id: chat_id.clone(),
-                reason: crate::core::CloseReason::Agent,
+                reason,
             },
         );
         if prior.counts_toward_load() {

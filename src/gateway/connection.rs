@@ -37,8 +37,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Frames written per flush when the outbox has a backlog.
 const WRITE_BATCH: usize = 64;
 
-/// A connection's loop: writes the outbox, answers each text frame with `handle_text`, pings,
-/// and ends on close, cut-off or shutdown. Returns the close frame to send, if the engine ends it.
+/// A connection's loop: writes the outbox, answers each text frame with `handle_text` (none:
+/// it queued its reply itself), pings, and ends on close, cut-off or shutdown. Returns the close frame to send, if the engine ends it.
 pub async fn run<W, R, E>(
     sink: &mut W,
     stream: &mut R,
@@ -46,7 +46,7 @@ pub async fn run<W, R, E>(
     kicked: &Kick,
     replies: &mpsc::Sender<Frame>,
     shutdown: &mut watch::Receiver<bool>,
-    mut handle_text: impl FnMut(&str) -> Frame,
+    mut handle_text: impl FnMut(&str) -> Option<Frame>,
 ) -> Option<(u16, &'static str)>
 where
     W: Sink<Message> + Unpin,
@@ -84,10 +84,11 @@ where
                 silent_beats = 0;
                 let reply = match message {
                     Some(Ok(Message::Text(text))) => handle_text(&text),
-                    Some(Ok(Message::Binary(_))) => error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into()),
+                    Some(Ok(Message::Binary(_))) => Some(error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into())),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
                 };
+                let Some(reply) = reply else { continue };
                 if replies.try_send(reply).is_err() {
                     let why = CutOff::SlowConsumer;
                     return Some((why.code(), why.reason()));

@@ -12,6 +12,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
+use super::supervisor::{AnalyticsReport, SupervisorFrame, SupervisorServerFrame};
 use super::{
     BotRequest, ClientFrame, InboundMessage, IngressReceipt, OutboundMessage, ServerFrame, PROTOCOL_VERSION,
 };
@@ -27,6 +28,18 @@ pub fn files() -> Vec<(String, String)> {
     let files = [
         ("protocol/schema/client-frame.json", incoming::<ClientFrame>()),
         ("protocol/schema/server-frame.json", outgoing::<ServerFrame>()),
+        (
+            "protocol/schema/supervisor-frame.json",
+            incoming::<SupervisorFrame>(),
+        ),
+        (
+            "protocol/schema/supervisor-server-frame.json",
+            outgoing::<SupervisorServerFrame>(),
+        ),
+        (
+            "protocol/schema/http/analytics-report.json",
+            outgoing::<AnalyticsReport>(),
+        ),
         (
             "protocol/schema/http/inbound-message.json",
             incoming::<InboundMessage>(),

@@ -12,6 +12,7 @@
 mod agent;
 mod customer;
 pub(crate) mod schema;
+mod supervisor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use switchboard::protocol::{InboundMessage, OutboundMessage};
 
 pub(crate) use agent::{Agent, AgentClient, Reply};
 pub(crate) use customer::Customer;
+pub(crate) use supervisor::{apply, Supervisor, SupervisorClient};
 
 /// How long any wait for an event lasts before the test fails.
 pub(crate) const WAIT: StdDuration = StdDuration::from_secs(5);
@@ -117,6 +119,26 @@ impl TestServer {
             Some(token.clone()),
         );
         Agent::new(id, &token, self.addr)
+    }
+
+    /// Registers a supervisor (limit 0: it takes no chats); its token is `<id>-token`.
+    pub(crate) fn supervisor(&self, id: &str) -> Supervisor {
+        let token = format!("{id}-token");
+        self.agent_with(id, Role::Supervisor, 0);
+        Supervisor::new(id, &token, self.addr)
+    }
+
+    /// `GET path` with `token` as a bearer token: the status and the JSON body.
+    pub(crate) async fn get_as(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// A customer writing on `channel` from `address`.

@@ -12,6 +12,12 @@ use serde_json::Value;
 pub(crate) const CLIENT_FRAME: &str = "protocol/schema/client-frame.json";
 /// What the engine sends on the agent WebSocket.
 pub(crate) const SERVER_FRAME: &str = "protocol/schema/server-frame.json";
+/// What a supervisor's client sends.
+pub(crate) const SUPERVISOR_FRAME: &str = "protocol/schema/supervisor-frame.json";
+/// What the engine sends on the supervisor WebSocket.
+pub(crate) const SUPERVISOR_SERVER_FRAME: &str = "protocol/schema/supervisor-server-frame.json";
+/// `GET /v1/analytics`.
+pub(crate) const ANALYTICS_REPORT: &str = "protocol/schema/http/analytics-report.json";
 /// `POST /v1/channels/{channel}/messages`.
 pub(crate) const INBOUND_MESSAGE: &str = "protocol/schema/http/inbound-message.json";
 /// `POST /v1/channels/{channel}/bot/{start,handover}`.

@@ -1,0 +1,305 @@
+//! What supervisors see and do (R14, R15): the board's changes as the engine makes them, the
+//! board itself, KPI events, and the supervisor's requests.
+
+use std::sync::Arc;
+
+use super::supervision::{encode, Subscribed, Watch};
+use super::*;
+use crate::core::analytics::{Event, EventKind};
+use crate::core::Changes;
+use crate::protocol::supervisor::{
+    AgentRow, AnalyticsQuery, AnalyticsReport, Board, BoardChange, ReopenOutcome, ReopenedChat,
+    SupervisorRequest, SupervisorResult, SupervisorServerFrame,
+};
+
+impl Engine {
+    /// Turns what the router changed into board events; runs under the router's lock.
+    pub(super) fn publish_router_changes(&self, router: &Router, changes: Changes) {
+        for change in changes.queues {
+            match change {
+                crate::core::QueueChange::Entered { waiting, position } => {
+                    let queue = waiting.queue.clone();
+                    self.supervision.append(
+                        Some(queue.clone()),
+                        BoardChange::ChatQueued {
+                            queue,
+                            chat: WaitingView {
+                                chat_id: waiting.chat,
+                                customer_id: waiting.customer,
+                                position,
+                                since: waiting.since,
+                            },
+                        },
+                    );
+                }
+                crate::core::QueueChange::Left {
+                    queue,
+                    chat,
+                    offered_to,
+                } => self.supervision.append(
+                    Some(queue.clone()),
+                    BoardChange::ChatLeftQueue {
+                        queue,
+                        chat_id: chat,
+                        offered_to,
+                    },
+                ),
+            }
+        }
+        let mut seen = Vec::with_capacity(changes.seats.len());
+        for agent in changes.seats {
+            if seen.contains(&agent) {
+                continue;
+            }
+            let change = match self.agent_row(router, &agent) {
+                Some(row) => BoardChange::AgentChanged { agent: row },
+                None => BoardChange::AgentRemoved {
+                    agent_id: agent.clone(),
+                },
+            };
+            self.supervision.append(None, change);
+            seen.push(agent);
+        }
+    }
+
+    /// An agent's row; none for an agent that has been removed.
+    fn agent_row(&self, router: &Router, id: &AgentId) -> Option<AgentRow> {
+        let profile = self.agents.get(id)?;
+        let seat = router.seat(id)?;
+        Some(AgentRow {
+            id: id.clone(),
+            name: profile.name.clone(),
+            role: profile.role,
+            presence: seat.presence,
+            load: seat.load,
+            limit: seat.limit,
+            offered: seat.offered,
+            over_limit: seat.load > seat.limit,
+            overrides: seat.overrides,
+        })
+    }
+
+    /// Records a KPI event (R14) and wakes the supervisors' task to send the new figures.
+    pub(super) fn record(&self, agent: &AgentId, channel: Channel, kind: EventKind, now: Timestamp) {
+        self.analytics.record(Event {
+            at: now,
+            agent: agent.clone(),
+            channel,
+            kind,
+        });
+        self.supervision.nudge();
+    }
+
+    /// A chat was reopened; runs under its customer's lock.
+    pub(super) fn board_reopened(
+        &self,
+        file: &CustomerFile,
+        chat_id: &ChatId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) {
+        let Some(chat) = file.chat(chat_id) else { return };
+        let queue = self.queue_of[&chat.channel].clone();
+        let view = self.chat_view(file, chat_id);
+        self.supervision.append(
+            Some(queue.clone()),
+            BoardChange::ChatReopened {
+                chat: ReopenedChat {
+                    chat_id: chat_id.clone(),
+                    customer: view.customer,
+                    channel: chat.channel,
+                    queue,
+                    reopened_by: agent.clone(),
+                    reopened_at: now,
+                    window_expires_at: view.window_expires_at,
+                },
+            },
+        );
+    }
+
+    /// A reopened chat stopped waiting; runs under its customer's lock.
+    pub(super) fn board_reopen_ended(&self, file: &CustomerFile, chat_id: &ChatId, outcome: ReopenOutcome) {
+        if !self.supervision.is_reopened(chat_id) {
+            return;
+        }
+        let queue = file.chat(chat_id).map(|c| self.queue_of[&c.channel].clone());
+        self.supervision.append(
+            queue,
+            BoardChange::ReopenEnded {
+                chat_id: chat_id.clone(),
+                outcome,
+            },
+        );
+    }
+
+    /// Appends today's KPIs if an event came since they were last sent.
+    pub fn publish_kpis(&self) {
+        if self.analytics.take_changed() {
+            let kpis = self.analytics.kpis(self.now());
+            self.supervision.append(None, BoardChange::KpisChanged { kpis });
+        }
+    }
+
+    /// The board `watch` shows, as of its sequence number.
+    pub fn board(&self, watch: &Watch) -> Board {
+        // The router first (the lock order): its changes are appended under it, so none is
+        // in flight; the reopened chats and the number come together from the feed.
+        let router = self.router.lock();
+        let (seq, reopened, kpis) = self
+            .supervision
+            .board_part(watch, || self.analytics.kpis(self.now()));
+        let queues = router
+            .queues()
+            .filter(|(id, _)| watch.shows(Some(id)))
+            .map(|(id, waiting)| QueueView {
+                id: id.clone(),
+                waiting: waiting
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| WaitingView {
+                        chat_id: w.chat.clone(),
+                        customer_id: w.customer.clone(),
+                        position: i + 1,
+                        since: w.since,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut agents: Vec<AgentRow> = router
+            .seats()
+            .filter_map(|(id, _)| self.agent_row(&router, id))
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        Board {
+            seq,
+            queues,
+            agents,
+            reopened,
+            kpis,
+        }
+    }
+
+    /// The KPIs of R14 over a range.
+    pub fn analytics_report(&self, query: AnalyticsQuery) -> AnalyticsReport {
+        self.analytics.report(query)
+    }
+
+    /// A new supervisor connection and the board's sequence number now.
+    pub fn connect_supervisor(&self) -> (ConnHandle, u64) {
+        (self.supervision.connect(), self.supervision.seq())
+    }
+
+    /// A supervisor connection ended.
+    pub fn disconnect_supervisor(&self, conn: ConnId) {
+        self.supervision.disconnect(conn);
+    }
+
+    /// Carries out one supervisor request. `Ok(None)`: the reply is already queued on the
+    /// connection (a subscription, whose reply must come before or after certain pushes).
+    pub fn supervise(
+        &self,
+        caller: &Caller,
+        conn: ConnId,
+        id: &str,
+        request: SupervisorRequest,
+    ) -> Result<Option<SupervisorResult>, Rejection> {
+        if !self.agents.get(&caller.id).is_some_and(|a| a.role.supervises()) {
+            return Err(Rejection::Forbidden(
+                "supervisor actions need the supervisor or admin role",
+            ));
+        }
+        let now = self.now();
+        match request {
+            SupervisorRequest::Subscribe { queues, after_seq } => {
+                let watch = match queues {
+                    None => Watch::All,
+                    Some(queues) => {
+                        if let Some(unknown) =
+                            queues.iter().find(|q| !self.queue_of.values().any(|k| k == *q))
+                        {
+                            return Err(Rejection::not_found("queue", unknown));
+                        }
+                        Watch::Queues(queues)
+                    }
+                };
+                self.subscribe(conn, id, watch, after_seq);
+                Ok(None)
+            }
+            SupervisorRequest::SetLimit { agent, limit } => {
+                self.set_limit(&agent, limit)?;
+                Ok(Some(SupervisorResult::Done))
+            }
+            SupervisorRequest::SetPresence { agent, presence } => {
+                self.try_router(|r| r.set_presence(&agent, presence, now))?;
+                Ok(Some(SupervisorResult::Done))
+            }
+            SupervisorRequest::Transfer { chat_id, to } => {
+                let owner = self.owner_of(&chat_id)?;
+                match self.transfer(&owner, &chat_id, &to, true, now)? {
+                    ReplyResult::Chat { chat } => Ok(Some(SupervisorResult::Chat { chat })),
+                    _ => Ok(Some(SupervisorResult::Done)),
+                }
+            }
+            SupervisorRequest::Close { chat_id } => {
+                let owner = self.owner_of(&chat_id)?;
+                self.close_as(&owner, &chat_id, crate::core::CloseReason::Supervisor, now)?;
+                Ok(Some(SupervisorResult::Done))
+            }
+            SupervisorRequest::GetChat { chat_id } => match self.history(caller, &chat_id)? {
+                ReplyResult::History { chat, messages } => {
+                    Ok(Some(SupervisorResult::History { chat, messages }))
+                }
+                _ => Ok(Some(SupervisorResult::Done)),
+            },
+            SupervisorRequest::GetAnalytics { query } => {
+                Ok(Some(SupervisorResult::Analytics(self.analytics_report(query))))
+            }
+            SupervisorRequest::Ping => Ok(Some(SupervisorResult::Pong)),
+        }
+    }
+
+    fn subscribe(&self, conn: ConnId, id: &str, watch: Watch, after_seq: Option<u64>) {
+        let reply = |result| {
+            encode(&SupervisorServerFrame::Ok {
+                id: id.to_owned(),
+                result,
+            })
+        };
+        if let Some(after_seq) = after_seq {
+            let resumed = self
+                .supervision
+                .resume(conn, watch.clone(), after_seq, |replayed| {
+                    reply(SupervisorResult::Resumed { replayed })
+                });
+            if let Subscribed::Replayed(_) = resumed {
+                return;
+            }
+        }
+        let board = self.board(&watch);
+        let seq = board.seq;
+        self.supervision
+            .start(conn, watch, seq, reply(SupervisorResult::Board(board)));
+    }
+
+    /// The owner of a live chat.
+    fn owner_of(&self, chat_id: &ChatId) -> Result<AgentId, Rejection> {
+        let file = self.file_of_chat(chat_id)?;
+        let file = file.lock();
+        file.chat(chat_id)
+            .filter(|c| c.state.is_live())
+            .and_then(|c| c.owner.clone())
+            .ok_or_else(|| {
+                Rejection::Invalid(format!(
+                    "chat {chat_id} has no owner: it is not live with an agent"
+                ))
+            })
+    }
+
+    /// The supervisors' task: sends the board's changes out in batches until `shutdown`.
+    pub async fn run_supervision(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let interval = self.config.board_interval;
+        self.supervision
+            .run(interval, || self.publish_kpis(), shutdown)
+            .await;
+    }
+}

@@ -1,0 +1,168 @@
+//! The supervisor WebSocket (`/v1/supervisor/ws`, R14, R15): the live board and the
+//! supervisor's actions. Supervisors and admins only.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::agent_ws::{authenticate, Handshake};
+use super::connection::{self, decode, rejection_frame, send_close, text_message, HARD_FRAME_LIMIT};
+use super::error::ApiError;
+use super::AppState;
+use crate::core::ErrorCode;
+use crate::engine::fanout::{ConnHandle, ConnId, Frame};
+use crate::engine::supervision::encode;
+use crate::engine::Engine;
+use crate::ids::{AgentId, ChatId};
+use crate::metrics::{Metrics, Socket, Stopwatch};
+use crate::protocol::supervisor::{SupervisorFrame, SupervisorRequest, SupervisorServerFrame};
+use crate::protocol::{Caller, PROTOCOL_VERSION};
+
+/// `GET /v1/supervisor/ws`: authenticates, checks the role, then upgrades.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(query): Query<Handshake>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let caller = match authenticate(&state.engine, &query, &headers) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if !caller.role.supervises() {
+        return ApiError::new(
+            ErrorCode::Forbidden,
+            "the supervisor socket needs the supervisor or admin role",
+        )
+        .into_response();
+    }
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket: WebSocket| {
+            let span = tracing::info_span!("supervisor_ws", supervisor = %caller.id);
+            async move {
+                let (sink, stream) = socket.split();
+                serve_supervisor(
+                    state.engine.clone(),
+                    state.metrics.clone(),
+                    caller,
+                    sink,
+                    stream,
+                    state.shutdown.clone(),
+                )
+                .await;
+                drop(state);
+            }
+            .instrument(span)
+        })
+}
+
+/// Runs one supervisor connection until it closes, the engine cuts it off, or shutdown.
+pub async fn serve_supervisor<W, R, E>(
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    caller: Caller,
+    mut sink: W,
+    mut stream: R,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let Some(profile) = engine.agent(&caller.id) else {
+        return;
+    };
+    let _open = metrics.supervisor_connected();
+    let (conn, seq) = engine.connect_supervisor();
+    let ConnHandle {
+        id: conn_id,
+        mut outbox,
+        kicked,
+        replies,
+    } = conn;
+    let welcome = SupervisorServerFrame::Welcome {
+        protocol: PROTOCOL_VERSION,
+        supervisor: profile,
+        seq,
+    };
+    let close = if sink.send(text_message(encode(&welcome))).await.is_ok() {
+        connection::run(
+            &mut sink,
+            &mut stream,
+            &mut outbox,
+            &kicked,
+            &replies,
+            &mut shutdown,
+            |text| handle_text(&engine, &metrics, &caller, conn_id, text),
+        )
+        .await
+    } else {
+        None
+    };
+    engine.disconnect_supervisor(conn_id);
+    send_close(&mut sink, close).await;
+}
+
+/// Decodes one text frame and runs it; the reply, unless the engine queued it itself.
+pub fn handle_text(
+    engine: &Engine,
+    metrics: &Metrics,
+    caller: &Caller,
+    conn: ConnId,
+    text: &str,
+) -> Option<Frame> {
+    let SupervisorFrame { id, request } = match decode::<SupervisorFrame>(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            metrics.invalid_frame(Socket::Supervisor);
+            return Some(error);
+        }
+    };
+    let name = request.name();
+    let (chat, agent) = match &request {
+        SupervisorRequest::Transfer { chat_id, to } => (Some(chat_id), Some(to)),
+        SupervisorRequest::Close { chat_id } | SupervisorRequest::GetChat { chat_id } => {
+            (Some(chat_id), None)
+        }
+        SupervisorRequest::SetLimit { agent, .. } | SupervisorRequest::SetPresence { agent, .. } => {
+            (None, Some(agent))
+        }
+        SupervisorRequest::Subscribe { .. }
+        | SupervisorRequest::GetAnalytics { .. }
+        | SupervisorRequest::Ping => (None, None),
+    };
+    // At debug level: an info span cost 1-2 us per request at the default filter, a third of
+    // a reopen; fields are only evaluated when the span is enabled (RUST_LOG=debug).
+    let span = tracing::debug_span!(
+        "request",
+        supervisor = %caller.id,
+        kind = name,
+        chat = chat.map(ChatId::as_str),
+        agent = agent.map(AgentId::as_str),
+    );
+    let _entered = span.enter();
+    let stopwatch = Stopwatch::start();
+    let handled = engine.supervise(caller, conn, &id, request);
+    metrics.request(
+        Socket::Supervisor,
+        name,
+        handled.as_ref().err().map(|r| r.code()),
+        stopwatch.elapsed(),
+    );
+    match handled {
+        Ok(Some(result)) => Some(encode(&SupervisorServerFrame::Ok { id, result })),
+        Ok(None) => None,
+        Err(rejection) => {
+            tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
+            Some(rejection_frame(id, rejection))
+        }
+    }
+}
