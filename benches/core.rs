@@ -44,6 +44,7 @@ fn say(engine: &Engine, from: &str, text: &str) -> Option<ChatId> {
                 name: Some("Mia Muster".into()),
                 email: None,
                 phone: None,
+                sent_at: None,
             },
         )
         .expect("accepted")

@@ -20,6 +20,19 @@
 //! attempts = 5
 //! first_backoff_ms = 200
 //!
+//! [security]                      # see SECURITY.md; absent: the development setup
+//! jwt_secret = "change-me-to-32-or-more-random-bytes"  # HS256 key of agents' and supervisors' tokens
+//! # jwt_public_key_file = "jwt.pem"  # instead: verify RS256 or ES256 tokens with this key
+//! # jwt_algorithm = "RS256"          # HS256 (with jwt_secret), RS256 or ES256
+//! leeway_secs = 30                # clock skew allowed on exp and nbf
+//! static_tokens = false           # accept the per-agent `token`s too (development, load tests)
+//! allowed_origins = ["https://desk.example.com"]   # empty: any browser origin
+//! admin_key = "admin-key"         # Authorization: Bearer for /v1/admin/*; absent: open
+//! ingress_key = "ingress-key"     # Bearer for channels without a webhook_secret; absent: open
+//! replay_window_secs = 300        # a signed webhook's sent_at must be this close to now
+//! frames_per_second = 50          # per WebSocket connection (bursts of twice that)
+//! max_connections_per_agent = 16
+//!
 //! [[agents]]                      # present: exactly these agents (no demo agents)
 //! id = "ana"
 //! name = "Ana"
@@ -39,6 +52,7 @@
 //!                                 # channel's default: Messenger, Instagram); else ignored
 //! max_len = 1024
 //! revive_window_secs = 86400
+//! webhook_secret = "whatsapp-app-secret"   # bodies must carry X-Hub-Signature-256
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +67,7 @@ use crate::core::{AfterWindow, AgentProfile, Channel, ChannelPolicy, Role};
 use crate::engine::outbound::Retry;
 use crate::engine::EngineConfig;
 use crate::ids::{AgentId, QueueId};
+use crate::security::{Security, Tokens, FRAMES_PER_SECOND};
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +153,26 @@ pub struct ChannelConfig {
     human_agent_tag_secs: Option<i64>,
     max_len: Option<usize>,
     revive_window_secs: Option<i64>,
+    /// The HMAC-SHA256 secret the channel's webhooks sign their bodies with.
+    webhook_secret: Option<String>,
+}
+
+/// The `[security]` section; see SECURITY.md.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    jwt_secret: Option<String>,
+    jwt_public_key_file: Option<PathBuf>,
+    jwt_algorithm: Option<String>,
+    leeway_secs: Option<i64>,
+    static_tokens: Option<bool>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    admin_key: Option<String>,
+    ingress_key: Option<String>,
+    replay_window_secs: Option<i64>,
+    frames_per_second: Option<u32>,
+    max_connections_per_agent: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -238,6 +273,9 @@ pub struct Config {
     /// Channel policy overrides.
     #[serde(default)]
     pub channels: BTreeMap<Channel, ChannelConfig>,
+    /// Credentials and limits; absent: the development setup.
+    #[serde(default)]
+    pub security: Option<SecurityConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -289,7 +327,94 @@ impl Config {
             source: Box::new(source),
         })?;
         config.engine()?;
+        config.security()?;
         Ok(config)
+    }
+
+    /// Whether this is the development setup (no `[security]` section): open admin and
+    /// ingress APIs, the development token secret.
+    pub fn is_development(&self) -> bool {
+        self.security.is_none()
+    }
+
+    /// What the gateway checks.
+    pub fn security(&self) -> Result<Security, ConfigError> {
+        let mut security = Security::default();
+        // Webhook secrets count even in the development setup: a channel configured to sign
+        // is checked.
+        for (channel, c) in &self.channels {
+            if let Some(secret) = &c.webhook_secret {
+                if secret.len() < 16 {
+                    return Err(ConfigError::Invalid(format!(
+                        "channels.{channel}.webhook_secret must be at least 16 bytes"
+                    )));
+                }
+                security.webhook_secrets.insert(*channel, secret.clone());
+            }
+        }
+        let Some(c) = &self.security else {
+            return Ok(security);
+        };
+        let leeway = c.leeway_secs.unwrap_or(30);
+        if leeway < 0 {
+            return Err(ConfigError::Invalid(format!(
+                "security.leeway_secs must not be negative, got {leeway}"
+            )));
+        }
+        let algorithm = c.jwt_algorithm.as_deref().map(str::to_ascii_uppercase);
+        security.tokens = match (&c.jwt_secret, &c.jwt_public_key_file, algorithm.as_deref()) {
+            (Some(secret), None, None | Some("HS256")) => {
+                if secret.len() < 32 {
+                    return Err(ConfigError::Invalid(
+                        "security.jwt_secret must be at least 32 bytes".into(),
+                    ));
+                }
+                Tokens::hs256(secret.as_bytes(), leeway)
+            }
+            (None, Some(path), alg) => {
+                let alg = match alg.unwrap_or("RS256") {
+                    "RS256" => jsonwebtoken::Algorithm::RS256,
+                    "ES256" => jsonwebtoken::Algorithm::ES256,
+                    other => {
+                        return Err(ConfigError::Invalid(format!(
+                            "security.jwt_algorithm {other} does not go with a public key: use RS256 or ES256"
+                        )))
+                    }
+                };
+                let pem = std::fs::read(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Tokens::public_key(alg, &pem, leeway).map_err(ConfigError::Invalid)?
+            }
+            (Some(_), Some(_), _) => {
+                return Err(ConfigError::Invalid(
+                    "security: set jwt_secret or jwt_public_key_file, not both".into(),
+                ))
+            }
+            (Some(_), None, Some(other)) => {
+                return Err(ConfigError::Invalid(format!(
+                    "security.jwt_algorithm {other} does not go with jwt_secret: use HS256"
+                )))
+            }
+            (None, None, _) => {
+                return Err(ConfigError::Invalid(
+                    "security needs jwt_secret or jwt_public_key_file".into(),
+                ))
+            }
+        };
+        security.static_tokens = c.static_tokens.unwrap_or(false);
+        security.allowed_origins = c.allowed_origins.clone();
+        security.admin_key = c.admin_key.clone();
+        security.ingress_key = c.ingress_key.clone();
+        if let Some(secs) = c.replay_window_secs {
+            security.replay_window = positive("security.replay_window_secs", secs)?;
+        }
+        security.frames_per_second = c.frames_per_second.unwrap_or(FRAMES_PER_SECOND).max(1);
+        if let Some(n) = c.max_connections_per_agent {
+            security.max_connections_per_agent = n.max(1);
+        }
+        Ok(security)
     }
 
     /// The configured agents, or the demo agents.

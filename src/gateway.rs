@@ -3,10 +3,12 @@
 pub mod admin;
 pub mod agent_ws;
 pub mod analytics;
+pub mod auth;
 pub mod connection;
 pub mod error;
 pub mod ingress;
 pub mod supervisor_ws;
+pub mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::engine::Engine;
 use crate::metrics::{self, Metrics};
+use crate::security::Security;
 
 /// Pending connections the kernel queues before `accept`: a burst of thousands of agents
 /// connecting at once overflows the default 128, and each dropped SYN costs its client 1 s.
@@ -52,6 +55,10 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The server's metrics, served at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Credentials, origins and limits.
+    pub security: Arc<Security>,
+    /// The signatures of signed webhooks seen within the replay window.
+    pub webhooks: Arc<webhook::WebhookGuard>,
     /// Held by every WebSocket task; shutdown waits until all are dropped.
     _alive: mpsc::Sender<()>,
 }
@@ -73,6 +80,14 @@ fn routes(state: AppState) -> Router {
         .route("/v1/channels/{channel}/messages", post(ingress::message))
         .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
         .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
+        .merge(admin_routes(state.clone()))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The admin API, behind its key when one is configured.
+fn admin_routes(state: AppState) -> Router<AppState> {
+    Router::new()
         .route(
             "/v1/admin/agents",
             get(admin::list_agents).post(admin::create_agent),
@@ -84,8 +99,7 @@ fn routes(state: AppState) -> Router {
         )
         .route("/v1/admin/agents/{id}/limit", put(admin::set_limit))
         .route("/v1/admin/queues", get(admin::list_queues))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(state, auth::admin_only))
 }
 
 /// `GET /readyz`: 200 while serving, 503 once shutdown has begun, so that a load balancer
@@ -109,11 +123,23 @@ async fn scrape(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Serves `engine` on `listener` until `shutdown` resolves, then closes every WebSocket
-/// (code 1001) and waits for them, at most `drain`.
+/// Serves `engine` on `listener` with the development security setup (see [`serve_with`]).
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    serve_with(listener, engine, Security::default(), shutdown, drain).await
+}
+
+/// Serves `engine` on `listener` until `shutdown` resolves, checking credentials and limits
+/// as `security` says, then closes every WebSocket (code 1001) and waits for them, at most
+/// `drain`.
+pub async fn serve_with(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    security: Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<()> {
@@ -126,6 +152,8 @@ pub async fn serve(
         engine,
         shutdown: stop_rx,
         metrics,
+        security: Arc::new(security),
+        webhooks: Arc::new(webhook::WebhookGuard::default()),
         _alive: alive_tx,
     };
     let app = routes(state);

@@ -13,3 +13,4 @@ pub mod gateway;
 pub mod ids;
 pub mod metrics;
 pub mod protocol;
+pub mod security;

@@ -10,7 +10,7 @@ use clap::Parser;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
-use switchboard::clock::SystemClock;
+use switchboard::clock::{Clock, SystemClock};
 use switchboard::config::Config;
 use switchboard::engine::outbound::{run_logging_connector, run_webhook_connector, Outbound};
 use switchboard::engine::ticker::run_ticker;
@@ -31,6 +31,24 @@ struct Cli {
     /// POST outbound customer messages to this URL (overrides the config's webhook_url).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL")]
     webhook_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints a signed token (JWT) for an agent, with the configured HS256 secret (or the
+    /// development one): `switchboard token ana`.
+    Token {
+        /// The agent's id.
+        agent: String,
+        /// Its role [default: the role the config gives the agent, else agent].
+        #[arg(long)]
+        role: Option<String>,
+        /// How long it is valid, in seconds.
+        #[arg(long, default_value_t = 8 * 3600)]
+        ttl_secs: i64,
+    },
 }
 
 #[tokio::main]
@@ -40,6 +58,41 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
+    let security = config.security()?;
+    if let Some(Command::Token {
+        agent,
+        role,
+        ttl_secs,
+    }) = &cli.command
+    {
+        let role = match role {
+            Some(r) => serde_json::from_value(serde_json::Value::String(r.clone()))
+                .with_context(|| format!("unknown role {r}: agent, supervisor or admin"))?,
+            None => config
+                .agents()
+                .into_iter()
+                .find(|a| &a.id == agent)
+                .map(|a| a.role)
+                .unwrap_or_default(),
+        };
+        let token = security
+            .tokens
+            .mint(
+                agent,
+                role,
+                SystemClock.now(),
+                chrono::Duration::seconds(*ttl_secs),
+            )
+            .context("tokens are verified with a public key here: mint them where the private key is")?;
+        println!("{token}");
+        return Ok(());
+    }
+    if config.is_development() {
+        tracing::warn!(
+            "development security: tokens signed with the built-in dev secret, static tokens, open \
+             admin and channel APIs; add a [security] section before exposing this (SECURITY.md)"
+        );
+    }
     let engine_config = config.engine()?;
 
     let (outbound, outbound_rx) = Outbound::channel();
@@ -64,7 +117,14 @@ async fn main() -> anyhow::Result<()> {
     let listen = cli.listen.unwrap_or(config.listen);
     let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");
-    gateway::serve(listener, engine, shutdown_signal(), Duration::from_secs(5)).await?;
+    gateway::serve_with(
+        listener,
+        engine,
+        security,
+        shutdown_signal(),
+        Duration::from_secs(5),
+    )
+    .await?;
     let _ = stop_tx.send(true);
     let _ = ticker.await;
     tracing::info!("stopped");

@@ -155,6 +155,11 @@ pub enum Request {
     },
     /// Liveness check.
     Ping,
+    /// Replace the connection's token with a fresh one of the same agent before it expires.
+    Refresh {
+        /// The new token (a JWT).
+        token: String,
+    },
 }
 
 impl Request {
@@ -177,6 +182,7 @@ impl Request {
             Request::Snapshot => "snapshot",
             Request::Ack { .. } => "ack",
             Request::Ping => "ping",
+            Request::Refresh { .. } => "refresh",
         }
     }
 }
@@ -271,6 +277,13 @@ pub enum ReplyResult {
     Snapshot(Snapshot),
     /// Answer to ping.
     Pong,
+    /// The connection now runs on the new token (refresh).
+    Refreshed {
+        /// When it expires; the connection is closed with 4001 then unless refreshed again.
+        #[serde(with = "crate::clock::rfc3339::option")]
+        #[schemars(with = "Option<Timestamp>")]
+        expires_at: Option<Timestamp>,
+    },
 }
 
 /// The whole state of one agent's desk, for a client that missed too much.
@@ -502,6 +515,12 @@ pub struct InboundMessage {
     /// The customer's phone, if known.
     #[serde(default)]
     pub phone: Option<String>,
+    /// When the platform sent it. Required on a channel whose webhooks are signed: a signed
+    /// body older or newer than the replay window is refused.
+    #[serde(default)]
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
+    pub sent_at: Option<Timestamp>,
 }
 
 /// A customer entering or leaving a bot journey (`POST /v1/channels/{channel}/bot/start` and
@@ -513,6 +532,12 @@ pub struct BotRequest {
     /// The customer's name, if the channel tells it.
     #[serde(default)]
     pub name: Option<String>,
+    /// When the platform sent it; required on a channel whose webhooks are signed, as for
+    /// messages.
+    #[serde(default)]
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
+    pub sent_at: Option<Timestamp>,
 }
 
 /// What the engine did with an inbound message or bot call.

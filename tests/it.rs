@@ -11,9 +11,11 @@ mod it {
     mod support;
 
     mod after_window;
+    mod auth;
     mod bad_input;
     mod bot;
     mod ingress;
+    mod limits;
     mod metrics;
     mod ownership;
     mod reconnect;
@@ -21,4 +23,5 @@ mod it {
     mod reopen_race;
     mod routing;
     mod supervisor;
+    mod webhooks;
 }

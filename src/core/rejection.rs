@@ -128,6 +128,12 @@ pub enum Rejection {
     /// A role does not allow it.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The credentials do not hold.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too much, too fast.
+    #[error("{0}")]
+    RateLimited(String),
     /// The request does not make sense as asked.
     #[error("{0}")]
     Invalid(String),
@@ -148,6 +154,8 @@ impl Rejection {
             Rejection::MessageTooLong { .. } => ErrorCode::MessageTooLong,
             Rejection::WrongState { .. } => ErrorCode::BadRequest,
             Rejection::Forbidden(_) => ErrorCode::Forbidden,
+            Rejection::Unauthorized(_) => ErrorCode::Unauthorized,
+            Rejection::RateLimited(_) => ErrorCode::RateLimited,
             Rejection::Invalid(_) => ErrorCode::BadRequest,
         }
     }

@@ -184,13 +184,14 @@ impl Engine {
         self.analytics.report(query)
     }
 
-    /// A new supervisor connection and the board's sequence number now.
-    pub fn connect_supervisor(&self) -> (ConnHandle, u64) {
-        (self.supervision.connect(), self.supervision.seq())
+    /// A new connection of supervisor `agent` and the board's sequence number now.
+    pub fn connect_supervisor(&self, agent: &AgentId) -> (ConnHandle, u64) {
+        (self.supervision.connect(agent), self.supervision.seq())
     }
 
     /// A supervisor connection ended.
     pub fn disconnect_supervisor(&self, conn: ConnId) {
+        self.timers.cancel_token_expiry(conn);
         self.supervision.disconnect(conn);
     }
 
@@ -203,7 +204,8 @@ impl Engine {
         id: &str,
         request: SupervisorRequest,
     ) -> Result<Option<SupervisorResult>, Rejection> {
-        if !self.agents.get(&caller.id).is_some_and(|a| a.role.supervises()) {
+        // The role is the token's (the gateway checked it), not the directory's.
+        if !caller.role.supervises() || !self.agents.contains_key(&caller.id) {
             return Err(Rejection::Forbidden(
                 "supervisor actions need the supervisor or admin role",
             ));
@@ -255,6 +257,9 @@ impl Engine {
                 Ok(Some(SupervisorResult::Analytics(self.analytics_report(query))))
             }
             SupervisorRequest::Ping => Ok(Some(SupervisorResult::Pong)),
+            SupervisorRequest::Refresh { .. } => {
+                Err(Rejection::Invalid("refresh is answered by the gateway".into()))
+            }
         }
     }
 

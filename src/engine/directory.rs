@@ -147,9 +147,22 @@ impl Engine {
         (handle, seq)
     }
 
+    /// The connection `conn` of `agent` (or a supervisor's) holds a token that expires at
+    /// `at`: it is cut off then (4001) unless a refresh moves this again.
+    pub fn expire_session_at(&self, agent: &AgentId, conn: ConnId, at: Timestamp) {
+        self.timers.schedule(
+            at,
+            Timer::TokenExpiry {
+                agent: agent.clone(),
+                conn,
+            },
+        );
+    }
+
     /// A connection ended. The agent keeps its chats; if no connection comes back within the
     /// grace period it is set offline (R17).
     pub fn disconnect(&self, agent: &AgentId, conn: ConnId) {
+        self.timers.cancel_token_expiry(conn);
         self.unwatch_all(conn);
         if let Some(epoch) = self.fanout.disconnect(agent, conn) {
             self.timers.schedule(

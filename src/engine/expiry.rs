@@ -49,6 +49,10 @@ impl Engine {
                         self.archive_changed(&file, now);
                     }
                 }
+                Timer::TokenExpiry { agent, conn } => {
+                    self.fanout.cut_off(&agent, conn, CutOff::TokenExpired);
+                    self.supervision.cut_off(conn, CutOff::TokenExpired);
+                }
                 Timer::Grace { agent, epoch } => {
                     // Checked under the router's lock: a connection registers before it takes
                     // that lock to come online, so a reconnect cannot slip in between.

@@ -28,6 +28,8 @@ pub enum CutOff {
     SlowConsumer,
     /// Its agent was removed.
     AgentRemoved,
+    /// The token it was opened with expired and was not refreshed.
+    TokenExpired,
 }
 
 impl CutOff {
@@ -36,6 +38,7 @@ impl CutOff {
         match self {
             CutOff::SlowConsumer => 4008,
             CutOff::AgentRemoved => 4003,
+            CutOff::TokenExpired => 4001,
         }
     }
 
@@ -44,6 +47,7 @@ impl CutOff {
         match self {
             CutOff::SlowConsumer => "outbox full: reconnect and resume",
             CutOff::AgentRemoved => "agent removed",
+            CutOff::TokenExpired => "token expired: reconnect with a fresh token",
         }
     }
 }
@@ -182,6 +186,17 @@ impl Fanout {
         let mut hub = hub.lock();
         for conn in hub.conns.drain(..) {
             conn.kicked.kick(why);
+        }
+    }
+
+    /// Cuts off one connection of `agent`, if it is still there.
+    pub fn cut_off(&self, agent: &AgentId, conn: ConnId, why: CutOff) {
+        let Some(hub) = self.hubs.get(agent).map(|h| h.clone()) else {
+            return;
+        };
+        let mut hub = hub.lock();
+        if let Some(i) = hub.conns.iter().position(|c| c.id == conn) {
+            hub.conns.remove(i).kicked.kick(why);
         }
     }
 

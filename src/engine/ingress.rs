@@ -57,6 +57,7 @@ impl Engine {
             name,
             email,
             phone,
+            sent_at: _,
         } = message;
         let profile = Profile { name, email, phone };
         let file = self.file_for(channel, &from, profile.clone());

@@ -92,6 +92,8 @@ impl Engine {
                 Ok(ReplyResult::Done)
             }
             Request::Ping => Ok(ReplyResult::Pong),
+            // Credentials are the gateway's business; it answers these itself.
+            Request::Refresh { .. } => Err(Rejection::Invalid("refresh is answered by the gateway".into())),
         }
     }
 

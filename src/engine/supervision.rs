@@ -78,6 +78,7 @@ struct Feed {
 #[derive(Debug)]
 struct Subscriber {
     id: ConnId,
+    agent: AgentId,
     tx: mpsc::Sender<Frame>,
     kicked: Arc<Kick>,
     watch: Watch,
@@ -142,13 +143,24 @@ impl Supervision {
         self.subscribers.lock().list.len()
     }
 
+    /// How many connections `agent` has open here.
+    pub fn connections_of(&self, agent: &AgentId) -> usize {
+        self.subscribers
+            .lock()
+            .list
+            .iter()
+            .filter(|s| &s.agent == agent)
+            .count()
+    }
+
     /// Registers a supervisor connection; it gets nothing until it subscribes.
-    pub fn connect(&self) -> ConnHandle {
+    pub fn connect(&self, agent: &AgentId) -> ConnHandle {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.outbox_capacity);
         let kicked = Arc::new(Kick::default());
         self.subscribers.lock().list.push(Subscriber {
             id,
+            agent: agent.clone(),
             tx: tx.clone(),
             kicked: kicked.clone(),
             watch: Watch::Nothing,
@@ -159,6 +171,14 @@ impl Supervision {
             outbox: rx,
             kicked,
             replies: tx,
+        }
+    }
+
+    /// Cuts off one connection, if it is still there.
+    pub fn cut_off(&self, conn: ConnId, why: CutOff) {
+        let mut subs = self.subscribers.lock();
+        if let Some(i) = subs.list.iter().position(|s| s.id == conn) {
+            subs.list.remove(i).kicked.kick(why);
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::fanout::ConnId;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};
 
@@ -43,6 +44,13 @@ pub enum Timer {
         /// Its hub's epoch at the disconnect.
         epoch: u64,
     },
+    /// The token a connection was opened (or last refreshed) with expires: it is closed.
+    TokenExpiry {
+        /// Whose connection (an agent's or a supervisor's).
+        agent: AgentId,
+        /// The connection.
+        conn: ConnId,
+    },
 }
 
 /// What a timer is for: a new timer for the same thing replaces the old one, so that a chat
@@ -53,6 +61,7 @@ enum TimerKey {
     Snooze(ChatId),
     Reopen(ChatId),
     Grace(AgentId),
+    Token(ConnId),
 }
 
 impl Timer {
@@ -62,6 +71,7 @@ impl Timer {
             Timer::SnoozeEnd { chat, .. } => TimerKey::Snooze(chat.clone()),
             Timer::ReopenExpiry { chat, .. } => TimerKey::Reopen(chat.clone()),
             Timer::Grace { agent, .. } => TimerKey::Grace(agent.clone()),
+            Timer::TokenExpiry { conn, .. } => TimerKey::Token(*conn),
         }
     }
 }
@@ -96,6 +106,14 @@ impl Timers {
         // Only an earlier deadline changes how long the ticker sleeps.
         if earliest {
             self.changed.notify_one();
+        }
+    }
+
+    /// Forgets a connection's token expiry (it closed).
+    pub fn cancel_token_expiry(&self, conn: ConnId) {
+        let mut book = self.due.lock();
+        if let Some(slot) = book.by_key.remove(&TimerKey::Token(conn)) {
+            book.by_time.remove(&slot);
         }
     }
 

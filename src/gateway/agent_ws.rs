@@ -7,50 +7,19 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::auth::{authenticate, refresh, room_for_connection, Handshake, Session};
 use super::connection::{self, decode, rejection_frame, send_close, text_message, HARD_FRAME_LIMIT};
-use super::error::ApiError;
 use super::AppState;
-use crate::core::ErrorCode;
 use crate::engine::fanout::{encode, ConnHandle, ConnId, Frame};
 use crate::engine::Engine;
 use crate::ids::ChatId;
 use crate::metrics::{Metrics, Socket, Stopwatch};
+use crate::protocol::ReplyResult;
 use crate::protocol::{Caller, ClientFrame, Request, ServerFrame, PROTOCOL_VERSION};
-
-/// The handshake's query string.
-#[derive(Debug, Deserialize)]
-pub struct Handshake {
-    token: Option<String>,
-}
-
-/// Who the connection belongs to. One swappable piece: today a token table.
-pub(super) fn authenticate(
-    engine: &Engine,
-    query: &Handshake,
-    headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let token = query.token.as_deref().or(bearer).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthorized,
-            "no token: pass ?token=… or Authorization: Bearer …",
-        )
-    })?;
-    let agent = engine
-        .agent_by_token(token)
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown token"))?;
-    Ok(Caller {
-        id: agent.id,
-        role: agent.role,
-    })
-}
+use crate::security::Security;
 
 /// `GET /v1/agent/ws`: authenticates, then upgrades.
 pub async fn upgrade(
@@ -59,8 +28,10 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let caller = match authenticate(&state.engine, &query, &headers) {
-        Ok(caller) => caller,
+    let session = match authenticate(&state.engine, &state.security, &query, &headers)
+        .and_then(|s| room_for_connection(&state.engine, &state.security, &s).map(|()| s))
+    {
+        Ok(session) => session,
         Err(e) => return e.into_response(),
     };
     // Small buffers keep an idle connection cheap; tungstenite's default read buffer is 128 KiB.
@@ -69,12 +40,22 @@ pub async fn upgrade(
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket: WebSocket| {
-            let span = tracing::info_span!("agent_ws", agent = %caller.id);
+            let span = tracing::info_span!("agent_ws", agent = %session.caller.id);
             async move {
                 let engine = state.engine.clone();
                 let metrics = state.metrics.clone();
+                let security = state.security.clone();
                 let (sink, stream) = socket.split();
-                serve_agent(engine, metrics, caller, sink, stream, state.shutdown.clone()).await;
+                serve_agent(
+                    engine,
+                    metrics,
+                    security,
+                    session,
+                    sink,
+                    stream,
+                    state.shutdown.clone(),
+                )
+                .await;
                 drop(state);
             }
             .instrument(span)
@@ -86,18 +67,24 @@ pub async fn upgrade(
 pub async fn serve_agent<W, R, E>(
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
-    caller: Caller,
+    security: Arc<Security>,
+    mut session: Session,
     mut sink: W,
     mut stream: R,
     mut shutdown: watch::Receiver<bool>,
 ) where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
+    let caller = session.caller.clone();
     let Some(profile) = engine.agent(&caller.id) else {
         return;
     };
     let (conn, seq) = engine.connect(&caller.id);
+    if let Some(at) = session.expires_at {
+        engine.expire_session_at(&caller.id, conn.id, at);
+    }
     let ConnHandle {
         id: conn_id,
         mut outbox,
@@ -119,7 +106,17 @@ pub async fn serve_agent<W, R, E>(
             &kicked,
             &replies,
             &mut shutdown,
-            |text| Some(handle_text(&engine, &metrics, &caller, conn_id, text)),
+            security.frames_per_second,
+            |text| {
+                Some(handle_text(
+                    &engine,
+                    &metrics,
+                    &security,
+                    &mut session,
+                    conn_id,
+                    text,
+                ))
+            },
         )
         .await
     } else {
@@ -185,15 +182,43 @@ fn chat_named(request: &Request) -> Option<&ChatId> {
         | Request::Resume { .. }
         | Request::Snapshot
         | Request::Ack { .. }
-        | Request::Ping => None,
+        | Request::Ping
+        | Request::Refresh { .. } => None,
     }
 }
 
 /// Decodes one text frame, runs it, and encodes the one reply (R18: a bad frame gets an error
 /// frame naming what was wrong, and changes nothing).
-pub fn handle_text(engine: &Engine, metrics: &Metrics, caller: &Caller, conn: ConnId, text: &str) -> Frame {
+pub fn handle_text(
+    engine: &Engine,
+    metrics: &Metrics,
+    security: &Security,
+    session: &mut Session,
+    conn: ConnId,
+    text: &str,
+) -> Frame {
     match decode::<ClientFrame>(text) {
-        Ok(frame) => run_request(engine, metrics, caller, conn, frame),
+        // Credentials never reach the engine: a refresh is answered here.
+        Ok(ClientFrame {
+            id,
+            request: Request::Refresh { token },
+        }) => {
+            let refreshed = refresh(engine, security, session, conn, &token);
+            metrics.request(
+                Socket::Agent,
+                "refresh",
+                refreshed.as_ref().err().map(|r| r.code()),
+                std::time::Duration::ZERO,
+            );
+            match refreshed {
+                Ok(expires_at) => encode(&ServerFrame::Ok {
+                    id,
+                    result: ReplyResult::Refreshed { expires_at },
+                }),
+                Err(rejection) => rejection_frame(id, rejection),
+            }
+        }
+        Ok(frame) => run_request(engine, metrics, &session.caller, conn, frame),
         Err(error) => {
             metrics.invalid_frame(Socket::Agent);
             error
@@ -266,7 +291,11 @@ mod tests {
         serve_agent(
             engine.clone(),
             Arc::new(Metrics::new(engine.clone())),
-            ana.clone(),
+            Arc::new(Security::default()),
+            Session {
+                caller: ana.clone(),
+                expires_at: None,
+            },
             recording_sink(sent.clone()),
             silent,
             shutdown,
@@ -296,7 +325,11 @@ mod tests {
         let mut connection = tokio::spawn(serve_agent(
             engine.clone(),
             Arc::new(Metrics::new(engine.clone())),
-            ana.clone(),
+            Arc::new(Security::default()),
+            Session {
+                caller: ana.clone(),
+                expires_at: None,
+            },
             recording_sink(Default::default()),
             Box::pin(pongs),
             shutdown,

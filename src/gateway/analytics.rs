@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 
-use super::agent_ws::{authenticate, Handshake};
+use super::auth::{authenticate, Handshake};
 use super::error::ApiError;
 use super::AppState;
 use crate::core::ErrorCode;
@@ -18,7 +18,7 @@ pub async fn report(
     Query(query): Query<AnalyticsQuery>,
     headers: HeaderMap,
 ) -> Result<Json<AnalyticsReport>, ApiError> {
-    let caller = authenticate(&state.engine, &auth, &headers)?;
+    let caller = authenticate(&state.engine, &state.security, &auth, &headers)?.caller;
     if !caller.role.supervises() {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

@@ -1,5 +1,6 @@
 //! What every WebSocket connection shares, agents' and supervisors': the loop that writes
-//! the outbox, reads requests, pings and closes; and the decoding of request frames (R18).
+//! the outbox, reads requests, pings and closes; the per-connection limits (frame size, frame
+//! rate, one request at a time); and the decoding of request frames (R18).
 
 use std::time::Duration;
 
@@ -7,8 +8,10 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::core::{ErrorCode, Rejection};
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
@@ -34,11 +37,35 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Close code when the engine shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
+/// Close code for a message over [`HARD_FRAME_LIMIT`], which the transport refuses to read.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Close code for a connection that kept sending more frames than its [`FrameBudget`] allows.
+pub const CLOSE_TOO_MANY_FRAMES: u16 = 4029;
+
+/// How long a connection closed for flooding is read, and what it sends thrown away, waiting
+/// for the client to answer the close.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
 /// Frames written per flush when the outbox has a backlog.
 const WRITE_BATCH: usize = 64;
 
 /// A connection's loop: writes the outbox, answers each text frame with `handle_text` (none:
-/// it queued its reply itself), pings, and ends on close, cut-off or shutdown. Returns the close frame to send, if the engine ends it.
+/// it queued its reply itself), pings, and ends on close, cut-off or shutdown. Returns the
+/// close frame to send, if the engine ends it (none if it was sent here already).
+///
+/// A client may send `frames_per_second` text or binary frames, in bursts of twice that (see
+/// [`FrameBudget`]); a frame over budget is not handled but answered `rate_limited`, and a
+/// client that keeps on is closed with [`CLOSE_TOO_MANY_FRAMES`], sent here, after which what
+/// it still sends is read and thrown away for up to [`CLOSE_LINGER`].
+///
+/// Each connection has at most one request pending: `handle_text` is synchronous, and the
+/// next frame is read only once it has returned, with the reply queued. Frames sent meanwhile
+/// wait in the socket, where TCP holds the client back; replies queued and not yet written
+/// are bounded by the outbox, whose overflow cuts the connection off (4008).
+// Each argument is a separate borrow of the caller's connection state; a struct bundling them
+// would only move the list.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<W, R, E>(
     sink: &mut W,
     stream: &mut R,
@@ -46,12 +73,15 @@ pub async fn run<W, R, E>(
     kicked: &Kick,
     replies: &mpsc::Sender<Frame>,
     shutdown: &mut watch::Receiver<bool>,
+    frames_per_second: u32,
     mut handle_text: impl FnMut(&str) -> Option<Frame>,
 ) -> Option<(u16, &'static str)>
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
+    let mut budget = FrameBudget::new(frames_per_second, monotonic_now());
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let mut silent_beats = 0;
@@ -82,11 +112,32 @@ where
             }
             message = stream.next() => {
                 silent_beats = 0;
-                let reply = match message {
-                    Some(Ok(Message::Text(text))) => handle_text(&text),
-                    Some(Ok(Message::Binary(_))) => Some(error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into())),
+                // None: a binary frame.
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => Some(text),
+                    Some(Ok(Message::Binary(_))) => None,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                    Some(Err(e)) => return close_after_read_error(&e),
+                    Some(Ok(Message::Close(_))) | None => return None,
+                };
+                let reply = match budget.admit(monotonic_now()) {
+                    Admission::Handle => match &text {
+                        Some(text) => handle_text(text),
+                        None => Some(error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into())),
+                    },
+                    Admission::Refuse => Some(error_frame(
+                        text.as_deref().and_then(request_id),
+                        ErrorCode::RateLimited,
+                        format!("more than {} frames per second: this one was not handled; slow down", budget.per_second),
+                    )),
+                    Admission::Close => {
+                        // Dropped now, the socket would still hold the flood's unread frames,
+                        // and the kernel would answer with a reset that can overtake the close
+                        // frame: so it is closed here, the way RFC 6455 says.
+                        send_close(sink, Some((CLOSE_TOO_MANY_FRAMES, "too many frames: slow down and reconnect"))).await;
+                        linger(stream).await;
+                        return None;
+                    }
                 };
                 let Some(reply) = reply else { continue };
                 if replies.try_send(reply).is_err() {
@@ -96,6 +147,113 @@ where
             }
         }
     }
+}
+
+/// How many frames a connection may send: `per_second` on average, in bursts of twice that.
+///
+/// A token bucket holding a burst, kept as the moment it will be full again (the generic cell
+/// rate algorithm): no timer per connection, and exact arithmetic on durations. A frame the
+/// bucket has no token for is refused; a client that collects [`Self::CLOSE_AFTER_BURSTS`]
+/// bursts' worth of refusals without ever letting the bucket fill up again is closed.
+#[derive(Debug)]
+pub struct FrameBudget {
+    /// Frames per second, for the error message.
+    per_second: u32,
+    /// What one frame costs: the time the bucket takes to earn a token back.
+    cost: Duration,
+    /// A full bucket: a burst's worth of cost.
+    burst: Duration,
+    /// When the bucket will be full again if no other frame comes.
+    full_at: Instant,
+    /// Frames refused since the bucket was last full.
+    refused: u32,
+    /// The refusal that closes the connection.
+    close_at: u32,
+}
+
+/// What to do with one frame, as its connection's [`FrameBudget`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Handle it.
+    Handle,
+    /// Answer it `rate_limited`, without handling it.
+    Refuse,
+    /// Close the connection ([`CLOSE_TOO_MANY_FRAMES`]).
+    Close,
+}
+
+impl FrameBudget {
+    /// Refusals, in bursts, that close a connection unless its bucket fills up in between.
+    pub const CLOSE_AFTER_BURSTS: u32 = 2;
+
+    /// A full bucket at `now` for `per_second` frames (at least 1) per second.
+    pub fn new(per_second: u32, now: Instant) -> Self {
+        let per_second = per_second.max(1);
+        let burst_frames = per_second.saturating_mul(2);
+        let cost = Duration::from_secs(1) / per_second;
+        Self {
+            per_second,
+            cost,
+            burst: cost * burst_frames,
+            full_at: now,
+            refused: 0,
+            close_at: burst_frames.saturating_mul(Self::CLOSE_AFTER_BURSTS),
+        }
+    }
+
+    /// Takes a token for a frame that arrived at `now`, if there is one.
+    pub fn admit(&mut self, now: Instant) -> Admission {
+        if self.full_at <= now {
+            // The client slowed down long enough to earn a whole burst back: forgiven.
+            self.refused = 0;
+        }
+        let full_at = self.full_at.max(now) + self.cost;
+        if full_at <= now + self.burst {
+            self.full_at = full_at;
+            return Admission::Handle;
+        }
+        self.refused += 1;
+        if self.refused >= self.close_at {
+            Admission::Close
+        } else {
+            Admission::Refuse
+        }
+    }
+}
+
+/// Now, on tokio's monotonic clock, for rates. Not the engine's clock: that one is domain time,
+/// which tests hold still; this one moves in production and paused-time tests drive it.
+#[allow(clippy::disallowed_methods)]
+fn monotonic_now() -> Instant {
+    Instant::now()
+}
+
+/// The `id` of a request frame, if it has one, to echo in an error about the whole frame.
+fn request_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: Option<String>,
+    }
+    if text.len() > MAX_FRAME_BYTES {
+        return None;
+    }
+    serde_json::from_str::<Id>(text).ok().and_then(|frame| frame.id)
+}
+
+/// The close to send after the transport failed to read a message: 1009 for one over
+/// [`HARD_FRAME_LIMIT`], none for anything else (the socket is gone or speaks garbage).
+fn close_after_read_error(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    // tungstenite reports an oversized message as `Error::Capacity`, written "Space limit
+    // exceeded: …". It is axum's private dependency, so the type cannot be named here and its
+    // text is matched instead; tests/it/limits.rs fails if that text changes.
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.to_string().starts_with("Space limit exceeded") {
+            return Some((CLOSE_TOO_BIG, "frame too big: the limit is 1 MiB"));
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.
@@ -112,6 +270,22 @@ async fn write_batch<W: Sink<Message> + Unpin>(
         }
     }
     sink.flush().await
+}
+
+/// Reads and discards what the client still sends, until it answers the close frame sent
+/// before, or for [`CLOSE_LINGER`] at most.
+async fn linger<R, E>(stream: &mut R)
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let answered = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, answered).await;
 }
 
 /// Sends the close frame, if the engine ended the connection; never waits long for it.
@@ -232,5 +406,144 @@ pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, Frame> {
             ErrorCode::BadRequest,
             format!("invalid `{kind}` frame: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use futures_util::{sink, stream};
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    /// A client sending `count` pings, `p0`, `p1`, …, all at once, then nothing.
+    fn flood(count: usize) -> impl Stream<Item = Result<Message, Infallible>> + Unpin {
+        let pings = (0..count).map(|i| Ok(Message::text(format!(r#"{{"id": "p{i}", "type": "ping"}}"#))));
+        stream::iter(pings).chain(stream::pending())
+    }
+
+    /// The `error` frames among `frames`, as (id, code).
+    fn errors(frames: &[Value]) -> Vec<(Value, Value)> {
+        frames
+            .iter()
+            .filter(|f| f["type"] == "error")
+            .map(|f| (f["id"].clone(), f["code"].clone()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_is_answered_rate_limited_beyond_the_burst_and_then_closed_with_4029() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut sink = Box::pin(sink::unfold(written.clone(), |written, m: Message| async move {
+            written.lock().push(m);
+            Ok::<_, Infallible>(written)
+        }));
+        let (replies, mut outbox) = mpsc::channel(1024);
+        let (_stop, mut shutdown) = watch::channel(false);
+        let mut handled = Vec::new();
+        // 5 per second: a burst of 10, and the 20th refusal closes.
+        let close = run(
+            &mut sink,
+            &mut flood(100),
+            &mut outbox,
+            &Kick::default(),
+            &replies,
+            &mut shutdown,
+            5,
+            |text| {
+                handled.push(text.to_owned());
+                Some(Arc::new(Bytes::from_static(br#"{"type": "ok"}"#)))
+            },
+        )
+        .await;
+
+        assert_eq!(close, None, "closed already");
+        match written.lock().last() {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_TOO_MANY_FRAMES),
+            other => panic!("expected the close frame last, got {other:?}"),
+        }
+        assert_eq!(handled.len(), 10, "only the burst is handled: {handled:?}");
+        // Whatever the loop had not written yet is still queued: together, every reply.
+        let mut frames: Vec<Value> = written
+            .lock()
+            .iter()
+            .filter_map(|m| match m {
+                Message::Text(text) => serde_json::from_str(text).ok(),
+                _ => None,
+            })
+            .collect();
+        while let Ok(frame) = outbox.try_recv() {
+            frames.push(serde_json::from_slice(&frame).expect("JSON"));
+        }
+        let refused: Vec<(Value, Value)> = (10..29)
+            .map(|i| (Value::from(format!("p{i}")), Value::from("rate_limited")))
+            .collect();
+        assert_eq!(errors(&frames), refused, "each refusal names its request");
+        assert_eq!(frames.len(), 10 + 19);
+    }
+
+    #[test]
+    fn a_burst_of_twice_the_rate_passes_and_the_bucket_refills_at_the_rate() {
+        let start = monotonic_now();
+        let mut budget = FrameBudget::new(50, start);
+        for _ in 0..100 {
+            assert_eq!(budget.admit(start), Admission::Handle);
+        }
+        assert_eq!(budget.admit(start), Admission::Refuse);
+        // 20 ms earns one frame back, and only one.
+        let later = start + Duration::from_millis(20);
+        assert_eq!(budget.admit(later), Admission::Handle);
+        assert_eq!(budget.admit(later), Admission::Refuse);
+        // A client at exactly the rate is never refused.
+        for i in 1..=500 {
+            assert_eq!(
+                budget.admit(later + Duration::from_millis(20) * i),
+                Admission::Handle,
+                "frame {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_close_the_connection_unless_the_bucket_fills_up_in_between() {
+        let start = monotonic_now();
+        let mut budget = FrameBudget::new(5, start);
+        let empty_it = |budget: &mut FrameBudget, at| {
+            for _ in 0..10 {
+                assert_eq!(budget.admit(at), Admission::Handle);
+            }
+            for _ in 0..19 {
+                assert_eq!(budget.admit(at), Admission::Refuse);
+            }
+        };
+        empty_it(&mut budget, start);
+        // Two seconds of quiet fill the bucket: the refusals are forgiven.
+        let later = start + Duration::from_secs(2);
+        empty_it(&mut budget, later);
+        assert_eq!(
+            budget.admit(later),
+            Admission::Close,
+            "the 20th refusal since it was full"
+        );
+
+        // A client sending twice the rate, steadily, gets some frames through but is closed.
+        let mut budget = FrameBudget::new(5, start);
+        let every = Duration::from_millis(100);
+        let closed_at = (1..100u32).find(|&i| budget.admit(start + every * i) == Admission::Close);
+        assert!(
+            matches!(closed_at, Some(i) if i > 20),
+            "closed at frame {closed_at:?}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_echoes_the_request_id_when_the_frame_has_one() {
+        assert_eq!(request_id(r#"{"id": "r1", "type": "ping"}"#), Some("r1".into()));
+        assert_eq!(request_id(r#"{"id": 7, "type": "ping"}"#), None);
+        assert_eq!(request_id(r#"{"type": "ping"}"#), None);
+        assert_eq!(request_id("not JSON"), None);
     }
 }

@@ -23,6 +23,11 @@ impl ApiError {
         Self::new(ErrorCode::BadRequest, message)
     }
 
+    /// The sentence naming what was wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// An error with `code`, answered with the status that code always has.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {

@@ -1,14 +1,18 @@
-//! Channel ingress: customer messages and bot journeys arrive over HTTP.
+//! Channel ingress: customer messages and bot journeys arrive over HTTP. A channel with a
+//! webhook secret must sign every body (and not replay it); the others need the ingress key
+//! when one is configured. See SECURITY.md.
 
-use std::sync::Arc;
-
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, MissingJsonContentType};
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::Json;
+use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::webhook::{self, Signature};
+use super::{auth, AppState};
 use crate::core::Channel;
-use crate::engine::Engine;
 use crate::protocol::{BotRequest, InboundMessage, IngressReceipt};
 
 fn channel(name: &str) -> Result<Channel, ApiError> {
@@ -24,46 +28,113 @@ fn non_empty(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /v1/channels/{channel}/messages`: a customer wrote.
-pub async fn message(
-    State(engine): State<Arc<Engine>>,
-    Path(name): Path<String>,
-    body: Result<Json<InboundMessage>, JsonRejection>,
-) -> Result<Json<IngressReceipt>, ApiError> {
-    let channel = channel(&name)?;
-    let Json(message) = body?;
-    non_empty("from", &message.from)?;
-    non_empty("text", &message.text)?;
-    Ok(Json(engine.customer_message(channel, message)?))
+/// Checks who sent a channel call: the signature of the raw body when the channel has a
+/// webhook secret, else the ingress key when one is configured, else no one (development).
+/// Answers the signature of a signed call, to be admitted once its body is read.
+fn authenticate(
+    state: &AppState,
+    channel: Channel,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<Signature>, ApiError> {
+    match state.security.webhook_secrets.get(&channel) {
+        Some(secret) => Ok(Some(webhook::verify(channel, secret.as_bytes(), headers, body)?)),
+        None => {
+            auth::require_key(state.security.ingress_key.as_deref(), headers, "ingress")?;
+            Ok(None)
+        }
+    }
 }
 
-/// What both bot calls check: a known channel, a readable body, an address.
+/// Whether the body is declared JSON, as axum's `Json` extractor requires.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// Reads a body as `T`, refusing it as the `Json` extractor would. The body is taken raw,
+/// not through that extractor, so that its signature is checked over the exact bytes sent.
+fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    if !is_json(headers) {
+        return Err(JsonRejection::from(MissingJsonContentType::default()).into());
+    }
+    let Json(value) = Json::<T>::from_bytes(body)?;
+    Ok(value)
+}
+
+/// `POST /v1/channels/{channel}/messages`: a customer wrote.
+pub async fn message(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngressReceipt>, ApiError> {
+    let channel = channel(&name)?;
+    let body = body.map_err(JsonRejection::from)?;
+    let signature = authenticate(&state, channel, &headers, &body)?;
+    let message: InboundMessage = decode(&headers, &body)?;
+    non_empty("from", &message.from)?;
+    non_empty("text", &message.text)?;
+    if let Some(signature) = signature {
+        state.webhooks.admit_message(
+            signature,
+            message.sent_at,
+            state.engine.now(),
+            state.security.replay_window,
+        )?;
+    }
+    Ok(Json(state.engine.customer_message(channel, message)?))
+}
+
+/// What both bot calls check: a known channel, the caller, a readable body, an address, and
+/// on a signed channel a `sent_at` inside the window that was not seen before.
 fn bot_call(
+    state: &AppState,
     name: &str,
-    body: Result<Json<BotRequest>, JsonRejection>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(Channel, BotRequest), ApiError> {
     let channel = channel(name)?;
-    let Json(request) = body?;
+    let body = body.map_err(JsonRejection::from)?;
+    let signature = authenticate(state, channel, headers, &body)?;
+    let request: BotRequest = decode(headers, &body)?;
     non_empty("from", &request.from)?;
+    if let Some(signature) = signature {
+        state.webhooks.admit_message(
+            signature,
+            request.sent_at,
+            state.engine.now(),
+            state.security.replay_window,
+        )?;
+    }
     Ok((channel, request))
 }
 
 /// `POST /v1/channels/{channel}/bot/start`: the customer entered a bot journey (R09).
 pub async fn bot_start(
-    State(engine): State<Arc<Engine>>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Result<Json<BotRequest>, JsonRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let (channel, request) = bot_call(&name, body)?;
-    Ok(Json(engine.start_bot(channel, request)?))
+    let (channel, request) = bot_call(&state, &name, &headers, body)?;
+    Ok(Json(state.engine.start_bot(channel, request)?))
 }
 
 /// `POST /v1/channels/{channel}/bot/handover`: the bot hands the customer to a human.
 pub async fn bot_handover(
-    State(engine): State<Arc<Engine>>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
-    body: Result<Json<BotRequest>, JsonRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let (channel, request) = bot_call(&name, body)?;
-    Ok(Json(engine.hand_over(channel, request)?))
+    let (channel, request) = bot_call(&state, &name, &headers, body)?;
+    Ok(Json(state.engine.hand_over(channel, request)?))
 }

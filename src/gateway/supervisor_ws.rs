@@ -11,7 +11,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::agent_ws::{authenticate, Handshake};
+use super::auth::{authenticate, refresh, room_for_connection, Handshake, Session};
 use super::connection::{self, decode, rejection_frame, send_close, text_message, HARD_FRAME_LIMIT};
 use super::error::ApiError;
 use super::AppState;
@@ -21,8 +21,11 @@ use crate::engine::supervision::encode;
 use crate::engine::Engine;
 use crate::ids::{AgentId, ChatId};
 use crate::metrics::{Metrics, Socket, Stopwatch};
-use crate::protocol::supervisor::{SupervisorFrame, SupervisorRequest, SupervisorServerFrame};
-use crate::protocol::{Caller, PROTOCOL_VERSION};
+use crate::protocol::supervisor::{
+    SupervisorFrame, SupervisorRequest, SupervisorResult, SupervisorServerFrame,
+};
+use crate::protocol::PROTOCOL_VERSION;
+use crate::security::Security;
 
 /// `GET /v1/supervisor/ws`: authenticates, checks the role, then upgrades.
 pub async fn upgrade(
@@ -31,11 +34,13 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let caller = match authenticate(&state.engine, &query, &headers) {
-        Ok(caller) => caller,
+    let session = match authenticate(&state.engine, &state.security, &query, &headers)
+        .and_then(|s| room_for_connection(&state.engine, &state.security, &s).map(|()| s))
+    {
+        Ok(session) => session,
         Err(e) => return e.into_response(),
     };
-    if !caller.role.supervises() {
+    if !session.caller.role.supervises() {
         return ApiError::new(
             ErrorCode::Forbidden,
             "the supervisor socket needs the supervisor or admin role",
@@ -47,13 +52,14 @@ pub async fn upgrade(
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket: WebSocket| {
-            let span = tracing::info_span!("supervisor_ws", supervisor = %caller.id);
+            let span = tracing::info_span!("supervisor_ws", supervisor = %session.caller.id);
             async move {
                 let (sink, stream) = socket.split();
                 serve_supervisor(
                     state.engine.clone(),
                     state.metrics.clone(),
-                    caller,
+                    state.security.clone(),
+                    session,
                     sink,
                     stream,
                     state.shutdown.clone(),
@@ -69,19 +75,25 @@ pub async fn upgrade(
 pub async fn serve_supervisor<W, R, E>(
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
-    caller: Caller,
+    security: Arc<Security>,
+    mut session: Session,
     mut sink: W,
     mut stream: R,
     mut shutdown: watch::Receiver<bool>,
 ) where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
+    let caller = session.caller.clone();
     let Some(profile) = engine.agent(&caller.id) else {
         return;
     };
     let _open = metrics.supervisor_connected();
-    let (conn, seq) = engine.connect_supervisor();
+    let (conn, seq) = engine.connect_supervisor(&caller.id);
+    if let Some(at) = session.expires_at {
+        engine.expire_session_at(&caller.id, conn.id, at);
+    }
     let ConnHandle {
         id: conn_id,
         mut outbox,
@@ -101,7 +113,8 @@ pub async fn serve_supervisor<W, R, E>(
             &kicked,
             &replies,
             &mut shutdown,
-            |text| handle_text(&engine, &metrics, &caller, conn_id, text),
+            security.frames_per_second,
+            |text| handle_text(&engine, &metrics, &security, &mut session, conn_id, text),
         )
         .await
     } else {
@@ -115,7 +128,8 @@ pub async fn serve_supervisor<W, R, E>(
 pub fn handle_text(
     engine: &Engine,
     metrics: &Metrics,
-    caller: &Caller,
+    security: &Security,
+    session: &mut Session,
     conn: ConnId,
     text: &str,
 ) -> Option<Frame> {
@@ -126,6 +140,17 @@ pub fn handle_text(
             return Some(error);
         }
     };
+    // Credentials never reach the engine: a refresh is answered here.
+    if let SupervisorRequest::Refresh { token } = &request {
+        return Some(match refresh(engine, security, session, conn, token) {
+            Ok(expires_at) => encode(&SupervisorServerFrame::Ok {
+                id,
+                result: SupervisorResult::Refreshed { expires_at },
+            }),
+            Err(rejection) => rejection_frame(id, rejection),
+        });
+    }
+    let caller = &session.caller;
     let name = request.name();
     let (chat, agent) = match &request {
         SupervisorRequest::Transfer { chat_id, to } => (Some(chat_id), Some(to)),
@@ -137,7 +162,8 @@ pub fn handle_text(
         }
         SupervisorRequest::Subscribe { .. }
         | SupervisorRequest::GetAnalytics { .. }
-        | SupervisorRequest::Ping => (None, None),
+        | SupervisorRequest::Ping
+        | SupervisorRequest::Refresh { .. } => (None, None),
     };
     // At debug level: an info span cost 1-2 us per request at the default filter, a third of
     // a reopen; fields are only evaluated when the span is enabled (RUST_LOG=debug).

@@ -81,6 +81,11 @@ pub enum SupervisorRequest {
     },
     /// Liveness check.
     Ping,
+    /// Replace the connection's token with a fresh one of the same supervisor.
+    Refresh {
+        /// The new token (a JWT).
+        token: String,
+    },
 }
 
 impl SupervisorRequest {
@@ -95,6 +100,7 @@ impl SupervisorRequest {
             SupervisorRequest::GetChat { .. } => "get_chat",
             SupervisorRequest::GetAnalytics { .. } => "get_analytics",
             SupervisorRequest::Ping => "ping",
+            SupervisorRequest::Refresh { .. } => "refresh",
         }
     }
 }
@@ -180,6 +186,13 @@ pub enum SupervisorResult {
     Analytics(AnalyticsReport),
     /// Answer to ping.
     Pong,
+    /// The connection now runs on the new token (refresh).
+    Refreshed {
+        /// When it expires.
+        #[serde(with = "crate::clock::rfc3339::option")]
+        #[schemars(with = "Option<Timestamp>")]
+        expires_at: Option<Timestamp>,
+    },
 }
 
 /// The whole board a supervisor watches.

@@ -31,6 +31,7 @@ use switchboard::core::{AgentProfile, Role};
 use switchboard::engine::outbound::Outbound;
 use switchboard::engine::{Engine, EngineConfig};
 use switchboard::protocol::{InboundMessage, OutboundMessage};
+use switchboard::security::Security;
 
 pub(crate) use agent::{Agent, AgentClient, Reply};
 pub(crate) use customer::Customer;
@@ -72,8 +73,13 @@ impl TestServer {
         Self::start_with(EngineConfig::default()).await
     }
 
-    /// A server with `config`.
+    /// A server with `config` and the development security setup.
     pub(crate) async fn start_with(config: EngineConfig) -> Self {
+        Self::start_secured(config, Security::default()).await
+    }
+
+    /// A server with `config`, checking credentials and limits as `security` says.
+    pub(crate) async fn start_secured(config: EngineConfig, security: Security) -> Self {
         let clock = ManualClock::new(Self::start_time());
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
@@ -83,9 +89,10 @@ impl TestServer {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(switchboard::gateway::serve(
+        let task = tokio::spawn(switchboard::gateway::serve_with(
             listener,
             engine.clone(),
+            security,
             shutdown,
             DRAIN,
         ));
@@ -119,6 +126,16 @@ impl TestServer {
             Some(token.clone()),
         );
         Agent::new(id, &token, self.addr)
+    }
+
+    /// A registered agent connecting with `token` instead of its static one.
+    pub(crate) fn with_token(&self, id: &str, token: &str) -> Agent {
+        Agent::new(id, token, self.addr)
+    }
+
+    /// A registered supervisor connecting with `token`.
+    pub(crate) fn supervisor_with_token(&self, id: &str, token: &str) -> Supervisor {
+        Supervisor::new(id, token, self.addr)
     }
 
     /// Registers a supervisor (limit 0: it takes no chats); its token is `<id>-token`.
@@ -156,6 +173,7 @@ impl TestServer {
             name: None,
             email: None,
             phone: None,
+            sent_at: None,
         };
         self.engine
             .customer_message(channel, message)
@@ -228,10 +246,25 @@ impl TestServer {
 
     /// POSTs a raw body, bypassing every check; answers the status and the JSON body.
     pub(crate) async fn post_raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
-        let response = self
+        self.post_raw_with(path, &[], body).await
+    }
+
+    /// POSTs a raw JSON body with extra `headers`, bypassing every check; answers the status
+    /// and the JSON body.
+    pub(crate) async fn post_raw_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = self
             .http
             .post(self.url(path))
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
             .body(body.to_owned())
             .send()
             .await

@@ -128,6 +128,7 @@ impl Desk {
                     name: Some(format!("Customer {from}")),
                     email: None,
                     phone: Some(from.into()),
+                    sent_at: None,
                 },
             )
             .expect("customer message accepted")

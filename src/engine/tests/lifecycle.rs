@@ -27,6 +27,7 @@ fn r01_simultaneous_first_messages_of_one_customer_share_one_chat() {
                                     name: None,
                                     email: None,
                                     phone: None,
+                                    sent_at: None,
                                 },
                             )
                             .expect("accepted")

@@ -165,6 +165,7 @@ impl World {
                 let request = BotRequest {
                     from: from.clone(),
                     name: None,
+                    sent_at: None,
                 };
                 let engine = &self.desk.engine;
                 let result = if hand_over {

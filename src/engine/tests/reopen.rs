@@ -272,6 +272,7 @@ fn r09_a_customer_in_a_bot_journey_cannot_be_reopened_and_handover_queues_it() {
     let bot = crate::protocol::BotRequest {
         from: "+491".into(),
         name: None,
+        sent_at: None,
     };
     desk.advance(Duration::days(3));
     let receipt = desk

@@ -1,0 +1,173 @@
+//! Credentials at the edge: who a WebSocket belongs to (a signed token, or a static one where
+//! allowed), from which browser origin, and the keys of the HTTP APIs. The agent id and role
+//! come from here, never from a frame.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::clock::Timestamp;
+use crate::core::{ErrorCode, Rejection};
+use crate::engine::fanout::ConnId;
+use crate::engine::Engine;
+use crate::protocol::Caller;
+use crate::security::{constant_time_eq, Security};
+
+/// The handshake's query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct Handshake {
+    token: Option<String>,
+}
+
+/// An authenticated connection: who, and until when its token holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Who, with which role.
+    pub caller: Caller,
+    /// When the token expires; none for a static token.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The bearer token of a request: `Authorization: Bearer …`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether `token` has the shape of a JWT (three base64url parts).
+fn is_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+/// Checks a token and returns the session it opens.
+pub fn session_of(engine: &Engine, security: &Security, token: &str) -> Result<Session, ApiError> {
+    if is_jwt(token) {
+        let verified = security
+            .tokens
+            .verify(token, engine.now())
+            .map_err(|e| ApiError::new(ErrorCode::Unauthorized, e.to_string()))?;
+        if engine.agent(&verified.agent).is_none() {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                format!("the token names agent {}, which does not exist", verified.agent),
+            ));
+        }
+        return Ok(Session {
+            caller: Caller {
+                id: verified.agent,
+                role: verified.role,
+            },
+            expires_at: verified.expires_at,
+        });
+    }
+    if !security.static_tokens {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "not a signed token (static tokens are turned off): get a JWT from your identity provider",
+        ));
+    }
+    let agent = engine
+        .agent_by_token(token)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "unknown token"))?;
+    Ok(Session {
+        caller: Caller {
+            id: agent.id,
+            role: agent.role,
+        },
+        expires_at: None,
+    })
+}
+
+/// Authenticates a WebSocket upgrade: the browser's origin, then the token (query or bearer).
+pub fn authenticate(
+    engine: &Engine,
+    security: &Security,
+    query: &Handshake,
+    headers: &HeaderMap,
+) -> Result<Session, ApiError> {
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !security.origin_allowed(origin) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("origin {} is not allowed", origin.unwrap_or_default()),
+        ));
+    }
+    let token = query.token.as_deref().or(bearer(headers)).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "no token: pass ?token=… or Authorization: Bearer …",
+        )
+    })?;
+    session_of(engine, security, token)
+}
+
+/// Refuses another WebSocket of an agent that has as many as it may (tabs, devices).
+pub fn room_for_connection(engine: &Engine, security: &Security, session: &Session) -> Result<(), ApiError> {
+    let agent = &session.caller.id;
+    let open = engine.fanout().connections(agent) + engine.supervision().connections_of(agent);
+    if open >= security.max_connections_per_agent {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!("{agent} already has {open} connections, the most allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Handles a `refresh` request: the new token must be valid and name the same agent with the
+/// same role; the connection's expiry moves to the new token's.
+pub fn refresh(
+    engine: &Engine,
+    security: &Security,
+    session: &mut Session,
+    conn: ConnId,
+    token: &str,
+) -> Result<Option<Timestamp>, Rejection> {
+    if !is_jwt(token) {
+        return Err(Rejection::Invalid("refresh takes a signed token (JWT)".into()));
+    }
+    let fresh =
+        session_of(engine, security, token).map_err(|e| Rejection::Unauthorized(e.message().to_owned()))?;
+    if fresh.caller != session.caller {
+        return Err(Rejection::Forbidden(
+            "a refresh must name the same agent with the same role",
+        ));
+    }
+    if let Some(at) = fresh.expires_at {
+        engine.expire_session_at(&session.caller.id, conn, at);
+    }
+    session.expires_at = fresh.expires_at;
+    Ok(fresh.expires_at)
+}
+
+/// Requires `Authorization: Bearer <key>` when `key` is configured.
+pub fn require_key(key: Option<&str>, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    let Some(key) = key else { return Ok(()) };
+    match bearer(headers) {
+        Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            format!("wrong {what} key"),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            format!("the {what} API needs Authorization: Bearer <{what} key>"),
+        )),
+    }
+}
+
+/// Middleware of the admin API: its key, when one is configured.
+pub async fn admin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match require_key(state.security.admin_key.as_deref(), request.headers(), "admin") {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}

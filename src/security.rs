@@ -1,0 +1,291 @@
+//! Who may do what at the edge: signed tokens for agents and supervisors, keys for the channel
+//! and admin HTTP APIs, webhook secrets, allowed browser origins and per-connection limits.
+//! The gateway consults it; the engine never sees a credential. See SECURITY.md.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::core::{Channel, Role};
+use crate::ids::AgentId;
+
+/// The secret of the development setup: used only when no key is configured, with a warning,
+/// so that `cargo run` and `switchboard token` work out of the box.
+pub const DEV_SECRET: &str = "switchboard-dev-secret-do-not-use-in-production";
+
+/// Frames per second per connection once a `[security]` section exists: well above what a
+/// person at a desk sends, well below a flood.
+pub const FRAMES_PER_SECOND: u32 = 50;
+
+/// The development setup's frame rate: effectively none, so that the load harness and the
+/// tests, which act out a shift in milliseconds, are not throttled.
+pub const DEVELOPMENT_FRAMES_PER_SECOND: u32 = 1_000_000;
+
+/// What a token says about its bearer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The agent id.
+    pub sub: String,
+    /// The role.
+    pub role: Role,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Not before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Issued at, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+/// A verified token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// Who.
+    pub agent: AgentId,
+    /// With which role.
+    pub role: Role,
+    /// Until when; none for a static token.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Why a token was refused; the text goes to the client.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token we issued or accept.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// Past its `exp`.
+    #[error("the token expired at {0}")]
+    Expired(Timestamp),
+    /// Before its `nbf`.
+    #[error("the token is not valid before {0}")]
+    NotYetValid(Timestamp),
+}
+
+/// Checks signed tokens (JWT). Time is checked against the engine's clock, not the wall, so
+/// that tests can drive it; jsonwebtoken checks only the signature and the algorithm.
+#[derive(Clone)]
+pub struct Tokens {
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+    /// Only with a shared secret: lets `switchboard token` and tests mint tokens.
+    encoding: Option<EncodingKey>,
+    leeway_secs: i64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("algorithm", &self.algorithm)
+            .field("leeway_secs", &self.leeway_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &[u8], leeway_secs: i64) -> Self {
+        Self {
+            algorithm: Algorithm::HS256,
+            decoding: DecodingKey::from_secret(secret),
+            encoding: Some(EncodingKey::from_secret(secret)),
+            leeway_secs,
+        }
+    }
+
+    /// RS256 or ES256 with a public key in PEM.
+    pub fn public_key(algorithm: Algorithm, pem: &[u8], leeway_secs: i64) -> Result<Self, String> {
+        let decoding = match algorithm {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(pem),
+            Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
+            other => {
+                return Err(format!(
+                    "unsupported algorithm {other:?}: use HS256, RS256 or ES256"
+                ))
+            }
+        }
+        .map_err(|e| format!("cannot read the {algorithm:?} public key: {e}"))?;
+        Ok(Self {
+            algorithm,
+            decoding,
+            encoding: None,
+            leeway_secs,
+        })
+    }
+
+    /// Verifies `token` as of `now`.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Verified, TokenError> {
+        let mut validation = Validation::new(self.algorithm);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        let at = |secs: i64| Timestamp::from_timestamp(secs, 0).unwrap_or_default();
+        let now_secs = now.timestamp();
+        if now_secs >= claims.exp + self.leeway_secs {
+            return Err(TokenError::Expired(at(claims.exp)));
+        }
+        if let Some(nbf) = claims.nbf {
+            if now_secs + self.leeway_secs < nbf {
+                return Err(TokenError::NotYetValid(at(nbf)));
+            }
+        }
+        if claims.sub.is_empty() {
+            return Err(TokenError::Invalid("`sub` is empty".into()));
+        }
+        Ok(Verified {
+            agent: AgentId::from(claims.sub),
+            role: claims.role,
+            expires_at: Some(at(claims.exp + self.leeway_secs)),
+        })
+    }
+
+    /// Signs a token for `agent` with `role`, valid from `now` for `ttl`; only with a shared
+    /// secret.
+    pub fn mint(&self, agent: &str, role: Role, now: Timestamp, ttl: chrono::Duration) -> Option<String> {
+        let claims = Claims {
+            sub: agent.to_owned(),
+            role,
+            exp: (now + ttl).timestamp(),
+            nbf: Some(now.timestamp()),
+            iat: Some(now.timestamp()),
+        };
+        let key = self.encoding.as_ref()?;
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key).ok()
+    }
+}
+
+/// Everything the gateway checks.
+#[derive(Clone, Debug)]
+pub struct Security {
+    /// Signed tokens; always on.
+    pub tokens: Tokens,
+    /// Whether per-agent static tokens (config, admin API) are accepted too.
+    pub static_tokens: bool,
+    /// Browser origins allowed on the WebSocket upgrade; empty: any (development).
+    pub allowed_origins: Vec<String>,
+    /// The bearer key of the admin API; none: open (development).
+    pub admin_key: Option<String>,
+    /// The bearer key of the channel ingress for channels without a webhook secret; none:
+    /// open (development).
+    pub ingress_key: Option<String>,
+    /// Per channel: the HMAC-SHA256 secret its webhook signs bodies with.
+    pub webhook_secrets: HashMap<Channel, String>,
+    /// How far a signed webhook's `sent_at` may be from now, either way.
+    pub replay_window: chrono::Duration,
+    /// Frames a connection may send per second (a burst of twice that is allowed).
+    pub frames_per_second: u32,
+    /// Open connections per agent (tabs, devices).
+    pub max_connections_per_agent: usize,
+}
+
+impl Default for Security {
+    /// The development setup: the dev secret, static tokens on, no frame rate limit,
+    /// everything else open.
+    fn default() -> Self {
+        Self {
+            tokens: Tokens::hs256(DEV_SECRET.as_bytes(), 0),
+            static_tokens: true,
+            allowed_origins: Vec::new(),
+            admin_key: None,
+            ingress_key: None,
+            webhook_secrets: HashMap::new(),
+            replay_window: chrono::Duration::minutes(5),
+            frames_per_second: DEVELOPMENT_FRAMES_PER_SECOND,
+            max_connections_per_agent: 16,
+        }
+    }
+}
+
+impl Security {
+    /// Whether a WebSocket upgrade from `origin` may proceed. A request without an Origin
+    /// header is not from a browser (no cross-site risk) and passes.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match origin {
+            None => true,
+            Some(_) if self.allowed_origins.is_empty() => true,
+            Some(origin) => self.allowed_origins.iter().any(|o| o == origin),
+        }
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+
+    fn now() -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("date")
+    }
+
+    #[test]
+    fn a_minted_token_verifies_until_it_expires_and_not_before_its_start() {
+        let tokens = Tokens::hs256(b"secret", 0);
+        let token = tokens
+            .mint("ana", Role::Supervisor, now(), Duration::minutes(10))
+            .expect("HS256 mints");
+        let verified = tokens.verify(&token, now()).expect("valid");
+        assert_eq!(verified.agent, AgentId::from("ana"));
+        assert_eq!(verified.role, Role::Supervisor);
+        assert_eq!(verified.expires_at, Some(now() + Duration::minutes(10)));
+        assert!(matches!(
+            tokens.verify(&token, now() + Duration::minutes(10)),
+            Err(TokenError::Expired(_))
+        ));
+        assert!(matches!(
+            tokens.verify(&token, now() - Duration::seconds(1)),
+            Err(TokenError::NotYetValid(_))
+        ));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_or_algorithm_is_invalid() {
+        let ours = Tokens::hs256(b"secret", 0);
+        let theirs = Tokens::hs256(b"guess", 0);
+        let forged = theirs
+            .mint("ana", Role::Admin, now(), Duration::minutes(10))
+            .expect("mints");
+        assert!(matches!(ours.verify(&forged, now()), Err(TokenError::Invalid(_))));
+        // alg "none": a classic forgery.
+        let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbmEiLCJyb2xlIjoiYWRtaW4iLCJleHAiOjk5OTk5OTk5OTl9.";
+        assert!(matches!(
+            ours.verify(unsigned, now()),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            ours.verify("ana-token", now()),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn origins_are_checked_only_when_a_list_is_configured() {
+        let mut security = Security::default();
+        assert!(security.origin_allowed(Some("https://evil.example")));
+        security.allowed_origins = vec!["https://desk.example".into()];
+        assert!(security.origin_allowed(Some("https://desk.example")));
+        assert!(!security.origin_allowed(Some("https://evil.example")));
+        assert!(security.origin_allowed(None), "not a browser");
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}
