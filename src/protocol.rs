@@ -202,6 +202,11 @@ pub enum ServerFrame {
         seq: u64,
         /// The agent's presence now.
         presence: Presence,
+        /// The engine's clock now: countdowns (`window_expires_at`, `expires_at`) are in its
+        /// time, so a client shows them against this, not its own clock.
+        #[serde(with = "crate::clock::rfc3339")]
+        #[schemars(with = "Timestamp")]
+        now: Timestamp,
     },
     /// The request succeeded.
     Ok {

@@ -97,6 +97,7 @@ pub async fn serve_agent<W, R, E>(
         presence: engine.seat(&caller.id).map(|s| s.0).unwrap_or_default(),
         agent: profile,
         seq,
+        now: engine.now(),
     };
     let close = if sink.send(text_message(encode(&welcome))).await.is_ok() {
         connection::run(

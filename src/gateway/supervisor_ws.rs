@@ -104,6 +104,7 @@ pub async fn serve_supervisor<W, R, E>(
         protocol: PROTOCOL_VERSION,
         supervisor: profile,
         seq,
+        now: engine.now(),
     };
     let close = if sink.send(text_message(encode(&welcome))).await.is_ok() {
         connection::run(

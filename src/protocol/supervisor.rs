@@ -139,6 +139,11 @@ pub enum SupervisorServerFrame {
         supervisor: AgentProfile,
         /// The last sequence number of the board's changes.
         seq: u64,
+        /// The engine's clock now: countdowns (`window_expires_at`, `expires_at`) are in its
+        /// time, so a client shows them against this, not its own clock.
+        #[serde(with = "crate::clock::rfc3339")]
+        #[schemars(with = "Timestamp")]
+        now: Timestamp,
     },
     /// The request succeeded.
     Ok {
