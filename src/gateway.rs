@@ -8,6 +8,7 @@ pub mod connection;
 pub mod error;
 pub mod ingress;
 pub mod supervisor_ws;
+pub mod web;
 pub mod webhook;
 
 use std::future::Future;
@@ -80,6 +81,9 @@ fn routes(state: AppState) -> Router {
         .route("/v1/channels/{channel}/messages", post(ingress::message))
         .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
         .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
+        .route("/", get(web::desk))
+        .route("/wall", get(web::wall))
+        .route("/assets/{file}", get(web::asset))
         .merge(admin_routes(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -1,0 +1,139 @@
+//! The browser client, served by the engine itself: the agent desk at `/`, the supervisor
+//! wall at `/wall`, and their stylesheet and scripts at `/assets/{file}`. The files in `web/`
+//! are embedded in the binary, so there is no separate server and no build step.
+
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use crate::core::ErrorCode;
+
+/// One embedded file under `/assets/`.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Everything `/assets/{file}` serves.
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../web/app.css"),
+    },
+    Asset {
+        name: "socket.js",
+        content_type: JS,
+        body: include_str!("../../web/socket.js"),
+    },
+    Asset {
+        name: "desk.js",
+        content_type: JS,
+        body: include_str!("../../web/desk.js"),
+    },
+    Asset {
+        name: "wall.js",
+        content_type: JS,
+        body: include_str!("../../web/wall.js"),
+    },
+];
+
+const DESK_HTML: &str = include_str!("../../web/desk.html");
+const WALL_HTML: &str = include_str!("../../web/wall.html");
+
+/// The pages hold a token and talk only to this engine: no inline code, no framing, no
+/// foreign origins, and no token leaking in a Referer.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// `GET /`: the agent desk.
+pub async fn desk() -> Response {
+    page(DESK_HTML)
+}
+
+/// `GET /wall`: the supervisor wall.
+pub async fn wall() -> Response {
+    page(WALL_HTML)
+}
+
+/// `GET /assets/{file}`: the stylesheet and the scripts; 404 `not_found` for anything else.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|a| a.name == file) {
+        Some(asset) => file_response(asset.content_type, asset.body),
+        None => ApiError::new(ErrorCode::NotFound, format!("no asset `{file}`")).into_response(),
+    }
+}
+
+fn page(html: &'static str) -> Response {
+    let mut response = file_response("text/html; charset=utf-8", html);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+// `no-cache`: a browser revalidates, so a new engine's client is picked up on reload.
+fn file_response(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `/assets/…` path named in `text` (in `href`, `src` or an `import`).
+    fn asset_references(text: &str) -> Vec<&str> {
+        text.split("/assets/")
+            .skip(1)
+            .map(|rest| rest.split(['"', '\'', '`', ')', ' ']).next().unwrap_or(rest))
+            .collect()
+    }
+
+    #[test]
+    fn every_embedded_page_references_only_assets_that_exist() {
+        let files = [("desk.html", DESK_HTML), ("wall.html", WALL_HTML)]
+            .into_iter()
+            .chain(ASSETS.iter().map(|a| (a.name, a.body)));
+        for (name, text) in files {
+            for reference in asset_references(text) {
+                assert!(
+                    ASSETS.iter().any(|a| a.name == reference),
+                    "{name} references /assets/{reference}, which is not embedded"
+                );
+            }
+        }
+        for (page, script) in [(DESK_HTML, "desk.js"), (WALL_HTML, "wall.js")] {
+            let used = asset_references(page);
+            assert!(used.contains(&"app.css") && used.contains(&script), "{used:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn assets_are_served_with_their_type_and_unknown_ones_are_not_found() {
+        let js = asset(Path("desk.js".to_owned())).await;
+        assert_eq!(js.status(), StatusCode::OK);
+        assert_eq!(js.headers()[header::CONTENT_TYPE], JS);
+        assert_eq!(js.headers()[header::CACHE_CONTROL], "no-cache");
+        let missing = asset(Path("../Cargo.toml".to_owned())).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let html = desk().await;
+        assert_eq!(html.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    }
+}

@@ -1,0 +1,665 @@
+// The agent desk: offers, active and reopened chats, the archive with its reopen countdowns,
+// and a chat view. Everything shown comes from the agent socket (protocol/README.md).
+
+import {
+  Socket, signIn, setOffline, h, reconcile, remaining, clockTime, customerLabel,
+} from "/assets/socket.js";
+
+// The channels' default maximum message lengths (src/core/channel.rs, in characters).
+const MAX_LEN = {
+  whatsapp: 1024, messenger: 2000, instagram: 2000, wechat: 1024, telegram: 1024,
+  line: 1024, webchat: 1024, sms: 1600, email: 10240,
+};
+const LIVE = new Set(["active", "reopened", "snoozed"]);
+const ARCHIVE_LIMIT = 100;
+const TEMPLATE = "follow_up";
+
+const $ = (selector) => document.querySelector(selector);
+const list = (section) => $(`section#${section} ul.list`);
+
+const desk = {
+  me: null,
+  presence: "offline",
+  load: 0,
+  limit: 0,
+  chats: new Map(), // live chats by id (ChatView)
+  offers: new Map(), // pending offers by chat id (OfferView)
+  archive: [], // ArchiveEntry, newest first
+  reasons: new Map(), // chat id → why its last reopen or template failed
+  busy: new Set(), // chat ids with a reopen, template, accept or decline in flight
+  lastSeq: null, // the last push applied; null before the first snapshot
+  syncing: false, // between welcome and the resume/snapshot reply: pushes wait in `held`
+  held: [],
+  open: null, // the chat view: {id, chat, messages, error}
+};
+let socket = null;
+
+// ---- connection and sync (R17) ------------------------------------------------------------
+
+const signOut = signIn((token) => {
+  Object.assign(desk, { lastSeq: null, open: null, archive: [] });
+  desk.reasons.clear();
+  socket = new Socket("/v1/agent/ws", token, {
+    onWelcome: welcome,
+    onFrame: frame,
+    onStatus: (online) => setOffline(!online),
+    onFatal: (message) => signOut(message),
+  });
+  socket.start();
+  return socket;
+});
+
+function welcome(w) {
+  desk.me = w.agent;
+  desk.presence = w.presence;
+  $("#me").textContent = `${w.agent.name} (${w.agent.id})`;
+  // A lower seq than ours means the engine restarted: its numbers are not ours to resume.
+  const fresh = desk.lastSeq === null || w.seq < desk.lastSeq;
+  sync(fresh);
+}
+
+async function sync(fresh) {
+  desk.syncing = true;
+  desk.held = [];
+  try {
+    const result = fresh
+      ? await socket.request("snapshot")
+      : await socket.request("resume", { after_seq: desk.lastSeq });
+    if (result.kind === "snapshot") applySnapshot(result);
+  } catch (error) {
+    if (error.code === "disconnected") return; // the next welcome syncs again
+    if (!fresh) return sync(true);
+  }
+  desk.syncing = false;
+  // Replayed pushes came before the reply; live ones may repeat them. Apply in seq order.
+  const held = desk.held.sort((a, b) => a.seq - b.seq);
+  desk.held = [];
+  for (const push of held) applyPush(push);
+  render();
+  loadArchive(); // watches belong to a connection: watch again
+  if (desk.open) openChat(desk.open.id, { keepFocus: true });
+}
+
+function frame(f) {
+  if (f.type !== "push") return;
+  if (desk.syncing) {
+    desk.held.push(f);
+    return;
+  }
+  applyPush(f);
+  render();
+}
+
+function applySnapshot(s) {
+  desk.lastSeq = s.seq;
+  desk.presence = s.presence;
+  desk.load = s.load;
+  desk.limit = s.limit;
+  desk.chats = new Map(s.chats.map((c) => [c.id, c]));
+  desk.offers = new Map(s.offers.map((o) => [o.chat.id, o]));
+}
+
+function applyPush({ seq, event }) {
+  if (desk.lastSeq !== null && seq <= desk.lastSeq) return;
+  desk.lastSeq = seq;
+  const chat = event.chat;
+  switch (event.kind) {
+    case "chat_offered":
+      desk.offers.set(chat.id, event);
+      break;
+    case "offer_withdrawn":
+      desk.offers.delete(event.chat_id);
+      break;
+    case "chat_reopened":
+    case "chat_updated":
+      desk.chats.set(chat.id, chat);
+      updateOpenChat(chat);
+      break;
+    case "chat_activated":
+      desk.chats.set(chat.id, chat);
+      desk.offers.delete(chat.id);
+      desk.load = event.load;
+      desk.limit = event.limit;
+      updateOpenChat(chat);
+      break;
+    case "customer_message":
+    case "message_sent":
+      addMessage(event.chat_id, event.message);
+      break;
+    case "chat_closed":
+    case "chat_transferred":
+      dropChat(event.chat_id, event.kind === "chat_closed" ? "closed" : null);
+      scheduleArchiveReload();
+      break;
+    case "archive_entry_changed":
+      replaceEntry(event.entry);
+      break;
+    case "presence_changed":
+      desk.presence = event.presence;
+      break;
+    case "limit_changed":
+      desk.limit = event.limit;
+      desk.load = event.load;
+      break;
+    default: // a push kind this client does not know: ignore (protocol versioning)
+  }
+}
+
+// A chat left the desk: closed, or transferred away. Active and snoozed chats counted.
+function dropChat(id, newState) {
+  const chat = desk.chats.get(id);
+  if (chat && (chat.state === "active" || chat.state === "snoozed")) {
+    desk.load = Math.max(0, desk.load - 1);
+  }
+  desk.chats.delete(id);
+  if (desk.open?.id === id && desk.open.chat) {
+    desk.open.chat = { ...desk.open.chat, state: newState ?? desk.open.chat.state };
+    desk.open.gone = true;
+  }
+}
+
+function addMessage(id, message) {
+  const chat = desk.chats.get(id);
+  if (chat) chat.last_message = message;
+  if (desk.open?.id === id) {
+    desk.open.messages.push(message);
+    renderChat();
+  }
+}
+
+function updateOpenChat(chat) {
+  if (desk.open?.id === chat.id) {
+    desk.open.chat = chat;
+    desk.open.gone = false;
+  }
+}
+
+// ---- actions ------------------------------------------------------------------------------
+
+async function act(chatId, type, fields = {}) {
+  desk.busy.add(chatId);
+  render();
+  try {
+    return await socket.request(type, { chat_id: chatId, ...fields });
+  } finally {
+    desk.busy.delete(chatId);
+    render();
+  }
+}
+
+/** What a refused reopen (or template) tells the agent. */
+function reasonText(error) {
+  switch (error.code) {
+    case "active_elsewhere": {
+      const live = error.live ?? {};
+      if (live.owner) return `active elsewhere — with ${live.owner}`;
+      if (live.state === "bot") return "active elsewhere — in a bot journey";
+      if (live.state === "queued") return "active elsewhere — waiting in the queue";
+      return "active elsewhere";
+    }
+    case "window_closed":
+      return "window closed — send a template";
+    case "opted_out":
+      return "customer opted out";
+    case "push_already_sent":
+      return "a template was already sent since the customer last wrote";
+    case "disconnected":
+      return "offline — try again when reconnected";
+    default:
+      return error.message ?? String(error);
+  }
+}
+
+/** Reopens a chat as its Reopen button does; resolves to `{ok, code?, reason?}`. */
+async function reopen(chatId) {
+  desk.reasons.delete(chatId);
+  try {
+    const result = await act(chatId, "reopen");
+    const entry = findEntry(chatId);
+    if (entry) Object.assign(entry, { reopenable: false, state: "reopened" });
+    desk.chats.set(result.chat.id, result.chat);
+    render();
+    return { ok: true };
+  } catch (error) {
+    const reason = reasonText(error);
+    desk.reasons.set(chatId, reason);
+    const entry = findEntry(chatId);
+    if (entry && ["active_elsewhere", "window_closed", "opted_out"].includes(error.code)) {
+      entry.reopenable = false;
+    }
+    render();
+    return { ok: false, code: error.code, reason };
+  }
+}
+
+async function sendTemplate(chatId) {
+  desk.reasons.delete(chatId);
+  try {
+    await act(chatId, "send_template", { template: TEMPLATE, params: [] });
+    const entry = findEntry(chatId);
+    if (entry) entry.template_allowed = false; // once: the button goes
+    if (desk.open?.id === chatId) openChat(chatId, { keepFocus: true }); // it is in the history
+  } catch (error) {
+    desk.reasons.set(chatId, reasonText(error));
+    if (error.code === "push_already_sent") {
+      const entry = findEntry(chatId);
+      if (entry) entry.template_allowed = false;
+    }
+  }
+  render();
+}
+
+async function answerOffer(chatId, type) {
+  try {
+    const result = await act(chatId, type);
+    desk.offers.delete(chatId);
+    if (result.kind === "chat") desk.chats.set(result.chat.id, result.chat);
+    desk.reasons.delete(chatId);
+  } catch (error) {
+    desk.reasons.set(chatId, error.code === "not_found" ? "the offer is gone" : reasonText(error));
+    if (error.code === "not_found") desk.offers.delete(chatId);
+  }
+  render();
+}
+
+$("#presence").addEventListener("change", async (event) => {
+  const wanted = event.target.value;
+  try {
+    const result = await socket.request("set_presence", { presence: wanted });
+    desk.presence = result.presence;
+  } catch {
+    // Refused or offline: show what the engine says we are.
+  }
+  renderHeader();
+});
+
+// ---- the archive (R16) --------------------------------------------------------------------
+
+let archiveGeneration = 0;
+let archiveReload = null;
+let searchTimer = null;
+
+function archiveQuery() {
+  const query = { scope: $("#archive-scope").value, limit: ARCHIVE_LIMIT };
+  const state = $("#archive-state").value;
+  if (state !== "any") query.state = state;
+  const text = $("#archive-search").value.trim();
+  if (text) query.query = text;
+  return query;
+}
+
+// List, watch what is listed, then list again: a change between the first listing and the
+// watch would otherwise be missed (nothing is pushed for it), and the second listing shows it.
+async function loadArchive() {
+  const generation = ++archiveGeneration;
+  const status = $("#archive-status");
+  try {
+    const query = archiveQuery();
+    const first = await socket.request("list_archive", query);
+    if (generation !== archiveGeneration) return;
+    const watched = new Set(first.entries.map((e) => e.chat_id));
+    await socket.request("watch_archive", { chat_ids: [...watched] });
+    const second = await socket.request("list_archive", query);
+    if (generation !== archiveGeneration) return;
+    desk.archive = second.entries;
+    if (second.entries.some((e) => !watched.has(e.chat_id))) {
+      await socket.request("watch_archive", { chat_ids: second.entries.map((e) => e.chat_id) });
+    }
+    const n = desk.archive.length;
+    status.textContent = n ? `${n} chat${n === 1 ? "" : "s"}` : "No chats match.";
+    renderArchive();
+  } catch (error) {
+    if (generation === archiveGeneration && error.code !== "disconnected") {
+      status.textContent = `Could not load the archive: ${error.message}`;
+    }
+  }
+}
+
+function scheduleArchiveReload() {
+  clearTimeout(archiveReload);
+  archiveReload = setTimeout(loadArchive, 300);
+}
+
+$("#archive-scope").addEventListener("change", loadArchive);
+$("#archive-state").addEventListener("change", loadArchive);
+$("#archive-search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(loadArchive, 250);
+});
+
+function findEntry(chatId) {
+  return desk.archive.find((e) => e.chat_id === chatId);
+}
+
+function replaceEntry(entry) {
+  const i = desk.archive.findIndex((e) => e.chat_id === entry.chat_id);
+  if (i >= 0) desk.archive[i] = entry;
+}
+
+function windowOpen(entry, now) {
+  return entry.window_expires_at === null || Date.parse(entry.window_expires_at) > now;
+}
+
+// ---- rendering ----------------------------------------------------------------------------
+
+function render() {
+  renderHeader();
+  renderOffers();
+  renderActive();
+  renderReopened();
+  renderArchive();
+  renderChat();
+}
+
+function renderHeader() {
+  $("#presence").value = desk.presence;
+}
+
+function showEmpty(section, empty) {
+  $(`section#${section} .empty`).hidden = !empty;
+}
+
+/** The countdown element's text for `until` (RFC 3339 or null) at the engine's `now`. */
+function countdownText(el, now) {
+  const until = el.dataset.until;
+  if (!until) return "no window";
+  const left = Date.parse(until) - now;
+  if (el.dataset.style === "offer") return left > 0 ? `${remaining(left)} to answer` : "expiring…";
+  return left > 0 ? `${remaining(left)} left` : "window closed";
+}
+
+function countdown(until, style) {
+  const el = h("span", { class: "countdown", "data-style": style });
+  setUntil(el, until);
+  return el;
+}
+
+function setUntil(el, until) {
+  if (until) el.dataset.until = until;
+  else delete el.dataset.until;
+  el.textContent = countdownText(el, socket.now());
+}
+
+// Cards open the chat view on click or Enter (but not when a button inside is used).
+function openable(li, id) {
+  li.tabIndex = 0;
+  li.classList.add("openable");
+  li.addEventListener("click", (event) => {
+    if (!event.target.closest("button, a, input, select, textarea")) openChat(id);
+  });
+  li.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target === li) openChat(id);
+  });
+}
+
+function chatCard(chat) {
+  const li = h("li", { class: "item" });
+  openable(li, chat.id);
+  li.append(
+    h("div", { class: "item-main" },
+      h("strong", { class: "name" }),
+      h("span", { class: "meta muted" }),
+      h("p", { class: "preview" })),
+    h("div", { class: "item-side" }));
+  return li;
+}
+
+function fillChatCard(li, chat) {
+  li.querySelector(".name").textContent = customerLabel(chat.customer);
+  const meta = [chat.channel, chat.state === "snoozed" ? "snoozed" : null].filter(Boolean);
+  li.querySelector(".meta").textContent = meta.join(" · ");
+  const m = chat.last_message;
+  li.querySelector(".preview").textContent = m ? `${author(m)}: ${m.text}` : "";
+  li.setAttribute("aria-label", `${customerLabel(chat.customer)}, ${meta.join(", ")}`);
+  li.classList.toggle("selected", desk.open?.id === chat.id);
+}
+
+function renderActive() {
+  const chats = [...desk.chats.values()].filter((c) => c.state === "active" || c.state === "snoozed");
+  reconcile(list("active"), chats, "data-chat-id", (c) => c.id, chatCard, fillChatCard);
+  $("#load").textContent = `${desk.load}/${desk.limit}`;
+  $("section#active").classList.toggle("over-limit", desk.load > desk.limit);
+  showEmpty("active", chats.length === 0);
+}
+
+function renderReopened() {
+  const chats = [...desk.chats.values()].filter((c) => c.state === "reopened");
+  reconcile(list("reopened"), chats, "data-chat-id", (c) => c.id, chatCard, (li, chat) => {
+    fillChatCard(li, chat);
+    const side = li.querySelector(".item-side");
+    if (!side.firstChild) side.append(countdown(chat.window_expires_at, "window"));
+    else setUntil(side.firstChild, chat.window_expires_at);
+  });
+  showEmpty("reopened", chats.length === 0);
+}
+
+function renderOffers() {
+  const offers = [...desk.offers.values()];
+  reconcile(list("offers"), offers, "data-chat-id", (o) => o.chat.id, (offer) => {
+    const id = offer.chat.id;
+    return h("li", { class: "item offer" },
+      h("div", { class: "item-main" },
+        h("strong", { class: "name" }),
+        h("span", { class: "meta muted" }),
+        h("p", { class: "preview" }),
+        h("p", { class: "reason", "aria-live": "polite" })),
+      h("div", { class: "item-side" },
+        countdown(offer.expires_at, "offer"),
+        h("div", { class: "actions" },
+          h("button", { type: "button", class: "accept primary", onclick: () => answerOffer(id, "accept") }, "Accept"),
+          h("button", { type: "button", class: "decline", onclick: () => answerOffer(id, "decline") }, "Decline"))));
+  }, (li, offer) => {
+    const chat = offer.chat;
+    li.querySelector(".name").textContent = customerLabel(chat.customer);
+    li.querySelector(".meta").textContent = `${chat.channel} · queue ${offer.queue}`;
+    li.querySelector(".preview").textContent = chat.last_message?.text ?? "";
+    li.querySelector(".reason").textContent = desk.reasons.get(chat.id) ?? "";
+    setUntil(li.querySelector(".countdown"), offer.expires_at);
+    const busy = desk.busy.has(chat.id);
+    li.querySelector(".accept").disabled = busy;
+    li.querySelector(".decline").disabled = busy;
+    li.querySelector(".accept").setAttribute("aria-label", `Accept chat with ${customerLabel(chat.customer)}`);
+    li.querySelector(".decline").setAttribute("aria-label", `Decline chat with ${customerLabel(chat.customer)}`);
+  });
+  showEmpty("offers", offers.length === 0);
+  $("section#offers").classList.toggle("has-offers", offers.length > 0);
+}
+
+function archiveItem(entry) {
+  const id = entry.chat_id;
+  const li = h("li", { class: "item entry" },
+    h("div", { class: "item-main" },
+      h("strong", { class: "name" }),
+      h("span", { class: "meta muted" }),
+      h("p", { class: "reason", "aria-live": "polite" })),
+    h("div", { class: "item-side" },
+      countdown(entry.window_expires_at, "window"),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "reopen primary", onclick: () => reopen(id) }, "Reopen"),
+        h("button", { type: "button", class: "template", onclick: () => sendTemplate(id), hidden: true },
+          "Send template"))));
+  openable(li, id);
+  return li;
+}
+
+function fillArchiveItem(li, entry) {
+  const now = socket.now();
+  const who = customerLabel(entry.customer);
+  const contact = [entry.customer.phone, entry.customer.email].filter((x) => x && x !== who);
+  li.querySelector(".name").textContent = who;
+  const meta = [entry.channel, entry.state, entry.owner ? `owner ${entry.owner}` : null,
+    entry.closed_at ? `closed ${clockTime(entry.closed_at)}` : null, ...contact];
+  li.querySelector(".meta").textContent = meta.filter(Boolean).join(" · ");
+  li.querySelector(".reason").textContent = desk.reasons.get(entry.chat_id) ?? "";
+  setUntil(li.querySelector(".countdown"), entry.window_expires_at);
+  updateArchiveButtons(li, entry, now);
+  li.classList.toggle("selected", desk.open?.id === entry.chat_id);
+}
+
+// The Reopen button is on only while the engine says the chat can be reopened and the window
+// is open; once the window has closed, "Send template" takes its place, once.
+function updateArchiveButtons(li, entry, now) {
+  const open = windowOpen(entry, now);
+  const busy = desk.busy.has(entry.chat_id);
+  const reopenButton = li.querySelector(".reopen");
+  const templateButton = li.querySelector(".template");
+  const templateOffered = entry.template_allowed && !open;
+  reopenButton.disabled = !entry.reopenable || !open || busy;
+  reopenButton.hidden = templateOffered;
+  templateButton.hidden = !templateOffered;
+  templateButton.disabled = busy;
+  const who = customerLabel(entry.customer);
+  reopenButton.setAttribute("aria-label", `Reopen chat with ${who}`);
+  templateButton.setAttribute("aria-label", `Send template to ${who}`);
+  li.dataset.windowOpen = String(open);
+}
+
+function renderArchive() {
+  reconcile(list("archive"), desk.archive, "data-chat-id", (e) => e.chat_id, archiveItem, fillArchiveItem);
+}
+
+function author(message) {
+  switch (message.author.by) {
+    case "agent": return message.author.agent === desk.me?.id ? "You" : message.author.agent;
+    case "customer": return "Customer";
+    default: return "System";
+  }
+}
+
+// ---- the chat view ------------------------------------------------------------------------
+
+async function openChat(id, { keepFocus = false } = {}) {
+  const known = desk.chats.get(id) ?? desk.offers.get(id)?.chat ?? entryAsChat(findEntry(id));
+  if (desk.open?.id !== id) {
+    desk.open = { id, chat: known, messages: [], error: null, gone: false };
+    $("#composer").value = "";
+  }
+  render();
+  if (!keepFocus) $("#chat-title").focus();
+  try {
+    const result = await socket.request("get_chat", { chat_id: id });
+    if (desk.open?.id !== id) return;
+    Object.assign(desk.open, { chat: result.chat, messages: result.messages, error: null });
+  } catch (error) {
+    if (desk.open?.id !== id) return;
+    desk.open.error = error.code === "not_owner"
+      ? "Only the chat's owner can read its history."
+      : `Could not load the history: ${error.message}`;
+  }
+  renderChat();
+}
+
+function entryAsChat(entry) {
+  return entry && {
+    id: entry.chat_id, customer: entry.customer, channel: entry.channel, state: entry.state,
+    owner: entry.owner, window_expires_at: entry.window_expires_at,
+  };
+}
+
+function canWrite(chat) {
+  return chat && LIVE.has(chat.state) && chat.owner === desk.me?.id;
+}
+
+function renderChat() {
+  const open = desk.open;
+  $("#chat").hidden = !open;
+  $("#chat-empty").hidden = Boolean(open);
+  if (!open) return;
+  const chat = open.chat;
+  $("#chat-title").textContent = chat ? customerLabel(chat.customer) : open.id;
+  $("#chat-meta").textContent = chat
+    ? [chat.channel, chat.state, chat.owner ? `owner ${chat.owner}` : null].filter(Boolean).join(" · ")
+    : "";
+
+  const history = $("#history");
+  const atBottom = history.scrollHeight - history.scrollTop - history.clientHeight < 40;
+  history.replaceChildren(
+    ...(open.error ? [h("li", { class: "msg system", text: open.error })] : []),
+    ...open.messages.map((m) => h("li", { class: `msg ${m.author.by} ${m.kind}` },
+      h("span", { class: "msg-head" }, `${author(m)} · ${clockTime(m.at)}`),
+      h("p", { class: "msg-text", text: m.kind === "template" ? `Template: ${m.text}` : m.text }))));
+  if (atBottom || open.messages.length < 2) history.scrollTop = history.scrollHeight;
+
+  const composer = $("#composer");
+  const writable = canWrite(chat) && !open.gone;
+  const max = MAX_LEN[chat?.channel] ?? 1024;
+  composer.maxLength = max;
+  composer.disabled = !writable;
+  // maxlength stops typing and pasting; a longer text set any other way is not sent either.
+  const over = composer.value.length > max;
+  $("#send").disabled = !writable || composer.value.trim() === "" || over;
+  $("#close-chat").hidden = !writable;
+  $("#counter").textContent = `${composer.value.length}/${max}`;
+  $("#counter").classList.toggle("over", over);
+  if (!writable && !$("#compose-note").dataset.sticky) {
+    $("#compose-note").textContent = chat?.state === "closed"
+      ? "This chat is closed: reopen it from the archive to write."
+      : "Only the owner of a live chat can write here.";
+  } else if (writable && !$("#compose-note").dataset.sticky) {
+    $("#compose-note").textContent = "";
+  }
+}
+
+$("#composer").addEventListener("input", () => {
+  delete $("#compose-note").dataset.sticky;
+  renderChat();
+});
+$("#composer").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("#compose").requestSubmit();
+});
+$("#compose").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const open = desk.open;
+  const composer = $("#composer");
+  const text = composer.value;
+  if (!open || !text.trim() || text.length > composer.maxLength) return;
+  const note = $("#compose-note");
+  $("#send").disabled = true;
+  try {
+    await socket.request("send_message", { chat_id: open.id, text });
+    if (composer.value === text) composer.value = "";
+    note.textContent = "";
+    delete note.dataset.sticky;
+  } catch (error) {
+    note.textContent = error.code === "window_closed"
+      ? "The messaging window has closed: close the chat and send a template."
+      : `Not sent: ${error.message}`;
+    note.dataset.sticky = "1";
+  }
+  renderChat();
+  composer.focus();
+});
+$("#close-chat").addEventListener("click", async () => {
+  const open = desk.open;
+  if (!open) return;
+  try {
+    await socket.request("close", { chat_id: open.id });
+  } catch (error) {
+    $("#compose-note").textContent = `Not closed: ${error.message}`;
+    $("#compose-note").dataset.sticky = "1";
+  }
+});
+
+// ---- the clock ----------------------------------------------------------------------------
+
+// Countdowns run on the engine's clock. The engine does not push when a window runs out by
+// time alone, so the buttons are re-checked here and the archive is listed again for the
+// `template_allowed` that now applies.
+setInterval(() => {
+  if (!socket) return;
+  const now = socket.now();
+  for (const el of document.querySelectorAll(".countdown")) el.textContent = countdownText(el, now);
+  let crossed = false;
+  for (const li of list("archive").children) {
+    const entry = findEntry(li.dataset.chatId);
+    if (!entry) continue;
+    const wasOpen = li.dataset.windowOpen === "true";
+    updateArchiveButtons(li, entry, now);
+    if (wasOpen && li.dataset.windowOpen === "false") crossed = true;
+  }
+  if (crossed) scheduleArchiveReload();
+}, 1000);
+
+// For tests and the console: a reopen exactly as the button sends it, even while the button
+// is off (a click that raced the button turning off).
+window.desk = { reopen };
