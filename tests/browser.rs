@@ -1,0 +1,292 @@
+//! End to end in a real browser: the real engine binary, two agent desks and the supervisor
+//! wall in Debian's headless Chromium, driven by `web/e2e/desk-and-wall.mjs` (playwright-core,
+//! never a downloaded browser). The scenario — a reopen that wins, a rival's Reopen button
+//! turning off live and its attempt refused as "active elsewhere", the customer's reply taking
+//! the agent over its limit, the wall showing the override — is told at the top of the script.
+//!
+//! Needs Node.js ≥ 20 with npm, and Chromium at `/usr/bin/chromium` (or `CHROMIUM`):
+//! `sudo apt-get install -y chromium`. Without Chromium the test fails saying so; with
+//! `SWITCHBOARD_SKIP_BROWSER=1` it is skipped instead (for machines that cannot have a
+//! browser; CI does not set it). `web/e2e/node_modules` is installed with `npm ci` when missing.
+//!
+//! Screenshots of the three pages (`desk-ana.png`, `desk-ben.png`, `wall.png`) are saved in
+//! `target/screenshots/` (or `SCREENSHOTS`), on success and on failure.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the engine may take to start listening.
+const ENGINE_START: Duration = Duration::from_secs(10);
+/// The whole browser run's bound (the script bounds each of its waits to 10 s, and itself to 120 s).
+const SCENARIO: Duration = Duration::from_secs(180);
+/// How long `npm ci` may take when `node_modules` is missing.
+const NPM_CI: Duration = Duration::from_secs(300);
+
+const INSTALL_CHROMIUM: &str = "sudo apt-get install -y chromium";
+
+/// The wall clock: this test bounds real processes (the engine, node, Chromium), not the
+/// engine's injected clock.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real `switchboard` binary with the demo agents on a free port; killed when dropped.
+struct Engine {
+    child: Child,
+    addr: SocketAddr,
+    /// The engine's last log lines, for a failure message.
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Engine {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_LISTEN")
+            .env_remove("SWITCHBOARD_WEBHOOK_URL")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn switchboard");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let (lines, listening) = mpsc::channel();
+        let kept = log.clone();
+        // Drains the log for as long as the engine runs, so that it never blocks on it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let line = strip_ansi(&line);
+                if line.contains("switchboard listening") {
+                    let _ = lines.send(line.clone());
+                }
+                let mut kept = kept.lock().expect("log lock");
+                if kept.len() == 200 {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
+        let mut engine = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let line = listening
+            .recv_timeout(ENGINE_START)
+            .unwrap_or_else(|e| panic!("the engine did not start listening: {e}\n{}", engine.log_tail()));
+        engine.addr = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("addr="))
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line}"));
+        engine
+    }
+
+    fn log_tail(&self) -> String {
+        let log = self.log.lock().expect("log lock");
+        log.iter()
+            .rev()
+            .take(40)
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Runs `command` in its own process group, echoing and collecting its output; kills the whole
+/// group (a browser included) if it outlives `within`. The status (`None`: timed out) and output.
+fn run_bounded(command: &mut Command, within: Duration) -> (Option<ExitStatus>, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let output = Arc::new(Mutex::new(String::new()));
+    let readers: Vec<JoinHandle<()>> = [
+        Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("piped stderr")),
+    ]
+    .into_iter()
+    .map(|stream| {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                // Shown by the test harness on failure, or with --nocapture.
+                println!("{line}");
+                let mut output = output.lock().expect("output lock");
+                output.push_str(&line);
+                output.push('\n');
+            }
+        })
+    })
+    .collect();
+    let deadline = now() + within;
+    let status = loop {
+        match child.try_wait().expect("wait for the child") {
+            Some(status) => break Some(status),
+            None if now() >= deadline => {
+                // The group: node and the Chromium it started.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .status();
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let output = output.lock().expect("output lock").clone();
+    (status, output)
+}
+
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    path.is_file().then_some(path)
+}
+
+fn node_version() -> Option<String> {
+    let output = Command::new("node").arg("--version").output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// `web/e2e/node_modules/playwright-core`, installed from the lockfile when missing.
+fn ensure_playwright(e2e: &Path) {
+    if e2e.join("node_modules/playwright-core/package.json").is_file() {
+        return;
+    }
+    println!("web/e2e/node_modules is missing: npm ci --prefix web/e2e");
+    let (status, output) = run_bounded(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(e2e)
+            .current_dir(root()),
+        NPM_CI,
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "`npm ci --prefix web/e2e` failed ({}):\n{output}",
+        status.map_or("timed out".to_owned(), |s| s.to_string())
+    );
+}
+
+#[test]
+fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
+    if std::env::var("SWITCHBOARD_SKIP_BROWSER").is_ok_and(|v| v == "1") {
+        eprintln!("browser test skipped: SWITCHBOARD_SKIP_BROWSER=1");
+        return;
+    }
+    let Some(chromium) = chromium() else {
+        panic!(
+            "the browser test needs Debian's Chromium at /usr/bin/chromium (or set CHROMIUM to \
+             another path). Install it with:\n\n    {INSTALL_CHROMIUM}\n\nor skip this test on a \
+             machine that cannot have a browser with SWITCHBOARD_SKIP_BROWSER=1"
+        );
+    };
+    let Some(node) = node_version() else {
+        panic!(
+            "the browser test needs Node.js ≥ 20 with npm on the PATH (`node --version` failed); \
+             or skip it with SWITCHBOARD_SKIP_BROWSER=1"
+        );
+    };
+    let e2e = root().join("web/e2e");
+    ensure_playwright(&e2e);
+    let screenshots = std::env::var_os("SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/screenshots"));
+    std::fs::create_dir_all(&screenshots).expect("create the screenshots directory");
+
+    let engine = Engine::start();
+    let url = format!("http://{}", engine.addr);
+    println!(
+        "engine at {url}; node {node}; chromium {}; screenshots in {}",
+        chromium.display(),
+        screenshots.display()
+    );
+    let started = now();
+    let (status, output) = run_bounded(
+        Command::new("node")
+            .arg(e2e.join("desk-and-wall.mjs"))
+            .arg(&url)
+            .env("CHROMIUM", &chromium)
+            .env("SCREENSHOTS", &screenshots)
+            .current_dir(root()),
+        SCENARIO,
+    );
+    let log = engine.log_tail();
+    drop(engine);
+    match status {
+        Some(status) if status.success() => {
+            for file in ["desk-ana.png", "desk-ben.png", "wall.png"] {
+                let path = screenshots.join(file);
+                assert!(path.is_file(), "no screenshot {}", path.display());
+            }
+            println!(
+                "browser scenario passed in {:.1} s; screenshots in {}",
+                started.elapsed().as_secs_f64(),
+                screenshots.display()
+            );
+        }
+        Some(status) => panic!(
+            "the browser scenario failed ({status}); screenshots in {}:\n{output}\n--- the engine's \
+             last log lines:\n{log}",
+            screenshots.display()
+        ),
+        None => panic!(
+            "the browser scenario did not finish within {SCENARIO:?} and was killed:\n{output}\n--- \
+             the engine's last log lines:\n{log}"
+        ),
+    }
+}

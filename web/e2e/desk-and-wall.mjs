@@ -1,0 +1,423 @@
+#!/usr/bin/env node
+// End-to-end: two agent desks and one supervisor wall in Debian's headless Chromium against a
+// real engine, driven by playwright-core (no downloaded browser).
+//
+//   node web/e2e/desk-and-wall.mjs http://127.0.0.1:8080
+//
+// The engine must run with the demo agents (no [[agents]] in its config): ana and ben (agents),
+// sam (supervisor), tokens ana-token, ben-token, sam-token. `cargo test --test browser` starts
+// one and runs this script; by hand, start `cargo run` and pass its URL (on a fresh engine:
+// the scenario counts on ana and ben having no chats).
+//
+// The scenario (R03, R04, R05, R15): ana's limit is set to 1; ana serves customer Mia; ben
+// serves customer Tom and closes the chat; both look at everyone's archive; ana reopens Tom's
+// chat, ben's Reopen button for it turns off live and ben's own attempt says "active
+// elsewhere"; Tom answers and the chat lands in ana's Active section over her limit (2/1);
+// the wall shows ana's row over the limit and the override counted.
+//
+// Environment: CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default target/screenshots),
+// E2E_WAIT_MS (every wait's bound, default 10000). Exits 0 on success, 1 with a message naming
+// the failed step otherwise, 2 on bad usage; the screenshots are saved either way.
+
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const WAIT = Number(process.env.E2E_WAIT_MS || 10_000);
+/** The whole run's bound: a stuck step can never hold CI. */
+const OVERALL = 12 * WAIT;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOTS = process.env.SCREENSHOTS || path.join("target", "screenshots");
+
+const base = (process.argv[2] || "").replace(/\/+$/, "");
+if (!/^https?:\/\/[^/]+$/.test(base)) {
+  console.error("usage: node desk-and-wall.mjs http://HOST:PORT   (the engine's URL)");
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(
+    `no Chromium at ${CHROMIUM}: install Debian's with \`sudo apt-get install -y chromium\`, ` +
+      "or set CHROMIUM to its path",
+  );
+  process.exit(1);
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`e2e: FAILED: the whole run took over ${OVERALL / 1000} s`);
+  process.exit(1);
+}, OVERALL);
+watchdog.unref();
+
+// ---------------------------------------------------------------------------------------------
+// Steps, failures and diagnostics
+
+class Failure extends Error {}
+
+let current = "start";
+async function step(name, body) {
+  current = name;
+  const started = Date.now();
+  await body();
+  console.log(`ok   ${name} (${Date.now() - started} ms)`);
+}
+
+function fail(message) {
+  throw new Failure(message);
+}
+
+/** `fn` in the page, polled until it returns something truthy, within WAIT; else `why`. */
+async function until(page, why, fn, arg) {
+  try {
+    const handle = await page.waitForFunction(fn, arg, { timeout: WAIT, polling: 50 });
+    return await handle.jsonValue();
+  } catch (e) {
+    if (e instanceof Failure) throw e;
+    const detail = /Timeout/i.test(String(e?.message)) ? `not within ${WAIT} ms` : String(e?.message);
+    fail(`${page.__name}: ${why}: ${detail}`);
+  }
+}
+
+/** One line of what a selector shows in a page now, for failure messages. */
+async function show(page, selector) {
+  try {
+    const html = await page.evaluate(
+      (s) => document.querySelector(s)?.outerHTML ?? "(absent)",
+      selector,
+    );
+    return `${page.__name} ${selector}: ${html.replace(/\s+/g, " ").slice(0, 1500)}`;
+  } catch (e) {
+    return `${page.__name} ${selector}: (could not read: ${e.message})`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine's HTTP side: customers and the admin API
+
+async function http(method, pathname, body) {
+  const response = await fetch(base + pathname, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(WAIT),
+  });
+  const text = await response.text();
+  if (!response.ok) fail(`${method} ${pathname}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** A customer writes on WhatsApp: the ingress receipt. */
+function customerWrites(from, name, text) {
+  return http("POST", "/v1/channels/whatsapp/messages", { from, name, text });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+
+const sel = {
+  active: (id) => `section#active li[data-chat-id="${id}"]`,
+  reopened: (id) => `section#reopened li[data-chat-id="${id}"]`,
+  offer: (id) => `section#offers li[data-chat-id="${id}"]`,
+  archive: (id) => `section#archive li[data-chat-id="${id}"]`,
+};
+
+async function open(browser, name, file, url, ready) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  page.__name = name;
+  page.__file = file;
+  pages.push(page);
+  page.__problems = [];
+  page.setDefaultTimeout(WAIT);
+  page.on("pageerror", (e) => page.__problems.push(`uncaught: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") page.__problems.push(`console.error: ${m.text()} (${m.location()?.url ?? "?"})`);
+  });
+  const response = await page.goto(base + url, { waitUntil: "load", timeout: WAIT });
+  if (!response || !response.ok()) fail(`${name}: GET ${url} answered ${response?.status()}`);
+  // #offline starts hidden, so it proves nothing before the first connection: `ready` waits
+  // for what only the engine's answer fills in.
+  await until(page, ready.why, ready.fn, ready.arg);
+  await until(
+    page,
+    "the #offline banner is shown (or missing)",
+    () => document.querySelector("#offline")?.hasAttribute("hidden") === true,
+  );
+  return page;
+}
+
+/** A desk is signed in when its load/limit comes from the engine: `0/2` for a fresh demo agent. */
+const deskReady = {
+  why: '#load does not read "0/2" (the desk did not sign in: a fresh engine\'s demo agent has load 0, limit 2)',
+  fn: () => document.querySelector("#load")?.textContent.trim() === "0/2",
+};
+/** The wall is subscribed when the board's agent rows are there. */
+const wallReady = {
+  why: 'no row tr[data-agent-id="ana"] in table#agents (the wall did not get the board)',
+  fn: () => !!document.querySelector('table#agents tr[data-agent-id="ana"]'),
+};
+
+/** Waits until the engine counts `id` online with a connection (the admin API). */
+async function engineSeesOnline(id) {
+  const deadline = Date.now() + WAIT;
+  let seen;
+  while (Date.now() < deadline) {
+    const agents = await http("GET", "/v1/admin/agents");
+    seen = agents.find((a) => a.id === id);
+    if (seen?.presence === "online" && seen.connections >= 1) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fail(`the engine does not count ${id} online and connected within ${WAIT} ms: ${JSON.stringify(seen)}`);
+}
+
+/** The chat `id` is offered in `page`'s desk; it clicks Accept and the chat becomes active. */
+async function accepts(page, id, load) {
+  await until(page, `no offer of ${id} in section#offers`, (s) => !!document.querySelector(s), sel.offer(id));
+  await page.click(`${sel.offer(id)} button.accept`);
+  await until(page, `${id} is not in section#active after Accept`, (s) => !!document.querySelector(s), sel.active(id));
+  await until(
+    page,
+    `#load does not read "${load}"`,
+    (want) => document.querySelector("#load")?.textContent.trim() === want,
+    load,
+  );
+}
+
+/** Whose desk, if any, shows an offer of chat `id` (within WAIT). */
+async function offeredTo(pages, id) {
+  const deadline = Date.now() + WAIT;
+  while (Date.now() < deadline) {
+    for (const page of pages) {
+      if (await page.$(sel.offer(id))) return page;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+mkdirSync(SHOTS, { recursive: true });
+// No screenshot of an earlier run may pass for one of this run.
+for (const file of ["desk-ana.png", "desk-ben.png", "wall.png"]) rmSync(path.join(SHOTS, file), { force: true });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  timeout: WAIT * 3,
+  // Root needs --no-sandbox; the rest keep Chromium off the network (a closed network refuses
+  // its background connections, many at a time) and quick to start.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+  ],
+});
+const pages = [];
+let desk = {};
+let wall;
+let failed = null;
+
+try {
+  let mia, tom;
+
+  await step("open desk A (ana), then desk B (ben) — ana online first, so idle longest — and the wall (sam)", async () => {
+    desk.ana = await open(browser, "desk A (ana)", "desk-ana.png", "/?token=ana-token", deskReady);
+    await engineSeesOnline("ana");
+    desk.ben = await open(browser, "desk B (ben)", "desk-ben.png", "/?token=ben-token", deskReady);
+    await engineSeesOnline("ben");
+    wall = await open(browser, "wall (sam)", "wall.png", "/wall?token=sam-token", wallReady);
+    for (const page of [desk.ana, desk.ben]) {
+      for (const s of ["select#presence", "section#active", "section#reopened", "section#offers", "section#archive", "select#archive-scope"]) {
+        if (!(await page.$(s))) fail(`${page.__name}: no ${s}`);
+      }
+    }
+    for (const s of ["#queues", "table#agents", "#reopened", "#kpis", '[data-kpi="overrides"]']) {
+      if (!(await wall.$(s))) fail(`wall: no ${s}`);
+    }
+  });
+
+  await step("the admin API sets ana's limit to 1; her desk and the wall show it live", async () => {
+    const response = await fetch(`${base}/v1/admin/agents/ana/limit`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ limit: 1 }),
+      signal: AbortSignal.timeout(WAIT),
+    });
+    if (response.status !== 204) fail(`PUT /v1/admin/agents/ana/limit: ${response.status} ${await response.text()}`);
+    await until(desk.ana, '#load does not read "0/1"', () => document.querySelector("#load")?.textContent.trim() === "0/1");
+    await until(
+      wall,
+      'ana\'s row: .limit does not read "1"',
+      () => document.querySelector('tr[data-agent-id="ana"] .limit')?.textContent.trim() === "1",
+    );
+  });
+
+  await step("customer Mia writes over HTTP; the chat is offered to ana, who accepts it in her desk (1/1)", async () => {
+    mia = await customerWrites("+4915100000001", "Mia Berg", "My order is late");
+    const to = await offeredTo([desk.ana, desk.ben], mia.chat_id);
+    if (to !== desk.ana) fail(`Mia's chat ${mia.chat_id} was offered to ${to ? to.__name : "nobody"}, not ana (receipt ${JSON.stringify(mia)})`);
+    await accepts(desk.ana, mia.chat_id, "1/1");
+  });
+
+  await step("customer Tom writes; ana is full, so ben gets it, accepts and closes it in his desk", async () => {
+    tom = await customerWrites("+4915100000002", "Tom Lind", "Where is my parcel?");
+    const to = await offeredTo([desk.ana, desk.ben], tom.chat_id);
+    if (to !== desk.ben) fail(`Tom's chat ${tom.chat_id} was offered to ${to ? to.__name : "nobody"}, not ben (receipt ${JSON.stringify(tom)})`);
+    await accepts(desk.ben, tom.chat_id, "1/2");
+    await closeInDesk(desk.ben, tom.chat_id, "Tom Lind");
+    await until(desk.ben, `${tom.chat_id} is still in section#active after closing`, (s) => !document.querySelector(s), sel.active(tom.chat_id));
+    await until(desk.ben, '#load does not read "0/2" after closing', () => document.querySelector("#load")?.textContent.trim() === "0/2");
+  });
+
+  await step("both desks switch the archive to everyone's; Tom's closed chat is reopenable in both", async () => {
+    for (const page of [desk.ana, desk.ben]) {
+      await page.selectOption("select#archive-scope", "all");
+      await until(
+        page,
+        `archive (all): no entry ${tom.chat_id} with an enabled button.reopen`,
+        (s) => {
+          const button = document.querySelector(`${s} button.reopen`);
+          return !!button && !button.disabled;
+        },
+        sel.archive(tom.chat_id),
+      );
+      for (const part of [".countdown", "button.template", ".reason"]) {
+        if (!(await page.$(`${sel.archive(tom.chat_id)} ${part}`))) fail(`${page.__name}: archive entry ${tom.chat_id} has no ${part}`);
+      }
+    }
+  });
+
+  await step("ana clicks Reopen: the chat is in her Reopened section and on the wall, reopened by ana", async () => {
+    // A mark that a reload would wipe: ben's desk must change live.
+    await desk.ben.evaluate(() => (window.__e2eNoReload = true));
+    await desk.ana.click(`${sel.archive(tom.chat_id)} button.reopen`);
+    await until(desk.ana, `${tom.chat_id} is not in section#reopened`, (s) => !!document.querySelector(s), sel.reopened(tom.chat_id));
+    await until(
+      wall,
+      `#reopened has no ${tom.chat_id} with .reopened-by naming ana`,
+      (id) => /ana/i.test(document.querySelector(`#reopened li[data-chat-id="${id}"] .reopened-by`)?.textContent ?? ""),
+      tom.chat_id,
+    );
+  });
+
+  await step("ben's Reopen button for it turns off live", async () => {
+    await until(
+      desk.ben,
+      `the archive entry ${tom.chat_id}'s button.reopen is not disabled`,
+      (s) => document.querySelector(`${s} button.reopen`)?.disabled === true,
+      sel.archive(tom.chat_id),
+    );
+    if (!(await desk.ben.evaluate(() => window.__e2eNoReload === true))) fail("desk B reloaded instead of changing live");
+  });
+
+  await step('ben\'s attempt (window.desk.reopen) shows "active elsewhere — with ana"', async () => {
+    const hasApi = await desk.ben.evaluate(() => typeof window.desk?.reopen === "function");
+    if (!hasApi) fail("desk B: window.desk.reopen is not a function");
+    // Its promise (if any) may reject with the engine's refusal: the .reason is what counts.
+    await desk.ben.evaluate(async (id) => {
+      try {
+        await window.desk.reopen(id);
+      } catch {}
+    }, tom.chat_id);
+    await until(
+      desk.ben,
+      'the entry\'s .reason does not read "active elsewhere — with ana"',
+      (s) => {
+        const text = document.querySelector(`${s} .reason`)?.textContent ?? "";
+        return text.includes("active elsewhere — with ana");
+      },
+      sel.archive(tom.chat_id),
+    );
+  });
+
+  await step("Tom answers over HTTP: the chat is in ana's Active section, over her limit (2/1)", async () => {
+    const receipt = await customerWrites("+4915100000002", "Tom Lind", "Yes, still waiting!");
+    if (receipt.chat_id !== tom.chat_id || receipt.state !== "active" || receipt.owner !== "ana") {
+      fail(`Tom's reply: expected ${tom.chat_id} active with ana, the engine answered ${JSON.stringify(receipt)}`);
+    }
+    await until(desk.ana, `${tom.chat_id} is not in section#active`, (s) => !!document.querySelector(s), sel.active(tom.chat_id));
+    await until(desk.ana, `${tom.chat_id} is still in section#reopened`, (s) => !document.querySelector(s), sel.reopened(tom.chat_id));
+    await until(desk.ana, "section#active has no class over-limit", () => !!document.querySelector("section#active.over-limit"));
+    await until(desk.ana, '#load does not read "2/1"', () => document.querySelector("#load")?.textContent.trim() === "2/1");
+  });
+
+  await step("the wall shows ana over her limit and the override counted", async () => {
+    await until(wall, 'tr[data-agent-id="ana"] has no class over-limit', () => !!document.querySelector('tr[data-agent-id="ana"].over-limit'));
+    await until(
+      wall,
+      'ana\'s row: .load does not read "2"',
+      () => document.querySelector('tr[data-agent-id="ana"] .load')?.textContent.trim() === "2",
+    );
+    await until(wall, `${tom.chat_id} is still in #reopened after the reply`, (id) => !document.querySelector(`#reopened li[data-chat-id="${id}"]`), tom.chat_id);
+    await until(wall, '[data-kpi="overrides"] does not show a number ≥ 1', () => {
+      const match = (document.querySelector('[data-kpi="overrides"]')?.textContent ?? "").match(/\d+/);
+      return !!match && Number(match[0]) >= 1;
+    });
+  });
+
+  await step("no page lost its connection or threw an uncaught error on the way", async () => {
+    for (const page of pages) {
+      await until(page, "the #offline banner is shown", () => document.querySelector("#offline")?.hidden === true);
+      const uncaught = page.__problems.filter((p) => p.startsWith("uncaught"));
+      if (uncaught.length) fail(`${page.__name}: ${uncaught.join("; ")}`);
+    }
+  });
+} catch (e) {
+  failed = e;
+}
+
+// Screenshots of every page, whatever happened (on a failure they show where it stopped).
+const shots = [];
+for (const page of pages) {
+  const where = path.join(SHOTS, page.__file);
+  try {
+    await page.screenshot({ path: where, fullPage: true, timeout: WAIT });
+    shots.push(where);
+  } catch (e) {
+    console.error(`could not save ${where}: ${e.message}`);
+  }
+}
+if (shots.length) console.log(`screenshots: ${shots.join(", ")}`);
+
+if (failed) {
+  console.error(`\ne2e: FAILED at step "${current}":\n  ${failed.message}`);
+  if (!(failed instanceof Failure)) console.error(failed.stack);
+  for (const page of pages) {
+    for (const s of ["section#active", "section#reopened", "section#offers", "section#archive", "#load", "table#agents", "#reopened", "#kpis"]) {
+      if (await page.$(s).catch(() => null)) console.error("  " + (await show(page, s)));
+    }
+    for (const problem of page.__problems) console.error(`  ${page.__name}: ${problem}`);
+  }
+}
+await Promise.race([browser.close(), new Promise((r) => setTimeout(r, WAIT))]);
+if (failed) process.exit(1);
+console.log("e2e: passed");
+process.exit(0);
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Closes chat `id` in `page`'s desk the way an agent would: opens it from its card in the Active
+ * section and clicks the chat view's `button#close-chat`. `name` is the customer's, shown as the
+ * chat view's title.
+ */
+async function closeInDesk(page, id, name) {
+  // Near the card's corner: its text, not a button inside it.
+  await page.click(sel.active(id), { position: { x: 8, y: 8 } });
+  await until(
+    page,
+    `the chat view (#chat) did not open on ${id} (title naming ${name})`,
+    (who) => !document.querySelector("#chat")?.hidden && (document.querySelector("#chat-title")?.textContent ?? "").includes(who),
+    name,
+  );
+  const close = page.locator("#chat button#close-chat");
+  if (!(await close.isVisible())) fail(`${page.__name}: no visible button#close-chat in the chat view of ${id}`);
+  await close.click();
+}
