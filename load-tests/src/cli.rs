@@ -76,7 +76,10 @@ pub(crate) enum Scenario {
     Idle {
         #[command(flatten)]
         idle: IdleArgs,
-        /// Run the same against the floor relay first, and report the ratios.
+        #[command(flatten)]
+        watch: SupervisorArgs,
+        /// Run the same against the floor relay first, and report the ratios (the floor has
+        /// no supervisor socket: it runs without --supervisors).
         #[arg(long)]
         with_floor: bool,
     },
@@ -84,7 +87,10 @@ pub(crate) enum Scenario {
     ReopenStorm {
         #[command(flatten)]
         storm: StormArgs,
-        /// Run the same against the floor relay first, and report the ratios.
+        #[command(flatten)]
+        watch: SupervisorArgs,
+        /// Run the same against the floor relay first, and report the ratios (the floor has
+        /// no supervisor socket: it runs without --supervisors).
         #[arg(long)]
         with_floor: bool,
     },
@@ -152,6 +158,16 @@ pub(crate) struct StormArgs {
     pub(crate) concurrency: u64,
 }
 
+/// Supervisors watching while a scenario runs (`idle`, `reopen-storm`, `routing`; engine only).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct SupervisorArgs {
+    /// Before the measured phase, register this many supervisors, connect each to
+    /// /v1/supervisor/ws (--connect-concurrency at a time) subscribed to every queue, and read
+    /// them for the whole run. The agents' figures are measured as without them.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub(crate) supervisors: u64,
+}
+
 /// Options of `race`.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct RaceArgs {
@@ -181,4 +197,6 @@ pub(crate) struct RoutingArgs {
     /// Milliseconds an agent keeps a chat before closing it.
     #[arg(long, default_value_t = 200)]
     pub(crate) think_ms: u64,
+    #[command(flatten)]
+    pub(crate) watch: SupervisorArgs,
 }

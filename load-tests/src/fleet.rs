@@ -25,7 +25,7 @@ use crate::wire::{self, Incoming};
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long one connection may take to open and say `welcome`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Frames queued to send, by connection index.
 #[derive(Debug, Default)]
@@ -98,9 +98,18 @@ fn ws_config() -> WebSocketConfig {
         .write_buffer_size(4 * 1024)
 }
 
+/// The agents' WebSocket.
+pub(crate) const AGENT_WS: &str = "/v1/agent/ws";
+
 /// Opens one agent connection and waits for `welcome`; returns it and the welcome's `seq`.
 async fn connect(ws_base: &str, token: &str) -> anyhow::Result<(Ws, u64)> {
-    let url = format!("{ws_base}/v1/agent/ws?token={token}");
+    connect_to(ws_base, AGENT_WS, token).await
+}
+
+/// Opens one connection to the socket at `path` (the agents' or the supervisors') and waits
+/// for `welcome`; returns it and the welcome's `seq`.
+pub(crate) async fn connect_to(ws_base: &str, path: &str, token: &str) -> anyhow::Result<(Ws, u64)> {
+    let url = format!("{ws_base}{path}?token={token}");
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await?;
     loop {
         match ws.next().await.context("closed before welcome")?? {
@@ -199,7 +208,7 @@ pub(crate) async fn launch<B: Behaviour>(
 }
 
 /// The first line of an error chain, for grouping errors by kind.
-fn short(e: &anyhow::Error) -> String {
+pub(crate) fn short(e: &anyhow::Error) -> String {
     let text = e.to_string();
     // io errors carry an OS number that is the same for the same kind; keep the words only.
     text.split(" (os error").next().unwrap_or(&text).to_owned()

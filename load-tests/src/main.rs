@@ -6,6 +6,7 @@
 //! - [`fleet`]: simulated agents, one task per agent over its connections.
 //! - [`http`]: admin API and channel ingress.
 //! - [`scenario`]: idle, reopen-storm, race, routing.
+//! - [`supervisors`]: supervisors watching the board while a scenario runs.
 //! - [`relay`]: the floor, a bare relay with the engine's shape.
 //! - [`stats`], [`report`], [`procstat`]: what is measured and how it is printed.
 
@@ -18,6 +19,7 @@ mod relay;
 mod report;
 mod scenario;
 mod stats;
+mod supervisors;
 mod target;
 mod wire;
 
@@ -77,10 +79,14 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
     let client = http::client(16)?;
     quiet(common).await;
     match scenario {
-        Scenario::Idle { idle, with_floor } => {
+        Scenario::Idle {
+            idle,
+            watch,
+            with_floor,
+        } => {
             let floor = if *with_floor {
                 let target = target::spawn_floor(&client, common.floor_axum_defaults).await?;
-                let report = scenario::idle::run(&target, common, idle).await?;
+                let report = scenario::idle::run(&target, common, idle, 0).await?;
                 drop(target);
                 quiet(common).await;
                 Some(report)
@@ -88,16 +94,21 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
                 None
             };
             let target = scenario::engine(common, &client).await?;
-            let engine = scenario::idle::run(&target, common, idle).await?;
+            let engine = scenario::idle::run(&target, common, idle, watch.supervisors).await?;
             match floor {
                 Some(floor) => print_compared(&Compared::new(engine, floor)),
                 None => print(&engine),
             }
         }
-        Scenario::ReopenStorm { storm, with_floor } => {
+        Scenario::ReopenStorm {
+            storm,
+            watch,
+            with_floor,
+        } => {
             let floor = if *with_floor {
                 let target = target::spawn_floor(&client, common.floor_axum_defaults).await?;
-                let report = scenario::storm::run(&target, common, storm).await?;
+                // The relay has no supervisor socket: the floor runs without them.
+                let report = scenario::storm::run(&target, common, storm, 0).await?;
                 drop(target);
                 quiet(common).await;
                 Some(report)
@@ -105,7 +116,7 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
                 None
             };
             let target = scenario::engine(common, &client).await?;
-            let engine = scenario::storm::run(&target, common, storm).await?;
+            let engine = scenario::storm::run(&target, common, storm, watch.supervisors).await?;
             match floor {
                 Some(floor) => print_compared(&Compared::new(engine, floor)),
                 None => print(&engine),
@@ -124,8 +135,8 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
         Scenario::Floor { shape, storm, idle } => {
             let target = target::spawn_floor(&client, common.floor_axum_defaults).await?;
             let report = match shape {
-                Shape::ReopenStorm => scenario::storm::run(&target, common, storm).await?,
-                Shape::Idle => scenario::idle::run(&target, common, idle).await?,
+                Shape::ReopenStorm => scenario::storm::run(&target, common, storm, 0).await?,
+                Shape::Idle => scenario::idle::run(&target, common, idle, 0).await?,
             };
             print(&report);
         }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::procstat::{self, CpuMark, MachineMark};
 use crate::stats::{Stats, Summary};
+use crate::supervisors::SupervisorFigures;
 use crate::target::{Kind, Target};
 
 /// What `/proc` says about a process over the measured window.
@@ -55,6 +56,9 @@ pub(crate) struct Report {
     pub(crate) others_cpu_pct_of_one_core: Option<f64>,
     /// Scenario-specific figures.
     pub(crate) extra: BTreeMap<&'static str, serde_json::Value>,
+    /// Supervisors watching the board (`--supervisors`), on scenarios that have them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) supervisors: Option<SupervisorFigures>,
 }
 
 /// Marks taken when the measured window opens.
@@ -137,6 +141,7 @@ impl Window {
             machine_cpu_pct_of_one_core: machine_cpu.map(round),
             others_cpu_pct_of_one_core: others.map(round),
             extra: BTreeMap::new(),
+            supervisors: None,
         }
     }
 }
@@ -200,6 +205,24 @@ impl Report {
         );
         for (k, v) in &self.extra {
             let _ = writeln!(t, "{k:<13} {v}");
+        }
+        match &self.supervisors {
+            Some(s) if s.requested > 0 => {
+                let _ = writeln!(
+                    t,
+                    "supervisors   {} subscribed to every queue ({:.2} s; boards of {} bytes), {} still connected, {} closed early",
+                    s.subscribed, s.subscribe_all_s, s.board_bytes, s.connected, s.closed_early
+                );
+                let _ = writeln!(
+                    t,
+                    "  each        {:.1} frames/s, {:.1} events/s, {:.0} bytes per frame ({:.2} MiB/s for all)",
+                    s.frames_per_s_each, s.events_per_s_each, s.bytes_per_frame, s.mib_per_s_all
+                );
+            }
+            Some(_) => {
+                let _ = writeln!(t, "supervisors   none");
+            }
+            None => {}
         }
         let _ = writeln!(
             t,

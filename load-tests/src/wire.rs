@@ -66,6 +66,125 @@ pub(crate) struct CustomerRef<'a> {
     pub(crate) name: Option<Cow<'a, str>>,
 }
 
+/// A frame from the supervisor socket (`/v1/supervisor/ws`): what the harness counts of it.
+/// A `pushes` frame is not taken apart: its events are only counted, and their `seq`s checked
+/// for order.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SupervisorIncoming<'a> {
+    /// `welcome`, `ok`, `error` or `pushes`.
+    #[serde(rename = "type", borrow)]
+    pub(crate) kind: Cow<'a, str>,
+    /// The request id of an `ok` or `error`.
+    #[serde(default, borrow)]
+    pub(crate) id: Option<Cow<'a, str>>,
+    /// The error code of an `error`.
+    #[serde(default, borrow)]
+    pub(crate) code: Option<Cow<'a, str>>,
+    /// The kind of an `ok`'s result (`board` for a subscription).
+    #[serde(default, borrow)]
+    pub(crate) result: Option<ResultKind<'a>>,
+    /// The events of a `pushes` frame.
+    #[serde(default)]
+    pub(crate) events: Option<Events>,
+}
+
+/// The kind of a supervisor reply's result.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResultKind<'a> {
+    #[serde(borrow)]
+    pub(crate) kind: Cow<'a, str>,
+}
+
+/// The events of a `pushes` frame, counted without keeping them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Events {
+    /// How many.
+    pub(crate) count: u64,
+    /// The first and last `seq`.
+    pub(crate) first: Option<u64>,
+    pub(crate) last: Option<u64>,
+    /// Whether every `seq` was above the one before (the engine may skip numbers: a later
+    /// row of the same agent supersedes an earlier one).
+    pub(crate) increasing: bool,
+}
+
+impl<'de> Deserialize<'de> for Events {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// An event's `seq`; the rest is skipped.
+        #[derive(Deserialize)]
+        struct Seq {
+            #[serde(default)]
+            seq: Option<u64>,
+        }
+
+        struct Counter;
+
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Events;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of board events")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut events: A) -> Result<Events, A::Error> {
+                let mut out = Events {
+                    increasing: true,
+                    ..Events::default()
+                };
+                while let Some(Seq { seq }) = events.next_element()? {
+                    out.count += 1;
+                    if let Some(seq) = seq {
+                        if out.last.is_some_and(|last| seq <= last) {
+                            out.increasing = false;
+                        }
+                        out.first.get_or_insert(seq);
+                        out.last = Some(seq);
+                    }
+                }
+                Ok(out)
+            }
+        }
+
+        deserializer.deserialize_seq(Counter)
+    }
+}
+
+/// How the engine starts a `pushes` frame (compact JSON).
+const PUSHES_HEAD: &str = r#"{"type":"pushes","events":["#;
+
+/// How every board event starts: `seq` is its first field.
+const EVENT_HEAD: &str = r#"{"seq":"#;
+
+/// Counts the events of a `pushes` frame as the engine writes it, without parsing it: every
+/// event is an object whose first field is `seq`, and `{"seq":` cannot occur inside a JSON
+/// string (its quotes would be escaped), nor starts any object nested in an event. This is
+/// the supervisors' hot path: a frame is tens of KiB, 20–40 times a second, per supervisor.
+/// `None` when `text` is not such a frame: parse it with [`parse_supervisor`].
+pub(crate) fn scan_pushes(text: &str) -> Option<Events> {
+    let events = text.strip_prefix(PUSHES_HEAD)?;
+    let mut out = Events {
+        increasing: true,
+        ..Events::default()
+    };
+    for (at, head) in events.match_indices(EVENT_HEAD) {
+        let digits = &events[at + head.len()..];
+        let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+        let seq: u64 = digits[..end].parse().ok()?;
+        out.count += 1;
+        if out.last.is_some_and(|last| seq <= last) {
+            out.increasing = false;
+        }
+        out.first.get_or_insert(seq);
+        out.last = Some(seq);
+    }
+    Some(out)
+}
+
+/// Parses one text frame of the supervisor socket.
+pub(crate) fn parse_supervisor(text: &str) -> Result<SupervisorIncoming<'_>, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 /// Parses one text frame.
 pub(crate) fn parse(text: &str) -> Result<Incoming<'_>, serde_json::Error> {
     serde_json::from_str(text)
@@ -109,6 +228,57 @@ mod tests {
             closed.event.and_then(|e| e.chat().map(str::to_owned)).as_deref(),
             Some("c9")
         );
+    }
+
+    #[test]
+    fn counts_a_supervisor_pushes_frame() {
+        let text = r#"{"type":"pushes","events":[{"seq":4,"kind":"agent_changed","agent":{"id":"a","name":"A","role":"agent","presence":"online","load":1,"limit":3,"offered":0,"over_limit":false,"overrides":0}},{"seq":6,"kind":"chat_reopened","chat":{"chat_id":"c","customer":{"id":"cu","name":"x \"seq\": 1"},"channel":"webchat","queue":"webchat","reopened_by":"a","reopened_at":"2026-01-01T00:00:00Z","window_expires_at":null}},{"seq":7,"kind":"kpis_changed","kpis":{"since":"2026-01-01T00:00:00Z","figures":{"chats":[1,2]}}}]}"#;
+        let frame = parse_supervisor(text).expect("parses");
+        assert_eq!(frame.kind, "pushes");
+        let events = frame.events.expect("events");
+        assert_eq!(
+            events,
+            Events {
+                count: 3,
+                first: Some(4),
+                last: Some(7),
+                increasing: true
+            }
+        );
+        // The scan counts the same, without parsing.
+        assert_eq!(scan_pushes(text), Some(events));
+        // Not a `pushes` frame, or one the scan cannot read: the caller parses.
+        assert_eq!(
+            scan_pushes(r#"{"type":"ok","id":"s1","result":{"kind":"board"}}"#),
+            None
+        );
+        assert_eq!(
+            scan_pushes(r#"{"type":"pushes","events":[{"seq":1,"kpis":{"seq":[1]}}]}"#),
+            None
+        );
+        let back = r#"{"type":"pushes","events":[{"seq":9,"kind":"x"},{"seq":9,"kind":"y"}]}"#;
+        assert!(
+            !parse_supervisor(back)
+                .expect("parses")
+                .events
+                .expect("events")
+                .increasing
+        );
+        assert!(!scan_pushes(back).expect("scans").increasing);
+    }
+
+    #[test]
+    fn reads_a_supervisor_subscription_reply() {
+        let ok = parse_supervisor(
+            r#"{"type":"ok","id":"s1","result":{"kind":"board","seq":12,"queues":[],"agents":[],"reopened":[],"kpis":{}}}"#,
+        )
+        .expect("parses");
+        assert_eq!((&*ok.kind, ok.id.as_deref()), ("ok", Some("s1")));
+        assert_eq!(ok.result.map(|r| r.kind.into_owned()).as_deref(), Some("board"));
+        assert!(ok.events.is_none());
+        let welcome = parse_supervisor(r#"{"type":"welcome","protocol":1,"supervisor":{"id":"s","name":"S","role":"supervisor","limit":3,"queues":[]},"seq":0}"#)
+            .expect("parses");
+        assert_eq!(welcome.kind, "welcome");
     }
 
     #[test]

@@ -10,10 +10,21 @@ use crate::http;
 use crate::procstat;
 use crate::report::{self, Report, Window};
 use crate::stats::Stats;
+use crate::supervisors::Watchers;
 use crate::target::{Kind, Target};
 
-/// Runs the idle scenario.
-pub(crate) async fn run(target: &Target, common: &Common, args: &IdleArgs) -> anyhow::Result<Report> {
+/// Runs the idle scenario; `supervisors` (the engine only) subscribe before the window opens,
+/// so their memory is in the "before" reading.
+pub(crate) async fn run(
+    target: &Target,
+    common: &Common,
+    args: &IdleArgs,
+    supervisors: u64,
+) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        supervisors == 0 || target.kind == Kind::Engine,
+        "the floor relay has no supervisor socket"
+    );
     let stats = Arc::new(Stats::new());
     let client = http::client(8)?;
     let per_agent = args.conns_per_agent as usize;
@@ -27,9 +38,18 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &IdleArgs) -> an
             start.elapsed().as_secs_f64()
         );
     }
+    let watchers = Watchers::start(
+        &client,
+        &target.base,
+        &target.ws_base(),
+        supervisors as usize,
+        common.connect_concurrency,
+    )
+    .await?;
     // Let the allocator settle before the "before" reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let window = Window::open(target, &stats);
+    let watched = watchers.mark();
     let rss_before = target.pid.and_then(procstat::rss_kib);
     eprintln!(
         "connecting {} connections ({agents} agents × {per_agent}) to the {:?}",
@@ -56,6 +76,10 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &IdleArgs) -> an
     bar.finish_and_clear();
     let _ = live.await;
     let mut report = window.close("idle", target, &stats).finish(&stats);
+    if target.kind == Kind::Engine {
+        report.supervisors = Some(watchers.figures(&watched));
+        report.errors.extend(watchers.errors());
+    }
     let conns = report.connections;
     report.driver = format!(
         "{} connections opened at most {} at a time, then held",
@@ -74,6 +98,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &IdleArgs) -> an
             .extra
             .insert("rss_per_conn_kib", ((per_conn * 100.0).round() / 100.0).into());
     }
+    watchers.shutdown().await;
     fleet.shutdown().await;
     Ok(report)
 }

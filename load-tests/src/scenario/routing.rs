@@ -19,6 +19,7 @@ use crate::http::{self, Job, Message, Pool, Stamps};
 use crate::report::{self, Report, Window};
 use crate::scenario::{run_prefix, Pacer};
 use crate::stats::{Path, Stats};
+use crate::supervisors::Watchers;
 use crate::target::Target;
 use crate::wire::{self, Incoming};
 
@@ -138,6 +139,16 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
         stats.errors()
     );
 
+    // Subscribed before the load starts, read until the end.
+    let watchers = Watchers::start(
+        &client,
+        &target.base,
+        &target.ws_base(),
+        args.watch.supervisors as usize,
+        common.connect_concurrency,
+    )
+    .await?;
+
     let capacity = agents as f64 * f64::from(args.limit) / think.as_secs_f64().max(1e-3);
     let driver = format!(
         "open loop: {:.0} new chats/s; capacity ≈ {capacity:.0} chats/s ({agents} agents × limit {} / {} ms think)",
@@ -168,6 +179,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
     };
     tokio::time::sleep(Duration::from_secs_f64(common.warmup)).await;
     let window = Window::open(target, &stats);
+    let watched = watchers.mark();
     let bar = report::bar(common.duration.ceil() as u64, "routing (s)");
     let live = report::live(bar.clone(), stats.clone());
     let (mut max_waiting, mut last_waiting) = (0usize, 0usize);
@@ -182,17 +194,22 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
         }
     }
     let mut report = window.close("routing", target, &stats);
+    let mut watching = watchers.figures(&watched);
     arrivals.abort();
     bar.finish_and_clear();
     let _ = live.await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     report = report.finish(&stats);
+    watching.closed_early = watchers.figures(&watched).closed_early;
+    report.errors.extend(watchers.errors());
+    report.supervisors = Some(watching);
     report.driver = driver;
     report.agents = agents;
     report.unit = "chats closed";
     report.extra.insert("queue_waiting_max", max_waiting.into());
     report.extra.insert("queue_waiting_last", last_waiting.into());
     pool.close();
+    watchers.shutdown().await;
     fleet.shutdown().await;
     Ok(report)
 }

@@ -18,6 +18,7 @@ use crate::procstat;
 use crate::report::{self, Report, Window};
 use crate::scenario::{closed_chats, run_prefix, Pacer, Setup};
 use crate::stats::{Path, Stats};
+use crate::supervisors::Watchers;
 use crate::target::{Kind, Target};
 use crate::wire::{self, Incoming};
 
@@ -246,8 +247,18 @@ impl Behaviour for StormAgent {
     }
 }
 
-/// Runs the storm against `target` and reports the measured window.
-pub(crate) async fn run(target: &Target, common: &Common, args: &StormArgs) -> anyhow::Result<Report> {
+/// Runs the storm against `target` and reports the measured window; `supervisors` watch the
+/// board meanwhile (the engine only).
+pub(crate) async fn run(
+    target: &Target,
+    common: &Common,
+    args: &StormArgs,
+    supervisors: u64,
+) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        supervisors == 0 || target.kind == Kind::Engine,
+        "the floor relay has no supervisor socket"
+    );
     let stats = Arc::new(Stats::new());
     let workers = http::workers_for(args.concurrency, common.http_workers);
     let client = http::client(workers)?;
@@ -313,6 +324,16 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &StormArgs) -> a
             .collect();
         tx.send(Command::Assign(mine)).await?;
     }
+    // Subscribed before the load starts, read until the end: the warm-up and the window
+    // both see them.
+    let watchers = Watchers::start(
+        &client,
+        &target.base,
+        &target.ws_base(),
+        supervisors as usize,
+        common.connect_concurrency,
+    )
+    .await?;
 
     let driver = match args.rate {
         Some(rate) => format!(
@@ -362,6 +383,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &StormArgs) -> a
 
     tokio::time::sleep(Duration::from_secs_f64(common.warmup)).await;
     let window = Window::open(target, &stats);
+    let watched = watchers.mark();
     shared.started.store(0, Ordering::Relaxed);
     shared
         .max_cycles
@@ -383,6 +405,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &StormArgs) -> a
         }
     }
     let mut report = window.close("reopen-storm", target, &stats);
+    let mut watching = watchers.figures(&watched);
     shared.stopping.store(true, Ordering::Relaxed);
     bar.finish_and_clear();
     let _ = live.await;
@@ -393,6 +416,12 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &StormArgs) -> a
     }
     let stuck = stats.in_flight.load(Ordering::Relaxed);
     report = report.finish(&stats);
+    if target.kind == Kind::Engine {
+        // Closes during the drain count too.
+        watching.closed_early = watchers.figures(&watched).closed_early;
+        report.errors.extend(watchers.errors());
+        report.supervisors = Some(watching);
+    }
     report.driver = driver;
     report.agents = agents;
     report.unit = "cycles";
@@ -407,6 +436,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &StormArgs) -> a
         report.extra.insert("cycles_unfinished_after_drain", stuck.into());
     }
     pool.close();
+    watchers.shutdown().await;
     fleet.shutdown().await;
     Ok(report)
 }
