@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::supervision::{encode, Subscribed, Watch};
+use super::views::queue_view;
 use super::*;
 use crate::core::analytics::{Event, EventKind};
 use crate::core::Changes;
@@ -151,19 +152,7 @@ impl Engine {
         let queues = router
             .queues()
             .filter(|(id, _)| watch.shows(Some(id)))
-            .map(|(id, waiting)| QueueView {
-                id: id.clone(),
-                waiting: waiting
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| WaitingView {
-                        chat_id: w.chat.clone(),
-                        customer_id: w.customer.clone(),
-                        position: i + 1,
-                        since: w.since,
-                    })
-                    .collect(),
-            })
+            .map(|(id, waiting)| queue_view(id, waiting))
             .collect();
         let mut agents: Vec<AgentRow> = router
             .seats()

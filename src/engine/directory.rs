@@ -1,5 +1,6 @@
 //! Agents and their connections: the admin side of the engine, and who is online.
 
+use super::views::queue_view;
 use super::*;
 
 impl Engine {
@@ -114,19 +115,7 @@ impl Engine {
         let router = self.router.lock();
         router
             .queues()
-            .map(|(id, waiting)| QueueView {
-                id: id.clone(),
-                waiting: waiting
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| WaitingView {
-                        chat_id: w.chat.clone(),
-                        customer_id: w.customer.clone(),
-                        position: i + 1,
-                        since: w.since,
-                    })
-                    .collect(),
-            })
+            .map(|(id, waiting)| queue_view(id, waiting))
             .collect()
     }
 

@@ -1,7 +1,11 @@
 //! How core state looks on the wire.
 
+use std::collections::VecDeque;
+
 use crate::clock::Timestamp;
-use crate::core::{ChannelPolicy, Chat, CustomerFile};
+use crate::core::{ChannelPolicy, Chat, CustomerFile, Waiting};
+use crate::ids::QueueId;
+use crate::protocol::supervisor::{QueueView, WaitingView};
 use crate::protocol::{ArchiveEntry, ChatView, CustomerView};
 
 pub(crate) fn customer_view(file: &CustomerFile) -> CustomerView {
@@ -59,4 +63,21 @@ pub(crate) fn matches_query(file: &CustomerFile, query: &str) -> bool {
         .map(String::as_str)
         .chain(file.identities.iter().map(|(_, a)| a.as_str()))
         .any(|field| field.to_lowercase().contains(&query))
+}
+
+/// A queue with its waiting chats, next first, numbered from 1.
+pub(crate) fn queue_view(id: &QueueId, waiting: &VecDeque<Waiting>) -> QueueView {
+    QueueView {
+        id: id.clone(),
+        waiting: waiting
+            .iter()
+            .enumerate()
+            .map(|(i, w)| WaitingView {
+                chat_id: w.chat.clone(),
+                customer_id: w.customer.clone(),
+                position: i + 1,
+                since: w.since,
+            })
+            .collect(),
+    }
 }
