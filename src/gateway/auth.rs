@@ -109,8 +109,20 @@ pub fn authenticate(
     session_of(engine, security, token)
 }
 
+/// Authenticates a WebSocket upgrade and checks that the agent may open one more.
+pub fn admit_socket(
+    engine: &Engine,
+    security: &Security,
+    query: &Handshake,
+    headers: &HeaderMap,
+) -> Result<Session, ApiError> {
+    let session = authenticate(engine, security, query, headers)?;
+    room_for_connection(engine, security, &session)?;
+    Ok(session)
+}
+
 /// Refuses another WebSocket of an agent that has as many as it may (tabs, devices).
-pub fn room_for_connection(engine: &Engine, security: &Security, session: &Session) -> Result<(), ApiError> {
+fn room_for_connection(engine: &Engine, security: &Security, session: &Session) -> Result<(), ApiError> {
     let agent = &session.caller.id;
     let open = engine.fanout().connections(agent) + engine.supervision().connections_of(agent);
     if open >= security.max_connections_per_agent {

@@ -11,7 +11,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::auth::{authenticate, refresh, room_for_connection, Handshake, Session};
+use super::auth::{admit_socket, refresh, Handshake, Session};
 use super::connection::{self, decode, rejection_frame, send_close, text_message, HARD_FRAME_LIMIT};
 use super::error::ApiError;
 use super::AppState;
@@ -34,9 +34,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let session = match authenticate(&state.engine, &state.security, &query, &headers)
-        .and_then(|s| room_for_connection(&state.engine, &state.security, &s).map(|()| s))
-    {
+    let session = match admit_socket(&state.engine, &state.security, &query, &headers) {
         Ok(session) => session,
         Err(e) => return e.into_response(),
     };
