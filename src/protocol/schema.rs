@@ -1,6 +1,6 @@
 //! Generates the files of `protocol/` from the types: a JSON Schema (draft 2020-12) for every
-//! frame and HTTP body, and an AsyncAPI 3.0 document of the agent WebSocket and the outbound
-//! webhook. `tests/protocol_drift.rs` regenerates them and fails when the checked-in files differ.
+//! frame and HTTP body, and an AsyncAPI 3.0 document of the agent and supervisor WebSockets and
+//! the outbound webhook. `tests/protocol_drift.rs` regenerates them and fails when the checked-in files differ.
 //!
 //! What the engine reads is described as it deserializes (a field with a default may be left
 //! out); what it writes as it serializes (an `Option` field is always there, `null` when empty),
@@ -19,6 +19,9 @@ use super::{
 
 /// Where the agent WebSocket lives, relative to the engine's address.
 const AGENT_WS_PATH: &str = "/v1/agent/ws";
+
+/// Where the supervisor WebSocket lives.
+const SUPERVISOR_WS_PATH: &str = "/v1/supervisor/ws";
 
 /// The engine's default listening address.
 const DEFAULT_HOST: &str = "127.0.0.1:8080";
@@ -125,6 +128,8 @@ struct AsyncApiSchemas {
     schemas: Map<String, Value>,
     client_frame: Value,
     server_frame: Value,
+    supervisor_frame: Value,
+    supervisor_server_frame: Value,
     outbound_message: Value,
 }
 
@@ -133,10 +138,12 @@ struct AsyncApiSchemas {
 fn asyncapi_schemas() -> AsyncApiSchemas {
     let mut reader = asyncapi_generator(SchemaSettings::draft07().for_deserialize());
     let mut client_frame = reader.subschema_for::<ClientFrame>().to_value();
+    let mut supervisor_frame = reader.subschema_for::<SupervisorFrame>().to_value();
     let read = reader.take_definitions(true);
 
     let mut writer = asyncapi_generator(SchemaSettings::draft07().for_serialize());
     let server_frame = writer.subschema_for::<ServerFrame>().to_value();
+    let supervisor_server_frame = writer.subschema_for::<SupervisorServerFrame>().to_value();
     let outbound_message = writer.subschema_for::<OutboundMessage>().to_value();
     let mut schemas = writer.take_definitions(true);
 
@@ -148,6 +155,7 @@ fn asyncapi_schemas() -> AsyncApiSchemas {
         .map(|(name, _)| name.clone())
         .collect();
     rename_refs(&mut client_frame, &conflicts);
+    rename_refs(&mut supervisor_frame, &conflicts);
     for (name, mut schema) in read {
         rename_refs(&mut schema, &conflicts);
         let name = if conflicts.contains(&name) {
@@ -161,17 +169,32 @@ fn asyncapi_schemas() -> AsyncApiSchemas {
         schemas,
         client_frame,
         server_frame,
+        supervisor_frame,
+        supervisor_server_frame,
         outbound_message,
     }
 }
 
-/// Splits the `ServerFrame` schema into one schema per frame `type` (`ServerFrame.welcome`, …)
-/// and returns a message for each, in the order of the enum.
-fn server_frame_messages(schemas: &mut Map<String, Value>, server_frame: &Value) -> Vec<(String, Value)> {
-    let Some(Value::Object(mut frame)) = schema_named(server_frame, schemas).cloned() else {
+/// A message of a WebSocket channel.
+struct FrameMessage {
+    /// Its key in the channel: the frame's `type` (`welcome`), or `request`.
+    key: String,
+    /// Its key in `components.messages`, unique across channels (`supervisor.welcome`).
+    id: String,
+    message: Value,
+}
+
+/// Splits the schema of a server frame enum (`frame`, a reference to e.g. `ServerFrame`) into
+/// one schema per frame `type` (`ServerFrame.welcome`, …) and returns a message for each, in
+/// the order of the enum, with ids `{prefix}{type}`.
+fn server_frame_messages(schemas: &mut Map<String, Value>, frame: &Value, prefix: &str) -> Vec<FrameMessage> {
+    let Some(name) = schema_name(frame).map(str::to_owned) else {
         return Vec::new();
     };
-    let variants = match frame.remove("oneOf") {
+    let Some(Value::Object(mut enum_schema)) = schemas.get(&name).cloned() else {
+        return Vec::new();
+    };
+    let variants = match enum_schema.remove("oneOf") {
         Some(Value::Array(variants)) => variants,
         _ => Vec::new(),
     };
@@ -182,11 +205,12 @@ fn server_frame_messages(schemas: &mut Map<String, Value>, server_frame: &Value)
             continue;
         };
         let kind = kind.to_owned();
-        let reference = json!({ "$ref": format!("#/components/schemas/ServerFrame.{kind}") });
+        let id = format!("{prefix}{kind}");
+        let reference = json!({ "$ref": format!("#/components/schemas/{name}.{kind}") });
         let summary = variant["description"].as_str().unwrap_or_default().to_owned();
-        schemas.insert(format!("ServerFrame.{kind}"), variant);
+        schemas.insert(format!("{name}.{kind}"), variant);
         let mut message = json!({
-            "name": kind,
+            "name": id,
             "title": format!("`{kind}` frame"),
             "summary": summary,
             "contentType": "application/json",
@@ -196,49 +220,227 @@ fn server_frame_messages(schemas: &mut Map<String, Value>, server_frame: &Value)
             message["correlationId"] = json!({ "$ref": "#/components/correlationIds/requestId" });
         }
         refs.push(reference);
-        messages.push((kind, message));
+        messages.push(FrameMessage {
+            key: kind,
+            id,
+            message,
+        });
     }
-    frame.insert("oneOf".into(), Value::Array(refs));
-    schemas.insert("ServerFrame".into(), Value::Object(frame));
+    enum_schema.insert("oneOf".into(), Value::Array(refs));
+    schemas.insert(name, Value::Object(enum_schema));
     messages
 }
 
+/// One WebSocket of the engine: requests answered by `ok` or `error`, and frames from the engine.
+struct Socket {
+    /// The channel's key.
+    channel: &'static str,
+    address: &'static str,
+    title: &'static str,
+    description: &'static str,
+    /// Whose token opens it.
+    token: &'static str,
+    /// Prefixed to its messages' keys in `components.messages`, so that two sockets' frames of
+    /// the same `type` do not collide.
+    message_prefix: &'static str,
+    /// The keys and titles of its two operations.
+    send_operation: (&'static str, &'static str),
+    receive_operation: (&'static str, &'static str),
+    /// Who sends the requests, as in "a request from {client}".
+    client: &'static str,
+    receive_summary: &'static str,
+    /// References to the schemas of its request frame and of its server frame enum.
+    request: Value,
+    server_frame: Value,
+}
+
+/// What a [`Socket`] adds to the document.
+struct SocketParts {
+    channel: Value,
+    operations: Vec<(String, Value)>,
+    /// Keyed by their ids in `components.messages`.
+    messages: Vec<(String, Value)>,
+}
+
+/// The channel of a socket, its operations (send a request with an `ok`/`error` reply; receive
+/// frames) and its messages; splits its server frame schema on the way.
+fn socket_parts(schemas: &mut Map<String, Value>, socket: Socket) -> SocketParts {
+    let Socket {
+        channel,
+        address,
+        title,
+        description,
+        token,
+        message_prefix,
+        send_operation,
+        receive_operation,
+        client,
+        receive_summary,
+        request,
+        server_frame,
+    } = socket;
+    let request = FrameMessage {
+        key: "request".into(),
+        id: format!("{message_prefix}request"),
+        message: json!({
+            "name": format!("{message_prefix}request"),
+            "title": "A request",
+            "summary": format!("A request from {client}; answered by exactly one `ok` or `error` with the same `id`."),
+            "contentType": "application/json",
+            "correlationId": { "$ref": "#/components/correlationIds/requestId" },
+            "payload": request,
+        }),
+    };
+    let frames = server_frame_messages(schemas, &server_frame, message_prefix);
+
+    let in_channel = |key: &str| json!({ "$ref": format!("#/channels/{channel}/messages/{key}") });
+    let receive_messages: Vec<Value> = frames.iter().map(|m| in_channel(&m.key)).collect();
+    let reply_messages: Vec<Value> = frames
+        .iter()
+        .filter(|m| m.key == "ok" || m.key == "error")
+        .map(|m| in_channel(&m.key))
+        .collect();
+    let channel_ref = json!({ "$ref": format!("#/channels/{channel}") });
+    let operations = vec![
+        (
+            send_operation.0.to_owned(),
+            json!({
+                "action": "send",
+                "title": send_operation.1,
+                "channel": channel_ref,
+                "messages": [in_channel(&request.key)],
+                "reply": { "channel": channel_ref, "messages": reply_messages },
+            }),
+        ),
+        (
+            receive_operation.0.to_owned(),
+            json!({
+                "action": "receive",
+                "title": receive_operation.1,
+                "summary": receive_summary,
+                "channel": channel_ref,
+                "messages": receive_messages,
+            }),
+        ),
+    ];
+
+    let all = std::iter::once(request).chain(frames);
+    let mut channel_messages = Map::new();
+    let mut messages = Vec::new();
+    for FrameMessage { key, id, message } in all {
+        channel_messages.insert(key, json!({ "$ref": format!("#/components/messages/{id}") }));
+        messages.push((id, message));
+    }
+    let channel = json!({
+        "address": address,
+        "title": title,
+        "description": description,
+        "servers": [{ "$ref": "#/servers/engine" }],
+        "messages": Value::Object(channel_messages),
+        "bindings": {
+            "ws": {
+                "method": "GET",
+                "query": {
+                    "type": "object",
+                    "properties": {
+                        "token": {
+                            "type": "string",
+                            "description": format!("{token} (or send `Authorization: Bearer TOKEN`)."),
+                        },
+                    },
+                },
+                "bindingVersion": "0.1.0",
+            },
+        },
+    });
+    SocketParts {
+        channel,
+        operations,
+        messages,
+    }
+}
+
 /// The AsyncAPI 3.0 document, from the point of view of a client of the engine: an agent's
-/// browser on the WebSocket, and the connector that receives the outbound webhook.
+/// browser on the agent WebSocket, a supervisor's client on the supervisor WebSocket, and the
+/// connector that receives the outbound webhook.
 fn asyncapi() -> Value {
     let AsyncApiSchemas {
         mut schemas,
         client_frame,
         server_frame,
+        supervisor_frame,
+        supervisor_server_frame,
         outbound_message,
     } = asyncapi_schemas();
-    let server_messages = server_frame_messages(&mut schemas, &server_frame);
-
-    let channel_message = |name: &str| json!({ "$ref": format!("#/channels/agent/messages/{name}") });
-    let mut channel_messages = Map::new();
-    for name in std::iter::once("request").chain(server_messages.iter().map(|(k, _)| k.as_str())) {
-        channel_messages.insert(
-            name.to_owned(),
-            json!({ "$ref": format!("#/components/messages/{name}") }),
-        );
+    let sockets = [
+        Socket {
+            channel: "agent",
+            address: AGENT_WS_PATH,
+            title: "Agent WebSocket",
+            description: "One connection of an agent (a tab, a device). The first frame is `welcome`; every \
+                request gets exactly one `ok` or `error`; pushes carry a per-agent `seq` (R17).",
+            token: "The agent's token",
+            message_prefix: "",
+            send_operation: ("sendRequest", "Send a request"),
+            receive_operation: ("receiveFrames", "Receive frames"),
+            client: "an agent's client",
+            receive_summary: "`welcome` once, the replies to requests, and pushes.",
+            request: client_frame,
+            server_frame,
+        },
+        Socket {
+            channel: "supervisor",
+            address: SUPERVISOR_WS_PATH,
+            title: "Supervisor WebSocket",
+            description:
+                "One connection of a supervisor's client to the live board (R14, R15). It needs the \
+                supervisor or admin role: any other token gets HTTP 403 `forbidden` before the upgrade. The \
+                first frame is `welcome`; every request gets exactly one `ok` or `error`; nothing is pushed \
+                before the first `subscribe`, whose reply is the board. Changes after it come in `pushes` \
+                frames, every event with its `seq`.",
+            token: "A supervisor's or admin's token",
+            message_prefix: "supervisor.",
+            send_operation: ("sendSupervisorRequest", "Send a supervisor request"),
+            receive_operation: ("receiveSupervisorFrames", "Receive supervisor frames"),
+            client: "a supervisor's client",
+            receive_summary: "`welcome` once, the replies to requests, and the board's changes in `pushes` \
+                after a `subscribe`.",
+            request: supervisor_frame,
+            server_frame: supervisor_server_frame,
+        },
+    ];
+    let mut channels = Map::new();
+    let mut operations = Map::new();
+    let mut messages = Map::new();
+    for socket in sockets {
+        let key = socket.channel;
+        let parts = socket_parts(&mut schemas, socket);
+        channels.insert(key.into(), parts.channel);
+        operations.extend(parts.operations);
+        messages.extend(parts.messages);
     }
-    let receive_messages: Vec<Value> = server_messages.iter().map(|(k, _)| channel_message(k)).collect();
-    let reply_messages: Vec<Value> = server_messages
-        .iter()
-        .filter(|(k, _)| k == "ok" || k == "error")
-        .map(|(k, _)| channel_message(k))
-        .collect();
 
-    let mut messages: Map<String, Value> = server_messages.into_iter().collect();
-    messages.insert(
-        "request".into(),
+    channels.insert(
+        "outbound".into(),
         json!({
-            "name": "request",
-            "title": "A request",
-            "summary": "A request from an agent's client; answered by exactly one `ok` or `error` with the same `id`.",
-            "contentType": "application/json",
-            "correlationId": { "$ref": "#/components/correlationIds/requestId" },
-            "payload": client_frame,
+            "address": null,
+            "title": "Outbound webhook",
+            "description": "The configured webhook URL. Each message is POSTed as JSON, in order; a connection \
+                error or non-2xx answer is retried with exponential backoff, up to 5 attempts in all.",
+            "servers": [{ "$ref": "#/servers/connector" }],
+            "messages": {
+                "outboundMessage": { "$ref": "#/components/messages/outboundMessage" },
+            },
+        }),
+    );
+    operations.insert(
+        "receiveOutboundMessage".into(),
+        json!({
+            "action": "receive",
+            "title": "Receive a message for a customer",
+            "channel": { "$ref": "#/channels/outbound" },
+            "messages": [{ "$ref": "#/channels/outbound/messages/outboundMessage" }],
+            "bindings": { "http": { "method": "POST", "bindingVersion": "0.3.0" } },
         }),
     );
     messages.insert(
@@ -258,16 +460,17 @@ fn asyncapi() -> Value {
             "title": "Switchboard",
             "version": PROTOCOL_VERSION.to_string(),
             "description": "The wire protocol of Switchboard, a real-time routing engine for customer-support chat. \
-                Written from the point of view of a client of the engine: an agent's browser on the WebSocket \
-                (`send` = to the engine, `receive` = from it) and the channel connector that receives outbound \
-                messages. See protocol/README.md for the rules behind every frame.",
+                Written from the point of view of a client of the engine: an agent's browser on the agent \
+                WebSocket and a supervisor's client on the supervisor WebSocket (`send` = to the engine, \
+                `receive` = from it), and the channel connector that receives outbound messages. See \
+                protocol/README.md for the rules behind every frame.",
         },
         "defaultContentType": "application/json",
         "servers": {
             "engine": {
                 "host": DEFAULT_HOST,
                 "protocol": "ws",
-                "description": "The engine's default address. Authenticate with the agent's token in the `token` \
+                "description": "The engine's default address. Authenticate with the token in the `token` \
                     query parameter or an `Authorization: Bearer` header; an unknown token gets HTTP 401.",
                 "security": [
                     { "$ref": "#/components/securitySchemes/tokenQuery" },
@@ -283,67 +486,8 @@ fn asyncapi() -> Value {
                 },
             },
         },
-        "channels": {
-            "agent": {
-                "address": AGENT_WS_PATH,
-                "title": "Agent WebSocket",
-                "description": "One connection of an agent (a tab, a device). The first frame is `welcome`; every \
-                    request gets exactly one `ok` or `error`; pushes carry a per-agent `seq` (R17).",
-                "servers": [{ "$ref": "#/servers/engine" }],
-                "messages": Value::Object(channel_messages),
-                "bindings": {
-                    "ws": {
-                        "method": "GET",
-                        "query": {
-                            "type": "object",
-                            "properties": {
-                                "token": {
-                                    "type": "string",
-                                    "description": "The agent's token (or send `Authorization: Bearer TOKEN`).",
-                                },
-                            },
-                        },
-                        "bindingVersion": "0.1.0",
-                    },
-                },
-            },
-            "outbound": {
-                "address": null,
-                "title": "Outbound webhook",
-                "description": "The configured webhook URL. Each message is POSTed as JSON, in order; a connection \
-                    error or non-2xx answer is retried with exponential backoff, up to 5 attempts in all.",
-                "servers": [{ "$ref": "#/servers/connector" }],
-                "messages": {
-                    "outboundMessage": { "$ref": "#/components/messages/outboundMessage" },
-                },
-            },
-        },
-        "operations": {
-            "sendRequest": {
-                "action": "send",
-                "title": "Send a request",
-                "channel": { "$ref": "#/channels/agent" },
-                "messages": [channel_message("request")],
-                "reply": {
-                    "channel": { "$ref": "#/channels/agent" },
-                    "messages": reply_messages,
-                },
-            },
-            "receiveFrames": {
-                "action": "receive",
-                "title": "Receive frames",
-                "summary": "`welcome` once, the replies to requests, and pushes.",
-                "channel": { "$ref": "#/channels/agent" },
-                "messages": receive_messages,
-            },
-            "receiveOutboundMessage": {
-                "action": "receive",
-                "title": "Receive a message for a customer",
-                "channel": { "$ref": "#/channels/outbound" },
-                "messages": [{ "$ref": "#/channels/outbound/messages/outboundMessage" }],
-                "bindings": { "http": { "method": "POST", "bindingVersion": "0.3.0" } },
-            },
-        },
+        "channels": Value::Object(channels),
+        "operations": Value::Object(operations),
         "components": {
             "schemas": Value::Object(schemas),
             "messages": Value::Object(messages),
@@ -358,25 +502,24 @@ fn asyncapi() -> Value {
                     "type": "httpApiKey",
                     "name": "token",
                     "in": "query",
-                    "description": "The agent's token.",
+                    "description": "The agent's or supervisor's token.",
                 },
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The agent's token as a bearer token.",
+                    "description": "The agent's or supervisor's token as a bearer token.",
                 },
             },
         },
     })
 }
 
-/// The definition a `{"$ref": "#/components/schemas/Name"}` points at.
-fn schema_named<'a>(reference: &Value, schemas: &'a Map<String, Value>) -> Option<&'a Value> {
-    let name = reference
+/// The `Name` of a `{"$ref": "#/components/schemas/Name"}`.
+fn schema_name(reference: &Value) -> Option<&str> {
+    reference
         .get("$ref")?
         .as_str()?
-        .strip_prefix("#/components/schemas/")?;
-    schemas.get(name)
+        .strip_prefix("#/components/schemas/")
 }
 
 /// Points references to the `names` definitions at their `.client` copies.
@@ -397,5 +540,127 @@ fn rename_refs(value: &mut Value, names: &[String]) {
         }
         Value::Array(items) => items.iter_mut().for_each(|v| rename_refs(v, names)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `"$ref"` string below `value`.
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("$ref", Value::String(r)) => found.push(r),
+                        _ => refs(v, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    /// The frame `type`s of a tagged enum's schema.
+    fn frame_types(schema: &Value) -> Vec<String> {
+        schema["oneOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.pointer("/properties/type/const")?.as_str())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_asyncapi_reference_points_into_the_document() {
+        let doc = asyncapi();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        for channel in ["agent", "supervisor", "outbound"] {
+            let prefix = format!("#/channels/{channel}/");
+            assert!(
+                found.iter().any(|r| r.starts_with(&prefix)),
+                "nothing refers to the `{channel}` channel's messages"
+            );
+        }
+        let dangling: Vec<&&str> = found
+            .iter()
+            .filter(|r| r.strip_prefix('#').and_then(|p| doc.pointer(p)).is_none())
+            .collect();
+        assert!(dangling.is_empty(), "asyncapi refers to nothing at {dangling:?}");
+    }
+
+    #[test]
+    fn each_socket_has_its_own_message_for_every_frame_type() {
+        let doc = asyncapi();
+        let sockets = [
+            (
+                "agent",
+                "",
+                "ClientFrame",
+                "ServerFrame",
+                outgoing::<ServerFrame>(),
+            ),
+            (
+                "supervisor",
+                "supervisor.",
+                "SupervisorFrame",
+                "SupervisorServerFrame",
+                outgoing::<SupervisorServerFrame>(),
+            ),
+        ];
+        let mut expected = 1; // outboundMessage
+        for (channel, prefix, request, frame, frame_schema) in &sockets {
+            let types = frame_types(frame_schema);
+            assert!(types.len() > 2, "{frame} has only {types:?}");
+            expected += types.len() + 1; // and the request
+            let payloads = types.iter().map(|t| (t.as_str(), format!("{frame}.{t}")));
+            for (key, payload) in payloads.chain([("request", request.to_string())]) {
+                let id = format!("{prefix}{key}");
+                assert_eq!(
+                    doc["channels"][channel]["messages"][key]["$ref"],
+                    format!("#/components/messages/{id}"),
+                    "channel `{channel}`, message `{key}`"
+                );
+                assert_eq!(
+                    doc["components"]["messages"][&id]["payload"]["$ref"],
+                    format!("#/components/schemas/{payload}"),
+                    "payload of `{id}`"
+                );
+            }
+        }
+        assert_eq!(
+            doc["components"]["messages"].as_object().map(Map::len),
+            Some(expected),
+            "two sockets' messages share an id"
+        );
+        assert_eq!(doc["channels"]["supervisor"]["address"], SUPERVISOR_WS_PATH);
+    }
+
+    #[test]
+    fn every_operation_uses_messages_of_its_own_channel() {
+        let doc = asyncapi();
+        let operations = doc["operations"].as_object().expect("operations");
+        assert!(operations.contains_key("sendSupervisorRequest"));
+        assert!(operations.contains_key("receiveSupervisorFrames"));
+        for (name, operation) in operations {
+            for part in [operation, &operation["reply"]] {
+                let Some(channel) = part["channel"]["$ref"].as_str() else {
+                    continue;
+                };
+                let messages = part["messages"].as_array().expect("messages");
+                assert!(!messages.is_empty(), "{name} has no messages");
+                for message in messages {
+                    let reference = message["$ref"].as_str().unwrap_or_default();
+                    assert!(
+                        reference.starts_with(&format!("{channel}/messages/")),
+                        "{name} uses {reference}, which is not in {channel}"
+                    );
+                }
+            }
+        }
     }
 }
