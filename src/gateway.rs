@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agent_ws;
 pub mod analytics;
 pub mod auth;
+pub mod board_runtime;
 pub mod connection;
 pub mod error;
 pub mod ingress;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub security: Arc<Security>,
     /// The signatures of signed webhooks seen within the replay window.
     pub webhooks: Arc<webhook::WebhookGuard>,
+    /// Where supervisor sockets run (see [`board_runtime`]).
+    pub boards: tokio::runtime::Handle,
     /// Held by every WebSocket task; shutdown waits until all are dropped.
     _alive: mpsc::Sender<()>,
 }
@@ -150,14 +153,18 @@ pub async fn serve_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let metrics = Arc::new(Metrics::new(engine.clone()));
+    let boards = board_runtime::BoardRuntime::start()?;
     // Sends the supervisors' board out; ends with the server.
-    let board = tokio::spawn(engine.clone().run_supervision(stop_rx.clone()));
+    let board = boards
+        .handle()
+        .spawn(engine.clone().run_supervision(stop_rx.clone()));
     let state = AppState {
         engine,
         shutdown: stop_rx,
         metrics,
         security: Arc::new(security),
         webhooks: Arc::new(webhook::WebhookGuard::default()),
+        boards: boards.handle(),
         _alive: alive_tx,
     };
     let app = routes(state);
@@ -177,5 +184,6 @@ pub async fn serve_with(
     // Every clone of `_alive` lives in a WebSocket task (the router's copy is dropped with it).
     let _ = tokio::time::timeout(drain, alive_rx.recv()).await;
     let _ = board.await;
+    drop(boards);
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! Appending is cheap: encode once, log, wake the task. The task sends what came since its
 //! last round as one frame per subscription, at most once per batch interval, so that two
 //! hundred supervisors cost two hundred writes per round rather than per change, and no
-//! agent's request waits for a supervisor's socket.
+//! agent's request waits for a supervisor's socket. The subscribers are served in groups
+//! spread across the interval, so that their writes do not come as one burst.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,11 @@ use crate::protocol::supervisor::{BoardChange, BoardEvent, ReopenedChat, Supervi
 
 /// Events per `pushes` frame, so that a long backlog does not make one huge frame.
 const EVENTS_PER_FRAME: usize = 256;
+
+/// Subscribers are served in this many groups, one after the other across the batch
+/// interval: two hundred supervisors waking together to write their frames made the agents'
+/// pushes that fell in that burst wait for it (p99 4x, load-tests/README.md).
+pub const ROUND_GROUPS: u64 = 10;
 
 /// What a supervisor connection watches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +81,23 @@ struct Feed {
     reopened: BTreeMap<ChatId, ReopenedChat>,
 }
 
+impl Feed {
+    /// The logged entries after `after` up to `upto`, found by position: sequence numbers are
+    /// consecutive in the log. Scanning the log (64k entries) for them in every round took a
+    /// quarter of a core at 2,000 events/s, holding the lock the agents' appends wait on.
+    fn between(&self, after: u64, upto: u64) -> Vec<Entry> {
+        let Some(oldest) = self.log.front().map(|e| e.seq) else {
+            return Vec::new();
+        };
+        let start = usize::try_from(after.saturating_add(1).saturating_sub(oldest)).unwrap_or(usize::MAX);
+        self.log
+            .range(start.min(self.log.len())..)
+            .take_while(|e| e.seq <= upto)
+            .cloned()
+            .collect()
+    }
+}
+
 #[derive(Debug)]
 struct Subscriber {
     id: ConnId,
@@ -82,14 +105,15 @@ struct Subscriber {
     tx: mpsc::Sender<Frame>,
     kicked: Arc<Kick>,
     watch: Watch,
-    /// The last sequence number this connection has been given (or its board covered).
+    /// The last sequence number this connection has been given, or its board covered, or the
+    /// task passed over because it showed nothing to it.
     cursor: u64,
+    /// The round group it is served in.
+    group: u64,
 }
 
 #[derive(Debug, Default)]
 struct Subscribers {
-    /// The last sequence number the task has sent out.
-    sent: u64,
     list: Vec<Subscriber>,
 }
 
@@ -165,6 +189,7 @@ impl Supervision {
             kicked: kicked.clone(),
             watch: Watch::Nothing,
             cursor: 0,
+            group: id.0 % ROUND_GROUPS,
         });
         ConnHandle {
             id,
@@ -255,23 +280,20 @@ impl Supervision {
         reply: impl FnOnce(u64) -> Frame,
     ) -> Subscribed {
         let mut subs = self.subscribers.lock();
-        let sent = subs.sent;
+        let Some(sub) = subs.list.iter_mut().find(|s| s.id == conn) else {
+            return Subscribed::NeedsBoard;
+        };
+        // What the task passed this connection by is replayed now; what came after, the
+        // task's next round for it sends.
+        let sent = sub.cursor;
         let feed = self.feed.lock();
         let oldest = feed.log.front().map_or(feed.seq + 1, |e| e.seq);
         if after_seq > feed.seq || after_seq + 1 < oldest {
             return Subscribed::NeedsBoard;
         }
-        let missed: Vec<Entry> = feed
-            .log
-            .iter()
-            .filter(|e| e.seq > after_seq && e.seq <= sent)
-            .cloned()
-            .collect();
+        let missed = feed.between(after_seq, sent);
         drop(feed);
         let (frames, count) = batch(&missed, after_seq, &watch);
-        let Some(sub) = subs.list.iter_mut().find(|s| s.id == conn) else {
-            return Subscribed::NeedsBoard;
-        };
         // A replay that cannot fit the outbox would cut the connection off on every attempt.
         if sub.tx.capacity() <= frames.len() + 1 {
             return Subscribed::NeedsBoard;
@@ -289,21 +311,16 @@ impl Supervision {
     /// then whatever the task already sent out after that number.
     pub(super) fn start(&self, conn: ConnId, watch: Watch, board_seq: u64, reply: Frame) {
         let mut subs = self.subscribers.lock();
-        let sent = subs.sent;
-        let missed: Vec<Entry> = if sent > board_seq {
-            let feed = self.feed.lock();
-            feed.log
-                .iter()
-                .filter(|e| e.seq > board_seq && e.seq <= sent)
-                .cloned()
-                .collect()
+        let Some(sub) = subs.list.iter_mut().find(|s| s.id == conn) else {
+            return;
+        };
+        let sent = sub.cursor;
+        let missed = if sent > board_seq {
+            self.feed.lock().between(board_seq, sent)
         } else {
             Vec::new()
         };
         let (frames, _) = batch(&missed, board_seq, &watch);
-        let Some(sub) = subs.list.iter_mut().find(|s| s.id == conn) else {
-            return;
-        };
         let complete = missed.first().is_none_or(|e| e.seq == board_seq + 1);
         let mut queued = sub.tx.try_send(reply).is_ok();
         for frame in frames {
@@ -318,23 +335,35 @@ impl Supervision {
         sub.cursor = sent.max(board_seq);
     }
 
-    /// One round of the task: sends every subscriber what was appended since the last round.
-    pub fn round(&self) {
+    /// One round of the task for one group of subscribers: sends each what was appended
+    /// since it was last served.
+    pub fn round(&self, group: u64) {
         let mut subs = self.subscribers.lock();
-        let sent = subs.sent;
+        let Some(from) = subs
+            .list
+            .iter()
+            .filter(|s| s.group == group)
+            .map(|s| s.cursor)
+            .min()
+        else {
+            return;
+        };
         let (fresh, oldest) = {
             let feed = self.feed.lock();
             let oldest = feed.log.front().map_or(feed.seq + 1, |e| e.seq);
-            let fresh: Vec<Entry> = feed.log.iter().filter(|e| e.seq > sent).cloned().collect();
+            let fresh = feed.between(from, u64::MAX);
             (fresh, oldest)
         };
         let Some(last) = fresh.last().map(|e| e.seq) else {
             return;
         };
         // Frames for the common case (up to date, same watch) are made once and shared.
-        let mut made: Vec<(Watch, Vec<Frame>)> = Vec::new();
+        let mut made: Vec<(Watch, u64, Vec<Frame>)> = Vec::new();
         let kicked_total = &self.kicked_total;
         subs.list.retain_mut(|sub| {
+            if sub.group != group {
+                return true;
+            }
             if sub.watch == Watch::Nothing || sub.cursor >= last {
                 sub.cursor = sub.cursor.max(last);
                 return true;
@@ -346,17 +375,16 @@ impl Supervision {
                 sub.kicked.kick(CutOff::SlowConsumer);
                 return false;
             }
-            let frames = if sub.cursor <= sent {
-                match made.iter().find(|(w, _)| *w == sub.watch) {
-                    Some((_, frames)) => frames.clone(),
-                    None => {
-                        let frames = batch(&fresh, sent, &sub.watch).0;
-                        made.push((sub.watch.clone(), frames.clone()));
-                        frames
-                    }
+            let frames = match made
+                .iter()
+                .find(|(w, after, _)| *w == sub.watch && *after == sub.cursor)
+            {
+                Some((_, _, frames)) => frames.clone(),
+                None => {
+                    let frames = batch(&fresh, sub.cursor, &sub.watch).0;
+                    made.push((sub.watch.clone(), sub.cursor, frames.clone()));
+                    frames
                 }
-            } else {
-                batch(&fresh, sub.cursor, &sub.watch).0
             };
             sub.cursor = last;
             for frame in frames {
@@ -372,11 +400,10 @@ impl Supervision {
             }
             true
         });
-        subs.sent = last;
     }
 
-    /// Runs rounds as changes come, at most one per `interval`, until `shutdown`; `before`
-    /// runs first in every round (the engine appends its KPIs there).
+    /// Runs rounds as changes come, at most one per `interval` for each group, until
+    /// `shutdown`; `before` runs first in every interval (the engine appends its KPIs there).
     pub async fn run(
         &self,
         interval: StdDuration,
@@ -389,11 +416,19 @@ impl Supervision {
                 _ = shutdown.changed() => return,
             }
             before();
-            self.round();
-            // Changes that come meanwhile wait for the next round: that is the batching.
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return,
+            // Changes that come meanwhile wait for the group's next round: that is the
+            // batching; the groups take their turns across the interval, on ticks from the
+            // cycle's start (ten sleeps, each rounded up to the timer's millisecond, stretched
+            // it by a quarter): group 0 now, the cycle over after the tenth step.
+            let mut steps = tokio::time::interval(interval / ROUND_GROUPS as u32);
+            for group in (0..ROUND_GROUPS).map(Some).chain([None]) {
+                tokio::select! {
+                    _ = steps.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                if let Some(group) = group {
+                    self.round(group);
+                }
             }
         }
     }
@@ -449,4 +484,126 @@ pub fn encode(frame: &SupervisorServerFrame) -> Frame {
     Arc::new(Bytes::from(
         serde_json::to_vec(frame).expect("supervisor frames serialize"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What one step of a schedule does.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Append,
+        Round(u64),
+        /// Subscribes connection `n` (if it has not yet) with a board as of now.
+        Board(usize),
+        /// Subscribes connection `n` (if it has not yet) resuming `back` events ago.
+        Resume(usize, u64),
+    }
+
+    fn step(conns: usize) -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => Just(Step::Append),
+            3 => (0..ROUND_GROUPS).prop_map(Step::Round),
+            1 => (0..conns).prop_map(Step::Board),
+            1 => (0..conns, 0..8u64).prop_map(|(n, back)| Step::Resume(n, back)),
+        ]
+    }
+
+    /// The sequence numbers of the events queued on an outbox.
+    fn received(outbox: &mut mpsc::Receiver<Frame>) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Ok(frame) = outbox.try_recv() {
+            let value: serde_json::Value = serde_json::from_slice(&frame).expect("frames are JSON");
+            if let Some(events) = value["events"].as_array() {
+                seqs.extend(
+                    events
+                        .iter()
+                        .map(|e| e["seq"].as_u64().expect("events have a seq")),
+                );
+            }
+        }
+        seqs
+    }
+
+    const CONNECTIONS: usize = 23;
+
+    /// R17: the entries after a sequence number are found by position, also once the oldest
+    /// have fallen out of the log.
+    #[test]
+    fn r17_the_log_finds_the_entries_between_two_numbers_after_eviction() {
+        let supervision = Supervision::new(16, 4, 1 << 20);
+        for n in 1..=10 {
+            supervision.append(
+                None,
+                BoardChange::AgentRemoved {
+                    agent_id: AgentId::from(format!("a{n}")),
+                },
+            );
+        }
+        let feed = supervision.feed.lock();
+        let seqs = |after, upto| -> Vec<u64> { feed.between(after, upto).iter().map(|e| e.seq).collect() };
+        assert_eq!(seqs(0, u64::MAX), vec![7, 8, 9, 10]);
+        assert_eq!(seqs(6, u64::MAX), vec![7, 8, 9, 10]);
+        assert_eq!(seqs(8, 9), vec![9]);
+        assert_eq!(seqs(8, 8), Vec::<u64>::new());
+        assert_eq!(seqs(10, u64::MAX), Vec::<u64>::new());
+        assert_eq!(seqs(12, u64::MAX), Vec::<u64>::new());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// R15, R17: however appends, subscriptions and the groups' rounds interleave, every
+        /// subscriber gets every event after its board (or its resume point) exactly once, in
+        /// order, once all groups have had their round.
+        #[test]
+        fn r15_grouped_rounds_give_every_subscriber_each_event_once_in_order(
+            steps in prop::collection::vec(step(CONNECTIONS), 1..300),
+        ) {
+            let supervision = Supervision::new(4096, 100_000, 1 << 24);
+            let mut conns: Vec<(ConnHandle, Option<u64>)> = (0..CONNECTIONS)
+                .map(|n| (supervision.connect(&AgentId::from(format!("s{n}"))), None))
+                .collect();
+            let mut appended = 0u64;
+            for step in steps {
+                match step {
+                    Step::Append => {
+                        appended += 1;
+                        supervision.append(None, BoardChange::AgentRemoved {
+                            agent_id: AgentId::from(format!("a{appended}")),
+                        });
+                    }
+                    Step::Round(group) => supervision.round(group),
+                    Step::Board(n) if conns[n].1.is_none() => {
+                        let seq = supervision.seq();
+                        let board = Arc::new(Bytes::from_static(b"{}"));
+                        supervision.start(conns[n].0.id, Watch::All, seq, board);
+                        conns[n].1 = Some(seq);
+                    }
+                    Step::Resume(n, back) if conns[n].1.is_none() => {
+                        let after = supervision.seq().saturating_sub(back);
+                        let reply = |_| Arc::new(Bytes::from_static(b"{}"));
+                        let got = supervision.resume(conns[n].0.id, Watch::All, after, reply);
+                        prop_assert!(matches!(got, Subscribed::Replayed(_)));
+                        conns[n].1 = Some(after);
+                    }
+                    Step::Board(_) | Step::Resume(..) => {}
+                }
+            }
+            for group in 0..ROUND_GROUPS {
+                supervision.round(group);
+            }
+            for (conn, from) in &mut conns {
+                let got = received(&mut conn.outbox);
+                let expected: Vec<u64> = match from {
+                    Some(from) => (*from + 1..=appended).collect(),
+                    None => Vec::new(),
+                };
+                prop_assert_eq!(got, expected, "connection {:?}", conn.id);
+            }
+        }
+    }
 }

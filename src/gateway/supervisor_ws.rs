@@ -51,7 +51,8 @@ pub async fn upgrade(
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket: WebSocket| {
             let span = tracing::info_span!("supervisor_ws", supervisor = %session.caller.id);
-            async move {
+            let boards = state.boards.clone();
+            let served = async move {
                 let (sink, stream) = socket.split();
                 serve_supervisor(
                     state.engine.clone(),
@@ -65,7 +66,11 @@ pub async fn upgrade(
                 .await;
                 drop(state);
             }
-            .instrument(span)
+            .instrument(span);
+            // Off the agents' workers: see `board_runtime`.
+            async move {
+                let _ = boards.spawn(served).await;
+            }
         })
 }
 
