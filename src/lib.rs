@@ -4,6 +4,7 @@
 //! - [`engine`]: the runtime that holds state in concurrent maps, owns timers and fans out pushes.
 //! - [`protocol`]: every frame on the wire; generates `protocol/`.
 //! - [`gateway`]: the axum adapter from HTTP and WebSocket to engine calls.
+//! - [`store`]: the embedded SQLite database: durable changes, restore, archive search, history.
 
 pub mod clock;
 pub mod config;
@@ -14,3 +15,4 @@ pub mod ids;
 pub mod metrics;
 pub mod protocol;
 pub mod security;
+pub mod store;

@@ -1,0 +1,228 @@
+//! The durable store: an embedded SQLite database that the engine records every acknowledged
+//! change in, restores from on start, and answers archive search and history from (issue 5).
+//!
+//! - [`Store::submit`] hands changes to one writer thread, which commits everything queued in
+//!   one transaction (group commit) and only then completes the [`Receipt`]s: an acknowledged
+//!   change is on disk.
+//! - Reads ([`Store::load`], [`Store::search_archive`], [`Store::history`]) run on separate
+//!   read-only connections; in WAL mode they never wait for the writer.
+//!
+//! Not yet wired into the engine.
+
+mod archive;
+mod codec;
+mod error;
+mod history;
+mod readers;
+mod records;
+mod schema;
+mod snapshot;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use archive::{ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveRow, Scope, MAX_PAGE};
+pub use error::StoreError;
+pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
+pub use records::{Change, ChatRecord, CustomerRecord, Snapshot};
+pub use writer::Receipt;
+
+use readers::Readers;
+use writer::{Counters, Job};
+
+/// How hard a commit presses data onto the disk before its receipt completes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit is fsynced; an acknowledged change survives a process
+    /// crash and a power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: in WAL mode the log is fsynced only at checkpoints. An
+    /// acknowledged change survives a process crash (it is in the OS's cache), but a power loss
+    /// or kernel crash may lose the last commits. The database is never corrupted either way.
+    Normal,
+}
+
+/// How a store is opened.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Commit durability; see [`Durability`].
+    pub durability: Durability,
+    /// Refuse to grow the file beyond about this many bytes: writes past it fail with
+    /// [`StoreError::DiskFull`], as on a full disk. `None`: no limit.
+    pub max_size_bytes: Option<u64>,
+    /// A group takes further submissions only while it holds fewer than this many changes
+    /// (the rest wait for the next group), so one transaction stays short. A submission is
+    /// never split: it is applied whole, in one group.
+    pub group_cap: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            max_size_bytes: None,
+            group_cap: 4096,
+        }
+    }
+}
+
+/// What the writer has done since the store was opened.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct StoreStats {
+    /// Transactions committed.
+    pub groups_committed: u64,
+    /// Changes in those transactions.
+    pub changes_written: u64,
+    /// Transactions that failed (their receipts got the error).
+    pub groups_failed: u64,
+}
+
+/// An open store. Dropping it writes what is queued, then stops the writer thread.
+pub struct Store {
+    path: PathBuf,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    readers: Readers,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, creating its directory if missing, and
+    /// brings its schema up to date.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source: Arc::new(e),
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| StoreError::sqlite(path, e))?;
+        configure(&conn, &options).map_err(|e| StoreError::sqlite(path, e))?;
+        schema::migrate(&mut conn, path)?;
+
+        let (jobs, queue) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn({
+                let (path, counters) = (path.to_path_buf(), counters.clone());
+                let cap = options.group_cap.max(1);
+                move || writer::run(conn, path, queue, counters, cap)
+            })
+            .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            jobs: Some(jobs),
+            writer: Some(writer),
+            counters,
+            readers: Readers::new(path.to_path_buf()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `changes` for the next group commit. They are applied together with whatever
+    /// else is queued, all or nothing; the receipt completes once they are committed.
+    pub fn submit(&self, changes: Vec<Change>) -> Receipt {
+        let (done, receipt) = Receipt::pending();
+        if let Some(jobs) = &self.jobs {
+            // If the writer is gone the job (and `done`) is dropped: the receipt says so.
+            let _ = jobs.send(Job { changes, done });
+        }
+        receipt
+    }
+
+    /// Every customer with its chats (without messages), every KPI event and every limit
+    /// set, as of the last commit: what the engine restores on start.
+    pub fn load(&self) -> Result<Snapshot, StoreError> {
+        self.readers.with(snapshot::load)
+    }
+
+    /// One page of the archive (R16), newest first.
+    pub fn search_archive(&self, q: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
+        self.readers.with(|conn, path| archive::search(conn, path, q))
+    }
+
+    /// Up to `limit` messages of `chat`, newest first, older than `before_seq` if given.
+    pub fn history(
+        &self,
+        chat: &crate::ids::ChatId,
+        before_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        self.readers
+            .with(|conn, path| history::page(conn, path, chat, before_seq, limit))
+    }
+
+    /// The writer's counters, for /metrics.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            groups_committed: self.counters.groups.load(Ordering::Relaxed),
+            changes_written: self.counters.changes.load(Ordering::Relaxed),
+            groups_failed: self.counters.failed_groups.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The schema version this build writes.
+    pub fn schema_version() -> i64 {
+        schema::LATEST
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and return.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!(path = %self.path.display(), "store writer thread panicked");
+            }
+        }
+    }
+}
+
+/// Sets up the writing connection: WAL (readers beside the writer), the durability asked
+/// for, and a size limit if any.
+fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // Returns the mode in force; a file system without shared memory would say "delete",
+    // which still works, only with readers waiting for the writer.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "SQLite refused WAL mode; reads will wait for writes");
+    }
+    let synchronous = match options.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    if let Some(bytes) = options.max_size_bytes {
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(1);
+        conn.pragma_update(None, "max_page_count", pages.max(1))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! How domain values become SQLite values and back.
+//!
+//! Enums are stored as their snake_case wire names (readable in the `sqlite3` shell, stable
+//! across refactors of the Rust names); timestamps as nanoseconds since the epoch.
+
+use chrono::DateTime;
+use rusqlite::types::Type;
+use rusqlite::Row;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StoreError;
+use crate::clock::Timestamp;
+use crate::core::analytics::EventKind;
+use crate::core::chat::Author;
+use crate::core::rejection::ErrorCode;
+use crate::ids::AgentId;
+
+/// `t` as nanoseconds since the epoch; the range is 1677–2262.
+pub(crate) fn nanos(t: &Timestamp) -> Result<i64, StoreError> {
+    t.timestamp_nanos_opt()
+        .ok_or_else(|| StoreError::Unrepresentable {
+            what: format!("timestamp {t} (outside 1677–2262)"),
+        })
+}
+
+/// `Option` of [`nanos`].
+pub(crate) fn nanos_opt(t: Option<&Timestamp>) -> Result<Option<i64>, StoreError> {
+    t.map(nanos).transpose()
+}
+
+/// The wire name of a unit enum variant (`"closed"`, `"whatsapp"`, …).
+pub(crate) fn name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        // Only unit variants are passed here; anything else is kept whole as JSON.
+        Ok(other) => other.to_string(),
+        Err(e) => format!("unserializable: {e}"),
+    }
+}
+
+/// `value` as JSON text, for columns that are only ever read back whole.
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Unrepresentable {
+        what: format!("a value as JSON: {e}"),
+    })
+}
+
+fn conversion_failure(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
+}
+
+/// Reads a column written by [`name`].
+pub(crate) fn column_enum<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| conversion_failure(idx, e))
+}
+
+/// Reads a nullable column written by [`name`].
+pub(crate) fn column_enum_opt<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.get(idx)?;
+    text.map(|t| serde_json::from_value(serde_json::Value::String(t)).map_err(|e| conversion_failure(idx, e)))
+        .transpose()
+}
+
+/// Reads a (nullable) column written by [`json`].
+pub(crate) fn column_json<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text: Option<String> = row.get(idx)?;
+    serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| conversion_failure(idx, e))
+}
+
+/// Reads a timestamp column.
+pub(crate) fn column_time(row: &Row<'_>, idx: usize) -> rusqlite::Result<Timestamp> {
+    Ok(DateTime::from_timestamp_nanos(row.get(idx)?))
+}
+
+/// Reads a nullable timestamp column.
+pub(crate) fn column_time_opt(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(row
+        .get::<_, Option<i64>>(idx)?
+        .map(DateTime::from_timestamp_nanos))
+}
+
+/// Reads a nullable id column.
+pub(crate) fn column_id_opt<T: From<String>>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+    Ok(row.get::<_, Option<String>>(idx)?.map(T::from))
+}
+
+/// A message's author as (`customer` | `agent` | `system`, the agent).
+pub(crate) fn author_columns(author: &Author) -> (&'static str, Option<&str>) {
+    match author {
+        Author::Customer => ("customer", None),
+        Author::Agent { agent } => ("agent", Some(agent.as_str())),
+        Author::System => ("system", None),
+    }
+}
+
+/// Reads what [`author_columns`] wrote at `idx` and `idx + 1`.
+pub(crate) fn column_author(row: &Row<'_>, idx: usize) -> rusqlite::Result<Author> {
+    let by: String = row.get(idx)?;
+    match by.as_str() {
+        "customer" => Ok(Author::Customer),
+        "system" => Ok(Author::System),
+        "agent" => match row.get::<_, Option<String>>(idx + 1)? {
+            Some(agent) => Ok(Author::Agent {
+                agent: AgentId::from(agent),
+            }),
+            None => Err(conversion_failure(
+                idx + 1,
+                BadValue("an agent's message without its agent".into()),
+            )),
+        },
+        other => Err(conversion_failure(
+            idx,
+            BadValue(format!("unknown author `{other}`")),
+        )),
+    }
+}
+
+/// An analytics event's kind as (kind, rejection reason, waited ms, to-accept ms).
+pub(crate) type EventColumns = (&'static str, Option<String>, Option<i64>, Option<i64>);
+
+/// Splits an event kind into its columns.
+pub(crate) fn event_columns(kind: &EventKind) -> Result<EventColumns, StoreError> {
+    let ms = |v: u64| {
+        i64::try_from(v).map_err(|_| StoreError::Unrepresentable {
+            what: format!("duration {v} ms"),
+        })
+    };
+    Ok(match kind {
+        EventKind::Reopened => ("reopened", None, None, None),
+        EventKind::ReopenReplied => ("reopen_replied", None, None, None),
+        EventKind::ReopenDeclined => ("reopen_declined", None, None, None),
+        EventKind::ReopenRejected(code) => ("reopen_rejected", Some(name(code)), None, None),
+        EventKind::TemplatePushed => ("template_pushed", None, None, None),
+        EventKind::LimitOverride => ("limit_override", None, None, None),
+        EventKind::Accepted {
+            waited_ms,
+            to_accept_ms,
+        } => ("accepted", None, Some(ms(*waited_ms)?), Some(ms(*to_accept_ms)?)),
+    })
+}
+
+/// Reads what [`event_columns`] wrote, starting at `idx`.
+pub(crate) fn column_event_kind(row: &Row<'_>, idx: usize) -> rusqlite::Result<EventKind> {
+    let kind: String = row.get(idx)?;
+    let ms = |i: usize| -> rusqlite::Result<u64> {
+        let v: i64 = row.get(i)?;
+        u64::try_from(v).map_err(|e| conversion_failure(i, e))
+    };
+    Ok(match kind.as_str() {
+        "reopened" => EventKind::Reopened,
+        "reopen_replied" => EventKind::ReopenReplied,
+        "reopen_declined" => EventKind::ReopenDeclined,
+        "reopen_rejected" => EventKind::ReopenRejected(column_enum::<ErrorCode>(row, idx + 1)?),
+        "template_pushed" => EventKind::TemplatePushed,
+        "limit_override" => EventKind::LimitOverride,
+        "accepted" => EventKind::Accepted {
+            waited_ms: ms(idx + 2)?,
+            to_accept_ms: ms(idx + 3)?,
+        },
+        other => {
+            return Err(conversion_failure(
+                idx,
+                BadValue(format!("unknown event kind `{other}`")),
+            ))
+        }
+    })
+}
+
+/// A stored value that means nothing to this build.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadValue(String);

@@ -1,0 +1,110 @@
+//! What can go wrong with the store, each error naming the database file and what was wrong.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::ErrorCode;
+
+/// A store failure. Cloneable (sources are shared) because one failed group commit fails the
+/// receipt of every caller in that group with the same error.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory could not be created (a parent is a file, no permission, …).
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The database file could not be opened or written (permissions, read-only file system,
+    /// a directory where the file should be).
+    #[error("cannot open {} for writing: {source}", path.display())]
+    NotWritable {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// The file was written by a newer build; running an older one on it could lose data.
+    #[error("the database {} has schema version {found}, but this build supports only up to {supported}: upgrade Switchboard", path.display())]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// The disk (or the configured size limit) is full (`SQLITE_FULL`); nothing of the failed
+    /// write was kept.
+    #[error("the database {} is full (disk full or size limit reached)", path.display())]
+    DiskFull {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// Any other SQLite failure.
+    #[error("database {} failed: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// A stored value could not be read back (a corrupt or hand-edited row).
+    #[error("database {} holds a bad value: {what}", path.display())]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// Which value and why.
+        what: String,
+    },
+    /// A value could not be stored (a timestamp outside 1677–2262, a number out of range).
+    #[error("cannot store {what}")]
+    Unrepresentable {
+        /// Which value and why.
+        what: String,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the store's writer thread: {source}")]
+    WriterStart {
+        /// Why.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The writer thread is gone (it panicked, or the store is shutting down).
+    #[error("the store's writer has stopped")]
+    WriterStopped,
+}
+
+impl StoreError {
+    /// Sorts a SQLite error on `path` into the kinds an operator can act on.
+    pub(crate) fn sqlite(path: &Path, err: rusqlite::Error) -> Self {
+        let path = path.to_path_buf();
+        if let rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::IntegralValueOutOfRange(..) =
+            err
+        {
+            return StoreError::Corrupt {
+                path,
+                what: err.to_string(),
+            };
+        }
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+                StoreError::NotWritable {
+                    path,
+                    source: Arc::new(err),
+                }
+            }
+            _ => StoreError::Sqlite {
+                path,
+                source: Arc::new(err),
+            },
+        }
+    }
+}

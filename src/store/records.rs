@@ -1,0 +1,167 @@
+//! What the engine hands the store, and what the store hands back on start.
+
+use crate::clock::Timestamp;
+use crate::core::analytics::Event;
+use crate::core::channel::Channel;
+use crate::core::chat::{Chat, ChatState, CloseReason, Message, SnoozeUntil};
+use crate::core::customer::{CustomerFile, Profile};
+use crate::ids::{AgentId, ChatId, CustomerId};
+
+/// One change to record. Every variant is idempotent except [`Change::Analytics`]: writing the
+/// same upsert or append twice leaves one row.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Inserts or replaces a customer (its profile, identities, opt-outs, pushes, assignment).
+    UpsertCustomer(CustomerRecord),
+    /// Inserts or replaces a chat's state (not its messages).
+    UpsertChat(ChatRecord),
+    /// Adds message number `seq` (0-based, in order) to a chat's history; a second write of
+    /// the same `(chat, seq)` is ignored, so a replay does not duplicate it.
+    AppendMessage {
+        /// The chat.
+        chat: ChatId,
+        /// The message's position in the chat's history.
+        seq: u64,
+        /// The message.
+        message: Message,
+    },
+    /// Records a KPI event (R14). Appended as it comes: not deduplicated.
+    Analytics(Event),
+    /// A supervisor set an agent's concurrency limit (R06).
+    SetAgentLimit {
+        /// The agent.
+        agent: AgentId,
+        /// Its new limit.
+        limit: u32,
+    },
+}
+
+/// A customer as stored: a [`CustomerFile`] without its chats, which are stored one by one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerRecord {
+    /// Its id.
+    pub id: CustomerId,
+    /// Name, email, phone: what the archive search finds it by.
+    pub profile: Profile,
+    /// One address per channel.
+    pub identities: Vec<(Channel, String)>,
+    /// Channels it opted out of (R08).
+    pub opted_out: Vec<Channel>,
+    /// Channels a template was pushed on since it last wrote there (R07).
+    pub pushed: Vec<Channel>,
+    /// Its originally assigned agent (R10).
+    pub assigned_agent: Option<AgentId>,
+}
+
+impl CustomerRecord {
+    /// The record of `file`.
+    pub fn of(file: &CustomerFile) -> Self {
+        Self {
+            id: file.id.clone(),
+            profile: file.profile.clone(),
+            identities: file.identities.clone(),
+            opted_out: file.opted_out.clone(),
+            pushed: file.pushed.clone(),
+            assigned_agent: file.assigned_agent.clone(),
+        }
+    }
+
+    /// A customer file with these fields and the given chats.
+    pub fn into_file(self, chats: Vec<Chat>) -> CustomerFile {
+        CustomerFile {
+            id: self.id,
+            profile: self.profile,
+            identities: self.identities,
+            chats,
+            opted_out: self.opted_out,
+            pushed: self.pushed,
+            assigned_agent: self.assigned_agent,
+        }
+    }
+}
+
+/// A chat as stored: a [`Chat`] without its messages, which are appended one by one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatRecord {
+    /// Its id.
+    pub id: ChatId,
+    /// Whose chat it is.
+    pub customer: CustomerId,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its state.
+    pub state: ChatState,
+    /// Its owner (kept after close, for "mine").
+    pub owner: Option<AgentId>,
+    /// The agent that reopened it.
+    pub reopened_by: Option<AgentId>,
+    /// When it was last reopened.
+    pub reopened_at: Option<Timestamp>,
+    /// Until when it is snoozed.
+    pub snooze: Option<SnoozeUntil>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it entered the queue last.
+    pub queued_at: Option<Timestamp>,
+    /// The customer's last message: the window runs from here (R02).
+    pub last_customer_message_at: Option<Timestamp>,
+    /// When it was closed last, and why.
+    pub closed: Option<(Timestamp, CloseReason)>,
+}
+
+impl ChatRecord {
+    /// The record of `chat`.
+    pub fn of(chat: &Chat) -> Self {
+        Self {
+            id: chat.id.clone(),
+            customer: chat.customer.clone(),
+            channel: chat.channel,
+            state: chat.state,
+            owner: chat.owner.clone(),
+            reopened_by: chat.reopened_by.clone(),
+            reopened_at: chat.reopened_at,
+            snooze: chat.snooze,
+            created_at: chat.created_at,
+            queued_at: chat.queued_at,
+            last_customer_message_at: chat.last_customer_message_at,
+            closed: chat.closed,
+        }
+    }
+
+    /// What the archive is ordered by: when it was closed, else when it was created.
+    pub fn newest_at(&self) -> Timestamp {
+        self.closed.map_or(self.created_at, |(at, _)| at)
+    }
+
+    /// A chat with these fields and no messages loaded.
+    pub fn into_chat(self) -> Chat {
+        Chat {
+            id: self.id,
+            customer: self.customer,
+            channel: self.channel,
+            state: self.state,
+            owner: self.owner,
+            reopened_by: self.reopened_by,
+            reopened_at: self.reopened_at,
+            snooze: self.snooze,
+            created_at: self.created_at,
+            queued_at: self.queued_at,
+            last_customer_message_at: self.last_customer_message_at,
+            closed: self.closed,
+            messages: Vec::new(),
+        }
+    }
+}
+
+/// Everything the engine restores on start.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Every customer with every chat, oldest chat first. Chats come **without** messages
+    /// (`messages` is empty): history is read page by page with [`super::Store::history`], so
+    /// memory does not grow with it.
+    pub customers: Vec<CustomerFile>,
+    /// Every KPI event, in the order recorded.
+    pub events: Vec<Event>,
+    /// Limits set by supervisors, by agent id.
+    pub agent_limits: Vec<(AgentId, u32)>,
+}

@@ -1,0 +1,129 @@
+//! The schema and its migrations, recorded in `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. Versions are only ever
+//! appended: a released migration is never edited, so every database walks the same steps.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// Every migration, oldest first.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The newest schema version this build knows.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Version 1.
+///
+/// - Timestamps are INTEGER nanoseconds since the epoch: exact round trips of the engine's
+///   clock, and cheap to compare and index.
+/// - Ids are the engine's text ids. There are no foreign keys: the engine is the authority on
+///   consistency and may write a chat in the same group as (or before) its customer.
+/// - `customers.key` is the rowid that the full-text index `customer_search` shares, so a match
+///   leads straight to a customer; the engine's text id stays the lookup key.
+/// - Lists that are only ever read back whole (identities, opt-outs, pushes) are JSON text.
+/// - `chats.newest_at` (closed_at, else created_at) orders the archive; each index ends in
+///   `(newest_at, id)` so a newest-first page is a backward index range that starts at the
+///   keyset cursor, for "all", "mine" (owner) and a state filter alike. `chats_by_customer`
+///   also covers owner and state, so a search for a few customers filters and sorts their
+///   chats without reading them (see `archive.rs`).
+/// - `messages` is clustered by (chat, seq) (WITHOUT ROWID): a history page is one range read,
+///   and a replayed append hits the primary key instead of adding a duplicate.
+/// - `analytics_events` is append-only, by time.
+const V1: &str = r#"
+CREATE TABLE customers (
+    key            INTEGER PRIMARY KEY,
+    id             TEXT NOT NULL UNIQUE,
+    name           TEXT,
+    email          TEXT,
+    phone          TEXT,
+    identities     TEXT NOT NULL,
+    opted_out      TEXT NOT NULL,
+    pushed         TEXT NOT NULL,
+    assigned_agent TEXT
+);
+
+-- Name, email and phone (digits only, so "+49 151" and "+49151" are the same number), with
+-- prefix indexes so that the short prefixes people type stay cheap.
+CREATE VIRTUAL TABLE customer_search USING fts5(
+    name, email, phone,
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3 4'
+);
+
+CREATE TABLE chats (
+    id                       TEXT PRIMARY KEY,
+    customer                 TEXT NOT NULL,
+    channel                  TEXT NOT NULL,
+    state                    TEXT NOT NULL,
+    owner                    TEXT,
+    reopened_by              TEXT,
+    reopened_at              INTEGER,
+    snooze                   TEXT,
+    created_at               INTEGER NOT NULL,
+    queued_at                INTEGER,
+    last_customer_message_at INTEGER,
+    closed_at                INTEGER,
+    close_reason             TEXT,
+    newest_at                INTEGER NOT NULL
+);
+CREATE INDEX chats_by_newest   ON chats (newest_at, id);
+CREATE INDEX chats_by_owner    ON chats (owner, newest_at, id);
+CREATE INDEX chats_by_state    ON chats (state, newest_at, id);
+CREATE INDEX chats_by_customer ON chats (customer, newest_at, id, owner, state);
+
+CREATE TABLE messages (
+    chat   TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    at     INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    agent  TEXT,
+    kind   TEXT NOT NULL,
+    text   TEXT NOT NULL,
+    PRIMARY KEY (chat, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE analytics_events (
+    id           INTEGER PRIMARY KEY,
+    at           INTEGER NOT NULL,
+    agent        TEXT NOT NULL,
+    channel      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    reason       TEXT,
+    waited_ms    INTEGER,
+    to_accept_ms INTEGER
+);
+CREATE INDEX analytics_events_by_at ON analytics_events (at);
+
+CREATE TABLE agent_limits (
+    agent      TEXT PRIMARY KEY,
+    max_active INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database
+/// from a newer build.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| StoreError::sqlite(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(err)?;
+    if found > LATEST {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: LATEST,
+        });
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1)
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}

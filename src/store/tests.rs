@@ -1,0 +1,861 @@
+//! Tests of the store: opening, durability of acknowledged groups, restore, search, history.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{Duration, TimeZone, Utc};
+use rusqlite::Connection;
+
+use super::archive::match_expression;
+use super::*;
+use crate::clock::Timestamp;
+use crate::core::analytics::{Event, EventKind};
+use crate::core::channel::Channel;
+use crate::core::chat::{Author, ChatState, CloseReason, Message, MessageKind, SnoozeUntil};
+use crate::core::customer::Profile;
+use crate::core::rejection::ErrorCode;
+use crate::ids::{AgentId, ChatId, CustomerId};
+
+/// A directory of its own for one test, removed afterwards.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("switchboard-store-{test}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir is creatable");
+        Self(dir)
+    }
+
+    /// A database path whose directory does not exist yet.
+    fn db(&self) -> PathBuf {
+        self.0.join("data").join("switchboard.sqlite")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn open(path: &Path) -> Store {
+    Store::open(path, StoreOptions::default()).expect("store opens")
+}
+
+fn t(secs: i64) -> Timestamp {
+    Utc.timestamp_opt(1_780_000_000 + secs, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn customer(id: &str, name: &str, email: &str, phone: &str) -> CustomerRecord {
+    CustomerRecord {
+        id: CustomerId::from(id),
+        profile: Profile {
+            name: Some(name.into()),
+            email: Some(email.into()),
+            phone: Some(phone.into()),
+        },
+        identities: vec![(Channel::Whatsapp, phone.into())],
+        opted_out: Vec::new(),
+        pushed: Vec::new(),
+        assigned_agent: None,
+    }
+}
+
+fn chat(
+    id: &str,
+    customer: &str,
+    owner: &str,
+    state: ChatState,
+    created: i64,
+    closed: Option<i64>,
+) -> ChatRecord {
+    ChatRecord {
+        id: ChatId::from(id),
+        customer: CustomerId::from(customer),
+        channel: Channel::Whatsapp,
+        state,
+        owner: Some(AgentId::from(owner)),
+        reopened_by: None,
+        reopened_at: None,
+        snooze: None,
+        created_at: t(created),
+        queued_at: Some(t(created)),
+        last_customer_message_at: Some(t(created)),
+        closed: closed.map(|at| (t(at), CloseReason::Agent)),
+    }
+}
+
+fn message(at: i64, text: &str) -> Message {
+    Message {
+        at: t(at),
+        author: Author::Customer,
+        kind: MessageKind::Text,
+        text: text.into(),
+    }
+}
+
+fn count(path: &Path, table: &str) -> i64 {
+    Connection::open(path)
+        .expect("raw connection opens")
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count runs")
+}
+
+/// Holds SQLite's write lock from another connection, so that the writer blocks on its
+/// first group and everything submitted meanwhile queues up behind it.
+struct WriteLock(Connection);
+
+impl WriteLock {
+    fn take(path: &Path) -> Self {
+        let conn = Connection::open(path).expect("raw connection opens");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("write lock taken");
+        Self(conn)
+    }
+
+    /// Waits until the writer has formed its first group (which then waits for this lock).
+    fn wait_for_writer(&self, store: &Store) {
+        while store.counters.started.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+    }
+
+    fn release(self) {
+        self.0.execute_batch("ROLLBACK").expect("write lock released");
+    }
+}
+
+// --- Opening -------------------------------------------------------------------------------
+
+#[test]
+fn fresh_open_creates_the_directory_and_the_latest_schema() {
+    let dir = TempDir::new("fresh");
+    let path = dir.db();
+    let store = open(&path);
+    assert!(path.exists());
+    let raw = Connection::open(&path).expect("raw connection opens");
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("reads version");
+    let mode: String = raw
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("reads mode");
+    assert_eq!((version, mode.as_str()), (Store::schema_version(), "wal"));
+    assert_eq!(store.load().expect("loads").customers.len(), 0);
+}
+
+#[test]
+fn reopen_keeps_everything_acknowledged() {
+    let dir = TempDir::new("reopen");
+    let path = dir.db();
+    let mut file_chat = chat("c1", "u1", "ana", ChatState::Snoozed, 10, None);
+    file_chat.snooze = Some(SnoozeUntil::Time { at: t(100) });
+    file_chat.reopened_by = Some(AgentId::from("ana"));
+    file_chat.reopened_at = Some(t(11) + Duration::nanoseconds(123_456_789));
+    let mut cust = customer("u1", "Ana Lima", "ana@x.io", "+49 151 1111");
+    cust.opted_out = vec![Channel::Sms];
+    cust.pushed = vec![Channel::Whatsapp];
+    cust.assigned_agent = Some(AgentId::from("ana"));
+    let events = vec![
+        Event {
+            at: t(1),
+            agent: AgentId::from("ana"),
+            channel: Channel::Whatsapp,
+            kind: EventKind::Reopened,
+        },
+        Event {
+            at: t(2),
+            agent: AgentId::from("ana"),
+            channel: Channel::Sms,
+            kind: EventKind::ReopenRejected(ErrorCode::OptedOut),
+        },
+        Event {
+            at: t(3),
+            agent: AgentId::from("bo"),
+            channel: Channel::Email,
+            kind: EventKind::Accepted {
+                waited_ms: 1500,
+                to_accept_ms: 700,
+            },
+        },
+    ];
+    {
+        let store = open(&path);
+        let mut changes = vec![
+            Change::UpsertCustomer(cust.clone()),
+            Change::UpsertChat(file_chat.clone()),
+            Change::AppendMessage {
+                chat: ChatId::from("c1"),
+                seq: 0,
+                message: message(10, "hi"),
+            },
+            Change::SetAgentLimit {
+                agent: AgentId::from("ana"),
+                limit: 3,
+            },
+            Change::SetAgentLimit {
+                agent: AgentId::from("ana"),
+                limit: 5,
+            },
+        ];
+        changes.extend(events.iter().cloned().map(Change::Analytics));
+        store.submit(changes).wait().expect("committed");
+    }
+    let store = open(&path);
+    let snapshot = store.load().expect("loads");
+    assert_eq!(snapshot.customers.len(), 1);
+    let file = &snapshot.customers[0];
+    assert_eq!(CustomerRecord::of(file), cust);
+    assert_eq!(file.chats.len(), 1);
+    assert_eq!(ChatRecord::of(&file.chats[0]), file_chat);
+    assert!(
+        file.chats[0].messages.is_empty(),
+        "history is read by page, not loaded"
+    );
+    assert_eq!(snapshot.events, events);
+    assert_eq!(snapshot.agent_limits, vec![(AgentId::from("ana"), 5)]);
+    let history = store
+        .history(&ChatId::from("c1"), None, 10)
+        .expect("reads history");
+    assert_eq!(history.messages.len(), 1);
+    assert_eq!(history.messages[0].message, message(10, "hi"));
+}
+
+#[test]
+fn a_schema_newer_than_this_build_is_refused() {
+    let dir = TempDir::new("newer");
+    let path = dir.db();
+    drop(open(&path));
+    Connection::open(&path)
+        .expect("raw connection opens")
+        .pragma_update(None, "user_version", Store::schema_version() + 1)
+        .expect("version set");
+    let err = Store::open(&path, StoreOptions::default()).expect_err("a newer schema is refused");
+    assert!(
+        matches!(&err, StoreError::NewerSchema { path: p, found, supported }
+            if p == &path && *found == Store::schema_version() + 1 && *supported == Store::schema_version()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+}
+
+#[test]
+fn a_data_directory_under_a_regular_file_is_refused_with_its_path() {
+    let dir = TempDir::new("underfile");
+    let file = dir.0.join("not-a-dir");
+    fs::write(&file, b"x").expect("file written");
+    // Fails for root too, unlike a chmod.
+    let err = Store::open(&file.join("data").join("db.sqlite"), StoreOptions::default())
+        .expect_err("a directory cannot be made under a file");
+    assert!(
+        matches!(&err, StoreError::CreateDir { path, .. } if path.starts_with(&file)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&file.display().to_string()), "{err}");
+}
+
+#[test]
+fn a_directory_where_the_database_file_should_be_is_not_writable() {
+    let dir = TempDir::new("dirasfile");
+    let path = dir.0.join("db.sqlite");
+    fs::create_dir_all(&path).expect("dir created");
+    let err = Store::open(&path, StoreOptions::default()).expect_err("a directory is no database");
+    assert!(
+        matches!(&err, StoreError::NotWritable { path: p, .. } if p == &path),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_full_disk_fails_the_whole_group_with_disk_full() {
+    let dir = TempDir::new("full");
+    let path = dir.db();
+    let options = StoreOptions {
+        max_size_bytes: Some(256 * 1024),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, options).expect("store opens");
+    store
+        .submit(vec![Change::UpsertCustomer(customer(
+            "u1", "Ana", "a@x.io", "+491",
+        ))])
+        .wait()
+        .expect("a small write fits");
+    let big = "x".repeat(64 * 1024);
+    let changes = (0..16)
+        .map(|seq| Change::AppendMessage {
+            chat: ChatId::from("c1"),
+            seq,
+            message: message(1, &big),
+        })
+        .collect();
+    let err = store
+        .submit(changes)
+        .wait()
+        .expect_err("1 MiB does not fit in 256 KiB");
+    assert!(
+        matches!(&err, StoreError::DiskFull { path: p } if p == &path),
+        "{err:?}"
+    );
+    assert_eq!(
+        count(&path, "messages"),
+        0,
+        "nothing of the failed group was kept"
+    );
+    assert_eq!(count(&path, "customers"), 1, "what was acknowledged before stays");
+    assert_eq!(store.stats().groups_failed, 1);
+}
+
+// --- Writing -------------------------------------------------------------------------------
+
+#[test]
+fn a_receipt_completes_only_once_a_fresh_connection_can_read_the_change() {
+    let dir = TempDir::new("visible");
+    let path = dir.db();
+    let store = open(&path);
+    for i in 0..20 {
+        let id = format!("u{i}");
+        store
+            .submit(vec![Change::UpsertCustomer(customer(&id, "N", "n@x.io", "+1"))])
+            .wait()
+            .expect("committed");
+        let seen: i64 = Connection::open(&path)
+            .expect("fresh connection opens")
+            .query_row("SELECT count(*) FROM customers WHERE id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .expect("query runs");
+        assert_eq!(seen, 1, "{id} was acknowledged before it was readable");
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_can_be_awaited() {
+    let dir = TempDir::new("await");
+    let store = open(&dir.db());
+    store
+        .submit(vec![Change::SetAgentLimit {
+            agent: AgentId::from("ana"),
+            limit: 2,
+        }])
+        .await
+        .expect("committed");
+    assert_eq!(
+        store.load().expect("loads").agent_limits,
+        vec![(AgentId::from("ana"), 2)]
+    );
+}
+
+#[test]
+fn submissions_queued_behind_a_commit_share_one_group() {
+    let dir = TempDir::new("group");
+    let path = dir.db();
+    let store = open(&path);
+    let lock = WriteLock::take(&path);
+    let first = store.submit(vec![Change::SetAgentLimit {
+        agent: AgentId::from("first"),
+        limit: 1,
+    }]);
+    lock.wait_for_writer(&store);
+    let receipts: Vec<_> = (1..100)
+        .map(|i| {
+            store.submit(vec![Change::SetAgentLimit {
+                agent: AgentId::from(format!("a{i}")),
+                limit: i,
+            }])
+        })
+        .collect();
+    lock.release();
+    first.wait().expect("committed");
+    for receipt in receipts {
+        receipt.wait().expect("committed");
+    }
+    let stats = store.stats();
+    // The first submission's group waited for the lock; the other 99 queued meanwhile.
+    assert_eq!(
+        (stats.groups_committed, stats.changes_written),
+        (2, 100),
+        "{stats:?}"
+    );
+    assert_eq!(count(&path, "agent_limits"), 100);
+}
+
+#[test]
+fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing() {
+    let dir = TempDir::new("failgroup");
+    let path = dir.db();
+    let store = open(&path);
+    let lock = WriteLock::take(&path);
+    let first = store.submit(vec![Change::SetAgentLimit {
+        agent: AgentId::from("x"),
+        limit: 1,
+    }]);
+    lock.wait_for_writer(&store);
+    let good = store.submit(vec![Change::SetAgentLimit {
+        agent: AgentId::from("ana"),
+        limit: 1,
+    }]);
+    let year_2300 = Utc
+        .with_ymd_and_hms(2300, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid time");
+    let bad = store.submit(vec![Change::AppendMessage {
+        chat: ChatId::from("c1"),
+        seq: 0,
+        message: Message {
+            at: year_2300,
+            ..message(0, "from the future")
+        },
+    }]);
+    lock.release();
+    first.wait().expect("the first group is committed alone");
+    let bad_err = bad.wait().expect_err("a timestamp past 2262 cannot be stored");
+    assert!(
+        matches!(bad_err, StoreError::Unrepresentable { .. }),
+        "{bad_err:?}"
+    );
+    let good_err = good.wait().expect_err("its group failed");
+    assert_eq!(good_err.to_string(), bad_err.to_string());
+    assert_eq!(count(&path, "agent_limits"), 1, "only the first group is on disk");
+}
+
+#[test]
+fn writing_the_same_changes_twice_leaves_one_row_each() {
+    let dir = TempDir::new("idempotent");
+    let path = dir.db();
+    let store = open(&path);
+    let changes = vec![
+        Change::UpsertCustomer(customer("u1", "Ana Lima", "ana@x.io", "+49 151 1111")),
+        Change::UpsertChat(chat("c1", "u1", "ana", ChatState::Active, 1, None)),
+        Change::AppendMessage {
+            chat: ChatId::from("c1"),
+            seq: 0,
+            message: message(1, "hi"),
+        },
+        Change::SetAgentLimit {
+            agent: AgentId::from("ana"),
+            limit: 3,
+        },
+    ];
+    store.submit(changes.clone()).wait().expect("committed");
+    store.submit(changes).wait().expect("committed again");
+    for table in [
+        "customers",
+        "customer_search",
+        "chats",
+        "messages",
+        "agent_limits",
+    ] {
+        assert_eq!(count(&path, table), 1, "{table}");
+    }
+}
+
+#[test]
+fn dropping_the_store_writes_what_is_queued() {
+    let dir = TempDir::new("drop");
+    let path = dir.db();
+    {
+        let store = open(&path);
+        for i in 0..50 {
+            // Nobody waits: the store's drop must still write it.
+            drop(store.submit(vec![Change::SetAgentLimit {
+                agent: AgentId::from(format!("a{i}")),
+                limit: i,
+            }]));
+        }
+    }
+    assert_eq!(open(&path).load().expect("loads").agent_limits.len(), 50);
+}
+
+// --- Archive search ------------------------------------------------------------------------
+
+/// Three customers, seven chats with distinct `newest_at` but for a tie between c6 and c7.
+fn archive(dir: &TempDir) -> Store {
+    let store = open(&dir.db());
+    let closed = ChatState::Closed;
+    store
+        .submit(vec![
+            Change::UpsertCustomer(customer(
+                "u1",
+                "Ana Lima",
+                "ana.lima@mail.com",
+                "+49 151 2345 678",
+            )),
+            Change::UpsertCustomer(customer("u2", "Bruno Souza", "ana@x.io", "+44 20 7946 0958")),
+            Change::UpsertCustomer(customer("u3", "Carla Mendes", "carla@y.org", "+4916 0000")),
+            Change::UpsertChat(chat("c1", "u1", "ana", closed, 0, Some(10))),
+            Change::UpsertChat(chat("c2", "u2", "bo", closed, 1, Some(20))),
+            Change::UpsertChat(chat("c3", "u3", "ana", closed, 2, Some(30))),
+            Change::UpsertChat(chat("c4", "u1", "bo", ChatState::Active, 40, None)),
+            Change::UpsertChat(chat("c5", "u3", "ana", ChatState::Reopened, 3, Some(50))),
+            Change::UpsertChat(chat("c6", "u2", "ana", closed, 4, Some(60))),
+            Change::UpsertChat(chat("c7", "u3", "bo", closed, 5, Some(60))),
+        ])
+        .wait()
+        .expect("committed");
+    store
+}
+
+fn query(scope: Scope, limit: u32) -> ArchiveQuery {
+    ArchiveQuery {
+        agent: AgentId::from("ana"),
+        scope,
+        state: None,
+        text: None,
+        before: None,
+        limit,
+    }
+}
+
+fn ids(page: &ArchivePage) -> Vec<&str> {
+    page.rows.iter().map(|r| r.chat.as_str()).collect()
+}
+
+fn search_text(store: &Store, text: &str) -> Vec<String> {
+    let q = ArchiveQuery {
+        text: Some(text.into()),
+        ..query(Scope::All, 50)
+    };
+    ids(&store.search_archive(&q).expect("searches"))
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn r16_all_lists_everyone_s_chats_newest_first_ties_by_id() {
+    let dir = TempDir::new("all");
+    let store = archive(&dir);
+    let page = store.search_archive(&query(Scope::All, 50)).expect("searches");
+    assert_eq!(ids(&page), ["c7", "c6", "c5", "c4", "c3", "c2", "c1"]);
+    assert_eq!(page.next, None);
+    let first = &page.rows[0];
+    assert_eq!(first.profile.name.as_deref(), Some("Carla Mendes"));
+    assert_eq!(first.newest_at, t(60));
+    assert_eq!(first.closed, Some((t(60), CloseReason::Agent)));
+}
+
+#[test]
+fn r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats() {
+    let dir = TempDir::new("paging");
+    let store = archive(&dir);
+    let mut q = query(Scope::All, 2);
+    let mut pages = Vec::new();
+    loop {
+        let page = store.search_archive(&q).expect("searches");
+        pages.push(ids(&page).into_iter().map(String::from).collect::<Vec<_>>());
+        match page.next {
+            Some(next) => q.before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [vec!["c7", "c6"], vec!["c5", "c4"], vec!["c3", "c2"], vec!["c1"]]
+    );
+    // A chat closed after the first page was read does not shift the later pages.
+    store
+        .submit(vec![Change::UpsertChat(chat(
+            "c8",
+            "u1",
+            "ana",
+            ChatState::Closed,
+            6,
+            Some(70),
+        ))])
+        .wait()
+        .expect("committed");
+    let second = ArchiveQuery {
+        before: Some(ArchiveCursor {
+            newest_at: t(60),
+            chat: ChatId::from("c6"),
+        }),
+        ..query(Scope::All, 2)
+    };
+    assert_eq!(
+        ids(&store.search_archive(&second).expect("searches")),
+        ["c5", "c4"]
+    );
+}
+
+#[test]
+fn r16_mine_lists_only_the_agent_s_chats() {
+    let dir = TempDir::new("mine");
+    let store = archive(&dir);
+    let page = store.search_archive(&query(Scope::Mine, 50)).expect("searches");
+    assert_eq!(ids(&page), ["c6", "c5", "c3", "c1"]);
+    let mine_page_2 = ArchiveQuery {
+        before: Some(page.rows[1].cursor()),
+        ..query(Scope::Mine, 1)
+    };
+    let page = store.search_archive(&mine_page_2).expect("searches");
+    assert_eq!(ids(&page), ["c3"]);
+    assert_eq!(
+        page.next,
+        Some(ArchiveCursor {
+            newest_at: t(30),
+            chat: ChatId::from("c3")
+        })
+    );
+}
+
+#[test]
+fn r16_a_state_filter_lists_only_that_state() {
+    let dir = TempDir::new("state");
+    let store = archive(&dir);
+    let q = |scope, state| ArchiveQuery {
+        state: Some(state),
+        ..query(scope, 50)
+    };
+    let ids_of = |q: ArchiveQuery| -> Vec<String> {
+        ids(&store.search_archive(&q).expect("searches"))
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        ids_of(q(Scope::All, ChatState::Closed)),
+        ["c7", "c6", "c3", "c2", "c1"]
+    );
+    assert_eq!(ids_of(q(Scope::All, ChatState::Active)), ["c4"]);
+    assert_eq!(ids_of(q(Scope::Mine, ChatState::Reopened)), ["c5"]);
+    assert_eq!(ids_of(q(Scope::Mine, ChatState::Active)), Vec::<String>::new());
+}
+
+#[test]
+fn r16_name_and_email_match_by_word_prefix() {
+    let dir = TempDir::new("prefix");
+    let store = archive(&dir);
+    // "Ana Lima" by name, and "ana@x.io" (Bruno) by email.
+    assert_eq!(search_text(&store, "ana"), ["c6", "c4", "c2", "c1"]);
+    assert_eq!(search_text(&store, "AN"), ["c6", "c4", "c2", "c1"]);
+    assert_eq!(search_text(&store, "carl"), ["c7", "c5", "c3"]);
+    assert_eq!(search_text(&store, "ana lim"), ["c4", "c1"]);
+    assert_eq!(search_text(&store, "nobody"), Vec::<String>::new());
+}
+
+#[test]
+fn r16_full_words_and_whole_emails_match() {
+    let dir = TempDir::new("fulltext");
+    let store = archive(&dir);
+    assert_eq!(search_text(&store, "Souza"), ["c6", "c2"]);
+    assert_eq!(search_text(&store, "ana@x.io"), ["c6", "c2"]);
+    assert_eq!(search_text(&store, "carla@y.org"), ["c7", "c5", "c3"]);
+    assert_eq!(search_text(&store, "mendes carla"), ["c7", "c5", "c3"]);
+}
+
+#[test]
+fn r16_phone_matches_by_digit_prefix_whatever_the_spacing() {
+    let dir = TempDir::new("phone");
+    let store = archive(&dir);
+    assert_eq!(search_text(&store, "+4915"), ["c4", "c1"]);
+    assert_eq!(search_text(&store, "+49 1"), ["c7", "c5", "c4", "c3", "c1"]);
+    assert_eq!(search_text(&store, "+44 20 7946-0958"), ["c6", "c2"]);
+    assert_eq!(search_text(&store, "4916"), ["c7", "c5", "c3"]);
+}
+
+#[test]
+fn r16_search_text_is_never_read_as_query_syntax() {
+    let dir = TempDir::new("syntax");
+    let store = archive(&dir);
+    assert_eq!(search_text(&store, "@@ --"), Vec::<String>::new());
+    assert_eq!(search_text(&store, "ana OR"), Vec::<String>::new());
+    assert_eq!(search_text(&store, "\"ana\" NEAR("), Vec::<String>::new());
+    assert_eq!(search_text(&store, "souza*"), ["c6", "c2"]);
+}
+
+#[test]
+fn r16_search_follows_a_changed_profile() {
+    let dir = TempDir::new("renamed");
+    let store = archive(&dir);
+    store
+        .submit(vec![Change::UpsertCustomer(customer(
+            "u2",
+            "Bruna Souza",
+            "bruna@x.io",
+            "+44 20 7946 0958",
+        ))])
+        .wait()
+        .expect("committed");
+    assert_eq!(search_text(&store, "bruna"), ["c6", "c2"]);
+    assert_eq!(search_text(&store, "ana@x.io"), Vec::<String>::new());
+    assert_eq!(search_text(&store, "ana"), ["c4", "c1"]);
+}
+
+#[test]
+fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
+    let dir = TempDir::new("plans");
+    let store = archive(&dir);
+    let texts = [
+        "ana", "carl", "ana lim", "Souza", "ana@x.io", "+4915", "+49 1", "4916", "nobody",
+    ];
+    for text in texts {
+        for scope in [Scope::All, Scope::Mine] {
+            for state in [None, Some(ChatState::Closed), Some(ChatState::Reopened)] {
+                for limit in [1, 2, 50] {
+                    let mut q = ArchiveQuery {
+                        text: Some(text.into()),
+                        state,
+                        ..query(scope, limit)
+                    };
+                    loop {
+                        let run = |broad| {
+                            store
+                                .readers
+                                .with(|conn, path| archive::search_planned(conn, path, &q, broad))
+                                .expect("searches")
+                        };
+                        let (narrow, broad) = (run(i64::MAX), run(0));
+                        assert_eq!(narrow, broad, "{q:?}");
+                        match narrow.next {
+                            Some(next) => q.before = Some(next),
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn match_expressions_quote_every_word() {
+    assert_eq!(match_expression("  "), None);
+    assert_eq!(match_expression("@@"), None);
+    assert_eq!(
+        match_expression("+49 (151) 23-4"),
+        Some("phone : \"49151234\"*".into())
+    );
+    assert_eq!(
+        match_expression("ana say\"s"),
+        Some("{name email} : (\"ana\"* \"say\"\"s\"*)".into())
+    );
+}
+
+// --- History -------------------------------------------------------------------------------
+
+#[test]
+fn history_pages_run_newest_first_to_the_oldest() {
+    let dir = TempDir::new("history");
+    let store = open(&dir.db());
+    let chat_id = ChatId::from("c1");
+    let mut changes: Vec<_> = (0..5)
+        .map(|seq| Change::AppendMessage {
+            chat: chat_id.clone(),
+            seq,
+            message: message(seq as i64, &format!("m{seq}")),
+        })
+        .collect();
+    changes.push(Change::AppendMessage {
+        chat: ChatId::from("other"),
+        seq: 0,
+        message: Message {
+            author: Author::Agent {
+                agent: AgentId::from("ana"),
+            },
+            kind: MessageKind::Template,
+            ..message(9, "other chat")
+        },
+    });
+    store.submit(changes).wait().expect("committed");
+    let texts = |page: &HistoryPage| {
+        page.messages
+            .iter()
+            .map(|m| m.message.text.clone())
+            .collect::<Vec<_>>()
+    };
+    let first = store.history(&chat_id, None, 2).expect("reads");
+    assert_eq!(
+        (texts(&first), first.next_before),
+        (vec!["m4".into(), "m3".into()], Some(3))
+    );
+    let second = store.history(&chat_id, first.next_before, 2).expect("reads");
+    assert_eq!(
+        (texts(&second), second.next_before),
+        (vec!["m2".into(), "m1".into()], Some(1))
+    );
+    let last = store.history(&chat_id, second.next_before, 2).expect("reads");
+    assert_eq!((texts(&last), last.next_before), (vec!["m0".into()], None));
+    let other = store.history(&ChatId::from("other"), None, 10).expect("reads");
+    assert_eq!(
+        other.messages[0].message.author,
+        Author::Agent {
+            agent: AgentId::from("ana")
+        }
+    );
+    assert_eq!(other.messages[0].message.kind, MessageKind::Template);
+}
+
+#[test]
+fn a_replayed_message_keeps_its_first_text() {
+    let dir = TempDir::new("replay");
+    let store = open(&dir.db());
+    let append = |text: &str| Change::AppendMessage {
+        chat: ChatId::from("c1"),
+        seq: 0,
+        message: message(1, text),
+    };
+    store.submit(vec![append("first")]).wait().expect("committed");
+    store.submit(vec![append("second")]).wait().expect("committed");
+    let page = store.history(&ChatId::from("c1"), None, 10).expect("reads");
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.messages[0].message.text, "first");
+}
+
+#[test]
+fn load_groups_chats_under_their_customer_oldest_first() {
+    let dir = TempDir::new("load");
+    let store = archive(&dir);
+    let snapshot = store.load().expect("loads");
+    let chats_of: Vec<(String, Vec<String>)> = snapshot
+        .customers
+        .iter()
+        .map(|c| {
+            (
+                c.id.to_string(),
+                c.chats.iter().map(|ch| ch.id.to_string()).collect(),
+            )
+        })
+        .collect();
+    let owned = |id: &str, chats: &[&str]| {
+        (
+            id.to_owned(),
+            chats.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        chats_of,
+        [
+            owned("u1", &["c1", "c4"]),
+            owned("u2", &["c2", "c6"]),
+            owned("u3", &["c3", "c5", "c7"])
+        ]
+    );
+}
+
+#[test]
+fn load_refuses_chats_of_an_unknown_customer() {
+    let dir = TempDir::new("orphan");
+    let store = open(&dir.db());
+    store
+        .submit(vec![Change::UpsertChat(chat(
+            "c1",
+            "ghost",
+            "ana",
+            ChatState::Closed,
+            1,
+            Some(2),
+        ))])
+        .wait()
+        .expect("committed");
+    let err = store.load().expect_err("an orphan chat is damage");
+    assert!(
+        matches!(&err, StoreError::Corrupt { what, .. } if what.contains("ghost")),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,300 @@
+//! The writer thread: group commit of everything queued, then the receipts.
+//!
+//! One thread owns the only writing connection. It blocks for the first submission, drains
+//! whatever else is queued (up to a cap), applies all of it in one transaction and commits
+//! once, so a burst of N submissions costs one fsync instead of N. Only then are the receipts
+//! of that group completed: nothing is acknowledged before it is on disk.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::codec::{author_columns, event_columns, json, name, nanos, nanos_opt};
+use super::records::{Change, ChatRecord, CustomerRecord};
+use super::StoreError;
+use crate::core::analytics::Event;
+use crate::core::chat::Message;
+use crate::ids::{AgentId, ChatId};
+
+/// One caller's submission, waiting for its group to commit.
+pub(crate) struct Job {
+    pub(crate) changes: Vec<Change>,
+    pub(crate) done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The outcome of a submission: `Ok` once its changes are committed to disk.
+///
+/// Await it from async code, or call [`Receipt::wait`] from a plain thread.
+#[must_use = "a receipt says whether the changes were stored"]
+#[derive(Debug)]
+pub struct Receipt {
+    rx: oneshot::Receiver<Result<(), StoreError>>,
+}
+
+impl Receipt {
+    /// A receipt and the sender that completes it.
+    pub(crate) fn pending() -> (oneshot::Sender<Result<(), StoreError>>, Self) {
+        let (tx, rx) = oneshot::channel();
+        (tx, Self { rx })
+    }
+
+    /// Blocks the current thread until the group is committed (or failed).
+    ///
+    /// Do not call it on an async runtime's thread (tokio panics); await the receipt there.
+    pub fn wait(self) -> Result<(), StoreError> {
+        self.rx.blocking_recv().unwrap_or(Err(StoreError::WriterStopped))
+    }
+}
+
+impl Future for Receipt {
+    type Output = Result<(), StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::WriterStopped)))
+    }
+}
+
+/// What the writer has done, for /metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Groups formed (counted before their commit, so tests can see the writer take one).
+    pub(crate) started: AtomicU64,
+    pub(crate) groups: AtomicU64,
+    pub(crate) changes: AtomicU64,
+    pub(crate) failed_groups: AtomicU64,
+}
+
+/// The writer thread's body: runs until every sender of `jobs` is dropped, then returns after
+/// the last group is committed.
+pub(crate) fn run(
+    mut conn: Connection,
+    path: PathBuf,
+    jobs: mpsc::Receiver<Job>,
+    counters: Arc<Counters>,
+    group_cap: usize,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut queued = first.changes.len();
+        let mut group = vec![first];
+        while queued < group_cap {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    queued += job.changes.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        counters.started.fetch_add(1, Ordering::Relaxed);
+        let result = commit(&mut conn, &path, &group);
+        match &result {
+            Ok(()) => {
+                counters.groups.fetch_add(1, Ordering::Relaxed);
+                counters.changes.fetch_add(queued as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.failed_groups.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, submissions = group.len(), "store group commit failed");
+            }
+        }
+        for job in group {
+            // A caller that stopped waiting does not need telling.
+            let _ = job.done.send(result.clone());
+        }
+    }
+    // Lets SQLite refresh its planner statistics where they drifted; cheap and optional.
+    let _ = conn.execute_batch("PRAGMA optimize");
+}
+
+/// Applies every change of `group` in one transaction; all or nothing.
+fn commit(conn: &mut Connection, path: &Path, group: &[Job]) -> Result<(), StoreError> {
+    let err = |e| StoreError::sqlite(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    for change in group.iter().flat_map(|job| &job.changes) {
+        apply(&tx, path, change)?;
+    }
+    // Dropping `tx` on an error above rolls the whole group back.
+    tx.commit().map_err(err)
+}
+
+/// Why one change could not be applied: its value cannot be stored, or SQLite refused it.
+enum Failure {
+    Value(StoreError),
+    Sql(rusqlite::Error),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Value(e)
+    }
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sql(e)
+    }
+}
+
+fn apply(conn: &Connection, path: &Path, change: &Change) -> Result<(), StoreError> {
+    let result = match change {
+        Change::UpsertCustomer(customer) => upsert_customer(conn, customer),
+        Change::UpsertChat(chat) => upsert_chat(conn, chat),
+        Change::AppendMessage { chat, seq, message } => append_message(conn, chat, *seq, message),
+        Change::Analytics(event) => record_event(conn, event),
+        Change::SetAgentLimit { agent, limit } => set_agent_limit(conn, agent, *limit),
+    };
+    result.map_err(|failure| match failure {
+        Failure::Value(e) => e,
+        Failure::Sql(e) => StoreError::sqlite(path, e),
+    })
+}
+
+/// Only the digits of a phone number, so that spacing and `+` do not matter to search.
+pub(crate) fn phone_digits(phone: &str) -> String {
+    phone.chars().filter(char::is_ascii_digit).collect()
+}
+
+fn upsert_customer(conn: &Connection, c: &CustomerRecord) -> Result<(), Failure> {
+    let p = &c.profile;
+    let before: Option<(Option<String>, Option<String>, Option<String>)> = conn
+        .prepare_cached("SELECT name, email, phone FROM customers WHERE id = ?1")?
+        .query_row([c.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let key: i64 = conn
+        .prepare_cached(
+            "INSERT INTO customers (id, name, email, phone, identities, opted_out, pushed, assigned_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET
+                name = excluded.name, email = excluded.email, phone = excluded.phone,
+                identities = excluded.identities, opted_out = excluded.opted_out,
+                pushed = excluded.pushed, assigned_agent = excluded.assigned_agent
+             RETURNING key",
+        )?
+        .query_row(
+            params![
+                c.id.as_str(),
+                p.name,
+                p.email,
+                p.phone,
+                json(&c.identities)?,
+                json(&c.opted_out)?,
+                json(&c.pushed)?,
+                c.assigned_agent.as_ref().map(|a| a.as_str()),
+            ],
+            |r| r.get(0),
+        )?;
+    // The search index is rewritten only when what it indexes changed (an opt-out or a push
+    // leaves it alone).
+    let searchable = (p.name.clone(), p.email.clone(), p.phone.clone());
+    if before.as_ref() != Some(&searchable) {
+        if before.is_some() {
+            conn.prepare_cached("DELETE FROM customer_search WHERE rowid = ?1")?
+                .execute([key])?;
+        }
+        conn.prepare_cached(
+            "INSERT INTO customer_search (rowid, name, email, phone) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            key,
+            p.name,
+            p.email,
+            p.phone.as_deref().map(phone_digits)
+        ])?;
+    }
+    Ok(())
+}
+
+fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
+    let agent = |a: &Option<AgentId>| a.as_ref().map(|a| a.as_str().to_owned());
+    conn.prepare_cached(
+        "INSERT INTO chats (id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
+                            created_at, queued_at, last_customer_message_at, closed_at, close_reason,
+                            newest_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (id) DO UPDATE SET
+            customer = excluded.customer, channel = excluded.channel, state = excluded.state,
+            owner = excluded.owner, reopened_by = excluded.reopened_by,
+            reopened_at = excluded.reopened_at, snooze = excluded.snooze,
+            created_at = excluded.created_at, queued_at = excluded.queued_at,
+            last_customer_message_at = excluded.last_customer_message_at,
+            closed_at = excluded.closed_at, close_reason = excluded.close_reason,
+            newest_at = excluded.newest_at",
+    )?
+    .execute(params![
+        c.id.as_str(),
+        c.customer.as_str(),
+        c.channel.as_str(),
+        c.state.as_str(),
+        agent(&c.owner),
+        agent(&c.reopened_by),
+        nanos_opt(c.reopened_at.as_ref())?,
+        c.snooze.as_ref().map(json).transpose()?,
+        nanos(&c.created_at)?,
+        nanos_opt(c.queued_at.as_ref())?,
+        nanos_opt(c.last_customer_message_at.as_ref())?,
+        nanos_opt(c.closed.as_ref().map(|(at, _)| at))?,
+        c.closed.as_ref().map(|(_, reason)| name(reason)),
+        nanos(&c.newest_at())?,
+    ])?;
+    Ok(())
+}
+
+fn append_message(conn: &Connection, chat: &ChatId, seq: u64, m: &Message) -> Result<(), Failure> {
+    let seq = i64::try_from(seq).map_err(|_| StoreError::Unrepresentable {
+        what: format!("message number {seq}"),
+    })?;
+    let (author, agent) = author_columns(&m.author);
+    conn.prepare_cached(
+        "INSERT INTO messages (chat, seq, at, author, agent, kind, text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (chat, seq) DO NOTHING",
+    )?
+    .execute(params![
+        chat.as_str(),
+        seq,
+        nanos(&m.at)?,
+        author,
+        agent,
+        name(&m.kind),
+        m.text
+    ])?;
+    Ok(())
+}
+
+fn record_event(conn: &Connection, e: &Event) -> Result<(), Failure> {
+    let (kind, reason, waited_ms, to_accept_ms) = event_columns(&e.kind)?;
+    conn.prepare_cached(
+        "INSERT INTO analytics_events (at, agent, channel, kind, reason, waited_ms, to_accept_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        nanos(&e.at)?,
+        e.agent.as_str(),
+        e.channel.as_str(),
+        kind,
+        reason,
+        waited_ms,
+        to_accept_ms
+    ])?;
+    Ok(())
+}
+
+fn set_agent_limit(conn: &Connection, agent: &AgentId, limit: u32) -> Result<(), Failure> {
+    conn.prepare_cached(
+        "INSERT INTO agent_limits (agent, max_active) VALUES (?1, ?2)
+         ON CONFLICT (agent) DO UPDATE SET max_active = excluded.max_active",
+    )?
+    .execute(params![agent.as_str(), limit])?;
+    Ok(())
+}
