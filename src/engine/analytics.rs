@@ -56,6 +56,19 @@ impl Analytics {
         self.changed.store(true, Ordering::Release);
     }
 
+    /// Starts today's tally if `now` is on a later day than the last event; the KPIs changed
+    /// then (back to zero), though no event came. Whether they did.
+    pub fn roll_over(&self, now: Timestamp) -> bool {
+        let mut inner = self.inner.lock();
+        let before = inner.day;
+        inner.roll(now);
+        let rolled = before.is_some() && inner.day != before;
+        if rolled {
+            self.changed.store(true, Ordering::Release);
+        }
+        rolled
+    }
+
     /// Whether an event came since the last call.
     pub fn take_changed(&self) -> bool {
         self.changed.swap(false, Ordering::AcqRel)

@@ -7,6 +7,11 @@ impl Engine {
     /// this from its ticker; tests call it after moving a manual clock.
     pub fn fire_due_timers(&self) -> usize {
         let now = self.now();
+        // The board's KPIs are today's: at midnight they go back to zero, and supervisors
+        // are told then rather than at the next event.
+        if self.analytics.roll_over(now) {
+            self.supervision.nudge();
+        }
         let due = self.timers.take_due(now);
         let count = due.len();
         for timer in due {

@@ -188,6 +188,37 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
 }
 
 #[test]
+fn r14_the_board_s_kpis_go_back_to_zero_at_midnight_without_an_event() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 2);
+    let chat = desk.served(&ana, Channel::Whatsapp, "+1");
+    desk.close(&ana, &chat);
+    assert!(desk.reopen(&ana, &chat).is_ok());
+    desk.engine.publish_kpis();
+    assert_eq!(desk.engine.board(&Watch::All).kpis.figures.reopens, 1);
+    let seq = desk.engine.supervision().seq();
+
+    // 9:00 → 23:59: a timer round on the same day changes nothing.
+    desk.advance(Duration::hours(14) + Duration::minutes(59));
+    desk.engine.fire_due_timers();
+    desk.engine.publish_kpis();
+    assert_eq!(desk.engine.supervision().seq(), seq, "no new KPIs the same day");
+
+    desk.advance(Duration::minutes(2));
+    desk.engine.fire_due_timers();
+    desk.engine.publish_kpis();
+    assert_eq!(
+        desk.engine.supervision().seq(),
+        seq + 1,
+        "the zeroed KPIs are on the board's feed after midnight"
+    );
+    let kpis = desk.engine.board(&Watch::All).kpis;
+    assert_eq!(kpis.since.to_rfc3339(), "2026-03-03T00:00:00+00:00");
+    assert_eq!(kpis.figures, Figures::default());
+    desk.check();
+}
+
+#[test]
 fn r15_the_board_lists_queues_agents_and_reopened_chats_as_of_its_seq() {
     let mut desk = Desk::new();
     let ana = desk.agent("ana", 1);
