@@ -497,8 +497,10 @@ mod tests {
     enum Step {
         Append,
         Round(u64),
-        /// Subscribes connection `n` (if it has not yet) with a board as of now.
+        /// Reads a board as of now for connection `n` (if it has not subscribed yet)...
         Board(usize),
+        /// ...and subscribes it with that board, rounds and appends having come in between.
+        Start(usize),
         /// Subscribes connection `n` (if it has not yet) resuming `back` events ago.
         Resume(usize, u64),
     }
@@ -508,6 +510,7 @@ mod tests {
             6 => Just(Step::Append),
             3 => (0..ROUND_GROUPS).prop_map(Step::Round),
             1 => (0..conns).prop_map(Step::Board),
+            1 => (0..conns).prop_map(Step::Start),
             1 => (0..conns, 0..8u64).prop_map(|(n, back)| Step::Resume(n, back)),
         ]
     }
@@ -567,6 +570,7 @@ mod tests {
             let mut conns: Vec<(ConnHandle, Option<u64>)> = (0..CONNECTIONS)
                 .map(|n| (supervision.connect(&AgentId::from(format!("s{n}"))), None))
                 .collect();
+            let mut boards: Vec<Option<u64>> = vec![None; CONNECTIONS];
             let mut appended = 0u64;
             for step in steps {
                 match step {
@@ -577,11 +581,13 @@ mod tests {
                         });
                     }
                     Step::Round(group) => supervision.round(group),
-                    Step::Board(n) if conns[n].1.is_none() => {
-                        let seq = supervision.seq();
-                        let board = Arc::new(Bytes::from_static(b"{}"));
-                        supervision.start(conns[n].0.id, Watch::All, seq, board);
-                        conns[n].1 = Some(seq);
+                    Step::Board(n) if conns[n].1.is_none() => boards[n] = Some(supervision.seq()),
+                    Step::Start(n) if conns[n].1.is_none() => {
+                        if let Some(seq) = boards[n].take() {
+                            let board = Arc::new(Bytes::from_static(b"{}"));
+                            supervision.start(conns[n].0.id, Watch::All, seq, board);
+                            conns[n].1 = Some(seq);
+                        }
                     }
                     Step::Resume(n, back) if conns[n].1.is_none() => {
                         let after = supervision.seq().saturating_sub(back);
@@ -590,7 +596,7 @@ mod tests {
                         prop_assert!(matches!(got, Subscribed::Replayed(_)));
                         conns[n].1 = Some(after);
                     }
-                    Step::Board(_) | Step::Resume(..) => {}
+                    Step::Board(_) | Step::Start(_) | Step::Resume(..) => {}
                 }
             }
             for group in 0..ROUND_GROUPS {
