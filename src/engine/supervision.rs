@@ -182,13 +182,15 @@ impl Supervision {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(self.outbox_capacity);
         let kicked = Arc::new(Kick::default());
+        // From here on: a cursor of 0 would make its group's next round copy the whole log.
+        let cursor = self.seq();
         self.subscribers.lock().list.push(Subscriber {
             id,
             agent: agent.clone(),
             tx: tx.clone(),
             kicked: kicked.clone(),
             watch: Watch::Nothing,
-            cursor: 0,
+            cursor,
             group: id.0 % ROUND_GROUPS,
         });
         ConnHandle {
@@ -240,7 +242,9 @@ impl Supervision {
             supersedes,
             json,
         });
-        while feed.log.len() > self.log_capacity || feed.logged_bytes > self.log_bytes {
+        // The newest entry stays, however big: the task has not sent it yet.
+        while feed.log.len() > 1 && (feed.log.len() > self.log_capacity || feed.logged_bytes > self.log_bytes)
+        {
             let Some(old) = feed.log.pop_front() else { break };
             feed.logged_bytes -= old.json.len();
         }
@@ -330,6 +334,8 @@ impl Supervision {
             // Too far behind already: it reconnects and tries again.
             self.kicked_total.fetch_add(1, Ordering::Relaxed);
             sub.kicked.kick(CutOff::SlowConsumer);
+            subs.list.retain(|s| s.id != conn);
+            return;
         }
         sub.watch = watch;
         sub.cursor = sent.max(board_seq);
@@ -420,7 +426,11 @@ impl Supervision {
             // batching; the groups take their turns across the interval, on ticks from the
             // cycle's start (ten sleeps, each rounded up to the timer's millisecond, stretched
             // it by a quarter): group 0 now, the cycle over after the tenth step.
-            let mut steps = tokio::time::interval(interval / ROUND_GROUPS as u32);
+            // (A zero interval is allowed: no batching; tokio's interval needs a period.)
+            let step = (interval / ROUND_GROUPS as u32).max(StdDuration::from_micros(100));
+            let mut steps = tokio::time::interval(step);
+            // After a stall the groups spread out again rather than run back to back.
+            steps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             for group in (0..ROUND_GROUPS).map(Some).chain([None]) {
                 tokio::select! {
                     _ = steps.tick() => {}
@@ -532,6 +542,24 @@ mod tests {
     }
 
     const CONNECTIONS: usize = 23;
+
+    /// R15: an event bigger than the whole log's byte budget is still sent, not evicted
+    /// before the task could send it.
+    #[test]
+    fn r15_an_event_bigger_than_the_log_budget_still_reaches_subscribers() {
+        let supervision = Supervision::new(16, 100, 8);
+        let mut conn = supervision.connect(&AgentId::from("sue"));
+        let board = Arc::new(Bytes::from_static(b"{}"));
+        supervision.start(conn.id, Watch::All, supervision.seq(), board);
+        supervision.append(
+            None,
+            BoardChange::AgentRemoved {
+                agent_id: AgentId::from("an-agent-with-a-long-id"),
+            },
+        );
+        supervision.round(conn.id.0 % ROUND_GROUPS);
+        assert_eq!(received(&mut conn.outbox), vec![1]);
+    }
 
     /// R17: the entries after a sequence number are found by position, also once the oldest
     /// have fallen out of the log.

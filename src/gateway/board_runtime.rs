@@ -3,15 +3,13 @@
 //! Every batch interval the board task hands two hundred supervisors a frame each, and their
 //! writes (megabytes a second) used to run on the agents' workers, between the agents' pushes:
 //! the pushes' p99 grew four to ten times (load-tests/README.md, "Supervisors watching"). On a
-//! thread of their own, at a lower priority, those writes take the CPU the agents leave over.
+//! thread of their own they no longer queue behind the agents' tasks or hold them up.
+//!
+//! The thread keeps the agents' OS priority: supervisor requests take the router's and the
+//! customers' locks (a board, a transfer), and a lower-priority holder preempted under a full
+//! CPU would stall every agent waiting for the lock.
 
-use thread_priority::{set_current_thread_priority, ThreadPriority, ThreadPriorityValue};
 use tokio::runtime::{Builder, Handle, Runtime};
-
-/// Niceness 10 on Linux: under a full CPU the agents' threads get about nine times its share,
-/// yet supervisors are not starved off their sockets as at 19 (`ThreadPriorityValue` maps
-/// 0..=99 onto nice 19..=-20).
-const PRIORITY: u8 = 22;
 
 /// A one-thread runtime, shut down without blocking when dropped (it is dropped inside the
 /// agents' runtime, where blocking is not allowed).
@@ -25,7 +23,6 @@ impl BoardRuntime {
             .worker_threads(1)
             .thread_name("switchboard-board")
             .enable_all()
-            .on_thread_start(lower_priority)
             .build()?;
         Ok(Self(Some(runtime)))
     }
@@ -44,16 +41,5 @@ impl Drop for BoardRuntime {
         if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
-    }
-}
-
-fn lower_priority() {
-    let lowered = ThreadPriorityValue::try_from(PRIORITY)
-        .map_err(|e| format!("{e:?}"))
-        .and_then(|value| {
-            set_current_thread_priority(ThreadPriority::Crossplatform(value)).map_err(|e| format!("{e:?}"))
-        });
-    if let Err(error) = lowered {
-        tracing::warn!(%error, "cannot lower the supervisors' thread priority; it runs at the agents'");
     }
 }
