@@ -10,7 +10,9 @@ use std::path::Path;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
-use super::codec::{column_enum, column_enum_opt, column_id_opt, column_time, column_time_opt, nanos};
+use super::codec::{
+    column_closed, column_enum, column_id_opt, column_profile, column_time, column_time_opt, nanos,
+};
 use super::writer::phone_digits;
 use super::StoreError;
 use crate::clock::Timestamp;
@@ -225,24 +227,16 @@ pub(crate) fn search_planned(
 }
 
 fn archive_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRow> {
-    let closed = match (column_time_opt(r, 10)?, column_enum_opt::<CloseReason>(r, 11)?) {
-        (Some(at), Some(reason)) => Some((at, reason)),
-        _ => None,
-    };
     Ok(ArchiveRow {
         chat: ChatId::from(r.get::<_, String>(0)?),
         customer: CustomerId::from(r.get::<_, String>(1)?),
-        profile: Profile {
-            name: r.get(2)?,
-            email: r.get(3)?,
-            phone: r.get(4)?,
-        },
+        profile: column_profile(r, 2)?,
         channel: column_enum(r, 5)?,
         state: column_enum(r, 6)?,
         owner: column_id_opt(r, 7)?,
         created_at: column_time(r, 8)?,
         last_customer_message_at: column_time_opt(r, 9)?,
-        closed,
+        closed: column_closed(r, 10)?,
         newest_at: column_time(r, 12)?,
     })
 }

@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::StoreError;
 use crate::clock::Timestamp;
 use crate::core::analytics::EventKind;
-use crate::core::chat::Author;
+use crate::core::chat::{Author, CloseReason};
+use crate::core::customer::Profile;
 use crate::core::rejection::ErrorCode;
 use crate::ids::AgentId;
 
@@ -79,6 +80,32 @@ pub(crate) fn column_time_opt(row: &Row<'_>, idx: usize) -> rusqlite::Result<Opt
     Ok(row
         .get::<_, Option<i64>>(idx)?
         .map(DateTime::from_timestamp_nanos))
+}
+
+/// Reads a customer's name, email and phone from three columns from `first` on.
+pub(crate) fn column_profile(row: &Row<'_>, first: usize) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        name: row.get(first)?,
+        email: row.get(first + 1)?,
+        phone: row.get(first + 2)?,
+    })
+}
+
+/// Reads when and why a chat was last closed from two columns (`closed_at`, `close_reason`)
+/// from `first` on: both or neither.
+pub(crate) fn column_closed(
+    row: &Row<'_>,
+    first: usize,
+) -> rusqlite::Result<Option<(Timestamp, CloseReason)>> {
+    Ok(
+        match (
+            column_time_opt(row, first)?,
+            column_enum_opt::<CloseReason>(row, first + 1)?,
+        ) {
+            (Some(at), Some(reason)) => Some((at, reason)),
+            _ => None,
+        },
+    )
 }
 
 /// Reads a nullable id column.

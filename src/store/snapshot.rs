@@ -6,13 +6,12 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
-    column_enum, column_enum_opt, column_event_kind, column_id_opt, column_json, column_time, column_time_opt,
+    column_closed, column_enum, column_event_kind, column_id_opt, column_json, column_profile, column_time,
+    column_time_opt,
 };
 use super::records::{ChatRecord, CustomerRecord, Snapshot};
 use super::StoreError;
 use crate::core::analytics::Event;
-use crate::core::chat::CloseReason;
-use crate::core::customer::Profile;
 use crate::ids::{AgentId, ChatId, CustomerId};
 
 /// Reads the whole store in one read transaction, so customers, chats and events are of the
@@ -32,11 +31,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
             st.query_map([], |r| {
                 Ok(CustomerRecord {
                     id: CustomerId::from(r.get::<_, String>(0)?),
-                    profile: Profile {
-                        name: r.get(1)?,
-                        email: r.get(2)?,
-                        phone: r.get(3)?,
-                    },
+                    profile: column_profile(r, 1)?,
                     identities: column_json(r, 4)?,
                     opted_out: column_json(r, 5)?,
                     pushed: column_json(r, 6)?,
@@ -55,10 +50,6 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
     )
     .and_then(|mut st| {
         for chat in st.query_map([], |r| {
-            let closed = match (column_time_opt(r, 11)?, column_enum_opt::<CloseReason>(r, 12)?) {
-                (Some(at), Some(reason)) => Some((at, reason)),
-                _ => None,
-            };
             Ok(ChatRecord {
                 id: ChatId::from(r.get::<_, String>(0)?),
                 customer: CustomerId::from(r.get::<_, String>(1)?),
@@ -71,7 +62,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
                 created_at: column_time(r, 8)?,
                 queued_at: column_time_opt(r, 9)?,
                 last_customer_message_at: column_time_opt(r, 10)?,
-                closed,
+                closed: column_closed(r, 11)?,
             })
         })? {
             let chat = chat?;
