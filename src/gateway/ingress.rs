@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::webhook::{self, Signature};
 use super::{auth, AppState};
+use crate::clock::Timestamp;
 use crate::core::Channel;
 use crate::protocol::{BotRequest, InboundMessage, IngressReceipt};
 
@@ -76,45 +77,61 @@ pub async fn message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let channel = channel(&name)?;
-    let body = body.map_err(JsonRejection::from)?;
-    let signature = authenticate(&state, channel, &headers, &body)?;
-    let message: InboundMessage = decode(&headers, &body)?;
-    non_empty("from", &message.from)?;
-    non_empty("text", &message.text)?;
-    if let Some(signature) = signature {
-        state.webhooks.admit_message(
-            signature,
-            message.sent_at,
-            state.engine.now(),
-            state.security.replay_window,
-        )?;
-    }
+    let (channel, message) = channel_call::<InboundMessage>(&state, &name, &headers, body)?;
     Ok(Json(state.engine.customer_message(channel, message)?))
 }
 
-/// What both bot calls check: a known channel, the caller, a readable body, an address, and
-/// on a signed channel a `sent_at` inside the window that was not seen before.
-fn bot_call(
+/// A body a channel POSTs.
+trait ChannelCall: DeserializeOwned {
+    /// Checks its own fields (an address, a text).
+    fn check(&self) -> Result<(), ApiError>;
+    /// When the channel says it sent it: a signed call must be inside the replay window.
+    fn sent_at(&self) -> Option<Timestamp>;
+}
+
+impl ChannelCall for InboundMessage {
+    fn check(&self) -> Result<(), ApiError> {
+        non_empty("from", &self.from)?;
+        non_empty("text", &self.text)
+    }
+
+    fn sent_at(&self) -> Option<Timestamp> {
+        self.sent_at
+    }
+}
+
+impl ChannelCall for BotRequest {
+    fn check(&self) -> Result<(), ApiError> {
+        non_empty("from", &self.from)
+    }
+
+    fn sent_at(&self) -> Option<Timestamp> {
+        self.sent_at
+    }
+}
+
+/// What every channel call checks: a known channel, the caller, a readable body with sound
+/// fields, and on a signed channel a `sent_at` inside the window that was not seen before.
+fn channel_call<T: ChannelCall>(
     state: &AppState,
     name: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Channel, BotRequest), ApiError> {
+) -> Result<(Channel, T), ApiError> {
     let channel = channel(name)?;
     let body = body.map_err(JsonRejection::from)?;
     let signature = authenticate(state, channel, headers, &body)?;
-    let request: BotRequest = decode(headers, &body)?;
-    non_empty("from", &request.from)?;
+    let call: T = decode(headers, &body)?;
+    call.check()?;
     if let Some(signature) = signature {
         state.webhooks.admit_message(
             signature,
-            request.sent_at,
+            call.sent_at(),
             state.engine.now(),
             state.security.replay_window,
         )?;
     }
-    Ok((channel, request))
+    Ok((channel, call))
 }
 
 /// `POST /v1/channels/{channel}/bot/start`: the customer entered a bot journey (R09).
@@ -124,7 +141,7 @@ pub async fn bot_start(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let (channel, request) = bot_call(&state, &name, &headers, body)?;
+    let (channel, request) = channel_call::<BotRequest>(&state, &name, &headers, body)?;
     Ok(Json(state.engine.start_bot(channel, request)?))
 }
 
@@ -135,6 +152,6 @@ pub async fn bot_handover(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let (channel, request) = bot_call(&state, &name, &headers, body)?;
+    let (channel, request) = channel_call::<BotRequest>(&state, &name, &headers, body)?;
     Ok(Json(state.engine.hand_over(channel, request)?))
 }
