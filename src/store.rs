@@ -7,7 +7,9 @@
 //! - Reads ([`Store::load`], [`Store::search_archive`], [`Store::history`]) run on separate
 //!   read-only connections; in WAL mode they never wait for the writer.
 //!
-//! Not yet wired into the engine.
+//! Every submission is numbered; [`Store::write_point`] and [`WritePoint::reached`] let a
+//! caller that did not keep the receipts (the engine submits under its locks, the gateway
+//! answers later) wait until everything submitted so far is on disk.
 
 mod archive;
 mod codec;
@@ -38,7 +40,7 @@ pub use records::{Change, ChatRecord, CustomerRecord, Snapshot};
 pub use writer::Receipt;
 
 use readers::Readers;
-use writer::{Counters, Job};
+use writer::{Counters, Job, Progress};
 
 /// How hard a commit presses data onto the disk before its receipt completes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -95,6 +97,45 @@ pub struct Store {
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     readers: Readers,
+    /// The last submission's number; held while sending, so numbers reach the writer in order.
+    submitted: parking_lot::Mutex<u64>,
+    progress: tokio::sync::watch::Receiver<Progress>,
+}
+
+/// Everything submitted up to some moment; [`WritePoint::reached`] resolves once it is all on
+/// disk. A point with no store behind it (an in-memory engine) is reached at once.
+#[derive(Clone, Debug, Default)]
+#[must_use = "a write point is only useful to wait on"]
+pub struct WritePoint {
+    wait: Option<(u64, tokio::sync::watch::Receiver<Progress>)>,
+}
+
+impl WritePoint {
+    /// A point that is always reached: nothing to wait for.
+    pub fn none() -> Self {
+        Self { wait: None }
+    }
+
+    /// Whether waiting is needed at all: false for an in-memory engine or nothing submitted.
+    pub fn is_pending(&self) -> bool {
+        self.wait
+            .as_ref()
+            .is_some_and(|(seq, rx)| rx.borrow().outcome(*seq).is_none())
+    }
+
+    /// Waits until every submission up to the point is committed; the error of its group if
+    /// one failed, [`StoreError::WriterStopped`] if the writer is gone.
+    pub async fn reached(self) -> Result<(), StoreError> {
+        let Some((seq, mut rx)) = self.wait else {
+            return Ok(());
+        };
+        let outcome = rx
+            .wait_for(|p| p.outcome(seq).is_some())
+            .await
+            .map_err(|_| StoreError::WriterStopped)?
+            .outcome(seq);
+        outcome.unwrap_or(Err(StoreError::WriterStopped))
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -121,12 +162,13 @@ impl Store {
 
         let (jobs, queue) = mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let (progress_tx, progress) = tokio::sync::watch::channel(Progress::default());
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn({
                 let (path, counters) = (path.to_path_buf(), counters.clone());
                 let cap = options.group_cap.max(1);
-                move || writer::run(conn, path, queue, counters, cap)
+                move || writer::run(conn, path, queue, counters, cap, progress_tx)
             })
             .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
         Ok(Store {
@@ -135,6 +177,8 @@ impl Store {
             writer: Some(writer),
             counters,
             readers: Readers::new(path.to_path_buf()),
+            submitted: parking_lot::Mutex::new(0),
+            progress,
         })
     }
 
@@ -148,10 +192,24 @@ impl Store {
     pub fn submit(&self, changes: Vec<Change>) -> Receipt {
         let (done, receipt) = Receipt::pending();
         if let Some(jobs) = &self.jobs {
+            let mut submitted = self.submitted.lock();
+            *submitted += 1;
             // If the writer is gone the job (and `done`) is dropped: the receipt says so.
-            let _ = jobs.send(Job { changes, done });
+            let _ = jobs.send(Job {
+                seq: *submitted,
+                changes,
+                done,
+            });
         }
         receipt
+    }
+
+    /// Everything submitted so far, to wait on with [`WritePoint::reached`].
+    pub fn write_point(&self) -> WritePoint {
+        let seq = *self.submitted.lock();
+        WritePoint {
+            wait: (seq > 0).then(|| (seq, self.progress.clone())),
+        }
     }
 
     /// Every customer with its chats (without messages), every KPI event and every limit
@@ -174,6 +232,11 @@ impl Store {
     ) -> Result<HistoryPage, StoreError> {
         self.readers
             .with(|conn, path| history::page(conn, path, chat, before_seq, limit))
+    }
+
+    /// Every message of `chat`, oldest first (for the chats kept in memory on start).
+    pub fn messages(&self, chat: &crate::ids::ChatId) -> Result<Vec<crate::core::chat::Message>, StoreError> {
+        self.readers.with(|conn, path| history::all(conn, path, chat))
     }
 
     /// The writer's counters, for /metrics.

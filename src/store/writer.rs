@@ -25,6 +25,8 @@ use crate::ids::{AgentId, ChatId};
 
 /// One caller's submission, waiting for its group to commit.
 pub(crate) struct Job {
+    /// Its place in submission order, from 1: the write point it reaches.
+    pub(crate) seq: u64,
     pub(crate) changes: Vec<Change>,
     pub(crate) done: oneshot::Sender<Result<(), StoreError>>,
 }
@@ -63,6 +65,40 @@ impl Future for Receipt {
     }
 }
 
+/// How far the writer has got: every submission up to `through` is committed, except those
+/// of the failed groups listed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Progress {
+    pub(crate) through: u64,
+    /// The newest failed groups, as (first, last) submission numbers and why; a waiter further
+    /// behind than [`FAILURES_KEPT`] failures is told its group failed too, to be safe.
+    pub(crate) failed: std::collections::VecDeque<(u64, u64, StoreError)>,
+}
+
+/// Failed groups remembered for waiters on write points.
+pub(crate) const FAILURES_KEPT: usize = 64;
+
+impl Progress {
+    /// Whether submission `seq` is committed: `None` while it is not decided yet.
+    pub(crate) fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
+        if seq > self.through {
+            return None;
+        }
+        if let Some((_, _, e)) = self
+            .failed
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&seq))
+        {
+            return Some(Err(e.clone()));
+        }
+        match self.failed.front() {
+            // Older than every failure remembered, with the list full: cannot tell.
+            Some((first, _, e)) if self.failed.len() == FAILURES_KEPT && seq < *first => Some(Err(e.clone())),
+            _ => Some(Ok(())),
+        }
+    }
+}
+
 /// What the writer has done, for /metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -81,6 +117,7 @@ pub(crate) fn run(
     jobs: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
     group_cap: usize,
+    progress: tokio::sync::watch::Sender<Progress>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut queued = first.changes.len();
@@ -106,6 +143,16 @@ pub(crate) fn run(
                 tracing::error!(error = %e, submissions = group.len(), "store group commit failed");
             }
         }
+        let (first, last) = (group[0].seq, group[group.len() - 1].seq);
+        progress.send_modify(|p| {
+            p.through = last;
+            if let Err(e) = &result {
+                if p.failed.len() == FAILURES_KEPT {
+                    p.failed.pop_front();
+                }
+                p.failed.push_back((first, last, e.clone()));
+            }
+        });
         for job in group {
             // A caller that stopped waiting does not need telling.
             let _ = job.done.send(result.clone());
