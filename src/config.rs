@@ -15,6 +15,12 @@
 //! board_log_capacity = 65536      # board changes kept for supervisors' resume
 //! board_log_bytes = 16777216      # and at most this many bytes of them
 //!
+//! [storage]                       # where acknowledged changes are kept (issue 5)
+//! path = "data/switchboard.sqlite"  # relative to the working directory; created if missing
+//! durability = "full"             # full: fsync per group commit | normal: survives a process
+//!                                 # crash, not a power loss | memory: no database at all
+//! # max_size_mb = 10240           # refuse writes beyond this size, as on a full disk
+//!
 //! [outbound]
 //! webhook_url = "http://127.0.0.1:9000/outbound"   # absent: outbound messages are logged
 //! attempts = 5
@@ -183,6 +189,65 @@ enum AfterWindowName {
     Nothing,
 }
 
+/// How hard the engine keeps what it acknowledges.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityConfig {
+    /// Every group commit is fsynced before its acknowledgements go out.
+    #[default]
+    Full,
+    /// Committed to the OS before acknowledging: survives a crash of the process, not of the
+    /// machine.
+    Normal,
+    /// No database: everything is lost on restart (tests, load-test baselines).
+    Memory,
+}
+
+/// Where the engine keeps its durable state.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The SQLite database file, relative to the working directory.
+    #[serde(default = "default_storage_path")]
+    pub path: PathBuf,
+    /// What "acknowledged" means.
+    #[serde(default)]
+    pub durability: DurabilityConfig,
+    /// Refuse writes that would grow the database beyond this many MiB.
+    #[serde(default)]
+    pub max_size_mb: Option<u64>,
+}
+
+fn default_storage_path() -> PathBuf {
+    PathBuf::from("data/switchboard.sqlite")
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: default_storage_path(),
+            durability: DurabilityConfig::default(),
+            max_size_mb: None,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// How to open the store, or `None` to keep everything in memory.
+    pub fn store_options(&self) -> Option<crate::store::StoreOptions> {
+        let durability = match self.durability {
+            DurabilityConfig::Full => crate::store::Durability::Full,
+            DurabilityConfig::Normal => crate::store::Durability::Normal,
+            DurabilityConfig::Memory => return None,
+        };
+        Some(crate::store::StoreOptions {
+            durability,
+            max_size_bytes: self.max_size_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+            ..Default::default()
+        })
+    }
+}
+
 /// Where outbound messages go.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,6 +326,9 @@ pub struct Config {
     /// Bytes of board changes kept.
     #[serde(default)]
     pub board_log_bytes: Option<usize>,
+    /// The durable store.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// The outbound connector.
     #[serde(default)]
     pub outbound: OutboundConfig,

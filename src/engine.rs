@@ -21,8 +21,10 @@ mod directory;
 mod expiry;
 pub mod fanout;
 mod ingress;
+mod journal;
 pub mod outbound;
 mod requests;
+mod restore;
 pub mod supervision;
 pub mod ticker;
 pub mod timers;
@@ -47,9 +49,11 @@ use crate::protocol::{
     ActivatedBy, ArchiveEntry, BotRequest, Caller, ChatView, InboundMessage, IngressReceipt, OfferView,
     OutboundMessage, Push, ReplyResult, Request, Scope, Snapshot,
 };
+use crate::store::{Store, WritePoint};
 use analytics::Analytics;
 use fanout::{ConnHandle, ConnId, CutOff, Fanout, Resumed};
 use outbound::Outbound;
+pub use restore::Restored;
 use supervision::Supervision;
 use timers::{Timer, Timers};
 
@@ -144,11 +148,24 @@ pub struct Engine {
     next_id: AtomicU64,
     supervision: Supervision,
     analytics: Analytics,
+    /// Where acknowledged changes are recorded; `None` for an engine kept in memory only.
+    store: Option<Arc<Store>>,
 }
 
 impl Engine {
     /// An engine with no agents and no customers.
     pub fn new(config: EngineConfig, clock: SharedClock, outbound: Outbound) -> Arc<Self> {
+        Self::with_store(config, clock, outbound, None)
+    }
+
+    /// An engine with no agents and no customers that records every change in `store`
+    /// before it is acknowledged; [`Engine::restore`] brings back what the store holds.
+    pub fn with_store(
+        config: EngineConfig,
+        clock: SharedClock,
+        outbound: Outbound,
+        store: Option<Arc<Store>>,
+    ) -> Arc<Self> {
         let mut queue_of = HashMap::new();
         let mut router = Router::new(config.accept_timeout);
         for (queue, channels) in &config.queues {
@@ -191,6 +208,7 @@ impl Engine {
             next_id: AtomicU64::new(first_id),
             supervision,
             analytics: Analytics::default(),
+            store,
         })
     }
 
@@ -217,6 +235,24 @@ impl Engine {
     /// The supervisors' board feed, for connection counts.
     pub fn supervision(&self) -> &Supervision {
         &self.supervision
+    }
+
+    /// Locks a customer's file for a change that is recorded in the store when it ends.
+    fn edit<'a>(&'a self, file: &'a Mutex<CustomerFile>) -> journal::Edit<'a> {
+        journal::Edit::start(file.lock(), self.store.as_deref())
+    }
+
+    /// The store, if the engine records its changes.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_deref()
+    }
+
+    /// Everything submitted to the store so far: an acknowledgement waits until it is
+    /// [reached](WritePoint::reached), so that nothing acknowledged is lost in a crash.
+    pub fn write_point(&self) -> WritePoint {
+        self.store
+            .as_ref()
+            .map_or_else(WritePoint::none, |s| s.write_point())
     }
 
     fn new_id(&self, prefix: &str) -> String {
@@ -346,9 +382,10 @@ impl Engine {
             .is_some_and(|f| f.lock().is_opted_out(channel))
     }
 
-    /// The state of a chat; for tests.
+    /// The state of a chat in memory (`None` for one only in the database); for tests.
     pub fn chat_state(&self, chat: &ChatId) -> Option<ChatState> {
-        let file = self.file_of_chat(chat).ok()?;
+        let customer = self.chats.get(chat).map(|c| c.clone())?;
+        let file = self.customers.get(&customer).map(|f| f.clone())?;
         let file = file.lock();
         file.chat(chat).map(|c| c.state)
     }

@@ -11,11 +11,12 @@ use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::clock::{Clock, SystemClock};
-use switchboard::config::Config;
+use switchboard::config::{Config, DurabilityConfig};
 use switchboard::engine::outbound::{run_logging_connector, run_webhook_connector, Outbound};
 use switchboard::engine::ticker::run_ticker;
 use switchboard::engine::Engine;
 use switchboard::gateway;
+use switchboard::store::Store;
 
 /// Switchboard: a real-time routing engine for customer-support chat.
 #[derive(Debug, Parser)]
@@ -28,6 +29,14 @@ struct Cli {
     /// agents ana, ben and sam (tokens ana-token, ben-token, sam-token).
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     config: Option<PathBuf>,
+    /// The database file (overrides the config's `[storage] path`).
+    #[arg(long, env = "SWITCHBOARD_DATA")]
+    data: Option<PathBuf>,
+    /// What an acknowledgement waits for (overrides `[storage] durability`): `full` (on disk,
+    /// fsynced), `normal` (survives the process, not the machine) or `memory` (no database:
+    /// nothing survives a restart).
+    #[arg(long, value_enum, env = "SWITCHBOARD_DURABILITY")]
+    durability: Option<DurabilityConfig>,
     /// POST outbound customer messages to this URL (overrides the config's webhook_url).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL")]
     webhook_url: Option<String>,
@@ -94,12 +103,36 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let engine_config = config.engine()?;
+    let mut storage = config.storage.clone();
+    if let Some(path) = cli.data {
+        storage.path = path;
+    }
+    if let Some(durability) = cli.durability {
+        storage.durability = durability;
+    }
+    let store = match storage.store_options() {
+        Some(options) => {
+            // An unusable data directory (no permission, full disk, a newer schema) stops the
+            // engine here with the store's error, which names the path and what is wrong.
+            let store = Store::open(&storage.path, options)?;
+            tracing::info!(path = %storage.path.display(), durability = ?storage.durability, "durable store open");
+            Some(Arc::new(store))
+        }
+        None => {
+            tracing::warn!("storage durability = memory: nothing survives a restart");
+            None
+        }
+    };
 
     let (outbound, outbound_rx) = Outbound::channel();
-    let engine = Engine::new(engine_config, Arc::new(SystemClock), outbound);
+    let engine = Engine::with_store(engine_config, Arc::new(SystemClock), outbound, store.clone());
     for agent in config.agents() {
         let (profile, token) = agent.into_profile();
         engine.upsert_agent(profile, token);
+    }
+    if let Some(store) = &store {
+        let restored = engine.restore(store)?;
+        tracing::info!(?restored, "state restored from the store");
     }
     match cli.webhook_url.or(config.outbound.webhook_url.clone()) {
         Some(url) => {

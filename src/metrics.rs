@@ -212,6 +212,7 @@ fn error_code(code: ErrorCode) -> &'static str {
         ErrorCode::Unauthorized => "unauthorized",
         ErrorCode::Forbidden => "forbidden",
         ErrorCode::RateLimited => "rate_limited",
+        ErrorCode::StorageUnavailable => "storage_unavailable",
     }
 }
 

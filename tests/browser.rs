@@ -52,8 +52,12 @@ struct Engine {
 
 impl Engine {
     fn start() -> Self {
+        // A database of its own, so that no earlier run's chats are restored into this one.
+        let data = std::env::temp_dir().join(format!("switchboard-browser-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--data"])
+            .arg(data.join("switchboard.sqlite"))
             .env_remove("SWITCHBOARD_CONFIG")
             .env_remove("SWITCHBOARD_LISTEN")
             .env_remove("SWITCHBOARD_WEBHOOK_URL")

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many requests.
     RateLimited,
+    /// The change could not be saved to the durable store (a full disk, a failed database):
+    /// it is not acknowledged, and may be gone after a restart.
+    StorageUnavailable,
 }
 
 /// Where a customer is live, told to an agent whose reopen lost (R03).
@@ -137,6 +140,9 @@ pub enum Rejection {
     /// The request does not make sense as asked.
     #[error("{0}")]
     Invalid(String),
+    /// The durable store could not be read or written; the message says why.
+    #[error("{0}")]
+    StorageUnavailable(String),
 }
 
 impl Rejection {
@@ -157,6 +163,7 @@ impl Rejection {
             Rejection::Unauthorized(_) => ErrorCode::Unauthorized,
             Rejection::RateLimited(_) => ErrorCode::RateLimited,
             Rejection::Invalid(_) => ErrorCode::BadRequest,
+            Rejection::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
         }
     }
 

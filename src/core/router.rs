@@ -483,6 +483,19 @@ impl Router {
         Ok(change)
     }
 
+    /// Counts a chat that `agent` already owned before a restart toward its load; unlike
+    /// [`Router::load_up`] this is not a new assignment, so it is never an override. False if
+    /// the agent has no seat (it was removed from the configuration).
+    pub fn restore_load(&mut self, agent: &AgentId) -> bool {
+        match self.touch(agent) {
+            Some(seat) => {
+                seat.load += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A chat of `agent` stopped counting (closed); its slot is free for the queue (R12).
     pub fn load_down(&mut self, agent: &AgentId, now: Timestamp) -> Vec<RouterEvent> {
         if let Some(seat) = self.touch(agent) {

@@ -82,12 +82,18 @@ impl Engine {
 
     /// Records a KPI event (R14) and wakes the supervisors' task to send the new figures.
     pub(super) fn record(&self, agent: &AgentId, channel: Channel, kind: EventKind, now: Timestamp) {
-        self.analytics.record(Event {
+        let event = Event {
             at: now,
             agent: agent.clone(),
             channel,
             kind,
-        });
+        };
+        if let Some(store) = &self.store {
+            // Acknowledged with the operation that caused it (its reply waits on the write
+            // point); the receipt itself is not needed.
+            let _receipt = store.submit(vec![crate::store::Change::Analytics(event.clone())]);
+        }
+        self.analytics.record(event);
         self.supervision.nudge();
     }
 
@@ -236,12 +242,18 @@ impl Engine {
                 self.close_as(&owner, &chat_id, crate::core::CloseReason::Supervisor, now)?;
                 Ok(Some(SupervisorResult::Done))
             }
-            SupervisorRequest::GetChat { chat_id } => match self.history(caller, &chat_id)? {
-                ReplyResult::History { chat, messages } => {
-                    Ok(Some(SupervisorResult::History { chat, messages }))
-                }
-                _ => Ok(Some(SupervisorResult::Done)),
-            },
+            SupervisorRequest::GetChat {
+                chat_id,
+                before_seq,
+                limit,
+            } => {
+                let page = self.history(caller, &chat_id, before_seq, limit)?;
+                Ok(Some(SupervisorResult::History {
+                    chat: page.chat,
+                    messages: page.messages,
+                    next_before_seq: page.next_before_seq,
+                }))
+            }
             SupervisorRequest::GetAnalytics { query } => {
                 Ok(Some(SupervisorResult::Analytics(self.analytics_report(query))))
             }

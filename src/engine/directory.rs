@@ -70,6 +70,12 @@ impl Engine {
             .limit = limit;
         let now = self.now();
         self.try_router(|r| r.set_limit(id, limit, now))?;
+        if let Some(store) = &self.store {
+            let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
+                agent: id.clone(),
+                limit,
+            }]);
+        }
         self.push_limit(id);
         Ok(())
     }

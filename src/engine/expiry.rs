@@ -23,7 +23,7 @@ impl Engine {
                     let Some(file) = self.customers.get(&customer).map(|f| f.clone()) else {
                         continue;
                     };
-                    let mut file = file.lock();
+                    let mut file = self.edit(&file);
                     if let Some(owner) = file.wake(&chat, now) {
                         self.push_snooze_ended(&file, &chat, &owner);
                         self.archive_changed(&file, now);
@@ -37,7 +37,7 @@ impl Engine {
                     let Some(file) = self.customers.get(&customer).map(|f| f.clone()) else {
                         continue;
                     };
-                    let mut file = file.lock();
+                    let mut file = self.edit(&file);
                     if let Some(owner) = file.expire_reopen(&chat, reopened_at, now) {
                         self.board_reopen_ended(
                             &file,

@@ -61,7 +61,7 @@ impl Engine {
         } = message;
         let profile = Profile { name, email, phone };
         let file = self.file_for(channel, &from, profile.clone());
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         file.learn(channel, &from, profile);
         let inbound = file.receive(channel, &text, policy, now, || ChatId::from(self.new_id("ch")));
         let chat_id = match inbound {
@@ -151,7 +151,7 @@ impl Engine {
             ..Profile::default()
         };
         let file = self.file_for(channel, &request.from, profile);
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         let chat = file.start_bot(channel, self.config.policies.of(channel), now, || {
             ChatId::from(self.new_id("ch"))
         })?;
@@ -179,7 +179,7 @@ impl Engine {
                 what: "customer",
                 id: customer.to_string(),
             })?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         let (chat, sticky) = file.hand_over(now)?;
         self.route_new(&file, &chat, sticky.as_ref(), now);
         self.archive_changed(&file, now);

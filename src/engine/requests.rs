@@ -7,6 +7,19 @@ use parking_lot::Mutex;
 use super::*;
 use crate::core::analytics::EventKind;
 use crate::protocol::supervisor::ReopenOutcome;
+use crate::protocol::HistoryMessage;
+use crate::store::MAX_HISTORY_PAGE;
+
+/// Messages per history page when the request does not say.
+const DEFAULT_HISTORY_PAGE: u32 = 50;
+
+/// A chat with a page of its history, for either socket's reply.
+pub(super) struct HistoryView {
+    pub(super) chat: ChatView,
+    /// Oldest first.
+    pub(super) messages: Vec<HistoryMessage>,
+    pub(super) next_before_seq: Option<u64>,
+}
 
 impl Engine {
     /// Carries out one request of `caller` on connection `conn`.
@@ -56,16 +69,18 @@ impl Engine {
                 state,
                 query,
                 limit,
-            } => Ok(ReplyResult::Archive {
-                entries: self.archive(
-                    me,
+                before,
+            } => {
+                let ask = super::archive::ArchiveAsk {
                     scope,
                     state,
-                    query.as_deref(),
-                    limit.unwrap_or(50).min(500),
-                    now,
-                ),
-            }),
+                    query: query.as_deref(),
+                    before: before.as_deref(),
+                    limit,
+                };
+                let (entries, next) = self.archive(me, ask, now)?;
+                Ok(ReplyResult::Archive { entries, next })
+            }
             Request::WatchArchive { chat_ids } => {
                 if chat_ids.len() > 1000 {
                     return Err(Rejection::Invalid(format!(
@@ -76,7 +91,18 @@ impl Engine {
                 self.watch(me, conn, chat_ids);
                 Ok(ReplyResult::Done)
             }
-            Request::GetChat { chat_id } => self.history(caller, &chat_id),
+            Request::GetChat {
+                chat_id,
+                before_seq,
+                limit,
+            } => {
+                let page = self.history(caller, &chat_id, before_seq, limit)?;
+                Ok(ReplyResult::History {
+                    chat: page.chat,
+                    messages: page.messages,
+                    next_before_seq: page.next_before_seq,
+                })
+            }
             Request::Resume { after_seq } => match self.fanout.resume(me, conn, after_seq) {
                 Resumed::Replayed(replayed) => Ok(ReplyResult::Resumed { replayed }),
                 Resumed::Gone => Ok(ReplyResult::Snapshot(self.snapshot(me))),
@@ -98,14 +124,10 @@ impl Engine {
     }
 
     pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<Arc<Mutex<CustomerFile>>, Rejection> {
-        let customer = self
-            .chats
-            .get(chat)
-            .map(|c| c.clone())
-            .ok_or_else(|| Rejection::NotFound {
-                what: "chat",
-                id: chat.to_string(),
-            })?;
+        let customer = match self.chats.get(chat).map(|c| c.clone()) {
+            Some(customer) => customer,
+            None => self.bring_back(chat)?,
+        };
         self.customers
             .get(&customer)
             .map(|f| f.clone())
@@ -113,6 +135,43 @@ impl Engine {
                 what: "customer",
                 id: customer.to_string(),
             })
+    }
+
+    /// A chat only in the database (closed, out of its window when the engine started) is
+    /// read back into its customer's file, so that what an agent may still do with it — a
+    /// template push (R07), or a reopen answered `window_closed` rather than `not_found` —
+    /// works as before a restart. Its customer is always in memory.
+    fn bring_back(&self, chat: &ChatId) -> Result<CustomerId, Rejection> {
+        let not_found = || Rejection::NotFound {
+            what: "chat",
+            id: chat.to_string(),
+        };
+        let store = self.store.as_deref().ok_or_else(not_found)?;
+        let unreadable = |e: crate::store::StoreError| {
+            Rejection::StorageUnavailable(format!("chat {chat} could not be read from the database: {e}"))
+        };
+        let (record, _) = store.chat(chat).map_err(unreadable)?.ok_or_else(not_found)?;
+        let customer = record.customer.clone();
+        let file = self
+            .customers
+            .get(&customer)
+            .map(|f| f.clone())
+            .ok_or_else(not_found)?;
+        let messages = store.messages(chat).map_err(unreadable)?;
+        let mut file = file.lock();
+        // Another request may have brought it back meanwhile.
+        if file.chat(chat).is_none() {
+            let mut restored = record.into_chat();
+            restored.messages = messages;
+            let at = file
+                .chats
+                .iter()
+                .position(|c| (c.created_at, &c.id) > (restored.created_at, &restored.id))
+                .unwrap_or(file.chats.len());
+            file.chats.insert(at, restored);
+            self.chats.insert(chat.clone(), customer.clone());
+        }
+        Ok(customer)
     }
 
     pub(super) fn chat_view(&self, file: &CustomerFile, chat: &ChatId) -> ChatView {
@@ -136,7 +195,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         let channel = Self::channel_of(&file, chat_id)?;
         let reopened = match file.reopen(chat_id, me, self.config.policies.of(channel), now) {
             Ok(reopened) => reopened,
@@ -173,7 +232,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         let channel = Self::channel_of(&file, chat_id)?;
         file.send(
             chat_id,
@@ -207,7 +266,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         let channel = Self::channel_of(&file, chat_id)?;
         let text = if params.is_empty() {
             template.clone()
@@ -230,7 +289,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         let state = file.chat(chat_id).map(|c| c.state);
         if state != Some(ChatState::Queued) {
             return Err(Rejection::NotFound {
@@ -285,7 +344,7 @@ impl Engine {
             ));
         }
         let file = self.file_of_chat(chat_id)?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         file.transfer(chat_id, me, to)?;
         // Pushed under the router's lock, before the offers its freed slot may cause: the
         // pushes carry the loads the router counted.
@@ -337,7 +396,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         let prior = file.close(chat_id, me, now)?;
         if prior == ChatState::Reopened {
             self.board_reopen_ended(&file, chat_id, ReopenOutcome::Closed);
@@ -365,7 +424,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = file.lock();
+        let mut file = self.edit(&file);
         file.snooze(chat_id, me, until, now)?;
         if let SnoozeUntil::Time { at } = until {
             self.timers.schedule(
@@ -382,21 +441,92 @@ impl Engine {
         Ok(ReplyResult::Chat { chat })
     }
 
-    pub(super) fn history(&self, caller: &Caller, chat_id: &ChatId) -> Result<ReplyResult, Rejection> {
-        let file = self.file_of_chat(chat_id)?;
-        let file = file.lock();
-        let chat = file.chat(chat_id).ok_or_else(|| Rejection::NotFound {
-            what: "chat",
-            id: chat_id.to_string(),
-        })?;
-        if chat.owner.as_ref() != Some(&caller.id) && !caller.role.supervises() {
-            return Err(Rejection::NotOwner {
-                owner: chat.owner.clone(),
+    /// A page of a chat's history for `caller`: its owner (or last owner), or a supervisor.
+    ///
+    /// A chat in memory is read there, under its customer's lock, so the page agrees with the
+    /// chat view (the store may be a group commit behind). One that is not (closed and outside
+    /// its window after a restart) is read from the store, which is complete for it: the
+    /// engine changes only chats in memory.
+    pub(super) fn history(
+        &self,
+        caller: &Caller,
+        chat_id: &ChatId,
+        before_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryView, Rejection> {
+        let limit = match limit {
+            Some(0) => {
+                return Err(Rejection::Invalid(
+                    "a history page holds at least 1 message".into(),
+                ))
+            }
+            Some(n) => n.min(MAX_HISTORY_PAGE),
+            None => DEFAULT_HISTORY_PAGE,
+        };
+        let may_read = |owner: Option<&AgentId>| {
+            if owner == Some(&caller.id) || caller.role.supervises() {
+                Ok(())
+            } else {
+                Err(Rejection::NotOwner {
+                    owner: owner.cloned(),
+                })
+            }
+        };
+        let not_found = || Rejection::not_found("chat", chat_id);
+        if self.chats.contains_key(chat_id) {
+            let file = self.file_of_chat(chat_id)?;
+            let file = file.lock();
+            let chat = file.chat(chat_id).ok_or_else(not_found)?;
+            may_read(chat.owner.as_ref())?;
+            let end = before_seq.map_or(chat.messages.len(), |b| {
+                usize::try_from(b).unwrap_or(usize::MAX).min(chat.messages.len())
+            });
+            let start = end.saturating_sub(limit as usize);
+            return Ok(HistoryView {
+                chat: self.chat_view(&file, chat_id),
+                messages: chat.messages[start..end]
+                    .iter()
+                    .zip(start as u64..)
+                    .map(|(message, seq)| HistoryMessage {
+                        seq,
+                        message: message.clone(),
+                    })
+                    .collect(),
+                next_before_seq: (start > 0).then_some(start as u64),
             });
         }
-        Ok(ReplyResult::History {
-            chat: self.chat_view(&file, chat_id),
-            messages: chat.messages.clone(),
+        let store = self.store.as_ref().ok_or_else(not_found)?;
+        let (record, customer) = store
+            .chat(chat_id)
+            .map_err(archive::unreadable)?
+            .ok_or_else(not_found)?;
+        may_read(record.owner.as_ref())?;
+        let page = store
+            .history(chat_id, before_seq, limit)
+            .map_err(archive::unreadable)?;
+        let last_message = match (before_seq, page.messages.first()) {
+            (None, newest) => newest.map(|m| m.message.clone()),
+            (Some(_), _) => store
+                .history(chat_id, None, 1)
+                .map_err(archive::unreadable)?
+                .messages
+                .pop()
+                .map(|m| m.message),
+        };
+        let policy = self.config.policies.of(record.channel);
+        Ok(HistoryView {
+            chat: views::stored_chat_view(&record, customer.as_ref(), last_message, policy),
+            // The store pages newest first; the wire keeps each page in reading order.
+            messages: page
+                .messages
+                .into_iter()
+                .rev()
+                .map(|m| HistoryMessage {
+                    seq: m.seq,
+                    message: m.message,
+                })
+                .collect(),
+            next_before_seq: page.next_before,
         })
     }
 

@@ -7,5 +7,6 @@ mod lifecycle;
 mod property;
 mod race;
 mod reopen;
+mod restart;
 mod resume;
 mod routing;

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::error::{until_durable, ApiError};
 use crate::config::AgentConfig;
 use crate::engine::{AgentStatus, Engine, QueueView};
 use crate::ids::AgentId;
@@ -110,6 +110,7 @@ pub async fn set_limit(
 ) -> Result<StatusCode, ApiError> {
     let Json(LimitBody { limit }) = body?;
     engine.set_limit(&AgentId::from(id), limit)?;
+    until_durable(&engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

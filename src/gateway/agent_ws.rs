@@ -116,6 +116,7 @@ pub async fn serve_agent<W, R, E>(
                     text,
                 ))
             },
+            || engine.write_point(),
         )
         .await
     } else {
@@ -174,7 +175,7 @@ fn chat_named(request: &Request) -> Option<&ChatId> {
         | Request::Transfer { chat_id, .. }
         | Request::Close { chat_id }
         | Request::Snooze { chat_id, .. }
-        | Request::GetChat { chat_id } => Some(chat_id),
+        | Request::GetChat { chat_id, .. } => Some(chat_id),
         Request::SetPresence { .. }
         | Request::ListArchive { .. }
         | Request::WatchArchive { .. }

@@ -15,7 +15,9 @@ use tokio::time::Instant;
 
 use crate::core::{ErrorCode, Rejection};
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
+use crate::gateway::error::STORE_WAIT;
 use crate::protocol::{ErrorFrame, ServerFrame, MAX_FRAME_BYTES};
+use crate::store::WritePoint;
 
 /// Frames above this size close the connection (1009); below it and above
 /// [`MAX_FRAME_BYTES`] they get an error frame and the connection stays.
@@ -75,6 +77,7 @@ pub async fn run<W, R, E>(
     shutdown: &mut watch::Receiver<bool>,
     frames_per_second: u32,
     mut handle_text: impl FnMut(&str) -> Option<Frame>,
+    write_point: impl Fn() -> WritePoint,
 ) -> Option<(u16, &'static str)>
 where
     W: Sink<Message> + Unpin,
@@ -139,7 +142,25 @@ where
                         return None;
                     }
                 };
-                let Some(reply) = reply else { continue };
+                let Some(mut reply) = reply else { continue };
+                // Write before acknowledge: the reply waits until what the request changed is
+                // on disk. Pushes already queued wait behind it, so this client never sees an
+                // effect of its own request before the request is durable.
+                let point = write_point();
+                if point.is_pending() {
+                    let why = match tokio::time::timeout(STORE_WAIT, point.reached()).await {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some(format!("not saved within {} s", STORE_WAIT.as_secs())),
+                    };
+                    if let Some(why) = why {
+                        reply = error_frame(
+                            text.as_deref().and_then(request_id),
+                            ErrorCode::StorageUnavailable,
+                            format!("not saved, so not acknowledged (it may be lost on restart): {why}"),
+                        );
+                    }
+                }
                 if replies.try_send(reply).is_err() {
                     let why = CutOff::SlowConsumer;
                     return Some((why.code(), why.reason()));
@@ -457,6 +478,7 @@ mod tests {
                 handled.push(text.to_owned());
                 Some(Arc::new(Bytes::from_static(br#"{"type": "ok"}"#)))
             },
+            WritePoint::none,
         )
         .await;
 

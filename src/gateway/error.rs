@@ -53,6 +53,33 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// How long an acknowledgement waits for the store before giving up on it.
+pub const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until everything `engine` submitted to its store so far is on disk: the moment a
+/// change may be acknowledged. The error names why it could not be saved.
+pub async fn until_durable(engine: &crate::engine::Engine) -> Result<(), ApiError> {
+    let point = engine.write_point();
+    if !point.is_pending() {
+        return Ok(());
+    }
+    match tokio::time::timeout(STORE_WAIT, point.reached()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ApiError::new(
+            ErrorCode::StorageUnavailable,
+            format!("not saved, so not acknowledged (it may be lost on restart): {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::StorageUnavailable,
+            format!(
+                "not saved within {} s, so not acknowledged (it may be lost on restart)",
+                STORE_WAIT.as_secs()
+            ),
+        )),
     }
 }
 

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use super::error::{until_durable, ApiError};
 use super::webhook::{self, Signature};
 use super::{auth, AppState};
 use crate::clock::Timestamp;
@@ -78,7 +78,9 @@ pub async fn message(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
     let (channel, message) = channel_call::<InboundMessage>(&state, &name, &headers, body)?;
-    Ok(Json(state.engine.customer_message(channel, message)?))
+    let receipt = state.engine.customer_message(channel, message)?;
+    until_durable(&state.engine).await?;
+    Ok(Json(receipt))
 }
 
 /// A body a channel POSTs.
@@ -142,7 +144,9 @@ pub async fn bot_start(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
     let (channel, request) = channel_call::<BotRequest>(&state, &name, &headers, body)?;
-    Ok(Json(state.engine.start_bot(channel, request)?))
+    let receipt = state.engine.start_bot(channel, request)?;
+    until_durable(&state.engine).await?;
+    Ok(Json(receipt))
 }
 
 /// `POST /v1/channels/{channel}/bot/handover`: the bot hands the customer to a human.
@@ -153,5 +157,7 @@ pub async fn bot_handover(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
     let (channel, request) = channel_call::<BotRequest>(&state, &name, &headers, body)?;
-    Ok(Json(state.engine.hand_over(channel, request)?))
+    let receipt = state.engine.hand_over(channel, request)?;
+    until_durable(&state.engine).await?;
+    Ok(Json(receipt))
 }

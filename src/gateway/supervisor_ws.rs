@@ -119,6 +119,7 @@ pub async fn serve_supervisor<W, R, E>(
             &mut shutdown,
             security.frames_per_second,
             |text| handle_text(&engine, &metrics, &security, &mut session, conn_id, text),
+            || engine.write_point(),
         )
         .await
     } else {
@@ -158,7 +159,7 @@ pub fn handle_text(
     let name = request.name();
     let (chat, agent) = match &request {
         SupervisorRequest::Transfer { chat_id, to } => (Some(chat_id), Some(to)),
-        SupervisorRequest::Close { chat_id } | SupervisorRequest::GetChat { chat_id } => {
+        SupervisorRequest::Close { chat_id } | SupervisorRequest::GetChat { chat_id, .. } => {
             (Some(chat_id), None)
         }
         SupervisorRequest::SetLimit { agent, .. } | SupervisorRequest::SetPresence { agent, .. } => {

@@ -247,7 +247,8 @@ mod descriptors {
                 .arg("-c")
                 .arg(format!(r#"ulimit -n {FD_LIMIT} && exec "$0" "$@""#))
                 .arg(env!("CARGO_BIN_EXE_switchboard"))
-                .args(["--listen", "127.0.0.1:0"])
+                // About descriptors, not data: no database to leave behind.
+                .args(["--listen", "127.0.0.1:0", "--durability", "memory"])
                 .env_remove("SWITCHBOARD_CONFIG")
                 .env_remove("SWITCHBOARD_LISTEN")
                 .env("RUST_LOG", "info")

@@ -10,17 +10,32 @@ use crate::clock::ManualClock;
 use crate::core::{AgentProfile, Channel, Rejection, Role};
 use crate::engine::fanout::ConnHandle;
 use crate::engine::outbound::Outbound;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, Restored};
 use crate::ids::{AgentId, ChatId};
 use crate::protocol::{
     Caller, InboundMessage, IngressReceipt, OutboundMessage, Push, ReplyResult, Request, ServerFrame,
 };
+use crate::store::{Store, StoreOptions};
+use std::path::PathBuf;
 
 pub(super) struct Desk {
     pub(super) engine: Arc<Engine>,
     pub(super) clock: ManualClock,
     pub(super) outbound: mpsc::UnboundedReceiver<OutboundMessage>,
     conns: HashMap<AgentId, Vec<ConnHandle>>,
+    config: EngineConfig,
+    /// Every agent registered, to register again after a restart.
+    profiles: Vec<AgentProfile>,
+    /// The database of a durable desk, removed when the desk is dropped.
+    store_path: Option<PathBuf>,
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        if let Some(dir) = self.store_path.as_ref().and_then(|p| p.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 pub(super) fn start() -> chrono::DateTime<Utc> {
@@ -38,11 +53,65 @@ impl Desk {
         let clock = ManualClock::new(start());
         let (outbound, rx) = Outbound::channel();
         Self {
-            engine: Engine::new(config, Arc::new(clock.clone()), outbound),
+            engine: Engine::new(config.clone(), Arc::new(clock.clone()), outbound),
             clock,
             outbound: rx,
             conns: HashMap::new(),
+            config,
+            profiles: Vec::new(),
+            store_path: None,
         }
+    }
+
+    /// A desk whose engine records everything in a database of its own (named after the test).
+    pub(super) fn durable(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("switchboard-desk-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("switchboard.sqlite");
+        let mut desk = Self::with(EngineConfig::default());
+        desk.engine = desk.open_engine(&path);
+        desk.store_path = Some(path);
+        desk
+    }
+
+    fn open_engine(&mut self, path: &std::path::Path) -> Arc<Engine> {
+        let store = Store::open(path, StoreOptions::default()).expect("the store opens");
+        let (outbound, rx) = Outbound::channel();
+        self.outbound = rx;
+        Engine::with_store(
+            self.config.clone(),
+            Arc::new(self.clock.clone()),
+            outbound,
+            Some(Arc::new(store)),
+        )
+    }
+
+    /// Stops the engine once everything it acknowledged is on disk, and starts a new one on
+    /// the same database at the clock's time: the configured agents again, then the restore
+    /// (which fires the timers that came due meanwhile). No agent is connected afterwards.
+    pub(super) fn restart(&mut self) -> Restored {
+        let path = self.store_path.clone().expect("a durable desk");
+        let point = self.engine.write_point();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(point.reached())
+            .expect("everything acknowledged is stored");
+        self.conns.clear();
+        // The old engine, and with it the store's writer, is gone before the new one opens.
+        let fresh = Engine::new(
+            self.config.clone(),
+            Arc::new(self.clock.clone()),
+            Outbound::channel().0,
+        );
+        drop(std::mem::replace(&mut self.engine, fresh));
+        self.engine = self.open_engine(&path);
+        for profile in self.profiles.clone() {
+            self.engine
+                .upsert_agent(profile.clone(), Some(format!("{}-token", profile.id)));
+        }
+        let store = self.engine.store().expect("a store");
+        self.engine.restore(store).expect("the store restores")
     }
 
     /// Registers an agent with `limit` and connects it once (which brings it online).
@@ -55,16 +124,15 @@ impl Desk {
             id: AgentId::from(id),
             role,
         };
-        self.engine.upsert_agent(
-            AgentProfile {
-                id: caller.id.clone(),
-                name: id.to_uppercase(),
-                role,
-                limit,
-                queues: Vec::new(),
-            },
-            Some(format!("{id}-token")),
-        );
+        let profile = AgentProfile {
+            id: caller.id.clone(),
+            name: id.to_uppercase(),
+            role,
+            limit,
+            queues: Vec::new(),
+        };
+        self.profiles.push(profile.clone());
+        self.engine.upsert_agent(profile, Some(format!("{id}-token")));
         self.connect(&caller);
         caller
     }

@@ -1,0 +1,170 @@
+//! Bringing the engine's working state back from the store on start (issue 5).
+//!
+//! The store holds customers and chats as records; everything else the engine keeps is derived
+//! from them here: the lookups by address and by chat, the router's loads and queues, the
+//! board's reopened chats, and the timers. A timer whose moment passed while the engine was
+//! down is due at once, and fires in the round at the end of the restore.
+//!
+//! Only chats that are live or still inside their channel's window come back into memory,
+//! with their history; older ones stay in the database, where archive search and history read
+//! them, so memory does not grow with the archive.
+
+use super::*;
+use crate::store::StoreError;
+
+/// What a restore brought back, for the start-up log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Customers known.
+    pub customers: usize,
+    /// Chats back in memory (live, or closed and still inside their window).
+    pub chats_in_memory: usize,
+    /// Closed chats left in the database only.
+    pub chats_archived: usize,
+    /// Chats back in their queue.
+    pub queued: usize,
+    /// Timers set again (those already due fired at the end of the restore).
+    pub timers: usize,
+    /// Timers that fired at once because they came due while the engine was down.
+    pub fired_at_once: usize,
+    /// KPI events.
+    pub events: usize,
+}
+
+impl Engine {
+    /// Restores what `store` holds into this engine. Call once, after the configured agents
+    /// are added and before serving: it assumes an engine with no customers yet.
+    pub fn restore(&self, store: &Store) -> Result<Restored, StoreError> {
+        let now = self.now();
+        let snapshot = store.load()?;
+        let mut restored = Restored {
+            customers: snapshot.customers.len(),
+            events: snapshot.events.len(),
+            ..Restored::default()
+        };
+        for event in snapshot.events {
+            self.analytics.record(event);
+        }
+        for (agent, limit) in snapshot.agent_limits {
+            // A limit set by a supervisor outlives the configured one until set again.
+            if let Some(mut profile) = self.agents.get_mut(&agent) {
+                profile.limit = limit;
+            }
+            let _ = self.try_router(|r| r.set_limit(&agent, limit, now));
+        }
+
+        let mut queued: Vec<(Waiting, Option<AgentId>)> = Vec::new();
+        let mut highest_id = 0;
+        for mut file in snapshot.customers {
+            highest_id = highest_id.max(id_number(file.id.as_str()));
+            let before = file.chats.len();
+            file.chats.retain(|chat| {
+                highest_id = highest_id.max(id_number(chat.id.as_str()));
+                chat.state.is_live()
+                    || self
+                        .config
+                        .policies
+                        .of(chat.channel)
+                        .window_open(chat.last_customer_message_at, now)
+            });
+            restored.chats_archived += before - file.chats.len();
+            for chat in &mut file.chats {
+                chat.messages = store.messages(&chat.id)?;
+            }
+            restored.chats_in_memory += file.chats.len();
+            for identity in &file.identities {
+                self.identities.insert(identity.clone(), file.id.clone());
+            }
+            for chat in &file.chats {
+                self.chats.insert(chat.id.clone(), file.id.clone());
+                restored.timers += self.rearm(&file, chat, &mut queued);
+            }
+            self.customers.insert(file.id.clone(), Arc::new(Mutex::new(file)));
+        }
+        // Back in the order they first queued, across customers.
+        queued.sort_by(|a, b| (a.0.since, &a.0.chat).cmp(&(b.0.since, &b.0.chat)));
+        restored.queued = queued.len();
+        for (waiting, sticky) in queued {
+            self.with_router(|r| ((), r.enqueue(waiting, sticky.as_ref(), now)));
+        }
+        // Ids of a restarted engine start from its clock; this keeps them past the stored
+        // ones even if the clock went back.
+        self.next_id.fetch_max(highest_id + 1, Ordering::Relaxed);
+        restored.fired_at_once = self.fire_due_timers();
+        Ok(restored)
+    }
+
+    /// Sets up what the engine derives from one restored chat; returns the timers it set.
+    fn rearm(
+        &self,
+        file: &CustomerFile,
+        chat: &crate::core::Chat,
+        queued: &mut Vec<(Waiting, Option<AgentId>)>,
+    ) -> usize {
+        match chat.state {
+            ChatState::Queued => {
+                // An offer pending at the crash is not kept: the chat waits again and is
+                // offered afresh, as after an accept timeout.
+                let card = self.chat_view(file, &chat.id);
+                let queue = self.queue_of[&chat.channel].clone();
+                self.offer_cards.insert(chat.id.clone(), card);
+                queued.push((
+                    Waiting {
+                        chat: chat.id.clone(),
+                        customer: file.id.clone(),
+                        queue,
+                        since: chat.queued_at.unwrap_or(chat.created_at),
+                        declined_by: Vec::new(),
+                    },
+                    file.assigned_agent.clone(),
+                ));
+                0
+            }
+            ChatState::Active | ChatState::Snoozed => {
+                let Some(owner) = &chat.owner else { return 0 };
+                if !self.with_router(|r| (r.restore_load(owner), Vec::new())) {
+                    tracing::warn!(%owner, chat = %chat.id, "restored chat's owner is not a configured agent");
+                }
+                match chat.snooze {
+                    Some(SnoozeUntil::Time { at }) if chat.state == ChatState::Snoozed => {
+                        self.timers.schedule(
+                            at,
+                            Timer::SnoozeEnd {
+                                customer: file.id.clone(),
+                                chat: chat.id.clone(),
+                            },
+                        );
+                        1
+                    }
+                    _ => 0,
+                }
+            }
+            ChatState::Reopened => {
+                let (Some(owner), Some(reopened_at)) = (&chat.owner, chat.reopened_at) else {
+                    return 0;
+                };
+                let policy = self.config.policies.of(chat.channel);
+                let expires_at = policy
+                    .window_expires_at(chat.last_customer_message_at)
+                    .unwrap_or(reopened_at + policy.revive_window);
+                self.board_reopened(file, &chat.id, owner, reopened_at);
+                self.timers.schedule(
+                    expires_at,
+                    Timer::ReopenExpiry {
+                        customer: file.id.clone(),
+                        chat: chat.id.clone(),
+                        reopened_at,
+                    },
+                );
+                1
+            }
+            ChatState::Bot | ChatState::Closed => 0,
+        }
+    }
+}
+
+/// The number in an id the engine made (`cu…`, `ch…`: a prefix and hex digits); 0 for others.
+fn id_number(id: &str) -> u64 {
+    let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    u64::from_str_radix(digits, 16).unwrap_or(0)
+}

@@ -1,0 +1,277 @@
+//! Issue 5: an engine restarted on its database, with the clock moved on while it was down.
+//! Timers that came due meanwhile fire at once; windows are judged at the new time; queues,
+//! loads, opt-outs, histories, limits and KPIs are what they were.
+
+use chrono::Duration;
+
+use super::desk::{code, Desk};
+use crate::core::{Channel, ChatState, ErrorCode, Message, Role};
+use crate::engine::fanout::ConnId;
+use crate::ids::ChatId;
+use crate::protocol::supervisor::{AnalyticsQuery, SupervisorRequest};
+use crate::protocol::{Push, Request};
+
+fn messages(desk: &Desk, chat: &ChatId) -> Vec<Message> {
+    let file = desk.engine.file_of_chat(chat).expect("the chat is in memory");
+    let file = file.lock();
+    file.chat(chat).expect("its chat").messages.clone()
+}
+
+#[test]
+fn issue5_r13_r04_timers_that_came_due_while_down_fire_at_once_and_the_others_later() {
+    let mut desk = Desk::durable("timers");
+    let ana = desk.agent("ana", 2);
+    let ben = desk.agent("ben", 2);
+    let snoozed = desk.served(&ana, Channel::Whatsapp, "+1");
+    desk.request(
+        &ana,
+        Request::Snooze {
+            chat_id: snoozed.clone(),
+            until: Some(desk.engine.now() + Duration::minutes(10)),
+        },
+    )
+    .expect("snoozed");
+    let reopened = desk.closed_chat(&ben, Channel::Messenger, "+2");
+    desk.reopen(&ben, &reopened).expect("reopened");
+    desk.check();
+
+    // Down for an hour: the snooze ended meanwhile, the reopened chat's window (24 h from
+    // the customer's message) has not.
+    desk.clock.advance(Duration::hours(1));
+    let restored = desk.restart();
+    assert_eq!(restored.fired_at_once, 1, "{restored:?}");
+    assert_eq!(
+        restored.timers, 2,
+        "the snooze's end and the reopen's expiry: {restored:?}"
+    );
+    assert_eq!(desk.engine.chat_state(&snoozed), Some(ChatState::Active));
+    assert_eq!(desk.engine.chat_state(&reopened), Some(ChatState::Reopened));
+    assert_eq!(
+        desk.load(&ana).0,
+        1,
+        "the woken chat still counts toward ana's load"
+    );
+    assert_eq!(
+        desk.load(&ben).0,
+        0,
+        "a reopened chat does not count until the reply"
+    );
+    desk.check();
+
+    // The reopen's expiry was armed again: it closes the chat when the window ends.
+    desk.advance(Duration::hours(22));
+    assert_eq!(desk.engine.chat_state(&reopened), Some(ChatState::Reopened));
+    desk.advance(Duration::hours(2));
+    assert_eq!(desk.engine.chat_state(&reopened), Some(ChatState::Closed));
+
+    // And the close by timer is itself recorded; out of its window now, it stays on disk.
+    let restored = desk.restart();
+    assert_eq!(restored.fired_at_once, 0, "{restored:?}");
+    assert!(!desk.engine.chats.contains_key(&reopened), "archive only");
+    let stored = desk.engine.store().expect("a store").load().expect("loads");
+    let state = stored
+        .customers
+        .iter()
+        .flat_map(|c| &c.chats)
+        .find(|c| c.id == reopened)
+        .map(|c| c.state);
+    assert_eq!(state, Some(ChatState::Closed));
+    desk.check();
+}
+
+#[test]
+fn issue5_r05_a_reopened_chat_whose_window_ended_while_down_is_closed_on_start() {
+    let mut desk = Desk::durable("reopen-expired");
+    let ben = desk.agent("ben", 2);
+    let chat = desk.closed_chat(&ben, Channel::Messenger, "+2");
+    desk.reopen(&ben, &chat).expect("reopened");
+
+    desk.clock.advance(Duration::hours(30));
+    let restored = desk.restart();
+    assert_eq!(restored.fired_at_once, 1, "{restored:?}");
+    assert_eq!(desk.engine.chat_state(&chat), Some(ChatState::Closed));
+    desk.check();
+}
+
+#[test]
+fn issue5_r01_r08_the_queue_loads_and_opt_outs_survive_a_restart() {
+    let mut desk = Desk::durable("queue");
+    let ana = desk.agent("ana", 1);
+    let stopped = desk.closed_chat(&ana, Channel::Messenger, "+3");
+    desk.say(Channel::Messenger, "+3", "#STOP");
+    let served = desk.served(&ana, Channel::Whatsapp, "+1");
+    let waiting = desk
+        .say(Channel::Whatsapp, "+2", "anyone?")
+        .chat_id
+        .expect("a chat");
+    assert_eq!(desk.engine.chat_state(&waiting), Some(ChatState::Queued));
+    let history = messages(&desk, &served);
+
+    desk.clock.advance(Duration::minutes(1));
+    let restored = desk.restart();
+    assert_eq!(restored.queued, 1, "{restored:?}");
+    assert_eq!(desk.engine.chat_state(&waiting), Some(ChatState::Queued));
+    assert_eq!(desk.engine.chat_state(&served), Some(ChatState::Active));
+    assert_eq!(desk.load(&ana), (1, 1));
+    assert_eq!(messages(&desk, &served), history, "the history is back, in order");
+    let customer = desk
+        .engine
+        .file_of_chat(&stopped)
+        .expect("in memory")
+        .lock()
+        .id
+        .clone();
+    assert!(desk.engine.is_opted_out(&customer, Channel::Messenger));
+    desk.check();
+
+    // Ana comes back: still full, so the queued chat waits until she closes one.
+    desk.connect(&ana);
+    assert_eq!(code(desk.reopen(&ana, &stopped)), ErrorCode::OptedOut);
+    desk.close(&ana, &served);
+    assert!(
+        desk.pushes(&ana)
+            .iter()
+            .any(|p| matches!(p, Push::ChatOffered(o) if o.chat.id == waiting)),
+        "the queued chat is offered once ana has room"
+    );
+    desk.accept(&ana, &waiting);
+    // R01: the customer of the closed chat writing again gets one live chat, not two.
+    let again = desk.say(Channel::Whatsapp, "+2", "thanks").chat_id;
+    assert_eq!(again.as_ref(), Some(&waiting));
+    desk.check();
+}
+
+#[test]
+fn issue5_r02_chats_out_of_their_window_stay_on_disk_and_ids_do_not_repeat() {
+    let mut desk = Desk::durable("window");
+    let ana = desk.agent("ana", 2);
+    let old = desk.closed_chat(&ana, Channel::Whatsapp, "+1");
+    let customer = desk
+        .engine
+        .file_of_chat(&old)
+        .expect("in memory")
+        .lock()
+        .id
+        .clone();
+    let live = desk.served(&ana, Channel::Whatsapp, "+2");
+
+    // The WhatsApp window is 24 h: after 25 h the closed chat is archive only.
+    desk.clock.advance(Duration::hours(25));
+    let restored = desk.restart();
+    assert_eq!(restored.chats_archived, 1, "{restored:?}");
+    assert_eq!(restored.chats_in_memory, 1, "{restored:?}");
+    assert!(
+        !desk.engine.chats.contains_key(&old),
+        "the old chat is not in memory"
+    );
+    assert_eq!(desk.engine.chat_state(&live), Some(ChatState::Active));
+
+    // The customer is known still: writing again makes a new chat of the same customer,
+    // with an id the engine has not used before (the clock could have gone back).
+    desk.connect(&ana);
+    let new = desk
+        .say(Channel::Whatsapp, "+1", "back again")
+        .chat_id
+        .expect("a chat");
+    assert_ne!(new, old);
+    assert_ne!(new, live);
+    assert_eq!(
+        desk.engine.file_of_chat(&new).expect("in memory").lock().id,
+        customer
+    );
+    desk.check();
+}
+
+#[test]
+fn issue5_r02_r07_a_chat_left_on_disk_still_answers_reopen_and_takes_its_one_template() {
+    let mut desk = Desk::durable("archived-template");
+    let ana = desk.agent("ana", 2);
+    let old = desk.closed_chat(&ana, Channel::Whatsapp, "+1");
+    desk.clock.advance(Duration::hours(25));
+    let restored = desk.restart();
+    assert_eq!(restored.chats_archived, 1, "{restored:?}");
+    desk.connect(&ana);
+
+    // Read back from the database on demand: the window is closed, not the chat unknown.
+    assert_eq!(code(desk.reopen(&ana, &old)), ErrorCode::WindowClosed);
+    let template = |desk: &Desk| {
+        desk.request(
+            &ana,
+            Request::SendTemplate {
+                chat_id: old.clone(),
+                template: "follow_up".into(),
+                params: Vec::new(),
+            },
+        )
+    };
+    assert!(template(&desk).is_ok(), "{:?}", template(&desk));
+    assert_eq!(code(template(&desk)), ErrorCode::PushAlreadySent);
+
+    // The push is recorded: after another restart the one template is still used up.
+    desk.restart();
+    desk.connect(&ana);
+    assert_eq!(code(template(&desk)), ErrorCode::PushAlreadySent);
+    desk.check();
+}
+
+#[test]
+fn issue5_messages_after_a_restart_follow_the_stored_ones_without_duplicates() {
+    let mut desk = Desk::durable("history");
+    let ana = desk.agent("ana", 2);
+    let chat = desk.served(&ana, Channel::Whatsapp, "+1");
+    desk.say(Channel::Whatsapp, "+1", "second");
+    let before = messages(&desk, &chat);
+
+    desk.restart();
+    desk.connect(&ana);
+    desk.say(Channel::Whatsapp, "+1", "third");
+    desk.request(
+        &ana,
+        Request::SendMessage {
+            chat_id: chat.clone(),
+            text: "hello again".into(),
+            human_agent_tag: false,
+        },
+    )
+    .expect("sent");
+    let after = messages(&desk, &chat);
+    assert_eq!(after.len(), before.len() + 2);
+    assert_eq!(after[..before.len()], before[..]);
+
+    desk.restart();
+    assert_eq!(messages(&desk, &chat), after, "stored once each, in order");
+}
+
+#[test]
+fn issue5_r06_r14_limits_set_by_a_supervisor_and_the_kpis_survive_a_restart() {
+    let mut desk = Desk::durable("kpis");
+    let ana = desk.agent("ana", 2);
+    let sup = desk.agent_as("sup", Role::Supervisor, 0);
+    let chat = desk.closed_chat(&ana, Channel::Whatsapp, "+1");
+    desk.reopen(&ana, &chat).expect("reopened");
+    desk.say(Channel::Whatsapp, "+1", "yes?");
+    desk.engine
+        .supervise(
+            &sup,
+            ConnId(0),
+            "r",
+            SupervisorRequest::SetLimit {
+                agent: ana.id.clone(),
+                limit: 5,
+            },
+        )
+        .expect("limit set");
+    let report = desk.engine.analytics_report(AnalyticsQuery::default());
+
+    desk.restart();
+    assert_eq!(
+        desk.load(&ana),
+        (1, 5),
+        "the limit set live outlives the configured 2"
+    );
+    assert_eq!(
+        serde_json::to_value(desk.engine.analytics_report(AnalyticsQuery::default())).expect("json"),
+        serde_json::to_value(report).expect("json"),
+        "every KPI event is back"
+    );
+}
