@@ -123,12 +123,20 @@ pub enum Request {
         /// Only chats in this state.
         #[serde(default)]
         state: Option<ChatState>,
-        /// Search by customer name, phone or email (case-insensitive substring).
+        /// Search by customer name, email or phone: every word must match the start of a
+        /// word of the name or email (`ana` finds "Ana Lima" and "ana@x.io"), and text made of
+        /// digits and phone punctuation matches the start of the phone number (`+49 15` finds
+        /// "+4915112345"); any case. An engine without a database matches a case-insensitive
+        /// substring of the name, email, phone or channel address instead.
         #[serde(default)]
         query: Option<String>,
-        /// At most this many entries, newest first (default 50, at most 500).
+        /// At most this many entries, newest first (default 50, at most 200).
         #[serde(default)]
         limit: Option<u32>,
+        /// The previous page's `next`, for the page after it (older entries); absent for the
+        /// first page. Opaque: pass it back as it came.
+        #[serde(default)]
+        before: Option<String>,
     },
     /// Say which archive entries this connection shows, replacing the previous set; changes to
     /// them (the reopen button) are pushed as `archive_entry_changed`.
@@ -136,10 +144,18 @@ pub enum Request {
         /// The chats on screen.
         chat_ids: Vec<ChatId>,
     },
-    /// Read one chat with its history (owner, or supervisors).
+    /// Read one chat with a page of its history (owner, or supervisors): the newest messages
+    /// first, then older pages with `before_seq`.
     GetChat {
         /// The chat.
         chat_id: ChatId,
+        /// Only messages before this one (the previous page's `next_before_seq`); absent for
+        /// the newest page.
+        #[serde(default)]
+        before_seq: Option<u64>,
+        /// At most this many messages (default 50, at most 500).
+        #[serde(default)]
+        limit: Option<u32>,
     },
     /// Get every push after `after_seq` (R17), or a snapshot if they are gone.
     Resume {
@@ -256,17 +272,22 @@ pub enum ReplyResult {
         /// The chat.
         chat: ChatView,
     },
-    /// A chat with its history (get_chat).
+    /// A chat with a page of its history (get_chat).
     History {
         /// The chat.
         chat: ChatView,
-        /// Its messages, oldest first.
-        messages: Vec<Message>,
+        /// The page: the newest messages before `before_seq` (or of all), oldest first.
+        messages: Vec<HistoryMessage>,
+        /// Pass as `before_seq` for the next, older page; null when this page starts at the
+        /// chat's first message.
+        next_before_seq: Option<u64>,
     },
     /// Archive entries (list_archive).
     Archive {
         /// Newest first.
         entries: Vec<ArchiveEntry>,
+        /// Pass as `before` for the next, older page; null when this was the last.
+        next: Option<String>,
     },
     /// The presence now (set_presence).
     Presence {
@@ -348,6 +369,16 @@ pub struct ChatView {
     pub snooze: Option<SnoozeUntil>,
     /// The newest message.
     pub last_message: Option<Message>,
+}
+
+/// A message of a chat's history, with its place in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryMessage {
+    /// Its position in the chat's history: 0 for the first message, then one more each.
+    pub seq: u64,
+    /// The message.
+    #[serde(flatten)]
+    pub message: Message,
 }
 
 /// A chat offered to the agent (R06).

@@ -11,6 +11,7 @@ mod it {
     mod support;
 
     mod after_window;
+    mod archive_store;
     mod auth;
     mod bad_input;
     mod bot;

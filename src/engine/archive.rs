@@ -1,20 +1,104 @@
 //! The archive: listing and searching it (R16), which connections show which entries, and
 //! telling them when an entry changes (R04).
+//!
+//! With a store the archive is answered from its index, page by page; a chat still in memory
+//! is shown as it is now (the store may be a group commit behind), one that is not is shown
+//! from its row. Without a store every customer in memory is scanned.
+
+use chrono::{DateTime, SecondsFormat};
 
 use super::*;
+use crate::store::{ArchiveCursor, ArchiveQuery, ArchiveRow, StoreError};
+
+/// Entries per page when the request does not say.
+const DEFAULT_PAGE: u32 = 50;
+
+/// One archive listing, as asked on the wire.
+pub(super) struct ArchiveAsk<'a> {
+    pub(super) scope: Scope,
+    pub(super) state: Option<ChatState>,
+    pub(super) query: Option<&'a str>,
+    pub(super) before: Option<&'a str>,
+    pub(super) limit: Option<u32>,
+}
 
 impl Engine {
-    /// Archive entries, newest first (R16). Scans every customer: fine in memory, and the
-    /// durable archive answers this from its index instead.
+    /// One page of archive entries, newest first, and the cursor of the next page (R16).
     pub(super) fn archive(
         &self,
         me: &AgentId,
-        scope: Scope,
-        state: Option<ChatState>,
+        ask: ArchiveAsk<'_>,
+        now: Timestamp,
+    ) -> Result<(Vec<ArchiveEntry>, Option<String>), Rejection> {
+        let before = ask.before.map(decode_cursor).transpose()?;
+        let limit = ask.limit.unwrap_or(DEFAULT_PAGE).min(crate::store::MAX_PAGE);
+        // Blank text searches for nothing in particular: every entry.
+        let query = ask.query.map(str::trim).filter(|q| !q.is_empty());
+        let (entries, next) = match &self.store {
+            Some(store) => {
+                let page = store
+                    .search_archive(&ArchiveQuery {
+                        agent: me.clone(),
+                        scope: match ask.scope {
+                            Scope::Mine => crate::store::Scope::Mine,
+                            Scope::All => crate::store::Scope::All,
+                        },
+                        state: ask.state,
+                        text: query.map(str::to_owned),
+                        before,
+                        limit,
+                    })
+                    .map_err(unreadable)?;
+                let entries = page
+                    .rows
+                    .iter()
+                    .filter_map(|row| self.entry_of_row(me, &ask, row, now))
+                    .collect();
+                (entries, page.next)
+            }
+            None => self.archive_in_memory(me, &ask, query, before.as_ref(), limit, now),
+        };
+        Ok((entries, next.as_ref().map(encode_cursor)))
+    }
+
+    /// The entry of a row the store found: from the live chat if it is in memory (where a
+    /// change may not have reached the store yet, so it is checked against the filters again),
+    /// else from the row. A chat not in memory is closed and outside its window: the engine
+    /// keeps every other chat in memory, so it can be neither reopened nor pushed to now.
+    fn entry_of_row(
+        &self,
+        me: &AgentId,
+        ask: &ArchiveAsk<'_>,
+        row: &ArchiveRow,
+        now: Timestamp,
+    ) -> Option<ArchiveEntry> {
+        if let Ok(file) = self.file_of_chat(&row.chat) {
+            let file = file.lock();
+            if let Some(chat) = file.chat(&row.chat) {
+                let mine = chat.owner.as_ref() == Some(me);
+                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state) {
+                    return None;
+                }
+                let policy = self.config.policies.of(chat.channel);
+                return Some(views::archive_entry(&file, chat, policy, now));
+            }
+        }
+        Some(views::stored_archive_entry(
+            row,
+            self.config.policies.of(row.channel),
+        ))
+    }
+
+    /// [`Engine::archive`] without a store: scans every customer.
+    fn archive_in_memory(
+        &self,
+        me: &AgentId,
+        ask: &ArchiveAsk<'_>,
         query: Option<&str>,
+        before: Option<&ArchiveCursor>,
         limit: u32,
         now: Timestamp,
-    ) -> Vec<ArchiveEntry> {
+    ) -> (Vec<ArchiveEntry>, Option<ArchiveCursor>) {
         let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
         let mut entries: Vec<(Timestamp, ArchiveEntry)> = Vec::new();
         for file in files {
@@ -24,16 +108,29 @@ impl Engine {
             }
             for chat in &file.chats {
                 let mine = chat.owner.as_ref() == Some(me);
-                if (scope == Scope::Mine && !mine) || state.is_some_and(|s| s != chat.state) {
+                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state) {
                     continue;
                 }
                 let newest = chat.closed.map_or(chat.created_at, |(at, _)| at);
+                // The store's order and cursor: (newest, id) descending, strictly after it.
+                if before.is_some_and(|c| (newest, &chat.id) >= (c.newest_at, &c.chat)) {
+                    continue;
+                }
                 let policy = self.config.policies.of(chat.channel);
                 entries.push((newest, views::archive_entry(&file, chat, policy, now)));
             }
         }
-        entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.chat_id.cmp(&b.1.chat_id)));
-        entries.into_iter().take(limit as usize).map(|(_, e)| e).collect()
+        entries.sort_by(|a, b| (b.0, &b.1.chat_id).cmp(&(a.0, &a.1.chat_id)));
+        let more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        let next = more
+            .then(|| entries.last())
+            .flatten()
+            .map(|(newest, e)| ArchiveCursor {
+                newest_at: *newest,
+                chat: e.chat_id.clone(),
+            });
+        (entries.into_iter().map(|(_, e)| e).collect(), next)
     }
 
     pub(super) fn watch(&self, me: &AgentId, conn: ConnId, chat_ids: Vec<ChatId>) {
@@ -73,6 +170,70 @@ impl Engine {
                 self.fanout
                     .push(&agent, Push::ArchiveEntryChanged { entry: entry.clone() });
             }
+        }
+    }
+}
+
+/// The wire form of a cursor: `<newest_at, RFC 3339 to the nanosecond>/<chat id>`.
+fn encode_cursor(cursor: &ArchiveCursor) -> String {
+    format!(
+        "{}/{}",
+        cursor.newest_at.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        cursor.chat
+    )
+}
+
+/// Reads a cursor made by [`encode_cursor`]; a malformed one is a bad request naming why.
+fn decode_cursor(text: &str) -> Result<ArchiveCursor, Rejection> {
+    let bad = |why: &str| {
+        Rejection::Invalid(format!(
+            "archive cursor `{text}` is not one this engine made: {why}"
+        ))
+    };
+    let (at, chat) = text
+        .split_once('/')
+        .ok_or_else(|| bad("expected `<time>/<chat id>`"))?;
+    let newest_at = DateTime::parse_from_rfc3339(at)
+        .map_err(|e| bad(&format!("its time does not read: {e}")))?
+        .with_timezone(&chrono::Utc);
+    if chat.is_empty() {
+        return Err(bad("it names no chat"));
+    }
+    Ok(ArchiveCursor {
+        newest_at,
+        chat: ChatId::from(chat.to_owned()),
+    })
+}
+
+/// A store read that failed: the request is refused, and nothing changed.
+pub(super) fn unreadable(e: StoreError) -> Rejection {
+    Rejection::StorageUnavailable(format!("could not be read from the database: {e}"))
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn r16_a_cursor_reads_back_as_itself() {
+        let cursor = ArchiveCursor {
+            newest_at: DateTime::from_timestamp_nanos(1_741_000_000_123_456_789),
+            chat: ChatId::from("ch1f/x".to_owned()),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&cursor)), Ok(cursor));
+    }
+
+    #[test]
+    fn r16_a_malformed_cursor_is_a_bad_request_naming_why() {
+        for (text, why) in [
+            ("nonsense", "expected `<time>/<chat id>`"),
+            ("yesterday/ch1", "its time does not read"),
+            ("2025-03-03T09:00:00Z/", "it names no chat"),
+        ] {
+            let Err(Rejection::Invalid(message)) = decode_cursor(text) else {
+                panic!("{text} was read as a cursor");
+            };
+            assert!(message.contains(why), "{text}: {message}");
         }
     }
 }

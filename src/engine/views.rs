@@ -3,10 +3,11 @@
 use std::collections::VecDeque;
 
 use crate::clock::Timestamp;
-use crate::core::{ChannelPolicy, Chat, CustomerFile, Waiting};
+use crate::core::{ChannelPolicy, Chat, CustomerFile, Message, Waiting};
 use crate::ids::QueueId;
 use crate::protocol::supervisor::{QueueView, WaitingView};
 use crate::protocol::{ArchiveEntry, ChatView, CustomerView};
+use crate::store::{ArchiveRow, ChatRecord, CustomerRecord};
 
 pub(crate) fn customer_view(file: &CustomerFile) -> CustomerView {
     CustomerView {
@@ -50,6 +51,56 @@ pub(crate) fn archive_entry(
         window_expires_at: policy.window_expires_at(chat.last_customer_message_at),
         reopenable: file.reopenable(chat, policy, now),
         template_allowed: file.template_check(&chat.id, policy, now).is_ok(),
+    }
+}
+
+/// The archive entry of a chat that is only in the store: closed, and outside its window
+/// (the engine keeps every other chat in memory), so it can be neither reopened nor pushed to.
+pub(crate) fn stored_archive_entry(row: &ArchiveRow, policy: &ChannelPolicy) -> ArchiveEntry {
+    ArchiveEntry {
+        chat_id: row.chat.clone(),
+        customer: CustomerView {
+            id: row.customer.clone(),
+            name: row.profile.name.clone(),
+            email: row.profile.email.clone(),
+            phone: row.profile.phone.clone(),
+        },
+        channel: row.channel,
+        state: row.state,
+        owner: row.owner.clone(),
+        closed_at: row.closed.map(|(at, _)| at),
+        close_reason: row.closed.map(|(_, why)| why),
+        last_customer_message_at: row.last_customer_message_at,
+        window_expires_at: policy.window_expires_at(row.last_customer_message_at),
+        reopenable: false,
+        template_allowed: false,
+    }
+}
+
+/// A chat that is only in the store, as agents see it (`get_chat`).
+pub(crate) fn stored_chat_view(
+    chat: &ChatRecord,
+    customer: Option<&CustomerRecord>,
+    last_message: Option<Message>,
+    policy: &ChannelPolicy,
+) -> ChatView {
+    let profile = customer.map(|c| c.profile.clone()).unwrap_or_default();
+    ChatView {
+        id: chat.id.clone(),
+        customer: CustomerView {
+            id: chat.customer.clone(),
+            name: profile.name,
+            email: profile.email,
+            phone: profile.phone,
+        },
+        channel: chat.channel,
+        state: chat.state,
+        owner: chat.owner.clone(),
+        reopened_by: chat.reopened_by.clone(),
+        last_customer_message_at: chat.last_customer_message_at,
+        window_expires_at: policy.window_expires_at(chat.last_customer_message_at),
+        snooze: chat.snooze,
+        last_message,
     }
 }
 

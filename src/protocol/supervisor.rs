@@ -9,10 +9,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ChatView, CustomerView, ErrorFrame};
+use super::{ChatView, CustomerView, ErrorFrame, HistoryMessage};
 use crate::clock::Timestamp;
 use crate::core::analytics::Figures;
-use crate::core::{AgentProfile, Channel, Message, Presence, Role};
+use crate::core::{AgentProfile, Channel, Presence, Role};
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// A request from a supervisor's client.
@@ -68,10 +68,17 @@ pub enum SupervisorRequest {
         /// The chat.
         chat_id: ChatId,
     },
-    /// Read a chat with its history.
+    /// Read a chat with a page of its history, as on the agent socket.
     GetChat {
         /// The chat.
         chat_id: ChatId,
+        /// Only messages before this one (the previous page's `next_before_seq`); absent for
+        /// the newest page.
+        #[serde(default)]
+        before_seq: Option<u64>,
+        /// At most this many messages (default 50, at most 500).
+        #[serde(default)]
+        limit: Option<u32>,
     },
     /// The KPIs of R14 over a range, in total and per agent.
     GetAnalytics {
@@ -180,12 +187,15 @@ pub enum SupervisorResult {
         /// The chat.
         chat: ChatView,
     },
-    /// A chat with its history (get_chat).
+    /// A chat with a page of its history (get_chat).
     History {
         /// The chat.
         chat: ChatView,
-        /// Its messages, oldest first.
-        messages: Vec<Message>,
+        /// The page: the newest messages before `before_seq` (or of all), oldest first.
+        messages: Vec<HistoryMessage>,
+        /// Pass as `before_seq` for the next, older page; null when this page starts at the
+        /// chat's first message.
+        next_before_seq: Option<u64>,
     },
     /// The KPIs (get_analytics).
     Analytics(AnalyticsReport),

@@ -1,13 +1,18 @@
-//! A chat's message history, newest first, page by page.
+//! A chat's message history, newest first, page by page; and the chat itself, for a history
+//! read of a chat the engine no longer keeps in memory.
 
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::codec::{column_author, column_enum, column_time};
-use super::StoreError;
+use super::codec::{
+    column_author, column_closed, column_enum, column_id_opt, column_json, column_profile, column_time,
+    column_time_opt,
+};
+use super::records::{ChatRecord, CustomerRecord};
+use super::{Store, StoreError};
 use crate::core::chat::Message;
-use crate::ids::ChatId;
+use crate::ids::{ChatId, CustomerId};
 
 /// The most messages one page returns, whatever the caller asks.
 pub const MAX_HISTORY_PAGE: u32 = 500;
@@ -70,4 +75,108 @@ pub(crate) fn page(
         messages,
         next_before,
     })
+}
+
+/// Every message of `chat`, oldest first: what a chat still in memory after a restart needs,
+/// since new messages are numbered after it. A gap in the numbers is damage.
+pub(crate) fn all(conn: &Connection, path: &Path, chat: &ChatId) -> Result<Vec<Message>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT seq, at, author, agent, kind, text FROM messages WHERE chat = ?1 ORDER BY seq",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![chat.as_str()], |r| {
+                Ok((
+                    r.get::<_, u64>(0)?,
+                    Message {
+                        at: column_time(r, 1)?,
+                        author: column_author(r, 2)?,
+                        kind: column_enum(r, 4)?,
+                        text: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| StoreError::sqlite(path, e))?;
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (seq, message))| {
+            if seq == i as u64 {
+                Ok(message)
+            } else {
+                Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    what: format!("chat {chat} has message {seq} where {i} should be"),
+                })
+            }
+        })
+        .collect()
+}
+
+impl Store {
+    /// One chat as last committed, with its customer (`None` if the customer is missing,
+    /// which the engine never writes); `None` if there is no such chat.
+    pub fn chat(&self, id: &ChatId) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {
+        self.readers.with(|conn, path| chat(conn, path, id))
+    }
+}
+
+/// [`Store::chat`], in one read transaction so the chat and its customer are of one commit.
+fn chat(
+    conn: &mut Connection,
+    path: &Path,
+    id: &ChatId,
+) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {
+    let err = |e| StoreError::sqlite(path, e);
+    let tx = conn.transaction().map_err(err)?;
+    let chat = tx
+        .prepare_cached(
+            "SELECT id, customer, channel, state, owner, reopened_by, reopened_at, snooze, created_at,
+                    queued_at, last_customer_message_at, closed_at, close_reason
+             FROM chats WHERE id = ?1",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![id.as_str()], |r| {
+                Ok(ChatRecord {
+                    id: ChatId::from(r.get::<_, String>(0)?),
+                    customer: CustomerId::from(r.get::<_, String>(1)?),
+                    channel: column_enum(r, 2)?,
+                    state: column_enum(r, 3)?,
+                    owner: column_id_opt(r, 4)?,
+                    reopened_by: column_id_opt(r, 5)?,
+                    reopened_at: column_time_opt(r, 6)?,
+                    snooze: column_json(r, 7)?,
+                    created_at: column_time(r, 8)?,
+                    queued_at: column_time_opt(r, 9)?,
+                    last_customer_message_at: column_time_opt(r, 10)?,
+                    closed: column_closed(r, 11)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(err)?;
+    let Some(chat) = chat else {
+        return Ok(None);
+    };
+    let customer = tx
+        .prepare_cached(
+            "SELECT id, name, email, phone, identities, opted_out, pushed, assigned_agent
+             FROM customers WHERE id = ?1",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![chat.customer.as_str()], |r| {
+                Ok(CustomerRecord {
+                    id: CustomerId::from(r.get::<_, String>(0)?),
+                    profile: column_profile(r, 1)?,
+                    identities: column_json(r, 4)?,
+                    opted_out: column_json(r, 5)?,
+                    pushed: column_json(r, 6)?,
+                    assigned_agent: column_id_opt(r, 7)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(err)?;
+    Ok(Some((chat, customer)))
 }

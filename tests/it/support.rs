@@ -15,6 +15,8 @@ pub(crate) mod schema;
 mod supervisor;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -32,6 +34,7 @@ use switchboard::engine::outbound::Outbound;
 use switchboard::engine::{Engine, EngineConfig};
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::security::Security;
+use switchboard::store::{Store, StoreOptions};
 
 pub(crate) use agent::{Agent, AgentClient, Reply};
 pub(crate) use customer::Customer;
@@ -58,6 +61,36 @@ pub(crate) struct TestServer {
     outbound: Mutex<mpsc::UnboundedReceiver<OutboundMessage>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The database of a durable server; last, so it goes after the engine.
+    database: Option<TempDatabase>,
+}
+
+/// A database in a directory of its own under the system's temporary directory, removed when
+/// this is dropped.
+#[derive(Debug)]
+pub(crate) struct TempDatabase {
+    dir: PathBuf,
+}
+
+impl TempDatabase {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("switchboard-it-{}-{n}", std::process::id()));
+        // A directory left by an earlier run with the same process id holds nothing of ours.
+        let _ = std::fs::remove_dir_all(&dir);
+        Self { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("switchboard.sqlite")
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl TestServer {
@@ -83,6 +116,53 @@ impl TestServer {
         let clock = ManualClock::new(Self::start_time());
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
+        Self::serve(engine, clock, outbound_rx, security).await
+    }
+
+    /// A server with `config` that records everything in a database of its own (in a fresh
+    /// temporary directory, removed when the server is dropped).
+    pub(crate) async fn start_durable(config: EngineConfig) -> Self {
+        Self::open_durable(config, TempDatabase::new(), Self::start_time()).await
+    }
+
+    /// Stops this durable server and starts another on its database, as a restart of the
+    /// process would: the new engine knows only what the database holds (its agents are
+    /// registered again by the test), and its clock goes on from this one's.
+    pub(crate) async fn restart(mut self) -> Self {
+        let config = self.engine.config().clone();
+        let now = self.now();
+        let database = self
+            .database
+            .take()
+            .expect("only a server started with start_durable restarts");
+        self.stop().await;
+        // The old engine closes its store when the last reference goes; a second store on the
+        // same file would work too (SQLite), but would not be a restart.
+        drop(self);
+        Self::open_durable(config, database, now).await
+    }
+
+    async fn open_durable(config: EngineConfig, database: TempDatabase, now: Timestamp) -> Self {
+        let store = Store::open(&database.path(), StoreOptions::default())
+            .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
+        let store = Arc::new(store);
+        let clock = ManualClock::new(now);
+        let (outbound, outbound_rx) = Outbound::channel();
+        let engine = Engine::with_store(config, Arc::new(clock.clone()), outbound, Some(store.clone()));
+        engine
+            .restore(&store)
+            .expect("the engine restores from its store");
+        let mut server = Self::serve(engine, clock, outbound_rx, Security::default()).await;
+        server.database = Some(database);
+        server
+    }
+
+    async fn serve(
+        engine: Arc<Engine>,
+        clock: ManualClock,
+        outbound_rx: mpsc::UnboundedReceiver<OutboundMessage>,
+        security: Security,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -104,6 +184,7 @@ impl TestServer {
             outbound: Mutex::new(outbound_rx),
             stop: Some(stop),
             task: Some(task),
+            database: None,
         }
     }
 

@@ -31,13 +31,14 @@ fn r02_archive_entries_carry_window_expiry_and_windowless_channels_have_none() {
     let ana = desk.agent("ana", 2);
     desk.closed_chat(&ana, Channel::Whatsapp, "+491");
     desk.closed_chat(&ana, Channel::Sms, "+492");
-    let Ok(ReplyResult::Archive { entries }) = desk.request(
+    let Ok(ReplyResult::Archive { entries, .. }) = desk.request(
         &ana,
         Request::ListArchive {
             scope: crate::protocol::Scope::Mine,
             state: Some(ChatState::Closed),
             query: None,
             limit: None,
+            before: None,
         },
     ) else {
         panic!("archive")
@@ -311,11 +312,13 @@ fn r11_a_customer_back_within_the_window_revives_the_same_chat_with_history() {
         &ana,
         Request::GetChat {
             chat_id: chat.clone(),
+            before_seq: None,
+            limit: None,
         },
     ) else {
         panic!("history")
     };
-    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    let texts: Vec<&str> = messages.iter().map(|m| m.message.text.as_str()).collect();
     assert_eq!(texts, ["hello", "one more thing"]);
     desk.close(&ana, &chat);
 

@@ -266,6 +266,19 @@ impl AgentClient {
         result["entries"].as_array().cloned().unwrap_or_default()
     }
 
+    /// `list_archive` with every field of `query` (`scope`, `state`, `query`, `limit`,
+    /// `before`): the entries and the cursor of the next page.
+    pub(crate) async fn list_archive_page(&mut self, query: Value) -> (Vec<Value>, Option<String>) {
+        let mut request = json!({ "type": "list_archive" });
+        request
+            .as_object_mut()
+            .expect("an object")
+            .extend(query.as_object().cloned().unwrap_or_default());
+        let result = self.request(request).await.expect_ok();
+        let entries = result["entries"].as_array().cloned().unwrap_or_default();
+        (entries, result["next"].as_str().map(str::to_owned))
+    }
+
     /// The archive entry of one chat.
     pub(crate) async fn archive_entry(&mut self, chat: &str) -> Value {
         let entries = self.list_archive("all").await;
@@ -281,9 +294,15 @@ impl AgentClient {
             .await
     }
 
-    /// `get_chat`: the chat with its history.
+    /// `get_chat`: the chat with the newest page of its history.
     pub(crate) async fn get_chat(&mut self, chat: &str) -> Reply {
         self.request(json!({ "type": "get_chat", "chat_id": chat })).await
+    }
+
+    /// `get_chat` of the page before `before_seq` (the newest with `None`), `limit` long.
+    pub(crate) async fn get_chat_page(&mut self, chat: &str, before_seq: Option<u64>, limit: u32) -> Reply {
+        self.request(json!({ "type": "get_chat", "chat_id": chat, "before_seq": before_seq, "limit": limit }))
+            .await
     }
 
     /// `resume` after `after_seq` (R17).

@@ -15,6 +15,8 @@ pub(crate) struct Customer {
     base: String,
     channel: String,
     address: String,
+    /// Name, email and phone, sent with every message as the channel would.
+    profile: serde_json::Map<String, Value>,
 }
 
 impl Customer {
@@ -24,7 +26,28 @@ impl Customer {
             base,
             channel: channel.to_owned(),
             address: address.to_owned(),
+            profile: serde_json::Map::new(),
         }
+    }
+
+    /// The same customer, whose channel tells its name with every message.
+    pub(crate) fn named(self, name: &str) -> Self {
+        self.with_profile("name", name)
+    }
+
+    /// The same customer, whose channel tells its email with every message.
+    pub(crate) fn with_email(self, email: &str) -> Self {
+        self.with_profile("email", email)
+    }
+
+    /// The same customer, whose channel tells its phone number with every message.
+    pub(crate) fn with_phone(self, phone: &str) -> Self {
+        self.with_profile("phone", phone)
+    }
+
+    fn with_profile(mut self, field: &str, value: &str) -> Self {
+        self.profile.insert(field.to_owned(), json!(value));
+        self
     }
 
     /// The customer's address on its channel.
@@ -39,7 +62,10 @@ impl Customer {
 
     /// The customer writes `text` (`POST /v1/channels/{channel}/messages`).
     pub(crate) async fn says(&self, text: &str) -> Receipt {
-        let body = json!({ "from": self.address, "text": text });
+        let mut body = json!({ "from": self.address, "text": text });
+        body.as_object_mut()
+            .expect("an object")
+            .extend(self.profile.clone());
         schema::check(schema::INBOUND_MESSAGE, &body);
         self.post("messages", body).await
     }
