@@ -35,6 +35,11 @@ pub(crate) struct Common {
     /// TOML appended to the spawned engine's generated configuration.
     #[arg(long, global = true)]
     pub(crate) engine_config: Option<PathBuf>,
+    /// What a spawned engine's acknowledgements wait for: full (fsynced), normal (survives
+    /// the process) or memory (no database). The database is a fresh file in the temp dir,
+    /// removed at the end.
+    #[arg(long, global = true, default_value = "full")]
+    pub(crate) durability: String,
     /// The pid of the engine behind --url, to read its RSS and CPU from /proc.
     #[arg(long, global = true)]
     pub(crate) pid: Option<u32>,

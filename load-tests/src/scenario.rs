@@ -26,6 +26,7 @@ pub(crate) async fn engine(common: &Common, client: &reqwest::Client) -> anyhow:
             engine_bin: common.engine_bin.clone(),
             engine_log: common.engine_log.clone(),
             engine_config: common.engine_config.clone(),
+            durability: common.durability.clone(),
         };
         target::spawn_engine(&options, client).await
     } else {

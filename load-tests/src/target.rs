@@ -30,6 +30,8 @@ pub(crate) struct Target {
     /// Where its output goes, when the harness started it.
     pub(crate) log: Option<PathBuf>,
     child: Option<Child>,
+    /// A spawned engine's data directory, removed with it.
+    data: Option<PathBuf>,
 }
 
 impl Target {
@@ -45,6 +47,9 @@ impl Drop for Target {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(data) = &self.data {
+            let _ = std::fs::remove_dir_all(data);
+        }
     }
 }
 
@@ -57,6 +62,8 @@ pub(crate) struct SpawnOptions {
     pub(crate) engine_log: String,
     /// Extra TOML appended to the generated configuration.
     pub(crate) engine_config: Option<PathBuf>,
+    /// The engine's `--durability`.
+    pub(crate) durability: String,
 }
 
 /// Refuses anything but a loopback address: this machine's servers are the only targets.
@@ -79,6 +86,7 @@ pub(crate) fn attach(url: &str, pid: Option<u32>) -> anyhow::Result<Target> {
         pid,
         log: None,
         child: None,
+        data: None,
     })
 }
 
@@ -128,6 +136,7 @@ fn start(kind: Kind, mut command: Command, name: &str) -> anyhow::Result<(Target
         pid: Some(child.id()),
         log: Some(log),
         child: Some(child),
+        data: None,
     };
     Ok((target, port))
 }
@@ -144,12 +153,20 @@ pub(crate) async fn spawn_engine(options: &SpawnOptions, client: &reqwest::Clien
     }
     let path = std::env::temp_dir().join(format!("switchboard-load-{}.toml", std::process::id()));
     std::fs::write(&path, config)?;
+    // A fresh database per run, so that no earlier run's chats are restored into this one.
+    let data = std::env::temp_dir().join(format!("switchboard-load-{}-data", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
     let mut command = Command::new(&bin);
     command
         .arg("--config")
         .arg(&path)
+        .arg("--durability")
+        .arg(&options.durability)
+        .arg("--data")
+        .arg(data.join("switchboard.sqlite"))
         .env("RUST_LOG", &options.engine_log);
     let (mut target, _) = start(Kind::Engine, command, "engine")?;
+    target.data = Some(data);
     wait_healthy(&mut target, client).await?;
     eprintln!(
         "engine {} (pid {}) on {}",
