@@ -1,0 +1,163 @@
+//! The engine as a real process that the test kills, and the scratch directory its database
+//! lives in. Both clean up when dropped, so a failing test leaves no process and no files.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// How long the engine may take to restore and start listening.
+const START: Duration = Duration::from_secs(15);
+/// Log lines kept for a failure message.
+const LOG_LINES: usize = 300;
+
+/// A fresh directory under the system's temp dir, removed when dropped.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("switchboard-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("create the scratch directory {}: {e}", dir.display()));
+        Self(dir)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The real `switchboard` binary on a free port, on the given config and database; killed
+/// (SIGKILL) when dropped.
+pub(crate) struct EngineProcess {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl EngineProcess {
+    /// Starts the engine and waits until it listens (it restores the database first).
+    pub(crate) fn start(config: &Path, data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--listen", "127.0.0.1:0", "--durability", "full", "--config"])
+            .arg(config)
+            .arg("--data")
+            .arg(data)
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_LISTEN")
+            .env_remove("SWITCHBOARD_WEBHOOK_URL")
+            .env_remove("SWITCHBOARD_DATA")
+            .env_remove("SWITCHBOARD_DURABILITY")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn switchboard");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let (listening_tx, listening) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Both streams are drained for as long as the engine runs, so that it never blocks on
+        // them; the senders go away with the threads, so an engine that exits early is noticed
+        // at once rather than after the start timeout.
+        for (stream, tx) in [
+            (Box::new(stdout) as Box<dyn Read + Send>, Some(listening_tx)),
+            (Box::new(stderr), None),
+        ] {
+            let kept = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let line = strip_ansi(&line);
+                    if let Some(tx) = tx.as_ref().filter(|_| line.contains("switchboard listening")) {
+                        let _ = tx.send(line.clone());
+                    }
+                    let mut kept = kept.lock().expect("log lock");
+                    if kept.len() == LOG_LINES {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line);
+                }
+            });
+        }
+        let mut engine = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let line = listening.recv_timeout(START).unwrap_or_else(|e| {
+            panic!(
+                "the engine did not start listening on {} ({e}):\n{}",
+                data.display(),
+                engine.log_tail(60)
+            )
+        });
+        engine.addr = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("addr="))
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line}"));
+        engine
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix): no shutdown, no flush, no goodbye to clients.
+    /// Returns once the process is gone.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The engine's last `n` log lines.
+    pub(crate) fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().expect("log lock");
+        let skip = log.len().saturating_sub(n);
+        log.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The line the engine logged about what it restored, if it did yet.
+    pub(crate) fn restored_line(&self) -> Option<String> {
+        let log = self.log.lock().expect("log lock");
+        log.iter()
+            .find(|l| l.contains("state restored from the store"))
+            .map(|l| {
+                l.split_once("restored=")
+                    .map_or(l.as_str(), |(_, r)| r)
+                    .to_owned()
+            })
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
