@@ -9,13 +9,14 @@ use rusqlite::Row;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::records::{ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::clock::Timestamp;
 use crate::core::analytics::EventKind;
 use crate::core::chat::{Author, CloseReason};
 use crate::core::customer::Profile;
 use crate::core::rejection::ErrorCode;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, ChatId, CustomerId};
 
 /// `t` as nanoseconds since the epoch; the range is 1677–2262.
 pub(crate) fn nanos(t: &Timestamp) -> Result<i64, StoreError> {
@@ -199,3 +200,42 @@ pub(crate) fn column_event_kind(row: &Row<'_>, idx: usize) -> rusqlite::Result<E
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct BadValue(String);
+
+/// The columns [`chat_record`] reads, in its order.
+pub(crate) const CHAT_COLUMNS: &str =
+    "id, customer, channel, state, owner, reopened_by, reopened_at, snooze, \
+     created_at, queued_at, last_customer_message_at, closed_at, close_reason";
+
+/// A chat row selected with [`CHAT_COLUMNS`].
+pub(crate) fn chat_record(r: &Row<'_>) -> rusqlite::Result<ChatRecord> {
+    Ok(ChatRecord {
+        id: ChatId::from(r.get::<_, String>(0)?),
+        customer: CustomerId::from(r.get::<_, String>(1)?),
+        channel: column_enum(r, 2)?,
+        state: column_enum(r, 3)?,
+        owner: column_id_opt(r, 4)?,
+        reopened_by: column_id_opt(r, 5)?,
+        reopened_at: column_time_opt(r, 6)?,
+        snooze: column_json(r, 7)?,
+        created_at: column_time(r, 8)?,
+        queued_at: column_time_opt(r, 9)?,
+        last_customer_message_at: column_time_opt(r, 10)?,
+        closed: column_closed(r, 11)?,
+    })
+}
+
+/// The columns [`customer_record`] reads, in its order.
+pub(crate) const CUSTOMER_COLUMNS: &str =
+    "id, name, email, phone, identities, opted_out, pushed, assigned_agent";
+
+/// A customer row selected with [`CUSTOMER_COLUMNS`].
+pub(crate) fn customer_record(r: &Row<'_>) -> rusqlite::Result<CustomerRecord> {
+    Ok(CustomerRecord {
+        id: CustomerId::from(r.get::<_, String>(0)?),
+        profile: column_profile(r, 1)?,
+        identities: column_json(r, 4)?,
+        opted_out: column_json(r, 5)?,
+        pushed: column_json(r, 6)?,
+        assigned_agent: column_id_opt(r, 7)?,
+    })
+}

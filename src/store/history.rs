@@ -6,13 +6,12 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{
-    column_author, column_closed, column_enum, column_id_opt, column_json, column_profile, column_time,
-    column_time_opt,
+    chat_record, column_author, column_enum, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{ChatRecord, CustomerRecord};
 use super::{Store, StoreError};
 use crate::core::chat::Message;
-use crate::ids::{ChatId, CustomerId};
+use crate::ids::ChatId;
 
 /// The most messages one page returns, whatever the caller asks.
 pub const MAX_HISTORY_PAGE: u32 = 500;
@@ -131,51 +130,17 @@ fn chat(
     let err = |e| StoreError::sqlite(path, e);
     let tx = conn.transaction().map_err(err)?;
     let chat = tx
-        .prepare_cached(
-            "SELECT id, customer, channel, state, owner, reopened_by, reopened_at, snooze, created_at,
-                    queued_at, last_customer_message_at, closed_at, close_reason
-             FROM chats WHERE id = ?1",
-        )
-        .and_then(|mut st| {
-            st.query_row(params![id.as_str()], |r| {
-                Ok(ChatRecord {
-                    id: ChatId::from(r.get::<_, String>(0)?),
-                    customer: CustomerId::from(r.get::<_, String>(1)?),
-                    channel: column_enum(r, 2)?,
-                    state: column_enum(r, 3)?,
-                    owner: column_id_opt(r, 4)?,
-                    reopened_by: column_id_opt(r, 5)?,
-                    reopened_at: column_time_opt(r, 6)?,
-                    snooze: column_json(r, 7)?,
-                    created_at: column_time(r, 8)?,
-                    queued_at: column_time_opt(r, 9)?,
-                    last_customer_message_at: column_time_opt(r, 10)?,
-                    closed: column_closed(r, 11)?,
-                })
-            })
-            .optional()
-        })
+        .prepare_cached(&format!("SELECT {CHAT_COLUMNS} FROM chats WHERE id = ?1"))
+        .and_then(|mut st| st.query_row(params![id.as_str()], chat_record).optional())
         .map_err(err)?;
     let Some(chat) = chat else {
         return Ok(None);
     };
     let customer = tx
-        .prepare_cached(
-            "SELECT id, name, email, phone, identities, opted_out, pushed, assigned_agent
-             FROM customers WHERE id = ?1",
-        )
+        .prepare_cached(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?1"))
         .and_then(|mut st| {
-            st.query_row(params![chat.customer.as_str()], |r| {
-                Ok(CustomerRecord {
-                    id: CustomerId::from(r.get::<_, String>(0)?),
-                    profile: column_profile(r, 1)?,
-                    identities: column_json(r, 4)?,
-                    opted_out: column_json(r, 5)?,
-                    pushed: column_json(r, 6)?,
-                    assigned_agent: column_id_opt(r, 7)?,
-                })
-            })
-            .optional()
+            st.query_row(params![chat.customer.as_str()], customer_record)
+                .optional()
         })
         .map_err(err)?;
     Ok(Some((chat, customer)))

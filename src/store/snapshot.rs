@@ -6,13 +6,12 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
-    column_closed, column_enum, column_event_kind, column_id_opt, column_json, column_profile, column_time,
-    column_time_opt,
+    chat_record, column_enum, column_event_kind, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
-use super::records::{ChatRecord, CustomerRecord, Snapshot};
+use super::records::{CustomerRecord, Snapshot};
 use super::StoreError;
 use crate::core::analytics::Event;
-use crate::ids::{AgentId, ChatId, CustomerId};
+use crate::ids::{AgentId, CustomerId};
 
 /// Reads the whole store in one read transaction, so customers, chats and events are of the
 /// same commit.
@@ -23,48 +22,16 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
         .map_err(err)?;
 
     let customers: Vec<CustomerRecord> = tx
-        .prepare(
-            "SELECT id, name, email, phone, identities, opted_out, pushed, assigned_agent
-             FROM customers ORDER BY key",
-        )
-        .and_then(|mut st| {
-            st.query_map([], |r| {
-                Ok(CustomerRecord {
-                    id: CustomerId::from(r.get::<_, String>(0)?),
-                    profile: column_profile(r, 1)?,
-                    identities: column_json(r, 4)?,
-                    opted_out: column_json(r, 5)?,
-                    pushed: column_json(r, 6)?,
-                    assigned_agent: column_id_opt(r, 7)?,
-                })
-            })?
-            .collect()
-        })
+        .prepare(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY key"))
+        .and_then(|mut st| st.query_map([], customer_record)?.collect())
         .map_err(err)?;
 
     let mut chats_of: HashMap<CustomerId, Vec<crate::core::chat::Chat>> = HashMap::new();
-    tx.prepare(
-        "SELECT id, customer, channel, state, owner, reopened_by, reopened_at, snooze, created_at,
-                queued_at, last_customer_message_at, closed_at, close_reason
-         FROM chats ORDER BY customer, created_at, id",
-    )
+    tx.prepare(&format!(
+        "SELECT {CHAT_COLUMNS} FROM chats ORDER BY customer, created_at, id"
+    ))
     .and_then(|mut st| {
-        for chat in st.query_map([], |r| {
-            Ok(ChatRecord {
-                id: ChatId::from(r.get::<_, String>(0)?),
-                customer: CustomerId::from(r.get::<_, String>(1)?),
-                channel: column_enum(r, 2)?,
-                state: column_enum(r, 3)?,
-                owner: column_id_opt(r, 4)?,
-                reopened_by: column_id_opt(r, 5)?,
-                reopened_at: column_time_opt(r, 6)?,
-                snooze: column_json(r, 7)?,
-                created_at: column_time(r, 8)?,
-                queued_at: column_time_opt(r, 9)?,
-                last_customer_message_at: column_time_opt(r, 10)?,
-                closed: column_closed(r, 11)?,
-            })
-        })? {
+        for chat in st.query_map([], chat_record)? {
             let chat = chat?;
             chats_of
                 .entry(chat.customer.clone())
