@@ -147,7 +147,7 @@ where
                 // on disk. Pushes already queued wait behind it, so this client never sees an
                 // effect of its own request before the request is durable.
                 let point = write_point();
-                if point.is_pending() {
+                if !point.is_reached() {
                     let why = match tokio::time::timeout(STORE_WAIT, point.reached()).await {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(e.to_string()),

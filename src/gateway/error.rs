@@ -64,7 +64,7 @@ pub const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// change may be acknowledged. The error names why it could not be saved.
 pub async fn until_durable(engine: &crate::engine::Engine) -> Result<(), ApiError> {
     let point = engine.write_point();
-    if !point.is_pending() {
+    if point.is_reached() {
         return Ok(());
     }
     match tokio::time::timeout(STORE_WAIT, point.reached()).await {

@@ -309,6 +309,21 @@ fn a_full_disk_fails_the_whole_group_with_disk_full() {
     );
     assert_eq!(count(&path, "customers"), 1, "what was acknowledged before stays");
     assert_eq!(store.stats().groups_failed, 1);
+
+    // After a failure nothing more is written, however small: the file stays a prefix of
+    // what happened, and a write point past the failure is not reached.
+    let later = store.submit(vec![Change::UpsertCustomer(customer(
+        "u2", "Ben", "b@x.io", "+492",
+    ))]);
+    assert!(matches!(later.wait(), Err(StoreError::DiskFull { .. })));
+    assert_eq!(count(&path, "customers"), 1);
+    let point = store.write_point();
+    assert!(!point.is_reached());
+    let reached = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(point.reached());
+    assert!(matches!(reached, Err(StoreError::DiskFull { .. })), "{reached:?}");
 }
 
 // --- Writing -------------------------------------------------------------------------------

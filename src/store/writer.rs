@@ -65,36 +65,21 @@ impl Future for Receipt {
     }
 }
 
-/// How far the writer has got: every submission up to `through` is committed, except those
-/// of the failed groups listed.
+/// How far the writer has got: every submission up to `through` is decided; those from
+/// `stopped`'s number on failed (see [`run`]: after one failure the writer writes nothing).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Progress {
     pub(crate) through: u64,
-    /// The newest failed groups, as (first, last) submission numbers and why; a waiter further
-    /// behind than [`FAILURES_KEPT`] failures is told its group failed too, to be safe.
-    pub(crate) failed: std::collections::VecDeque<(u64, u64, StoreError)>,
+    pub(crate) stopped: Option<(u64, StoreError)>,
 }
-
-/// Failed groups remembered for waiters on write points.
-pub(crate) const FAILURES_KEPT: usize = 64;
 
 impl Progress {
     /// Whether submission `seq` is committed: `None` while it is not decided yet.
     pub(crate) fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
-        if seq > self.through {
-            return None;
-        }
-        if let Some((_, _, e)) = self
-            .failed
-            .iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&seq))
-        {
-            return Some(Err(e.clone()));
-        }
-        match self.failed.front() {
-            // Older than every failure remembered, with the list full: cannot tell.
-            Some((first, _, e)) if self.failed.len() == FAILURES_KEPT && seq < *first => Some(Err(e.clone())),
-            _ => Some(Ok(())),
+        match &self.stopped {
+            Some((first, e)) if *first <= seq => Some(Err(e.clone())),
+            _ if seq <= self.through => Some(Ok(())),
+            _ => None,
         }
     }
 }
@@ -119,6 +104,12 @@ pub(crate) fn run(
     group_cap: usize,
     progress: tokio::sync::watch::Sender<Progress>,
 ) {
+    // The first failure stops all writing: memory already holds the failed changes, and
+    // writing later ones on top (a message after a missing one, a chat without its new
+    // customer) would leave the database in a state no run of the engine produced. What is
+    // on disk stays a prefix of what happened; the engine answers storage_unavailable until
+    // it is restarted (after the disk is freed), and restarts from that prefix.
+    let mut stopped: Option<StoreError> = None;
     while let Ok(first) = jobs.recv() {
         let mut queued = first.changes.len();
         let mut group = vec![first];
@@ -132,7 +123,14 @@ pub(crate) fn run(
             }
         }
         counters.started.fetch_add(1, Ordering::Relaxed);
-        let result = commit(&mut conn, &path, &group);
+        let result = match &stopped {
+            Some(e) => Err(e.clone()),
+            None => commit(&mut conn, &path, &group),
+        };
+        if let (Err(e), None) = (&result, &stopped) {
+            tracing::error!(error = %e, "the store stops writing: every later change is refused until a restart");
+            stopped = Some(e.clone());
+        }
         match &result {
             Ok(()) => {
                 counters.groups.fetch_add(1, Ordering::Relaxed);
@@ -146,11 +144,8 @@ pub(crate) fn run(
         let (first, last) = (group[0].seq, group[group.len() - 1].seq);
         progress.send_modify(|p| {
             p.through = last;
-            if let Err(e) = &result {
-                if p.failed.len() == FAILURES_KEPT {
-                    p.failed.pop_front();
-                }
-                p.failed.push_back((first, last, e.clone()));
+            if let (Err(e), None) = (&result, &p.stopped) {
+                p.stopped = Some((first, e.clone()));
             }
         });
         for job in group {
