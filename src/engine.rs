@@ -182,11 +182,15 @@ impl Engine {
         }
         // Ids start from the clock so that those of a restarted engine do not collide.
         let first_id = clock.now().timestamp_millis().max(0) as u64 * 1000;
-        let fanout = Fanout::new(config.outbox_capacity, config.log_capacity, config.log_bytes);
-        let supervision = Supervision::new(
+        // Only an engine with a database outlives its clients' sequence numbers.
+        let first_seq = if store.is_some() { first_id } else { 0 };
+        let fanout =
+            Fanout::new(config.outbox_capacity, config.log_capacity, config.log_bytes).starting_at(first_seq);
+        let supervision = Supervision::starting_at(
             config.outbox_capacity,
             config.board_log_capacity,
             config.board_log_bytes,
+            first_seq,
         );
         Arc::new(Self {
             clock,
@@ -384,8 +388,7 @@ impl Engine {
 
     /// The state of a chat in memory (`None` for one only in the database); for tests.
     pub fn chat_state(&self, chat: &ChatId) -> Option<ChatState> {
-        let customer = self.chats.get(chat).map(|c| c.clone())?;
-        let file = self.customers.get(&customer).map(|f| f.clone())?;
+        let file = self.file_in_memory(chat)?;
         let file = file.lock();
         file.chat(chat).map(|c| c.state)
     }

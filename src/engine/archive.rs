@@ -64,7 +64,9 @@ impl Engine {
     /// The entry of a row the store found: from the live chat if it is in memory (where a
     /// change may not have reached the store yet, so it is checked against the filters again),
     /// else from the row. A chat not in memory is closed and outside its window: the engine
-    /// keeps every other chat in memory, so it can be neither reopened nor pushed to now.
+    /// keeps every other chat in memory, so it cannot be reopened now. Listing does not read
+    /// chats back into memory (a page of the archive would stay there): so a template push
+    /// such a chat still allows shows as not allowed until the chat is opened (R07).
     fn entry_of_row(
         &self,
         me: &AgentId,
@@ -72,7 +74,7 @@ impl Engine {
         row: &ArchiveRow,
         now: Timestamp,
     ) -> Option<ArchiveEntry> {
-        if let Ok(file) = self.file_of_chat(&row.chat) {
+        if let Some(file) = self.file_in_memory(&row.chat) {
             let file = file.lock();
             if let Some(chat) = file.chat(&row.chat) {
                 let mine = chat.owner.as_ref() == Some(me);

@@ -69,13 +69,18 @@ impl Engine {
             })?
             .limit = limit;
         let now = self.now();
-        self.try_router(|r| r.set_limit(id, limit, now))?;
-        if let Some(store) = &self.store {
-            let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
-                agent: id.clone(),
-                limit,
-            }]);
-        }
+        self.try_router(|r| {
+            let events = r.set_limit(id, limit, now)?;
+            // Under the router's lock, so that of two concurrent changes the one the router
+            // keeps is also the one stored last.
+            if let Some(store) = &self.store {
+                let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
+                    agent: id.clone(),
+                    limit,
+                }]);
+            }
+            Ok(events)
+        })?;
         self.push_limit(id);
         Ok(())
     }

@@ -123,6 +123,8 @@ pub struct Fanout {
     pub kicked_total: AtomicU64,
     /// Pushes made, each counted once however many connections it went to.
     pub pushes_total: AtomicU64,
+    /// Where every agent's sequence numbers start (see [`Fanout::starting_at`]).
+    first_seq: u64,
 }
 
 impl Fanout {
@@ -137,7 +139,17 @@ impl Fanout {
             log_bytes,
             kicked_total: AtomicU64::new(0),
             pushes_total: AtomicU64::new(0),
+            first_seq: 0,
         }
+    }
+
+    /// Sequence numbers start after `first_seq` instead of 0. An engine restarted on its
+    /// database starts them past any number its previous run gave out (it passes a number
+    /// from the clock), so a client resuming with a number from before the restart is sent
+    /// a snapshot, never a replay of the new run's pushes that happen to follow that number.
+    pub fn starting_at(mut self, first_seq: u64) -> Self {
+        self.first_seq = first_seq;
+        self
     }
 
     fn hub(&self, agent: &AgentId) -> Arc<Mutex<Hub>> {
@@ -146,7 +158,16 @@ impl Fanout {
         if let Some(hub) = self.hubs.get(agent) {
             return hub.clone();
         }
-        self.hubs.entry(agent.clone()).or_default().clone()
+        let first_seq = self.first_seq;
+        self.hubs
+            .entry(agent.clone())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Hub {
+                    seq: first_seq,
+                    ..Hub::default()
+                }))
+            })
+            .clone()
     }
 
     /// Registers a new connection of `agent`. Returns it and the last sequence number pushed

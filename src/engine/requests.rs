@@ -57,6 +57,14 @@ impl Engine {
             }
             Request::Close { chat_id } => self.close_as(me, &chat_id, crate::core::CloseReason::Agent, now),
             Request::Snooze { chat_id, until } => {
+                // Beyond what the database can hold (2262) a snooze would fail its write, and
+                // with it the store; no one means a snooze of years.
+                if let Some(at) = until.filter(|at| *at > now + Duration::days(366)) {
+                    return Err(Rejection::Invalid(format!(
+                        "a snooze may last at most a year; {} is later",
+                        at.to_rfc3339()
+                    )));
+                }
                 let until = until.map_or(SnoozeUntil::Reply, |at| SnoozeUntil::Time { at });
                 self.snooze(me, &chat_id, until, now)
             }
@@ -121,6 +129,12 @@ impl Engine {
             // Credentials are the gateway's business; it answers these itself.
             Request::Refresh { .. } => Err(Rejection::Invalid("refresh is answered by the gateway".into())),
         }
+    }
+
+    /// The customer file of a chat in memory; `None` for one only in the database.
+    pub(super) fn file_in_memory(&self, chat: &ChatId) -> Option<Arc<Mutex<CustomerFile>>> {
+        let customer = self.chats.get(chat).map(|c| c.clone())?;
+        self.customers.get(&customer).map(|f| f.clone())
     }
 
     pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<Arc<Mutex<CustomerFile>>, Rejection> {

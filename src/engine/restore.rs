@@ -60,12 +60,7 @@ impl Engine {
             let before = file.chats.len();
             file.chats.retain(|chat| {
                 highest_id = highest_id.max(id_number(chat.id.as_str()));
-                chat.state.is_live()
-                    || self
-                        .config
-                        .policies
-                        .of(chat.channel)
-                        .window_open(chat.last_customer_message_at, now)
+                chat.state.is_live() || self.keeps_in_memory(chat, now)
             });
             restored.chats_archived += before - file.chats.len();
             for chat in &mut file.chats {
@@ -92,6 +87,16 @@ impl Engine {
         self.next_id.fetch_max(highest_id + 1, Ordering::Relaxed);
         restored.fired_at_once = self.fire_due_timers();
         Ok(restored)
+    }
+
+    /// Whether a closed chat comes back into memory: while its window is open (it can be
+    /// reopened), or while the customer's reply would still revive it. On a channel without a
+    /// window only the latter, or every closed chat would. Others are read back on demand.
+    fn keeps_in_memory(&self, chat: &crate::core::Chat, now: Timestamp) -> bool {
+        let policy = self.config.policies.of(chat.channel);
+        let has_window = policy.window_expires_at(Some(now)).is_some();
+        let revivable = chat.closed.is_some_and(|(at, _)| at + policy.revive_window > now);
+        revivable || (has_window && policy.window_open(chat.last_customer_message_at, now))
     }
 
     /// Sets up what the engine derives from one restored chat; returns the timers it set.

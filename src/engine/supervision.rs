@@ -144,8 +144,22 @@ impl Supervision {
     /// Outboxes hold `outbox_capacity` frames; the log keeps the last `log_capacity` events,
     /// at most `log_bytes` of them (a resume from before gets a board).
     pub fn new(outbox_capacity: usize, log_capacity: usize, log_bytes: usize) -> Self {
+        Self::starting_at(outbox_capacity, log_capacity, log_bytes, 0)
+    }
+
+    /// As [`Supervision::new`], with the board's sequence numbers starting after `first_seq`
+    /// (see `Fanout::starting_at`: a resume from before a restart gets a board).
+    pub fn starting_at(
+        outbox_capacity: usize,
+        log_capacity: usize,
+        log_bytes: usize,
+        first_seq: u64,
+    ) -> Self {
         Self {
-            feed: Mutex::default(),
+            feed: Mutex::new(Feed {
+                seq: first_seq,
+                ..Feed::default()
+            }),
             subscribers: Mutex::default(),
             wake: Notify::new(),
             // Apart from agents' connection ids, which start at 1: these are only ever logged.

@@ -9,7 +9,7 @@ use crate::core::{Channel, ChatState, ErrorCode, Message, Role};
 use crate::engine::fanout::ConnId;
 use crate::ids::ChatId;
 use crate::protocol::supervisor::{AnalyticsQuery, SupervisorRequest};
-use crate::protocol::{Push, Request};
+use crate::protocol::{Push, ReplyResult, Request};
 
 fn messages(desk: &Desk, chat: &ChatId) -> Vec<Message> {
     let file = desk.engine.file_of_chat(chat).expect("the chat is in memory");
@@ -64,7 +64,9 @@ fn issue5_r13_r04_timers_that_came_due_while_down_fire_at_once_and_the_others_la
     desk.advance(Duration::hours(2));
     assert_eq!(desk.engine.chat_state(&reopened), Some(ChatState::Closed));
 
-    // And the close by timer is itself recorded; out of its window now, it stays on disk.
+    // And the close by timer is itself recorded. A day on, out of its window and past the
+    // time a reply would revive it, it stays on disk.
+    desk.clock.advance(Duration::hours(25));
     let restored = desk.restart();
     assert_eq!(restored.fired_at_once, 0, "{restored:?}");
     assert!(!desk.engine.chats.contains_key(&reopened), "archive only");
@@ -274,4 +276,56 @@ fn issue5_r06_r14_limits_set_by_a_supervisor_and_the_kpis_survive_a_restart() {
         serde_json::to_value(report).expect("json"),
         "every KPI event is back"
     );
+}
+
+#[test]
+fn issue5_r13_a_snooze_past_a_year_is_refused_and_the_store_keeps_writing() {
+    let mut desk = Desk::durable("long-snooze");
+    let ana = desk.agent("ana", 2);
+    let chat = desk.served(&ana, Channel::Whatsapp, "+1");
+    let snooze = |desk: &Desk, days| {
+        desk.request(
+            &ana,
+            Request::Snooze {
+                chat_id: chat.clone(),
+                until: Some(desk.engine.now() + Duration::days(days)),
+            },
+        )
+    };
+    // Year 2300 cannot be stored: refused before it changes anything.
+    assert_eq!(code(snooze(&desk, 100_000)), ErrorCode::BadRequest);
+    assert_eq!(desk.engine.chat_state(&chat), Some(ChatState::Active));
+    assert!(snooze(&desk, 30).is_ok());
+    desk.restart();
+    assert_eq!(desk.engine.chat_state(&chat), Some(ChatState::Snoozed));
+}
+
+#[test]
+fn issue5_r17_a_resume_from_before_a_restart_gets_a_snapshot_not_a_tail_of_the_new_run() {
+    let mut desk = Desk::durable("resume");
+    let ana = desk.agent("ana", 2);
+    let chat = desk.served(&ana, Channel::Webchat, "w1");
+    desk.say(Channel::Webchat, "w1", "one more");
+    let last_seen = desk
+        .frames_on(&ana, 0)
+        .last()
+        .map(|(seq, _)| *seq)
+        .expect("ana was pushed to");
+
+    desk.clock.advance(Duration::minutes(1));
+    desk.restart();
+    desk.connect(&ana);
+    // The new run pushes more to ana than she had seen before the restart.
+    for i in 0..=last_seen.min(20) + 2 {
+        desk.say(Channel::Webchat, "w1", &format!("again {i}"));
+    }
+    let reply = desk
+        .request(&ana, Request::Resume { after_seq: last_seen })
+        .expect("resume answered");
+    match reply {
+        ReplyResult::Snapshot(snapshot) => {
+            assert!(snapshot.chats.iter().any(|c| c.id == chat), "{snapshot:?}")
+        }
+        other => panic!("a replay of the new run's pushes after seq {last_seen}: {other:?}"),
+    }
 }
