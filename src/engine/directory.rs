@@ -4,6 +4,28 @@ use super::views::queue_view;
 use super::*;
 
 impl Engine {
+    /// Records an agent's limit in the store; the caller holds the router's lock.
+    fn store_limit(&self, id: &AgentId, limit: u32) {
+        if let Some(store) = &self.store {
+            let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
+                agent: id.clone(),
+                limit,
+            }]);
+        }
+    }
+
+    /// [`Engine::upsert_agent`] from the admin API: the limit it sets is a live change, kept
+    /// across restarts like one a supervisor makes (the configured agents are not recorded:
+    /// the configuration is their record).
+    pub fn upsert_agent_live(&self, profile: AgentProfile, token: Option<String>) {
+        let (id, limit) = (profile.id.clone(), profile.limit);
+        self.upsert_agent(profile, token);
+        self.with_router(|_| {
+            self.store_limit(&id, limit);
+            ((), Vec::new())
+        });
+    }
+
     /// Creates or updates an agent; `token` (if given) then identifies it on the WebSocket.
     pub fn upsert_agent(&self, profile: AgentProfile, token: Option<String>) {
         let id = profile.id.clone();
@@ -73,12 +95,7 @@ impl Engine {
             let events = r.set_limit(id, limit, now)?;
             // Under the router's lock, so that of two concurrent changes the one the router
             // keeps is also the one stored last.
-            if let Some(store) = &self.store {
-                let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
-                    agent: id.clone(),
-                    limit,
-                }]);
-            }
+            self.store_limit(id, limit);
             Ok(events)
         })?;
         self.push_limit(id);

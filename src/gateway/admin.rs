@@ -26,7 +26,7 @@ fn upsert(engine: &Engine, agent: AgentConfig) -> Result<(), ApiError> {
         )));
     }
     let (profile, token) = agent.into_profile();
-    engine.upsert_agent(profile, token);
+    engine.upsert_agent_live(profile, token);
     Ok(())
 }
 
@@ -42,6 +42,7 @@ pub async fn create_agent(
 ) -> Result<StatusCode, ApiError> {
     let Json(agent) = body?;
     upsert(&engine, agent)?;
+    until_durable(&engine).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -66,6 +67,7 @@ pub async fn create_agents(
     for agent in agents {
         upsert(&engine, agent)?;
     }
+    until_durable(&engine).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -83,6 +85,7 @@ pub async fn update_agent(
         )));
     }
     upsert(&engine, agent)?;
+    until_durable(&engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

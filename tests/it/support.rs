@@ -122,13 +122,20 @@ impl TestServer {
     /// A server with `config` that records everything in a database of its own (in a fresh
     /// temporary directory, removed when the server is dropped).
     pub(crate) async fn start_durable(config: EngineConfig) -> Self {
-        Self::open_durable(config, TempDatabase::new(), Self::start_time()).await
+        Self::open_durable(config, TempDatabase::new(), Self::start_time(), &[]).await
     }
 
     /// Stops this durable server and starts another on its database, as a restart of the
     /// process would: the new engine knows only what the database holds (its agents are
     /// registered again by the test), and its clock goes on from this one's.
-    pub(crate) async fn restart(mut self) -> Self {
+    pub(crate) async fn restart(self) -> Self {
+        self.restart_with(&[]).await
+    }
+
+    /// [`TestServer::restart`], with `agents` (id, role, limit) configured before the restore,
+    /// as the engine's configuration is when it starts: their chats count toward their loads
+    /// again, and limits changed live while the old engine ran apply to them.
+    pub(crate) async fn restart_with(mut self, agents: &[(&str, Role, u32)]) -> Self {
         let config = self.engine.config().clone();
         let now = self.now();
         let database = self
@@ -139,16 +146,33 @@ impl TestServer {
         // The old engine closes its store when the last reference goes; a second store on the
         // same file would work too (SQLite), but would not be a restart.
         drop(self);
-        Self::open_durable(config, database, now).await
+        Self::open_durable(config, database, now, agents).await
     }
 
-    async fn open_durable(config: EngineConfig, database: TempDatabase, now: Timestamp) -> Self {
+    async fn open_durable(
+        config: EngineConfig,
+        database: TempDatabase,
+        now: Timestamp,
+        agents: &[(&str, Role, u32)],
+    ) -> Self {
         let store = Store::open(&database.path(), StoreOptions::default())
             .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
         let store = Arc::new(store);
         let clock = ManualClock::new(now);
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::with_store(config, Arc::new(clock.clone()), outbound, Some(store.clone()));
+        for (id, role, limit) in agents {
+            engine.upsert_agent(
+                AgentProfile {
+                    id: (*id).into(),
+                    name: id.to_uppercase(),
+                    role: *role,
+                    limit: *limit,
+                    queues: Vec::new(),
+                },
+                Some(format!("{id}-token")),
+            );
+        }
         engine
             .restore(&store)
             .expect("the engine restores from its store");
