@@ -7,7 +7,8 @@
 //!
 //! Only chats that are live or still inside their channel's window come back into memory,
 //! with their history; older ones stay in the database, where archive search and history read
-//! them, so memory does not grow with the archive.
+//! them, so memory does not grow with the archive. While the engine runs, [`Engine::evict_archived`]
+//! lets go of the chats that leave their window the same way.
 
 use super::*;
 use crate::store::StoreError;
@@ -89,6 +90,49 @@ impl Engine {
         Ok(restored)
     }
 
+    /// Drops from memory the closed chats that a restart would not bring back (they are in the
+    /// database, and read back on demand); returns how many. The ticker runs it every few
+    /// minutes on a blocking thread: it visits every customer. Does nothing without a store.
+    pub fn evict_archived(&self) -> usize {
+        let Some(store) = &self.store else {
+            return 0;
+        };
+        let now = self.now();
+        // Everything submitted so far is on disk before anything is let go of, so that what
+        // a later read brings back is what memory held (an empty submission is committed after
+        // every earlier one). A store that stopped writing keeps everything in memory.
+        if let Err(e) = store.submit(Vec::new()).wait() {
+            tracing::warn!(error = %e, "chats kept in memory: the store is not writing");
+            return 0;
+        }
+        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
+        let mut evicted = 0;
+        for file in files {
+            // A plain lock, not an edit: nothing changes that the store must be told.
+            let mut file = file.lock();
+            let gone: Vec<ChatId> = file
+                .chats
+                .iter()
+                .filter(|chat| {
+                    // Closed a while ago: a chat closed since the wait above is not let go of.
+                    chat.closed.is_some_and(|(at, _)| at + EVICT_AFTER <= now)
+                        && chat.state == ChatState::Closed
+                        && !self.keeps_in_memory(chat, now)
+                })
+                .map(|chat| chat.id.clone())
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            file.chats.retain(|chat| !gone.contains(&chat.id));
+            for chat in &gone {
+                self.chats.remove(chat);
+            }
+            evicted += gone.len();
+        }
+        evicted
+    }
+
     /// Whether a closed chat comes back into memory: while its window is open (it can be
     /// reopened), or while the customer's reply would still revive it. On a channel without a
     /// window only the latter, or every closed chat would. Others are read back on demand.
@@ -167,6 +211,9 @@ impl Engine {
         }
     }
 }
+
+/// How long a closed chat stays in memory at least, whatever its channel.
+const EVICT_AFTER: Duration = Duration::hours(1);
 
 /// The number in an id the engine made (`cu…`, `ch…`: a prefix and hex digits); 0 for others.
 fn id_number(id: &str) -> u64 {

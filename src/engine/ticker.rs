@@ -11,8 +11,14 @@ use super::Engine;
 /// Never wait longer than this, so a clock that jumps is noticed.
 const MAX_TIMER_WAIT: StdDuration = StdDuration::from_secs(1);
 
+/// How often chats that left their window are let go of (`Engine::evict_archived`).
+const EVICT_EVERY: StdDuration = StdDuration::from_secs(600);
+
 /// Runs until `shutdown` turns true.
 pub async fn run_ticker(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+    let mut evict = tokio::time::interval(EVICT_EVERY);
+    evict.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    evict.tick().await;
     loop {
         engine.fire_due_timers();
         let timer_wait = engine
@@ -23,6 +29,12 @@ pub async fn run_ticker(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>
         tokio::select! {
             _ = tokio::time::sleep(timer_wait) => {}
             _ = engine.timers().changed.notified() => {}
+            _ = evict.tick() => {
+                // It visits every customer: off the workers that serve connections.
+                let engine = engine.clone();
+                let evicted = tokio::task::spawn_blocking(move || engine.evict_archived()).await;
+                tracing::debug!(?evicted, "chats out of their window let go of");
+            }
             _ = shutdown.changed() => return,
         }
     }

@@ -329,3 +329,35 @@ fn issue5_r17_a_resume_from_before_a_restart_gets_a_snapshot_not_a_tail_of_the_n
         other => panic!("a replay of the new run's pushes after seq {last_seen}: {other:?}"),
     }
 }
+
+#[test]
+fn issue5_r02_chats_that_leave_their_window_are_let_go_of_and_read_back_on_demand() {
+    let mut desk = Desk::durable("evict");
+    let ana = desk.agent("ana", 2);
+    let old = desk.closed_chat(&ana, Channel::Whatsapp, "+1");
+    let live = desk.served(&ana, Channel::Whatsapp, "+2");
+    let history = messages(&desk, &old);
+
+    desk.advance(Duration::hours(2));
+    assert_eq!(desk.engine.evict_archived(), 0, "still inside its window");
+    desk.advance(Duration::hours(23));
+    assert_eq!(desk.engine.evict_archived(), 1);
+    assert!(!desk.engine.chats.contains_key(&old));
+    assert_eq!(desk.engine.chat_state(&live), Some(ChatState::Active));
+    desk.check();
+
+    // Asked for, it comes back from the database as it was.
+    assert_eq!(code(desk.reopen(&ana, &old)), ErrorCode::WindowClosed);
+    assert_eq!(desk.engine.chat_state(&old), Some(ChatState::Closed));
+    assert_eq!(messages(&desk, &old), history);
+}
+
+#[test]
+fn issue5_an_engine_without_a_database_keeps_every_chat() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 2);
+    let old = desk.closed_chat(&ana, Channel::Whatsapp, "+1");
+    desk.advance(Duration::days(3));
+    assert_eq!(desk.engine.evict_archived(), 0);
+    assert_eq!(desk.engine.chat_state(&old), Some(ChatState::Closed));
+}
