@@ -50,17 +50,10 @@ pub(crate) fn page(
              WHERE chat = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         )
         .and_then(|mut st| {
-            st.query_map(params![chat.as_str(), before, i64::from(limit) + 1], |r| {
-                Ok(HistoryEntry {
-                    seq: r.get(0)?,
-                    message: Message {
-                        at: column_time(r, 1)?,
-                        author: column_author(r, 2)?,
-                        kind: column_enum(r, 4)?,
-                        text: r.get(5)?,
-                    },
-                })
-            })?
+            st.query_map(
+                params![chat.as_str(), before, i64::from(limit) + 1],
+                history_entry,
+            )?
             .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| StoreError::sqlite(path, e))?;
@@ -84,23 +77,13 @@ pub(crate) fn all(conn: &Connection, path: &Path, chat: &ChatId) -> Result<Vec<M
             "SELECT seq, at, author, agent, kind, text FROM messages WHERE chat = ?1 ORDER BY seq",
         )
         .and_then(|mut st| {
-            st.query_map(params![chat.as_str()], |r| {
-                Ok((
-                    r.get::<_, u64>(0)?,
-                    Message {
-                        at: column_time(r, 1)?,
-                        author: column_author(r, 2)?,
-                        kind: column_enum(r, 4)?,
-                        text: r.get(5)?,
-                    },
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()
+            st.query_map(params![chat.as_str()], history_entry)?
+                .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| StoreError::sqlite(path, e))?;
     rows.into_iter()
         .enumerate()
-        .map(|(i, (seq, message))| {
+        .map(|(i, HistoryEntry { seq, message })| {
             if seq == i as u64 {
                 Ok(message)
             } else {
@@ -144,4 +127,17 @@ fn chat(
         })
         .map_err(err)?;
     Ok(Some((chat, customer)))
+}
+
+/// A row of `SELECT seq, at, author, agent, kind, text FROM messages`.
+fn history_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        seq: r.get(0)?,
+        message: Message {
+            at: column_time(r, 1)?,
+            author: column_author(r, 2)?,
+            kind: column_enum(r, 4)?,
+            text: r.get(5)?,
+        },
+    })
 }
