@@ -18,16 +18,15 @@ impl Engine {
     /// across restarts like one a supervisor makes (the configured agents are not recorded:
     /// the configuration is their record).
     pub fn upsert_agent_live(&self, profile: AgentProfile, token: Option<String>) {
-        let (id, limit) = (profile.id.clone(), profile.limit);
-        self.upsert_agent(profile, token);
-        self.with_router(|_| {
-            self.store_limit(&id, limit);
-            ((), Vec::new())
-        });
+        self.upsert(profile, token, true);
     }
 
     /// Creates or updates an agent; `token` (if given) then identifies it on the WebSocket.
     pub fn upsert_agent(&self, profile: AgentProfile, token: Option<String>) {
+        self.upsert(profile, token, false);
+    }
+
+    fn upsert(&self, profile: AgentProfile, token: Option<String>, record_limit: bool) {
         let id = profile.id.clone();
         let (limit, queues) = (profile.limit, profile.queues.clone());
         if let Some(token) = token {
@@ -40,6 +39,10 @@ impl Engine {
         // Profile and seat change together under the router's lock (see `remove_agent`).
         let existed = self.with_router(|r| {
             let existed = self.agents.insert(id.clone(), profile).is_some();
+            if record_limit {
+                // Under the same lock as the router's change, like `set_limit`.
+                self.store_limit(&id, limit);
+            }
             (existed, r.upsert_seat(&id, limit, queues, now))
         });
         if existed {

@@ -171,10 +171,25 @@ impl Engine {
             .get(&customer)
             .map(|f| f.clone())
             .ok_or_else(not_found)?;
-        let messages = store.messages(chat).map_err(unreadable)?;
+        // The rules ask which chat is the newest on its channel (only that one can be
+        // reopened, or take a template): if a newer one is on disk only, it comes back too.
+        let mut back = vec![(record.clone(), store.messages(chat).map_err(unreadable)?)];
+        if let Some(newest) = store
+            .newest_chat_on(&customer, record.channel)
+            .map_err(unreadable)?
+            .filter(|newest| newest != chat && !self.chats.contains_key(newest))
+        {
+            if let Some((newer, _)) = store.chat(&newest).map_err(unreadable)? {
+                back.push((newer, store.messages(&newest).map_err(unreadable)?));
+            }
+        }
         let mut file = file.lock();
-        // Another request may have brought it back meanwhile.
-        if file.chat(chat).is_none() {
+        for (record, messages) in back {
+            // Another request may have brought it back meanwhile.
+            if file.chat(&record.id).is_some() {
+                continue;
+            }
+            let id = record.id.clone();
             let mut restored = record.into_chat();
             restored.messages = messages;
             let at = file
@@ -183,7 +198,7 @@ impl Engine {
                 .position(|c| (c.created_at, &c.id) > (restored.created_at, &restored.id))
                 .unwrap_or(file.chats.len());
             file.chats.insert(at, restored);
-            self.chats.insert(chat.clone(), customer.clone());
+            self.chats.insert(id, customer.clone());
         }
         Ok(customer)
     }

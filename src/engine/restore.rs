@@ -11,7 +11,7 @@
 //! lets go of the chats that leave their window the same way.
 
 use super::*;
-use crate::store::StoreError;
+use crate::store::{ChatRecord, StoreError};
 
 /// What a restore brought back, for the start-up log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -98,32 +98,51 @@ impl Engine {
             return 0;
         };
         let now = self.now();
-        // Everything submitted so far is on disk before anything is let go of, so that what
-        // a later read brings back is what memory held (an empty submission is committed after
-        // every earlier one). A store that stopped writing keeps everything in memory.
+        // First the candidates, as they are now; then a wait until everything submitted so
+        // far is on disk (an empty submission is committed after every earlier one); then
+        // only the candidates that did not change meanwhile are let go of. So whatever a
+        // later read brings back is what memory held: a change made after the wait (a
+        // template pushed to an old chat) changes its candidate, which then stays.
+        let mut candidates: Vec<(Arc<Mutex<CustomerFile>>, Vec<Candidate>)> = Vec::new();
+        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
+        for file in files {
+            let chats: Vec<Candidate> = file
+                .lock()
+                .chats
+                .iter()
+                .filter(|chat| {
+                    chat.state == ChatState::Closed
+                        && chat.closed.is_some_and(|(at, _)| at + EVICT_AFTER <= now)
+                        && !self.keeps_in_memory(chat, now)
+                })
+                .map(|chat| (ChatRecord::of(chat), chat.messages.len()))
+                .collect();
+            if !chats.is_empty() {
+                candidates.push((file, chats));
+            }
+        }
+        if candidates.is_empty() {
+            return 0;
+        }
         if let Err(e) = store.submit(Vec::new()).wait() {
             tracing::warn!(error = %e, "chats kept in memory: the store is not writing");
             return 0;
         }
-        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
         let mut evicted = 0;
-        for file in files {
+        for (file, chats) in candidates {
             // A plain lock, not an edit: nothing changes that the store must be told.
             let mut file = file.lock();
+            let unchanged = |chat: &crate::core::Chat| {
+                chats.iter().any(|(record, messages)| {
+                    *record == ChatRecord::of(chat) && *messages == chat.messages.len()
+                })
+            };
             let gone: Vec<ChatId> = file
                 .chats
                 .iter()
-                .filter(|chat| {
-                    // Closed a while ago: a chat closed since the wait above is not let go of.
-                    chat.closed.is_some_and(|(at, _)| at + EVICT_AFTER <= now)
-                        && chat.state == ChatState::Closed
-                        && !self.keeps_in_memory(chat, now)
-                })
+                .filter(|chat| unchanged(chat))
                 .map(|chat| chat.id.clone())
                 .collect();
-            if gone.is_empty() {
-                continue;
-            }
             file.chats.retain(|chat| !gone.contains(&chat.id));
             for chat in &gone {
                 self.chats.remove(chat);
@@ -211,6 +230,9 @@ impl Engine {
         }
     }
 }
+
+/// A chat to let go of, as it was when chosen: its record and how many messages it had.
+type Candidate = (ChatRecord, usize);
 
 /// How long a closed chat stays in memory at least, whatever its channel.
 const EVICT_AFTER: Duration = Duration::hours(1);

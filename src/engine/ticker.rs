@@ -1,6 +1,7 @@
 //! Drives the engine's timers from the real clock: fires what is due, then waits until the
 //! earliest deadline, a new timer, or shutdown.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -19,6 +20,7 @@ pub async fn run_ticker(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>
     let mut evict = tokio::time::interval(EVICT_EVERY);
     evict.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     evict.tick().await;
+    let evicting = Arc::new(AtomicBool::new(false));
     loop {
         engine.fire_due_timers();
         let timer_wait = engine
@@ -30,10 +32,16 @@ pub async fn run_ticker(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>
             _ = tokio::time::sleep(timer_wait) => {}
             _ = engine.timers().changed.notified() => {}
             _ = evict.tick() => {
-                // It visits every customer: off the workers that serve connections.
-                let engine = engine.clone();
-                let evicted = tokio::task::spawn_blocking(move || engine.evict_archived()).await;
-                tracing::debug!(?evicted, "chats out of their window let go of");
+                // It visits every customer and waits for the store: off the workers that serve
+                // connections, and not waited for here, so that timers keep firing meanwhile.
+                if !evicting.swap(true, Ordering::AcqRel) {
+                    let (engine, evicting) = (engine.clone(), evicting.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let evicted = engine.evict_archived();
+                        tracing::debug!(evicted, "chats out of their window let go of");
+                        evicting.store(false, Ordering::Release);
+                    });
+                }
             }
             _ = shutdown.changed() => return,
         }

@@ -97,6 +97,28 @@ pub(crate) fn all(conn: &Connection, path: &Path, chat: &ChatId) -> Result<Vec<M
 }
 
 impl Store {
+    /// The newest chat of `customer` on `channel` (the one a customer's reply or a reopen
+    /// there is about), as last committed.
+    pub fn newest_chat_on(
+        &self,
+        customer: &crate::ids::CustomerId,
+        channel: crate::core::channel::Channel,
+    ) -> Result<Option<ChatId>, StoreError> {
+        self.readers.with(|conn, path| {
+            conn.prepare_cached(
+                "SELECT id FROM chats WHERE customer = ?1 AND channel = ?2
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![customer.as_str(), channel.as_str()], |r| {
+                    r.get::<_, String>(0).map(ChatId::from)
+                })
+                .optional()
+            })
+            .map_err(|e| StoreError::sqlite(path, e))
+        })
+    }
+
     /// One chat as last committed, with its customer (`None` if the customer is missing,
     /// which the engine never writes); `None` if there is no such chat.
     pub fn chat(&self, id: &ChatId) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {

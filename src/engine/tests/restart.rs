@@ -361,3 +361,25 @@ fn issue5_an_engine_without_a_database_keeps_every_chat() {
     assert_eq!(desk.engine.evict_archived(), 0);
     assert_eq!(desk.engine.chat_state(&old), Some(ChatState::Closed));
 }
+
+#[test]
+fn issue5_r03_an_older_chat_read_back_from_disk_is_not_reopened_over_a_newer_one() {
+    let mut desk = Desk::durable("newest");
+    let ana = desk.agent("ana", 2);
+    // Web chat has no window: only the newest chat of the channel may be reopened.
+    let older = desk.closed_chat(&ana, Channel::Webchat, "w1");
+    desk.advance(Duration::hours(25));
+    let newer = desk.closed_chat(&ana, Channel::Webchat, "w1");
+    assert_ne!(older, newer, "past the revive window the customer got a new chat");
+    assert_eq!(code(desk.reopen(&ana, &older)), ErrorCode::BadRequest);
+
+    desk.advance(Duration::hours(25));
+    assert_eq!(desk.engine.evict_archived(), 2);
+    assert_eq!(
+        code(desk.reopen(&ana, &older)),
+        ErrorCode::BadRequest,
+        "read back alone, the older chat would look like the newest"
+    );
+    assert!(desk.reopen(&ana, &newer).is_ok());
+    desk.check();
+}
