@@ -89,9 +89,12 @@ impl Engine {
             kind,
         };
         if let Some(store) = &self.store {
-            // Acknowledged with the operation that caused it (its reply waits on the write
-            // point); the receipt itself is not needed.
-            let _receipt = store.submit(vec![crate::store::Change::Analytics(event.clone())]);
+            // With the change that caused it, in the same submission, when made under an
+            // edit; else on its own. Acknowledged with the operation either way (its reply
+            // waits on the write point).
+            if let Some(change) = super::journal::alongside(crate::store::Change::Analytics(event.clone())) {
+                let _receipt = store.submit(vec![change]);
+            }
         }
         self.analytics.record(event);
         self.supervision.nudge();

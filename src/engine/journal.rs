@@ -14,12 +14,32 @@
 //! The gateway does not hold the receipts: it asks the engine for a write point after the
 //! operation and answers once the store has reached it (write before acknowledge).
 
+use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 
 use parking_lot::MutexGuard;
 
 use crate::core::CustomerFile;
 use crate::store::{Change, ChatRecord, CustomerRecord, Store};
+
+thread_local! {
+    /// Changes made on this thread while an edit is open, outside the file (the KPI events
+    /// an operation records): they go into the edit's submission, so that an event is never
+    /// on disk without the change it counts. Edits never nest: the engine holds one
+    /// customer's lock at a time.
+    static ALONGSIDE: RefCell<Option<Vec<Change>>> = const { RefCell::new(None) };
+}
+
+/// Adds `change` to the edit open on this thread; hands it back if there is none.
+pub(super) fn alongside(change: Change) -> Option<Change> {
+    ALONGSIDE.with(|pending| match pending.borrow_mut().as_mut() {
+        Some(changes) => {
+            changes.push(change);
+            None
+        }
+        None => Some(change),
+    })
+}
 
 /// A customer's file, locked for a change that the store is told about when the edit ends.
 pub(super) struct Edit<'a> {
@@ -46,6 +66,7 @@ impl<'a> Edit<'a> {
                     .map(|c| (ChatRecord::of(c), c.messages.len()))
                     .collect(),
             };
+            ALONGSIDE.with(|pending| *pending.borrow_mut() = Some(Vec::new()));
             (store, before)
         });
         Self { file, journal }
@@ -71,7 +92,12 @@ impl Drop for Edit<'_> {
         let Some((store, before)) = self.journal.take() else {
             return;
         };
-        let changes = changes_since(&before, &self.file);
+        let mut changes = changes_since(&before, &self.file);
+        changes.extend(
+            ALONGSIDE
+                .with(|pending| pending.borrow_mut().take())
+                .unwrap_or_default(),
+        );
         if !changes.is_empty() {
             // The receipt is not kept: callers wait on a write point instead (module docs).
             let _receipt = store.submit(changes);
@@ -118,4 +144,59 @@ fn changes_since(before: &Before, file: &CustomerFile) -> Vec<Change> {
         changes.insert(0, Change::UpsertCustomer(customer));
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::core::analytics::{Event, EventKind};
+    use crate::core::{Channel, Profile};
+    use crate::ids::CustomerId;
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn issue5_an_event_recorded_under_an_edit_is_stored_in_the_edit_s_submission() {
+        let dir = std::env::temp_dir().join(format!("switchboard-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir.join("db.sqlite"), StoreOptions::default()).expect("opens");
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+            .single()
+            .expect("date");
+        let event = || {
+            Change::Analytics(Event {
+                at,
+                agent: "ana".into(),
+                channel: Channel::Whatsapp,
+                kind: EventKind::Reopened,
+            })
+        };
+        let file = Mutex::new(CustomerFile::new(
+            CustomerId::from("cu1"),
+            Channel::Whatsapp,
+            "+1".into(),
+            Profile::default(),
+        ));
+
+        assert!(
+            alongside(event()).is_some(),
+            "no edit open: the caller submits it"
+        );
+        let mut edit = Edit::start(file.lock(), Some(&store));
+        assert!(alongside(event()).is_none(), "taken into the open edit");
+        edit.opted_out.push(Channel::Whatsapp);
+        drop(edit);
+        assert!(alongside(event()).is_some(), "the edit is closed");
+
+        let receipt = store.submit(Vec::new());
+        receipt.wait().expect("stored");
+        let snapshot = store.load().expect("loads");
+        assert_eq!(snapshot.events.len(), 1);
+        assert_eq!(snapshot.customers[0].opted_out, vec![Channel::Whatsapp]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
