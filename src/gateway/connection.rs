@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::core::{ErrorCode, Rejection};
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
-use crate::gateway::error::STORE_WAIT;
+use crate::gateway::error::durable;
 use crate::protocol::{ErrorFrame, ServerFrame, MAX_FRAME_BYTES};
 use crate::store::WritePoint;
 
@@ -146,20 +146,8 @@ where
                 // Write before acknowledge: the reply waits until what the request changed is
                 // on disk. Pushes already queued wait behind it, so this client never sees an
                 // effect of its own request before the request is durable.
-                let point = write_point();
-                if !point.is_reached() {
-                    let why = match tokio::time::timeout(STORE_WAIT, point.reached()).await {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(e.to_string()),
-                        Err(_) => Some(format!("not saved within {} s", STORE_WAIT.as_secs())),
-                    };
-                    if let Some(why) = why {
-                        reply = error_frame(
-                            text.as_deref().and_then(request_id),
-                            ErrorCode::StorageUnavailable,
-                            format!("not saved, so not acknowledged (it may be lost on restart): {why}"),
-                        );
-                    }
+                if let Err(why) = durable(write_point()).await {
+                    reply = error_frame(text.as_deref().and_then(request_id), ErrorCode::StorageUnavailable, why);
                 }
                 if replies.try_send(reply).is_err() {
                     let why = CutOff::SlowConsumer;

@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::core::{ErrorCode, Rejection};
+use crate::store::WritePoint;
 
 /// An HTTP error answer.
 #[derive(Debug, Serialize)]
@@ -58,29 +59,29 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 /// How long an acknowledgement waits for the store before giving up on it.
-pub const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Waits until everything `engine` submitted to its store so far is on disk: the moment a
-/// change may be acknowledged. The error names why it could not be saved.
-pub async fn until_durable(engine: &crate::engine::Engine) -> Result<(), ApiError> {
-    let point = engine.write_point();
+/// Waits until `point` is reached: the moment a change may be acknowledged. Otherwise the
+/// sentence saying why it is not, for an error frame or body (`storage_unavailable`).
+pub async fn durable(point: WritePoint) -> Result<(), String> {
     if point.is_reached() {
         return Ok(());
     }
-    match tokio::time::timeout(STORE_WAIT, point.reached()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ApiError::new(
-            ErrorCode::StorageUnavailable,
-            format!("not saved, so not acknowledged (it may be lost on restart): {e}"),
-        )),
-        Err(_) => Err(ApiError::new(
-            ErrorCode::StorageUnavailable,
-            format!(
-                "not saved within {} s, so not acknowledged (it may be lost on restart)",
-                STORE_WAIT.as_secs()
-            ),
-        )),
-    }
+    let why = match tokio::time::timeout(STORE_WAIT, point.reached()).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("not saved within {} s", STORE_WAIT.as_secs()),
+    };
+    Err(format!(
+        "not saved, so not acknowledged (it may be lost on restart): {why}"
+    ))
+}
+
+/// [`durable`] for an HTTP answer: everything `engine` submitted to its store so far.
+pub async fn until_durable(engine: &crate::engine::Engine) -> Result<(), ApiError> {
+    durable(engine.write_point())
+        .await
+        .map_err(|why| ApiError::new(ErrorCode::StorageUnavailable, why))
 }
 
 impl From<Rejection> for ApiError {
