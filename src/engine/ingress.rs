@@ -195,17 +195,23 @@ impl Engine {
         now: Timestamp,
     ) {
         self.chats.insert(chat.clone(), file.id.clone());
+        let waiting = self.waiting(file, chat, now);
+        self.with_router(|r| ((), r.enqueue(waiting, sticky, now)));
+    }
+
+    /// A queued chat's place in its queue, waiting since `since`; its offer card is captured
+    /// now, under the customer's lock, for routing to show later.
+    pub(super) fn waiting(&self, file: &CustomerFile, chat: &ChatId, since: Timestamp) -> Waiting {
         let card = self.chat_view(file, chat);
         let queue = self.queue_of[&card.channel].clone();
         self.offer_cards.insert(chat.clone(), card);
-        let waiting = Waiting {
+        Waiting {
             chat: chat.clone(),
             customer: file.id.clone(),
             queue,
-            since: now,
+            since,
             declined_by: Vec::new(),
-        };
-        self.with_router(|r| ((), r.enqueue(waiting, sticky, now)));
+        }
     }
 
     pub(super) fn receipt(&self, file: &CustomerFile, chat_id: Option<ChatId>) -> IngressReceipt {

@@ -161,10 +161,10 @@ impl Engine {
             id: chat.to_string(),
         };
         let store = self.store.as_deref().ok_or_else(not_found)?;
-        let unreadable = |e: crate::store::StoreError| {
-            Rejection::StorageUnavailable(format!("chat {chat} could not be read from the database: {e}"))
-        };
-        let (record, _) = store.chat(chat).map_err(unreadable)?.ok_or_else(not_found)?;
+        let (record, _) = store
+            .chat(chat)
+            .map_err(archive::unreadable)?
+            .ok_or_else(not_found)?;
         let customer = record.customer.clone();
         let file = self
             .customers
@@ -173,14 +173,14 @@ impl Engine {
             .ok_or_else(not_found)?;
         // The rules ask which chat is the newest on its channel (only that one can be
         // reopened, or take a template): if a newer one is on disk only, it comes back too.
-        let mut back = vec![(record.clone(), store.messages(chat).map_err(unreadable)?)];
+        let mut back = vec![(record.clone(), store.messages(chat).map_err(archive::unreadable)?)];
         if let Some(newest) = store
             .newest_chat_on(&customer, record.channel)
-            .map_err(unreadable)?
+            .map_err(archive::unreadable)?
             .filter(|newest| newest != chat && !self.chats.contains_key(newest))
         {
-            if let Some((newer, _)) = store.chat(&newest).map_err(unreadable)? {
-                back.push((newer, store.messages(&newest).map_err(unreadable)?));
+            if let Some((newer, _)) = store.chat(&newest).map_err(archive::unreadable)? {
+                back.push((newer, store.messages(&newest).map_err(archive::unreadable)?));
             }
         }
         let mut file = file.lock();
@@ -502,8 +502,7 @@ impl Engine {
             }
         };
         let not_found = || Rejection::not_found("chat", chat_id);
-        if self.chats.contains_key(chat_id) {
-            let file = self.file_of_chat(chat_id)?;
+        if let Some(file) = self.file_in_memory(chat_id) {
             let file = file.lock();
             let chat = file.chat(chat_id).ok_or_else(not_found)?;
             may_read(chat.owner.as_ref())?;

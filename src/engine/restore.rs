@@ -173,19 +173,8 @@ impl Engine {
             ChatState::Queued => {
                 // An offer pending at the crash is not kept: the chat waits again and is
                 // offered afresh, as after an accept timeout.
-                let card = self.chat_view(file, &chat.id);
-                let queue = self.queue_of[&chat.channel].clone();
-                self.offer_cards.insert(chat.id.clone(), card);
-                queued.push((
-                    Waiting {
-                        chat: chat.id.clone(),
-                        customer: file.id.clone(),
-                        queue,
-                        since: chat.queued_at.unwrap_or(chat.created_at),
-                        declined_by: Vec::new(),
-                    },
-                    file.assigned_agent.clone(),
-                ));
+                let since = chat.queued_at.unwrap_or(chat.created_at);
+                queued.push((self.waiting(file, &chat.id, since), file.assigned_agent.clone()));
                 0
             }
             ChatState::Active | ChatState::Snoozed => {
