@@ -15,6 +15,7 @@ mod archive;
 mod codec;
 mod error;
 mod history;
+mod progress;
 mod readers;
 mod records;
 mod schema;
@@ -39,8 +40,9 @@ pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
 pub use records::{Change, ChatRecord, CustomerRecord, Snapshot};
 pub use writer::Receipt;
 
+use progress::Progress;
 use readers::Readers;
-use writer::{Counters, Job, Progress};
+use writer::{Counters, Job};
 
 /// How hard a commit presses data onto the disk before its receipt completes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -101,7 +103,7 @@ pub struct Store {
     checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     /// The last submission's number; held while sending, so numbers reach the writer in order.
     submitted: parking_lot::Mutex<u64>,
-    progress: tokio::sync::watch::Receiver<Progress>,
+    progress: Arc<Progress>,
 }
 
 /// Everything submitted up to some moment; [`WritePoint::reached`] resolves once it is all on
@@ -109,7 +111,7 @@ pub struct Store {
 #[derive(Clone, Debug, Default)]
 #[must_use = "a write point is only useful to wait on"]
 pub struct WritePoint {
-    wait: Option<(u64, tokio::sync::watch::Receiver<Progress>)>,
+    wait: Option<(u64, Arc<Progress>)>,
 }
 
 impl WritePoint {
@@ -123,7 +125,7 @@ impl WritePoint {
     pub fn is_reached(&self) -> bool {
         match &self.wait {
             None => true,
-            Some((seq, rx)) => matches!(rx.borrow().outcome(*seq), Some(Ok(()))),
+            Some((seq, progress)) => matches!(progress.outcome(*seq), Some(Ok(()))),
         }
     }
 
@@ -131,15 +133,10 @@ impl WritePoint {
     /// failed at or before the point (it writes nothing after a failure), or
     /// [`StoreError::WriterStopped`] if the writer is gone.
     pub async fn reached(self) -> Result<(), StoreError> {
-        let Some((seq, mut rx)) = self.wait else {
-            return Ok(());
-        };
-        let outcome = rx
-            .wait_for(|p| p.outcome(seq).is_some())
-            .await
-            .map_err(|_| StoreError::WriterStopped)?
-            .outcome(seq);
-        outcome.unwrap_or(Err(StoreError::WriterStopped))
+        match self.wait {
+            None => Ok(()),
+            Some((seq, progress)) => progress.wait(seq).await,
+        }
     }
 }
 
@@ -167,13 +164,13 @@ impl Store {
 
         let (jobs, queue) = mpsc::channel();
         let counters = Arc::new(Counters::default());
-        let (progress_tx, progress) = tokio::sync::watch::channel(Progress::default());
+        let progress = Arc::new(Progress::default());
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn({
-                let (path, counters) = (path.to_path_buf(), counters.clone());
+                let (path, counters, progress) = (path.to_path_buf(), counters.clone(), progress.clone());
                 let cap = options.group_cap.max(1);
-                move || writer::run(conn, path, queue, counters, cap, progress_tx)
+                move || writer::run(conn, path, queue, counters, cap, &progress)
             })
             .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
         let checkpointer = start_checkpointer(path)?;

@@ -97,14 +97,8 @@ where
             _ = &mut stopping => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
             why = &mut cut_off => return Some((why.code(), why.reason())),
             _ = heartbeat.tick() => {
-                // A peer gone without a FIN (a closed laptop) would otherwise hold the
-                // connection, and keep the agent online, for ever.
-                silent_beats += 1;
-                if silent_beats > MISSED_HEARTBEATS {
-                    return Some((CLOSE_IDLE, "no frame received: reconnect"));
-                }
-                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
-                    return None;
+                if let Err(close) = beat(sink, &mut silent_beats).await {
+                    return close;
                 }
             }
             frame = outbox.recv() => {
@@ -144,10 +138,29 @@ where
                 };
                 let Some(mut reply) = reply else { continue };
                 // Write before acknowledge: the reply waits until what the request changed is
-                // on disk. Pushes already queued wait behind it, so this client never sees an
-                // effect of its own request before the request is durable.
-                if let Err(why) = durable(write_point()).await {
-                    reply = error_frame(text.as_deref().and_then(request_id), ErrorCode::StorageUnavailable, why);
+                // on disk. Neither the outbox nor the socket is read meanwhile: pushes already
+                // queued wait behind the reply, so this client never sees an effect of its own
+                // request before the request is durable, and its next request waits in the
+                // socket, so replies go out in request order. Shutdown, cut-offs and
+                // heartbeats are still served while the disk works.
+                let point = write_point();
+                if !point.is_reached() {
+                    let mut saved = std::pin::pin!(durable(point));
+                    let saved = loop {
+                        tokio::select! {
+                            _ = &mut stopping => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
+                            why = &mut cut_off => return Some((why.code(), why.reason())),
+                            _ = heartbeat.tick() => {
+                                if let Err(close) = beat(sink, &mut silent_beats).await {
+                                    return close;
+                                }
+                            }
+                            saved = &mut saved => break saved,
+                        }
+                    };
+                    if let Err(why) = saved {
+                        reply = error_frame(text.as_deref().and_then(request_id), ErrorCode::StorageUnavailable, why);
+                    }
                 }
                 if replies.try_send(reply).is_err() {
                     let why = CutOff::SlowConsumer;
@@ -155,6 +168,24 @@ where
                 }
             }
         }
+    }
+}
+
+/// One heartbeat: closes a connection that sent nothing for [`MISSED_HEARTBEATS`] of them,
+/// else pings it. `Err` holds what [`run`] returns to end the connection.
+async fn beat<W: Sink<Message> + Unpin>(
+    sink: &mut W,
+    silent_beats: &mut u32,
+) -> Result<(), Option<(u16, &'static str)>> {
+    // A peer gone without a FIN (a closed laptop) would otherwise hold the connection, and
+    // keep the agent online, for ever.
+    *silent_beats += 1;
+    if *silent_beats > MISSED_HEARTBEATS {
+        return Err(Some((CLOSE_IDLE, "no frame received: reconnect")));
+    }
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(None),
     }
 }
 

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::codec::{author_columns, event_columns, json, name, nanos, nanos_opt};
+use super::progress::Progress;
 use super::records::{Change, ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::core::analytics::Event;
@@ -65,25 +66,6 @@ impl Future for Receipt {
     }
 }
 
-/// How far the writer has got: every submission up to `through` is decided; those from
-/// `stopped`'s number on failed (see [`run`]: after one failure the writer writes nothing).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Progress {
-    pub(crate) through: u64,
-    pub(crate) stopped: Option<(u64, StoreError)>,
-}
-
-impl Progress {
-    /// Whether submission `seq` is committed: `None` while it is not decided yet.
-    pub(crate) fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
-        match &self.stopped {
-            Some((first, e)) if *first <= seq => Some(Err(e.clone())),
-            _ if seq <= self.through => Some(Ok(())),
-            _ => None,
-        }
-    }
-}
-
 /// What the writer has done, for /metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -102,7 +84,7 @@ pub(crate) fn run(
     jobs: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
     group_cap: usize,
-    progress: tokio::sync::watch::Sender<Progress>,
+    progress: &Progress,
 ) {
     // The first failure stops all writing: memory already holds the failed changes, and
     // writing later ones on top (a message after a missing one, a chat without its new
@@ -142,17 +124,13 @@ pub(crate) fn run(
             }
         }
         let (first, last) = (group[0].seq, group[group.len() - 1].seq);
-        progress.send_modify(|p| {
-            p.through = last;
-            if let (Err(e), None) = (&result, &p.stopped) {
-                p.stopped = Some((first, e.clone()));
-            }
-        });
+        progress.decided(first, last, result.as_ref().err());
         for job in group {
             // A caller that stopped waiting does not need telling.
             let _ = job.done.send(result.clone());
         }
     }
+    progress.writer_gone();
     // Lets SQLite refresh its planner statistics where they drifted; cheap and optional.
     let _ = conn.execute_batch("PRAGMA optimize");
 }

@@ -1,0 +1,183 @@
+//! How far the writer has got, and who is waiting for which submission.
+//!
+//! Every submission is numbered. A caller waiting for number `n` is parked under `n` and woken
+//! once, by the group commit that reaches it, and by no other: a broadcast (a `watch` channel)
+//! woke every waiter on every commit to check its number again, and with tens of requests in
+//! flight and a commit every millisecond those wake-ups were most of what durability cost.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::StoreError;
+
+/// The writer's progress and the parked waiters; shared by the store, its write points and
+/// the writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Every submission up to this number is decided.
+    through: u64,
+    /// The first submission that failed, and why: it and every later one failed (after one
+    /// failure the writer writes nothing).
+    stopped: Option<(u64, StoreError)>,
+    /// The writer thread has returned: nothing undecided will ever be decided.
+    writer_gone: bool,
+    /// Waiters by the submission they wait for.
+    waiters: BTreeMap<u64, Vec<oneshot::Sender<Result<(), StoreError>>>>,
+}
+
+impl State {
+    /// Whether submission `seq` is committed: `None` while it is not decided yet.
+    fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
+        match &self.stopped {
+            Some((first, e)) if *first <= seq => Some(Err(e.clone())),
+            _ if seq <= self.through => Some(Ok(())),
+            _ if self.writer_gone => Some(Err(StoreError::WriterStopped)),
+            _ => None,
+        }
+    }
+}
+
+impl Progress {
+    /// The outcome of submission `seq`, if it is decided.
+    pub(crate) fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
+        self.state.lock().outcome(seq)
+    }
+
+    /// Waits until submission `seq` is decided.
+    pub(crate) async fn wait(&self, seq: u64) -> Result<(), StoreError> {
+        let rx = {
+            let mut state = self.state.lock();
+            if let Some(outcome) = state.outcome(seq) {
+                return outcome;
+            }
+            let (tx, rx) = oneshot::channel();
+            state.waiters.entry(seq).or_default().push(tx);
+            rx
+        };
+        rx.await.unwrap_or(Err(StoreError::WriterStopped))
+    }
+
+    /// The writer decided every submission up to `last`: committed, or failed from `first`
+    /// on if `failure`. Wakes the waiters it decided, and only those.
+    pub(crate) fn decided(&self, first: u64, last: u64, failure: Option<&StoreError>) {
+        let woken = {
+            let mut state = self.state.lock();
+            state.through = last;
+            if let (Some(e), None) = (failure, &state.stopped) {
+                state.stopped = Some((first, e.clone()));
+            }
+            if state.stopped.is_some() {
+                // Every later submission fails too: nobody should wait for one.
+                std::mem::take(&mut state.waiters)
+            } else {
+                let later = state.waiters.split_off(&(last + 1));
+                std::mem::replace(&mut state.waiters, later)
+            }
+        };
+        // Told outside the lock; each outcome is worked out again for its own number.
+        for (seq, waiters) in woken {
+            let outcome = self.outcome(seq).unwrap_or(Err(StoreError::WriterStopped));
+            for waiter in waiters {
+                let _ = waiter.send(outcome.clone());
+            }
+        }
+    }
+
+    /// The writer thread returned: whoever still waits is told it stopped.
+    pub(crate) fn writer_gone(&self) {
+        let waiters = {
+            let mut state = self.state.lock();
+            state.writer_gone = true;
+            std::mem::take(&mut state.waiters)
+        };
+        // Dropping the senders answers each waiter `WriterStopped`.
+        drop(waiters);
+    }
+
+    /// How many callers are parked; for tests.
+    #[cfg(test)]
+    pub(crate) fn parked(&self) -> usize {
+        self.state.lock().waiters.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk_full() -> StoreError {
+        StoreError::DiskFull { path: "db".into() }
+    }
+
+    #[tokio::test]
+    async fn issue13_a_commit_wakes_only_the_waiters_it_reached() {
+        let progress = std::sync::Arc::new(Progress::default());
+        let waiting: Vec<_> = (1..=4)
+            .map(|seq| {
+                let progress = progress.clone();
+                tokio::spawn(async move { progress.wait(seq).await })
+            })
+            .collect();
+        while progress.parked() < 4 {
+            tokio::task::yield_now().await;
+        }
+        progress.decided(1, 2, None);
+        assert_eq!(progress.parked(), 2, "3 and 4 still wait");
+        let mut waiting = waiting.into_iter();
+        for _ in 0..2 {
+            let done = waiting.next().expect("four").await.expect("joins");
+            assert!(done.is_ok());
+        }
+        assert!(progress.outcome(3).is_none());
+        progress.decided(3, 4, None);
+        for rest in waiting {
+            assert!(rest.await.expect("joins").is_ok());
+        }
+        assert_eq!(progress.parked(), 0);
+        assert!(progress.wait(4).await.is_ok(), "a decided point answers at once");
+    }
+
+    #[tokio::test]
+    async fn issue13_a_failure_fails_its_point_and_every_later_one_and_keeps_earlier_ones() {
+        let progress = Progress::default();
+        progress.decided(1, 3, None);
+        progress.decided(4, 5, Some(&disk_full()));
+        assert!(progress.wait(3).await.is_ok());
+        assert!(matches!(progress.wait(4).await, Err(StoreError::DiskFull { .. })));
+        assert!(
+            matches!(progress.wait(9).await, Err(StoreError::DiskFull { .. })),
+            "nothing is written after a failure"
+        );
+        // A later group that the writer refuses does not move the first failure.
+        progress.decided(6, 6, Some(&StoreError::WriterStopped));
+        assert!(matches!(
+            progress.outcome(5),
+            Some(Err(StoreError::DiskFull { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn issue13_waiters_are_told_when_the_writer_is_gone() {
+        let progress = std::sync::Arc::new(Progress::default());
+        let waiter = {
+            let progress = progress.clone();
+            tokio::spawn(async move { progress.wait(7).await })
+        };
+        while progress.parked() < 1 {
+            tokio::task::yield_now().await;
+        }
+        progress.writer_gone();
+        assert!(matches!(
+            waiter.await.expect("joins"),
+            Err(StoreError::WriterStopped)
+        ));
+        assert!(matches!(progress.wait(8).await, Err(StoreError::WriterStopped)));
+    }
+}
