@@ -69,6 +69,10 @@ pub struct StoreOptions {
     /// (the rest wait for the next group), so one transaction stays short. A submission is
     /// never split: it is applied whole, in one group.
     pub group_cap: usize,
+    /// Once the write-ahead log holds more than this many frames (a page each), the writer
+    /// makes it start over from its beginning (`writer::rewind_log`), so that it stays about
+    /// this long however long the writes go on.
+    pub log_frames: u32,
 }
 
 impl Default for StoreOptions {
@@ -77,6 +81,7 @@ impl Default for StoreOptions {
             durability: Durability::Full,
             max_size_bytes: None,
             group_cap: 4096,
+            log_frames: 4096,
         }
     }
 }
@@ -169,8 +174,11 @@ impl Store {
             .name("store-writer".into())
             .spawn({
                 let (path, counters, progress) = (path.to_path_buf(), counters.clone(), progress.clone());
-                let cap = options.group_cap.max(1);
-                move || writer::run(conn, path, queue, counters, cap, &progress)
+                let limits = writer::Limits {
+                    group_cap: options.group_cap.max(1),
+                    log_frames: options.log_frames,
+                };
+                move || writer::run(conn, path, queue, counters, limits, &progress)
             })
             .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
         let checkpointer = start_checkpointer(path)?;
@@ -308,7 +316,8 @@ fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// A thread that checkpoints the write-ahead log in the background (`PASSIVE`: it never waits
-/// for, nor holds up, the writer or readers) until the returned sender is dropped.
+/// for, nor holds up, the writer or readers) until the returned sender is dropped. It does the
+/// copying; the writer makes the log start over (`writer::rewind_log`).
 fn start_checkpointer(path: &Path) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
     let conn = Connection::open(path).map_err(|e| StoreError::sqlite(path, e))?;
     conn.busy_timeout(Duration::from_secs(5))

@@ -874,3 +874,44 @@ fn load_refuses_chats_of_an_unknown_customer() {
         "{err:?}"
     );
 }
+
+/// Frames the write-ahead log at `path` has room for: its file's size (a 32-byte header, then
+/// frames of a 24-byte header and a page of 4 KiB) shows the most it ever held.
+fn log_frames_high_water(path: &Path) -> u64 {
+    let wal = path.with_extension("sqlite-wal");
+    fs::metadata(wal).map_or(0, |m| m.len().saturating_sub(32) / (24 + 4096))
+}
+
+#[test]
+fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
+    let dir = TempDir::new("log-rewind");
+    let path = dir.db();
+    let options = StoreOptions {
+        durability: Durability::Normal,
+        // Small groups and a short log: many commits, each past the limit soon.
+        group_cap: 8,
+        log_frames: 64,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&path, options).expect("store opens");
+    // Submitted without waiting, so the writer always has the next group queued: the case in
+    // which a checkpoint alone never lets the log start over.
+    let receipts: Vec<Receipt> = (0..4_000)
+        .map(|i| {
+            store.submit(vec![Change::UpsertCustomer(customer(
+                &format!("cu{}", i % 700),
+                &format!("Customer {i}"),
+                &format!("c{i}@example.com"),
+                "+49 151 0000",
+            ))])
+        })
+        .collect();
+    for receipt in receipts {
+        receipt.wait().expect("stored");
+    }
+    let frames = log_frames_high_water(&path);
+    assert!(
+        frames < 1_000,
+        "the log grew to {frames} frames; rewound past 64, it should stay near that"
+    );
+}

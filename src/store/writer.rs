@@ -5,6 +5,8 @@
 //! once, so a burst of N submissions costs one fsync instead of N. Only then are the receipts
 //! of that group completed: nothing is acknowledged before it is on disk.
 
+use std::cell::Cell;
+use std::ffi::c_int;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -13,6 +15,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use rusqlite::hooks::Wal;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -76,6 +79,46 @@ pub(crate) struct Counters {
     pub(crate) failed_groups: AtomicU64,
 }
 
+/// How big the writer lets a group and the log grow.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// See `StoreOptions::group_cap`.
+    pub(crate) group_cap: usize,
+    /// See `StoreOptions::log_frames`.
+    pub(crate) log_frames: u32,
+}
+
+thread_local! {
+    /// Frames in the write-ahead log after the writer's last commit, as SQLite's log hook
+    /// reports them. The hook is a plain function, so the count lives here; only the writer
+    /// thread commits on its connection.
+    static LOG_FRAMES: Cell<u32> = const { Cell::new(0) };
+}
+
+fn note_log_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
+    LOG_FRAMES.with(|f| f.set(u32::try_from(frames).unwrap_or(0)));
+    Ok(())
+}
+
+/// Lets the next commit start the log over from its beginning, if every frame in it can be
+/// copied back now.
+///
+/// The checkpointer thread copies the log into the database file without waiting for anyone,
+/// but that alone never lets the log start over while commits keep coming: SQLite rewinds the
+/// log only at the start of a transaction, and only when every frame in it has been copied
+/// back, and by the time a checkpoint has copied what it saw, the writer has appended more.
+/// The log then grows without end (850 MB in 15 s of the reopen storm), and every commit
+/// writes to fresh blocks that the file system must first zero. Here, between two groups,
+/// nothing is appended: a checkpoint copies the few frames the checkpointer has not (and
+/// syncs the database file once), and the next commit rewinds. When the checkpointer holds
+/// the checkpoint lock this one gives up at once, and the writer tries again after its next
+/// group.
+fn rewind_log(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "log not rewound yet; tried again after the next group");
+    }
+}
+
 /// The writer thread's body: runs until every sender of `jobs` is dropped, then returns after
 /// the last group is committed.
 pub(crate) fn run(
@@ -83,9 +126,11 @@ pub(crate) fn run(
     path: PathBuf,
     jobs: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
-    group_cap: usize,
+    limits: Limits,
     progress: &Progress,
 ) {
+    let group_cap = limits.group_cap;
+    conn.wal_hook(Some(note_log_frames));
     // The first failure stops all writing: memory already holds the failed changes, and
     // writing later ones on top (a message after a missing one, a chat without its new
     // customer) would leave the database in a state no run of the engine produced. What is
@@ -128,6 +173,10 @@ pub(crate) fn run(
         for job in group {
             // A caller that stopped waiting does not need telling.
             let _ = job.done.send(result.clone());
+        }
+        // After the receipts: the group just committed does not wait for it.
+        if result.is_ok() && LOG_FRAMES.with(Cell::get) > limits.log_frames {
+            rewind_log(&conn);
         }
     }
     progress.writer_gone();
