@@ -18,6 +18,7 @@ pub mod analytics;
 mod archive;
 mod board;
 mod directory;
+mod effects;
 mod expiry;
 pub mod fanout;
 mod ingress;
@@ -40,8 +41,8 @@ use parking_lot::Mutex;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::core::{
-    AgentProfile, Channel, ChatState, CustomerFile, Inbound, MessageKind, Policies, Presence, Profile,
-    Rejection, Router, RouterEvent, SnoozeUntil, Waiting,
+    AgentProfile, Channel, ChatState, CustomerFile, MessageKind, Policies, Presence, Profile, Rejection,
+    Router, RouterEvent, SnoozeUntil, Waiting,
 };
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 pub use crate::protocol::supervisor::{QueueView, WaitingView};
@@ -241,11 +242,6 @@ impl Engine {
         &self.supervision
     }
 
-    /// Locks a customer's file for a change that is recorded in the store when it ends.
-    fn edit<'a>(&'a self, file: &'a Mutex<CustomerFile>) -> journal::Edit<'a> {
-        journal::Edit::start(file.lock(), self.store.as_deref())
-    }
-
     /// The store, if the engine records its changes.
     pub fn store(&self) -> Option<&Store> {
         self.store.as_deref()
@@ -278,6 +274,14 @@ impl Engine {
     fn with_router<R>(&self, f: impl FnOnce(&mut Router) -> (R, Vec<RouterEvent>)) -> R {
         let mut router = self.router.lock();
         let (result, events) = f(&mut router);
+        self.deliver(&mut router, events);
+        result
+    }
+
+    /// Turns routing events into timers and pushes, and tells supervisors how seats and
+    /// queues changed; under the router's lock, so that they go out in the order they
+    /// happened.
+    fn deliver(&self, router: &mut Router, events: Vec<RouterEvent>) {
         for event in events {
             match event {
                 RouterEvent::Offered {
@@ -321,9 +325,8 @@ impl Engine {
         }
         let changes = router.take_changes();
         if !changes.seats.is_empty() || !changes.queues.is_empty() {
-            self.publish_router_changes(&router, changes);
+            self.publish_router_changes(router, changes);
         }
-        result
     }
 
     /// Panics if the engine's books do not balance; for tests, with no operation in flight.

@@ -176,13 +176,26 @@ impl Chat {
         self.state.is_live() && self.owner.as_ref() == Some(agent)
     }
 
-    /// Adds a message to the history.
-    pub fn record(&mut self, at: Timestamp, author: Author, kind: MessageKind, text: impl Into<String>) {
+    /// Adds a message to the history and says so.
+    pub fn add(
+        &mut self,
+        at: Timestamp,
+        author: Author,
+        kind: MessageKind,
+        text: impl Into<String>,
+    ) -> super::customer::CustomerEvent {
+        let by_customer = author == Author::Customer;
         self.messages.push(Message {
             at,
             author,
             kind,
             text: text.into(),
         });
+        super::customer::CustomerEvent::MessageAdded {
+            chat: self.id.clone(),
+            seq: self.messages.len() as u64 - 1,
+            by_customer,
+            human_agent_tag: false,
+        }
     }
 }

@@ -1,7 +1,14 @@
 //! A customer and every chat it has had: the unit that R01 (one live chat) is kept in.
 //!
-//! Each operation takes `now` and the channel's policy, changes the file or leaves it exactly
-//! as it was, and says what happened so that the runtime can move load, queue and pushes.
+//! Each operation takes `now` and the channel's policy, and either refuses with a
+//! [`Rejection`], leaving the file exactly as it was, or changes it and returns the
+//! [`CustomerEvent`]s that say what happened, from which the engine derives every effect.
+
+mod events;
+#[cfg(test)]
+mod tests;
+
+pub use events::CustomerEvent;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,6 +18,7 @@ use super::chat::{Author, Chat, ChatState, CloseReason, MessageKind, SnoozeUntil
 use super::rejection::{LiveElsewhere, Rejection};
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};
+use CustomerEvent as E;
 
 /// The text a customer sends to opt out (R08), compared without case and surrounding space.
 pub const STOP_WORD: &str = "#stop";
@@ -26,67 +34,8 @@ pub struct Profile {
     pub phone: Option<String>,
 }
 
-/// What a customer's message did.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Inbound {
-    /// It joined a live chat whose state did not change.
-    Appended {
-        /// The chat.
-        chat: ChatId,
-        /// Its state.
-        state: ChatState,
-        /// Its owner, who is told.
-        owner: Option<AgentId>,
-    },
-    /// It answered a reopened chat, which is now active with the reopening agent (R05).
-    ReopenAnswered {
-        /// The chat.
-        chat: ChatId,
-        /// The agent who reopened it.
-        agent: AgentId,
-    },
-    /// It ended a snooze-until-reply (R13).
-    SnoozeEnded {
-        /// The chat.
-        chat: ChatId,
-        /// Its owner.
-        agent: AgentId,
-    },
-    /// It started a chat, new or revived (R11), which now waits to be routed (R10).
-    NeedsRouting {
-        /// The chat.
-        chat: ChatId,
-        /// Whether a closed chat was revived (same id, history kept).
-        revived: bool,
-        /// The customer's originally assigned agent.
-        sticky: Option<AgentId>,
-    },
-    /// It was `#STOP` (R08).
-    Stopped {
-        /// The live chat it ended, if there was one.
-        ended: Option<Ended>,
-    },
-}
-
-/// A live chat that was ended.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Ended {
-    /// The chat.
-    pub chat: ChatId,
-    /// The state it was in.
-    pub prior: ChatState,
-    /// Its owner.
-    pub owner: Option<AgentId>,
-}
-
-/// A successful reopen (R04).
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Reopened {
-    /// Who owned the chat before.
-    pub previous_owner: Option<AgentId>,
-    /// When the reopened chat is closed again if the customer does not answer.
-    pub expires_at: Timestamp,
-}
+/// What an operation did, in the order the engine should act on it.
+pub type Events = Vec<CustomerEvent>;
 
 /// A customer, its identities, and all its chats.
 #[derive(Clone, Debug)]
@@ -153,19 +102,27 @@ impl CustomerFile {
 
     /// Overwrites the profile fields given (the channel knows best) and adds an identity the
     /// first time it is seen.
-    pub fn learn(&mut self, channel: Channel, address: &str, profile: Profile) {
+    pub fn learn(&mut self, channel: Channel, address: &str, profile: Profile) -> Events {
+        let mut learned = false;
         if self.address(channel).is_none() {
             self.identities.push((channel, address.to_owned()));
+            learned = true;
         }
         let Profile { name, email, phone } = profile;
-        if name.is_some() {
-            self.profile.name = name;
+        for (field, value) in [
+            (&mut self.profile.name, name),
+            (&mut self.profile.email, email),
+            (&mut self.profile.phone, phone),
+        ] {
+            if value.is_some() && *field != value {
+                *field = value;
+                learned = true;
+            }
         }
-        if email.is_some() {
-            self.profile.email = email;
-        }
-        if phone.is_some() {
-            self.profile.phone = phone;
+        if learned {
+            vec![E::ProfileLearned]
+        } else {
+            Vec::new()
         }
     }
 
@@ -199,57 +156,63 @@ impl CustomerFile {
         policy: &ChannelPolicy,
         now: Timestamp,
         new_chat_id: impl FnOnce() -> ChatId,
-    ) -> Inbound {
+    ) -> Events {
         if text.trim().eq_ignore_ascii_case(STOP_WORD) {
             return self.stop(channel, now);
         }
+        let mut events = Vec::new();
         // Writing again lifts an opt-out and re-arms the single template push.
-        self.opted_out.retain(|c| *c != channel);
-        self.pushed.retain(|c| *c != channel);
+        if remove(&mut self.opted_out, channel) {
+            events.push(E::OptOutLifted { channel });
+        }
+        if remove(&mut self.pushed, channel) {
+            events.push(E::PushRearmed { channel });
+        }
 
         let live_index = self.chats.iter().rposition(|c| c.state.is_live());
         if let Some(i) = live_index {
             let chat = &mut self.chats[i];
-            chat.record(now, Author::Customer, MessageKind::Text, text);
             if chat.channel == channel {
                 chat.last_customer_message_at = Some(now);
             }
-            return match (chat.state, chat.snooze) {
-                (ChatState::Reopened, _) => {
+            let id = chat.id.clone();
+            match (chat.state, chat.snooze, chat.owner.clone()) {
+                (ChatState::Reopened, _, Some(agent)) => {
                     chat.state = ChatState::Active;
-                    let agent = chat.owner.clone().expect("a reopened chat has an owner");
-                    Inbound::ReopenAnswered {
-                        chat: chat.id.clone(),
+                    events.push(E::ReopenAnswered {
+                        chat: id.clone(),
                         agent,
-                    }
+                    });
                 }
-                (ChatState::Snoozed, Some(_)) => {
+                (ChatState::Snoozed, Some(_), Some(owner)) => {
                     // Any reply ends a snooze, timed or not (R13).
                     chat.state = ChatState::Active;
                     chat.snooze = None;
-                    let agent = chat.owner.clone().expect("a snoozed chat has an owner");
-                    Inbound::SnoozeEnded {
-                        chat: chat.id.clone(),
-                        agent,
-                    }
+                    events.push(E::SnoozeEnded {
+                        chat: id.clone(),
+                        owner,
+                    });
                 }
-                _ => Inbound::Appended {
-                    chat: chat.id.clone(),
-                    state: chat.state,
-                    owner: chat.owner.clone(),
-                },
-            };
+                _ => {}
+            }
+            events.push(chat.add(now, Author::Customer, MessageKind::Text, text));
+            return events;
         }
 
-        let (chat, revived) = self.start_chat(channel, ChatState::Queued, policy, now, new_chat_id);
-        let chat = &mut self.chats[chat];
-        chat.record(now, Author::Customer, MessageKind::Text, text);
+        let (i, revived) = self.start_chat(channel, ChatState::Queued, policy, now, new_chat_id);
+        let chat = &mut self.chats[i];
         chat.last_customer_message_at = Some(now);
-        Inbound::NeedsRouting {
-            chat: chat.id.clone(),
+        let id = chat.id.clone();
+        events.push(E::ChatStarted {
+            chat: id.clone(),
             revived,
+        });
+        events.push(chat.add(now, Author::Customer, MessageKind::Text, text));
+        events.push(E::Queued {
+            chat: id,
             sticky: self.assigned_agent.clone(),
-        }
+        });
+        events
     }
 
     /// Revives the newest chat on `channel` if the customer is back within its window (R11),
@@ -290,28 +253,26 @@ impl CustomerFile {
         (self.chats.len() - 1, false)
     }
 
-    fn stop(&mut self, channel: Channel, now: Timestamp) -> Inbound {
+    fn stop(&mut self, channel: Channel, now: Timestamp) -> Events {
+        let mut events = Vec::new();
         if !self.opted_out.contains(&channel) {
             self.opted_out.push(channel);
+            events.push(E::OptedOut { channel });
         }
-        let ended = self
-            .chats
-            .iter_mut()
-            .rev()
-            .find(|c| c.state.is_live())
-            .map(|chat| {
-                chat.record(now, Author::Customer, MessageKind::Text, "#STOP");
-                let prior = chat.state;
-                chat.state = ChatState::Closed;
-                chat.snooze = None;
-                chat.closed = Some((now, CloseReason::Stop));
-                Ended {
-                    chat: chat.id.clone(),
-                    prior,
-                    owner: chat.owner.clone(),
-                }
+        if let Some(chat) = self.chats.iter_mut().rev().find(|c| c.state.is_live()) {
+            let prior = chat.state;
+            chat.state = ChatState::Closed;
+            chat.snooze = None;
+            chat.closed = Some((now, CloseReason::Stop));
+            events.push(E::Closed {
+                chat: chat.id.clone(),
+                prior,
+                owner: chat.owner.clone(),
+                reason: CloseReason::Stop,
             });
-        Inbound::Stopped { ended }
+            events.push(chat.add(now, Author::Customer, MessageKind::Text, "#STOP"));
+        }
+        events
     }
 
     /// An agent reopens a closed chat (R02, R03, R04, R08, R09).
@@ -321,7 +282,7 @@ impl CustomerFile {
         agent: &AgentId,
         policy: &ChannelPolicy,
         now: Timestamp,
-    ) -> Result<Reopened, Rejection> {
+    ) -> Result<Events, Rejection> {
         let chat = self
             .chat(chat_id)
             .ok_or_else(|| Rejection::not_found("chat", chat_id))?;
@@ -345,21 +306,27 @@ impl CustomerFile {
                 why: "a newer chat with this customer exists on the channel; reopen that one",
             });
         }
-        let expires_at = policy
+        let until = policy
             .window_expires_at(chat.last_customer_message_at)
             .unwrap_or(now + policy.revive_window);
-        self.assigned_agent = Some(agent.clone());
+        let mut events = Vec::new();
+        if self.assigned_agent.as_ref() != Some(agent) {
+            self.assigned_agent = Some(agent.clone());
+            events.push(E::StickyAgentSet { agent: agent.clone() });
+        }
         let chat = self.chat_mut(chat_id)?;
-        let previous_owner = chat.owner.replace(agent.clone());
+        chat.owner = Some(agent.clone());
         chat.state = ChatState::Reopened;
         chat.reopened_by = Some(agent.clone());
         chat.reopened_at = Some(now);
         chat.closed = None;
-        chat.record(now, Author::System, MessageKind::Notice, "reopened");
-        Ok(Reopened {
-            previous_owner,
-            expires_at,
-        })
+        events.push(E::Reopened {
+            chat: chat_id.clone(),
+            by: agent.clone(),
+            until,
+        });
+        events.push(chat.add(now, Author::System, MessageKind::Notice, "reopened"));
+        Ok(events)
     }
 
     /// The owner writes to its live chat (R07, R12).
@@ -371,7 +338,7 @@ impl CustomerFile {
         human_agent_tag: bool,
         policy: &ChannelPolicy,
         now: Timestamp,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Events, Rejection> {
         let chat = self.chat_mut(chat_id)?;
         let last = chat.last_customer_message_at;
         if !chat.state.is_live() {
@@ -407,13 +374,19 @@ impl CustomerFile {
                 });
             }
         }
-        chat.record(
+        let mut added = chat.add(
             now,
             Author::Agent { agent: agent.clone() },
             MessageKind::Text,
             text,
         );
-        Ok(())
+        if let E::MessageAdded {
+            human_agent_tag: tag, ..
+        } = &mut added
+        {
+            *tag = human_agent_tag;
+        }
+        Ok(vec![added])
     }
 
     /// Whether the one template push after the window may go out now (R07, R08).
@@ -469,42 +442,63 @@ impl CustomerFile {
         Ok(())
     }
 
-    /// The one template push after the window has closed (R07, R08).
+    /// The one template push after the window has closed (R07, R08). The history records it
+    /// as `name(param, …)`.
     pub fn push_template(
         &mut self,
         chat_id: &ChatId,
         agent: &AgentId,
-        text: &str,
+        template: String,
+        params: Vec<String>,
         policy: &ChannelPolicy,
         now: Timestamp,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Events, Rejection> {
         self.template_check(chat_id, policy, now)?;
+        let text = if params.is_empty() {
+            template.clone()
+        } else {
+            format!("{template}({})", params.join(", "))
+        };
         let chat = self.chat_mut(chat_id)?;
         let channel = chat.channel;
-        check_length(text, channel, policy)?;
-        chat.record(
+        check_length(&text, channel, policy)?;
+        let added = chat.add(
             now,
             Author::Agent { agent: agent.clone() },
             MessageKind::Template,
             text,
         );
         self.pushed.push(channel);
-        Ok(())
+        Ok(vec![
+            E::TemplatePushed {
+                chat: chat_id.clone(),
+                agent: agent.clone(),
+                template,
+                params,
+            },
+            added,
+        ])
     }
 
-    /// The owner closes its chat (R12). Returns the state it was in.
+    /// The owner closes its chat (R12), or a supervisor on its behalf (`reason` says which).
     pub fn close(
         &mut self,
         chat_id: &ChatId,
         agent: &AgentId,
+        reason: CloseReason,
         now: Timestamp,
-    ) -> Result<ChatState, Rejection> {
+    ) -> Result<Events, Rejection> {
         let chat = self.owned_live(chat_id, agent)?;
         let prior = chat.state;
         chat.state = ChatState::Closed;
         chat.snooze = None;
-        chat.closed = Some((now, CloseReason::Agent));
-        Ok(prior)
+        chat.closed = Some((now, reason));
+        Ok(vec![E::Closed {
+            chat: chat_id.clone(),
+            prior,
+            owner: Some(agent.clone()),
+            reason,
+        }])
     }
 
     /// The owner snoozes its active chat (R13).
@@ -514,7 +508,7 @@ impl CustomerFile {
         agent: &AgentId,
         until: SnoozeUntil,
         now: Timestamp,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Events, Rejection> {
         if let SnoozeUntil::Time { at } = until {
             if at <= now {
                 return Err(Rejection::WrongState {
@@ -534,40 +528,52 @@ impl CustomerFile {
         }
         chat.state = ChatState::Snoozed;
         chat.snooze = Some(until);
-        Ok(())
+        Ok(vec![E::Snoozed {
+            chat: chat_id.clone(),
+            owner: agent.clone(),
+            until,
+        }])
     }
 
-    /// A timed snooze ran out (R13). Returns the owner to tell, if the chat woke.
-    pub fn wake(&mut self, chat_id: &ChatId, now: Timestamp) -> Option<AgentId> {
-        let chat = self.chat_mut(chat_id).ok()?;
-        match (chat.state, chat.snooze) {
-            (ChatState::Snoozed, Some(SnoozeUntil::Time { at })) if at <= now => {
+    /// A timed snooze ran out (R13). No events if the chat woke or changed meanwhile.
+    pub fn wake(&mut self, chat_id: &ChatId, now: Timestamp) -> Events {
+        let Ok(chat) = self.chat_mut(chat_id) else {
+            return Vec::new();
+        };
+        match (chat.state, chat.snooze, chat.owner.clone()) {
+            (ChatState::Snoozed, Some(SnoozeUntil::Time { at }), Some(owner)) if at <= now => {
                 chat.state = ChatState::Active;
                 chat.snooze = None;
-                chat.owner.clone()
+                vec![E::SnoozeEnded {
+                    chat: chat_id.clone(),
+                    owner,
+                }]
             }
-            _ => None,
+            _ => Vec::new(),
         }
     }
 
-    /// A reopened chat's wait for the customer ran out. Returns the owner, if it closed.
-    pub fn expire_reopen(
-        &mut self,
-        chat_id: &ChatId,
-        reopened_at: Timestamp,
-        now: Timestamp,
-    ) -> Option<AgentId> {
-        let chat = self.chat_mut(chat_id).ok()?;
+    /// A reopened chat's wait for the customer ran out. No events if it was answered, closed
+    /// or reopened again since the timer was set.
+    pub fn expire_reopen(&mut self, chat_id: &ChatId, reopened_at: Timestamp, now: Timestamp) -> Events {
+        let Ok(chat) = self.chat_mut(chat_id) else {
+            return Vec::new();
+        };
         if chat.state != ChatState::Reopened || chat.reopened_at != Some(reopened_at) {
-            return None; // answered, closed or reopened again since the timer was set
+            return Vec::new();
         }
         chat.state = ChatState::Closed;
         chat.closed = Some((now, CloseReason::Timeout));
-        chat.owner.clone()
+        vec![E::Closed {
+            chat: chat_id.clone(),
+            prior: ChatState::Reopened,
+            owner: chat.owner.clone(),
+            reason: CloseReason::Timeout,
+        }]
     }
 
     /// Moves an active chat to another agent (R12). The "originally assigned" mark stays (R10).
-    pub fn transfer(&mut self, chat_id: &ChatId, from: &AgentId, to: &AgentId) -> Result<(), Rejection> {
+    pub fn transfer(&mut self, chat_id: &ChatId, from: &AgentId, to: &AgentId) -> Result<Events, Rejection> {
         let chat = self.owned_live(chat_id, from)?;
         if chat.state != ChatState::Active {
             return Err(Rejection::WrongState {
@@ -577,11 +583,22 @@ impl CustomerFile {
             });
         }
         chat.owner = Some(to.clone());
-        Ok(())
+        Ok(vec![E::Transferred {
+            chat: chat_id.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        }])
     }
 
-    /// An agent accepted the offer of a queued chat (R06); the router has checked the offer.
-    pub fn accept(&mut self, chat_id: &ChatId, agent: &AgentId) -> Result<(), Rejection> {
+    /// An agent accepted the offer of a queued chat (R06); the router has checked the offer
+    /// and says how long the chat and the offer waited.
+    pub fn accept(
+        &mut self,
+        chat_id: &ChatId,
+        agent: &AgentId,
+        waited: chrono::Duration,
+        to_accept: chrono::Duration,
+    ) -> Result<Events, Rejection> {
         let chat = self.chat_mut(chat_id)?;
         if chat.state != ChatState::Queued {
             return Err(Rejection::WrongState {
@@ -593,8 +610,17 @@ impl CustomerFile {
         chat.state = ChatState::Active;
         chat.owner = Some(agent.clone());
         chat.queued_at = None;
-        self.assigned_agent.get_or_insert_with(|| agent.clone());
-        Ok(())
+        let mut events = vec![E::Accepted {
+            chat: chat_id.clone(),
+            agent: agent.clone(),
+            waited,
+            to_accept,
+        }];
+        if self.assigned_agent.is_none() {
+            self.assigned_agent = Some(agent.clone());
+            events.push(E::StickyAgentSet { agent: agent.clone() });
+        }
+        Ok(events)
     }
 
     /// The customer enters a bot journey (R09); it is then live, and cannot be reopened.
@@ -604,17 +630,20 @@ impl CustomerFile {
         policy: &ChannelPolicy,
         now: Timestamp,
         new_chat_id: impl FnOnce() -> ChatId,
-    ) -> Result<ChatId, Rejection> {
+    ) -> Result<Events, Rejection> {
         if let Some(live) = self.live_elsewhere() {
             return Err(Rejection::ActiveElsewhere { live });
         }
-        let (i, _) = self.start_chat(channel, ChatState::Bot, policy, now, new_chat_id);
-        Ok(self.chats[i].id.clone())
+        let (i, revived) = self.start_chat(channel, ChatState::Bot, policy, now, new_chat_id);
+        Ok(vec![E::ChatStarted {
+            chat: self.chats[i].id.clone(),
+            revived,
+        }])
     }
 
     /// The bot hands the customer over: the chat is queued (R09) or goes to its sticky agent
-    /// (R10). Returns the chat and the sticky agent.
-    pub fn hand_over(&mut self, now: Timestamp) -> Result<(ChatId, Option<AgentId>), Rejection> {
+    /// (R10).
+    pub fn hand_over(&mut self, now: Timestamp) -> Result<Events, Rejection> {
         let sticky = self.assigned_agent.clone();
         let chat = self
             .chats
@@ -631,7 +660,10 @@ impl CustomerFile {
         }
         chat.state = ChatState::Queued;
         chat.queued_at = Some(now);
-        Ok((chat.id.clone(), sticky))
+        Ok(vec![E::Queued {
+            chat: chat.id.clone(),
+            sticky,
+        }])
     }
 
     fn owned_live(&mut self, chat_id: &ChatId, agent: &AgentId) -> Result<&mut Chat, Rejection> {
@@ -674,6 +706,13 @@ impl CustomerFile {
             );
         }
     }
+}
+
+/// Takes `channel` out of `list`; whether it was in.
+fn remove(list: &mut Vec<Channel>, channel: Channel) -> bool {
+    let before = list.len();
+    list.retain(|c| *c != channel);
+    list.len() != before
 }
 
 fn check_length(text: &str, channel: Channel, policy: &ChannelPolicy) -> Result<(), Rejection> {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::supervision::{encode, Subscribed, Watch};
 use super::views::queue_view;
 use super::*;
-use crate::core::analytics::{Event, EventKind};
 use crate::core::Changes;
 use crate::protocol::supervisor::{
     AgentRow, AnalyticsQuery, AnalyticsReport, Board, BoardChange, ReopenOutcome, ReopenedChat,
@@ -80,44 +79,16 @@ impl Engine {
         })
     }
 
-    /// Records a KPI event (R14) and wakes the supervisors' task to send the new figures.
-    pub(super) fn record(&self, agent: &AgentId, channel: Channel, kind: EventKind, now: Timestamp) {
-        let event = Event {
-            at: now,
-            agent: agent.clone(),
-            channel,
-            kind,
-        };
-        if let Some(store) = &self.store {
-            // With the change that caused it, in the same submission, when made under an
-            // edit; else on its own. Acknowledged with the operation either way (its reply
-            // waits on the write point).
-            if let Some(change) = super::journal::alongside(crate::store::Change::Analytics(event.clone())) {
-                let _receipt = store.submit(vec![change]);
-            }
-        }
-        self.analytics.record(event);
-        self.supervision.nudge();
-    }
-
     /// A chat was reopened; runs under its customer's lock.
-    pub(super) fn board_reopened(
-        &self,
-        file: &CustomerFile,
-        chat_id: &ChatId,
-        agent: &AgentId,
-        now: Timestamp,
-    ) {
-        let Some(chat) = file.chat(chat_id) else { return };
-        let queue = self.queue_of[&chat.channel].clone();
-        let view = self.chat_view(file, chat_id);
+    pub(super) fn board_reopened(&self, view: &ChatView, agent: &AgentId, now: Timestamp) {
+        let queue = self.queue_of[&view.channel].clone();
         self.supervision.append(
             Some(queue.clone()),
             BoardChange::ChatReopened {
                 chat: ReopenedChat {
-                    chat_id: chat_id.clone(),
-                    customer: view.customer,
-                    channel: chat.channel,
+                    chat_id: view.id.clone(),
+                    customer: view.customer.clone(),
+                    channel: view.channel,
                     queue,
                     reopened_by: agent.clone(),
                     reopened_at: now,

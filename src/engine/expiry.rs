@@ -23,11 +23,11 @@ impl Engine {
                     let Some(file) = self.customers.get(&customer).map(|f| f.clone()) else {
                         continue;
                     };
-                    let mut file = self.edit(&file);
-                    if let Some(owner) = file.wake(&chat, now) {
-                        self.push_snooze_ended(&file, &chat, &owner);
-                        self.archive_changed(&file, now);
-                    }
+                    let mut file = file.lock();
+                    let mut effects = self.effects(&file, now);
+                    let events = file.wake(&chat, now);
+                    effects.apply(&file, &events);
+                    effects.finish(&file);
                 }
                 Timer::ReopenExpiry {
                     customer,
@@ -37,22 +37,11 @@ impl Engine {
                     let Some(file) = self.customers.get(&customer).map(|f| f.clone()) else {
                         continue;
                     };
-                    let mut file = self.edit(&file);
-                    if let Some(owner) = file.expire_reopen(&chat, reopened_at, now) {
-                        self.board_reopen_ended(
-                            &file,
-                            &chat,
-                            crate::protocol::supervisor::ReopenOutcome::Expired,
-                        );
-                        self.fanout.push(
-                            &owner,
-                            Push::ChatClosed {
-                                chat_id: chat.clone(),
-                                reason: crate::core::CloseReason::Timeout,
-                            },
-                        );
-                        self.archive_changed(&file, now);
-                    }
+                    let mut file = file.lock();
+                    let mut effects = self.effects(&file, now);
+                    let events = file.expire_reopen(&chat, reopened_at, now);
+                    effects.apply(&file, &events);
+                    effects.finish(&file);
                 }
                 Timer::TokenExpiry { agent, conn } => {
                     self.fanout.cut_off(&agent, conn, CutOff::TokenExpired);

@@ -1,202 +1,139 @@
-//! Recording what the engine changes in the durable store (issue 5).
+//! What the store is told about one operation, derived from its events (issue 13).
 //!
-//! Every change to a customer's file is made through an [`Edit`]: the file's lock together
-//! with a note of what the file held when it was taken. When the edit ends, still under the
-//! lock, the difference (the customer's record if it changed, each chat created or changed,
-//! each message added) is submitted to the store as one all-or-nothing submission. Submitting
-//! under the lock keeps the store's order the same as the order the changes happened in, per
-//! customer, and the writer commits submissions in order: if a change is on disk, so is
-//! everything it was built on.
+//! The translator notes every event of an operation in an [`Entry`]: whether the customer's
+//! record changed, which chats' records changed, which messages were added, which KPI events
+//! were counted. When the operation's effects are done, still under the customer's lock, the
+//! entry becomes one all-or-nothing submission: the customer's record (if it changed, or is new
+//! with its first chat) first, so that a chat is never stored without its customer; then each
+//! changed chat, each new message, each KPI event. Submitting under the lock keeps the store's
+//! order the same as the order the changes happened in, per customer, and the writer commits
+//! submissions in order: if a change is on disk, so is everything it was built on.
 //!
-//! Working out the difference here, instead of in every operation, means no operation can
-//! forget to record something: whatever an operation did to the file is compared.
+//! An operation that forgets an event would lose a change at the next restart. Debug builds
+//! (every test) therefore also take a note of the whole file before the operation
+//! ([`Before`]) and check afterwards that the entry covers every difference.
 //!
 //! The gateway does not hold the receipts: it asks the engine for a write point after the
 //! operation and answers once the store has reached it (write before acknowledge).
 
-use std::cell::RefCell;
-use std::ops::{Deref, DerefMut};
+use crate::core::analytics::Event;
+use crate::core::{CustomerEvent, CustomerFile};
+use crate::ids::ChatId;
+use crate::store::{Change, ChatRecord, CustomerRecord};
 
-use parking_lot::MutexGuard;
-
-use crate::core::CustomerFile;
-use crate::store::{Change, ChatRecord, CustomerRecord, Store};
-
-thread_local! {
-    /// Changes made on this thread while an edit is open, outside the file (the KPI events
-    /// an operation records): they go into the edit's submission, so that an event is never
-    /// on disk without the change it counts. Edits never nest: the engine holds one
-    /// customer's lock at a time.
-    static ALONGSIDE: RefCell<Option<Vec<Change>>> = const { RefCell::new(None) };
+/// What one operation changed, to be written as one submission.
+#[derive(Debug, Default)]
+pub(super) struct Entry {
+    customer: bool,
+    chats: Vec<ChatId>,
+    messages: Vec<(ChatId, u64)>,
+    kpis: Vec<Event>,
 }
 
-/// Adds `change` to the edit open on this thread; hands it back if there is none.
-pub(super) fn alongside(change: Change) -> Option<Change> {
-    ALONGSIDE.with(|pending| match pending.borrow_mut().as_mut() {
-        Some(changes) => {
-            changes.push(change);
-            None
+impl Entry {
+    /// Notes what `event` changed.
+    pub(super) fn note(&mut self, event: &CustomerEvent) {
+        self.customer |= event.changes_customer();
+        if let (true, Some(chat)) = (event.changes_chat(), event.chat()) {
+            if !self.chats.contains(chat) {
+                self.chats.push(chat.clone());
+            }
         }
-        None => Some(change),
-    })
+        if let CustomerEvent::MessageAdded { chat, seq, .. } = event {
+            self.messages.push((chat.clone(), *seq));
+        }
+    }
+
+    /// Notes a KPI event, stored with the change it counts.
+    pub(super) fn kpi(&mut self, event: Event) {
+        self.kpis.push(event);
+    }
+
+    /// The submission: records read from `file` as the operation left it.
+    pub(super) fn changes(self, file: &CustomerFile) -> Vec<Change> {
+        let mut changes = Vec::with_capacity(
+            usize::from(self.customer) + self.chats.len() + self.messages.len() + self.kpis.len(),
+        );
+        if self.customer {
+            changes.push(Change::UpsertCustomer(CustomerRecord::of(file)));
+        }
+        changes.extend(
+            self.chats
+                .iter()
+                .filter_map(|id| file.chat(id))
+                .map(|chat| Change::UpsertChat(ChatRecord::of(chat))),
+        );
+        changes.extend(self.messages.into_iter().filter_map(|(chat, seq)| {
+            let message = file
+                .chat(&chat)?
+                .messages
+                .get(usize::try_from(seq).ok()?)?
+                .clone();
+            Some(Change::AppendMessage { chat, seq, message })
+        }));
+        changes.extend(self.kpis.into_iter().map(Change::Analytics));
+        changes
+    }
 }
 
-/// A customer's file, locked for a change that the store is told about when the edit ends.
-pub(super) struct Edit<'a> {
-    file: MutexGuard<'a, CustomerFile>,
-    journal: Option<(&'a Store, Before)>,
-}
-
-/// What the file held when the edit started.
-struct Before {
+/// What a file held before an operation, to check its entry against (debug builds).
+#[cfg(debug_assertions)]
+pub(super) struct Before {
     customer: CustomerRecord,
     /// Each chat's record and how many messages it had.
     chats: Vec<(ChatRecord, usize)>,
 }
 
-impl<'a> Edit<'a> {
-    /// Starts an edit of the locked `file`; without a store it is only the lock.
-    pub(super) fn start(file: MutexGuard<'a, CustomerFile>, store: Option<&'a Store>) -> Self {
-        let journal = store.map(|store| {
-            let before = Before {
-                customer: CustomerRecord::of(&file),
-                chats: file
-                    .chats
-                    .iter()
-                    .map(|c| (ChatRecord::of(c), c.messages.len()))
-                    .collect(),
-            };
-            ALONGSIDE.with(|pending| *pending.borrow_mut() = Some(Vec::new()));
-            (store, before)
-        });
-        Self { file, journal }
-    }
-}
-
-impl Deref for Edit<'_> {
-    type Target = CustomerFile;
-
-    fn deref(&self) -> &CustomerFile {
-        &self.file
-    }
-}
-
-impl DerefMut for Edit<'_> {
-    fn deref_mut(&mut self) -> &mut CustomerFile {
-        &mut self.file
-    }
-}
-
-impl Drop for Edit<'_> {
-    fn drop(&mut self) {
-        let Some((store, before)) = self.journal.take() else {
-            return;
-        };
-        let mut changes = changes_since(&before, &self.file);
-        changes.extend(
-            ALONGSIDE
-                .with(|pending| pending.borrow_mut().take())
-                .unwrap_or_default(),
-        );
-        if !changes.is_empty() {
-            // The receipt is not kept: callers wait on a write point instead (module docs).
-            let _receipt = store.submit(changes);
+#[cfg(debug_assertions)]
+impl Before {
+    pub(super) fn of(file: &CustomerFile) -> Self {
+        Self {
+            customer: CustomerRecord::of(file),
+            chats: file
+                .chats
+                .iter()
+                .map(|c| (ChatRecord::of(c), c.messages.len()))
+                .collect(),
         }
     }
-}
 
-/// What `file` gained or changed since `before`, customer first, so that a chat is never
-/// stored without its customer.
-fn changes_since(before: &Before, file: &CustomerFile) -> Vec<Change> {
-    let mut changes = Vec::new();
-    let mut new_chat = false;
-    for chat in &file.chats {
-        let known = before.chats.iter().find(|(c, _)| c.id == chat.id);
-        let record = ChatRecord::of(chat);
-        let stored_messages = match known {
-            Some((old, stored)) => {
-                if *old != record {
-                    changes.push(Change::UpsertChat(record));
-                }
-                *stored
+    /// Panics if `changes` misses a difference between this note and `file`.
+    pub(super) fn check(&self, file: &CustomerFile, changes: &[Change]) {
+        let customer = CustomerRecord::of(file);
+        let new_chat = file
+            .chats
+            .iter()
+            .any(|c| !self.chats.iter().any(|(old, _)| old.id == c.id));
+        if customer != self.customer || new_chat {
+            assert!(
+                changes.contains(&Change::UpsertCustomer(customer)),
+                "customer {} changed but no event said so",
+                file.id
+            );
+        }
+        for chat in &file.chats {
+            let known = self.chats.iter().find(|(old, _)| old.id == chat.id);
+            let record = ChatRecord::of(chat);
+            if known.is_none_or(|(old, _)| *old != record) {
+                assert!(
+                    changes.contains(&Change::UpsertChat(record)),
+                    "chat {} changed but no event said so",
+                    chat.id
+                );
             }
-            None => {
-                new_chat = true;
-                changes.push(Change::UpsertChat(record));
-                0
-            }
-        };
-        changes.extend(
-            chat.messages
-                .iter()
-                .enumerate()
-                .skip(stored_messages)
-                .map(|(seq, message)| Change::AppendMessage {
+            let stored = known.map_or(0, |(_, n)| *n);
+            for (seq, message) in chat.messages.iter().enumerate().skip(stored) {
+                let append = Change::AppendMessage {
                     chat: chat.id.clone(),
                     seq: seq as u64,
                     message: message.clone(),
-                }),
-        );
-    }
-    let customer = CustomerRecord::of(file);
-    // A customer is written with its first chat (it may be new, and unchanged by the edit).
-    if new_chat || customer != before.customer {
-        changes.insert(0, Change::UpsertCustomer(customer));
-    }
-    changes
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-    use parking_lot::Mutex;
-
-    use super::*;
-    use crate::core::analytics::{Event, EventKind};
-    use crate::core::{Channel, Profile};
-    use crate::ids::CustomerId;
-    use crate::store::StoreOptions;
-
-    #[test]
-    fn issue5_an_event_recorded_under_an_edit_is_stored_in_the_edit_s_submission() {
-        let dir = std::env::temp_dir().join(format!("switchboard-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(&dir.join("db.sqlite"), StoreOptions::default()).expect("opens");
-        let at = chrono::Utc
-            .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
-            .single()
-            .expect("date");
-        let event = || {
-            Change::Analytics(Event {
-                at,
-                agent: "ana".into(),
-                channel: Channel::Whatsapp,
-                kind: EventKind::Reopened,
-            })
-        };
-        let file = Mutex::new(CustomerFile::new(
-            CustomerId::from("cu1"),
-            Channel::Whatsapp,
-            "+1".into(),
-            Profile::default(),
-        ));
-
-        assert!(
-            alongside(event()).is_some(),
-            "no edit open: the caller submits it"
-        );
-        let mut edit = Edit::start(file.lock(), Some(&store));
-        assert!(alongside(event()).is_none(), "taken into the open edit");
-        edit.opted_out.push(Channel::Whatsapp);
-        drop(edit);
-        assert!(alongside(event()).is_some(), "the edit is closed");
-
-        let receipt = store.submit(Vec::new());
-        receipt.wait().expect("stored");
-        let snapshot = store.load().expect("loads");
-        assert_eq!(snapshot.events.len(), 1);
-        assert_eq!(snapshot.customers[0].opted_out, vec![Channel::Whatsapp]);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
+                };
+                assert!(
+                    changes.contains(&append),
+                    "message {seq} of chat {} added but no event said so",
+                    chat.id
+                );
+            }
+        }
     }
 }

@@ -6,7 +6,6 @@ use parking_lot::Mutex;
 
 use super::*;
 use crate::core::analytics::EventKind;
-use crate::protocol::supervisor::ReopenOutcome;
 use crate::protocol::HistoryMessage;
 use crate::store::MAX_HISTORY_PAGE;
 
@@ -224,31 +223,19 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = self.edit(&file);
+        let mut file = file.lock();
         let channel = Self::channel_of(&file, chat_id)?;
-        let reopened = match file.reopen(chat_id, me, self.config.policies.of(channel), now) {
-            Ok(reopened) => reopened,
+        let mut effects = self.effects(&file, now);
+        match file.reopen(chat_id, me, self.config.policies.of(channel), now) {
+            Ok(events) => effects.apply(&file, &events),
             Err(rejection) => {
-                self.record(me, channel, EventKind::ReopenRejected(rejection.code()), now);
+                effects.kpi(me, channel, EventKind::ReopenRejected(rejection.code()));
+                effects.finish(&file);
                 return Err(rejection);
             }
-        };
-        self.record(me, channel, EventKind::Reopened, now);
-        self.board_reopened(&file, chat_id, me, now);
-        self.timers.schedule(
-            reopened.expires_at,
-            Timer::ReopenExpiry {
-                customer: file.id.clone(),
-                chat: chat_id.clone(),
-                reopened_at: now,
-            },
-        );
-        let chat = self.chat_view(&file, chat_id);
-        self.fanout.push(me, Push::ChatReopened { chat: chat.clone() });
-        let notice = self.config.reopen_notice.clone();
-        self.outbound
-            .send(self.outbound_message(&file, chat_id, MessageKind::Notice, notice, None));
-        self.archive_changed(&file, now);
+        }
+        let chat = effects.view(&file, chat_id);
+        effects.finish(&file);
         Ok(ReplyResult::Chat { chat })
     }
 
@@ -261,28 +248,12 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = self.edit(&file);
-        let channel = Self::channel_of(&file, chat_id)?;
-        file.send(
-            chat_id,
-            me,
-            text,
-            human_agent_tag,
-            self.config.policies.of(channel),
-            now,
-        )?;
-        if let Some(message) = file.chat(chat_id).and_then(|c| c.messages.last()) {
-            self.fanout.push(
-                me,
-                Push::MessageSent {
-                    chat_id: chat_id.clone(),
-                    message: message.clone(),
-                },
-            );
-        }
-        let mut message = self.outbound_message(&file, chat_id, MessageKind::Text, text.to_owned(), Some(me));
-        message.human_agent_tag = human_agent_tag;
-        self.outbound.send(message);
+        let mut file = file.lock();
+        let policy = self.config.policies.of(Self::channel_of(&file, chat_id)?);
+        let mut effects = self.effects(&file, now);
+        let events = file.send(chat_id, me, text, human_agent_tag, policy, now)?;
+        effects.apply(&file, &events);
+        effects.finish(&file);
         Ok(ReplyResult::Done)
     }
 
@@ -295,19 +266,12 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = self.edit(&file);
-        let channel = Self::channel_of(&file, chat_id)?;
-        let text = if params.is_empty() {
-            template.clone()
-        } else {
-            format!("{template}({})", params.join(", "))
-        };
-        file.push_template(chat_id, me, &text, self.config.policies.of(channel), now)?;
-        self.record(me, channel, EventKind::TemplatePushed, now);
-        let mut message = self.outbound_message(&file, chat_id, MessageKind::Template, template, Some(me));
-        message.params = params;
-        self.outbound.send(message);
-        self.archive_changed(&file, now);
+        let mut file = file.lock();
+        let policy = self.config.policies.of(Self::channel_of(&file, chat_id)?);
+        let mut effects = self.effects(&file, now);
+        let events = file.push_template(chat_id, me, template, params, policy, now)?;
+        effects.apply(&file, &events);
+        effects.finish(&file);
         Ok(ReplyResult::Done)
     }
 
@@ -318,44 +282,23 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = self.edit(&file);
-        let state = file.chat(chat_id).map(|c| c.state);
-        if state != Some(ChatState::Queued) {
+        let mut file = file.lock();
+        if file.chat(chat_id).map(|c| c.state) != Some(ChatState::Queued) {
             return Err(Rejection::NotFound {
                 what: "offer of chat",
                 id: chat_id.to_string(),
             });
         }
-        // The push carries the load: made under the router's lock, so that the load figures
-        // an agent sees arrive in the order the router counted them.
-        let chat = self.with_router(|r| match r.accept(chat_id, me, now) {
-            Ok(accepted) => {
-                let channel = file.chat(chat_id).map_or(Channel::Webchat, |c| c.channel);
-                let kind = EventKind::Accepted {
-                    waited_ms: accepted.waited.num_milliseconds().max(0) as u64,
-                    to_accept_ms: accepted.to_accept.num_milliseconds().max(0) as u64,
-                };
-                self.record(me, channel, kind, now);
-                file.accept(chat_id, me)
-                    .expect("a queued chat whose offer the router accepted becomes active");
-                let chat = self.chat_view(&file, chat_id);
-                let (load, limit) = r.seat(me).map(|s| (s.load, s.limit)).unwrap_or_default();
-                self.fanout.push(
-                    me,
-                    Push::ChatActivated {
-                        chat: chat.clone(),
-                        by: ActivatedBy::Accepted,
-                        load,
-                        limit,
-                        over_limit: false,
-                    },
-                );
-                (Ok(chat), Vec::new())
-            }
-            Err(e) => (Err(e), Vec::new()),
-        })?;
-        self.offer_cards.remove(chat_id);
-        self.archive_changed(&file, now);
+        let mut effects = self.effects(&file, now);
+        // The router checks the offer first; the push that carries the new load is made
+        // under the same lock (see `effects`).
+        let accepted = effects.router().accept(chat_id, me, now)?;
+        let events = file
+            .accept(chat_id, me, accepted.waited, accepted.to_accept)
+            .expect("a queued chat whose offer the router accepted becomes active");
+        effects.apply(&file, &events);
+        let chat = effects.view(&file, chat_id);
+        effects.finish(&file);
         Ok(ReplyResult::Chat { chat })
     }
 
@@ -373,46 +316,23 @@ impl Engine {
             ));
         }
         let file = self.file_of_chat(chat_id)?;
-        let mut file = self.edit(&file);
-        file.transfer(chat_id, me, to)?;
-        // Pushed under the router's lock, before the offers its freed slot may cause: the
-        // pushes carry the loads the router counted.
-        let moved = self.with_router(|r| match r.transfer(me, to, force, now) {
-            Ok((change, events)) => {
-                let chat = self.chat_view(&file, chat_id);
-                if change.over_limit {
-                    self.record(to, chat.channel, EventKind::LimitOverride, now);
-                }
-                self.fanout.push(
-                    me,
-                    Push::ChatTransferred {
-                        chat_id: chat_id.clone(),
-                        to: to.clone(),
-                    },
-                );
-                self.fanout.push(
-                    to,
-                    Push::ChatActivated {
-                        chat: chat.clone(),
-                        by: ActivatedBy::Transfer,
-                        load: change.load,
-                        limit: change.limit,
-                        over_limit: change.over_limit,
-                    },
-                );
-                (Ok(chat), events)
-            }
-            Err(e) => (Err(e), Vec::new()),
-        });
-        let chat = match moved {
-            Ok(chat) => chat,
+        let mut file = file.lock();
+        let mut effects = self.effects(&file, now);
+        let events = file.transfer(chat_id, me, to)?;
+        // The rules of the chat first, then the target's capacity; a refusal of the router
+        // puts the chat back, and nothing has been told yet.
+        match effects.router().transfer(me, to, force, now) {
+            Ok((_, routed)) => effects.routed(routed),
             Err(e) => {
-                file.transfer(chat_id, to, me)
+                let _undone = file
+                    .transfer(chat_id, to, me)
                     .expect("undoing the transfer just made");
                 return Err(e);
             }
-        };
-        self.archive_changed(&file, now);
+        }
+        effects.apply(&file, &events);
+        let chat = effects.view(&file, chat_id);
+        effects.finish(&file);
         Ok(ReplyResult::Chat { chat })
     }
 
@@ -425,23 +345,11 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = self.edit(&file);
-        let prior = file.close(chat_id, me, now)?;
-        if prior == ChatState::Reopened {
-            self.board_reopen_ended(&file, chat_id, ReopenOutcome::Closed);
-        }
-        // Told before the offer that the freed slot may bring.
-        self.fanout.push(
-            me,
-            Push::ChatClosed {
-                chat_id: chat_id.clone(),
-                reason,
-            },
-        );
-        if prior.counts_toward_load() {
-            self.with_router(|r| ((), r.load_down(me, now)));
-        }
-        self.archive_changed(&file, now);
+        let mut file = file.lock();
+        let mut effects = self.effects(&file, now);
+        let events = file.close(chat_id, me, reason, now)?;
+        effects.apply(&file, &events);
+        effects.finish(&file);
         Ok(ReplyResult::Done)
     }
 
@@ -453,20 +361,12 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ReplyResult, Rejection> {
         let file = self.file_of_chat(chat_id)?;
-        let mut file = self.edit(&file);
-        file.snooze(chat_id, me, until, now)?;
-        if let SnoozeUntil::Time { at } = until {
-            self.timers.schedule(
-                at,
-                Timer::SnoozeEnd {
-                    customer: file.id.clone(),
-                    chat: chat_id.clone(),
-                },
-            );
-        }
-        let chat = self.chat_view(&file, chat_id);
-        self.fanout.push(me, Push::ChatUpdated { chat: chat.clone() });
-        self.archive_changed(&file, now);
+        let mut file = file.lock();
+        let mut effects = self.effects(&file, now);
+        let events = file.snooze(chat_id, me, until, now)?;
+        effects.apply(&file, &events);
+        let chat = effects.view(&file, chat_id);
+        effects.finish(&file);
         Ok(ReplyResult::Chat { chat })
     }
 

@@ -204,7 +204,7 @@ impl Engine {
                 let expires_at = policy
                     .window_expires_at(chat.last_customer_message_at)
                     .unwrap_or(reopened_at + policy.revive_window);
-                self.board_reopened(file, &chat.id, owner, reopened_at);
+                self.board_reopened(&self.chat_view(file, &chat.id), owner, reopened_at);
                 self.timers.schedule(
                     expires_at,
                     Timer::ReopenExpiry {

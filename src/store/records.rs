@@ -9,7 +9,7 @@ use crate::ids::{AgentId, ChatId, CustomerId};
 
 /// One change to record. Every variant is idempotent except [`Change::Analytics`]: writing the
 /// same upsert or append twice leaves one row.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// Inserts or replaces a customer (its profile, identities, opt-outs, pushes, assignment).
     UpsertCustomer(CustomerRecord),
