@@ -1,1 +1,492 @@
-//! Rule tables for a customer's file (R02–R13), asserted as the events each operation returns.
+//! Rule tables for a customer's file (R02–R13), asserted as the events each operation returns:
+//! the rules are proved here, without an engine, a lock or a socket.
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::core::rejection::ErrorCode;
+
+fn t(minutes: i64) -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("date") + Duration::minutes(minutes)
+}
+
+fn ana() -> AgentId {
+    AgentId::from("ana")
+}
+
+fn ben() -> AgentId {
+    AgentId::from("ben")
+}
+
+/// A customer on `channel` with one chat, in its state after `setup`.
+struct Desk {
+    file: CustomerFile,
+    policy: ChannelPolicy,
+    channel: Channel,
+    next: u32,
+}
+
+impl Desk {
+    fn on(channel: Channel) -> Self {
+        Self {
+            file: CustomerFile::new(
+                CustomerId::from("cu1"),
+                channel,
+                "+49151".into(),
+                Profile::default(),
+            ),
+            policy: channel.default_policy(),
+            channel,
+            next: 0,
+        }
+    }
+
+    fn write(&mut self, text: &str, at: Timestamp) -> Events {
+        self.next += 1;
+        let id = ChatId::from(format!("ch{}", self.next));
+        self.file.receive(self.channel, text, &self.policy, at, || id)
+    }
+
+    /// The customer writes, `agent` accepts: an active chat.
+    fn active(&mut self, agent: &AgentId, at: Timestamp) -> ChatId {
+        let events = self.write("hello", at);
+        let chat = events[0].chat().expect("a chat").clone();
+        self.file
+            .accept(&chat, agent, Duration::zero(), Duration::zero())
+            .expect("accepts");
+        chat
+    }
+
+    /// An active chat of `agent`, closed by it.
+    fn closed(&mut self, agent: &AgentId, at: Timestamp) -> ChatId {
+        let chat = self.active(agent, at);
+        self.file
+            .close(&chat, agent, CloseReason::Agent, at)
+            .expect("closes");
+        chat
+    }
+
+    fn state(&self, chat: &ChatId) -> ChatState {
+        self.file.chat(chat).expect("chat").state
+    }
+
+    fn reopen(&mut self, chat: &ChatId, agent: &AgentId, at: Timestamp) -> Result<Events, Rejection> {
+        self.file.reopen(chat, agent, &self.policy, at)
+    }
+}
+
+fn code(result: Result<Events, Rejection>) -> ErrorCode {
+    result.expect_err("refused").code()
+}
+
+fn message(chat: &ChatId, seq: u64, by_customer: bool) -> CustomerEvent {
+    CustomerEvent::MessageAdded {
+        chat: chat.clone(),
+        seq,
+        by_customer,
+        human_agent_tag: false,
+    }
+}
+
+#[test]
+fn r02_a_closed_chat_reopens_only_while_its_window_is_open() {
+    // (channel, minutes after the customer's last message, reopens?)
+    let table = [
+        (Channel::Whatsapp, 60, true),
+        (Channel::Whatsapp, 24 * 60 - 1, true),
+        (Channel::Whatsapp, 24 * 60, false),
+        (Channel::Wechat, 47 * 60, true),
+        (Channel::Wechat, 48 * 60, false),
+        // No window: always.
+        (Channel::Webchat, 30 * 24 * 60, true),
+    ];
+    for (channel, later, reopens) in table {
+        let mut desk = Desk::on(channel);
+        let chat = desk.closed(&ana(), t(0));
+        let result = desk.reopen(&chat, &ana(), t(later));
+        assert_eq!(result.is_ok(), reopens, "{channel} {later} min later");
+        if !reopens {
+            assert_eq!(code(result), ErrorCode::WindowClosed);
+            assert_eq!(desk.state(&chat), ChatState::Closed, "a refusal changes nothing");
+        }
+    }
+}
+
+#[test]
+fn r03_a_customer_with_a_live_chat_cannot_be_reopened() {
+    // Each way a customer can be live elsewhere: queued, active, reopened, snoozed, bot.
+    let mut desk = Desk::on(Channel::Whatsapp);
+    let old = desk.closed(&ana(), t(0));
+    let queued = desk.write("again", t(1));
+    assert!(matches!(
+        queued[..],
+        [CustomerEvent::ChatStarted { revived: true, .. }, ..]
+    ));
+    assert_eq!(code(desk.reopen(&old, &ben(), t(2))), ErrorCode::ActiveElsewhere);
+
+    let mut desk = Desk::on(Channel::Webchat);
+    let old = desk.closed(&ana(), t(0));
+    desk.reopen(&old, &ana(), t(1)).expect("the first wins");
+    assert_eq!(
+        code(desk.reopen(&old, &ben(), t(1))),
+        ErrorCode::ActiveElsewhere,
+        "the second of two racing agents loses"
+    );
+
+    let mut desk = Desk::on(Channel::Telegram);
+    let old = desk.closed(&ana(), t(0));
+    desk.file
+        .start_bot(Channel::Sms, &Channel::Sms.default_policy(), t(1), || {
+            "bot1".into()
+        })
+        .expect("bot starts");
+    assert_eq!(code(desk.reopen(&old, &ana(), t(2))), ErrorCode::ActiveElsewhere);
+}
+
+#[test]
+fn r04_a_reopen_makes_the_chat_reopened_with_its_reopener_and_sends_a_notice() {
+    let mut desk = Desk::on(Channel::Whatsapp);
+    let chat = desk.closed(&ana(), t(0));
+    let events = desk.reopen(&chat, &ben(), t(10)).expect("reopens");
+    assert_eq!(
+        events,
+        vec![
+            CustomerEvent::StickyAgentSet { agent: ben() },
+            CustomerEvent::Reopened {
+                chat: chat.clone(),
+                by: ben(),
+                until: t(24 * 60),
+            },
+            message(&chat, 1, false),
+        ]
+    );
+    let reopened = desk.file.chat(&chat).expect("chat");
+    assert_eq!(reopened.state, ChatState::Reopened);
+    assert_eq!(reopened.owner, Some(ben()));
+    assert_eq!(reopened.messages[1].kind, MessageKind::Notice);
+}
+
+#[test]
+fn r05_the_customer_s_reply_makes_a_reopened_chat_active_with_the_reopener() {
+    let mut desk = Desk::on(Channel::Webchat);
+    let chat = desk.closed(&ana(), t(0));
+    desk.reopen(&chat, &ben(), t(1)).expect("reopens");
+    let events = desk.write("yes?", t(2));
+    assert_eq!(
+        events,
+        vec![
+            CustomerEvent::ReopenAnswered {
+                chat: chat.clone(),
+                agent: ben()
+            },
+            message(&chat, 2, true),
+        ],
+        "no queue, no bot: straight to the reopener (the engine moves its load)"
+    );
+    assert_eq!(desk.state(&chat), ChatState::Active);
+}
+
+#[test]
+fn r07_one_template_after_the_window_until_the_customer_writes_again() {
+    let mut desk = Desk::on(Channel::Whatsapp);
+    let chat = desk.closed(&ana(), t(0));
+    let late = t(25 * 60);
+    let push = |desk: &mut Desk, at| {
+        desk.file.push_template(
+            &chat,
+            &ana(),
+            "order_ready".into(),
+            vec!["42".into()],
+            &desk.policy,
+            at,
+        )
+    };
+    let events = push(&mut desk, late).expect("the one push");
+    assert!(
+        matches!(&events[..], [CustomerEvent::TemplatePushed { template, .. }, CustomerEvent::MessageAdded { .. }] if template == "order_ready")
+    );
+    assert_eq!(
+        desk.file
+            .chat(&chat)
+            .expect("chat")
+            .messages
+            .last()
+            .expect("message")
+            .text,
+        "order_ready(42)"
+    );
+    assert_eq!(
+        desk.state(&chat),
+        ChatState::Closed,
+        "a push does not make the chat live"
+    );
+    assert_eq!(code(push(&mut desk, late)), ErrorCode::PushAlreadySent);
+    // Free text after the window is refused outright.
+    assert_eq!(
+        code(desk.file.send(&chat, &ana(), "hi", false, &desk.policy, late)),
+        ErrorCode::WindowClosed
+    );
+    // The customer writes again: a new window, and the push is re-armed.
+    let events = desk.write("thanks", late);
+    assert!(events.contains(&CustomerEvent::PushRearmed {
+        channel: Channel::Whatsapp
+    }));
+}
+
+#[test]
+fn r07_a_channel_that_allows_nothing_after_its_window_refuses_even_the_template() {
+    let mut desk = Desk::on(Channel::Wechat);
+    let chat = desk.closed(&ana(), t(0));
+    let result = desk
+        .file
+        .push_template(&chat, &ana(), "x".into(), Vec::new(), &desk.policy, t(49 * 60));
+    assert_eq!(code(result), ErrorCode::WindowClosed);
+}
+
+#[test]
+fn r08_stop_closes_the_live_chat_opts_out_and_blocks_reopen_until_the_customer_writes() {
+    // (state before #STOP) → the Closed event's prior state and owner
+    let mut desk = Desk::on(Channel::Whatsapp);
+    let chat = desk.closed(&ana(), t(0));
+    desk.reopen(&chat, &ana(), t(1)).expect("reopens");
+    let events = desk.write("  #stop ", t(2));
+    assert_eq!(
+        events,
+        vec![
+            CustomerEvent::OptedOut {
+                channel: Channel::Whatsapp
+            },
+            CustomerEvent::Closed {
+                chat: chat.clone(),
+                prior: ChatState::Reopened,
+                owner: Some(ana()),
+                reason: CloseReason::Stop,
+            },
+            message(&chat, 2, true),
+        ],
+        "a #STOP on a reopened chat: the engine counts it as declined"
+    );
+    assert_eq!(code(desk.reopen(&chat, &ana(), t(3))), ErrorCode::OptedOut);
+    let push = desk
+        .file
+        .push_template(&chat, &ana(), "x".into(), Vec::new(), &desk.policy, t(25 * 60));
+    assert_eq!(code(push), ErrorCode::OptedOut);
+
+    let events = desk.write("sorry, back", t(4));
+    assert_eq!(
+        events[0],
+        CustomerEvent::OptOutLifted {
+            channel: Channel::Whatsapp
+        }
+    );
+    assert!(!desk.file.is_opted_out(Channel::Whatsapp));
+}
+
+#[test]
+fn r08_stop_without_a_live_chat_only_opts_out() {
+    let mut desk = Desk::on(Channel::Sms);
+    assert_eq!(
+        desk.write("#STOP", t(0)),
+        vec![CustomerEvent::OptedOut {
+            channel: Channel::Sms
+        }]
+    );
+    assert!(
+        desk.write("#STOP", t(1)).is_empty(),
+        "already opted out: nothing new"
+    );
+}
+
+#[test]
+fn r09_a_bot_journey_hands_over_to_the_queue_with_the_sticky_agent() {
+    let mut desk = Desk::on(Channel::Webchat);
+    desk.closed(&ana(), t(0));
+    let events = desk
+        .file
+        .start_bot(Channel::Webchat, &desk.policy, t(5), || "unused".into())
+        .expect("starts");
+    let chat = events[0].chat().expect("chat").clone();
+    assert_eq!(desk.state(&chat), ChatState::Bot);
+    assert_eq!(
+        desk.file.hand_over(t(6)).expect("hands over"),
+        vec![CustomerEvent::Queued {
+            chat: chat.clone(),
+            sticky: Some(ana())
+        }]
+    );
+    assert_eq!(
+        desk.file.hand_over(t(7)).expect_err("twice").code(),
+        ErrorCode::BadRequest,
+        "only a bot journey can be handed over"
+    );
+}
+
+#[test]
+fn r10_a_customer_starting_again_is_queued_with_its_assigned_agent() {
+    let mut desk = Desk::on(Channel::Whatsapp);
+    desk.closed(&ana(), t(0));
+    let events = desk.write("it's me again", t(25 * 60));
+    assert!(matches!(&events[..], [
+        CustomerEvent::ChatStarted { revived: false, .. },
+        CustomerEvent::MessageAdded { .. },
+        CustomerEvent::Queued { sticky: Some(agent), .. },
+    ] if *agent == ana()));
+}
+
+#[test]
+fn r11_a_return_within_the_window_revives_the_same_chat_and_after_it_starts_a_new_one() {
+    // (channel, minutes after the close, revived?)
+    let table = [
+        (Channel::Whatsapp, 60, true),
+        (Channel::Whatsapp, 25 * 60, false),
+        (Channel::Webchat, 23 * 60, true),
+        (Channel::Webchat, 24 * 60, false),
+    ];
+    for (channel, later, revived) in table {
+        let mut desk = Desk::on(channel);
+        let old = desk.closed(&ana(), t(0));
+        let events = desk.write("back", t(later));
+        let CustomerEvent::ChatStarted { chat, revived: was } = &events[0] else {
+            panic!("{channel}: a chat starts, got {events:?}");
+        };
+        assert_eq!(*was, revived, "{channel} {later} min later");
+        assert_eq!(*chat == old, revived, "same id only when revived");
+        let history = desk.file.chat(chat).expect("chat").messages.len();
+        assert_eq!(
+            history,
+            if revived { 2 } else { 1 },
+            "a revived chat keeps its history"
+        );
+    }
+}
+
+#[test]
+fn r12_only_the_owner_writes_transfers_or_closes() {
+    let mut desk = Desk::on(Channel::Webchat);
+    let chat = desk.active(&ana(), t(0));
+    let policy = desk.policy;
+    assert_eq!(
+        code(desk.file.send(&chat, &ben(), "hi", false, &policy, t(1))),
+        ErrorCode::NotOwner
+    );
+    assert_eq!(
+        code(desk.file.transfer(&chat, &ben(), &ana())),
+        ErrorCode::NotOwner
+    );
+    assert_eq!(
+        code(desk.file.close(&chat, &ben(), CloseReason::Agent, t(1))),
+        ErrorCode::NotOwner
+    );
+    assert_eq!(
+        desk.file.transfer(&chat, &ana(), &ben()).expect("moves"),
+        vec![CustomerEvent::Transferred {
+            chat: chat.clone(),
+            from: ana(),
+            to: ben()
+        }]
+    );
+    assert_eq!(
+        desk.file
+            .close(&chat, &ben(), CloseReason::Agent, t(2))
+            .expect("closes"),
+        vec![CustomerEvent::Closed {
+            chat: chat.clone(),
+            prior: ChatState::Active,
+            owner: Some(ben()),
+            reason: CloseReason::Agent
+        }],
+        "an active chat's close frees its owner's slot (the engine does it)"
+    );
+}
+
+#[test]
+fn r13_a_snooze_ends_by_its_time_or_the_customer_s_reply() {
+    let mut desk = Desk::on(Channel::Webchat);
+    let chat = desk.active(&ana(), t(0));
+    let until = SnoozeUntil::Time { at: t(30) };
+    assert_eq!(
+        desk.file.snooze(&chat, &ana(), until, t(1)).expect("snoozes"),
+        vec![CustomerEvent::Snoozed {
+            chat: chat.clone(),
+            owner: ana(),
+            until
+        }]
+    );
+    assert!(desk.file.wake(&chat, t(29)).is_empty(), "not yet");
+    assert_eq!(
+        desk.file.wake(&chat, t(30)),
+        vec![CustomerEvent::SnoozeEnded {
+            chat: chat.clone(),
+            owner: ana()
+        }]
+    );
+    assert!(desk.file.wake(&chat, t(31)).is_empty(), "once");
+
+    desk.file
+        .snooze(&chat, &ana(), SnoozeUntil::Reply, t(40))
+        .expect("snoozes until a reply");
+    let events = desk.write("still there?", t(41));
+    assert_eq!(
+        events[0],
+        CustomerEvent::SnoozeEnded {
+            chat: chat.clone(),
+            owner: ana()
+        }
+    );
+    assert_eq!(desk.state(&chat), ChatState::Active);
+    assert_eq!(
+        desk.file
+            .snooze(&chat, &ana(), SnoozeUntil::Time { at: t(40) }, t(42))
+            .expect_err("past")
+            .code(),
+        ErrorCode::BadRequest,
+        "a snooze must end in the future"
+    );
+}
+
+#[test]
+fn a_reopen_that_timed_out_closes_once_and_only_the_reopen_it_was_set_for() {
+    let mut desk = Desk::on(Channel::Webchat);
+    let chat = desk.closed(&ana(), t(0));
+    desk.reopen(&chat, &ana(), t(1)).expect("reopens");
+    assert!(
+        desk.file.expire_reopen(&chat, t(0), t(2)).is_empty(),
+        "a timer of an earlier reopen does nothing"
+    );
+    assert_eq!(
+        desk.file.expire_reopen(&chat, t(1), t(24 * 60 + 1)),
+        vec![CustomerEvent::Closed {
+            chat: chat.clone(),
+            prior: ChatState::Reopened,
+            owner: Some(ana()),
+            reason: CloseReason::Timeout
+        }]
+    );
+    assert!(desk.file.expire_reopen(&chat, t(1), t(24 * 60 + 2)).is_empty());
+}
+
+#[test]
+fn a_refused_operation_leaves_the_file_as_it_was() {
+    let mut desk = Desk::on(Channel::Whatsapp);
+    let chat = desk.closed(&ana(), t(0));
+    let before = format!("{:?}", desk.file);
+    let policy = desk.policy;
+    let refusals = [
+        desk.file.reopen(&chat, &ana(), &policy, t(25 * 60)).map(|_| ()),
+        desk.file
+            .send(&chat, &ana(), "hi", false, &policy, t(1))
+            .map(|_| ()),
+        desk.file
+            .close(&chat, &ana(), CloseReason::Agent, t(1))
+            .map(|_| ()),
+        desk.file
+            .snooze(&chat, &ana(), SnoozeUntil::Reply, t(1))
+            .map(|_| ()),
+        desk.file.transfer(&chat, &ana(), &ben()).map(|_| ()),
+        desk.file
+            .push_template(&chat, &ana(), "x".into(), Vec::new(), &policy, t(1))
+            .map(|_| ()),
+    ];
+    assert!(refusals.iter().all(Result::is_err));
+    assert_eq!(format!("{:?}", desk.file), before);
+}
