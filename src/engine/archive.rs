@@ -209,7 +209,11 @@ fn decode_cursor(text: &str) -> Result<ArchiveCursor, Rejection> {
 
 /// A store read that failed: the request is refused, and nothing changed.
 pub(super) fn unreadable(e: StoreError) -> Rejection {
-    Rejection::StorageUnavailable(format!("could not be read from the database: {e}"))
+    tracing::error!(error = %e, "a read of the store failed");
+    Rejection::StorageUnavailable(format!(
+        "could not be read from the database: {}",
+        e.client_detail()
+    ))
 }
 
 #[cfg(test)]

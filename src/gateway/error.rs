@@ -69,7 +69,10 @@ pub async fn durable(point: WritePoint) -> Result<(), String> {
     }
     let why = match tokio::time::timeout(STORE_WAIT, point.reached()).await {
         Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => e.to_string(),
+        Ok(Err(e)) => {
+            // The writer has logged the failure with its path; the client gets its kind.
+            e.client_detail().to_owned()
+        }
         Err(_) => format!("not saved within {} s", STORE_WAIT.as_secs()),
     };
     Err(format!(

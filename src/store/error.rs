@@ -82,6 +82,20 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What a client may be told: the kind of failure, in words an agent's screen can show.
+    /// Never the file's path nor SQLite's own message; the log has those (issue 13).
+    pub fn client_detail(&self) -> &'static str {
+        match self {
+            StoreError::CreateDir { .. } | StoreError::NotWritable { .. } => "the database cannot be written",
+            StoreError::NewerSchema { .. } => "the database was written by a newer build",
+            StoreError::DiskFull { .. } => "the database is full (disk full or size limit reached)",
+            StoreError::Sqlite { .. } => "the database failed",
+            StoreError::Corrupt { .. } => "the database holds a value it cannot read",
+            StoreError::Unrepresentable { .. } => "a value cannot be stored",
+            StoreError::WriterStart { .. } | StoreError::WriterStopped => "the store's writer has stopped",
+        }
+    }
+
     /// Sorts a SQLite error on `path` into the kinds an operator can act on.
     pub(crate) fn sqlite(path: &Path, err: rusqlite::Error) -> Self {
         let path = path.to_path_buf();

@@ -41,3 +41,41 @@ async fn issue5_r06_limits_changed_live_over_the_admin_api_survive_a_restart() {
     );
     server.check_invariants();
 }
+
+/// A full disk: every write is refused with `storage_unavailable`, naming what happened but
+/// never where the database lives; reads of what is in memory, and the connection, carry on.
+#[tokio::test]
+async fn issue13_a_store_failure_tells_the_client_its_kind_and_never_the_database_s_path() {
+    let options = switchboard::store::StoreOptions {
+        max_size_bytes: Some(192 * 1024),
+        ..Default::default()
+    };
+    let server = TestServer::start_durable_with(Default::default(), options).await;
+    let dir = server.database_dir().expect("a durable server");
+    let long = "x".repeat(1000);
+    let mut refused = None;
+    for i in 0..2_000 {
+        let body = json!({ "from": format!("+49151{i:07}"), "text": long }).to_string();
+        let (status, answer) = server.post_raw("/v1/channels/whatsapp/messages", &body).await;
+        if status != StatusCode::OK && status != StatusCode::CREATED && status != StatusCode::ACCEPTED {
+            refused = Some((status, answer));
+            break;
+        }
+    }
+    let (status, answer) = refused.expect("192 KiB fill up well before 2,000 messages of 1 KB");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["code"], "storage_unavailable", "{answer}");
+    let text = answer.to_string();
+    assert!(text.contains("full"), "says what happened: {text}");
+    assert!(
+        !text.contains(&*dir.to_string_lossy()) && !text.contains(".sqlite"),
+        "names no path: {text}"
+    );
+    // The server still answers: health, and a clear refusal of the next write.
+    let (status, _) = server.get_as("/healthz", "").await;
+    assert!(status.is_success(), "{status}");
+    let body = json!({ "from": "+4915199999999", "text": "hello" }).to_string();
+    let (status, answer) = server.post_raw("/v1/channels/whatsapp/messages", &body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(!answer.to_string().contains(".sqlite"), "{answer}");
+}

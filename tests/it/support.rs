@@ -63,6 +63,8 @@ pub(crate) struct TestServer {
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// The database of a durable server; last, so it goes after the engine.
     database: Option<TempDatabase>,
+    /// How its store was opened, to open it again the same way on a restart.
+    store_options: StoreOptions,
 }
 
 /// A database in a directory of its own under the system's temporary directory, removed when
@@ -122,7 +124,26 @@ impl TestServer {
     /// A server with `config` that records everything in a database of its own (in a fresh
     /// temporary directory, removed when the server is dropped).
     pub(crate) async fn start_durable(config: EngineConfig) -> Self {
-        Self::open_durable(config, TempDatabase::new(), Self::start_time(), &[]).await
+        Self::start_durable_with(config, StoreOptions::default()).await
+    }
+
+    /// [`TestServer::start_durable`] on a store opened with `options`.
+    pub(crate) async fn start_durable_with(config: EngineConfig, options: StoreOptions) -> Self {
+        let mut server = Self::open_durable(
+            config,
+            TempDatabase::new(),
+            Self::start_time(),
+            &[],
+            options.clone(),
+        )
+        .await;
+        server.store_options = options;
+        server
+    }
+
+    /// Where the durable server's database lives.
+    pub(crate) fn database_dir(&self) -> Option<PathBuf> {
+        self.database.as_ref().map(|d| d.dir.clone())
     }
 
     /// Stops this durable server and starts another on its database, as a restart of the
@@ -138,6 +159,7 @@ impl TestServer {
     pub(crate) async fn restart_with(mut self, agents: &[(&str, Role, u32)]) -> Self {
         let config = self.engine.config().clone();
         let now = self.now();
+        let options = self.store_options.clone();
         let database = self
             .database
             .take()
@@ -146,7 +168,7 @@ impl TestServer {
         // The old engine closes its store when the last reference goes; a second store on the
         // same file would work too (SQLite), but would not be a restart.
         drop(self);
-        Self::open_durable(config, database, now, agents).await
+        Self::open_durable(config, database, now, agents, options).await
     }
 
     async fn open_durable(
@@ -154,8 +176,9 @@ impl TestServer {
         database: TempDatabase,
         now: Timestamp,
         agents: &[(&str, Role, u32)],
+        options: StoreOptions,
     ) -> Self {
-        let store = Store::open(&database.path(), StoreOptions::default())
+        let store = Store::open(&database.path(), options)
             .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
         let store = Arc::new(store);
         let clock = ManualClock::new(now);
@@ -209,6 +232,7 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
             database: None,
+            store_options: StoreOptions::default(),
         }
     }
 
