@@ -130,6 +130,34 @@ impl Engine {
         }
     }
 
+    /// Whether `request` may read the database: an archive search, or a chat that is not in
+    /// memory (it is read back, or its page read, from disk). The gateway runs such requests
+    /// off the async workers.
+    pub fn reads_store(&self, request: &Request) -> bool {
+        if self.store.is_none() {
+            return false;
+        }
+        match request {
+            Request::ListArchive { .. } => true,
+            Request::Reopen { chat_id }
+            | Request::SendMessage { chat_id, .. }
+            | Request::SendTemplate { chat_id, .. }
+            | Request::Accept { chat_id }
+            | Request::Transfer { chat_id, .. }
+            | Request::Close { chat_id }
+            | Request::Snooze { chat_id, .. }
+            | Request::GetChat { chat_id, .. } => !self.chats.contains_key(chat_id),
+            Request::Decline { .. }
+            | Request::SetPresence { .. }
+            | Request::WatchArchive { .. }
+            | Request::Resume { .. }
+            | Request::Snapshot
+            | Request::Ack { .. }
+            | Request::Ping
+            | Request::Refresh { .. } => false,
+        }
+    }
+
     /// The customer file of a chat in memory; `None` for one only in the database.
     pub(super) fn file_in_memory(&self, chat: &ChatId) -> Option<Arc<Mutex<CustomerFile>>> {
         let customer = self.chats.get(chat).map(|c| c.clone())?;

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::auth::{admit_socket, refresh, Handshake, Session};
-use super::connection::{self, decode, rejection_frame, send_close, text_message, HARD_FRAME_LIMIT};
+use super::connection::{self, decode, rejection_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
 use super::AppState;
 use crate::engine::fanout::{encode, ConnHandle, ConnId, Frame};
 use crate::engine::Engine;
@@ -188,16 +188,36 @@ fn chat_named(request: &Request) -> Option<&ChatId> {
 }
 
 /// Decodes one text frame, runs it, and encodes the one reply (R18: a bad frame gets an error
-/// frame naming what was wrong, and changes nothing).
+/// frame naming what was wrong, and changes nothing). A request that reads the database is
+/// handed back to run off the async workers ([`Handled::Blocking`]).
 pub fn handle_text(
+    engine: &Arc<Engine>,
+    metrics: &Arc<Metrics>,
+    security: &Security,
+    session: &mut Session,
+    conn: ConnId,
+    text: &str,
+) -> Handled {
+    match decode::<ClientFrame>(text) {
+        Ok(frame) if engine.reads_store(&frame.request) => {
+            let (engine, metrics, caller) = (engine.clone(), metrics.clone(), session.caller.clone());
+            Handled::Blocking(Box::new(move || {
+                run_request(&engine, &metrics, &caller, conn, frame)
+            }))
+        }
+        decoded => Handled::Now(handle_decoded(engine, metrics, security, session, conn, decoded)),
+    }
+}
+
+fn handle_decoded(
     engine: &Engine,
     metrics: &Metrics,
     security: &Security,
     session: &mut Session,
     conn: ConnId,
-    text: &str,
+    decoded: Result<ClientFrame, Frame>,
 ) -> Frame {
-    match decode::<ClientFrame>(text) {
+    match decoded {
         // Credentials never reach the engine: a refresh is answered here.
         Ok(ClientFrame {
             id,

@@ -65,6 +65,18 @@ const WRITE_BATCH: usize = 64;
 /// next frame is read only once it has returned, with the reply queued. Frames sent meanwhile
 /// wait in the socket, where TCP holds the client back; replies queued and not yet written
 /// are bounded by the outbox, whose overflow cuts the connection off (4008).
+/// What handling one text frame gave.
+pub enum Handled {
+    /// The reply, made on the spot (the engine's operations in memory: microseconds).
+    Now(Frame),
+    /// A request that reads the database (a page of an archived chat, an archive search, a
+    /// chat brought back from disk): run on tokio's blocking pool, so that a slow disk never
+    /// holds up an async worker and the other connections on it. Its reply is awaited the way
+    /// the write point is: this connection's shutdown, cut-off and heartbeats go on meanwhile,
+    /// and its next request waits in the socket, so replies stay in request order.
+    Blocking(Box<dyn FnOnce() -> Frame + Send + 'static>),
+}
+
 // Each argument is a separate borrow of the caller's connection state; a struct bundling them
 // would only move the list.
 #[allow(clippy::too_many_arguments)]
@@ -76,7 +88,7 @@ pub async fn run<W, R, E>(
     replies: &mpsc::Sender<Frame>,
     shutdown: &mut watch::Receiver<bool>,
     frames_per_second: u32,
-    mut handle_text: impl FnMut(&str) -> Option<Frame>,
+    mut handle_text: impl FnMut(&str) -> Option<Handled>,
     write_point: impl Fn() -> WritePoint,
 ) -> Option<(u16, &'static str)>
 where
@@ -117,16 +129,16 @@ where
                     Some(Err(e)) => return close_after_read_error(&e),
                     Some(Ok(Message::Close(_))) | None => return None,
                 };
-                let reply = match budget.admit(monotonic_now()) {
+                let handled = match budget.admit(monotonic_now()) {
                     Admission::Handle => match &text {
                         Some(text) => handle_text(text),
-                        None => Some(error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into())),
+                        None => Some(Handled::Now(error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into()))),
                     },
-                    Admission::Refuse => Some(error_frame(
+                    Admission::Refuse => Some(Handled::Now(error_frame(
                         text.as_deref().and_then(request_id),
                         ErrorCode::RateLimited,
                         format!("more than {} frames per second: this one was not handled; slow down", budget.per_second),
-                    )),
+                    ))),
                     Admission::Close => {
                         // Dropped now, the socket would still hold the flood's unread frames,
                         // and the kernel would answer with a reset that can overtake the close
@@ -136,7 +148,36 @@ where
                         return None;
                     }
                 };
-                let Some(mut reply) = reply else { continue };
+                let mut reply = match handled {
+                    None => continue,
+                    Some(Handled::Now(reply)) => reply,
+                    Some(Handled::Blocking(job)) => {
+                        let mut done = std::pin::pin!(tokio::task::spawn_blocking(job));
+                        let done = loop {
+                            tokio::select! {
+                                _ = &mut stopping => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
+                                why = &mut cut_off => return Some((why.code(), why.reason())),
+                                _ = heartbeat.tick() => {
+                                    if let Err(close) = beat(sink, &mut silent_beats).await {
+                                        return close;
+                                    }
+                                }
+                                done = &mut done => break done,
+                            }
+                        };
+                        match done {
+                            Ok(reply) => reply,
+                            Err(e) => {
+                                tracing::error!(error = %e, "a request that reads the database failed");
+                                error_frame(
+                                    text.as_deref().and_then(request_id),
+                                    ErrorCode::StorageUnavailable,
+                                    "the request failed while reading the database; try again".into(),
+                                )
+                            }
+                        }
+                    }
+                };
                 // Write before acknowledge: the reply waits until what the request changed is
                 // on disk. Neither the outbox nor the socket is read meanwhile: pushes already
                 // queued wait behind the reply, so this client never sees an effect of its own
@@ -495,7 +536,7 @@ mod tests {
             5,
             |text| {
                 handled.push(text.to_owned());
-                Some(Arc::new(Bytes::from_static(br#"{"type": "ok"}"#)))
+                Some(Handled::Now(Arc::new(Bytes::from_static(br#"{"type": "ok"}"#))))
             },
             WritePoint::none,
         )

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::auth::{admit_socket, refresh, Handshake, Session};
-use super::connection::{self, decode, rejection_frame, send_close, text_message, HARD_FRAME_LIMIT};
+use super::connection::{self, decode, rejection_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
 use super::error::ApiError;
 use super::AppState;
 use crate::core::ErrorCode;
@@ -118,7 +118,7 @@ pub async fn serve_supervisor<W, R, E>(
             &replies,
             &mut shutdown,
             security.frames_per_second,
-            |text| handle_text(&engine, &metrics, &security, &mut session, conn_id, text),
+            |text| handle_text(&engine, &metrics, &security, &mut session, conn_id, text).map(Handled::Now),
             || engine.write_point(),
         )
         .await
