@@ -3,12 +3,17 @@
 //! # Where data enters and which lock it takes
 //!
 //! Every operation is synchronous and holds no lock across an `.await` (there are none).
-//! Locks are taken in this order, and never in another:
+//! Locks are taken in one order, outermost first, and never in another; `lock_order.rs`
+//! lists every level and debug builds check each acquisition against it:
 //!
 //! 1. one customer's file (`customers`): all rules about that customer's chats run under it,
 //!    so R01 and "exactly one reopen wins" (R03) hold by construction. Never two at once.
 //! 2. the router (`router`): capacity, queues and offers, for every load change.
-//! 3. the timers, and each agent's fan-out hub (innermost; nothing is taken under them).
+//! 3. the timers; then the supervisors' subscribers and feed (board changes are appended
+//!    under the router and the customer); then the live KPIs.
+//! 4. each agent's fan-out hub, and a connection's cut-off reason under it.
+//! 5. the store's submit lock, then its progress and its read pool (innermost): a change is
+//!    submitted under the customer's lock, so the order of commits is the order of changes.
 //!
 //! Map shard guards (`DashMap`) are never held while taking any of these: the `Arc` inside is
 //! cloned out first. Pushes caused under a lock are delivered under it, so an agent sees the
@@ -35,9 +40,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::lock_order::{Level, Ordered};
 use chrono::Duration;
 use dashmap::DashMap;
-use parking_lot::Mutex;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::core::{
@@ -57,6 +62,9 @@ use outbound::Outbound;
 pub use restore::Restored;
 use supervision::Supervision;
 use timers::{Timer, Timers};
+
+/// A customer's file, behind its lock ([`Level::Customer`]).
+type SharedFile = Arc<Ordered<CustomerFile>>;
 
 /// How the engine behaves; see `config.rs` for the file format and defaults.
 #[derive(Clone, Debug)]
@@ -133,10 +141,10 @@ pub struct Engine {
     tokens: DashMap<String, AgentId>,
     /// The other way round, so that replacing or revoking a token is not a scan.
     token_of: DashMap<AgentId, String>,
-    customers: DashMap<CustomerId, Arc<Mutex<CustomerFile>>>,
+    customers: DashMap<CustomerId, SharedFile>,
     identities: DashMap<(Channel, String), CustomerId>,
     chats: DashMap<ChatId, CustomerId>,
-    router: Mutex<Router>,
+    router: Ordered<Router>,
     timers: Timers,
     fanout: Fanout,
     /// Which connections show which archive entries (agent, to push to; conn, to unwatch).
@@ -203,7 +211,7 @@ impl Engine {
             customers: DashMap::new(),
             identities: DashMap::new(),
             chats: DashMap::new(),
-            router: Mutex::new(router),
+            router: Ordered::new(Level::Router, router),
             timers: Timers::default(),
             fanout,
             watchers: DashMap::new(),
@@ -331,7 +339,7 @@ impl Engine {
 
     /// Panics if the engine's books do not balance; for tests, with no operation in flight.
     pub fn check_invariants(&self) {
-        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
+        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
         let mut load: HashMap<AgentId, u32> = HashMap::new();
         let mut queued = Vec::new();
         for file in files {

@@ -12,6 +12,7 @@ pub mod core;
 pub mod engine;
 pub mod gateway;
 pub mod ids;
+pub mod lock_order;
 pub mod metrics;
 pub mod protocol;
 pub mod security;

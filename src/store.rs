@@ -25,6 +25,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use crate::lock_order::{Level, Ordered};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -107,7 +108,7 @@ pub struct Store {
     /// Stops (by being dropped) and joins the thread that checkpoints the log.
     checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     /// The last submission's number; held while sending, so numbers reach the writer in order.
-    submitted: parking_lot::Mutex<u64>,
+    submitted: Ordered<u64>,
     progress: Arc<Progress>,
 }
 
@@ -189,7 +190,7 @@ impl Store {
             writer: Some(writer),
             counters,
             readers: Readers::new(path.to_path_buf()),
-            submitted: parking_lot::Mutex::new(0),
+            submitted: Ordered::new(Level::StoreSubmit, 0),
             progress,
         })
     }

@@ -6,19 +6,28 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::lock_order::{Level, Ordered};
 use chrono::{NaiveTime, TimeZone, Utc};
-use parking_lot::Mutex;
 
 use crate::clock::Timestamp;
 use crate::core::analytics::{summarize, Event, Filter, Tally};
 use crate::protocol::supervisor::{AgentFigures, AnalyticsQuery, AnalyticsReport, Kpis};
 
 /// Every KPI event, and today's tally.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Analytics {
-    inner: Mutex<Inner>,
+    inner: Ordered<Inner>,
     /// Set by every event; the supervisors' task clears it when it sends the KPIs.
     changed: AtomicBool,
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Self {
+            inner: Ordered::default_at(Level::Analytics),
+            changed: AtomicBool::new(false),
+        }
+    }
 }
 
 #[derive(Debug, Default)]

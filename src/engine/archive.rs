@@ -101,7 +101,7 @@ impl Engine {
         limit: u32,
         now: Timestamp,
     ) -> (Vec<ArchiveEntry>, Option<ArchiveCursor>) {
-        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
+        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
         let mut entries: Vec<(Timestamp, ArchiveEntry)> = Vec::new();
         for file in files {
             let file = file.lock();

@@ -11,7 +11,7 @@
 //! counted them, so an agent sees load figures in the order the router counted them, and the
 //! offers a freed slot brings come after the push that freed it.
 
-use parking_lot::MutexGuard;
+use crate::lock_order::Guard;
 
 use super::*;
 use crate::core::analytics::{Event, EventKind};
@@ -22,7 +22,7 @@ use crate::protocol::supervisor::ReopenOutcome;
 pub(super) struct Effects<'e> {
     engine: &'e Engine,
     now: Timestamp,
-    router: Option<MutexGuard<'e, Router>>,
+    router: Option<Guard<'e, Router>>,
     routed: Vec<RouterEvent>,
     journal: journal::Entry,
     /// Each chat's view, built once per operation (the file does not change while effects run).

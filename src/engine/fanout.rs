@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::lock_order::{Level, Ordered};
 use bytes::Bytes;
 use dashmap::DashMap;
-use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 
 use crate::ids::AgentId;
@@ -53,10 +53,19 @@ impl CutOff {
 }
 
 /// The engine's signal to a connection's task that it has been cut off.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Kick {
     notify: Notify,
-    why: Mutex<Option<CutOff>>,
+    why: Ordered<Option<CutOff>>,
+}
+
+impl Default for Kick {
+    fn default() -> Self {
+        Self {
+            notify: Notify::new(),
+            why: Ordered::default_at(Level::CutOff),
+        }
+    }
 }
 
 impl Kick {
@@ -114,7 +123,7 @@ pub enum Resumed {
 /// Every agent's hub.
 #[derive(Debug)]
 pub struct Fanout {
-    hubs: DashMap<AgentId, Arc<Mutex<Hub>>>,
+    hubs: DashMap<AgentId, Arc<Ordered<Hub>>>,
     next_conn: AtomicU64,
     outbox_capacity: usize,
     log_capacity: usize,
@@ -152,7 +161,7 @@ impl Fanout {
         self
     }
 
-    fn hub(&self, agent: &AgentId) -> Arc<Mutex<Hub>> {
+    fn hub(&self, agent: &AgentId) -> Arc<Ordered<Hub>> {
         // Clone the Arc out so that no map shard stays locked while the hub is. A read lock
         // on the shard first: the hub exists for every agent that ever connected.
         if let Some(hub) = self.hubs.get(agent) {
@@ -162,10 +171,13 @@ impl Fanout {
         self.hubs
             .entry(agent.clone())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(Hub {
-                    seq: first_seq,
-                    ..Hub::default()
-                }))
+                Arc::new(Ordered::new(
+                    Level::Hub,
+                    Hub {
+                        seq: first_seq,
+                        ..Hub::default()
+                    },
+                ))
             })
             .clone()
     }
@@ -236,7 +248,7 @@ impl Fanout {
 
     /// All connections.
     pub fn total_connections(&self) -> usize {
-        let hubs: Vec<Arc<Mutex<Hub>>> = self.hubs.iter().map(|h| h.clone()).collect();
+        let hubs: Vec<Arc<Ordered<Hub>>> = self.hubs.iter().map(|h| h.clone()).collect();
         hubs.iter().map(|h| h.lock().conns.len()).sum()
     }
 

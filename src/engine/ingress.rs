@@ -2,19 +2,12 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use super::*;
 
 impl Engine {
     /// The customer's file for an address, created on first contact. Concurrent first
     /// messages of one customer find the same file (R01).
-    pub(super) fn file_for(
-        &self,
-        channel: Channel,
-        from: &str,
-        profile: Profile,
-    ) -> Arc<Mutex<CustomerFile>> {
+    pub(super) fn file_for(&self, channel: Channel, from: &str, profile: Profile) -> SharedFile {
         let id = self
             .identities
             .entry((channel, from.to_owned()))
@@ -23,12 +16,10 @@ impl Engine {
         self.customers
             .entry(id.clone())
             .or_insert_with(|| {
-                Arc::new(Mutex::new(CustomerFile::new(
-                    id,
-                    channel,
-                    from.to_owned(),
-                    profile,
-                )))
+                Arc::new(Ordered::new(
+                    Level::Customer,
+                    CustomerFile::new(id, channel, from.to_owned(), profile),
+                ))
             })
             .clone()
     }

@@ -1,9 +1,5 @@
 //! What an agent asks over its WebSocket (R02–R07, R12, R13, R16, R17).
 
-use std::sync::Arc;
-
-use parking_lot::Mutex;
-
 use super::*;
 use crate::core::analytics::EventKind;
 use crate::protocol::HistoryMessage;
@@ -159,12 +155,12 @@ impl Engine {
     }
 
     /// The customer file of a chat in memory; `None` for one only in the database.
-    pub(super) fn file_in_memory(&self, chat: &ChatId) -> Option<Arc<Mutex<CustomerFile>>> {
+    pub(super) fn file_in_memory(&self, chat: &ChatId) -> Option<SharedFile> {
         let customer = self.chats.get(chat).map(|c| c.clone())?;
         self.customers.get(&customer).map(|f| f.clone())
     }
 
-    pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<Arc<Mutex<CustomerFile>>, Rejection> {
+    pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<SharedFile, Rejection> {
         let customer = match self.chats.get(chat).map(|c| c.clone()) {
             Some(customer) => customer,
             None => self.bring_back(chat)?,
@@ -488,7 +484,7 @@ impl Engine {
 
     pub(super) fn snapshot(&self, me: &AgentId) -> Snapshot {
         let seq = self.fanout.seq(me);
-        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
+        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
         let mut chats = Vec::new();
         for file in files {
             let file = file.lock();

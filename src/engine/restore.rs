@@ -75,7 +75,8 @@ impl Engine {
                 self.chats.insert(chat.id.clone(), file.id.clone());
                 restored.timers += self.rearm(&file, chat, &mut queued);
             }
-            self.customers.insert(file.id.clone(), Arc::new(Mutex::new(file)));
+            self.customers
+                .insert(file.id.clone(), Arc::new(Ordered::new(Level::Customer, file)));
         }
         // Back in the order they first queued, across customers.
         queued.sort_by(|a, b| (a.0.since, &a.0.chat).cmp(&(b.0.since, &b.0.chat)));
@@ -103,8 +104,8 @@ impl Engine {
         // only the candidates that did not change meanwhile are let go of. So whatever a
         // later read brings back is what memory held: a change made after the wait (a
         // template pushed to an old chat) changes its candidate, which then stays.
-        let mut candidates: Vec<(Arc<Mutex<CustomerFile>>, Vec<Candidate>)> = Vec::new();
-        let files: Vec<Arc<Mutex<CustomerFile>>> = self.customers.iter().map(|f| f.clone()).collect();
+        let mut candidates: Vec<(SharedFile, Vec<Candidate>)> = Vec::new();
+        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
         for file in files {
             let chats: Vec<Candidate> = file
                 .lock()

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use crate::lock_order::{Level, Ordered};
 use bytes::{BufMut, Bytes, BytesMut};
-use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::fanout::{ConnHandle, ConnId, CutOff, Frame, Kick};
@@ -129,8 +129,8 @@ pub enum Subscribed {
 /// The board's sequence, log and subscribers.
 #[derive(Debug)]
 pub struct Supervision {
-    feed: Mutex<Feed>,
-    subscribers: Mutex<Subscribers>,
+    feed: Ordered<Feed>,
+    subscribers: Ordered<Subscribers>,
     wake: Notify,
     next_conn: AtomicU64,
     outbox_capacity: usize,
@@ -156,11 +156,14 @@ impl Supervision {
         first_seq: u64,
     ) -> Self {
         Self {
-            feed: Mutex::new(Feed {
-                seq: first_seq,
-                ..Feed::default()
-            }),
-            subscribers: Mutex::default(),
+            feed: Ordered::new(
+                Level::BoardFeed,
+                Feed {
+                    seq: first_seq,
+                    ..Feed::default()
+                },
+            ),
+            subscribers: Ordered::default_at(Level::BoardSubscribers),
             wake: Notify::new(),
             // Apart from agents' connection ids, which start at 1: these are only ever logged.
             next_conn: AtomicU64::new(1 << 62),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use crate::lock_order::{Level, Ordered};
 use tokio::sync::Notify;
 
 use super::fanout::ConnId;
@@ -83,12 +83,22 @@ struct Book {
 }
 
 /// Pending timers by deadline, at most one per purpose.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Timers {
-    due: Mutex<Book>,
+    due: Ordered<Book>,
     next_id: AtomicU64,
     /// Woken when a timer is added, so the ticker can sleep until the earliest one.
     pub changed: Notify,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            due: Ordered::default_at(Level::Timers),
+            next_id: AtomicU64::new(0),
+            changed: Notify::new(),
+        }
+    }
 }
 
 impl Timers {

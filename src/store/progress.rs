@@ -7,16 +7,24 @@
 
 use std::collections::BTreeMap;
 
-use parking_lot::Mutex;
+use crate::lock_order::{Level, Ordered};
 use tokio::sync::oneshot;
 
 use super::StoreError;
 
 /// The writer's progress and the parked waiters; shared by the store, its write points and
 /// the writer thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Progress {
-    state: Mutex<State>,
+    state: Ordered<State>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            state: Ordered::default_at(Level::StoreProgress),
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use crate::lock_order::{Level, Ordered};
 use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
@@ -15,14 +15,14 @@ const KEEP_IDLE: usize = 4;
 /// Read connections to one database.
 pub(crate) struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Ordered<Vec<Connection>>,
 }
 
 impl Readers {
     pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
-            idle: Mutex::new(Vec::new()),
+            idle: Ordered::new(Level::StoreReaders, Vec::new()),
         }
     }
 
