@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::lock_order::{Level, Ordered};
+use crate::refusal::Refusal;
 use chrono::Duration;
 use dashmap::DashMap;
 
@@ -271,10 +272,10 @@ impl Engine {
     fn try_router(
         &self,
         f: impl FnOnce(&mut Router) -> Result<Vec<RouterEvent>, Rejection>,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refusal> {
         self.with_router(|r| match f(r) {
             Ok(events) => (Ok(()), events),
-            Err(e) => (Err(e), Vec::new()),
+            Err(e) => (Err(e.into()), Vec::new()),
         })
     }
 

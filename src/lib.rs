@@ -15,5 +15,6 @@ pub mod ids;
 pub mod lock_order;
 pub mod metrics;
 pub mod protocol;
+pub mod refusal;
 pub mod security;
 pub mod store;

@@ -196,24 +196,9 @@ impl Stopwatch {
     }
 }
 
-/// An error code as it is spelled on the wire (checked against serde in the tests).
+/// An error code as it is spelled on the wire.
 fn error_code(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::ActiveElsewhere => "active_elsewhere",
-        ErrorCode::WindowClosed => "window_closed",
-        ErrorCode::OptedOut => "opted_out",
-        ErrorCode::PushAlreadySent => "push_already_sent",
-        ErrorCode::NotOwner => "not_owner",
-        ErrorCode::NotFound => "not_found",
-        ErrorCode::AgentUnavailable => "agent_unavailable",
-        ErrorCode::OverLimit => "over_limit",
-        ErrorCode::MessageTooLong => "message_too_long",
-        ErrorCode::BadRequest => "bad_request",
-        ErrorCode::Unauthorized => "unauthorized",
-        ErrorCode::Forbidden => "forbidden",
-        ErrorCode::RateLimited => "rate_limited",
-        ErrorCode::StorageUnavailable => "storage_unavailable",
-    }
+    crate::refusal::wire_name(code)
 }
 
 /// Every presence with its label, in the order `switchboard_agents` lists them.

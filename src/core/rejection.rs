@@ -54,7 +54,8 @@ pub struct LiveElsewhere {
     pub owner: Option<AgentId>,
 }
 
-/// A typed refusal from the core.
+/// A typed refusal from the core: a product rule said no. Malformed input, credentials,
+/// roles, rate limits and storage are not rules: `refusal.rs` holds those.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum Rejection {
     /// The customer is live elsewhere.
@@ -128,21 +129,6 @@ pub enum Rejection {
         /// What would be needed.
         why: &'static str,
     },
-    /// A role does not allow it.
-    #[error("forbidden: {0}")]
-    Forbidden(&'static str),
-    /// The credentials do not hold.
-    #[error("{0}")]
-    Unauthorized(String),
-    /// Too much, too fast.
-    #[error("{0}")]
-    RateLimited(String),
-    /// The request does not make sense as asked.
-    #[error("{0}")]
-    Invalid(String),
-    /// The durable store could not be read or written; the message says why.
-    #[error("{0}")]
-    StorageUnavailable(String),
 }
 
 impl Rejection {
@@ -159,15 +145,11 @@ impl Rejection {
             Rejection::OverLimit { .. } => ErrorCode::OverLimit,
             Rejection::MessageTooLong { .. } => ErrorCode::MessageTooLong,
             Rejection::WrongState { .. } => ErrorCode::BadRequest,
-            Rejection::Forbidden(_) => ErrorCode::Forbidden,
-            Rejection::Unauthorized(_) => ErrorCode::Unauthorized,
-            Rejection::RateLimited(_) => ErrorCode::RateLimited,
-            Rejection::Invalid(_) => ErrorCode::BadRequest,
-            Rejection::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
         }
     }
 
-    pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Self {
+    /// A `not_found` for `what` named `id`.
+    pub fn not_found(what: &'static str, id: impl ToString) -> Self {
         Rejection::NotFound {
             what,
             id: id.to_string(),

@@ -29,7 +29,7 @@ impl Engine {
         me: &AgentId,
         ask: ArchiveAsk<'_>,
         now: Timestamp,
-    ) -> Result<(Vec<ArchiveEntry>, Option<String>), Rejection> {
+    ) -> Result<(Vec<ArchiveEntry>, Option<String>), Refusal> {
         let before = ask.before.map(decode_cursor).transpose()?;
         let limit = ask.limit.unwrap_or(DEFAULT_PAGE).min(crate::store::MAX_PAGE);
         // Blank text searches for nothing in particular: every entry.
@@ -186,9 +186,9 @@ fn encode_cursor(cursor: &ArchiveCursor) -> String {
 }
 
 /// Reads a cursor made by [`encode_cursor`]; a malformed one is a bad request naming why.
-fn decode_cursor(text: &str) -> Result<ArchiveCursor, Rejection> {
+fn decode_cursor(text: &str) -> Result<ArchiveCursor, Refusal> {
     let bad = |why: &str| {
-        Rejection::Invalid(format!(
+        Refusal::BadRequest(format!(
             "archive cursor `{text}` is not one this engine made: {why}"
         ))
     };
@@ -208,9 +208,9 @@ fn decode_cursor(text: &str) -> Result<ArchiveCursor, Rejection> {
 }
 
 /// A store read that failed: the request is refused, and nothing changed.
-pub(super) fn unreadable(e: StoreError) -> Rejection {
+pub(super) fn unreadable(e: StoreError) -> Refusal {
     tracing::error!(error = %e, "a read of the store failed");
-    Rejection::StorageUnavailable(format!(
+    Refusal::StorageUnavailable(format!(
         "could not be read from the database: {}",
         e.client_detail()
     ))
@@ -236,7 +236,7 @@ mod cursor_tests {
             ("yesterday/ch1", "its time does not read"),
             ("2025-03-03T09:00:00Z/", "it names no chat"),
         ] {
-            let Err(Rejection::Invalid(message)) = decode_cursor(text) else {
+            let Err(Refusal::BadRequest(message)) = decode_cursor(text) else {
                 panic!("{text} was read as a cursor");
             };
             assert!(message.contains(why), "{text}: {message}");

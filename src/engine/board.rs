@@ -172,10 +172,10 @@ impl Engine {
         conn: ConnId,
         id: &str,
         request: SupervisorRequest,
-    ) -> Result<Option<SupervisorResult>, Rejection> {
+    ) -> Result<Option<SupervisorResult>, Refusal> {
         // The role is the token's (the gateway checked it), not the directory's.
         if !caller.role.supervises() || !self.agents.contains_key(&caller.id) {
-            return Err(Rejection::Forbidden(
+            return Err(Refusal::Forbidden(
                 "supervisor actions need the supervisor or admin role",
             ));
         }
@@ -188,7 +188,7 @@ impl Engine {
                         if let Some(unknown) =
                             queues.iter().find(|q| !self.queue_of.values().any(|k| k == *q))
                         {
-                            return Err(Rejection::not_found("queue", unknown));
+                            return Err(Refusal::not_found("queue", unknown));
                         }
                         Watch::Queues(queues)
                     }
@@ -233,7 +233,7 @@ impl Engine {
             }
             SupervisorRequest::Ping => Ok(Some(SupervisorResult::Pong)),
             SupervisorRequest::Refresh { .. } => {
-                Err(Rejection::Invalid("refresh is answered by the gateway".into()))
+                Err(Refusal::BadRequest("refresh is answered by the gateway".into()))
             }
         }
     }
@@ -262,14 +262,14 @@ impl Engine {
     }
 
     /// The owner of a live chat.
-    fn owner_of(&self, chat_id: &ChatId) -> Result<AgentId, Rejection> {
+    fn owner_of(&self, chat_id: &ChatId) -> Result<AgentId, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let file = file.lock();
         file.chat(chat_id)
             .filter(|c| c.state.is_live())
             .and_then(|c| c.owner.clone())
             .ok_or_else(|| {
-                Rejection::Invalid(format!(
+                Refusal::BadRequest(format!(
                     "chat {chat_id} has no owner: it is not live with an agent"
                 ))
             })

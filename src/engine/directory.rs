@@ -52,7 +52,7 @@ impl Engine {
 
     /// Removes an agent. Its chats stay as they are; its pending offers go back to the queue.
     /// Its seat stays in the router (offline) so that the chats it still owns keep counting.
-    pub fn remove_agent(&self, id: &AgentId) -> Result<(), Rejection> {
+    pub fn remove_agent(&self, id: &AgentId) -> Result<(), Refusal> {
         let now = self.now();
         // Under the router's lock, so that a concurrent upsert of the same id cannot leave a
         // profile without a seat or the other way round.
@@ -85,7 +85,7 @@ impl Engine {
     }
 
     /// Changes an agent's limit live; lowering it never drops a chat (R06).
-    pub fn set_limit(&self, id: &AgentId, limit: u32) -> Result<(), Rejection> {
+    pub fn set_limit(&self, id: &AgentId, limit: u32) -> Result<(), Refusal> {
         self.agents
             .get_mut(id)
             .ok_or_else(|| Rejection::NotFound {

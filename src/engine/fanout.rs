@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::lock_order::{Level, Ordered};
+use crate::refusal::Close;
 use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify};
@@ -33,21 +34,12 @@ pub enum CutOff {
 }
 
 impl CutOff {
-    /// The WebSocket close code.
-    pub fn code(self) -> u16 {
+    /// How the connection is closed (its code and reason: `refusal.rs`).
+    pub fn close(self) -> Close {
         match self {
-            CutOff::SlowConsumer => 4008,
-            CutOff::AgentRemoved => 4003,
-            CutOff::TokenExpired => 4001,
-        }
-    }
-
-    /// The close reason text.
-    pub fn reason(self) -> &'static str {
-        match self {
-            CutOff::SlowConsumer => "outbox full: reconnect and resume",
-            CutOff::AgentRemoved => "agent removed",
-            CutOff::TokenExpired => "token expired: reconnect with a fresh token",
+            CutOff::SlowConsumer => Close::SlowConsumer,
+            CutOff::AgentRemoved => Close::AgentRemoved,
+            CutOff::TokenExpired => Close::TokenExpired,
         }
     }
 }

@@ -29,7 +29,7 @@ impl Engine {
         &self,
         channel: Channel,
         message: InboundMessage,
-    ) -> Result<IngressReceipt, Rejection> {
+    ) -> Result<IngressReceipt, Refusal> {
         let now = self.now();
         let policy = self.config.policies.of(channel);
         let len = message.text.chars().count();
@@ -38,7 +38,8 @@ impl Engine {
                 len,
                 max: policy.max_len,
                 channel,
-            });
+            }
+            .into());
         }
         let InboundMessage {
             from,
@@ -60,7 +61,7 @@ impl Engine {
     }
 
     /// A customer enters a bot journey (R09).
-    pub fn start_bot(&self, channel: Channel, request: BotRequest) -> Result<IngressReceipt, Rejection> {
+    pub fn start_bot(&self, channel: Channel, request: BotRequest) -> Result<IngressReceipt, Refusal> {
         let now = self.now();
         let profile = Profile {
             name: request.name,
@@ -78,7 +79,7 @@ impl Engine {
     }
 
     /// The bot hands the customer over to the queue, or its sticky agent (R09, R10).
-    pub fn hand_over(&self, channel: Channel, request: BotRequest) -> Result<IngressReceipt, Rejection> {
+    pub fn hand_over(&self, channel: Channel, request: BotRequest) -> Result<IngressReceipt, Refusal> {
         let now = self.now();
         let customer = self
             .identities

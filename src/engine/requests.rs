@@ -18,11 +18,11 @@ pub(super) struct HistoryView {
 
 impl Engine {
     /// Carries out one request of `caller` on connection `conn`.
-    pub fn handle(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Rejection> {
+    pub fn handle(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Refusal> {
         let now = self.now();
         let me = &caller.id;
         if !self.agents.contains_key(me) {
-            return Err(Rejection::Forbidden("this agent has been removed"));
+            return Err(Refusal::Forbidden("this agent has been removed"));
         }
         match request {
             Request::Reopen { chat_id } => self.reopen(me, &chat_id, now),
@@ -44,7 +44,7 @@ impl Engine {
             }
             Request::Transfer { chat_id, to, force } => {
                 if force && !caller.role.supervises() {
-                    return Err(Rejection::Forbidden(
+                    return Err(Refusal::Forbidden(
                         "only supervisors and admins may force a transfer",
                     ));
                 }
@@ -55,7 +55,7 @@ impl Engine {
                 // Beyond what the database can hold (2262) a snooze would fail its write, and
                 // with it the store; no one means a snooze of years.
                 if let Some(at) = until.filter(|at| *at > now + Duration::days(366)) {
-                    return Err(Rejection::Invalid(format!(
+                    return Err(Refusal::BadRequest(format!(
                         "a snooze may last at most a year; {} is later",
                         at.to_rfc3339()
                     )));
@@ -86,7 +86,7 @@ impl Engine {
             }
             Request::WatchArchive { chat_ids } => {
                 if chat_ids.len() > 1000 {
-                    return Err(Rejection::Invalid(format!(
+                    return Err(Refusal::BadRequest(format!(
                         "watch_archive takes at most 1000 chat ids, got {}",
                         chat_ids.len()
                     )));
@@ -114,7 +114,7 @@ impl Engine {
             Request::Ack { seq } => {
                 let last = self.fanout.seq(me);
                 if seq > last {
-                    return Err(Rejection::Invalid(format!(
+                    return Err(Refusal::BadRequest(format!(
                         "ack for seq {seq}, but the last push to you was {last}"
                     )));
                 }
@@ -122,7 +122,7 @@ impl Engine {
             }
             Request::Ping => Ok(ReplyResult::Pong),
             // Credentials are the gateway's business; it answers these itself.
-            Request::Refresh { .. } => Err(Rejection::Invalid("refresh is answered by the gateway".into())),
+            Request::Refresh { .. } => Err(Refusal::BadRequest("refresh is answered by the gateway".into())),
         }
     }
 
@@ -160,7 +160,7 @@ impl Engine {
         self.customers.get(&customer).map(|f| f.clone())
     }
 
-    pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<SharedFile, Rejection> {
+    pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<SharedFile, Refusal> {
         let customer = match self.chats.get(chat).map(|c| c.clone()) {
             Some(customer) => customer,
             None => self.bring_back(chat)?,
@@ -168,17 +168,14 @@ impl Engine {
         self.customers
             .get(&customer)
             .map(|f| f.clone())
-            .ok_or_else(|| Rejection::NotFound {
-                what: "customer",
-                id: customer.to_string(),
-            })
+            .ok_or_else(|| Refusal::not_found("customer", &customer))
     }
 
     /// A chat only in the database (closed, out of its window when the engine started) is
     /// read back into its customer's file, so that what an agent may still do with it — a
     /// template push (R07), or a reopen answered `window_closed` rather than `not_found` —
     /// works as before a restart. Its customer is always in memory.
-    fn bring_back(&self, chat: &ChatId) -> Result<CustomerId, Rejection> {
+    fn bring_back(&self, chat: &ChatId) -> Result<CustomerId, Refusal> {
         let not_found = || Rejection::NotFound {
             what: "chat",
             id: chat.to_string(),
@@ -245,7 +242,7 @@ impl Engine {
         me: &AgentId,
         chat_id: &ChatId,
         now: Timestamp,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let channel = Self::channel_of(&file, chat_id)?;
@@ -255,7 +252,7 @@ impl Engine {
             Err(rejection) => {
                 effects.kpi(me, channel, EventKind::ReopenRejected(rejection.code()));
                 effects.finish(&file);
-                return Err(rejection);
+                return Err(rejection.into());
             }
         }
         let chat = effects.view(&file, chat_id);
@@ -270,7 +267,7 @@ impl Engine {
         text: &str,
         human_agent_tag: bool,
         now: Timestamp,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let policy = self.config.policies.of(Self::channel_of(&file, chat_id)?);
@@ -288,7 +285,7 @@ impl Engine {
         template: String,
         params: Vec<String>,
         now: Timestamp,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let policy = self.config.policies.of(Self::channel_of(&file, chat_id)?);
@@ -304,14 +301,11 @@ impl Engine {
         me: &AgentId,
         chat_id: &ChatId,
         now: Timestamp,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         if file.chat(chat_id).map(|c| c.state) != Some(ChatState::Queued) {
-            return Err(Rejection::NotFound {
-                what: "offer of chat",
-                id: chat_id.to_string(),
-            });
+            return Err(Refusal::not_found("offer of chat", chat_id));
         }
         let mut effects = self.effects(&file, now);
         // The router checks the offer first; the push that carries the new load is made
@@ -333,9 +327,9 @@ impl Engine {
         to: &AgentId,
         force: bool,
         now: Timestamp,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         if to == me {
-            return Err(Rejection::Invalid(
+            return Err(Refusal::BadRequest(
                 "a chat cannot be transferred to its owner".into(),
             ));
         }
@@ -351,7 +345,7 @@ impl Engine {
                 let _undone = file
                     .transfer(chat_id, to, me)
                     .expect("undoing the transfer just made");
-                return Err(e);
+                return Err(e.into());
             }
         }
         effects.apply(&file, &events);
@@ -367,7 +361,7 @@ impl Engine {
         chat_id: &ChatId,
         reason: crate::core::CloseReason,
         now: Timestamp,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
@@ -383,7 +377,7 @@ impl Engine {
         chat_id: &ChatId,
         until: SnoozeUntil,
         now: Timestamp,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
@@ -406,10 +400,10 @@ impl Engine {
         chat_id: &ChatId,
         before_seq: Option<u64>,
         limit: Option<u32>,
-    ) -> Result<HistoryView, Rejection> {
+    ) -> Result<HistoryView, Refusal> {
         let limit = match limit {
             Some(0) => {
-                return Err(Rejection::Invalid(
+                return Err(Refusal::BadRequest(
                     "a history page holds at least 1 message".into(),
                 ))
             }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::auth::{admit_socket, refresh, Handshake, Session};
-use super::connection::{self, decode, rejection_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
+use super::connection::{self, decode, refusal_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
 use super::AppState;
 use crate::engine::fanout::{encode, ConnHandle, ConnId, Frame};
 use crate::engine::Engine;
@@ -159,7 +159,7 @@ fn run_request(
         Ok(result) => encode(&ServerFrame::Ok { id, result }),
         Err(rejection) => {
             tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
-            rejection_frame(id, rejection)
+            refusal_frame(id, rejection)
         }
     }
 }
@@ -235,7 +235,7 @@ fn handle_decoded(
                     id,
                     result: ReplyResult::Refreshed { expires_at },
                 }),
-                Err(rejection) => rejection_frame(id, rejection),
+                Err(rejection) => refusal_frame(id, rejection),
             }
         }
         Ok(frame) => run_request(engine, metrics, &session.caller, conn, frame),
@@ -259,8 +259,9 @@ mod tests {
     use crate::core::{AgentProfile, Role};
     use crate::engine::outbound::Outbound;
     use crate::engine::EngineConfig;
-    use crate::gateway::connection::{CLOSE_IDLE, HEARTBEAT, MISSED_HEARTBEATS};
+    use crate::gateway::connection::{HEARTBEAT, MISSED_HEARTBEATS};
     use crate::ids::AgentId;
+    use crate::refusal::Close;
 
     fn engine_with_ana() -> (Arc<Engine>, Caller) {
         let start = chrono::Utc
@@ -328,7 +329,7 @@ mod tests {
         let pings = sent.iter().filter(|m| matches!(m, Message::Ping(_))).count();
         assert_eq!(pings as u32, MISSED_HEARTBEATS);
         match sent.last() {
-            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_IDLE),
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, Close::Idle.code()),
             other => panic!("expected a close frame, got {other:?}"),
         }
     }

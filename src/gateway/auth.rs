@@ -11,10 +11,11 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::AppState;
 use crate::clock::Timestamp;
-use crate::core::{ErrorCode, Rejection};
+use crate::core::ErrorCode;
 use crate::engine::fanout::ConnId;
 use crate::engine::Engine;
 use crate::protocol::Caller;
+use crate::refusal::Refusal;
 use crate::security::{constant_time_eq, Security};
 
 /// The handshake's query string.
@@ -142,14 +143,14 @@ pub fn refresh(
     session: &mut Session,
     conn: ConnId,
     token: &str,
-) -> Result<Option<Timestamp>, Rejection> {
+) -> Result<Option<Timestamp>, Refusal> {
     if !is_jwt(token) {
-        return Err(Rejection::Invalid("refresh takes a signed token (JWT)".into()));
+        return Err(Refusal::BadRequest("refresh takes a signed token (JWT)".into()));
     }
     let fresh =
-        session_of(engine, security, token).map_err(|e| Rejection::Unauthorized(e.message().to_owned()))?;
+        session_of(engine, security, token).map_err(|e| Refusal::Unauthorized(e.message().to_owned()))?;
     if fresh.caller != session.caller {
-        return Err(Rejection::Forbidden(
+        return Err(Refusal::Forbidden(
             "a refresh must name the same agent with the same role",
         ));
     }

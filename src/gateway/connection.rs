@@ -13,19 +13,16 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::core::{ErrorCode, Rejection};
+use crate::core::ErrorCode;
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
 use crate::gateway::error::durable;
 use crate::protocol::{ErrorFrame, ServerFrame, MAX_FRAME_BYTES};
+use crate::refusal::{Close, Refusal};
 use crate::store::WritePoint;
 
 /// Frames above this size close the connection (1009); below it and above
 /// [`MAX_FRAME_BYTES`] they get an error frame and the connection stays.
 pub const HARD_FRAME_LIMIT: usize = 1024 * 1024;
-
-/// Close code for a connection from which nothing (not even a pong) came for
-/// [`MISSED_HEARTBEATS`] heartbeats.
-pub const CLOSE_IDLE: u16 = 4002;
 
 /// How often the engine pings an agent connection.
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -35,15 +32,6 @@ pub const MISSED_HEARTBEATS: u32 = 2;
 
 /// How long one write may take before the connection is given up as dead.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Close code when the engine shuts down.
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-
-/// Close code for a message over [`HARD_FRAME_LIMIT`], which the transport refuses to read.
-pub const CLOSE_TOO_BIG: u16 = 1009;
-
-/// Close code for a connection that kept sending more frames than its [`FrameBudget`] allows.
-pub const CLOSE_TOO_MANY_FRAMES: u16 = 4029;
 
 /// How long a connection closed for flooding is read, and what it sends thrown away, waiting
 /// for the client to answer the close.
@@ -58,7 +46,7 @@ const WRITE_BATCH: usize = 64;
 ///
 /// A client may send `frames_per_second` text or binary frames, in bursts of twice that (see
 /// [`FrameBudget`]); a frame over budget is not handled but answered `rate_limited`, and a
-/// client that keeps on is closed with [`CLOSE_TOO_MANY_FRAMES`], sent here, after which what
+/// client that keeps on is closed with [`Close::TooManyFrames`], sent here, after which what
 /// it still sends is read and thrown away for up to [`CLOSE_LINGER`].
 ///
 /// Each connection has at most one request pending: `handle_text` is synchronous, and the
@@ -90,7 +78,7 @@ pub async fn run<W, R, E>(
     frames_per_second: u32,
     mut handle_text: impl FnMut(&str) -> Option<Handled>,
     write_point: impl Fn() -> WritePoint,
-) -> Option<(u16, &'static str)>
+) -> Option<Close>
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
@@ -106,8 +94,8 @@ where
     loop {
         // Not biased: a busy outbox must not starve the client's requests, nor the reverse.
         tokio::select! {
-            _ = &mut stopping => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
-            why = &mut cut_off => return Some((why.code(), why.reason())),
+            _ = &mut stopping => return Some(Close::GoingAway),
+            why = &mut cut_off => return Some(why.close()),
             _ = heartbeat.tick() => {
                 if let Err(close) = beat(sink, &mut silent_beats).await {
                     return close;
@@ -143,7 +131,7 @@ where
                         // Dropped now, the socket would still hold the flood's unread frames,
                         // and the kernel would answer with a reset that can overtake the close
                         // frame: so it is closed here, the way RFC 6455 says.
-                        send_close(sink, Some((CLOSE_TOO_MANY_FRAMES, "too many frames: slow down and reconnect"))).await;
+                        send_close(sink, Some(Close::TooManyFrames)).await;
                         linger(stream).await;
                         return None;
                     }
@@ -155,8 +143,8 @@ where
                         let mut done = std::pin::pin!(tokio::task::spawn_blocking(job));
                         let done = loop {
                             tokio::select! {
-                                _ = &mut stopping => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
-                                why = &mut cut_off => return Some((why.code(), why.reason())),
+                                _ = &mut stopping => return Some(Close::GoingAway),
+                                why = &mut cut_off => return Some(why.close()),
                                 _ = heartbeat.tick() => {
                                     if let Err(close) = beat(sink, &mut silent_beats).await {
                                         return close;
@@ -189,8 +177,8 @@ where
                     let mut saved = std::pin::pin!(durable(point));
                     let saved = loop {
                         tokio::select! {
-                            _ = &mut stopping => return Some((CLOSE_GOING_AWAY, "engine shutting down")),
-                            why = &mut cut_off => return Some((why.code(), why.reason())),
+                            _ = &mut stopping => return Some(Close::GoingAway),
+                            why = &mut cut_off => return Some(why.close()),
                             _ = heartbeat.tick() => {
                                 if let Err(close) = beat(sink, &mut silent_beats).await {
                                     return close;
@@ -205,7 +193,7 @@ where
                 }
                 if replies.try_send(reply).is_err() {
                     let why = CutOff::SlowConsumer;
-                    return Some((why.code(), why.reason()));
+                    return Some(why.close());
                 }
             }
         }
@@ -214,15 +202,12 @@ where
 
 /// One heartbeat: closes a connection that sent nothing for [`MISSED_HEARTBEATS`] of them,
 /// else pings it. `Err` holds what [`run`] returns to end the connection.
-async fn beat<W: Sink<Message> + Unpin>(
-    sink: &mut W,
-    silent_beats: &mut u32,
-) -> Result<(), Option<(u16, &'static str)>> {
+async fn beat<W: Sink<Message> + Unpin>(sink: &mut W, silent_beats: &mut u32) -> Result<(), Option<Close>> {
     // A peer gone without a FIN (a closed laptop) would otherwise hold the connection, and
     // keep the agent online, for ever.
     *silent_beats += 1;
     if *silent_beats > MISSED_HEARTBEATS {
-        return Err(Some((CLOSE_IDLE, "no frame received: reconnect")));
+        return Err(Some(Close::Idle));
     }
     match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
         Ok(Ok(())) => Ok(()),
@@ -259,7 +244,7 @@ pub enum Admission {
     Handle,
     /// Answer it `rate_limited`, without handling it.
     Refuse,
-    /// Close the connection ([`CLOSE_TOO_MANY_FRAMES`]).
+    /// Close the connection ([`Close::TooManyFrames`]).
     Close,
 }
 
@@ -323,14 +308,14 @@ fn request_id(text: &str) -> Option<String> {
 
 /// The close to send after the transport failed to read a message: 1009 for one over
 /// [`HARD_FRAME_LIMIT`], none for anything else (the socket is gone or speaks garbage).
-fn close_after_read_error(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+fn close_after_read_error(error: &(dyn std::error::Error + 'static)) -> Option<Close> {
     // tungstenite reports an oversized message as `Error::Capacity`, written "Space limit
     // exceeded: …". It is axum's private dependency, so the type cannot be named here and its
     // text is matched instead; tests/it/limits.rs fails if that text changes.
     let mut cause = Some(error);
     while let Some(e) = cause {
         if e.to_string().starts_with("Space limit exceeded") {
-            return Some((CLOSE_TOO_BIG, "frame too big: the limit is 1 MiB"));
+            return Some(Close::TooBig);
         }
         cause = e.source();
     }
@@ -370,11 +355,11 @@ where
 }
 
 /// Sends the close frame, if the engine ended the connection; never waits long for it.
-pub async fn send_close<W: Sink<Message> + Unpin>(sink: &mut W, close: Option<(u16, &'static str)>) {
-    if let Some((code, reason)) = close {
+pub async fn send_close<W: Sink<Message> + Unpin>(sink: &mut W, close: Option<Close>) {
+    if let Some(close) = close {
         let frame = Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
+            code: close.code(),
+            reason: Utf8Bytes::from_static(close.reason()),
         }));
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await;
     }
@@ -396,18 +381,15 @@ pub fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> Fram
     }))
 }
 
-pub fn rejection_frame(id: String, rejection: Rejection) -> Frame {
-    let (live, expired_at) = match &rejection {
-        Rejection::ActiveElsewhere { live } => (Some(live.clone()), None),
-        Rejection::WindowClosed { expired_at } => (None, *expired_at),
-        _ => (None, None),
-    };
+/// The error frame answering request `id`, with the details its code carries.
+pub fn refusal_frame(id: String, refusal: Refusal) -> Frame {
+    let details = refusal.details();
     encode(&ServerFrame::Error(ErrorFrame {
         id: Some(id),
-        code: rejection.code(),
-        message: rejection.to_string(),
-        live,
-        expired_at,
+        code: refusal.code(),
+        message: refusal.to_string(),
+        live: details.live,
+        expired_at: details.expired_at,
     }))
 }
 
@@ -544,7 +526,9 @@ mod tests {
 
         assert_eq!(close, None, "closed already");
         match written.lock().last() {
-            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_TOO_MANY_FRAMES),
+            Some(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, Close::TooManyFrames.code())
+            }
             other => panic!("expected the close frame last, got {other:?}"),
         }
         assert_eq!(handled.len(), 10, "only the burst is handled: {handled:?}");

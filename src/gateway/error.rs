@@ -1,4 +1,4 @@
-//! Every HTTP rejection, declared in one place: the wire code, its status, and a JSON body
+//! An HTTP error answer: the wire code, the status `refusal.rs` gives it, and a JSON body
 //! `{"code": …, "message": …}` naming what was wrong.
 
 use axum::http::StatusCode;
@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::core::{ErrorCode, Rejection};
+use crate::refusal::Refusal;
 use crate::store::WritePoint;
 
 /// An HTTP error answer.
@@ -39,23 +40,9 @@ impl ApiError {
     }
 }
 
-/// The HTTP status of each wire code.
+/// The HTTP status of each wire code (the table: `refusal.rs`).
 pub fn status_of(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::ActiveElsewhere
-        | ErrorCode::WindowClosed
-        | ErrorCode::OptedOut
-        | ErrorCode::PushAlreadySent
-        | ErrorCode::AgentUnavailable
-        | ErrorCode::OverLimit => StatusCode::CONFLICT,
-        ErrorCode::NotOwner | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::MessageTooLong => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-    }
+    StatusCode::from_u16(crate::refusal::http_status(code)).expect("the table holds valid statuses")
 }
 
 /// How long an acknowledgement waits for the store before giving up on it.
@@ -89,6 +76,12 @@ pub async fn until_durable(engine: &crate::engine::Engine) -> Result<(), ApiErro
 
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
+        Self::from(Refusal::from(r))
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
         Self::new(r.code(), r.to_string())
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::auth::{admit_socket, refresh, Handshake, Session};
-use super::connection::{self, decode, rejection_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
+use super::connection::{self, decode, refusal_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
 use super::error::ApiError;
 use super::AppState;
 use crate::core::ErrorCode;
@@ -152,7 +152,7 @@ pub fn handle_text(
                 id,
                 result: SupervisorResult::Refreshed { expires_at },
             }),
-            Err(rejection) => rejection_frame(id, rejection),
+            Err(rejection) => refusal_frame(id, rejection),
         });
     }
     let caller = &session.caller;
@@ -193,7 +193,7 @@ pub fn handle_text(
         Ok(None) => None,
         Err(rejection) => {
             tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
-            Some(rejection_frame(id, rejection))
+            Some(refusal_frame(id, rejection))
         }
     }
 }

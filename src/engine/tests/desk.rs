@@ -7,7 +7,7 @@ use chrono::{Duration, TimeZone, Utc};
 use tokio::sync::mpsc;
 
 use crate::clock::ManualClock;
-use crate::core::{AgentProfile, Channel, Rejection, Role};
+use crate::core::{AgentProfile, Channel, Role};
 use crate::engine::fanout::ConnHandle;
 use crate::engine::outbound::Outbound;
 use crate::engine::{Engine, EngineConfig, Restored};
@@ -15,6 +15,7 @@ use crate::ids::{AgentId, ChatId};
 use crate::protocol::{
     Caller, InboundMessage, IngressReceipt, OutboundMessage, Push, ReplyResult, Request, ServerFrame,
 };
+use crate::refusal::Refusal;
 use crate::store::{Store, StoreOptions};
 use std::path::PathBuf;
 
@@ -160,11 +161,11 @@ impl Desk {
         who: &Caller,
         index: usize,
         request: Request,
-    ) -> Result<ReplyResult, Rejection> {
+    ) -> Result<ReplyResult, Refusal> {
         self.engine.handle(who, self.conn_id(who, index), request)
     }
 
-    pub(super) fn request(&self, who: &Caller, request: Request) -> Result<ReplyResult, Rejection> {
+    pub(super) fn request(&self, who: &Caller, request: Request) -> Result<ReplyResult, Refusal> {
         self.request_on(who, 0, request)
     }
 
@@ -228,7 +229,7 @@ impl Desk {
         .expect("chat closed");
     }
 
-    pub(super) fn reopen(&self, who: &Caller, chat: &ChatId) -> Result<ReplyResult, Rejection> {
+    pub(super) fn reopen(&self, who: &Caller, chat: &ChatId) -> Result<ReplyResult, Refusal> {
         self.request(
             who,
             Request::Reopen {
@@ -269,7 +270,7 @@ impl Desk {
     }
 }
 
-pub(super) fn code(result: Result<ReplyResult, Rejection>) -> crate::core::ErrorCode {
+pub(super) fn code(result: Result<ReplyResult, Refusal>) -> crate::core::ErrorCode {
     result.expect_err("rejected").code()
 }
 

@@ -18,7 +18,7 @@ fn r02_reopen_inside_the_window_succeeds_and_after_it_is_window_closed() {
     desk.advance(Duration::hours(1) + Duration::seconds(1));
     let err = desk.reopen(&ana, &late).expect_err("window closed");
     assert_eq!(err.code(), ErrorCode::WindowClosed);
-    let crate::core::Rejection::WindowClosed { expired_at } = err else {
+    let crate::refusal::Refusal::Rule(crate::core::Rejection::WindowClosed { expired_at }) = err else {
         panic!("{err:?}")
     };
     assert_eq!(expired_at, Some(super::desk::start() + Duration::hours(24)));
@@ -75,7 +75,7 @@ fn r03_reopen_while_live_elsewhere_is_rejected_and_says_where() {
     let chat = desk.closed_chat(&ana, Channel::Whatsapp, "+491");
     assert!(desk.reopen(&ana, &chat).is_ok());
     let err = desk.reopen(&ben, &chat).expect_err("live with ana");
-    let crate::core::Rejection::ActiveElsewhere { live } = err else {
+    let crate::refusal::Refusal::Rule(crate::core::Rejection::ActiveElsewhere { live }) = err else {
         panic!("{err:?}")
     };
     assert_eq!(live.state, ChatState::Reopened);
