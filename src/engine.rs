@@ -19,6 +19,7 @@
 //! cloned out first. Pushes caused under a lock are delivered under it, so an agent sees the
 //! events of one chat (or of routing) in the order they happened.
 
+mod agents;
 pub mod analytics;
 mod archive;
 mod board;
@@ -35,34 +36,33 @@ pub mod supervision;
 pub mod ticker;
 pub mod timers;
 mod views;
+mod watching;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::lock_order::{Level, Ordered};
-use crate::refusal::Refusal;
 use chrono::Duration;
 use dashmap::DashMap;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::core::{
-    AgentProfile, Channel, ChatState, CustomerFile, MessageKind, Policies, Presence, Profile, Rejection,
-    Router, RouterEvent, SnoozeUntil, Waiting,
+    AgentProfile, Channel, ChatState, CustomerFile, Policies, Presence, Rejection, Router, RouterEvent,
 };
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
+use crate::lock_order::{Level, Ordered};
 pub use crate::protocol::supervisor::{QueueView, WaitingView};
-use crate::protocol::{
-    ActivatedBy, ArchiveEntry, BotRequest, Caller, ChatView, InboundMessage, IngressReceipt, OfferView,
-    OutboundMessage, Push, ReplyResult, Request, Scope, Snapshot,
-};
+use crate::protocol::{ChatView, OfferView, Push};
+use crate::refusal::Refusal;
 use crate::store::{Store, WritePoint};
 use analytics::Analytics;
-use fanout::{ConnHandle, ConnId, CutOff, Fanout, Resumed};
+use directory::Directory;
+use fanout::Fanout;
 use outbound::Outbound;
 pub use restore::Restored;
 use supervision::Supervision;
 use timers::{Timer, Timers};
+use watching::ArchiveWatchers;
 
 /// A customer's file, behind its lock ([`Level::Customer`]).
 type SharedFile = Arc<Ordered<CustomerFile>>;
@@ -138,19 +138,16 @@ pub struct Engine {
     clock: SharedClock,
     config: EngineConfig,
     queue_of: HashMap<Channel, QueueId>,
-    agents: DashMap<AgentId, AgentProfile>,
-    tokens: DashMap<String, AgentId>,
-    /// The other way round, so that replacing or revoking a token is not a scan.
-    token_of: DashMap<AgentId, String>,
+    /// The agents' profiles and tokens.
+    directory: Directory,
     customers: DashMap<CustomerId, SharedFile>,
     identities: DashMap<(Channel, String), CustomerId>,
     chats: DashMap<ChatId, CustomerId>,
     router: Ordered<Router>,
     timers: Timers,
     fanout: Fanout,
-    /// Which connections show which archive entries (agent, to push to; conn, to unwatch).
-    watchers: DashMap<ChatId, Vec<(AgentId, ConnId)>>,
-    watching: DashMap<ConnId, Vec<ChatId>>,
+    /// Which connections show which archive entries.
+    watchers: ArchiveWatchers,
     /// What an offer of a queued chat shows, captured under its customer's lock at enqueue,
     /// since routing may offer it later while holding only the router.
     offer_cards: DashMap<ChatId, ChatView>,
@@ -206,17 +203,14 @@ impl Engine {
             clock,
             config,
             queue_of,
-            agents: DashMap::new(),
-            tokens: DashMap::new(),
-            token_of: DashMap::new(),
+            directory: Directory::default(),
             customers: DashMap::new(),
             identities: DashMap::new(),
             chats: DashMap::new(),
             router: Ordered::new(Level::Router, router),
             timers: Timers::default(),
             fanout,
-            watchers: DashMap::new(),
-            watching: DashMap::new(),
+            watchers: ArchiveWatchers::default(),
             offer_cards: DashMap::new(),
             outbound,
             next_id: AtomicU64::new(first_id),

@@ -7,7 +7,12 @@
 
 use chrono::{DateTime, SecondsFormat};
 
-use super::*;
+use super::{views, Engine, SharedFile};
+use crate::clock::Timestamp;
+use crate::core::{ChatState, CustomerFile};
+use crate::ids::{AgentId, ChatId};
+use crate::protocol::{ArchiveEntry, Push, Scope};
+use crate::refusal::Refusal;
 use crate::store::{ArchiveCursor, ArchiveQuery, ArchiveRow, StoreError};
 
 /// Entries per page when the request does not say.
@@ -135,38 +140,13 @@ impl Engine {
         (entries.into_iter().map(|(_, e)| e).collect(), next)
     }
 
-    pub(super) fn watch(&self, me: &AgentId, conn: ConnId, chat_ids: Vec<ChatId>) {
-        self.unwatch_all(conn);
-        for chat in &chat_ids {
-            self.watchers
-                .entry(chat.clone())
-                .or_default()
-                .push((me.clone(), conn));
-        }
-        self.watching.insert(conn, chat_ids);
-    }
-
-    pub(super) fn unwatch_all(&self, conn: ConnId) {
-        let Some((_, chats)) = self.watching.remove(&conn) else {
-            return;
-        };
-        for chat in chats {
-            if let Some(mut w) = self.watchers.get_mut(&chat) {
-                w.retain(|(_, c)| *c != conn);
-            }
-            self.watchers.remove_if(&chat, |_, w| w.is_empty());
-        }
-    }
-
     /// Tells every agent watching one of this customer's entries how it looks now (R04).
     pub(super) fn archive_changed(&self, file: &CustomerFile, now: Timestamp) {
         for chat in &file.chats {
-            let Some(watchers) = self.watchers.get(&chat.id).map(|w| w.clone()) else {
+            let agents = self.watchers.agents_watching(&chat.id);
+            if agents.is_empty() {
                 continue;
-            };
-            let mut agents: Vec<AgentId> = watchers.into_iter().map(|(a, _)| a).collect();
-            agents.sort();
-            agents.dedup();
+            }
             let entry = views::archive_entry(file, chat, self.config.policies.of(chat.channel), now);
             for agent in agents {
                 self.fanout

@@ -3,14 +3,21 @@
 
 use std::sync::Arc;
 
+use super::fanout::{ConnHandle, ConnId};
 use super::supervision::{encode, Subscribed, Watch};
 use super::views::queue_view;
-use super::*;
+use super::Engine;
+use crate::clock::Timestamp;
 use crate::core::Changes;
+use crate::core::{CustomerFile, Router};
+use crate::ids::{AgentId, ChatId};
+use crate::protocol::supervisor::WaitingView;
 use crate::protocol::supervisor::{
     AgentRow, AnalyticsQuery, AnalyticsReport, Board, BoardChange, ReopenOutcome, ReopenedChat,
     SupervisorRequest, SupervisorResult, SupervisorServerFrame,
 };
+use crate::protocol::{Caller, ChatView, ReplyResult};
+use crate::refusal::Refusal;
 
 impl Engine {
     /// Turns what the router changed into board events; runs under the router's lock.
@@ -64,7 +71,7 @@ impl Engine {
 
     /// An agent's row; none for an agent that has been removed.
     fn agent_row(&self, router: &Router, id: &AgentId) -> Option<AgentRow> {
-        let profile = self.agents.get(id)?;
+        let profile = self.directory.profile(id)?;
         let seat = router.seat(id)?;
         Some(AgentRow {
             id: id.clone(),
@@ -174,7 +181,7 @@ impl Engine {
         request: SupervisorRequest,
     ) -> Result<Option<SupervisorResult>, Refusal> {
         // The role is the token's (the gateway checked it), not the directory's.
-        if !caller.role.supervises() || !self.agents.contains_key(&caller.id) {
+        if !caller.role.supervises() || !self.directory.contains(&caller.id) {
             return Err(Refusal::Forbidden(
                 "supervisor actions need the supervisor or admin role",
             ));

@@ -1,197 +1,111 @@
-//! Agents and their connections: the admin side of the engine, and who is online.
+//! Who the agents are: their profiles, and the tokens that stand for them.
+//!
+//! A component with its own maps and no lock of the engine's order: its shard guards are never
+//! held while anything else is taken, and what it returns is cloned out. Keeping a profile and
+//! the router's seat in step is the caller's job (under the router's lock: `agents.rs`).
 
-use super::views::queue_view;
-use super::*;
+use dashmap::DashMap;
 
-impl Engine {
-    /// Records an agent's limit in the store; the caller holds the router's lock.
-    fn store_limit(&self, id: &AgentId, limit: u32) {
-        if let Some(store) = &self.store {
-            let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
-                agent: id.clone(),
-                limit,
-            }]);
+use crate::core::AgentProfile;
+use crate::ids::AgentId;
+
+/// Every agent's profile and token.
+#[derive(Debug, Default)]
+pub(super) struct Directory {
+    profiles: DashMap<AgentId, AgentProfile>,
+    tokens: DashMap<String, AgentId>,
+    /// The other way round, so that replacing or revoking a token is not a scan.
+    token_of: DashMap<AgentId, String>,
+}
+
+impl Directory {
+    /// `token` now stands for `agent`, and the agent's previous token for nobody.
+    pub(super) fn set_token(&self, agent: &AgentId, token: String) {
+        if let Some(old) = self.token_of.insert(agent.clone(), token.clone()) {
+            self.tokens.remove(&old);
         }
+        self.tokens.insert(token, agent.clone());
     }
 
-    /// [`Engine::upsert_agent`] from the admin API: the limit it sets is a live change, kept
-    /// across restarts like one a supervisor makes (the configured agents are not recorded:
-    /// the configuration is their record).
-    pub fn upsert_agent_live(&self, profile: AgentProfile, token: Option<String>) {
-        self.upsert(profile, token, true);
+    /// Records `profile`; whether the agent existed before.
+    pub(super) fn insert(&self, profile: AgentProfile) -> bool {
+        self.profiles.insert(profile.id.clone(), profile).is_some()
     }
 
-    /// Creates or updates an agent; `token` (if given) then identifies it on the WebSocket.
-    pub fn upsert_agent(&self, profile: AgentProfile, token: Option<String>) {
-        self.upsert(profile, token, false);
+    /// Forgets the agent's profile; whether it had one. Its token stays until
+    /// [`Directory::revoke_token`].
+    pub(super) fn remove(&self, agent: &AgentId) -> bool {
+        self.profiles.remove(agent).is_some()
     }
 
-    fn upsert(&self, profile: AgentProfile, token: Option<String>, record_limit: bool) {
-        let id = profile.id.clone();
-        let (limit, queues) = (profile.limit, profile.queues.clone());
-        if let Some(token) = token {
-            if let Some(old) = self.token_of.insert(id.clone(), token.clone()) {
-                self.tokens.remove(&old);
-            }
-            self.tokens.insert(token, id.clone());
-        }
-        let now = self.now();
-        // Profile and seat change together under the router's lock (see `remove_agent`).
-        let existed = self.with_router(|r| {
-            let existed = self.agents.insert(id.clone(), profile).is_some();
-            if record_limit {
-                // Under the same lock as the router's change, like `set_limit`.
-                self.store_limit(&id, limit);
-            }
-            (existed, r.upsert_seat(&id, limit, queues, now))
-        });
-        if existed {
-            self.push_limit(&id);
-        }
-    }
-
-    /// Removes an agent. Its chats stay as they are; its pending offers go back to the queue.
-    /// Its seat stays in the router (offline) so that the chats it still owns keep counting.
-    pub fn remove_agent(&self, id: &AgentId) -> Result<(), Refusal> {
-        let now = self.now();
-        // Under the router's lock, so that a concurrent upsert of the same id cannot leave a
-        // profile without a seat or the other way round.
-        self.with_router(|r| match self.agents.remove(id) {
-            Some(_) => (Ok(()), r.retire_seat(id, now)),
-            None => (
-                Err(Rejection::NotFound {
-                    what: "agent",
-                    id: id.to_string(),
-                }),
-                Vec::new(),
-            ),
-        })?;
-        if let Some((_, token)) = self.token_of.remove(id) {
+    /// The agent's token stands for nobody any more.
+    pub(super) fn revoke_token(&self, agent: &AgentId) {
+        if let Some((_, token)) = self.token_of.remove(agent) {
             self.tokens.remove(&token);
         }
-        self.fanout.close_all(id, CutOff::AgentRemoved);
-        Ok(())
     }
 
-    /// The agent a token stands for.
-    pub fn agent_by_token(&self, token: &str) -> Option<AgentProfile> {
-        let id = self.tokens.get(token)?.clone();
-        self.agent(&id)
+    /// Whether the agent exists.
+    pub(super) fn contains(&self, agent: &AgentId) -> bool {
+        self.profiles.contains_key(agent)
     }
 
     /// One agent's profile.
-    pub fn agent(&self, id: &AgentId) -> Option<AgentProfile> {
-        self.agents.get(id).map(|a| a.clone())
+    pub(super) fn profile(&self, agent: &AgentId) -> Option<AgentProfile> {
+        self.profiles.get(agent).map(|p| p.clone())
     }
 
-    /// Changes an agent's limit live; lowering it never drops a chat (R06).
-    pub fn set_limit(&self, id: &AgentId, limit: u32) -> Result<(), Refusal> {
-        self.agents
-            .get_mut(id)
-            .ok_or_else(|| Rejection::NotFound {
-                what: "agent",
-                id: id.to_string(),
-            })?
-            .limit = limit;
-        let now = self.now();
-        self.try_router(|r| {
-            let events = r.set_limit(id, limit, now)?;
-            // Under the router's lock, so that of two concurrent changes the one the router
-            // keeps is also the one stored last.
-            self.store_limit(id, limit);
-            Ok(events)
-        })?;
-        self.push_limit(id);
-        Ok(())
+    /// The agent `token` stands for.
+    pub(super) fn by_token(&self, token: &str) -> Option<AgentProfile> {
+        let agent = self.tokens.get(token)?.clone();
+        self.profile(&agent)
     }
 
-    pub(super) fn push_limit(&self, id: &AgentId) {
-        let router = self.router.lock();
-        if let Some(seat) = router.seat(id) {
-            self.fanout.push(
-                id,
-                Push::LimitChanged {
-                    limit: seat.limit,
-                    load: seat.load,
-                },
-            );
+    /// Sets the agent's limit in its profile; whether the agent exists.
+    pub(super) fn set_limit(&self, agent: &AgentId, limit: u32) -> bool {
+        match self.profiles.get_mut(agent) {
+            Some(mut profile) => {
+                profile.limit = limit;
+                true
+            }
+            None => false,
         }
     }
 
-    /// Every agent with its live figures, sorted by id.
-    pub fn agent_statuses(&self) -> Vec<AgentStatus> {
-        let mut profiles: Vec<AgentProfile> = self.agents.iter().map(|a| a.clone()).collect();
+    /// Every profile, sorted by id.
+    pub(super) fn profiles(&self) -> Vec<AgentProfile> {
+        let mut profiles: Vec<AgentProfile> = self.profiles.iter().map(|p| p.clone()).collect();
         profiles.sort_by(|a, b| a.id.cmp(&b.id));
-        let connections: Vec<usize> = profiles.iter().map(|p| self.fanout.connections(&p.id)).collect();
-        let router = self.router.lock();
         profiles
-            .into_iter()
-            .zip(connections)
-            .filter_map(|(profile, connections)| {
-                let seat = router.seat(&profile.id)?;
-                Some(AgentStatus {
-                    presence: seat.presence,
-                    load: seat.load,
-                    offered: seat.offered,
-                    overrides: seat.overrides,
-                    connections,
-                    profile,
-                })
-            })
-            .collect()
     }
+}
 
-    /// Every queue with its waiting chats.
-    pub fn queue_views(&self) -> Vec<QueueView> {
-        let router = self.router.lock();
-        router
-            .queues()
-            .map(|(id, waiting)| queue_view(id, waiting))
-            .collect()
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// A new connection of `agent`, and the last sequence number pushed before it joined.
-    /// An offline agent comes online with it.
-    pub fn connect(&self, agent: &AgentId) -> (ConnHandle, u64) {
-        let (handle, seq) = self.fanout.connect(agent);
-        let now = self.now();
-        self.with_router(|r| {
-            let offline = r.seat(agent).is_some_and(|s| s.presence == Presence::Offline);
-            let events = if offline {
-                r.set_presence(agent, Presence::Online, now).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            ((), events)
-        });
-        (handle, seq)
-    }
-
-    /// The connection `conn` of `agent` (or a supervisor's) holds a token that expires at
-    /// `at`: it is cut off then (4001) unless a refresh moves this again.
-    pub fn expire_session_at(&self, agent: &AgentId, conn: ConnId, at: Timestamp) {
-        self.timers.schedule(
-            at,
-            Timer::TokenExpiry {
-                agent: agent.clone(),
-                conn,
-            },
-        );
-    }
-
-    /// A connection ended. The agent keeps its chats; if no connection comes back within the
-    /// grace period it is set offline (R17).
-    pub fn disconnect(&self, agent: &AgentId, conn: ConnId) {
-        self.timers.cancel_token_expiry(conn);
-        self.unwatch_all(conn);
-        if let Some(epoch) = self.fanout.disconnect(agent, conn) {
-            self.timers.schedule(
-                self.now() + self.config.grace,
-                Timer::Grace {
-                    agent: agent.clone(),
-                    epoch,
-                },
-            );
+    fn profile(id: &str) -> AgentProfile {
+        AgentProfile {
+            id: AgentId::from(id),
+            name: id.to_owned(),
+            role: crate::core::Role::default(),
+            limit: 3,
+            queues: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_new_token_replaces_the_old_one_and_a_revoked_one_stands_for_nobody() {
+        let d = Directory::default();
+        let ana = AgentId::from("ana");
+        d.insert(profile("ana"));
+        d.set_token(&ana, "t1".into());
+        d.set_token(&ana, "t2".into());
+        assert!(d.by_token("t1").is_none(), "the old token is gone");
+        assert_eq!(d.by_token("t2").map(|p| p.id), Some(ana.clone()));
+        assert!(d.remove(&ana));
+        assert!(d.by_token("t2").is_none(), "no profile, no agent");
+        d.revoke_token(&ana);
+        assert!(d.tokens.is_empty() && d.token_of.is_empty());
     }
 }

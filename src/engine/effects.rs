@@ -13,10 +13,15 @@
 
 use crate::lock_order::Guard;
 
-use super::*;
+use super::timers::Timer;
+use super::{journal, Engine};
+use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
 use crate::core::{Author, Chat, CloseReason, CustomerEvent, Message};
+use crate::core::{Channel, ChatState, CustomerFile, MessageKind, Router, RouterEvent, SnoozeUntil};
+use crate::ids::{AgentId, ChatId};
 use crate::protocol::supervisor::ReopenOutcome;
+use crate::protocol::{ActivatedBy, ChatView, OutboundMessage, Push};
 
 /// The effects of one operation on one customer's file, made as its events are applied.
 pub(super) struct Effects<'e> {

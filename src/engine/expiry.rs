@@ -1,6 +1,9 @@
 //! Firing due timers: accept timeouts, snooze ends, reopen expiry, the grace period.
 
-use super::*;
+use super::fanout::CutOff;
+use super::timers::Timer;
+use super::Engine;
+use crate::core::Presence;
 
 impl Engine {
     /// Fires every timer due by the engine's clock; returns how many ran. The runtime calls

@@ -2,7 +2,13 @@
 
 use std::sync::Arc;
 
-use super::*;
+use super::{Engine, SharedFile};
+use crate::clock::Timestamp;
+use crate::core::{Channel, ChatState, CustomerFile, Profile, Rejection, Waiting};
+use crate::ids::{ChatId, CustomerId};
+use crate::lock_order::{Level, Ordered};
+use crate::protocol::{BotRequest, ChatView, InboundMessage, IngressReceipt};
+use crate::refusal::Refusal;
 
 impl Engine {
     /// The customer's file for an address, created on first contact. Concurrent first

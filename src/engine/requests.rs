@@ -1,9 +1,16 @@
 //! What an agent asks over its WebSocket (R02–R07, R12, R13, R16, R17).
 
-use super::*;
+use super::fanout::{ConnId, Resumed};
+use super::{archive, views, Engine, SharedFile};
+use crate::clock::Timestamp;
 use crate::core::analytics::EventKind;
+use crate::core::{Channel, ChatState, CustomerFile, Presence, Rejection, SnoozeUntil};
+use crate::ids::{AgentId, ChatId, CustomerId};
 use crate::protocol::HistoryMessage;
+use crate::protocol::{Caller, ChatView, OfferView, ReplyResult, Request, Snapshot};
+use crate::refusal::Refusal;
 use crate::store::MAX_HISTORY_PAGE;
+use chrono::Duration;
 
 /// Messages per history page when the request does not say.
 const DEFAULT_HISTORY_PAGE: u32 = 50;
@@ -21,7 +28,7 @@ impl Engine {
     pub fn handle(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Refusal> {
         let now = self.now();
         let me = &caller.id;
-        if !self.agents.contains_key(me) {
+        if !self.directory.contains(me) {
             return Err(Refusal::Forbidden("this agent has been removed"));
         }
         match request {
@@ -91,7 +98,7 @@ impl Engine {
                         chat_ids.len()
                     )));
                 }
-                self.watch(me, conn, chat_ids);
+                self.watchers.watch(me, conn, chat_ids);
                 Ok(ReplyResult::Done)
             }
             Request::GetChat {

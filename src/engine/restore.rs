@@ -10,8 +10,17 @@
 //! them, so memory does not grow with the archive. While the engine runs, [`Engine::evict_archived`]
 //! lets go of the chats that leave their window the same way.
 
-use super::*;
+use super::timers::Timer;
+use super::{Engine, SharedFile};
+use crate::clock::Timestamp;
+use crate::core::{ChatState, CustomerFile, SnoozeUntil, Waiting};
+use crate::ids::{AgentId, ChatId};
+use crate::lock_order::{Level, Ordered};
+use crate::store::Store;
 use crate::store::{ChatRecord, StoreError};
+use chrono::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// What a restore brought back, for the start-up log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,9 +57,7 @@ impl Engine {
         }
         for (agent, limit) in snapshot.agent_limits {
             // A limit set by a supervisor outlives the configured one until set again.
-            if let Some(mut profile) = self.agents.get_mut(&agent) {
-                profile.limit = limit;
-            }
+            self.directory.set_limit(&agent, limit);
             let _ = self.try_router(|r| r.set_limit(&agent, limit, now));
         }
 

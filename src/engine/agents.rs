@@ -1,0 +1,188 @@
+//! The admin side of the engine (agents created, changed, removed) and who is online.
+
+use super::fanout::{ConnHandle, ConnId, CutOff};
+use super::timers::Timer;
+use super::views::queue_view;
+use super::{AgentStatus, Engine};
+use crate::clock::Timestamp;
+use crate::core::{AgentProfile, Presence};
+use crate::ids::AgentId;
+use crate::protocol::supervisor::QueueView;
+use crate::protocol::Push;
+use crate::refusal::Refusal;
+
+impl Engine {
+    /// Records an agent's limit in the store; the caller holds the router's lock.
+    fn store_limit(&self, id: &AgentId, limit: u32) {
+        if let Some(store) = &self.store {
+            let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
+                agent: id.clone(),
+                limit,
+            }]);
+        }
+    }
+
+    /// [`Engine::upsert_agent`] from the admin API: the limit it sets is a live change, kept
+    /// across restarts like one a supervisor makes (the configured agents are not recorded:
+    /// the configuration is their record).
+    pub fn upsert_agent_live(&self, profile: AgentProfile, token: Option<String>) {
+        self.upsert(profile, token, true);
+    }
+
+    /// Creates or updates an agent; `token` (if given) then identifies it on the WebSocket.
+    pub fn upsert_agent(&self, profile: AgentProfile, token: Option<String>) {
+        self.upsert(profile, token, false);
+    }
+
+    fn upsert(&self, profile: AgentProfile, token: Option<String>, record_limit: bool) {
+        let id = profile.id.clone();
+        let (limit, queues) = (profile.limit, profile.queues.clone());
+        if let Some(token) = token {
+            self.directory.set_token(&id, token);
+        }
+        let now = self.now();
+        // Profile and seat change together under the router's lock (see `remove_agent`).
+        let existed = self.with_router(|r| {
+            let existed = self.directory.insert(profile);
+            if record_limit {
+                // Under the same lock as the router's change, like `set_limit`.
+                self.store_limit(&id, limit);
+            }
+            (existed, r.upsert_seat(&id, limit, queues, now))
+        });
+        if existed {
+            self.push_limit(&id);
+        }
+    }
+
+    /// Removes an agent. Its chats stay as they are; its pending offers go back to the queue.
+    /// Its seat stays in the router (offline) so that the chats it still owns keep counting.
+    pub fn remove_agent(&self, id: &AgentId) -> Result<(), Refusal> {
+        let now = self.now();
+        // Under the router's lock, so that a concurrent upsert of the same id cannot leave a
+        // profile without a seat or the other way round.
+        self.with_router(|r| match self.directory.remove(id) {
+            true => (Ok(()), r.retire_seat(id, now)),
+            false => (Err(Refusal::not_found("agent", id)), Vec::new()),
+        })?;
+        self.directory.revoke_token(id);
+        self.fanout.close_all(id, CutOff::AgentRemoved);
+        Ok(())
+    }
+
+    /// The agent a token stands for.
+    pub fn agent_by_token(&self, token: &str) -> Option<AgentProfile> {
+        self.directory.by_token(token)
+    }
+
+    /// One agent's profile.
+    pub fn agent(&self, id: &AgentId) -> Option<AgentProfile> {
+        self.directory.profile(id)
+    }
+
+    /// Changes an agent's limit live; lowering it never drops a chat (R06).
+    pub fn set_limit(&self, id: &AgentId, limit: u32) -> Result<(), Refusal> {
+        if !self.directory.set_limit(id, limit) {
+            return Err(Refusal::not_found("agent", id));
+        }
+        let now = self.now();
+        self.try_router(|r| {
+            let events = r.set_limit(id, limit, now)?;
+            // Under the router's lock, so that of two concurrent changes the one the router
+            // keeps is also the one stored last.
+            self.store_limit(id, limit);
+            Ok(events)
+        })?;
+        self.push_limit(id);
+        Ok(())
+    }
+
+    pub(super) fn push_limit(&self, id: &AgentId) {
+        let router = self.router.lock();
+        if let Some(seat) = router.seat(id) {
+            self.fanout.push(
+                id,
+                Push::LimitChanged {
+                    limit: seat.limit,
+                    load: seat.load,
+                },
+            );
+        }
+    }
+
+    /// Every agent with its live figures, sorted by id.
+    pub fn agent_statuses(&self) -> Vec<AgentStatus> {
+        let profiles = self.directory.profiles();
+        let connections: Vec<usize> = profiles.iter().map(|p| self.fanout.connections(&p.id)).collect();
+        let router = self.router.lock();
+        profiles
+            .into_iter()
+            .zip(connections)
+            .filter_map(|(profile, connections)| {
+                let seat = router.seat(&profile.id)?;
+                Some(AgentStatus {
+                    presence: seat.presence,
+                    load: seat.load,
+                    offered: seat.offered,
+                    overrides: seat.overrides,
+                    connections,
+                    profile,
+                })
+            })
+            .collect()
+    }
+
+    /// Every queue with its waiting chats.
+    pub fn queue_views(&self) -> Vec<QueueView> {
+        let router = self.router.lock();
+        router
+            .queues()
+            .map(|(id, waiting)| queue_view(id, waiting))
+            .collect()
+    }
+
+    /// A new connection of `agent`, and the last sequence number pushed before it joined.
+    /// An offline agent comes online with it.
+    pub fn connect(&self, agent: &AgentId) -> (ConnHandle, u64) {
+        let (handle, seq) = self.fanout.connect(agent);
+        let now = self.now();
+        self.with_router(|r| {
+            let offline = r.seat(agent).is_some_and(|s| s.presence == Presence::Offline);
+            let events = if offline {
+                r.set_presence(agent, Presence::Online, now).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            ((), events)
+        });
+        (handle, seq)
+    }
+
+    /// The connection `conn` of `agent` (or a supervisor's) holds a token that expires at
+    /// `at`: it is cut off then (4001) unless a refresh moves this again.
+    pub fn expire_session_at(&self, agent: &AgentId, conn: ConnId, at: Timestamp) {
+        self.timers.schedule(
+            at,
+            Timer::TokenExpiry {
+                agent: agent.clone(),
+                conn,
+            },
+        );
+    }
+
+    /// A connection ended. The agent keeps its chats; if no connection comes back within the
+    /// grace period it is set offline (R17).
+    pub fn disconnect(&self, agent: &AgentId, conn: ConnId) {
+        self.timers.cancel_token_expiry(conn);
+        self.watchers.unwatch_all(conn);
+        if let Some(epoch) = self.fanout.disconnect(agent, conn) {
+            self.timers.schedule(
+                self.now() + self.config.grace,
+                Timer::Grace {
+                    agent: agent.clone(),
+                    epoch,
+                },
+            );
+        }
+    }
+}
