@@ -23,6 +23,7 @@ mod agents;
 pub mod analytics;
 mod archive;
 mod board;
+mod customers;
 mod directory;
 mod effects;
 mod expiry;
@@ -56,6 +57,7 @@ use crate::protocol::{ChatView, OfferView, Push};
 use crate::refusal::Refusal;
 use crate::store::{Store, WritePoint};
 use analytics::Analytics;
+use customers::Customers;
 use directory::Directory;
 use fanout::Fanout;
 use outbound::Outbound;
@@ -140,9 +142,8 @@ pub struct Engine {
     queue_of: HashMap<Channel, QueueId>,
     /// The agents' profiles and tokens.
     directory: Directory,
-    customers: DashMap<CustomerId, SharedFile>,
-    identities: DashMap<(Channel, String), CustomerId>,
-    chats: DashMap<ChatId, CustomerId>,
+    /// The customers' files, and which holds which chat and address.
+    customers: Customers,
     router: Ordered<Router>,
     timers: Timers,
     fanout: Fanout,
@@ -204,9 +205,7 @@ impl Engine {
             config,
             queue_of,
             directory: Directory::default(),
-            customers: DashMap::new(),
-            identities: DashMap::new(),
-            chats: DashMap::new(),
+            customers: Customers::default(),
             router: Ordered::new(Level::Router, router),
             timers: Timers::default(),
             fanout,
@@ -334,7 +333,7 @@ impl Engine {
 
     /// Panics if the engine's books do not balance; for tests, with no operation in flight.
     pub fn check_invariants(&self) {
-        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
+        let files = self.customers.files();
         let mut load: HashMap<AgentId, u32> = HashMap::new();
         let mut queued = Vec::new();
         for file in files {
@@ -387,8 +386,7 @@ impl Engine {
     /// Whether the customer has opted out on `channel`; for tests.
     pub fn is_opted_out(&self, customer: &CustomerId, channel: Channel) -> bool {
         self.customers
-            .get(customer)
-            .map(|f| f.clone())
+            .file(customer)
             .is_some_and(|f| f.lock().is_opted_out(channel))
     }
 

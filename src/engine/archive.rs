@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, SecondsFormat};
 
-use super::{views, Engine, SharedFile};
+use super::{views, Engine};
 use crate::clock::Timestamp;
 use crate::core::{ChatState, CustomerFile};
 use crate::ids::{AgentId, ChatId};
@@ -106,7 +106,7 @@ impl Engine {
         limit: u32,
         now: Timestamp,
     ) -> (Vec<ArchiveEntry>, Option<ArchiveCursor>) {
-        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
+        let files = self.customers.files();
         let mut entries: Vec<(Timestamp, ArchiveEntry)> = Vec::new();
         for file in files {
             let file = file.lock();

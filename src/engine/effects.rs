@@ -98,7 +98,7 @@ impl<'e> Effects<'e> {
             | CustomerEvent::PushRearmed { .. }
             | CustomerEvent::StickyAgentSet { .. } => {}
             CustomerEvent::ChatStarted { chat, .. } => {
-                engine.chats.insert(chat.clone(), file.id.clone());
+                engine.customers.chat_added(chat.clone(), file.id.clone());
             }
             CustomerEvent::MessageAdded {
                 chat: id,

@@ -23,7 +23,7 @@ impl Engine {
                     self.with_router(|r| ((), r.expire_offer(&chat, &agent, now)));
                 }
                 Timer::SnoozeEnd { customer, chat } => {
-                    let Some(file) = self.customers.get(&customer).map(|f| f.clone()) else {
+                    let Some(file) = self.customers.file(&customer) else {
                         continue;
                     };
                     let mut file = file.lock();
@@ -37,7 +37,7 @@ impl Engine {
                     chat,
                     reopened_at,
                 } => {
-                    let Some(file) = self.customers.get(&customer).map(|f| f.clone()) else {
+                    let Some(file) = self.customers.file(&customer) else {
                         continue;
                     };
                     let mut file = file.lock();

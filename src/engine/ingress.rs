@@ -1,12 +1,9 @@
 //! Customers' messages and bot journeys arriving from the channels (R01, R05, R08–R11, R13).
 
-use std::sync::Arc;
-
 use super::{Engine, SharedFile};
 use crate::clock::Timestamp;
 use crate::core::{Channel, ChatState, CustomerFile, Profile, Rejection, Waiting};
 use crate::ids::{ChatId, CustomerId};
-use crate::lock_order::{Level, Ordered};
 use crate::protocol::{BotRequest, ChatView, InboundMessage, IngressReceipt};
 use crate::refusal::Refusal;
 
@@ -14,20 +11,8 @@ impl Engine {
     /// The customer's file for an address, created on first contact. Concurrent first
     /// messages of one customer find the same file (R01).
     pub(super) fn file_for(&self, channel: Channel, from: &str, profile: Profile) -> SharedFile {
-        let id = self
-            .identities
-            .entry((channel, from.to_owned()))
-            .or_insert_with(|| CustomerId::from(self.new_id("cu")))
-            .clone();
         self.customers
-            .entry(id.clone())
-            .or_insert_with(|| {
-                Arc::new(Ordered::new(
-                    Level::Customer,
-                    CustomerFile::new(id, channel, from.to_owned(), profile),
-                ))
-            })
-            .clone()
+            .file_for(channel, from, profile, || CustomerId::from(self.new_id("cu")))
     }
 
     /// A customer's message arrives on `channel` (R05, R08, R10, R11, R13).
@@ -87,22 +72,10 @@ impl Engine {
     /// The bot hands the customer over to the queue, or its sticky agent (R09, R10).
     pub fn hand_over(&self, channel: Channel, request: BotRequest) -> Result<IngressReceipt, Refusal> {
         let now = self.now();
-        let customer = self
-            .identities
-            .get(&(channel, request.from.clone()))
-            .map(|c| c.clone())
-            .ok_or_else(|| Rejection::NotFound {
-                what: "customer",
-                id: format!("{channel}:{}", request.from),
-            })?;
         let file = self
             .customers
-            .get(&customer)
-            .map(|f| f.clone())
-            .ok_or_else(|| Rejection::NotFound {
-                what: "customer",
-                id: customer.to_string(),
-            })?;
+            .file_at(channel, &request.from)
+            .ok_or_else(|| Refusal::not_found("customer", format!("{channel}:{}", request.from)))?;
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
         let events = file.hand_over(now)?;

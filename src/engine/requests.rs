@@ -149,7 +149,7 @@ impl Engine {
             | Request::Transfer { chat_id, .. }
             | Request::Close { chat_id }
             | Request::Snooze { chat_id, .. }
-            | Request::GetChat { chat_id, .. } => !self.chats.contains_key(chat_id),
+            | Request::GetChat { chat_id, .. } => !self.customers.holds_chat(chat_id),
             Request::Decline { .. }
             | Request::SetPresence { .. }
             | Request::WatchArchive { .. }
@@ -163,18 +163,16 @@ impl Engine {
 
     /// The customer file of a chat in memory; `None` for one only in the database.
     pub(super) fn file_in_memory(&self, chat: &ChatId) -> Option<SharedFile> {
-        let customer = self.chats.get(chat).map(|c| c.clone())?;
-        self.customers.get(&customer).map(|f| f.clone())
+        self.customers.file_of_chat(chat)
     }
 
     pub(super) fn file_of_chat(&self, chat: &ChatId) -> Result<SharedFile, Refusal> {
-        let customer = match self.chats.get(chat).map(|c| c.clone()) {
+        let customer = match self.customers.customer_of(chat) {
             Some(customer) => customer,
             None => self.bring_back(chat)?,
         };
         self.customers
-            .get(&customer)
-            .map(|f| f.clone())
+            .file(&customer)
             .ok_or_else(|| Refusal::not_found("customer", &customer))
     }
 
@@ -193,18 +191,14 @@ impl Engine {
             .map_err(archive::unreadable)?
             .ok_or_else(not_found)?;
         let customer = record.customer.clone();
-        let file = self
-            .customers
-            .get(&customer)
-            .map(|f| f.clone())
-            .ok_or_else(not_found)?;
+        let file = self.customers.file(&customer).ok_or_else(not_found)?;
         // The rules ask which chat is the newest on its channel (only that one can be
         // reopened, or take a template): if a newer one is on disk only, it comes back too.
         let mut back = vec![(record.clone(), store.messages(chat).map_err(archive::unreadable)?)];
         if let Some(newest) = store
             .newest_chat_on(&customer, record.channel)
             .map_err(archive::unreadable)?
-            .filter(|newest| newest != chat && !self.chats.contains_key(newest))
+            .filter(|newest| newest != chat && !self.customers.holds_chat(newest))
         {
             if let Some((newer, _)) = store.chat(&newest).map_err(archive::unreadable)? {
                 back.push((newer, store.messages(&newest).map_err(archive::unreadable)?));
@@ -225,7 +219,7 @@ impl Engine {
                 .position(|c| (c.created_at, &c.id) > (restored.created_at, &restored.id))
                 .unwrap_or(file.chats.len());
             file.chats.insert(at, restored);
-            self.chats.insert(id, customer.clone());
+            self.customers.chat_added(id, customer.clone());
         }
         Ok(customer)
     }
@@ -485,7 +479,7 @@ impl Engine {
 
     pub(super) fn snapshot(&self, me: &AgentId) -> Snapshot {
         let seq = self.fanout.seq(me);
-        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
+        let files = self.customers.files();
         let mut chats = Vec::new();
         for file in files {
             let file = file.lock();

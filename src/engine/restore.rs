@@ -15,12 +15,10 @@ use super::{Engine, SharedFile};
 use crate::clock::Timestamp;
 use crate::core::{ChatState, CustomerFile, SnoozeUntil, Waiting};
 use crate::ids::{AgentId, ChatId};
-use crate::lock_order::{Level, Ordered};
 use crate::store::Store;
 use crate::store::{ChatRecord, StoreError};
 use chrono::Duration;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 /// What a restore brought back, for the start-up log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,15 +73,10 @@ impl Engine {
                 chat.messages = store.messages(&chat.id)?;
             }
             restored.chats_in_memory += file.chats.len();
-            for identity in &file.identities {
-                self.identities.insert(identity.clone(), file.id.clone());
-            }
             for chat in &file.chats {
-                self.chats.insert(chat.id.clone(), file.id.clone());
                 restored.timers += self.rearm(&file, chat, &mut queued);
             }
-            self.customers
-                .insert(file.id.clone(), Arc::new(Ordered::new(Level::Customer, file)));
+            self.customers.insert_restored(file);
         }
         // Back in the order they first queued, across customers.
         queued.sort_by(|a, b| (a.0.since, &a.0.chat).cmp(&(b.0.since, &b.0.chat)));
@@ -112,7 +105,7 @@ impl Engine {
         // later read brings back is what memory held: a change made after the wait (a
         // template pushed to an old chat) changes its candidate, which then stays.
         let mut candidates: Vec<(SharedFile, Vec<Candidate>)> = Vec::new();
-        let files: Vec<SharedFile> = self.customers.iter().map(|f| f.clone()).collect();
+        let files = self.customers.files();
         for file in files {
             let chats: Vec<Candidate> = file
                 .lock()
@@ -153,7 +146,7 @@ impl Engine {
                 .collect();
             file.chats.retain(|chat| !gone.contains(&chat.id));
             for chat in &gone {
-                self.chats.remove(chat);
+                self.customers.chat_evicted(chat);
             }
             evicted += gone.len();
         }

@@ -69,7 +69,7 @@ fn issue5_r13_r04_timers_that_came_due_while_down_fire_at_once_and_the_others_la
     desk.clock.advance(Duration::hours(25));
     let restored = desk.restart();
     assert_eq!(restored.fired_at_once, 0, "{restored:?}");
-    assert!(!desk.engine.chats.contains_key(&reopened), "archive only");
+    assert!(!desk.engine.customers.holds_chat(&reopened), "archive only");
     let stored = desk.engine.store().expect("a store").load().expect("loads");
     let state = stored
         .customers
@@ -163,7 +163,7 @@ fn issue5_r02_chats_out_of_their_window_stay_on_disk_and_ids_do_not_repeat() {
     assert_eq!(restored.chats_archived, 1, "{restored:?}");
     assert_eq!(restored.chats_in_memory, 1, "{restored:?}");
     assert!(
-        !desk.engine.chats.contains_key(&old),
+        !desk.engine.customers.holds_chat(&old),
         "the old chat is not in memory"
     );
     assert_eq!(desk.engine.chat_state(&live), Some(ChatState::Active));
@@ -342,7 +342,7 @@ fn issue5_r02_chats_that_leave_their_window_are_let_go_of_and_read_back_on_deman
     assert_eq!(desk.engine.evict_archived(), 0, "still inside its window");
     desk.advance(Duration::hours(23));
     assert_eq!(desk.engine.evict_archived(), 1);
-    assert!(!desk.engine.chats.contains_key(&old));
+    assert!(!desk.engine.customers.holds_chat(&old));
     assert_eq!(desk.engine.chat_state(&live), Some(ChatState::Active));
     desk.check();
 
