@@ -201,6 +201,29 @@ impl Request {
             Request::Refresh { .. } => "refresh",
         }
     }
+
+    /// The chat the request is about, if it names one.
+    pub fn chat_id(&self) -> Option<&ChatId> {
+        match self {
+            Request::Reopen { chat_id }
+            | Request::SendMessage { chat_id, .. }
+            | Request::SendTemplate { chat_id, .. }
+            | Request::Accept { chat_id }
+            | Request::Decline { chat_id }
+            | Request::Transfer { chat_id, .. }
+            | Request::Close { chat_id }
+            | Request::Snooze { chat_id, .. }
+            | Request::GetChat { chat_id, .. } => Some(chat_id),
+            Request::SetPresence { .. }
+            | Request::ListArchive { .. }
+            | Request::WatchArchive { .. }
+            | Request::Resume { .. }
+            | Request::Snapshot
+            | Request::Ack { .. }
+            | Request::Ping
+            | Request::Refresh { .. } => None,
+        }
+    }
 }
 
 /// Every frame the engine sends on the agent WebSocket.

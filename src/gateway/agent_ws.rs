@@ -144,7 +144,7 @@ fn run_request(
         "request",
         agent = %caller.id,
         kind = name,
-        chat = chat_named(&request).map(ChatId::as_str),
+        chat = request.chat_id().map(ChatId::as_str),
     );
     let _entered = span.enter();
     let stopwatch = Stopwatch::start();
@@ -161,29 +161,6 @@ fn run_request(
             tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
             refusal_frame(id, rejection)
         }
-    }
-}
-
-/// The chat a request is about, if it names one.
-fn chat_named(request: &Request) -> Option<&ChatId> {
-    match request {
-        Request::Reopen { chat_id }
-        | Request::SendMessage { chat_id, .. }
-        | Request::SendTemplate { chat_id, .. }
-        | Request::Accept { chat_id }
-        | Request::Decline { chat_id }
-        | Request::Transfer { chat_id, .. }
-        | Request::Close { chat_id }
-        | Request::Snooze { chat_id, .. }
-        | Request::GetChat { chat_id, .. } => Some(chat_id),
-        Request::SetPresence { .. }
-        | Request::ListArchive { .. }
-        | Request::WatchArchive { .. }
-        | Request::Resume { .. }
-        | Request::Snapshot
-        | Request::Ack { .. }
-        | Request::Ping
-        | Request::Refresh { .. } => None,
     }
 }
 
