@@ -2,6 +2,7 @@
 //! the outbox, reads requests, pings and closes; the per-connection limits (frame size, frame
 //! rate, one request at a time); and the decoding of request frames (R18).
 
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -140,18 +141,10 @@ where
                     None => continue,
                     Some(Handled::Now(reply)) => reply,
                     Some(Handled::Blocking(job)) => {
-                        let mut done = std::pin::pin!(tokio::task::spawn_blocking(job));
-                        let done = loop {
-                            tokio::select! {
-                                _ = &mut stopping => return Some(Close::GoingAway),
-                                why = &mut cut_off => return Some(why.close()),
-                                _ = heartbeat.tick() => {
-                                    if let Err(close) = beat(sink, &mut silent_beats).await {
-                                        return close;
-                                    }
-                                }
-                                done = &mut done => break done,
-                            }
+                        let read = tokio::task::spawn_blocking(job);
+                        let done = match serve_while(read, &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
+                            Ok(done) => done,
+                            Err(close) => return close,
                         };
                         match done {
                             Ok(reply) => reply,
@@ -174,18 +167,9 @@ where
                 // heartbeats are still served while the disk works.
                 let point = write_point();
                 if !point.is_reached() {
-                    let mut saved = std::pin::pin!(durable(point));
-                    let saved = loop {
-                        tokio::select! {
-                            _ = &mut stopping => return Some(Close::GoingAway),
-                            why = &mut cut_off => return Some(why.close()),
-                            _ = heartbeat.tick() => {
-                                if let Err(close) = beat(sink, &mut silent_beats).await {
-                                    return close;
-                                }
-                            }
-                            saved = &mut saved => break saved,
-                        }
+                    let saved = match serve_while(durable(point), &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
+                        Ok(saved) => saved,
+                        Err(close) => return close,
                     };
                     if let Err(why) = saved {
                         reply = error_frame(text.as_deref().and_then(request_id), ErrorCode::StorageUnavailable, why);
@@ -196,6 +180,28 @@ where
                     return Some(why.close());
                 }
             }
+        }
+    }
+}
+
+/// Waits for `work` (a read of the database, a commit) while the connection's shutdown,
+/// cut-off and heartbeats are still served. `Err` holds what [`run`] returns to end the
+/// connection.
+async fn serve_while<T, W: Sink<Message> + Unpin>(
+    work: impl Future<Output = T>,
+    stopping: &mut (impl Future + Unpin),
+    cut_off: &mut (impl Future<Output = CutOff> + Unpin),
+    heartbeat: &mut tokio::time::Interval,
+    sink: &mut W,
+    silent_beats: &mut u32,
+) -> Result<T, Option<Close>> {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            _ = &mut *stopping => return Err(Some(Close::GoingAway)),
+            why = &mut *cut_off => return Err(Some(why.close())),
+            _ = heartbeat.tick() => beat(sink, silent_beats).await?,
+            done = &mut work => return Ok(done),
         }
     }
 }
