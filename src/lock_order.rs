@@ -74,11 +74,6 @@ impl<T> Ordered<T> {
             guard: self.mutex.lock(),
         }
     }
-
-    /// The value, without locking: the caller owns the mutex.
-    pub fn into_inner(self) -> T {
-        self.mutex.into_inner()
-    }
 }
 
 /// A held [`Ordered`] lock.

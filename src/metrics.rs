@@ -35,6 +35,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::core::{ErrorCode, Presence};
 use crate::engine::Engine;
+use crate::refusal::wire_name;
 
 /// The `Content-Type` of [`Metrics::render`]'s output (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -126,7 +127,7 @@ impl Metrics {
     /// Counts a request of type `kind` on `socket` that the engine handled in `took`, and
     /// refused with `refused` if it did.
     pub fn request(&self, socket: Socket, kind: &'static str, refused: Option<ErrorCode>, took: Duration) {
-        let outcome = refused.map_or("ok", error_code);
+        let outcome = refused.map_or("ok", wire_name);
         let socket = socket.as_str();
         self.requests
             .get_or_create(&RequestLabels {
@@ -147,7 +148,7 @@ impl Metrics {
             .get_or_create(&RequestLabels {
                 socket: socket.as_str(),
                 r#type: "invalid",
-                outcome: error_code(ErrorCode::BadRequest),
+                outcome: wire_name(ErrorCode::BadRequest),
             })
             .inc();
     }
@@ -194,11 +195,6 @@ impl Stopwatch {
     pub fn elapsed(&self) -> Duration {
         self.0.elapsed()
     }
-}
-
-/// An error code as it is spelled on the wire.
-fn error_code(code: ErrorCode) -> &'static str {
-    crate::refusal::wire_name(code)
 }
 
 /// Every presence with its label, in the order `switchboard_agents` lists them.
@@ -383,7 +379,7 @@ mod tests {
         let names = wire_names::<ErrorCode>();
         assert!(names.len() >= 13, "{names:?}");
         for name in names {
-            assert_eq!(error_code(parse(&name)), name);
+            assert_eq!(wire_name(parse(&name)), name);
         }
     }
 

@@ -70,14 +70,6 @@ impl Refusal {
         }
     }
 
-    /// The rule's rejection, if a rule refused it.
-    pub fn rule(&self) -> Option<&Rejection> {
-        match self {
-            Refusal::Rule(r) => Some(r),
-            _ => None,
-        }
-    }
-
     /// A `not_found` for `what` named `id`.
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
         Refusal::Rule(Rejection::not_found(what, id))
