@@ -146,6 +146,29 @@ impl WritePoint {
     }
 }
 
+/// Write points that a test reaches by hand, without a database: for the code that waits on
+/// them (the gateway's replies).
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct ManualCommits {
+    progress: Arc<Progress>,
+}
+
+#[cfg(test)]
+impl ManualCommits {
+    /// The point of submission `seq` (from 1).
+    pub(crate) fn point(&self, seq: u64) -> WritePoint {
+        WritePoint {
+            wait: Some((seq, self.progress.clone())),
+        }
+    }
+
+    /// Submissions `first..=last` are committed, or failed with `failure`.
+    pub(crate) fn decide(&self, first: u64, last: u64, failure: Option<&StoreError>) {
+        self.progress.decided(first, last, failure);
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")

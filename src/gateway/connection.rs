@@ -1,13 +1,15 @@
 //! What every WebSocket connection shares, agents' and supervisors': the loop that writes
 //! the outbox, reads requests, pings and closes; the per-connection limits (frame size, frame
-//! rate, one request at a time); and the decoding of request frames (R18).
+//! rate, requests in flight); and the decoding of request frames (R18).
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -41,6 +43,19 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Frames written per flush when the outbox has a backlog.
 const WRITE_BATCH: usize = 64;
 
+/// What handling one text frame gave.
+pub enum Handled {
+    /// The reply, made on the spot (the engine's operations in memory: microseconds).
+    Now(Frame),
+    /// A request that reads the database (a page of an archived chat, an archive search, a
+    /// chat brought back from disk): run on tokio's blocking pool, so that a slow disk never
+    /// holds up an async worker and the other connections on it. It runs once the requests
+    /// before it are answered, and its reply is awaited the way a commit is: this connection's
+    /// shutdown, cut-off and heartbeats go on meanwhile, and its next request waits in the
+    /// socket, so replies stay in request order.
+    Blocking(Box<dyn FnOnce() -> Frame + Send + 'static>),
+}
+
 /// A connection's loop: writes the outbox, answers each text frame with `handle_text` (none:
 /// it queued its reply itself), pings, and ends on close, cut-off or shutdown. Returns the
 /// close frame to send, if the engine ends it (none if it was sent here already).
@@ -50,22 +65,12 @@ const WRITE_BATCH: usize = 64;
 /// client that keeps on is closed with [`Close::TooManyFrames`], sent here, after which what
 /// it still sends is read and thrown away for up to [`CLOSE_LINGER`].
 ///
-/// Each connection has at most one request pending: `handle_text` is synchronous, and the
-/// next frame is read only once it has returned, with the reply queued. Frames sent meanwhile
-/// wait in the socket, where TCP holds the client back; replies queued and not yet written
-/// are bounded by the outbox, whose overflow cuts the connection off (4008).
-/// What handling one text frame gave.
-pub enum Handled {
-    /// The reply, made on the spot (the engine's operations in memory: microseconds).
-    Now(Frame),
-    /// A request that reads the database (a page of an archived chat, an archive search, a
-    /// chat brought back from disk): run on tokio's blocking pool, so that a slow disk never
-    /// holds up an async worker and the other connections on it. Its reply is awaited the way
-    /// the write point is: this connection's shutdown, cut-off and heartbeats go on meanwhile,
-    /// and its next request waits in the socket, so replies stay in request order.
-    Blocking(Box<dyn FnOnce() -> Frame + Send + 'static>),
-}
-
+/// A connection's requests are handled in memory as they come, and each reply waits until
+/// what its request changed is on disk (write before acknowledge), up to [`MAX_IN_FLIGHT`]
+/// at once; further frames wait in the socket, where TCP holds the client back. Replies go out
+/// in request order, and the outbox is held back behind them (see [`Pipeline`]); replies and
+/// pushes queued and not yet written are bounded by the outbox, whose overflow cuts the
+/// connection off (4008).
 // Each argument is a separate borrow of the caller's connection state; a struct bundling them
 // would only move the list.
 #[allow(clippy::too_many_arguments)]
@@ -92,6 +97,7 @@ where
     // Made once: rebuilding them on every turn of the loop showed in profiles.
     let mut stopping = std::pin::pin!(shutdown.changed());
     let mut cut_off = std::pin::pin!(kicked.kicked());
+    let mut pipeline = Pipeline::default();
     loop {
         // Not biased: a busy outbox must not starve the client's requests, nor the reverse.
         tokio::select! {
@@ -102,13 +108,24 @@ where
                     return close;
                 }
             }
-            frame = outbox.recv() => {
-                let frame = frame?;
-                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write_batch(sink, frame, outbox)).await, Ok(Ok(()))) {
-                    return None;
+            saved = pipeline.front_saved() => {
+                let answered = pipeline.answer_front(saved, sink, outbox, replies);
+                match tokio::time::timeout(WRITE_TIMEOUT, answered).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(close)) => return close,
+                    Err(_) => return None,
                 }
             }
-            message = stream.next() => {
+            frame = outbox.recv(), if pipeline.may_write(outbox) => {
+                let frame = frame?;
+                let more = pipeline.writable(outbox).saturating_sub(1);
+                pipeline.taken += 1;
+                match tokio::time::timeout(WRITE_TIMEOUT, write_batch(sink, frame, outbox, more)).await {
+                    Ok(Ok(written)) => pipeline.taken += written,
+                    _ => return None,
+                }
+            }
+            message = stream.next(), if pipeline.has_room() => {
                 silent_beats = 0;
                 // None: a binary frame.
                 let text = match message {
@@ -118,13 +135,17 @@ where
                     Some(Err(e)) => return close_after_read_error(&e),
                     Some(Ok(Message::Close(_))) | None => return None,
                 };
+                let id = || text.as_deref().and_then(request_id);
+                // What the outbox holds now was queued before this request ran: none of it is
+                // an effect of this request or of a later one.
+                let outbox_before = pipeline.taken + outbox.len() as u64;
                 let handled = match budget.admit(monotonic_now()) {
                     Admission::Handle => match &text {
                         Some(text) => handle_text(text),
                         None => Some(Handled::Now(error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text frames".into()))),
                     },
                     Admission::Refuse => Some(Handled::Now(error_frame(
-                        text.as_deref().and_then(request_id),
+                        id(),
                         ErrorCode::RateLimited,
                         format!("more than {} frames per second: this one was not handled; slow down", budget.per_second),
                     ))),
@@ -137,50 +158,154 @@ where
                         return None;
                     }
                 };
-                let mut reply = match handled {
+                let reply = match handled {
                     None => continue,
                     Some(Handled::Now(reply)) => reply,
                     Some(Handled::Blocking(job)) => {
-                        let read = tokio::task::spawn_blocking(job);
-                        let done = match serve_while(read, &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
-                            Ok(done) => done,
-                            Err(close) => return close,
-                        };
-                        match done {
-                            Ok(reply) => reply,
-                            Err(e) => {
-                                tracing::error!(error = %e, "a request that reads the database failed");
-                                error_frame(
-                                    text.as_deref().and_then(request_id),
-                                    ErrorCode::StorageUnavailable,
-                                    "the request failed while reading the database; try again".into(),
-                                )
+                        // A read sees only what is committed: the requests before it must be
+                        // on disk first, or it could miss what they changed.
+                        while !pipeline.is_empty() {
+                            let saved = match serve_while(pipeline.front_saved(), &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
+                                Ok(saved) => saved,
+                                Err(close) => return close,
+                            };
+                            match tokio::time::timeout(WRITE_TIMEOUT, pipeline.answer_front(saved, sink, outbox, replies)).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(close)) => return close,
+                                Err(_) => return None,
                             }
+                        }
+                        let read = tokio::task::spawn_blocking(job);
+                        match serve_while(read, &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
+                            Ok(Ok(reply)) => reply,
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "a request that reads the database failed");
+                                error_frame(id(), ErrorCode::StorageUnavailable, "the request failed while reading the database; try again".into())
+                            }
+                            Err(close) => return close,
                         }
                     }
                 };
-                // Write before acknowledge: the reply waits until what the request changed is
-                // on disk. Neither the outbox nor the socket is read meanwhile: pushes already
-                // queued wait behind the reply, so this client never sees an effect of its own
-                // request before the request is durable, and its next request waits in the
-                // socket, so replies go out in request order. Shutdown, cut-offs and
-                // heartbeats are still served while the disk works.
                 let point = write_point();
-                if !point.is_reached() {
-                    let saved = match serve_while(durable(point), &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
-                        Ok(saved) => saved,
-                        Err(close) => return close,
-                    };
-                    if let Err(why) = saved {
-                        reply = error_frame(text.as_deref().and_then(request_id), ErrorCode::StorageUnavailable, why);
+                if point.is_reached() && pipeline.is_empty() {
+                    // The common case in memory: nothing to wait for, nothing ahead of it.
+                    if replies.try_send(reply).is_err() {
+                        return Some(CutOff::SlowConsumer.close());
                     }
-                }
-                if replies.try_send(reply).is_err() {
-                    let why = CutOff::SlowConsumer;
-                    return Some(why.close());
+                } else {
+                    pipeline.push(Pending { id: id(), reply, outbox_before, saved: (!point.is_reached()).then(|| Box::pin(durable(point)) as Saving) });
                 }
             }
         }
+    }
+}
+
+/// At most this many requests of one connection wait for the disk at once; the next one
+/// waits in the socket, where TCP holds the client back.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// A commit being waited for: `durable(point)`.
+type Saving = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A request handled in memory whose reply waits until what it changed is on disk.
+struct Pending {
+    id: Option<String>,
+    reply: Frame,
+    /// How many outbox frames had been queued, ever, when the request ran.
+    outbox_before: u64,
+    /// None: nothing to wait for (its change was on disk already).
+    saved: Option<Saving>,
+}
+
+/// A connection's requests in flight, and what they allow the outbox to write.
+///
+/// Write before acknowledge, without one round trip to the disk per request: a connection's
+/// requests are handled in memory as they come, up to [`MAX_IN_FLIGHT`], while their replies
+/// wait, in request order, each for its own commit (commits complete in order, and a group
+/// commit usually takes many of them). Replies go out in request order. Outbox frames are
+/// numbered in the order they were queued; while a request waits, only frames queued before it
+/// ran may be written, so that this client never sees an effect of its own request before the
+/// request is durable and acknowledged.
+#[derive(Default)]
+struct Pipeline {
+    waiting: VecDeque<Pending>,
+    /// Outbox frames taken so far.
+    taken: u64,
+}
+
+impl Pipeline {
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn has_room(&self) -> bool {
+        self.waiting.len() < MAX_IN_FLIGHT
+    }
+
+    fn push(&mut self, pending: Pending) {
+        self.waiting.push_back(pending);
+    }
+
+    /// How many of the frames now in the outbox may be written.
+    fn writable(&self, outbox: &mpsc::Receiver<Frame>) -> usize {
+        match self.waiting.front() {
+            None => WRITE_BATCH,
+            Some(front) => front
+                .outbox_before
+                .saturating_sub(self.taken)
+                .min(outbox.len() as u64) as usize,
+        }
+    }
+
+    fn may_write(&self, outbox: &mpsc::Receiver<Frame>) -> bool {
+        // With nothing in flight the outbox is read whenever it has a frame (or closes).
+        self.waiting.is_empty() || self.writable(outbox) > 0
+    }
+
+    /// Resolves when the oldest request's change is on disk; never, with none in flight.
+    async fn front_saved(&mut self) -> Result<(), String> {
+        match self.waiting.front_mut().map(|front| front.saved.as_mut()) {
+            None => std::future::pending().await,
+            Some(None) => Ok(()),
+            Some(Some(saving)) => saving.await,
+        }
+    }
+
+    /// Answers the oldest request once `saved` says how its commit went, and every request
+    /// after it whose commit is already done: each after the outbox frames queued before it.
+    async fn answer_front<W: Sink<Message> + Unpin>(
+        &mut self,
+        mut saved: Result<(), String>,
+        sink: &mut W,
+        outbox: &mut mpsc::Receiver<Frame>,
+        replies: &mpsc::Sender<Frame>,
+    ) -> Result<(), Option<Close>> {
+        while let Some(answered) = self.waiting.pop_front() {
+            let reply = match saved {
+                Ok(()) => answered.reply,
+                Err(why) => error_frame(answered.id, ErrorCode::StorageUnavailable, why),
+            };
+            if self.waiting.is_empty() {
+                // Nothing ahead of it is held back now: it goes behind what the outbox holds.
+                if replies.try_send(reply).is_err() {
+                    return Err(Some(CutOff::SlowConsumer.close()));
+                }
+                break;
+            }
+            // Later requests still wait, and the outbox behind them with their effects: what
+            // was queued before the next one ran is written, then this reply, directly.
+            for _ in 0..self.writable(outbox) {
+                let Ok(frame) = outbox.try_recv() else { break };
+                self.taken += 1;
+                sink.feed(text_message(frame)).await.map_err(|_| None)?;
+            }
+            sink.feed(text_message(reply)).await.map_err(|_| None)?;
+            match self.front_saved().now_or_never() {
+                Some(next) => saved = next,
+                None => break,
+            }
+        }
+        sink.flush().await.map_err(|_| None)
     }
 }
 
@@ -328,20 +453,27 @@ fn close_after_read_error(error: &(dyn std::error::Error + 'static)) -> Option<C
     None
 }
 
-/// Writes `first` and whatever else is already queued, then flushes once.
+/// Writes `first` and up to `more` of what else is already queued, then flushes once.
+/// Returns how many it wrote after `first`.
 async fn write_batch<W: Sink<Message> + Unpin>(
     sink: &mut W,
     first: Frame,
     outbox: &mut tokio::sync::mpsc::Receiver<Frame>,
-) -> Result<(), W::Error> {
+    more: usize,
+) -> Result<u64, W::Error> {
     sink.feed(text_message(first)).await?;
-    for _ in 1..WRITE_BATCH {
+    let mut written = 0;
+    for _ in 0..more.min(WRITE_BATCH - 1) {
         match outbox.try_recv() {
-            Ok(frame) => sink.feed(text_message(frame)).await?,
+            Ok(frame) => {
+                sink.feed(text_message(frame)).await?;
+                written += 1;
+            }
             Err(_) => break,
         }
     }
-    sink.flush().await
+    sink.flush().await?;
+    Ok(written)
 }
 
 /// Reads and discards what the client still sends, until it answers the close frame sent
@@ -486,6 +618,8 @@ mod tests {
     use futures_util::{sink, stream};
     use parking_lot::Mutex;
 
+    use serde_json::json;
+
     use super::*;
 
     /// A client sending `count` pings, `p0`, `p1`, …, all at once, then nothing.
@@ -555,6 +689,180 @@ mod tests {
             .collect();
         assert_eq!(errors(&frames), refused, "each refusal names its request");
         assert_eq!(frames.len(), 10 + 19);
+    }
+
+    /// The text frames written so far, decoded.
+    fn texts(written: &Mutex<Vec<Message>>) -> Vec<Value> {
+        written
+            .lock()
+            .iter()
+            .filter_map(|m| match m {
+                Message::Text(text) => serde_json::from_str(text).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Yields to the connection's loop until `done` holds, for at most 5 s.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(5), async {
+            while !done() {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert!(waited.await.is_ok(), "timed out waiting until {what}");
+    }
+
+    fn frame(value: Value) -> Frame {
+        Arc::new(Bytes::from(value.to_string()))
+    }
+
+    /// Write before acknowledge, pipelined: requests sent at once are all handled, each reply
+    /// waits for its own commit, replies leave in request order, and a push a request caused
+    /// leaves only once that request is committed, just before its reply; what was queued
+    /// before the requests leaves at once. A failed commit answers `storage_unavailable`.
+    #[tokio::test]
+    async fn issue13_pipelined_replies_wait_for_their_own_commit_and_hold_back_their_effects() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut sink = Box::pin(sink::unfold(written.clone(), |written, m: Message| async move {
+            written.lock().push(m);
+            Ok::<_, Infallible>(written)
+        }));
+        let requests = (0..3)
+            .map(|i| Ok::<_, Infallible>(Message::text(format!(r#"{{"id": "r{i}", "type": "ping"}}"#))));
+        let mut stream = stream::iter(requests).chain(stream::pending());
+        let (replies, mut outbox) = mpsc::channel(1024);
+        let (_stop, mut shutdown) = watch::channel(false);
+        let commits = crate::store::ManualCommits::default();
+        replies.try_send(frame(json!({"type": "earlier"}))).expect("room");
+        let handled = std::sync::atomic::AtomicU64::new(0);
+        let effects = replies.clone();
+        let kick = Kick::default();
+
+        let connection = run(
+            &mut sink,
+            &mut stream,
+            &mut outbox,
+            &kick,
+            &replies,
+            &mut shutdown,
+            1000,
+            |text| {
+                let id = request_id(text).expect("an id");
+                handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                effects
+                    .try_send(frame(json!({"type": "effect", "of": id})))
+                    .expect("room");
+                Some(Handled::Now(frame(json!({"type": "reply", "id": id}))))
+            },
+            || commits.point(handled.load(std::sync::atomic::Ordering::SeqCst)),
+        );
+        let check = async {
+            let seen = |n| texts(&written).len() >= n;
+            until("the three are handled and the earlier frame written", || {
+                handled.load(std::sync::atomic::Ordering::SeqCst) == 3 && seen(1)
+            })
+            .await;
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(
+                texts(&written),
+                vec![json!({"type": "earlier"})],
+                "nothing of theirs before a commit"
+            );
+
+            commits.decide(1, 1, None);
+            until("r0 is answered", || seen(3)).await;
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(
+                texts(&written)[1..],
+                [
+                    json!({"type": "effect", "of": "r0"}),
+                    json!({"type": "reply", "id": "r0"})
+                ],
+                "r0's push, then its reply; r1's wait for r1's commit"
+            );
+
+            commits.decide(2, 2, None);
+            commits.decide(3, 3, Some(&crate::store::StoreError::WriterStopped));
+            until("all are answered", || seen(7)).await;
+            let frames = texts(&written);
+            assert_eq!(
+                frames[3..5],
+                [
+                    json!({"type": "effect", "of": "r1"}),
+                    json!({"type": "reply", "id": "r1"})
+                ]
+            );
+            assert_eq!(frames[5], json!({"type": "effect", "of": "r2"}));
+            assert_eq!(
+                (&frames[6]["type"], &frames[6]["id"], &frames[6]["code"]),
+                (&json!("error"), &json!("r2"), &json!("storage_unavailable"))
+            );
+        };
+        tokio::select! {
+            _ = connection => panic!("the connection ended"),
+            _ = check => {}
+        }
+    }
+
+    /// A client that sends more than [`MAX_IN_FLIGHT`] requests without waiting has the rest
+    /// read only as earlier ones are answered.
+    #[tokio::test]
+    async fn issue13_at_most_max_in_flight_requests_wait_for_the_disk() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut sink = Box::pin(sink::unfold(written.clone(), |written, m: Message| async move {
+            written.lock().push(m);
+            Ok::<_, Infallible>(written)
+        }));
+        let total = MAX_IN_FLIGHT as u64 + 8;
+        let (replies, mut outbox) = mpsc::channel(1024);
+        let (_stop, mut shutdown) = watch::channel(false);
+        let commits = crate::store::ManualCommits::default();
+        let handled = std::sync::atomic::AtomicU64::new(0);
+        let count = || handled.load(std::sync::atomic::Ordering::SeqCst);
+        let kick = Kick::default();
+        let mut stream = flood(total as usize);
+
+        let connection = run(
+            &mut sink,
+            &mut stream,
+            &mut outbox,
+            &kick,
+            &replies,
+            &mut shutdown,
+            1000,
+            |text| {
+                handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let id = request_id(text).expect("an id");
+                Some(Handled::Now(frame(json!({"type": "reply", "id": id}))))
+            },
+            || commits.point(count()),
+        );
+        let check = async {
+            until("a full pipeline", || count() == MAX_IN_FLIGHT as u64).await;
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(count(), MAX_IN_FLIGHT as u64, "the rest wait in the socket");
+            commits.decide(1, 8, None);
+            until("eight more are read", || count() == total).await;
+            commits.decide(9, total, None);
+            until("every reply is written", || {
+                texts(&written).len() == total as usize
+            })
+            .await;
+            let ids: Vec<Value> = texts(&written).iter().map(|f| f["id"].clone()).collect();
+            let expected: Vec<Value> = (0..total).map(|i| json!(format!("p{i}"))).collect();
+            assert_eq!(ids, expected, "in request order");
+        };
+        tokio::select! {
+            _ = connection => panic!("the connection ended"),
+            _ = check => {}
+        }
     }
 
     #[test]
