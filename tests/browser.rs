@@ -5,7 +5,7 @@
 //! the agent over its limit, the wall showing the override — is told at the top of the script.
 //!
 //! Needs Node.js ≥ 20 with npm, and Chromium at `/usr/bin/chromium` (or `CHROMIUM`):
-//! `sudo apt-get install -y chromium`. Without Chromium the test fails saying so; with
+//! `cargo xtask test` installs both. Without Chromium the test fails saying so; with
 //! `SWITCHBOARD_SKIP_BROWSER=1` it is skipped instead (for machines that cannot have a
 //! browser; CI does not set it). `web/e2e/node_modules` is installed with `npm ci` when missing.
 //!
@@ -29,7 +29,7 @@ const SCENARIO: Duration = Duration::from_secs(180);
 /// How long `npm ci` may take when `node_modules` is missing.
 const NPM_CI: Duration = Duration::from_secs(300);
 
-const INSTALL_CHROMIUM: &str = "sudo apt-get install -y chromium";
+const INSTALL_CHROMIUM: &str = "cargo xtask test    (or: sudo apt-get install -y chromium)";
 
 /// The wall clock: this test bounds real processes (the engine, node, Chromium), not the
 /// engine's injected clock.

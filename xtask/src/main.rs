@@ -1,0 +1,328 @@
+//! `cargo xtask <chore>`: what people would otherwise paste from the README, as one command
+//! each. `test` sets up what the tests need on a fresh machine (Debian's Chromium, Node.js, the
+//! browser test's npm packages), says what it does, and runs every test; `.ci/run` calls it.
+//!
+//! Plain `std`: the chores are a few commands in a row, and this crate must build in seconds
+//! on a machine that has nothing else yet.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+usage: cargo xtask <chore> [args]
+
+  test [ARGS]       install what the tests need if missing (Debian's Chromium, Node.js >= 20,
+                    web/e2e's npm packages), then `cargo test --workspace [ARGS]`
+  fuzz [SECONDS]    build the cargo-fuzz targets and run each for SECONDS (default 60)
+  bench             the criterion benchmarks, then the README's load runs (storm, race)
+  protocol          regenerate protocol/ from src/protocol.rs (the drift test's bless mode)
+";
+
+/// Where the browser test looks for Chromium unless `CHROMIUM` says otherwise.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The oldest Node.js the browser test's script and the client package run on.
+const NODE_MAJOR: u32 = 20;
+
+/// The cargo-fuzz release CI pins, so that a new release cannot break a run.
+const CARGO_FUZZ: &str = "0.13.2";
+
+const FUZZ_TARGETS: [&str; 2] = ["frame_decode", "ingress_body"];
+
+type Outcome = Result<(), String>;
+
+fn main() -> ExitCode {
+    let mut args = env::args_os().skip(1);
+    let chore = args.next().and_then(|a| a.into_string().ok());
+    let rest: Vec<OsString> = args.collect();
+    let done = match chore.as_deref() {
+        Some("test") => test(&rest),
+        Some("fuzz") => fuzz(&rest),
+        Some("bench") => bench(),
+        Some("protocol") => protocol(),
+        Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown chore {other:?}\n\n{USAGE}")),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("xtask: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets up what the tests need, then runs every test.
+fn test(args: &[OsString]) -> Outcome {
+    if env::var_os("SWITCHBOARD_SKIP_BROWSER").is_some_and(|v| v == "1") {
+        say("SWITCHBOARD_SKIP_BROWSER=1: the browser test is skipped, so Chromium and npm are not set up");
+    } else {
+        ensure_chromium()?;
+        ensure_node()?;
+        ensure_npm_packages(&root().join("web/e2e"))?;
+    }
+    say("running every test: cargo test --workspace");
+    run(cargo().arg("test").arg("--workspace").args(args))
+}
+
+/// Debian's Chromium, which the browser test drives (never a browser downloaded by npm).
+fn ensure_chromium() -> Outcome {
+    let path = env::var_os("CHROMIUM").map_or_else(|| PathBuf::from(CHROMIUM), PathBuf::from);
+    if is_executable(&path) {
+        say(&format!("Chromium: {}", path.display()));
+        return Ok(());
+    }
+    say(&format!(
+        "Chromium is missing at {}: installing Debian's package `chromium`",
+        path.display()
+    ));
+    apt_install(&["chromium"])?;
+    if is_executable(&path) {
+        Ok(())
+    } else {
+        Err(format!(
+            "apt installed chromium, but {} is still missing; set CHROMIUM to its path",
+            path.display()
+        ))
+    }
+}
+
+/// Node.js ≥ [`NODE_MAJOR`] with npm, for the browser test's script.
+fn ensure_node() -> Outcome {
+    if output(Command::new("npm").arg("--version")).is_none() {
+        say("npm is missing: installing Debian's packages `nodejs` and `npm`");
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let version =
+        output(Command::new("node").arg("--version")).ok_or("node is missing although npm is installed")?;
+    let major = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .ok_or_else(|| format!("cannot read node's version from {version:?}"))?;
+    if major < NODE_MAJOR {
+        return Err(format!(
+            "the browser test needs Node.js >= {NODE_MAJOR}, and this machine has {}; \
+             install a newer one (e.g. from NodeSource) or set SWITCHBOARD_SKIP_BROWSER=1",
+            version.trim()
+        ));
+    }
+    say(&format!("Node.js: {}", version.trim()));
+    Ok(())
+}
+
+/// `npm ci` in `dir` unless its `node_modules` matches its lock file already.
+fn ensure_npm_packages(dir: &Path) -> Outcome {
+    let lock = dir.join("package-lock.json");
+    // npm writes node_modules/.package-lock.json on every install: newer than the lock file
+    // means installed from it.
+    let installed = dir.join("node_modules/.package-lock.json");
+    let fresh = match (modified(&installed), modified(&lock)) {
+        (Some(installed), Some(lock)) => installed >= lock,
+        _ => false,
+    };
+    if fresh {
+        say(&format!("npm packages of {}: installed", relative(dir)));
+        return Ok(());
+    }
+    say(&format!(
+        "installing the npm packages of {}: npm ci",
+        relative(dir)
+    ));
+    run(Command::new("npm")
+        .arg("ci")
+        .arg("--prefix")
+        .arg(dir)
+        .args(["--no-audit", "--no-fund"]))
+}
+
+/// Builds the fuzz targets and runs each for `args[0]` seconds (default 60); a crash fails.
+fn fuzz(args: &[OsString]) -> Outcome {
+    let seconds: u32 = match args.first() {
+        None => 60,
+        Some(s) => s
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("fuzz takes the seconds per target, not {s:?}"))?,
+    };
+    if output(cargo().args(["fuzz", "--version"])).is_none() {
+        say(&format!(
+            "installing cargo-fuzz {CARGO_FUZZ} (one to three minutes on 2 cores)"
+        ));
+        run(cargo().args(["install", "cargo-fuzz", "--version", CARGO_FUZZ, "--locked"]))?;
+    }
+    // Without a sanitizer cargo-fuzz passes rustc only stable -C flags, so the stable
+    // toolchain builds it (AddressSanitizer would need nightly; our code forbids `unsafe`).
+    run(cargo().args(["fuzz", "build", "--sanitizer", "none"]))?;
+    // New inputs go to a scratch corpus; the committed one (fuzz/corpus/<target>) is only
+    // read. A crash leaves its input in fuzz/artifacts/<target>/ and cargo-fuzz prints how to
+    // rerun it.
+    let scratch = env::temp_dir().join(format!("switchboard-fuzz-{}", std::process::id()));
+    for target in FUZZ_TARGETS {
+        let corpus = scratch.join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        say(&format!("fuzzing {target} for {seconds} s"));
+        // -verbosity=0: no line per new input (thousands), but a crash's panic and input
+        // still print.
+        run(cargo()
+            .args(["fuzz", "run", "--sanitizer", "none", target])
+            .arg(&corpus)
+            .arg(format!("fuzz/corpus/{target}"))
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .args(["-timeout=10", "-verbosity=0", "-print_final_stats=1"]))?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// The criterion benchmarks, then the load runs the README reports.
+fn bench() -> Outcome {
+    run(cargo().args(["bench", "--bench", "core"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "switchboard",
+        "-p",
+        "switchboard-load",
+    ]))?;
+    let load = root().join("target/release/switchboard-load");
+    let runs: [&[&str]; 3] = [
+        &[
+            "reopen-storm",
+            "--spawn",
+            "--with-floor",
+            "--agents",
+            "5000",
+            "--concurrency",
+            "64",
+        ],
+        &[
+            "race",
+            "--spawn",
+            "--customers",
+            "10000",
+            "--agents",
+            "16",
+            "--durability",
+            "memory",
+        ],
+        &[
+            "race",
+            "--spawn",
+            "--customers",
+            "10000",
+            "--agents",
+            "16",
+            "--durability",
+            "full",
+        ],
+    ];
+    for args in runs {
+        say(&format!("switchboard-load {}", args.join(" ")));
+        run(Command::new(&load).args(args))?;
+    }
+    Ok(())
+}
+
+/// Regenerates `protocol/` (JSON Schemas, AsyncAPI) from `src/protocol.rs`.
+fn protocol() -> Outcome {
+    run(cargo()
+        .args(["test", "--test", "protocol_drift"])
+        .env("SWITCHBOARD_BLESS", "1"))
+}
+
+/// `apt-get install` of Debian packages, as root or through sudo.
+fn apt_install(packages: &[&str]) -> Outcome {
+    let root = output(Command::new("id").arg("-u")).is_some_and(|id| id.trim() == "0");
+    let command = |program: &str| {
+        if root {
+            Command::new(program)
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg(program);
+            sudo
+        }
+    };
+    if !root && output(Command::new("sudo").arg("--version")).is_none() {
+        return Err(format!(
+            "installing {} needs root, and there is no sudo: run `apt-get install -y {}` as root",
+            packages.join(" "),
+            packages.join(" ")
+        ));
+    }
+    run(command("apt-get").args(["update", "-qq"]))?;
+    run(command("env")
+        .args([
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+        ])
+        .args(packages))
+}
+
+fn cargo() -> Command {
+    let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo.current_dir(root());
+    cargo
+}
+
+/// The workspace's root: this crate's parent.
+fn root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root()).unwrap_or(path).display().to_string()
+}
+
+/// Runs `command` with inherited output; `Err` names it and how it ended.
+fn run(command: &mut Command) -> Outcome {
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", describe(command)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", describe(command)))
+    }
+}
+
+/// `command`'s standard output if it ran and succeeded.
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.stderr(std::process::Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn describe(command: &Command) -> String {
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+    format!("`{}`", words.join(" "))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    path.metadata().and_then(|m| m.modified()).ok()
+}
+
+fn say(what: &str) {
+    eprintln!("xtask: {what}");
+}
