@@ -52,7 +52,8 @@ pub struct CustomerFile {
     pub opted_out: Vec<Channel>,
     /// Channels a template was pushed on since the customer last wrote there (R07).
     pub pushed: Vec<Channel>,
-    /// The agent that first took the customer, or last reopened it (R04, R10).
+    /// The customer's originally assigned agent: the one who last accepted one of its chats
+    /// from routing; a transfer or a reopen does not change it (R10).
     pub assigned_agent: Option<AgentId>,
 }
 
@@ -309,11 +310,10 @@ impl CustomerFile {
         let until = policy
             .window_expires_at(chat.last_customer_message_at)
             .unwrap_or(now + policy.revive_window);
+        // The reopener owns the reopened chat (R04, R05), but is not the customer's
+        // originally assigned agent: a chat the customer starts on its own still goes to the
+        // one who last accepted it from routing (R10).
         let mut events = Vec::new();
-        if self.assigned_agent.as_ref() != Some(agent) {
-            self.assigned_agent = Some(agent.clone());
-            events.push(E::StickyAgentSet { agent: agent.clone() });
-        }
         let chat = self.chat_mut(chat_id)?;
         chat.owner = Some(agent.clone());
         chat.state = ChatState::Reopened;
@@ -616,7 +616,9 @@ impl CustomerFile {
             waited,
             to_accept,
         }];
-        if self.assigned_agent.is_none() {
+        // R10: the originally assigned agent is the one who last accepted the customer's
+        // chat from routing (a transfer or a reopen never gets here).
+        if self.assigned_agent.as_ref() != Some(agent) {
             self.assigned_agent = Some(agent.clone());
             events.push(E::StickyAgentSet { agent: agent.clone() });
         }

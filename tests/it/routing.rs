@@ -219,6 +219,35 @@ async fn r10_a_transfer_moves_ownership_but_not_the_originally_assigned_mark() {
     server.check_invariants();
 }
 
+/// The reference's case (002, last FAQ), over the wire: Ana accepts, transfers to Bob, who
+/// closes; Cleo reopens and closes again. The customer then writes on their own: the chat is
+/// offered to Ana, their originally assigned agent, and not to Cleo, the last reopener.
+#[tokio::test]
+async fn r10_a_returning_customer_goes_to_the_originally_assigned_agent_not_the_last_reopener() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let mut bob = server.agent("bob").connect().await;
+    let mut cleo = server.agent("cleo").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000230");
+    let chat = ana.serves(&customer).await;
+    ana.transfer(&chat, "bob", false).await.expect_ok();
+    bob.expect_push("chat_activated").await;
+    bob.closes(&chat).await;
+    cleo.reopen(&chat).await.expect_ok();
+    cleo.closes(&chat).await;
+    // Ana is the busiest of the three: only the assignment can send the customer to her.
+    ana.serves(&server.customer("whatsapp", "+4915100000231")).await;
+    ana.drain_pushes().await;
+    cleo.drain_pushes().await;
+
+    let back = customer.says("Me again").await.chat_id();
+
+    ana.takes(&back).await;
+    cleo.expect_no_push("chat_offered").await;
+    bob.expect_no_push("chat_offered").await;
+    server.check_invariants();
+}
+
 #[tokio::test]
 async fn r06_a_chat_whose_offer_lapsed_is_offered_again_once_its_only_agent_is_back_online() {
     let server = TestServer::start().await;

@@ -151,7 +151,6 @@ fn r04_a_reopen_makes_the_chat_reopened_with_its_reopener_and_sends_a_notice() {
     assert_eq!(
         events,
         vec![
-            CustomerEvent::StickyAgentSet { agent: ben() },
             CustomerEvent::Reopened {
                 chat: chat.clone(),
                 by: ben(),
@@ -164,6 +163,11 @@ fn r04_a_reopen_makes_the_chat_reopened_with_its_reopener_and_sends_a_notice() {
     assert_eq!(reopened.state, ChatState::Reopened);
     assert_eq!(reopened.owner, Some(ben()));
     assert_eq!(reopened.messages[1].kind, MessageKind::Notice);
+    assert_eq!(
+        desk.file.assigned_agent,
+        Some(ana()),
+        "the reopener owns the chat, not the customer (R10)"
+    );
 }
 
 #[test]
@@ -331,6 +335,59 @@ fn r10_a_customer_starting_again_is_queued_with_its_assigned_agent() {
         CustomerEvent::MessageAdded { .. },
         CustomerEvent::Queued { sticky: Some(agent), .. },
     ] if *agent == ana()));
+}
+
+/// The reference's case (002, last FAQ): Ana accepts, transfers to Ben, who closes; Cleo
+/// reopens and closes again. The customer writes on their own: the chat goes to Ana.
+#[test]
+fn r10_neither_a_transfer_nor_a_reopen_changes_the_originally_assigned_agent() {
+    let cleo = AgentId::from("cleo");
+    let mut desk = Desk::on(Channel::Whatsapp);
+    let chat = desk.active(&ana(), t(0));
+    desk.file.transfer(&chat, &ana(), &ben()).expect("transfers");
+    desk.file
+        .close(&chat, &ben(), CloseReason::Agent, t(1))
+        .expect("closes");
+    let reopened = desk.reopen(&chat, &cleo, t(2)).expect("reopens");
+    assert!(
+        !reopened
+            .iter()
+            .any(|e| matches!(e, CustomerEvent::StickyAgentSet { .. })),
+        "{reopened:?}"
+    );
+    desk.file
+        .close(&chat, &cleo, CloseReason::Agent, t(3))
+        .expect("closes");
+    assert_eq!(desk.file.assigned_agent, Some(ana()));
+
+    let events = desk.write("hello again", t(25 * 60));
+    assert!(
+        matches!(&events[..], [
+            CustomerEvent::ChatStarted { revived: false, .. },
+            CustomerEvent::MessageAdded { .. },
+            CustomerEvent::Queued { sticky: Some(agent), .. },
+        ] if *agent == ana()),
+        "{events:?}"
+    );
+}
+
+/// The last acceptance from routing makes the assigned agent: a chat Ben accepts from the
+/// queue after Ana's makes Ben the one a returning customer goes to.
+#[test]
+fn r10_the_agent_who_last_accepted_from_routing_is_the_assigned_agent() {
+    let mut desk = Desk::on(Channel::Whatsapp);
+    desk.closed(&ana(), t(0));
+    let first = desk.write("again", t(25 * 60));
+    let chat = first[0].chat().expect("a chat").clone();
+    let accepted = desk
+        .file
+        .accept(&chat, &ben(), Duration::zero(), Duration::zero())
+        .expect("accepts");
+    assert!(
+        accepted.contains(&CustomerEvent::StickyAgentSet { agent: ben() }),
+        "{accepted:?}"
+    );
+    assert_eq!(desk.file.assigned_agent, Some(ben()));
 }
 
 #[test]

@@ -274,6 +274,17 @@ pub(super) fn code(result: Result<ReplyResult, Refusal>) -> crate::core::ErrorCo
     result.expect_err("rejected").code()
 }
 
+/// The chats offered among `pushes`, in order.
+pub(super) fn offered(pushes: &[Push]) -> Vec<ChatId> {
+    pushes
+        .iter()
+        .filter_map(|p| match p {
+            Push::ChatOffered(o) => Some(o.chat.id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(super) fn kinds(pushes: &[Push]) -> Vec<&'static str> {
     pushes
         .iter()

@@ -1,8 +1,8 @@
-//! Reopening closed chats: R02, R03, R04, R05, R08, R09, R11.
+//! Reopening closed chats: R02, R03, R04, R05, R08, R09, R10, R11.
 
 use chrono::Duration;
 
-use super::desk::{code, kinds, Desk};
+use super::desk::{code, kinds, offered, Desk};
 use crate::core::{Channel, ChatState, ErrorCode, MessageKind};
 use crate::protocol::{ActivatedBy, Push, ReplyResult, Request};
 
@@ -156,7 +156,7 @@ fn r04_watchers_of_the_archive_entry_see_the_reopen_button_turn_off() {
 }
 
 #[test]
-fn r04_reopen_notifies_the_customer_and_assigns_it_to_the_reopener() {
+fn r04_reopen_notifies_the_customer_and_gives_the_chat_to_the_reopener() {
     let mut desk = Desk::new();
     let ana = desk.agent("ana", 2);
     let ben = desk.agent("ben", 0);
@@ -169,18 +169,41 @@ fn r04_reopen_notifies_the_customer_and_assigns_it_to_the_reopener() {
     assert_eq!(view.owner, Some(ben.id.clone()), "ana owned it before");
     let notice = desk.outbound.try_recv().expect("a notice went out");
     assert_eq!((notice.kind, notice.to.as_str()), (MessageKind::Notice, "+491"));
-    // The customer now belongs to ben: their own return later goes to ben (R10).
+    // The customer's reply goes to ben, who reopened the chat (R05).
+    let receipt = desk.say(Channel::Whatsapp, "+491", "ok");
+    assert_eq!(receipt.owner, Some(ben.id.clone()));
+    desk.close(&ben, &chat);
+    desk.check();
+}
+
+/// A reopen does not make the reopener the customer's assigned agent: when the customer later
+/// starts on their own, the chat goes to the agent who accepted it from routing (R10), even
+/// though the reopener is less loaded.
+#[test]
+fn r10_a_customer_starting_on_their_own_after_a_reopen_goes_to_the_originally_assigned_agent() {
+    let mut desk = Desk::new();
+    let ana = desk.agent("ana", 2);
+    let ben = desk.agent("ben", 0);
+    let chat = desk.closed_chat(&ana, Channel::Whatsapp, "+491");
+    desk.engine.set_limit(&ben.id, 2).expect("limit");
+    desk.reopen(&ben, &chat).expect("reopened");
     desk.say(Channel::Whatsapp, "+491", "ok");
     desk.close(&ben, &chat);
+    // Ana is busier than ben: only the assignment can send the customer to her.
+    desk.served(&ana, Channel::Whatsapp, "+492");
     desk.pushes(&ana);
     desk.pushes(&ben);
     desk.advance(Duration::days(2));
-    desk.say(Channel::Whatsapp, "+491", "new question");
-    assert!(desk
+    let back = desk
+        .say(Channel::Whatsapp, "+491", "new question")
+        .chat_id
+        .expect("a new chat");
+    assert_ne!(back, chat, "after the window, a new chat");
+    assert_eq!(offered(&desk.pushes(&ana)), [back]);
+    assert!(!desk
         .pushes(&ben)
         .iter()
         .any(|p| matches!(p, Push::ChatOffered(_))));
-    assert!(desk.pushes(&ana).is_empty());
     desk.check();
 }
 

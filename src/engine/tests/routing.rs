@@ -2,20 +2,10 @@
 
 use chrono::Duration;
 
-use super::desk::{code, kinds, Desk};
+use super::desk::{code, kinds, offered, Desk};
 use crate::core::{Channel, ChatState, ErrorCode, Presence, Role, WithdrawReason};
 use crate::ids::ChatId;
 use crate::protocol::{ActivatedBy, Push, Request};
-
-fn offered(pushes: &[Push]) -> Vec<ChatId> {
-    pushes
-        .iter()
-        .filter_map(|p| match p {
-            Push::ChatOffered(o) => Some(o.chat.id.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 #[test]
 fn r06_offers_go_to_the_least_loaded_agent_then_the_longest_idle() {
