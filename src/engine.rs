@@ -6,6 +6,8 @@
 //! Locks are taken in one order, outermost first, and never in another; `lock_order.rs`
 //! lists every level and debug builds check each acquisition against it:
 //!
+//! 0. one caller's replies kept for retries (`retries`), held while its request runs, so that
+//!    one id sent twice at once runs once (R17).
 //! 1. one customer's file (`customers`): all rules about that customer's chats run under it,
 //!    so R01 and "exactly one reopen wins" (R03) hold by construction. Never two at once.
 //! 2. the router (`router`): capacity, queues and offers, for every load change.
@@ -33,6 +35,7 @@ mod journal;
 pub mod outbound;
 mod requests;
 mod restore;
+pub mod retries;
 pub mod supervision;
 pub mod ticker;
 pub mod timers;
@@ -59,9 +62,10 @@ use crate::store::{Store, WritePoint};
 use analytics::Analytics;
 use customers::Customers;
 use directory::Directory;
-use fanout::Fanout;
+use fanout::{Fanout, Frame};
 use outbound::Outbound;
 pub use restore::Restored;
+use retries::{Retries, Side};
 use supervision::Supervision;
 use timers::{Timer, Timers};
 use watching::ArchiveWatchers;
@@ -156,6 +160,8 @@ pub struct Engine {
     next_id: AtomicU64,
     supervision: Supervision,
     analytics: Analytics,
+    /// Replies kept so that a retried request runs once (R17).
+    retries: Retries,
     /// Where acknowledged changes are recorded; `None` for an engine kept in memory only.
     store: Option<Arc<Store>>,
 }
@@ -192,6 +198,7 @@ impl Engine {
         let first_id = clock.now().timestamp_millis().max(0) as u64 * 1000;
         // Only an engine with a database outlives its clients' sequence numbers.
         let first_seq = if store.is_some() { first_id } else { 0 };
+        let retries = Retries::new(config.grace);
         let fanout =
             Fanout::new(config.outbox_capacity, config.log_capacity, config.log_bytes).starting_at(first_seq);
         let supervision = Supervision::starting_at(
@@ -215,8 +222,24 @@ impl Engine {
             next_id: AtomicU64::new(first_id),
             supervision,
             analytics: Analytics::default(),
+            retries,
             store,
         })
+    }
+
+    /// The reply to a request that changes something, sent with `id` by `caller` (its
+    /// [`retries::fingerprint`] is `fingerprint`): `run`'s,
+    /// or, for a retry of the same request with the same id within the grace period, the
+    /// first reply again (R17, `engine/retries.rs`).
+    pub fn once(
+        &self,
+        side: Side,
+        caller: &AgentId,
+        id: &str,
+        fingerprint: u64,
+        run: impl FnOnce() -> Frame,
+    ) -> Result<Frame, Refusal> {
+        self.retries.once(side, caller, id, fingerprint, self.now(), run)
     }
 
     /// The clock the engine reads.

@@ -19,6 +19,8 @@ use std::ops::{Deref, DerefMut};
 /// take only locks of deeper (greater) levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// One caller's replies kept for retries: held while its request runs (R17).
+    Retries,
     /// One customer's file: every rule about that customer's chats runs under it (R01, R03).
     Customer,
     /// The router: capacity, queues and offers.

@@ -36,7 +36,7 @@ pub struct ClientFrame {
 }
 
 /// Which chats an archive listing covers (R16).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Chats the agent owns or last owned.
@@ -47,7 +47,7 @@ pub enum Scope {
 }
 
 /// Every request an agent can make.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// Reopen a closed chat (R02–R04).
@@ -199,6 +199,30 @@ impl Request {
             Request::Ack { .. } => "ack",
             Request::Ping => "ping",
             Request::Refresh { .. } => "refresh",
+        }
+    }
+
+    /// Whether the request changes something. A retry of one, with the same id, gets its
+    /// first reply again instead of running twice (R17); a read simply runs again.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            Request::Reopen { .. }
+            | Request::SendMessage { .. }
+            | Request::SendTemplate { .. }
+            | Request::Accept { .. }
+            | Request::Decline { .. }
+            | Request::Transfer { .. }
+            | Request::Close { .. }
+            | Request::Snooze { .. }
+            | Request::SetPresence { .. } => true,
+            Request::ListArchive { .. }
+            | Request::WatchArchive { .. }
+            | Request::GetChat { .. }
+            | Request::Resume { .. }
+            | Request::Snapshot
+            | Request::Ack { .. }
+            | Request::Ping
+            | Request::Refresh { .. } => false,
         }
     }
 

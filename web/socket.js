@@ -28,6 +28,10 @@ export class Socket {
     this.token = token;
     this.handlers = handlers;
     this.ws = null;
+    // Request ids are unique per agent for the engine's grace period: a repeated id is
+    // taken for a retry and answered with the first reply. Another tab, or this page
+    // reloaded, counts from 1 again, so each page has a prefix of its own.
+    this.idPrefix = Math.random().toString(36).slice(2, 10);
     this.nextId = 1;
     this.pending = new Map();
     this.offsetMs = 0;
@@ -61,7 +65,7 @@ export class Socket {
     if (!ws || ws.readyState !== WebSocket.OPEN) {
       return Promise.reject({ code: "disconnected", message: "offline: not sent" });
     }
-    const id = `c${this.nextId++}`;
+    const id = `${this.idPrefix}-${this.nextId++}`;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       ws.send(JSON.stringify({ id, type, ...fields }));

@@ -287,6 +287,11 @@ impl CustomerFile {
         let chat = self
             .chat(chat_id)
             .ok_or_else(|| Rejection::not_found("chat", chat_id))?;
+        if chat.state == ChatState::Reopened && chat.owner.as_ref() == Some(agent) {
+            // The caller holds it reopened already (a retry after a lost reply, another tab):
+            // not a conflict with oneself. Nothing changes, and the chat is the answer (R17).
+            return Ok(Vec::new());
+        }
         if let Some(live) = self.live_elsewhere() {
             return Err(Rejection::ActiveElsewhere { live });
         }

@@ -1,6 +1,7 @@
 //! Firing due timers: accept timeouts, snooze ends, reopen expiry, the grace period.
 
 use super::fanout::CutOff;
+use super::retries::Side;
 use super::timers::Timer;
 use super::Engine;
 use crate::core::Presence;
@@ -53,14 +54,20 @@ impl Engine {
                 Timer::Grace { agent, epoch } => {
                     // Checked under the router's lock: a connection registers before it takes
                     // that lock to come online, so a reconnect cannot slip in between.
-                    self.with_router(|r| {
-                        let events = if self.fanout.gone_since(&agent, epoch) {
-                            r.set_presence(&agent, Presence::Offline, now).unwrap_or_default()
+                    let gone = self.with_router(|r| {
+                        if self.fanout.gone_since(&agent, epoch) {
+                            (
+                                true,
+                                r.set_presence(&agent, Presence::Offline, now).unwrap_or_default(),
+                            )
                         } else {
-                            Vec::new()
-                        };
-                        ((), events)
+                            (false, Vec::new())
+                        }
                     });
+                    if gone {
+                        // Retries come within the grace period; the agent's are over.
+                        self.retries.forget(Side::Agent, &agent);
+                    }
                 }
             }
         }

@@ -14,6 +14,7 @@ use super::auth::{admit_socket, refresh, Handshake, Session};
 use super::connection::{self, decode, refusal_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
 use super::AppState;
 use crate::engine::fanout::{encode, ConnHandle, ConnId, Frame};
+use crate::engine::retries::{self, Side};
 use crate::engine::Engine;
 use crate::ids::ChatId;
 use crate::metrics::{Metrics, Socket, Stopwatch};
@@ -137,6 +138,26 @@ fn run_request(
     frame: ClientFrame,
 ) -> Frame {
     let ClientFrame { id, request } = frame;
+    if !request.changes_state() {
+        return answer(engine, metrics, caller, conn, id, request);
+    }
+    // A retry (same id, same request) gets the first reply again (R17).
+    let fingerprint = retries::fingerprint(&request);
+    let first = engine.once(Side::Agent, &caller.id, &id, fingerprint, || {
+        answer(engine, metrics, caller, conn, id.clone(), request)
+    });
+    first.unwrap_or_else(|reused| refusal_frame(id, reused))
+}
+
+/// Runs one request and encodes its reply.
+fn answer(
+    engine: &Engine,
+    metrics: &Metrics,
+    caller: &Caller,
+    conn: ConnId,
+    id: String,
+    request: Request,
+) -> Frame {
     let name = request.name();
     // At debug level: an info span cost 1-2 us per request at the default filter, a third of
     // a reopen; fields are only evaluated when the span is enabled (RUST_LOG=debug).

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::core::ErrorCode;
 use crate::engine::fanout::{ConnHandle, ConnId, Frame};
+use crate::engine::retries::{self, Side};
 use crate::engine::supervision::encode;
 use crate::engine::Engine;
 use crate::ids::{AgentId, ChatId};
@@ -24,7 +25,7 @@ use crate::metrics::{Metrics, Socket, Stopwatch};
 use crate::protocol::supervisor::{
     SupervisorFrame, SupervisorRequest, SupervisorResult, SupervisorServerFrame,
 };
-use crate::protocol::PROTOCOL_VERSION;
+use crate::protocol::{Caller, PROTOCOL_VERSION};
 use crate::security::Security;
 
 /// `GET /v1/supervisor/ws`: authenticates, checks the role, then upgrades.
@@ -156,6 +157,32 @@ pub fn handle_text(
         });
     }
     let caller = &session.caller;
+    if !request.changes_state() {
+        return answer(engine, metrics, caller, conn, id, request);
+    }
+    // A retry (same id, same request) gets the first reply again (R17). Only a subscription,
+    // which changes nothing, has its reply queued by the engine: the fallback is never taken.
+    let fingerprint = retries::fingerprint(&request);
+    let first = engine.once(Side::Supervisor, &caller.id, &id, fingerprint, || {
+        answer(engine, metrics, caller, conn, id.clone(), request).unwrap_or_else(|| {
+            encode(&SupervisorServerFrame::Ok {
+                id: id.clone(),
+                result: SupervisorResult::Done,
+            })
+        })
+    });
+    Some(first.unwrap_or_else(|reused| refusal_frame(id, reused)))
+}
+
+/// Runs one request; its reply, unless the engine queued it itself.
+fn answer(
+    engine: &Engine,
+    metrics: &Metrics,
+    caller: &Caller,
+    conn: ConnId,
+    id: String,
+    request: SupervisorRequest,
+) -> Option<Frame> {
     let name = request.name();
     let (chat, agent) = match &request {
         SupervisorRequest::Transfer { chat_id, to } => (Some(chat_id), Some(to)),

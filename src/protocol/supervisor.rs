@@ -26,7 +26,7 @@ pub struct SupervisorFrame {
 }
 
 /// Every request a supervisor can make.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SupervisorRequest {
     /// Watch these queues (absent or null: all), replacing any earlier subscription. Without
@@ -110,10 +110,26 @@ impl SupervisorRequest {
             SupervisorRequest::Refresh { .. } => "refresh",
         }
     }
+
+    /// Whether the request changes something: a retry of it with the same id gets its first
+    /// reply again instead of running twice (R17).
+    pub fn changes_state(&self) -> bool {
+        match self {
+            SupervisorRequest::SetLimit { .. }
+            | SupervisorRequest::SetPresence { .. }
+            | SupervisorRequest::Transfer { .. }
+            | SupervisorRequest::Close { .. } => true,
+            SupervisorRequest::Subscribe { .. }
+            | SupervisorRequest::GetChat { .. }
+            | SupervisorRequest::GetAnalytics { .. }
+            | SupervisorRequest::Ping
+            | SupervisorRequest::Refresh { .. } => false,
+        }
+    }
 }
 
 /// Which KPI events an analytics query counts; every part is optional.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct AnalyticsQuery {
     /// From this instant, inclusive.
     #[serde(default)]

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use chrono::Duration;
+use serde_json::json;
 use switchboard::engine::EngineConfig;
 
 use super::support::TestServer;
@@ -267,5 +268,95 @@ async fn r17_a_resume_of_more_pushes_than_an_outbox_holds_replays_them_all() {
         assert_eq!(resumed["kind"], "snapshot");
         assert_eq!(resumed["seq"].as_u64(), Some(seen + 20));
     }
+    server.check_invariants();
+}
+
+/// A client whose connection dropped after it sent a request cannot know whether it landed:
+/// the same request with the same id, on a new connection within the grace period, gets the
+/// first reply again and runs once. The same id with another request is refused; after the
+/// grace period the id is forgotten.
+#[tokio::test]
+async fn r17_a_request_retried_with_its_id_after_a_reconnect_gets_the_first_reply_and_runs_once() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000240");
+    let chat = ana.serves(&customer).await;
+    ana.closes(&chat).await;
+    server.sent_to_customers();
+    let reopen = json!({ "type": "reopen", "chat_id": chat });
+
+    let first = ana.request_as("retry-1", reopen.clone()).await;
+    assert!(first.is_ok(), "{:#}", first.0);
+    ana.disconnect().await;
+    let mut ana = server.agent("ana").connect().await;
+    let again = ana.request_as("retry-1", reopen.clone()).await;
+    assert_eq!(again.0, first.0, "the first reply, word for word");
+    let notices = server.sent_to_customers();
+    assert_eq!(notices.len(), 1, "one reopen notice, not two: {notices:?}");
+
+    let close = json!({ "type": "close", "chat_id": chat });
+    ana.request_as("retry-2", close.clone()).await.expect_ok();
+    ana.expect_push("chat_closed").await;
+    ana.request_as("retry-2", close.clone()).await.expect_ok();
+    ana.expect_no_push("chat_closed").await;
+
+    let reused = ana
+        .request_as("retry-2", reopen.clone())
+        .await
+        .expect_error("bad_request");
+    let message = reused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("\"retry-2\""), "names the id: {message}");
+
+    server.advance(Duration::seconds(61));
+    let later = ana.request_as("retry-2", close).await.expect_error("bad_request");
+    assert!(
+        later["message"].as_str().unwrap_or_default().contains("closed"),
+        "after the grace period the id is new again, and the close runs: {later:#}"
+    );
+    server.check_invariants();
+}
+
+/// A reopen of a chat the caller itself holds reopened, with a new id (another tab), answers
+/// `ok` with the chat instead of a conflict with oneself, and sends no second notice.
+#[tokio::test]
+async fn r17_an_agent_reopening_a_chat_it_holds_reopened_gets_ok_with_the_chat() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let mut ben = server.agent("ben").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000241");
+    let chat = ana.serves(&customer).await;
+    ana.closes(&chat).await;
+    ana.reopen(&chat).await.expect_ok();
+    server.sent_to_customers();
+
+    let mut tab = server.agent("ana").connect().await;
+    let result = tab.reopen(&chat).await.expect_ok();
+    assert_eq!(
+        (&result["kind"], &result["chat"]["id"]),
+        (&json!("chat"), &json!(chat))
+    );
+    assert_eq!(result["chat"]["state"], "reopened");
+    assert!(server.sent_to_customers().is_empty(), "no second notice");
+    let live = ben.reopen(&chat).await.expect_error("active_elsewhere");
+    assert_eq!(live["live"]["owner"], "ana");
+    server.check_invariants();
+}
+
+/// The supervisor socket keeps its replies for retries too: a repeated forced close gets the
+/// first `ok`, not "the chat is closed".
+#[tokio::test]
+async fn r17_a_supervisor_s_retried_request_gets_the_first_reply() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("whatsapp", "+4915100000242")).await;
+    let mut sam = server.supervisor("sam").connect().await;
+    let close = json!({ "type": "close", "chat_id": chat });
+    let first = sam.request_as("s-retry-1", close.clone()).await;
+    assert_eq!(first.0["type"], "ok", "{:#}", first.0);
+    let mut sam = server.supervisor("sam").connect().await;
+    let again = sam.request_as("s-retry-1", close.clone()).await;
+    assert_eq!(again.0, first.0);
+    let fresh = sam.request_as("s-retry-2", close).await;
+    assert_eq!(fresh.0["code"], "bad_request", "a new id runs: {:#}", fresh.0);
     server.check_invariants();
 }

@@ -40,6 +40,13 @@ pub(crate) use agent::{Agent, AgentClient, Reply};
 pub(crate) use customer::Customer;
 pub(crate) use supervisor::{apply, Supervisor, SupervisorClient};
 
+/// A number no other request of this test run has: request ids must not repeat for an agent
+/// within the grace period, on any of its connections (a repeated id is a retry, R17).
+pub(crate) fn next_request_number() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// How long any wait for an event lasts before the test fails.
 pub(crate) const WAIT: StdDuration = StdDuration::from_secs(5);
 

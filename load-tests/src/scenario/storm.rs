@@ -71,10 +71,14 @@ pub(crate) struct StormAgent {
     shared: Arc<Shared>,
     stats: Arc<Stats>,
     setup: Setup,
+    /// Requests sent: part of each id, which must be new for every request (a repeated id
+    /// is a retry, answered with the first reply).
+    sent: u64,
 }
 
+/// The slot a reply's id (`{prefix}{slot}:{n}`) names.
 fn slot_of(id: &str, prefix: &str) -> Option<usize> {
-    id.strip_prefix(prefix)?.parse().ok()
+    id.strip_prefix(prefix)?.split(':').next()?.parse().ok()
 }
 
 impl StormAgent {
@@ -102,7 +106,11 @@ impl StormAgent {
         slot.busy = true;
         slot.stamp.store(0, Ordering::Relaxed);
         slot.reopen_sent = clock::now();
-        out.send(0, wire::request(format_args!("r:{i}"), "reopen", &slot.chat));
+        self.sent += 1;
+        out.send(
+            0,
+            wire::request(format_args!("r:{i}:{}", self.sent), "reopen", &slot.chat),
+        );
         self.running += 1;
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         true
@@ -182,7 +190,11 @@ impl StormAgent {
             "customer_message" if slot.flags & (ACTIVATED | CLOSE_SENT) == ACTIVATED => {
                 slot.flags |= CLOSE_SENT;
                 slot.close_sent = clock::now();
-                out.send(0, wire::request(format_args!("c:{i}"), "close", &slot.chat));
+                self.sent += 1;
+                out.send(
+                    0,
+                    wire::request(format_args!("c:{i}:{}", self.sent), "close", &slot.chat),
+                );
             }
             "chat_closed" if slot.flags & CLOSE_SENT != 0 => {
                 self.stats
@@ -294,6 +306,7 @@ pub(crate) async fn run(
         shared: shared.clone(),
         stats: stats.clone(),
         setup: setup.clone(),
+        sent: 0,
     })
     .await;
     bar.finish_and_clear();

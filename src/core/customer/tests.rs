@@ -170,6 +170,26 @@ fn r04_a_reopen_makes_the_chat_reopened_with_its_reopener_and_sends_a_notice() {
     );
 }
 
+/// Reopening a chat one holds reopened already changes nothing and is no conflict; another
+/// agent still gets `active_elsewhere` (R03).
+#[test]
+fn r17_a_reopen_of_a_chat_the_caller_holds_reopened_answers_with_no_change() {
+    let mut desk = Desk::on(Channel::Whatsapp);
+    let chat = desk.closed(&ana(), t(0));
+    desk.reopen(&chat, &ben(), t(10)).expect("reopens");
+    let before = format!("{:?}", desk.file);
+    assert_eq!(desk.reopen(&chat, &ben(), t(11)), Ok(Vec::new()));
+    assert_eq!(
+        format!("{:?}", desk.file),
+        before,
+        "nothing changed: no second notice"
+    );
+    assert_eq!(
+        code(desk.reopen(&chat, &ana(), t(12))),
+        ErrorCode::ActiveElsewhere
+    );
+}
+
 #[test]
 fn r05_the_customer_s_reply_makes_a_reopened_chat_active_with_the_reopener() {
     let mut desk = Desk::on(Channel::Webchat);

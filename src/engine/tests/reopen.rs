@@ -68,7 +68,7 @@ fn r02_a_channel_without_window_can_always_be_reopened() {
 }
 
 #[test]
-fn r03_reopen_while_live_elsewhere_is_rejected_and_says_where() {
+fn r03_r17_reopen_while_live_elsewhere_is_rejected_and_says_where_and_the_owner_s_again_is_ok() {
     let mut desk = Desk::new();
     let ana = desk.agent("ana", 2);
     let ben = desk.agent("ben", 0);
@@ -80,8 +80,19 @@ fn r03_reopen_while_live_elsewhere_is_rejected_and_says_where() {
     };
     assert_eq!(live.state, ChatState::Reopened);
     assert_eq!(live.owner, Some(ana.id.clone()));
-    // Not even the owner reopens twice.
-    assert_eq!(code(desk.reopen(&ana, &chat)), ErrorCode::ActiveElsewhere);
+    // The owner's second reopen (a retry, another tab) is no conflict with itself: it answers
+    // with the chat and changes nothing, no second notice, no second push (R17).
+    while desk.outbound.try_recv().is_ok() {}
+    desk.pushes(&ana);
+    let Ok(ReplyResult::Chat { chat: view }) = desk.reopen(&ana, &chat) else {
+        panic!("the owner's reopen answers with the chat")
+    };
+    assert_eq!(
+        (view.state, view.owner),
+        (ChatState::Reopened, Some(ana.id.clone()))
+    );
+    assert!(desk.outbound.try_recv().is_err(), "no second notice");
+    assert!(desk.pushes(&ana).is_empty());
     desk.check();
 }
 

@@ -48,7 +48,6 @@ impl Agent {
             id: self.id.clone(),
             ws,
             pushes: VecDeque::new(),
-            requests: 0,
             last_seq: 0,
             welcome: Value::Null,
         };
@@ -129,7 +128,6 @@ pub(crate) struct AgentClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Pushes read but not yet asked for, in arrival order.
     pushes: VecDeque<Pushed>,
-    requests: u64,
     /// The highest sequence number seen on this connection.
     last_seq: u64,
     welcome: Value,
@@ -165,9 +163,14 @@ impl AgentClient {
 
     /// Sends `request` with a fresh `id` and waits for its reply; pushes arriving meanwhile are
     /// kept for [`expect_push`](Self::expect_push).
-    pub(crate) async fn request(&mut self, mut request: Value) -> Reply {
-        self.requests += 1;
-        let id = format!("{}-{}", self.id, self.requests);
+    pub(crate) async fn request(&mut self, request: Value) -> Reply {
+        // New for every request of the run, across connections: a repeated id is a retry (R17).
+        let id = format!("{}-{}", self.id, super::next_request_number());
+        self.request_as(&id, request).await
+    }
+
+    /// Sends `request` with `id` (a retry repeats one) and waits for its reply.
+    pub(crate) async fn request_as(&mut self, id: &str, mut request: Value) -> Reply {
         request["id"] = json!(id);
         schema::check(schema::CLIENT_FRAME, &request);
         self.send(Message::text(request.to_string())).await;
@@ -175,12 +178,7 @@ impl AgentClient {
             Ok(reply) => reply,
             Err(_) => self.timed_out(&format!("reply to {request}")),
         };
-        assert_eq!(
-            reply["id"],
-            id.as_str(),
-            "{}: replies out of order: {reply:#}",
-            self.id
-        );
+        assert_eq!(reply["id"], id, "{}: replies out of order: {reply:#}", self.id);
         Reply(reply)
     }
 

@@ -45,7 +45,6 @@ impl Supervisor {
             id: self.id.clone(),
             ws,
             events: VecDeque::new(),
-            requests: 0,
             last_seq: 0,
             welcome: Value::Null,
         };
@@ -68,7 +67,6 @@ pub(crate) struct SupervisorClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Board events read but not yet asked for, in order.
     events: VecDeque<Value>,
-    requests: u64,
     /// The highest sequence number seen on this connection.
     last_seq: u64,
     welcome: Value,
@@ -87,9 +85,14 @@ impl SupervisorClient {
 
     /// Sends `request` with a fresh `id` and waits for its reply; events arriving meanwhile
     /// are kept.
-    pub(crate) async fn request(&mut self, mut request: Value) -> Reply {
-        self.requests += 1;
-        let id = format!("{}-{}", self.id, self.requests);
+    pub(crate) async fn request(&mut self, request: Value) -> Reply {
+        // New for every request of the run, across connections: a repeated id is a retry (R17).
+        let id = format!("{}-{}", self.id, super::next_request_number());
+        self.request_as(&id, request).await
+    }
+
+    /// Sends `request` with `id` (a retry repeats one) and waits for its reply.
+    pub(crate) async fn request_as(&mut self, id: &str, mut request: Value) -> Reply {
         request["id"] = json!(id);
         schema::check(schema::SUPERVISOR_FRAME, &request);
         self.ws
@@ -107,12 +110,7 @@ impl SupervisorClient {
         })
         .await
         .unwrap_or_else(|_| panic!("{}: no reply to {request}", self.id));
-        assert_eq!(
-            reply["id"],
-            id.as_str(),
-            "{}: replies out of order: {reply:#}",
-            self.id
-        );
+        assert_eq!(reply["id"], id, "{}: replies out of order: {reply:#}", self.id);
         Reply(reply)
     }
 
