@@ -35,6 +35,20 @@ pub struct ClientFrame {
     pub request: Request,
 }
 
+/// A request frame as decoded, for the rule that a field the engine does not know is refused
+/// (see protocol/README.md, Versioning): serde's `deny_unknown_fields` refuses it in a
+/// request with fields, but does not reach one without any.
+pub trait RequestFrame {
+    /// Whether its request takes no field beyond `id` and `type`.
+    fn takes_no_fields(&self) -> bool;
+}
+
+impl RequestFrame for ClientFrame {
+    fn takes_no_fields(&self) -> bool {
+        matches!(self.request, Request::Snapshot | Request::Ping)
+    }
+}
+
 /// Which chats an archive listing covers (R16).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -48,7 +62,7 @@ pub enum Scope {
 
 /// Every request an agent can make.
 #[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Reopen a closed chat (R02–R04).
     Reopen {

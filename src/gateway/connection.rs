@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::core::ErrorCode;
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
 use crate::gateway::error::durable;
-use crate::protocol::{ErrorFrame, ServerFrame, MAX_FRAME_BYTES};
+use crate::protocol::{ErrorFrame, RequestFrame, ServerFrame, MAX_FRAME_BYTES};
 use crate::refusal::{Close, Refusal};
 use crate::store::WritePoint;
 
@@ -532,7 +532,7 @@ pub fn refusal_frame(id: String, refusal: Refusal) -> Frame {
 }
 
 /// Decodes one text frame (R18): a bad one becomes the error frame naming what was wrong.
-pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, Frame> {
+pub fn decode<T: DeserializeOwned + RequestFrame>(text: &str) -> Result<T, Frame> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(error_frame(
             None,
@@ -540,8 +540,14 @@ pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, Frame> {
             format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len()),
         ));
     }
-    // The common case in one parse; only a frame that fails is looked at again, to say why.
+    // The common case in one parse; only a frame that fails is looked at again, to say why
+    // (and one whose type takes no fields, to find any it should not have).
     if let Ok(frame) = serde_json::from_str::<T>(text) {
+        if frame.takes_no_fields() {
+            if let Some(refused) = fields_beyond_id_and_type(text) {
+                return Err(refused);
+            }
+        }
         return Ok(frame);
     }
     let value: Value = match serde_json::from_str(text) {
@@ -608,6 +614,32 @@ pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, Frame> {
             format!("invalid `{kind}` frame: {e}"),
         )),
     }
+}
+
+/// The error for a frame of a type without fields that carries some anyway, naming them.
+fn fields_beyond_id_and_type(text: &str) -> Option<Frame> {
+    #[derive(Deserialize)]
+    struct Frame {
+        id: Option<String>,
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(flatten)]
+        rest: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    let frame: Frame = serde_json::from_str(text).ok()?;
+    if frame.rest.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = frame.rest.keys().map(|k| format!("`{k}`")).collect();
+    Some(error_frame(
+        frame.id,
+        ErrorCode::BadRequest,
+        format!(
+            "invalid `{}` frame: unknown field {}; it takes no fields beyond `id` and `type`",
+            frame.kind,
+            names.join(", ")
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct SupervisorFrame {
 
 /// Every request a supervisor can make.
 #[derive(Clone, Debug, PartialEq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SupervisorRequest {
     /// Watch these queues (absent or null: all), replacing any earlier subscription. Without
     /// `after_seq` the reply is the board, and every change after it follows. With it
@@ -93,6 +93,12 @@ pub enum SupervisorRequest {
         /// The new token (a JWT).
         token: String,
     },
+}
+
+impl crate::protocol::RequestFrame for SupervisorFrame {
+    fn takes_no_fields(&self) -> bool {
+        matches!(self.request, SupervisorRequest::Ping)
+    }
 }
 
 impl SupervisorRequest {

@@ -1,7 +1,7 @@
 //! Bad input (R18): every broken frame gets an error naming what was wrong, and nothing else
 //! changes: not the connection, not the engine, not anyone else.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::support::TestServer;
 
@@ -73,6 +73,71 @@ async fn r18_broken_frames_get_a_bad_request_naming_the_problem_and_change_nothi
     assert_eq!(bob.ping().await.expect_ok()["kind"], "pong", "others carry on");
     bob.expect_silence().await;
     ana.reopen(&chat).await.expect_ok();
+    server.check_invariants();
+}
+
+/// One rule for the WebSocket and the admin API: a field the engine does not know is refused
+/// with `bad_request` naming it, and nothing runs (a misspelt optional field would otherwise
+/// be ignored without a word; a newer client checks `welcome.protocol` before using a newer
+/// field). The connection and everyone else carry on.
+#[tokio::test]
+async fn r18_a_request_with_a_field_the_engine_does_not_know_is_refused_naming_it() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("whatsapp", "+4915100000702")).await;
+    server.sent_to_customers();
+    let seq = ana.last_seq();
+
+    let cases = [
+        (
+            r#"{"id": "u1", "type": "snapshot", "evil": true}"#.to_owned(),
+            "u1",
+            "`evil`",
+        ),
+        (
+            r#"{"id": "u2", "type": "ping", "b": 1, "a": 2}"#.to_owned(),
+            "u2",
+            "`a`, `b`",
+        ),
+        (
+            format!(
+                r#"{{"id": "u3", "type": "send_message", "chat_id": "{chat}", "text": "hi", "human_agent_tags": true}}"#
+            ),
+            "u3",
+            "`human_agent_tags`",
+        ),
+    ];
+    for (frame, id, what) in cases {
+        let reply = ana.send_raw_text(frame).await;
+        assert_bad_request(&reply, Some(id), what);
+    }
+    assert!(
+        server.sent_to_customers().is_empty(),
+        "the misspelt message was not sent"
+    );
+    assert_eq!(ana.last_seq(), seq, "nothing was pushed");
+    assert_eq!(
+        ana.ping().await.expect_ok()["kind"],
+        "pong",
+        "the connection carries on"
+    );
+
+    let mut sam = server.supervisor("sam").connect().await;
+    let reply = sam
+        .request_as(
+            "s1",
+            json!({ "type": "set_limit", "agent": "ana", "limit": 5, "force": true }),
+        )
+        .await;
+    assert_bad_request(&reply.0, Some("s1"), "`force`");
+    let reply = sam.request_as("s2", json!({ "type": "ping", "evil": 1 })).await;
+    assert_bad_request(&reply.0, Some("s2"), "`evil`");
+
+    let (status, body) = server
+        .put_raw("/v1/admin/agents/ana/limit", r#"{"limit": 5, "force": true}"#)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body:#}");
+    assert!(body.to_string().contains("force"), "names the field: {body:#}");
     server.check_invariants();
 }
 

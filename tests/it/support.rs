@@ -380,6 +380,20 @@ impl TestServer {
         assert_eq!(response.status(), StatusCode::NO_CONTENT, "PUT limit of {id}");
     }
 
+    /// PUTs a raw JSON body; answers the status and the JSON body.
+    pub(crate) async fn put_raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .put(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs a raw body, bypassing every check; answers the status and the JSON body.
     pub(crate) async fn post_raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
         self.post_raw_with(path, &[], body).await
