@@ -109,11 +109,8 @@ where
                 }
             }
             saved = pipeline.front_saved() => {
-                let answered = pipeline.answer_front(saved, sink, outbox, replies);
-                match tokio::time::timeout(WRITE_TIMEOUT, answered).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(close)) => return close,
-                    Err(_) => return None,
+                if let Err(close) = pipeline.answer_front(saved, sink, outbox, replies).await {
+                    return close;
                 }
             }
             frame = outbox.recv(), if pipeline.may_write(outbox) => {
@@ -169,10 +166,8 @@ where
                                 Ok(saved) => saved,
                                 Err(close) => return close,
                             };
-                            match tokio::time::timeout(WRITE_TIMEOUT, pipeline.answer_front(saved, sink, outbox, replies)).await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(close)) => return close,
-                                Err(_) => return None,
+                            if let Err(close) = pipeline.answer_front(saved, sink, outbox, replies).await {
+                                return close;
                             }
                         }
                         let read = tokio::task::spawn_blocking(job);
@@ -273,7 +268,22 @@ impl Pipeline {
 
     /// Answers the oldest request once `saved` says how its commit went, and every request
     /// after it whose commit is already done: each after the outbox frames queued before it.
+    /// `Err` holds what [`run`] returns to end the connection (a write that takes longer than
+    /// [`WRITE_TIMEOUT`] gives the connection up as dead).
     async fn answer_front<W: Sink<Message> + Unpin>(
+        &mut self,
+        saved: Result<(), String>,
+        sink: &mut W,
+        outbox: &mut mpsc::Receiver<Frame>,
+        replies: &mpsc::Sender<Frame>,
+    ) -> Result<(), Option<Close>> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.answer_ready(saved, sink, outbox, replies)).await {
+            Ok(answered) => answered,
+            Err(_) => Err(None),
+        }
+    }
+
+    async fn answer_ready<W: Sink<Message> + Unpin>(
         &mut self,
         mut saved: Result<(), String>,
         sink: &mut W,
@@ -660,6 +670,19 @@ mod tests {
         stream::iter(pings).chain(stream::pending())
     }
 
+    /// A sink that keeps every message written to it, and what it kept.
+    fn recording_sink() -> (
+        Arc<Mutex<Vec<Message>>>,
+        impl Sink<Message, Error = Infallible> + Unpin,
+    ) {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = Box::pin(sink::unfold(written.clone(), |written, m: Message| async move {
+            written.lock().push(m);
+            Ok::<_, Infallible>(written)
+        }));
+        (written, sink)
+    }
+
     /// The `error` frames among `frames`, as (id, code).
     fn errors(frames: &[Value]) -> Vec<(Value, Value)> {
         frames
@@ -671,11 +694,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_flood_is_answered_rate_limited_beyond_the_burst_and_then_closed_with_4029() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let mut sink = Box::pin(sink::unfold(written.clone(), |written, m: Message| async move {
-            written.lock().push(m);
-            Ok::<_, Infallible>(written)
-        }));
+        let (written, mut sink) = recording_sink();
         let (replies, mut outbox) = mpsc::channel(1024);
         let (_stop, mut shutdown) = watch::channel(false);
         let mut handled = Vec::new();
@@ -755,11 +774,7 @@ mod tests {
     /// before the requests leaves at once. A failed commit answers `storage_unavailable`.
     #[tokio::test]
     async fn issue13_pipelined_replies_wait_for_their_own_commit_and_hold_back_their_effects() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let mut sink = Box::pin(sink::unfold(written.clone(), |written, m: Message| async move {
-            written.lock().push(m);
-            Ok::<_, Infallible>(written)
-        }));
+        let (written, mut sink) = recording_sink();
         let requests = (0..3)
             .map(|i| Ok::<_, Infallible>(Message::text(format!(r#"{{"id": "r{i}", "type": "ping"}}"#))));
         let mut stream = stream::iter(requests).chain(stream::pending());
@@ -845,11 +860,7 @@ mod tests {
     /// read only as earlier ones are answered.
     #[tokio::test]
     async fn issue13_at_most_max_in_flight_requests_wait_for_the_disk() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let mut sink = Box::pin(sink::unfold(written.clone(), |written, m: Message| async move {
-            written.lock().push(m);
-            Ok::<_, Infallible>(written)
-        }));
+        let (written, mut sink) = recording_sink();
         let total = MAX_IN_FLIGHT as u64 + 8;
         let (replies, mut outbox) = mpsc::channel(1024);
         let (_stop, mut shutdown) = watch::channel(false);
