@@ -7,9 +7,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchboard::gateway::connection::decode;
 use switchboard::protocol::supervisor::SupervisorFrame;
-use switchboard::protocol::ClientFrame;
+use switchboard::protocol::{ClientFrame, RequestFrame};
 
-fn check<T: DeserializeOwned>(text: &str) {
+fn check<T: DeserializeOwned + RequestFrame>(text: &str) {
     let Err(frame) = decode::<T>(text) else { return };
     let error: Value = serde_json::from_slice(&frame).expect("an error frame is JSON");
     assert_eq!(error["type"], "error", "not an error frame: {error}");
