@@ -13,7 +13,7 @@ pub mod router;
 
 pub use agent::{AgentProfile, Presence, Role};
 pub use channel::{AfterWindow, Channel, ChannelPolicy, Policies};
-pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, SnoozeUntil};
+pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, SnoozeUntil, Stage};
 pub use customer::{CustomerEvent, CustomerFile, Events, Profile};
 pub use rejection::{ErrorCode, LiveElsewhere, Rejection};
 pub use router::{Accepted, Changes, LoadChange, QueueChange, Router, RouterEvent, Waiting, WithdrawReason};

@@ -363,10 +363,10 @@ impl Engine {
             let file = file.lock();
             file.check_invariants();
             for chat in &file.chats {
-                if chat.state.counts_toward_load() {
-                    *load.entry(chat.owner.clone().expect("owned")).or_default() += 1;
+                if let Some(owner) = chat.stage.load_owner() {
+                    *load.entry(owner.clone()).or_default() += 1;
                 }
-                if chat.state == ChatState::Queued {
+                if chat.state() == ChatState::Queued {
                     queued.push(chat.id.clone());
                 }
             }
@@ -417,7 +417,7 @@ impl Engine {
     pub fn chat_state(&self, chat: &ChatId) -> Option<ChatState> {
         let file = self.file_in_memory(chat)?;
         let file = file.lock();
-        file.chat(chat).map(|c| c.state)
+        file.chat(chat).map(|c| c.state())
     }
 }
 

@@ -120,6 +120,103 @@ pub struct Message {
     pub text: String,
 }
 
+/// Where a chat is in its life, with what that stage holds and nothing else: an owner exactly
+/// where one is needed, a snooze only while snoozed, a close time only once closed. Every stage
+/// but `Closed` is *live* (R01). [`ChatState`] is its tag, for the wire and for rejections.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Stage {
+    /// In an automated journey; no agent owns it (R09).
+    Bot,
+    /// Waiting to be routed (possibly offered to an agent who has not answered yet).
+    Queued {
+        /// When it entered the queue: the oldest is offered first.
+        since: Timestamp,
+    },
+    /// Owned by an agent and counting toward its load.
+    Active {
+        /// The agent working it.
+        owner: AgentId,
+    },
+    /// Reopened by its owner, waiting for the customer; does not count toward load (R04).
+    Reopened {
+        /// The agent who reopened it.
+        owner: AgentId,
+        /// When: the reopen's expiry timer names it, so that an older timer cannot close a
+        /// newer reopen.
+        since: Timestamp,
+    },
+    /// Owned, set aside until a time or the customer's reply; still counts toward load (R13).
+    Snoozed {
+        /// The agent it returns to.
+        owner: AgentId,
+        /// Until when.
+        until: SnoozeUntil,
+    },
+    /// In the archive.
+    Closed {
+        /// When it was closed.
+        at: Timestamp,
+        /// Why.
+        why: CloseReason,
+        /// The agent that owned it last, if any: the archive's "mine" (R16).
+        owner: Option<AgentId>,
+    },
+}
+
+impl Stage {
+    /// The stage's tag.
+    pub fn state(&self) -> ChatState {
+        match self {
+            Stage::Bot => ChatState::Bot,
+            Stage::Queued { .. } => ChatState::Queued,
+            Stage::Active { .. } => ChatState::Active,
+            Stage::Reopened { .. } => ChatState::Reopened,
+            Stage::Snoozed { .. } => ChatState::Snoozed,
+            Stage::Closed { .. } => ChatState::Closed,
+        }
+    }
+
+    /// Whether the chat is live (anything but closed).
+    pub fn is_live(&self) -> bool {
+        !matches!(self, Stage::Closed { .. })
+    }
+
+    /// The agent that owns the chat now, or owned it last once it is closed.
+    pub fn owner(&self) -> Option<&AgentId> {
+        match self {
+            Stage::Active { owner } | Stage::Reopened { owner, .. } | Stage::Snoozed { owner, .. } => {
+                Some(owner)
+            }
+            Stage::Closed { owner, .. } => owner.as_ref(),
+            Stage::Bot | Stage::Queued { .. } => None,
+        }
+    }
+
+    /// The agent whose load the chat counts toward (active and snoozed chats, R06).
+    pub fn load_owner(&self) -> Option<&AgentId> {
+        match self {
+            Stage::Active { owner } | Stage::Snoozed { owner, .. } => Some(owner),
+            _ => None,
+        }
+    }
+
+    /// Until when the chat is snoozed, while it is.
+    pub fn snooze(&self) -> Option<SnoozeUntil> {
+        match self {
+            Stage::Snoozed { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+
+    /// When the chat was closed, and why, once it is.
+    pub fn closed(&self) -> Option<(Timestamp, CloseReason)> {
+        match self {
+            Stage::Closed { at, why, .. } => Some((*at, *why)),
+            _ => None,
+        }
+    }
+}
+
 /// A conversation: one customer on one channel, with its history.
 #[derive(Clone, Debug)]
 pub struct Chat {
@@ -130,50 +227,55 @@ pub struct Chat {
     /// The channel it is on.
     pub channel: Channel,
     /// Where it is in its life.
-    pub state: ChatState,
-    /// The agent that owns it (active, reopened, snoozed; kept after close for "mine").
-    pub owner: Option<AgentId>,
-    /// The agent that reopened it, while reopened or after the customer's reply (R05, R10).
+    pub stage: Stage,
+    /// The agent that last reopened it: kept after the customer's reply and after close, so
+    /// that views can say whose reopen brought the chat back (R05); forgotten when the chat is
+    /// revived as a new conversation (R11). History, not stage, which is why it stands apart.
     pub reopened_by: Option<AgentId>,
-    /// When it was last reopened.
-    pub reopened_at: Option<Timestamp>,
-    /// Until when it is snoozed.
-    pub snooze: Option<SnoozeUntil>,
     /// When it was created.
     pub created_at: Timestamp,
-    /// When it entered the queue last.
-    pub queued_at: Option<Timestamp>,
     /// The customer's last message: the messaging window runs from here (R02).
     pub last_customer_message_at: Option<Timestamp>,
-    /// When it was closed last, and why.
-    pub closed: Option<(Timestamp, CloseReason)>,
     /// Every message, oldest first.
     pub messages: Vec<Message>,
 }
 
 impl Chat {
-    /// A new chat in `state`, created at `now`.
-    pub fn new(id: ChatId, customer: CustomerId, channel: Channel, state: ChatState, now: Timestamp) -> Self {
+    /// A new chat at `stage`, created at `now`.
+    pub fn new(id: ChatId, customer: CustomerId, channel: Channel, stage: Stage, now: Timestamp) -> Self {
         Self {
             id,
             customer,
             channel,
-            state,
-            owner: None,
+            stage,
             reopened_by: None,
-            reopened_at: None,
-            snooze: None,
             created_at: now,
-            queued_at: None,
             last_customer_message_at: None,
-            closed: None,
             messages: Vec::new(),
         }
     }
 
+    /// Its state's tag.
+    pub fn state(&self) -> ChatState {
+        self.stage.state()
+    }
+
     /// Whether `agent` owns the chat while it is live.
     pub fn is_owned_by(&self, agent: &AgentId) -> bool {
-        self.state.is_live() && self.owner.as_ref() == Some(agent)
+        self.stage.is_live() && self.stage.owner() == Some(agent)
+    }
+
+    /// Closes the live chat for `why`, keeping its owner for the archive; returns the state it
+    /// was in and that owner.
+    pub fn close(&mut self, now: Timestamp, why: CloseReason) -> (ChatState, Option<AgentId>) {
+        let prior = self.state();
+        let owner = self.stage.owner().cloned();
+        self.stage = Stage::Closed {
+            at: now,
+            why,
+            owner: owner.clone(),
+        };
+        (prior, owner)
     }
 
     /// Adds a message to the history and says so.

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{AfterWindow, Channel, ChannelPolicy};
-use super::chat::{Author, Chat, ChatState, CloseReason, MessageKind, SnoozeUntil};
+use super::chat::{Author, Chat, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
 use super::rejection::{LiveElsewhere, Rejection};
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};
@@ -73,7 +73,7 @@ impl CustomerFile {
 
     /// The live chat, if any.
     pub fn live(&self) -> Option<&Chat> {
-        self.chats.iter().rev().find(|c| c.state.is_live())
+        self.chats.iter().rev().find(|c| c.stage.is_live())
     }
 
     /// One chat of this customer.
@@ -130,8 +130,8 @@ impl CustomerFile {
     fn live_elsewhere(&self) -> Option<LiveElsewhere> {
         self.live().map(|c| LiveElsewhere {
             chat_id: c.id.clone(),
-            state: c.state,
-            owner: c.owner.clone(),
+            state: c.state(),
+            owner: c.stage.owner().cloned(),
         })
     }
 
@@ -142,7 +142,7 @@ impl CustomerFile {
 
     /// Whether a closed chat may be reopened by an agent at `now` (R02, R03, R08).
     pub fn reopenable(&self, chat: &Chat, policy: &ChannelPolicy, now: Timestamp) -> bool {
-        chat.state == ChatState::Closed
+        !chat.stage.is_live()
             && self.live().is_none()
             && !self.is_opted_out(chat.channel)
             && self.latest_on(chat.channel).map(|c| &c.id) == Some(&chat.id)
@@ -170,25 +170,26 @@ impl CustomerFile {
             events.push(E::PushRearmed { channel });
         }
 
-        let live_index = self.chats.iter().rposition(|c| c.state.is_live());
+        let live_index = self.chats.iter().rposition(|c| c.stage.is_live());
         if let Some(i) = live_index {
             let chat = &mut self.chats[i];
             if chat.channel == channel {
                 chat.last_customer_message_at = Some(now);
             }
             let id = chat.id.clone();
-            match (chat.state, chat.snooze, chat.owner.clone()) {
-                (ChatState::Reopened, _, Some(agent)) => {
-                    chat.state = ChatState::Active;
+            match &chat.stage {
+                Stage::Reopened { owner, .. } => {
+                    let agent = owner.clone();
+                    chat.stage = Stage::Active { owner: agent.clone() };
                     events.push(E::ReopenAnswered {
                         chat: id.clone(),
                         agent,
                     });
                 }
-                (ChatState::Snoozed, Some(_), Some(owner)) => {
+                Stage::Snoozed { owner, .. } => {
                     // Any reply ends a snooze, timed or not (R13).
-                    chat.state = ChatState::Active;
-                    chat.snooze = None;
+                    let owner = owner.clone();
+                    chat.stage = Stage::Active { owner: owner.clone() };
                     events.push(E::SnoozeEnded {
                         chat: id.clone(),
                         owner,
@@ -200,7 +201,7 @@ impl CustomerFile {
             return events;
         }
 
-        let (i, revived) = self.start_chat(channel, ChatState::Queued, policy, now, new_chat_id);
+        let (i, revived) = self.start_chat(channel, Stage::Queued { since: now }, policy, now, new_chat_id);
         let chat = &mut self.chats[i];
         chat.last_customer_message_at = Some(now);
         let id = chat.id.clone();
@@ -217,11 +218,11 @@ impl CustomerFile {
     }
 
     /// Revives the newest chat on `channel` if the customer is back within its window (R11),
-    /// or starts a new one; either way in `state`. Returns its index and whether it was revived.
+    /// or starts a new one; either way at `stage`. Returns its index and whether it was revived.
     fn start_chat(
         &mut self,
         channel: Channel,
-        state: ChatState,
+        stage: Stage,
         policy: &ChannelPolicy,
         now: Timestamp,
         new_chat_id: impl FnOnce() -> ChatId,
@@ -232,24 +233,19 @@ impl CustomerFile {
             .rposition(|c| c.channel == channel)
             .filter(|&i| {
                 let c = &self.chats[i];
-                match (policy.window, c.closed) {
+                match (policy.window, c.stage.closed()) {
                     (Some(_), _) => policy.window_open(c.last_customer_message_at, now),
                     (None, Some((closed_at, _))) => now < closed_at + policy.revive_window,
                     (None, None) => false,
                 }
             });
-        let queued_at = (state == ChatState::Queued).then_some(now);
         if let Some(i) = revivable {
             let chat = &mut self.chats[i];
-            chat.state = state;
-            chat.closed = None;
-            chat.owner = None;
+            chat.stage = stage;
             chat.reopened_by = None;
-            chat.queued_at = queued_at;
             return (i, true);
         }
-        let mut chat = Chat::new(new_chat_id(), self.id.clone(), channel, state, now);
-        chat.queued_at = queued_at;
+        let chat = Chat::new(new_chat_id(), self.id.clone(), channel, stage, now);
         self.chats.push(chat);
         (self.chats.len() - 1, false)
     }
@@ -260,15 +256,12 @@ impl CustomerFile {
             self.opted_out.push(channel);
             events.push(E::OptedOut { channel });
         }
-        if let Some(chat) = self.chats.iter_mut().rev().find(|c| c.state.is_live()) {
-            let prior = chat.state;
-            chat.state = ChatState::Closed;
-            chat.snooze = None;
-            chat.closed = Some((now, CloseReason::Stop));
+        if let Some(chat) = self.chats.iter_mut().rev().find(|c| c.stage.is_live()) {
+            let (prior, owner) = chat.close(now, CloseReason::Stop);
             events.push(E::Closed {
                 chat: chat.id.clone(),
                 prior,
-                owner: chat.owner.clone(),
+                owner,
                 reason: CloseReason::Stop,
             });
             events.push(chat.add(now, Author::Customer, MessageKind::Text, "#STOP"));
@@ -287,7 +280,7 @@ impl CustomerFile {
         let chat = self
             .chat(chat_id)
             .ok_or_else(|| Rejection::not_found("chat", chat_id))?;
-        if chat.state == ChatState::Reopened && chat.owner.as_ref() == Some(agent) {
+        if matches!(&chat.stage, Stage::Reopened { owner, .. } if owner == agent) {
             // The caller holds it reopened already (a retry after a lost reply, another tab):
             // not a conflict with oneself. Nothing changes, and the chat is the answer (R17).
             return Ok(Vec::new());
@@ -308,7 +301,7 @@ impl CustomerFile {
         if self.latest_on(chat.channel).map(|c| &c.id) != Some(chat_id) {
             return Err(Rejection::WrongState {
                 chat: chat_id.clone(),
-                state: chat.state,
+                state: chat.state(),
                 why: "a newer chat with this customer exists on the channel; reopen that one",
             });
         }
@@ -320,11 +313,11 @@ impl CustomerFile {
         // one who last accepted it from routing (R10).
         let mut events = Vec::new();
         let chat = self.chat_mut(chat_id)?;
-        chat.owner = Some(agent.clone());
-        chat.state = ChatState::Reopened;
+        chat.stage = Stage::Reopened {
+            owner: agent.clone(),
+            since: now,
+        };
         chat.reopened_by = Some(agent.clone());
-        chat.reopened_at = Some(now);
-        chat.closed = None;
         events.push(E::Reopened {
             chat: chat_id.clone(),
             by: agent.clone(),
@@ -346,7 +339,7 @@ impl CustomerFile {
     ) -> Result<Events, Rejection> {
         let chat = self.chat_mut(chat_id)?;
         let last = chat.last_customer_message_at;
-        if !chat.state.is_live() {
+        if !chat.stage.is_live() {
             if !policy.window_open(last, now) {
                 return Err(Rejection::WindowClosed {
                     expired_at: policy.window_expires_at(last),
@@ -354,13 +347,13 @@ impl CustomerFile {
             }
             return Err(Rejection::WrongState {
                 chat: chat_id.clone(),
-                state: chat.state,
+                state: chat.state(),
                 why: "the chat is closed: reopen it first",
             });
         }
-        if chat.owner.as_ref() != Some(agent) {
+        if chat.stage.owner() != Some(agent) {
             return Err(Rejection::NotOwner {
-                owner: chat.owner.clone(),
+                owner: chat.stage.owner().cloned(),
             });
         }
         check_length(text, chat.channel, policy)?;
@@ -404,7 +397,7 @@ impl CustomerFile {
         let chat = self
             .chat(chat_id)
             .ok_or_else(|| Rejection::not_found("chat", chat_id))?;
-        let (channel, last, state) = (chat.channel, chat.last_customer_message_at, chat.state);
+        let (channel, last, state) = (chat.channel, chat.last_customer_message_at, chat.state());
         if let Some(live) = self.live_elsewhere() {
             return Err(Rejection::ActiveElsewhere { live });
         }
@@ -494,10 +487,7 @@ impl CustomerFile {
         now: Timestamp,
     ) -> Result<Events, Rejection> {
         let chat = self.owned_live(chat_id, agent)?;
-        let prior = chat.state;
-        chat.state = ChatState::Closed;
-        chat.snooze = None;
-        chat.closed = Some((now, reason));
+        let (prior, _) = chat.close(now, reason);
         Ok(vec![E::Closed {
             chat: chat_id.clone(),
             prior,
@@ -524,15 +514,17 @@ impl CustomerFile {
             }
         }
         let chat = self.owned_live(chat_id, agent)?;
-        if !matches!(chat.state, ChatState::Active | ChatState::Snoozed) {
+        if !matches!(chat.stage, Stage::Active { .. } | Stage::Snoozed { .. }) {
             return Err(Rejection::WrongState {
                 chat: chat_id.clone(),
-                state: chat.state,
+                state: chat.state(),
                 why: "only an active chat can be snoozed",
             });
         }
-        chat.state = ChatState::Snoozed;
-        chat.snooze = Some(until);
+        chat.stage = Stage::Snoozed {
+            owner: agent.clone(),
+            until,
+        };
         Ok(vec![E::Snoozed {
             chat: chat_id.clone(),
             owner: agent.clone(),
@@ -545,10 +537,13 @@ impl CustomerFile {
         let Ok(chat) = self.chat_mut(chat_id) else {
             return Vec::new();
         };
-        match (chat.state, chat.snooze, chat.owner.clone()) {
-            (ChatState::Snoozed, Some(SnoozeUntil::Time { at }), Some(owner)) if at <= now => {
-                chat.state = ChatState::Active;
-                chat.snooze = None;
+        match &chat.stage {
+            Stage::Snoozed {
+                owner,
+                until: SnoozeUntil::Time { at },
+            } if *at <= now => {
+                let owner = owner.clone();
+                chat.stage = Stage::Active { owner: owner.clone() };
                 vec![E::SnoozeEnded {
                     chat: chat_id.clone(),
                     owner,
@@ -564,15 +559,14 @@ impl CustomerFile {
         let Ok(chat) = self.chat_mut(chat_id) else {
             return Vec::new();
         };
-        if chat.state != ChatState::Reopened || chat.reopened_at != Some(reopened_at) {
+        if !matches!(chat.stage, Stage::Reopened { since, .. } if since == reopened_at) {
             return Vec::new();
         }
-        chat.state = ChatState::Closed;
-        chat.closed = Some((now, CloseReason::Timeout));
+        let (prior, owner) = chat.close(now, CloseReason::Timeout);
         vec![E::Closed {
             chat: chat_id.clone(),
-            prior: ChatState::Reopened,
-            owner: chat.owner.clone(),
+            prior,
+            owner,
             reason: CloseReason::Timeout,
         }]
     }
@@ -580,14 +574,14 @@ impl CustomerFile {
     /// Moves an active chat to another agent (R12). The "originally assigned" mark stays (R10).
     pub fn transfer(&mut self, chat_id: &ChatId, from: &AgentId, to: &AgentId) -> Result<Events, Rejection> {
         let chat = self.owned_live(chat_id, from)?;
-        if chat.state != ChatState::Active {
+        if !matches!(chat.stage, Stage::Active { .. }) {
             return Err(Rejection::WrongState {
                 chat: chat_id.clone(),
-                state: chat.state,
+                state: chat.state(),
                 why: "only an active chat can be transferred",
             });
         }
-        chat.owner = Some(to.clone());
+        chat.stage = Stage::Active { owner: to.clone() };
         Ok(vec![E::Transferred {
             chat: chat_id.clone(),
             from: from.clone(),
@@ -605,16 +599,14 @@ impl CustomerFile {
         to_accept: chrono::Duration,
     ) -> Result<Events, Rejection> {
         let chat = self.chat_mut(chat_id)?;
-        if chat.state != ChatState::Queued {
+        if !matches!(chat.stage, Stage::Queued { .. }) {
             return Err(Rejection::WrongState {
                 chat: chat_id.clone(),
-                state: chat.state,
+                state: chat.state(),
                 why: "only a queued chat can be accepted",
             });
         }
-        chat.state = ChatState::Active;
-        chat.owner = Some(agent.clone());
-        chat.queued_at = None;
+        chat.stage = Stage::Active { owner: agent.clone() };
         let mut events = vec![E::Accepted {
             chat: chat_id.clone(),
             agent: agent.clone(),
@@ -641,7 +633,7 @@ impl CustomerFile {
         if let Some(live) = self.live_elsewhere() {
             return Err(Rejection::ActiveElsewhere { live });
         }
-        let (i, revived) = self.start_chat(channel, ChatState::Bot, policy, now, new_chat_id);
+        let (i, revived) = self.start_chat(channel, Stage::Bot, policy, now, new_chat_id);
         Ok(vec![E::ChatStarted {
             chat: self.chats[i].id.clone(),
             revived,
@@ -656,17 +648,16 @@ impl CustomerFile {
             .chats
             .iter_mut()
             .rev()
-            .find(|c| c.state.is_live())
+            .find(|c| c.stage.is_live())
             .ok_or_else(|| Rejection::not_found("bot journey of customer", &self.id))?;
-        if chat.state != ChatState::Bot {
+        if chat.stage != Stage::Bot {
             return Err(Rejection::WrongState {
                 chat: chat.id.clone(),
-                state: chat.state,
+                state: chat.state(),
                 why: "only a chat in a bot journey can be handed over",
             });
         }
-        chat.state = ChatState::Queued;
-        chat.queued_at = Some(now);
+        chat.stage = Stage::Queued { since: now };
         Ok(vec![E::Queued {
             chat: chat.id.clone(),
             sticky,
@@ -675,43 +666,26 @@ impl CustomerFile {
 
     fn owned_live(&mut self, chat_id: &ChatId, agent: &AgentId) -> Result<&mut Chat, Rejection> {
         let chat = self.chat_mut(chat_id)?;
-        if !chat.state.is_live() {
+        if !chat.stage.is_live() {
             return Err(Rejection::WrongState {
                 chat: chat_id.clone(),
-                state: chat.state,
+                state: chat.state(),
                 why: "the chat is closed",
             });
         }
-        if chat.owner.as_ref() != Some(agent) {
+        if chat.stage.owner() != Some(agent) {
             return Err(Rejection::NotOwner {
-                owner: chat.owner.clone(),
+                owner: chat.stage.owner().cloned(),
             });
         }
         Ok(chat)
     }
 
-    /// Panics if R01 does not hold; for tests.
+    /// Panics if R01 does not hold; for tests. (An owner where one is needed, a snooze only
+    /// while snoozed: [`Stage`] cannot say otherwise.)
     pub fn check_invariants(&self) {
-        let live = self.chats.iter().filter(|c| c.state.is_live()).count();
+        let live = self.chats.iter().filter(|c| c.stage.is_live()).count();
         assert!(live <= 1, "R01: customer {} has {live} live chats", self.id);
-        for c in &self.chats {
-            let owned = matches!(
-                c.state,
-                ChatState::Active | ChatState::Reopened | ChatState::Snoozed
-            );
-            assert!(
-                !owned || c.owner.is_some(),
-                "chat {} is {:?} without owner",
-                c.id,
-                c.state
-            );
-            assert_eq!(
-                c.state == ChatState::Snoozed,
-                c.snooze.is_some(),
-                "chat {} snooze",
-                c.id
-            );
-        }
     }
 }
 

@@ -82,8 +82,8 @@ impl Engine {
         if let Some(file) = self.file_in_memory(&row.chat) {
             let file = file.lock();
             if let Some(chat) = file.chat(&row.chat) {
-                let mine = chat.owner.as_ref() == Some(me);
-                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state) {
+                let mine = chat.stage.owner() == Some(me);
+                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state()) {
                     return None;
                 }
                 let policy = self.config.policies.of(chat.channel);
@@ -114,11 +114,11 @@ impl Engine {
                 continue;
             }
             for chat in &file.chats {
-                let mine = chat.owner.as_ref() == Some(me);
-                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state) {
+                let mine = chat.stage.owner() == Some(me);
+                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state()) {
                     continue;
                 }
-                let newest = chat.closed.map_or(chat.created_at, |(at, _)| at);
+                let newest = chat.stage.closed().map_or(chat.created_at, |(at, _)| at);
                 // The store's order and cursor: (newest, id) descending, strictly after it.
                 if before.is_some_and(|c| (newest, &chat.id) >= (c.newest_at, &c.chat)) {
                     continue;

@@ -273,8 +273,8 @@ impl Engine {
         let file = self.file_of_chat(chat_id)?;
         let file = file.lock();
         file.chat(chat_id)
-            .filter(|c| c.state.is_live())
-            .and_then(|c| c.owner.clone())
+            .filter(|c| c.stage.is_live())
+            .and_then(|c| c.stage.owner().cloned())
             .ok_or_else(|| {
                 Refusal::BadRequest(format!(
                     "chat {chat_id} has no owner: it is not live with an agent"

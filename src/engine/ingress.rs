@@ -107,13 +107,13 @@ impl Engine {
     pub(super) fn receipt(&self, file: &CustomerFile, chat_id: Option<ChatId>) -> IngressReceipt {
         let chat = chat_id.as_ref().and_then(|id| file.chat(id));
         let queue_position = chat
-            .filter(|c| c.state == ChatState::Queued)
+            .filter(|c| c.state() == ChatState::Queued)
             .and_then(|c| self.router.lock().position(&c.id))
             .map(|(_, p)| p);
         IngressReceipt {
             customer_id: file.id.clone(),
-            state: chat.map(|c| c.state),
-            owner: chat.and_then(|c| c.owner.clone()),
+            state: chat.map(|c| c.state()),
+            owner: chat.and_then(|c| c.stage.owner().cloned()),
             chat_id,
             queue_position,
         }

@@ -294,7 +294,7 @@ impl Engine {
     ) -> Result<ReplyResult, Refusal> {
         let file = self.file_of_chat(chat_id)?;
         let mut file = file.lock();
-        if file.chat(chat_id).map(|c| c.state) != Some(ChatState::Queued) {
+        if file.chat(chat_id).map(|c| c.state()) != Some(ChatState::Queued) {
             return Err(Refusal::not_found("offer of chat", chat_id));
         }
         let mut effects = self.effects(&file, now);
@@ -413,7 +413,7 @@ impl Engine {
         if let Some(file) = self.file_in_memory(chat_id) {
             let file = file.lock();
             let chat = file.chat(chat_id).ok_or_else(not_found)?;
-            may_read(chat.owner.as_ref())?;
+            may_read(chat.stage.owner())?;
             let end = before_seq.map_or(chat.messages.len(), |b| {
                 usize::try_from(b).unwrap_or(usize::MAX).min(chat.messages.len())
             });
@@ -436,7 +436,7 @@ impl Engine {
             .chat(chat_id)
             .map_err(archive::unreadable)?
             .ok_or_else(not_found)?;
-        may_read(record.owner.as_ref())?;
+        may_read(record.stage.owner())?;
         let page = store
             .history(chat_id, before_seq, limit)
             .map_err(archive::unreadable)?;
@@ -472,7 +472,7 @@ impl Engine {
         let mut chats = Vec::new();
         for file in files {
             let file = file.lock();
-            if let Some(chat) = file.live().filter(|c| c.owner.as_ref() == Some(me)) {
+            if let Some(chat) = file.live().filter(|c| c.stage.owner() == Some(me)) {
                 chats.push(self.chat_view(&file, &chat.id));
             }
         }

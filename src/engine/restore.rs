@@ -13,7 +13,7 @@
 use super::timers::Timer;
 use super::{Engine, SharedFile};
 use crate::clock::Timestamp;
-use crate::core::{ChatState, CustomerFile, SnoozeUntil, Waiting};
+use crate::core::{CustomerFile, SnoozeUntil, Stage, Waiting};
 use crate::ids::{AgentId, ChatId};
 use crate::store::Store;
 use crate::store::{ChatRecord, StoreError};
@@ -66,7 +66,7 @@ impl Engine {
             let before = file.chats.len();
             file.chats.retain(|chat| {
                 highest_id = highest_id.max(id_number(chat.id.as_str()));
-                chat.state.is_live() || self.keeps_in_memory(chat, now)
+                chat.stage.is_live() || self.keeps_in_memory(chat, now)
             });
             restored.chats_archived += before - file.chats.len();
             for chat in &mut file.chats {
@@ -112,8 +112,7 @@ impl Engine {
                 .chats
                 .iter()
                 .filter(|chat| {
-                    chat.state == ChatState::Closed
-                        && chat.closed.is_some_and(|(at, _)| at + EVICT_AFTER <= now)
+                    chat.stage.closed().is_some_and(|(at, _)| at + EVICT_AFTER <= now)
                         && !self.keeps_in_memory(chat, now)
                 })
                 .map(|chat| (ChatRecord::of(chat), chat.messages.len()))
@@ -159,7 +158,10 @@ impl Engine {
     fn keeps_in_memory(&self, chat: &crate::core::Chat, now: Timestamp) -> bool {
         let policy = self.config.policies.of(chat.channel);
         let has_window = policy.window_expires_at(Some(now)).is_some();
-        let revivable = chat.closed.is_some_and(|(at, _)| at + policy.revive_window > now);
+        let revivable = chat
+            .stage
+            .closed()
+            .is_some_and(|(at, _)| at + policy.revive_window > now);
         revivable || (has_window && policy.window_open(chat.last_customer_message_at, now))
     }
 
@@ -170,37 +172,34 @@ impl Engine {
         chat: &crate::core::Chat,
         queued: &mut Vec<(Waiting, Option<AgentId>)>,
     ) -> usize {
-        match chat.state {
-            ChatState::Queued => {
+        match &chat.stage {
+            Stage::Queued { since } => {
                 // An offer pending at the crash is not kept: the chat waits again and is
                 // offered afresh, as after an accept timeout.
-                let since = chat.queued_at.unwrap_or(chat.created_at);
-                queued.push((self.waiting(file, &chat.id, since), file.assigned_agent.clone()));
+                queued.push((self.waiting(file, &chat.id, *since), file.assigned_agent.clone()));
                 0
             }
-            ChatState::Active | ChatState::Snoozed => {
-                let Some(owner) = &chat.owner else { return 0 };
+            Stage::Active { owner } | Stage::Snoozed { owner, .. } => {
                 if !self.with_router(|r| (r.restore_load(owner), Vec::new())) {
                     tracing::warn!(%owner, chat = %chat.id, "restored chat's owner is not a configured agent");
                 }
-                match chat.snooze {
-                    Some(SnoozeUntil::Time { at }) if chat.state == ChatState::Snoozed => {
-                        self.timers.schedule(
-                            at,
-                            Timer::SnoozeEnd {
-                                customer: file.id.clone(),
-                                chat: chat.id.clone(),
-                            },
-                        );
-                        1
-                    }
-                    _ => 0,
-                }
-            }
-            ChatState::Reopened => {
-                let (Some(owner), Some(reopened_at)) = (&chat.owner, chat.reopened_at) else {
+                let Some(SnoozeUntil::Time { at }) = chat.stage.snooze() else {
                     return 0;
                 };
+                self.timers.schedule(
+                    at,
+                    Timer::SnoozeEnd {
+                        customer: file.id.clone(),
+                        chat: chat.id.clone(),
+                    },
+                );
+                1
+            }
+            Stage::Reopened {
+                owner,
+                since: reopened_at,
+            } => {
+                let reopened_at = *reopened_at;
                 let policy = self.config.policies.of(chat.channel);
                 let expires_at = policy
                     .window_expires_at(chat.last_customer_message_at)
@@ -216,7 +215,7 @@ impl Engine {
                 );
                 1
             }
-            ChatState::Bot | ChatState::Closed => 0,
+            Stage::Bot | Stage::Closed { .. } => 0,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::records::{ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::clock::Timestamp;
 use crate::core::analytics::EventKind;
-use crate::core::chat::{Author, CloseReason};
+use crate::core::chat::{Author, ChatState, CloseReason, SnoozeUntil, Stage};
 use crate::core::customer::Profile;
 use crate::core::rejection::ErrorCode;
 use crate::ids::{AgentId, ChatId, CustomerId};
@@ -208,19 +208,50 @@ pub(crate) const CHAT_COLUMNS: &str =
 
 /// A chat row selected with [`CHAT_COLUMNS`].
 pub(crate) fn chat_record(r: &Row<'_>) -> rusqlite::Result<ChatRecord> {
+    let created_at = column_time(r, 8)?;
     Ok(ChatRecord {
         id: ChatId::from(r.get::<_, String>(0)?),
         customer: CustomerId::from(r.get::<_, String>(1)?),
         channel: column_enum(r, 2)?,
-        state: column_enum(r, 3)?,
-        owner: column_id_opt(r, 4)?,
+        stage: column_stage(r, created_at)?,
         reopened_by: column_id_opt(r, 5)?,
-        reopened_at: column_time_opt(r, 6)?,
-        snooze: column_json(r, 7)?,
-        created_at: column_time(r, 8)?,
-        queued_at: column_time_opt(r, 9)?,
+        created_at,
         last_customer_message_at: column_time_opt(r, 10)?,
-        closed: column_closed(r, 11)?,
+    })
+}
+
+/// A chat's [`Stage`] from the columns the writer spreads it over (state 3, owner 4,
+/// reopened_at 6, snooze 7, queued_at 9, closed_at 11, close_reason 12). A row whose columns
+/// do not make a stage (an active chat without an owner, …) is refused, naming the column.
+fn column_stage(r: &Row<'_>, created_at: Timestamp) -> rusqlite::Result<Stage> {
+    let missing = |idx: usize, what: &str| {
+        let state: String = r.get(3).unwrap_or_default();
+        conversion_failure(idx, BadValue(format!("a {state} chat without {what}")))
+    };
+    let owner = || column_id_opt::<AgentId>(r, 4)?.ok_or_else(|| missing(4, "an owner"));
+    Ok(match column_enum::<ChatState>(r, 3)? {
+        ChatState::Bot => Stage::Bot,
+        // Rows written before queued_at was kept have none: the chat waited since it began.
+        ChatState::Queued => Stage::Queued {
+            since: column_time_opt(r, 9)?.unwrap_or(created_at),
+        },
+        ChatState::Active => Stage::Active { owner: owner()? },
+        ChatState::Reopened => Stage::Reopened {
+            owner: owner()?,
+            since: column_time_opt(r, 6)?.ok_or_else(|| missing(6, "reopened_at"))?,
+        },
+        ChatState::Snoozed => Stage::Snoozed {
+            owner: owner()?,
+            until: column_json::<Option<SnoozeUntil>>(r, 7)?.ok_or_else(|| missing(7, "a snooze"))?,
+        },
+        ChatState::Closed => {
+            let (at, why) = column_closed(r, 11)?.ok_or_else(|| missing(11, "closed_at and close_reason"))?;
+            Stage::Closed {
+                at,
+                why,
+                owner: column_id_opt(r, 4)?,
+            }
+        }
     })
 }
 

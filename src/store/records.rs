@@ -3,7 +3,7 @@
 use crate::clock::Timestamp;
 use crate::core::analytics::Event;
 use crate::core::channel::Channel;
-use crate::core::chat::{Chat, ChatState, CloseReason, Message, SnoozeUntil};
+use crate::core::chat::{Chat, ChatState, Message, Stage};
 use crate::core::customer::{CustomerFile, Profile};
 use crate::ids::{AgentId, ChatId, CustomerId};
 
@@ -89,24 +89,14 @@ pub struct ChatRecord {
     pub customer: CustomerId,
     /// Its channel.
     pub channel: Channel,
-    /// Its state.
-    pub state: ChatState,
-    /// Its owner (kept after close, for "mine").
-    pub owner: Option<AgentId>,
-    /// The agent that reopened it.
+    /// Where it is in its life, with what that stage holds.
+    pub stage: Stage,
+    /// The agent that last reopened it.
     pub reopened_by: Option<AgentId>,
-    /// When it was last reopened.
-    pub reopened_at: Option<Timestamp>,
-    /// Until when it is snoozed.
-    pub snooze: Option<SnoozeUntil>,
     /// When it was created.
     pub created_at: Timestamp,
-    /// When it entered the queue last.
-    pub queued_at: Option<Timestamp>,
     /// The customer's last message: the window runs from here (R02).
     pub last_customer_message_at: Option<Timestamp>,
-    /// When it was closed last, and why.
-    pub closed: Option<(Timestamp, CloseReason)>,
 }
 
 impl ChatRecord {
@@ -116,21 +106,21 @@ impl ChatRecord {
             id: chat.id.clone(),
             customer: chat.customer.clone(),
             channel: chat.channel,
-            state: chat.state,
-            owner: chat.owner.clone(),
+            stage: chat.stage.clone(),
             reopened_by: chat.reopened_by.clone(),
-            reopened_at: chat.reopened_at,
-            snooze: chat.snooze,
             created_at: chat.created_at,
-            queued_at: chat.queued_at,
             last_customer_message_at: chat.last_customer_message_at,
-            closed: chat.closed,
         }
+    }
+
+    /// Its state's tag.
+    pub fn state(&self) -> ChatState {
+        self.stage.state()
     }
 
     /// What the archive is ordered by: when it was closed, else when it was created.
     pub fn newest_at(&self) -> Timestamp {
-        self.closed.map_or(self.created_at, |(at, _)| at)
+        self.stage.closed().map_or(self.created_at, |(at, _)| at)
     }
 
     /// A chat with these fields and no messages loaded.
@@ -139,15 +129,10 @@ impl ChatRecord {
             id: self.id,
             customer: self.customer,
             channel: self.channel,
-            state: self.state,
-            owner: self.owner,
+            stage: self.stage,
             reopened_by: self.reopened_by,
-            reopened_at: self.reopened_at,
-            snooze: self.snooze,
             created_at: self.created_at,
-            queued_at: self.queued_at,
             last_customer_message_at: self.last_customer_message_at,
-            closed: self.closed,
             messages: Vec::new(),
         }
     }

@@ -12,7 +12,7 @@ use super::*;
 use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
 use crate::core::channel::Channel;
-use crate::core::chat::{Author, ChatState, CloseReason, Message, MessageKind, SnoozeUntil};
+use crate::core::chat::{Author, ChatState, CloseReason, Message, MessageKind, SnoozeUntil, Stage};
 use crate::core::customer::Profile;
 use crate::core::rejection::ErrorCode;
 use crate::ids::{AgentId, ChatId, CustomerId};
@@ -75,19 +75,34 @@ fn chat(
     created: i64,
     closed: Option<i64>,
 ) -> ChatRecord {
+    let owner = AgentId::from(owner);
+    let stage = match (state, closed) {
+        (ChatState::Closed, Some(at)) => Stage::Closed {
+            at: t(at),
+            why: CloseReason::Agent,
+            owner: Some(owner),
+        },
+        (ChatState::Bot, None) => Stage::Bot,
+        (ChatState::Queued, None) => Stage::Queued { since: t(created) },
+        (ChatState::Active, None) => Stage::Active { owner },
+        (ChatState::Reopened, None) => Stage::Reopened {
+            owner,
+            since: t(created),
+        },
+        (ChatState::Snoozed, None) => Stage::Snoozed {
+            owner,
+            until: SnoozeUntil::Reply,
+        },
+        other => panic!("a test chat {other:?}: closed exactly when its state is closed"),
+    };
     ChatRecord {
         id: ChatId::from(id),
         customer: CustomerId::from(customer),
         channel: Channel::Whatsapp,
-        state,
-        owner: Some(AgentId::from(owner)),
+        stage,
         reopened_by: None,
-        reopened_at: None,
-        snooze: None,
         created_at: t(created),
-        queued_at: Some(t(created)),
         last_customer_message_at: Some(t(created)),
-        closed: closed.map(|at| (t(at), CloseReason::Agent)),
     }
 }
 
@@ -154,9 +169,13 @@ fn reopen_keeps_everything_acknowledged() {
     let dir = TempDir::new("reopen");
     let path = dir.db();
     let mut file_chat = chat("c1", "u1", "ana", ChatState::Snoozed, 10, None);
-    file_chat.snooze = Some(SnoozeUntil::Time { at: t(100) });
+    file_chat.stage = Stage::Snoozed {
+        owner: AgentId::from("ana"),
+        until: SnoozeUntil::Time {
+            at: t(100) + Duration::nanoseconds(123_456_789),
+        },
+    };
     file_chat.reopened_by = Some(AgentId::from("ana"));
-    file_chat.reopened_at = Some(t(11) + Duration::nanoseconds(123_456_789));
     let mut cust = customer("u1", "Ana Lima", "ana@x.io", "+49 151 1111");
     cust.opted_out = vec![Channel::Sms];
     cust.pushed = vec![Channel::Whatsapp];
@@ -224,6 +243,90 @@ fn reopen_keeps_everything_acknowledged() {
         .expect("reads history");
     assert_eq!(history.messages.len(), 1);
     assert_eq!(history.messages[0].message, message(10, "hi"));
+}
+
+#[test]
+fn issue13_every_stage_of_a_chat_comes_back_as_it_was_written() {
+    let dir = TempDir::new("stages");
+    let path = dir.db();
+    let ana = AgentId::from("ana");
+    let exact = t(11) + Duration::nanoseconds(123_456_789);
+    let stages = [
+        Stage::Bot,
+        Stage::Queued { since: exact },
+        Stage::Active { owner: ana.clone() },
+        Stage::Reopened {
+            owner: ana.clone(),
+            since: exact,
+        },
+        Stage::Snoozed {
+            owner: ana.clone(),
+            until: SnoozeUntil::Time { at: exact },
+        },
+        Stage::Snoozed {
+            owner: ana.clone(),
+            until: SnoozeUntil::Reply,
+        },
+        Stage::Closed {
+            at: exact,
+            why: CloseReason::Timeout,
+            owner: Some(ana.clone()),
+        },
+        Stage::Closed {
+            at: exact,
+            why: CloseReason::Stop,
+            owner: None,
+        },
+    ];
+    let mut written = Vec::new();
+    let mut changes = Vec::new();
+    for (i, stage) in stages.into_iter().enumerate() {
+        // One customer each: a customer has one live chat at most (R01).
+        let customer_id = format!("u{i}");
+        changes.push(Change::UpsertCustomer(customer(
+            &customer_id,
+            "N",
+            "n@x.io",
+            "+1",
+        )));
+        let mut record = chat(&format!("c{i}"), &customer_id, "ana", ChatState::Bot, 1, None);
+        record.stage = stage;
+        changes.push(Change::UpsertChat(record.clone()));
+        written.push(record);
+    }
+    open(&path).submit(changes).wait().expect("committed");
+    let mut read: Vec<ChatRecord> = open(&path)
+        .load()
+        .expect("loads")
+        .customers
+        .iter()
+        .flat_map(|c| c.chats.iter().map(ChatRecord::of))
+        .collect();
+    read.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert_eq!(read, written);
+}
+
+#[test]
+fn issue13_a_row_whose_columns_make_no_stage_is_refused_naming_the_column() {
+    let dir = TempDir::new("stageless");
+    let path = dir.db();
+    let store = open(&path);
+    store
+        .submit(vec![
+            Change::UpsertCustomer(customer("u1", "N", "n@x.io", "+1")),
+            Change::UpsertChat(chat("c1", "u1", "ana", ChatState::Active, 1, None)),
+        ])
+        .wait()
+        .expect("committed");
+    drop(store);
+    Connection::open(&path)
+        .expect("raw connection opens")
+        .execute("UPDATE chats SET owner = NULL WHERE id = 'c1'", [])
+        .expect("damaged");
+    let err = open(&path)
+        .load()
+        .expect_err("an active chat without an owner is damage");
+    assert!(err.to_string().contains("an owner"), "{err}");
 }
 
 #[test]
@@ -507,7 +610,7 @@ fn archive(dir: &TempDir) -> Store {
             Change::UpsertChat(chat("c2", "u2", "bo", closed, 1, Some(20))),
             Change::UpsertChat(chat("c3", "u3", "ana", closed, 2, Some(30))),
             Change::UpsertChat(chat("c4", "u1", "bo", ChatState::Active, 40, None)),
-            Change::UpsertChat(chat("c5", "u3", "ana", ChatState::Reopened, 3, Some(50))),
+            Change::UpsertChat(chat("c5", "u3", "ana", ChatState::Reopened, 50, None)),
             Change::UpsertChat(chat("c6", "u2", "ana", closed, 4, Some(60))),
             Change::UpsertChat(chat("c7", "u3", "bo", closed, 5, Some(60))),
         ])
@@ -848,7 +951,7 @@ fn load_groups_chats_under_their_customer_oldest_first() {
         [
             owned("u1", &["c1", "c4"]),
             owned("u2", &["c2", "c6"]),
-            owned("u3", &["c3", "c5", "c7"])
+            owned("u3", &["c3", "c7", "c5"])
         ]
     );
 }

@@ -24,7 +24,7 @@ use super::progress::Progress;
 use super::records::{Change, ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::core::analytics::Event;
-use crate::core::chat::Message;
+use crate::core::chat::{Message, Stage};
 use crate::ids::{AgentId, ChatId};
 
 /// One caller's submission, waiting for its group to commit.
@@ -286,6 +286,16 @@ fn upsert_customer(conn: &Connection, c: &CustomerRecord) -> Result<(), Failure>
 
 fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
     let agent = |a: &Option<AgentId>| a.as_ref().map(|a| a.as_str().to_owned());
+    // The stage spread over its columns; `chat_record` gathers them back.
+    let reopened_at = match c.stage {
+        Stage::Reopened { since, .. } => Some(since),
+        _ => None,
+    };
+    let queued_at = match c.stage {
+        Stage::Queued { since } => Some(since),
+        _ => None,
+    };
+    let closed = c.stage.closed();
     conn.prepare_cached(
         "INSERT INTO chats (id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
                             created_at, queued_at, last_customer_message_at, closed_at, close_reason,
@@ -304,16 +314,16 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
         c.id.as_str(),
         c.customer.as_str(),
         c.channel.as_str(),
-        c.state.as_str(),
-        agent(&c.owner),
+        c.state().as_str(),
+        c.stage.owner().map(|a| a.as_str()),
         agent(&c.reopened_by),
-        nanos_opt(c.reopened_at.as_ref())?,
-        c.snooze.as_ref().map(json).transpose()?,
+        nanos_opt(reopened_at.as_ref())?,
+        c.stage.snooze().as_ref().map(json).transpose()?,
         nanos(&c.created_at)?,
-        nanos_opt(c.queued_at.as_ref())?,
+        nanos_opt(queued_at.as_ref())?,
         nanos_opt(c.last_customer_message_at.as_ref())?,
-        nanos_opt(c.closed.as_ref().map(|(at, _)| at))?,
-        c.closed.as_ref().map(|(_, reason)| name(reason)),
+        nanos_opt(closed.as_ref().map(|(at, _)| at))?,
+        closed.as_ref().map(|(_, reason)| name(reason)),
         nanos(&c.newest_at())?,
     ])?;
     Ok(())

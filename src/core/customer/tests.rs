@@ -67,7 +67,7 @@ impl Desk {
     }
 
     fn state(&self, chat: &ChatId) -> ChatState {
-        self.file.chat(chat).expect("chat").state
+        self.file.chat(chat).expect("chat").state()
     }
 
     fn reopen(&mut self, chat: &ChatId, agent: &AgentId, at: Timestamp) -> Result<Events, Rejection> {
@@ -160,8 +160,13 @@ fn r04_a_reopen_makes_the_chat_reopened_with_its_reopener_and_sends_a_notice() {
         ]
     );
     let reopened = desk.file.chat(&chat).expect("chat");
-    assert_eq!(reopened.state, ChatState::Reopened);
-    assert_eq!(reopened.owner, Some(ben()));
+    assert_eq!(
+        reopened.stage,
+        Stage::Reopened {
+            owner: ben(),
+            since: t(10)
+        }
+    );
     assert_eq!(reopened.messages[1].kind, MessageKind::Notice);
     assert_eq!(
         desk.file.assigned_agent,
@@ -566,4 +571,47 @@ fn a_refused_operation_leaves_the_file_as_it_was() {
     ];
     assert!(refusals.iter().all(Result::is_err));
     assert_eq!(format!("{:?}", desk.file), before);
+}
+
+#[test]
+fn issue13_a_chat_s_stage_carries_its_owner_snooze_and_close_through_its_life() {
+    let stage = |desk: &Desk, chat: &ChatId| desk.file.chat(chat).expect("chat").stage.clone();
+    let mut desk = Desk::on(Channel::Webchat);
+    desk.write("hello", t(0));
+    let chat = desk.file.live().expect("live").id.clone();
+    assert_eq!(stage(&desk, &chat), Stage::Queued { since: t(0) });
+    desk.file
+        .accept(&chat, &ana(), Duration::zero(), Duration::zero())
+        .expect("accepts");
+    assert_eq!(stage(&desk, &chat), Stage::Active { owner: ana() });
+    desk.file.transfer(&chat, &ana(), &ben()).expect("transfers");
+    assert_eq!(stage(&desk, &chat), Stage::Active { owner: ben() });
+    let until = SnoozeUntil::Time { at: t(30) };
+    desk.file.snooze(&chat, &ben(), until, t(1)).expect("snoozes");
+    assert_eq!(stage(&desk, &chat), Stage::Snoozed { owner: ben(), until });
+    desk.file.wake(&chat, t(30));
+    desk.file
+        .close(&chat, &ben(), CloseReason::Agent, t(31))
+        .expect("closes");
+    assert_eq!(
+        stage(&desk, &chat),
+        Stage::Closed {
+            at: t(31),
+            why: CloseReason::Agent,
+            owner: Some(ben())
+        },
+        "the last owner stays, for the archive's \"mine\""
+    );
+    desk.reopen(&chat, &ana(), t(32)).expect("reopens");
+    desk.write("thanks", t(33));
+    let answered = desk.file.chat(&chat).expect("chat");
+    assert_eq!(answered.stage, Stage::Active { owner: ana() });
+    assert_eq!(answered.reopened_by, Some(ana()), "kept after the reply (R05)");
+    desk.file
+        .close(&chat, &ana(), CloseReason::Agent, t(34))
+        .expect("closes");
+    desk.write("a new question", t(40));
+    let revived = desk.file.chat(&chat).expect("revived within the window (R11)");
+    assert_eq!(revived.stage, Stage::Queued { since: t(40) });
+    assert_eq!(revived.reopened_by, None, "a revived chat is a new conversation");
 }

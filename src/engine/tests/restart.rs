@@ -76,7 +76,7 @@ fn issue5_r13_r04_timers_that_came_due_while_down_fire_at_once_and_the_others_la
         .iter()
         .flat_map(|c| &c.chats)
         .find(|c| c.id == reopened)
-        .map(|c| c.state);
+        .map(|c| c.state());
     assert_eq!(state, Some(ChatState::Closed));
     desk.check();
 }
