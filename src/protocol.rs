@@ -284,6 +284,9 @@ pub enum ServerFrame {
         #[serde(with = "crate::clock::rfc3339")]
         #[schemars(with = "Timestamp")]
         now: Timestamp,
+        /// Every channel's limits as this engine is configured, for the composer.
+        #[serde(default)]
+        channels: Vec<ChannelLimits>,
     },
     /// The request succeeded.
     Ok {
@@ -301,6 +304,15 @@ pub enum ServerFrame {
         /// What happened.
         event: Push,
     },
+}
+
+/// What one channel allows an agent to send, as configured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelLimits {
+    /// The channel.
+    pub channel: Channel,
+    /// The longest message, in characters; a longer one is refused with `message_too_long`.
+    pub max_message_length: usize,
 }
 
 /// An error reply.

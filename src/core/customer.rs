@@ -132,6 +132,7 @@ impl CustomerFile {
             chat_id: c.id.clone(),
             state: c.state,
             owner: c.owner.clone(),
+            owner_name: None,
         })
     }
 

@@ -1,7 +1,9 @@
 //! Owning a chat: writing, transferring and closing it (R12), and snoozing it (R13).
 
 use chrono::Duration;
-use switchboard::core::{MessageKind, Role};
+use serde_json::json;
+use switchboard::core::{Channel, MessageKind, Role};
+use switchboard::engine::EngineConfig;
 
 use super::support::{ts, TestServer};
 
@@ -178,5 +180,34 @@ async fn r13_a_chat_snoozed_until_the_reply_returns_to_active_when_the_customer_
         ana.expect_push("customer_message").await["message"]["text"],
         "Any news?"
     );
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r12_the_welcome_tells_each_channel_s_configured_length_and_sending_holds_to_it() {
+    let mut config = EngineConfig::default();
+    let mut sms = Channel::Sms.default_policy();
+    sms.max_len = 160;
+    config.policies.set(Channel::Sms, sms);
+    let server = TestServer::start_with(config).await;
+    let mut ana = server.agent("ana").connect().await;
+
+    let channels = ana.welcome()["channels"].as_array().expect("channels").clone();
+    let length_of = |name: &str| {
+        channels
+            .iter()
+            .find(|c| c["channel"] == name)
+            .map(|c| c["max_message_length"].clone())
+    };
+    assert_eq!(channels.len(), Channel::ALL.len());
+    assert_eq!(length_of("sms"), Some(json!(160)), "configured");
+    assert_eq!(length_of("email"), Some(json!(10_240)), "the default");
+
+    // The composer's limit is the engine's: one more character is refused.
+    let chat = ana.serves(&server.customer("sms", "+4915100000330")).await;
+    ana.send_message(&chat, &"x".repeat(161))
+        .await
+        .expect_error("message_too_long");
+    ana.send_message(&chat, &"x".repeat(160)).await.expect_ok();
     server.check_invariants();
 }
