@@ -234,13 +234,7 @@ impl Engine {
                 limit,
                 before,
             } => {
-                let ask = super::archive::ArchiveAsk {
-                    scope: Scope::All,
-                    state,
-                    query: query.as_deref(),
-                    before: before.as_deref(),
-                    limit,
-                };
+                let ask = super::archive::ArchiveAsk::new(Scope::All, state, &query, &before, limit);
                 let (entries, next) = self.archive(&caller.id, ask, now)?;
                 Ok(Some(SupervisorResult::Archive { entries, next }))
             }

@@ -101,13 +101,7 @@ impl Engine {
                 limit,
                 before,
             } => {
-                let ask = super::archive::ArchiveAsk {
-                    scope,
-                    state,
-                    query: query.as_deref(),
-                    before: before.as_deref(),
-                    limit,
-                };
+                let ask = archive::ArchiveAsk::new(scope, state, &query, &before, limit);
                 let (entries, next) = self.archive(me, ask, now)?;
                 Ok(ReplyResult::Archive { entries, next })
             }

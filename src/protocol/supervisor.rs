@@ -83,16 +83,16 @@ pub enum SupervisorRequest {
     /// List everyone's chats as the agents' archive does (R16), to pick one to act on: the
     /// live ones with `state`, a customer with `query`.
     ListArchive {
-        /// Only chats in this state.
+        /// Only chats in this state (`active`: the chats a transfer can move).
         #[serde(default)]
         state: Option<ChatState>,
-        /// Search by customer name, email or phone, as `list_archive` on the agent socket.
-        #[serde(default)]
-        query: Option<String>,
-        /// At most this many entries, newest first (default 50, at most 200).
+        /// At most this many entries, as on the agent socket.
         #[serde(default)]
         limit: Option<u32>,
-        /// The previous page's `next`, for the page after it.
+        /// Customer search text, as on the agent socket.
+        #[serde(default)]
+        query: Option<String>,
+        /// The previous page's `next`.
         #[serde(default)]
         before: Option<String>,
     },
