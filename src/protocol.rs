@@ -45,7 +45,10 @@ pub trait RequestFrame {
 
 impl RequestFrame for ClientFrame {
     fn takes_no_fields(&self) -> bool {
-        matches!(self.request, Request::Snapshot | Request::Ping)
+        matches!(
+            self.request,
+            Request::Snapshot | Request::Ping | Request::ListAgents
+        )
     }
 }
 
@@ -185,6 +188,8 @@ pub enum Request {
     },
     /// Liveness check.
     Ping,
+    /// Every agent with its presence, load and limit: whom a chat can be transferred to.
+    ListAgents,
     /// Replace the connection's token with a fresh one of the same agent before it expires.
     Refresh {
         /// The new token (a JWT).
@@ -212,6 +217,7 @@ impl Request {
             Request::Snapshot => "snapshot",
             Request::Ack { .. } => "ack",
             Request::Ping => "ping",
+            Request::ListAgents => "list_agents",
             Request::Refresh { .. } => "refresh",
         }
     }
@@ -236,6 +242,7 @@ impl Request {
             | Request::Snapshot
             | Request::Ack { .. }
             | Request::Ping
+            | Request::ListAgents
             | Request::Refresh { .. } => false,
         }
     }
@@ -259,6 +266,7 @@ impl Request {
             | Request::Snapshot
             | Request::Ack { .. }
             | Request::Ping
+            | Request::ListAgents
             | Request::Refresh { .. } => None,
         }
     }
@@ -376,6 +384,11 @@ pub enum ReplyResult {
     Snapshot(Snapshot),
     /// Answer to ping.
     Pong,
+    /// Every agent, by id (list_agents).
+    Agents {
+        /// The agents' rows, as the supervisors' board shows them.
+        agents: Vec<supervisor::AgentRow>,
+    },
     /// The connection now runs on the new token (refresh).
     Refreshed {
         /// When it expires; the connection is closed with 4001 then unless refreshed again.

@@ -62,6 +62,16 @@ impl Engine {
         }
     }
 
+    /// Every agent's row, by id.
+    pub(super) fn agent_rows(&self, router: &Router) -> Vec<AgentRow> {
+        let mut agents: Vec<AgentRow> = router
+            .seats()
+            .filter_map(|(id, _)| self.agent_row(router, id))
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        agents
+    }
+
     /// An agent's row; none for an agent that has been removed.
     fn agent_row(&self, router: &Router, id: &AgentId) -> Option<AgentRow> {
         let profile = self.directory.profile(id)?;
@@ -134,11 +144,7 @@ impl Engine {
             .filter(|(id, _)| watch.shows(Some(id)))
             .map(|(id, waiting)| self.queue_view(id, waiting))
             .collect();
-        let mut agents: Vec<AgentRow> = router
-            .seats()
-            .filter_map(|(id, _)| self.agent_row(&router, id))
-            .collect();
-        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let agents = self.agent_rows(&router);
         Board {
             seq,
             queues,

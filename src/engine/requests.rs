@@ -142,6 +142,9 @@ impl Engine {
                 Ok(ReplyResult::Done)
             }
             Request::Ping => Ok(ReplyResult::Pong),
+            Request::ListAgents => Ok(ReplyResult::Agents {
+                agents: self.agent_rows(&self.router.lock()),
+            }),
             // Credentials are the gateway's business; it answers these itself.
             Request::Refresh { .. } => Err(Refusal::BadRequest("refresh is answered by the gateway".into())),
         }

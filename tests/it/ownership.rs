@@ -211,3 +211,55 @@ async fn r12_the_welcome_tells_each_channel_s_configured_length_and_sending_hold
     ana.send_message(&chat, &"x".repeat(160)).await.expect_ok();
     server.check_invariants();
 }
+
+#[tokio::test]
+async fn r12_an_agent_lists_whom_it_can_transfer_to_and_transfers_to_one_with_room() {
+    let server = TestServer::start().await;
+    // One at a time, so that each customer goes to the agent meant to serve them.
+    let mut bob = server.agent_with("bob", Role::Agent, 1).connect().await;
+    bob.serves(&server.customer("webchat", "bob-visitor")).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("webchat", "ana-visitor")).await;
+    let mut cid = server.agent("cid").connect().await;
+    let mut dan = server.agent("dan").connect().await;
+    dan.set_presence("away").await.expect_ok();
+
+    let listed = ana.request(json!({ "type": "list_agents" })).await.expect_ok();
+    assert_eq!(listed["kind"], "agents");
+    let rows: Vec<(&str, &str, u64, u64)> = listed["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or_default(),
+                a["presence"].as_str().unwrap_or_default(),
+                a["load"].as_u64().unwrap_or_default(),
+                a["limit"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("ana", "online", 1, 3),
+            ("bob", "online", 1, 1),
+            ("cid", "online", 0, 3),
+            ("dan", "away", 0, 3)
+        ]
+    );
+    assert_eq!(
+        listed["agents"][1]["name"], "BOB",
+        "the display name, for the picker"
+    );
+
+    // Of the others, only cid is online with room: bob is full, dan away.
+    ana.transfer(&chat, "bob", false).await.expect_error("over_limit");
+    ana.transfer(&chat, "dan", false)
+        .await
+        .expect_error("agent_unavailable");
+    let moved = ana.transfer(&chat, "cid", false).await.expect_ok();
+    assert_eq!(moved["chat"]["owner"], "cid");
+    assert_eq!(cid.expect_push("chat_activated").await["by"], "transfer");
+    server.check_invariants();
+}
