@@ -30,7 +30,7 @@ const desk = {
   held: [],
   open: null, // the chat view: {id, chat, messages, nextBefore, error, gone, status}
   maxLen: new Map(), // channel → longest message, as the engine is configured
-  colleagues: new Set(), // agent ids seen (archive owners, transfer targets), for the datalist
+  agents: [], // every agent's row (list_agents), for the transfer picker
 };
 let socket = null;
 
@@ -306,7 +306,6 @@ async function loadArchive() {
     const second = await socket.request("list_archive", query);
     if (generation !== archiveGeneration) return;
     desk.archive = second.entries;
-    for (const entry of desk.archive) if (entry.owner) desk.colleagues.add(entry.owner);
     if (second.entries.some((e) => !watched.has(e.chat_id))) {
       await socket.request("watch_archive", { chat_ids: second.entries.map((e) => e.chat_id) });
     }
@@ -544,7 +543,6 @@ async function openChat(id, { keepFocus = false } = {}) {
   if (desk.open?.id !== id) {
     desk.open = { id, chat: known, messages: [], nextBefore: null, error: null, gone: false, status: "" };
     $("#composer").value = "";
-    $("#transfer-to").value = "";
   }
   render();
   if (!keepFocus) $("#chat-title").focus();
@@ -554,6 +552,7 @@ async function openChat(id, { keepFocus = false } = {}) {
     Object.assign(desk.open, {
       chat: result.chat, messages: result.messages, nextBefore: result.next_before_seq, error: null,
     });
+    if (canWrite(result.chat)) loadAgents();
   } catch (error) {
     if (desk.open?.id !== id) return;
     desk.open.error = error.code === "not_owner"
@@ -651,13 +650,48 @@ function renderChatActions(open, writable) {
   $("#transfer-form").hidden = !writable || state !== "active";
   $("#snooze-form").hidden = !writable || !["active", "snoozed"].includes(state);
   $("#chat-actions").hidden = $("#transfer-form").hidden && $("#snooze-form").hidden;
-  $("#transfer").disabled = busy;
+  renderTransferTargets();
+  $("#transfer").disabled = busy || !$("#transfer-to").value;
   $("#snooze").disabled = busy;
-  const others = [...desk.colleagues].filter((id) => id !== desk.me?.id).sort();
-  const list = $("#colleagues");
-  if (list.children.length !== others.length || others.some((id, i) => list.children[i].value !== id)) {
-    list.replaceChildren(...others.map((id) => h("option", { value: id })));
+}
+
+// Colleagues, those who can take the chat now (online, below their limit) first; the others
+// are listed but cannot be picked, saying why.
+function renderTransferTargets() {
+  const select = $("#transfer-to");
+  const why = (a) => (a.presence !== "online" ? a.presence : a.load >= a.limit ? "full" : null);
+  const others = desk.agents
+    .filter((a) => a.id !== desk.me?.id)
+    .sort((a, b) => Number(Boolean(why(a))) - Number(Boolean(why(b))) || a.name.localeCompare(b.name));
+  const options = others.map((a) => h("option", {
+    value: a.id,
+    disabled: Boolean(why(a)),
+    text: `${a.name} (${a.load}/${a.limit})${why(a) ? ` — ${why(a)}` : ""}`,
+  }));
+  const same = select.options.length === options.length && options.every((o, i) =>
+    select.options[i].value === o.value && select.options[i].text === o.text
+    && select.options[i].disabled === o.disabled);
+  if (same) return;
+  const chosen = select.value;
+  select.replaceChildren(...options);
+  const keep = others.find((a) => a.id === chosen && !why(a));
+  select.value = keep ? keep.id : (others.find((a) => !why(a))?.id ?? "");
+}
+
+async function loadAgents() {
+  try {
+    desk.agents = (await socket.request("list_agents")).agents;
+  } catch {
+    return; // offline: the picker keeps what it had
   }
+  renderChat();
+}
+
+// Picked from a list that may have aged: ask again as the agent goes to choose.
+$("#transfer-to").addEventListener("focus", loadAgents);
+
+function agentName(id) {
+  return desk.agents.find((a) => a.id === id)?.name ?? id;
 }
 
 function transferRefused(error, to) {
@@ -676,12 +710,11 @@ $("#transfer-form").addEventListener("submit", async (event) => {
   if (!open || !to) return;
   try {
     const result = await act(open.id, "transfer", { to });
-    desk.colleagues.add(to);
-    $("#transfer-to").value = "";
     open.chat = result.chat;
-    open.status = `Transferred to ${to}.`;
+    open.status = `Transferred to ${agentName(to)}.`;
   } catch (error) {
-    open.status = `Not transferred: ${transferRefused(error, to)}`;
+    open.status = `Not transferred: ${transferRefused(error, agentName(to))}`;
+    loadAgents();
   }
   renderChat();
 });

@@ -16,7 +16,7 @@
 // (2/1); the wall shows ana's row over the limit and the override counted.
 // Then the everyday actions (R12, R13, R15): ana's composer takes WhatsApp's length from the
 // engine; ana snoozes Mia's chat from her desk and Mia's reply brings it back; ana transfers it
-// to ben, whose desk shows it; on the wall sam picks Tom's chat from the active chats and
+// to ben, picked from her colleagues, and his desk shows it; on the wall sam picks Tom's chat from the active chats and
 // transfers it to ben by clicking; ben pages back through Tom's long history; with nobody free
 // a waiting customer shows on the wall by name; and the wall, signed in with a short-lived
 // token, renews it and stays connected past that token's expiry.
@@ -433,9 +433,18 @@ try {
   });
 
   await step("ana transfers Mia's chat to ben (Transfer in the chat view); it leaves her desk and lands in ben's", async () => {
-    await desk.ana.fill("#transfer-to", "ben");
+    // The picker lists the colleagues: ben online with room; sam (a supervisor, offline) not pickable.
+    await until(
+      desk.ana,
+      "select#transfer-to has no enabled option ben and a disabled option sam",
+      () => {
+        const option = (id) => document.querySelector(`#transfer-to option[value="${id}"]`);
+        return option("ben")?.disabled === false && option("sam")?.disabled === true;
+      },
+    );
+    await desk.ana.selectOption("#transfer-to", "ben");
     await desk.ana.click("#transfer-form button#transfer");
-    await shows(desk.ana, "#chat-status", "Transferred to ben");
+    await shows(desk.ana, "#chat-status", "Transferred to Ben");
     await has(desk.ana, sel.active(mia.chat_id), false);
     await loadIs(desk.ana, "1/1");
     await has(desk.ana, "section#active.over-limit", false);
