@@ -81,6 +81,7 @@ fn routes(state: AppState) -> Router {
         .route("/v1/agent/ws", get(agent_ws::upgrade))
         .route("/v1/supervisor/ws", get(supervisor_ws::upgrade))
         .route("/v1/analytics", get(analytics::report))
+        .route("/v1/token", post(auth::renew))
         .route("/v1/channels/{channel}/messages", post(ingress::message))
         .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
         .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))

@@ -45,7 +45,10 @@ pub trait RequestFrame {
 
 impl RequestFrame for ClientFrame {
     fn takes_no_fields(&self) -> bool {
-        matches!(self.request, Request::Snapshot | Request::Ping)
+        matches!(
+            self.request,
+            Request::Snapshot | Request::Ping | Request::ListAgents
+        )
     }
 }
 
@@ -185,6 +188,8 @@ pub enum Request {
     },
     /// Liveness check.
     Ping,
+    /// Every agent with its presence, load and limit: whom a chat can be transferred to.
+    ListAgents,
     /// Replace the connection's token with a fresh one of the same agent before it expires.
     Refresh {
         /// The new token (a JWT).
@@ -212,6 +217,7 @@ impl Request {
             Request::Snapshot => "snapshot",
             Request::Ack { .. } => "ack",
             Request::Ping => "ping",
+            Request::ListAgents => "list_agents",
             Request::Refresh { .. } => "refresh",
         }
     }
@@ -236,6 +242,7 @@ impl Request {
             | Request::Snapshot
             | Request::Ack { .. }
             | Request::Ping
+            | Request::ListAgents
             | Request::Refresh { .. } => false,
         }
     }
@@ -259,6 +266,7 @@ impl Request {
             | Request::Snapshot
             | Request::Ack { .. }
             | Request::Ping
+            | Request::ListAgents
             | Request::Refresh { .. } => None,
         }
     }
@@ -284,6 +292,9 @@ pub enum ServerFrame {
         #[serde(with = "crate::clock::rfc3339")]
         #[schemars(with = "Timestamp")]
         now: Timestamp,
+        /// Every channel's limits as this engine is configured, for the composer.
+        #[serde(default)]
+        channels: Vec<ChannelLimits>,
     },
     /// The request succeeded.
     Ok {
@@ -301,6 +312,15 @@ pub enum ServerFrame {
         /// What happened.
         event: Push,
     },
+}
+
+/// What one channel allows an agent to send, as configured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelLimits {
+    /// The channel.
+    pub channel: Channel,
+    /// The longest message, in characters; a longer one is refused with `message_too_long`.
+    pub max_message_length: usize,
 }
 
 /// An error reply.
@@ -364,6 +384,11 @@ pub enum ReplyResult {
     Snapshot(Snapshot),
     /// Answer to ping.
     Pong,
+    /// Every agent, by id (list_agents).
+    Agents {
+        /// The agents' rows, as the supervisors' board shows them.
+        agents: Vec<supervisor::AgentRow>,
+    },
     /// The connection now runs on the new token (refresh).
     Refreshed {
         /// When it expires; the connection is closed with 4001 then unless refreshed again.

@@ -38,6 +38,26 @@ pub struct Claims {
     /// Issued at, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// When the bearer signed in (OIDC's `auth_time`), seconds since the epoch: a renewed
+    /// token keeps its ancestor's, so renewals cannot outlast [`MAX_SESSION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// The longest a chain of renewed tokens lasts after the sign-in it began with: a token that
+/// leaked cannot be renewed for ever.
+pub const MAX_SESSION: chrono::Duration = chrono::Duration::hours(12);
+/// How long a renewed token lasts when the one presented does not say how long it was issued
+/// for (no `iat` or `nbf`).
+const RENEWAL_DEFAULT: chrono::Duration = chrono::Duration::hours(1);
+
+/// A renewed token and its expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Renewed {
+    /// The JWT.
+    pub token: String,
+    /// Its `exp`.
+    pub expires_at: Timestamp,
 }
 
 /// A verified token.
@@ -49,6 +69,10 @@ pub struct Verified {
     pub role: Role,
     /// Until when; none for a static token.
     pub expires_at: Option<Timestamp>,
+    /// How long it was issued for (`exp` less `iat`, else `nbf`); none when it does not say.
+    pub lifetime: Option<chrono::Duration>,
+    /// When its bearer signed in: `auth_time`, else `iat`, else `nbf`.
+    pub signed_in_at: Option<Timestamp>,
 }
 
 /// Why a token was refused; the text goes to the client.
@@ -63,6 +87,12 @@ pub enum TokenError {
     /// Before its `nbf`.
     #[error("the token is not valid before {0}")]
     NotYetValid(Timestamp),
+    /// A renewal past [`MAX_SESSION`] after the sign-in.
+    #[error("the session began at {0} and may not be renewed any more: sign in again")]
+    SessionOver(Timestamp),
+    /// A renewal where the engine holds only a public key.
+    #[error("this engine verifies tokens with a public key and issues none: renew the token at your identity provider")]
+    CannotSign,
 }
 
 /// Checks signed tokens (JWT). Time is checked against the engine's clock, not the wall, so
@@ -142,19 +172,56 @@ impl Tokens {
             agent: AgentId::from(claims.sub),
             role: claims.role,
             expires_at: Some(at(claims.exp + self.leeway_secs)),
+            lifetime: claims
+                .iat
+                .or(claims.nbf)
+                .map(|start| chrono::Duration::seconds(claims.exp - start))
+                .filter(|lifetime| *lifetime > chrono::Duration::zero()),
+            signed_in_at: claims.auth_time.or(claims.iat).or(claims.nbf).map(at),
         })
     }
 
     /// Signs a token for `agent` with `role`, valid from `now` for `ttl`; only with a shared
     /// secret.
     pub fn mint(&self, agent: &str, role: Role, now: Timestamp, ttl: chrono::Duration) -> Option<String> {
-        let claims = Claims {
+        self.sign(Claims {
             sub: agent.to_owned(),
             role,
             exp: (now + ttl).timestamp(),
             nbf: Some(now.timestamp()),
             iat: Some(now.timestamp()),
-        };
+            auth_time: None,
+        })
+    }
+
+    /// A fresh token for the bearer of the verified token `presented`: same agent and role,
+    /// for as long as `presented` was issued for, but never past [`MAX_SESSION`] after the
+    /// sign-in it descends from.
+    pub fn renew(&self, presented: &Verified, now: Timestamp) -> Result<Renewed, TokenError> {
+        let signed_in = presented.signed_in_at.unwrap_or(now);
+        let session_ends = signed_in + MAX_SESSION;
+        if now >= session_ends {
+            return Err(TokenError::SessionOver(signed_in));
+        }
+        let lifetime = presented.lifetime.unwrap_or(RENEWAL_DEFAULT).min(MAX_SESSION);
+        let exp = (now + lifetime).min(session_ends).timestamp();
+        let token = self
+            .sign(Claims {
+                sub: presented.agent.as_str().to_owned(),
+                role: presented.role,
+                exp,
+                nbf: Some(now.timestamp()),
+                iat: Some(now.timestamp()),
+                auth_time: Some(signed_in.timestamp()),
+            })
+            .ok_or(TokenError::CannotSign)?;
+        Ok(Renewed {
+            token,
+            expires_at: Timestamp::from_timestamp(exp, 0).unwrap_or(now + lifetime),
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> Option<String> {
         let key = self.encoding.as_ref()?;
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key).ok()
     }
@@ -287,5 +354,28 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn a_renewal_keeps_agent_role_and_sign_in_and_ends_with_the_session() {
+        let tokens = Tokens::hs256(b"0123456789abcdef0123456789abcdef", 0);
+        let first = tokens
+            .mint("ana", Role::Supervisor, now(), Duration::hours(2))
+            .expect("mints");
+        let presented = tokens.verify(&first, now()).expect("valid");
+        let later = now() + Duration::hours(1);
+        let renewed = tokens.renew(&presented, later).expect("renews");
+        let again = tokens.verify(&renewed.token, later).expect("valid");
+        assert_eq!((&again.agent, again.role), (&presented.agent, Role::Supervisor));
+        assert_eq!(again.signed_in_at, Some(now()), "the sign-in is carried over");
+        assert_eq!(renewed.expires_at, later + Duration::hours(2));
+
+        let at_end = now() + MAX_SESSION;
+        assert_eq!(tokens.renew(&again, at_end), Err(TokenError::SessionOver(now())));
+        let public = Tokens {
+            encoding: None,
+            ..tokens.clone()
+        };
+        assert_eq!(public.renew(&presented, later), Err(TokenError::CannotSign));
     }
 }

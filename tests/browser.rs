@@ -2,7 +2,11 @@
 //! wall in Debian's headless Chromium, driven by `web/e2e/desk-and-wall.mjs` (playwright-core,
 //! never a downloaded browser). The scenario — a reopen that wins, a rival's Reopen button
 //! turning off live and its attempt refused as "active elsewhere", the customer's reply taking
-//! the agent over its limit, the wall showing the override — is told at the top of the script.
+//! the agent over its limit, the wall showing the override; then a snooze and a transfer from
+//! the desk, a forced transfer picked on the wall, paging back through a long history, a
+//! waiting customer shown by name and the wall renewing its short-lived token — is told at the
+//! top of the script. The engine runs with WhatsApp's length configured to 900 and the wall
+//! signs in with a 15-second token, so that both are taken from the engine or the test fails.
 //!
 //! Needs Node.js ≥ 20 with npm, and Chromium at `/usr/bin/chromium` (or `CHROMIUM`):
 //! `cargo xtask test` installs both. Without Chromium the test fails saying so; with
@@ -26,6 +30,13 @@ use std::time::{Duration, Instant};
 const ENGINE_START: Duration = Duration::from_secs(10);
 /// The whole browser run's bound (the script bounds each of its waits to 10 s, and itself to 120 s).
 const SCENARIO: Duration = Duration::from_secs(180);
+/// WhatsApp's message length in the engine's configuration: not the default (1,024), so that
+/// the desk's composer can only show it if it takes it from the engine.
+const WHATSAPP_MAX_LEN: usize = 900;
+/// The wall signs in with a signed token this short-lived, so that it must renew it (and
+/// refresh its socket) during the scenario or be closed with 4001.
+const WALL_TOKEN_TTL_SECS: u32 = 15;
+
 /// How long `npm ci` may take when `node_modules` is missing.
 const NPM_CI: Duration = Duration::from_secs(300);
 
@@ -46,6 +57,8 @@ fn root() -> PathBuf {
 struct Engine {
     child: Child,
     addr: SocketAddr,
+    /// Its configuration file.
+    config: PathBuf,
     /// The engine's last log lines, for a failure message.
     log: Arc<Mutex<VecDeque<String>>>,
 }
@@ -55,9 +68,12 @@ impl Engine {
         // A database of its own, so that no earlier run's chats are restored into this one.
         let data = std::env::temp_dir().join(format!("switchboard-browser-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
+        let config = write_config(&data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data.join("switchboard.sqlite"))
+            .arg("--config")
+            .arg(&config)
             .env_remove("SWITCHBOARD_CONFIG")
             .env_remove("SWITCHBOARD_LISTEN")
             .env_remove("SWITCHBOARD_WEBHOOK_URL")
@@ -89,6 +105,7 @@ impl Engine {
         let mut engine = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            config,
             log,
         };
         let line = listening
@@ -119,6 +136,36 @@ impl Drop for Engine {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The engine's configuration: the development setup (demo agents, the development token
+/// secret) with WhatsApp's length changed.
+fn write_config(data: &Path) -> PathBuf {
+    std::fs::create_dir_all(data).expect("create the data directory");
+    let config = data.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!("[channels.whatsapp]\nmax_len = {WHATSAPP_MAX_LEN}\n"),
+    )
+    .expect("write the config");
+    config
+}
+
+/// A supervisor token for sam, signed as the engine started from `config` verifies it.
+fn short_wall_token(config: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(config)
+        .args(["token", "sam", "--role", "supervisor", "--ttl-secs"])
+        .arg(WALL_TOKEN_TTL_SECS.to_string())
+        .env_remove("SWITCHBOARD_CONFIG")
+        .output()
+        .expect("run switchboard token");
+    assert!(output.status.success(), "switchboard token: {output:?}");
+    String::from_utf8(output.stdout)
+        .expect("a UTF-8 token")
+        .trim()
+        .to_owned()
 }
 
 fn strip_ansi(line: &str) -> String {
@@ -254,6 +301,7 @@ fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
 
     let engine = Engine::start();
     let url = format!("http://{}", engine.addr);
+    let wall_token = short_wall_token(&engine.config);
     println!(
         "engine at {url}; node {node}; chromium {}; screenshots in {}",
         chromium.display(),
@@ -266,6 +314,8 @@ fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
             .arg(&url)
             .env("CHROMIUM", &chromium)
             .env("SCREENSHOTS", &screenshots)
+            .env("WALL_TOKEN", &wall_token)
+            .env("WHATSAPP_MAX_LEN", WHATSAPP_MAX_LEN.to_string())
             .current_dir(root()),
         SCENARIO,
     );

@@ -5,11 +5,9 @@ import {
   Socket, signIn, setOffline, h, reconcile, remaining, clockTime, customerLabel,
 } from "/assets/socket.js";
 
-// The channels' default maximum message lengths (src/core/channel.rs, in characters).
-const MAX_LEN = {
-  whatsapp: 1024, messenger: 2000, instagram: 2000, wechat: 1024, telegram: 1024,
-  line: 1024, webchat: 1024, sms: 1600, email: 10240,
-};
+// Until the engine's `welcome` says how it is configured: the shortest default length.
+const FALLBACK_MAX_LEN = 1024;
+const HISTORY_PAGE = 50;
 const LIVE = new Set(["active", "reopened", "snoozed"]);
 const ARCHIVE_LIMIT = 100;
 const TEMPLATE = "follow_up";
@@ -30,7 +28,9 @@ const desk = {
   lastSeq: null, // the last push applied; null before the first snapshot
   syncing: false, // between welcome and the resume/snapshot reply: pushes wait in `held`
   held: [],
-  open: null, // the chat view: {id, chat, messages, error}
+  open: null, // the chat view: {id, chat, messages, nextBefore, error, gone, status}
+  maxLen: new Map(), // channel → longest message, as the engine is configured
+  agents: [], // every agent's row (list_agents), for the transfer picker
 };
 let socket = null;
 
@@ -52,6 +52,7 @@ const signOut = signIn((token) => {
 function welcome(w) {
   desk.me = w.agent;
   desk.presence = w.presence;
+  desk.maxLen = new Map((w.channels ?? []).map((c) => [c.channel, c.max_message_length]));
   $("#me").textContent = `${w.agent.name} (${w.agent.id})`;
   // A lower seq than ours means the engine restarted: its numbers are not ours to resume.
   const fresh = desk.lastSeq === null || w.seq < desk.lastSeq;
@@ -121,6 +122,9 @@ function applyPush({ seq, event }) {
       desk.load = event.load;
       desk.limit = event.limit;
       updateOpenChat(chat);
+      if (event.by === "snooze_ended" && desk.open?.id === chat.id) {
+        desk.open.status = "The snooze is over: the chat is active again.";
+      }
       break;
     case "customer_message":
     case "message_sent":
@@ -192,7 +196,7 @@ function reasonText(error) {
   switch (error.code) {
     case "active_elsewhere": {
       const live = error.live ?? {};
-      if (live.owner) return `active elsewhere — with ${live.owner}`;
+      if (live.owner) return `active elsewhere — with ${live.owner_name ?? live.owner}`;
       if (live.state === "bot") return "active elsewhere — in a bot journey";
       if (live.state === "queued") return "active elsewhere — waiting in the queue";
       return "active elsewhere";
@@ -406,7 +410,7 @@ function chatCard(chat) {
 
 function fillChatCard(li, chat) {
   li.querySelector(".name").textContent = customerLabel(chat.customer);
-  const meta = [chat.channel, chat.state === "snoozed" ? "snoozed" : null].filter(Boolean);
+  const meta = [chat.channel, chat.state === "snoozed" ? snoozeText(chat) : null].filter(Boolean);
   li.querySelector(".meta").textContent = meta.join(" · ");
   const m = chat.last_message;
   li.querySelector(".preview").textContent = m ? `${author(m)}: ${m.text}` : "";
@@ -518,6 +522,12 @@ function renderArchive() {
   reconcile(list("archive"), desk.archive, "data-chat-id", (e) => e.chat_id, archiveItem, fillArchiveItem);
 }
 
+function snoozeText(chat) {
+  return chat.snooze?.until === "time"
+    ? `snoozed until ${clockTime(chat.snooze.at)}`
+    : "snoozed until the customer replies";
+}
+
 function author(message) {
   switch (message.author.by) {
     case "agent": return message.author.agent === desk.me?.id ? "You" : message.author.agent;
@@ -531,15 +541,18 @@ function author(message) {
 async function openChat(id, { keepFocus = false } = {}) {
   const known = desk.chats.get(id) ?? desk.offers.get(id)?.chat ?? entryAsChat(findEntry(id));
   if (desk.open?.id !== id) {
-    desk.open = { id, chat: known, messages: [], error: null, gone: false };
+    desk.open = { id, chat: known, messages: [], nextBefore: null, error: null, gone: false, status: "" };
     $("#composer").value = "";
   }
   render();
   if (!keepFocus) $("#chat-title").focus();
   try {
-    const result = await socket.request("get_chat", { chat_id: id });
+    const result = await socket.request("get_chat", { chat_id: id, limit: HISTORY_PAGE });
     if (desk.open?.id !== id) return;
-    Object.assign(desk.open, { chat: result.chat, messages: result.messages, error: null });
+    Object.assign(desk.open, {
+      chat: result.chat, messages: result.messages, nextBefore: result.next_before_seq, error: null,
+    });
+    if (canWrite(result.chat)) loadAgents();
   } catch (error) {
     if (desk.open?.id !== id) return;
     desk.open.error = error.code === "not_owner"
@@ -548,6 +561,32 @@ async function openChat(id, { keepFocus = false } = {}) {
   }
   renderChat();
 }
+
+// The page before the oldest message shown, above it, keeping what was on screen in place.
+async function loadOlder() {
+  const open = desk.open;
+  if (!open || open.nextBefore == null) return;
+  const button = $("#older");
+  button.disabled = true;
+  try {
+    const result = await socket.request("get_chat", {
+      chat_id: open.id, before_seq: open.nextBefore, limit: HISTORY_PAGE,
+    });
+    if (desk.open !== open) return;
+    const history = $("#history");
+    const fromBottom = history.scrollHeight - history.scrollTop;
+    open.messages = [...result.messages, ...open.messages];
+    open.nextBefore = result.next_before_seq;
+    renderChat();
+    history.scrollTop = history.scrollHeight - fromBottom;
+  } catch (error) {
+    if (desk.open === open) open.status = `Could not load older messages: ${error.message}`;
+    renderChat();
+  } finally {
+    button.disabled = false;
+  }
+}
+$("#older").addEventListener("click", loadOlder);
 
 function entryAsChat(entry) {
   return entry && {
@@ -568,8 +607,11 @@ function renderChat() {
   const chat = open.chat;
   $("#chat-title").textContent = chat ? customerLabel(chat.customer) : open.id;
   $("#chat-meta").textContent = chat
-    ? [chat.channel, chat.state, chat.owner ? `owner ${chat.owner}` : null].filter(Boolean).join(" · ")
+    ? [chat.channel, chat.state === "snoozed" ? snoozeText(chat) : chat.state,
+      chat.owner ? `owner ${chat.owner}` : null].filter(Boolean).join(" · ")
     : "";
+  $("#chat-status").textContent = open.status ?? "";
+  $("#older").hidden = open.nextBefore == null || Boolean(open.error);
 
   const history = $("#history");
   const atBottom = history.scrollHeight - history.scrollTop - history.clientHeight < 40;
@@ -582,13 +624,14 @@ function renderChat() {
 
   const composer = $("#composer");
   const writable = canWrite(chat) && !open.gone;
-  const max = MAX_LEN[chat?.channel] ?? 1024;
+  const max = desk.maxLen.get(chat?.channel) ?? FALLBACK_MAX_LEN;
   composer.maxLength = max;
   composer.disabled = !writable;
   // maxlength stops typing and pasting; a longer text set any other way is not sent either.
   const over = composer.value.length > max;
   $("#send").disabled = !writable || composer.value.trim() === "" || over;
   $("#close-chat").hidden = !writable;
+  renderChatActions(open, writable);
   $("#counter").textContent = `${composer.value.length}/${max}`;
   $("#counter").classList.toggle("over", over);
   if (!writable && !$("#compose-note").dataset.sticky) {
@@ -599,6 +642,101 @@ function renderChat() {
     $("#compose-note").textContent = "";
   }
 }
+
+// Transfer (R12) an active chat; snooze (R13) an active or snoozed one. Owners only.
+function renderChatActions(open, writable) {
+  const state = open.chat?.state;
+  const busy = desk.busy.has(open.id);
+  $("#transfer-form").hidden = !writable || state !== "active";
+  $("#snooze-form").hidden = !writable || !["active", "snoozed"].includes(state);
+  $("#chat-actions").hidden = $("#transfer-form").hidden && $("#snooze-form").hidden;
+  renderTransferTargets();
+  $("#transfer").disabled = busy || !$("#transfer-to").value;
+  $("#snooze").disabled = busy;
+}
+
+// Colleagues, those who can take the chat now (online, below their limit) first; the others
+// are listed but cannot be picked, saying why.
+function renderTransferTargets() {
+  const select = $("#transfer-to");
+  const why = (a) => (a.presence !== "online" ? a.presence : a.load >= a.limit ? "full" : null);
+  const others = desk.agents
+    .filter((a) => a.id !== desk.me?.id)
+    .sort((a, b) => Number(Boolean(why(a))) - Number(Boolean(why(b))) || a.name.localeCompare(b.name));
+  const options = others.map((a) => h("option", {
+    value: a.id,
+    disabled: Boolean(why(a)),
+    text: `${a.name} (${a.load}/${a.limit})${why(a) ? ` — ${why(a)}` : ""}`,
+  }));
+  const same = select.options.length === options.length && options.every((o, i) =>
+    select.options[i].value === o.value && select.options[i].text === o.text
+    && select.options[i].disabled === o.disabled);
+  if (same) return;
+  const chosen = select.value;
+  select.replaceChildren(...options);
+  const keep = others.find((a) => a.id === chosen && !why(a));
+  select.value = keep ? keep.id : (others.find((a) => !why(a))?.id ?? "");
+}
+
+async function loadAgents() {
+  try {
+    desk.agents = (await socket.request("list_agents")).agents;
+  } catch {
+    return; // offline: the picker keeps what it had
+  }
+  renderChat();
+}
+
+// Picked from a list that may have aged: ask again as the agent goes to choose.
+$("#transfer-to").addEventListener("focus", loadAgents);
+
+function agentName(id) {
+  return desk.agents.find((a) => a.id === id)?.name ?? id;
+}
+
+function transferRefused(error, to) {
+  switch (error.code) {
+    case "agent_unavailable": return `${to} is not online`;
+    case "over_limit": return `${to} has no room (at their limit)`;
+    case "not_found": return `there is no agent ${to}`;
+    default: return reasonText(error);
+  }
+}
+
+$("#transfer-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const open = desk.open;
+  const to = $("#transfer-to").value.trim();
+  if (!open || !to) return;
+  try {
+    const result = await act(open.id, "transfer", { to });
+    open.chat = result.chat;
+    open.status = `Transferred to ${agentName(to)}.`;
+  } catch (error) {
+    open.status = `Not transferred: ${transferRefused(error, agentName(to))}`;
+    loadAgents();
+  }
+  renderChat();
+});
+
+$("#snooze-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const open = desk.open;
+  if (!open) return;
+  const minutes = $("#snooze-for").value;
+  const fields = minutes === "reply"
+    ? {}
+    : { until: new Date(socket.now() + Number(minutes) * 60_000).toISOString() };
+  try {
+    const result = await act(open.id, "snooze", fields);
+    desk.chats.set(result.chat.id, result.chat);
+    open.chat = result.chat;
+    open.status = `${snoozeText(result.chat).replace(/^s/, "S")}.`;
+  } catch (error) {
+    open.status = `Not snoozed: ${reasonText(error)}`;
+  }
+  render();
+});
 
 $("#composer").addEventListener("input", () => {
   delete $("#compose-note").dataset.sticky;

@@ -7,6 +7,11 @@ const BACKOFF_MAX_MS = 15_000;
 // gets no answer in time counts as a disconnect.
 const PING_EVERY_MS = 20_000;
 const PING_TIMEOUT_MS = 10_000;
+// A signed token is renewed (POST /v1/token, then `refresh`) this long before it expires:
+// a quarter of its lifetime, at least 10 s and at most 5 min; a failed try is repeated.
+const RENEW_MIN_MS = 10_000;
+const RENEW_MAX_MS = 300_000;
+const RENEW_RETRY_MS = 10_000;
 
 // Close codes after which reconnecting with the same token cannot work (protocol/README.md).
 const FATAL_CLOSES = {
@@ -40,6 +45,7 @@ export class Socket {
     this.stopped = true;
     this.retryTimer = null;
     this.pingTimer = null;
+    this.renewTimer = null;
     window.addEventListener("online", () => this.retryNow());
   }
 
@@ -56,6 +62,7 @@ export class Socket {
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.renewTimer);
     if (this.ws) this.drop(this.ws, 1000);
   }
 
@@ -99,6 +106,7 @@ export class Socket {
       this.everWelcomed = true;
       this.attempt = 0;
       this.startPinging();
+      this.scheduleRenewal();
       this.handlers.onStatus?.(true);
       this.handlers.onWelcome?.(frame);
       return;
@@ -156,6 +164,46 @@ export class Socket {
     this.open();
   }
 
+  /**
+   * A signed token expires (the engine then closes with 4001): a fresh one is fetched from
+   * the engine with the one we hold, before that, and handed to the live connection with
+   * `refresh`; reconnects use it too. Static tokens (no `exp`) are never renewed.
+   */
+  scheduleRenewal(delayMs) {
+    clearTimeout(this.renewTimer);
+    const claims = tokenClaims(this.token);
+    if (!claims?.exp || this.stopped) return;
+    const exp = claims.exp * 1000;
+    const lifetime = claims.iat ? exp - claims.iat * 1000 : RENEW_MAX_MS * 4;
+    const margin = Math.min(RENEW_MAX_MS, Math.max(RENEW_MIN_MS, lifetime / 4));
+    const wait = delayMs ?? Math.max(0, exp - margin - this.now());
+    this.renewTimer = setTimeout(() => this.renew(), wait);
+  }
+
+  async renew() {
+    const held = this.token;
+    try {
+      const response = await fetch("/v1/token", {
+        method: "POST",
+        headers: { authorization: `Bearer ${held}` },
+        cache: "no-store",
+      });
+      if (!response.ok) throw new Error(`POST /v1/token answered ${response.status}`);
+      const { token } = await response.json();
+      if (this.stopped || this.token !== held) return;
+      this.token = token;
+      rememberToken(token);
+      // Offline: the next connection opens with the new token; nothing to refresh.
+      if (this.ws?.readyState === WebSocket.OPEN) await this.request("refresh", { token });
+      this.scheduleRenewal();
+    } catch (error) {
+      if (this.stopped) return;
+      const exp = (tokenClaims(this.token)?.exp ?? 0) * 1000;
+      // Past its expiry the engine refuses it: the 4001 close asks to sign in again.
+      if (this.now() < exp) this.scheduleRenewal(Math.min(RENEW_RETRY_MS, exp - this.now()));
+    }
+  }
+
   startPinging() {
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => {
@@ -169,6 +217,24 @@ export class Socket {
   }
 }
 
+/** The claims of a signed token (JWT), or null for anything else (a static token). */
+export function tokenClaims(token) {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    return JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
+  } catch {
+    return null;
+  }
+}
+
+const tokenKey = () => `switchboard-token:${location.pathname}`;
+
+/** Keeps `token` for this tab, so that a reload signs in with it. */
+function rememberToken(token) {
+  sessionStorage.setItem(tokenKey(), token);
+}
+
 /**
  * The sign-in form: takes the token from `?token=` or the form, shows the app, and starts
  * `connect(token)`, which returns the Socket. Returns a function that shows the form again
@@ -180,11 +246,10 @@ export function signIn(connect) {
   const input = document.getElementById("token");
   const error = document.getElementById("signin-error");
   const app = document.getElementById("app");
-  const key = `switchboard-token:${location.pathname}`;
   let socket = null;
 
   const start = (token) => {
-    sessionStorage.setItem(key, token);
+    rememberToken(token);
     view.hidden = true;
     app.hidden = false;
     error.textContent = "";
@@ -193,7 +258,7 @@ export function signIn(connect) {
   const signOut = (message = "") => {
     socket?.stop();
     socket = null;
-    sessionStorage.removeItem(key);
+    sessionStorage.removeItem(tokenKey());
     setOffline(false);
     app.hidden = true;
     view.hidden = false;
@@ -209,7 +274,7 @@ export function signIn(connect) {
   document.getElementById("signout")?.addEventListener("click", () => signOut());
 
   const params = new URLSearchParams(location.search);
-  const token = params.get("token") ?? sessionStorage.getItem(key);
+  const token = params.get("token") ?? sessionStorage.getItem(tokenKey());
   if (params.has("token")) {
     // Keep the token out of the address bar and the history; the tab remembers it.
     params.delete("token");

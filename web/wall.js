@@ -7,6 +7,7 @@ import {
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_SAMPLES = 240;
+const LIVE_CHATS_LIMIT = 200;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -18,6 +19,8 @@ const wall = {
   agents: new Map(), // agent id → AgentRow
   reopened: new Map(), // chat id → ReopenedChat
   kpis: null,
+  live: [], // active chats (archive entries), newest first, to transfer
+  busy: new Set(), // chat ids with a transfer in flight
   samples: [], // {t, reopens, overrides}, one per KPI change
 };
 let socket = null;
@@ -54,6 +57,7 @@ async function welcome(w) {
   wall.held = [];
   for (const event of held) applyEvent(event);
   render();
+  loadLiveChats();
 }
 
 function frame(f) {
@@ -64,6 +68,8 @@ function frame(f) {
   }
   for (const event of f.events) applyEvent(event);
   render();
+  // An agent's load changes whenever a chat becomes active or stops being so.
+  if (f.events.some((e) => e.kind === "agent_changed" || e.kind === "agent_removed")) scheduleLiveChats();
 }
 
 function applyBoard(board) {
@@ -161,26 +167,56 @@ async function setPresence(agentId, select) {
   }
 }
 
-$("#transfer").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const chatId = $("#transfer-chat").value.trim();
-  const to = $("#transfer-to").value.trim();
-  const status = $("#transfer-status");
-  if (!chatId || !to) return;
-  status.textContent = "Transferring…";
+// ---- forced transfers (R06, R12) ----------------------------------------------------------
+
+let liveGeneration = 0;
+let liveReload = null;
+
+// Every active chat, from the archive (supervisors list everyone's), to pick one to move.
+async function loadLiveChats() {
+  const generation = ++liveGeneration;
   try {
-    const result = await socket.request("transfer", { chat_id: chatId, to });
-    status.textContent = `Chat ${result.chat.id} is now with ${agentName(result.chat.owner ?? to)}.`;
-    $("#transfer-chat").value = "";
+    const result = await socket.request("list_archive", { state: "active", limit: LIVE_CHATS_LIMIT });
+    if (generation !== liveGeneration) return;
+    wall.live = result.entries;
+    renderLiveChats();
   } catch (error) {
-    status.textContent = `Not transferred: ${error.message}`;
+    if (generation === liveGeneration && error.code !== "disconnected") {
+      $("#transfer-status").textContent = `Could not list the active chats: ${error.message}`;
+    }
   }
-});
+}
+
+function scheduleLiveChats() {
+  clearTimeout(liveReload);
+  liveReload = setTimeout(loadLiveChats, 200);
+}
+
+async function transfer(entry, select) {
+  const status = $("#transfer-status");
+  const to = select.value;
+  const who = customerLabel(entry.customer);
+  if (!to) return;
+  wall.busy.add(entry.chat_id);
+  renderLiveChats();
+  status.textContent = `Transferring ${who} to ${agentName(to)}…`;
+  try {
+    const result = await socket.request("transfer", { chat_id: entry.chat_id, to });
+    status.textContent = `${who}'s chat is now with ${agentName(result.chat.owner ?? to)}.`;
+  } catch (error) {
+    status.textContent = `Not transferred: ${error.code === "agent_unavailable"
+      ? `${agentName(to)} is not online` : error.message}`;
+  } finally {
+    wall.busy.delete(entry.chat_id);
+  }
+  await loadLiveChats();
+}
 
 // ---- rendering ----------------------------------------------------------------------------
 
 function render() {
   renderQueues();
+  renderLiveChats();
   renderAgents();
   renderReopened();
   renderKpis();
@@ -211,7 +247,9 @@ function renderQueues() {
     (li, w) => {
       const position = waiting.indexOf(w) + 1;
       li.querySelector(".position").textContent = `#${position}`;
-      li.querySelector(".who").textContent = `${w.chat_id} · ${w.customer_id}`;
+      const who = li.querySelector(".who");
+      who.textContent = w.customer ? customerLabel(w.customer) : w.customer_id;
+      who.title = w.chat_id;
       const time = li.querySelector(".waiting-time");
       time.dataset.since = w.since;
       time.textContent = waitingFor(w.since);
@@ -273,8 +311,57 @@ function fillAgentRow(tr, agent) {
 function renderAgents() {
   const agents = [...wall.agents.values()].sort((a, b) => a.id.localeCompare(b.id));
   reconcile($("#agents tbody"), agents, "data-agent-id", (a) => a.id, agentRow, fillAgentRow);
-  const ids = $("#agent-ids");
-  ids.replaceChildren(...agents.map((a) => h("option", { value: a.id, text: a.name })));
+}
+
+function liveChatItem(entry) {
+  const id = entry.chat_id;
+  const selectId = `transfer-to-${id}`;
+  const select = h("select", { id: selectId, class: "transfer-to" });
+  return h("li", { class: "item" },
+    h("div", { class: "item-main" },
+      h("strong", { class: "name" }),
+      h("span", { class: "meta muted" })),
+    h("form", {
+      class: "transfer",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const current = wall.live.find((e) => e.chat_id === id);
+        if (current) transfer(current, select);
+      },
+    },
+    h("label", { for: selectId, class: "sr-only" }),
+    select,
+    h("button", { type: "submit", class: "transfer-button" }, "Transfer")));
+}
+
+function fillLiveChat(li, entry) {
+  const who = customerLabel(entry.customer);
+  li.querySelector(".name").textContent = who;
+  li.querySelector(".meta").textContent = `${entry.channel} · with ${agentLabel(entry.owner)}`;
+  li.querySelector("label").textContent = `Transfer the chat with ${who} to`;
+  // Online agents other than the owner; the one chosen stays chosen while it is listed.
+  const select = li.querySelector("select");
+  const targets = [...wall.agents.values()]
+    .filter((a) => a.presence === "online" && a.id !== entry.owner)
+    .sort((a, b) => a.id.localeCompare(b.id));
+  const chosen = select.value;
+  const options = targets.length
+    ? targets.map((a) => h("option", { value: a.id, text: `${a.name} (${a.load}/${a.limit})` }))
+    : [h("option", { value: "", text: "nobody online" })];
+  if (select.options.length !== options.length
+    || options.some((o, i) => select.options[i].value !== o.value || select.options[i].text !== o.text)) {
+    select.replaceChildren(...options);
+    if (targets.some((a) => a.id === chosen)) select.value = chosen;
+  }
+  const button = li.querySelector("button");
+  button.disabled = targets.length === 0 || wall.busy.has(entry.chat_id);
+  button.setAttribute("aria-label", `Transfer the chat with ${who}`);
+}
+
+function renderLiveChats() {
+  reconcile($("#live-chats"), wall.live, "data-chat-id", (e) => e.chat_id, liveChatItem, fillLiveChat);
+  $("#live-chats-empty").hidden = wall.live.length > 0;
+  $("#live-count").textContent = String(wall.live.length);
 }
 
 function renderReopened() {

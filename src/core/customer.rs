@@ -132,6 +132,7 @@ impl CustomerFile {
             chat_id: c.id.clone(),
             state: c.state(),
             owner: c.stage.owner().cloned(),
+            owner_name: None,
         })
     }
 

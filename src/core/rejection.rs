@@ -52,6 +52,10 @@ pub struct LiveElsewhere {
     pub state: ChatState,
     /// Its owner, if an agent owns it.
     pub owner: Option<AgentId>,
+    /// The owner's display name: the core knows only ids, so the engine fills it in before
+    /// the refusal reaches an agent's socket.
+    #[serde(default)]
+    pub owner_name: Option<String>,
 }
 
 /// A typed refusal from the core: a product rule said no. Malformed input, credentials,

@@ -2,7 +2,6 @@
 
 use super::fanout::{ConnHandle, ConnId, CutOff};
 use super::timers::Timer;
-use super::views::queue_view;
 use super::{AgentStatus, Engine};
 use crate::clock::Timestamp;
 use crate::core::{AgentProfile, Presence};
@@ -137,7 +136,7 @@ impl Engine {
         let router = self.router.lock();
         router
             .queues()
-            .map(|(id, waiting)| queue_view(id, waiting))
+            .map(|(id, waiting)| self.queue_view(id, waiting))
             .collect()
     }
 

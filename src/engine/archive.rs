@@ -27,6 +27,25 @@ pub(super) struct ArchiveAsk<'a> {
     pub(super) limit: Option<u32>,
 }
 
+impl<'a> ArchiveAsk<'a> {
+    /// A listing as either socket's `list_archive` asks for it.
+    pub(super) fn new(
+        scope: Scope,
+        state: Option<ChatState>,
+        query: &'a Option<String>,
+        before: &'a Option<String>,
+        limit: Option<u32>,
+    ) -> Self {
+        Self {
+            scope,
+            state,
+            query: query.as_deref(),
+            before: before.as_deref(),
+            limit,
+        }
+    }
+}
+
 impl Engine {
     /// One page of archive entries, newest first, and the cursor of the next page (R16).
     pub(super) fn archive(

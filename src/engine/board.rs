@@ -5,18 +5,16 @@ use std::sync::Arc;
 
 use super::fanout::{ConnHandle, ConnId};
 use super::supervision::{encode, Subscribed, Watch};
-use super::views::queue_view;
 use super::Engine;
 use crate::clock::Timestamp;
 use crate::core::Changes;
 use crate::core::{CustomerFile, Router};
 use crate::ids::{AgentId, ChatId};
-use crate::protocol::supervisor::WaitingView;
 use crate::protocol::supervisor::{
     AgentRow, AnalyticsQuery, AnalyticsReport, Board, BoardChange, ReopenOutcome, ReopenedChat,
     SupervisorRequest, SupervisorResult, SupervisorServerFrame,
 };
-use crate::protocol::{Caller, ChatView, ReplyResult};
+use crate::protocol::{Caller, ChatView, ReplyResult, Scope};
 use crate::refusal::Refusal;
 
 impl Engine {
@@ -30,12 +28,7 @@ impl Engine {
                         Some(queue.clone()),
                         BoardChange::ChatQueued {
                             queue,
-                            chat: WaitingView {
-                                chat_id: waiting.chat,
-                                customer_id: waiting.customer,
-                                position,
-                                since: waiting.since,
-                            },
+                            chat: self.waiting_view(&waiting, position),
                         },
                     );
                 }
@@ -67,6 +60,16 @@ impl Engine {
             self.supervision.append(None, change);
             seen.push(agent);
         }
+    }
+
+    /// Every agent's row, by id.
+    pub(super) fn agent_rows(&self, router: &Router) -> Vec<AgentRow> {
+        let mut agents: Vec<AgentRow> = router
+            .seats()
+            .filter_map(|(id, _)| self.agent_row(router, id))
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        agents
     }
 
     /// An agent's row; none for an agent that has been removed.
@@ -139,13 +142,9 @@ impl Engine {
         let queues = router
             .queues()
             .filter(|(id, _)| watch.shows(Some(id)))
-            .map(|(id, waiting)| queue_view(id, waiting))
+            .map(|(id, waiting)| self.queue_view(id, waiting))
             .collect();
-        let mut agents: Vec<AgentRow> = router
-            .seats()
-            .filter_map(|(id, _)| self.agent_row(&router, id))
-            .collect();
-        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let agents = self.agent_rows(&router);
         Board {
             seq,
             queues,
@@ -234,6 +233,16 @@ impl Engine {
                     messages: page.messages,
                     next_before_seq: page.next_before_seq,
                 }))
+            }
+            SupervisorRequest::ListArchive {
+                state,
+                query,
+                limit,
+                before,
+            } => {
+                let ask = super::archive::ArchiveAsk::new(Scope::All, state, &query, &before, limit);
+                let (entries, next) = self.archive(&caller.id, ask, now)?;
+                Ok(Some(SupervisorResult::Archive { entries, next }))
             }
             SupervisorRequest::GetAnalytics { query } => {
                 Ok(Some(SupervisorResult::Analytics(self.analytics_report(query))))

@@ -26,6 +26,26 @@ pub(super) struct HistoryView {
 impl Engine {
     /// Carries out one request of `caller` on connection `conn`.
     pub fn handle(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Refusal> {
+        self.carry_out(caller, conn, request)
+            .map_err(|refusal| self.name_live_owner(refusal))
+    }
+
+    /// An `active_elsewhere` refusal with its owner's display name, for the desk to show.
+    fn name_live_owner(&self, refusal: Refusal) -> Refusal {
+        match refusal {
+            Refusal::Rule(Rejection::ActiveElsewhere { mut live }) => {
+                live.owner_name = live
+                    .owner
+                    .as_ref()
+                    .and_then(|owner| self.directory.profile(owner))
+                    .map(|profile| profile.name);
+                Refusal::Rule(Rejection::ActiveElsewhere { live })
+            }
+            other => other,
+        }
+    }
+
+    fn carry_out(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Refusal> {
         let now = self.now();
         let me = &caller.id;
         if !self.directory.contains(me) {
@@ -81,13 +101,7 @@ impl Engine {
                 limit,
                 before,
             } => {
-                let ask = super::archive::ArchiveAsk {
-                    scope,
-                    state,
-                    query: query.as_deref(),
-                    before: before.as_deref(),
-                    limit,
-                };
+                let ask = archive::ArchiveAsk::new(scope, state, &query, &before, limit);
                 let (entries, next) = self.archive(me, ask, now)?;
                 Ok(ReplyResult::Archive { entries, next })
             }
@@ -128,6 +142,9 @@ impl Engine {
                 Ok(ReplyResult::Done)
             }
             Request::Ping => Ok(ReplyResult::Pong),
+            Request::ListAgents => Ok(ReplyResult::Agents {
+                agents: self.agent_rows(&self.router.lock()),
+            }),
             // Credentials are the gateway's business; it answers these itself.
             Request::Refresh { .. } => Err(Refusal::BadRequest("refresh is answered by the gateway".into())),
         }

@@ -3,10 +3,10 @@
 use std::collections::VecDeque;
 
 use crate::clock::Timestamp;
-use crate::core::{ChannelPolicy, Chat, CustomerFile, Message, Waiting};
+use crate::core::{Channel, ChannelPolicy, Chat, CustomerFile, Message, Waiting};
 use crate::ids::QueueId;
 use crate::protocol::supervisor::{QueueView, WaitingView};
-use crate::protocol::{ArchiveEntry, ChatView, CustomerView};
+use crate::protocol::{ArchiveEntry, ChannelLimits, ChatView, CustomerView};
 use crate::store::{ArchiveRow, ChatRecord, CustomerRecord};
 
 pub(crate) fn customer_view(file: &CustomerFile) -> CustomerView {
@@ -116,19 +116,42 @@ pub(crate) fn matches_query(file: &CustomerFile, query: &str) -> bool {
         .any(|field| field.to_lowercase().contains(&query))
 }
 
-/// A queue with its waiting chats, next first, numbered from 1.
-pub(crate) fn queue_view(id: &QueueId, waiting: &VecDeque<Waiting>) -> QueueView {
-    QueueView {
-        id: id.clone(),
-        waiting: waiting
-            .iter()
-            .enumerate()
-            .map(|(i, w)| WaitingView {
-                chat_id: w.chat.clone(),
-                customer_id: w.customer.clone(),
-                position: i + 1,
-                since: w.since,
+impl super::Engine {
+    /// Every channel's limits, as configured (the agent's `welcome`).
+    pub fn channel_limits(&self) -> Vec<ChannelLimits> {
+        Channel::ALL
+            .into_iter()
+            .map(|channel| ChannelLimits {
+                channel,
+                max_message_length: self.config.policies.of(channel).max_len,
             })
-            .collect(),
+            .collect()
+    }
+
+    /// A queue with its waiting chats, next first, numbered from 1.
+    pub(crate) fn queue_view(&self, id: &QueueId, waiting: &VecDeque<Waiting>) -> QueueView {
+        QueueView {
+            id: id.clone(),
+            waiting: waiting
+                .iter()
+                .enumerate()
+                .map(|(i, w)| self.waiting_view(w, i + 1))
+                .collect(),
+        }
+    }
+
+    /// One waiting chat at `position`, with its customer as the offer card captured when it
+    /// was queued shows it (a map read, so it may run under the router's lock).
+    pub(crate) fn waiting_view(&self, waiting: &Waiting, position: usize) -> WaitingView {
+        WaitingView {
+            chat_id: waiting.chat.clone(),
+            customer_id: waiting.customer.clone(),
+            customer: self
+                .offer_cards
+                .get(&waiting.chat)
+                .map(|card| card.customer.clone()),
+            position,
+            since: waiting.since,
+        }
     }
 }

@@ -97,6 +97,7 @@ pub async fn serve_agent<W, R, E>(
         agent: profile,
         seq,
         now: engine.now(),
+        channels: engine.channel_limits(),
     };
     let close = if sink.send(text_message(encode(&welcome))).await.is_ok() {
         connection::run(

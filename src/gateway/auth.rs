@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::AppState;
@@ -16,7 +16,7 @@ use crate::engine::fanout::ConnId;
 use crate::engine::Engine;
 use crate::protocol::Caller;
 use crate::refusal::Refusal;
-use crate::security::{constant_time_eq, Security};
+use crate::security::{constant_time_eq, Renewed, Security, TokenError, Verified};
 
 /// The handshake's query string.
 #[derive(Debug, Default, Deserialize)]
@@ -46,19 +46,25 @@ fn is_jwt(token: &str) -> bool {
     token.split('.').count() == 3
 }
 
+/// Checks a signed token: its signature and times, and that its agent exists.
+fn verified(engine: &Engine, security: &Security, token: &str) -> Result<Verified, ApiError> {
+    let verified = security
+        .tokens
+        .verify(token, engine.now())
+        .map_err(|e| ApiError::new(ErrorCode::Unauthorized, e.to_string()))?;
+    if engine.agent(&verified.agent).is_none() {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            format!("the token names agent {}, which does not exist", verified.agent),
+        ));
+    }
+    Ok(verified)
+}
+
 /// Checks a token and returns the session it opens.
 pub fn session_of(engine: &Engine, security: &Security, token: &str) -> Result<Session, ApiError> {
     if is_jwt(token) {
-        let verified = security
-            .tokens
-            .verify(token, engine.now())
-            .map_err(|e| ApiError::new(ErrorCode::Unauthorized, e.to_string()))?;
-        if engine.agent(&verified.agent).is_none() {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                format!("the token names agent {}, which does not exist", verified.agent),
-            ));
-        }
+        let verified = verified(engine, security, token)?;
         return Ok(Session {
             caller: Caller {
                 id: verified.agent,
@@ -159,6 +165,52 @@ pub fn refresh(
     }
     session.expires_at = fresh.expires_at;
     Ok(fresh.expires_at)
+}
+
+/// `POST /v1/token` with `Authorization: Bearer <a valid signed token>`: a fresh token of the
+/// same agent and role ([`crate::security::Tokens::renew`]), so that a page can `refresh` its
+/// connections before they expire. Only an engine that signs with a shared secret issues
+/// tokens; with a public key they come from the identity provider, and this answers 404.
+pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match renewed(&state.engine, &state.security, &headers) {
+        Ok(renewed) => axum::Json(RenewedToken {
+            token: renewed.token,
+            expires_at: renewed.expires_at,
+        })
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The body of `POST /v1/token`.
+#[derive(Debug, Serialize)]
+struct RenewedToken {
+    token: String,
+    #[serde(with = "crate::clock::rfc3339")]
+    expires_at: Timestamp,
+}
+
+fn renewed(engine: &Engine, security: &Security, headers: &HeaderMap) -> Result<Renewed, ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "POST /v1/token needs Authorization: Bearer <a signed token>",
+        )
+    })?;
+    if !is_jwt(token) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "only a signed token (JWT) is renewed: a static token does not expire",
+        ));
+    }
+    let presented = verified(engine, security, token)?;
+    security
+        .tokens
+        .renew(&presented, engine.now())
+        .map_err(|e| match e {
+            TokenError::CannotSign => ApiError::new(ErrorCode::NotFound, e.to_string()),
+            _ => ApiError::new(ErrorCode::Unauthorized, e.to_string()),
+        })
 }
 
 /// Requires `Authorization: Bearer <key>` when `key` is configured.

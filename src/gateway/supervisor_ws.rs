@@ -193,6 +193,7 @@ fn answer(
             (None, Some(agent))
         }
         SupervisorRequest::Subscribe { .. }
+        | SupervisorRequest::ListArchive { .. }
         | SupervisorRequest::GetAnalytics { .. }
         | SupervisorRequest::Ping
         | SupervisorRequest::Refresh { .. } => (None, None),

@@ -9,10 +9,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ChatView, CustomerView, ErrorFrame, HistoryMessage};
+use super::{ArchiveEntry, ChatView, CustomerView, ErrorFrame, HistoryMessage};
 use crate::clock::Timestamp;
 use crate::core::analytics::Figures;
-use crate::core::{AgentProfile, Channel, Presence, Role};
+use crate::core::{AgentProfile, Channel, ChatState, Presence, Role};
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// A request from a supervisor's client.
@@ -80,6 +80,22 @@ pub enum SupervisorRequest {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// List everyone's chats as the agents' archive does (R16), to pick one to act on: the
+    /// live ones with `state`, a customer with `query`.
+    ListArchive {
+        /// Only chats in this state (`active`: the chats a transfer can move).
+        #[serde(default)]
+        state: Option<ChatState>,
+        /// At most this many entries, as on the agent socket.
+        #[serde(default)]
+        limit: Option<u32>,
+        /// Customer search text, as on the agent socket.
+        #[serde(default)]
+        query: Option<String>,
+        /// The previous page's `next`.
+        #[serde(default)]
+        before: Option<String>,
+    },
     /// The KPIs of R14 over a range, in total and per agent.
     GetAnalytics {
         /// The query.
@@ -111,6 +127,7 @@ impl SupervisorRequest {
             SupervisorRequest::Transfer { .. } => "transfer",
             SupervisorRequest::Close { .. } => "close",
             SupervisorRequest::GetChat { .. } => "get_chat",
+            SupervisorRequest::ListArchive { .. } => "list_archive",
             SupervisorRequest::GetAnalytics { .. } => "get_analytics",
             SupervisorRequest::Ping => "ping",
             SupervisorRequest::Refresh { .. } => "refresh",
@@ -127,6 +144,7 @@ impl SupervisorRequest {
             | SupervisorRequest::Close { .. } => true,
             SupervisorRequest::Subscribe { .. }
             | SupervisorRequest::GetChat { .. }
+            | SupervisorRequest::ListArchive { .. }
             | SupervisorRequest::GetAnalytics { .. }
             | SupervisorRequest::Ping
             | SupervisorRequest::Refresh { .. } => false,
@@ -219,6 +237,13 @@ pub enum SupervisorResult {
         /// chat's first message.
         next_before_seq: Option<u64>,
     },
+    /// Archive entries (list_archive).
+    Archive {
+        /// Newest first.
+        entries: Vec<ArchiveEntry>,
+        /// Pass as `before` for the next, older page; null when this was the last.
+        next: Option<String>,
+    },
     /// The KPIs (get_analytics).
     Analytics(AnalyticsReport),
     /// Answer to ping.
@@ -264,6 +289,10 @@ pub struct WaitingView {
     pub chat_id: ChatId,
     /// Its customer.
     pub customer_id: CustomerId,
+    /// Its customer's name and contact as when it was queued; null where the engine does
+    /// not know them.
+    #[serde(default)]
+    pub customer: Option<CustomerView>,
     /// 1 = next.
     pub position: usize,
     /// Since when it has waited (an offer that came back keeps it).

@@ -10,7 +10,7 @@ use switchboard::security::{Security, Tokens};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::support::TestServer;
+use super::support::{ts, TestServer};
 
 const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 
@@ -200,4 +200,93 @@ async fn a_foreign_origin_is_refused_and_the_admin_api_needs_its_key() {
     );
     let (status, _) = server.get_as("/v1/admin/agents", "admin-key").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// `POST /v1/token` with `bearer`: the status and the JSON body.
+async fn renew(server: &TestServer, bearer: Option<&str>) -> (StatusCode, serde_json::Value) {
+    let headers: Vec<(&str, String)> = bearer
+        .map(|t| vec![("authorization", format!("Bearer {t}"))])
+        .unwrap_or_default();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    server.post_raw_with("/v1/token", &headers, "").await
+}
+
+#[tokio::test]
+async fn a_page_renews_its_token_before_expiry_and_keeps_its_socket_until_the_session_ends() {
+    let server = server().await;
+    server.agent("ana");
+    let first = token(&server, "ana", Role::Agent, Duration::hours(4));
+    let mut desk = server.with_token("ana", &first).connect().await;
+    let mut stale = server.with_token("ana", &first).connect().await;
+
+    // Renewed by its holder: same agent and role, as long as the first was issued for.
+    server.advance(Duration::hours(3));
+    let (status, body) = renew(&server, Some(&first)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = body["token"].as_str().expect("a token").to_owned();
+    assert_ne!(second, first);
+    assert_eq!(ts(&body["expires_at"]), server.now() + Duration::hours(4));
+    let verified = Tokens::hs256(SECRET, 0)
+        .verify(&second, server.now())
+        .expect("valid");
+    assert_eq!((verified.agent.as_str(), verified.role), ("ana", Role::Agent));
+    let reply = desk
+        .request(json!({ "type": "refresh", "token": second }))
+        .await
+        .expect_ok();
+    assert_eq!(reply["expires_at"], body["expires_at"]);
+
+    // The socket that did not refresh closes at the first token's expiry; the other lives on.
+    server.advance(Duration::hours(1));
+    assert_eq!(stale.expect_close().await.0, 4001);
+    desk.ping().await.expect_ok();
+
+    // Renewals end 12 h after the sign-in: the last one is cut to it, then none is given.
+    server.advance(Duration::hours(2));
+    let (_, body) = renew(&server, Some(&second)).await;
+    let third = body["token"].as_str().expect("a token").to_owned();
+    server.advance(Duration::hours(3));
+    let (status, body) = renew(&server, Some(&third)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let signed_in = TestServer::start_time();
+    assert_eq!(ts(&body["expires_at"]), signed_in + Duration::hours(12));
+    let last = body["token"].as_str().expect("a token").to_owned();
+    server.advance(Duration::hours(3) - Duration::seconds(1));
+    let (status, body) = renew(&server, Some(&last)).await;
+    assert_eq!(status, StatusCode::OK, "one second before the end: {body}");
+    server.advance(Duration::seconds(1));
+    let (status, body) = renew(&server, Some(&last)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::UNAUTHORIZED, &json!("unauthorized"))
+    );
+}
+
+#[tokio::test]
+async fn only_a_valid_signed_token_is_renewed() {
+    let server = server().await;
+    server.agent("ana");
+    for (bearer, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("ana-token".to_owned()), StatusCode::BAD_REQUEST),
+        (
+            Some(
+                Tokens::hs256(b"not-the-secret-not-the-secret-not!!", 0)
+                    .mint("ana", Role::Admin, server.now(), Duration::minutes(5))
+                    .expect("mints"),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Some(token(&server, "ghost", Role::Agent, Duration::minutes(5))),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let (got, body) = renew(&server, bearer.as_deref()).await;
+        assert_eq!(got, status, "{bearer:?}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+    let expired = token(&server, "ana", Role::Agent, Duration::minutes(5));
+    server.advance(Duration::minutes(5));
+    assert_eq!(renew(&server, Some(&expired)).await.0, StatusCode::UNAUTHORIZED);
 }

@@ -1,7 +1,9 @@
 //! Owning a chat: writing, transferring and closing it (R12), and snoozing it (R13).
 
 use chrono::Duration;
-use switchboard::core::{MessageKind, Role};
+use serde_json::json;
+use switchboard::core::{Channel, MessageKind, Role};
+use switchboard::engine::EngineConfig;
 
 use super::support::{ts, TestServer};
 
@@ -178,5 +180,86 @@ async fn r13_a_chat_snoozed_until_the_reply_returns_to_active_when_the_customer_
         ana.expect_push("customer_message").await["message"]["text"],
         "Any news?"
     );
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r12_the_welcome_tells_each_channel_s_configured_length_and_sending_holds_to_it() {
+    let mut config = EngineConfig::default();
+    let mut sms = Channel::Sms.default_policy();
+    sms.max_len = 160;
+    config.policies.set(Channel::Sms, sms);
+    let server = TestServer::start_with(config).await;
+    let mut ana = server.agent("ana").connect().await;
+
+    let channels = ana.welcome()["channels"].as_array().expect("channels").clone();
+    let length_of = |name: &str| {
+        channels
+            .iter()
+            .find(|c| c["channel"] == name)
+            .map(|c| c["max_message_length"].clone())
+    };
+    assert_eq!(channels.len(), Channel::ALL.len());
+    assert_eq!(length_of("sms"), Some(json!(160)), "configured");
+    assert_eq!(length_of("email"), Some(json!(10_240)), "the default");
+
+    // The composer's limit is the engine's: one more character is refused.
+    let chat = ana.serves(&server.customer("sms", "+4915100000330")).await;
+    ana.send_message(&chat, &"x".repeat(161))
+        .await
+        .expect_error("message_too_long");
+    ana.send_message(&chat, &"x".repeat(160)).await.expect_ok();
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r12_an_agent_lists_whom_it_can_transfer_to_and_transfers_to_one_with_room() {
+    let server = TestServer::start().await;
+    // One at a time, so that each customer goes to the agent meant to serve them.
+    let mut bob = server.agent_with("bob", Role::Agent, 1).connect().await;
+    bob.serves(&server.customer("webchat", "bob-visitor")).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("webchat", "ana-visitor")).await;
+    let mut cid = server.agent("cid").connect().await;
+    let mut dan = server.agent("dan").connect().await;
+    dan.set_presence("away").await.expect_ok();
+
+    let listed = ana.request(json!({ "type": "list_agents" })).await.expect_ok();
+    assert_eq!(listed["kind"], "agents");
+    let rows: Vec<(&str, &str, u64, u64)> = listed["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or_default(),
+                a["presence"].as_str().unwrap_or_default(),
+                a["load"].as_u64().unwrap_or_default(),
+                a["limit"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("ana", "online", 1, 3),
+            ("bob", "online", 1, 1),
+            ("cid", "online", 0, 3),
+            ("dan", "away", 0, 3)
+        ]
+    );
+    assert_eq!(
+        listed["agents"][1]["name"], "BOB",
+        "the display name, for the picker"
+    );
+
+    // Of the others, only cid is online with room: bob is full, dan away.
+    ana.transfer(&chat, "bob", false).await.expect_error("over_limit");
+    ana.transfer(&chat, "dan", false)
+        .await
+        .expect_error("agent_unavailable");
+    let moved = ana.transfer(&chat, "cid", false).await.expect_ok();
+    assert_eq!(moved["chat"]["owner"], "cid");
+    assert_eq!(cid.expect_push("chat_activated").await["by"], "transfer");
     server.check_invariants();
 }

@@ -255,3 +255,30 @@ async fn r02_a_reopened_chat_the_customer_does_not_answer_closes_when_the_window
     ana.reopen(&chat).await.expect_error("window_closed");
     server.check_invariants();
 }
+
+#[tokio::test]
+async fn r03_active_elsewhere_names_the_owner_as_people_know_it() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let mut bob = server.agent("bob").connect().await;
+    let customer = server.customer("sms", "+4915100000108");
+    let old = ana.serves(&customer).await;
+    ana.closes(&old).await;
+    ana.reopen(&old).await.expect_ok();
+
+    // The desk shows "with ANA" (the display name), not the id.
+    let error = bob.reopen(&old).await.expect_error("active_elsewhere");
+    assert_eq!(error["live"]["owner"], "ana");
+    assert_eq!(error["live"]["owner_name"], "ANA");
+
+    // No owner, no name: the customer waits in the queue.
+    ana.closes(&old).await;
+    ana.set_presence("away").await.expect_ok();
+    bob.set_presence("away").await.expect_ok();
+    server.advance(Duration::days(2));
+    assert_eq!(customer.says("Anyone there?").await["state"], "queued");
+    let error = bob.reopen(&old).await.expect_error("active_elsewhere");
+    assert!(error["live"]["owner"].is_null());
+    assert!(error["live"]["owner_name"].is_null());
+    server.check_invariants();
+}

@@ -405,3 +405,116 @@ async fn r14_analytics_over_http_count_a_scripted_day_exactly() {
         "the #STOP answered ana's reopen"
     );
 }
+
+#[tokio::test]
+async fn r15_waiting_chats_on_the_board_name_their_customers() {
+    let server = TestServer::start().await;
+    let mut sup = server.supervisor("sam").connect().await;
+    sup.subscribe(&["whatsapp"]).await;
+
+    // Nobody online: both wait, one with a name, one with a number only.
+    let named = server
+        .customer("whatsapp", "+4915100000930")
+        .named("Lea Roth")
+        .says("Hello")
+        .await
+        .chat_id();
+    let unnamed = server
+        .customer("whatsapp", "+4915100000931")
+        .says("Hi")
+        .await
+        .chat_id();
+    let queued = sup
+        .events_until(|e| e["kind"] == "chat_queued" && e["chat"]["chat_id"] == unnamed)
+        .await;
+    let customer_of = |chat: &str| {
+        of_kind(&queued, "chat_queued")
+            .into_iter()
+            .find(|e| e["chat"]["chat_id"] == chat)
+            .map(|e| e["chat"]["customer"].clone())
+    };
+    assert_eq!(
+        customer_of(&named).map(|c| c["name"].clone()),
+        Some(json!("Lea Roth"))
+    );
+    // Without a name the wall falls back to the customer's id, as everywhere.
+    let unnamed_customer = customer_of(&unnamed).expect("queued");
+    assert!(unnamed_customer["name"].is_null(), "{unnamed_customer}");
+    assert!(unnamed_customer["id"].is_string(), "{unnamed_customer}");
+
+    // The board a newcomer gets, and the admin API, say the same.
+    let board = server
+        .supervisor("sue")
+        .connect()
+        .await
+        .subscribe(&["whatsapp"])
+        .await;
+    let waiting = &board["queues"][0]["waiting"];
+    assert_eq!(waiting[0]["customer"]["name"], "Lea Roth");
+    assert_eq!(waiting[0]["customer"]["id"], waiting[0]["customer_id"]);
+    assert_eq!(waiting[1]["customer"]["id"], waiting[1]["customer_id"]);
+    let listed = server.waiting_in("whatsapp").await;
+    assert_eq!(listed[0]["customer"]["name"], "Lea Roth");
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r12_a_supervisor_lists_the_active_chats_and_forces_a_transfer_of_one_picked_from_it() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent_with("ana", Role::Agent, 1).connect().await;
+    let mia = ana
+        .serves(&server.customer("whatsapp", "+4915100000940").named("Mia Berg"))
+        .await;
+    let mut bob = server.agent_with("bob", Role::Agent, 1).connect().await;
+    let tom = bob.serves(&server.customer("sms", "+4915100000941")).await;
+    bob.closes(&tom).await;
+    let mut sup = server.supervisor("sam").connect().await;
+
+    // Everyone's active chats, without an id typed in: Mia's with ana; Tom's closed one not.
+    let listed = sup
+        .request(json!({ "type": "list_archive", "state": "active" }))
+        .await
+        .expect_ok();
+    assert_eq!(listed["kind"], "archive");
+    let entries = listed["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{listed:#}");
+    assert_eq!(
+        (
+            &entries[0]["chat_id"],
+            &entries[0]["owner"],
+            &entries[0]["customer"]["name"]
+        ),
+        (&json!(mia), &json!("ana"), &json!("Mia Berg"))
+    );
+    let found = sup
+        .request(json!({ "type": "list_archive", "query": "mia" }))
+        .await
+        .expect_ok();
+    assert_eq!(found["entries"][0]["chat_id"], mia.as_str());
+
+    // The one picked goes to bob, over his limit if need be.
+    let picked = entries[0]["chat_id"].as_str().expect("an id").to_owned();
+    bob.serves(&server.customer("sms", "+4915100000942")).await;
+    let moved = sup
+        .request(json!({ "type": "transfer", "chat_id": picked, "to": "bob" }))
+        .await
+        .expect_ok();
+    assert_eq!(moved["chat"]["owner"], "bob");
+    ana.expect_push("chat_transferred").await;
+    assert_eq!(
+        bob.expect_push("chat_activated").await["chat"]["id"],
+        mia.as_str()
+    );
+    let after = sup
+        .request(json!({ "type": "list_archive", "state": "active" }))
+        .await
+        .expect_ok();
+    let owners: Vec<(&Value, &Value)> = after["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| (&e["chat_id"], &e["owner"]))
+        .collect();
+    assert!(owners.contains(&(&json!(mia), &json!("bob"))), "{after:#}");
+    server.check_invariants();
+}

@@ -12,11 +12,19 @@
 // The scenario (R03, R04, R05, R15): ana's limit is set to 1; ana serves customer Mia; ben
 // serves customer Tom and closes the chat; both look at everyone's archive; ana reopens Tom's
 // chat, ben's Reopen button for it turns off live and ben's own attempt says "active
-// elsewhere"; Tom answers and the chat lands in ana's Active section over her limit (2/1);
-// the wall shows ana's row over the limit and the override counted.
+// elsewhere — with Ana"; Tom answers and the chat lands in ana's Active section over her limit
+// (2/1); the wall shows ana's row over the limit and the override counted.
+// Then the everyday actions (R12, R13, R15): ana's composer takes WhatsApp's length from the
+// engine; ana snoozes Mia's chat from her desk and Mia's reply brings it back; ana transfers it
+// to ben, picked from her colleagues, and his desk shows it; on the wall sam picks Tom's chat from the active chats and
+// transfers it to ben by clicking; ben pages back through Tom's long history; with nobody free
+// a waiting customer shows on the wall by name; and the wall, signed in with a short-lived
+// token, renews it and stays connected past that token's expiry.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default target/screenshots),
-// E2E_WAIT_MS (every wait's bound, default 10000). Exits 0 on success, 1 with a message naming
+// E2E_WAIT_MS (every wait's bound, default 10000), WALL_TOKEN (the wall's token; default the
+// static sam-token, and then the renewal step is skipped), WHATSAPP_MAX_LEN (the engine's
+// configured WhatsApp length, default 1024). Exits 0 on success, 1 with a message naming
 // the failed step otherwise, 2 on bad usage; the screenshots are saved either way.
 
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -25,9 +33,11 @@ import { chromium } from "playwright-core";
 
 const WAIT = Number(process.env.E2E_WAIT_MS || 10_000);
 /** The whole run's bound: a stuck step can never hold CI. */
-const OVERALL = 12 * WAIT;
+const OVERALL = 20 * WAIT;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = process.env.SCREENSHOTS || path.join("target", "screenshots");
+const WALL_TOKEN = process.env.WALL_TOKEN || "sam-token";
+const WHATSAPP_MAX_LEN = Number(process.env.WHATSAPP_MAX_LEN || 1024);
 
 const base = (process.argv[2] || "").replace(/\/+$/, "");
 if (!/^https?:\/\/[^/]+$/.test(base)) {
@@ -65,14 +75,14 @@ function fail(message) {
   throw new Failure(message);
 }
 
-/** `fn` in the page, polled until it returns something truthy, within WAIT; else `why`. */
-async function until(page, why, fn, arg) {
+/** `fn` in the page, polled until it returns something truthy, within `within` ms; else `why`. */
+async function until(page, why, fn, arg, within = WAIT) {
   try {
-    const handle = await page.waitForFunction(fn, arg, { timeout: WAIT, polling: 50 });
+    const handle = await page.waitForFunction(fn, arg, { timeout: within, polling: 50 });
     return await handle.jsonValue();
   } catch (e) {
     if (e instanceof Failure) throw e;
-    const detail = /Timeout/i.test(String(e?.message)) ? `not within ${WAIT} ms` : String(e?.message);
+    const detail = /Timeout/i.test(String(e?.message)) ? `not within ${within} ms` : String(e?.message);
     fail(`${page.__name}: ${why}: ${detail}`);
   }
 }
@@ -118,7 +128,39 @@ const sel = {
   reopened: (id) => `section#reopened li[data-chat-id="${id}"]`,
   offer: (id) => `section#offers li[data-chat-id="${id}"]`,
   archive: (id) => `section#archive li[data-chat-id="${id}"]`,
+  live: (id) => `#live-chats li[data-chat-id="${id}"]`,
+  waiting: (id) => `#queues li[data-chat-id="${id}"]`,
 };
+
+/** `page`'s text at `selector` includes `text` (within WAIT). */
+function shows(page, selector, text) {
+  return until(
+    page,
+    `${selector} does not show "${text}"`,
+    ([s, t]) => (document.querySelector(s)?.textContent ?? "").includes(t),
+    [selector, text],
+  );
+}
+
+/** `page` has (or, with `present` false, has not) an element at `selector` (within WAIT). */
+function has(page, selector, present = true) {
+  return until(
+    page,
+    present ? `no ${selector}` : `${selector} is still there`,
+    ([s, want]) => !!document.querySelector(s) === want,
+    [selector, present],
+  );
+}
+
+/** `page`'s #load reads `load` (within WAIT). */
+function loadIs(page, load) {
+  return until(
+    page,
+    `#load does not read "${load}"`,
+    (want) => document.querySelector("#load")?.textContent.trim() === want,
+    load,
+  );
+}
 
 async function open(browser, name, file, url, ready) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -232,7 +274,7 @@ try {
     await engineSeesOnline("ana");
     desk.ben = await open(browser, "desk B (ben)", "desk-ben.png", "/?token=ben-token", deskReady);
     await engineSeesOnline("ben");
-    wall = await open(browser, "wall (sam)", "wall.png", "/wall?token=sam-token", wallReady);
+    wall = await open(browser, "wall (sam)", "wall.png", `/wall?token=${encodeURIComponent(WALL_TOKEN)}`, wallReady);
     for (const page of [desk.ana, desk.ben]) {
       for (const s of ["select#presence", "section#active", "section#reopened", "section#offers", "section#archive", "select#archive-scope"]) {
         if (!(await page.$(s))) fail(`${page.__name}: no ${s}`);
@@ -317,7 +359,7 @@ try {
     if (!(await desk.ben.evaluate(() => window.__e2eNoReload === true))) fail("desk B reloaded instead of changing live");
   });
 
-  await step('ben\'s attempt (window.desk.reopen) shows "active elsewhere — with ana"', async () => {
+  await step('ben\'s attempt (window.desk.reopen) shows "active elsewhere — with Ana" (her name)', async () => {
     const hasApi = await desk.ben.evaluate(() => typeof window.desk?.reopen === "function");
     if (!hasApi) fail("desk B: window.desk.reopen is not a function");
     // Its promise (if any) may reject with the engine's refusal: the .reason is what counts.
@@ -328,10 +370,10 @@ try {
     }, tom.chat_id);
     await until(
       desk.ben,
-      'the entry\'s .reason does not read "active elsewhere — with ana"',
+      'the entry\'s .reason does not read "active elsewhere — with Ana"',
       (s) => {
         const text = document.querySelector(`${s} .reason`)?.textContent ?? "";
-        return text.includes("active elsewhere — with ana");
+        return text.includes("active elsewhere — with Ana");
       },
       sel.archive(tom.chat_id),
     );
@@ -361,6 +403,116 @@ try {
       return !!match && Number(match[0]) >= 1;
     });
   });
+
+  await step(`ana opens Mia's chat: the composer's limit is the engine's (WhatsApp: ${WHATSAPP_MAX_LEN})`, async () => {
+    await openInDesk(desk.ana, mia.chat_id, "Mia Berg");
+    await shows(desk.ana, "#counter", `0/${WHATSAPP_MAX_LEN}`);
+    const max = await desk.ana.evaluate(() => document.querySelector("#composer").maxLength);
+    if (max !== WHATSAPP_MAX_LEN) fail(`desk A: #composer maxlength is ${max}, not ${WHATSAPP_MAX_LEN}`);
+  });
+
+  await step("ana snoozes Mia's chat until she replies (Snooze in the chat view); Mia's reply brings it back", async () => {
+    await desk.ana.selectOption("#snooze-for", "reply");
+    await desk.ana.click("#snooze-form button#snooze");
+    await shows(desk.ana, `${sel.active(mia.chat_id)} .meta`, "snoozed until the customer replies");
+    await shows(desk.ana, "#chat-meta", "snoozed until the customer replies");
+    await shows(desk.ana, "#chat-status", "Snoozed until the customer replies");
+    if (!(await desk.ana.locator("#transfer-form").isHidden())) fail("desk A: a snoozed chat offers Transfer");
+    const receipt = await customerWrites("+4915100000001", "Mia Berg", "Any news?");
+    if (receipt.chat_id !== mia.chat_id || receipt.state !== "active" || receipt.owner !== "ana") {
+      fail(`Mia's reply: expected ${mia.chat_id} active with ana, the engine answered ${JSON.stringify(receipt)}`);
+    }
+    await shows(desk.ana, "#chat-status", "The snooze is over");
+    await until(
+      desk.ana,
+      `${mia.chat_id}'s card still reads snoozed`,
+      (s) => !(document.querySelector(s)?.textContent ?? "snoozed").includes("snoozed"),
+      `${sel.active(mia.chat_id)} .meta`,
+    );
+    await shows(desk.ana, "#history", "Any news?");
+  });
+
+  await step("ana transfers Mia's chat to ben (Transfer in the chat view); it leaves her desk and lands in ben's", async () => {
+    // The picker lists the colleagues: ben online with room; sam (a supervisor, offline) not pickable.
+    await until(
+      desk.ana,
+      "select#transfer-to has no enabled option ben and a disabled option sam",
+      () => {
+        const option = (id) => document.querySelector(`#transfer-to option[value="${id}"]`);
+        return option("ben")?.disabled === false && option("sam")?.disabled === true;
+      },
+    );
+    await desk.ana.selectOption("#transfer-to", "ben");
+    await desk.ana.click("#transfer-form button#transfer");
+    await shows(desk.ana, "#chat-status", "Transferred to Ben");
+    await has(desk.ana, sel.active(mia.chat_id), false);
+    await loadIs(desk.ana, "1/1");
+    await has(desk.ana, "section#active.over-limit", false);
+    await shows(desk.ana, "#chat-meta", "owner ben");
+    if (!(await desk.ana.locator("#composer").isDisabled())) fail("desk A: the composer is still on after the transfer");
+    await has(desk.ben, sel.active(mia.chat_id));
+    await loadIs(desk.ben, "1/2");
+  });
+
+  await step("on the wall sam picks Tom's chat from the active chats and transfers it to ben by clicking", async () => {
+    await shows(wall, `${sel.live(tom.chat_id)} .meta`, "with Ana");
+    await shows(wall, `${sel.live(mia.chat_id)} .meta`, "with Ben");
+    await wall.selectOption(`${sel.live(tom.chat_id)} select`, "ben");
+    await wall.click(`${sel.live(tom.chat_id)} button`);
+    await shows(wall, "#transfer-status", "Tom Lind's chat is now with Ben");
+    await shows(wall, `${sel.live(tom.chat_id)} .meta`, "with Ben");
+    await has(desk.ana, sel.active(tom.chat_id), false);
+    await loadIs(desk.ana, "0/1");
+    await has(desk.ben, sel.active(tom.chat_id));
+    await loadIs(desk.ben, "2/2");
+    await until(wall, 'ben\'s row: .load does not read "2"', () => document.querySelector('tr[data-agent-id="ben"] .load')?.textContent.trim() === "2");
+  });
+
+  await step("Tom writes 50 more times; ben opens the chat and pages back to its first message", async () => {
+    for (let i = 1; i <= 50; i++) await customerWrites("+4915100000002", "Tom Lind", `Update ${i}`);
+    await shows(desk.ben, `${sel.active(tom.chat_id)} .preview`, "Update 50");
+    await openInDesk(desk.ben, tom.chat_id, "Tom Lind");
+    await shows(desk.ben, "#history li:last-child", "Update 50");
+    await has(desk.ben, "button#older:not([hidden])");
+    if ((await desk.ben.textContent("#history")).includes("Where is my parcel?")) {
+      fail("desk B: the first page already holds Tom's first message: nothing to page back to");
+    }
+    await desk.ben.click("button#older");
+    await shows(desk.ben, "#history li:first-child", "Where is my parcel?");
+    await has(desk.ben, "button#older[hidden]");
+    await shows(desk.ben, "#history li:last-child", "Update 50");
+  });
+
+  await step("ana goes away and ben is full: Eva waits, and the wall shows her by name", async () => {
+    await desk.ana.selectOption("select#presence", "away");
+    await until(wall, "ana's row does not read away", () => document.querySelector('tr[data-agent-id="ana"]')?.dataset.presence === "away");
+    const eva = await customerWrites("+4915100000003", "Eva Holm", "Hello?");
+    if (eva.state !== "queued") fail(`Eva's chat: expected queued, the engine answered ${JSON.stringify(eva)}`);
+    await until(
+      wall,
+      `${sel.waiting(eva.chat_id)} .who does not read "Eva Holm"`,
+      (s) => document.querySelector(s)?.textContent.trim() === "Eva Holm",
+      `${sel.waiting(eva.chat_id)} .who`,
+    );
+  });
+
+  if (WALL_TOKEN.split(".").length === 3) {
+    await step("the wall renewed its short-lived token and is still connected past its expiry", async () => {
+      const exp = JSON.parse(Buffer.from(WALL_TOKEN.split(".")[1], "base64url").toString()).exp;
+      const left = Math.max(0, exp * 1000 - Date.now());
+      await until(
+        wall,
+        "the wall did not stay signed in and online with a renewed token past the first one's expiry",
+        ([first, expMs]) => Date.now() > expMs + 1000
+          && sessionStorage.getItem("switchboard-token:/wall") !== first
+          && document.querySelector("#app")?.hidden === false
+          && document.querySelector("#offline")?.hidden === true,
+        [WALL_TOKEN, exp * 1000],
+        left + WAIT,
+      );
+      await shows(wall, "#me", "sam");
+    });
+  }
 
   await step("no page lost its connection or threw an uncaught error on the way", async () => {
     for (const page of pages) {
@@ -409,6 +561,14 @@ process.exit(0);
  * chat view's title.
  */
 async function closeInDesk(page, id, name) {
+  await openInDesk(page, id, name);
+  const close = page.locator("#chat button#close-chat");
+  if (!(await close.isVisible())) fail(`${page.__name}: no visible button#close-chat in the chat view of ${id}`);
+  await close.click();
+}
+
+/** Opens chat `id` in `page`'s desk from its card in the Active section; `name` is its title. */
+async function openInDesk(page, id, name) {
   // Near the card's corner: its text, not a button inside it.
   await page.click(sel.active(id), { position: { x: 8, y: 8 } });
   await until(
@@ -417,7 +577,4 @@ async function closeInDesk(page, id, name) {
     (who) => !document.querySelector("#chat")?.hidden && (document.querySelector("#chat-title")?.textContent ?? "").includes(who),
     name,
   );
-  const close = page.locator("#chat button#close-chat");
-  if (!(await close.isVisible())) fail(`${page.__name}: no visible button#close-chat in the chat view of ${id}`);
-  await close.click();
 }
