@@ -22,7 +22,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -33,6 +33,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+pub use crate::clock::Stopwatch;
 use crate::core::{ErrorCode, Presence};
 use crate::engine::Engine;
 use crate::refusal::wire_name;
@@ -175,25 +176,6 @@ pub struct OpenConnection(Gauge);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// Measures how long something took, for metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct Stopwatch(Instant);
-
-impl Stopwatch {
-    /// Starts measuring.
-    // Latency is not domain time: it must be the real monotonic clock, not the injected one
-    // (which tests hold still), so this is the one read of `Instant::now` outside clock.rs.
-    #[allow(clippy::disallowed_methods)]
-    pub fn start() -> Self {
-        Self(Instant::now())
-    }
-
-    /// The time since [`start`](Self::start).
-    pub fn elapsed(&self) -> Duration {
-        self.0.elapsed()
     }
 }
 
