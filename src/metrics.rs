@@ -2,8 +2,9 @@
 //!
 //! Two kinds. What only the gateway sees is counted as it goes by: requests, their outcomes
 //! and how long the engine took. Everything else is read from the engine when Prometheus
-//! scrapes (connections, queues, agents, pushes), so the engine's hot paths carry no metric
-//! code beyond two atomic counters in the fan-out.
+//! scrapes (connections, queues, agents, pushes, the store's writer), so the engine's hot
+//! paths carry no metric code beyond two atomic counters in the fan-out (and the store's
+//! writer, which times each group commit on its own thread).
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -18,6 +19,17 @@
 //! | `switchboard_offers_pending` | gauge | |
 //! | `switchboard_limit_overrides_total` | counter | |
 //! | `switchboard_timers_pending` | gauge | |
+//!
+//! With a store, its writer's too (read at scrape like the engine's):
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `switchboard_store_commit_duration_seconds` | histogram | |
+//! | `switchboard_store_group_size` | histogram | |
+//! | `switchboard_store_pending_submissions` | gauge | |
+//! | `switchboard_store_changes_written_total` | counter | |
+//! | `switchboard_store_failed_commits_total` | counter | |
+//! | `switchboard_store_stopped` | gauge | |
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -37,6 +49,7 @@ pub use crate::clock::Stopwatch;
 use crate::core::{ErrorCode, Presence};
 use crate::engine::Engine;
 use crate::refusal::wire_name;
+use crate::store::Store;
 
 /// The `Content-Type` of [`Metrics::render`]'s output (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -291,8 +304,54 @@ impl Collector for EngineCollector {
             "Pending timers (offer and reopen expiries, snooze ends, grace periods)",
             engine.timers().len() as i64,
         )?;
+        if let Some(store) = engine.store() {
+            encode_store(&mut encoder, store)?;
+        }
         Ok(())
     }
+}
+
+/// The store's writer (only when the engine has a store).
+fn encode_store(encoder: &mut DescriptorEncoder, store: &Store) -> fmt::Result {
+    let stats = store.stats();
+    histogram(
+        encoder,
+        "switchboard_store_commit_duration",
+        "Time of one group commit, from its transaction's start through the commit (fsync included)",
+        Some(&Unit::Seconds),
+        store.commit_durations(),
+    )?;
+    histogram(
+        encoder,
+        "switchboard_store_group_size",
+        "Submissions in each group commit",
+        None,
+        store.group_sizes(),
+    )?;
+    gauge(
+        encoder,
+        "switchboard_store_pending_submissions",
+        "Submissions handed to the store's writer and not yet committed (or failed)",
+        i64::try_from(stats.pending_submissions).unwrap_or(i64::MAX),
+    )?;
+    counter(
+        encoder,
+        "switchboard_store_changes_written",
+        "Changes committed to the store",
+        stats.changes_written,
+    )?;
+    counter(
+        encoder,
+        "switchboard_store_failed_commits",
+        "Group commits that failed (their changes were refused with storage_unavailable)",
+        stats.groups_failed,
+    )?;
+    gauge(
+        encoder,
+        "switchboard_store_stopped",
+        "1 once a commit failed: the store writes nothing more and changes are refused until a restart",
+        i64::from(stats.stopped),
+    )
 }
 
 /// Writes one counter without labels.
@@ -304,6 +363,17 @@ fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) 
 /// Writes one gauge without labels.
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> fmt::Result {
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Writes one histogram without labels.
+fn histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    histogram: &Histogram,
+) -> fmt::Result {
+    histogram.encode(encoder.encode_descriptor(name, help, unit, MetricType::Histogram)?)
 }
 
 /// Writes one gauge with a sample for each label set.

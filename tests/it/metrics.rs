@@ -201,3 +201,38 @@ async fn metrics_count_supervisor_sockets_their_requests_the_board_and_overrides
         0.0
     );
 }
+
+#[tokio::test]
+async fn issue14_store_metrics_time_every_group_commit_and_count_what_waits_for_one() {
+    let server = TestServer::start_durable(Default::default()).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("whatsapp", "+4915100000970")).await;
+    ana.send_message(&chat, "On it").await.expect_ok();
+    ana.closes(&chat).await;
+    // Every reply above waited until its changes were committed.
+    let metrics = scrape(&server).await;
+    let commits = metrics.value("switchboard_store_commit_duration_seconds_count");
+    assert!(commits > 0.0, "{}", metrics.0);
+    assert!(metrics.value("switchboard_store_commit_duration_seconds_sum") > 0.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_store_commit_duration_seconds_bucket{le="+Inf"}"#),
+        commits
+    );
+    assert_eq!(
+        metrics.value("switchboard_store_group_size_count"),
+        commits,
+        "one size per commit"
+    );
+    assert!(metrics.value("switchboard_store_group_size_sum") >= commits);
+    assert!(metrics.value("switchboard_store_changes_written_total") >= commits);
+    assert_eq!(metrics.value("switchboard_store_pending_submissions"), 0.0);
+    assert_eq!(metrics.value("switchboard_store_failed_commits_total"), 0.0);
+    assert_eq!(metrics.value("switchboard_store_stopped"), 0.0);
+}
+
+#[tokio::test]
+async fn issue14_an_engine_without_a_store_exports_no_store_metrics() {
+    let server = TestServer::start().await;
+    let metrics = scrape(&server).await;
+    assert!(!metrics.0.contains("switchboard_store_"), "{}", metrics.0);
+}
