@@ -3,8 +3,8 @@
 //! Two kinds. What only the gateway sees is counted as it goes by: requests, their outcomes
 //! and how long the engine took. Everything else is read from the engine when Prometheus
 //! scrapes (connections, queues, agents, pushes, the store's writer), so the engine's hot
-//! paths carry no metric code beyond two atomic counters in the fan-out (and the store's
-//! writer, which times each group commit on its own thread).
+//! paths carry no metric code beyond atomic counters (in the fan-out, per KPI event) and a
+//! histogram observed per accepted chat and per group commit.
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -19,6 +19,9 @@
 //! | `switchboard_offers_pending` | gauge | |
 //! | `switchboard_limit_overrides_total` | counter | |
 //! | `switchboard_timers_pending` | gauge | |
+//! | `switchboard_reopen_outcomes_total` | counter | `outcome` |
+//! | `switchboard_queue_wait_seconds` | histogram | |
+//! | `switchboard_time_to_accept_seconds` | histogram | |
 //!
 //! With a store, its writer's too (read at scrape like the engine's):
 //!
@@ -47,6 +50,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use crate::clock::Stopwatch;
 use crate::core::{ErrorCode, Presence};
+use crate::engine::analytics::LiveKpis;
 use crate::engine::Engine;
 use crate::refusal::wire_name;
 use crate::store::Store;
@@ -304,11 +308,45 @@ impl Collector for EngineCollector {
             "Pending timers (offer and reopen expiries, snooze ends, grace periods)",
             engine.timers().len() as i64,
         )?;
+        encode_kpis(&mut encoder, engine.live_kpis())?;
         if let Some(store) = engine.store() {
             encode_store(&mut encoder, store)?;
         }
         Ok(())
     }
+}
+
+/// The KPI events of this run: how reopens ended, how long accepted chats waited.
+fn encode_kpis(encoder: &mut DescriptorEncoder, kpis: &LiveKpis) -> fmt::Result {
+    let o = kpis.reopen_outcomes();
+    counters(
+        encoder,
+        "switchboard_reopen_outcomes",
+        "How reopens ended (R14): reopened, then replied or declined by the customer, or refused by a rule",
+        [
+            ("reopened", o.reopened),
+            ("replied", o.replied),
+            ("declined", o.declined),
+            ("active_elsewhere", o.rejected.active_elsewhere),
+            ("window_closed", o.rejected.window_closed),
+            ("opted_out", o.rejected.opted_out),
+        ]
+        .map(|(outcome, value)| ([("outcome", outcome)], value)),
+    )?;
+    histogram(
+        encoder,
+        "switchboard_queue_wait",
+        "Time an accepted chat waited, from entering the queue to the accept",
+        Some(&Unit::Seconds),
+        kpis.queue_waits(),
+    )?;
+    histogram(
+        encoder,
+        "switchboard_time_to_accept",
+        "Time from an offer to its accept",
+        Some(&Unit::Seconds),
+        kpis.times_to_accept(),
+    )
 }
 
 /// The store's writer (only when the engine has a store).
@@ -363,6 +401,20 @@ fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) 
 /// Writes one gauge without labels.
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> fmt::Result {
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Writes one counter with a sample for each label set.
+fn counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Writes one histogram without labels.

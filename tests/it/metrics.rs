@@ -236,3 +236,41 @@ async fn issue14_an_engine_without_a_store_exports_no_store_metrics() {
     let metrics = scrape(&server).await;
     assert!(!metrics.0.contains("switchboard_store_"), "{}", metrics.0);
 }
+
+#[tokio::test]
+async fn issue14_metrics_count_this_run_s_reopen_outcomes_and_queue_waits() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000980");
+    let chat = customer.says("Hello").await.chat_id();
+    server.advance(chrono::Duration::seconds(5));
+    ana.takes(&chat).await;
+    ana.closes(&chat).await;
+    let mut bob = server.agent("bob").connect().await;
+    ana.reopen(&chat).await.expect_ok();
+    bob.reopen(&chat).await.expect_error("active_elsewhere");
+    customer.says("Thanks").await;
+    ana.expect_push("chat_activated").await;
+
+    let metrics = scrape(&server).await;
+    let outcome = |outcome: &str| {
+        metrics.value(&format!(
+            r#"switchboard_reopen_outcomes_total{{outcome="{outcome}"}}"#
+        ))
+    };
+    assert_eq!(outcome("reopened"), 1.0);
+    assert_eq!(outcome("replied"), 1.0);
+    assert_eq!(outcome("active_elsewhere"), 1.0);
+    assert_eq!(outcome("declined"), 0.0);
+    assert_eq!(metrics.value("switchboard_queue_wait_seconds_count"), 1.0);
+    assert_eq!(metrics.value("switchboard_queue_wait_seconds_sum"), 5.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_queue_wait_seconds_bucket{le="2.5"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_queue_wait_seconds_bucket{le="5"}"#),
+        1.0
+    );
+    assert_eq!(metrics.value("switchboard_time_to_accept_seconds_count"), 1.0);
+}
