@@ -17,7 +17,7 @@ async fn get(server: &TestServer, path: &str) -> (StatusCode, String) {
 }
 
 /// The metrics as scraped: checks the content type of the text format.
-async fn scrape(server: &TestServer) -> Metrics {
+pub(super) async fn scrape(server: &TestServer) -> Metrics {
     let url = format!("http://{}/metrics", server.addr);
     let response = reqwest::get(&url)
         .await
@@ -37,7 +37,7 @@ async fn scrape(server: &TestServer) -> Metrics {
 }
 
 /// A scrape, read one sample at a time.
-struct Metrics(String);
+pub(super) struct Metrics(pub(super) String);
 
 impl Metrics {
     /// The value of the sample `series` (`name{label="value",…}`, labels in the order the
