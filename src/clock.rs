@@ -1,6 +1,7 @@
 //! The one place that reads the wall clock. Everything else is handed `now`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -22,6 +23,25 @@ impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one sanctioned read of the wall clock
     fn now(&self) -> Timestamp {
         Utc::now()
+    }
+}
+
+/// Measures how long something took, for metrics (request latency, the store's commits).
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    /// Starts measuring.
+    // Latency is not domain time: it must be the real monotonic clock, not the injected one
+    // (which tests hold still), so this is the one read of `Instant::now`.
+    #[allow(clippy::disallowed_methods)]
+    pub fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    /// The time since [`start`](Self::start).
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
     }
 }
 

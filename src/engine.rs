@@ -59,7 +59,7 @@ pub use crate::protocol::supervisor::{QueueView, WaitingView};
 use crate::protocol::{ChatView, OfferView, Push};
 use crate::refusal::Refusal;
 use crate::store::{Store, WritePoint};
-use analytics::Analytics;
+use analytics::{Analytics, LiveKpis};
 use customers::Customers;
 use directory::Directory;
 use fanout::{Fanout, Frame};
@@ -265,6 +265,11 @@ impl Engine {
     /// The supervisors' board feed, for connection counts.
     pub fn supervision(&self) -> &Supervision {
         &self.supervision
+    }
+
+    /// The KPI events of this run (reopen outcomes, queue waits), for /metrics.
+    pub fn live_kpis(&self) -> &LiveKpis {
+        self.analytics.live()
     }
 
     /// The store, if the engine records its changes.

@@ -2,8 +2,9 @@
 //!
 //! Two kinds. What only the gateway sees is counted as it goes by: requests, their outcomes
 //! and how long the engine took. Everything else is read from the engine when Prometheus
-//! scrapes (connections, queues, agents, pushes), so the engine's hot paths carry no metric
-//! code beyond two atomic counters in the fan-out.
+//! scrapes (connections, queues, agents, pushes, the store's writer), so the engine's hot
+//! paths carry no metric code beyond atomic counters (in the fan-out, per KPI event) and a
+//! histogram observed per accepted chat and per group commit.
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -18,11 +19,25 @@
 //! | `switchboard_offers_pending` | gauge | |
 //! | `switchboard_limit_overrides_total` | counter | |
 //! | `switchboard_timers_pending` | gauge | |
+//! | `switchboard_reopen_outcomes_total` | counter | `outcome` |
+//! | `switchboard_queue_wait_seconds` | histogram | |
+//! | `switchboard_time_to_accept_seconds` | histogram | |
+//!
+//! With a store, its writer's too (read at scrape like the engine's):
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `switchboard_store_commit_duration_seconds` | histogram | |
+//! | `switchboard_store_group_size` | histogram | |
+//! | `switchboard_store_pending_submissions` | gauge | |
+//! | `switchboard_store_changes_written_total` | counter | |
+//! | `switchboard_store_failed_commits_total` | counter | |
+//! | `switchboard_store_stopped` | gauge | |
 
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -33,9 +48,12 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+pub use crate::clock::Stopwatch;
 use crate::core::{ErrorCode, Presence};
+use crate::engine::analytics::LiveKpis;
 use crate::engine::Engine;
 use crate::refusal::wire_name;
+use crate::store::Store;
 
 /// The `Content-Type` of [`Metrics::render`]'s output (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -178,25 +196,6 @@ impl Drop for OpenConnection {
     }
 }
 
-/// Measures how long something took, for metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct Stopwatch(Instant);
-
-impl Stopwatch {
-    /// Starts measuring.
-    // Latency is not domain time: it must be the real monotonic clock, not the injected one
-    // (which tests hold still), so this is the one read of `Instant::now` outside clock.rs.
-    #[allow(clippy::disallowed_methods)]
-    pub fn start() -> Self {
-        Self(Instant::now())
-    }
-
-    /// The time since [`start`](Self::start).
-    pub fn elapsed(&self) -> Duration {
-        self.0.elapsed()
-    }
-}
-
 /// Every presence with its label, in the order `switchboard_agents` lists them.
 const PRESENCES: [(Presence, &str); 3] = [
     (Presence::Online, "online"),
@@ -309,8 +308,88 @@ impl Collector for EngineCollector {
             "Pending timers (offer and reopen expiries, snooze ends, grace periods)",
             engine.timers().len() as i64,
         )?;
+        encode_kpis(&mut encoder, engine.live_kpis())?;
+        if let Some(store) = engine.store() {
+            encode_store(&mut encoder, store)?;
+        }
         Ok(())
     }
+}
+
+/// The KPI events of this run: how reopens ended, how long accepted chats waited.
+fn encode_kpis(encoder: &mut DescriptorEncoder, kpis: &LiveKpis) -> fmt::Result {
+    let o = kpis.reopen_outcomes();
+    counters(
+        encoder,
+        "switchboard_reopen_outcomes",
+        "How reopens ended (R14): reopened, then replied or declined by the customer, or refused by a rule",
+        [
+            ("reopened", o.reopened),
+            ("replied", o.replied),
+            ("declined", o.declined),
+            ("active_elsewhere", o.rejected.active_elsewhere),
+            ("window_closed", o.rejected.window_closed),
+            ("opted_out", o.rejected.opted_out),
+        ]
+        .map(|(outcome, value)| ([("outcome", outcome)], value)),
+    )?;
+    histogram(
+        encoder,
+        "switchboard_queue_wait",
+        "Time an accepted chat waited, from entering the queue to the accept",
+        Some(&Unit::Seconds),
+        kpis.queue_waits(),
+    )?;
+    histogram(
+        encoder,
+        "switchboard_time_to_accept",
+        "Time from an offer to its accept",
+        Some(&Unit::Seconds),
+        kpis.times_to_accept(),
+    )
+}
+
+/// The store's writer (only when the engine has a store).
+fn encode_store(encoder: &mut DescriptorEncoder, store: &Store) -> fmt::Result {
+    let stats = store.stats();
+    histogram(
+        encoder,
+        "switchboard_store_commit_duration",
+        "Time of one group commit, from its transaction's start through the commit (fsync included)",
+        Some(&Unit::Seconds),
+        store.commit_durations(),
+    )?;
+    histogram(
+        encoder,
+        "switchboard_store_group_size",
+        "Submissions in each group commit",
+        None,
+        store.group_sizes(),
+    )?;
+    gauge(
+        encoder,
+        "switchboard_store_pending_submissions",
+        "Submissions handed to the store's writer and not yet committed (or failed)",
+        i64::try_from(stats.pending_submissions).unwrap_or(i64::MAX),
+    )?;
+    counter(
+        encoder,
+        "switchboard_store_changes_written",
+        "Changes committed to the store",
+        stats.changes_written,
+    )?;
+    counter(
+        encoder,
+        "switchboard_store_failed_commits",
+        "Group commits that failed (their changes were refused with storage_unavailable)",
+        stats.groups_failed,
+    )?;
+    gauge(
+        encoder,
+        "switchboard_store_stopped",
+        "1 once a commit failed: the store writes nothing more and changes are refused until a restart",
+        i64::from(stats.stopped),
+    )
 }
 
 /// Writes one counter without labels.
@@ -324,6 +403,28 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
+/// Writes one counter with a sample for each label set.
+fn counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let samples = samples.into_iter().map(|(l, v)| (l, ConstCounter::new(v)));
+    family(encoder, name, help, MetricType::Counter, samples)
+}
+
+/// Writes one histogram without labels.
+fn histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    histogram: &Histogram,
+) -> fmt::Result {
+    histogram.encode(encoder.encode_descriptor(name, help, unit, MetricType::Histogram)?)
+}
+
 /// Writes one gauge with a sample for each label set.
 fn gauges<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
@@ -331,9 +432,21 @@ fn gauges<L: EncodeLabelSet>(
     help: &str,
     samples: impl IntoIterator<Item = (L, i64)>,
 ) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+    let samples = samples.into_iter().map(|(l, v)| (l, ConstGauge::new(v)));
+    family(encoder, name, help, MetricType::Gauge, samples)
+}
+
+/// Writes one metric of type `kind` with a sample for each label set.
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (L, M)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, sample) in samples {
+        sample.encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
 }

@@ -33,6 +33,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::Connection;
 
 pub use archive::{ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveRow, Scope, MAX_PAGE};
@@ -96,6 +97,11 @@ pub struct StoreStats {
     pub changes_written: u64,
     /// Transactions that failed (their receipts got the error).
     pub groups_failed: u64,
+    /// Submissions handed to the writer and not decided yet (neither committed nor failed).
+    pub pending_submissions: u64,
+    /// A commit failed, so the store writes nothing more (and every change is refused) until
+    /// the engine is restarted.
+    pub stopped: bool,
 }
 
 /// An open store. Dropping it writes what is queued, then stops the writer thread.
@@ -230,6 +236,7 @@ impl Store {
         if let Some(jobs) = &self.jobs {
             let mut submitted = self.submitted.lock();
             *submitted += 1;
+            self.counters.submitted.store(*submitted, Ordering::Relaxed);
             // If the writer is gone the job (and `done`) is dropped: the receipt says so.
             let _ = jobs.send(Job {
                 seq: *submitted,
@@ -277,11 +284,26 @@ impl Store {
 
     /// The writer's counters, for /metrics.
     pub fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        // Decided first: the submitted number only grows, so it is read at least as large.
+        let decided = c.decided.load(Ordering::Relaxed);
         StoreStats {
-            groups_committed: self.counters.groups.load(Ordering::Relaxed),
-            changes_written: self.counters.changes.load(Ordering::Relaxed),
-            groups_failed: self.counters.failed_groups.load(Ordering::Relaxed),
+            groups_committed: c.groups.load(Ordering::Relaxed),
+            changes_written: c.changes.load(Ordering::Relaxed),
+            groups_failed: c.failed_groups.load(Ordering::Relaxed),
+            pending_submissions: c.submitted.load(Ordering::Relaxed).saturating_sub(decided),
+            stopped: c.stopped.load(Ordering::Relaxed),
         }
+    }
+
+    /// Seconds each committed group took, its fsync included, for /metrics.
+    pub fn commit_durations(&self) -> &Histogram {
+        &self.counters.commit_seconds
+    }
+
+    /// Submissions in each committed group, for /metrics.
+    pub fn group_sizes(&self) -> &Histogram {
+        &self.counters.group_size
     }
 
     /// The schema version this build writes.

@@ -15,6 +15,7 @@ mod it {
     mod auth;
     mod bad_input;
     mod bot;
+    mod dashboard;
     mod durable;
     mod ingress;
     mod limits;

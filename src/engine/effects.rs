@@ -359,7 +359,7 @@ impl<'e> Effects<'e> {
         if self.engine.store.is_some() {
             self.journal.kpi(event.clone());
         }
-        self.engine.analytics.record(event);
+        self.engine.analytics.record_new(event);
         self.engine.supervision.nudge();
     }
 

@@ -411,7 +411,13 @@ fn a_full_disk_fails_the_whole_group_with_disk_full() {
         "nothing of the failed group was kept"
     );
     assert_eq!(count(&path, "customers"), 1, "what was acknowledged before stays");
-    assert_eq!(store.stats().groups_failed, 1);
+    let stats = store.stats();
+    assert_eq!((stats.groups_failed, stats.stopped), (1, true), "{stats:?}");
+    assert_eq!(
+        store.commit_durations().count(),
+        1,
+        "only committed groups are timed"
+    );
 
     // After a failure nothing more is written, however small: the file stays a prefix of
     // what happened, and a write point past the failure is not reached.
@@ -488,6 +494,11 @@ fn submissions_queued_behind_a_commit_share_one_group() {
             }])
         })
         .collect();
+    assert_eq!(
+        store.stats().pending_submissions,
+        100,
+        "the first is being written, the rest queue"
+    );
     lock.release();
     first.wait().expect("committed");
     for receipt in receipts {
@@ -500,6 +511,12 @@ fn submissions_queued_behind_a_commit_share_one_group() {
         (2, 100),
         "{stats:?}"
     );
+    assert_eq!((stats.pending_submissions, stats.stopped), (0, false));
+    let sizes = store.group_sizes();
+    assert_eq!((sizes.count(), sizes.sum()), (2, 100.0), "groups of 1 and 99");
+    let durations = store.commit_durations();
+    assert_eq!(durations.count(), 2, "each commit timed");
+    assert!(durations.sum() > 0.0);
     assert_eq!(count(&path, "agent_limits"), 100);
 }
 

@@ -10,11 +10,12 @@ use std::ffi::c_int;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::hooks::Wal;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -23,6 +24,7 @@ use super::codec::{author_columns, event_columns, json, name, nanos, nanos_opt};
 use super::progress::Progress;
 use super::records::{Change, ChatRecord, CustomerRecord};
 use super::StoreError;
+use crate::clock::Stopwatch;
 use crate::core::analytics::Event;
 use crate::core::chat::{Message, Stage};
 use crate::ids::{AgentId, ChatId};
@@ -69,14 +71,55 @@ impl Future for Receipt {
     }
 }
 
-/// What the writer has done, for /metrics.
-#[derive(Debug, Default)]
+/// Upper bounds of the commit duration buckets, in seconds: 100 µs to 5 s in steps of about
+/// 2.5x. A commit with `synchronous=FULL` is an fsync (about a millisecond on an SSD); the top
+/// buckets catch a slow or saturated disk.
+const COMMIT_BUCKETS: [f64; 15] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Upper bounds of the group size buckets (submissions per group): powers of two up to the
+/// default group cap.
+const GROUP_BUCKETS: [f64; 13] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// What the writer has done, for /metrics. Atomics, and two histograms observed once per
+/// group (each behind an uncontended lock of its own that only a scrape shares).
+#[derive(Debug)]
 pub(crate) struct Counters {
     /// Groups formed (counted before their commit, so tests can see the writer take one).
     pub(crate) started: AtomicU64,
     pub(crate) groups: AtomicU64,
     pub(crate) changes: AtomicU64,
     pub(crate) failed_groups: AtomicU64,
+    /// The last submission's number (what `Store::submit` handed the writer last).
+    pub(crate) submitted: AtomicU64,
+    /// The last decided submission's number: every one up to it is committed or failed.
+    pub(crate) decided: AtomicU64,
+    /// A commit failed: the writer writes nothing more until a restart.
+    pub(crate) stopped: AtomicBool,
+    /// Seconds each committed group took, from its transaction's start through its commit
+    /// (the fsync included).
+    pub(crate) commit_seconds: Histogram,
+    /// Submissions in each committed group.
+    pub(crate) group_size: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            started: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            failed_groups: AtomicU64::new(0),
+            submitted: AtomicU64::new(0),
+            decided: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            commit_seconds: Histogram::new(COMMIT_BUCKETS),
+            group_size: Histogram::new(GROUP_BUCKETS),
+        }
+    }
 }
 
 /// How big the writer lets a group and the log grow.
@@ -150,6 +193,7 @@ pub(crate) fn run(
             }
         }
         counters.started.fetch_add(1, Ordering::Relaxed);
+        let stopwatch = Stopwatch::start();
         let result = match &stopped {
             Some(e) => Err(e.clone()),
             None => commit(&mut conn, &path, &group),
@@ -157,9 +201,12 @@ pub(crate) fn run(
         if let (Err(e), None) = (&result, &stopped) {
             tracing::error!(error = %e, "the store stops writing: every later change is refused until a restart");
             stopped = Some(e.clone());
+            counters.stopped.store(true, Ordering::Relaxed);
         }
         match &result {
             Ok(()) => {
+                counters.commit_seconds.observe(stopwatch.elapsed().as_secs_f64());
+                counters.group_size.observe(group.len() as f64);
                 counters.groups.fetch_add(1, Ordering::Relaxed);
                 counters.changes.fetch_add(queued as u64, Ordering::Relaxed);
             }
@@ -169,6 +216,8 @@ pub(crate) fn run(
             }
         }
         let (first, last) = (group[0].seq, group[group.len() - 1].seq);
+        // Before the waiters wake: whoever was told it is on disk sees it counted.
+        counters.decided.store(last, Ordering::Relaxed);
         progress.decided(first, last, result.as_ref().err());
         for job in group {
             // A caller that stopped waiting does not need telling.

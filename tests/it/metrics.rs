@@ -17,7 +17,7 @@ async fn get(server: &TestServer, path: &str) -> (StatusCode, String) {
 }
 
 /// The metrics as scraped: checks the content type of the text format.
-async fn scrape(server: &TestServer) -> Metrics {
+pub(super) async fn scrape(server: &TestServer) -> Metrics {
     let url = format!("http://{}/metrics", server.addr);
     let response = reqwest::get(&url)
         .await
@@ -37,7 +37,7 @@ async fn scrape(server: &TestServer) -> Metrics {
 }
 
 /// A scrape, read one sample at a time.
-struct Metrics(String);
+pub(super) struct Metrics(pub(super) String);
 
 impl Metrics {
     /// The value of the sample `series` (`name{label="value",…}`, labels in the order the
@@ -200,4 +200,77 @@ async fn metrics_count_supervisor_sockets_their_requests_the_board_and_overrides
         metrics.value(r#"switchboard_connections{role="supervisor"}"#),
         0.0
     );
+}
+
+#[tokio::test]
+async fn issue14_store_metrics_time_every_group_commit_and_count_what_waits_for_one() {
+    let server = TestServer::start_durable(Default::default()).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("whatsapp", "+4915100000970")).await;
+    ana.send_message(&chat, "On it").await.expect_ok();
+    ana.closes(&chat).await;
+    // Every reply above waited until its changes were committed.
+    let metrics = scrape(&server).await;
+    let commits = metrics.value("switchboard_store_commit_duration_seconds_count");
+    assert!(commits > 0.0, "{}", metrics.0);
+    assert!(metrics.value("switchboard_store_commit_duration_seconds_sum") > 0.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_store_commit_duration_seconds_bucket{le="+Inf"}"#),
+        commits
+    );
+    assert_eq!(
+        metrics.value("switchboard_store_group_size_count"),
+        commits,
+        "one size per commit"
+    );
+    assert!(metrics.value("switchboard_store_group_size_sum") >= commits);
+    assert!(metrics.value("switchboard_store_changes_written_total") >= commits);
+    assert_eq!(metrics.value("switchboard_store_pending_submissions"), 0.0);
+    assert_eq!(metrics.value("switchboard_store_failed_commits_total"), 0.0);
+    assert_eq!(metrics.value("switchboard_store_stopped"), 0.0);
+}
+
+#[tokio::test]
+async fn issue14_an_engine_without_a_store_exports_no_store_metrics() {
+    let server = TestServer::start().await;
+    let metrics = scrape(&server).await;
+    assert!(!metrics.0.contains("switchboard_store_"), "{}", metrics.0);
+}
+
+#[tokio::test]
+async fn issue14_metrics_count_this_run_s_reopen_outcomes_and_queue_waits() {
+    let server = TestServer::start().await;
+    let mut ana = server.agent("ana").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000980");
+    let chat = customer.says("Hello").await.chat_id();
+    server.advance(chrono::Duration::seconds(5));
+    ana.takes(&chat).await;
+    ana.closes(&chat).await;
+    let mut bob = server.agent("bob").connect().await;
+    ana.reopen(&chat).await.expect_ok();
+    bob.reopen(&chat).await.expect_error("active_elsewhere");
+    customer.says("Thanks").await;
+    ana.expect_push("chat_activated").await;
+
+    let metrics = scrape(&server).await;
+    let outcome = |outcome: &str| {
+        metrics.value(&format!(
+            r#"switchboard_reopen_outcomes_total{{outcome="{outcome}"}}"#
+        ))
+    };
+    assert_eq!(outcome("reopened"), 1.0);
+    assert_eq!(outcome("replied"), 1.0);
+    assert_eq!(outcome("active_elsewhere"), 1.0);
+    assert_eq!(outcome("declined"), 0.0);
+    assert_eq!(metrics.value("switchboard_queue_wait_seconds_count"), 1.0);
+    assert_eq!(metrics.value("switchboard_queue_wait_seconds_sum"), 5.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_queue_wait_seconds_bucket{le="2.5"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_queue_wait_seconds_bucket{le="5"}"#),
+        1.0
+    );
+    assert_eq!(metrics.value("switchboard_time_to_accept_seconds_count"), 1.0);
 }
