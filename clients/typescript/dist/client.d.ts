@@ -45,6 +45,10 @@ export declare class SwitchboardError extends Error {
     readonly id: string | null;
     /** The fields some codes carry: `live` (`active_elsewhere`), `expired_at` (`window_closed`). */
     readonly details: Omit<ErrorFrame, "code" | "message" | "id">;
+    /** With `active_elsewhere`: where the customer is live (also in `details`). */
+    readonly live: ErrorFrame["live"];
+    /** With `window_closed`: when the window closed (also in `details`). */
+    readonly expired_at: ErrorFrame["expired_at"];
     constructor(frame: ErrorFrame);
 }
 /** No reply came within `requestTimeoutMs` (over any number of reconnects). */

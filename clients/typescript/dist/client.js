@@ -12,12 +12,18 @@ export class SwitchboardError extends Error {
     id;
     /** The fields some codes carry: `live` (`active_elsewhere`), `expired_at` (`window_closed`). */
     details;
+    /** With `active_elsewhere`: where the customer is live (also in `details`). */
+    live;
+    /** With `window_closed`: when the window closed (also in `details`). */
+    expired_at;
     constructor(frame) {
         super(frame.message);
         const { code, message: _message, id, ...details } = frame;
         this.code = code;
         this.id = id;
         this.details = details;
+        this.live = details.live;
+        this.expired_at = details.expired_at;
     }
 }
 /** No reply came within `requestTimeoutMs` (over any number of reconnects). */

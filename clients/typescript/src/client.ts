@@ -59,6 +59,10 @@ export class SwitchboardError extends Error {
   readonly id: string | null;
   /** The fields some codes carry: `live` (`active_elsewhere`), `expired_at` (`window_closed`). */
   readonly details: Omit<ErrorFrame, "code" | "message" | "id">;
+  /** With `active_elsewhere`: where the customer is live (also in `details`). */
+  readonly live: ErrorFrame["live"];
+  /** With `window_closed`: when the window closed (also in `details`). */
+  readonly expired_at: ErrorFrame["expired_at"];
 
   constructor(frame: ErrorFrame) {
     super(frame.message);
@@ -66,6 +70,8 @@ export class SwitchboardError extends Error {
     this.code = code;
     this.id = id;
     this.details = details;
+    this.live = details.live;
+    this.expired_at = details.expired_at;
   }
 }
 

@@ -73,6 +73,7 @@ test("an error reply rejects with its typed code", () =>
     assert.equal(error.code, "not_found");
     assert.equal(error.name, "SwitchboardError");
     assert.match(error.message, /./);
+    assert.equal(error.details.live, undefined);
   }));
 
 test("a push reaches the listeners of its kind", () =>
@@ -111,6 +112,33 @@ test("R17: after a dropped socket the client resumes and gets each missed push o
     assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), `pushes in order, once: ${seqs}`);
     assert.equal(seqs.at(-1), ana.seq);
   }));
+
+test("R17: after an engine restart (a welcome seq below ours) the client takes a snapshot", async () => {
+  let engine = await startEngine();
+  const ana = new AgentClient({ url: engine.url, token: "ana-token", WebSocket, backoff: MANUAL });
+  try {
+    await ana.connect();
+    const offered = next((f) => ana.on("chat_offered", f), "chat_offered");
+    await engine.customerWrites("+4915100000007");
+    await offered;
+    const before = ana.seq;
+    const offline = next((f) => ana.onStatus(f), "offline", (s) => s === "offline");
+    await engine.stop();
+    await offline;
+    // A new engine on the same address, with no memory of Ana's pushes.
+    engine = await startEngine(new URL(engine.url).host);
+    const sync = next((f) => ana.onSync(f), "the sync after the restart");
+    ana.retryNow();
+    const snapshot = await sync;
+    assert.equal(snapshot.kind, "snapshot");
+    assert.deepEqual(snapshot.offers, []);
+    assert.ok(snapshot.seq < before, `${snapshot.seq} < ${before}`);
+    assert.equal(ana.seq >= snapshot.seq, true);
+  } finally {
+    ana.close();
+    await engine.stop();
+  }
+});
 
 test("R17: a request whose reply was lost is sent again with its id and runs once", () =>
   withEngine(async (engine, open) => {
@@ -192,6 +220,12 @@ test("archive watching is set up again on the new connection", () =>
     const [event] = await changed;
     assert.equal(event.entry.chat_id, chat_id);
     assert.equal(event.entry.reopenable, false);
+    // R03: Ben is too late, and the error says where the customer is live.
+    const lost = await ben.request("reopen", { chat_id }).catch((e) => e);
+    assert.ok(lost instanceof SwitchboardError, String(lost));
+    assert.equal(lost.code, "active_elsewhere");
+    assert.deepEqual(lost.live, { chat_id, state: "reopened", owner: "ana" });
+    assert.deepEqual(lost.details.live, lost.live);
   }));
 
 test("a removed agent's close (4003) is fatal: no reconnect", () =>

@@ -23,13 +23,16 @@ export function engineBinary() {
   return bin;
 }
 
-/** Starts an engine; `await engine.stop()` ends it. `engine.url` is `http://127.0.0.1:PORT`. */
-export async function startEngine() {
+/**
+ * Starts an engine on `listen` (a free port by default); `await engine.stop()` ends it.
+ * `engine.url` is `http://127.0.0.1:PORT`.
+ */
+export async function startEngine(listen = "127.0.0.1:0") {
   const env = { ...process.env, RUST_LOG: "info", NO_COLOR: "1" };
   for (const key of ["SWITCHBOARD_CONFIG", "SWITCHBOARD_LISTEN", "SWITCHBOARD_WEBHOOK_URL", "SWITCHBOARD_DATA", "SWITCHBOARD_DURABILITY"]) {
     delete env[key];
   }
-  const child = spawn(engineBinary(), ["--listen", "127.0.0.1:0", "--durability", "memory"], {
+  const child = spawn(engineBinary(), ["--listen", listen, "--durability", "memory"], {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
