@@ -171,9 +171,10 @@ declare abstract class Core<Welcome extends {
     /**
      * Opens the connection and keeps it open until `close()` or a fatal close. Resolves with
      * the first welcome once the client has synced; rejects when the first connection is
-     * refused (a bad token, an unreachable engine: a browser cannot tell which).
+     * refused (a bad token, an unreachable engine: a browser cannot tell which). After a fatal
+     * close, `connect(freshToken)` signs in again and resumes where the client stopped.
      */
-    connect(): Promise<Welcome>;
+    connect(token?: string): Promise<Welcome>;
     /** Closes the connection for good; pending requests reject with `DisconnectedError`. */
     close(): void;
     /**

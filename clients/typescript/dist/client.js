@@ -139,12 +139,16 @@ class Core {
     /**
      * Opens the connection and keeps it open until `close()` or a fatal close. Resolves with
      * the first welcome once the client has synced; rejects when the first connection is
-     * refused (a bad token, an unreachable engine: a browser cannot tell which).
+     * refused (a bad token, an unreachable engine: a browser cannot tell which). After a fatal
+     * close, `connect(freshToken)` signs in again and resumes where the client stopped.
      */
-    connect() {
+    connect(token) {
         if (!this.stopped)
             return Promise.reject(new Error("already connected"));
+        if (token !== undefined)
+            this.token = token;
         this.stopped = false;
+        this.everWelcomed = false;
         const first = new Promise((resolve, reject) => (this.firstWelcome = { resolve, reject }));
         if (typeof window !== "undefined")
             window.addEventListener("online", this.onlineListener);

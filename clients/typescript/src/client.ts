@@ -261,11 +261,14 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event> {
   /**
    * Opens the connection and keeps it open until `close()` or a fatal close. Resolves with
    * the first welcome once the client has synced; rejects when the first connection is
-   * refused (a bad token, an unreachable engine: a browser cannot tell which).
+   * refused (a bad token, an unreachable engine: a browser cannot tell which). After a fatal
+   * close, `connect(freshToken)` signs in again and resumes where the client stopped.
    */
-  connect(): Promise<Welcome> {
+  connect(token?: string): Promise<Welcome> {
     if (!this.stopped) return Promise.reject(new Error("already connected"));
+    if (token !== undefined) this.token = token;
     this.stopped = false;
+    this.everWelcomed = false;
     const first = new Promise<Welcome>((resolve, reject) => (this.firstWelcome = { resolve, reject }));
     if (typeof window !== "undefined") window.addEventListener("online", this.onlineListener);
     this.open();

@@ -238,6 +238,18 @@ test("a removed agent's close (4003) is fatal: no reconnect", () =>
     await assert.rejects(ben.request("ping"), { code: "disconnected" });
   }));
 
+test("an expired token's close (4001) is fatal; connect(fresh token) resumes", () =>
+  withEngine(async (engine, open) => {
+    const ana = await open(AgentClient, await signedToken("ana", 2));
+    const fatal = next((f) => ana.onFatal(f), "the 4001 close");
+    assert.equal((await fatal).closeCode, 4001);
+    assert.equal(ana.currentStatus, "stopped");
+    const syncs = [];
+    ana.onSync((s) => syncs.push(s.kind));
+    await ana.connect(await signedToken("ana"));
+    assert.deepEqual(syncs, ["resumed"]);
+  }));
+
 test("a refused token fails connect()", () =>
   withEngine(async (engine) => {
     const client = new AgentClient({ url: engine.url, token: "nobody", WebSocket });
