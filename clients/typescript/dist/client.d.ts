@@ -140,7 +140,7 @@ declare class Listeners<A> {
 declare abstract class Core<Welcome extends {
     seq: number;
     now: string;
-}, Event> {
+}, Event, Sync> {
     private readonly path;
     protected readonly options: Required<Pick<ClientOptions, "requestTimeoutMs">> & ClientOptions;
     private readonly WebSocketClass;
@@ -160,7 +160,7 @@ declare abstract class Core<Welcome extends {
     private status;
     private firstWelcome;
     private readonly onlineListener;
-    /** The last event seq applied; null before the first sync. */
+    /** The seq of the last push (or board event) delivered; null before the first sync. */
     protected lastSeq: number | null;
     /** Between a welcome (or `subscribe`) and its sync reply, events wait here. */
     private held;
@@ -191,6 +191,11 @@ declare abstract class Core<Welcome extends {
     onWelcome(listener: (welcome: Welcome) => void): () => void;
     /** The client stopped reconnecting: a fatal close code, or a first connection refused. */
     onFatal(listener: (fatal: Fatal) => void): () => void;
+    /**
+     * After each sync, before the events held meanwhile are delivered. Agent: a `snapshot`
+     * (replace everything you hold) or `resumed`; supervisor: a `board` or `resumed`.
+     */
+    onSync(listener: (sync: Sync) => void): () => void;
     /** Every frame that is neither a welcome, a reply to a request nor an event (for logs). */
     onOtherFrame(listener: (frame: unknown) => void): () => void;
     /** The engine's clock now, in ms since the epoch: `welcome.now` plus the time since. */
@@ -198,6 +203,8 @@ declare abstract class Core<Welcome extends {
     /** The engine's clock minus this one's, as of the last welcome. */
     get clockOffsetMs(): number;
     get currentStatus(): Status;
+    /** The seq of the last push (or board event) delivered; null before the first sync. */
+    get seq(): number | null;
     /**
      * Replaces the token: sends `refresh` with it (a signed token of the same agent and role)
      * and uses it for every reconnect from then on.
@@ -257,7 +264,7 @@ declare abstract class Core<Welcome extends {
  * back to `snapshot` when the engine has no replay; then it watches the archive entries
  * again. Pushes reach `on(kind)` and `onPush` in seq order, each once.
  */
-export declare class AgentClient extends Core<AgentWelcome, Push> {
+export declare class AgentClient extends Core<AgentWelcome, Push, AgentSync> {
     private watched;
     constructor(options: ClientOptions);
     request<T extends AgentRequestType>(type: T, ...[fields]: FieldsArg<AgentFrame, T>): Promise<Extract<ReplyResult, {
@@ -274,10 +281,6 @@ export declare class AgentClient extends Core<AgentWelcome, Push> {
     }>, seq: number) => void): () => void;
     /** Every push, in seq order (also kinds this version does not know). */
     onPush(listener: (push: PushFrame) => void): () => void;
-    /** After each sync: a `snapshot` (replace everything you hold) or `resumed` (nothing to do). */
-    onSync(listener: (sync: AgentSync) => void): () => void;
-    /** The seq of the last push delivered; null before the first snapshot. */
-    get seq(): number | null;
     protected afterWelcome(welcome: AgentWelcome): Promise<void>;
     protected eventsOf(frame: {
         type: string;
@@ -292,7 +295,7 @@ export declare class AgentClient extends Core<AgentWelcome, Push> {
  * remembers the subscription and after a reconnect subscribes again with `after_seq`, so
  * the missed events come first (or a fresh board, when they are gone).
  */
-export declare class SupervisorClient extends Core<SupervisorWelcome, BoardEvent> {
+export declare class SupervisorClient extends Core<SupervisorWelcome, BoardEvent, SupervisorSync> {
     /** The last `subscribe`'s queues (undefined: all), or null before the first. */
     private subscription;
     constructor(options: ClientOptions);
@@ -305,9 +308,6 @@ export declare class SupervisorClient extends Core<SupervisorWelcome, BoardEvent
     }>) => void): () => void;
     /** Every board event, in seq order. */
     onEvent(listener: (event: BoardEvent) => void): () => void;
-    /** After each `subscribe`, yours or the client's after a reconnect: a board or `resumed`. */
-    onSync(listener: (sync: SupervisorSync) => void): () => void;
-    get seq(): number | null;
     protected afterWelcome(welcome: SupervisorWelcome): Promise<void>;
     private resubscribe;
     protected eventsOf(frame: {

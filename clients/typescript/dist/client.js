@@ -115,7 +115,7 @@ class Core {
     status = "stopped";
     firstWelcome = null;
     onlineListener = () => this.retryNow();
-    /** The last event seq applied; null before the first sync. */
+    /** The seq of the last push (or board event) delivered; null before the first sync. */
     lastSeq = null;
     /** Between a welcome (or `subscribe`) and its sync reply, events wait here. */
     held = null;
@@ -182,6 +182,13 @@ class Core {
     onFatal(listener) {
         return this.hooks.add("fatal", listener);
     }
+    /**
+     * After each sync, before the events held meanwhile are delivered. Agent: a `snapshot`
+     * (replace everything you hold) or `resumed`; supervisor: a `board` or `resumed`.
+     */
+    onSync(listener) {
+        return this.hooks.add("sync", listener);
+    }
     /** Every frame that is neither a welcome, a reply to a request nor an event (for logs). */
     onOtherFrame(listener) {
         return this.hooks.add("other", listener);
@@ -196,6 +203,10 @@ class Core {
     }
     get currentStatus() {
         return this.status;
+    }
+    /** The seq of the last push (or board event) delivered; null before the first sync. */
+    get seq() {
+        return this.lastSeq;
     }
     /**
      * Replaces the token: sends `refresh` with it (a signed token of the same agent and role)
@@ -497,14 +508,6 @@ export class AgentClient extends Core {
     onPush(listener) {
         return this.hooks.add("push", listener);
     }
-    /** After each sync: a `snapshot` (replace everything you hold) or `resumed` (nothing to do). */
-    onSync(listener) {
-        return this.hooks.add("sync", listener);
-    }
-    /** The seq of the last push delivered; null before the first snapshot. */
-    get seq() {
-        return this.lastSeq;
-    }
     async afterWelcome(welcome) {
         // A welcome seq below ours means the engine restarted: its numbers are not ours.
         const fresh = this.lastSeq === null || welcome.seq < this.lastSeq;
@@ -588,13 +591,6 @@ export class SupervisorClient extends Core {
     /** Every board event, in seq order. */
     onEvent(listener) {
         return this.hooks.add("event", listener);
-    }
-    /** After each `subscribe`, yours or the client's after a reconnect: a board or `resumed`. */
-    onSync(listener) {
-        return this.hooks.add("sync", listener);
-    }
-    get seq() {
-        return this.lastSeq;
     }
     async afterWelcome(welcome) {
         if (!this.subscription) {

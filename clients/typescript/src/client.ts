@@ -209,7 +209,7 @@ class Listeners<A> {
  * retries with the same id, heartbeat, reconnect with backoff, the engine's clock. The agent
  * and supervisor clients add what their socket syncs after a reconnect.
  */
-abstract class Core<Welcome extends { seq: number; now: string }, Event> {
+abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
   protected readonly options: Required<Pick<ClientOptions, "requestTimeoutMs">> & ClientOptions;
   private readonly WebSocketClass: WebSocketConstructor;
   private token: string;
@@ -231,7 +231,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event> {
   private firstWelcome: { resolve: (w: Welcome) => void; reject: (e: Error) => void } | null = null;
   private readonly onlineListener = () => this.retryNow();
 
-  /** The last event seq applied; null before the first sync. */
+  /** The seq of the last push (or board event) delivered; null before the first sync. */
   protected lastSeq: number | null = null;
   /** Between a welcome (or `subscribe`) and its sync reply, events wait here. */
   private held: { seq: number; event: Event }[] | null = null;
@@ -304,6 +304,13 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event> {
   onFatal(listener: (fatal: Fatal) => void): () => void {
     return this.hooks.add("fatal", listener as Listener<unknown>);
   }
+  /**
+   * After each sync, before the events held meanwhile are delivered. Agent: a `snapshot`
+   * (replace everything you hold) or `resumed`; supervisor: a `board` or `resumed`.
+   */
+  onSync(listener: (sync: Sync) => void): () => void {
+    return this.hooks.add("sync", listener as Listener<unknown>);
+  }
   /** Every frame that is neither a welcome, a reply to a request nor an event (for logs). */
   onOtherFrame(listener: (frame: unknown) => void): () => void {
     return this.hooks.add("other", listener);
@@ -319,6 +326,10 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event> {
   }
   get currentStatus(): Status {
     return this.status;
+  }
+  /** The seq of the last push (or board event) delivered; null before the first sync. */
+  get seq(): number | null {
+    return this.lastSeq;
   }
 
   /**
@@ -597,7 +608,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event> {
  * back to `snapshot` when the engine has no replay; then it watches the archive entries
  * again. Pushes reach `on(kind)` and `onPush` in seq order, each once.
  */
-export class AgentClient extends Core<AgentWelcome, Push> {
+export class AgentClient extends Core<AgentWelcome, Push, AgentSync> {
   private watched: string[] = [];
 
   constructor(options: ClientOptions) {
@@ -630,15 +641,6 @@ export class AgentClient extends Core<AgentWelcome, Push> {
   /** Every push, in seq order (also kinds this version does not know). */
   onPush(listener: (push: PushFrame) => void): () => void {
     return this.hooks.add("push", listener as Listener<unknown>);
-  }
-  /** After each sync: a `snapshot` (replace everything you hold) or `resumed` (nothing to do). */
-  onSync(listener: (sync: AgentSync) => void): () => void {
-    return this.hooks.add("sync", listener as Listener<unknown>);
-  }
-
-  /** The seq of the last push delivered; null before the first snapshot. */
-  get seq(): number | null {
-    return this.lastSeq;
   }
 
   protected override async afterWelcome(welcome: AgentWelcome): Promise<void> {
@@ -686,7 +688,7 @@ export class AgentClient extends Core<AgentWelcome, Push> {
  * remembers the subscription and after a reconnect subscribes again with `after_seq`, so
  * the missed events come first (or a fresh board, when they are gone).
  */
-export class SupervisorClient extends Core<SupervisorWelcome, BoardEvent> {
+export class SupervisorClient extends Core<SupervisorWelcome, BoardEvent, SupervisorSync> {
   /** The last `subscribe`'s queues (undefined: all), or null before the first. */
   private subscription: { queues?: string[] } | null = null;
 
@@ -731,14 +733,6 @@ export class SupervisorClient extends Core<SupervisorWelcome, BoardEvent> {
   /** Every board event, in seq order. */
   onEvent(listener: (event: BoardEvent) => void): () => void {
     return this.hooks.add("event", listener as Listener<unknown>);
-  }
-  /** After each `subscribe`, yours or the client's after a reconnect: a board or `resumed`. */
-  onSync(listener: (sync: SupervisorSync) => void): () => void {
-    return this.hooks.add("sync", listener as Listener<unknown>);
-  }
-
-  get seq(): number | null {
-    return this.lastSeq;
   }
 
   protected override async afterWelcome(welcome: SupervisorWelcome): Promise<void> {

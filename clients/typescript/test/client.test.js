@@ -34,6 +34,17 @@ async function withEngine(body) {
   }
 }
 
+/** A WebSocket class whose `send` does nothing while `mute.on`: requests that get no reply. */
+function muting() {
+  const mute = { on: false };
+  mute.WebSocket = class extends WebSocket {
+    send(data) {
+      if (!mute.on) super.send(data);
+    }
+  };
+  return mute;
+}
+
 /** Drops the client's socket, runs `meanwhile`, reconnects; resolves with the next sync. */
 async function reconnect(client, meanwhile = async () => {}) {
   const offline = next((f) => client.onStatus(f), "offline", (s) => s === "offline");
@@ -169,14 +180,9 @@ test("R17: a request whose reply was lost is sent again with its id and runs onc
 
 test("a request with no reply rejects with a timeout", () =>
   withEngine(async (engine, open) => {
-    let muted = false;
-    class MutedWebSocket extends WebSocket {
-      send(data) {
-        if (!muted) super.send(data);
-      }
-    }
-    const ana = await open(AgentClient, "ana-token", { WebSocket: MutedWebSocket, requestTimeoutMs: 300 });
-    muted = true;
+    const mute = muting();
+    const ana = await open(AgentClient, "ana-token", { WebSocket: mute.WebSocket, requestTimeoutMs: 300 });
+    mute.on = true;
     const error = await ana.request("ping").catch((e) => e);
     assert.ok(error instanceof RequestTimeoutError, String(error));
     assert.equal(error.code, "timeout");
@@ -184,21 +190,16 @@ test("a request with no reply rejects with a timeout", () =>
 
 test("an unanswered heartbeat counts as a dead socket: the client reconnects", () =>
   withEngine(async (engine, open) => {
-    let muted = false;
-    class MutedWebSocket extends WebSocket {
-      send(data) {
-        if (!muted) super.send(data);
-      }
-    }
+    const mute = muting();
     const ana = await open(AgentClient, "ana-token", {
-      WebSocket: MutedWebSocket,
+      WebSocket: mute.WebSocket,
       heartbeat: { intervalMs: 200, timeoutMs: 200 },
       backoff: { initialMs: 50, maxMs: 50 },
     });
     const offline = next((f) => ana.onStatus(f), "offline", (s) => s === "offline");
-    muted = true;
+    mute.on = true;
     await offline;
-    muted = false;
+    mute.on = false;
     const sync = await next((f) => ana.onSync(f), "the sync after the reconnect");
     assert.equal(sync.kind, "resumed");
   }));
