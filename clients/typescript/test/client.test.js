@@ -76,6 +76,19 @@ test("an agent connects, syncs from a snapshot and gets its replies", () =>
     }
   }));
 
+test("without a WebSocket option the global one is used, as in a browser", () =>
+  withEngine(async (engine) => {
+    const saved = globalThis.WebSocket;
+    globalThis.WebSocket = WebSocket;
+    const ben = new AgentClient({ url: engine.url.replace("http:", "ws:"), token: "ben-token" });
+    try {
+      assert.equal((await ben.connect()).agent.id, "ben");
+    } finally {
+      ben.close();
+      globalThis.WebSocket = saved;
+    }
+  }));
+
 test("an error reply rejects with its typed code", () =>
   withEngine(async (engine, open) => {
     const ana = await open(AgentClient, "ana-token");
