@@ -1,6 +1,7 @@
 //! The browser client, served by the engine itself: the agent desk at `/`, the supervisor
-//! wall at `/wall`, and their stylesheet and scripts at `/assets/{file}`. The files in `web/`
-//! are embedded in the binary, so there is no separate server and no build step.
+//! wall at `/wall`, and their stylesheet and scripts at `/assets/{file}`. The files in `web/`,
+//! and the TypeScript client's compiled `clients/typescript/dist/client.js` (checked in), are
+//! embedded in the binary, so there is no separate server and no build step.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -29,6 +30,13 @@ const ASSETS: &[Asset] = &[
         name: "socket.js",
         content_type: JS,
         body: include_str!("../../web/socket.js"),
+    },
+    // The TypeScript client package's compiled module (one file, no imports), so that the
+    // pages can use it with no build step; its drift test keeps it in step with its source.
+    Asset {
+        name: "client.js",
+        content_type: JS,
+        body: include_str!("../../clients/typescript/dist/client.js"),
     },
     Asset {
         name: "desk.js",
@@ -131,6 +139,9 @@ mod tests {
         assert_eq!(js.status(), StatusCode::OK);
         assert_eq!(js.headers()[header::CONTENT_TYPE], JS);
         assert_eq!(js.headers()[header::CACHE_CONTROL], "no-cache");
+        let client = asset(Path("client.js".to_owned())).await;
+        assert_eq!(client.status(), StatusCode::OK);
+        assert_eq!(client.headers()[header::CONTENT_TYPE], JS);
         let missing = asset(Path("../Cargo.toml".to_owned())).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let html = desk().await;

@@ -1,6 +1,7 @@
 //! `cargo xtask <chore>`: what people would otherwise paste from the README, as one command
 //! each. `test` sets up what the tests need on a fresh machine (Debian's Chromium, Node.js, the
-//! browser test's npm packages), says what it does, and runs every test; `.ci/run` calls it.
+//! npm packages of the browser test and of the TypeScript client), says what it does, and runs
+//! every test; `.ci/run` calls it.
 //!
 //! Plain `std`: the chores are a few commands in a row, and this crate must build in seconds
 //! on a machine that has nothing else yet.
@@ -14,10 +15,12 @@ const USAGE: &str = "\
 usage: cargo xtask <chore> [args]
 
   test [ARGS]       install what the tests need if missing (Debian's Chromium, Node.js >= 20,
-                    web/e2e's npm packages), then `cargo test --workspace [ARGS]`
+                    the npm packages of web/e2e and clients/typescript), then
+                    `cargo test --workspace [ARGS]`, then the client's `npm test`
   fuzz [SECONDS]    build the cargo-fuzz targets and run each for SECONDS (default 60)
   bench             the criterion benchmarks, then the README's load runs (storm, race)
-  protocol          regenerate protocol/ from src/protocol.rs (the drift test's bless mode)
+  protocol          regenerate protocol/ from src/protocol.rs (the drift test's bless mode),
+                    then clients/typescript's generated types and dist/
 ";
 
 /// Where the browser test looks for Chromium unless `CHROMIUM` says otherwise.
@@ -58,16 +61,63 @@ fn main() -> ExitCode {
 }
 
 /// Sets up what the tests need, then runs every test.
+///
+/// The TypeScript client's tests (`npm test` in `clients/typescript`: its drift tests and its
+/// run against the real engine) run here, after `cargo test --workspace` has built the engine
+/// binary, rather than inside `cargo test`: so `cargo test --workspace` needs no Node.js
+/// (the client is a Node project with Node's test runner, run the way its README says), and
+/// the binary they drive is the one just built, named to them by `SWITCHBOARD_BIN`.
 fn test(args: &[OsString]) -> Outcome {
-    if env::var_os("SWITCHBOARD_SKIP_BROWSER").is_some_and(|v| v == "1") {
-        say("SWITCHBOARD_SKIP_BROWSER=1: the browser test is skipped, so Chromium and npm are not set up");
-    } else {
+    let browser = !skipped("SWITCHBOARD_SKIP_BROWSER", "the browser test");
+    let client = !skipped("SWITCHBOARD_SKIP_CLIENT", "the TypeScript client's tests");
+    if browser {
         ensure_chromium()?;
+    }
+    if browser || client {
         ensure_node()?;
+    }
+    if browser {
         ensure_npm_packages(&root().join("web/e2e"))?;
     }
+    if client {
+        ensure_npm_packages(&root().join(CLIENT))?;
+    }
     say("running every test: cargo test --workspace");
-    run(cargo().arg("test").arg("--workspace").args(args))
+    run(cargo().arg("test").arg("--workspace").args(args))?;
+    if client {
+        let profile = if args.iter().any(|a| a == "--release") {
+            "release"
+        } else {
+            "debug"
+        };
+        let engine = target_dir().join(profile).join("switchboard");
+        say(&format!(
+            "running the TypeScript client's tests against {}: npm test --prefix {CLIENT}",
+            relative(&engine)
+        ));
+        run(Command::new("npm")
+            .args(["test", "--prefix"])
+            .arg(root().join(CLIENT))
+            .env("SWITCHBOARD_BIN", &engine))?;
+    }
+    Ok(())
+}
+
+/// The TypeScript client package (its README says how it is built and tested).
+const CLIENT: &str = "clients/typescript";
+
+/// Whether `var` is `1`, saying so: then `what` and what only it needs are left out.
+fn skipped(var: &str, what: &str) -> bool {
+    let skip = env::var_os(var).is_some_and(|v| v == "1");
+    if skip {
+        say(&format!("{var}=1: {what} skipped"));
+    }
+    skip
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR`, else `target/` in the workspace.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |dir| root().join(dir))
 }
 
 /// Debian's Chromium, which the browser test drives (never a browser downloaded by npm).
@@ -92,7 +142,7 @@ fn ensure_chromium() -> Outcome {
     }
 }
 
-/// Node.js ≥ [`NODE_MAJOR`] with npm, for the browser test's script.
+/// Node.js ≥ [`NODE_MAJOR`] with npm, for the browser test's script and the client's tests.
 fn ensure_node() -> Outcome {
     if output(Command::new("npm").arg("--version")).is_none() {
         say("npm is missing: installing Debian's packages `nodejs` and `npm`");
@@ -109,8 +159,9 @@ fn ensure_node() -> Outcome {
         .ok_or_else(|| format!("cannot read node's version from {version:?}"))?;
     if major < NODE_MAJOR {
         return Err(format!(
-            "the browser test needs Node.js >= {NODE_MAJOR}, and this machine has {}; \
-             install a newer one (e.g. from NodeSource) or set SWITCHBOARD_SKIP_BROWSER=1",
+            "the browser test and the TypeScript client's tests need Node.js >= {NODE_MAJOR}, \
+             and this machine has {}; install a newer one (e.g. from NodeSource) or set \
+             SWITCHBOARD_SKIP_BROWSER=1 SWITCHBOARD_SKIP_CLIENT=1",
             version.trim()
         ));
     }
@@ -224,11 +275,21 @@ fn bench() -> Outcome {
     Ok(())
 }
 
-/// Regenerates `protocol/` (JSON Schemas, AsyncAPI) from `src/protocol.rs`.
+/// Regenerates `protocol/` (JSON Schemas, AsyncAPI) from `src/protocol.rs`, then the
+/// TypeScript client's types and compiled module from those schemas.
 fn protocol() -> Outcome {
     run(cargo()
         .args(["test", "--test", "protocol_drift"])
-        .env("SWITCHBOARD_BLESS", "1"))
+        .env("SWITCHBOARD_BLESS", "1"))?;
+    let client = root().join(CLIENT);
+    ensure_npm_packages(&client)?;
+    say(&format!("regenerating {CLIENT}: npm run generate, npm run build"));
+    run(Command::new("npm")
+        .args(["run", "generate", "--prefix"])
+        .arg(&client))?;
+    run(Command::new("npm")
+        .args(["run", "build", "--prefix"])
+        .arg(&client))
 }
 
 /// `apt-get install` of Debian packages, as root or through sudo.

@@ -1,0 +1,530 @@
+/**
+ * Every frame the engine sends on the supervisor WebSocket.
+ */
+export type SupervisorServerFrame = {
+    /**
+     * The engine's clock now: countdowns (`window_expires_at`, `expires_at`) are in its
+     * time, so a client shows them against this, not its own clock.
+     */
+    now: string;
+    /**
+     * The protocol version (1).
+     */
+    protocol: number;
+    /**
+     * The last sequence number of the board's changes.
+     */
+    seq: number;
+    supervisor: AgentProfile;
+    type: "welcome";
+} | {
+    /**
+     * The request's `id`.
+     */
+    id: string;
+    result: SupervisorResult;
+    type: "ok";
+} | (ErrorFrame & {
+    type: "error";
+}) | {
+    /**
+     * The changes.
+     */
+    events: BoardEvent[];
+    type: "pushes";
+};
+/**
+ * An agent (or supervisor, or admin): the person behind one or more connections.
+ */
+export type AgentId = string;
+/**
+ * A routing queue. By default there is one per channel, named after it.
+ */
+export type QueueId = string;
+/**
+ * What an agent may do.
+ */
+export type Role = "agent" | "supervisor" | "admin";
+/**
+ * What a successful supervisor request returns.
+ */
+export type SupervisorResult = (Board & {
+    kind: "board";
+}) | {
+    kind: "resumed";
+    /**
+     * How many events they held.
+     */
+    replayed: number;
+} | {
+    kind: "done";
+} | {
+    chat: ChatView;
+    kind: "chat";
+} | {
+    chat: ChatView;
+    kind: "history";
+    /**
+     * The page: the newest messages before `before_seq` (or of all), oldest first.
+     */
+    messages: HistoryMessage[];
+    /**
+     * Pass as `before_seq` for the next, older page; null when this page starts at the
+     * chat's first message.
+     */
+    next_before_seq: number | null;
+} | (AnalyticsReport & {
+    kind: "analytics";
+}) | {
+    kind: "pong";
+} | {
+    /**
+     * When it expires.
+     */
+    expires_at: string | null;
+    kind: "refreshed";
+};
+/**
+ * Whether an agent takes new chats.
+ */
+export type Presence = "online" | "away" | "offline";
+/**
+ * A chat (conversation): one customer on one channel.
+ */
+export type ChatId = string;
+/**
+ * A customer, across all of its channel identities.
+ */
+export type CustomerId = string;
+/**
+ * A messaging channel a customer writes on.
+ */
+export type Channel = "whatsapp" | "messenger" | "instagram" | "wechat" | "telegram" | "line" | "webchat" | "sms" | "email";
+/**
+ * Who wrote a message.
+ */
+export type Author = {
+    by: "customer";
+} | {
+    agent: AgentId;
+    by: "agent";
+} | {
+    by: "system";
+};
+/**
+ * What kind of message it is.
+ */
+export type MessageKind = "text" | "template" | "notice";
+/**
+ * Until when a chat is snoozed (R13).
+ */
+export type SnoozeUntil = {
+    /**
+     * When the chat returns to `active`.
+     */
+    at: string;
+    until: "time";
+} | {
+    until: "reply";
+};
+/**
+ * Where a chat is in its life. Every state but `closed` is *live* (R01).
+ */
+export type ChatState = "bot" | "queued" | "active" | "reopened" | "snoozed" | "closed";
+/**
+ * The stable error codes of the wire protocol.
+ */
+export type ErrorCode = "active_elsewhere" | "window_closed" | "opted_out" | "push_already_sent" | "not_owner" | "not_found" | "agent_unavailable" | "over_limit" | "message_too_long" | "bad_request" | "unauthorized" | "forbidden" | "rate_limited" | "storage_unavailable";
+/**
+ * One change of the board.
+ */
+export type BoardEvent = {
+    /**
+     * Increasing by one for every change of any queue; a subscription to some queues sees
+     * only theirs, so it may skip numbers. Nothing is skipped within a connection otherwise.
+     */
+    seq: number;
+} & BoardEvent1;
+export type BoardEvent1 = {
+    agent: AgentRow;
+    kind: "agent_changed";
+} | {
+    chat: WaitingView;
+    kind: "chat_queued";
+    queue: QueueId;
+} | {
+    chat_id: ChatId;
+    kind: "chat_left_queue";
+    /**
+     * The agent it was offered to; null when it ended while waiting (#STOP).
+     */
+    offered_to: AgentId | null;
+    queue: QueueId;
+} | {
+    agent_id: AgentId;
+    kind: "agent_removed";
+} | {
+    chat: ReopenedChat;
+    kind: "chat_reopened";
+} | {
+    chat_id: ChatId;
+    kind: "reopen_ended";
+    outcome: ReopenOutcome;
+} | {
+    kind: "kpis_changed";
+    kpis: Kpis;
+};
+/**
+ * How a reopened chat stopped waiting.
+ */
+export type ReopenOutcome = "replied" | "declined" | "expired" | "closed";
+/**
+ * An agent's standing data.
+ */
+export interface AgentProfile {
+    id: AgentId;
+    /**
+     * How many chats it may hold active at once.
+     */
+    limit: number;
+    /**
+     * The name shown to others.
+     */
+    name: string;
+    /**
+     * The queues it serves; empty means all.
+     */
+    queues: QueueId[];
+    role: Role;
+}
+/**
+ * The whole board a supervisor watches.
+ */
+export interface Board {
+    /**
+     * Every agent.
+     */
+    agents: AgentRow[];
+    kpis: Kpis;
+    /**
+     * The subscribed queues with their waiting chats.
+     */
+    queues: QueueView[];
+    /**
+     * Every reopened chat of the subscribed queues, waiting for its customer.
+     */
+    reopened: ReopenedChat[];
+    /**
+     * The changes that follow carry sequence numbers after this one. A change may repeat
+     * what the board already shows; every event is an upsert, so applying it again is safe.
+     */
+    seq: number;
+}
+/**
+ * An agent as supervisors see it.
+ */
+export interface AgentRow {
+    id: AgentId;
+    /**
+     * Its concurrency limit.
+     */
+    limit: number;
+    /**
+     * Active and snoozed chats.
+     */
+    load: number;
+    /**
+     * Display name.
+     */
+    name: string;
+    /**
+     * Offers it has not answered.
+     */
+    offered: number;
+    /**
+     * Whether its load is above its limit (R05, forced transfer).
+     */
+    over_limit: boolean;
+    /**
+     * Times a chat took it over its limit, since the engine started.
+     */
+    overrides: number;
+    presence: Presence;
+    role: Role;
+}
+/**
+ * The KPIs of R14 since the start of the current UTC day.
+ */
+export interface Kpis {
+    figures: Figures;
+    /**
+     * The start of the day they count from.
+     */
+    since: string;
+}
+/**
+ * The KPIs of R14 over some events.
+ */
+export interface Figures {
+    /**
+     * Declined chats: reopened chats the customer answered with #STOP.
+     */
+    declined: number;
+    /**
+     * Times a chat took an agent over its limit (R05, forced transfers).
+     */
+    overrides: number;
+    queue_wait: Durations;
+    rejected: Rejections;
+    /**
+     * Agent-initiated chats: successful reopens.
+     */
+    reopens: number;
+    /**
+     * User-replied chats: reopened chats the customer answered.
+     */
+    replied: number;
+    /**
+     * Template pushes after the window (R07).
+     */
+    templates: number;
+    time_to_accept: Durations;
+}
+/**
+ * Percentiles of a duration, in milliseconds; all zero when there were none.
+ */
+export interface Durations {
+    /**
+     * How many were measured.
+     */
+    count: number;
+    /**
+     * The longest.
+     */
+    max_ms: number;
+    /**
+     * The median (nearest rank).
+     */
+    p50_ms: number;
+    /**
+     * The 90th percentile (nearest rank).
+     */
+    p90_ms: number;
+}
+/**
+ * Reopens refused, by reason.
+ */
+export interface Rejections {
+    /**
+     * The customer was live elsewhere (R03, R09).
+     */
+    active_elsewhere: number;
+    /**
+     * The customer had opted out (R08).
+     */
+    opted_out: number;
+    /**
+     * The window had closed (R02).
+     */
+    window_closed: number;
+}
+/**
+ * A queue and its waiting chats.
+ */
+export interface QueueView {
+    id: QueueId;
+    /**
+     * Waiting chats, next first. Offered chats are not waiting.
+     */
+    waiting: WaitingView[];
+}
+/**
+ * One waiting chat.
+ */
+export interface WaitingView {
+    chat_id: ChatId;
+    customer_id: CustomerId;
+    /**
+     * 1 = next.
+     */
+    position: number;
+    /**
+     * Since when it has waited (an offer that came back keeps it).
+     */
+    since: string;
+}
+/**
+ * A reopened chat waiting for its customer ("supervise and tip-off", R15).
+ */
+export interface ReopenedChat {
+    channel: Channel;
+    chat_id: ChatId;
+    customer: CustomerView;
+    queue: QueueId;
+    /**
+     * When.
+     */
+    reopened_at: string;
+    reopened_by: AgentId;
+    /**
+     * When the window closes and the reopen lapses; null on channels without one.
+     */
+    window_expires_at: string | null;
+}
+/**
+ * A customer as agents see it.
+ */
+export interface CustomerView {
+    /**
+     * Email, if known.
+     */
+    email: string | null;
+    id: CustomerId;
+    /**
+     * Name, if known.
+     */
+    name: string | null;
+    /**
+     * Phone, if known.
+     */
+    phone: string | null;
+}
+/**
+ * A chat as agents see it.
+ */
+export interface ChatView {
+    channel: Channel;
+    customer: CustomerView;
+    id: ChatId;
+    /**
+     * The customer's last message.
+     */
+    last_customer_message_at: string | null;
+    /**
+     * The newest message.
+     */
+    last_message: Message | null;
+    /**
+     * Its owner.
+     */
+    owner: AgentId | null;
+    /**
+     * The agent who reopened it, if it was reopened.
+     */
+    reopened_by: AgentId | null;
+    /**
+     * Until when it is snoozed.
+     */
+    snooze: SnoozeUntil | null;
+    state: ChatState;
+    /**
+     * When the messaging window closes; null on channels without one.
+     */
+    window_expires_at: string | null;
+}
+/**
+ * One message of a chat's history.
+ */
+export interface Message {
+    /**
+     * When the engine took it.
+     */
+    at: string;
+    author: Author;
+    kind: MessageKind;
+    /**
+     * The text (for a template, its name and parameters as sent).
+     */
+    text: string;
+}
+/**
+ * A message of a chat's history, with its place in it.
+ */
+export interface HistoryMessage {
+    /**
+     * When the engine took it.
+     */
+    at: string;
+    author: Author;
+    kind: MessageKind;
+    /**
+     * Its position in the chat's history: 0 for the first message, then one more each.
+     */
+    seq: number;
+    /**
+     * The text (for a template, its name and parameters as sent).
+     */
+    text: string;
+}
+/**
+ * The KPIs of R14 over a range (`GET /v1/analytics`, `get_analytics`).
+ */
+export interface AnalyticsReport {
+    /**
+     * Each agent's figures, by id; agents without events are left out.
+     */
+    agents: AgentFigures[];
+    query: AnalyticsQuery;
+    total: Figures;
+}
+/**
+ * One agent's figures.
+ */
+export interface AgentFigures {
+    agent: AgentId;
+    figures: Figures;
+}
+/**
+ * Which KPI events an analytics query counts; every part is optional.
+ */
+export interface AnalyticsQuery {
+    /**
+     * Only this agent's.
+     */
+    agent: AgentId | null;
+    /**
+     * Only this channel's.
+     */
+    channel: Channel | null;
+    /**
+     * From this instant, inclusive.
+     */
+    from: string | null;
+    /**
+     * To this instant, exclusive.
+     */
+    to: string | null;
+}
+/**
+ * An error reply.
+ */
+export interface ErrorFrame {
+    code: ErrorCode;
+    /**
+     * With `window_closed`: when the window closed.
+     */
+    expired_at?: string | null;
+    /**
+     * The request's `id`; null when the frame was too broken to have one.
+     */
+    id: string | null;
+    /**
+     * With `active_elsewhere`: where the customer is live.
+     */
+    live?: LiveElsewhere | null;
+    /**
+     * A sentence naming what was wrong.
+     */
+    message: string;
+}
+/**
+ * Where a customer is live, told to an agent whose reopen lost (R03).
+ */
+export interface LiveElsewhere {
+    chat_id: ChatId;
+    /**
+     * Its owner, if an agent owns it.
+     */
+    owner: AgentId | null;
+    state: ChatState;
+}
