@@ -117,6 +117,8 @@ export type ClientFrame = {
 } | {
     type: "ping";
 } | {
+    type: "list_agents";
+} | {
     /**
      * The new token (a JWT).
      */

@@ -4,6 +4,10 @@
 export type ServerFrame = {
     agent: AgentProfile;
     /**
+     * Every channel's limits as this engine is configured, for the composer.
+     */
+    channels: ChannelLimits[];
+    /**
      * The engine's clock now: countdowns (`window_expires_at`, `expires_at`) are in its
      * time, so a client shows them against this, not its own clock.
      */
@@ -47,6 +51,10 @@ export type QueueId = string;
  * What an agent may do.
  */
 export type Role = "agent" | "supervisor" | "admin";
+/**
+ * A messaging channel a customer writes on.
+ */
+export type Channel = "whatsapp" | "messenger" | "instagram" | "wechat" | "telegram" | "line" | "webchat" | "sms" | "email";
 /**
  * Whether an agent takes new chats.
  */
@@ -96,15 +104,17 @@ export type ReplyResult = {
     kind: "pong";
 } | {
     /**
+     * The agents' rows, as the supervisors' board shows them.
+     */
+    agents: AgentRow[];
+    kind: "agents";
+} | {
+    /**
      * When it expires; the connection is closed with 4001 then unless refreshed again.
      */
     expires_at: string | null;
     kind: "refreshed";
 };
-/**
- * A messaging channel a customer writes on.
- */
-export type Channel = "whatsapp" | "messenger" | "instagram" | "wechat" | "telegram" | "line" | "webchat" | "sms" | "email";
 /**
  * A customer, across all of its channel identities.
  */
@@ -242,6 +252,16 @@ export interface AgentProfile {
      */
     queues: QueueId[];
     role: Role;
+}
+/**
+ * What one channel allows an agent to send, as configured.
+ */
+export interface ChannelLimits {
+    channel: Channel;
+    /**
+     * The longest message, in characters; a longer one is refused with `message_too_long`.
+     */
+    max_message_length: number;
 }
 /**
  * A chat as agents see it.
@@ -403,6 +423,38 @@ export interface OfferView {
     queue: QueueId;
 }
 /**
+ * An agent as supervisors see it.
+ */
+export interface AgentRow {
+    id: AgentId;
+    /**
+     * Its concurrency limit.
+     */
+    limit: number;
+    /**
+     * Active and snoozed chats.
+     */
+    load: number;
+    /**
+     * Display name.
+     */
+    name: string;
+    /**
+     * Offers it has not answered.
+     */
+    offered: number;
+    /**
+     * Whether its load is above its limit (R05, forced transfer).
+     */
+    over_limit: boolean;
+    /**
+     * Times a chat took it over its limit, since the engine started.
+     */
+    overrides: number;
+    presence: Presence;
+    role: Role;
+}
+/**
  * An error reply.
  */
 export interface ErrorFrame {
@@ -433,5 +485,10 @@ export interface LiveElsewhere {
      * Its owner, if an agent owns it.
      */
     owner: AgentId | null;
+    /**
+     * The owner's display name: the core knows only ids, so the engine fills it in before
+     * the refusal reaches an agent's socket.
+     */
+    owner_name: string | null;
     state: ChatState;
 }

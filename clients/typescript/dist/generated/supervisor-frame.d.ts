@@ -48,6 +48,24 @@ export type SupervisorFrame = {
     type: "get_chat";
 } | {
     /**
+     * The previous page's `next`.
+     */
+    before?: string | null;
+    /**
+     * At most this many entries, as on the agent socket.
+     */
+    limit?: number | null;
+    /**
+     * Customer search text, as on the agent socket.
+     */
+    query?: string | null;
+    /**
+     * Only chats in this state (`active`: the chats a transfer can move).
+     */
+    state?: ChatState | null;
+    type: "list_archive";
+} | {
+    /**
      * Only this agent's.
      */
     agent?: AgentId | null;
@@ -94,6 +112,13 @@ export type Channel = "whatsapp" | "messenger" | "instagram" | "wechat" | "teleg
  * via the `definition` "ChatId".
  */
 export type ChatId = string;
+/**
+ * Where a chat is in its life. Every state but `closed` is *live* (R01).
+ *
+ * This interface was referenced by `undefined`'s JSON-Schema
+ * via the `definition` "ChatState".
+ */
+export type ChatState = "bot" | "queued" | "active" | "reopened" | "snoozed" | "closed";
 /**
  * Whether an agent takes new chats.
  *

@@ -73,6 +73,16 @@ export type SupervisorResult = (Board & {
      * chat's first message.
      */
     next_before_seq: number | null;
+} | {
+    /**
+     * Newest first.
+     */
+    entries: ArchiveEntry[];
+    kind: "archive";
+    /**
+     * Pass as `before` for the next, older page; null when this was the last.
+     */
+    next: string | null;
 } | (AnalyticsReport & {
     kind: "analytics";
 }) | {
@@ -131,6 +141,10 @@ export type SnoozeUntil = {
  * Where a chat is in its life. Every state but `closed` is *live* (R01).
  */
 export type ChatState = "bot" | "queued" | "active" | "reopened" | "snoozed" | "closed";
+/**
+ * Why a chat was closed.
+ */
+export type CloseReason = "agent" | "stop" | "timeout" | "supervisor";
 /**
  * The stable error codes of the wire protocol.
  */
@@ -343,6 +357,11 @@ export interface QueueView {
  */
 export interface WaitingView {
     chat_id: ChatId;
+    /**
+     * Its customer's name and contact as when it was queued; null where the engine does
+     * not know them.
+     */
+    customer: CustomerView | null;
     customer_id: CustomerId;
     /**
      * 1 = next.
@@ -352,24 +371,6 @@ export interface WaitingView {
      * Since when it has waited (an offer that came back keeps it).
      */
     since: string;
-}
-/**
- * A reopened chat waiting for its customer ("supervise and tip-off", R15).
- */
-export interface ReopenedChat {
-    channel: Channel;
-    chat_id: ChatId;
-    customer: CustomerView;
-    queue: QueueId;
-    /**
-     * When.
-     */
-    reopened_at: string;
-    reopened_by: AgentId;
-    /**
-     * When the window closes and the reopen lapses; null on channels without one.
-     */
-    window_expires_at: string | null;
 }
 /**
  * A customer as agents see it.
@@ -388,6 +389,24 @@ export interface CustomerView {
      * Phone, if known.
      */
     phone: string | null;
+}
+/**
+ * A reopened chat waiting for its customer ("supervise and tip-off", R15).
+ */
+export interface ReopenedChat {
+    channel: Channel;
+    chat_id: ChatId;
+    customer: CustomerView;
+    queue: QueueId;
+    /**
+     * When.
+     */
+    reopened_at: string;
+    reopened_by: AgentId;
+    /**
+     * When the window closes and the reopen lapses; null on channels without one.
+     */
+    window_expires_at: string | null;
 }
 /**
  * A chat as agents see it.
@@ -455,6 +474,43 @@ export interface HistoryMessage {
      * The text (for a template, its name and parameters as sent).
      */
     text: string;
+}
+/**
+ * One row of the archive (R16).
+ */
+export interface ArchiveEntry {
+    channel: Channel;
+    chat_id: ChatId;
+    /**
+     * Why it closed, if closed.
+     */
+    close_reason: CloseReason | null;
+    /**
+     * When it closed, if closed.
+     */
+    closed_at: string | null;
+    customer: CustomerView;
+    /**
+     * The customer's last message.
+     */
+    last_customer_message_at: string | null;
+    /**
+     * Its owner, or last owner.
+     */
+    owner: AgentId | null;
+    /**
+     * Whether the Reopen button is on now (R02, R03, R08).
+     */
+    reopenable: boolean;
+    state: ChatState;
+    /**
+     * Whether the one template push is available now (R07).
+     */
+    template_allowed: boolean;
+    /**
+     * When the messaging window closes (for the countdown); null on channels without one.
+     */
+    window_expires_at: string | null;
 }
 /**
  * The KPIs of R14 over a range (`GET /v1/analytics`, `get_analytics`).
@@ -526,5 +582,10 @@ export interface LiveElsewhere {
      * Its owner, if an agent owns it.
      */
     owner: AgentId | null;
+    /**
+     * The owner's display name: the core knows only ids, so the engine fills it in before
+     * the refusal reaches an agent's socket.
+     */
+    owner_name: string | null;
     state: ChatState;
 }

@@ -137,6 +137,9 @@ export type ClientFrame = {
       type: "ping";
     }
   | {
+      type: "list_agents";
+    }
+  | {
       /**
        * The new token (a JWT).
        */

@@ -58,6 +58,25 @@ export type SupervisorFrame = {
     }
   | {
       /**
+       * The previous page's `next`.
+       */
+      before?: string | null;
+      /**
+       * At most this many entries, as on the agent socket.
+       */
+      limit?: number | null;
+      /**
+       * Customer search text, as on the agent socket.
+       */
+      query?: string | null;
+      /**
+       * Only chats in this state (`active`: the chats a transfer can move).
+       */
+      state?: ChatState | null;
+      type: "list_archive";
+    }
+  | {
+      /**
        * Only this agent's.
        */
       agent?: AgentId | null;
@@ -116,6 +135,13 @@ export type Channel =
  * via the `definition` "ChatId".
  */
 export type ChatId = string;
+/**
+ * Where a chat is in its life. Every state but `closed` is *live* (R01).
+ *
+ * This interface was referenced by `undefined`'s JSON-Schema
+ * via the `definition` "ChatState".
+ */
+export type ChatState = "bot" | "queued" | "active" | "reopened" | "snoozed" | "closed";
 /**
  * Whether an agent takes new chats.
  *
