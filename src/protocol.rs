@@ -5,17 +5,17 @@
 //! [`ServerFrame`]s: `welcome` once, exactly one `ok` or `error` per request, and `push`es
 //! carrying a per-agent sequence number (R17).
 
+pub mod chat;
 pub mod schema;
 pub mod supervisor;
+
+pub use chat::{Author, ChatState, CloseReason, LiveElsewhere, Message, MessageKind, SnoozeUntil};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::core::{
-    AgentProfile, Channel, ChatState, CloseReason, ErrorCode, LiveElsewhere, Message, Presence, Role,
-    SnoozeUntil, WithdrawReason,
-};
+use crate::core::{AgentProfile, Channel, ErrorCode, Presence, Role, WithdrawReason};
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// The protocol version, announced in `welcome`. Additive changes (new optional fields, new
@@ -689,7 +689,7 @@ pub struct OutboundMessage {
     /// The chat.
     pub chat_id: ChatId,
     /// Text, template or the automatic reopen notice.
-    pub kind: crate::core::MessageKind,
+    pub kind: MessageKind,
     /// The text, or the template name.
     pub text: String,
     /// The template's parameters.

@@ -242,7 +242,6 @@ mod tests {
             chat_id: "c1".to_owned().into(),
             state: crate::core::ChatState::Active,
             owner: None,
-            owner_name: None,
         };
         let refusal = Refusal::from(Rejection::ActiveElsewhere { live: live.clone() });
         assert_eq!(refusal.code(), ErrorCode::ActiveElsewhere);

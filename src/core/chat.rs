@@ -1,15 +1,12 @@
-//! A chat (conversation) and its states.
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+//! A chat (conversation) and its states. No serde here: the protocol (`protocol/chat.rs`)
+//! and the store (`store/codec.rs`) each write down how these look to them.
 
 use super::channel::Channel;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};
 
 /// Where a chat is in its life. Every state but `closed` is *live* (R01).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ChatState {
     /// In an automated journey; no agent owns it.
     Bot,
@@ -50,8 +47,7 @@ impl ChatState {
 }
 
 /// Why a chat was closed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CloseReason {
     /// Its owner closed it.
     Agent,
@@ -64,14 +60,11 @@ pub enum CloseReason {
 }
 
 /// Until when a chat is snoozed (R13).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "until", rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SnoozeUntil {
     /// Until a point in time (or an earlier reply).
     Time {
         /// When the chat returns to `active`.
-        #[serde(with = "crate::clock::rfc3339")]
-        #[schemars(with = "Timestamp")]
         at: Timestamp,
     },
     /// Until the customer replies.
@@ -79,8 +72,7 @@ pub enum SnoozeUntil {
 }
 
 /// Who wrote a message.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "by", rename_all = "snake_case")]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Author {
     /// The customer.
     Customer,
@@ -94,8 +86,7 @@ pub enum Author {
 }
 
 /// What kind of message it is.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum MessageKind {
     /// Free text.
     Text,
@@ -106,11 +97,9 @@ pub enum MessageKind {
 }
 
 /// One message of a chat's history.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Message {
     /// When the engine took it.
-    #[serde(with = "crate::clock::rfc3339")]
-    #[schemars(with = "Timestamp")]
     pub at: Timestamp,
     /// Who wrote it.
     pub author: Author,

@@ -132,7 +132,6 @@ impl CustomerFile {
             chat_id: c.id.clone(),
             state: c.state(),
             owner: c.stage.owner().cloned(),
-            owner_name: None,
         })
     }
 

@@ -44,7 +44,7 @@ pub enum ErrorCode {
 }
 
 /// Where a customer is live, told to an agent whose reopen lost (R03).
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LiveElsewhere {
     /// The live chat.
     pub chat_id: ChatId,
@@ -52,10 +52,6 @@ pub struct LiveElsewhere {
     pub state: ChatState,
     /// Its owner, if an agent owns it.
     pub owner: Option<AgentId>,
-    /// The owner's display name: the core knows only ids, so the engine fills it in before
-    /// the refusal reaches an agent's socket.
-    #[serde(default)]
-    pub owner_name: Option<String>,
 }
 
 /// A typed refusal from the core: a product rule said no. Malformed input, credentials,

@@ -240,7 +240,13 @@ impl Engine {
                 limit,
                 before,
             } => {
-                let ask = super::archive::ArchiveAsk::new(Scope::All, state, &query, &before, limit);
+                let ask = super::archive::ArchiveAsk::new(
+                    Scope::All,
+                    state.map(Into::into),
+                    &query,
+                    &before,
+                    limit,
+                );
                 let (entries, next) = self.archive(&caller.id, ask, now)?;
                 Ok(Some(SupervisorResult::Archive { entries, next }))
             }

@@ -262,7 +262,7 @@ impl<'e> Effects<'e> {
                         owner,
                         Push::CustomerMessage {
                             chat_id: chat.id.clone(),
-                            message: message.clone(),
+                            message: message.into(),
                         },
                     );
                 }
@@ -272,7 +272,7 @@ impl<'e> Effects<'e> {
                     agent,
                     Push::MessageSent {
                         chat_id: chat.id.clone(),
-                        message: message.clone(),
+                        message: message.into(),
                     },
                 );
                 let mut outbound = outbound_message(
@@ -316,7 +316,7 @@ impl<'e> Effects<'e> {
                 owner,
                 Push::ChatClosed {
                     chat_id: chat.clone(),
-                    reason,
+                    reason: reason.into(),
                 },
             );
         }
@@ -427,7 +427,7 @@ pub(super) fn outbound_message(
         to: file.address(channel).unwrap_or_default().to_owned(),
         customer_id: file.id.clone(),
         chat_id: chat_id.clone(),
-        kind,
+        kind: kind.into(),
         text,
         params: Vec::new(),
         human_agent_tag: false,

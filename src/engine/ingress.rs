@@ -112,7 +112,7 @@ impl Engine {
             .map(|(_, p)| p);
         IngressReceipt {
             customer_id: file.id.clone(),
-            state: chat.map(|c| c.state()),
+            state: chat.map(|c| c.state().into()),
             owner: chat.and_then(|c| c.stage.owner().cloned()),
             chat_id,
             queue_position,

@@ -94,7 +94,8 @@ mod tests {
     use axum::Json;
 
     use super::*;
-    use crate::core::{Channel, MessageKind};
+    use crate::core::Channel;
+    use crate::protocol::MessageKind;
 
     fn message(text: &str) -> OutboundMessage {
         OutboundMessage {

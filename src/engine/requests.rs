@@ -26,26 +26,6 @@ pub(super) struct HistoryView {
 impl Engine {
     /// Carries out one request of `caller` on connection `conn`.
     pub fn handle(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Refusal> {
-        self.carry_out(caller, conn, request)
-            .map_err(|refusal| self.name_live_owner(refusal))
-    }
-
-    /// An `active_elsewhere` refusal with its owner's display name, for the desk to show.
-    fn name_live_owner(&self, refusal: Refusal) -> Refusal {
-        match refusal {
-            Refusal::Rule(Rejection::ActiveElsewhere { mut live }) => {
-                live.owner_name = live
-                    .owner
-                    .as_ref()
-                    .and_then(|owner| self.directory.profile(owner))
-                    .map(|profile| profile.name);
-                Refusal::Rule(Rejection::ActiveElsewhere { live })
-            }
-            other => other,
-        }
-    }
-
-    fn carry_out(&self, caller: &Caller, conn: ConnId, request: Request) -> Result<ReplyResult, Refusal> {
         let now = self.now();
         let me = &caller.id;
         if !self.directory.contains(me) {
@@ -101,7 +81,7 @@ impl Engine {
                 limit,
                 before,
             } => {
-                let ask = archive::ArchiveAsk::new(scope, state, &query, &before, limit);
+                let ask = archive::ArchiveAsk::new(scope, state.map(Into::into), &query, &before, limit);
                 let (entries, next) = self.archive(me, ask, now)?;
                 Ok(ReplyResult::Archive { entries, next })
             }
@@ -442,7 +422,7 @@ impl Engine {
                     .zip(start as u64..)
                     .map(|(message, seq)| HistoryMessage {
                         seq,
-                        message: message.clone(),
+                        message: message.into(),
                     })
                     .collect(),
                 next_before_seq: (start > 0).then_some(start as u64),
@@ -476,7 +456,7 @@ impl Engine {
                 .rev()
                 .map(|m| HistoryMessage {
                     seq: m.seq,
-                    message: m.message,
+                    message: (&m.message).into(),
                 })
                 .collect(),
             next_before_seq: page.next_before,

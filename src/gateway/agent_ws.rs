@@ -147,7 +147,7 @@ fn run_request(
     let first = engine.once(Side::Agent, &caller.id, &id, fingerprint, || {
         answer(engine, metrics, caller, conn, id.clone(), request)
     });
-    first.unwrap_or_else(|reused| refusal_frame(id, reused))
+    first.unwrap_or_else(|reused| refusal_frame(id, reused, engine))
 }
 
 /// Runs one request and encodes its reply.
@@ -181,7 +181,7 @@ fn answer(
         Ok(result) => encode(&ServerFrame::Ok { id, result }),
         Err(rejection) => {
             tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
-            refusal_frame(id, rejection)
+            refusal_frame(id, rejection, engine)
         }
     }
 }
@@ -234,7 +234,7 @@ fn handle_decoded(
                     id,
                     result: ReplyResult::Refreshed { expires_at },
                 }),
-                Err(rejection) => refusal_frame(id, rejection),
+                Err(rejection) => refusal_frame(id, rejection, engine),
             }
         }
         Ok(frame) => run_request(engine, metrics, &session.caller, conn, frame),

@@ -18,8 +18,9 @@ use tokio::time::Instant;
 
 use crate::core::ErrorCode;
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
+use crate::engine::Engine;
 use crate::gateway::error::durable;
-use crate::protocol::{ErrorFrame, RequestFrame, ServerFrame, MAX_FRAME_BYTES};
+use crate::protocol::{ErrorFrame, LiveElsewhere, RequestFrame, ServerFrame, MAX_FRAME_BYTES};
 use crate::refusal::{Close, Refusal};
 use crate::store::WritePoint;
 
@@ -529,14 +530,17 @@ pub fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> Fram
     }))
 }
 
-/// The error frame answering request `id`, with the details its code carries.
-pub fn refusal_frame(id: String, refusal: Refusal) -> Frame {
+/// The error frame answering request `id`, with the details its code carries (a live chat's
+/// owner named as the engine's directory knows it, for the desk to show).
+pub fn refusal_frame(id: String, refusal: Refusal, engine: &Engine) -> Frame {
     let details = refusal.details();
     encode(&ServerFrame::Error(ErrorFrame {
         id: Some(id),
         code: refusal.code(),
         message: refusal.to_string(),
-        live: details.live,
+        live: details
+            .live
+            .map(|live| LiveElsewhere::of(&live, |owner| engine.agent(owner).map(|p| p.name))),
         expired_at: details.expired_at,
     }))
 }

@@ -153,7 +153,7 @@ pub fn handle_text(
                 id,
                 result: SupervisorResult::Refreshed { expires_at },
             }),
-            Err(rejection) => refusal_frame(id, rejection),
+            Err(rejection) => refusal_frame(id, rejection, engine),
         });
     }
     let caller = &session.caller;
@@ -171,7 +171,7 @@ pub fn handle_text(
             })
         })
     });
-    Some(first.unwrap_or_else(|reused| refusal_frame(id, reused)))
+    Some(first.unwrap_or_else(|reused| refusal_frame(id, reused, engine)))
 }
 
 /// Runs one request; its reply, unless the engine queued it itself.
@@ -221,7 +221,7 @@ fn answer(
         Ok(None) => None,
         Err(rejection) => {
             tracing::debug!(request = name, code = ?rejection.code(), "rejected: {rejection}");
-            Some(refusal_frame(id, rejection))
+            Some(refusal_frame(id, rejection, engine))
         }
     }
 }

@@ -9,10 +9,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::ChatState;
 use super::{ArchiveEntry, ChatView, CustomerView, ErrorFrame, HistoryMessage};
 use crate::clock::Timestamp;
 use crate::core::analytics::Figures;
-use crate::core::{AgentProfile, Channel, ChatState, Presence, Role};
+use crate::core::{AgentProfile, Channel, Presence, Role};
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// A request from a supervisor's client.

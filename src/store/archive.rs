@@ -11,7 +11,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::codec::{
-    column_closed, column_enum, column_id_opt, column_profile, column_time, column_time_opt, nanos,
+    column_closed, column_enum, column_id_opt, column_profile, column_stored, column_time, column_time_opt,
+    nanos, Stored,
 };
 use super::writer::phone_digits;
 use super::StoreError;
@@ -157,7 +158,7 @@ pub(crate) fn search_planned(
     }
     if let Some(state) = q.state {
         filter.push_str(" AND ch.state = ?");
-        args.push(Value::Text(state.as_str().to_owned()));
+        args.push(Value::Text(state.stored().to_owned()));
     }
     if let Some(cursor) = &q.before {
         filter.push_str(" AND (ch.newest_at, ch.id) < (?, ?)");
@@ -232,7 +233,7 @@ fn archive_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRow> {
         customer: CustomerId::from(r.get::<_, String>(1)?),
         profile: column_profile(r, 2)?,
         channel: column_enum(r, 5)?,
-        state: column_enum(r, 6)?,
+        state: column_stored(r, 6)?,
         owner: column_id_opt(r, 7)?,
         created_at: column_time(r, 8)?,
         last_customer_message_at: column_time_opt(r, 9)?,

@@ -13,7 +13,7 @@ use super::records::{ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::clock::Timestamp;
 use crate::core::analytics::EventKind;
-use crate::core::chat::{Author, ChatState, CloseReason, SnoozeUntil, Stage};
+use crate::core::chat::{Author, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
 use crate::core::customer::Profile;
 use crate::core::rejection::ErrorCode;
 use crate::ids::{AgentId, ChatId, CustomerId};
@@ -48,6 +48,89 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     })
 }
 
+/// A unit enum of the core as the database names it. The names are written here, not
+/// derived, so that renaming a variant in the core cannot change what a database holds (and
+/// an older database stays readable).
+pub(crate) trait Stored: Sized + Copy + PartialEq + 'static {
+    /// Every variant with its stored name.
+    const NAMES: &'static [(Self, &'static str)];
+
+    /// The stored name.
+    fn stored(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(v, _)| *v == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The variant stored as `name`.
+    fn from_stored(name: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+    }
+}
+
+impl Stored for ChatState {
+    const NAMES: &'static [(Self, &'static str)] = &[
+        (ChatState::Bot, "bot"),
+        (ChatState::Queued, "queued"),
+        (ChatState::Active, "active"),
+        (ChatState::Reopened, "reopened"),
+        (ChatState::Snoozed, "snoozed"),
+        (ChatState::Closed, "closed"),
+    ];
+}
+
+impl Stored for CloseReason {
+    const NAMES: &'static [(Self, &'static str)] = &[
+        (CloseReason::Agent, "agent"),
+        (CloseReason::Stop, "stop"),
+        (CloseReason::Timeout, "timeout"),
+        (CloseReason::Supervisor, "supervisor"),
+    ];
+}
+
+impl Stored for MessageKind {
+    const NAMES: &'static [(Self, &'static str)] = &[
+        (MessageKind::Text, "text"),
+        (MessageKind::Template, "template"),
+        (MessageKind::Notice, "notice"),
+    ];
+}
+
+/// Reads a column written with [`Stored::stored`].
+pub(crate) fn column_stored<T: Stored>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    T::from_stored(&text).ok_or_else(|| conversion_failure(idx, BadValue(format!("unknown value `{text}`"))))
+}
+
+/// A snooze as the `snooze` column holds it: JSON, `{"until":"reply"}` or
+/// `{"until":"time","at":"<RFC 3339>"}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "until", rename_all = "snake_case")]
+enum StoredSnooze {
+    Time {
+        #[serde(with = "crate::clock::rfc3339")]
+        at: Timestamp,
+    },
+    Reply,
+}
+
+/// The `snooze` column's text for `until`.
+pub(crate) fn snooze_json(until: SnoozeUntil) -> Result<String, StoreError> {
+    json(&match until {
+        SnoozeUntil::Time { at } => StoredSnooze::Time { at },
+        SnoozeUntil::Reply => StoredSnooze::Reply,
+    })
+}
+
+/// Reads the (nullable) `snooze` column.
+fn column_snooze(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<SnoozeUntil>> {
+    Ok(column_json::<Option<StoredSnooze>>(row, idx)?.map(|s| match s {
+        StoredSnooze::Time { at } => SnoozeUntil::Time { at },
+        StoredSnooze::Reply => SnoozeUntil::Reply,
+    }))
+}
+
 fn conversion_failure(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
 }
@@ -56,13 +139,6 @@ fn conversion_failure(idx: usize, e: impl std::error::Error + Send + Sync + 'sta
 pub(crate) fn column_enum<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     serde_json::from_value(serde_json::Value::String(text)).map_err(|e| conversion_failure(idx, e))
-}
-
-/// Reads a nullable column written by [`name`].
-pub(crate) fn column_enum_opt<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
-    let text: Option<String> = row.get(idx)?;
-    text.map(|t| serde_json::from_value(serde_json::Value::String(t)).map_err(|e| conversion_failure(idx, e)))
-        .transpose()
 }
 
 /// Reads a (nullable) column written by [`json`].
@@ -101,7 +177,9 @@ pub(crate) fn column_closed(
     Ok(
         match (
             column_time_opt(row, first)?,
-            column_enum_opt::<CloseReason>(row, first + 1)?,
+            row.get::<_, Option<String>>(first + 1)?
+                .map(|_| column_stored::<CloseReason>(row, first + 1))
+                .transpose()?,
         ) {
             (Some(at), Some(reason)) => Some((at, reason)),
             _ => None,
@@ -229,7 +307,7 @@ fn column_stage(r: &Row<'_>, created_at: Timestamp) -> rusqlite::Result<Stage> {
         conversion_failure(idx, BadValue(format!("a {state} chat without {what}")))
     };
     let owner = || column_id_opt::<AgentId>(r, 4)?.ok_or_else(|| missing(4, "an owner"));
-    Ok(match column_enum::<ChatState>(r, 3)? {
+    Ok(match column_stored::<ChatState>(r, 3)? {
         ChatState::Bot => Stage::Bot,
         // Rows written before queued_at was kept have none: the chat waited since it began.
         ChatState::Queued => Stage::Queued {
@@ -242,7 +320,7 @@ fn column_stage(r: &Row<'_>, created_at: Timestamp) -> rusqlite::Result<Stage> {
         },
         ChatState::Snoozed => Stage::Snoozed {
             owner: owner()?,
-            until: column_json::<Option<SnoozeUntil>>(r, 7)?.ok_or_else(|| missing(7, "a snooze"))?,
+            until: column_snooze(r, 7)?.ok_or_else(|| missing(7, "a snooze"))?,
         },
         ChatState::Closed => {
             let (at, why) = column_closed(r, 11)?.ok_or_else(|| missing(11, "closed_at and close_reason"))?;

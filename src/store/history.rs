@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{
-    chat_record, column_author, column_enum, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    chat_record, column_author, column_stored, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{ChatRecord, CustomerRecord};
 use super::{Store, StoreError};
@@ -158,7 +158,7 @@ fn history_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
         message: Message {
             at: column_time(r, 1)?,
             author: column_author(r, 2)?,
-            kind: column_enum(r, 4)?,
+            kind: column_stored(r, 4)?,
             text: r.get(5)?,
         },
     })

@@ -20,7 +20,7 @@ use rusqlite::hooks::Wal;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::codec::{author_columns, event_columns, json, name, nanos, nanos_opt};
+use super::codec::{author_columns, event_columns, json, nanos, nanos_opt, snooze_json, Stored};
 use super::progress::Progress;
 use super::records::{Change, ChatRecord, CustomerRecord};
 use super::StoreError;
@@ -363,16 +363,16 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
         c.id.as_str(),
         c.customer.as_str(),
         c.channel.as_str(),
-        c.state().as_str(),
+        c.state().stored(),
         c.stage.owner().map(|a| a.as_str()),
         agent(&c.reopened_by),
         nanos_opt(reopened_at.as_ref())?,
-        c.stage.snooze().as_ref().map(json).transpose()?,
+        c.stage.snooze().map(snooze_json).transpose()?,
         nanos(&c.created_at)?,
         nanos_opt(queued_at.as_ref())?,
         nanos_opt(c.last_customer_message_at.as_ref())?,
         nanos_opt(closed.as_ref().map(|(at, _)| at))?,
-        closed.as_ref().map(|(_, reason)| name(reason)),
+        closed.map(|(_, reason)| reason.stored()),
         nanos(&c.newest_at())?,
     ])?;
     Ok(())
@@ -394,7 +394,7 @@ fn append_message(conn: &Connection, chat: &ChatId, seq: u64, m: &Message) -> Re
         nanos(&m.at)?,
         author,
         agent,
-        name(&m.kind),
+        m.kind.stored(),
         m.text
     ])?;
     Ok(())

@@ -2,7 +2,8 @@
 //! #STOP (R08).
 
 use chrono::Duration;
-use switchboard::core::{Channel, ChatState, MessageKind};
+use switchboard::core::Channel;
+use switchboard::protocol::MessageKind;
 
 use super::support::{ts, TestServer};
 
@@ -32,7 +33,7 @@ async fn r07_after_the_window_one_template_goes_out_and_a_second_gets_push_alrea
     assert_eq!(sent[0].params, ["Ana"]);
     assert_eq!(
         server.engine.chat_state(&chat.as_str().into()),
-        Some(ChatState::Closed),
+        Some(switchboard::core::ChatState::Closed),
         "still closed"
     );
     assert_eq!(ana.archive_entry(&chat).await["template_allowed"], false);
@@ -148,7 +149,7 @@ async fn r08_stop_on_a_reopened_chat_ends_it_and_tells_the_reopener() {
     assert_eq!(closed["reason"], "stop");
     assert_eq!(
         server.engine.chat_state(&chat.as_str().into()),
-        Some(ChatState::Closed)
+        Some(switchboard::core::ChatState::Closed)
     );
     let status = server.agent_status("ana").await;
     assert_eq!(

@@ -2,8 +2,9 @@
 
 use chrono::Duration;
 use serde_json::json;
-use switchboard::core::{Channel, MessageKind, Role};
+use switchboard::core::{Channel, Role};
 use switchboard::engine::EngineConfig;
+use switchboard::protocol::MessageKind;
 
 use super::support::{ts, TestServer};
 

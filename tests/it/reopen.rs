@@ -2,7 +2,8 @@
 //! concurrency override when the customer answers (R05).
 
 use chrono::Duration;
-use switchboard::core::{MessageKind, Role};
+use switchboard::core::Role;
+use switchboard::protocol::MessageKind;
 
 use super::support::{ts, TestServer};
 

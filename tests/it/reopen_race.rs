@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use switchboard::core::{ChatState, MessageKind, Role};
+use switchboard::core::Role;
+use switchboard::protocol::MessageKind;
 use tokio::sync::Barrier;
 
 use super::support::{AgentClient, Reply, TestServer};
@@ -75,7 +76,7 @@ async fn r03_of_32_agents_racing_to_reopen_a_chat_exactly_one_wins_every_round()
         }
         assert_eq!(
             server.engine.chat_state(&chat.as_str().into()),
-            Some(ChatState::Reopened)
+            Some(switchboard::core::ChatState::Reopened)
         );
     }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use super::desk::{code, kinds, Desk};
-use crate::core::{Channel, ChatState, ErrorCode, MessageKind};
-use crate::protocol::{ActivatedBy, InboundMessage, Push, Request};
+use crate::core::{Channel, ChatState, ErrorCode};
+use crate::protocol::{ActivatedBy, InboundMessage, MessageKind, Push, Request};
 
 #[test]
 fn r01_simultaneous_first_messages_of_one_customer_share_one_chat() {

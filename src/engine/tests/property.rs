@@ -8,9 +8,9 @@ use chrono::Duration;
 use proptest::prelude::*;
 
 use super::desk::Desk;
-use crate::core::{Channel, ErrorCode, MessageKind, Presence, Role};
+use crate::core::{Channel, ErrorCode, Presence, Role};
 use crate::ids::ChatId;
-use crate::protocol::{BotRequest, Caller, Request};
+use crate::protocol::{BotRequest, Caller, MessageKind, Request};
 
 const AGENTS: usize = 3;
 const CUSTOMERS: usize = 4;

@@ -3,8 +3,8 @@
 use chrono::Duration;
 
 use super::desk::{code, kinds, offered, Desk};
-use crate::core::{Channel, ChatState, ErrorCode, MessageKind};
-use crate::protocol::{ActivatedBy, Push, ReplyResult, Request};
+use crate::core::{Channel, ErrorCode};
+use crate::protocol::{ActivatedBy, ChatState, MessageKind, Push, ReplyResult, Request};
 
 #[test]
 fn r02_reopen_inside_the_window_succeeds_and_after_it_is_window_closed() {
@@ -78,7 +78,7 @@ fn r03_r17_reopen_while_live_elsewhere_is_rejected_and_says_where_and_the_owner_
     let crate::refusal::Refusal::Rule(crate::core::Rejection::ActiveElsewhere { live }) = err else {
         panic!("{err:?}")
     };
-    assert_eq!(live.state, ChatState::Reopened);
+    assert_eq!(live.state, crate::core::ChatState::Reopened);
     assert_eq!(live.owner, Some(ana.id.clone()));
     // The owner's second reopen (a retry, another tab) is no conflict with itself: it answers
     // with the chat and changes nothing, no second notice, no second push (R17).
@@ -265,7 +265,7 @@ fn r08_stop_ends_the_chat_opts_out_and_blocks_reopen_until_the_customer_writes()
     assert!(matches!(
         pushes.as_slice(),
         [Push::ChatClosed {
-            reason: crate::core::CloseReason::Stop,
+            reason: crate::protocol::CloseReason::Stop,
             ..
         }]
     ));
@@ -293,7 +293,10 @@ fn r08_stop_on_a_reopened_chat_closes_it_as_declined() {
     desk.reopen(&ana, &chat).expect("reopened");
     desk.pushes(&ana);
     desk.say(Channel::Whatsapp, "+491", "#STOP");
-    assert_eq!(desk.engine.chat_state(&chat), Some(ChatState::Closed));
+    assert_eq!(
+        desk.engine.chat_state(&chat),
+        Some(crate::core::ChatState::Closed)
+    );
     assert_eq!(kinds(&desk.pushes(&ana)), ["chat_closed"]);
     assert_eq!(desk.load(&ana), (0, 2), "a declined reopen never counted");
     desk.check();
@@ -375,11 +378,14 @@ fn r11_reopened_chat_closes_when_its_window_runs_out_unanswered() {
     desk.reopen(&ana, &chat).expect("reopened");
     desk.pushes(&ana);
     desk.advance(Duration::hours(4));
-    assert_eq!(desk.engine.chat_state(&chat), Some(ChatState::Closed));
+    assert_eq!(
+        desk.engine.chat_state(&chat),
+        Some(crate::core::ChatState::Closed)
+    );
     assert!(matches!(
         desk.pushes(&ana).as_slice(),
         [Push::ChatClosed {
-            reason: crate::core::CloseReason::Timeout,
+            reason: crate::protocol::CloseReason::Timeout,
             ..
         }]
     ));

@@ -1,0 +1,215 @@
+//! A chat's parts as clients read them, mapped from the core's types one variant at a time.
+//!
+//! The core's types carry no serde: a name on the wire is written here, so renaming or
+//! reshaping something in the core is a compile error in these `From`s, never a silent change
+//! of what clients read. (The doc comments are the schemas' descriptions.)
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::core::chat as core;
+use crate::core::rejection::LiveElsewhere as CoreLiveElsewhere;
+use crate::ids::{AgentId, ChatId};
+
+/// Where a chat is in its life. Every state but `closed` is *live* (R01).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatState {
+    /// In an automated journey; no agent owns it.
+    Bot,
+    /// Waiting to be routed (possibly offered to an agent who has not answered yet).
+    Queued,
+    /// Owned by an agent and counting toward its load.
+    Active,
+    /// Reopened by its owner, waiting for the customer; does not count toward load.
+    Reopened,
+    /// Owned, set aside until a time or the customer's reply; still counts toward load.
+    Snoozed,
+    /// In the archive.
+    Closed,
+}
+
+impl From<core::ChatState> for ChatState {
+    fn from(state: core::ChatState) -> Self {
+        match state {
+            core::ChatState::Bot => ChatState::Bot,
+            core::ChatState::Queued => ChatState::Queued,
+            core::ChatState::Active => ChatState::Active,
+            core::ChatState::Reopened => ChatState::Reopened,
+            core::ChatState::Snoozed => ChatState::Snoozed,
+            core::ChatState::Closed => ChatState::Closed,
+        }
+    }
+}
+
+impl From<ChatState> for core::ChatState {
+    fn from(state: ChatState) -> Self {
+        match state {
+            ChatState::Bot => core::ChatState::Bot,
+            ChatState::Queued => core::ChatState::Queued,
+            ChatState::Active => core::ChatState::Active,
+            ChatState::Reopened => core::ChatState::Reopened,
+            ChatState::Snoozed => core::ChatState::Snoozed,
+            ChatState::Closed => core::ChatState::Closed,
+        }
+    }
+}
+
+/// Why a chat was closed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Its owner closed it.
+    Agent,
+    /// The customer wrote `#STOP` (R08).
+    Stop,
+    /// A reopened chat's window ran out before the customer replied.
+    Timeout,
+    /// A supervisor closed it on its owner's behalf.
+    Supervisor,
+}
+
+impl From<core::CloseReason> for CloseReason {
+    fn from(reason: core::CloseReason) -> Self {
+        match reason {
+            core::CloseReason::Agent => CloseReason::Agent,
+            core::CloseReason::Stop => CloseReason::Stop,
+            core::CloseReason::Timeout => CloseReason::Timeout,
+            core::CloseReason::Supervisor => CloseReason::Supervisor,
+        }
+    }
+}
+
+/// Until when a chat is snoozed (R13).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "until", rename_all = "snake_case")]
+pub enum SnoozeUntil {
+    /// Until a point in time (or an earlier reply).
+    Time {
+        /// When the chat returns to `active`.
+        #[serde(with = "crate::clock::rfc3339")]
+        #[schemars(with = "Timestamp")]
+        at: Timestamp,
+    },
+    /// Until the customer replies.
+    Reply,
+}
+
+impl From<core::SnoozeUntil> for SnoozeUntil {
+    fn from(until: core::SnoozeUntil) -> Self {
+        match until {
+            core::SnoozeUntil::Time { at } => SnoozeUntil::Time { at },
+            core::SnoozeUntil::Reply => SnoozeUntil::Reply,
+        }
+    }
+}
+
+impl From<SnoozeUntil> for core::SnoozeUntil {
+    fn from(until: SnoozeUntil) -> Self {
+        match until {
+            SnoozeUntil::Time { at } => core::SnoozeUntil::Time { at },
+            SnoozeUntil::Reply => core::SnoozeUntil::Reply,
+        }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Author {
+    /// The customer.
+    Customer,
+    /// An agent.
+    Agent {
+        /// Which agent.
+        agent: AgentId,
+    },
+    /// The engine itself (the reopen notice).
+    System,
+}
+
+impl From<&core::Author> for Author {
+    fn from(author: &core::Author) -> Self {
+        match author {
+            core::Author::Customer => Author::Customer,
+            core::Author::Agent { agent } => Author::Agent { agent: agent.clone() },
+            core::Author::System => Author::System,
+        }
+    }
+}
+
+/// What kind of message it is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Free text.
+    Text,
+    /// A template ("utility push") sent after the window (R07).
+    Template,
+    /// An automatic notice (the reopen notice of R04).
+    Notice,
+}
+
+impl From<core::MessageKind> for MessageKind {
+    fn from(kind: core::MessageKind) -> Self {
+        match kind {
+            core::MessageKind::Text => MessageKind::Text,
+            core::MessageKind::Template => MessageKind::Template,
+            core::MessageKind::Notice => MessageKind::Notice,
+        }
+    }
+}
+
+/// One message of a chat's history.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Message {
+    /// When the engine took it.
+    #[serde(with = "crate::clock::rfc3339")]
+    #[schemars(with = "Timestamp")]
+    pub at: Timestamp,
+    /// Who wrote it.
+    pub author: Author,
+    /// What kind it is.
+    pub kind: MessageKind,
+    /// The text (for a template, its name and parameters as sent).
+    pub text: String,
+}
+
+impl From<&core::Message> for Message {
+    fn from(message: &core::Message) -> Self {
+        Message {
+            at: message.at,
+            author: Author::from(&message.author),
+            kind: message.kind.into(),
+            text: message.text.clone(),
+        }
+    }
+}
+
+/// Where a customer is live, told to an agent whose reopen lost (R03).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LiveElsewhere {
+    /// The live chat.
+    pub chat_id: ChatId,
+    /// Its state (`bot`, `queued`, `active`, `reopened` or `snoozed`).
+    pub state: ChatState,
+    /// Its owner, if an agent owns it.
+    pub owner: Option<AgentId>,
+    /// The owner's display name: the core knows only ids, so the engine fills it in before
+    /// the refusal reaches an agent's socket.
+    #[serde(default)]
+    pub owner_name: Option<String>,
+}
+
+impl LiveElsewhere {
+    /// Where the core says the customer is live, with the owner's name as `name_of` knows it.
+    pub fn of(live: &CoreLiveElsewhere, name_of: impl FnOnce(&AgentId) -> Option<String>) -> Self {
+        LiveElsewhere {
+            chat_id: live.chat_id.clone(),
+            state: live.state.into(),
+            owner: live.owner.clone(),
+            owner_name: live.owner.as_ref().and_then(name_of),
+        }
+    }
+}
