@@ -16,7 +16,7 @@ use chrono::TimeZone;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use switchboard::clock::Timestamp;
-use switchboard::core::{Channel, ChatState, CloseReason, Profile};
+use switchboard::core::{Channel, ChatState, CloseReason, Profile, SnoozeUntil, Stage};
 use switchboard::ids::{AgentId, ChatId, CustomerId};
 use switchboard::store::{
     ArchiveQuery, Change, ChatRecord, CustomerRecord, Durability, Scope, Store, StoreOptions,
@@ -225,24 +225,39 @@ fn chat(rng: &mut Rng, i: u64) -> ChatRecord {
         ChatState::Closed
     };
     let last_message = created_at + chrono::Duration::seconds(rng.below(1800) as i64);
+    let customer = CustomerId::from(format!("cust-{:06}", rng.below(CUSTOMERS)));
+    let channel = [
+        Channel::Whatsapp,
+        Channel::Messenger,
+        Channel::Webchat,
+        Channel::Sms,
+    ][rng.below(4) as usize];
+    let mut owner = || AgentId::from(format!("agent-{:02}", rng.below(AGENTS)));
+    let stage = match state {
+        ChatState::Queued => Stage::Queued { since: created_at },
+        ChatState::Reopened => Stage::Reopened {
+            owner: owner(),
+            since: created_at,
+        },
+        ChatState::Snoozed => Stage::Snoozed {
+            owner: owner(),
+            until: SnoozeUntil::Reply,
+        },
+        ChatState::Closed => Stage::Closed {
+            at: last_message + chrono::Duration::seconds(600),
+            why: CloseReason::Agent,
+            owner: Some(owner()),
+        },
+        _ => Stage::Active { owner: owner() },
+    };
     ChatRecord {
         id: ChatId::from(format!("chat-{i:07}")),
-        customer: CustomerId::from(format!("cust-{:06}", rng.below(CUSTOMERS))),
-        channel: [
-            Channel::Whatsapp,
-            Channel::Messenger,
-            Channel::Webchat,
-            Channel::Sms,
-        ][rng.below(4) as usize],
-        state,
-        owner: (state != ChatState::Queued).then(|| AgentId::from(format!("agent-{:02}", rng.below(AGENTS)))),
+        customer,
+        channel,
+        stage,
         reopened_by: None,
-        reopened_at: None,
-        snooze: None,
         created_at,
-        queued_at: Some(created_at),
         last_customer_message_at: Some(last_message),
-        closed: (!live).then(|| (last_message + chrono::Duration::seconds(600), CloseReason::Agent)),
     }
 }
 
