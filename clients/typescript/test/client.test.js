@@ -238,7 +238,7 @@ test("archive watching is set up again on the new connection", () =>
     const lost = await ben.request("reopen", { chat_id }).catch((e) => e);
     assert.ok(lost instanceof SwitchboardError, String(lost));
     assert.equal(lost.code, "active_elsewhere");
-    assert.deepEqual(lost.live, { chat_id, state: "reopened", owner: "ana" });
+    assert.deepEqual(lost.live, { chat_id, state: "reopened", owner: "ana", owner_name: "Ana" });
     assert.deepEqual(lost.details.live, lost.live);
   }));
 
