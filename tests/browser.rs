@@ -4,8 +4,8 @@
 //! turning off live and its attempt refused as "active elsewhere", the customer's reply taking
 //! the agent over its limit, the wall showing the override; then a snooze and a transfer from
 //! the desk, a forced transfer picked on the wall, paging back through a long history, a
-//! waiting customer shown by name and the wall renewing its short-lived token — is told at the
-//! top of the script. The engine runs with WhatsApp's length configured to 900 and the wall
+//! waiting customer shown by name, a desk whose socket is cut resuming with what it missed,
+//! and the wall renewing its short-lived token — is told at the top of the script. The engine runs with WhatsApp's length configured to 900 and the wall
 //! signs in with a 15-second token, so that both are taken from the engine or the test fails.
 //!
 //! Needs Node.js ≥ 20 with npm, and Chromium at `/usr/bin/chromium` (or `CHROMIUM`):

@@ -1,8 +1,9 @@
 // The agent desk: offers, active and reopened chats, the archive with its reopen countdowns,
 // and a chat view. Everything shown comes from the agent socket (protocol/README.md).
 
+import { AgentClient } from "/assets/client.js";
 import {
-  Socket, signIn, setOffline, h, reconcile, remaining, clockTime, customerLabel,
+  signIn, fatalText, setOffline, h, reconcile, remaining, clockTime, customerLabel,
 } from "/assets/socket.js";
 
 // Until the engine's `welcome` says how it is configured: the shortest default length.
@@ -25,9 +26,6 @@ const desk = {
   archive: [], // ArchiveEntry, newest first
   reasons: new Map(), // chat id → why its last reopen or template failed
   busy: new Set(), // chat ids with a reopen, template, accept or decline in flight
-  lastSeq: null, // the last push applied; null before the first snapshot
-  syncing: false, // between welcome and the resume/snapshot reply: pushes wait in `held`
-  held: [],
   open: null, // the chat view: {id, chat, messages, nextBefore, error, gone, status}
   maxLen: new Map(), // channel → longest message, as the engine is configured
   agents: [], // every agent's row (list_agents), for the transfer picker
@@ -36,16 +34,28 @@ let socket = null;
 
 // ---- connection and sync (R17) ------------------------------------------------------------
 
+// The client resumes after every reconnect by itself (or takes a snapshot) and hands each
+// push over once, in order; the desk applies what it is given.
 const signOut = signIn((token) => {
-  Object.assign(desk, { lastSeq: null, open: null, archive: [] });
+  Object.assign(desk, { open: null, archive: [] });
   desk.reasons.clear();
-  socket = new Socket("/v1/agent/ws", token, {
-    onWelcome: welcome,
-    onFrame: frame,
-    onStatus: (online) => setOffline(!online),
-    onFatal: (message) => signOut(message),
+  socket = new AgentClient({ url: location.origin, token, renewToken: true });
+  socket.onWelcome(welcome);
+  socket.onSync((sync) => {
+    if (sync.kind === "snapshot") applySnapshot(sync);
+    render();
+    loadArchive(); // list again: what changed while offline was not pushed
+    if (desk.open) openChat(desk.open.id, { keepFocus: true });
   });
-  socket.start();
+  socket.onPush((push) => {
+    applyPush(push);
+    render();
+  });
+  socket.onStatus((status) => {
+    if (status === "online" || status === "offline") setOffline(status === "offline");
+  });
+  socket.onFatal((fatal) => signOut(fatalText(fatal)));
+  socket.connect().catch(() => {}); // a refused first connection is reported by onFatal
   return socket;
 });
 
@@ -54,45 +64,9 @@ function welcome(w) {
   desk.presence = w.presence;
   desk.maxLen = new Map((w.channels ?? []).map((c) => [c.channel, c.max_message_length]));
   $("#me").textContent = `${w.agent.name} (${w.agent.id})`;
-  // A lower seq than ours means the engine restarted: its numbers are not ours to resume.
-  const fresh = desk.lastSeq === null || w.seq < desk.lastSeq;
-  sync(fresh);
-}
-
-async function sync(fresh) {
-  desk.syncing = true;
-  desk.held = [];
-  try {
-    const result = fresh
-      ? await socket.request("snapshot")
-      : await socket.request("resume", { after_seq: desk.lastSeq });
-    if (result.kind === "snapshot") applySnapshot(result);
-  } catch (error) {
-    if (error.code === "disconnected") return; // the next welcome syncs again
-    if (!fresh) return sync(true);
-  }
-  desk.syncing = false;
-  // Replayed pushes came before the reply; live ones may repeat them. Apply in seq order.
-  const held = desk.held.sort((a, b) => a.seq - b.seq);
-  desk.held = [];
-  for (const push of held) applyPush(push);
-  render();
-  loadArchive(); // watches belong to a connection: watch again
-  if (desk.open) openChat(desk.open.id, { keepFocus: true });
-}
-
-function frame(f) {
-  if (f.type !== "push") return;
-  if (desk.syncing) {
-    desk.held.push(f);
-    return;
-  }
-  applyPush(f);
-  render();
 }
 
 function applySnapshot(s) {
-  desk.lastSeq = s.seq;
   desk.presence = s.presence;
   desk.load = s.load;
   desk.limit = s.limit;
@@ -100,9 +74,7 @@ function applySnapshot(s) {
   desk.offers = new Map(s.offers.map((o) => [o.chat.id, o]));
 }
 
-function applyPush({ seq, event }) {
-  if (desk.lastSeq !== null && seq <= desk.lastSeq) return;
-  desk.lastSeq = seq;
+function applyPush({ event }) {
   const chat = event.chat;
   switch (event.kind) {
     case "chat_offered":
@@ -208,6 +180,7 @@ function reasonText(error) {
     case "push_already_sent":
       return "a template was already sent since the customer last wrote";
     case "disconnected":
+    case "timeout":
       return "offline — try again when reconnected";
     default:
       return error.message ?? String(error);

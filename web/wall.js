@@ -1,8 +1,9 @@
 // The supervisor wall: live queues, agents, reopened chats and today's KPIs, from the
 // supervisor socket (protocol/README.md, "The supervisor socket").
 
+import { SupervisorClient } from "/assets/client.js";
 import {
-  Socket, signIn, setOffline, h, reconcile, duration, remaining, clockTime, customerLabel,
+  signIn, fatalText, setOffline, h, reconcile, duration, remaining, clockTime, customerLabel,
 } from "/assets/socket.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -12,9 +13,6 @@ const LIVE_CHATS_LIMIT = 200;
 const $ = (selector) => document.querySelector(selector);
 
 const wall = {
-  lastSeq: null, // the last board event applied; null before the first board
-  syncing: false, // between welcome and the subscribe reply: events wait in `held`
-  held: [],
   queues: new Map(), // queue id → waiting chats, next first
   agents: new Map(), // agent id → AgentRow
   reopened: new Map(), // chat id → ReopenedChat
@@ -27,53 +25,52 @@ let socket = null;
 
 // ---- connection and sync (R17) ------------------------------------------------------------
 
+// The client subscribes again after every reconnect by itself (from the last event seen, or
+// for a fresh board) and hands each board event over once, in order.
 const signOut = signIn((token) => {
-  Object.assign(wall, { lastSeq: null, kpis: null, samples: [] });
-  socket = new Socket("/v1/supervisor/ws", token, {
-    onWelcome: welcome,
-    onFrame: frame,
-    onStatus: (online) => setOffline(!online),
-    onFatal: (message) => signOut(message),
+  Object.assign(wall, { kpis: null, samples: [] });
+  socket = new SupervisorClient({ url: location.origin, token, renewToken: true });
+  socket.onWelcome((w) => {
+    $("#me").textContent = `${w.supervisor.name} (${w.supervisor.id})`;
   });
-  socket.start();
+  socket.onSync((sync) => {
+    if (sync.kind === "board") applyBoard(sync);
+    render();
+    loadLiveChats(); // list again: the archive is not pushed
+  });
+  socket.onEvent(eventArrived);
+  socket.onStatus((status) => {
+    if (status === "online" || status === "offline") setOffline(status === "offline");
+  });
+  socket.onFatal((fatal) => signOut(fatalText(fatal)));
+  socket.connect()
+    .then(() => socket.subscribe())
+    .catch((error) => {
+      // Refused or closed: onFatal has said so. Anything else: the next reconnect subscribes.
+      if (error.code !== "disconnected") console.error("subscribe failed", error);
+    });
   return socket;
 });
 
-async function welcome(w) {
-  $("#me").textContent = `${w.supervisor.name} (${w.supervisor.id})`;
-  // A lower seq than ours means the engine restarted: take a fresh board.
-  const fresh = wall.lastSeq === null || w.seq < wall.lastSeq;
-  wall.syncing = true;
-  wall.held = [];
-  try {
-    const result = await socket.request("subscribe", fresh ? {} : { after_seq: wall.lastSeq });
-    if (result.kind === "board") applyBoard(result);
-  } catch (error) {
-    if (error.code === "disconnected") return; // the next welcome subscribes again
-    console.error("subscribe failed", error);
-  }
-  wall.syncing = false;
-  const held = wall.held.sort((a, b) => a.seq - b.seq);
-  wall.held = [];
-  for (const event of held) applyEvent(event);
-  render();
-  loadLiveChats();
-}
+// A `pushes` frame carries many events: the wall is drawn once for all of them.
+let renderQueued = false;
+let liveChatsStale = false;
 
-function frame(f) {
-  if (f.type !== "pushes") return;
-  if (wall.syncing) {
-    wall.held.push(...f.events);
-    return;
-  }
-  for (const event of f.events) applyEvent(event);
-  render();
+function eventArrived(event) {
+  applyEvent(event);
   // An agent's load changes whenever a chat becomes active or stops being so.
-  if (f.events.some((e) => e.kind === "agent_changed" || e.kind === "agent_removed")) scheduleLiveChats();
+  if (event.kind === "agent_changed" || event.kind === "agent_removed") liveChatsStale = true;
+  if (renderQueued) return;
+  renderQueued = true;
+  queueMicrotask(() => {
+    renderQueued = false;
+    render();
+    if (liveChatsStale) scheduleLiveChats();
+    liveChatsStale = false;
+  });
 }
 
 function applyBoard(board) {
-  wall.lastSeq = board.seq;
   wall.queues = new Map(board.queues.map((q) => [q.id, [...q.waiting].sort((a, b) => a.position - b.position)]));
   wall.agents = new Map(board.agents.map((a) => [a.id, a]));
   wall.reopened = new Map(board.reopened.map((r) => [r.chat_id, r]));
@@ -82,8 +79,6 @@ function applyBoard(board) {
 
 // Every event is an upsert or a removal by id, so one the board already covers is harmless.
 function applyEvent(event) {
-  if (wall.lastSeq !== null && event.seq <= wall.lastSeq) return;
-  wall.lastSeq = event.seq;
   switch (event.kind) {
     case "agent_changed":
       wall.agents.set(event.agent.id, event.agent);

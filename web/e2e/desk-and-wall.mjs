@@ -18,8 +18,10 @@
 // engine; ana snoozes Mia's chat from her desk and Mia's reply brings it back; ana transfers it
 // to ben, picked from her colleagues, and his desk shows it; on the wall sam picks Tom's chat from the active chats and
 // transfers it to ben by clicking; ben pages back through Tom's long history; with nobody free
-// a waiting customer shows on the wall by name; and the wall, signed in with a short-lived
-// token, renews it and stays connected past that token's expiry.
+// a waiting customer shows on the wall by name; ben's socket is cut (the test passes it through
+// playwright's WebSocket routing) while Tom writes, and back online his desk resumes and shows
+// the missed message once; and the wall, signed in with a short-lived token, renews it and
+// stays connected past that token's expiry.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default target/screenshots),
 // E2E_WAIT_MS (every wait's bound, default 10000), WALL_TOKEN (the wall's token; default the
@@ -162,7 +164,7 @@ function loadIs(page, load) {
   );
 }
 
-async function open(browser, name, file, url, ready) {
+async function open(browser, name, file, url, ready, network = null) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
   page.__name = name;
@@ -174,6 +176,7 @@ async function open(browser, name, file, url, ready) {
   page.on("console", (m) => {
     if (m.type() === "error") page.__problems.push(`console.error: ${m.text()} (${m.location()?.url ?? "?"})`);
   });
+  if (network) await network.route(page);
   const response = await page.goto(base + url, { waitUntil: "load", timeout: WAIT });
   if (!response || !response.ok()) fail(`${name}: GET ${url} answered ${response?.status()}`);
   // #offline starts hidden, so it proves nothing before the first connection: `ready` waits
@@ -236,6 +239,34 @@ async function offeredTo(pages, id) {
   return null;
 }
 
+/**
+ * A page's agent socket, passed through the test (playwright's WebSocket routing) so that the
+ * test can cut it as a dropped network would: `cut()` closes the page's socket (and the
+ * engine's end), and while `down` every new one is closed at once; `restore()` lets them through.
+ */
+function cuttableNetwork() {
+  const sockets = new Set();
+  let down = false;
+  return {
+    async route(page) {
+      await page.routeWebSocket(/\/v1\/agent\/ws/, (ws) => {
+        if (down) return ws.close({ code: 4000, reason: "the network is down" });
+        ws.connectToServer();
+        sockets.add(ws);
+      });
+    },
+    async cut() {
+      down = true;
+      for (const ws of sockets) await ws.close({ code: 4000, reason: "the network dropped" });
+      sockets.clear();
+    },
+    restore() {
+      down = false;
+    },
+  };
+}
+const benNetwork = cuttableNetwork();
+
 // ---------------------------------------------------------------------------------------------
 // The run
 
@@ -272,7 +303,7 @@ try {
   await step("open desk A (ana), then desk B (ben) — ana online first, so idle longest — and the wall (sam)", async () => {
     desk.ana = await open(browser, "desk A (ana)", "desk-ana.png", "/?token=ana-token", deskReady);
     await engineSeesOnline("ana");
-    desk.ben = await open(browser, "desk B (ben)", "desk-ben.png", "/?token=ben-token", deskReady);
+    desk.ben = await open(browser, "desk B (ben)", "desk-ben.png", "/?token=ben-token", deskReady, benNetwork);
     await engineSeesOnline("ben");
     wall = await open(browser, "wall (sam)", "wall.png", `/wall?token=${encodeURIComponent(WALL_TOKEN)}`, wallReady);
     for (const page of [desk.ana, desk.ben]) {
@@ -494,6 +525,31 @@ try {
       (s) => document.querySelector(s)?.textContent.trim() === "Eva Holm",
       `${sel.waiting(eva.chat_id)} .who`,
     );
+  });
+
+  await step("ben's desk loses its network while Tom writes; back online, it resumes and shows the missed message once", async () => {
+    const text = "Are you still there?";
+    // A mark that a reload would wipe: the desk must resume, not start again.
+    await desk.ben.evaluate(() => (window.__e2eNoReload = true));
+    await benNetwork.cut();
+    await until(desk.ben, "the #offline banner is not shown with the network gone", () => document.querySelector("#offline")?.hidden === false);
+    const receipt = await customerWrites("+4915100000002", "Tom Lind", text);
+    if (receipt.chat_id !== tom.chat_id || receipt.owner !== "ben") {
+      fail(`Tom's message: expected ${tom.chat_id} with ben, the engine answered ${JSON.stringify(receipt)}`);
+    }
+    if ((await desk.ben.textContent("#history")).includes(text)) fail("desk B: the message arrived with the network down");
+    benNetwork.restore();
+    // As a browser does when the network comes back: the client reconnects at once.
+    await desk.ben.evaluate(() => window.dispatchEvent(new Event("online")));
+    await until(desk.ben, "the #offline banner is still shown with the network back", () => document.querySelector("#offline")?.hidden === true);
+    await shows(desk.ben, "#history li:last-child", text);
+    await shows(desk.ben, `${sel.active(tom.chat_id)} .preview`, text);
+    const copies = await desk.ben.evaluate(
+      (t) => [...document.querySelectorAll("#history li")].filter((li) => li.textContent.includes(t)).length,
+      text,
+    );
+    if (copies !== 1) fail(`desk B: the missed message is in #history ${copies} times, not once`);
+    if (!(await desk.ben.evaluate(() => window.__e2eNoReload === true))) fail("desk B reloaded instead of resuming");
   });
 
   if (WALL_TOKEN.split(".").length === 3) {

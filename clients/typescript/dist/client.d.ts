@@ -120,9 +120,21 @@ export interface ClientOptions {
     heartbeat?: Heartbeat;
     /** Where an exception thrown by a handler goes (default `console.error`). */
     onHandlerError?: (error: unknown) => void;
+    /**
+     * Renews a signed token before it expires (default off): `true` asks the engine
+     * (`POST /v1/token` with the token held), a function gets the token held and returns a
+     * fresh one (say, from your identity provider). The live connection gets it by `refresh`,
+     * every reconnect uses it, and `onToken` tells you. Static tokens (no `exp`) are left alone.
+     */
+    renewToken?: boolean | ((token: string) => Promise<string>);
 }
 /** `offline` between connections; `stopped` after `close()` or a fatal close. */
 export type Status = "connecting" | "online" | "offline" | "stopped";
+/** The claims of a signed token (JWT) the client reads, or null for a static token. */
+export declare function tokenClaims(token: string): {
+    exp?: number;
+    iat?: number;
+} | null;
 type Listener<A> = (arg: A) => void;
 /** Listeners by name; each `add` returns its own removal. */
 declare class Listeners<A> {
@@ -153,6 +165,9 @@ declare abstract class Core<Welcome extends {
     private attempt;
     private retryTimer;
     private pingTimer;
+    private renewTimer;
+    /** A renewal is under way: a welcome meanwhile does not schedule another. */
+    private renewing;
     private offsetMs;
     private readonly idPrefix;
     private nextId;
@@ -196,6 +211,8 @@ declare abstract class Core<Welcome extends {
      * (replace everything you hold) or `resumed`; supervisor: a `board` or `resumed`.
      */
     onSync(listener: (sync: Sync) => void): () => void;
+    /** The token changed (`refresh`, or a renewal): keep it for the next sign-in, if you like. */
+    onToken(listener: (token: string) => void): () => void;
     /** Every frame that is neither a welcome, a reply to a request nor an event (for logs). */
     onOtherFrame(listener: (frame: unknown) => void): () => void;
     /** The engine's clock now, in ms since the epoch: `welcome.now` plus the time since. */
@@ -252,6 +269,12 @@ declare abstract class Core<Welcome extends {
      * better); the client reconnects, resumes and retries as usual.
      */
     dropConnection(): void;
+    private useToken;
+    /** Sets the renewal timer for the token held (once the engine's clock is known). */
+    private scheduleRenewal;
+    private renew;
+    /** `POST /v1/token` on the engine, with the token held: a fresh one of the same caller. */
+    private fetchToken;
     private startHeartbeat;
     private stop;
     private failAll;

@@ -60,6 +60,26 @@ const FATAL_CLOSES = {
     4001: "the session expired: the token was not refreshed in time",
     4003: "this agent was removed by an admin",
 };
+/**
+ * A signed token is renewed this long before it expires: a quarter of its lifetime, at least
+ * 10 s and at most 5 min, but never more than half of it; a failed try is repeated after 10 s.
+ */
+const RENEW_MIN_MS = 10_000;
+const RENEW_MAX_MS = 300_000;
+const RENEW_RETRY_MS = 10_000;
+/** The claims of a signed token (JWT) the client reads, or null for a static token. */
+export function tokenClaims(token) {
+    const parts = token.split(".");
+    if (parts.length !== 3)
+        return null;
+    try {
+        const claims = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
+        return typeof claims === "object" && claims !== null ? claims : null;
+    }
+    catch {
+        return null;
+    }
+}
 /** The close code the client uses for a socket it gives up on (heartbeat, `close()`). */
 const DROPPED = 4000;
 const OPEN = 1;
@@ -106,6 +126,9 @@ class Core {
     attempt = 0;
     retryTimer;
     pingTimer;
+    renewTimer;
+    /** A renewal is under way: a welcome meanwhile does not schedule another. */
+    renewing = false;
     offsetMs = 0;
     // Ids are new for every request of the agent across its tabs and processes for the grace
     // period (a repeated id is a retry): a random prefix per client, and a counter.
@@ -168,6 +191,8 @@ class Core {
      * answers with the first reply.
      */
     request(type, fields = {}) {
+        if (type === "refresh")
+            return this.refresh(fields.token);
         return this.send(type, fields, true);
     }
     /** `status` changes: `connecting`, `online` (welcomed), `offline` (waiting to retry), `stopped`. */
@@ -188,6 +213,10 @@ class Core {
      */
     onSync(listener) {
         return this.hooks.add("sync", listener);
+    }
+    /** The token changed (`refresh`, or a renewal): keep it for the next sign-in, if you like. */
+    onToken(listener) {
+        return this.hooks.add("token", listener);
     }
     /** Every frame that is neither a welcome, a reply to a request nor an event (for logs). */
     onOtherFrame(listener) {
@@ -214,7 +243,7 @@ class Core {
      */
     async refresh(token) {
         const result = await this.send("refresh", { token }, true);
-        this.token = token;
+        this.useToken(token);
         return result;
     }
     send(type, fields, retry, timeoutMs = this.options.requestTimeoutMs) {
@@ -345,6 +374,7 @@ class Core {
         this.everWelcomed = true;
         this.attempt = 0;
         this.startHeartbeat();
+        this.scheduleRenewal();
         this.setStatus("online");
         this.hooks.emit("welcome", welcome);
         const ws = this.ws;
@@ -429,6 +459,70 @@ class Core {
         if (this.ws)
             this.drop(this.ws, DROPPED);
     }
+    useToken(token) {
+        if (token === this.token)
+            return;
+        this.token = token;
+        this.hooks.emit("token", token);
+    }
+    /** Sets the renewal timer for the token held (once the engine's clock is known). */
+    scheduleRenewal(delayMs) {
+        const renewToken = this.options.renewToken;
+        if (!renewToken || this.renewing || this.stopped)
+            return;
+        clearTimeout(this.renewTimer);
+        const claims = tokenClaims(this.token);
+        if (!claims?.exp)
+            return;
+        const exp = claims.exp * 1000;
+        const lifetime = claims.iat ? exp - claims.iat * 1000 : RENEW_MAX_MS * 4;
+        const margin = Math.min(RENEW_MAX_MS, Math.max(RENEW_MIN_MS, lifetime / 4), lifetime / 2);
+        const wait = delayMs ?? Math.max(0, exp - margin - this.now());
+        this.renewTimer = setTimeout(() => void this.renew(renewToken), wait);
+    }
+    async renew(renewToken) {
+        const held = this.token;
+        this.renewing = true;
+        let failed = false;
+        try {
+            const fresh = renewToken === true ? await this.fetchToken(held) : await renewToken(held);
+            // Stopped, or `refresh(token)` was called meanwhile: that token is the one to keep.
+            if (!this.stopped && this.token === held) {
+                // Reconnects use it at once; the live connection, which is closed when the old
+                // token expires, is told with `refresh` (offline, the next one opens with it).
+                this.useToken(fresh);
+                if (this.welcomed)
+                    await this.send("refresh", { token: fresh }, true);
+            }
+        }
+        catch {
+            failed = true;
+        }
+        finally {
+            this.renewing = false;
+        }
+        if (!failed)
+            return this.scheduleRenewal();
+        const exp = (tokenClaims(this.token)?.exp ?? 0) * 1000;
+        // Past its expiry the engine refuses it: its 4001 close is fatal, as without renewal.
+        if (this.now() < exp)
+            this.scheduleRenewal(Math.min(RENEW_RETRY_MS, exp - this.now()));
+    }
+    /** `POST /v1/token` on the engine, with the token held: a fresh one of the same caller. */
+    async fetchToken(held) {
+        const url = new URL("/v1/token", this.socketUrl());
+        url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+        url.search = "";
+        const response = await fetch(url, {
+            method: "POST",
+            headers: { authorization: `Bearer ${held}` },
+            cache: "no-store",
+        });
+        if (!response.ok)
+            throw new Error(`POST /v1/token answered ${response.status}`);
+        const { token } = (await response.json());
+        return token;
+    }
     startHeartbeat() {
         clearInterval(this.pingTimer);
         const { intervalMs = 20_000, timeoutMs = 10_000 } = this.options.heartbeat ?? {};
@@ -448,6 +542,7 @@ class Core {
         this.stopped = true;
         clearTimeout(this.retryTimer);
         clearInterval(this.pingTimer);
+        clearTimeout(this.renewTimer);
         if (typeof window !== "undefined")
             window.removeEventListener("online", this.onlineListener);
         if (this.ws)

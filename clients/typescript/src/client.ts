@@ -154,6 +154,13 @@ export interface ClientOptions {
   heartbeat?: Heartbeat;
   /** Where an exception thrown by a handler goes (default `console.error`). */
   onHandlerError?: (error: unknown) => void;
+  /**
+   * Renews a signed token before it expires (default off): `true` asks the engine
+   * (`POST /v1/token` with the token held), a function gets the token held and returns a
+   * fresh one (say, from your identity provider). The live connection gets it by `refresh`,
+   * every reconnect uses it, and `onToken` tells you. Static tokens (no `exp`) are left alone.
+   */
+  renewToken?: boolean | ((token: string) => Promise<string>);
 }
 
 /** `offline` between connections; `stopped` after `close()` or a fatal close. */
@@ -166,6 +173,26 @@ const FATAL_CLOSES: Record<number, string> = {
   4001: "the session expired: the token was not refreshed in time",
   4003: "this agent was removed by an admin",
 };
+/**
+ * A signed token is renewed this long before it expires: a quarter of its lifetime, at least
+ * 10 s and at most 5 min, but never more than half of it; a failed try is repeated after 10 s.
+ */
+const RENEW_MIN_MS = 10_000;
+const RENEW_MAX_MS = 300_000;
+const RENEW_RETRY_MS = 10_000;
+
+/** The claims of a signed token (JWT) the client reads, or null for a static token. */
+export function tokenClaims(token: string): { exp?: number; iat?: number } | null {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    const claims: unknown = JSON.parse(atob(parts[1]!.replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof claims === "object" && claims !== null ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The close code the client uses for a socket it gives up on (heartbeat, `close()`). */
 const DROPPED = 4000;
 const OPEN = 1;
@@ -221,6 +248,9 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private renewTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A renewal is under way: a welcome meanwhile does not schedule another. */
+  private renewing = false;
   private offsetMs = 0;
   // Ids are new for every request of the agent across its tabs and processes for the grace
   // period (a repeated id is a retry): a random prefix per client, and a counter.
@@ -289,6 +319,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
    * answers with the first reply.
    */
   request(type: string, fields: object = {}): Promise<unknown> {
+    if (type === "refresh") return this.refresh((fields as { token: string }).token);
     return this.send(type, fields, true);
   }
 
@@ -310,6 +341,10 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
    */
   onSync(listener: (sync: Sync) => void): () => void {
     return this.hooks.add("sync", listener as Listener<unknown>);
+  }
+  /** The token changed (`refresh`, or a renewal): keep it for the next sign-in, if you like. */
+  onToken(listener: (token: string) => void): () => void {
+    return this.hooks.add("token", listener as Listener<unknown>);
   }
   /** Every frame that is neither a welcome, a reply to a request nor an event (for logs). */
   onOtherFrame(listener: (frame: unknown) => void): () => void {
@@ -338,7 +373,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
    */
   async refresh(token: string): Promise<unknown> {
     const result = await this.send("refresh", { token }, true);
-    this.token = token;
+    this.useToken(token);
     return result;
   }
 
@@ -473,6 +508,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
     this.everWelcomed = true;
     this.attempt = 0;
     this.startHeartbeat();
+    this.scheduleRenewal();
     this.setStatus("online");
     this.hooks.emit("welcome", welcome);
     const ws = this.ws;
@@ -556,6 +592,65 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
     if (this.ws) this.drop(this.ws, DROPPED);
   }
 
+  private useToken(token: string): void {
+    if (token === this.token) return;
+    this.token = token;
+    this.hooks.emit("token", token);
+  }
+
+  /** Sets the renewal timer for the token held (once the engine's clock is known). */
+  private scheduleRenewal(delayMs?: number): void {
+    const renewToken = this.options.renewToken;
+    if (!renewToken || this.renewing || this.stopped) return;
+    clearTimeout(this.renewTimer);
+    const claims = tokenClaims(this.token);
+    if (!claims?.exp) return;
+    const exp = claims.exp * 1000;
+    const lifetime = claims.iat ? exp - claims.iat * 1000 : RENEW_MAX_MS * 4;
+    const margin = Math.min(RENEW_MAX_MS, Math.max(RENEW_MIN_MS, lifetime / 4), lifetime / 2);
+    const wait = delayMs ?? Math.max(0, exp - margin - this.now());
+    this.renewTimer = setTimeout(() => void this.renew(renewToken), wait);
+  }
+
+  private async renew(renewToken: true | ((token: string) => Promise<string>)): Promise<void> {
+    const held = this.token;
+    this.renewing = true;
+    let failed = false;
+    try {
+      const fresh = renewToken === true ? await this.fetchToken(held) : await renewToken(held);
+      // Stopped, or `refresh(token)` was called meanwhile: that token is the one to keep.
+      if (!this.stopped && this.token === held) {
+        // Reconnects use it at once; the live connection, which is closed when the old
+        // token expires, is told with `refresh` (offline, the next one opens with it).
+        this.useToken(fresh);
+        if (this.welcomed) await this.send("refresh", { token: fresh }, true);
+      }
+    } catch {
+      failed = true;
+    } finally {
+      this.renewing = false;
+    }
+    if (!failed) return this.scheduleRenewal();
+    const exp = (tokenClaims(this.token)?.exp ?? 0) * 1000;
+    // Past its expiry the engine refuses it: its 4001 close is fatal, as without renewal.
+    if (this.now() < exp) this.scheduleRenewal(Math.min(RENEW_RETRY_MS, exp - this.now()));
+  }
+
+  /** `POST /v1/token` on the engine, with the token held: a fresh one of the same caller. */
+  private async fetchToken(held: string): Promise<string> {
+    const url = new URL("/v1/token", this.socketUrl());
+    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    url.search = "";
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${held}` },
+      cache: "no-store",
+    });
+    if (!response.ok) throw new Error(`POST /v1/token answered ${response.status}`);
+    const { token } = (await response.json()) as { token: string };
+    return token;
+  }
+
   private startHeartbeat(): void {
     clearInterval(this.pingTimer);
     const { intervalMs = 20_000, timeoutMs = 10_000 } = this.options.heartbeat ?? {};
@@ -573,6 +668,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
+    clearTimeout(this.renewTimer);
     if (typeof window !== "undefined") window.removeEventListener("online", this.onlineListener);
     if (this.ws) this.drop(this.ws, 1000);
     this.setStatus("stopped");

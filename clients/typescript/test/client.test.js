@@ -10,6 +10,7 @@ import {
   SupervisorClient,
   SwitchboardError,
   RequestTimeoutError,
+  tokenClaims,
 } from "../dist/client.js";
 import { startEngine, signedToken, next } from "./engine.js";
 
@@ -278,6 +279,35 @@ test("refresh replaces a signed token", () =>
     assert.equal(result.kind, "refreshed");
     assert.ok(Date.parse(result.expires_at) > ana.now());
     await reconnect(ana); // the new connection signs in with the new token
+  }));
+
+test("renewToken renews a short-lived token before it expires: the connection outlives it and reconnects with the new one", () =>
+  withEngine(async (engine, open) => {
+    const first = await signedToken("ana", 4);
+    const firstExp = tokenClaims(first).exp * 1000;
+    const tokens = [];
+    const ana = await open(AgentClient, first, { renewToken: true });
+    ana.onToken((token) => tokens.push(token));
+    const fatal = next((f) => ana.onFatal(f), "no fatal close", () => true, firstExp + 2_000 - Date.now());
+    // Past the first token's expiry (the engine closes with 4001 then, unless refreshed).
+    await assert.rejects(fatal, /timed out/);
+    assert.equal(ana.currentStatus, "online");
+    assert.ok(tokens.length >= 1, "a fresh token was taken");
+    const latest = tokens.at(-1);
+    assert.notEqual(latest, first);
+    assert.ok(tokenClaims(latest).exp * 1000 > firstExp);
+    // A new connection signs in with the renewed token: the first one is expired by now.
+    await reconnect(ana);
+    assert.deepEqual(await ana.request("ping"), { kind: "pong" });
+  }));
+
+test("request(\"refresh\") replaces the token the client reconnects with, as refresh() does", () =>
+  withEngine(async (engine, open) => {
+    const ana = await open(AgentClient, await signedToken("ana"));
+    const fresh = await signedToken("ana", 1200);
+    const told = next((f) => ana.onToken(f), "onToken");
+    await ana.request("refresh", { token: fresh });
+    assert.equal(await told, fresh);
   }));
 
 test("a supervisor subscribes, gets board events by kind, and resumes after a drop", () =>
