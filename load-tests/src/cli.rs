@@ -87,6 +87,11 @@ pub(crate) enum Scenario {
         /// no supervisor socket: it runs without --supervisors).
         #[arg(long)]
         with_floor: bool,
+        /// Run the same against the peer (the floor's shape on Socket.IO and Node,
+        /// load-tests/peer) after the floor and before the engine, and report the ratios
+        /// (without --supervisors, as the floor). Needs `npm ci --prefix load-tests/peer`.
+        #[arg(long)]
+        with_peer: bool,
     },
     /// Agents reopen closed chats while customers reply over HTTP and agents close again.
     ReopenStorm {
@@ -98,6 +103,11 @@ pub(crate) enum Scenario {
         /// no supervisor socket: it runs without --supervisors).
         #[arg(long)]
         with_floor: bool,
+        /// Run the same against the peer (the floor's shape on Socket.IO and Node,
+        /// load-tests/peer) after the floor and before the engine, and report the ratios
+        /// (without --supervisors, as the floor). Needs `npm ci --prefix load-tests/peer`.
+        #[arg(long)]
+        with_peer: bool,
     },
     /// K agents reopen the same customer at once, over many customers: exactly one wins each.
     Race(RaceArgs),
@@ -105,6 +115,16 @@ pub(crate) enum Scenario {
     Routing(RoutingArgs),
     /// A shape (reopen-storm or idle) against the bare relay only.
     Floor {
+        /// Which traffic shape.
+        #[arg(long, value_enum, default_value_t = Shape::ReopenStorm)]
+        shape: Shape,
+        #[command(flatten)]
+        storm: StormArgs,
+        #[command(flatten)]
+        idle: IdleArgs,
+    },
+    /// A shape (reopen-storm or idle) against the Socket.IO peer only.
+    Peer {
         /// Which traffic shape.
         #[arg(long, value_enum, default_value_t = Shape::ReopenStorm)]
         shape: Shape,
@@ -125,7 +145,7 @@ pub(crate) enum Scenario {
     },
 }
 
-/// The floor's traffic shapes.
+/// The traffic shapes the floor and the peer serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Shape {
     /// As `reopen-storm`.
