@@ -14,20 +14,26 @@ const USAGE: &str = "\
 usage: cargo xtask <chore> [args]
 
   test [ARGS]       install what the tests need if missing (Debian's Chromium, Node.js >= 20,
-                    web/e2e's npm packages), then `cargo test --workspace [ARGS]`
+                    web/e2e's and load-tests/peer's npm packages), then
+                    `cargo test --workspace [ARGS]`
   fuzz [SECONDS]    build the cargo-fuzz targets and run each for SECONDS (default 60)
-  bench             the criterion benchmarks, then the README's load runs (storm, race)
+  bench             the criterion benchmarks, then the README's load runs (storm beside the
+                    floor and the Socket.IO peer, race); installs the peer's npm packages
   protocol          regenerate protocol/ from src/protocol.rs (the drift test's bless mode)
 ";
 
 /// Where the browser test looks for Chromium unless `CHROMIUM` says otherwise.
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The oldest Node.js the browser test's script and the client package run on.
+/// The oldest Node.js the browser test's script, the client package and the load harness's
+/// peer run on.
 const NODE_MAJOR: u32 = 20;
 
 /// The cargo-fuzz release CI pins, so that a new release cannot break a run.
 const CARGO_FUZZ: &str = "0.13.2";
+
+/// The load harness's Socket.IO peer (`switchboard-load --with-peer`), a Node program.
+const PEER: &str = "load-tests/peer";
 
 const FUZZ_TARGETS: [&str; 2] = ["frame_decode", "ingress_body"];
 
@@ -66,6 +72,13 @@ fn test(args: &[OsString]) -> Outcome {
         ensure_node()?;
         ensure_npm_packages(&root().join("web/e2e"))?;
     }
+    // The load harness's peer test runs the Socket.IO peer when node is there (and says it
+    // is skipped when not).
+    if output(Command::new("node").arg("--version")).is_some() {
+        ensure_npm_packages(&root().join(PEER))?;
+    } else {
+        say("node is missing: the load harness's Socket.IO peer test will be skipped");
+    }
     say("running every test: cargo test --workspace");
     run(cargo().arg("test").arg("--workspace").args(args))
 }
@@ -92,7 +105,7 @@ fn ensure_chromium() -> Outcome {
     }
 }
 
-/// Node.js ≥ [`NODE_MAJOR`] with npm, for the browser test's script.
+/// Node.js ≥ [`NODE_MAJOR`] with npm, for the browser test's script and the load harness's peer.
 fn ensure_node() -> Outcome {
     if output(Command::new("npm").arg("--version")).is_none() {
         say("npm is missing: installing Debian's packages `nodejs` and `npm`");
@@ -109,7 +122,7 @@ fn ensure_node() -> Outcome {
         .ok_or_else(|| format!("cannot read node's version from {version:?}"))?;
     if major < NODE_MAJOR {
         return Err(format!(
-            "the browser test needs Node.js >= {NODE_MAJOR}, and this machine has {}; \
+            "the browser test and the load harness's peer need Node.js >= {NODE_MAJOR}, and this machine has {}; \
              install a newer one (e.g. from NodeSource) or set SWITCHBOARD_SKIP_BROWSER=1",
             version.trim()
         ));
@@ -185,6 +198,9 @@ fn fuzz(args: &[OsString]) -> Outcome {
 
 /// The criterion benchmarks, then the load runs the README reports.
 fn bench() -> Outcome {
+    // The storm runs beside the Socket.IO peer: check for it before the long part.
+    ensure_node()?;
+    ensure_npm_packages(&root().join(PEER))?;
     run(cargo().args(["bench", "--bench", "core"]))?;
     run(cargo().args([
         "build",
@@ -199,6 +215,7 @@ fn bench() -> Outcome {
         "reopen-storm",
         "--spawn",
         "--with-floor",
+        "--with-peer",
         "--agents",
         "5000",
         "--concurrency",
