@@ -85,7 +85,7 @@ impl Compared {
         let runs: Vec<&Report> = self.runs().collect();
         let mut t = String::from("== side by side ==\n");
         let row = |t: &mut String, name: &str, cells: Vec<String>| {
-            let _ = write!(t, "{name:<28}");
+            let _ = write!(t, "{name:<36}");
             for cell in cells {
                 let _ = write!(t, " {cell:>16}");
             }
