@@ -103,6 +103,11 @@ impl Compared {
         row(&mut t, "connections", each(&|r| r.connections.to_string()));
         row(
             &mut t,
+            "connecting them all",
+            each(&|r| opt(r.extra.get("connect_all_s").and_then(|v| v.as_f64()), " s")),
+        );
+        row(
+            &mut t,
             "server CPU (% of a core)",
             each(&|r| opt(r.server.cpu_pct_of_one_core, " %")),
         );
