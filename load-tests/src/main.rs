@@ -28,7 +28,7 @@ mod wire;
 
 use clap::Parser;
 
-use cli::{Cli, Common, IdleArgs, Scenario, Shape, StormArgs};
+use cli::{BesideArgs, Cli, Common, IdleArgs, Scenario, Shape, ShapeArgs, StormArgs};
 use compare::Compared;
 use report::Report;
 use target::{Kind, Target};
@@ -87,10 +87,10 @@ enum Load<'a> {
 }
 
 impl<'a> Load<'a> {
-    fn of(shape: Shape, storm: &'a StormArgs, idle: &'a IdleArgs) -> Self {
-        match shape {
-            Shape::ReopenStorm => Load::Storm(storm),
-            Shape::Idle => Load::Idle(idle),
+    fn of(args: &'a ShapeArgs) -> Self {
+        match args.shape {
+            Shape::ReopenStorm => Load::Storm(&args.storm),
+            Shape::Idle => Load::Idle(&args.idle),
         }
     }
 
@@ -125,22 +125,21 @@ async fn baseline(
 async fn side_by_side(
     load: Load<'_>,
     supervisors: u64,
-    with_floor: bool,
-    with_peer: bool,
+    beside: BesideArgs,
     common: &Common,
     client: &reqwest::Client,
 ) -> anyhow::Result<()> {
-    if with_peer {
+    if beside.with_peer {
         // Before the floor's run, not after it.
         target::peer_ready()?;
     }
     let mut floor = None;
-    if with_floor {
+    if beside.with_floor {
         floor = Some(baseline(Kind::Floor, load, common, client).await?);
         quiet(common).await;
     }
     let mut peer = None;
-    if with_peer {
+    if beside.with_peer {
         peer = Some(baseline(Kind::Peer, load, common, client).await?);
         quiet(common).await;
     }
@@ -159,23 +158,11 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
     let client = http::client(16)?;
     quiet(common).await;
     match scenario {
-        Scenario::Idle {
-            idle,
-            watch,
-            with_floor,
-            with_peer,
-        } => {
-            let load = Load::Idle(idle);
-            side_by_side(load, watch.supervisors, *with_floor, *with_peer, common, &client).await?;
+        Scenario::Idle { idle, watch, beside } => {
+            side_by_side(Load::Idle(idle), watch.supervisors, *beside, common, &client).await?;
         }
-        Scenario::ReopenStorm {
-            storm,
-            watch,
-            with_floor,
-            with_peer,
-        } => {
-            let load = Load::Storm(storm);
-            side_by_side(load, watch.supervisors, *with_floor, *with_peer, common, &client).await?;
+        Scenario::ReopenStorm { storm, watch, beside } => {
+            side_by_side(Load::Storm(storm), watch.supervisors, *beside, common, &client).await?;
         }
         Scenario::Race(args) => {
             let target = scenario::engine(common, &client).await?;
@@ -187,13 +174,11 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
             let target = scenario::engine(common, &client).await?;
             print(&scenario::routing::run(&target, common, args).await?);
         }
-        Scenario::Floor { shape, storm, idle } => {
-            let load = Load::of(*shape, storm, idle);
-            print(&baseline(Kind::Floor, load, common, &client).await?);
+        Scenario::Floor(args) => {
+            print(&baseline(Kind::Floor, Load::of(args), common, &client).await?);
         }
-        Scenario::Peer { shape, storm, idle } => {
-            let load = Load::of(*shape, storm, idle);
-            print(&baseline(Kind::Peer, load, common, &client).await?);
+        Scenario::Peer(args) => {
+            print(&baseline(Kind::Peer, Load::of(args), common, &client).await?);
         }
         Scenario::Relay { .. } => unreachable!("served before the runtime runs scenarios"),
     }
