@@ -260,7 +260,7 @@ pub(crate) fn peer_ready() -> anyhow::Result<()> {
     anyhow::ensure!(
         installed.is_file(),
         "the peer's npm packages are missing ({} does not exist): run `npm ci --prefix load-tests/peer` \
-         in the workspace (`cargo xtask bench` does it)",
+         in the workspace (`cargo xtask test` and `cargo xtask bench` do it)",
         installed.display()
     );
     Ok(())
