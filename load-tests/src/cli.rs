@@ -83,10 +83,8 @@ pub(crate) enum Scenario {
         idle: IdleArgs,
         #[command(flatten)]
         watch: SupervisorArgs,
-        /// Run the same against the floor relay first, and report the ratios (the floor has
-        /// no supervisor socket: it runs without --supervisors).
-        #[arg(long)]
-        with_floor: bool,
+        #[command(flatten)]
+        beside: BesideArgs,
     },
     /// Agents reopen closed chats while customers reply over HTTP and agents close again.
     ReopenStorm {
@@ -94,25 +92,17 @@ pub(crate) enum Scenario {
         storm: StormArgs,
         #[command(flatten)]
         watch: SupervisorArgs,
-        /// Run the same against the floor relay first, and report the ratios (the floor has
-        /// no supervisor socket: it runs without --supervisors).
-        #[arg(long)]
-        with_floor: bool,
+        #[command(flatten)]
+        beside: BesideArgs,
     },
     /// K agents reopen the same customer at once, over many customers: exactly one wins each.
     Race(RaceArgs),
     /// New chats arrive over HTTP at a steady rate; agents accept and close after a think time.
     Routing(RoutingArgs),
     /// A shape (reopen-storm or idle) against the bare relay only.
-    Floor {
-        /// Which traffic shape.
-        #[arg(long, value_enum, default_value_t = Shape::ReopenStorm)]
-        shape: Shape,
-        #[command(flatten)]
-        storm: StormArgs,
-        #[command(flatten)]
-        idle: IdleArgs,
-    },
+    Floor(ShapeArgs),
+    /// A shape (reopen-storm or idle) against the Socket.IO peer only.
+    Peer(ShapeArgs),
     /// Serve the floor relay (started by the harness itself).
     #[command(hide = true)]
     Relay {
@@ -125,13 +115,39 @@ pub(crate) enum Scenario {
     },
 }
 
-/// The floor's traffic shapes.
+/// The traffic shapes the floor and the peer serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Shape {
     /// As `reopen-storm`.
     ReopenStorm,
     /// As `idle`.
     Idle,
+}
+
+/// What runs before the engine, with the same options (`idle`, `reopen-storm`).
+#[derive(Debug, Args, Clone, Copy)]
+pub(crate) struct BesideArgs {
+    /// Run the same against the floor relay first, and report the ratios (the floor has
+    /// no supervisor socket: it runs without --supervisors).
+    #[arg(long)]
+    pub(crate) with_floor: bool,
+    /// Run the same against the peer (the floor's shape on Socket.IO and Node,
+    /// load-tests/peer) after the floor and before the engine, and report the ratios
+    /// (without --supervisors, as the floor). Needs `npm ci --prefix load-tests/peer`.
+    #[arg(long)]
+    pub(crate) with_peer: bool,
+}
+
+/// A traffic shape and its options (`floor`, `peer`).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ShapeArgs {
+    /// Which traffic shape.
+    #[arg(long, value_enum, default_value_t = Shape::ReopenStorm)]
+    pub(crate) shape: Shape,
+    #[command(flatten)]
+    pub(crate) storm: StormArgs,
+    #[command(flatten)]
+    pub(crate) idle: IdleArgs,
 }
 
 /// Options of `idle`.

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::clock;
+use crate::socketio::{self, Packet};
 use crate::stats::{Path, Stats};
 use crate::wire::{self, Incoming};
 
@@ -77,11 +78,32 @@ pub(crate) struct Fleet<C> {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How an agent's frames travel on its socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// Bare JSON text frames on `/v1/agent/ws` (the engine, the floor).
+    Json,
+    /// The same JSON frames as Socket.IO `frame` events on `/socket.io/` (the peer).
+    SocketIo,
+}
+
+impl Dialect {
+    /// Reads one text frame as this dialect's packet.
+    fn packet(self, text: &str) -> Packet<'_> {
+        match self {
+            Dialect::Json => Packet::Frame(text),
+            Dialect::SocketIo => socketio::packet(text),
+        }
+    }
+}
+
 /// How to reach the engine and how to connect.
 #[derive(Clone, Debug)]
 pub(crate) struct ConnectPlan {
     /// `ws://127.0.0.1:port`.
     pub(crate) ws_base: String,
+    /// How frames travel on the agents' sockets.
+    pub(crate) dialect: Dialect,
     /// One token per agent.
     pub(crate) tokens: Vec<String>,
     /// Connections per agent (1 or 2).
@@ -102,8 +124,18 @@ fn ws_config() -> WebSocketConfig {
 pub(crate) const AGENT_WS: &str = "/v1/agent/ws";
 
 /// Opens one agent connection and waits for `welcome`; returns it and the welcome's `seq`.
-async fn connect(ws_base: &str, token: &str) -> anyhow::Result<(Ws, u64)> {
-    connect_to(ws_base, AGENT_WS, token).await
+pub(crate) async fn connect_agent(ws_base: &str, token: &str, dialect: Dialect) -> anyhow::Result<(Ws, u64)> {
+    match dialect {
+        Dialect::Json => connect_to(ws_base, AGENT_WS, token).await,
+        Dialect::SocketIo => {
+            let url = format!("{ws_base}{}&token={token}", socketio::PATH);
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await?;
+            socketio::handshake(&mut ws).await?;
+            let seq = welcome(&mut ws, dialect).await?;
+            Ok((ws, seq))
+        }
+    }
 }
 
 /// Opens one connection to the socket at `path` (the agents' or the supervisors') and waits
@@ -111,17 +143,28 @@ async fn connect(ws_base: &str, token: &str) -> anyhow::Result<(Ws, u64)> {
 pub(crate) async fn connect_to(ws_base: &str, path: &str, token: &str) -> anyhow::Result<(Ws, u64)> {
     let url = format!("{ws_base}{path}?token={token}");
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await?;
+    let seq = welcome(&mut ws, Dialect::Json).await?;
+    Ok((ws, seq))
+}
+
+/// Waits for the `welcome` frame; returns its `seq`.
+async fn welcome(ws: &mut Ws, dialect: Dialect) -> anyhow::Result<u64> {
     loop {
         match ws.next().await.context("closed before welcome")?? {
-            Message::Text(text) => {
-                let frame = wire::parse(&text)?;
-                anyhow::ensure!(
-                    frame.kind == "welcome",
-                    "first frame is {}, not welcome",
-                    frame.kind
-                );
-                return Ok((ws, frame.seq.unwrap_or(0)));
-            }
+            Message::Text(text) => match dialect.packet(&text) {
+                Packet::Frame(text) => {
+                    let frame = wire::parse(text)?;
+                    anyhow::ensure!(
+                        frame.kind == "welcome",
+                        "first frame is {}, not welcome",
+                        frame.kind
+                    );
+                    return Ok(frame.seq.unwrap_or(0));
+                }
+                Packet::Ping => ws.send(Message::text(socketio::PONG)).await?,
+                Packet::Closed => anyhow::bail!("closed before welcome"),
+                Packet::Other(text) => anyhow::bail!("unexpected before welcome: {text:?}"),
+            },
             Message::Close(close) => anyhow::bail!("closed before welcome: {close:?}"),
             _ => continue,
         }
@@ -162,14 +205,16 @@ pub(crate) async fn launch<B: Behaviour>(
             plan.ws_base.clone(),
             token.clone(),
         );
-        let per_agent = plan.conns_per_agent;
+        let (per_agent, dialect) = (plan.conns_per_agent, plan.dialect);
         tasks.push(tokio::spawn(async move {
             let mut conns = Vec::with_capacity(per_agent);
             {
                 let _permit = gate.acquire().await;
                 for _ in 0..per_agent {
                     let t0 = clock::now();
-                    match tokio::time::timeout(CONNECT_TIMEOUT, connect(&ws_base, &token)).await {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, connect_agent(&ws_base, &token, dialect))
+                        .await
+                    {
                         Ok(Ok(conn)) => {
                             stats.record(Path::Connect, clock::micros_since(t0));
                             stats.conns.fetch_add(1, Ordering::Relaxed);
@@ -187,7 +232,7 @@ pub(crate) async fn launch<B: Behaviour>(
             settled.fetch_add(1, Ordering::Relaxed);
             let _ = settled_tx.send(());
             if ok {
-                run(conns, behaviour, rx, stop_rx, stats).await;
+                run(conns, dialect, behaviour, rx, stop_rx, stats).await;
             }
         }));
     }
@@ -236,6 +281,7 @@ async fn next_of(
 /// One agent's loop: read both connections, run the behaviour, send what it queued.
 async fn run<B: Behaviour>(
     conns: Vec<(Ws, u64)>,
+    dialect: Dialect,
     mut behaviour: B,
     mut commands: mpsc::Receiver<B::Command>,
     mut stop: watch::Receiver<bool>,
@@ -268,18 +314,34 @@ async fn run<B: Behaviour>(
         if let Some(conn) = conn {
             let slot = if conn == 0 { &mut first } else { &mut second };
             match message {
-                Some(Ok(Message::Text(text))) => {
-                    Stats::bump(&stats.frames_in);
-                    stats.bytes_in.fetch_add(text.len() as u64, Ordering::Relaxed);
-                    let last_seq = slot.as_mut().map(|(_, seq)| seq);
-                    match wire::parse(&text) {
-                        Ok(frame) => {
-                            observe(&frame, last_seq, &stats);
-                            behaviour.frame(conn, frame, &mut out);
+                Some(Ok(Message::Text(text))) => match dialect.packet(&text) {
+                    Packet::Frame(body) => {
+                        Stats::bump(&stats.frames_in);
+                        // The whole WebSocket payload, the Socket.IO wrapping included.
+                        stats.bytes_in.fetch_add(text.len() as u64, Ordering::Relaxed);
+                        let last_seq = slot.as_mut().map(|(_, seq)| seq);
+                        match wire::parse(body) {
+                            Ok(frame) => {
+                                observe(&frame, last_seq, &stats);
+                                behaviour.frame(conn, frame, &mut out);
+                            }
+                            Err(_) => stats.error("unparsable frame"),
                         }
-                        Err(_) => stats.error("unparsable frame"),
                     }
-                }
+                    Packet::Ping => {
+                        if let Some((ws, _)) = slot {
+                            if ws.send(Message::text(socketio::PONG)).await.is_err() {
+                                stats.error("send failed");
+                                break false;
+                            }
+                        }
+                    }
+                    Packet::Closed => {
+                        stats.error("closed by server");
+                        break false;
+                    }
+                    Packet::Other(_) => stats.error("unexpected socket.io packet"),
+                },
                 Some(Ok(Message::Close(_))) | None => {
                     stats.error("closed by server");
                     break false;
@@ -291,7 +353,11 @@ async fn run<B: Behaviour>(
                 Some(Ok(_)) => {}
             }
         }
-        if !out.sends.is_empty() && send(&mut out, &mut first, &mut second, &stats).await.is_err() {
+        if !out.sends.is_empty()
+            && send(&mut out, dialect, &mut first, &mut second, &stats)
+                .await
+                .is_err()
+        {
             stats.error("send failed");
             break false;
         }
@@ -323,6 +389,7 @@ fn observe(frame: &Incoming<'_>, last_seq: Option<&mut u64>, stats: &Stats) {
 
 async fn send(
     out: &mut Out,
+    dialect: Dialect,
     first: &mut Option<(Ws, u64)>,
     second: &mut Option<(Ws, u64)>,
     stats: &Stats,
@@ -331,6 +398,10 @@ async fn send(
     for (conn, text) in out.sends.drain(..) {
         let target = if conn == 0 { &mut *first } else { &mut *second };
         if let Some((ws, _)) = target {
+            let text = match dialect {
+                Dialect::Json => text,
+                Dialect::SocketIo => socketio::event(&text),
+            };
             ws.feed(Message::text(text)).await?;
             touched[conn.min(1)] = true;
             Stats::bump(&stats.ops);

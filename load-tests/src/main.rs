@@ -2,22 +2,25 @@
 //! clients and reports what it measured; see `load-tests/README.md`.
 //!
 //! - [`cli`]: the command line.
-//! - [`target`]: starting the engine (or the floor relay) or attaching to one.
+//! - [`target`]: starting the engine (or the floor relay, or the peer) or attaching to one.
 //! - [`fleet`]: simulated agents, one task per agent over its connections.
 //! - [`http`]: admin API and channel ingress.
 //! - [`scenario`]: idle, reopen-storm, race, routing.
 //! - [`supervisors`]: supervisors watching the board while a scenario runs.
 //! - [`relay`]: the floor, a bare relay with the engine's shape.
-//! - [`stats`], [`report`], [`procstat`]: what is measured and how it is printed.
+//! - [`socketio`]: the client side of Socket.IO, to drive the peer (`load-tests/peer`).
+//! - [`stats`], [`report`], [`compare`], [`procstat`]: what is measured and how it is printed.
 
 mod cli;
 mod clock;
+mod compare;
 mod fleet;
 mod http;
 mod procstat;
 mod relay;
 mod report;
 mod scenario;
+mod socketio;
 mod stats;
 mod supervisors;
 mod target;
@@ -25,8 +28,10 @@ mod wire;
 
 use clap::Parser;
 
-use cli::{Cli, Common, Scenario, Shape};
-use report::{Compared, Report};
+use cli::{BesideArgs, Cli, Common, IdleArgs, Scenario, Shape, ShapeArgs, StormArgs};
+use compare::Compared;
+use report::Report;
+use target::{Kind, Target};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -74,53 +79,90 @@ async fn quiet(common: &Common) {
     }
 }
 
+/// A traffic shape with its options.
+#[derive(Clone, Copy)]
+enum Load<'a> {
+    Idle(&'a IdleArgs),
+    Storm(&'a StormArgs),
+}
+
+impl<'a> Load<'a> {
+    fn of(args: &'a ShapeArgs) -> Self {
+        match args.shape {
+            Shape::ReopenStorm => Load::Storm(&args.storm),
+            Shape::Idle => Load::Idle(&args.idle),
+        }
+    }
+
+    async fn run(self, target: &Target, common: &Common, supervisors: u64) -> anyhow::Result<Report> {
+        match self {
+            Load::Idle(args) => scenario::idle::run(target, common, args, supervisors).await,
+            Load::Storm(args) => scenario::storm::run(target, common, args, supervisors).await,
+        }
+    }
+}
+
+/// Starts the floor or the peer, runs `load` against it (without supervisors: neither has
+/// their socket), and stops it.
+async fn baseline(
+    kind: Kind,
+    load: Load<'_>,
+    common: &Common,
+    client: &reqwest::Client,
+) -> anyhow::Result<Report> {
+    let target = match kind {
+        Kind::Floor => target::spawn_floor(client, common.floor_axum_defaults).await?,
+        Kind::Peer => target::spawn_peer(client).await?,
+        Kind::Engine => anyhow::bail!("the engine is not a baseline"),
+    };
+    let report = load.run(&target, common, 0).await?;
+    drop(target);
+    Ok(report)
+}
+
+/// The floor, then the peer (each if asked for), then the engine, with the same options;
+/// prints the engine's report alone or beside the others.
+async fn side_by_side(
+    load: Load<'_>,
+    supervisors: u64,
+    beside: BesideArgs,
+    common: &Common,
+    client: &reqwest::Client,
+) -> anyhow::Result<()> {
+    if beside.with_peer {
+        // Before the floor's run, not after it.
+        target::peer_ready()?;
+    }
+    let mut floor = None;
+    if beside.with_floor {
+        floor = Some(baseline(Kind::Floor, load, common, client).await?);
+        quiet(common).await;
+    }
+    let mut peer = None;
+    if beside.with_peer {
+        peer = Some(baseline(Kind::Peer, load, common, client).await?);
+        quiet(common).await;
+    }
+    let target = scenario::engine(common, client).await?;
+    let engine = load.run(&target, common, supervisors).await?;
+    if floor.is_none() && peer.is_none() {
+        print(&engine);
+    } else {
+        print_compared(&Compared::new(engine, floor, peer));
+    }
+    Ok(())
+}
+
 /// Runs one scenario; false when its checks failed.
 async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
     let client = http::client(16)?;
     quiet(common).await;
     match scenario {
-        Scenario::Idle {
-            idle,
-            watch,
-            with_floor,
-        } => {
-            let floor = if *with_floor {
-                let target = target::spawn_floor(&client, common.floor_axum_defaults).await?;
-                let report = scenario::idle::run(&target, common, idle, 0).await?;
-                drop(target);
-                quiet(common).await;
-                Some(report)
-            } else {
-                None
-            };
-            let target = scenario::engine(common, &client).await?;
-            let engine = scenario::idle::run(&target, common, idle, watch.supervisors).await?;
-            match floor {
-                Some(floor) => print_compared(&Compared::new(engine, floor)),
-                None => print(&engine),
-            }
+        Scenario::Idle { idle, watch, beside } => {
+            side_by_side(Load::Idle(idle), watch.supervisors, *beside, common, &client).await?;
         }
-        Scenario::ReopenStorm {
-            storm,
-            watch,
-            with_floor,
-        } => {
-            let floor = if *with_floor {
-                let target = target::spawn_floor(&client, common.floor_axum_defaults).await?;
-                // The relay has no supervisor socket: the floor runs without them.
-                let report = scenario::storm::run(&target, common, storm, 0).await?;
-                drop(target);
-                quiet(common).await;
-                Some(report)
-            } else {
-                None
-            };
-            let target = scenario::engine(common, &client).await?;
-            let engine = scenario::storm::run(&target, common, storm, watch.supervisors).await?;
-            match floor {
-                Some(floor) => print_compared(&Compared::new(engine, floor)),
-                None => print(&engine),
-            }
+        Scenario::ReopenStorm { storm, watch, beside } => {
+            side_by_side(Load::Storm(storm), watch.supervisors, *beside, common, &client).await?;
         }
         Scenario::Race(args) => {
             let target = scenario::engine(common, &client).await?;
@@ -132,13 +174,11 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
             let target = scenario::engine(common, &client).await?;
             print(&scenario::routing::run(&target, common, args).await?);
         }
-        Scenario::Floor { shape, storm, idle } => {
-            let target = target::spawn_floor(&client, common.floor_axum_defaults).await?;
-            let report = match shape {
-                Shape::ReopenStorm => scenario::storm::run(&target, common, storm, 0).await?,
-                Shape::Idle => scenario::idle::run(&target, common, idle, 0).await?,
-            };
-            print(&report);
+        Scenario::Floor(args) => {
+            print(&baseline(Kind::Floor, Load::of(args), common, &client).await?);
+        }
+        Scenario::Peer(args) => {
+            print(&baseline(Kind::Peer, Load::of(args), common, &client).await?);
         }
         Scenario::Relay { .. } => unreachable!("served before the runtime runs scenarios"),
     }

@@ -1,5 +1,6 @@
 //! What the harness drives: an engine it started (`--spawn`), one already running (`--url`),
-//! or the floor relay, which it always starts itself as a child process.
+//! the floor relay, or the Socket.IO peer; the harness always starts the last two itself, as
+//! child processes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,8 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::clock;
+use crate::fleet::Dialect;
 
-/// Engine or floor.
+/// Engine, floor or peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Kind {
@@ -17,11 +19,13 @@ pub(crate) enum Kind {
     Engine,
     /// The bare relay (`relay` subcommand).
     Floor,
+    /// The floor's shape on Socket.IO and Node (`load-tests/peer`).
+    Peer,
 }
 
 /// A server under load.
 pub(crate) struct Target {
-    /// Engine or floor.
+    /// Engine, floor or peer.
     pub(crate) kind: Kind,
     /// `http://127.0.0.1:port`.
     pub(crate) base: String,
@@ -38,6 +42,14 @@ impl Target {
     /// `ws://127.0.0.1:port`.
     pub(crate) fn ws_base(&self) -> String {
         self.base.replacen("http://", "ws://", 1)
+    }
+
+    /// How its agents' frames travel.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.kind {
+            Kind::Engine | Kind::Floor => Dialect::Json,
+            Kind::Peer => Dialect::SocketIo,
+        }
     }
 }
 
@@ -194,6 +206,76 @@ pub(crate) async fn spawn_floor(client: &reqwest::Client, axum_defaults: bool) -
     };
     eprintln!(
         "floor relay (pid {}) on {} ({sockets})",
+        target.pid.unwrap_or(0),
+        target.base
+    );
+    Ok(target)
+}
+
+/// The peer's directory: `server.js`, its `package.json` and lock file, and `node_modules`
+/// once `npm ci` has run there.
+pub(crate) fn peer_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peer")
+}
+
+/// What to run to get the peer going.
+const PEER_SETUP: &str = "install Node.js >= 20 (Debian: `apt-get install nodejs npm`), then \
+     `npm ci --prefix load-tests/peer` in the workspace";
+
+/// The node binary: `$NODE`, else `node` on the PATH.
+fn node() -> PathBuf {
+    std::env::var_os("NODE").map_or_else(|| PathBuf::from("node"), PathBuf::from)
+}
+
+/// `node --version`, if node runs.
+pub(crate) fn node_version() -> Option<String> {
+    Command::new(node())
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Checks that node runs and the peer's npm packages are installed, saying how to fix it if not.
+pub(crate) fn peer_ready() -> anyhow::Result<()> {
+    let Some(version) = node_version() else {
+        anyhow::bail!(
+            "the peer needs Node.js, and `{}` does not run: {PEER_SETUP}",
+            node().display()
+        );
+    };
+    let major = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    anyhow::ensure!(
+        major.is_some_and(|m| m >= 20),
+        "the peer needs Node.js >= 20, and `{}` is {version}: {PEER_SETUP}",
+        node().display()
+    );
+    let installed = peer_dir().join("node_modules/socket.io/package.json");
+    anyhow::ensure!(
+        installed.is_file(),
+        "the peer's npm packages are missing ({} does not exist): run `npm ci --prefix load-tests/peer` \
+         in the workspace (`cargo xtask test` and `cargo xtask bench` do it)",
+        installed.display()
+    );
+    Ok(())
+}
+
+/// Starts the peer (`node load-tests/peer/server.js`) and waits until it answers `/healthz`.
+pub(crate) async fn spawn_peer(client: &reqwest::Client) -> anyhow::Result<Target> {
+    peer_ready()?;
+    let dir = peer_dir();
+    let mut command = Command::new(node());
+    command.arg(dir.join("server.js")).current_dir(&dir);
+    let (mut target, _) = start(Kind::Peer, command, "peer")?;
+    wait_healthy(&mut target, client).await?;
+    eprintln!(
+        "peer: Socket.IO on Node (pid {}) on {}",
         target.pid.unwrap_or(0),
         target.base
     );

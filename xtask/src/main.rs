@@ -15,10 +15,11 @@ const USAGE: &str = "\
 usage: cargo xtask <chore> [args]
 
   test [ARGS]       install what the tests need if missing (Debian's Chromium, Node.js >= 20,
-                    the npm packages of web/e2e and clients/typescript), then
-                    `cargo test --workspace [ARGS]`, then the client's `npm test`
+                    the npm packages of web/e2e, clients/typescript and load-tests/peer),
+                    then `cargo test --workspace [ARGS]`, then the client's `npm test`
   fuzz [SECONDS]    build the cargo-fuzz targets and run each for SECONDS (default 60)
-  bench             the criterion benchmarks, then the README's load runs (storm, race)
+  bench             the criterion benchmarks, then the README's load runs (storm beside the
+                    floor and the Socket.IO peer, race); installs the peer's npm packages
   protocol          regenerate protocol/ from src/protocol.rs (the drift test's bless mode),
                     then clients/typescript's generated types and dist/
 ";
@@ -26,11 +27,15 @@ usage: cargo xtask <chore> [args]
 /// Where the browser test looks for Chromium unless `CHROMIUM` says otherwise.
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The oldest Node.js the browser test's script and the client package run on.
+/// The oldest Node.js the browser test's script, the client package and the load harness's
+/// peer run on.
 const NODE_MAJOR: u32 = 20;
 
 /// The cargo-fuzz release CI pins, so that a new release cannot break a run.
 const CARGO_FUZZ: &str = "0.13.2";
+
+/// The load harness's Socket.IO peer (`switchboard-load --with-peer`), a Node program.
+const PEER: &str = "load-tests/peer";
 
 const FUZZ_TARGETS: [&str; 2] = ["frame_decode", "ingress_body"];
 
@@ -81,6 +86,13 @@ fn test(args: &[OsString]) -> Outcome {
     }
     if client {
         ensure_npm_packages(&root().join(CLIENT))?;
+    }
+    // The load harness's peer test runs the Socket.IO peer when node is there (and says it
+    // is skipped when not).
+    if output(Command::new("node").arg("--version")).is_some() {
+        ensure_npm_packages(&root().join(PEER))?;
+    } else {
+        say("node is missing: the load harness's Socket.IO peer test will be skipped");
     }
     say("running every test: cargo test --workspace");
     run(cargo().arg("test").arg("--workspace").args(args))?;
@@ -142,7 +154,8 @@ fn ensure_chromium() -> Outcome {
     }
 }
 
-/// Node.js ≥ [`NODE_MAJOR`] with npm, for the browser test's script and the client's tests.
+/// Node.js ≥ [`NODE_MAJOR`] with npm, for the browser test's script, the client's tests and
+/// the load harness's peer.
 fn ensure_node() -> Outcome {
     if output(Command::new("npm").arg("--version")).is_none() {
         say("npm is missing: installing Debian's packages `nodejs` and `npm`");
@@ -159,9 +172,9 @@ fn ensure_node() -> Outcome {
         .ok_or_else(|| format!("cannot read node's version from {version:?}"))?;
     if major < NODE_MAJOR {
         return Err(format!(
-            "the browser test and the TypeScript client's tests need Node.js >= {NODE_MAJOR}, \
-             and this machine has {}; install a newer one (e.g. from NodeSource) or set \
-             SWITCHBOARD_SKIP_BROWSER=1 SWITCHBOARD_SKIP_CLIENT=1",
+            "the browser test, the TypeScript client's tests and the load harness's peer need \
+             Node.js >= {NODE_MAJOR}, and this machine has {}; install a newer one (e.g. from \
+             NodeSource) or set SWITCHBOARD_SKIP_BROWSER=1 SWITCHBOARD_SKIP_CLIENT=1",
             version.trim()
         ));
     }
@@ -236,6 +249,9 @@ fn fuzz(args: &[OsString]) -> Outcome {
 
 /// The criterion benchmarks, then the load runs the README reports.
 fn bench() -> Outcome {
+    // The storm runs beside the Socket.IO peer: check for it before the long part.
+    ensure_node()?;
+    ensure_npm_packages(&root().join(PEER))?;
     run(cargo().args(["bench", "--bench", "core"]))?;
     run(cargo().args([
         "build",
@@ -250,6 +266,7 @@ fn bench() -> Outcome {
         "reopen-storm",
         "--spawn",
         "--with-floor",
+        "--with-peer",
         "--agents",
         "5000",
         "--concurrency",

@@ -23,7 +23,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Report> {
     anyhow::ensure!(
         supervisors == 0 || target.kind == Kind::Engine,
-        "the floor relay has no supervisor socket"
+        "only the engine has a supervisor socket"
     );
     let stats = Arc::new(Stats::new());
     let client = http::client(8)?;
@@ -58,6 +58,7 @@ pub(crate) async fn run(
     );
     let plan = ConnectPlan {
         ws_base: target.ws_base(),
+        dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         conns_per_agent: per_agent,
         concurrency: common.connect_concurrency,

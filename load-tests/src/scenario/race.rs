@@ -127,6 +127,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RaceArgs) -> an
     };
     let plan = ConnectPlan {
         ws_base: target.ws_base(),
+        dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         conns_per_agent: 1,
         concurrency: common.connect_concurrency,

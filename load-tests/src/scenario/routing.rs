@@ -117,6 +117,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
     let stamps: Stamps = Arc::new((0..max_chats).map(|_| AtomicU64::new(0)).collect());
     let plan = ConnectPlan {
         ws_base: target.ws_base(),
+        dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         conns_per_agent: 1,
         concurrency: common.connect_concurrency,

@@ -269,7 +269,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Report> {
     anyhow::ensure!(
         supervisors == 0 || target.kind == Kind::Engine,
-        "the floor relay has no supervisor socket"
+        "only the engine has a supervisor socket"
     );
     let stats = Arc::new(Stats::new());
     let workers = http::workers_for(args.concurrency, common.http_workers);
@@ -293,6 +293,7 @@ pub(crate) async fn run(
     eprintln!("connecting {agents} agents x 2 connections ({:?})", target.kind);
     let plan = ConnectPlan {
         ws_base: target.ws_base(),
+        dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         conns_per_agent: 2,
         concurrency: common.connect_concurrency,
@@ -323,8 +324,8 @@ pub(crate) async fn run(
     let from: Vec<String> = (0..agents * per_agent).map(|i| format!("{prefix}{i}")).collect();
     let chats = match target.kind {
         Kind::Engine => closed_chats(target, &client, workers, from.clone(), &setup, stats.clone()).await?,
-        // The relay has no chats: the customer's address names its chat.
-        Kind::Floor => from.clone(),
+        // The floor and the peer have no chats: the customer's address names its chat.
+        Kind::Floor | Kind::Peer => from.clone(),
     };
     for (j, tx) in fleet.commands.iter().enumerate() {
         let mine = (j * per_agent..(j + 1) * per_agent)
