@@ -50,51 +50,71 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
 
 /// A unit enum of the core as the database names it. The names are written here, not
 /// derived, so that renaming a variant in the core cannot change what a database holds (and
-/// an older database stays readable).
-pub(crate) trait Stored: Sized + Copy + PartialEq + 'static {
-    /// Every variant with its stored name.
-    const NAMES: &'static [(Self, &'static str)];
+/// an older database stays readable); `stored` matches every variant, so a new one does not
+/// compile until it has a name.
+pub(crate) trait Stored: Sized + Copy + 'static {
+    /// Every variant, for reading names back.
+    const ALL: &'static [Self];
 
     /// The stored name.
-    fn stored(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(v, _)| *v == self)
-            .map_or("", |(_, name)| name)
-    }
+    fn stored(self) -> &'static str;
 
     /// The variant stored as `name`.
     fn from_stored(name: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+        Self::ALL.iter().copied().find(|v| v.stored() == name)
     }
 }
 
 impl Stored for ChatState {
-    const NAMES: &'static [(Self, &'static str)] = &[
-        (ChatState::Bot, "bot"),
-        (ChatState::Queued, "queued"),
-        (ChatState::Active, "active"),
-        (ChatState::Reopened, "reopened"),
-        (ChatState::Snoozed, "snoozed"),
-        (ChatState::Closed, "closed"),
+    const ALL: &'static [Self] = &[
+        ChatState::Bot,
+        ChatState::Queued,
+        ChatState::Active,
+        ChatState::Reopened,
+        ChatState::Snoozed,
+        ChatState::Closed,
     ];
+
+    fn stored(self) -> &'static str {
+        match self {
+            ChatState::Bot => "bot",
+            ChatState::Queued => "queued",
+            ChatState::Active => "active",
+            ChatState::Reopened => "reopened",
+            ChatState::Snoozed => "snoozed",
+            ChatState::Closed => "closed",
+        }
+    }
 }
 
 impl Stored for CloseReason {
-    const NAMES: &'static [(Self, &'static str)] = &[
-        (CloseReason::Agent, "agent"),
-        (CloseReason::Stop, "stop"),
-        (CloseReason::Timeout, "timeout"),
-        (CloseReason::Supervisor, "supervisor"),
+    const ALL: &'static [Self] = &[
+        CloseReason::Agent,
+        CloseReason::Stop,
+        CloseReason::Timeout,
+        CloseReason::Supervisor,
     ];
+
+    fn stored(self) -> &'static str {
+        match self {
+            CloseReason::Agent => "agent",
+            CloseReason::Stop => "stop",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Supervisor => "supervisor",
+        }
+    }
 }
 
 impl Stored for MessageKind {
-    const NAMES: &'static [(Self, &'static str)] = &[
-        (MessageKind::Text, "text"),
-        (MessageKind::Template, "template"),
-        (MessageKind::Notice, "notice"),
-    ];
+    const ALL: &'static [Self] = &[MessageKind::Text, MessageKind::Template, MessageKind::Notice];
+
+    fn stored(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Template => "template",
+            MessageKind::Notice => "notice",
+        }
+    }
 }
 
 /// Reads a column written with [`Stored::stored`].
@@ -303,8 +323,9 @@ pub(crate) fn chat_record(r: &Row<'_>) -> rusqlite::Result<ChatRecord> {
 /// do not make a stage (an active chat without an owner, …) is refused, naming the column.
 fn column_stage(r: &Row<'_>, created_at: Timestamp) -> rusqlite::Result<Stage> {
     let missing = |idx: usize, what: &str| {
+        let chat: String = r.get(0).unwrap_or_default();
         let state: String = r.get(3).unwrap_or_default();
-        conversion_failure(idx, BadValue(format!("a {state} chat without {what}")))
+        conversion_failure(idx, BadValue(format!("chat {chat} is {state} without {what}")))
     };
     let owner = || column_id_opt::<AgentId>(r, 4)?.ok_or_else(|| missing(4, "an owner"));
     Ok(match column_stored::<ChatState>(r, 3)? {

@@ -8,6 +8,7 @@ use chrono::{Duration, TimeZone, Utc};
 use rusqlite::Connection;
 
 use super::archive::match_expression;
+use super::codec::Stored;
 use super::*;
 use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
@@ -326,7 +327,27 @@ fn issue13_a_row_whose_columns_make_no_stage_is_refused_naming_the_column() {
     let err = open(&path)
         .load()
         .expect_err("an active chat without an owner is damage");
-    assert!(err.to_string().contains("an owner"), "{err}");
+    assert!(
+        err.to_string().contains("chat c1 is active without an owner"),
+        "{err}"
+    );
+}
+
+#[test]
+fn issue13_every_stored_name_reads_back_as_its_variant_and_names_are_unique() {
+    fn round_trip<T: Stored + PartialEq + std::fmt::Debug>() {
+        let names: Vec<&str> = T::ALL.iter().map(|v| v.stored()).collect();
+        for v in T::ALL {
+            assert_eq!(T::from_stored(v.stored()), Some(*v));
+        }
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+    round_trip::<ChatState>();
+    round_trip::<CloseReason>();
+    round_trip::<MessageKind>();
 }
 
 #[test]
