@@ -19,6 +19,10 @@ use switchboard::engine::{Engine, EngineConfig};
 use switchboard::ids::{AgentId, ChatId};
 use switchboard::protocol::{Caller, InboundMessage, Request};
 
+/// The allocator the engine ships with (src/main.rs), so that this measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CUSTOMERS_PER_LANE: usize = 2_000;
 
 /// One agent and its own customers, so two lanes never touch the same lock but the router's.

@@ -18,6 +18,10 @@ use switchboard::engine::Engine;
 use switchboard::gateway;
 use switchboard::store::Store;
 
+/// The allocator: see Cargo.toml for why (and `benches/core.rs`, which measures with it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Switchboard: a real-time routing engine for customer-support chat.
 #[derive(Debug, Parser)]
 #[command(version, about)]
