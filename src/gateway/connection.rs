@@ -110,7 +110,7 @@ where
                 }
             }
             saved = pipeline.front_saved() => {
-                if let Err(close) = pipeline.answer_front(saved, sink, outbox, replies).await {
+                if let Err(close) = Box::pin(pipeline.answer_front(saved, sink, outbox, replies)).await {
                     return close;
                 }
             }
@@ -151,8 +151,11 @@ where
                         // Dropped now, the socket would still hold the flood's unread frames,
                         // and the kernel would answer with a reset that can overtake the close
                         // frame: so it is closed here, the way RFC 6455 says.
-                        send_close(sink, Some(Close::TooManyFrames)).await;
-                        linger(stream).await;
+                        Box::pin(async {
+                            send_close(sink, Some(Close::TooManyFrames)).await;
+                            linger(stream).await;
+                        })
+                        .await;
                         return None;
                     }
                 };
@@ -160,24 +163,11 @@ where
                     None => continue,
                     Some(Handled::Now(reply)) => reply,
                     Some(Handled::Blocking(job)) => {
-                        // A read sees only what is committed: the requests before it must be
-                        // on disk first, or it could miss what they changed.
-                        while !pipeline.is_empty() {
-                            let saved = match serve_while(pipeline.front_saved(), &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
-                                Ok(saved) => saved,
-                                Err(close) => return close,
-                            };
-                            if let Err(close) = pipeline.answer_front(saved, sink, outbox, replies).await {
-                                return close;
-                            }
-                        }
-                        let read = tokio::task::spawn_blocking(job);
-                        match serve_while(read, &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
-                            Ok(Ok(reply)) => reply,
-                            Ok(Err(e)) => {
-                                tracing::error!(error = %e, "a request that reads the database failed");
-                                error_frame(id(), ErrorCode::StorageUnavailable, "the request failed while reading the database; try again".into())
-                            }
+                        // Boxed, as the other rare paths: their futures would otherwise be
+                        // part of every connection's task, idle or not (issue 13).
+                        let read = Box::pin(read_in_turn(job, text.as_deref(), &mut pipeline, &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats, outbox, replies));
+                        match read.await {
+                            Ok(reply) => reply,
                             Err(close) => return close,
                         }
                     }
@@ -317,6 +307,50 @@ impl Pipeline {
             }
         }
         sink.flush().await.map_err(|_| None)
+    }
+}
+
+/// A request that reads the database ([`Handled::Blocking`]), run on tokio's blocking pool once
+/// the requests before it are answered (a read sees only what is committed: they must be on
+/// disk first, or it could miss what they changed). Meanwhile the connection's shutdown,
+/// cut-off and heartbeats are served. `Err` holds what [`run`] returns to end the connection.
+// The loop's state, borrowed piece by piece, as in `run`.
+#[allow(clippy::too_many_arguments)]
+async fn read_in_turn<W: Sink<Message> + Unpin>(
+    job: Box<dyn FnOnce() -> Frame + Send + 'static>,
+    text: Option<&str>,
+    pipeline: &mut Pipeline,
+    stopping: &mut (impl Future + Unpin),
+    cut_off: &mut (impl Future<Output = CutOff> + Unpin),
+    heartbeat: &mut tokio::time::Interval,
+    sink: &mut W,
+    silent_beats: &mut u32,
+    outbox: &mut mpsc::Receiver<Frame>,
+    replies: &mpsc::Sender<Frame>,
+) -> Result<Frame, Option<Close>> {
+    while !pipeline.is_empty() {
+        let saved = serve_while(
+            pipeline.front_saved(),
+            stopping,
+            cut_off,
+            heartbeat,
+            sink,
+            silent_beats,
+        )
+        .await?;
+        pipeline.answer_front(saved, sink, outbox, replies).await?;
+    }
+    let read = tokio::task::spawn_blocking(job);
+    match serve_while(read, stopping, cut_off, heartbeat, sink, silent_beats).await? {
+        Ok(reply) => Ok(reply),
+        Err(e) => {
+            tracing::error!(error = %e, "a request that reads the database failed");
+            Ok(error_frame(
+                text.and_then(request_id),
+                ErrorCode::StorageUnavailable,
+                "the request failed while reading the database; try again".into(),
+            ))
+        }
     }
 }
 
