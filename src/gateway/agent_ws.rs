@@ -6,7 +6,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt, Stream};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -40,20 +40,7 @@ pub async fn upgrade(
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket: WebSocket| {
             let span = tracing::info_span!("agent_ws", agent = %session.caller.id);
-            // Split and called here, not in an `async` block: a block would keep the socket
-            // it captured, and the state, beside the connection's future for its whole life.
-            let (sink, stream) = socket.split();
-            let connection = serve_agent(
-                state.engine.clone(),
-                state.metrics.clone(),
-                state.security.clone(),
-                session,
-                sink,
-                stream,
-                state.shutdown.clone(),
-            );
-            // The state is held until the connection ends: shutdown waits for every task's.
-            connection.map(move |()| drop(state)).instrument(span)
+            connection::serve_socket(state, session, socket, serve_agent).instrument(span)
         })
 }
 

@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -19,9 +21,13 @@ use tokio::time::Instant;
 use crate::core::ErrorCode;
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
 use crate::engine::Engine;
+use crate::gateway::auth::Session;
 use crate::gateway::error::durable;
+use crate::gateway::AppState;
+use crate::metrics::Metrics;
 use crate::protocol::{ErrorFrame, LiveElsewhere, RequestFrame, ServerFrame, MAX_FRAME_BYTES};
 use crate::refusal::{Close, Refusal};
+use crate::security::Security;
 use crate::store::WritePoint;
 
 /// Frames above this size close the connection (1009); below it and above
@@ -184,6 +190,42 @@ where
             }
         }
     }
+}
+
+/// A socket's two halves, as the gateway's connection loops take them.
+pub type SocketSink = futures_util::stream::SplitSink<WebSocket, Message>;
+/// See [`SocketSink`].
+pub type SocketStream = futures_util::stream::SplitStream<WebSocket>;
+
+/// The future of an upgraded socket: `serve` with the state's parts, holding the state (its
+/// `_alive` sender, which shutdown waits for) until it ends. Built in the upgrade callback,
+/// not in an `async` block: a block keeps what it captured (the 368-byte socket, the state)
+/// beside the connection's future for the connection's whole life (issue 13).
+pub fn serve_socket<Fut: Future<Output = ()>>(
+    state: AppState,
+    session: Session,
+    socket: WebSocket,
+    serve: impl FnOnce(
+        Arc<Engine>,
+        Arc<Metrics>,
+        Arc<Security>,
+        Session,
+        SocketSink,
+        SocketStream,
+        watch::Receiver<bool>,
+    ) -> Fut,
+) -> impl Future<Output = ()> {
+    let (sink, stream) = socket.split();
+    let connection = serve(
+        state.engine.clone(),
+        state.metrics.clone(),
+        state.security.clone(),
+        session,
+        sink,
+        stream,
+        state.shutdown.clone(),
+    );
+    connection.map(move |()| drop(state))
 }
 
 /// At most this many requests of one connection wait for the disk at once; the next one
