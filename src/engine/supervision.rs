@@ -250,8 +250,9 @@ impl Supervision {
         }
         feed.seq += 1;
         let seq = feed.seq;
-        let json =
-            Bytes::from(serde_json::to_vec(&BoardEvent { seq, change }).expect("board events serialize"));
+        let json = super::fanout::exact(
+            serde_json::to_vec(&BoardEvent { seq, change }).expect("board events serialize"),
+        );
         feed.logged_bytes += json.len();
         feed.log.push_back(Entry {
             seq,

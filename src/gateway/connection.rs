@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
@@ -19,9 +21,13 @@ use tokio::time::Instant;
 use crate::core::ErrorCode;
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
 use crate::engine::Engine;
+use crate::gateway::auth::Session;
 use crate::gateway::error::durable;
+use crate::gateway::AppState;
+use crate::metrics::Metrics;
 use crate::protocol::{ErrorFrame, LiveElsewhere, RequestFrame, ServerFrame, MAX_FRAME_BYTES};
 use crate::refusal::{Close, Refusal};
+use crate::security::Security;
 use crate::store::WritePoint;
 
 /// Frames above this size close the connection (1009); below it and above
@@ -110,7 +116,7 @@ where
                 }
             }
             saved = pipeline.front_saved() => {
-                if let Err(close) = pipeline.answer_front(saved, sink, outbox, replies).await {
+                if let Err(close) = Box::pin(pipeline.answer_front(saved, sink, outbox, replies)).await {
                     return close;
                 }
             }
@@ -151,8 +157,11 @@ where
                         // Dropped now, the socket would still hold the flood's unread frames,
                         // and the kernel would answer with a reset that can overtake the close
                         // frame: so it is closed here, the way RFC 6455 says.
-                        send_close(sink, Some(Close::TooManyFrames)).await;
-                        linger(stream).await;
+                        Box::pin(async {
+                            send_close(sink, Some(Close::TooManyFrames)).await;
+                            linger(stream).await;
+                        })
+                        .await;
                         return None;
                     }
                 };
@@ -160,24 +169,11 @@ where
                     None => continue,
                     Some(Handled::Now(reply)) => reply,
                     Some(Handled::Blocking(job)) => {
-                        // A read sees only what is committed: the requests before it must be
-                        // on disk first, or it could miss what they changed.
-                        while !pipeline.is_empty() {
-                            let saved = match serve_while(pipeline.front_saved(), &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
-                                Ok(saved) => saved,
-                                Err(close) => return close,
-                            };
-                            if let Err(close) = pipeline.answer_front(saved, sink, outbox, replies).await {
-                                return close;
-                            }
-                        }
-                        let read = tokio::task::spawn_blocking(job);
-                        match serve_while(read, &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats).await {
-                            Ok(Ok(reply)) => reply,
-                            Ok(Err(e)) => {
-                                tracing::error!(error = %e, "a request that reads the database failed");
-                                error_frame(id(), ErrorCode::StorageUnavailable, "the request failed while reading the database; try again".into())
-                            }
+                        // Boxed, as the other rare paths: their futures would otherwise be
+                        // part of every connection's task, idle or not (issue 13).
+                        let read = Box::pin(read_in_turn(job, text.as_deref(), &mut pipeline, &mut stopping, &mut cut_off, &mut heartbeat, sink, &mut silent_beats, outbox, replies));
+                        match read.await {
+                            Ok(reply) => reply,
                             Err(close) => return close,
                         }
                     }
@@ -194,6 +190,42 @@ where
             }
         }
     }
+}
+
+/// A socket's two halves, as the gateway's connection loops take them.
+pub type SocketSink = futures_util::stream::SplitSink<WebSocket, Message>;
+/// See [`SocketSink`].
+pub type SocketStream = futures_util::stream::SplitStream<WebSocket>;
+
+/// The future of an upgraded socket: `serve` with the state's parts, holding the state (its
+/// `_alive` sender, which shutdown waits for) until it ends. Built in the upgrade callback,
+/// not in an `async` block: a block keeps what it captured (the 368-byte socket, the state)
+/// beside the connection's future for the connection's whole life (issue 13).
+pub fn serve_socket<Fut: Future<Output = ()>>(
+    state: AppState,
+    session: Session,
+    socket: WebSocket,
+    serve: impl FnOnce(
+        Arc<Engine>,
+        Arc<Metrics>,
+        Arc<Security>,
+        Session,
+        SocketSink,
+        SocketStream,
+        watch::Receiver<bool>,
+    ) -> Fut,
+) -> impl Future<Output = ()> {
+    let (sink, stream) = socket.split();
+    let connection = serve(
+        state.engine.clone(),
+        state.metrics.clone(),
+        state.security.clone(),
+        session,
+        sink,
+        stream,
+        state.shutdown.clone(),
+    );
+    connection.map(move |()| drop(state))
 }
 
 /// At most this many requests of one connection wait for the disk at once; the next one
@@ -317,6 +349,50 @@ impl Pipeline {
             }
         }
         sink.flush().await.map_err(|_| None)
+    }
+}
+
+/// A request that reads the database ([`Handled::Blocking`]), run on tokio's blocking pool once
+/// the requests before it are answered (a read sees only what is committed: they must be on
+/// disk first, or it could miss what they changed). Meanwhile the connection's shutdown,
+/// cut-off and heartbeats are served. `Err` holds what [`run`] returns to end the connection.
+// The loop's state, borrowed piece by piece, as in `run`.
+#[allow(clippy::too_many_arguments)]
+async fn read_in_turn<W: Sink<Message> + Unpin>(
+    job: Box<dyn FnOnce() -> Frame + Send + 'static>,
+    text: Option<&str>,
+    pipeline: &mut Pipeline,
+    stopping: &mut (impl Future + Unpin),
+    cut_off: &mut (impl Future<Output = CutOff> + Unpin),
+    heartbeat: &mut tokio::time::Interval,
+    sink: &mut W,
+    silent_beats: &mut u32,
+    outbox: &mut mpsc::Receiver<Frame>,
+    replies: &mpsc::Sender<Frame>,
+) -> Result<Frame, Option<Close>> {
+    while !pipeline.is_empty() {
+        let saved = serve_while(
+            pipeline.front_saved(),
+            stopping,
+            cut_off,
+            heartbeat,
+            sink,
+            silent_beats,
+        )
+        .await?;
+        pipeline.answer_front(saved, sink, outbox, replies).await?;
+    }
+    let read = tokio::task::spawn_blocking(job);
+    match serve_while(read, stopping, cut_off, heartbeat, sink, silent_beats).await? {
+        Ok(reply) => Ok(reply),
+        Err(e) => {
+            tracing::error!(error = %e, "a request that reads the database failed");
+            Ok(error_frame(
+                text.and_then(request_id),
+                ErrorCode::StorageUnavailable,
+                "the request failed while reading the database; try again".into(),
+            ))
+        }
     }
 }
 

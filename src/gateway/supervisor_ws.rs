@@ -7,7 +7,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt, Stream};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -53,21 +53,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket: WebSocket| {
             let span = tracing::info_span!("supervisor_ws", supervisor = %session.caller.id);
             let boards = state.boards.clone();
-            let served = async move {
-                let (sink, stream) = socket.split();
-                serve_supervisor(
-                    state.engine.clone(),
-                    state.metrics.clone(),
-                    state.security.clone(),
-                    session,
-                    sink,
-                    stream,
-                    state.shutdown.clone(),
-                )
-                .await;
-                drop(state);
-            }
-            .instrument(span);
+            let served = connection::serve_socket(state, session, socket, serve_supervisor).instrument(span);
             // Off the agents' workers: see `board_runtime`.
             async move {
                 let _ = boards.spawn(served).await;
