@@ -370,6 +370,8 @@ impl<'e> Effects<'e> {
 
     /// Delivers what routing did, tells archive watchers, and submits the journal entry; the
     /// caller still holds `file`'s lock.
+    // `mut` only for the debug-build check of the journal against the diff.
+    #[cfg_attr(not(debug_assertions), allow(unused_mut))]
     pub(super) fn finish(mut self, file: &CustomerFile) {
         #[cfg(debug_assertions)]
         let before = self.before.take();
