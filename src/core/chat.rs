@@ -181,6 +181,11 @@ impl Stage {
         }
     }
 
+    /// The agent that owns the chat while it is live: none once it is closed.
+    pub fn live_owner(&self) -> Option<&AgentId> {
+        self.owner().filter(|_| self.is_live())
+    }
+
     /// The agent whose load the chat counts toward (active and snoozed chats, R06).
     pub fn load_owner(&self) -> Option<&AgentId> {
         match self {
@@ -251,7 +256,7 @@ impl Chat {
 
     /// Whether `agent` owns the chat while it is live.
     pub fn is_owned_by(&self, agent: &AgentId) -> bool {
-        self.stage.is_live() && self.stage.owner() == Some(agent)
+        self.stage.live_owner() == Some(agent)
     }
 
     /// Closes the live chat for `why`, keeping its owner for the archive; returns the state it

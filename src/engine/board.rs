@@ -288,8 +288,7 @@ impl Engine {
         let file = self.file_of_chat(chat_id)?;
         let file = file.lock();
         file.chat(chat_id)
-            .filter(|c| c.stage.is_live())
-            .and_then(|c| c.stage.owner().cloned())
+            .and_then(|c| c.stage.live_owner().cloned())
             .ok_or_else(|| {
                 Refusal::BadRequest(format!(
                     "chat {chat_id} has no owner: it is not live with an agent"

@@ -257,7 +257,7 @@ impl<'e> Effects<'e> {
         match (&message.author, message.kind) {
             (Author::Customer, _) => {
                 // Its owner reads it; a chat it closed (#STOP) or that waits has no reader.
-                if let Some(owner) = chat.stage.owner().filter(|_| chat.stage.is_live()) {
+                if let Some(owner) = chat.stage.live_owner() {
                     engine.fanout.push(
                         owner,
                         Push::CustomerMessage {
