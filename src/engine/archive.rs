@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat};
 
 use super::{views, Engine};
 use crate::clock::Timestamp;
-use crate::core::{ChatState, CustomerFile};
+use crate::core::{Chat, ChatState, CustomerFile};
 use crate::ids::{AgentId, ChatId};
 use crate::protocol::{ArchiveEntry, Push, Scope};
 use crate::refusal::Refusal;
@@ -28,6 +28,13 @@ pub(super) struct ArchiveAsk<'a> {
 }
 
 impl<'a> ArchiveAsk<'a> {
+    /// Whether `chat`, as memory holds it, belongs in this listing for `me`: its scope (mine:
+    /// owned now or last) and its state. The store's query applies the same to its rows.
+    fn admits(&self, chat: &Chat, me: &AgentId) -> bool {
+        (self.scope == Scope::All || chat.stage.owner() == Some(me))
+            && self.state.is_none_or(|s| s == chat.state())
+    }
+
     /// A listing as either socket's `list_archive` asks for it.
     pub(super) fn new(
         scope: Scope,
@@ -101,8 +108,7 @@ impl Engine {
         if let Some(file) = self.file_in_memory(&row.chat) {
             let file = file.lock();
             if let Some(chat) = file.chat(&row.chat) {
-                let mine = chat.stage.owner() == Some(me);
-                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state()) {
+                if !ask.admits(chat, me) {
                     return None;
                 }
                 let policy = self.config.policies.of(chat.channel);
@@ -133,8 +139,7 @@ impl Engine {
                 continue;
             }
             for chat in &file.chats {
-                let mine = chat.stage.owner() == Some(me);
-                if (ask.scope == Scope::Mine && !mine) || ask.state.is_some_and(|s| s != chat.state()) {
+                if !ask.admits(chat, me) {
                     continue;
                 }
                 let newest = chat.stage.closed().map_or(chat.created_at, |(at, _)| at);
