@@ -120,7 +120,18 @@ impl Stored for MessageKind {
 /// Reads a column written with [`Stored::stored`].
 pub(crate) fn column_stored<T: Stored>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
-    T::from_stored(&text).ok_or_else(|| conversion_failure(idx, BadValue(format!("unknown value `{text}`"))))
+    stored_as(idx, &text)
+}
+
+/// Reads a nullable column written with [`Stored::stored`].
+fn column_stored_opt<T: Stored>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.get(idx)?;
+    text.map(|t| stored_as(idx, &t)).transpose()
+}
+
+/// The variant stored as `text` in column `idx`, or an error naming the value.
+fn stored_as<T: Stored>(idx: usize, text: &str) -> rusqlite::Result<T> {
+    T::from_stored(text).ok_or_else(|| conversion_failure(idx, BadValue(format!("unknown value `{text}`"))))
 }
 
 /// A snooze as the `snooze` column holds it: JSON, `{"until":"reply"}` or
@@ -197,9 +208,7 @@ pub(crate) fn column_closed(
     Ok(
         match (
             column_time_opt(row, first)?,
-            row.get::<_, Option<String>>(first + 1)?
-                .map(|_| column_stored::<CloseReason>(row, first + 1))
-                .transpose()?,
+            column_stored_opt::<CloseReason>(row, first + 1)?,
         ) {
             (Some(at), Some(reason)) => Some((at, reason)),
             _ => None,
