@@ -215,22 +215,24 @@ fn run_bounded(command: &mut Command, within: Duration) -> (Option<ExitStatus>, 
         })
     })
     .collect();
-    let deadline = now() + within;
-    let status = loop {
-        match child.try_wait().expect("wait for the child") {
-            Some(status) => break Some(status),
-            None if now() >= deadline => {
-                // The group: node and the Chromium it started.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
+    // A thread waits for the child and says when it exited; this one waits for that word
+    // until `within`, then kills the group (node and the Chromium it started) and lets the
+    // waiter reap it.
+    let group = child.id();
+    let (exited, exit) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait().expect("wait for the child");
+        let _ = exited.send(());
+        status
+    });
+    let timed_out = exit.recv_timeout(within).is_err();
+    if timed_out {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .status();
+    }
+    let status = waiter.join().expect("the waiter thread");
+    let status = (!timed_out).then_some(status);
     for reader in readers {
         let _ = reader.join();
     }
