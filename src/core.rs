@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod channel;
 pub mod chat;
 pub mod customer;
+pub mod hours;
 pub mod rejection;
 pub mod router;
 
@@ -15,5 +16,6 @@ pub use agent::{AgentProfile, Presence, Role};
 pub use channel::{AfterWindow, Channel, ChannelPolicy, Policies};
 pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, SnoozeUntil, Stage};
 pub use customer::{CustomerEvent, CustomerFile, Events, Profile};
+pub use hours::{Hours, HoursError};
 pub use rejection::{ErrorCode, LiveElsewhere, Rejection};
 pub use router::{Accepted, Changes, LoadChange, QueueChange, Router, RouterEvent, Waiting, WithdrawReason};
