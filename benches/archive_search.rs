@@ -258,6 +258,7 @@ fn chat(rng: &mut Rng, i: u64) -> ChatRecord {
         reopened_by: None,
         created_at,
         last_customer_message_at: Some(last_message),
+        routing: Default::default(),
     }
 }
 

@@ -49,6 +49,7 @@ fn say(engine: &Engine, from: &str, text: &str) -> Option<ChatId> {
                 email: None,
                 phone: None,
                 sent_at: None,
+                ..Default::default()
             },
         )
         .expect("accepted")
@@ -87,6 +88,8 @@ fn world(lanes: usize) -> World {
                 role: Role::Agent,
                 limit: 0,
                 queues: Vec::new(),
+                skills: Default::default(),
+                channel_limits: Default::default(),
             },
             None,
         );

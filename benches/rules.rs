@@ -10,7 +10,9 @@ use chrono::TimeZone;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use switchboard::clock::Timestamp;
-use switchboard::core::{Channel, CloseReason, CustomerFile, Presence, Profile, Router, Waiting};
+use switchboard::core::{
+    Accepted, Arrival, Channel, CloseReason, CustomerFile, Presence, Profile, Router, RoutingAsk, SeatSpec,
+};
 use switchboard::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 fn t0() -> Timestamp {
@@ -58,9 +60,14 @@ impl File {
         );
         let chat = ChatId::from("ch1");
         let id = chat.clone();
-        file.receive(Channel::Whatsapp, "hello", &policy, t0(), || id);
-        file.accept(&chat, &ana, chrono::Duration::zero(), chrono::Duration::zero())
-            .expect("accepts");
+        file.receive(Channel::Whatsapp, "hello", RoutingAsk::default(), &policy, t0(), || id);
+        let routed = Accepted {
+            queue: QueueId::from("whatsapp"),
+            waited: chrono::Duration::zero(),
+            to_accept: chrono::Duration::zero(),
+            within_sla: None,
+        };
+        file.accept(&chat, &ana, &routed).expect("accepts");
         file.close(&chat, &ana, CloseReason::Agent, t0()).expect("closes");
         Self { file, chat, ana }
     }
@@ -79,7 +86,7 @@ impl File {
         let chat = self.chat.clone();
         let events = self
             .file
-            .receive(Channel::Whatsapp, "yes please", &policy, t0(), || chat);
+            .receive(Channel::Whatsapp, "yes please", RoutingAsk::default(), &policy, t0(), || chat);
         std::hint::black_box(events);
     }
 
@@ -104,7 +111,7 @@ struct Routing {
     router: Router,
     queue: QueueId,
     next: u64,
-    pending: Option<Waiting>,
+    pending: Option<Arrival>,
     offered: Option<(ChatId, AgentId)>,
 }
 
@@ -115,7 +122,11 @@ impl Routing {
         router.add_queue(queue.clone());
         for i in 0..50 {
             let agent = AgentId::from(format!("agent-{i:02}"));
-            router.upsert_seat(&agent, 4, Vec::new(), t0());
+            let spec = SeatSpec {
+                limit: 4,
+                ..SeatSpec::default()
+            };
+            router.upsert_seat(&agent, spec, t0());
             router
                 .set_presence(&agent, Presence::Online, t0())
                 .expect("a seat");
@@ -133,19 +144,19 @@ impl Routing {
     /// Makes the next chat to route before the clock starts (its ids are strings).
     fn next_chat(&mut self) {
         self.next += 1;
-        self.pending = Some(Waiting {
+        self.pending = Some(Arrival {
             chat: ChatId::from(format!("ch{}", self.next)),
             customer: CustomerId::from(format!("cu{}", self.next)),
+            channel: Channel::Whatsapp,
             queue: self.queue.clone(),
             since: t0(),
-            declined_by: Vec::new(),
         });
     }
 
     /// The chat enters the queue and is offered to the agent with the most room (R06).
     fn route(&mut self) {
-        let waiting = self.pending.take().expect("a chat made by next_chat");
-        let events = self.router.enqueue(waiting, None, t0());
+        let arrival = self.pending.take().expect("a chat made by next_chat");
+        let events = self.router.enqueue(arrival, &RoutingAsk::default(), None, t0());
         std::hint::black_box(events);
     }
 
@@ -169,7 +180,7 @@ impl Routing {
     /// The chat is closed: its slot is free again, and the change log does not grow.
     fn release(&mut self) {
         if let Some((_, agent)) = self.offered.take() {
-            self.router.load_down(&agent, t0());
+            self.router.load_down(&agent, Channel::Whatsapp, t0());
         }
         self.router.take_changes();
     }

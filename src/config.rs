@@ -46,10 +46,13 @@
 //! limit = 2
 //! token = "ana-token"
 //! queues = []                     # empty: all queues
+//! skills = { billing = 3, "language:es" = 5 }   # levels 1-5 (R19)
+//! channel_limits = { email = 5 }  # besides `limit` (R22)
 //!
 //! [[queues]]                      # default: one queue per channel, named after it
 //! id = "messaging"
 //! channels = ["whatsapp", "messenger", "instagram"]
+//! # priority, sla_secs, steps, boost, rules, hours, overflow: see config/routing.rs (R19–R21)
 //!
 //! [channels.whatsapp]             # override any platform default
 //! window_secs = 86400             # 0: no window
@@ -59,6 +62,7 @@
 //! max_len = 1024
 //! revive_window_secs = 86400
 //! webhook_secret = "whatsapp-app-secret"   # bodies must carry X-Hub-Signature-256
+//! requires = { whatsapp = 1 }     # skills every chat of the channel requires (R19)
 //! ```
 
 use std::collections::BTreeMap;
@@ -68,6 +72,10 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use serde::Deserialize;
+
+mod routing;
+
+pub use routing::QueueConfig;
 
 use crate::core::{AfterWindow, AgentProfile, Channel, ChannelPolicy, Role};
 use crate::engine::outbound::Retry;
@@ -120,6 +128,12 @@ pub struct AgentConfig {
     /// The queues it serves; empty means all.
     #[serde(default)]
     pub queues: Vec<String>,
+    /// Its skills with their levels, 1 to 5 (R19).
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Its limits per channel (R22), besides `limit`.
+    #[serde(default)]
+    pub channel_limits: BTreeMap<Channel, u32>,
 }
 
 fn default_limit() -> u32 {
@@ -135,20 +149,13 @@ impl AgentConfig {
             role: self.role,
             limit: self.limit,
             queues: self.queues.into_iter().map(QueueId::from).collect(),
+            skills: self.skills,
+            channel_limits: self.channel_limits,
         };
         (profile, self.token)
     }
 }
 
-/// A queue and the channels that feed it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueConfig {
-    /// Its id.
-    pub id: String,
-    /// The channels whose new chats wait in it.
-    pub channels: Vec<Channel>,
-}
 
 /// Overrides of one channel's policy.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -161,6 +168,9 @@ pub struct ChannelConfig {
     revive_window_secs: Option<i64>,
     /// The HMAC-SHA256 secret the channel's webhooks sign their bodies with.
     webhook_secret: Option<String>,
+    /// Skills every chat of the channel requires (R19).
+    #[serde(default)]
+    requires: BTreeMap<String, u8>,
 }
 
 /// The `[security]` section; see SECURITY.md.
@@ -356,21 +366,24 @@ impl Default for Config {
     }
 }
 
-/// The agents a first run starts with: two agents and a supervisor, tokens `<id>-token`.
+/// The agents a first run starts with: two agents and a supervisor, tokens `<id>-token`,
+/// with a few skills to show on the desk and the wall (R19).
 pub fn demo_agents() -> Vec<AgentConfig> {
     [
-        ("ana", "Ana", Role::Agent, 2),
-        ("ben", "Ben", Role::Agent, 2),
-        ("sam", "Sam", Role::Supervisor, 3),
+        ("ana", "Ana", Role::Agent, 2, &[("billing", 3), ("language:en", 5)][..]),
+        ("ben", "Ben", Role::Agent, 2, &[("language:en", 4), ("language:es", 5)][..]),
+        ("sam", "Sam", Role::Supervisor, 3, &[][..]),
     ]
     .into_iter()
-    .map(|(id, name, role, limit)| AgentConfig {
+    .map(|(id, name, role, limit, skills)| AgentConfig {
         id: id.into(),
         name: Some(name.into()),
         role,
         limit,
         token: Some(format!("{id}-token")),
         queues: Vec::new(),
+        skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+        channel_limits: BTreeMap::new(),
     })
     .collect()
 }
@@ -520,12 +533,12 @@ impl Config {
         if let Some(n) = self.board_log_bytes {
             engine.board_log_bytes = n.max(1);
         }
-        engine.queues = self
-            .queues
-            .iter()
-            .map(|q| (QueueId::from(q.id.as_str()), q.channels.clone()))
-            .collect();
+        engine.queues = routing::setups(&self.queues)?;
         for (channel, c) in &self.channels {
+            if !c.requires.is_empty() {
+                routing::levels(&format!("channels.{channel}.requires"), &c.requires)?;
+                engine.channel_needs.insert(*channel, c.requires.clone());
+            }
             let mut policy: ChannelPolicy = engine.policies.of(*channel).to_owned();
             if let Some(secs) = c.window_secs {
                 policy.window = (secs != 0).then(|| positive("window_secs", secs)).transpose()?;

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod chat;
 pub mod customer;
 pub mod hours;
+pub mod queue;
 pub mod rejection;
 pub mod router;
 
@@ -18,4 +19,7 @@ pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, Snooz
 pub use customer::{CustomerEvent, CustomerFile, Events, Profile};
 pub use hours::{Hours, HoursError};
 pub use rejection::{ErrorCode, LiveElsewhere, Rejection};
-pub use router::{Accepted, Changes, LoadChange, QueueChange, Router, RouterEvent, Waiting, WithdrawReason};
+pub use queue::{QueuePlan, RoutingAsk, Skills, Ticket};
+pub use router::{
+    Accepted, Arrival, Changes, LoadChange, QueueChange, Router, RouterEvent, SeatSpec, Standing, Waiting, WithdrawReason,
+};

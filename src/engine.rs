@@ -42,8 +42,8 @@ pub mod timers;
 mod views;
 mod watching;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -51,7 +51,8 @@ use dashmap::DashMap;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::core::{
-    AgentProfile, Channel, ChatState, CustomerFile, Policies, Presence, Rejection, Router, RouterEvent,
+    AgentProfile, Channel, ChatState, CustomerFile, Policies, Presence, QueuePlan, Rejection, Router,
+    RouterEvent, Skills,
 };
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 use crate::lock_order::{Level, Ordered};
@@ -88,8 +89,11 @@ pub struct EngineConfig {
     pub log_capacity: usize,
     /// Bytes of pushes kept per agent for resume: the bound that matters under traffic.
     pub log_bytes: usize,
-    /// Queues and the channels they take; a channel in none gets a queue of its own name.
-    pub queues: Vec<(QueueId, Vec<Channel>)>,
+    /// Queues, the channels they take and their plans (R19–R21); a channel in none gets a
+    /// queue of its own name that always takes offers.
+    pub queues: Vec<QueueSetup>,
+    /// What every chat of a channel requires (R19).
+    pub channel_needs: BTreeMap<Channel, Skills>,
     /// The automatic notice a customer gets when an agent reopens its chat (R04).
     pub reopen_notice: String,
     /// How often, at most, supervisors get a frame of the board's changes.
@@ -101,6 +105,35 @@ pub struct EngineConfig {
     pub board_log_bytes: usize,
 }
 
+/// One queue of the configuration.
+#[derive(Clone, Debug)]
+pub struct QueueSetup {
+    /// Its id.
+    pub id: QueueId,
+    /// The channels whose new chats come to it (unless they ask for another queue).
+    pub channels: Vec<Channel>,
+    /// How it routes (R19–R21).
+    pub plan: QueuePlan,
+    /// What a customer who comes while it is closed is told, once (R21).
+    pub after_hours_reply: String,
+}
+
+impl QueueSetup {
+    /// A queue for `channels` that always takes offers, with no skills, priority or SLA.
+    pub fn plain(id: impl Into<QueueId>, channels: Vec<Channel>) -> Self {
+        Self {
+            id: id.into(),
+            channels,
+            plan: QueuePlan::default(),
+            after_hours_reply: DEFAULT_AFTER_HOURS_REPLY.into(),
+        }
+    }
+}
+
+/// What a customer who writes while its queue is closed is told, unless the queue says more.
+pub const DEFAULT_AFTER_HOURS_REPLY: &str =
+    "Thanks for your message. We are closed right now; an agent will answer as soon as we open.";
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
@@ -111,6 +144,7 @@ impl Default for EngineConfig {
             log_capacity: 512,
             log_bytes: 64 * 1024,
             queues: Vec::new(),
+            channel_needs: BTreeMap::new(),
             reopen_notice:
                 "An agent has reopened your conversation. Reply here to continue, or send #STOP to end it."
                     .into(),
@@ -158,6 +192,9 @@ pub struct Engine {
     offer_cards: DashMap<ChatId, ChatView>,
     outbound: Outbound,
     next_id: AtomicU64,
+    /// When the routing timer is set for, in nanoseconds (0: none pending); changed under the
+    /// router's lock.
+    routing_tick: AtomicI64,
     supervision: Supervision,
     analytics: Analytics,
     /// Replies kept so that a retried request runs once (R17).
@@ -182,11 +219,15 @@ impl Engine {
     ) -> Arc<Self> {
         let mut queue_of = HashMap::new();
         let mut router = Router::new(config.accept_timeout);
-        for (queue, channels) in &config.queues {
-            router.add_queue(queue.clone());
-            for channel in channels {
-                queue_of.insert(*channel, queue.clone());
+        let now = clock.now();
+        for queue in &config.queues {
+            router.set_queue(queue.id.clone(), queue.plan.clone(), now);
+            for channel in &queue.channels {
+                queue_of.insert(*channel, queue.id.clone());
             }
+        }
+        for (channel, needs) in &config.channel_needs {
+            router.set_channel_needs(*channel, needs.clone());
         }
         for channel in Channel::ALL {
             let queue = queue_of
@@ -220,6 +261,7 @@ impl Engine {
             offer_cards: DashMap::new(),
             outbound,
             next_id: AtomicU64::new(first_id),
+            routing_tick: AtomicI64::new(0),
             supervision,
             analytics: Analytics::default(),
             retries,
@@ -329,12 +371,19 @@ impl Engine {
                         },
                     );
                     if let Some(card) = self.offer_cards.get(&chat).map(|c| c.clone()) {
+                        // What the offer asks of the agent, as the router saw it (R19).
+                        let (requires, step) = router
+                            .offer(&chat)
+                            .map(|o| (router.standing(&o.waiting, self.now()).needs, o.waiting.step))
+                            .unwrap_or_default();
                         self.fanout.push(
                             &agent,
                             Push::ChatOffered(OfferView {
                                 chat: card,
                                 queue,
                                 expires_at,
+                                requires,
+                                step,
                             }),
                         );
                     }
@@ -351,12 +400,37 @@ impl Engine {
                 RouterEvent::PresenceChanged { agent, presence } => {
                     self.fanout.push(&agent, Push::PresenceChanged { presence });
                 }
+                // The operation that queued the chat holds its customer's file and replies
+                // (`Effects::follow_up`); a restored chat was told before the restart.
+                RouterEvent::ArrivedAfterHours { .. } => {}
             }
         }
+        self.schedule_routing_tick(router);
         let changes = router.take_changes();
         if !changes.seats.is_empty() || !changes.queues.is_empty() {
             self.publish_router_changes(router, changes);
         }
+    }
+
+    /// Makes sure the ticker wakes for the router's next step timeout or queue opening
+    /// (R19, R21); under the router's lock, so deadlines are seen in the order they were set.
+    fn schedule_routing_tick(&self, router: &Router) {
+        let Some(at) = router.next_deadline() else { return };
+        let nanos = at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let scheduled = self.routing_tick.load(Ordering::Relaxed);
+        // Already due no later, and not yet fired: nothing to do.
+        if scheduled <= nanos && scheduled > self.now().timestamp_nanos_opt().unwrap_or(0) {
+            return;
+        }
+        self.routing_tick.store(nanos, Ordering::Relaxed);
+        self.timers.schedule(at, Timer::Routing);
+    }
+
+    /// Moves waiting chats on to wider steps and opens queues whose hours began.
+    pub(crate) fn tick_routing(&self) {
+        let now = self.now();
+        self.routing_tick.store(0, Ordering::Relaxed);
+        self.with_router(|r| ((), r.tick(now)));
     }
 
     /// Panics if the engine's books do not balance; for tests, with no operation in flight.
@@ -386,8 +460,9 @@ impl Engine {
             );
         }
         let mut routed: Vec<ChatId> = router
-            .queues()
-            .flat_map(|(_, w)| w.iter().map(|w| w.chat.clone()))
+            .queues(self.now())
+            .into_iter()
+            .flat_map(|(_, w)| w.into_iter().map(|w| w.chat.clone()))
             .chain(router.offers().map(|o| o.waiting.chat.clone()))
             .collect();
         routed.sort();

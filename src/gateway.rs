@@ -106,6 +106,7 @@ fn admin_routes(state: AppState) -> Router<AppState> {
             put(admin::update_agent).delete(admin::delete_agent),
         )
         .route("/v1/admin/agents/{id}/limit", put(admin::set_limit))
+        .route("/v1/admin/agents/{id}/skills", put(admin::set_skills))
         .route("/v1/admin/queues", get(admin::list_queues))
         .route_layer(axum::middleware::from_fn_with_state(state, auth::admin_only))
 }

@@ -11,6 +11,8 @@ pub mod supervisor;
 
 pub use chat::{Author, ChatState, CloseReason, LiveElsewhere, Message, MessageKind, SnoozeUntil};
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -478,6 +480,12 @@ pub struct OfferView {
     #[serde(with = "crate::clock::rfc3339")]
     #[schemars(with = "Timestamp")]
     pub expires_at: Timestamp,
+    /// The skills it requires at the step it was offered at, with their least levels (R19).
+    #[serde(default)]
+    pub requires: BTreeMap<String, u8>,
+    /// That step of its queue's workflow, from 0 (R19).
+    #[serde(default)]
+    pub step: usize,
 }
 
 /// One row of the archive (R16).
@@ -622,7 +630,7 @@ pub struct Caller {
 }
 
 /// A customer's message, as a channel delivers it (`POST /v1/channels/{channel}/messages`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InboundMessage {
     /// The customer's address on the channel (`+4915…`, a PSID, an email address).
     pub from: String,
@@ -643,11 +651,23 @@ pub struct InboundMessage {
     #[serde(with = "crate::clock::rfc3339::option")]
     #[schemars(with = "Option<Timestamp>")]
     pub sent_at: Option<Timestamp>,
+    /// The queue to wait in (R19); absent: the channel's queue.
+    #[serde(default)]
+    pub queue: Option<QueueId>,
+    /// The customer's language (`es`): the chat requires the skill `language:es` (R19).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Skills the chat requires, each with its least level from 1 to 5 (R19).
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Customer attributes the queue's routing rules match (`{"tier": "vip"}`) (R19, R20).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// A customer entering or leaving a bot journey (`POST /v1/channels/{channel}/bot/start` and
 /// `…/bot/handover`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BotRequest {
     /// The customer's address on the channel.
     pub from: String,
@@ -660,6 +680,19 @@ pub struct BotRequest {
     #[serde(with = "crate::clock::rfc3339::option")]
     #[schemars(with = "Option<Timestamp>")]
     pub sent_at: Option<Timestamp>,
+    /// On hand-over, what the bot learnt for routing: as for messages (R19).
+    /// The queue to wait in (R19); absent: the channel's queue.
+    #[serde(default)]
+    pub queue: Option<QueueId>,
+    /// The customer's language (`es`): the chat requires the skill `language:es` (R19).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Skills the chat requires, each with its least level from 1 to 5 (R19).
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Customer attributes the queue's routing rules match (`{"tier": "vip"}`) (R19, R20).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// What the engine did with an inbound message or bot call.
@@ -673,8 +706,30 @@ pub struct IngressReceipt {
     pub state: Option<ChatState>,
     /// Its owner now.
     pub owner: Option<AgentId>,
-    /// Its place in the queue, if it waits (1 = next).
+    /// Its place in the queue, if it waits (1 = next), in offer order (R20).
     pub queue_position: Option<usize>,
+    /// The queue it waits in, if it waits.
+    #[serde(default)]
+    pub queue: Option<QueueId>,
+    /// How long it may wait, in seconds, from the queue's recent answer rate; null until the
+    /// queue has answered a few chats (R20).
+    #[serde(default)]
+    pub estimated_wait_secs: Option<u64>,
+}
+
+/// What an ingress call asked of routing, in the core's terms.
+pub fn routing_ask(
+    queue: &Option<QueueId>,
+    language: &Option<String>,
+    skills: &BTreeMap<String, u8>,
+    attributes: &BTreeMap<String, String>,
+) -> crate::core::RoutingAsk {
+    crate::core::RoutingAsk {
+        queue: queue.clone(),
+        language: language.clone().filter(|l| !l.trim().is_empty()),
+        skills: skills.clone(),
+        attributes: attributes.clone(),
+    }
 }
 
 /// A message the engine sends to a customer through the outbound connector.

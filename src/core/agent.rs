@@ -1,8 +1,13 @@
 //! Agents: who they are and whether they take chats.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::channel::Channel;
+use super::queue::Skills;
+use super::router::SeatSpec;
 use crate::ids::{AgentId, QueueId};
 
 /// What an agent may do.
@@ -52,4 +57,22 @@ pub struct AgentProfile {
     /// The queues it serves; empty means all.
     #[serde(default)]
     pub queues: Vec<QueueId>,
+    /// Its skills, each with a level from 1 to 5 (R19).
+    #[serde(default)]
+    pub skills: Skills,
+    /// Its limits per channel, where it has any (R22).
+    #[serde(default)]
+    pub channel_limits: BTreeMap<Channel, u32>,
+}
+
+impl AgentProfile {
+    /// What it brings to routing.
+    pub fn seat_spec(&self) -> SeatSpec {
+        SeatSpec {
+            limit: self.limit,
+            queues: self.queues.clone(),
+            skills: self.skills.clone(),
+            channel_limits: self.channel_limits.clone(),
+        }
+    }
 }

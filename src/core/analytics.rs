@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::channel::Channel;
 use super::rejection::ErrorCode;
 use crate::clock::Timestamp;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, QueueId};
 
 /// One thing that happened that a KPI counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct Event {
     pub agent: AgentId,
     /// The chat's channel.
     pub channel: Channel,
+    /// The queue the chat came from, for events of routing (an accepted offer).
+    pub queue: Option<QueueId>,
     /// What.
     pub kind: EventKind,
 }
@@ -47,6 +49,8 @@ pub enum EventKind {
         waited_ms: u64,
         /// From the offer to the accept.
         to_accept_ms: u64,
+        /// Whether it was answered within its queue's SLA; none when the queue has none (R20).
+        within_sla: Option<bool>,
     },
 }
 
@@ -138,6 +142,40 @@ pub struct Figures {
     pub time_to_accept: Durations,
     /// From entering the queue to the accept, of accepted chats.
     pub queue_wait: Durations,
+    /// SLA attainment of accepted chats whose queue has an SLA (R20).
+    #[serde(default)]
+    pub sla: Attainment,
+    /// The same per queue and channel, by queue then channel.
+    #[serde(default)]
+    pub sla_by_queue: Vec<QueueAttainment>,
+}
+
+/// How many chats were answered within their SLA, of those answered (R20).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Attainment {
+    /// Chats answered (accepted) whose queue has an SLA.
+    pub answered: u64,
+    /// Of those, answered within it.
+    pub within: u64,
+}
+
+/// SLA attainment of one queue on one channel (R20).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct QueueAttainment {
+    /// The queue.
+    pub queue: QueueId,
+    /// The channel.
+    pub channel: Channel,
+    /// Its figures.
+    #[serde(flatten)]
+    pub attainment: Attainment,
+}
+
+impl Attainment {
+    fn count(&mut self, within: bool) {
+        self.answered += 1;
+        self.within += u64::from(within);
+    }
 }
 
 /// Adds events up into [`Figures`]; durations are kept until [`Tally::figures`].
@@ -146,13 +184,14 @@ pub struct Tally {
     figures: Figures,
     to_accept: Vec<u64>,
     waited: Vec<u64>,
+    by_queue: BTreeMap<(QueueId, Channel), Attainment>,
 }
 
 impl Tally {
     /// Counts one event.
-    pub fn add(&mut self, kind: EventKind) {
+    pub fn add(&mut self, event: &Event) {
         let f = &mut self.figures;
-        match kind {
+        match event.kind {
             EventKind::Reopened => f.reopens += 1,
             EventKind::ReopenReplied => f.replied += 1,
             EventKind::ReopenDeclined => f.declined += 1,
@@ -168,9 +207,19 @@ impl Tally {
             EventKind::Accepted {
                 waited_ms,
                 to_accept_ms,
+                within_sla,
             } => {
                 self.waited.push(waited_ms);
                 self.to_accept.push(to_accept_ms);
+                if let Some(within) = within_sla {
+                    f.sla.count(within);
+                    if let Some(queue) = &event.queue {
+                        self.by_queue
+                            .entry((queue.clone(), event.channel))
+                            .or_default()
+                            .count(within);
+                    }
+                }
             }
         }
     }
@@ -180,6 +229,15 @@ impl Tally {
         Figures {
             time_to_accept: Durations::of(&mut self.to_accept.clone()),
             queue_wait: Durations::of(&mut self.waited.clone()),
+            sla_by_queue: self
+                .by_queue
+                .iter()
+                .map(|((queue, channel), attainment)| QueueAttainment {
+                    queue: queue.clone(),
+                    channel: *channel,
+                    attainment: attainment.clone(),
+                })
+                .collect(),
             ..self.figures.clone()
         }
     }
@@ -193,8 +251,8 @@ pub fn summarize<'a>(
     let mut total = Tally::default();
     let mut by_agent: BTreeMap<AgentId, Tally> = BTreeMap::new();
     for event in events.into_iter().filter(|e| filter.matches(e)) {
-        total.add(event.kind);
-        by_agent.entry(event.agent.clone()).or_default().add(event.kind);
+        total.add(event);
+        by_agent.entry(event.agent.clone()).or_default().add(event);
     }
     let by_agent = by_agent.into_iter().map(|(a, t)| (a, t.figures())).collect();
     (total.figures(), by_agent)
@@ -218,6 +276,7 @@ mod tests {
             at: at(minute),
             agent: AgentId::from(agent),
             channel,
+            queue: None,
             kind,
         }
     }

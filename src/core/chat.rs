@@ -2,6 +2,7 @@
 //! and the store (`store/codec.rs`) each write down how these look to them.
 
 use super::channel::Channel;
+use super::queue::RoutingAsk;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};
 
@@ -94,6 +95,8 @@ pub enum MessageKind {
     Template,
     /// An automatic notice (the reopen notice of R04).
     Notice,
+    /// The queue's after-hours reply, sent once to a chat that came while it was closed (R21).
+    AfterHours,
 }
 
 /// One message of a chat's history.
@@ -232,6 +235,9 @@ pub struct Chat {
     pub last_customer_message_at: Option<Timestamp>,
     /// Every message, oldest first.
     pub messages: Vec<Message>,
+    /// What it asked of routing when it came in (R19): its queue, language, skills and the
+    /// customer attributes routing rules match.
+    pub routing: RoutingAsk,
 }
 
 impl Chat {
@@ -246,6 +252,7 @@ impl Chat {
             created_at: now,
             last_customer_message_at: None,
             messages: Vec::new(),
+            routing: RoutingAsk::default(),
         }
     }
 

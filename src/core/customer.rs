@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::channel::{AfterWindow, Channel, ChannelPolicy};
 use super::chat::{Author, Chat, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
 use super::rejection::{LiveElsewhere, Rejection};
+use super::queue::RoutingAsk;
+use super::router::Accepted;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};
 use CustomerEvent as E;
@@ -154,6 +156,7 @@ impl CustomerFile {
         &mut self,
         channel: Channel,
         text: &str,
+        ask: RoutingAsk,
         policy: &ChannelPolicy,
         now: Timestamp,
         new_chat_id: impl FnOnce() -> ChatId,
@@ -204,6 +207,7 @@ impl CustomerFile {
         let (i, revived) = self.start_chat(channel, Stage::Queued { since: now }, policy, now, new_chat_id);
         let chat = &mut self.chats[i];
         chat.last_customer_message_at = Some(now);
+        chat.routing = ask;
         let id = chat.id.clone();
         events.push(E::ChatStarted {
             chat: id.clone(),
@@ -595,8 +599,7 @@ impl CustomerFile {
         &mut self,
         chat_id: &ChatId,
         agent: &AgentId,
-        waited: chrono::Duration,
-        to_accept: chrono::Duration,
+        routed: &Accepted,
     ) -> Result<Events, Rejection> {
         let chat = self.chat_mut(chat_id)?;
         if !matches!(chat.stage, Stage::Queued { .. }) {
@@ -610,8 +613,10 @@ impl CustomerFile {
         let mut events = vec![E::Accepted {
             chat: chat_id.clone(),
             agent: agent.clone(),
-            waited,
-            to_accept,
+            queue: routed.queue.clone(),
+            waited: routed.waited,
+            to_accept: routed.to_accept,
+            within_sla: routed.within_sla,
         }];
         // R10: the originally assigned agent is the one who last accepted the customer's
         // chat from routing (a transfer or a reopen never gets here).
@@ -641,8 +646,8 @@ impl CustomerFile {
     }
 
     /// The bot hands the customer over: the chat is queued (R09) or goes to its sticky agent
-    /// (R10).
-    pub fn hand_over(&mut self, now: Timestamp) -> Result<Events, Rejection> {
+    /// (R10), with what the bot learnt for routing (R19) when it says anything.
+    pub fn hand_over(&mut self, ask: RoutingAsk, now: Timestamp) -> Result<Events, Rejection> {
         let sticky = self.assigned_agent.clone();
         let chat = self
             .chats
@@ -658,10 +663,25 @@ impl CustomerFile {
             });
         }
         chat.stage = Stage::Queued { since: now };
+        if !ask.is_empty() {
+            chat.routing = ask;
+        }
         Ok(vec![E::Queued {
             chat: chat.id.clone(),
             sticky,
         }])
+    }
+
+    /// Tells the customer of a queued chat that its queue is closed, once per chat (R21).
+    pub fn reply_after_hours(&mut self, chat_id: &ChatId, text: &str, now: Timestamp) -> Events {
+        let Ok(chat) = self.chat_mut(chat_id) else {
+            return Vec::new();
+        };
+        let told = chat.messages.iter().any(|m| m.kind == MessageKind::AfterHours);
+        if told || chat.state() != ChatState::Queued {
+            return Vec::new();
+        }
+        vec![chat.add(now, Author::System, MessageKind::AfterHours, text)]
     }
 
     fn owned_live(&mut self, chat_id: &ChatId, agent: &AgentId) -> Result<&mut Chat, Rejection> {

@@ -1,18 +1,58 @@
-//! Queues, offers and agent capacity (R06, R10, R12).
+//! Queues, offers and agent capacity (R06, R10, R12, R19–R22).
 //!
-//! The router knows every agent's presence, limit and load, and every chat waiting for an
-//! agent. It decides who gets offered what; it never sees message content.
+//! The router knows every agent's presence, limits, load and skills, every queue's plan, and
+//! every chat waiting for an agent. It decides who gets offered what; it never sees message
+//! content.
+//!
+//! # How it decides
+//! At rest, no agent with room is eligible for any chat that waits in an open queue: had one
+//! been, the chat would have been offered. Every operation that could break that settles it
+//! again, looking only where something changed:
+//! - a chat that starts waiting (new, back after an offer, on to a wider step) goes to the
+//!   best eligible agent with room: the best match for its requirements (the highest levels
+//!   in them), then the least loaded, then the longest idle (R06, R19);
+//! - an agent that gains room (a chat closed, back online, a higher limit, new skills) takes
+//!   the chat of highest effective priority it is eligible for, then the oldest (R20): one
+//!   look at each bucket's first chat (`waitlist.rs`), not at every chat;
+//! - the rare changes that can make many chats eligible at once (a queue opening, an agent
+//!   leaving so that a declined chat may go round again) settle every agent with room.
+//!
+//! Eligible means: online, below its overall limit and the limit of the chat's channel (R22),
+//! serving the chat's queue, holding every skill the chat requires at its current step at
+//! least at the level required (R19), and not having declined the chat unless everyone
+//! eligible has (R06). A closed queue's chats wait (R21).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod waitlist;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use self::waitlist::{BucketKey, Needs, SkillNo, Waitlist};
 use super::agent::Presence;
+use super::channel::Channel;
+use super::queue::{QueuePlan, RoutingAsk, Skills, Ticket};
 use super::rejection::Rejection;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
+
+/// How many recent answers of a queue its estimated wait is worked out from (R20).
+const ANSWERS_KEPT: usize = 50;
+
+/// What an agent brings to routing, from its profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeatSpec {
+    /// How many chats it may hold active.
+    pub limit: u32,
+    /// The queues it serves; empty means all.
+    pub queues: Vec<QueueId>,
+    /// Its skills with their levels (R19).
+    pub skills: Skills,
+    /// Its limit per channel, where it has one (R22).
+    pub channel_limits: BTreeMap<Channel, u32>,
+}
 
 /// An agent's capacity, as routing sees it.
 #[derive(Clone, Debug)]
@@ -30,8 +70,16 @@ pub struct Seat {
     pub idle_since: Timestamp,
     /// The queues it serves; empty means all.
     pub queues: Vec<QueueId>,
-    /// How many times a chat took it over its limit (R05, forced transfer).
+    /// How many times a chat took it over its limit or a channel's (R05, R22, forced transfer).
     pub overrides: u64,
+    /// Its skills (R19).
+    pub skills: Skills,
+    /// Its limits per channel (R22).
+    pub channel_limits: BTreeMap<Channel, u32>,
+    /// Chats it holds or is offered, per channel (R22).
+    pub channel_load: BTreeMap<Channel, u32>,
+    /// Its skill levels by skill number, for quick checks.
+    levels: Vec<u8>,
 }
 
 impl Seat {
@@ -39,9 +87,61 @@ impl Seat {
         self.presence == Presence::Online && self.load + self.offered < self.limit
     }
 
+    fn has_channel_room(&self, channel: Channel) -> bool {
+        self.channel_limits
+            .get(&channel)
+            .is_none_or(|limit| self.channel_load.get(&channel).copied().unwrap_or(0) < *limit)
+    }
+
     fn serves(&self, queue: &QueueId) -> bool {
         self.queues.is_empty() || self.queues.contains(queue)
     }
+
+    fn holds(&self, needs: &Needs) -> bool {
+        needs
+            .iter()
+            .all(|(skill, level)| self.levels.get(usize::from(*skill)).is_some_and(|l| l >= level))
+    }
+
+    /// How well it matches `needs`: the sum of its levels in them (R19, best match first).
+    fn match_score(&self, needs: &Needs) -> u32 {
+        needs
+            .iter()
+            .map(|(skill, _)| u32::from(self.levels.get(usize::from(*skill)).copied().unwrap_or(0)))
+            .sum()
+    }
+
+    /// Whether a chat of `key` may be offered to it, declines aside.
+    fn eligible(&self, key: &BucketKey) -> bool {
+        self.has_room() && self.serves(&key.queue) && self.has_channel_room(key.channel) && self.holds(&key.needs)
+    }
+
+    fn channel_up(&mut self, channel: Channel) -> bool {
+        let used = self.channel_load.entry(channel).or_insert(0);
+        *used += 1;
+        self.channel_limits.get(&channel).is_some_and(|limit| *used > *limit)
+    }
+
+    fn channel_down(&mut self, channel: Channel) {
+        if let Some(used) = self.channel_load.get_mut(&channel) {
+            *used = used.saturating_sub(1);
+        }
+    }
+}
+
+/// A chat coming to routing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The chat.
+    pub chat: ChatId,
+    /// Its customer.
+    pub customer: CustomerId,
+    /// Its channel.
+    pub channel: Channel,
+    /// The queue it is for (its channel's, or the one it asked for).
+    pub queue: QueueId,
+    /// Since when it has waited.
+    pub since: Timestamp,
 }
 
 /// A chat waiting for an agent.
@@ -53,12 +153,33 @@ pub struct Waiting {
     pub customer: CustomerId,
     /// The queue it waits in.
     pub queue: QueueId,
+    /// Its channel.
+    pub channel: Channel,
     /// Since when it has waited.
     pub since: Timestamp,
+    /// Its own requirements and priority (R19, R20).
+    pub ticket: Ticket,
+    /// The step of its queue's workflow it has reached (R19), from 0.
+    pub step: usize,
     /// Agents that declined it; it is offered to them again only once every online agent
-    /// serving its queue has declined it. (A lapsed offer is no decline: the agent is set
-    /// away instead.)
+    /// eligible for it has declined it. (A lapsed offer is no decline: the agent is set away
+    /// instead.)
     pub declined_by: Vec<AgentId>,
+}
+
+/// How a waiting chat stands, for views (R19, R20).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// Its step, from 0.
+    pub step: usize,
+    /// How many steps its queue's workflow has.
+    pub steps: usize,
+    /// What it requires at its step.
+    pub needs: Skills,
+    /// Its effective priority now.
+    pub priority: i64,
+    /// When its SLA is due, if its queue has one.
+    pub due_at: Option<Timestamp>,
 }
 
 /// A chat offered to one agent, holding one of its slots until answered.
@@ -120,6 +241,16 @@ pub enum RouterEvent {
         /// The new presence.
         presence: Presence,
     },
+    /// A chat arrived while its queue was closed and waits for it to open (R21): its customer
+    /// gets the queue's after-hours reply, once.
+    ArrivedAfterHours {
+        /// The chat.
+        chat: ChatId,
+        /// Its customer.
+        customer: CustomerId,
+        /// The closed queue whose reply it gets (the first one it came to).
+        queue: QueueId,
+    },
 }
 
 /// The result of an accepted offer, with the figures analytics wants.
@@ -131,6 +262,8 @@ pub struct Accepted {
     pub waited: Duration,
     /// Time from the offer to the accept.
     pub to_accept: Duration,
+    /// Whether it was answered within its queue's SLA; none when the queue has none (R20).
+    pub within_sla: Option<bool>,
 }
 
 /// Whether a load change took the agent over its limit.
@@ -140,7 +273,8 @@ pub struct LoadChange {
     pub load: u32,
     /// The limit.
     pub limit: u32,
-    /// Whether this change went over the limit (and was counted as an override).
+    /// Whether this change went over the overall limit or the channel's (and was counted as
+    /// an override).
     pub over_limit: bool,
 }
 
@@ -154,13 +288,19 @@ pub enum QueueChange {
         /// Where it went in.
         position: usize,
     },
+    /// A waiting chat moved on to a wider step of its workflow (R19).
+    Stepped {
+        /// The chat, as it waits now.
+        waiting: Waiting,
+    },
     /// A chat left its queue.
     Left {
         /// The queue.
         queue: QueueId,
         /// The chat.
         chat: ChatId,
-        /// To whom it was offered; none when it ended while waiting.
+        /// To whom it was offered; none when it ended while waiting, or moved to the queue's
+        /// overflow.
         offered_to: Option<AgentId>,
     },
 }
@@ -174,11 +314,59 @@ pub struct Changes {
     pub queues: Vec<QueueChange>,
 }
 
+/// A queue's plan and what routing tracks of it.
+#[derive(Debug)]
+struct Queue {
+    plan: QueuePlan,
+    /// Whether it was open when last looked at, and until when that holds (R21).
+    open: bool,
+    open_until: Option<Timestamp>,
+    /// When its last offers were accepted, for its estimated wait (R20).
+    answered: VecDeque<Timestamp>,
+}
+
+impl Queue {
+    fn new(plan: QueuePlan, now: Option<Timestamp>) -> Self {
+        let mut queue = Self {
+            plan,
+            open: true,
+            open_until: None,
+            answered: VecDeque::new(),
+        };
+        if let Some(now) = now {
+            queue.look(now);
+        }
+        queue
+    }
+
+    /// Brings `open` up to `now`; true if the queue opened.
+    fn look(&mut self, now: Timestamp) -> bool {
+        let Some(hours) = &self.plan.hours else {
+            return false;
+        };
+        if self.open_until.is_some_and(|until| now < until) {
+            return false;
+        }
+        let was = self.open;
+        self.open = hours.is_open(now);
+        // Always open or always closed: look again in a day rather than on every operation.
+        self.open_until = hours.next_change(now).or(Some(now + Duration::days(1)));
+        self.open && !was
+    }
+}
+
 /// Queues, offers and capacity.
 #[derive(Debug)]
 pub struct Router {
     seats: HashMap<AgentId, Seat>,
-    queues: BTreeMap<QueueId, VecDeque<Waiting>>,
+    /// Online agents below their overall limit: the only ones a chat can go to.
+    free: HashSet<AgentId>,
+    queues: BTreeMap<QueueId, Queue>,
+    /// Requirements of every chat of a channel (R19).
+    channel_needs: BTreeMap<Channel, Skills>,
+    skill_names: Vec<String>,
+    skill_nos: HashMap<String, SkillNo>,
+    waitlist: Waitlist,
     offers: HashMap<ChatId, Offer>,
     accept_timeout: Duration,
     overrides: u64,
@@ -190,7 +378,12 @@ impl Router {
     pub fn new(accept_timeout: Duration) -> Self {
         Self {
             seats: HashMap::new(),
+            free: HashSet::new(),
             queues: BTreeMap::new(),
+            channel_needs: BTreeMap::new(),
+            skill_names: Vec::new(),
+            skill_nos: HashMap::new(),
+            waitlist: Waitlist::default(),
             offers: HashMap::new(),
             accept_timeout,
             overrides: 0,
@@ -203,6 +396,46 @@ impl Router {
         std::mem::take(&mut self.changes)
     }
 
+    /// Declares a queue that always takes offers, so that it is listed while empty.
+    pub fn add_queue(&mut self, queue: QueueId) {
+        self.queues.entry(queue).or_insert_with(|| Queue::new(QueuePlan::default(), None));
+    }
+
+    /// Declares a queue with its plan, or changes the plan of one (R19–R21). Chats already
+    /// waiting keep the ticket they were given.
+    pub fn set_queue(&mut self, queue: QueueId, plan: QueuePlan, now: Timestamp) -> Vec<RouterEvent> {
+        for needs in plan.steps.iter().map(|s| &s.needs).chain(plan.rules.iter().map(|r| &r.needs)) {
+            self.learn_skills(needs);
+        }
+        match self.queues.get_mut(&queue) {
+            Some(q) => {
+                q.plan = plan;
+                q.open_until = None;
+                q.look(now);
+            }
+            None => {
+                self.queues.insert(queue, Queue::new(plan, Some(now)));
+            }
+        }
+        self.settle_everyone(now)
+    }
+
+    /// What every chat of `channel` requires (R19).
+    pub fn set_channel_needs(&mut self, channel: Channel, needs: Skills) {
+        self.learn_skills(&needs);
+        self.channel_needs.insert(channel, needs);
+    }
+
+    /// A queue's plan.
+    pub fn plan(&self, queue: &QueueId) -> Option<&QueuePlan> {
+        self.queues.get(queue).map(|q| &q.plan)
+    }
+
+    /// Whether `queue` is known.
+    pub fn has_queue(&self, queue: &QueueId) -> bool {
+        self.queues.contains_key(queue)
+    }
+
     /// The seat of `agent`, noted as changed.
     fn touch(&mut self, agent: &AgentId) -> Option<&mut Seat> {
         let seat = self.seats.get_mut(agent)?;
@@ -210,42 +443,96 @@ impl Router {
         Some(seat)
     }
 
-    /// Declares a queue, so that it is listed while empty.
-    pub fn add_queue(&mut self, queue: QueueId) {
-        self.queues.entry(queue).or_default();
+    /// Keeps `free` in step with a seat after a change.
+    fn refresh(&mut self, agent: &AgentId) {
+        match self.seats.get(agent).is_some_and(Seat::has_room) {
+            true => self.free.insert(agent.clone()),
+            false => self.free.remove(agent),
+        };
     }
 
-    /// Adds an agent, offline, or updates its limit and queues if it exists.
-    pub fn upsert_seat(
-        &mut self,
-        agent: &AgentId,
-        limit: u32,
-        queues: Vec<QueueId>,
-        now: Timestamp,
-    ) -> Vec<RouterEvent> {
+    fn skill_no(&mut self, skill: &str) -> SkillNo {
+        if let Some(no) = self.skill_nos.get(skill) {
+            return *no;
+        }
+        let no = SkillNo::try_from(self.skill_names.len()).unwrap_or(SkillNo::MAX);
+        self.skill_names.push(skill.to_owned());
+        self.skill_nos.insert(skill.to_owned(), no);
+        // Every seat's levels grow with the book, so a lookup by number never misses.
+        for seat in self.seats.values_mut() {
+            seat.levels.push(seat.skills.get(skill).copied().unwrap_or(0));
+        }
+        no
+    }
+
+    fn learn_skills(&mut self, skills: &Skills) {
+        for skill in skills.keys() {
+            self.skill_no(skill);
+        }
+    }
+
+    fn needs_of(&mut self, skills: &Skills) -> Needs {
+        skills.iter().map(|(skill, level)| (self.skill_no(skill), *level)).collect()
+    }
+
+    fn levels_of(&mut self, skills: &Skills) -> Vec<u8> {
+        self.learn_skills(skills);
+        self.skill_names
+            .iter()
+            .map(|name| skills.get(name).copied().unwrap_or(0))
+            .collect()
+    }
+
+    /// Adds an agent, offline, or updates its limits, queues and skills if it exists.
+    pub fn upsert_seat(&mut self, agent: &AgentId, spec: SeatSpec, now: Timestamp) -> Vec<RouterEvent> {
+        self.refresh_hours(now);
+        for queue in &spec.queues {
+            self.add_queue(queue.clone());
+        }
+        let levels = self.levels_of(&spec.skills);
         match self.touch(agent) {
             Some(seat) => {
-                seat.queues = queues;
+                seat.queues = spec.queues;
+                seat.skills = spec.skills;
+                seat.levels = levels;
+                seat.channel_limits = spec.channel_limits;
                 // Like a live limit change: offers that no longer fit are taken back.
-                return self.set_limit(agent, limit, now).unwrap_or_default();
+                let mut events = self.set_limit(agent, spec.limit, now).unwrap_or_default();
+                events.extend(self.settle_agent(agent, now));
+                return events;
             }
             None => {
                 self.changes.seats.push(agent.clone());
                 self.seats.insert(
                     agent.clone(),
                     Seat {
-                        limit,
+                        limit: spec.limit,
                         presence: Presence::Offline,
                         load: 0,
                         offered: 0,
                         idle_since: now,
-                        queues,
+                        queues: spec.queues,
                         overrides: 0,
+                        skills: spec.skills,
+                        channel_limits: spec.channel_limits,
+                        channel_load: BTreeMap::new(),
+                        levels,
                     },
                 );
             }
         }
-        self.route(now)
+        Vec::new()
+    }
+
+    /// Changes an agent's skills live (R19): it may now be offered chats it could not be
+    /// before; offers it holds stay.
+    pub fn set_skills(&mut self, agent: &AgentId, skills: Skills, now: Timestamp) -> Result<Vec<RouterEvent>, Rejection> {
+        self.refresh_hours(now);
+        let levels = self.levels_of(&skills);
+        let seat = self.seat_mut(agent)?;
+        seat.skills = skills;
+        seat.levels = levels;
+        Ok(self.settle_agent(agent, now))
     }
 
     /// Takes an agent out of routing: offline, its pending offers back in the queue. The seat
@@ -266,9 +553,22 @@ impl Router {
         self.seats.iter()
     }
 
-    /// Every queue with its waiting chats, oldest first. Offered chats are not listed.
-    pub fn queues(&self) -> impl Iterator<Item = (&QueueId, &VecDeque<Waiting>)> {
-        self.queues.iter()
+    /// Every queue with its waiting chats in offer order (R20): effective priority at `now`,
+    /// then age. Offered chats are not listed.
+    pub fn queues(&self, now: Timestamp) -> Vec<(&QueueId, Vec<&Waiting>)> {
+        let mut by_queue: BTreeMap<&QueueId, Vec<(i64, &Waiting)>> =
+            self.queues.keys().map(|q| (q, Vec::new())).collect();
+        for (_, waiting) in self.waitlist.iter() {
+            let priority = self.priority_of(waiting, now);
+            by_queue.entry(&waiting.queue).or_default().push((priority, waiting));
+        }
+        by_queue
+            .into_iter()
+            .map(|(queue, mut list)| {
+                list.sort_by(|(p1, w1), (p2, w2)| p2.cmp(p1).then(w1.since.cmp(&w2.since)).then(w1.chat.cmp(&w2.chat)));
+                (queue, list.into_iter().map(|(_, w)| w).collect())
+            })
+            .collect()
     }
 
     /// Every pending offer.
@@ -286,14 +586,69 @@ impl Router {
         self.overrides
     }
 
-    /// Where `chat` waits: its queue and 1-based position.
-    pub fn position(&self, chat: &ChatId) -> Option<(QueueId, usize)> {
-        self.queues.iter().find_map(|(q, waiting)| {
-            waiting
-                .iter()
-                .position(|w| &w.chat == chat)
-                .map(|i| (q.clone(), i + 1))
-        })
+    /// How many chats wait, over all queues.
+    pub fn waiting_count(&self) -> usize {
+        self.waitlist.len()
+    }
+
+    /// Where `chat` waits at `now`: its queue and 1-based position in offer order (R20).
+    pub fn position(&self, chat: &ChatId, now: Timestamp) -> Option<(QueueId, usize)> {
+        let me = self.waitlist.get(chat)?;
+        let mine = (self.priority_of(me, now), me.since);
+        let ahead = self
+            .waitlist
+            .buckets()
+            .iter()
+            .filter(|b| b.key.queue == me.queue)
+            .map(|b| {
+                // A bucket's chats fall in priority as they get younger: count from its head.
+                b.chats
+                    .values()
+                    .take_while(|w| {
+                        let theirs = self.priority_of(w, now);
+                        theirs > mine.0 || (theirs == mine.0 && (w.since, &w.chat) < (mine.1, &me.chat))
+                    })
+                    .count()
+            })
+            .sum::<usize>();
+        Some((me.queue.clone(), ahead + 1))
+    }
+
+    /// How long a chat at `position` of `queue` may wait, from the queue's recent answer rate
+    /// (R20); none until the queue has answered a few chats.
+    pub fn estimated_wait(&self, queue: &QueueId, position: usize, now: Timestamp) -> Option<Duration> {
+        let answered = &self.queues.get(queue)?.answered;
+        let (first, n) = (answered.front()?, answered.len());
+        if n < 2 {
+            return None;
+        }
+        let span = now - *first;
+        if span <= Duration::zero() {
+            return Some(Duration::zero());
+        }
+        // n answers over `span`: one every span / n.
+        let per_answer_ms = span.num_milliseconds() / n as i64;
+        Some(Duration::milliseconds(per_answer_ms.saturating_mul(position as i64)))
+    }
+
+    /// How a waiting chat stands at `now` (R19, R20).
+    pub fn standing(&self, waiting: &Waiting, now: Timestamp) -> Standing {
+        let plan = self.queues.get(&waiting.queue).map(|q| &q.plan);
+        let plan = plan.cloned().unwrap_or_default();
+        Standing {
+            step: waiting.step,
+            steps: plan.step_count(),
+            needs: plan.needs_at(waiting.step, &waiting.ticket),
+            priority: plan.effective_priority(waiting.ticket.priority, waiting.since, now),
+            due_at: plan.due_at(waiting.since),
+        }
+    }
+
+    fn priority_of(&self, waiting: &Waiting, now: Timestamp) -> i64 {
+        match self.queues.get(&waiting.queue) {
+            Some(q) => q.plan.effective_priority(waiting.ticket.priority, waiting.since, now),
+            None => i64::from(waiting.ticket.priority),
+        }
     }
 
     /// Changes an agent's limit live; lowering it never takes a chat away (R06), but takes
@@ -304,6 +659,7 @@ impl Router {
         limit: u32,
         now: Timestamp,
     ) -> Result<Vec<RouterEvent>, Rejection> {
+        self.refresh_hours(now);
         let seat = self.seat_mut(agent)?;
         seat.limit = limit;
         let excess = (seat.load + seat.offered).saturating_sub(limit).min(seat.offered);
@@ -315,17 +671,22 @@ impl Router {
             .collect();
         newest.sort();
         let mut events = Vec::new();
+        let mut back = Vec::new();
         for (_, chat) in newest.into_iter().rev().take(excess as usize) {
             let offer = self.take_offer(&chat, agent)?;
             // Not a decline: the agent may get the chat again once it has room.
-            self.requeue_front(offer.waiting, None);
+            back.push(self.requeue(offer.waiting, None, now));
             events.push(RouterEvent::OfferWithdrawn {
                 chat,
                 agent: agent.clone(),
                 reason: WithdrawReason::LimitLowered,
             });
         }
-        events.extend(self.route(now));
+        self.refresh(agent);
+        for chat in back {
+            events.extend(self.settle_chat(&chat, now));
+        }
+        events.extend(self.settle_agent(agent, now));
         Ok(events)
     }
 
@@ -336,6 +697,7 @@ impl Router {
         presence: Presence,
         now: Timestamp,
     ) -> Result<Vec<RouterEvent>, Rejection> {
+        self.refresh_hours(now);
         let seat = self.seat_mut(agent)?;
         if seat.presence == presence {
             return Ok(Vec::new());
@@ -344,46 +706,145 @@ impl Router {
             seat.idle_since = now;
         }
         seat.presence = presence;
+        self.refresh(agent);
         // Told under the router's lock, so that every connection sees presence in the order
         // the router changed it.
         let mut events = vec![RouterEvent::PresenceChanged {
             agent: agent.clone(),
             presence,
         }];
-        if presence != Presence::Online {
-            events.extend(self.withdraw_offers_of(agent, WithdrawReason::AgentUnavailable));
+        if presence == Presence::Online {
+            events.extend(self.settle_agent(agent, now));
+        } else {
+            events.extend(self.withdraw_offers_of(agent, WithdrawReason::AgentUnavailable, now));
+            // One fewer agent to decline a chat: a declined chat may now go round again.
+            events.extend(self.settle_everyone(now));
         }
-        events.extend(self.route(now));
         Ok(events)
     }
 
     /// Puts a chat in its queue, or offers it straight to its sticky agent when that agent is
-    /// online with room (R10), then routes.
+    /// eligible for it (R10). A chat that comes to a closed queue goes on to its overflow, or
+    /// waits and gets the after-hours reply (R21).
     pub fn enqueue(
         &mut self,
-        waiting: Waiting,
+        arrival: Arrival,
+        ask: &RoutingAsk,
         sticky: Option<&AgentId>,
         now: Timestamp,
     ) -> Vec<RouterEvent> {
-        let sticky = sticky.filter(|a| {
-            self.seats
-                .get(*a)
-                .is_some_and(|s| s.has_room() && s.serves(&waiting.queue))
-        });
+        self.refresh_hours(now);
         let mut events = Vec::new();
-        match sticky {
-            Some(agent) => events.push(self.offer_to(waiting, agent.clone(), now)),
-            None => {
-                let queue = self.queues.entry(waiting.queue.clone()).or_default();
-                queue.push_back(waiting.clone());
-                let position = queue.len();
-                self.changes
-                    .queues
-                    .push(QueueChange::Entered { waiting, position });
+        let first = arrival.queue.clone();
+        let queue = self.overflow_of(&first);
+        if !self.is_open(&queue) {
+            events.push(RouterEvent::ArrivedAfterHours {
+                chat: arrival.chat.clone(),
+                customer: arrival.customer.clone(),
+                queue: first,
+            });
+        }
+        events.extend(self.admit(Arrival { queue, ..arrival }, ask, sticky, now));
+        events
+    }
+
+    /// Puts a chat that was waiting before a restart back in its queue, as [`Router::enqueue`]
+    /// but without telling its customer again that the queue is closed.
+    pub fn restore_waiting(
+        &mut self,
+        arrival: Arrival,
+        ask: &RoutingAsk,
+        sticky: Option<&AgentId>,
+        now: Timestamp,
+    ) -> Vec<RouterEvent> {
+        self.refresh_hours(now);
+        let queue = self.overflow_of(&arrival.queue);
+        self.admit(Arrival { queue, ..arrival }, ask, sticky, now)
+    }
+
+    /// Where a chat for `queue` goes: the queue, or while it is closed, its overflow (and that
+    /// one's, while closed), never round in a circle.
+    fn overflow_of(&self, queue: &QueueId) -> QueueId {
+        let mut at = queue.clone();
+        let mut seen = vec![at.clone()];
+        while !self.is_open(&at) {
+            match self.queues.get(&at).and_then(|q| q.plan.overflow.clone()) {
+                Some(next) if !seen.contains(&next) && self.queues.contains_key(&next) => {
+                    seen.push(next.clone());
+                    at = next;
+                }
+                _ => break,
             }
         }
-        events.extend(self.route(now));
-        events
+        at
+    }
+
+    /// Whether `queue` took offers when last looked at (R21).
+    pub fn is_open_now(&self, queue: &QueueId) -> bool {
+        self.is_open(queue)
+    }
+
+    fn is_open(&self, queue: &QueueId) -> bool {
+        self.queues.get(queue).is_none_or(|q| q.open)
+    }
+
+    fn admit(&mut self, arrival: Arrival, ask: &RoutingAsk, sticky: Option<&AgentId>, now: Timestamp) -> Vec<RouterEvent> {
+        self.add_queue(arrival.queue.clone());
+        let plan = &self.queues[&arrival.queue].plan;
+        let channel_needs = self.channel_needs.get(&arrival.channel).cloned().unwrap_or_default();
+        let ticket = plan.ticket(ask, &channel_needs);
+        let step = plan.step_at(arrival.since, now);
+        let waiting = Waiting {
+            chat: arrival.chat,
+            customer: arrival.customer,
+            queue: arrival.queue,
+            channel: arrival.channel,
+            since: arrival.since,
+            ticket,
+            step,
+            declined_by: Vec::new(),
+        };
+        let key = self.key_of(&waiting);
+        let sticky = sticky.filter(|a| self.is_open(&waiting.queue) && self.seats.get(*a).is_some_and(|s| s.eligible(&key)));
+        if let Some(agent) = sticky {
+            return vec![self.offer_to(waiting, agent.clone(), now)];
+        }
+        let chat = waiting.chat.clone();
+        self.file(waiting, key);
+        let position = self.position(&chat, now).map_or(1, |(_, p)| p);
+        if let Some(waiting) = self.waitlist.get(&chat) {
+            self.changes.queues.push(QueueChange::Entered {
+                waiting: waiting.clone(),
+                position,
+            });
+        }
+        self.settle_chat(&chat, now)
+    }
+
+    /// The bucket a waiting chat belongs in, at its step.
+    fn key_of(&mut self, waiting: &Waiting) -> BucketKey {
+        let plan = self.queues.get(&waiting.queue).map(|q| q.plan.clone()).unwrap_or_default();
+        let needs = plan.needs_at(waiting.step, &waiting.ticket);
+        BucketKey {
+            queue: waiting.queue.clone(),
+            channel: waiting.channel,
+            step: waiting.step,
+            needs: self.needs_of(&needs),
+            base: plan.priority.saturating_add(waiting.ticket.priority),
+        }
+    }
+
+    /// Files a waiting chat in its bucket, with the time its step times out.
+    fn file(&mut self, waiting: Waiting, key: BucketKey) {
+        let step_due = self.queues.get(&waiting.queue).and_then(|q| {
+            let plan = &q.plan;
+            let mut until = waiting.since;
+            for step in 0..=waiting.step {
+                until += plan.step_timeout(step)?;
+            }
+            Some(until)
+        });
+        self.waitlist.insert(key, waiting, step_due);
     }
 
     /// The agent takes an offered chat: its slot turns from offer into load.
@@ -391,23 +852,37 @@ impl Router {
         let offer = self.take_offer(chat, agent)?;
         let seat = self.seat_mut(agent)?;
         seat.load += 1;
+        seat.channel_up(offer.waiting.channel);
+        self.refresh(agent);
+        let waited = now - offer.waiting.since;
+        let within_sla = self.queues.get_mut(&offer.waiting.queue).and_then(|q| {
+            q.answered.push_back(now);
+            if q.answered.len() > ANSWERS_KEPT {
+                q.answered.pop_front();
+            }
+            q.plan.sla.map(|sla| waited <= sla)
+        });
         Ok(Accepted {
             queue: offer.waiting.queue,
-            waited: now - offer.waiting.since,
+            waited,
             to_accept: now - offer.offered_at,
+            within_sla,
         })
     }
 
-    /// The agent declines; the chat goes to the front of its queue and on to someone else.
+    /// The agent declines; the chat goes back to its queue and on to someone else.
     pub fn decline(
         &mut self,
         chat: &ChatId,
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<Vec<RouterEvent>, Rejection> {
+        self.refresh_hours(now);
         let offer = self.take_offer(chat, agent)?;
-        self.requeue_front(offer.waiting, Some(agent.clone()));
-        Ok(self.route(now))
+        let chat = self.requeue(offer.waiting, Some(agent.clone()), now);
+        let mut events = self.settle_chat(&chat, now);
+        events.extend(self.settle_agent(agent, now));
+        Ok(events)
     }
 
     /// An offer's accept timeout ran out: the silent agent is set away and the chat goes on
@@ -430,45 +905,89 @@ impl Router {
             }
             events.push(e);
         }
-        events.extend(self.route(now));
         events
     }
 
     /// The chat ended while waiting or offered; take it out of routing.
     pub fn withdraw(&mut self, chat: &ChatId, now: Timestamp) -> Vec<RouterEvent> {
-        for waiting in self.queues.values_mut() {
-            if let Some(i) = waiting.iter().position(|w| &w.chat == chat) {
-                if let Some(w) = waiting.remove(i) {
-                    self.changes.queues.push(QueueChange::Left {
-                        queue: w.queue,
-                        chat: w.chat,
-                        offered_to: None,
-                    });
-                }
-                return Vec::new();
-            }
+        if let Some(w) = self.waitlist.remove(chat) {
+            self.changes.queues.push(QueueChange::Left {
+                queue: w.queue,
+                chat: w.chat,
+                offered_to: None,
+            });
+            return Vec::new();
         }
         let Some(offer) = self.offers.remove(chat) else {
             return Vec::new();
         };
         if let Some(seat) = self.touch(&offer.agent) {
             seat.offered -= 1;
+            seat.channel_down(offer.waiting.channel);
         }
+        self.refresh(&offer.agent);
         let mut events = vec![RouterEvent::OfferWithdrawn {
             chat: chat.clone(),
-            agent: offer.agent,
+            agent: offer.agent.clone(),
             reason: WithdrawReason::ChatClosed,
         }];
-        events.extend(self.route(now));
+        events.extend(self.settle_agent(&offer.agent, now));
         events
     }
 
+    /// Moves every waiting chat whose step timed out on to its next, wider step (R19), and
+    /// opens the queues whose hours began (R21); then offers what became eligible.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<RouterEvent> {
+        let opened = self.refresh_hours(now);
+        let mut events = Vec::new();
+        for chat in self.waitlist.steps_due(now) {
+            let Some(mut waiting) = self.waitlist.remove(&chat) else { continue };
+            let steps = self.queues.get(&waiting.queue).map_or(1, |q| q.plan.step_count());
+            waiting.step = (waiting.step + 1).min(steps - 1);
+            let key = self.key_of(&waiting);
+            self.changes.queues.push(QueueChange::Stepped {
+                waiting: waiting.clone(),
+            });
+            self.file(waiting, key);
+            if !opened {
+                events.extend(self.settle_chat(&chat, now));
+            }
+        }
+        if opened {
+            events.extend(self.settle_everyone(now));
+        }
+        events
+    }
+
+    /// When [`Router::tick`] has something to do next: a step timing out or a queue with
+    /// waiting chats opening.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let opening = self
+            .queues
+            .values()
+            .filter(|q| !q.open)
+            .filter_map(|q| q.open_until)
+            .min();
+        [self.waitlist.next_step_due(), opening].into_iter().flatten().min()
+    }
+
+    /// Brings every queue's open or closed up to `now`; true if one opened.
+    fn refresh_hours(&mut self, now: Timestamp) -> bool {
+        let mut opened = false;
+        for queue in self.queues.values_mut() {
+            opened |= queue.look(now);
+        }
+        opened
+    }
+
     /// A chat became active for `agent` outside an offer (R05, a snooze ending does not count
-    /// since snoozed chats keep their slot). May take it over its limit; that is counted.
-    pub fn load_up(&mut self, agent: &AgentId) -> Result<LoadChange, Rejection> {
+    /// since snoozed chats keep their slot). May take it over its limit or its channel's;
+    /// that is counted.
+    pub fn load_up(&mut self, agent: &AgentId, channel: Channel) -> Result<LoadChange, Rejection> {
         let seat = self.seat_mut(agent)?;
         seat.load += 1;
-        let over_limit = seat.load > seat.limit;
+        let over_channel = seat.channel_up(channel);
+        let over_limit = seat.load > seat.limit || over_channel;
         if over_limit {
             seat.overrides += 1;
         }
@@ -480,37 +999,46 @@ impl Router {
         if over_limit {
             self.overrides += 1;
         }
+        self.refresh(agent);
         Ok(change)
     }
 
     /// Counts a chat that `agent` already owned before a restart toward its load; unlike
     /// [`Router::load_up`] this is not a new assignment, so it is never an override. False if
     /// the agent has no seat (it was removed from the configuration).
-    pub fn restore_load(&mut self, agent: &AgentId) -> bool {
-        match self.touch(agent) {
+    pub fn restore_load(&mut self, agent: &AgentId, channel: Channel) -> bool {
+        let found = match self.touch(agent) {
             Some(seat) => {
                 seat.load += 1;
+                seat.channel_up(channel);
                 true
             }
             None => false,
-        }
+        };
+        self.refresh(agent);
+        found
     }
 
-    /// A chat of `agent` stopped counting (closed); its slot is free for the queue (R12).
-    pub fn load_down(&mut self, agent: &AgentId, now: Timestamp) -> Vec<RouterEvent> {
+    /// A chat of `agent` on `channel` stopped counting (closed); its slot is free for the
+    /// queue (R12).
+    pub fn load_down(&mut self, agent: &AgentId, channel: Channel, now: Timestamp) -> Vec<RouterEvent> {
+        self.refresh_hours(now);
         if let Some(seat) = self.touch(agent) {
             seat.load = seat.load.saturating_sub(1);
+            seat.channel_down(channel);
             seat.idle_since = now;
         }
-        self.route(now)
+        self.refresh(agent);
+        self.settle_agent(agent, now)
     }
 
-    /// Moves one chat's load from `from` to `to` (R12). Without `force` the target's limit
-    /// applies; a forced transfer over it is counted as an override.
+    /// Moves one chat's load on `channel` from `from` to `to` (R12). Without `force` the
+    /// target's limits apply; a forced transfer over them is counted as an override (R22).
     pub fn transfer(
         &mut self,
         from: &AgentId,
         to: &AgentId,
+        channel: Channel,
         force: bool,
         now: Timestamp,
     ) -> Result<(LoadChange, Vec<RouterEvent>), Rejection> {
@@ -521,15 +1049,15 @@ impl Router {
         if target.presence != Presence::Online {
             return Err(Rejection::AgentUnavailable { agent: to.clone() });
         }
-        if !force && target.load + target.offered >= target.limit {
+        if !force && (target.load + target.offered >= target.limit || !target.has_channel_room(channel)) {
             return Err(Rejection::OverLimit {
                 agent: to.clone(),
                 load: target.load,
                 limit: target.limit,
             });
         }
-        let change = self.load_up(to)?;
-        Ok((change, self.load_down(from, now)))
+        let change = self.load_up(to, channel)?;
+        Ok((change, self.load_down(from, channel, now)))
     }
 
     fn seat_mut(&mut self, agent: &AgentId) -> Result<&mut Seat, Rejection> {
@@ -545,52 +1073,67 @@ impl Router {
         let offer = self.offers.remove(chat).expect("checked above");
         if let Some(seat) = self.touch(agent) {
             seat.offered -= 1;
+            seat.channel_down(offer.waiting.channel);
         }
+        self.refresh(agent);
         Ok(offer)
     }
 
-    fn requeue_front(&mut self, mut waiting: Waiting, declined_by: Option<AgentId>) {
+    /// Puts an offered chat back among the waiting, at its place by age and at the step its
+    /// wait has reached; returns it, to be settled once the caller's books balance.
+    fn requeue(&mut self, mut waiting: Waiting, declined_by: Option<AgentId>, now: Timestamp) -> ChatId {
         if let Some(agent) = declined_by.filter(|a| !waiting.declined_by.contains(a)) {
             waiting.declined_by.push(agent);
         }
-        self.queues
-            .entry(waiting.queue.clone())
-            .or_default()
-            .push_front(waiting.clone());
-        self.changes
-            .queues
-            .push(QueueChange::Entered { waiting, position: 1 });
+        if let Some(plan) = self.queues.get(&waiting.queue).map(|q| &q.plan) {
+            waiting.step = waiting.step.max(plan.step_at(waiting.since, now));
+        }
+        let chat = waiting.chat.clone();
+        let key = self.key_of(&waiting);
+        self.file(waiting, key);
+        let position = self.position(&chat, now).map_or(1, |(_, p)| p);
+        if let Some(waiting) = self.waitlist.get(&chat) {
+            self.changes.queues.push(QueueChange::Entered {
+                waiting: waiting.clone(),
+                position,
+            });
+        }
+        chat
     }
 
-    fn withdraw_offers_of(&mut self, agent: &AgentId, reason: WithdrawReason) -> Vec<RouterEvent> {
+    fn withdraw_offers_of(&mut self, agent: &AgentId, reason: WithdrawReason, now: Timestamp) -> Vec<RouterEvent> {
         let mut chats: Vec<ChatId> = self
             .offers
             .values()
             .filter(|o| &o.agent == agent)
             .map(|o| o.waiting.chat.clone())
             .collect();
-        // The oldest must end up first in its queue.
-        chats.sort_by_key(|c| std::cmp::Reverse(self.offers[c].waiting.since));
-        chats
-            .into_iter()
-            .map(|chat| {
-                let offer = self.take_offer(&chat, agent).expect("listed above");
-                // Not a decline: the agent gets it again once back with room.
-                self.requeue_front(offer.waiting, None);
-                RouterEvent::OfferWithdrawn {
-                    chat,
-                    agent: agent.clone(),
-                    reason,
-                }
-            })
-            .collect()
+        chats.sort_by_key(|c| self.offers[c].waiting.since);
+        let mut events = Vec::new();
+        let mut back = Vec::new();
+        for chat in chats {
+            let offer = self.take_offer(&chat, agent).expect("listed above");
+            // Not a decline: the agent gets it again once back with room.
+            back.push(self.requeue(offer.waiting, None, now));
+            events.push(RouterEvent::OfferWithdrawn {
+                chat,
+                agent: agent.clone(),
+                reason,
+            });
+        }
+        for chat in back {
+            events.extend(self.settle_chat(&chat, now));
+        }
+        events
     }
 
     fn offer_to(&mut self, waiting: Waiting, agent: AgentId, now: Timestamp) -> RouterEvent {
         let expires_at = now + self.accept_timeout;
         if let Some(seat) = self.touch(&agent) {
             seat.offered += 1;
+            seat.channel_up(waiting.channel);
         }
+        self.refresh(&agent);
         let event = RouterEvent::Offered {
             chat: waiting.chat.clone(),
             customer: waiting.customer.clone(),
@@ -610,75 +1153,137 @@ impl Router {
         event
     }
 
-    /// The best agent for a chat of `queue`: online with room, serving the queue; least loaded
-    /// first, then longest idle (R06). Agents who declined the chat are passed over while any
-    /// other online agent serves the queue; once all have declined, it goes round again
-    /// rather than waiting for ever.
-    fn pick_agent(&self, queue: &QueueId, declined: &[AgentId]) -> Option<AgentId> {
-        let everyone_declined = !declined.is_empty()
+    /// Whether every online agent eligible for the chat in `key`, room aside, has declined it:
+    /// then it goes round again rather than waiting for ever (R06).
+    fn everyone_declined(&self, waiting: &Waiting, key: &BucketKey) -> bool {
+        !waiting.declined_by.is_empty()
             && self
                 .seats
                 .iter()
-                .filter(|(_, s)| s.presence == Presence::Online && s.serves(queue))
-                .all(|(a, _)| declined.contains(a));
-        self.seats
-            .iter()
-            .filter(|(a, s)| s.has_room() && s.serves(queue) && (everyone_declined || !declined.contains(a)))
-            .min_by(|(a1, s1), (a2, s2)| {
-                (s1.load + s1.offered, s1.idle_since, *a1).cmp(&(s2.load + s2.offered, s2.idle_since, *a2))
-            })
-            .map(|(a, _)| a.clone())
+                .filter(|(_, s)| s.presence == Presence::Online && s.serves(&key.queue) && s.holds(&key.needs))
+                .all(|(a, _)| waiting.declined_by.contains(a))
     }
 
-    /// Offers waiting chats, oldest first across queues, while any agent has room.
-    fn route(&mut self, now: Timestamp) -> Vec<RouterEvent> {
+    fn may_offer(&self, agent: &AgentId, waiting: &Waiting, key: &BucketKey) -> bool {
+        !waiting.declined_by.contains(agent) || self.everyone_declined(waiting, key)
+    }
+
+    /// Offers one waiting chat to the best eligible agent with room, if there is one (R06,
+    /// R19): the best match, then the least loaded, then the longest idle.
+    fn settle_chat(&mut self, chat: &ChatId, now: Timestamp) -> Vec<RouterEvent> {
+        let Some(bucket) = self.waitlist.bucket_of(chat) else {
+            return Vec::new();
+        };
+        let key = &bucket.key;
+        let (Some(waiting), true) = (self.waitlist.get(chat), self.is_open(&key.queue)) else {
+            return Vec::new();
+        };
+        let best = self
+            .free
+            .iter()
+            .filter_map(|a| self.seats.get(a).map(|s| (a, s)))
+            .filter(|(a, s)| s.eligible(key) && self.may_offer(a, waiting, key))
+            .min_by(|(a1, s1), (a2, s2)| {
+                let k1 = (std::cmp::Reverse(s1.match_score(&key.needs)), s1.load + s1.offered, s1.idle_since, *a1);
+                let k2 = (std::cmp::Reverse(s2.match_score(&key.needs)), s2.load + s2.offered, s2.idle_since, *a2);
+                k1.cmp(&k2)
+            })
+            .map(|(a, _)| a.clone());
+        let Some(agent) = best else {
+            return Vec::new();
+        };
+        vec![self.offer_waiting(chat, agent, now)]
+    }
+
+    /// Offers `agent` the chats of highest effective priority it is eligible for, then the
+    /// oldest, while it has room (R20).
+    fn settle_agent(&mut self, agent: &AgentId, now: Timestamp) -> Vec<RouterEvent> {
         let mut events = Vec::new();
-        while self.seats.values().any(Seat::has_room) {
-            let mut best: Option<(Timestamp, QueueId, usize, AgentId)> = None;
-            for (queue, waiting) in &self.queues {
-                for (i, w) in waiting.iter().enumerate() {
-                    if best.as_ref().is_some_and(|b| w.since >= b.0) {
-                        break;
-                    }
-                    if let Some(agent) = self.pick_agent(queue, &w.declined_by) {
-                        best = Some((w.since, queue.clone(), i, agent));
-                        break;
-                    }
-                }
-            }
-            let Some((_, queue, i, agent)) = best else { break };
-            let waiting = self
-                .queues
-                .get_mut(&queue)
-                .and_then(|q| q.remove(i))
-                .expect("found above");
-            self.changes.queues.push(QueueChange::Left {
-                queue: waiting.queue.clone(),
-                chat: waiting.chat.clone(),
-                offered_to: Some(agent.clone()),
-            });
-            events.push(self.offer_to(waiting, agent, now));
+        while let Some(chat) = self.best_chat_for(agent, now) {
+            events.push(self.offer_waiting(&chat, agent.clone(), now));
         }
         events
     }
 
-    /// Panics if the router's books do not balance; for tests.
+    /// The next chat for `agent`: one look at the first chat of each bucket it is eligible
+    /// for (passing over those it declined).
+    fn best_chat_for(&self, agent: &AgentId, now: Timestamp) -> Option<ChatId> {
+        let seat = self.seats.get(agent).filter(|s| s.has_room())?;
+        let mut best: Option<((i64, std::cmp::Reverse<Timestamp>), &Waiting)> = None;
+        for bucket in self.waitlist.buckets() {
+            let key = &bucket.key;
+            if bucket.chats.is_empty() || !self.is_open(&key.queue) || !seat.eligible(key) {
+                continue;
+            }
+            let Some(first) = bucket.chats.values().find(|w| self.may_offer(agent, w, key)) else {
+                continue;
+            };
+            let rank = (self.priority_of(first, now), std::cmp::Reverse(first.since));
+            if best.as_ref().is_none_or(|(r, w)| rank > *r || (rank == *r && first.chat < w.chat)) {
+                best = Some((rank, first));
+            }
+        }
+        best.map(|(_, w)| w.chat.clone())
+    }
+
+    fn offer_waiting(&mut self, chat: &ChatId, agent: AgentId, now: Timestamp) -> RouterEvent {
+        let waiting = self.waitlist.remove(chat).expect("offered from the waitlist");
+        self.changes.queues.push(QueueChange::Left {
+            queue: waiting.queue.clone(),
+            chat: waiting.chat.clone(),
+            offered_to: Some(agent.clone()),
+        });
+        self.offer_to(waiting, agent, now)
+    }
+
+    /// Settles every agent with room, least loaded and longest idle first: after a change
+    /// that may make many chats eligible at once.
+    fn settle_everyone(&mut self, now: Timestamp) -> Vec<RouterEvent> {
+        if self.waitlist.is_empty() || self.free.is_empty() {
+            return Vec::new();
+        }
+        let mut agents: Vec<(u32, Timestamp, AgentId)> = self
+            .free
+            .iter()
+            .filter_map(|a| self.seats.get(a).map(|s| (s.load + s.offered, s.idle_since, a.clone())))
+            .collect();
+        agents.sort();
+        let mut events = Vec::new();
+        for (_, _, agent) in agents {
+            events.extend(self.settle_agent(&agent, now));
+        }
+        events
+    }
+
+    /// Panics if the router's books do not balance, or if an agent with room is eligible for
+    /// a chat that waits in an open queue; for tests.
     pub fn check_invariants(&self) {
         for (agent, seat) in &self.seats {
             let offered = self.offers.values().filter(|o| &o.agent == agent).count() as u32;
             assert_eq!(seat.offered, offered, "offers held by {agent}");
+            assert_eq!(self.free.contains(agent), seat.has_room(), "free set of {agent}");
         }
         for offer in self.offers.values() {
             assert!(
-                self.position(&offer.waiting.chat).is_none(),
+                self.waitlist.get(&offer.waiting.chat).is_none(),
                 "offered chat also queued"
             );
         }
-        let mut seen = std::collections::HashSet::new();
-        for waiting in self.queues.values() {
-            for w in waiting {
-                assert!(seen.insert(w.chat.clone()), "chat {} queued twice", w.chat);
+        for (key, waiting) in self.waitlist.iter() {
+            if !self.is_open(&key.queue) {
+                continue;
+            }
+            for agent in &self.free {
+                let seat = &self.seats[agent];
+                assert!(
+                    !(seat.eligible(key) && self.may_offer(agent, waiting, key)),
+                    "{agent} has room and is eligible for waiting chat {}",
+                    waiting.chat
+                );
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

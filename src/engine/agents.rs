@@ -4,7 +4,8 @@ use super::fanout::{ConnHandle, ConnId, CutOff};
 use super::timers::Timer;
 use super::{AgentStatus, Engine};
 use crate::clock::Timestamp;
-use crate::core::{AgentProfile, Presence};
+use crate::core::queue::{bad_level, MAX_LEVEL};
+use crate::core::{AgentProfile, Presence, Skills};
 use crate::ids::AgentId;
 use crate::protocol::supervisor::QueueView;
 use crate::protocol::Push;
@@ -35,7 +36,7 @@ impl Engine {
 
     fn upsert(&self, profile: AgentProfile, token: Option<String>, record_limit: bool) {
         let id = profile.id.clone();
-        let (limit, queues) = (profile.limit, profile.queues.clone());
+        let (limit, spec) = (profile.limit, profile.seat_spec());
         if let Some(token) = token {
             self.directory.set_token(&id, token);
         }
@@ -47,7 +48,7 @@ impl Engine {
                 // Under the same lock as the router's change, like `set_limit`.
                 self.store_limit(&id, limit);
             }
-            (existed, r.upsert_seat(&id, limit, queues, now))
+            (existed, r.upsert_seat(&id, spec, now))
         });
         if existed {
             self.push_limit(&id);
@@ -96,6 +97,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Changes an agent's skills live (R19): recorded like a live limit, so they outlive a
+    /// restart; the agent may now be offered chats it could not take before.
+    pub fn set_skills(&self, id: &AgentId, skills: Skills) -> Result<(), Refusal> {
+        if let Some((skill, level)) = bad_level(&skills) {
+            return Err(Refusal::BadRequest(format!(
+                "skill `{skill}` has level {level}; levels go from 1 to {MAX_LEVEL}"
+            )));
+        }
+        if !self.directory.set_skills(id, skills.clone()) {
+            return Err(Refusal::not_found("agent", id));
+        }
+        let now = self.now();
+        self.try_router(|r| {
+            let events = r.set_skills(id, skills.clone(), now)?;
+            // Under the router's lock, as for limits: the last change kept is the last stored.
+            if let Some(store) = &self.store {
+                let _receipt = store.submit(vec![crate::store::Change::SetAgentSkills {
+                    agent: id.clone(),
+                    skills,
+                }]);
+            }
+            Ok(events)
+        })
+    }
+
     pub(super) fn push_limit(&self, id: &AgentId) {
         let router = self.router.lock();
         if let Some(seat) = router.seat(id) {
@@ -131,12 +157,14 @@ impl Engine {
             .collect()
     }
 
-    /// Every queue with its waiting chats.
+    /// Every queue with its waiting chats, in offer order.
     pub fn queue_views(&self) -> Vec<QueueView> {
+        let now = self.now();
         let router = self.router.lock();
         router
-            .queues()
-            .map(|(id, waiting)| self.queue_view(id, waiting))
+            .queues(now)
+            .into_iter()
+            .map(|(id, waiting)| self.queue_view(&router, id, &waiting, now))
             .collect()
     }
 

@@ -99,6 +99,7 @@ impl LiveKpis {
             EventKind::Accepted {
                 waited_ms,
                 to_accept_ms,
+                ..
             } => {
                 self.queue_wait.observe(waited_ms as f64 / 1000.0);
                 self.to_accept.observe(to_accept_ms as f64 / 1000.0);
@@ -170,7 +171,7 @@ impl Analytics {
         let mut inner = self.inner.lock();
         inner.roll(event.at);
         if inner.day.is_some_and(|day| event.at >= day) {
-            inner.today.add(event.kind);
+            inner.today.add(&event);
         }
         inner.events.push(event);
         self.changed.store(true, Ordering::Release);
@@ -254,6 +255,7 @@ mod tests {
             at: Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("date"),
             agent: AgentId::from("ana"),
             channel: Channel::Whatsapp,
+            queue: None,
             kind,
         }
     }
@@ -269,6 +271,7 @@ mod tests {
         analytics.record_new(event(EventKind::Accepted {
             waited_ms: 1_500,
             to_accept_ms: 500,
+            within_sla: None,
         }));
         assert_eq!(analytics.len(), 6, "every event is kept");
 

@@ -20,6 +20,7 @@ use crate::refusal::Refusal;
 impl Engine {
     /// Turns what the router changed into board events; runs under the router's lock.
     pub(super) fn publish_router_changes(&self, router: &Router, changes: Changes) {
+        let now = self.now();
         for change in changes.queues {
             match change {
                 crate::core::QueueChange::Entered { waiting, position } => {
@@ -28,7 +29,18 @@ impl Engine {
                         Some(queue.clone()),
                         BoardChange::ChatQueued {
                             queue,
-                            chat: self.waiting_view(&waiting, position),
+                            chat: self.waiting_view(router, &waiting, position, now),
+                        },
+                    );
+                }
+                crate::core::QueueChange::Stepped { waiting } => {
+                    let queue = waiting.queue.clone();
+                    let position = router.position(&waiting.chat, now).map_or(1, |(_, p)| p);
+                    self.supervision.append(
+                        Some(queue.clone()),
+                        BoardChange::ChatStepped {
+                            queue,
+                            chat: self.waiting_view(router, &waiting, position, now),
                         },
                     );
                 }
@@ -86,6 +98,9 @@ impl Engine {
             offered: seat.offered,
             over_limit: seat.load > seat.limit,
             overrides: seat.overrides,
+            skills: seat.skills.clone(),
+            channel_limits: seat.channel_limits.clone(),
+            channel_load: seat.channel_load.iter().filter(|(_, n)| **n > 0).map(|(c, n)| (*c, *n)).collect(),
         })
     }
 
@@ -139,10 +154,12 @@ impl Engine {
         let (seq, reopened, kpis) = self
             .supervision
             .board_part(watch, || self.analytics.kpis(self.now()));
+        let now = self.now();
         let queues = router
-            .queues()
+            .queues(now)
+            .into_iter()
             .filter(|(id, _)| watch.shows(Some(id)))
-            .map(|(id, waiting)| self.queue_view(id, waiting))
+            .map(|(id, waiting)| self.queue_view(&router, id, &waiting, now))
             .collect();
         let agents = self.agent_rows(&router);
         Board {
@@ -204,6 +221,10 @@ impl Engine {
             }
             SupervisorRequest::SetLimit { agent, limit } => {
                 self.set_limit(&agent, limit)?;
+                Ok(Some(SupervisorResult::Done))
+            }
+            SupervisorRequest::SetSkills { agent, skills } => {
+                self.set_skills(&agent, skills)?;
                 Ok(Some(SupervisorResult::Done))
             }
             SupervisorRequest::SetPresence { agent, presence } => {

@@ -6,7 +6,7 @@
 
 use dashmap::DashMap;
 
-use crate::core::AgentProfile;
+use crate::core::{AgentProfile, Skills};
 use crate::ids::AgentId;
 
 /// Every agent's profile and token.
@@ -72,6 +72,17 @@ impl Directory {
         }
     }
 
+    /// Sets an agent's skills (R19); false if there is no such agent.
+    pub(super) fn set_skills(&self, agent: &AgentId, skills: Skills) -> bool {
+        match self.profiles.get_mut(agent) {
+            Some(mut profile) => {
+                profile.skills = skills;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every profile, sorted by id.
     pub(super) fn profiles(&self) -> Vec<AgentProfile> {
         let mut profiles: Vec<AgentProfile> = self.profiles.iter().map(|p| p.clone()).collect();
@@ -91,6 +102,8 @@ mod tests {
             role: crate::core::Role::default(),
             limit: 3,
             queues: Vec::new(),
+            skills: Default::default(),
+            channel_limits: Default::default(),
         }
     }
 

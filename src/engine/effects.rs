@@ -19,7 +19,7 @@ use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
 use crate::core::{Author, Chat, CloseReason, CustomerEvent, Message};
 use crate::core::{Channel, ChatState, CustomerFile, MessageKind, Router, RouterEvent, SnoozeUntil};
-use crate::ids::{AgentId, ChatId};
+use crate::ids::{AgentId, ChatId, QueueId};
 use crate::protocol::supervisor::ReopenOutcome;
 use crate::protocol::{ActivatedBy, ChatView, OutboundMessage, Push};
 
@@ -34,6 +34,9 @@ pub(super) struct Effects<'e> {
     views: Vec<ChatView>,
     /// Whether any event happened: archive watchers of the file's chats are told.
     changed: bool,
+    /// Chats queued while their queue was closed, with that queue: their customers are told
+    /// in [`Effects::follow_up`] (R21).
+    after_hours: Vec<(ChatId, QueueId)>,
     #[cfg(debug_assertions)]
     before: Option<journal::Before>,
 }
@@ -51,6 +54,7 @@ impl Engine {
             journal: journal::Entry::default(),
             views: Vec::new(),
             changed: false,
+            after_hours: Vec::new(),
             #[cfg(debug_assertions)]
             before: self.store.is_some().then(|| journal::Before::of(file)),
         }
@@ -77,6 +81,17 @@ impl<'e> Effects<'e> {
         let view = self.engine.chat_view(file, chat);
         self.views.push(view.clone());
         view
+    }
+
+    /// What routing asks of the customer's file after the operation's events: the
+    /// after-hours reply to a chat that came while its queue was closed (R21), which the core
+    /// adds to the chat's history (once per chat) and whose effects are made like any other.
+    pub(super) fn follow_up(&mut self, file: &mut CustomerFile) {
+        for (chat, queue) in std::mem::take(&mut self.after_hours) {
+            let text = self.engine.after_hours_reply(&queue);
+            let events = file.reply_after_hours(&chat, text, self.now);
+            self.apply(file, &events);
+        }
     }
 
     /// Makes every effect of `events`, which an operation on `file` just returned.
@@ -113,21 +128,29 @@ impl<'e> Effects<'e> {
             }
             CustomerEvent::Queued { chat, sticky } => {
                 let card = self.view(file, chat);
-                let waiting = engine.waiting_with(file, card, now);
-                let events = self.router().enqueue(waiting, sticky.as_ref(), now);
+                let (arrival, ask) = engine.arrival(file, card, now);
+                let events = self.router().enqueue(arrival, &ask, sticky.as_ref(), now);
+                for event in &events {
+                    if let RouterEvent::ArrivedAfterHours { chat, queue, .. } = event {
+                        self.after_hours.push((chat.clone(), queue.clone()));
+                    }
+                }
                 self.routed(events);
             }
             CustomerEvent::Accepted {
                 chat,
                 agent,
+                queue,
                 waited,
                 to_accept,
+                within_sla,
             } => {
                 let kind = EventKind::Accepted {
                     waited_ms: waited.num_milliseconds().max(0) as u64,
                     to_accept_ms: to_accept.num_milliseconds().max(0) as u64,
+                    within_sla: *within_sla,
                 };
-                self.kpi(agent, channel(file, chat), kind);
+                self.kpi_of_queue(agent, channel(file, chat), Some(queue.clone()), kind);
                 engine.offer_cards.remove(chat);
                 let (load, limit) = self.seat(agent);
                 let chat = self.view(file, chat);
@@ -160,7 +183,7 @@ impl<'e> Effects<'e> {
                 let channel = channel(file, chat);
                 engine.board_reopen_ended(file, chat, ReopenOutcome::Replied);
                 self.kpi(agent, channel, EventKind::ReopenReplied);
-                let change = self.router().load_up(agent);
+                let change = self.router().load_up(agent, channel);
                 let (load, limit, over_limit) =
                     change.map_or((0, 0, false), |c| (c.load, c.limit, c.over_limit));
                 if over_limit {
@@ -287,6 +310,15 @@ impl<'e> Effects<'e> {
             }
             // The template's own event sends it, with its name and parameters.
             (Author::Agent { .. }, _) => {}
+            (Author::System, MessageKind::AfterHours) => {
+                engine.outbound.send(outbound_message(
+                    file,
+                    &chat.id,
+                    MessageKind::AfterHours,
+                    message.text.clone(),
+                    None,
+                ));
+            }
             (Author::System, _) => {
                 let notice = engine.config.reopen_notice.clone();
                 engine.outbound.send(outbound_message(
@@ -323,7 +355,7 @@ impl<'e> Effects<'e> {
         match prior {
             ChatState::Active | ChatState::Snoozed => {
                 if let Some(owner) = owner {
-                    let events = self.router().load_down(owner, now);
+                    let events = self.router().load_down(owner, channel(file, chat), now);
                     self.routed(events);
                 }
             }
@@ -350,10 +382,16 @@ impl<'e> Effects<'e> {
 
     /// Counts a KPI event (R14): in memory now, in the store with the operation's changes.
     pub(super) fn kpi(&mut self, agent: &AgentId, channel: Channel, kind: EventKind) {
+        self.kpi_of_queue(agent, channel, None, kind);
+    }
+
+    /// [`Effects::kpi`] of an event of routing, counted for its queue too (R20).
+    fn kpi_of_queue(&mut self, agent: &AgentId, channel: Channel, queue: Option<QueueId>, kind: EventKind) {
         let event = Event {
             at: self.now,
             agent: agent.clone(),
             channel,
+            queue,
             kind,
         };
         if self.engine.store.is_some() {

@@ -20,6 +20,7 @@ impl Engine {
         let count = due.len();
         for timer in due {
             match timer {
+                Timer::Routing => self.tick_routing(),
                 Timer::OfferExpiry { chat, agent } => {
                     self.with_router(|r| ((), r.expire_offer(&chat, &agent, now)));
                 }

@@ -1,10 +1,11 @@
 //! Customers' messages and bot journeys arriving from the channels (R01, R05, R08–R11, R13).
 
-use super::{Engine, SharedFile};
+use super::{Engine, QueueSetup, SharedFile, DEFAULT_AFTER_HOURS_REPLY};
 use crate::clock::Timestamp;
-use crate::core::{Channel, ChatState, CustomerFile, Profile, Rejection, Waiting};
-use crate::ids::{ChatId, CustomerId};
-use crate::protocol::{BotRequest, ChatView, InboundMessage, IngressReceipt};
+use crate::core::queue::{bad_level, MAX_LEVEL};
+use crate::core::{Arrival, Channel, ChatState, CustomerFile, Profile, Rejection, RoutingAsk};
+use crate::ids::{ChatId, CustomerId, QueueId};
+use crate::protocol::{routing_ask, BotRequest, ChatView, InboundMessage, IngressReceipt};
 use crate::refusal::Refusal;
 
 impl Engine {
@@ -32,21 +33,28 @@ impl Engine {
             }
             .into());
         }
+        let ask = self.checked_ask(routing_ask(
+            &message.queue,
+            &message.language,
+            &message.skills,
+            &message.attributes,
+        ))?;
         let InboundMessage {
             from,
             text,
             name,
             email,
             phone,
-            sent_at: _,
+            ..
         } = message;
         let profile = Profile { name, email, phone };
         let file = self.file_for(channel, &from, profile.clone());
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
         let mut events = file.learn(channel, &from, profile);
-        events.extend(file.receive(channel, &text, policy, now, || ChatId::from(self.new_id("ch"))));
+        events.extend(file.receive(channel, &text, ask, policy, now, || ChatId::from(self.new_id("ch"))));
         effects.apply(&file, &events);
+        effects.follow_up(&mut file);
         effects.finish(&file);
         Ok(self.receipt(&file, first_chat(&events)))
     }
@@ -76,46 +84,95 @@ impl Engine {
             .customers
             .file_at(channel, &request.from)
             .ok_or_else(|| Refusal::not_found("customer", format!("{channel}:{}", request.from)))?;
+        let ask = self.checked_ask(routing_ask(
+            &request.queue,
+            &request.language,
+            &request.skills,
+            &request.attributes,
+        ))?;
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
-        let events = file.hand_over(now)?;
+        let events = file.hand_over(ask, now)?;
         effects.apply(&file, &events);
+        effects.follow_up(&mut file);
         effects.finish(&file);
         Ok(self.receipt(&file, first_chat(&events)))
     }
 
-    /// A queued chat's place in its queue, waiting since `since`; its offer card is captured
-    /// now, under the customer's lock, for routing to show later.
-    pub(super) fn waiting(&self, file: &CustomerFile, chat: &ChatId, since: Timestamp) -> Waiting {
-        self.waiting_with(file, self.chat_view(file, chat), since)
-    }
-
-    /// [`Engine::waiting`] with the chat's view already built.
-    pub(super) fn waiting_with(&self, file: &CustomerFile, card: ChatView, since: Timestamp) -> Waiting {
+    /// A queued chat coming to routing, waiting since `since`, with what it asked of routing;
+    /// its offer card is captured now, under the customer's lock, for routing to show later.
+    pub(super) fn arrival(&self, file: &CustomerFile, card: ChatView, since: Timestamp) -> (Arrival, RoutingAsk) {
         let chat = card.id.clone();
-        let queue = self.queue_of[&card.channel].clone();
+        let channel = card.channel;
         self.offer_cards.insert(chat.clone(), card);
-        Waiting {
+        let ask = file.chat(&chat).map(|c| c.routing.clone()).unwrap_or_default();
+        let queue = self.queue_for(channel, &ask);
+        let arrival = Arrival {
             chat,
             customer: file.id.clone(),
+            channel,
             queue,
             since,
-            declined_by: Vec::new(),
+        };
+        (arrival, ask)
+    }
+
+    /// The queue a chat on `channel` that asked for `ask` goes to: the one it asked for, else
+    /// its channel's. (Ingress refuses an unknown queue; one removed from the configuration
+    /// since falls back to the channel's.)
+    fn queue_for(&self, channel: Channel, ask: &RoutingAsk) -> QueueId {
+        ask.queue
+            .as_ref()
+            .filter(|q| self.queue_setup(q).is_some())
+            .cloned()
+            .unwrap_or_else(|| self.queue_of[&channel].clone())
+    }
+
+    /// `ask` if routing can serve it: a queue the configuration names, levels from 1 to 5.
+    fn checked_ask(&self, ask: RoutingAsk) -> Result<RoutingAsk, Refusal> {
+        if let Some(queue) = &ask.queue {
+            if self.queue_setup(queue).is_none() {
+                return Err(Refusal::BadRequest(format!("unknown queue `{queue}`")));
+            }
         }
+        if let Some((skill, level)) = bad_level(&ask.skills) {
+            return Err(Refusal::BadRequest(format!(
+                "skill `{skill}` asks for level {level}; levels go from 1 to {MAX_LEVEL}"
+            )));
+        }
+        Ok(ask)
+    }
+
+    /// The configuration of `queue`, if the configuration names it.
+    pub(super) fn queue_setup(&self, queue: &QueueId) -> Option<&QueueSetup> {
+        self.config.queues.iter().find(|q| &q.id == queue)
+    }
+
+    /// What a customer who writes while `queue` is closed is told (R21).
+    pub(super) fn after_hours_reply(&self, queue: &QueueId) -> &str {
+        self.queue_setup(queue)
+            .map_or(DEFAULT_AFTER_HOURS_REPLY, |q| q.after_hours_reply.as_str())
     }
 
     pub(super) fn receipt(&self, file: &CustomerFile, chat_id: Option<ChatId>) -> IngressReceipt {
         let chat = chat_id.as_ref().and_then(|id| file.chat(id));
-        let queue_position = chat
-            .filter(|c| c.state() == ChatState::Queued)
-            .and_then(|c| self.router.lock().position(&c.id))
-            .map(|(_, p)| p);
+        let now = self.now();
+        let waits = chat.filter(|c| c.state() == ChatState::Queued).and_then(|c| {
+            let router = self.router.lock();
+            let (queue, position) = router.position(&c.id, now)?;
+            let wait = router.estimated_wait(&queue, position, now);
+            Some((queue, position, wait))
+        });
         IngressReceipt {
             customer_id: file.id.clone(),
             state: chat.map(|c| c.state().into()),
             owner: chat.and_then(|c| c.stage.owner().cloned()),
             chat_id,
-            queue_position,
+            queue_position: waits.as_ref().map(|(_, p, _)| *p),
+            queue: waits.as_ref().map(|(q, _, _)| q.clone()),
+            estimated_wait_secs: waits
+                .and_then(|(_, _, wait)| wait)
+                .map(|w| w.num_seconds().max(0) as u64),
         }
     }
 }

@@ -299,7 +299,7 @@ impl Engine {
         // under the same lock (see `effects`).
         let accepted = effects.router().accept(chat_id, me, now)?;
         let events = file
-            .accept(chat_id, me, accepted.waited, accepted.to_accept)
+            .accept(chat_id, me, &accepted)
             .expect("a queued chat whose offer the router accepted becomes active");
         effects.apply(&file, &events);
         let chat = effects.view(&file, chat_id);
@@ -326,7 +326,8 @@ impl Engine {
         let events = file.transfer(chat_id, me, to)?;
         // The rules of the chat first, then the target's capacity; a refusal of the router
         // puts the chat back, and nothing has been told yet.
-        match effects.router().transfer(me, to, force, now) {
+        let channel = file.chat(chat_id).map_or(Channel::Webchat, |c| c.channel);
+        match effects.router().transfer(me, to, channel, force, now) {
             Ok((_, routed)) => effects.routed(routed),
             Err(e) => {
                 let _undone = file
@@ -474,6 +475,7 @@ impl Engine {
             }
         }
         let router = self.router.lock();
+        let now = self.now();
         let offers = router
             .offers()
             .filter(|o| &o.agent == me)
@@ -482,6 +484,8 @@ impl Engine {
                     chat: self.offer_cards.get(&o.waiting.chat)?.clone(),
                     queue: o.waiting.queue.clone(),
                     expires_at: o.expires_at,
+                    requires: router.standing(&o.waiting, now).needs,
+                    step: o.waiting.step,
                 })
             })
             .collect();

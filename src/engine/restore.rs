@@ -13,7 +13,7 @@
 use super::timers::Timer;
 use super::{Engine, SharedFile};
 use crate::clock::Timestamp;
-use crate::core::{CustomerFile, SnoozeUntil, Stage, Waiting};
+use crate::core::{Arrival, CustomerFile, RoutingAsk, SnoozeUntil, Stage};
 use crate::ids::{AgentId, ChatId};
 use crate::store::Store;
 use crate::store::{ChatRecord, StoreError};
@@ -58,8 +58,14 @@ impl Engine {
             self.directory.set_limit(&agent, limit);
             let _ = self.try_router(|r| r.set_limit(&agent, limit, now));
         }
+        for (agent, skills) in snapshot.agent_skills {
+            // Skills set live outlive the configured ones until set again (R19).
+            if self.directory.set_skills(&agent, skills.clone()) {
+                let _ = self.try_router(|r| r.set_skills(&agent, skills, now));
+            }
+        }
 
-        let mut queued: Vec<(Waiting, Option<AgentId>)> = Vec::new();
+        let mut queued: Vec<Queued> = Vec::new();
         let mut highest_id = 0;
         for mut file in snapshot.customers {
             highest_id = highest_id.max(id_number(file.id.as_str()));
@@ -81,8 +87,8 @@ impl Engine {
         // Back in the order they first queued, across customers.
         queued.sort_by(|a, b| (a.0.since, &a.0.chat).cmp(&(b.0.since, &b.0.chat)));
         restored.queued = queued.len();
-        for (waiting, sticky) in queued {
-            self.with_router(|r| ((), r.enqueue(waiting, sticky.as_ref(), now)));
+        for (arrival, ask, sticky) in queued {
+            self.with_router(|r| ((), r.restore_waiting(arrival, &ask, sticky.as_ref(), now)));
         }
         // Ids of a restarted engine start from its clock; this keeps them past the stored
         // ones even if the clock went back.
@@ -166,21 +172,23 @@ impl Engine {
     }
 
     /// Sets up what the engine derives from one restored chat; returns the timers it set.
+    /// A queued chat is noted in `queued`, to wait again in the order it first did.
     fn rearm(
         &self,
         file: &CustomerFile,
         chat: &crate::core::Chat,
-        queued: &mut Vec<(Waiting, Option<AgentId>)>,
+        queued: &mut Vec<Queued>,
     ) -> usize {
         match &chat.stage {
             Stage::Queued { since } => {
                 // An offer pending at the crash is not kept: the chat waits again and is
                 // offered afresh, as after an accept timeout.
-                queued.push((self.waiting(file, &chat.id, *since), file.assigned_agent.clone()));
+                let (arrival, ask) = self.arrival(file, self.chat_view(file, &chat.id), *since);
+                queued.push((arrival, ask, file.assigned_agent.clone()));
                 0
             }
             Stage::Active { owner } | Stage::Snoozed { owner, .. } => {
-                if !self.with_router(|r| (r.restore_load(owner), Vec::new())) {
+                if !self.with_router(|r| (r.restore_load(owner, chat.channel), Vec::new())) {
                     tracing::warn!(%owner, chat = %chat.id, "restored chat's owner is not a configured agent");
                 }
                 let Some(SnoozeUntil::Time { at }) = chat.stage.snooze() else {
@@ -231,3 +239,7 @@ fn id_number(id: &str) -> u64 {
     let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
     u64::from_str_radix(digits, 16).unwrap_or(0)
 }
+
+/// A chat that was waiting at the restart: where it goes, what it asked of routing, and its
+/// sticky agent (R10).
+type Queued = (Arrival, RoutingAsk, Option<AgentId>);

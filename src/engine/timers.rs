@@ -44,6 +44,8 @@ pub enum Timer {
         /// Its hub's epoch at the disconnect.
         epoch: u64,
     },
+    /// A waiting chat's workflow step times out, or a queue opens (R19, R21).
+    Routing,
     /// The token a connection was opened (or last refreshed) with expires: it is closed.
     TokenExpiry {
         /// Whose connection (an agent's or a supervisor's).
@@ -62,6 +64,7 @@ enum TimerKey {
     Reopen(ChatId),
     Grace(AgentId),
     Token(ConnId),
+    Routing,
 }
 
 impl Timer {
@@ -72,6 +75,7 @@ impl Timer {
             Timer::ReopenExpiry { chat, .. } => TimerKey::Reopen(chat.clone()),
             Timer::Grace { agent, .. } => TimerKey::Grace(agent.clone()),
             Timer::TokenExpiry { conn, .. } => TimerKey::Token(*conn),
+            Timer::Routing => TimerKey::Routing,
         }
     }
 }

@@ -1,9 +1,7 @@
 //! How core state looks on the wire.
 
-use std::collections::VecDeque;
-
 use crate::clock::Timestamp;
-use crate::core::{Channel, ChannelPolicy, Chat, CustomerFile, Message, Waiting};
+use crate::core::{Channel, ChannelPolicy, Chat, CustomerFile, Message, Router, Waiting};
 use crate::ids::QueueId;
 use crate::protocol::supervisor::{QueueView, WaitingView};
 use crate::protocol::{ArchiveEntry, ChannelLimits, ChatView, CustomerView};
@@ -128,21 +126,27 @@ impl super::Engine {
             .collect()
     }
 
-    /// A queue with its waiting chats, next first, numbered from 1.
-    pub(crate) fn queue_view(&self, id: &QueueId, waiting: &VecDeque<Waiting>) -> QueueView {
+    /// A queue with its waiting chats in offer order (R20), numbered from 1.
+    pub(crate) fn queue_view(&self, router: &Router, id: &QueueId, waiting: &[&Waiting], now: Timestamp) -> QueueView {
+        let plan = router.plan(id);
         QueueView {
             id: id.clone(),
             waiting: waiting
                 .iter()
                 .enumerate()
-                .map(|(i, w)| self.waiting_view(w, i + 1))
+                .map(|(i, w)| self.waiting_view(router, w, i + 1, now))
                 .collect(),
+            priority: plan.map_or(0, |p| p.priority),
+            sla_secs: plan.and_then(|p| p.sla).map(|sla| sla.num_seconds().max(0) as u64),
+            open: router.is_open_now(id),
         }
     }
 
     /// One waiting chat at `position`, with its customer as the offer card captured when it
-    /// was queued shows it (a map read, so it may run under the router's lock).
-    pub(crate) fn waiting_view(&self, waiting: &Waiting, position: usize) -> WaitingView {
+    /// was queued shows it (a map read, so it may run under the router's lock), and how it
+    /// stands in routing (R19, R20).
+    pub(crate) fn waiting_view(&self, router: &Router, waiting: &Waiting, position: usize, now: Timestamp) -> WaitingView {
+        let standing = router.standing(waiting, now);
         WaitingView {
             chat_id: waiting.chat.clone(),
             customer_id: waiting.customer.clone(),
@@ -152,6 +156,15 @@ impl super::Engine {
                 .map(|card| card.customer.clone()),
             position,
             since: waiting.since,
+            channel: Some(waiting.channel),
+            step: standing.step,
+            steps: standing.steps,
+            requires: standing.needs,
+            priority: standing.priority,
+            due_at: standing.due_at,
+            estimated_wait_secs: router
+                .estimated_wait(&waiting.queue, position, now)
+                .map(|w| w.num_seconds().max(0) as u64),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The admin API: agents and queues, so that a harness can create thousands of agents.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -113,6 +114,25 @@ pub async fn set_limit(
 ) -> Result<StatusCode, ApiError> {
     let Json(LimitBody { limit }) = body?;
     engine.set_limit(&AgentId::from(id), limit)?;
+    until_durable(&engine).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of a skills change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillsBody {
+    skills: BTreeMap<String, u8>,
+}
+
+/// `PUT /v1/admin/agents/{id}/skills`: change an agent's skills live (R19).
+pub async fn set_skills(
+    State(engine): State<Arc<Engine>>,
+    Path(id): Path<String>,
+    body: Result<Json<SkillsBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(SkillsBody { skills }) = body?;
+    engine.set_skills(&AgentId::from(id), skills)?;
     until_durable(&engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }

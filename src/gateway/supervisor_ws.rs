@@ -175,9 +175,9 @@ fn answer(
         SupervisorRequest::Close { chat_id } | SupervisorRequest::GetChat { chat_id, .. } => {
             (Some(chat_id), None)
         }
-        SupervisorRequest::SetLimit { agent, .. } | SupervisorRequest::SetPresence { agent, .. } => {
-            (None, Some(agent))
-        }
+        SupervisorRequest::SetLimit { agent, .. }
+        | SupervisorRequest::SetSkills { agent, .. }
+        | SupervisorRequest::SetPresence { agent, .. } => (None, Some(agent)),
         SupervisorRequest::Subscribe { .. }
         | SupervisorRequest::ListArchive { .. }
         | SupervisorRequest::GetAnalytics { .. }

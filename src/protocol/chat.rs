@@ -149,6 +149,8 @@ pub enum MessageKind {
     Template,
     /// An automatic notice (the reopen notice of R04).
     Notice,
+    /// The queue's after-hours reply to a customer who wrote while it was closed (R21).
+    AfterHours,
 }
 
 impl From<core::MessageKind> for MessageKind {
@@ -157,6 +159,7 @@ impl From<core::MessageKind> for MessageKind {
             core::MessageKind::Text => MessageKind::Text,
             core::MessageKind::Template => MessageKind::Template,
             core::MessageKind::Notice => MessageKind::Notice,
+            core::MessageKind::AfterHours => MessageKind::AfterHours,
         }
     }
 }

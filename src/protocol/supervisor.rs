@@ -6,6 +6,8 @@
 //! [`BoardEvent`] with a sequence number, in `pushes` frames that batch what happened since
 //! the last one.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,14 @@ pub enum SupervisorRequest {
         agent: AgentId,
         /// The new limit.
         limit: u32,
+    },
+    /// Change an agent's skills live (R19): it may be offered chats it could not take before;
+    /// offers it holds stay. Kept across restarts.
+    SetSkills {
+        /// The agent.
+        agent: AgentId,
+        /// Its skills now, each with a level from 1 to 5.
+        skills: BTreeMap<String, u8>,
     },
     /// Set an agent online, away or offline; away or offline takes back its pending offers.
     SetPresence {
@@ -124,6 +134,7 @@ impl SupervisorRequest {
         match self {
             SupervisorRequest::Subscribe { .. } => "subscribe",
             SupervisorRequest::SetLimit { .. } => "set_limit",
+            SupervisorRequest::SetSkills { .. } => "set_skills",
             SupervisorRequest::SetPresence { .. } => "set_presence",
             SupervisorRequest::Transfer { .. } => "transfer",
             SupervisorRequest::Close { .. } => "close",
@@ -140,6 +151,7 @@ impl SupervisorRequest {
     pub fn changes_state(&self) -> bool {
         match self {
             SupervisorRequest::SetLimit { .. }
+            | SupervisorRequest::SetSkills { .. }
             | SupervisorRequest::SetPresence { .. }
             | SupervisorRequest::Transfer { .. }
             | SupervisorRequest::Close { .. } => true,
@@ -279,8 +291,22 @@ pub struct Board {
 pub struct QueueView {
     /// Its id.
     pub id: QueueId,
-    /// Waiting chats, next first. Offered chats are not waiting.
+    /// Waiting chats, next first (R20: effective priority, then age). Offered chats are not
+    /// waiting.
     pub waiting: Vec<WaitingView>,
+    /// Its priority (R20).
+    #[serde(default)]
+    pub priority: i32,
+    /// Its SLA: answer within this many seconds (R20); null when it has none.
+    #[serde(default)]
+    pub sla_secs: Option<u64>,
+    /// Whether it takes offers now (R21: a queue outside its opening hours does not).
+    #[serde(default = "open_by_default")]
+    pub open: bool,
+}
+
+fn open_by_default() -> bool {
+    true
 }
 
 /// One waiting chat.
@@ -300,6 +326,31 @@ pub struct WaitingView {
     #[serde(with = "crate::clock::rfc3339")]
     #[schemars(with = "Timestamp")]
     pub since: Timestamp,
+    /// Its channel.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// The step of its queue's workflow it has reached, from 0 (R19).
+    #[serde(default)]
+    pub step: usize,
+    /// How many steps the workflow has.
+    #[serde(default)]
+    pub steps: usize,
+    /// The skills it requires at its step, with their least levels (R19).
+    #[serde(default)]
+    pub requires: BTreeMap<String, u8>,
+    /// Its effective priority when this view was made: the queue's, its rules', and what
+    /// waiting and a near SLA add (R20).
+    #[serde(default)]
+    pub priority: i64,
+    /// When its SLA is due; null when its queue has none (R20).
+    #[serde(default)]
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
+    pub due_at: Option<Timestamp>,
+    /// How long it may still wait at its position, in seconds, from the queue's recent answer
+    /// rate; null until the queue has answered a few chats (R20).
+    #[serde(default)]
+    pub estimated_wait_secs: Option<u64>,
 }
 
 /// An agent as supervisors see it.
@@ -321,8 +372,17 @@ pub struct AgentRow {
     pub offered: u32,
     /// Whether its load is above its limit (R05, forced transfer).
     pub over_limit: bool,
-    /// Times a chat took it over its limit, since the engine started.
+    /// Times a chat took it over its limit or a channel's, since the engine started.
     pub overrides: u64,
+    /// Its skills with their levels (R19).
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Its limits per channel (R22).
+    #[serde(default)]
+    pub channel_limits: BTreeMap<Channel, u32>,
+    /// Chats it holds or is offered, per channel (R22).
+    #[serde(default)]
+    pub channel_load: BTreeMap<Channel, u32>,
 }
 
 /// A reopened chat waiting for its customer ("supervise and tip-off", R15).
@@ -400,6 +460,14 @@ pub enum BoardChange {
         /// The queue.
         queue: QueueId,
         /// The chat.
+        chat: WaitingView,
+    },
+    /// A waiting chat moved on to a wider step of its queue's workflow (R19); it keeps its
+    /// place unless the step changed its priority. The view replaces the one shown.
+    ChatStepped {
+        /// The queue.
+        queue: QueueId,
+        /// The chat, as it waits now.
         chat: WaitingView,
     },
     /// A chat left a queue; those after it move one forward.

@@ -3,6 +3,7 @@
 //! Enums are stored as their snake_case wire names (readable in the `sqlite3` shell, stable
 //! across refactors of the Rust names); timestamps as nanoseconds since the epoch.
 
+use std::collections::BTreeMap;
 use chrono::DateTime;
 use rusqlite::types::Type;
 use rusqlite::Row;
@@ -16,7 +17,8 @@ use crate::core::analytics::EventKind;
 use crate::core::chat::{Author, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
 use crate::core::customer::Profile;
 use crate::core::rejection::ErrorCode;
-use crate::ids::{AgentId, ChatId, CustomerId};
+use crate::core::queue::RoutingAsk;
+use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// `t` as nanoseconds since the epoch; the range is 1677–2262.
 pub(crate) fn nanos(t: &Timestamp) -> Result<i64, StoreError> {
@@ -106,13 +108,19 @@ impl Stored for CloseReason {
 }
 
 impl Stored for MessageKind {
-    const ALL: &'static [Self] = &[MessageKind::Text, MessageKind::Template, MessageKind::Notice];
+    const ALL: &'static [Self] = &[
+        MessageKind::Text,
+        MessageKind::Template,
+        MessageKind::Notice,
+        MessageKind::AfterHours,
+    ];
 
     fn stored(self) -> &'static str {
         match self {
             MessageKind::Text => "text",
             MessageKind::Template => "template",
             MessageKind::Notice => "notice",
+            MessageKind::AfterHours => "after_hours",
         }
     }
 }
@@ -252,8 +260,8 @@ pub(crate) fn column_author(row: &Row<'_>, idx: usize) -> rusqlite::Result<Autho
     }
 }
 
-/// An analytics event's kind as (kind, rejection reason, waited ms, to-accept ms).
-pub(crate) type EventColumns = (&'static str, Option<String>, Option<i64>, Option<i64>);
+/// An analytics event's kind as (kind, rejection reason, waited ms, to-accept ms, within SLA).
+pub(crate) type EventColumns = (&'static str, Option<String>, Option<i64>, Option<i64>, Option<bool>);
 
 /// Splits an event kind into its columns.
 pub(crate) fn event_columns(kind: &EventKind) -> Result<EventColumns, StoreError> {
@@ -263,20 +271,28 @@ pub(crate) fn event_columns(kind: &EventKind) -> Result<EventColumns, StoreError
         })
     };
     Ok(match kind {
-        EventKind::Reopened => ("reopened", None, None, None),
-        EventKind::ReopenReplied => ("reopen_replied", None, None, None),
-        EventKind::ReopenDeclined => ("reopen_declined", None, None, None),
-        EventKind::ReopenRejected(code) => ("reopen_rejected", Some(name(code)), None, None),
-        EventKind::TemplatePushed => ("template_pushed", None, None, None),
-        EventKind::LimitOverride => ("limit_override", None, None, None),
+        EventKind::Reopened => ("reopened", None, None, None, None),
+        EventKind::ReopenReplied => ("reopen_replied", None, None, None, None),
+        EventKind::ReopenDeclined => ("reopen_declined", None, None, None, None),
+        EventKind::ReopenRejected(code) => ("reopen_rejected", Some(name(code)), None, None, None),
+        EventKind::TemplatePushed => ("template_pushed", None, None, None, None),
+        EventKind::LimitOverride => ("limit_override", None, None, None, None),
         EventKind::Accepted {
             waited_ms,
             to_accept_ms,
-        } => ("accepted", None, Some(ms(*waited_ms)?), Some(ms(*to_accept_ms)?)),
+            within_sla,
+        } => (
+            "accepted",
+            None,
+            Some(ms(*waited_ms)?),
+            Some(ms(*to_accept_ms)?),
+            *within_sla,
+        ),
     })
 }
 
-/// Reads what [`event_columns`] wrote, starting at `idx`.
+/// Reads what [`event_columns`] wrote, starting at `idx` (kind, reason, waited, to accept,
+/// within SLA).
 pub(crate) fn column_event_kind(row: &Row<'_>, idx: usize) -> rusqlite::Result<EventKind> {
     let kind: String = row.get(idx)?;
     let ms = |i: usize| -> rusqlite::Result<u64> {
@@ -293,6 +309,7 @@ pub(crate) fn column_event_kind(row: &Row<'_>, idx: usize) -> rusqlite::Result<E
         "accepted" => EventKind::Accepted {
             waited_ms: ms(idx + 2)?,
             to_accept_ms: ms(idx + 3)?,
+            within_sla: row.get(idx + 4)?,
         },
         other => {
             return Err(conversion_failure(
@@ -311,7 +328,7 @@ struct BadValue(String);
 /// The columns [`chat_record`] reads, in its order.
 pub(crate) const CHAT_COLUMNS: &str =
     "id, customer, channel, state, owner, reopened_by, reopened_at, snooze, \
-     created_at, queued_at, last_customer_message_at, closed_at, close_reason";
+     created_at, queued_at, last_customer_message_at, closed_at, close_reason, routing";
 
 /// A chat row selected with [`CHAT_COLUMNS`].
 pub(crate) fn chat_record(r: &Row<'_>) -> rusqlite::Result<ChatRecord> {
@@ -324,6 +341,46 @@ pub(crate) fn chat_record(r: &Row<'_>) -> rusqlite::Result<ChatRecord> {
         reopened_by: column_id_opt(r, 5)?,
         created_at,
         last_customer_message_at: column_time_opt(r, 10)?,
+        routing: column_routing(r, 13)?,
+    })
+}
+
+/// What a chat asked of routing as the `routing` column holds it (R19): JSON, null when it
+/// asked nothing. The core's [`RoutingAsk`] has no serde of its own; this is its stored shape.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct StoredAsk {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    language: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    skills: BTreeMap<String, u8>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    attributes: BTreeMap<String, String>,
+}
+
+/// The `routing` column's text for `ask`; none when it asks nothing.
+pub(crate) fn routing_json(ask: &RoutingAsk) -> Result<Option<String>, StoreError> {
+    if ask.is_empty() {
+        return Ok(None);
+    }
+    json(&StoredAsk {
+        queue: ask.queue.as_ref().map(|q| q.as_str().to_owned()),
+        language: ask.language.clone(),
+        skills: ask.skills.clone(),
+        attributes: ask.attributes.clone(),
+    })
+    .map(Some)
+}
+
+/// Reads the (nullable) `routing` column.
+fn column_routing(row: &Row<'_>, idx: usize) -> rusqlite::Result<RoutingAsk> {
+    let stored = column_json::<Option<StoredAsk>>(row, idx)?.unwrap_or_default();
+    Ok(RoutingAsk {
+        queue: stored.queue.map(QueueId::from),
+        language: stored.language,
+        skills: stored.skills,
+        attributes: stored.attributes,
     })
 }
 

@@ -5,6 +5,7 @@ use crate::core::analytics::Event;
 use crate::core::channel::Channel;
 use crate::core::chat::{Chat, ChatState, Message, Stage};
 use crate::core::customer::{CustomerFile, Profile};
+use crate::core::queue::{RoutingAsk, Skills};
 use crate::ids::{AgentId, ChatId, CustomerId};
 
 /// One change to record. Every variant is idempotent except [`Change::Analytics`]: writing the
@@ -33,6 +34,13 @@ pub enum Change {
         agent: AgentId,
         /// Its new limit.
         limit: u32,
+    },
+    /// A supervisor or admin set an agent's skills (R19).
+    SetAgentSkills {
+        /// The agent.
+        agent: AgentId,
+        /// Its skills now.
+        skills: Skills,
     },
 }
 
@@ -97,6 +105,8 @@ pub struct ChatRecord {
     pub created_at: Timestamp,
     /// The customer's last message: the window runs from here (R02).
     pub last_customer_message_at: Option<Timestamp>,
+    /// What it asked of routing (R19).
+    pub routing: RoutingAsk,
 }
 
 impl ChatRecord {
@@ -110,6 +120,7 @@ impl ChatRecord {
             reopened_by: chat.reopened_by.clone(),
             created_at: chat.created_at,
             last_customer_message_at: chat.last_customer_message_at,
+            routing: chat.routing.clone(),
         }
     }
 
@@ -134,6 +145,7 @@ impl ChatRecord {
             created_at: self.created_at,
             last_customer_message_at: self.last_customer_message_at,
             messages: Vec::new(),
+            routing: self.routing,
         }
     }
 }
@@ -149,4 +161,6 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     /// Limits set by supervisors, by agent id.
     pub agent_limits: Vec<(AgentId, u32)>,
+    /// Skills set live, by agent id (R19).
+    pub agent_skills: Vec<(AgentId, Skills)>,
 }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -100,6 +100,25 @@ CREATE INDEX analytics_events_by_at ON analytics_events (at);
 CREATE TABLE agent_limits (
     agent      TEXT PRIMARY KEY,
     max_active INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Version 2: routing (R19, R20).
+///
+/// - `chats.routing` is what the chat asked of routing at ingress (queue, language, skills,
+///   attributes) as JSON, null when it asked nothing: a waiting chat waits for the same agents
+///   after a restart.
+/// - `analytics_events.queue` and `within_sla` count SLA attainment per queue (R20); rows of
+///   version 1 have neither and are counted as before.
+/// - `agent_skills` holds skills changed live (admin API, supervisor socket), like
+///   `agent_limits` holds limits: the configuration is the record of the rest.
+const V2: &str = r#"
+ALTER TABLE chats ADD COLUMN routing TEXT;
+ALTER TABLE analytics_events ADD COLUMN queue TEXT;
+ALTER TABLE analytics_events ADD COLUMN within_sla INTEGER;
+CREATE TABLE agent_skills (
+    agent  TEXT PRIMARY KEY,
+    skills TEXT NOT NULL
 ) WITHOUT ROWID;
 "#;
 

@@ -6,12 +6,12 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
-    chat_record, column_enum, column_event_kind, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    chat_record, column_enum, column_event_kind, column_json, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{CustomerRecord, Snapshot};
 use super::StoreError;
 use crate::core::analytics::Event;
-use crate::ids::{AgentId, CustomerId};
+use crate::ids::{AgentId, CustomerId, QueueId};
 
 /// Reads the whole store in one read transaction, so customers, chats and events are of the
 /// same commit.
@@ -60,7 +60,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
 
     let events = tx
         .prepare(
-            "SELECT at, agent, channel, kind, reason, waited_ms, to_accept_ms
+            "SELECT at, agent, channel, kind, reason, waited_ms, to_accept_ms, within_sla, queue
              FROM analytics_events ORDER BY id",
         )
         .and_then(|mut st| {
@@ -69,6 +69,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
                     at: column_time(r, 0)?,
                     agent: AgentId::from(r.get::<_, String>(1)?),
                     channel: column_enum(r, 2)?,
+                    queue: r.get::<_, Option<String>>(8)?.map(QueueId::from),
                     kind: column_event_kind(r, 3)?,
                 })
             })?
@@ -84,9 +85,18 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
         })
         .map_err(err)?;
 
+    let agent_skills = tx
+        .prepare("SELECT agent, skills FROM agent_skills ORDER BY agent")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((AgentId::from(r.get::<_, String>(0)?), column_json(r, 1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(err)?;
+
     Ok(Snapshot {
         customers,
         events,
         agent_limits,
+        agent_skills,
     })
 }

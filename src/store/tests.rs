@@ -12,6 +12,7 @@ use super::codec::Stored;
 use super::*;
 use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
+use crate::core::RoutingAsk;
 use crate::core::channel::Channel;
 use crate::core::chat::{Author, ChatState, CloseReason, Message, MessageKind, SnoozeUntil, Stage};
 use crate::core::customer::Profile;
@@ -104,6 +105,7 @@ fn chat(
         reopened_by: None,
         created_at: t(created),
         last_customer_message_at: Some(t(created)),
+        routing: RoutingAsk::default(),
     }
 }
 
@@ -186,21 +188,25 @@ fn reopen_keeps_everything_acknowledged() {
             at: t(1),
             agent: AgentId::from("ana"),
             channel: Channel::Whatsapp,
+            queue: None,
             kind: EventKind::Reopened,
         },
         Event {
             at: t(2),
             agent: AgentId::from("ana"),
             channel: Channel::Sms,
+            queue: None,
             kind: EventKind::ReopenRejected(ErrorCode::OptedOut),
         },
         Event {
             at: t(3),
             agent: AgentId::from("bo"),
             channel: Channel::Email,
+            queue: None,
             kind: EventKind::Accepted {
                 waited_ms: 1500,
                 to_accept_ms: 700,
+                within_sla: None,
             },
         },
     ];

@@ -20,13 +20,14 @@ use rusqlite::hooks::Wal;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::codec::{author_columns, event_columns, json, nanos, nanos_opt, snooze_json, Stored};
+use super::codec::{author_columns, event_columns, json, nanos, nanos_opt, routing_json, snooze_json, Stored};
 use super::progress::Progress;
 use super::records::{Change, ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::clock::Stopwatch;
 use crate::core::analytics::Event;
 use crate::core::chat::{Message, Stage};
+use crate::core::queue::Skills;
 use crate::ids::{AgentId, ChatId};
 
 /// One caller's submission, waiting for its group to commit.
@@ -271,6 +272,7 @@ fn apply(conn: &Connection, path: &Path, change: &Change) -> Result<(), StoreErr
         Change::AppendMessage { chat, seq, message } => append_message(conn, chat, *seq, message),
         Change::Analytics(event) => record_event(conn, event),
         Change::SetAgentLimit { agent, limit } => set_agent_limit(conn, agent, *limit),
+        Change::SetAgentSkills { agent, skills } => set_agent_skills(conn, agent, skills),
     };
     result.map_err(|failure| match failure {
         Failure::Value(e) => e,
@@ -348,8 +350,8 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
     conn.prepare_cached(
         "INSERT INTO chats (id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
                             created_at, queued_at, last_customer_message_at, closed_at, close_reason,
-                            newest_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                            newest_at, routing)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (id) DO UPDATE SET
             customer = excluded.customer, channel = excluded.channel, state = excluded.state,
             owner = excluded.owner, reopened_by = excluded.reopened_by,
@@ -357,7 +359,7 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
             created_at = excluded.created_at, queued_at = excluded.queued_at,
             last_customer_message_at = excluded.last_customer_message_at,
             closed_at = excluded.closed_at, close_reason = excluded.close_reason,
-            newest_at = excluded.newest_at",
+            newest_at = excluded.newest_at, routing = excluded.routing",
     )?
     .execute(params![
         c.id.as_str(),
@@ -374,6 +376,7 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
         nanos_opt(closed.as_ref().map(|(at, _)| at))?,
         closed.map(|(_, reason)| reason.stored()),
         nanos(&c.newest_at())?,
+        routing_json(&c.routing)?,
     ])?;
     Ok(())
 }
@@ -401,10 +404,11 @@ fn append_message(conn: &Connection, chat: &ChatId, seq: u64, m: &Message) -> Re
 }
 
 fn record_event(conn: &Connection, e: &Event) -> Result<(), Failure> {
-    let (kind, reason, waited_ms, to_accept_ms) = event_columns(&e.kind)?;
+    let (kind, reason, waited_ms, to_accept_ms, within_sla) = event_columns(&e.kind)?;
     conn.prepare_cached(
-        "INSERT INTO analytics_events (at, agent, channel, kind, reason, waited_ms, to_accept_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO analytics_events (at, agent, channel, kind, reason, waited_ms, to_accept_ms,
+                                       within_sla, queue)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         nanos(&e.at)?,
@@ -413,8 +417,19 @@ fn record_event(conn: &Connection, e: &Event) -> Result<(), Failure> {
         kind,
         reason,
         waited_ms,
-        to_accept_ms
+        to_accept_ms,
+        within_sla,
+        e.queue.as_ref().map(|q| q.as_str())
     ])?;
+    Ok(())
+}
+
+fn set_agent_skills(conn: &Connection, agent: &AgentId, skills: &Skills) -> Result<(), Failure> {
+    conn.prepare_cached(
+        "INSERT INTO agent_skills (agent, skills) VALUES (?1, ?2)
+         ON CONFLICT (agent) DO UPDATE SET skills = excluded.skills",
+    )?
+    .execute(params![agent.as_str(), json(skills)?])?;
     Ok(())
 }
 

@@ -199,6 +199,8 @@ impl TestServer {
                     role: *role,
                     limit: *limit,
                     queues: Vec::new(),
+                    skills: Default::default(),
+                    channel_limits: Default::default(),
                 },
                 Some(format!("{id}-token")),
             );
@@ -258,6 +260,8 @@ impl TestServer {
                 role,
                 limit,
                 queues: Vec::new(),
+                skills: Default::default(),
+                channel_limits: Default::default(),
             },
             Some(token.clone()),
         );
@@ -310,6 +314,7 @@ impl TestServer {
             email: None,
             phone: None,
             sent_at: None,
+            ..Default::default()
         };
         self.engine
             .customer_message(channel, message)

@@ -9,7 +9,7 @@
 use crate::clock::Timestamp;
 use crate::core::channel::Channel;
 use crate::core::chat::{ChatState, CloseReason, SnoozeUntil};
-use crate::ids::{AgentId, ChatId};
+use crate::ids::{AgentId, ChatId, QueueId};
 
 /// One thing that happened to a customer or one of its chats.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -68,10 +68,14 @@ pub enum CustomerEvent {
         chat: ChatId,
         /// The agent, now its owner.
         agent: AgentId,
+        /// The queue it was offered from.
+        queue: QueueId,
         /// How long the chat waited in its queue.
         waited: chrono::Duration,
         /// How long the offer waited for the agent.
         to_accept: chrono::Duration,
+        /// Whether it was answered within its queue's SLA, if the queue has one (R20).
+        within_sla: Option<bool>,
     },
     /// An agent reopened a closed chat; it waits for the customer (R04).
     Reopened {

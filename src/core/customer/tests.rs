@@ -5,6 +5,7 @@ use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
 use crate::core::rejection::ErrorCode;
+use crate::ids::QueueId;
 
 fn t(minutes: i64) -> Timestamp {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("date") + Duration::minutes(minutes)
@@ -44,16 +45,15 @@ impl Desk {
     fn write(&mut self, text: &str, at: Timestamp) -> Events {
         self.next += 1;
         let id = ChatId::from(format!("ch{}", self.next));
-        self.file.receive(self.channel, text, &self.policy, at, || id)
+        self.file
+            .receive(self.channel, text, RoutingAsk::default(), &self.policy, at, || id)
     }
 
     /// The customer writes, `agent` accepts: an active chat.
     fn active(&mut self, agent: &AgentId, at: Timestamp) -> ChatId {
         let events = self.write("hello", at);
         let chat = events[0].chat().expect("a chat").clone();
-        self.file
-            .accept(&chat, agent, Duration::zero(), Duration::zero())
-            .expect("accepts");
+        self.file.accept(&chat, agent, &routed()).expect("accepts");
         chat
     }
 
@@ -337,14 +337,14 @@ fn r09_a_bot_journey_hands_over_to_the_queue_with_the_sticky_agent() {
     let chat = events[0].chat().expect("chat").clone();
     assert_eq!(desk.state(&chat), ChatState::Bot);
     assert_eq!(
-        desk.file.hand_over(t(6)).expect("hands over"),
+        desk.file.hand_over(RoutingAsk::default(), t(6)).expect("hands over"),
         vec![CustomerEvent::Queued {
             chat: chat.clone(),
             sticky: Some(ana())
         }]
     );
     assert_eq!(
-        desk.file.hand_over(t(7)).expect_err("twice").code(),
+        desk.file.hand_over(RoutingAsk::default(), t(7)).expect_err("twice").code(),
         ErrorCode::BadRequest,
         "only a bot journey can be handed over"
     );
@@ -406,7 +406,7 @@ fn r10_the_agent_who_last_accepted_from_routing_is_the_assigned_agent() {
     let chat = first[0].chat().expect("a chat").clone();
     let accepted = desk
         .file
-        .accept(&chat, &ben(), Duration::zero(), Duration::zero())
+        .accept(&chat, &ben(), &routed())
         .expect("accepts");
     assert!(
         accepted.contains(&CustomerEvent::StickyAgentSet { agent: ben() }),
@@ -581,7 +581,7 @@ fn issue13_a_chat_s_stage_carries_its_owner_snooze_and_close_through_its_life() 
     let chat = desk.file.live().expect("live").id.clone();
     assert_eq!(stage(&desk, &chat), Stage::Queued { since: t(0) });
     desk.file
-        .accept(&chat, &ana(), Duration::zero(), Duration::zero())
+        .accept(&chat, &ana(), &routed())
         .expect("accepts");
     assert_eq!(stage(&desk, &chat), Stage::Active { owner: ana() });
     desk.file.transfer(&chat, &ana(), &ben()).expect("transfers");
@@ -614,4 +614,14 @@ fn issue13_a_chat_s_stage_carries_its_owner_snooze_and_close_through_its_life() 
     let revived = desk.file.chat(&chat).expect("revived within the window (R11)");
     assert_eq!(revived.stage, Stage::Queued { since: t(40) });
     assert_eq!(revived.reopened_by, None, "a revived chat is a new conversation");
+}
+
+/// What routing says of an offer accepted at once from a queue without an SLA.
+fn routed() -> Accepted {
+    Accepted {
+        queue: QueueId::from("webchat"),
+        waited: Duration::zero(),
+        to_accept: Duration::zero(),
+        within_sla: None,
+    }
 }

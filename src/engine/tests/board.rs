@@ -83,6 +83,8 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
     assert_eq!(
         report.total,
         Figures {
+            sla: Default::default(),
+            sla_by_queue: Vec::new(),
             reopens: 2,
             replied: 1,
             declined: 1,
@@ -102,6 +104,8 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
     assert_eq!(
         report.agents[0].figures,
         Figures {
+            sla: Default::default(),
+            sla_by_queue: Vec::new(),
             reopens: 1,
             replied: 1,
             declined: 0,
@@ -118,6 +122,8 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
     assert_eq!(
         report.agents[1].figures,
         Figures {
+            sla: Default::default(),
+            sla_by_queue: Vec::new(),
             reopens: 1,
             declined: 1,
             rejected: Rejections {
@@ -140,6 +146,8 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
     assert_eq!(
         messenger.total,
         Figures {
+            sla: Default::default(),
+            sla_by_queue: Vec::new(),
             reopens: 1,
             declined: 1,
             rejected: Rejections {
@@ -160,6 +168,8 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
     assert_eq!(
         around_the_reopens.total,
         Figures {
+            sla: Default::default(),
+            sla_by_queue: Vec::new(),
             reopens: 1,
             replied: 1,
             overrides: 1,
@@ -175,6 +185,8 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
     assert_eq!(
         board.kpis.figures,
         Figures {
+            sla: Default::default(),
+            sla_by_queue: Vec::new(),
             rejected: Rejections {
                 window_closed: 1,
                 ..Rejections::default()

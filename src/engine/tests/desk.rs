@@ -131,6 +131,8 @@ impl Desk {
             role,
             limit,
             queues: Vec::new(),
+            skills: Default::default(),
+            channel_limits: Default::default(),
         };
         self.profiles.push(profile.clone());
         self.engine.upsert_agent(profile, Some(format!("{id}-token")));
@@ -198,6 +200,7 @@ impl Desk {
                     email: None,
                     phone: Some(from.into()),
                     sent_at: None,
+                    ..Default::default()
                 },
             )
             .expect("customer message accepted")

@@ -28,6 +28,7 @@ fn r01_simultaneous_first_messages_of_one_customer_share_one_chat() {
                                     email: None,
                                     phone: None,
                                     sent_at: None,
+                                    ..Default::default()
                                 },
                             )
                             .expect("accepted")

@@ -311,6 +311,7 @@ fn r09_a_customer_in_a_bot_journey_cannot_be_reopened_and_handover_queues_it() {
         from: "+491".into(),
         name: None,
         sent_at: None,
+        ..Default::default()
     };
     desk.advance(Duration::days(3));
     let receipt = desk
