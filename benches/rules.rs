@@ -60,7 +60,14 @@ impl File {
         );
         let chat = ChatId::from("ch1");
         let id = chat.clone();
-        file.receive(Channel::Whatsapp, "hello", RoutingAsk::default(), &policy, t0(), || id);
+        file.receive(
+            Channel::Whatsapp,
+            "hello",
+            RoutingAsk::default(),
+            &policy,
+            t0(),
+            || id,
+        );
         let routed = Accepted {
             queue: QueueId::from("whatsapp"),
             waited: chrono::Duration::zero(),
@@ -84,9 +91,14 @@ impl File {
     fn reply(&mut self) {
         let policy = Channel::Whatsapp.default_policy();
         let chat = self.chat.clone();
-        let events = self
-            .file
-            .receive(Channel::Whatsapp, "yes please", RoutingAsk::default(), &policy, t0(), || chat);
+        let events = self.file.receive(
+            Channel::Whatsapp,
+            "yes please",
+            RoutingAsk::default(),
+            &policy,
+            t0(),
+            || chat,
+        );
         std::hint::black_box(events);
     }
 

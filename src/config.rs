@@ -156,7 +156,6 @@ impl AgentConfig {
     }
 }
 
-
 /// Overrides of one channel's policy.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,8 +369,20 @@ impl Default for Config {
 /// with a few skills to show on the desk and the wall (R19).
 pub fn demo_agents() -> Vec<AgentConfig> {
     [
-        ("ana", "Ana", Role::Agent, 2, &[("billing", 3), ("language:en", 5)][..]),
-        ("ben", "Ben", Role::Agent, 2, &[("language:en", 4), ("language:es", 5)][..]),
+        (
+            "ana",
+            "Ana",
+            Role::Agent,
+            2,
+            &[("billing", 3), ("language:en", 5)][..],
+        ),
+        (
+            "ben",
+            "Ben",
+            Role::Agent,
+            2,
+            &[("language:en", 4), ("language:es", 5)][..],
+        ),
         ("sam", "Sam", Role::Supervisor, 3, &[][..]),
     ]
     .into_iter()

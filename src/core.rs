@@ -18,8 +18,9 @@ pub use channel::{AfterWindow, Channel, ChannelPolicy, Policies};
 pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, SnoozeUntil, Stage};
 pub use customer::{CustomerEvent, CustomerFile, Events, Profile};
 pub use hours::{Hours, HoursError};
-pub use rejection::{ErrorCode, LiveElsewhere, Rejection};
 pub use queue::{QueuePlan, RoutingAsk, Skills, Ticket};
+pub use rejection::{ErrorCode, LiveElsewhere, Rejection};
 pub use router::{
-    Accepted, Arrival, Changes, LoadChange, QueueChange, Router, RouterEvent, SeatSpec, Standing, Waiting, WithdrawReason,
+    Accepted, Arrival, Changes, LoadChange, QueueChange, Router, RouterEvent, SeatSpec, Standing, Waiting,
+    WithdrawReason,
 };

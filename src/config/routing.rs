@@ -127,7 +127,9 @@ pub(super) fn levels(key: &str, skills: &Skills) -> Result<(), ConfigError> {
 
 fn seconds(key: &str, secs: i64) -> Result<Duration, ConfigError> {
     if secs <= 0 {
-        return Err(ConfigError::Invalid(format!("{key} must be positive, got {secs}")));
+        return Err(ConfigError::Invalid(format!(
+            "{key} must be positive, got {secs}"
+        )));
     }
     Ok(Duration::seconds(secs))
 }
@@ -166,10 +168,16 @@ impl QueueConfig {
             )));
         }
         let boost = Boost {
-            every: b.every_secs.map(|s| seconds(&at("boost.every_secs"), s)).transpose()?,
+            every: b
+                .every_secs
+                .map(|s| seconds(&at("boost.every_secs"), s))
+                .transpose()?,
             by: b.by,
             max: b.max,
-            near_due: b.near_due_secs.map(|s| seconds(&at("boost.near_due_secs"), s)).transpose()?,
+            near_due: b
+                .near_due_secs
+                .map(|s| seconds(&at("boost.near_due_secs"), s))
+                .transpose()?,
             near_due_by: b.near_due_by,
         };
         let mut rules = Vec::with_capacity(self.rules.len());
@@ -197,7 +205,10 @@ impl QueueConfig {
             })
             .transpose()?;
         if self.overflow.as_deref() == Some(self.id.as_str()) {
-            return Err(ConfigError::Invalid(format!("{}: a queue cannot overflow to itself", at("overflow"))));
+            return Err(ConfigError::Invalid(format!(
+                "{}: a queue cannot overflow to itself",
+                at("overflow")
+            )));
         }
         Ok(QueueSetup {
             id: QueueId::from(self.id.as_str()),
@@ -222,10 +233,16 @@ impl QueueConfig {
 /// Every queue of the configuration, checked as a whole: ids once each, overflows to queues
 /// that exist, a channel in one queue at most.
 pub(super) fn setups(queues: &[QueueConfig]) -> Result<Vec<QueueSetup>, ConfigError> {
-    let setups = queues.iter().map(QueueConfig::setup).collect::<Result<Vec<_>, _>>()?;
+    let setups = queues
+        .iter()
+        .map(QueueConfig::setup)
+        .collect::<Result<Vec<_>, _>>()?;
     for (i, q) in setups.iter().enumerate() {
         if setups[..i].iter().any(|p| p.id == q.id) {
-            return Err(ConfigError::Invalid(format!("queue `{}` is configured twice", q.id)));
+            return Err(ConfigError::Invalid(format!(
+                "queue `{}` is configured twice",
+                q.id
+            )));
         }
         if let Some(overflow) = &q.plan.overflow {
             if !setups.iter().any(|p| &p.id == overflow) {

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::{AfterWindow, Channel, ChannelPolicy};
 use super::chat::{Author, Chat, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
-use super::rejection::{LiveElsewhere, Rejection};
 use super::queue::RoutingAsk;
+use super::rejection::{LiveElsewhere, Rejection};
 use super::router::Accepted;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};

@@ -209,7 +209,8 @@ impl QueuePlan {
         let mut priority = i64::from(self.priority) + i64::from(ticket_priority);
         let waited = now - since;
         if let Some(every) = self.boost.every.filter(|e| *e > Duration::zero()) {
-            let steps = (waited.num_milliseconds().max(0) / every.num_milliseconds()).min(i64::from(i32::MAX));
+            let steps =
+                (waited.num_milliseconds().max(0) / every.num_milliseconds()).min(i64::from(i32::MAX));
             let mut add = steps.saturating_mul(i64::from(self.boost.by));
             if let Some(max) = self.boost.max {
                 add = add.min(i64::from(max));

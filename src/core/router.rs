@@ -113,13 +113,18 @@ impl Seat {
 
     /// Whether a chat of `key` may be offered to it, declines aside.
     fn eligible(&self, key: &BucketKey) -> bool {
-        self.has_room() && self.serves(&key.queue) && self.has_channel_room(key.channel) && self.holds(&key.needs)
+        self.has_room()
+            && self.serves(&key.queue)
+            && self.has_channel_room(key.channel)
+            && self.holds(&key.needs)
     }
 
     fn channel_up(&mut self, channel: Channel) -> bool {
         let used = self.channel_load.entry(channel).or_insert(0);
         *used += 1;
-        self.channel_limits.get(&channel).is_some_and(|limit| *used > *limit)
+        self.channel_limits
+            .get(&channel)
+            .is_some_and(|limit| *used > *limit)
     }
 
     fn channel_down(&mut self, channel: Channel) {
@@ -398,13 +403,20 @@ impl Router {
 
     /// Declares a queue that always takes offers, so that it is listed while empty.
     pub fn add_queue(&mut self, queue: QueueId) {
-        self.queues.entry(queue).or_insert_with(|| Queue::new(QueuePlan::default(), None));
+        self.queues
+            .entry(queue)
+            .or_insert_with(|| Queue::new(QueuePlan::default(), None));
     }
 
     /// Declares a queue with its plan, or changes the plan of one (R19–R21). Chats already
     /// waiting keep the ticket they were given.
     pub fn set_queue(&mut self, queue: QueueId, plan: QueuePlan, now: Timestamp) -> Vec<RouterEvent> {
-        for needs in plan.steps.iter().map(|s| &s.needs).chain(plan.rules.iter().map(|r| &r.needs)) {
+        for needs in plan
+            .steps
+            .iter()
+            .map(|s| &s.needs)
+            .chain(plan.rules.iter().map(|r| &r.needs))
+        {
             self.learn_skills(needs);
         }
         match self.queues.get_mut(&queue) {
@@ -472,7 +484,10 @@ impl Router {
     }
 
     fn needs_of(&mut self, skills: &Skills) -> Needs {
-        skills.iter().map(|(skill, level)| (self.skill_no(skill), *level)).collect()
+        skills
+            .iter()
+            .map(|(skill, level)| (self.skill_no(skill), *level))
+            .collect()
     }
 
     fn levels_of(&mut self, skills: &Skills) -> Vec<u8> {
@@ -499,6 +514,7 @@ impl Router {
                 // Like a live limit change: offers that no longer fit are taken back.
                 let mut events = self.set_limit(agent, spec.limit, now).unwrap_or_default();
                 events.extend(self.settle_agent(agent, now));
+                events.extend(self.settle_if_declines_changed(now));
                 return events;
             }
             None => {
@@ -526,13 +542,30 @@ impl Router {
 
     /// Changes an agent's skills live (R19): it may now be offered chats it could not be
     /// before; offers it holds stay.
-    pub fn set_skills(&mut self, agent: &AgentId, skills: Skills, now: Timestamp) -> Result<Vec<RouterEvent>, Rejection> {
+    pub fn set_skills(
+        &mut self,
+        agent: &AgentId,
+        skills: Skills,
+        now: Timestamp,
+    ) -> Result<Vec<RouterEvent>, Rejection> {
         self.refresh_hours(now);
         let levels = self.levels_of(&skills);
         let seat = self.seat_mut(agent)?;
         seat.skills = skills;
         seat.levels = levels;
-        Ok(self.settle_agent(agent, now))
+        let mut events = self.settle_agent(agent, now);
+        events.extend(self.settle_if_declines_changed(now));
+        Ok(events)
+    }
+
+    /// After a change that may leave a declined chat with no one eligible but those who
+    /// declined it (skills or queues taken away), lets it go round again (R06).
+    fn settle_if_declines_changed(&mut self, now: Timestamp) -> Vec<RouterEvent> {
+        let any_declined = self.waitlist.iter().any(|(_, w)| !w.declined_by.is_empty());
+        match any_declined {
+            true => self.settle_everyone(now),
+            false => Vec::new(),
+        }
     }
 
     /// Takes an agent out of routing: offline, its pending offers back in the queue. The seat
@@ -560,12 +593,19 @@ impl Router {
             self.queues.keys().map(|q| (q, Vec::new())).collect();
         for (_, waiting) in self.waitlist.iter() {
             let priority = self.priority_of(waiting, now);
-            by_queue.entry(&waiting.queue).or_default().push((priority, waiting));
+            by_queue
+                .entry(&waiting.queue)
+                .or_default()
+                .push((priority, waiting));
         }
         by_queue
             .into_iter()
             .map(|(queue, mut list)| {
-                list.sort_by(|(p1, w1), (p2, w2)| p2.cmp(p1).then(w1.since.cmp(&w2.since)).then(w1.chat.cmp(&w2.chat)));
+                list.sort_by(|(p1, w1), (p2, w2)| {
+                    p2.cmp(p1)
+                        .then(w1.since.cmp(&w2.since))
+                        .then(w1.chat.cmp(&w2.chat))
+                });
                 (queue, list.into_iter().map(|(_, w)| w).collect())
             })
             .collect()
@@ -628,7 +668,9 @@ impl Router {
         }
         // n answers over `span`: one every span / n.
         let per_answer_ms = span.num_milliseconds() / n as i64;
-        Some(Duration::milliseconds(per_answer_ms.saturating_mul(position as i64)))
+        Some(Duration::milliseconds(
+            per_answer_ms.saturating_mul(position as i64),
+        ))
     }
 
     /// How a waiting chat stands at `now` (R19, R20).
@@ -646,7 +688,9 @@ impl Router {
 
     fn priority_of(&self, waiting: &Waiting, now: Timestamp) -> i64 {
         match self.queues.get(&waiting.queue) {
-            Some(q) => q.plan.effective_priority(waiting.ticket.priority, waiting.since, now),
+            Some(q) => q
+                .plan
+                .effective_priority(waiting.ticket.priority, waiting.since, now),
             None => i64::from(waiting.ticket.priority),
         }
     }
@@ -683,9 +727,7 @@ impl Router {
             });
         }
         self.refresh(agent);
-        for chat in back {
-            events.extend(self.settle_chat(&chat, now));
-        }
+        events.extend(self.settle_chats(back, now));
         events.extend(self.settle_agent(agent, now));
         Ok(events)
     }
@@ -788,10 +830,20 @@ impl Router {
         self.queues.get(queue).is_none_or(|q| q.open)
     }
 
-    fn admit(&mut self, arrival: Arrival, ask: &RoutingAsk, sticky: Option<&AgentId>, now: Timestamp) -> Vec<RouterEvent> {
+    fn admit(
+        &mut self,
+        arrival: Arrival,
+        ask: &RoutingAsk,
+        sticky: Option<&AgentId>,
+        now: Timestamp,
+    ) -> Vec<RouterEvent> {
         self.add_queue(arrival.queue.clone());
         let plan = &self.queues[&arrival.queue].plan;
-        let channel_needs = self.channel_needs.get(&arrival.channel).cloned().unwrap_or_default();
+        let channel_needs = self
+            .channel_needs
+            .get(&arrival.channel)
+            .cloned()
+            .unwrap_or_default();
         let ticket = plan.ticket(ask, &channel_needs);
         let step = plan.step_at(arrival.since, now);
         let waiting = Waiting {
@@ -805,7 +857,8 @@ impl Router {
             declined_by: Vec::new(),
         };
         let key = self.key_of(&waiting);
-        let sticky = sticky.filter(|a| self.is_open(&waiting.queue) && self.seats.get(*a).is_some_and(|s| s.eligible(&key)));
+        let sticky = sticky
+            .filter(|a| self.is_open(&waiting.queue) && self.seats.get(*a).is_some_and(|s| s.eligible(&key)));
         if let Some(agent) = sticky {
             return vec![self.offer_to(waiting, agent.clone(), now)];
         }
@@ -823,7 +876,11 @@ impl Router {
 
     /// The bucket a waiting chat belongs in, at its step.
     fn key_of(&mut self, waiting: &Waiting) -> BucketKey {
-        let plan = self.queues.get(&waiting.queue).map(|q| q.plan.clone()).unwrap_or_default();
+        let plan = self
+            .queues
+            .get(&waiting.queue)
+            .map(|q| q.plan.clone())
+            .unwrap_or_default();
         let needs = plan.needs_at(waiting.step, &waiting.ticket);
         BucketKey {
             queue: waiting.queue.clone(),
@@ -880,8 +937,10 @@ impl Router {
         self.refresh_hours(now);
         let offer = self.take_offer(chat, agent)?;
         let chat = self.requeue(offer.waiting, Some(agent.clone()), now);
-        let mut events = self.settle_chat(&chat, now);
-        events.extend(self.settle_agent(agent, now));
+        // The decliner's freed slot first goes to the best other chat it may take; then the
+        // declined chat goes on, back to the decliner only if no one else can take it.
+        let mut events = self.settle_agent_except(agent, Some(&chat), now);
+        events.extend(self.settle_chat(&chat, now));
         Ok(events)
     }
 
@@ -939,9 +998,11 @@ impl Router {
     /// opens the queues whose hours began (R21); then offers what became eligible.
     pub fn tick(&mut self, now: Timestamp) -> Vec<RouterEvent> {
         let opened = self.refresh_hours(now);
-        let mut events = Vec::new();
-        for chat in self.waitlist.steps_due(now) {
-            let Some(mut waiting) = self.waitlist.remove(&chat) else { continue };
+        let stepped = self.waitlist.steps_due(now);
+        for chat in &stepped {
+            let Some(mut waiting) = self.waitlist.remove(chat) else {
+                continue;
+            };
             let steps = self.queues.get(&waiting.queue).map_or(1, |q| q.plan.step_count());
             waiting.step = (waiting.step + 1).min(steps - 1);
             let key = self.key_of(&waiting);
@@ -949,14 +1010,11 @@ impl Router {
                 waiting: waiting.clone(),
             });
             self.file(waiting, key);
-            if !opened {
-                events.extend(self.settle_chat(&chat, now));
-            }
         }
-        if opened {
-            events.extend(self.settle_everyone(now));
+        match opened {
+            true => self.settle_everyone(now),
+            false => self.settle_chats(stepped, now),
         }
-        events
     }
 
     /// When [`Router::tick`] has something to do next: a step timing out or a queue with
@@ -968,7 +1026,10 @@ impl Router {
             .filter(|q| !q.open)
             .filter_map(|q| q.open_until)
             .min();
-        [self.waitlist.next_step_due(), opening].into_iter().flatten().min()
+        [self.waitlist.next_step_due(), opening]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Brings every queue's open or closed up to `now`; true if one opened.
@@ -1101,7 +1162,12 @@ impl Router {
         chat
     }
 
-    fn withdraw_offers_of(&mut self, agent: &AgentId, reason: WithdrawReason, now: Timestamp) -> Vec<RouterEvent> {
+    fn withdraw_offers_of(
+        &mut self,
+        agent: &AgentId,
+        reason: WithdrawReason,
+        now: Timestamp,
+    ) -> Vec<RouterEvent> {
         let mut chats: Vec<ChatId> = self
             .offers
             .values()
@@ -1121,9 +1187,7 @@ impl Router {
                 reason,
             });
         }
-        for chat in back {
-            events.extend(self.settle_chat(&chat, now));
-        }
+        events.extend(self.settle_chats(back, now));
         events
     }
 
@@ -1160,7 +1224,9 @@ impl Router {
             && self
                 .seats
                 .iter()
-                .filter(|(_, s)| s.presence == Presence::Online && s.serves(&key.queue) && s.holds(&key.needs))
+                .filter(|(_, s)| {
+                    s.presence == Presence::Online && s.serves(&key.queue) && s.holds(&key.needs)
+                })
                 .all(|(a, _)| waiting.declined_by.contains(a))
     }
 
@@ -1184,8 +1250,18 @@ impl Router {
             .filter_map(|a| self.seats.get(a).map(|s| (a, s)))
             .filter(|(a, s)| s.eligible(key) && self.may_offer(a, waiting, key))
             .min_by(|(a1, s1), (a2, s2)| {
-                let k1 = (std::cmp::Reverse(s1.match_score(&key.needs)), s1.load + s1.offered, s1.idle_since, *a1);
-                let k2 = (std::cmp::Reverse(s2.match_score(&key.needs)), s2.load + s2.offered, s2.idle_since, *a2);
+                let k1 = (
+                    std::cmp::Reverse(s1.match_score(&key.needs)),
+                    s1.load + s1.offered,
+                    s1.idle_since,
+                    *a1,
+                );
+                let k2 = (
+                    std::cmp::Reverse(s2.match_score(&key.needs)),
+                    s2.load + s2.offered,
+                    s2.idle_since,
+                    *a2,
+                );
                 k1.cmp(&k2)
             })
             .map(|(a, _)| a.clone());
@@ -1195,19 +1271,45 @@ impl Router {
         vec![self.offer_waiting(chat, agent, now)]
     }
 
+    /// Settles several chats that started waiting at once, the first in offer order first, so
+    /// that none takes an agent a better one could have had (R20).
+    fn settle_chats(&mut self, mut chats: Vec<ChatId>, now: Timestamp) -> Vec<RouterEvent> {
+        let rank = |router: &Self, chat: &ChatId| {
+            router
+                .waitlist
+                .get(chat)
+                .map(|w| (std::cmp::Reverse(router.priority_of(w, now)), w.since))
+        };
+        chats.sort_by_cached_key(|chat| rank(self, chat));
+        chats
+            .iter()
+            .flat_map(|chat| self.settle_chat(chat, now))
+            .collect()
+    }
+
     /// Offers `agent` the chats of highest effective priority it is eligible for, then the
     /// oldest, while it has room (R20).
     fn settle_agent(&mut self, agent: &AgentId, now: Timestamp) -> Vec<RouterEvent> {
+        self.settle_agent_except(agent, None, now)
+    }
+
+    /// [`Router::settle_agent`] passing over `except`.
+    fn settle_agent_except(
+        &mut self,
+        agent: &AgentId,
+        except: Option<&ChatId>,
+        now: Timestamp,
+    ) -> Vec<RouterEvent> {
         let mut events = Vec::new();
-        while let Some(chat) = self.best_chat_for(agent, now) {
+        while let Some(chat) = self.best_chat_for(agent, except, now) {
             events.push(self.offer_waiting(&chat, agent.clone(), now));
         }
         events
     }
 
-    /// The next chat for `agent`: one look at the first chat of each bucket it is eligible
-    /// for (passing over those it declined).
-    fn best_chat_for(&self, agent: &AgentId, now: Timestamp) -> Option<ChatId> {
+    /// The next chat for `agent` other than `except`: one look at the first chat of each
+    /// bucket it is eligible for (passing over those it declined).
+    fn best_chat_for(&self, agent: &AgentId, except: Option<&ChatId>, now: Timestamp) -> Option<ChatId> {
         let seat = self.seats.get(agent).filter(|s| s.has_room())?;
         let mut best: Option<((i64, std::cmp::Reverse<Timestamp>), &Waiting)> = None;
         for bucket in self.waitlist.buckets() {
@@ -1215,11 +1317,18 @@ impl Router {
             if bucket.chats.is_empty() || !self.is_open(&key.queue) || !seat.eligible(key) {
                 continue;
             }
-            let Some(first) = bucket.chats.values().find(|w| self.may_offer(agent, w, key)) else {
+            let first = bucket
+                .chats
+                .values()
+                .find(|w| Some(&w.chat) != except && self.may_offer(agent, w, key));
+            let Some(first) = first else {
                 continue;
             };
             let rank = (self.priority_of(first, now), std::cmp::Reverse(first.since));
-            if best.as_ref().is_none_or(|(r, w)| rank > *r || (rank == *r && first.chat < w.chat)) {
+            if best
+                .as_ref()
+                .is_none_or(|(r, w)| rank > *r || (rank == *r && first.chat < w.chat))
+            {
                 best = Some((rank, first));
             }
         }
@@ -1245,7 +1354,11 @@ impl Router {
         let mut agents: Vec<(u32, Timestamp, AgentId)> = self
             .free
             .iter()
-            .filter_map(|a| self.seats.get(a).map(|s| (s.load + s.offered, s.idle_since, a.clone())))
+            .filter_map(|a| {
+                self.seats
+                    .get(a)
+                    .map(|s| (s.load + s.offered, s.idle_since, a.clone()))
+            })
             .collect();
         agents.sort();
         let mut events = Vec::new();

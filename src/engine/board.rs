@@ -100,7 +100,12 @@ impl Engine {
             overrides: seat.overrides,
             skills: seat.skills.clone(),
             channel_limits: seat.channel_limits.clone(),
-            channel_load: seat.channel_load.iter().filter(|(_, n)| **n > 0).map(|(c, n)| (*c, *n)).collect(),
+            channel_load: seat
+                .channel_load
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, n)| (*c, *n))
+                .collect(),
         })
     }
 

@@ -52,7 +52,9 @@ impl Engine {
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
         let mut events = file.learn(channel, &from, profile);
-        events.extend(file.receive(channel, &text, ask, policy, now, || ChatId::from(self.new_id("ch"))));
+        events.extend(file.receive(channel, &text, ask, policy, now, || {
+            ChatId::from(self.new_id("ch"))
+        }));
         effects.apply(&file, &events);
         effects.follow_up(&mut file);
         effects.finish(&file);
@@ -101,7 +103,12 @@ impl Engine {
 
     /// A queued chat coming to routing, waiting since `since`, with what it asked of routing;
     /// its offer card is captured now, under the customer's lock, for routing to show later.
-    pub(super) fn arrival(&self, file: &CustomerFile, card: ChatView, since: Timestamp) -> (Arrival, RoutingAsk) {
+    pub(super) fn arrival(
+        &self,
+        file: &CustomerFile,
+        card: ChatView,
+        since: Timestamp,
+    ) -> (Arrival, RoutingAsk) {
         let chat = card.id.clone();
         let channel = card.channel;
         self.offer_cards.insert(chat.clone(), card);

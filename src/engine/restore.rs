@@ -173,12 +173,7 @@ impl Engine {
 
     /// Sets up what the engine derives from one restored chat; returns the timers it set.
     /// A queued chat is noted in `queued`, to wait again in the order it first did.
-    fn rearm(
-        &self,
-        file: &CustomerFile,
-        chat: &crate::core::Chat,
-        queued: &mut Vec<Queued>,
-    ) -> usize {
+    fn rearm(&self, file: &CustomerFile, chat: &crate::core::Chat, queued: &mut Vec<Queued>) -> usize {
         match &chat.stage {
             Stage::Queued { since } => {
                 // An offer pending at the crash is not kept: the chat waits again and is

@@ -127,7 +127,13 @@ impl super::Engine {
     }
 
     /// A queue with its waiting chats in offer order (R20), numbered from 1.
-    pub(crate) fn queue_view(&self, router: &Router, id: &QueueId, waiting: &[&Waiting], now: Timestamp) -> QueueView {
+    pub(crate) fn queue_view(
+        &self,
+        router: &Router,
+        id: &QueueId,
+        waiting: &[&Waiting],
+        now: Timestamp,
+    ) -> QueueView {
         let plan = router.plan(id);
         QueueView {
             id: id.clone(),
@@ -137,7 +143,9 @@ impl super::Engine {
                 .map(|(i, w)| self.waiting_view(router, w, i + 1, now))
                 .collect(),
             priority: plan.map_or(0, |p| p.priority),
-            sla_secs: plan.and_then(|p| p.sla).map(|sla| sla.num_seconds().max(0) as u64),
+            sla_secs: plan
+                .and_then(|p| p.sla)
+                .map(|sla| sla.num_seconds().max(0) as u64),
             open: router.is_open_now(id),
         }
     }
@@ -145,7 +153,13 @@ impl super::Engine {
     /// One waiting chat at `position`, with its customer as the offer card captured when it
     /// was queued shows it (a map read, so it may run under the router's lock), and how it
     /// stands in routing (R19, R20).
-    pub(crate) fn waiting_view(&self, router: &Router, waiting: &Waiting, position: usize, now: Timestamp) -> WaitingView {
+    pub(crate) fn waiting_view(
+        &self,
+        router: &Router,
+        waiting: &Waiting,
+        position: usize,
+        now: Timestamp,
+    ) -> WaitingView {
         let standing = router.standing(waiting, now);
         WaitingView {
             chat_id: waiting.chat.clone(),

@@ -265,8 +265,8 @@ mod tests {
                 role: Role::Agent,
                 limit: 2,
                 queues: Vec::new(),
-            skills: Default::default(),
-            channel_limits: Default::default(),
+                skills: Default::default(),
+                channel_limits: Default::default(),
             },
             None,
         );

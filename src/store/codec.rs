@@ -3,12 +3,12 @@
 //! Enums are stored as their snake_case wire names (readable in the `sqlite3` shell, stable
 //! across refactors of the Rust names); timestamps as nanoseconds since the epoch.
 
-use std::collections::BTreeMap;
 use chrono::DateTime;
 use rusqlite::types::Type;
 use rusqlite::Row;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use super::records::{ChatRecord, CustomerRecord};
 use super::StoreError;
@@ -16,8 +16,8 @@ use crate::clock::Timestamp;
 use crate::core::analytics::EventKind;
 use crate::core::chat::{Author, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
 use crate::core::customer::Profile;
-use crate::core::rejection::ErrorCode;
 use crate::core::queue::RoutingAsk;
+use crate::core::rejection::ErrorCode;
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// `t` as nanoseconds since the epoch; the range is 1677–2262.
@@ -261,7 +261,13 @@ pub(crate) fn column_author(row: &Row<'_>, idx: usize) -> rusqlite::Result<Autho
 }
 
 /// An analytics event's kind as (kind, rejection reason, waited ms, to-accept ms, within SLA).
-pub(crate) type EventColumns = (&'static str, Option<String>, Option<i64>, Option<i64>, Option<bool>);
+pub(crate) type EventColumns = (
+    &'static str,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<bool>,
+);
 
 /// Splits an event kind into its columns.
 pub(crate) fn event_columns(kind: &EventKind) -> Result<EventColumns, StoreError> {

@@ -6,7 +6,8 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
-    chat_record, column_enum, column_event_kind, column_json, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    chat_record, column_enum, column_event_kind, column_json, column_time, customer_record, CHAT_COLUMNS,
+    CUSTOMER_COLUMNS,
 };
 use super::records::{CustomerRecord, Snapshot};
 use super::StoreError;
@@ -88,8 +89,10 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
     let agent_skills = tx
         .prepare("SELECT agent, skills FROM agent_skills ORDER BY agent")
         .and_then(|mut st| {
-            st.query_map([], |r| Ok((AgentId::from(r.get::<_, String>(0)?), column_json(r, 1)?)))?
-                .collect::<Result<Vec<_>, _>>()
+            st.query_map([], |r| {
+                Ok((AgentId::from(r.get::<_, String>(0)?), column_json(r, 1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
         })
         .map_err(err)?;
 

@@ -12,11 +12,11 @@ use super::codec::Stored;
 use super::*;
 use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
-use crate::core::RoutingAsk;
 use crate::core::channel::Channel;
 use crate::core::chat::{Author, ChatState, CloseReason, Message, MessageKind, SnoozeUntil, Stage};
 use crate::core::customer::Profile;
 use crate::core::rejection::ErrorCode;
+use crate::core::RoutingAsk;
 use crate::ids::{AgentId, ChatId, CustomerId};
 
 /// A directory of its own for one test, removed afterwards.

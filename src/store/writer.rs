@@ -20,7 +20,9 @@ use rusqlite::hooks::Wal;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::codec::{author_columns, event_columns, json, nanos, nanos_opt, routing_json, snooze_json, Stored};
+use super::codec::{
+    author_columns, event_columns, json, nanos, nanos_opt, routing_json, snooze_json, Stored,
+};
 use super::progress::Progress;
 use super::records::{Change, ChatRecord, CustomerRecord};
 use super::StoreError;

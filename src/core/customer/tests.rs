@@ -337,14 +337,19 @@ fn r09_a_bot_journey_hands_over_to_the_queue_with_the_sticky_agent() {
     let chat = events[0].chat().expect("chat").clone();
     assert_eq!(desk.state(&chat), ChatState::Bot);
     assert_eq!(
-        desk.file.hand_over(RoutingAsk::default(), t(6)).expect("hands over"),
+        desk.file
+            .hand_over(RoutingAsk::default(), t(6))
+            .expect("hands over"),
         vec![CustomerEvent::Queued {
             chat: chat.clone(),
             sticky: Some(ana())
         }]
     );
     assert_eq!(
-        desk.file.hand_over(RoutingAsk::default(), t(7)).expect_err("twice").code(),
+        desk.file
+            .hand_over(RoutingAsk::default(), t(7))
+            .expect_err("twice")
+            .code(),
         ErrorCode::BadRequest,
         "only a bot journey can be handed over"
     );
@@ -404,10 +409,7 @@ fn r10_the_agent_who_last_accepted_from_routing_is_the_assigned_agent() {
     desk.closed(&ana(), t(0));
     let first = desk.write("again", t(25 * 60));
     let chat = first[0].chat().expect("a chat").clone();
-    let accepted = desk
-        .file
-        .accept(&chat, &ben(), &routed())
-        .expect("accepts");
+    let accepted = desk.file.accept(&chat, &ben(), &routed()).expect("accepts");
     assert!(
         accepted.contains(&CustomerEvent::StickyAgentSet { agent: ben() }),
         "{accepted:?}"
@@ -580,9 +582,7 @@ fn issue13_a_chat_s_stage_carries_its_owner_snooze_and_close_through_its_life() 
     desk.write("hello", t(0));
     let chat = desk.file.live().expect("live").id.clone();
     assert_eq!(stage(&desk, &chat), Stage::Queued { since: t(0) });
-    desk.file
-        .accept(&chat, &ana(), &routed())
-        .expect("accepts");
+    desk.file.accept(&chat, &ana(), &routed()).expect("accepts");
     assert_eq!(stage(&desk, &chat), Stage::Active { owner: ana() });
     desk.file.transfer(&chat, &ana(), &ben()).expect("transfers");
     assert_eq!(stage(&desk, &chat), Stage::Active { owner: ben() });

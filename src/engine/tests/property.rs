@@ -166,7 +166,7 @@ impl World {
                     from: from.clone(),
                     name: None,
                     sent_at: None,
-        ..Default::default()
+                    ..Default::default()
                 };
                 let engine = &self.desk.engine;
                 let result = if hand_over {
