@@ -25,6 +25,7 @@ mod it {
     mod reopen;
     mod reopen_race;
     mod routing;
+    mod routing_rules;
     mod supervisor;
     mod webhooks;
 }

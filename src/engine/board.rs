@@ -213,9 +213,12 @@ impl Engine {
                 let watch = match queues {
                     None => Watch::All,
                     Some(queues) => {
-                        if let Some(unknown) =
-                            queues.iter().find(|q| !self.queue_of.values().any(|k| k == *q))
-                        {
+                        // Any queue routing knows: one a channel feeds, or one reached only
+                        // through ingress's `queue` or as an overflow (R19, R21).
+                        let router = self.router.lock();
+                        let unknown = queues.iter().find(|q| !router.has_queue(q)).cloned();
+                        drop(router);
+                        if let Some(unknown) = unknown {
                             return Err(Refusal::not_found("queue", unknown));
                         }
                         Watch::Queues(queues)

@@ -130,15 +130,16 @@ async fn r15_a_supervisor_sees_a_queue_grow_and_drain_with_its_positions() {
     assert_eq!(waiting[0]["position"], 1);
     assert_eq!(waiting[1]["position"], 2);
 
-    // It drains as she works through it; a declined offer comes back at the front.
+    // It drains as she works through it; a declined offer comes back at the front, and her
+    // freed slot goes to the next chat first (the declined one is hers again after that).
     ana.takes(&chats[0]).await;
     ana.closes(&chats[0]).await;
     let offer = ana.expect_push("chat_offered").await;
     assert_eq!(offer["chat"]["id"], chats[1]);
     ana.decline(&chats[1]).await.expect_ok();
-    ana.takes(&chats[1]).await;
-    ana.closes(&chats[1]).await;
     ana.takes(&chats[2]).await;
+    ana.closes(&chats[2]).await;
+    ana.takes(&chats[1]).await;
 
     let newcomer = server.supervisor("sue");
     let drained = events_until_limit(&mut sup, "ana", 2).await;

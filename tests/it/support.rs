@@ -268,6 +268,34 @@ impl TestServer {
         Agent::new(id, &token, self.addr)
     }
 
+    /// Registers an agent of role `agent` with `limit`, its skills (R19) and its limits per
+    /// channel (R22); its token is `<id>-token`.
+    pub(crate) fn skilled_agent(
+        &self,
+        id: &str,
+        limit: u32,
+        skills: &[(&str, u8)],
+        channel_limits: &[(&str, u32)],
+    ) -> Agent {
+        let token = format!("{id}-token");
+        self.engine.upsert_agent(
+            AgentProfile {
+                id: id.into(),
+                name: id.to_uppercase(),
+                role: Role::Agent,
+                limit,
+                queues: Vec::new(),
+                skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+                channel_limits: channel_limits
+                    .iter()
+                    .map(|(c, l)| (c.parse().expect("a channel"), *l))
+                    .collect(),
+            },
+            Some(token.clone()),
+        );
+        Agent::new(id, &token, self.addr)
+    }
+
     /// A registered agent connecting with `token` instead of its static one.
     pub(crate) fn with_token(&self, id: &str, token: &str) -> Agent {
         Agent::new(id, token, self.addr)

@@ -45,6 +45,14 @@ impl Customer {
         self.with_profile("phone", phone)
     }
 
+    /// The same customer, whose channel asks routing for `ask` (`queue`, `language`, `skills`,
+    /// `attributes`) with every message (R19).
+    pub(crate) fn asking(mut self, ask: Value) -> Self {
+        let fields = ask.as_object().expect("routing fields as an object").clone();
+        self.profile.extend(fields);
+        self
+    }
+
     fn with_profile(mut self, field: &str, value: &str) -> Self {
         self.profile.insert(field.to_owned(), json!(value));
         self

@@ -225,6 +225,14 @@ pub(crate) fn apply(board: &mut Value, event: &Value) {
             queue.insert(at.min(queue.len()), chat);
             renumber(queue);
         }
+        Some("chat_stepped") => {
+            let queue = queue_of(board, &event["queue"]);
+            let chat = event["chat"].clone();
+            match queue.iter_mut().find(|c| c["chat_id"] == chat["chat_id"]) {
+                Some(entry) => *entry = chat,
+                None => panic!("chat_stepped for a chat not on the board: {event}"),
+            }
+        }
         Some("chat_left_queue") => {
             let queue = queue_of(board, &event["queue"]);
             queue.retain(|c| c["chat_id"] != event["chat_id"]);
