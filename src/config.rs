@@ -420,6 +420,9 @@ impl Config {
         })?;
         config.engine()?;
         config.security()?;
+        for agent in config.agents.iter().flatten() {
+            routing::levels(&format!("agents.{}.skills", agent.id), &agent.skills)?;
+        }
         Ok(config)
     }
 
@@ -649,6 +652,75 @@ mod tests {
         assert_eq!(engine.board_log_capacity, 65_536);
         assert_eq!(engine.log_bytes, 65_536);
         assert_eq!(config.agents().len(), 1);
+    }
+
+    #[test]
+    fn the_documented_routing_example_parses_and_means_what_it_says() {
+        let example: String = include_str!("config/routing.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| {
+                format!(
+                    "{}\n",
+                    l.trim_start_matches("//!")
+                        .split(" #")
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                )
+            })
+            .collect();
+        let example = format!("{example}\n[[queues]]\nid = \"night\"\n");
+        let engine = Config::parse(&example, Path::new("example.toml"))
+            .and_then(|c| c.engine())
+            .unwrap_or_else(|e| panic!("{e}\n{example}"));
+        let billing = &engine.queues[0];
+        assert_eq!(billing.id.as_str(), "billing");
+        assert_eq!(billing.channels, [Channel::Whatsapp, Channel::Webchat]);
+        let plan = &billing.plan;
+        assert_eq!((plan.priority, plan.sla), (10, Some(Duration::seconds(60))));
+        assert_eq!(plan.steps.len(), 2);
+        assert_eq!(plan.steps[0].timeout, Some(Duration::seconds(60)));
+        assert!(!plan.steps[1].keeps_chat_needs);
+        assert_eq!(plan.boost.near_due_by, 5);
+        assert_eq!(plan.rules[0].priority, 20);
+        assert_eq!(plan.overflow.as_ref().map(|q| q.as_str()), Some("night"));
+        assert!(plan.hours.is_some());
+        assert_eq!(billing.after_hours_reply, "We are closed; we answer from 9:00.");
+    }
+
+    #[test]
+    fn bad_routing_values_are_named() {
+        let cases = [
+            ("[[queues]]\nid = \"a\"\noverflow = \"b\"", "no queue `b`"),
+            (
+                "[[queues]]\nid = \"a\"\n[[queues.steps]]\nrequires = { billing = 6 }",
+                "billing",
+            ),
+            (
+                "[[queues]]\nid = \"a\"\n[queues.boost]\nby = -1",
+                "queues.a.boost",
+            ),
+            (
+                "[[queues]]\nid = \"a\"\n[[queues.steps]]\nrequires = {}\n[[queues.steps]]\nrequires = {}",
+                "queues.a.steps[0]",
+            ),
+            (
+                "[[queues]]\nid = \"a\"\n[queues.hours]\ntime_zone = \"Mars/Olympus\"",
+                "Mars/Olympus",
+            ),
+            (
+                "[[queues]]\nid = \"a\"\nchannels = [\"sms\"]\n[[queues]]\nid = \"b\"\nchannels = [\"sms\"]",
+                "sms",
+            ),
+            ("[[agents]]\nid = \"ana\"\nskills = { billing = 0 }", "billing"),
+        ];
+        for (toml, named) in cases {
+            let err = Config::parse(toml, Path::new("t.toml")).expect_err(toml);
+            assert!(err.to_string().contains(named), "{toml}: {err}");
+        }
     }
 
     #[test]

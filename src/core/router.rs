@@ -87,6 +87,13 @@ impl Seat {
         self.presence == Presence::Online && self.load + self.offered < self.limit
     }
 
+    /// Whether it holds more than its overall limit, or more than its limit on `channel`
+    /// (R05, R22, forced transfers).
+    pub fn is_over(&self, channel: Channel) -> bool {
+        let on_channel = self.channel_load.get(&channel).copied().unwrap_or(0);
+        self.load > self.limit || self.channel_limits.get(&channel).is_some_and(|l| on_channel > *l)
+    }
+
     fn has_channel_room(&self, channel: Channel) -> bool {
         self.channel_limits
             .get(&channel)

@@ -230,10 +230,11 @@ impl<'e> Effects<'e> {
             }
             CustomerEvent::Transferred { chat, from, to } => {
                 // The router has moved the load (the request did, through `router`).
+                let channel = channel(file, chat);
                 let (load, limit) = self.seat(to);
-                let over_limit = load > limit;
+                let over_limit = self.router().seat(to).is_some_and(|s| s.is_over(channel));
                 if over_limit {
-                    self.kpi(to, channel(file, chat), EventKind::LimitOverride);
+                    self.kpi(to, channel, EventKind::LimitOverride);
                 }
                 engine.fanout.push(
                     from,
