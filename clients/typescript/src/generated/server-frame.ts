@@ -166,7 +166,7 @@ export type Author =
 /**
  * What kind of message it is.
  */
-export type MessageKind = "text" | "template" | "notice";
+export type MessageKind = "text" | "template" | "notice" | "after_hours";
 /**
  * Until when a chat is snoozed (R13).
  */
@@ -296,6 +296,12 @@ export type ActivatedBy = "customer_replied" | "snooze_ended" | "transfer" | "ac
  * An agent's standing data.
  */
 export interface AgentProfile {
+  /**
+   * Its limits per channel, where it has any (R22).
+   */
+  channel_limits: {
+    [k: string]: number | undefined;
+  };
   id: AgentId;
   /**
    * How many chats it may hold active at once.
@@ -310,6 +316,12 @@ export interface AgentProfile {
    */
   queues: QueueId[];
   role: Role;
+  /**
+   * Its skills, each with a level from 1 to 5 (R19).
+   */
+  skills: {
+    [k: string]: number | undefined;
+  };
 }
 /**
  * What one channel allows an agent to send, as configured.
@@ -479,11 +491,33 @@ export interface OfferView {
    */
   expires_at: string;
   queue: QueueId;
+  /**
+   * The skills it requires at the step it was offered at, with their least levels (R19).
+   */
+  requires: {
+    [k: string]: number | undefined;
+  };
+  /**
+   * That step of its queue's workflow, from 0 (R19).
+   */
+  step: number;
 }
 /**
  * An agent as supervisors see it.
  */
 export interface AgentRow {
+  /**
+   * Its limits per channel (R22).
+   */
+  channel_limits: {
+    [k: string]: number | undefined;
+  };
+  /**
+   * Chats it holds or is offered, per channel (R22).
+   */
+  channel_load: {
+    [k: string]: number | undefined;
+  };
   id: AgentId;
   /**
    * Its concurrency limit.
@@ -506,11 +540,17 @@ export interface AgentRow {
    */
   over_limit: boolean;
   /**
-   * Times a chat took it over its limit, since the engine started.
+   * Times a chat took it over its limit or a channel's, since the engine started.
    */
   overrides: number;
   presence: Presence;
   role: Role;
+  /**
+   * Its skills with their levels (R19).
+   */
+  skills: {
+    [k: string]: number | undefined;
+  };
 }
 /**
  * An error reply.

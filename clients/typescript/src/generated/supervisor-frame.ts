@@ -31,6 +31,16 @@ export type SupervisorFrame = {
     }
   | {
       agent: AgentId;
+      /**
+       * Its skills now, each with a level from 1 to 5.
+       */
+      skills: {
+        [k: string]: number | undefined;
+      };
+      type: "set_skills";
+    }
+  | {
+      agent: AgentId;
       presence: Presence;
       type: "set_presence";
     }

@@ -115,14 +115,6 @@ export type SupervisorResult =
  */
 export type Presence = "online" | "away" | "offline";
 /**
- * A chat (conversation): one customer on one channel.
- */
-export type ChatId = string;
-/**
- * A customer, across all of its channel identities.
- */
-export type CustomerId = string;
-/**
  * A messaging channel a customer writes on.
  */
 export type Channel =
@@ -135,6 +127,14 @@ export type Channel =
   | "webchat"
   | "sms"
   | "email";
+/**
+ * A chat (conversation): one customer on one channel.
+ */
+export type ChatId = string;
+/**
+ * A customer, across all of its channel identities.
+ */
+export type CustomerId = string;
 /**
  * Who wrote a message.
  */
@@ -152,7 +152,7 @@ export type Author =
 /**
  * What kind of message it is.
  */
-export type MessageKind = "text" | "template" | "notice";
+export type MessageKind = "text" | "template" | "notice" | "after_hours";
 /**
  * Until when a chat is snoozed (R13).
  */
@@ -214,6 +214,11 @@ export type BoardEvent1 =
       queue: QueueId;
     }
   | {
+      chat: WaitingView;
+      kind: "chat_stepped";
+      queue: QueueId;
+    }
+  | {
       chat_id: ChatId;
       kind: "chat_left_queue";
       /**
@@ -248,6 +253,12 @@ export type ReopenOutcome = "replied" | "declined" | "expired" | "closed";
  * An agent's standing data.
  */
 export interface AgentProfile {
+  /**
+   * Its limits per channel, where it has any (R22).
+   */
+  channel_limits: {
+    [k: string]: number | undefined;
+  };
   id: AgentId;
   /**
    * How many chats it may hold active at once.
@@ -262,6 +273,12 @@ export interface AgentProfile {
    */
   queues: QueueId[];
   role: Role;
+  /**
+   * Its skills, each with a level from 1 to 5 (R19).
+   */
+  skills: {
+    [k: string]: number | undefined;
+  };
 }
 /**
  * The whole board a supervisor watches.
@@ -290,6 +307,18 @@ export interface Board {
  * An agent as supervisors see it.
  */
 export interface AgentRow {
+  /**
+   * Its limits per channel (R22).
+   */
+  channel_limits: {
+    [k: string]: number | undefined;
+  };
+  /**
+   * Chats it holds or is offered, per channel (R22).
+   */
+  channel_load: {
+    [k: string]: number | undefined;
+  };
   id: AgentId;
   /**
    * Its concurrency limit.
@@ -312,11 +341,17 @@ export interface AgentRow {
    */
   over_limit: boolean;
   /**
-   * Times a chat took it over its limit, since the engine started.
+   * Times a chat took it over its limit or a channel's, since the engine started.
    */
   overrides: number;
   presence: Presence;
   role: Role;
+  /**
+   * Its skills with their levels (R19).
+   */
+  skills: {
+    [k: string]: number | undefined;
+  };
 }
 /**
  * The KPIs of R14 since the start of the current UTC day.
@@ -350,6 +385,11 @@ export interface Figures {
    * User-replied chats: reopened chats the customer answered.
    */
   replied: number;
+  sla: Attainment;
+  /**
+   * The same per queue and channel, by queue then channel.
+   */
+  sla_by_queue: QueueAttainment[];
   /**
    * Template pushes after the window (R07).
    */
@@ -395,12 +435,53 @@ export interface Rejections {
   window_closed: number;
 }
 /**
+ * How many chats were answered within their SLA, of those answered (R20).
+ */
+export interface Attainment {
+  /**
+   * Chats answered (accepted) whose queue has an SLA.
+   */
+  answered: number;
+  /**
+   * Of those, answered within it.
+   */
+  within: number;
+}
+/**
+ * SLA attainment of one queue on one channel (R20).
+ */
+export interface QueueAttainment {
+  /**
+   * Chats answered (accepted) whose queue has an SLA.
+   */
+  answered: number;
+  channel: Channel;
+  queue: QueueId;
+  /**
+   * Of those, answered within it.
+   */
+  within: number;
+}
+/**
  * A queue and its waiting chats.
  */
 export interface QueueView {
   id: QueueId;
   /**
-   * Waiting chats, next first. Offered chats are not waiting.
+   * Whether it takes offers now (R21: a queue outside its opening hours does not).
+   */
+  open: boolean;
+  /**
+   * Its priority (R20).
+   */
+  priority: number;
+  /**
+   * Its SLA: answer within this many seconds (R20); null when it has none.
+   */
+  sla_secs: number | null;
+  /**
+   * Waiting chats, next first (R20: effective priority, then age). Offered chats are not
+   * waiting.
    */
   waiting: WaitingView[];
 }
@@ -408,6 +489,10 @@ export interface QueueView {
  * One waiting chat.
  */
 export interface WaitingView {
+  /**
+   * Its channel.
+   */
+  channel: Channel | null;
   chat_id: ChatId;
   /**
    * Its customer's name and contact as when it was queued; null where the engine does
@@ -416,13 +501,41 @@ export interface WaitingView {
   customer: CustomerView | null;
   customer_id: CustomerId;
   /**
+   * When its SLA is due; null when its queue has none (R20).
+   */
+  due_at: string | null;
+  /**
+   * How long it may still wait at its position, in seconds, from the queue's recent answer
+   * rate; null until the queue has answered a few chats (R20).
+   */
+  estimated_wait_secs: number | null;
+  /**
    * 1 = next.
    */
   position: number;
   /**
+   * Its effective priority when this view was made: the queue's, its rules', and what
+   * waiting and a near SLA add (R20).
+   */
+  priority: number;
+  /**
+   * The skills it requires at its step, with their least levels (R19).
+   */
+  requires: {
+    [k: string]: number | undefined;
+  };
+  /**
    * Since when it has waited (an offer that came back keeps it).
    */
   since: string;
+  /**
+   * The step of its queue's workflow it has reached, from 0 (R19).
+   */
+  step: number;
+  /**
+   * How many steps the workflow has.
+   */
+  steps: number;
 }
 /**
  * A customer as agents see it.

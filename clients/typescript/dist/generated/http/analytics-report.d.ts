@@ -13,6 +13,13 @@ export type AgentId = string;
  */
 export type Channel = "whatsapp" | "messenger" | "instagram" | "wechat" | "telegram" | "line" | "webchat" | "sms" | "email";
 /**
+ * A routing queue. By default there is one per channel, named after it.
+ *
+ * This interface was referenced by `AnalyticsReport`'s JSON-Schema
+ * via the `definition` "QueueId".
+ */
+export type QueueId = string;
+/**
  * The KPIs of R14 over a range (`GET /v1/analytics`, `get_analytics`).
  */
 export interface AnalyticsReport {
@@ -58,6 +65,11 @@ export interface Figures {
      * User-replied chats: reopened chats the customer answered.
      */
     replied: number;
+    sla: Attainment;
+    /**
+     * The same per queue and channel, by queue then channel.
+     */
+    sla_by_queue: QueueAttainment[];
     /**
      * Template pushes after the window (R07).
      */
@@ -107,6 +119,40 @@ export interface Rejections {
      * The window had closed (R02).
      */
     window_closed: number;
+}
+/**
+ * How many chats were answered within their SLA, of those answered (R20).
+ *
+ * This interface was referenced by `AnalyticsReport`'s JSON-Schema
+ * via the `definition` "Attainment".
+ */
+export interface Attainment {
+    /**
+     * Chats answered (accepted) whose queue has an SLA.
+     */
+    answered: number;
+    /**
+     * Of those, answered within it.
+     */
+    within: number;
+}
+/**
+ * SLA attainment of one queue on one channel (R20).
+ *
+ * This interface was referenced by `AnalyticsReport`'s JSON-Schema
+ * via the `definition` "QueueAttainment".
+ */
+export interface QueueAttainment {
+    /**
+     * Chats answered (accepted) whose queue has an SLA.
+     */
+    answered: number;
+    channel: Channel;
+    queue: QueueId;
+    /**
+     * Of those, answered within it.
+     */
+    within: number;
 }
 /**
  * Which KPI events an analytics query counts; every part is optional.

@@ -20,6 +20,13 @@ export type CustomerId = string;
  */
 export type AgentId = string;
 /**
+ * A routing queue. By default there is one per channel, named after it.
+ *
+ * This interface was referenced by `IngressReceipt`'s JSON-Schema
+ * via the `definition` "QueueId".
+ */
+export type QueueId = string;
+/**
  * Where a chat is in its life. Every state but `closed` is *live* (R01).
  *
  * This interface was referenced by `IngressReceipt`'s JSON-Schema
@@ -36,11 +43,20 @@ export interface IngressReceipt {
     chat_id: ChatId | null;
     customer_id: CustomerId;
     /**
+     * How long it may wait, in seconds, from the queue's recent answer rate; null until the
+     * queue has answered a few chats (R20).
+     */
+    estimated_wait_secs: number | null;
+    /**
      * Its owner now.
      */
     owner: AgentId | null;
     /**
-     * Its place in the queue, if it waits (1 = next).
+     * The queue it waits in, if it waits.
+     */
+    queue: QueueId | null;
+    /**
+     * Its place in the queue, if it waits (1 = next), in offer order (R20).
      */
     queue_position: number | null;
     /**

@@ -32,7 +32,7 @@ export type CustomerId = string;
  * This interface was referenced by `OutboundMessage`'s JSON-Schema
  * via the `definition` "MessageKind".
  */
-export type MessageKind = "text" | "template" | "notice";
+export type MessageKind = "text" | "template" | "notice" | "after_hours";
 /**
  * A message the engine sends to a customer through the outbound connector.
  */
