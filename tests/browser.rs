@@ -5,8 +5,13 @@
 //! the agent over its limit, the wall showing the override; then a snooze and a transfer from
 //! the desk, a forced transfer picked on the wall, paging back through a long history, a
 //! waiting customer shown by name, a desk whose socket is cut resuming with what it missed,
-//! and the wall renewing its short-lived token — is told at the top of the script. The engine runs with WhatsApp's length configured to 900 and the wall
-//! signs in with a 15-second token, so that both are taken from the engine or the test fails.
+//! and the wall renewing its short-lived token; then routing like a contact centre (R19–R21): a
+//! billing chat in Spanish waiting at step 1 of 2 with its requirements, priority and SLA due
+//! time on the wall, a skills edit refused, the skill given on the wall and the chat offered to
+//! that agent with its requirements on the desk, and SLA attainment counted — is told at the top
+//! of the script. The engine runs with WhatsApp's length configured to 900, a billing queue on
+//! Telegram with priority 7 and a 75-second SLA, and the wall signs in with a 15-second token,
+//! so that all are taken from the engine or the test fails.
 //!
 //! Needs Node.js ≥ 20 with npm, and Chromium at `/usr/bin/chromium` (or `CHROMIUM`):
 //! `cargo xtask test` installs both. Without Chromium the test fails saying so; with
@@ -36,6 +41,19 @@ const WHATSAPP_MAX_LEN: usize = 900;
 /// The wall signs in with a signed token this short-lived, so that it must renew it (and
 /// refresh its socket) during the scenario or be closed with 4001.
 const WALL_TOKEN_TTL_SECS: u32 = 15;
+/// A queue with a two-step workflow (R19): its first step requires billing ≥3 (the demo agent
+/// ana has it, ben does not) and lasts longer than the whole run, so no chat moves on to the
+/// second, the fallback, while the test looks at the first.
+const BILLING_QUEUE: &str = "billing";
+/// The channel that feeds it: one the rest of the scenario leaves alone.
+const BILLING_CHANNEL: &str = "telegram";
+/// Its priority and SLA: neither a default, so that the wall can only show them if it takes
+/// them from the engine.
+const BILLING_PRIORITY: i32 = 7;
+const BILLING_SLA_SECS: u64 = 75;
+/// A queue with opening hours and no open hour in its week: the wall shows it closed (R21).
+const CLOSED_QUEUE: &str = "after-hours";
+const CLOSED_CHANNEL: &str = "line";
 
 /// How long `npm ci` may take when `node_modules` is missing.
 const NPM_CI: Duration = Duration::from_secs(300);
@@ -139,13 +157,36 @@ impl Drop for Engine {
 }
 
 /// The engine's configuration: the development setup (demo agents, the development token
-/// secret) with WhatsApp's length changed.
+/// secret) with WhatsApp's length changed, the billing queue and the closed queue. Every other
+/// channel keeps its own queue with no requirements, as the rest of the scenario expects.
 fn write_config(data: &Path) -> PathBuf {
     std::fs::create_dir_all(data).expect("create the data directory");
     let config = data.join("switchboard.toml");
     std::fs::write(
         &config,
-        format!("[channels.whatsapp]\nmax_len = {WHATSAPP_MAX_LEN}\n"),
+        format!(
+            r#"[channels.whatsapp]
+max_len = {WHATSAPP_MAX_LEN}
+
+[[queues]]
+id = "{BILLING_QUEUE}"
+channels = ["{BILLING_CHANNEL}"]
+priority = {BILLING_PRIORITY}
+sla_secs = {BILLING_SLA_SECS}
+
+[[queues.steps]]
+requires = {{ billing = 3 }}
+timeout_secs = 3600
+
+[[queues.steps]]
+requires = {{ billing = 1 }}
+
+[[queues]]
+id = "{CLOSED_QUEUE}"
+channels = ["{CLOSED_CHANNEL}"]
+hours = {{ time_zone = "UTC" }}
+"#
+        ),
     )
     .expect("write the config");
     config
@@ -318,6 +359,11 @@ fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
             .env("SCREENSHOTS", &screenshots)
             .env("WALL_TOKEN", &wall_token)
             .env("WHATSAPP_MAX_LEN", WHATSAPP_MAX_LEN.to_string())
+            .env("BILLING_QUEUE", BILLING_QUEUE)
+            .env("BILLING_CHANNEL", BILLING_CHANNEL)
+            .env("BILLING_PRIORITY", BILLING_PRIORITY.to_string())
+            .env("BILLING_SLA_SECS", BILLING_SLA_SECS.to_string())
+            .env("CLOSED_QUEUE", CLOSED_QUEUE)
             .current_dir(root()),
         SCENARIO,
     );

@@ -3,7 +3,7 @@
 
 import { AgentClient } from "/assets/client.js";
 import {
-  signIn, fatalText, setOffline, h, reconcile, remaining, clockTime, customerLabel,
+  signIn, fatalText, setOffline, h, reconcile, remaining, clockTime, customerLabel, requirementsText,
 } from "/assets/socket.js";
 
 // Until the engine's `welcome` says how it is configured: the shortest default length.
@@ -418,6 +418,9 @@ function renderOffers() {
       h("div", { class: "item-main" },
         h("strong", { class: "name" }),
         h("span", { class: "meta muted" }),
+        h("p", { class: "offer-routing" },
+          h("span", { class: "requires" }), " ",
+          h("span", { class: "step muted" })),
         h("p", { class: "preview" }),
         h("p", { class: "reason", "aria-live": "polite" })),
       h("div", { class: "item-side" },
@@ -429,6 +432,7 @@ function renderOffers() {
     const chat = offer.chat;
     li.querySelector(".name").textContent = customerLabel(chat.customer);
     li.querySelector(".meta").textContent = `${chat.channel} · queue ${offer.queue}`;
+    fillOfferRouting(li.querySelector(".offer-routing"), offer);
     li.querySelector(".preview").textContent = chat.last_message?.text ?? "";
     li.querySelector(".reason").textContent = desk.reasons.get(chat.id) ?? "";
     setUntil(li.querySelector(".countdown"), offer.expires_at);
@@ -440,6 +444,16 @@ function renderOffers() {
   });
   showEmpty("offers", offers.length === 0);
   $("section#offers").classList.toggle("has-offers", offers.length > 0);
+}
+
+// What the offer asks of whoever takes it (R19), so that the agent sees why it came to them.
+// An offer from a queue with no workflow and no requirements (step 0, none) shows nothing.
+function fillOfferRouting(line, offer) {
+  const requires = requirementsText(offer.requires);
+  const step = offer.step ?? 0;
+  line.hidden = !requires && step === 0;
+  line.querySelector(".requires").textContent = requires ? `Requires ${requires}` : "No skills required";
+  line.querySelector(".step").textContent = `· step ${step + 1}`;
 }
 
 function archiveItem(entry) {

@@ -153,3 +153,13 @@ export function clockTime(iso) {
 export function customerLabel(customer) {
   return customer.name || customer.phone || customer.email || customer.id;
 }
+
+/**
+ * A chat's required skills with their least levels (R19), `{billing: 3, "language:es": 1}` →
+ * "billing ≥3 · language:es ≥1"; "" when it requires none. Desk and wall write them alike.
+ */
+export function requirementsText(requires) {
+  return Object.entries(requires ?? {})
+    .map(([skill, level]) => `${skill} ≥${level}`)
+    .join(" · ");
+}

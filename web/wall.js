@@ -4,6 +4,7 @@
 import { SupervisorClient } from "/assets/client.js";
 import {
   signIn, fatalText, setOffline, h, reconcile, duration, remaining, clockTime, customerLabel,
+  requirementsText,
 } from "/assets/socket.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -14,6 +15,9 @@ const $ = (selector) => document.querySelector(selector);
 
 const wall = {
   queues: new Map(), // queue id → waiting chats, next first
+  // queue id → {priority, sla_secs, open}: only the board carries them, so a queue first seen
+  // in an event has none until the next board.
+  queueSettings: new Map(),
   agents: new Map(), // agent id → AgentRow
   reopened: new Map(), // chat id → ReopenedChat
   kpis: null,
@@ -72,6 +76,11 @@ function eventArrived(event) {
 
 function applyBoard(board) {
   wall.queues = new Map(board.queues.map((q) => [q.id, [...q.waiting].sort((a, b) => a.position - b.position)]));
+  wall.queueSettings = new Map(board.queues.map((q) => [q.id, {
+    priority: q.priority ?? 0,
+    sla_secs: q.sla_secs ?? null,
+    open: q.open !== false,
+  }]));
   wall.agents = new Map(board.agents.map((a) => [a.id, a]));
   wall.reopened = new Map(board.reopened.map((r) => [r.chat_id, r]));
   setKpis(board.kpis);
@@ -86,7 +95,10 @@ function applyEvent(event) {
     case "agent_removed":
       wall.agents.delete(event.agent_id);
       break;
-    case "chat_queued": {
+    // A stepped chat's view replaces the one shown, at the position it gives: the step may
+    // have changed its priority and so its place.
+    case "chat_queued":
+    case "chat_stepped": {
       const waiting = leaveQueue(event.queue, event.chat.chat_id);
       const at = Math.min(Math.max(event.chat.position - 1, 0), waiting.length);
       waiting.splice(at, 0, event.chat);
@@ -148,6 +160,52 @@ async function setLimit(agentId, input) {
     status.textContent = `${agentName(agentId)}'s limit is now ${limit}.`;
   } catch (error) {
     status.textContent = `Limit not changed: ${error.message}`;
+  }
+}
+
+/**
+ * "billing:3, language:es:5" → `{billing: 3, "language:es": 5}`, or `{error}` saying what is
+ * wrong with it. A skill's name may itself hold colons (`language:es`): the level is after the
+ * last. Whether a level is in range is the engine's to say, so that the wall never disagrees
+ * with it.
+ */
+function parseSkills(text) {
+  const skills = {};
+  for (const part of text.split(/[,\n]/).map((p) => p.trim()).filter(Boolean)) {
+    const match = part.match(/^(.+?)\s*:\s*(\d+)$/);
+    if (!match) return { error: `Write each skill as name:level, such as billing:3 (not "${part}").` };
+    const [, name, level] = match;
+    if (name in skills) return { error: `${name} is listed twice.` };
+    skills[name] = Number(level);
+  }
+  return { skills };
+}
+
+function skillsInputText(skills) {
+  return Object.entries(skills ?? {}).map(([name, level]) => `${name}:${level}`).join(", ");
+}
+
+async function setSkills(agentId, input, error) {
+  const refuse = (message) => {
+    error.textContent = message;
+    input.setAttribute("aria-invalid", "true");
+  };
+  const parsed = parseSkills(input.value);
+  if (parsed.error) {
+    refuse(parsed.error);
+    input.focus();
+    return;
+  }
+  try {
+    await socket.request("set_skills", { agent: agentId, skills: parsed.skills });
+    delete input.dataset.dirty;
+    input.removeAttribute("aria-invalid");
+    error.textContent = "";
+    input.closest("details").open = false;
+    const now = skillsInputText(parsed.skills);
+    $("#agents-status").textContent = `${agentName(agentId)}'s skills are now ${now || "none"}.`;
+  } catch (e) {
+    refuse(`Skills not changed: ${e.message}`);
   }
 }
 
@@ -222,6 +280,73 @@ function waitingFor(since) {
   return `waiting ${duration(socket.now() - Date.parse(since))}`;
 }
 
+// "SLA due 09:05 · in 45s", or "SLA overdue by 12s" once it has passed (R20).
+function dueText(due) {
+  const left = Date.parse(due) - socket.now();
+  return left > 0 ? `SLA due ${clockTime(due)} · in ${remaining(left)}` : `SLA overdue by ${duration(-left)}`;
+}
+
+function showDue(el, due) {
+  if (due) el.dataset.due = due;
+  else delete el.dataset.due;
+  el.hidden = !due;
+  el.textContent = due ? dueText(due) : "";
+  el.closest("li").classList.toggle("overdue", !!due && Date.parse(due) <= socket.now());
+}
+
+function fillQueueHeading(section, id, waiting) {
+  section.querySelector(".queue-count").textContent = `${waiting.length} waiting`;
+  section.classList.toggle("idle", waiting.length === 0);
+  const settings = wall.queueSettings.get(id);
+  const closed = settings?.open === false;
+  section.classList.toggle("closed", closed);
+  section.querySelector(".closed-badge").hidden = !closed;
+  const line = section.querySelector(".queue-settings");
+  line.hidden = !settings;
+  if (settings) {
+    line.querySelector(".queue-priority").textContent = `priority ${settings.priority}`;
+    line.querySelector(".queue-sla").textContent =
+      settings.sla_secs == null ? "no SLA" : `SLA ${duration(settings.sla_secs * 1000)}`;
+  }
+}
+
+function waitingItem() {
+  return h("li", { class: "item compact waiting-chat" },
+    h("span", { class: "position" }),
+    h("div", { class: "item-main" },
+      h("span", { class: "who" }),
+      h("span", { class: "routing meta muted" },
+        h("span", { class: "step" }),
+        h("span", { class: "requires" }),
+        h("span", { class: "priority", title: "Effective priority: the queue's and its rules', raised as the chat waits and its SLA nears" }))),
+    h("div", { class: "item-side" },
+      h("span", { class: "waiting-time" }),
+      h("span", { class: "due" }),
+      h("span", { class: "estimate muted" })));
+}
+
+function fillWaitingItem(li, w, position) {
+  li.querySelector(".position").textContent = `#${position}`;
+  const who = li.querySelector(".who");
+  who.textContent = w.customer ? customerLabel(w.customer) : w.customer_id;
+  who.title = w.chat_id;
+  // Steps count from 0 on the wire; a queue without a workflow (one step or none) has none to
+  // show.
+  const step = li.querySelector(".step");
+  step.hidden = !(w.steps > 1);
+  step.textContent = step.hidden ? "" : `step ${w.step + 1} of ${w.steps}`;
+  const requires = requirementsText(w.requires);
+  li.querySelector(".requires").textContent = requires ? `requires ${requires}` : "any agent";
+  li.querySelector(".priority").textContent = `priority ${w.priority ?? 0}`;
+  const time = li.querySelector(".waiting-time");
+  time.dataset.since = w.since;
+  time.textContent = waitingFor(w.since);
+  showDue(li.querySelector(".due"), w.due_at);
+  li.querySelector(".estimate").textContent = w.estimated_wait_secs == null
+    ? "no wait estimate yet"
+    : `est. wait ${duration(w.estimated_wait_secs * 1000)}`;
+}
+
 function renderQueues() {
   const queues = [...wall.queues.entries()].sort(([a], [b]) => a.localeCompare(b));
   reconcile($("#queues"), queues, "data-queue", ([id]) => id, ([id]) => {
@@ -229,26 +354,16 @@ function renderQueues() {
     return h("section", { class: "queue", "aria-labelledby": headingId },
       h("h3", { id: headingId },
         h("span", { class: "queue-name", text: id }), " ",
-        h("span", { class: "badge queue-count" })),
+        h("span", { class: "badge queue-count" }), " ",
+        h("span", { class: "badge danger closed-badge", text: "closed", hidden: true })),
+      h("p", { class: "queue-settings meta muted" },
+        h("span", { class: "queue-priority" }), " · ",
+        h("span", { class: "queue-sla" })),
       h("ol", { class: "list waiting" }));
-  }, (section, [, waiting]) => {
-    section.querySelector(".queue-count").textContent = `${waiting.length} waiting`;
-    section.classList.toggle("idle", waiting.length === 0);
-    reconcile(section.querySelector("ol"), waiting, "data-chat-id", (w) => w.chat_id, () =>
-      h("li", { class: "item compact" },
-        h("span", { class: "position" }),
-        h("span", { class: "who" }),
-        h("span", { class: "waiting-time" })),
-    (li, w) => {
-      const position = waiting.indexOf(w) + 1;
-      li.querySelector(".position").textContent = `#${position}`;
-      const who = li.querySelector(".who");
-      who.textContent = w.customer ? customerLabel(w.customer) : w.customer_id;
-      who.title = w.chat_id;
-      const time = li.querySelector(".waiting-time");
-      time.dataset.since = w.since;
-      time.textContent = waitingFor(w.since);
-    });
+  }, (section, [id, waiting]) => {
+    fillQueueHeading(section, id, waiting);
+    reconcile(section.querySelector("ol"), waiting, "data-chat-id", (w) => w.chat_id, waitingItem,
+      (li, w) => fillWaitingItem(li, w, waiting.indexOf(w) + 1));
   });
   $("#queues-empty").hidden = queues.length > 0;
 }
@@ -263,16 +378,38 @@ function agentRow(agent) {
   });
   const select = h("select", { id: presenceId, class: "presence-select", onchange: () => setPresence(id, select) },
     ...["online", "away", "offline"].map((p) => h("option", { value: p, text: p })));
+  const skillsId = `skills-${id}`;
+  const skillsError = h("p", { class: "error skills-error", role: "alert" });
+  const skillsInput = h("input", {
+    id: skillsId, class: "skills-input", type: "text", spellcheck: "false", autocomplete: "off",
+    placeholder: "billing:3, language:es:5",
+    oninput: () => { skillsInput.dataset.dirty = "1"; },
+  });
   return h("tr", {},
     h("th", { scope: "row", class: "agent" },
       h("span", { class: "agent-name" }), " ",
       h("span", { class: "agent-id muted" }), " ",
       h("span", { class: "badge danger over-limit-badge", text: "over limit" })),
     h("td", { class: "presence" }, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "presence-text" })),
-    h("td", { class: "load num" }),
+    // The load per channel sits under the total it is part of, not in a column of its own:
+    // the table already holds more columns than the wall's width.
+    h("td", { class: "num" }, h("span", { class: "load" }), h("div", { class: "channels chips" })),
     h("td", { class: "limit num" }),
     h("td", { class: "offered num" }),
     h("td", { class: "overrides num" }),
+    h("td", { class: "skills-cell" },
+      h("div", { class: "skills chips" }),
+      // Folded until wanted, for the same reason.
+      h("details", { class: "skills-edit" },
+        h("summary", { class: "edit-skills" }, "Edit"),
+        h("form", {
+          class: "skills-form",
+          onsubmit: (event) => { event.preventDefault(); setSkills(id, skillsInput, skillsError); },
+        },
+        h("label", { for: skillsId, class: "sr-only" }),
+        skillsInput,
+        h("button", { type: "submit", class: "save-skills" }, "Save")),
+        skillsError)),
     h("td", {},
       h("form", { class: "limit-form", onsubmit: (event) => { event.preventDefault(); setLimit(id, input); } },
         h("label", { for: limitId, class: "sr-only" }),
@@ -293,7 +430,10 @@ function fillAgentRow(tr, agent) {
   tr.querySelector(".limit").textContent = agent.limit;
   tr.querySelector(".offered").textContent = agent.offered;
   tr.querySelector(".overrides").textContent = agent.overrides;
-  const [limitLabel, presenceLabel] = tr.querySelectorAll("label.sr-only");
+  fillChannels(tr.querySelector(".channels"), agent);
+  fillSkills(tr, agent);
+  const [skillsLabel, limitLabel, presenceLabel] = tr.querySelectorAll("label.sr-only");
+  skillsLabel.textContent = `Skills of ${agent.name}, as name:level separated by commas`;
   limitLabel.textContent = `New limit for ${agent.name}`;
   presenceLabel.textContent = `Presence of ${agent.name}`;
   const input = tr.querySelector(".limit-input");
@@ -301,6 +441,34 @@ function fillAgentRow(tr, agent) {
   const select = tr.querySelector(".presence-select");
   if (document.activeElement !== select) select.value = agent.presence;
   tr.querySelector(".set-limit").setAttribute("aria-label", `Set limit for ${agent.name}`);
+}
+
+// Load per channel against the channel's limit where it has one (R22): "whatsapp 2/3".
+function fillChannels(cell, agent) {
+  const limits = agent.channel_limits ?? {};
+  const load = agent.channel_load ?? {};
+  const channels = [...new Set([...Object.keys(limits), ...Object.keys(load)])].sort();
+  cell.replaceChildren(...channels.map((channel) => {
+    const held = load[channel] ?? 0;
+    const limit = limits[channel];
+    return h("span", {
+      class: `chip channel${limit != null && held > limit ? " danger" : ""}`,
+      "data-channel": channel,
+      text: limit == null ? `${channel} ${held}` : `${channel} ${held}/${limit}`,
+    });
+  }));
+  if (!channels.length) cell.append(h("span", { class: "muted", text: "—" }));
+}
+
+function fillSkills(tr, agent) {
+  const skills = Object.entries(agent.skills ?? {});
+  tr.querySelector(".skills").replaceChildren(...(skills.length
+    ? skills.map(([name, level]) => h("span", { class: "chip skill", "data-skill": name, text: `${name}:${level}` }))
+    : [h("span", { class: "muted", text: "no skills" })]));
+  const input = tr.querySelector(".skills-input");
+  if (!input.dataset.dirty && document.activeElement !== input) input.value = skillsInputText(agent.skills);
+  tr.querySelector(".save-skills").setAttribute("aria-label", `Save skills of ${agent.name}`);
+  tr.querySelector(".edit-skills").setAttribute("aria-label", `Edit skills of ${agent.name}`);
 }
 
 function renderAgents() {
@@ -402,11 +570,31 @@ function renderKpis() {
     opted_out: f.rejected.opted_out,
     time_to_accept: f.time_to_accept.count ? `${(f.time_to_accept.p50_ms / 1000).toFixed(1)} s` : "—",
     queue_wait: f.queue_wait.count ? `${(f.queue_wait.p50_ms / 1000).toFixed(1)} s` : "—",
+    sla: attainmentText(f.sla),
   };
   for (const el of document.querySelectorAll("#kpis [data-kpi]")) {
     el.textContent = values[el.dataset.kpi] ?? "—";
   }
+  renderSlaByQueue(f.sla_by_queue ?? []);
   $("#kpis-since").textContent = `since ${new Date(wall.kpis.since).toISOString().slice(0, 10)} (UTC)`;
+}
+
+// SLA attainment (R20): "3/4 · 75%" of the chats answered in queues with an SLA.
+function attainmentText(attainment) {
+  if (!attainment?.answered) return "—";
+  const percent = Math.floor((100 * attainment.within) / attainment.answered);
+  return `${attainment.within}/${attainment.answered} · ${percent}%`;
+}
+
+function renderSlaByQueue(rows) {
+  reconcile($("#sla-by-queue"), rows, "data-sla", (r) => `${r.queue}/${r.channel}`, () =>
+    h("li", {}, h("span", { class: "sla-where" }), " ", h("span", { class: "sla-figure" })),
+  (li, row) => {
+    li.querySelector(".sla-where").textContent = `${row.queue} · ${row.channel}`;
+    li.querySelector(".sla-figure").textContent = attainmentText(row);
+    li.classList.toggle("missed", row.within < row.answered);
+  });
+  $("#sla-by-queue-empty").hidden = rows.length > 0;
 }
 
 function svg(tag, attrs) {
@@ -449,4 +637,5 @@ setInterval(() => {
   if (!socket) return;
   for (const el of document.querySelectorAll("[data-since]")) el.textContent = waitingFor(el.dataset.since);
   for (const el of document.querySelectorAll("#reopened .countdown")) el.textContent = windowText(el.dataset.until);
+  for (const el of document.querySelectorAll("#queues .due[data-due]")) showDue(el, el.dataset.due);
 }, 1000);

@@ -22,11 +22,21 @@
 // playwright's WebSocket routing) while Tom writes, and back online his desk resumes and shows
 // the missed message once; and the wall, signed in with a short-lived token, renews it and
 // stays connected past that token's expiry.
+// Routing like a contact centre (R19–R21), when the engine is configured for it (BILLING_QUEUE
+// set): the wall shows the billing queue's priority and SLA and a queue outside its hours as
+// closed; customer Lea writes in Spanish about billing and waits, as nobody holds both skills,
+// at step 1 of 2 with her requirements, priority and SLA due time on the wall; sam's skills
+// edit with a level out of range is refused with the engine's reason; sam gives ana Spanish on
+// the wall, Lea's chat is offered to ana, whose desk shows what it requires and its step, and
+// once she accepts the wall counts it answered within the SLA.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default target/screenshots),
 // E2E_WAIT_MS (every wait's bound, default 10000), WALL_TOKEN (the wall's token; default the
 // static sam-token, and then the renewal step is skipped), WHATSAPP_MAX_LEN (the engine's
-// configured WhatsApp length, default 1024). Exits 0 on success, 1 with a message naming
+// configured WhatsApp length, default 1024), BILLING_QUEUE, BILLING_CHANNEL, BILLING_PRIORITY,
+// BILLING_SLA_SECS (a queue whose first of two steps requires billing ≥3, long enough not to
+// time out during the run, and the channel that feeds it; unset: the routing steps are
+// skipped), CLOSED_QUEUE (a queue never open). Exits 0 on success, 1 with a message naming
 // the failed step otherwise, 2 on bad usage; the screenshots are saved either way.
 
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -40,6 +50,15 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = process.env.SCREENSHOTS || path.join("target", "screenshots");
 const WALL_TOKEN = process.env.WALL_TOKEN || "sam-token";
 const WHATSAPP_MAX_LEN = Number(process.env.WHATSAPP_MAX_LEN || 1024);
+const BILLING = process.env.BILLING_QUEUE
+  ? {
+    queue: process.env.BILLING_QUEUE,
+    channel: process.env.BILLING_CHANNEL,
+    priority: Number(process.env.BILLING_PRIORITY),
+    slaSecs: Number(process.env.BILLING_SLA_SECS),
+    closedQueue: process.env.CLOSED_QUEUE,
+  }
+  : null;
 
 const base = (process.argv[2] || "").replace(/\/+$/, "");
 if (!/^https?:\/\/[^/]+$/.test(base)) {
@@ -132,6 +151,8 @@ const sel = {
   archive: (id) => `section#archive li[data-chat-id="${id}"]`,
   live: (id) => `#live-chats li[data-chat-id="${id}"]`,
   waiting: (id) => `#queues li[data-chat-id="${id}"]`,
+  queue: (id) => `#queues section[data-queue="${id}"]`,
+  agentRow: (id) => `table#agents tr[data-agent-id="${id}"]`,
 };
 
 /** `page`'s text at `selector` includes `text` (within WAIT). */
@@ -514,6 +535,9 @@ try {
     await shows(desk.ben, "#history li:last-child", "Update 50");
   });
 
+  if (BILLING) await routingLikeAContactCentre();
+  else console.log("skip the routing steps (R19–R21): BILLING_QUEUE is not set");
+
   await step("ana goes away and ben is full: Eva waits, and the wall shows her by name", async () => {
     await desk.ana.selectOption("select#presence", "away");
     await until(wall, "ana's row does not read away", () => document.querySelector('tr[data-agent-id="ana"]')?.dataset.presence === "away");
@@ -598,7 +622,7 @@ if (failed) {
   console.error(`\ne2e: FAILED at step "${current}":\n  ${failed.message}`);
   if (!(failed instanceof Failure)) console.error(failed.stack);
   for (const page of pages) {
-    for (const s of ["section#active", "section#reopened", "section#offers", "section#archive", "#load", "table#agents", "#reopened", "#kpis"]) {
+    for (const s of ["section#active", "section#reopened", "section#offers", "section#archive", "#load", "table#agents", "#reopened", "#kpis", "#queues", "#sla-by-queue"]) {
       if (await page.$(s).catch(() => null)) console.error("  " + (await show(page, s)));
     }
     for (const problem of page.__problems) console.error(`  ${page.__name}: ${problem}`);
@@ -610,6 +634,106 @@ console.log("e2e: passed");
 process.exit(0);
 
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * R19–R21 on the wall and the desks. Counts on ana online with room and no skill `language:es`
+ * (the demo agents: ana billing:3, language:en:5) and ben full or without billing.
+ */
+async function routingLikeAContactCentre() {
+  const { queue, channel, priority, slaSecs, closedQueue } = BILLING;
+  let lea;
+
+  await step(`the wall shows ${queue}'s priority and SLA as configured, and ${closedQueue} closed`, async () => {
+    await shows(wall, `${sel.queue(queue)} .queue-priority`, `priority ${priority}`);
+    await shows(wall, `${sel.queue(queue)} .queue-sla`, `SLA ${minutesAndSeconds(slaSecs)}`);
+    await has(wall, `${sel.queue(queue)} .closed-badge[hidden]`);
+    await until(
+      wall,
+      `${sel.queue(closedQueue)} shows no "closed" badge`,
+      (s) => {
+        const badge = document.querySelector(`${s} .closed-badge`);
+        return !!badge && badge.checkVisibility() && badge.textContent.trim() === "closed";
+      },
+      sel.queue(closedQueue),
+    );
+  });
+
+  await step(`Lea writes on ${channel} in Spanish about billing; nobody holds both skills, so she waits at step 1 of 2`, async () => {
+    lea = await http("POST", `/v1/channels/${channel}/messages`, {
+      from: "100200300",
+      name: "Lea Ruiz",
+      text: "Me cobraron dos veces",
+      language: "es",
+      // Below the first step's billing ≥3: the higher of the two must win.
+      skills: { billing: 2 },
+    });
+    if (lea.state !== "queued" || lea.queue !== queue) {
+      fail(`Lea's chat: expected queued in ${queue}, the engine answered ${JSON.stringify(lea)}`);
+    }
+    const item = sel.waiting(lea.chat_id);
+    await shows(wall, `${sel.queue(queue)} li[data-chat-id="${lea.chat_id}"] .who`, "Lea Ruiz");
+    await shows(wall, `${item} .step`, "step 1 of 2");
+    await until(
+      wall,
+      `${item} .requires does not read "requires billing ≥3 · language:es ≥1"`,
+      (s) => document.querySelector(s)?.textContent.trim() === "requires billing ≥3 · language:es ≥1",
+      `${item} .requires`,
+    );
+    await shows(wall, `${item} .priority`, `priority ${priority}`);
+    await shows(wall, `${item} .due`, "SLA due");
+    if (await wall.$(`${item}.overdue`)) fail(`wall: ${item} is marked overdue within its ${slaSecs} s SLA`);
+    if (!(await wall.textContent(`${item} .estimate`)).trim()) fail(`wall: ${item} shows no wait estimate (nor that there is none yet)`);
+    for (const page of [desk.ana, desk.ben]) {
+      if (await page.$(sel.offer(lea.chat_id))) fail(`${page.__name}: offered Lea's chat, though it lacks a skill it requires`);
+    }
+  });
+
+  await step("sam saves ana's skills with a level out of range on the wall: the engine's refusal shows, nothing changes", async () => {
+    const row = sel.agentRow("ana");
+    await shows(wall, `${row} .skills`, "billing:3");
+    await wall.click(`${row} summary.edit-skills`);
+    await wall.fill(`${row} .skills-input`, "billing:3, language:en:5, language:es:9");
+    await wall.click(`${row} button.save-skills`);
+    await shows(wall, `${row} .skills-error`, "levels go from 1 to 5");
+    await has(wall, `${row} .chip[data-skill="language:es"]`, false);
+    await has(wall, sel.waiting(lea.chat_id));
+  });
+
+  await step("sam gives ana Spanish on the wall: Lea's chat is offered to her, and her desk shows what it requires and its step", async () => {
+    const row = sel.agentRow("ana");
+    await wall.fill(`${row} .skills-input`, "billing:3, language:en:5, language:es:2");
+    await wall.click(`${row} button.save-skills`);
+    await until(
+      wall,
+      `${row} has no chip reading "language:es:2"`,
+      (s) => document.querySelector(s)?.textContent.trim() === "language:es:2",
+      `${row} .chip[data-skill="language:es"]`,
+    );
+    await until(wall, `${row} .skills-error still shows`, (s) => document.querySelector(s)?.textContent === "", `${row} .skills-error`);
+    await shows(wall, "#agents-status", "Ana's skills are now billing:3, language:en:5, language:es:2");
+    const to = await offeredTo([desk.ana, desk.ben], lea.chat_id);
+    if (to !== desk.ana) fail(`Lea's chat ${lea.chat_id} was offered to ${to ? to.__name : "nobody"}, not ana`);
+    await shows(desk.ana, `${sel.offer(lea.chat_id)} .requires`, "Requires billing ≥3 · language:es ≥1");
+    await shows(desk.ana, `${sel.offer(lea.chat_id)} .step`, "step 1");
+    await has(wall, sel.waiting(lea.chat_id), false);
+    await accepts(desk.ana, lea.chat_id, "1/1");
+  });
+
+  await step(`the wall counts Lea's chat answered within the SLA, in total and for ${queue} on ${channel}`, async () => {
+    await until(
+      wall,
+      '[data-kpi="sla"] does not read "1/1 · 100%"',
+      () => document.querySelector('[data-kpi="sla"]')?.textContent.trim() === "1/1 · 100%",
+    );
+    await shows(wall, `#sla-by-queue li[data-sla="${queue}/${channel}"]`, `${queue} · ${channel} 1/1 · 100%`);
+    await shows(wall, `${sel.agentRow("ana")} .chip[data-channel="${channel}"]`, `${channel} 1`);
+  });
+}
+
+/** 75 → "1m 15s", as the wall writes durations of a minute or more. */
+function minutesAndSeconds(secs) {
+  return `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
+}
 
 /**
  * Closes chat `id` in `page`'s desk the way an agent would: opens it from its card in the Active
