@@ -6,6 +6,7 @@
 //! - [`gateway`]: the axum adapter from HTTP and WebSocket to engine calls.
 //! - [`store`]: the embedded SQLite database: durable changes, restore, archive search, history.
 
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod core;
