@@ -35,7 +35,7 @@ struct Lane {
 struct World {
     engine: Arc<Engine>,
     lanes: Vec<Lane>,
-    _outbound: tokio::sync::mpsc::UnboundedReceiver<switchboard::protocol::OutboundMessage>,
+    _outbound: tokio::sync::mpsc::UnboundedReceiver<switchboard::engine::outbound::Dispatch>,
 }
 
 fn say(engine: &Engine, from: &str, text: &str) -> Option<ChatId> {

@@ -23,8 +23,9 @@
 //!
 //! [outbound]
 //! webhook_url = "http://127.0.0.1:9000/outbound"   # absent: outbound messages are logged
-//! attempts = 5
-//! first_backoff_ms = 200
+//! attempts = 8                    # then the message is marked failed, for its agent to retry (R24)
+//! first_backoff_ms = 500          # doubled after each failed attempt...
+//! max_backoff_ms = 300000         # ...up to this; a platform's Retry-After is heeded
 //!
 //! [security]                      # see SECURITY.md; absent: the development setup
 //! jwt_secret = "change-me-to-32-or-more-random-bytes"  # HS256 key of agents' and supervisors' tokens
@@ -270,6 +271,13 @@ pub struct OutboundConfig {
     /// First retry delay, doubled each retry.
     #[serde(default = "default_backoff_ms")]
     pub first_backoff_ms: u64,
+    /// The longest delay between attempts.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_max_backoff_ms() -> u64 {
+    Retry::default().max_backoff.as_millis() as u64
 }
 
 fn default_attempts() -> u32 {
@@ -286,6 +294,7 @@ impl Default for OutboundConfig {
             webhook_url: None,
             attempts: default_attempts(),
             first_backoff_ms: default_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
         }
     }
 }
@@ -296,6 +305,7 @@ impl OutboundConfig {
         Retry {
             attempts: self.attempts.max(1),
             first_backoff: StdDuration::from_millis(self.first_backoff_ms),
+            max_backoff: StdDuration::from_millis(self.max_backoff_ms.max(self.first_backoff_ms)),
         }
     }
 }

@@ -15,7 +15,10 @@ pub mod router;
 
 pub use agent::{AgentProfile, Presence, Role};
 pub use channel::{AfterWindow, Channel, ChannelPolicy, Policies};
-pub use chat::{Author, Chat, ChatState, CloseReason, Message, MessageKind, SnoozeUntil, Stage};
+pub use chat::{
+    Author, Chat, ChatState, CloseReason, Delivery, Incoming, MediaKind, Message, MessageKind, Payload,
+    SnoozeUntil, Stage,
+};
 pub use customer::{CustomerEvent, CustomerFile, Events, Profile};
 pub use hours::{Hours, HoursError};
 pub use queue::{QueuePlan, RoutingAsk, Skills, Ticket};

@@ -33,6 +33,7 @@ pub mod fanout;
 mod ingress;
 mod journal;
 pub mod outbound;
+mod outbox;
 mod requests;
 mod restore;
 pub mod retries;
@@ -191,6 +192,13 @@ pub struct Engine {
     /// since routing may offer it later while holding only the router.
     offer_cards: DashMap<ChatId, ChatView>,
     outbound: Outbound,
+    /// Messages the platforms took, by channel and their id of it: for status webhooks (R25).
+    sent_messages: DashMap<(Channel, String), outbox::SentMessage>,
+    /// Messages that finally failed, by chat and place: what a retry sends again (R24).
+    failed_outbox: DashMap<(ChatId, u64), outbound::OutboxItem>,
+    /// This run's start, in the ids' clock: part of every idempotency key, so that keys of a
+    /// restarted engine never repeat an earlier run's.
+    boot: u64,
     next_id: AtomicU64,
     /// When the routing timer is set for, in nanoseconds (0: none pending); changed under the
     /// router's lock.
@@ -260,6 +268,9 @@ impl Engine {
             watchers: ArchiveWatchers::default(),
             offer_cards: DashMap::new(),
             outbound,
+            sent_messages: DashMap::new(),
+            failed_outbox: DashMap::new(),
+            boot: first_id,
             next_id: AtomicU64::new(first_id),
             routing_tick: AtomicI64::new(0),
             supervision,

@@ -12,7 +12,9 @@ use tracing_subscriber::EnvFilter;
 
 use switchboard::clock::{Clock, SystemClock};
 use switchboard::config::{Config, DurabilityConfig};
-use switchboard::engine::outbound::{run_logging_connector, run_webhook_connector, Outbound};
+use switchboard::engine::outbound::connector::Connector;
+use switchboard::engine::outbound::sender::run_outbox;
+use switchboard::engine::outbound::Outbound;
 use switchboard::engine::ticker::run_ticker;
 use switchboard::engine::Engine;
 use switchboard::gateway;
@@ -138,16 +140,23 @@ async fn main() -> anyhow::Result<()> {
         let restored = engine.restore(store)?;
         tracing::info!(?restored, "state restored from the store");
     }
-    match cli.webhook_url.or(config.outbound.webhook_url.clone()) {
+    let connector = match cli.webhook_url.or(config.outbound.webhook_url.clone()) {
         Some(url) => {
             tracing::info!(%url, "outbound messages go to the webhook");
-            tokio::spawn(run_webhook_connector(url, config.outbound.retry(), outbound_rx));
+            Connector::webhook(url)
         }
         None => {
             tracing::info!("no webhook configured: outbound messages are logged");
-            tokio::spawn(run_logging_connector(outbound_rx));
+            Connector::Log
         }
-    }
+    };
+    // Started after the restore: what it put back in the outbox waits in the channel.
+    tokio::spawn(run_outbox(
+        engine.clone(),
+        outbound_rx,
+        connector,
+        config.outbound.retry(),
+    ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let ticker = tokio::spawn(run_ticker(engine.clone(), stop_rx));

@@ -9,7 +9,10 @@ pub mod chat;
 pub mod schema;
 pub mod supervisor;
 
-pub use chat::{Author, ChatState, CloseReason, LiveElsewhere, Message, MessageKind, SnoozeUntil};
+pub use chat::{
+    Attachment, Author, ChatState, CloseReason, Delivery, LiveElsewhere, MediaKind, Message, MessageKind,
+    SnoozeUntil,
+};
 
 use std::collections::BTreeMap;
 
@@ -83,6 +86,14 @@ pub enum Request {
         /// Tag the message `human_agent` (Messenger/Instagram, after the 24 h window).
         #[serde(default)]
         human_agent_tag: bool,
+    },
+    /// Send a failed message to the customer again (R24): it goes back to the outbox under a
+    /// new idempotency key. Only the chat's owner may.
+    RetryMessage {
+        /// The chat.
+        chat_id: ChatId,
+        /// The failed message's place in the chat's history.
+        seq: u64,
     },
     /// The one template push after the window (R07).
     SendTemplate {
@@ -205,6 +216,7 @@ impl Request {
         match self {
             Request::Reopen { .. } => "reopen",
             Request::SendMessage { .. } => "send_message",
+            Request::RetryMessage { .. } => "retry_message",
             Request::SendTemplate { .. } => "send_template",
             Request::Accept { .. } => "accept",
             Request::Decline { .. } => "decline",
@@ -230,6 +242,7 @@ impl Request {
         match self {
             Request::Reopen { .. }
             | Request::SendMessage { .. }
+            | Request::RetryMessage { .. }
             | Request::SendTemplate { .. }
             | Request::Accept { .. }
             | Request::Decline { .. }
@@ -254,6 +267,7 @@ impl Request {
         match self {
             Request::Reopen { chat_id }
             | Request::SendMessage { chat_id, .. }
+            | Request::RetryMessage { chat_id, .. }
             | Request::SendTemplate { chat_id, .. }
             | Request::Accept { chat_id }
             | Request::Decline { chat_id }
@@ -610,6 +624,16 @@ pub enum Push {
     PresenceChanged {
         /// The new presence.
         presence: Presence,
+    },
+    /// A message to the customer of one of your chats moved on (R24, R25): the platform took
+    /// it, delivered it, the customer read it, or it failed with the platform's reason.
+    MessageStatus {
+        /// The chat.
+        chat_id: ChatId,
+        /// The message's place in the chat's history.
+        seq: u64,
+        /// Where it is now.
+        delivery: Delivery,
     },
     /// Your limit was changed by an admin or supervisor; with your load at that moment.
     LimitChanged {

@@ -85,11 +85,22 @@ impl Channel {
             Channel::Messenger | Channel::Instagram => 2_000,
             _ => 1_024,
         };
+        let words = |list: &[&str]| list.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let (opt_out_words, opt_in_words) = match self {
+            // The carriers' conventions, which Twilio and others also enforce themselves.
+            Channel::Sms => (
+                words(&["#stop", "stop", "stopall", "unsubscribe", "cancel", "end", "quit"]),
+                words(&["start", "unstop"]),
+            ),
+            _ => (words(&["#stop"]), Vec::new()),
+        };
         ChannelPolicy {
             window,
             after_window,
             max_len,
             revive_window: day,
+            opt_out_words,
+            opt_in_words,
         }
     }
 }
@@ -132,7 +143,7 @@ pub enum AfterWindow {
 }
 
 /// A channel's messaging rules.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ChannelPolicy {
     /// How long after the customer's last message the business may write freely; `None` for
     /// channels without a window.
@@ -144,9 +155,27 @@ pub struct ChannelPolicy {
     /// On channels without a window: how long after a close the customer's return revives the
     /// same chat (R11), and how long a reopened chat waits for the customer.
     pub revive_window: Duration,
+    /// Whole messages that opt the customer out (R08, R26), lowercase: `#stop` everywhere,
+    /// and the channel's own conventions (SMS: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT).
+    pub opt_out_words: Vec<String>,
+    /// Whole messages that opt the customer back in (R26; SMS: START, UNSTOP), lowercase.
+    pub opt_in_words: Vec<String>,
 }
 
 impl ChannelPolicy {
+    /// Whether `text`, as a whole message, opts out (R08, R26): compared without case and
+    /// surrounding space.
+    pub fn is_opt_out(&self, text: &str) -> bool {
+        let text = text.trim().to_lowercase();
+        self.opt_out_words.contains(&text)
+    }
+
+    /// Whether `text`, as a whole message, opts back in (R26).
+    pub fn is_opt_in(&self, text: &str) -> bool {
+        let text = text.trim().to_lowercase();
+        self.opt_in_words.contains(&text)
+    }
+
     /// When the messaging window that `last_customer_message` opened closes, if it does.
     pub fn window_expires_at(&self, last_customer_message: Option<Timestamp>) -> Option<Timestamp> {
         let window = self.window?;

@@ -108,8 +108,129 @@ pub struct Message {
     pub author: Author,
     /// What kind it is.
     pub kind: MessageKind,
-    /// The text (for a template, its name and parameters as sent).
+    /// The text (for a template, its name and parameters as sent; for media, its caption).
     pub text: String,
+    /// What a customer's message carries besides text: media, a location, an interactive
+    /// reply, or a type the engine does not know (R23).
+    pub payload: Option<Payload>,
+    /// The platform's id of the message: a customer's (a retried delivery repeats it, R23),
+    /// or ours once the platform took it (its status webhooks name it, R25).
+    pub provider_id: Option<String>,
+    /// Where a message to the customer is (R24, R25); none for the customer's own.
+    pub delivery: Option<Delivery>,
+}
+
+/// What a customer's message carries besides its text (R23).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Payload {
+    /// An image, document, audio, video or sticker, to fetch from the platform.
+    Media {
+        /// What kind.
+        kind: MediaKind,
+        /// The platform's media id.
+        id: Option<String>,
+        /// Where to fetch it, if the platform gave a URL.
+        url: Option<String>,
+        /// Its MIME type.
+        mime: Option<String>,
+        /// Its file name.
+        filename: Option<String>,
+    },
+    /// A shared location, in decimal degrees as the platform wrote them.
+    Location {
+        /// Degrees north.
+        latitude: String,
+        /// Degrees east.
+        longitude: String,
+        /// The place's name.
+        name: Option<String>,
+        /// Its address.
+        address: Option<String>,
+    },
+    /// An answer to a button or list.
+    Reply {
+        /// The button's or row's id.
+        id: String,
+    },
+    /// A type the engine does not carry further, by the platform's name for it.
+    Unsupported {
+        /// The platform's type.
+        kind: String,
+    },
+}
+
+/// Kinds of media.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MediaKind {
+    /// A picture.
+    Image,
+    /// A file.
+    Document,
+    /// A sound or voice note.
+    Audio,
+    /// A film.
+    Video,
+    /// A sticker.
+    Sticker,
+}
+
+/// Where a message to the customer is (R24, R25). It only moves forward — pending, sent,
+/// delivered, read — except that a failed message may be retried by its agent.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Delivery {
+    /// In the outbox: the change that caused it is being committed, or the platform has not
+    /// taken it yet (it may be retrying).
+    Pending,
+    /// The platform took it.
+    Sent,
+    /// It reached the customer's device.
+    Delivered,
+    /// The customer read it.
+    Read,
+    /// It will not arrive, in the platform's words (or after every retry failed).
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Delivery {
+    /// How far along it is; a status update may only move it further (a failure may come
+    /// after `sent`, never after `delivered`).
+    fn rank(&self) -> u8 {
+        match self {
+            Delivery::Pending => 0,
+            Delivery::Sent => 1,
+            Delivery::Failed { .. } => 2,
+            Delivery::Delivered => 3,
+            Delivery::Read => 4,
+        }
+    }
+
+    /// Whether `next` moves it forward.
+    pub fn may_become(&self, next: &Delivery) -> bool {
+        next.rank() > self.rank()
+    }
+}
+
+/// What an inbound message brings besides who sent it and when.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Incoming {
+    /// Its text (a caption, a location's name, a reply's title).
+    pub text: String,
+    /// Media, a location, a reply or an unsupported type (R23).
+    pub payload: Option<Payload>,
+    /// The platform's id of it, to record a retried delivery once (R23).
+    pub provider_id: Option<String>,
+}
+
+impl From<&str> for Incoming {
+    fn from(text: &str) -> Self {
+        Incoming {
+            text: text.to_owned(),
+            ..Incoming::default()
+        }
+    }
 }
 
 /// Where a chat is in its life, with what that stage holds and nothing else: an owner exactly
@@ -279,6 +400,16 @@ impl Chat {
         (prior, owner)
     }
 
+    /// Adds a customer's message with what it carries (R23) and says so.
+    pub fn add_incoming(&mut self, at: Timestamp, incoming: Incoming) -> super::customer::CustomerEvent {
+        let event = self.add(at, Author::Customer, MessageKind::Text, incoming.text);
+        if let Some(message) = self.messages.last_mut() {
+            message.payload = incoming.payload;
+            message.provider_id = incoming.provider_id;
+        }
+        event
+    }
+
     /// Adds a message to the history and says so.
     pub fn add(
         &mut self,
@@ -288,11 +419,16 @@ impl Chat {
         text: impl Into<String>,
     ) -> super::customer::CustomerEvent {
         let by_customer = author == Author::Customer;
+        // Everything but the customer's own goes out to the customer: it starts in the outbox.
+        let delivery = (!by_customer).then_some(Delivery::Pending);
         self.messages.push(Message {
             at,
             author,
             kind,
             text: text.into(),
+            payload: None,
+            provider_id: None,
+            delivery,
         });
         super::customer::CustomerEvent::MessageAdded {
             chat: self.id.clone(),

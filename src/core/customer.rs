@@ -14,16 +14,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{AfterWindow, Channel, ChannelPolicy};
-use super::chat::{Author, Chat, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
+use super::chat::{
+    Author, Chat, ChatState, CloseReason, Delivery, Incoming, MessageKind, SnoozeUntil, Stage,
+};
 use super::queue::RoutingAsk;
 use super::rejection::{LiveElsewhere, Rejection};
 use super::router::Accepted;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId, CustomerId};
 use CustomerEvent as E;
-
-/// The text a customer sends to opt out (R08), compared without case and surrounding space.
-pub const STOP_WORD: &str = "#stop";
 
 /// How a customer can be reached and found.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -151,20 +150,39 @@ impl CustomerFile {
             && policy.window_open(chat.last_customer_message_at, now)
     }
 
-    /// A customer's message on `channel` (R05, R08, R10, R11, R13).
+    /// A customer's message on `channel` (R05, R08, R10, R11, R13, R23, R26). A platform's
+    /// retried delivery of a message already recorded changes nothing.
     pub fn receive(
         &mut self,
         channel: Channel,
-        text: &str,
+        incoming: impl Into<Incoming>,
         ask: RoutingAsk,
         policy: &ChannelPolicy,
         now: Timestamp,
         new_chat_id: impl FnOnce() -> ChatId,
     ) -> Events {
-        if text.trim().eq_ignore_ascii_case(STOP_WORD) {
-            return self.stop(channel, now);
+        let incoming = incoming.into();
+        if let Some(id) = &incoming.provider_id {
+            let seen = self
+                .chats
+                .iter()
+                .any(|c| c.messages.iter().any(|m| m.provider_id.as_ref() == Some(id)));
+            if seen {
+                return Vec::new();
+            }
+        }
+        let text = incoming.text.as_str();
+        if policy.is_opt_out(text) {
+            return self.stop(channel, text.trim(), now);
         }
         let mut events = Vec::new();
+        // The channel's opt-in word only lifts an opt-out (R26); from a customer who had not
+        // opted out it is a message like any other.
+        if policy.is_opt_in(text) && self.opted_out.contains(&channel) {
+            remove(&mut self.opted_out, channel);
+            events.push(E::OptOutLifted { channel });
+            return events;
+        }
         // Writing again lifts an opt-out and re-arms the single template push.
         if remove(&mut self.opted_out, channel) {
             events.push(E::OptOutLifted { channel });
@@ -200,7 +218,7 @@ impl CustomerFile {
                 }
                 _ => {}
             }
-            events.push(chat.add(now, Author::Customer, MessageKind::Text, text));
+            events.push(chat.add_incoming(now, incoming));
             return events;
         }
 
@@ -213,7 +231,7 @@ impl CustomerFile {
             chat: id.clone(),
             revived,
         });
-        events.push(chat.add(now, Author::Customer, MessageKind::Text, text));
+        events.push(chat.add_incoming(now, incoming));
         events.push(E::Queued {
             chat: id,
             sticky: self.assigned_agent.clone(),
@@ -254,7 +272,7 @@ impl CustomerFile {
         (self.chats.len() - 1, false)
     }
 
-    fn stop(&mut self, channel: Channel, now: Timestamp) -> Events {
+    fn stop(&mut self, channel: Channel, word: &str, now: Timestamp) -> Events {
         let mut events = Vec::new();
         if !self.opted_out.contains(&channel) {
             self.opted_out.push(channel);
@@ -268,7 +286,7 @@ impl CustomerFile {
                 owner,
                 reason: CloseReason::Stop,
             });
-            events.push(chat.add(now, Author::Customer, MessageKind::Text, "#STOP"));
+            events.push(chat.add(now, Author::Customer, MessageKind::Text, word));
         }
         events
     }
@@ -682,6 +700,75 @@ impl CustomerFile {
             return Vec::new();
         }
         vec![chat.add(now, Author::System, MessageKind::AfterHours, text)]
+    }
+
+    /// What the platform says of message `seq` of `chat` (R24, R25): taken (with its id for
+    /// later status webhooks), delivered, read or failed. A status only moves a message
+    /// forward; an old or repeated one changes nothing.
+    pub fn delivery(
+        &mut self,
+        chat_id: &ChatId,
+        seq: u64,
+        next: Delivery,
+        provider_id: Option<String>,
+    ) -> Events {
+        let Some(message) = self
+            .chat_mut(chat_id)
+            .ok()
+            .and_then(|c| c.messages.get_mut(usize::try_from(seq).ok()?))
+        else {
+            return Vec::new();
+        };
+        match &message.delivery {
+            Some(now) if now.may_become(&next) => {}
+            _ => return Vec::new(),
+        }
+        message.delivery = Some(next);
+        if provider_id.is_some() {
+            message.provider_id = provider_id;
+        }
+        vec![E::DeliveryChanged {
+            chat: chat_id.clone(),
+            seq,
+        }]
+    }
+
+    /// The chat's owner sends a failed message again (R24).
+    pub fn retry_delivery(
+        &mut self,
+        chat_id: &ChatId,
+        seq: u64,
+        agent: &AgentId,
+    ) -> Result<Events, Rejection> {
+        let chat = self.chat_mut(chat_id)?;
+        if chat.stage.owner() != Some(agent) {
+            return Err(Rejection::NotOwner {
+                owner: chat.stage.owner().cloned(),
+            });
+        }
+        let state = chat.state();
+        let message = usize::try_from(seq)
+            .ok()
+            .and_then(|i| chat.messages.get_mut(i))
+            .ok_or_else(|| Rejection::not_found("message", format!("{chat_id}#{seq}")))?;
+        if !matches!(message.delivery, Some(Delivery::Failed { .. })) {
+            return Err(Rejection::WrongState {
+                chat: chat_id.clone(),
+                state,
+                why: "only a failed message can be sent again",
+            });
+        }
+        message.delivery = Some(Delivery::Pending);
+        Ok(vec![
+            E::DeliveryChanged {
+                chat: chat_id.clone(),
+                seq,
+            },
+            E::DeliveryRetried {
+                chat: chat_id.clone(),
+                seq,
+            },
+        ])
     }
 
     fn owned_live(&mut self, chat_id: &ChatId, agent: &AgentId) -> Result<&mut Chat, Rejection> {

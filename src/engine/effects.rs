@@ -22,6 +22,9 @@ use crate::core::{Channel, ChatState, CustomerFile, MessageKind, Router, RouterE
 use crate::ids::{AgentId, ChatId, QueueId};
 use crate::protocol::supervisor::ReopenOutcome;
 use crate::protocol::{ActivatedBy, ChatView, OutboundMessage, Push};
+use crate::store::Change;
+
+use super::outbound::OutboxItem;
 
 /// The effects of one operation on one customer's file, made as its events are applied.
 pub(super) struct Effects<'e> {
@@ -37,6 +40,9 @@ pub(super) struct Effects<'e> {
     /// Chats queued while their queue was closed, with that queue: their customers are told
     /// in [`Effects::follow_up`] (R21).
     after_hours: Vec<(ChatId, QueueId)>,
+    /// Messages to customers this operation made: in the journal entry's commit, and handed
+    /// to the outbox with that commit's receipt at `finish` (R24).
+    outgoing: Vec<OutboxItem>,
     #[cfg(debug_assertions)]
     before: Option<journal::Before>,
 }
@@ -55,6 +61,7 @@ impl Engine {
             views: Vec::new(),
             changed: false,
             after_hours: Vec::new(),
+            outgoing: Vec::new(),
             #[cfg(debug_assertions)]
             before: self.store.is_some().then(|| journal::Before::of(file)),
         }
@@ -124,7 +131,7 @@ impl<'e> Effects<'e> {
                 let Some((chat, message)) = message(file, id, *seq) else {
                     return;
                 };
-                self.message_added(file, chat, message, *human_agent_tag);
+                self.message_added(file, chat, *seq, message, *human_agent_tag);
             }
             CustomerEvent::Queued { chat, sticky } => {
                 let card = self.view(file, chat);
@@ -265,7 +272,58 @@ impl<'e> Effects<'e> {
                 let mut message =
                     outbound_message(file, chat, MessageKind::Template, template.clone(), Some(agent));
                 message.params = params.clone();
-                engine.outbound.send(message);
+                // The history's template message (added with this event) shows its delivery.
+                let seq = file.chat(chat).and_then(|c| {
+                    c.messages
+                        .iter()
+                        .rposition(|m| m.kind == MessageKind::Template)
+                        .map(|i| i as u64)
+                });
+                self.send_out(file, seq, message);
+            }
+            CustomerEvent::DeliveryChanged { chat, seq } => {
+                self.journal.delivery(chat.clone(), *seq);
+                let found = file.chat(chat).and_then(|c| {
+                    let message = c.messages.get(usize::try_from(*seq).ok()?)?;
+                    Some((c.stage.owner()?.clone(), message.delivery.clone()?))
+                });
+                if let Some((owner, delivery)) = found {
+                    engine.fanout.push(
+                        &owner,
+                        Push::MessageStatus {
+                            chat_id: chat.clone(),
+                            seq: *seq,
+                            delivery: (&delivery).into(),
+                        },
+                    );
+                }
+            }
+            CustomerEvent::DeliveryRetried { chat, seq } => {
+                let failed = engine
+                    .failed_outbox
+                    .remove(&(chat.clone(), *seq))
+                    .map(|(_, item)| item);
+                let message = match &failed {
+                    Some(item) => item.message.clone(),
+                    // Failed before the outbox kept failed messages: rebuilt from the history.
+                    None => match file
+                        .chat(chat)
+                        .and_then(|c| c.messages.get(usize::try_from(*seq).ok()?))
+                    {
+                        Some(m) => {
+                            let agent = match &m.author {
+                                Author::Agent { agent } => Some(agent),
+                                _ => None,
+                            };
+                            outbound_message(file, chat, m.kind, m.text.clone(), agent)
+                        }
+                        None => return,
+                    },
+                };
+                if let Some(item) = failed {
+                    self.journal.store_also(Change::OutboxDone { id: item.id });
+                }
+                self.send_out(file, Some(*seq), message);
             }
             CustomerEvent::Closed {
                 chat,
@@ -276,7 +334,14 @@ impl<'e> Effects<'e> {
         }
     }
 
-    fn message_added(&mut self, file: &CustomerFile, chat: &Chat, message: &Message, human_agent_tag: bool) {
+    fn message_added(
+        &mut self,
+        file: &CustomerFile,
+        chat: &Chat,
+        seq: u64,
+        message: &Message,
+        human_agent_tag: bool,
+    ) {
         let engine = self.engine;
         match (&message.author, message.kind) {
             (Author::Customer, _) => {
@@ -307,28 +372,30 @@ impl<'e> Effects<'e> {
                     Some(agent),
                 );
                 outbound.human_agent_tag = human_agent_tag;
-                engine.outbound.send(outbound);
+                self.send_out(file, Some(seq), outbound);
             }
             // The template's own event sends it, with its name and parameters.
             (Author::Agent { .. }, _) => {}
             (Author::System, MessageKind::AfterHours) => {
-                engine.outbound.send(outbound_message(
+                self.send_out(
                     file,
-                    &chat.id,
-                    MessageKind::AfterHours,
-                    message.text.clone(),
-                    None,
-                ));
+                    Some(seq),
+                    outbound_message(
+                        file,
+                        &chat.id,
+                        MessageKind::AfterHours,
+                        message.text.clone(),
+                        None,
+                    ),
+                );
             }
             (Author::System, _) => {
                 let notice = engine.config.reopen_notice.clone();
-                engine.outbound.send(outbound_message(
+                self.send_out(
                     file,
-                    &chat.id,
-                    MessageKind::Notice,
-                    notice,
-                    None,
-                ));
+                    Some(seq),
+                    outbound_message(file, &chat.id, MessageKind::Notice, notice, None),
+                );
             }
         }
     }
@@ -381,6 +448,33 @@ impl<'e> Effects<'e> {
         }
     }
 
+    /// A message to the customer: an outbox item in this operation's commit, handed to the
+    /// outbox once that commit is on disk (R24).
+    fn send_out(&mut self, file: &CustomerFile, seq: Option<u64>, message: OutboundMessage) {
+        let id = self.engine.outbound.next_id();
+        let item = OutboxItem {
+            id,
+            customer: file.id.clone(),
+            seq,
+            message,
+            key: format!("sb-{id:x}-{:x}", self.engine.boot),
+            attempts: 0,
+            next_at: None,
+        };
+        if self.engine.store.is_some() {
+            self.journal.store_also(Change::Outbox(item.record()));
+        }
+        self.outgoing.push(item);
+    }
+
+    /// A change the operation makes beyond what its events say (the outbox's bookkeeping),
+    /// stored in the same commit.
+    pub(super) fn store_also(&mut self, change: Change) {
+        if self.engine.store.is_some() {
+            self.journal.store_also(change);
+        }
+    }
+
     /// Counts a KPI event (R14): in memory now, in the store with the operation's changes.
     pub(super) fn kpi(&mut self, agent: &AgentId, channel: Channel, kind: EventKind) {
         self.kpi_of_queue(agent, channel, None, kind);
@@ -421,6 +515,7 @@ impl<'e> Effects<'e> {
             routed,
             journal,
             changed,
+            outgoing,
             ..
         } = self;
         if let Some(mut router) = router {
@@ -436,9 +531,12 @@ impl<'e> Effects<'e> {
                 before.check(file, &changes);
             }
             if !changes.is_empty() {
-                // The receipt is not kept: callers wait on a write point instead.
-                let _receipt = store.submit(changes);
+                // Callers wait on a write point; the outbox waits on the receipt (R24).
+                let receipt = store.submit(changes);
+                engine.outbound.dispatch(outgoing, Some(receipt));
             }
+        } else {
+            engine.outbound.dispatch(outgoing, None);
         }
     }
 }

@@ -52,7 +52,7 @@ impl Engine {
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
         let mut events = file.learn(channel, &from, profile);
-        events.extend(file.receive(channel, &text, ask, policy, now, || {
+        events.extend(file.receive(channel, text.as_str(), ask, policy, now, || {
             ChatId::from(self.new_id("ch"))
         }));
         effects.apply(&file, &events);

@@ -27,7 +27,10 @@ pub(super) struct Entry {
     customer: bool,
     chats: Vec<ChatId>,
     messages: Vec<(ChatId, u64)>,
+    deliveries: Vec<(ChatId, u64)>,
     kpis: Vec<Event>,
+    /// The outbox's records and bookkeeping, after everything else.
+    also: Vec<Change>,
 }
 
 impl Entry {
@@ -44,6 +47,16 @@ impl Entry {
         }
     }
 
+    /// Notes that a message's delivery changed (R24, R25).
+    pub(super) fn delivery(&mut self, chat: ChatId, seq: u64) {
+        self.deliveries.push((chat, seq));
+    }
+
+    /// Adds a change that no event describes (the outbox's own records), written last.
+    pub(super) fn store_also(&mut self, change: Change) {
+        self.also.push(change);
+    }
+
     /// Notes a KPI event, stored with the change it counts.
     pub(super) fn kpi(&mut self, event: Event) {
         self.kpis.push(event);
@@ -52,7 +65,12 @@ impl Entry {
     /// The submission: records read from `file` as the operation left it.
     pub(super) fn changes(self, file: &CustomerFile) -> Vec<Change> {
         let mut changes = Vec::with_capacity(
-            usize::from(self.customer) + self.chats.len() + self.messages.len() + self.kpis.len(),
+            usize::from(self.customer)
+                + self.chats.len()
+                + self.messages.len()
+                + self.deliveries.len()
+                + self.kpis.len()
+                + self.also.len(),
         );
         if self.customer {
             changes.push(Change::UpsertCustomer(CustomerRecord::of(file)));
@@ -71,7 +89,17 @@ impl Entry {
                 .clone();
             Some(Change::AppendMessage { chat, seq, message })
         }));
+        changes.extend(self.deliveries.into_iter().filter_map(|(chat, seq)| {
+            let message = file.chat(&chat)?.messages.get(usize::try_from(seq).ok()?)?;
+            Some(Change::SetDelivery {
+                chat,
+                seq,
+                delivery: message.delivery.clone()?,
+                provider_id: message.provider_id.clone(),
+            })
+        }));
         changes.extend(self.kpis.into_iter().map(Change::Analytics));
+        changes.extend(self.also);
         changes
     }
 }

@@ -1,192 +1,195 @@
-//! The one way out to customers: every reopen notice, agent message and template push goes
-//! through an [`Outbound`] queue to a connector — a webhook, or the log when none is set.
+//! The one way out to customers (R24): every reopen notice, agent message, template push and
+//! after-hours reply is an outbox item, written in the same commit as the change that caused
+//! it, and sent only once that commit is on disk — in order per chat, retried with backoff
+//! across restarts under one idempotency key, until its platform takes it or it finally
+//! fails, visibly.
+//!
+//! - [`Outbound`] is the engine's end: the translator hands it a commit's items with the
+//!   receipt of that commit.
+//! - [`sender::run_outbox`] is the runtime's end: it waits for each commit, sends through a
+//!   [`connector::Connector`] (a webhook, the platforms' own APIs, or the log), and tells the
+//!   engine what became of each item.
 
+pub mod connector;
+pub mod sender;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::clock::Timestamp;
+use crate::ids::{ChatId, CustomerId};
 use crate::protocol::OutboundMessage;
+use crate::store::{OutboxRecord, Receipt};
 
-/// The engine's end of the outbound queue. Unbounded so that the engine never blocks on a
-/// slow connector; the connector drains it in order.
-#[derive(Clone, Debug)]
-pub struct Outbound(mpsc::UnboundedSender<OutboundMessage>);
+/// One message to a customer in the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxItem {
+    /// Its number: increasing in the order the engine made them (the order per chat).
+    pub id: u64,
+    /// The customer.
+    pub customer: CustomerId,
+    /// The message of the chat's history it sends, if it is one (delivery is shown there).
+    pub seq: Option<u64>,
+    /// What goes out.
+    pub message: OutboundMessage,
+    /// The same on every attempt: a platform that takes one drops a repeat.
+    pub key: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Not before this (a backoff, or the platform's `Retry-After`); none for at once.
+    pub next_at: Option<Timestamp>,
+}
 
-impl Outbound {
-    /// A queue and its receiving end, for a connector to drain.
-    pub fn channel() -> (Self, mpsc::UnboundedReceiver<OutboundMessage>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self(tx), rx)
+impl OutboxItem {
+    /// The chat it belongs to: items of one chat go out one after another.
+    pub fn chat(&self) -> &ChatId {
+        &self.message.chat_id
     }
 
-    /// Hands a message to the connector.
-    pub fn send(&self, message: OutboundMessage) {
-        if self.0.send(message).is_err() {
-            tracing::error!("outbound connector is gone; message dropped");
+    /// Its stored form.
+    pub fn record(&self) -> OutboxRecord {
+        OutboxRecord {
+            id: self.id,
+            customer: self.customer.clone(),
+            chat: self.message.chat_id.clone(),
+            seq: self.seq,
+            message: serde_json::to_string(&self.message).unwrap_or_default(),
+            idempotency_key: self.key.clone(),
+            attempts: self.attempts,
+            next_at: self.next_at,
+            last_error: None,
+            failed: None,
+        }
+    }
+
+    /// Back from its stored form; none if the stored message no longer reads (it is logged).
+    pub fn from_record(record: OutboxRecord) -> Option<Self> {
+        let message = serde_json::from_str(&record.message)
+            .map_err(
+                |e| tracing::error!(id = record.id, error = %e, "an outbox entry does not read; skipped"),
+            )
+            .ok()?;
+        Some(Self {
+            id: record.id,
+            customer: record.customer,
+            seq: record.seq,
+            message,
+            key: record.idempotency_key,
+            attempts: record.attempts,
+            next_at: record.next_at,
+        })
+    }
+}
+
+/// Items handed over together, after the commit they wait for.
+#[derive(Debug)]
+pub struct Dispatch {
+    /// The items, in order.
+    pub items: Vec<OutboxItem>,
+    /// The commit of the change that caused them; none when there is no store (or they were
+    /// committed before a restart).
+    pub committed: Option<Receipt>,
+}
+
+/// Counts of the outbox, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct OutboxCounters {
+    /// Items handed over.
+    pub queued: AtomicU64,
+    /// Items the platform took.
+    pub sent: AtomicU64,
+    /// Items that finally failed.
+    pub failed: AtomicU64,
+    /// Attempts that failed and will be made again.
+    pub retried: AtomicU64,
+    /// Items dropped because the change that caused them was not committed.
+    pub uncommitted: AtomicU64,
+}
+
+impl OutboxCounters {
+    /// Items still in the outbox: handed over and neither sent nor failed nor dropped.
+    pub fn pending(&self) -> u64 {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        read(&self.queued).saturating_sub(read(&self.sent) + read(&self.failed) + read(&self.uncommitted))
+    }
+}
+
+/// The engine's end of the outbox.
+#[derive(Debug)]
+pub struct Outbound {
+    tx: mpsc::UnboundedSender<Dispatch>,
+    next_id: AtomicU64,
+    /// What became of the items so far.
+    pub counters: OutboxCounters,
+}
+
+impl Outbound {
+    /// The engine's end and the runtime's (for [`sender::run_outbox`], or a test to read).
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Dispatch>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let outbound = Self {
+            tx,
+            next_id: AtomicU64::new(1),
+            counters: OutboxCounters::default(),
+        };
+        (outbound, rx)
+    }
+
+    /// A fresh item number, past every number of a restored outbox.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Makes the next numbers come after `id` (a restored outbox's highest).
+    pub(super) fn numbers_after(&self, id: u64) {
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+    }
+
+    /// Hands `items` over, to go once `committed` resolves.
+    pub(super) fn dispatch(&self, items: Vec<OutboxItem>, committed: Option<Receipt>) {
+        if items.is_empty() {
+            return;
+        }
+        self.counters
+            .queued
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        if self.tx.send(Dispatch { items, committed }).is_err() {
+            // Only when the runtime is shutting down: the items stay in the store's outbox
+            // and go after the restart.
+            tracing::warn!("the outbox sender is gone; messages wait in the store for the next start");
         }
     }
 }
 
-/// How the webhook connector retries.
+/// How the outbox retries.
 #[derive(Clone, Copy, Debug)]
 pub struct Retry {
-    /// Attempts in all, the first included.
+    /// Attempts in all, the first included; then the message fails, visibly.
     pub attempts: u32,
     /// Wait before the second attempt; doubled each time after.
     pub first_backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
 }
 
 impl Default for Retry {
     fn default() -> Self {
         Self {
-            attempts: 5,
-            first_backoff: Duration::from_millis(200),
+            attempts: 8,
+            first_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
         }
     }
 }
 
-/// Drains the queue by logging each message: the default with no webhook configured.
-pub async fn run_logging_connector(mut rx: mpsc::UnboundedReceiver<OutboundMessage>) {
-    while let Some(m) = rx.recv().await {
-        tracing::info!(channel = %m.channel, to = %m.to, chat = %m.chat_id, kind = ?m.kind, text = %m.text, "outbound message");
-    }
-}
-
-/// Drains the queue by POSTing each message as JSON to `url`, in order, retrying failures
-/// (connection errors and non-2xx answers) with exponential backoff.
-pub async fn run_webhook_connector(
-    url: String,
-    retry: Retry,
-    mut rx: mpsc::UnboundedReceiver<OutboundMessage>,
-) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
-    while let Some(message) = rx.recv().await {
-        let mut backoff = retry.first_backoff;
-        for attempt in 1..=retry.attempts {
-            let outcome = client.post(&url).json(&message).send().await;
-            match outcome {
-                Ok(r) if r.status().is_success() => break,
-                Ok(r) => {
-                    tracing::warn!(status = %r.status(), attempt, chat = %message.chat_id, "webhook refused outbound message")
-                }
-                Err(e) => tracing::warn!(error = %e, attempt, chat = %message.chat_id, "webhook unreachable"),
-            }
-            if attempt == retry.attempts {
-                tracing::error!(chat = %message.chat_id, "outbound message dropped after {attempt} attempts");
-                break;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    use axum::http::StatusCode;
-    use axum::routing::post;
-    use axum::Json;
-
-    use super::*;
-    use crate::core::Channel;
-    use crate::protocol::MessageKind;
-
-    fn message(text: &str) -> OutboundMessage {
-        OutboundMessage {
-            channel: Channel::Whatsapp,
-            to: "+491".into(),
-            customer_id: "cu1".into(),
-            chat_id: "ch1".into(),
-            kind: MessageKind::Text,
-            text: text.into(),
-            params: Vec::new(),
-            human_agent_tag: false,
-            agent: None,
-        }
-    }
-
-    /// A receiver on 127.0.0.1 that refuses the first `failures` POSTs with 503.
-    async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<(usize, OutboundMessage)>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let seen = Arc::new(AtomicUsize::new(0));
-        let app = axum::Router::new().route(
-            "/out",
-            post(move |Json(m): Json<OutboundMessage>| {
-                let (tx, seen) = (tx.clone(), seen.clone());
-                async move {
-                    let n = seen.fetch_add(1, Ordering::SeqCst);
-                    let _ = tx.send((n, m));
-                    if n < failures {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::OK
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/out", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (url, rx)
-    }
-
-    async fn next(rx: &mut mpsc::UnboundedReceiver<(usize, OutboundMessage)>) -> (usize, OutboundMessage) {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("a POST arrives in time")
-            .expect("receiver alive")
-    }
-
-    #[tokio::test]
-    async fn webhook_retries_a_refused_message_until_it_is_taken_and_keeps_order() {
-        let (url, mut posts) = receiver(2).await;
-        let (outbound, rx) = Outbound::channel();
-        let retry = Retry {
-            attempts: 5,
-            first_backoff: Duration::from_millis(1),
-        };
-        tokio::spawn(run_webhook_connector(url, retry, rx));
-        outbound.send(message("first"));
-        outbound.send(message("second"));
-        let texts: Vec<(usize, String)> = [
-            next(&mut posts).await,
-            next(&mut posts).await,
-            next(&mut posts).await,
-            next(&mut posts).await,
-        ]
-        .into_iter()
-        .map(|(n, m)| (n, m.text))
-        .collect();
-        assert_eq!(
-            texts,
-            [
-                (0, "first".into()),
-                (1, "first".into()),
-                (2, "first".into()),
-                (3, "second".into())
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn webhook_gives_up_after_the_configured_attempts_and_moves_on() {
-        let (url, mut posts) = receiver(3).await;
-        let (outbound, rx) = Outbound::channel();
-        let retry = Retry {
-            attempts: 3,
-            first_backoff: Duration::from_millis(1),
-        };
-        tokio::spawn(run_webhook_connector(url, retry, rx));
-        outbound.send(message("lost"));
-        outbound.send(message("next"));
-        for expected in ["lost", "lost", "lost", "next"] {
-            assert_eq!(next(&mut posts).await.1.text, expected);
-        }
+impl Retry {
+    /// The wait after failed attempt number `attempts` (1 for the first).
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let doubled = self
+            .first_backoff
+            .saturating_mul(1u32.checked_shl(attempts.saturating_sub(1)).unwrap_or(u32::MAX));
+        doubled.min(self.max_backoff)
     }
 }

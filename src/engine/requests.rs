@@ -38,6 +38,7 @@ impl Engine {
                 text,
                 human_agent_tag,
             } => self.send_message(me, &chat_id, &text, human_agent_tag, now),
+            Request::RetryMessage { chat_id, seq } => self.retry_message(me, &chat_id, seq, now),
             Request::SendTemplate {
                 chat_id,
                 template,

@@ -10,6 +10,7 @@
 //! them, so memory does not grow with the archive. While the engine runs, [`Engine::evict_archived`]
 //! lets go of the chats that leave their window the same way.
 
+use super::outbound::OutboxItem;
 use super::timers::Timer;
 use super::{Engine, SharedFile};
 use crate::clock::Timestamp;
@@ -37,6 +38,9 @@ pub struct Restored {
     pub fired_at_once: usize,
     /// KPI events.
     pub events: usize,
+    /// Messages to customers sent again: their change was committed, their platform had not
+    /// taken them yet (R24).
+    pub outbox: usize,
 }
 
 impl Engine {
@@ -81,6 +85,7 @@ impl Engine {
             restored.chats_in_memory += file.chats.len();
             for chat in &file.chats {
                 restored.timers += self.rearm(&file, chat, &mut queued);
+                self.index_sent(&file, chat);
             }
             self.customers.insert_restored(file);
         }
@@ -90,6 +95,24 @@ impl Engine {
         for (arrival, ask, sticky) in queued {
             self.with_router(|r| ((), r.restore_waiting(arrival, &ask, sticky.as_ref(), now)));
         }
+        // What was in the outbox goes again, in its order; failed messages wait for a retry.
+        let mut pending = Vec::new();
+        for record in snapshot.outbox {
+            self.outbound.numbers_after(record.id);
+            let failed = record.failed.is_some();
+            let Some(item) = OutboxItem::from_record(record) else {
+                continue;
+            };
+            match (failed, item.seq) {
+                (true, Some(seq)) => {
+                    self.failed_outbox.insert((item.chat().clone(), seq), item);
+                }
+                (true, None) => {}
+                (false, _) => pending.push(item),
+            }
+        }
+        restored.outbox = pending.len();
+        self.outbound.dispatch(pending, None);
         // Ids of a restarted engine start from its clock; this keeps them past the stored
         // ones even if the clock went back.
         self.next_id.fetch_max(highest_id + 1, Ordering::Relaxed);
@@ -169,6 +192,23 @@ impl Engine {
             .closed()
             .is_some_and(|(at, _)| at + policy.revive_window > now);
         revivable || (has_window && policy.window_open(chat.last_customer_message_at, now))
+    }
+
+    /// Remembers the platforms' ids of the chat's messages to customers, for their status
+    /// webhooks (R25).
+    fn index_sent(&self, file: &CustomerFile, chat: &crate::core::Chat) {
+        for (seq, message) in chat.messages.iter().enumerate() {
+            if let (Some(id), Some(_)) = (&message.provider_id, &message.delivery) {
+                self.sent_messages.insert(
+                    (chat.channel, id.clone()),
+                    super::outbox::SentMessage {
+                        customer: file.id.clone(),
+                        chat: chat.id.clone(),
+                        seq: seq as u64,
+                    },
+                );
+            }
+        }
     }
 
     /// Sets up what the engine derives from one restored chat; returns the timers it set.

@@ -175,8 +175,14 @@ pub struct Message {
     pub author: Author,
     /// What kind it is.
     pub kind: MessageKind,
-    /// The text (for a template, its name and parameters as sent).
+    /// The text (for a template, its name and parameters as sent; for media, its caption).
     pub text: String,
+    /// What a customer's message carries besides text (R23); absent for plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+    /// Where a message to the customer is (R24, R25); absent for the customer's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
 }
 
 impl From<&core::Message> for Message {
@@ -186,6 +192,144 @@ impl From<&core::Message> for Message {
             author: Author::from(&message.author),
             kind: message.kind.into(),
             text: message.text.clone(),
+            attachment: message.payload.as_ref().map(Attachment::from),
+            delivery: message.delivery.as_ref().map(Delivery::from),
+        }
+    }
+}
+
+/// Where a message to the customer is (R24, R25): `pending` in the outbox, `sent` (the
+/// platform took it), `delivered`, `read`, or `failed` with the platform's reason — then its
+/// agent may send it again (`retry_message`).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Delivery {
+    /// In the outbox.
+    Pending,
+    /// The platform took it.
+    Sent,
+    /// It reached the customer's device.
+    Delivered,
+    /// The customer read it.
+    Read,
+    /// It will not arrive.
+    Failed {
+        /// Why, in the platform's words.
+        reason: String,
+    },
+}
+
+impl From<&core::Delivery> for Delivery {
+    fn from(delivery: &core::Delivery) -> Self {
+        match delivery {
+            core::Delivery::Pending => Delivery::Pending,
+            core::Delivery::Sent => Delivery::Sent,
+            core::Delivery::Delivered => Delivery::Delivered,
+            core::Delivery::Read => Delivery::Read,
+            core::Delivery::Failed { reason } => Delivery::Failed {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+/// What a customer's message carries besides text (R23).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Attachment {
+    /// An image, document, audio, video or sticker, to fetch from the platform.
+    Media {
+        /// What kind.
+        kind: MediaKind,
+        /// The platform's media id.
+        #[serde(default)]
+        id: Option<String>,
+        /// Where to fetch it, if the platform gave a URL.
+        #[serde(default)]
+        url: Option<String>,
+        /// Its MIME type.
+        #[serde(default)]
+        mime: Option<String>,
+        /// Its file name.
+        #[serde(default)]
+        filename: Option<String>,
+    },
+    /// A shared location, in decimal degrees.
+    Location {
+        /// Degrees north.
+        latitude: String,
+        /// Degrees east.
+        longitude: String,
+        /// The place's name.
+        #[serde(default)]
+        name: Option<String>,
+        /// Its address.
+        #[serde(default)]
+        address: Option<String>,
+    },
+    /// An answer to a button or list; its title is the message's text.
+    Reply {
+        /// The button's or row's id.
+        id: String,
+    },
+    /// A type the engine does not carry further, by the platform's name for it.
+    Unsupported {
+        /// The platform's type.
+        kind: String,
+    },
+}
+
+/// Kinds of media.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// A picture.
+    Image,
+    /// A file.
+    Document,
+    /// A sound or voice note.
+    Audio,
+    /// A film.
+    Video,
+    /// A sticker.
+    Sticker,
+}
+
+impl From<&core::Payload> for Attachment {
+    fn from(payload: &core::Payload) -> Self {
+        match payload.clone() {
+            core::Payload::Media {
+                kind,
+                id,
+                url,
+                mime,
+                filename,
+            } => Attachment::Media {
+                kind: match kind {
+                    core::MediaKind::Image => MediaKind::Image,
+                    core::MediaKind::Document => MediaKind::Document,
+                    core::MediaKind::Audio => MediaKind::Audio,
+                    core::MediaKind::Video => MediaKind::Video,
+                    core::MediaKind::Sticker => MediaKind::Sticker,
+                },
+                id,
+                url,
+                mime,
+                filename,
+            },
+            core::Payload::Location {
+                latitude,
+                longitude,
+                name,
+                address,
+            } => Attachment::Location {
+                latitude,
+                longitude,
+                name,
+                address,
+            },
+            core::Payload::Reply { id } => Attachment::Reply { id },
+            core::Payload::Unsupported { kind } => Attachment::Unsupported { kind },
         }
     }
 }

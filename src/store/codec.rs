@@ -14,7 +14,9 @@ use super::records::{ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::clock::Timestamp;
 use crate::core::analytics::EventKind;
-use crate::core::chat::{Author, ChatState, CloseReason, MessageKind, SnoozeUntil, Stage};
+use crate::core::chat::{
+    Author, ChatState, CloseReason, Delivery, MediaKind, MessageKind, Payload, SnoozeUntil, Stage,
+};
 use crate::core::customer::Profile;
 use crate::core::queue::RoutingAsk;
 use crate::core::rejection::ErrorCode;
@@ -377,6 +379,159 @@ pub(crate) fn routing_json(ask: &RoutingAsk) -> Result<Option<String>, StoreErro
         attributes: ask.attributes.clone(),
     })
     .map(Some)
+}
+
+/// A message's payload as the `payload` column holds it (R23): JSON tagged by `type`. The
+/// core's [`Payload`] has no serde of its own; this is its stored shape.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StoredPayload {
+    Media {
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mime: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+    },
+    Location {
+        latitude: String,
+        longitude: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+    },
+    Reply {
+        id: String,
+    },
+    Unsupported {
+        kind: String,
+    },
+}
+
+impl Stored for MediaKind {
+    const ALL: &'static [Self] = &[
+        MediaKind::Image,
+        MediaKind::Document,
+        MediaKind::Audio,
+        MediaKind::Video,
+        MediaKind::Sticker,
+    ];
+
+    fn stored(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Document => "document",
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+            MediaKind::Sticker => "sticker",
+        }
+    }
+}
+
+/// The `payload` column's text for `payload`.
+pub(crate) fn payload_json(payload: &Payload) -> Result<String, StoreError> {
+    json(&match payload.clone() {
+        Payload::Media {
+            kind,
+            id,
+            url,
+            mime,
+            filename,
+        } => StoredPayload::Media {
+            kind: kind.stored().to_owned(),
+            id,
+            url,
+            mime,
+            filename,
+        },
+        Payload::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        } => StoredPayload::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        },
+        Payload::Reply { id } => StoredPayload::Reply { id },
+        Payload::Unsupported { kind } => StoredPayload::Unsupported { kind },
+    })
+}
+
+/// Reads the (nullable) `payload` column.
+pub(crate) fn column_payload(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Payload>> {
+    let Some(stored) = column_json::<Option<StoredPayload>>(row, idx)? else {
+        return Ok(None);
+    };
+    Ok(Some(match stored {
+        StoredPayload::Media {
+            kind,
+            id,
+            url,
+            mime,
+            filename,
+        } => Payload::Media {
+            kind: stored_as(idx, &kind)?,
+            id,
+            url,
+            mime,
+            filename,
+        },
+        StoredPayload::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        } => Payload::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        },
+        StoredPayload::Reply { id } => Payload::Reply { id },
+        StoredPayload::Unsupported { kind } => Payload::Unsupported { kind },
+    }))
+}
+
+/// A delivery as the `delivery` and `delivery_reason` columns hold it (R24, R25).
+pub(crate) fn delivery_columns(delivery: Option<&Delivery>) -> (Option<&'static str>, Option<String>) {
+    match delivery {
+        None => (None, None),
+        Some(Delivery::Pending) => (Some("pending"), None),
+        Some(Delivery::Sent) => (Some("sent"), None),
+        Some(Delivery::Delivered) => (Some("delivered"), None),
+        Some(Delivery::Read) => (Some("read"), None),
+        Some(Delivery::Failed { reason }) => (Some("failed"), Some(reason.clone())),
+    }
+}
+
+/// Reads what [`delivery_columns`] wrote at `idx` and `idx + 1`.
+pub(crate) fn column_delivery(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Delivery>> {
+    let Some(name) = row.get::<_, Option<String>>(idx)? else {
+        return Ok(None);
+    };
+    Ok(Some(match name.as_str() {
+        "pending" => Delivery::Pending,
+        "sent" => Delivery::Sent,
+        "delivered" => Delivery::Delivered,
+        "read" => Delivery::Read,
+        "failed" => Delivery::Failed {
+            reason: row.get::<_, Option<String>>(idx + 1)?.unwrap_or_default(),
+        },
+        other => {
+            return Err(conversion_failure(
+                idx,
+                BadValue(format!("unknown delivery `{other}`")),
+            ))
+        }
+    }))
 }
 
 /// Reads the (nullable) `routing` column.

@@ -6,7 +6,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{
-    chat_record, column_author, column_stored, column_time, customer_record, CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    chat_record, column_author, column_delivery, column_payload, column_stored, column_time, customer_record,
+    CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{ChatRecord, CustomerRecord};
 use super::{Store, StoreError};
@@ -46,7 +47,7 @@ pub(crate) fn page(
     let before = before_seq.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
     let mut messages = conn
         .prepare_cached(
-            "SELECT seq, at, author, agent, kind, text FROM messages
+            "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason FROM messages
              WHERE chat = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         )
         .and_then(|mut st| {
@@ -74,7 +75,7 @@ pub(crate) fn page(
 pub(crate) fn all(conn: &Connection, path: &Path, chat: &ChatId) -> Result<Vec<Message>, StoreError> {
     let rows = conn
         .prepare_cached(
-            "SELECT seq, at, author, agent, kind, text FROM messages WHERE chat = ?1 ORDER BY seq",
+            "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason FROM messages WHERE chat = ?1 ORDER BY seq",
         )
         .and_then(|mut st| {
             st.query_map(params![chat.as_str()], history_entry)?
@@ -151,7 +152,8 @@ fn chat(
     Ok(Some((chat, customer)))
 }
 
-/// A row of `SELECT seq, at, author, agent, kind, text FROM messages`.
+/// A row of `SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery,
+/// delivery_reason FROM messages`.
 fn history_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
     Ok(HistoryEntry {
         seq: r.get(0)?,
@@ -160,6 +162,9 @@ fn history_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
             author: column_author(r, 2)?,
             kind: column_stored(r, 4)?,
             text: r.get(5)?,
+            payload: column_payload(r, 6)?,
+            provider_id: r.get(7)?,
+            delivery: column_delivery(r, 8)?,
         },
     })
 }

@@ -3,7 +3,7 @@
 use crate::clock::Timestamp;
 use crate::core::analytics::Event;
 use crate::core::channel::Channel;
-use crate::core::chat::{Chat, ChatState, Message, Stage};
+use crate::core::chat::{Chat, ChatState, Delivery, Message, Stage};
 use crate::core::customer::{CustomerFile, Profile};
 use crate::core::queue::{RoutingAsk, Skills};
 use crate::ids::{AgentId, ChatId, CustomerId};
@@ -34,6 +34,45 @@ pub enum Change {
         agent: AgentId,
         /// Its new limit.
         limit: u32,
+    },
+    /// A message to the customer moved on (R24, R25): its delivery, and the platform's id
+    /// of it once known.
+    SetDelivery {
+        /// The chat.
+        chat: ChatId,
+        /// The message's place in the history.
+        seq: u64,
+        /// Where it is now.
+        delivery: Delivery,
+        /// The platform's id of it, when this change learnt it.
+        provider_id: Option<String>,
+    },
+    /// A message to a customer joins the outbox, in the commit of the change that caused it
+    /// (R24).
+    Outbox(OutboxRecord),
+    /// An attempt to send an outbox message failed and will be made again.
+    OutboxAttempt {
+        /// The outbox entry.
+        id: u64,
+        /// Attempts made so far.
+        attempts: u32,
+        /// When the next is due.
+        next_at: Timestamp,
+        /// What went wrong.
+        error: String,
+    },
+    /// An outbox message finally failed: kept, marked, for its agent to retry (R24).
+    OutboxFailed {
+        /// The outbox entry.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The platform took an outbox message, or its agent sent a failed one again: it leaves
+    /// the outbox.
+    OutboxDone {
+        /// The outbox entry.
+        id: u64,
     },
     /// A supervisor or admin set an agent's skills (R19).
     SetAgentSkills {
@@ -150,6 +189,31 @@ impl ChatRecord {
     }
 }
 
+/// A message to a customer waiting in the outbox (R24).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// Its number: increasing in the order the engine made them.
+    pub id: u64,
+    /// The customer.
+    pub customer: CustomerId,
+    /// The chat.
+    pub chat: ChatId,
+    /// The message of the chat's history it sends, if it is one (a template push is).
+    pub seq: Option<u64>,
+    /// What goes to the connector, as JSON (the engine's outbound message).
+    pub message: String,
+    /// The same on every attempt, so a platform that takes one drops a repeat (R24).
+    pub idempotency_key: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due; none for at once.
+    pub next_at: Option<Timestamp>,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+    /// Why it finally failed, if it did: it then waits for its agent to retry it.
+    pub failed: Option<String>,
+}
+
 /// Everything the engine restores on start.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -163,4 +227,6 @@ pub struct Snapshot {
     pub agent_limits: Vec<(AgentId, u32)>,
     /// Skills set live, by agent id (R19).
     pub agent_skills: Vec<(AgentId, Skills)>,
+    /// Messages to customers not yet taken by their platform, in the order they were made.
+    pub outbox: Vec<OutboxRecord>,
 }

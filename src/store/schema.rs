@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -120,6 +120,39 @@ CREATE TABLE agent_skills (
     agent  TEXT PRIMARY KEY,
     skills TEXT NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// Version 3: channels for real (R23–R25).
+///
+/// - `messages.payload` is what a customer's message carries besides text (media, a
+///   location, a reply, an unsupported type) as JSON; `provider_id` the platform's id of it
+///   (a customer's, to record a retried delivery once, or ours, to match status webhooks,
+///   found through `messages_by_provider_id`); `delivery` and `delivery_reason` where a
+///   message to the customer is. Rows of earlier versions have none of them.
+/// - `outbox` holds every message to a customer from the commit of the change that caused
+///   it until the platform took it or it finally failed: a restart sends what is left, in
+///   `id` order (the order the engine made them, so the order per chat), with the attempts
+///   made and when the next is due. A message that finally failed stays, with `failed` saying
+///   why, until its agent sends it again (which makes a new entry) — so a retry sends exactly
+///   what failed.
+const V3: &str = r#"
+ALTER TABLE messages ADD COLUMN payload TEXT;
+ALTER TABLE messages ADD COLUMN provider_id TEXT;
+ALTER TABLE messages ADD COLUMN delivery TEXT;
+ALTER TABLE messages ADD COLUMN delivery_reason TEXT;
+CREATE INDEX messages_by_provider_id ON messages (provider_id) WHERE provider_id IS NOT NULL;
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    customer        TEXT NOT NULL,
+    chat            TEXT NOT NULL,
+    seq             INTEGER,
+    message         TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_at         INTEGER,
+    last_error      TEXT,
+    failed          TEXT
+);
 "#;
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database

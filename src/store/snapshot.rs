@@ -6,13 +6,13 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
-    chat_record, column_enum, column_event_kind, column_json, column_time, customer_record, CHAT_COLUMNS,
-    CUSTOMER_COLUMNS,
+    chat_record, column_enum, column_event_kind, column_json, column_time, column_time_opt, customer_record,
+    CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
-use super::records::{CustomerRecord, Snapshot};
+use super::records::{CustomerRecord, OutboxRecord, Snapshot};
 use super::StoreError;
 use crate::core::analytics::Event;
-use crate::ids::{AgentId, CustomerId, QueueId};
+use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// Reads the whole store in one read transaction, so customers, chats and events are of the
 /// same commit.
@@ -96,9 +96,35 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
         })
         .map_err(err)?;
 
+    let outbox = tx
+        .prepare(
+            "SELECT id, customer, chat, seq, message, idempotency_key, attempts, next_at, last_error,
+                    failed
+             FROM outbox ORDER BY id",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok(OutboxRecord {
+                    id: r.get::<_, i64>(0)? as u64,
+                    customer: CustomerId::from(r.get::<_, String>(1)?),
+                    chat: ChatId::from(r.get::<_, String>(2)?),
+                    seq: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
+                    message: r.get(4)?,
+                    idempotency_key: r.get(5)?,
+                    attempts: r.get(6)?,
+                    next_at: column_time_opt(r, 7)?,
+                    last_error: r.get(8)?,
+                    failed: r.get(9)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(err)?;
+
     Ok(Snapshot {
         customers,
         events,
+        outbox,
         agent_limits,
         agent_skills,
     })

@@ -115,6 +115,9 @@ fn message(at: i64, text: &str) -> Message {
         author: Author::Customer,
         kind: MessageKind::Text,
         text: text.into(),
+        payload: None,
+        provider_id: None,
+        delivery: None,
     }
 }
 

@@ -21,14 +21,15 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::codec::{
-    author_columns, event_columns, json, nanos, nanos_opt, routing_json, snooze_json, Stored,
+    author_columns, delivery_columns, event_columns, json, nanos, nanos_opt, payload_json, routing_json,
+    snooze_json, Stored,
 };
 use super::progress::Progress;
-use super::records::{Change, ChatRecord, CustomerRecord};
+use super::records::{Change, ChatRecord, CustomerRecord, OutboxRecord};
 use super::StoreError;
-use crate::clock::Stopwatch;
+use crate::clock::{Stopwatch, Timestamp};
 use crate::core::analytics::Event;
-use crate::core::chat::{Message, Stage};
+use crate::core::chat::{Delivery, Message, Stage};
 use crate::core::queue::Skills;
 use crate::ids::{AgentId, ChatId};
 
@@ -275,6 +276,21 @@ fn apply(conn: &Connection, path: &Path, change: &Change) -> Result<(), StoreErr
         Change::Analytics(event) => record_event(conn, event),
         Change::SetAgentLimit { agent, limit } => set_agent_limit(conn, agent, *limit),
         Change::SetAgentSkills { agent, skills } => set_agent_skills(conn, agent, skills),
+        Change::SetDelivery {
+            chat,
+            seq,
+            delivery,
+            provider_id,
+        } => set_delivery(conn, chat, *seq, delivery, provider_id.as_deref()),
+        Change::Outbox(record) => outbox_insert(conn, record),
+        Change::OutboxAttempt {
+            id,
+            attempts,
+            next_at,
+            error,
+        } => outbox_attempt(conn, *id, *attempts, next_at, error),
+        Change::OutboxFailed { id, reason } => outbox_failed(conn, *id, reason),
+        Change::OutboxDone { id } => outbox_done(conn, *id),
     };
     result.map_err(|failure| match failure {
         Failure::Value(e) => e,
@@ -388,9 +404,11 @@ fn append_message(conn: &Connection, chat: &ChatId, seq: u64, m: &Message) -> Re
         what: format!("message number {seq}"),
     })?;
     let (author, agent) = author_columns(&m.author);
+    let (delivery, reason) = delivery_columns(m.delivery.as_ref());
     conn.prepare_cached(
-        "INSERT INTO messages (chat, seq, at, author, agent, kind, text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO messages (chat, seq, at, author, agent, kind, text, payload, provider_id,
+                               delivery, delivery_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (chat, seq) DO NOTHING",
     )?
     .execute(params![
@@ -400,8 +418,75 @@ fn append_message(conn: &Connection, chat: &ChatId, seq: u64, m: &Message) -> Re
         author,
         agent,
         m.kind.stored(),
-        m.text
+        m.text,
+        m.payload.as_ref().map(payload_json).transpose()?,
+        m.provider_id,
+        delivery,
+        reason
     ])?;
+    Ok(())
+}
+
+fn set_delivery(
+    conn: &Connection,
+    chat: &ChatId,
+    seq: u64,
+    delivery: &Delivery,
+    provider_id: Option<&str>,
+) -> Result<(), Failure> {
+    let (name, reason) = delivery_columns(Some(delivery));
+    conn.prepare_cached(
+        "UPDATE messages SET delivery = ?3, delivery_reason = ?4,
+                             provider_id = COALESCE(?5, provider_id)
+         WHERE chat = ?1 AND seq = ?2",
+    )?
+    .execute(params![chat.as_str(), seq as i64, name, reason, provider_id])?;
+    Ok(())
+}
+
+fn outbox_insert(conn: &Connection, r: &OutboxRecord) -> Result<(), Failure> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (id, customer, chat, seq, message, idempotency_key, attempts, next_at,
+                             last_error, failed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO NOTHING",
+    )?
+    .execute(params![
+        r.id as i64,
+        r.customer.as_str(),
+        r.chat.as_str(),
+        r.seq.map(|s| s as i64),
+        r.message,
+        r.idempotency_key,
+        r.attempts,
+        nanos_opt(r.next_at.as_ref())?,
+        r.last_error,
+        r.failed
+    ])?;
+    Ok(())
+}
+
+fn outbox_attempt(
+    conn: &Connection,
+    id: u64,
+    attempts: u32,
+    next_at: &Timestamp,
+    error: &str,
+) -> Result<(), Failure> {
+    conn.prepare_cached("UPDATE outbox SET attempts = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1")?
+        .execute(params![id as i64, attempts, nanos(next_at)?, error])?;
+    Ok(())
+}
+
+fn outbox_failed(conn: &Connection, id: u64, reason: &str) -> Result<(), Failure> {
+    conn.prepare_cached("UPDATE outbox SET failed = ?2, next_at = NULL WHERE id = ?1")?
+        .execute(params![id as i64, reason])?;
+    Ok(())
+}
+
+fn outbox_done(conn: &Connection, id: u64) -> Result<(), Failure> {
+    conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+        .execute(params![id as i64])?;
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use switchboard::clock::{ManualClock, Timestamp};
 use switchboard::core::{AgentProfile, Role};
-use switchboard::engine::outbound::Outbound;
+use switchboard::engine::outbound::{Dispatch, Outbound};
 use switchboard::engine::{Engine, EngineConfig};
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::security::Security;
@@ -65,7 +65,7 @@ pub(crate) struct TestServer {
     /// Where the server listens.
     pub(crate) addr: SocketAddr,
     http: reqwest::Client,
-    outbound: Mutex<mpsc::UnboundedReceiver<OutboundMessage>>,
+    outbound: Mutex<mpsc::UnboundedReceiver<Dispatch>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// The database of a durable server; last, so it goes after the engine.
@@ -216,7 +216,7 @@ impl TestServer {
     async fn serve(
         engine: Arc<Engine>,
         clock: ManualClock,
-        outbound_rx: mpsc::UnboundedReceiver<OutboundMessage>,
+        outbound_rx: mpsc::UnboundedReceiver<Dispatch>,
         security: Security,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
@@ -370,7 +370,8 @@ impl TestServer {
     pub(crate) fn sent_to_customers(&self) -> Vec<OutboundMessage> {
         let mut rx = self.outbound.lock();
         let mut sent = Vec::new();
-        while let Ok(message) = rx.try_recv() {
+        let handed = std::iter::from_fn(|| rx.try_recv().ok()).flat_map(|d| d.items);
+        for message in handed.map(|item| item.message).collect::<Vec<_>>() {
             let value = serde_json::to_value(&message).expect("outbound messages serialize");
             schema::check(schema::OUTBOUND_MESSAGE, &value);
             sent.push(message);

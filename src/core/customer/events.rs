@@ -129,6 +129,21 @@ pub enum CustomerEvent {
         /// Its parameters.
         params: Vec<String>,
     },
+    /// A message to the customer moved on: the platform took it, delivered it, the customer
+    /// read it, or it failed (R24, R25); or its agent sent a failed one again (pending).
+    DeliveryChanged {
+        /// The chat.
+        chat: ChatId,
+        /// The message's place in the history.
+        seq: u64,
+    },
+    /// An agent retries a failed message: it goes to the outbox again (R24).
+    DeliveryRetried {
+        /// The chat.
+        chat: ChatId,
+        /// The message's place in the history.
+        seq: u64,
+    },
     /// A live chat was closed.
     Closed {
         /// The chat.
@@ -161,6 +176,8 @@ impl CustomerEvent {
             | CustomerEvent::SnoozeEnded { chat, .. }
             | CustomerEvent::Transferred { chat, .. }
             | CustomerEvent::TemplatePushed { chat, .. }
+            | CustomerEvent::DeliveryChanged { chat, .. }
+            | CustomerEvent::DeliveryRetried { chat, .. }
             | CustomerEvent::Closed { chat, .. } => Some(chat),
         }
     }
@@ -186,6 +203,8 @@ impl CustomerEvent {
         match self {
             // The customer's message moves the window (R02); another one leaves the chat be.
             CustomerEvent::MessageAdded { by_customer, .. } => *by_customer,
+            // A message's delivery is the message's, not the chat's.
+            CustomerEvent::DeliveryChanged { .. } | CustomerEvent::DeliveryRetried { .. } => false,
             other => other.chat().is_some(),
         }
     }

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 pub(super) struct Desk {
     pub(super) engine: Arc<Engine>,
     pub(super) clock: ManualClock,
-    pub(super) outbound: mpsc::UnboundedReceiver<OutboundMessage>,
+    pub(super) outbound: SentToCustomers,
     conns: HashMap<AgentId, Vec<ConnHandle>>,
     config: EngineConfig,
     /// Every agent registered, to register again after a restart.
@@ -56,7 +56,7 @@ impl Desk {
         Self {
             engine: Engine::new(config.clone(), Arc::new(clock.clone()), outbound),
             clock,
-            outbound: rx,
+            outbound: SentToCustomers::new(rx),
             conns: HashMap::new(),
             config,
             profiles: Vec::new(),
@@ -78,7 +78,7 @@ impl Desk {
     fn open_engine(&mut self, path: &std::path::Path) -> Arc<Engine> {
         let store = Store::open(path, StoreOptions::default()).expect("the store opens");
         let (outbound, rx) = Outbound::channel();
-        self.outbound = rx;
+        self.outbound = SentToCustomers::new(rx);
         Engine::with_store(
             self.config.clone(),
             Arc::new(self.clock.clone()),
@@ -304,6 +304,34 @@ pub(super) fn kinds(pushes: &[Push]) -> Vec<&'static str> {
             Push::ArchiveEntryChanged { .. } => "archive_entry_changed",
             Push::PresenceChanged { .. } => "presence_changed",
             Push::LimitChanged { .. } => "limit_changed",
+            Push::MessageStatus { .. } => "message_status",
         })
         .collect()
+}
+
+/// What the engine handed its outbox, message by message (no sender runs in these tests).
+pub(super) struct SentToCustomers {
+    rx: mpsc::UnboundedReceiver<crate::engine::outbound::Dispatch>,
+    ready: std::collections::VecDeque<OutboundMessage>,
+}
+
+impl SentToCustomers {
+    fn new(rx: mpsc::UnboundedReceiver<crate::engine::outbound::Dispatch>) -> Self {
+        Self {
+            rx,
+            ready: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The next message handed over, if any.
+    pub(super) fn try_recv(&mut self) -> Result<OutboundMessage, mpsc::error::TryRecvError> {
+        loop {
+            if let Some(message) = self.ready.pop_front() {
+                return Ok(message);
+            }
+            let dispatch = self.rx.try_recv()?;
+            self.ready
+                .extend(dispatch.items.into_iter().map(|item| item.message));
+        }
+    }
 }

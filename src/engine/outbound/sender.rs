@@ -1,0 +1,168 @@
+//! The outbox's runtime (R24): waits for each commit, then sends its items — one at a time
+//! per chat, so a chat's messages arrive in the order they were made, and up to
+//! [`IN_FLIGHT`] chats at once, so one slow platform or customer does not hold up the rest.
+//! A failed attempt is made again after a backoff (or the platform's `Retry-After`), recorded
+//! so that it survives a restart; after the last attempt the message fails, visibly.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::connector::Connector;
+use super::{Dispatch, OutboxItem, Retry};
+use crate::channels::SendOutcome;
+use crate::engine::Engine;
+use crate::ids::ChatId;
+
+/// How many chats may have a message on its way at once.
+pub const IN_FLIGHT: usize = 64;
+
+/// Sends what the engine hands over through `connector`, until the engine's end is dropped
+/// and everything handed over has been tried.
+pub async fn run_outbox(
+    engine: Arc<Engine>,
+    dispatches: mpsc::UnboundedReceiver<Dispatch>,
+    connector: Connector,
+    retry: Retry,
+) {
+    let (ready_tx, ready) = mpsc::unbounded_channel();
+    let committer = tokio::spawn(wait_for_commits(engine.clone(), dispatches, ready_tx));
+    Scheduler {
+        engine,
+        connector: Arc::new(connector),
+        retry,
+        queues: HashMap::new(),
+        busy: HashSet::new(),
+        waiting: VecDeque::new(),
+        flying: JoinSet::new(),
+    }
+    .run(ready)
+    .await;
+    let _ = committer.await;
+}
+
+/// Passes items on once the commit they wait for is on disk, in the order they were handed
+/// over (commits complete in that order too); items of a change that was not committed are
+/// not sent.
+async fn wait_for_commits(
+    engine: Arc<Engine>,
+    mut dispatches: mpsc::UnboundedReceiver<Dispatch>,
+    ready: mpsc::UnboundedSender<OutboxItem>,
+) {
+    while let Some(Dispatch { items, committed }) = dispatches.recv().await {
+        let durable = match committed {
+            None => true,
+            Some(receipt) => receipt.await.is_ok(),
+        };
+        if !durable {
+            engine.outbox_uncommitted(&items);
+            continue;
+        }
+        for item in items {
+            if ready.send(item).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+struct Scheduler {
+    engine: Arc<Engine>,
+    connector: Arc<Connector>,
+    retry: Retry,
+    /// Items per chat, oldest first.
+    queues: HashMap<ChatId, VecDeque<OutboxItem>>,
+    /// Chats with an item on its way (or waiting out its backoff).
+    busy: HashSet<ChatId>,
+    /// Chats with items that wait for a free place in flight, in arrival order.
+    waiting: VecDeque<ChatId>,
+    flying: JoinSet<(OutboxItem, SendOutcome)>,
+}
+
+impl Scheduler {
+    async fn run(mut self, mut ready: mpsc::UnboundedReceiver<OutboxItem>) {
+        let mut open = true;
+        loop {
+            tokio::select! {
+                item = ready.recv(), if open => match item {
+                    Some(item) => {
+                        let chat = item.chat().clone();
+                        self.queues.entry(chat.clone()).or_default().push_back(item);
+                        self.start(chat);
+                    }
+                    None => open = false,
+                },
+                Some(done) = self.flying.join_next(), if !self.flying.is_empty() => {
+                    match done {
+                        Ok((item, outcome)) => self.settle(item, outcome),
+                        Err(e) => tracing::error!(error = %e, "an outbox attempt panicked"),
+                    }
+                }
+                else => return,
+            }
+        }
+    }
+
+    /// Sends the next item of `chat` unless it has one on its way or too many are.
+    fn start(&mut self, chat: ChatId) {
+        if self.busy.contains(&chat) {
+            return;
+        }
+        if self.flying.len() >= IN_FLIGHT {
+            if !self.waiting.contains(&chat) {
+                self.waiting.push_back(chat);
+            }
+            return;
+        }
+        let Some(item) = self.queues.get_mut(&chat).and_then(VecDeque::pop_front) else {
+            self.queues.remove(&chat);
+            return;
+        };
+        self.busy.insert(chat);
+        let (engine, connector) = (self.engine.clone(), self.connector.clone());
+        self.flying.spawn(async move {
+            // The backoff of an earlier attempt, or the platform's `Retry-After`.
+            if let Some(delay) = item.next_at.and_then(|at| (at - engine.now()).to_std().ok()) {
+                tokio::time::sleep(delay).await;
+            }
+            let outcome = connector.send(&item, engine.now()).await;
+            (item, outcome)
+        });
+    }
+
+    fn settle(&mut self, mut item: OutboxItem, outcome: SendOutcome) {
+        let chat = item.chat().clone();
+        self.busy.remove(&chat);
+        match outcome {
+            SendOutcome::Sent { provider_id } => self.engine.outbox_taken(&item, provider_id),
+            SendOutcome::Failed { reason } => self.engine.outbox_failed(&item, reason),
+            SendOutcome::Retry { after, reason } => {
+                item.attempts += 1;
+                if item.attempts >= self.retry.attempts {
+                    let reason = format!("gave up after {} attempts: {reason}", item.attempts);
+                    self.engine.outbox_failed(&item, reason);
+                } else {
+                    // A platform's `Retry-After` is heeded up to a day; a longer one is a mistake.
+                    let wait = after
+                        .unwrap_or_default()
+                        .max(self.retry.backoff(item.attempts))
+                        .min(std::time::Duration::from_secs(86_400));
+                    let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1));
+                    item.next_at = Some(self.engine.now() + wait);
+                    self.engine.outbox_retry(&item, &reason);
+                    // Back at the front: nothing of the chat goes before it (order per chat).
+                    self.queues.entry(chat.clone()).or_default().push_front(item);
+                }
+            }
+        }
+        self.start(chat);
+        while self.flying.len() < IN_FLIGHT {
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
+            self.start(next);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! What becomes of messages to customers (R24, R25): the outbox's outcomes, the platforms'
+//! status webhooks, and an agent's retry of a failed message, each applied to the message in
+//! its customer's file like any other operation (its events make the journal records and the
+//! `message_status` push).
+
+use std::sync::atomic::Ordering;
+
+use super::outbound::OutboxItem;
+use super::Engine;
+use crate::clock::Timestamp;
+use crate::core::{Channel, Delivery};
+use crate::ids::{AgentId, ChatId, CustomerId};
+use crate::protocol::ReplyResult;
+use crate::refusal::Refusal;
+use crate::store::Change;
+
+/// Where a message the platform knows by its id is: for its status webhooks (R25).
+#[derive(Clone, Debug)]
+pub(crate) struct SentMessage {
+    pub(crate) customer: CustomerId,
+    pub(crate) chat: ChatId,
+    pub(crate) seq: u64,
+}
+
+impl Engine {
+    /// The platform took `item`; its id of the message is `provider_id`.
+    pub fn outbox_taken(&self, item: &OutboxItem, provider_id: String) {
+        self.outbound.counters.sent.fetch_add(1, Ordering::Relaxed);
+        if let Some(seq) = item.seq {
+            self.sent_messages.insert(
+                (item.message.channel, provider_id.clone()),
+                SentMessage {
+                    customer: item.customer.clone(),
+                    chat: item.chat().clone(),
+                    seq,
+                },
+            );
+        }
+        self.settle_item(
+            item,
+            Delivery::Sent,
+            Some(provider_id),
+            Change::OutboxDone { id: item.id },
+        );
+    }
+
+    /// `item` will never go: every attempt failed, or the platform refused it for good. It
+    /// stays in the outbox, marked, for its agent to send again (R24).
+    pub fn outbox_failed(&self, item: &OutboxItem, reason: String) {
+        self.outbound.counters.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(chat = %item.chat(), seq = ?item.seq, %reason, "a message to a customer failed");
+        if let Some(seq) = item.seq {
+            self.failed_outbox
+                .insert((item.chat().clone(), seq), item.clone());
+        }
+        let marked = Change::OutboxFailed {
+            id: item.id,
+            reason: reason.clone(),
+        };
+        self.settle_item(item, Delivery::Failed { reason }, None, marked);
+    }
+
+    /// An attempt at `item` failed and another is due at `item.next_at`: kept across restarts.
+    pub fn outbox_retry(&self, item: &OutboxItem, error: &str) {
+        self.outbound.counters.retried.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(chat = %item.chat(), attempts = item.attempts, %error, "a message to a customer will be sent again");
+        if let (Some(store), Some(next_at)) = (&self.store, item.next_at) {
+            let _receipt = store.submit(vec![Change::OutboxAttempt {
+                id: item.id,
+                attempts: item.attempts,
+                next_at,
+                error: error.to_owned(),
+            }]);
+        }
+    }
+
+    /// The change that caused `items` was not committed: they are not sent (R24).
+    pub fn outbox_uncommitted(&self, items: &[OutboxItem]) {
+        self.outbound
+            .counters
+            .uncommitted
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        tracing::error!(
+            count = items.len(),
+            "messages to customers not sent: the change that caused them was not saved"
+        );
+    }
+
+    /// The platform's news about a message it knows as `provider_id` on `channel` (R25);
+    /// false if no message of ours has that id.
+    pub fn delivery_status(&self, channel: Channel, provider_id: &str, delivery: Delivery) -> bool {
+        let Some(sent) = self
+            .sent_messages
+            .get(&(channel, provider_id.to_owned()))
+            .map(|s| s.clone())
+        else {
+            return false;
+        };
+        let Some(file) = self.customers.file(&sent.customer) else {
+            return false;
+        };
+        let now = self.now();
+        let mut file = file.lock();
+        let mut effects = self.effects(&file, now);
+        let events = file.delivery(&sent.chat, sent.seq, delivery, None);
+        effects.apply(&file, &events);
+        effects.finish(&file);
+        true
+    }
+
+    /// The owner sends a failed message again (R24).
+    pub(super) fn retry_message(
+        &self,
+        me: &AgentId,
+        chat_id: &ChatId,
+        seq: u64,
+        now: Timestamp,
+    ) -> Result<ReplyResult, Refusal> {
+        let file = self.file_of_chat(chat_id)?;
+        let mut file = file.lock();
+        let mut effects = self.effects(&file, now);
+        let events = file.retry_delivery(chat_id, seq, me)?;
+        effects.apply(&file, &events);
+        effects.finish(&file);
+        Ok(ReplyResult::Done)
+    }
+
+    /// Records what became of `item` on its message (pushing the news to the chat's owner)
+    /// and in the stored outbox (`done`), in one commit.
+    fn settle_item(&self, item: &OutboxItem, delivery: Delivery, provider_id: Option<String>, done: Change) {
+        let Some(file) = self.customers.file(&item.customer) else {
+            if let Some(store) = &self.store {
+                let _receipt = store.submit(vec![done]);
+            }
+            return;
+        };
+        let now = self.now();
+        let mut file = file.lock();
+        let mut effects = self.effects(&file, now);
+        let events = match item.seq {
+            Some(seq) => file.delivery(item.chat(), seq, delivery, provider_id),
+            None => Vec::new(),
+        };
+        effects.apply(&file, &events);
+        effects.store_also(done);
+        effects.finish(&file);
+    }
+}
