@@ -3,7 +3,10 @@
 use super::{Engine, QueueSetup, SharedFile, DEFAULT_AFTER_HOURS_REPLY};
 use crate::clock::Timestamp;
 use crate::core::queue::{bad_level, MAX_LEVEL};
-use crate::core::{Arrival, Channel, ChatState, CustomerFile, Profile, Rejection, RoutingAsk};
+use crate::channels::{self, Content, Delivered, DeliveryStatus, NativeMessage};
+use crate::core::{
+    Arrival, Channel, ChatState, CustomerFile, Delivery, Incoming, MediaKind, Payload, Profile, Rejection, RoutingAsk,
+};
 use crate::ids::{ChatId, CustomerId, QueueId};
 use crate::protocol::{routing_ask, BotRequest, ChatView, InboundMessage, IngressReceipt};
 use crate::refusal::Refusal;
@@ -22,7 +25,6 @@ impl Engine {
         channel: Channel,
         message: InboundMessage,
     ) -> Result<IngressReceipt, Refusal> {
-        let now = self.now();
         let policy = self.config.policies.of(channel);
         let len = message.text.chars().count();
         if len > policy.max_len {
@@ -48,17 +50,78 @@ impl Engine {
             ..
         } = message;
         let profile = Profile { name, email, phone };
-        let file = self.file_for(channel, &from, profile.clone());
+        Ok(self.take_message(channel, &from, profile, Incoming::from(text.as_str()), ask))
+    }
+
+    /// What a platform's own webhook delivered (R23, R25): customers' messages of every type,
+    /// each recorded once however often the platform delivers it, and statuses of our
+    /// messages. Statuses of messages the engine does not know are ignored (they may be of
+    /// another system's sends on the same number).
+    pub fn native(&self, delivered: Vec<Delivered>) -> Vec<IngressReceipt> {
+        let mut receipts = Vec::new();
+        for item in delivered {
+            match item {
+                Delivered::Message(message) => receipts.push(self.native_message(message)),
+                Delivered::Status(status) => {
+                    let delivery = match status.status {
+                        DeliveryStatus::Sent => Delivery::Sent,
+                        DeliveryStatus::Delivered => Delivery::Delivered,
+                        DeliveryStatus::Read => Delivery::Read,
+                        DeliveryStatus::Failed => Delivery::Failed {
+                            reason: status.reason.unwrap_or_else(|| "the platform gave no reason".into()),
+                        },
+                    };
+                    self.delivery_status(status.channel, &status.provider_id, delivery);
+                }
+            }
+        }
+        receipts
+    }
+
+    fn native_message(&self, message: NativeMessage) -> IngressReceipt {
+        let channel = message.channel;
+        let policy = self.config.policies.of(channel);
+        let (mut text, payload) = native_content(message.content);
+        // A platform does not resend a shorter message when one is refused: a longer one than
+        // the channel allows is kept, cut to the limit, rather than lost.
+        if text.chars().count() > policy.max_len {
+            text = text.chars().take(policy.max_len).collect();
+        }
+        let incoming = Incoming {
+            text,
+            payload,
+            provider_id: Some(message.provider_id),
+        };
+        let profile = Profile {
+            name: message.name,
+            email: (channel == Channel::Email).then(|| message.from.clone()),
+            phone: matches!(channel, Channel::Sms | Channel::Whatsapp).then(|| message.from.clone()),
+        };
+        self.take_message(channel, &message.from, profile, incoming, RoutingAsk::default())
+    }
+
+    /// A customer's message, however it came: R01 under the customer's lock, then its effects.
+    fn take_message(
+        &self,
+        channel: Channel,
+        from: &str,
+        profile: Profile,
+        incoming: Incoming,
+        ask: RoutingAsk,
+    ) -> IngressReceipt {
+        let now = self.now();
+        let policy = self.config.policies.of(channel);
+        let file = self.file_for(channel, from, profile.clone());
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
-        let mut events = file.learn(channel, &from, profile);
-        events.extend(file.receive(channel, text.as_str(), ask, policy, now, || {
+        let mut events = file.learn(channel, from, profile);
+        events.extend(file.receive(channel, incoming, ask, policy, now, || {
             ChatId::from(self.new_id("ch"))
         }));
         effects.apply(&file, &events);
         effects.follow_up(&mut file);
         effects.finish(&file);
-        Ok(self.receipt(&file, first_chat(&events)))
+        self.receipt(&file, first_chat(&events))
     }
 
     /// A customer enters a bot journey (R09).
@@ -187,4 +250,46 @@ impl Engine {
 /// The chat an operation was about, for the ingress receipt.
 fn first_chat(events: &[crate::core::CustomerEvent]) -> Option<ChatId> {
     events.iter().find_map(|e| e.chat().cloned())
+}
+
+/// A platform's content in the core's terms: the text (a caption, a place's name, a reply's
+/// title, or a note of what the message was) and its payload (R23).
+fn native_content(content: Content) -> (String, Option<Payload>) {
+    match content {
+        Content::Text(text) => (text, None),
+        Content::Media(media) => {
+            let kind = match media.kind {
+                channels::MediaKind::Image => MediaKind::Image,
+                channels::MediaKind::Document => MediaKind::Document,
+                channels::MediaKind::Audio => MediaKind::Audio,
+                channels::MediaKind::Video => MediaKind::Video,
+                channels::MediaKind::Sticker => MediaKind::Sticker,
+            };
+            let payload = Payload::Media {
+                kind,
+                id: media.id,
+                url: media.url,
+                mime: media.mime,
+                filename: media.filename,
+            };
+            (media.caption.unwrap_or_default(), Some(payload))
+        }
+        Content::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        } => {
+            let text = name.clone().unwrap_or_default();
+            let payload = Payload::Location {
+                latitude: latitude.to_string(),
+                longitude: longitude.to_string(),
+                name,
+                address,
+            };
+            (text, Some(payload))
+        }
+        Content::Reply { id, title } => (title, Some(Payload::Reply { id })),
+        Content::Unsupported { kind } => (String::new(), Some(Payload::Unsupported { kind })),
+    }
 }
