@@ -2,12 +2,13 @@
 //! and admin HTTP APIs, webhook secrets, allowed browser origins and per-connection limits.
 //! The gateway consults it; the engine never sees a credential. See SECURITY.md.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::channels::PlatformConfig;
 use crate::core::{Channel, Role};
 use crate::ids::AgentId;
 
@@ -243,6 +244,9 @@ pub struct Security {
     pub ingress_key: Option<String>,
     /// Per channel: the HMAC-SHA256 secret its webhook signs bodies with.
     pub webhook_secrets: HashMap<Channel, String>,
+    /// Per channel connected to its platform: the platform's settings, among them the secrets
+    /// its own webhooks are verified with (R23; see SECURITY.md).
+    pub platforms: BTreeMap<Channel, PlatformConfig>,
     /// How far a signed webhook's `sent_at` may be from now, either way.
     pub replay_window: chrono::Duration,
     /// Frames a connection may send per second (a burst of twice that is allowed).
@@ -262,6 +266,7 @@ impl Default for Security {
             admin_key: None,
             ingress_key: None,
             webhook_secrets: HashMap::new(),
+            platforms: BTreeMap::new(),
             replay_window: chrono::Duration::minutes(5),
             frames_per_second: DEVELOPMENT_FRAMES_PER_SECOND,
             max_connections_per_agent: 16,
