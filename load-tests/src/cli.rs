@@ -218,6 +218,15 @@ pub(crate) struct RoutingArgs {
     /// Milliseconds an agent keeps a chat before closing it.
     #[arg(long, default_value_t = 200)]
     pub(crate) think_ms: u64,
+    /// Skills (R19): each agent holds up to 3 of N skill names (`sk0`…) at random levels, each
+    /// new chat requires one skill at a level some agent holds, and a spawned engine's queues
+    /// get a workflow whose fallback step drops that requirement after a timeout.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) skills: Option<u32>,
+    /// Priorities (R20): a spawned engine gets several queues of different priorities with a
+    /// boost by wait and near the SLA, and each new chat asks for one of them.
+    #[arg(long)]
+    pub(crate) priorities: bool,
     #[command(flatten)]
     pub(crate) watch: SupervisorArgs,
 }

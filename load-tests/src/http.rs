@@ -1,6 +1,7 @@
 //! The HTTP side: creating agents through the admin API, and customers writing through the
 //! channel ingress (`POST /v1/channels/{channel}/messages`), from a fixed pool of workers.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub(crate) struct AgentSpec {
     pub(crate) role: &'static str,
     pub(crate) limit: u32,
     pub(crate) token: String,
+    /// Its skills with their levels (`routing --skills`); none otherwise, so the body is as before.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) skills: BTreeMap<String, u8>,
 }
 
 /// `n` agents `lt-a0…` with tokens `lt-a0-tok…`.
@@ -47,6 +51,7 @@ pub(crate) fn agents(n: usize, limit: u32) -> Vec<AgentSpec> {
             role: "agent",
             limit,
             token: format!("lt-a{i}-tok"),
+            skills: BTreeMap::new(),
         })
         .collect()
 }
@@ -80,6 +85,10 @@ struct Inbound<'a> {
     text: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    skills: &'a BTreeMap<String, u8>,
 }
 
 #[derive(Deserialize)]
@@ -127,8 +136,25 @@ async fn post(client: &reqwest::Client, url: &reqwest::Url, body: Vec<u8>, stats
     Some(bytes.to_vec())
 }
 
-fn body(from: &str, text: &str, name: Option<&str>) -> Vec<u8> {
-    serde_json::to_vec(&Inbound { from, text, name }).expect("a plain struct serializes")
+fn body(from: &str, text: &str, name: Option<&str>, ask: &Ask) -> Vec<u8> {
+    let inbound = Inbound {
+        from,
+        text,
+        name,
+        queue: ask.queue.as_deref(),
+        skills: &ask.skills,
+    };
+    serde_json::to_vec(&inbound).expect("a plain struct serializes")
+}
+
+/// What a new chat asks of routing at ingress (R19, R20); empty asks nothing, and the body
+/// carries neither field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ask {
+    /// The queue it asks for; none means its channel's.
+    pub(crate) queue: Option<String>,
+    /// Skills it requires, with their least levels.
+    pub(crate) skills: BTreeMap<String, u8>,
 }
 
 /// Send times of numbered new chats (routing), as [`clock::stamp`]s; 0 = not sent.
@@ -156,11 +182,12 @@ pub(crate) enum Message {
     /// just before the request leaves, for the agent that waits for the push.
     Reply { from: Arc<str>, stamp: Arc<AtomicU64> },
     /// New customer number `n` writes (routing); its name is `n<n>` so that the offer can be
-    /// matched to its send time in `stamps`.
+    /// matched to its send time in `stamps`. `ask` goes into the body as is.
     New {
         n: u64,
         prefix: Arc<str>,
         stamps: Stamps,
+        ask: Ask,
     },
 }
 
@@ -188,15 +215,21 @@ impl Pool {
                     stats.record(Path::IngressQueue, clock::micros_since(job.queued));
                     let body = match &job.what {
                         Message::Reply { from, stamp } => {
-                            let body = body(from, "thanks, go on", None);
+                            let body = body(from, "thanks, go on", None, &Ask::default());
                             stamp.store(clock::stamp(), Ordering::Release);
                             body
                         }
-                        Message::New { n, prefix, stamps } => {
+                        Message::New {
+                            n,
+                            prefix,
+                            stamps,
+                            ask,
+                        } => {
                             let body = body(
                                 &format!("{prefix}{n}"),
                                 "hello, I need help",
                                 Some(&format!("n{n}")),
+                                ask,
                             );
                             if let Some(s) = stamps.get(*n as usize) {
                                 s.store(clock::stamp(), Ordering::Release);
@@ -248,7 +281,13 @@ pub(crate) async fn first_contacts(
         set.spawn(async move {
             let mut got = Vec::new();
             for i in (w..from.len()).step_by(workers) {
-                let answer = post(&client, &url, body(&from[i], "hello", None), &stats).await;
+                let answer = post(
+                    &client,
+                    &url,
+                    body(&from[i], "hello", None, &Ask::default()),
+                    &stats,
+                )
+                .await;
                 let chat = answer
                     .and_then(|b| serde_json::from_slice::<Receipt>(&b).ok())
                     .and_then(|r| r.chat_id);

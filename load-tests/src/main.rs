@@ -171,7 +171,8 @@ async fn run(scenario: &Scenario, common: &Common) -> anyhow::Result<bool> {
             return Ok(pass);
         }
         Scenario::Routing(args) => {
-            let target = scenario::engine(common, &client).await?;
+            let mix = scenario::routing::Mix::of(args);
+            let target = scenario::engine_with(common, &client, mix.engine_config()).await?;
             print(&scenario::routing::run(&target, common, args).await?);
         }
         Scenario::Floor(args) => {

@@ -21,12 +21,23 @@ use crate::wire::{self, Incoming};
 
 /// The engine to drive: a fresh one (`--spawn`) or the one at `--url`.
 pub(crate) async fn engine(common: &Common, client: &reqwest::Client) -> anyhow::Result<Target> {
+    engine_with(common, client, String::new()).await
+}
+
+/// As [`engine`], with `scenario_config` (TOML) in a spawned engine's configuration; an engine
+/// at `--url` is taken as it was configured.
+pub(crate) async fn engine_with(
+    common: &Common,
+    client: &reqwest::Client,
+    scenario_config: String,
+) -> anyhow::Result<Target> {
     if common.spawn {
         let options = SpawnOptions {
             engine_bin: common.engine_bin.clone(),
             engine_log: common.engine_log.clone(),
             engine_config: common.engine_config.clone(),
             durability: common.durability.clone(),
+            scenario_config,
         };
         target::spawn_engine(&options, client).await
     } else {

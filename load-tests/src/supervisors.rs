@@ -46,6 +46,7 @@ pub(crate) fn specs(n: usize) -> Vec<AgentSpec> {
             role: "supervisor",
             limit: 0,
             token: format!("lt-s{i}-tok"),
+            skills: std::collections::BTreeMap::new(),
         })
         .collect()
 }

@@ -5,9 +5,14 @@
 //! Measured: new chat sent → `chat_offered` (time to offer, which includes the time the chat
 //! waited in the queue when every agent was full), and `accept` → its reply. The queue length
 //! is sampled every second from the admin API.
+//!
+//! With `--skills N` and `--priorities` ([`Mix`]) the agents hold skills and the chats ask for
+//! skills and queues, routed by the workflows and priorities of the spawned engine's queues
+//! (R19, R20); without them the agents, the bodies and the configuration are as before.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{Common, RoutingArgs};
 use crate::clock;
 use crate::fleet::{self, Behaviour, ConnectPlan, Out};
-use crate::http::{self, Job, Message, Pool, Stamps};
+use crate::http::{self, Ask, Job, Message, Pool, Stamps};
 use crate::report::{self, Report, Window};
 use crate::scenario::{run_prefix, Pacer};
 use crate::stats::{Path, Stats};
@@ -99,6 +104,140 @@ impl Behaviour for RoutingAgent {
     }
 }
 
+/// Seconds a chat waits at the first step (its own skill required) before the fallback step,
+/// which drops it: long beside a time to offer of milliseconds, so a chat an agent with the
+/// skill can take is not widened first, yet a queue cannot starve for want of one skill.
+const STEP_SECS: u32 = 2;
+
+/// Queues of `--priorities`, with their priorities: the first also takes the channel's chats.
+const PRIORITY_QUEUES: [(&str, i32); 4] = [("lt-p0", 0), ("lt-p1", 10), ("lt-p2", 20), ("lt-p3", 30)];
+
+/// Skills each agent holds (fewer if `--skills` names fewer).
+const SKILLS_PER_AGENT: u32 = 3;
+
+/// What the agents hold and the chats ask (`--skills`, `--priorities`), the same on every run:
+/// each agent's skills and each chat's ask follow from their numbers alone.
+pub(crate) struct Mix {
+    skills: Option<u32>,
+    priorities: bool,
+    agents: u64,
+}
+
+/// SplitMix64's finalizer: a well-spread number from `x`, so that asks need no shared state.
+fn spread(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Mix {
+    /// The mix of `args`.
+    pub(crate) fn of(args: &RoutingArgs) -> Self {
+        Self {
+            skills: args.skills,
+            priorities: args.priorities,
+            agents: args.agents,
+        }
+    }
+
+    /// The skills of agent `i`: up to [`SKILLS_PER_AGENT`] distinct names at levels 1–5.
+    fn agent_skills(&self, i: u64) -> BTreeMap<String, u8> {
+        let Some(n) = self.skills else {
+            return BTreeMap::new();
+        };
+        let mut skills = BTreeMap::new();
+        let mut h = spread(i);
+        for _ in 0..SKILLS_PER_AGENT.min(n) {
+            // Distinct names: the next free one after a random pick.
+            let mut skill = (h % u64::from(n)) as u32;
+            while skills.contains_key(&format!("sk{skill}")) {
+                skill = (skill + 1) % n;
+            }
+            h = spread(h);
+            skills.insert(format!("sk{skill}"), 1 + (h % 5) as u8);
+            h = spread(h);
+        }
+        skills
+    }
+
+    /// What new chat `n` asks: with skills, one skill of a random agent at a level that agent
+    /// holds, so some agent can always take it; with priorities, one of the queues.
+    fn ask(&self, n: u64) -> Ask {
+        let h = spread(n ^ 0x5eed);
+        let mut ask = Ask::default();
+        if self.priorities {
+            ask.queue = Some(
+                PRIORITY_QUEUES[(h % PRIORITY_QUEUES.len() as u64) as usize]
+                    .0
+                    .to_owned(),
+            );
+        }
+        if self.skills.is_some() {
+            let held = self.agent_skills(h % self.agents.max(1));
+            let pick = spread(h);
+            if let Some((skill, level)) = held.iter().nth((pick % held.len().max(1) as u64) as usize) {
+                ask.skills
+                    .insert(skill.clone(), 1 + (spread(pick) % u64::from(*level)) as u8);
+            }
+        }
+        ask
+    }
+
+    /// The queues a spawned engine needs (TOML, `src/config/routing.rs`); empty without flags.
+    pub(crate) fn engine_config(&self) -> String {
+        let queues: Vec<(&str, i32)> = match (self.priorities, self.skills) {
+            (true, _) => PRIORITY_QUEUES.to_vec(),
+            (false, Some(_)) => vec![(http::CHANNEL, 0)],
+            (false, None) => return String::new(),
+        };
+        let mut toml = String::new();
+        for (i, (id, priority)) in queues.into_iter().enumerate() {
+            let channels = if i == 0 {
+                format!("[\"{}\"]", http::CHANNEL)
+            } else {
+                "[]".to_owned()
+            };
+            let _ = writeln!(
+                toml,
+                "\n[[queues]]\nid = \"{id}\"\nchannels = {channels}\npriority = {priority}"
+            );
+            if self.priorities {
+                let _ = writeln!(toml, "sla_secs = 5");
+                let _ = writeln!(
+                    toml,
+                    "[queues.boost]\nevery_secs = 1\nby = 1\nmax = 10\nnear_due_secs = 2\nnear_due_by = 5"
+                );
+            }
+            if self.skills.is_some() {
+                let _ = writeln!(
+                    toml,
+                    "[[queues.steps]]\ntimeout_secs = {STEP_SECS}\n[[queues.steps]]\nkeep_chat_requirements = false"
+                );
+            }
+        }
+        toml
+    }
+
+    /// A line for the report's driver.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.skills {
+            parts.push(format!(
+                "{n} skills, {} per agent, one required per chat, fallback after {STEP_SECS} s",
+                SKILLS_PER_AGENT.min(n)
+            ));
+        }
+        if self.priorities {
+            parts.push(format!(
+                "{} queues of priority 0–30 with boosts",
+                PRIORITY_QUEUES.len()
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct Queue {
     waiting: Vec<serde::de::IgnoredAny>,
@@ -110,7 +249,15 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
     let workers = http::workers_for(64, common.http_workers);
     let client = http::client(workers)?;
     let agents = args.agents as usize;
-    let specs = http::agents(agents, args.limit);
+    let mix = Arc::new(Mix::of(args));
+    if !common.spawn && !mix.engine_config().is_empty() {
+        // The queues' workflows and priorities live in the engine's configuration.
+        eprintln!("routing: --url engine: its own queues apply; asked-for queues it lacks are made plain");
+    }
+    let mut specs = http::agents(agents, args.limit);
+    for (i, spec) in specs.iter_mut().enumerate() {
+        spec.skills = mix.agent_skills(i as u64);
+    }
     http::create_agents(&client, &target.base, &specs).await?;
     let total_secs = common.warmup + common.duration;
     let max_chats = ((args.rate * total_secs) as u64 + 16).min(common.ops);
@@ -151,15 +298,19 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
     .await?;
 
     let capacity = agents as f64 * f64::from(args.limit) / think.as_secs_f64().max(1e-3);
-    let driver = format!(
+    let mut driver = format!(
         "open loop: {:.0} new chats/s; capacity ≈ {capacity:.0} chats/s ({agents} agents × limit {} / {} ms think)",
         args.rate, args.limit, args.think_ms
     );
+    let described = mix.describe();
+    if !described.is_empty() {
+        let _ = write!(driver, "; {described}");
+    }
     eprintln!("routing: {driver}");
     let pool = Pool::start(client.clone(), &target.base, workers, stats.clone())?;
     let prefix: Arc<str> = run_prefix().into();
     let arrivals = {
-        let (pool, stamps, rate) = (pool.clone(), stamps.clone(), args.rate);
+        let (pool, stamps, rate, mix) = (pool.clone(), stamps.clone(), args.rate, mix.clone());
         tokio::spawn(async move {
             let mut pacer = Pacer::new(rate);
             let mut n = 0u64;
@@ -172,6 +323,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
                         n,
                         prefix: prefix.clone(),
                         stamps: stamps.clone(),
+                        ask: mix.ask(n),
                     }));
                     n += 1;
                 }
