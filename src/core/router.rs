@@ -293,12 +293,11 @@ pub struct LoadChange {
 /// How a queue changed, for supervisors who watch it (R15).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueChange {
-    /// A chat joined its queue at `position` (1 = next): new, or back after an offer.
+    /// A chat joined its queue: new, or back after an offer. (Its position is worked out
+    /// when someone shows it: [`Router::position`].)
     Entered {
         /// The chat, as it waits.
         waiting: Waiting,
-        /// Where it went in.
-        position: usize,
     },
     /// A waiting chat moved on to a wider step of its workflow (R19).
     Stepped {
@@ -641,23 +640,22 @@ impl Router {
     /// Where `chat` waits at `now`: its queue and 1-based position in offer order (R20).
     pub fn position(&self, chat: &ChatId, now: Timestamp) -> Option<(QueueId, usize)> {
         let me = self.waitlist.get(chat)?;
-        let mine = (self.priority_of(me, now), me.since);
-        let ahead = self
+        let mine = (std::cmp::Reverse(self.priority_of(me, now)), me.since, &me.chat);
+        // The offer order is (effective priority, then age, then id), and within a bucket it
+        // is the bucket's own order: the chats ahead of mine are a prefix of each bucket,
+        // found by binary search rather than by walking the queue.
+        let ahead: usize = self
             .waitlist
-            .buckets()
-            .iter()
-            .filter(|b| b.key.queue == me.queue)
-            .map(|b| {
-                // A bucket's chats fall in priority as they get younger: count from its head.
-                b.chats
-                    .values()
-                    .take_while(|w| {
-                        let theirs = self.priority_of(w, now);
-                        theirs > mine.0 || (theirs == mine.0 && (w.since, &w.chat) < (mine.1, &me.chat))
-                    })
-                    .count()
+            .lane(&me.queue)
+            .map(|(_, bucket)| {
+                bucket.count_before(|slot| {
+                    let Some(w) = bucket.chats.get(slot) else {
+                        return true;
+                    };
+                    (std::cmp::Reverse(self.priority_of(w, now)), w.since, &w.chat) >= mine
+                })
             })
-            .sum::<usize>();
+            .sum();
         Some((me.queue.clone(), ahead + 1))
     }
 
@@ -871,11 +869,9 @@ impl Router {
         }
         let chat = waiting.chat.clone();
         self.file(waiting, key);
-        let position = self.position(&chat, now).map_or(1, |(_, p)| p);
         if let Some(waiting) = self.waitlist.get(&chat) {
             self.changes.queues.push(QueueChange::Entered {
                 waiting: waiting.clone(),
-                position,
             });
         }
         self.settle_chat(&chat, now)
@@ -883,18 +879,16 @@ impl Router {
 
     /// The bucket a waiting chat belongs in, at its step.
     fn key_of(&mut self, waiting: &Waiting) -> BucketKey {
-        let plan = self
-            .queues
-            .get(&waiting.queue)
-            .map(|q| q.plan.clone())
-            .unwrap_or_default();
-        let needs = plan.needs_at(waiting.step, &waiting.ticket);
+        let (needs, priority) = match self.queues.get(&waiting.queue) {
+            Some(q) => (q.plan.needs_at(waiting.step, &waiting.ticket), q.plan.priority),
+            None => (waiting.ticket.needs.clone(), 0),
+        };
         BucketKey {
             queue: waiting.queue.clone(),
             channel: waiting.channel,
             step: waiting.step,
             needs: self.needs_of(&needs),
-            base: plan.priority.saturating_add(waiting.ticket.priority),
+            base: priority.saturating_add(waiting.ticket.priority),
         }
     }
 
@@ -1159,11 +1153,9 @@ impl Router {
         let chat = waiting.chat.clone();
         let key = self.key_of(&waiting);
         self.file(waiting, key);
-        let position = self.position(&chat, now).map_or(1, |(_, p)| p);
         if let Some(waiting) = self.waitlist.get(&chat) {
             self.changes.queues.push(QueueChange::Entered {
                 waiting: waiting.clone(),
-                position,
             });
         }
         chat
@@ -1318,20 +1310,67 @@ impl Router {
     /// bucket it is eligible for (passing over those it declined).
     fn best_chat_for(&self, agent: &AgentId, except: Option<&ChatId>, now: Timestamp) -> Option<ChatId> {
         let seat = self.seats.get(agent).filter(|s| s.has_room())?;
+        // The channels it has room on, looked up once rather than per bucket (R22).
+        let room: Vec<bool> = Channel::ALL.iter().map(|c| seat.has_channel_room(*c)).collect();
         let mut best: Option<((i64, std::cmp::Reverse<Timestamp>), &Waiting)> = None;
-        for bucket in self.waitlist.buckets() {
-            let key = &bucket.key;
-            if bucket.chats.is_empty() || !self.is_open(&key.queue) || !seat.eligible(key) {
-                continue;
-            }
-            let first = bucket
-                .chats
-                .values()
-                .find(|w| Some(&w.chat) != except && self.may_offer(agent, w, key));
-            let Some(first) = first else {
+        for lane in self.waitlist.lanes() {
+            // The queue once per lane: open (R21), served by the agent, its plan.
+            let Some(queue) = self.queues.get(&lane.queue).filter(|q| q.open) else {
                 continue;
             };
-            let rank = (self.priority_of(first, now), std::cmp::Reverse(first.since));
+            if !seat.serves(&lane.queue) {
+                continue;
+            }
+            // Each group of buckets of one base priority, by their first chats, oldest first:
+            // effective priority only rises with base and wait, so the group's best chat for
+            // this agent is in the first bucket it is eligible for, unless that bucket's first
+            // chat is one it declined — then the search goes on while the buckets' first chats
+            // are no younger than the best found.
+            let mut lane_best: Option<&Waiting> = None;
+            for group in lane.by_head.values() {
+                let mut group_best: Option<&Waiting> = None;
+                for ((head_since, head_chat), no) in group {
+                    if group_best.is_some_and(|b| (b.since, &b.chat) < (*head_since, head_chat)) {
+                        break;
+                    }
+                    let bucket = &self.waitlist.buckets()[*no];
+                    let key = &bucket.key;
+                    if !room[key.channel as usize] || !seat.holds(&key.needs) {
+                        continue;
+                    }
+                    let Some(first) = bucket
+                        .chats
+                        .values()
+                        .find(|w| Some(&w.chat) != except && self.may_offer(agent, w, key))
+                    else {
+                        continue;
+                    };
+                    if group_best.is_none_or(|b| (first.since, &first.chat) < (b.since, &b.chat)) {
+                        group_best = Some(first);
+                    }
+                }
+                let Some(candidate) = group_best else { continue };
+                let better = lane_best.is_none_or(|w| {
+                    let rank = |w: &Waiting| {
+                        (
+                            queue.plan.effective_priority(w.ticket.priority, w.since, now),
+                            std::cmp::Reverse(w.since),
+                        )
+                    };
+                    let (mine, theirs) = (rank(candidate), rank(w));
+                    mine > theirs || (mine == theirs && candidate.chat < w.chat)
+                });
+                if better {
+                    lane_best = Some(candidate);
+                }
+            }
+            let Some(first) = lane_best else { continue };
+            let rank = (
+                queue
+                    .plan
+                    .effective_priority(first.ticket.priority, first.since, now),
+                std::cmp::Reverse(first.since),
+            );
             if best
                 .as_ref()
                 .is_none_or(|(r, w)| rank > *r || (rank == *r && first.chat < w.chat))

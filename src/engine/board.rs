@@ -23,8 +23,10 @@ impl Engine {
         let now = self.now();
         for change in changes.queues {
             match change {
-                crate::core::QueueChange::Entered { waiting, position } => {
+                crate::core::QueueChange::Entered { waiting } => {
                     let queue = waiting.queue.clone();
+                    // Where it stands now; one offered meanwhile leaves in the next change.
+                    let position = router.position(&waiting.chat, now).map_or(1, |(_, p)| p);
                     self.supervision.append(
                         Some(queue.clone()),
                         BoardChange::ChatQueued {

@@ -7,7 +7,7 @@
 //! per bucket, however long the queues. Buckets are few (queues × steps × the distinct
 //! requirement sets and priorities chats bring) and are kept when they empty.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::Waiting;
 use crate::clock::Timestamp;
@@ -31,13 +31,46 @@ pub(super) struct BucketKey {
     pub(super) base: i32,
 }
 
-/// Where a chat sits within its bucket: by age, then by arrival among chats of one instant.
-pub(super) type Slot = (Timestamp, u64);
+/// Where a chat sits within its bucket: by age, then by id among chats of one instant — the
+/// order every listing and every decision uses (effective priority, then age, then id).
+pub(super) type Slot = (Timestamp, ChatId);
+
+/// When a chat's step times out: by time, then by filing among chats due at one instant.
+type Due = (Timestamp, u64);
 
 #[derive(Debug)]
 pub(super) struct Bucket {
     pub(super) key: BucketKey,
     pub(super) chats: BTreeMap<Slot, Waiting>,
+    /// The same slots in order, for counting the chats ahead of a point by binary search
+    /// (positions, R20) without walking them. New chats are the youngest and go at the back;
+    /// offered chats are the oldest and leave at the front.
+    pub(super) order: VecDeque<Slot>,
+}
+
+impl Bucket {
+    /// How many of its chats come before the first for which `behind` holds, given that
+    /// `behind` holds for every chat after one it holds for.
+    pub(super) fn count_before(&self, behind: impl Fn(&Slot) -> bool) -> usize {
+        // Most buckets are wholly ahead or wholly behind: two looks settle them.
+        match (self.order.front(), self.order.back()) {
+            (None, _) | (_, None) => 0,
+            (Some(first), _) if behind(first) => 0,
+            (_, Some(last)) if !behind(last) => self.order.len(),
+            _ => self.order.partition_point(|slot| !behind(slot)),
+        }
+    }
+}
+
+/// The buckets of one queue, so that a decision looks up the queue once.
+#[derive(Debug)]
+pub(super) struct Lane {
+    pub(super) queue: QueueId,
+    pub(super) buckets: Vec<usize>,
+    /// Its non-empty buckets by base priority, each group by its first chat, oldest first:
+    /// an agent's best chat of a group is in the first bucket it is eligible for, so a
+    /// decision stops there instead of looking at every bucket (R20).
+    pub(super) by_head: BTreeMap<std::cmp::Reverse<i32>, BTreeSet<(Slot, usize)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,17 +78,18 @@ struct Place {
     bucket: usize,
     slot: Slot,
     /// When it moves on to its next step, if it has one.
-    step_due: Option<Slot>,
+    step_due: Option<Due>,
 }
 
 /// The waiting chats by bucket, with where each one is and when each moves on a step.
 #[derive(Debug, Default)]
 pub(super) struct Waitlist {
     buckets: Vec<Bucket>,
+    lanes: Vec<Lane>,
     by_key: HashMap<BucketKey, usize>,
     places: HashMap<ChatId, Place>,
     /// Chats by the time their step times out.
-    step_dues: BTreeMap<Slot, ChatId>,
+    step_dues: BTreeMap<Due, ChatId>,
     next_slot: u64,
 }
 
@@ -65,16 +99,26 @@ impl Waitlist {
         let bucket = match self.by_key.get(&key) {
             Some(b) => *b,
             None => {
+                let no = self.buckets.len();
+                match self.lanes.iter_mut().find(|l| l.queue == key.queue) {
+                    Some(lane) => lane.buckets.push(no),
+                    None => self.lanes.push(Lane {
+                        queue: key.queue.clone(),
+                        buckets: vec![no],
+                        by_head: BTreeMap::new(),
+                    }),
+                }
                 self.buckets.push(Bucket {
                     key: key.clone(),
                     chats: BTreeMap::new(),
+                    order: VecDeque::new(),
                 });
-                self.by_key.insert(key, self.buckets.len() - 1);
-                self.buckets.len() - 1
+                self.by_key.insert(key, no);
+                no
             }
         };
         self.next_slot += 1;
-        let slot = (waiting.since, self.next_slot);
+        let slot = (waiting.since, waiting.chat.clone());
         let step_due = step_due.map(|at| {
             let due = (at, self.next_slot);
             self.step_dues.insert(due, waiting.chat.clone());
@@ -84,11 +128,41 @@ impl Waitlist {
             waiting.chat.clone(),
             Place {
                 bucket,
-                slot,
+                slot: slot.clone(),
                 step_due,
             },
         );
-        self.buckets[bucket].chats.insert(slot, waiting);
+        let no = bucket;
+        let bucket = &mut self.buckets[no];
+        let before = bucket.order.front().cloned();
+        let at = bucket.order.partition_point(|s| *s < slot);
+        bucket.order.insert(at, slot.clone());
+        bucket.chats.insert(slot, waiting);
+        self.rehead(no, before);
+    }
+
+    /// Keeps bucket `no`'s entry among its lane's heads in step after its first chat may have
+    /// changed from `before`.
+    fn rehead(&mut self, no: usize, before: Option<Slot>) {
+        let bucket = &self.buckets[no];
+        let after = bucket.order.front().cloned();
+        if before == after {
+            return;
+        }
+        let base = std::cmp::Reverse(bucket.key.base);
+        let Some(lane) = self.lanes.iter_mut().find(|l| l.queue == bucket.key.queue) else {
+            return;
+        };
+        let group = lane.by_head.entry(base).or_default();
+        if let Some(old) = before {
+            group.remove(&(old, no));
+        }
+        if let Some(new) = after {
+            group.insert((new, no));
+        }
+        if group.is_empty() {
+            lane.by_head.remove(&base);
+        }
     }
 
     /// Takes `chat` out, if it waits.
@@ -97,7 +171,14 @@ impl Waitlist {
         if let Some(due) = place.step_due {
             self.step_dues.remove(&due);
         }
-        self.buckets[place.bucket].chats.remove(&place.slot)
+        let bucket = &mut self.buckets[place.bucket];
+        let before = bucket.order.front().cloned();
+        if let Ok(at) = bucket.order.binary_search(&place.slot) {
+            bucket.order.remove(at);
+        }
+        let waiting = bucket.chats.remove(&place.slot);
+        self.rehead(place.bucket, before);
+        waiting
     }
 
     /// The waiting chat `chat`.
@@ -114,6 +195,19 @@ impl Waitlist {
     /// Every bucket, empty ones included.
     pub(super) fn buckets(&self) -> &[Bucket] {
         &self.buckets
+    }
+
+    /// The buckets by queue.
+    pub(super) fn lanes(&self) -> &[Lane] {
+        &self.lanes
+    }
+
+    /// The buckets of `queue`, with their numbers.
+    pub(super) fn lane<'w>(&'w self, queue: &'w QueueId) -> impl Iterator<Item = (usize, &'w Bucket)> {
+        self.lanes
+            .iter()
+            .filter(move |l| &l.queue == queue)
+            .flat_map(|l| l.buckets.iter().map(|b| (*b, &self.buckets[*b])))
     }
 
     /// Whether nothing waits.
