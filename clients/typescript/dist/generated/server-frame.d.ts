@@ -124,6 +124,63 @@ export type CustomerId = string;
  */
 export type ChatId = string;
 /**
+ * What a customer's message carries besides text (R23).
+ */
+export type Attachment = {
+    /**
+     * Its file name.
+     */
+    filename: string | null;
+    /**
+     * The platform's media id.
+     */
+    id: string | null;
+    kind: MediaKind;
+    /**
+     * Its MIME type.
+     */
+    mime: string | null;
+    type: "media";
+    /**
+     * Where to fetch it, if the platform gave a URL.
+     */
+    url: string | null;
+} | {
+    /**
+     * Its address.
+     */
+    address: string | null;
+    /**
+     * Degrees north.
+     */
+    latitude: string;
+    /**
+     * Degrees east.
+     */
+    longitude: string;
+    /**
+     * The place's name.
+     */
+    name: string | null;
+    type: "location";
+} | {
+    /**
+     * The button's or row's id.
+     */
+    id: string;
+    type: "reply";
+} | {
+    /**
+     * The platform's type.
+     */
+    kind: string;
+    type: "unsupported";
+};
+/**
+ * Kinds of media.
+ */
+export type MediaKind = "image" | "document" | "audio" | "video" | "sticker";
+/**
  * Who wrote a message.
  */
 export type Author = {
@@ -133,6 +190,26 @@ export type Author = {
     by: "agent";
 } | {
     by: "system";
+};
+/**
+ * Where a message to the customer is (R24, R25): `pending` in the outbox, `sent` (the
+ * platform took it), `delivered`, `read`, or `failed` with the platform's reason — then its
+ * agent may send it again (`retry_message`).
+ */
+export type Delivery = {
+    status: "pending";
+} | {
+    status: "sent";
+} | {
+    status: "delivered";
+} | {
+    status: "read";
+} | {
+    /**
+     * Why, in the platform's words.
+     */
+    reason: string;
+    status: "failed";
 };
 /**
  * What kind of message it is.
@@ -215,6 +292,14 @@ export type Push = (OfferView & {
 } | {
     kind: "presence_changed";
     presence: Presence;
+} | {
+    chat_id: ChatId;
+    delivery: Delivery;
+    kind: "message_status";
+    /**
+     * The message's place in the chat's history.
+     */
+    seq: number;
 } | {
     kind: "limit_changed";
     /**
@@ -334,10 +419,18 @@ export interface Message {
      * When the engine took it.
      */
     at: string;
+    /**
+     * What a customer's message carries besides text (R23); absent for plain text.
+     */
+    attachment?: Attachment | null;
     author: Author;
+    /**
+     * Where a message to the customer is (R24, R25); absent for the customer's own.
+     */
+    delivery?: Delivery | null;
     kind: MessageKind;
     /**
-     * The text (for a template, its name and parameters as sent).
+     * The text (for a template, its name and parameters as sent; for media, its caption).
      */
     text: string;
 }
@@ -349,14 +442,22 @@ export interface HistoryMessage {
      * When the engine took it.
      */
     at: string;
+    /**
+     * What a customer's message carries besides text (R23); absent for plain text.
+     */
+    attachment?: Attachment | null;
     author: Author;
+    /**
+     * Where a message to the customer is (R24, R25); absent for the customer's own.
+     */
+    delivery?: Delivery | null;
     kind: MessageKind;
     /**
      * Its position in the chat's history: 0 for the first message, then one more each.
      */
     seq: number;
     /**
-     * The text (for a template, its name and parameters as sent).
+     * The text (for a template, its name and parameters as sent; for media, its caption).
      */
     text: string;
 }

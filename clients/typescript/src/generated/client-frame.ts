@@ -29,6 +29,14 @@ export type ClientFrame = {
   | {
       chat_id: ChatId;
       /**
+       * The failed message's place in the chat's history.
+       */
+      seq: number;
+      type: "retry_message";
+    }
+  | {
+      chat_id: ChatId;
+      /**
        * Its parameters.
        */
       params?: string[];
