@@ -226,7 +226,9 @@ pub struct PlatformTable {
 /// The platform's own API, for channels with an adapter; none for those without one.
 fn default_base_url(channel: Channel) -> Option<&'static str> {
     match channel {
-        Channel::Whatsapp | Channel::Messenger | Channel::Instagram => Some("https://graph.facebook.com/v21.0"),
+        Channel::Whatsapp | Channel::Messenger | Channel::Instagram => {
+            Some("https://graph.facebook.com/v21.0")
+        }
         Channel::Telegram => Some("https://api.telegram.org"),
         Channel::Sms => Some("https://api.twilio.com"),
         // SMTP has no base URL: `smtp_host` and friends say where replies go.
@@ -881,8 +883,14 @@ mod tests {
     fn r23_a_platform_without_an_adapter_or_its_webhook_secret_is_named() {
         let cases = [
             ("[platforms.wechat]\ntoken = \"x\"", "platforms.wechat"),
-            ("[platforms.whatsapp]\naccess_token = \"x\"", "platforms.whatsapp.app_secret"),
-            ("[platforms.telegram]\nbot_token = \"x\"", "platforms.telegram.secret_token"),
+            (
+                "[platforms.whatsapp]\naccess_token = \"x\"",
+                "platforms.whatsapp.app_secret",
+            ),
+            (
+                "[platforms.telegram]\nbot_token = \"x\"",
+                "platforms.telegram.secret_token",
+            ),
             ("[platforms.sms]\nauth_token = \"x\"", "platforms.sms.webhook_url"),
             ("[platforms.email]\nfrom = \"a@b.c\"", "platforms.email.token"),
             ("[platforms.sms]\nauth_token = [1]", "platforms.sms.auth_token"),

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Timestamp;
 use crate::channels::PlatformConfig;
+use crate::clock::Timestamp;
 use crate::core::{Channel, Role};
 use crate::ids::AgentId;
 

@@ -1,11 +1,12 @@
 //! Customers' messages and bot journeys arriving from the channels (R01, R05, R08–R11, R13).
 
 use super::{Engine, QueueSetup, SharedFile, DEFAULT_AFTER_HOURS_REPLY};
+use crate::channels::{self, Content, Delivered, DeliveryStatus, NativeMessage};
 use crate::clock::Timestamp;
 use crate::core::queue::{bad_level, MAX_LEVEL};
-use crate::channels::{self, Content, Delivered, DeliveryStatus, NativeMessage};
 use crate::core::{
-    Arrival, Channel, ChatState, CustomerFile, Delivery, Incoming, MediaKind, Payload, Profile, Rejection, RoutingAsk,
+    Arrival, Channel, ChatState, CustomerFile, Delivery, Incoming, MediaKind, Payload, Profile, Rejection,
+    RoutingAsk,
 };
 use crate::ids::{ChatId, CustomerId, QueueId};
 use crate::protocol::{routing_ask, BotRequest, ChatView, InboundMessage, IngressReceipt};
@@ -68,7 +69,9 @@ impl Engine {
                         DeliveryStatus::Delivered => Delivery::Delivered,
                         DeliveryStatus::Read => Delivery::Read,
                         DeliveryStatus::Failed => Delivery::Failed {
-                            reason: status.reason.unwrap_or_else(|| "the platform gave no reason".into()),
+                            reason: status
+                                .reason
+                                .unwrap_or_else(|| "the platform gave no reason".into()),
                         },
                     };
                     self.delivery_status(status.channel, &status.provider_id, delivery);

@@ -197,13 +197,16 @@ pub async fn email_webhook(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let platform = platform(&state, Channel::Email)?;
     let token = platform.settings.get("token").map_or("", String::as_str);
-    let presented =
-        header_str(&headers, email::TOKEN_HEADER).or_else(|| header_str(&headers, header::AUTHORIZATION.as_str()));
+    let presented = header_str(&headers, email::TOKEN_HEADER)
+        .or_else(|| header_str(&headers, header::AUTHORIZATION.as_str()));
     email::verify_token(presented, token)?;
     let raw = body(raw)?;
     if email::is_auto_reply(&raw) {
         // Answering a vacation notice would start a loop of them; the relay must not retry.
-        tracing::info!(bytes = raw.len(), "an automatic email (auto-reply or bulk) was not recorded");
+        tracing::info!(
+            bytes = raw.len(),
+            "an automatic email (auto-reply or bulk) was not recorded"
+        );
         return Ok(Json(json!({ "received": 0, "skipped": "auto_reply" })));
     }
     let items = email::parse(&raw)?;

@@ -145,7 +145,9 @@ fn outgoing(item: &OutboxItem, config: &PlatformConfig) -> Outgoing {
                 .unwrap_or_else(|| DEFAULT_TEMPLATE_LANGUAGE.to_owned()),
             params: m.params.clone(),
         },
-        MessageKind::Text | MessageKind::Notice | MessageKind::AfterHours => OutgoingBody::Text(m.text.clone()),
+        MessageKind::Text | MessageKind::Notice | MessageKind::AfterHours => {
+            OutgoingBody::Text(m.text.clone())
+        }
     };
     let email = (m.channel == Channel::Email).then(|| EmailThread {
         subject: config
@@ -183,11 +185,19 @@ fn mail_domain(config: &PlatformConfig) -> String {
         .settings
         .get("from")
         .and_then(|from| from.parse::<lettre::message::Mailbox>().ok())
-        .map_or_else(|| "switchboard.invalid".to_owned(), |m| m.email.domain().to_owned())
+        .map_or_else(
+            || "switchboard.invalid".to_owned(),
+            |m| m.email.domain().to_owned(),
+        )
 }
 
 /// One attempt through the platform's own API (or SMTP, for email).
-async fn send_native(client: &reqwest::Client, config: &PlatformConfig, item: &OutboxItem, now: Timestamp) -> SendOutcome {
+async fn send_native(
+    client: &reqwest::Client,
+    config: &PlatformConfig,
+    item: &OutboxItem,
+    now: Timestamp,
+) -> SendOutcome {
     let out = outgoing(item, config);
     let request = match out.channel {
         Channel::Email => {
