@@ -300,6 +300,120 @@ fn webhook_outcome(status: u16, retry: Option<Duration>, body: &[u8], key: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{ChatId, CustomerId};
+    use crate::protocol::OutboundMessage;
+
+    fn item(channel: Channel, kind: MessageKind, reply_to: Option<&str>) -> OutboxItem {
+        OutboxItem {
+            id: 1,
+            customer: CustomerId::from("cu-1"),
+            seq: Some(2),
+            message: OutboundMessage {
+                channel,
+                to: "ana@example.com".into(),
+                customer_id: CustomerId::from("cu-1"),
+                chat_id: ChatId::from("ch-1"),
+                kind,
+                text: "order_update".into(),
+                params: vec!["1234".into()],
+                human_agent_tag: true,
+                agent: None,
+                reply_to: reply_to.map(str::to_owned),
+            },
+            key: "sb-1-2".into(),
+            attempts: 0,
+            next_at: None,
+        }
+    }
+
+    fn config(settings: &[(&str, &str)]) -> PlatformConfig {
+        PlatformConfig {
+            base_url: String::new(),
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn r24_a_template_goes_in_the_configured_language_or_en_us() {
+        let template = item(Channel::Whatsapp, MessageKind::Template, None);
+        let out = outgoing(&template, &config(&[]));
+        assert_eq!(
+            out.body,
+            OutgoingBody::Template {
+                name: "order_update".into(),
+                language: "en_US".into(),
+                params: vec!["1234".into()],
+            }
+        );
+        assert!(out.human_agent_tag);
+        assert_eq!(out.idempotency_key, "sb-1-2");
+        assert_eq!(out.email, None);
+        let out = outgoing(&template, &config(&[("template_language", "es")]));
+        assert!(matches!(out.body, OutgoingBody::Template { language, .. } if language == "es"));
+    }
+
+    #[test]
+    fn r24_an_email_reply_threads_under_the_customers_message_with_a_stable_id() {
+        let reply = item(
+            Channel::Email,
+            MessageKind::Text,
+            Some("CAF1.0001@mail.example.com#2"),
+        );
+        let settings = config(&[
+            ("from", "Support <support@example.com>"),
+            ("subject", "Re: order 1234"),
+        ]);
+        let thread = outgoing(&reply, &settings).email.expect("an email thread");
+        assert_eq!(thread.subject, "Re: order 1234");
+        assert_eq!(thread.in_reply_to.as_deref(), Some("CAF1.0001@mail.example.com"));
+        assert_eq!(thread.message_id, "sb-1-2@example.com");
+        let thread = outgoing(&reply, &config(&[])).email.expect("an email thread");
+        assert_eq!(thread.subject, "Re: your message");
+        assert_eq!(thread.message_id, "sb-1-2@switchboard.invalid");
+    }
+
+    #[tokio::test]
+    async fn r24_an_unreachable_platform_is_retried_and_a_refused_message_fails_naming_why() {
+        let connector = Connector::platforms(
+            [
+                (
+                    Channel::Telegram,
+                    PlatformConfig {
+                        // Nothing listens on port 9 (discard) of the loopback.
+                        base_url: "http://127.0.0.1:9".into(),
+                        settings: [("bot_token".to_owned(), "1:x".to_owned())].into(),
+                    },
+                ),
+                (Channel::Sms, config(&[])),
+            ]
+            .into(),
+            Connector::Log,
+        );
+        let now = chrono::DateTime::from_timestamp(1_765_098_000, 0).expect("a time");
+        let text = item(Channel::Telegram, MessageKind::Text, None);
+        assert!(matches!(
+            connector.send(&text, now).await,
+            SendOutcome::Retry { .. }
+        ));
+        let template = item(Channel::Telegram, MessageKind::Template, None);
+        assert!(matches!(
+            connector.send(&template, now).await,
+            SendOutcome::Failed { reason } if reason.contains("template `order_update`")
+        ));
+        let unconfigured = item(Channel::Sms, MessageKind::Text, None);
+        assert!(matches!(
+            connector.send(&unconfigured, now).await,
+            SendOutcome::Failed { reason } if reason.contains("account_sid")
+        ));
+        let elsewhere = item(Channel::Webchat, MessageKind::Text, None);
+        assert!(matches!(
+            connector.send(&elsewhere, now).await,
+            SendOutcome::Sent { .. }
+        ));
+    }
 
     #[test]
     fn r24_a_webhook_answer_is_taken_retried_or_failed() {
