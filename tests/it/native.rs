@@ -870,3 +870,21 @@ async fn r23_r24_an_email_posted_with_the_token_opens_a_chat_and_the_reply_goes_
     assert!(relayed.data.contains("We are on it"), "{}", relayed.data);
     status_until(&mut ana, "sent").await;
 }
+
+#[tokio::test]
+async fn r23_a_raw_email_may_exceed_the_json_body_limit() {
+    let config = platform("", &[("token", MAIL_TOKEN), ("from", "support@example.com")]);
+    let server = server_with(vec![(Channel::Email, config)]).await;
+    let mut ana = server.agent("ana").connect().await;
+    // 300 KiB: over the 256 KiB of JSON bodies, as a message with an attachment easily is.
+    let raw = format!(
+        "From: Ana <ana@example.com>\r\nTo: support@example.com\r\nSubject: big\r\nMessage-ID: <big.1@example.com>\r\n\r\nSee below.\r\n{}\r\n",
+        "x".repeat(300 * 1024)
+    );
+    let headers = [("X-Switchboard-Mail-Token", MAIL_TOKEN.to_owned())];
+
+    let (status, text) = post(&server, "/v1/native/email", &headers, raw).await;
+
+    assert_eq!(status, StatusCode::OK, "{text}");
+    take_offer(&mut ana).await;
+}
