@@ -64,6 +64,38 @@
 //! revive_window_secs = 86400
 //! webhook_secret = "whatsapp-app-secret"   # bodies must carry X-Hub-Signature-256
 //! requires = { whatsapp = 1 }     # skills every chat of the channel requires (R19)
+//!
+//! [channels.sms]                  # R26: replace the channel's opt-out and opt-in words
+//! opt_out_words = ["stop", "stopall", "unsubscribe", "cancel", "end", "quit", "#stop"]
+//! opt_in_words = ["start", "unstop"]
+//!
+//! # The platforms' own APIs and webhooks (R23–R25), one table per channel; see SECURITY.md.
+//! # `base_url` defaults to the platform's (Graph API v21.0, api.telegram.org, api.twilio.com);
+//! # every other key is a setting of the channel's adapter (src/channels/*.rs). Webhooks go to
+//! # /v1/native/meta, /v1/native/telegram, /v1/native/twilio and /v1/native/email.
+//! [platforms.whatsapp]
+//! access_token = "EAAG…"          # Authorization: Bearer of the Graph API
+//! phone_number_id = "106540352242922"
+//! app_secret = "meta-app-secret"  # checks X-Hub-Signature-256 (required)
+//! verify_token = "meta-verify-token"  # the hub.challenge handshake
+//! template_language = "en_US"     # language of templates sent (default en_US)
+//!
+//! [platforms.telegram]
+//! bot_token = "123456:ABC…"
+//! secret_token = "telegram-secret-token"  # X-Telegram-Bot-Api-Secret-Token (required)
+//!
+//! [platforms.sms]                 # Twilio
+//! account_sid = "AC0123456789abcdef0123456789abcdef"
+//! auth_token = "twilio-auth-token"  # Basic auth of the API; signs X-Twilio-Signature (required)
+//! from = "+15005550006"
+//! webhook_url = "https://switchboard.example.com/v1/native/twilio"  # exactly as given to Twilio (required)
+//!
+//! [platforms.email]
+//! token = "mail-server-token"     # Bearer / X-Switchboard-Mail-Token of raw posts (required)
+//! from = "Support <support@example.com>"
+//! smtp_host = "smtp.example.com"
+//! smtp_port = 587
+//! subject = "Re: your message"    # the replies' subject (default)
 //! ```
 
 use std::collections::BTreeMap;
@@ -78,6 +110,7 @@ mod routing;
 
 pub use routing::QueueConfig;
 
+use crate::channels::PlatformConfig;
 use crate::core::{AfterWindow, AgentProfile, Channel, ChannelPolicy, Role};
 use crate::engine::outbound::Retry;
 use crate::engine::EngineConfig;
@@ -171,6 +204,86 @@ pub struct ChannelConfig {
     /// Skills every chat of the channel requires (R19).
     #[serde(default)]
     requires: BTreeMap<String, u8>,
+    /// Words that opt the customer out (R26), replacing the channel's defaults.
+    opt_out_words: Option<Vec<String>>,
+    /// Words that opt the customer back in (R26), replacing the channel's defaults.
+    opt_in_words: Option<Vec<String>>,
+}
+
+/// One `[platforms.<channel>]` table: where the platform's API is, and the settings its
+/// adapter reads (credentials, ids, webhook secrets). Settings are strings; numbers and
+/// booleans are taken as their text, so `smtp_port = 587` reads as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PlatformTable {
+    /// The API's base URL; absent: the platform's own.
+    #[serde(default)]
+    base_url: Option<String>,
+    /// Everything else.
+    #[serde(flatten)]
+    settings: BTreeMap<String, toml::Value>,
+}
+
+/// The platform's own API, for channels with an adapter; none for those without one.
+fn default_base_url(channel: Channel) -> Option<&'static str> {
+    match channel {
+        Channel::Whatsapp | Channel::Messenger | Channel::Instagram => {
+            Some("https://graph.facebook.com/v21.0")
+        }
+        Channel::Telegram => Some("https://api.telegram.org"),
+        Channel::Sms => Some("https://api.twilio.com"),
+        // SMTP has no base URL: `smtp_host` and friends say where replies go.
+        Channel::Email => Some(""),
+        _ => None,
+    }
+}
+
+/// The settings without which a channel's webhooks cannot be verified: refusing to start is
+/// better than accepting unsigned webhooks or refusing every real one.
+fn required_secrets(channel: Channel) -> &'static [&'static str] {
+    match channel {
+        Channel::Whatsapp | Channel::Messenger | Channel::Instagram => &["app_secret"],
+        Channel::Telegram => &["secret_token"],
+        Channel::Sms => &["auth_token", "webhook_url"],
+        Channel::Email => &["token"],
+        _ => &[],
+    }
+}
+
+impl PlatformTable {
+    /// The adapter's configuration for `channel`, or what is wrong with the table.
+    fn platform(&self, channel: Channel) -> Result<PlatformConfig, ConfigError> {
+        let default = default_base_url(channel).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "platforms.{channel}: {channel} has no native platform adapter (there are whatsapp, messenger, instagram, telegram, sms and email); use the generic ingress and [outbound] instead"
+            ))
+        })?;
+        let mut settings = BTreeMap::new();
+        for (key, value) in &self.settings {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "platforms.{channel}.{key} must be a string, not {}",
+                        other.type_str()
+                    )))
+                }
+            };
+            settings.insert(key.clone(), text);
+        }
+        for key in required_secrets(channel) {
+            if settings.get(*key).is_none_or(|v| v.is_empty()) {
+                return Err(ConfigError::Invalid(format!(
+                    "platforms.{channel}.{key} is missing: the channel's webhooks cannot be verified without it"
+                )));
+            }
+        }
+        Ok(PlatformConfig {
+            base_url: self.base_url.clone().unwrap_or_else(|| default.to_owned()),
+            settings,
+        })
+    }
 }
 
 /// The `[security]` section; see SECURITY.md.
@@ -363,6 +476,9 @@ pub struct Config {
     /// Credentials and limits; absent: the development setup.
     #[serde(default)]
     pub security: Option<SecurityConfig>,
+    /// The platforms' own APIs and webhooks, per channel (R23–R25).
+    #[serde(default)]
+    pub platforms: BTreeMap<Channel, PlatformTable>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -456,6 +572,11 @@ impl Config {
                 }
                 security.webhook_secrets.insert(*channel, secret.clone());
             }
+        }
+        // Like webhook secrets, platforms count in the development setup too: their webhooks
+        // are always verified.
+        for (channel, table) in &self.platforms {
+            security.platforms.insert(*channel, table.platform(*channel)?);
         }
         let Some(c) = &self.security else {
             return Ok(security);
@@ -596,6 +717,14 @@ impl Config {
             if let Some(secs) = c.revive_window_secs {
                 policy.revive_window = positive("revive_window_secs", secs)?;
             }
+            // The core compares lowercased, trimmed text with these.
+            let lower = |words: &[String]| words.iter().map(|w| w.trim().to_lowercase()).collect::<Vec<_>>();
+            if let Some(words) = &c.opt_out_words {
+                policy.opt_out_words = lower(words);
+            }
+            if let Some(words) = &c.opt_in_words {
+                policy.opt_in_words = lower(words);
+            }
             engine.policies.set(*channel, policy);
         }
         Ok(engine)
@@ -731,6 +860,58 @@ mod tests {
             let err = Config::parse(toml, Path::new("t.toml")).expect_err(toml);
             assert!(err.to_string().contains(named), "{toml}: {err}");
         }
+    }
+
+    #[test]
+    fn r23_platforms_fill_security_with_default_base_urls() {
+        let config = Config::parse(
+            "[platforms.whatsapp]\napp_secret = \"s\"\naccess_token = \"t\"\n\
+             [platforms.telegram]\nsecret_token = \"x\"\nbase_url = \"http://127.0.0.1:1\"\n\
+             [platforms.email]\ntoken = \"m\"\nsmtp_port = 2525\n",
+            Path::new("t.toml"),
+        )
+        .expect("valid");
+        let platforms = config.security().expect("valid").platforms;
+        let whatsapp = &platforms[&Channel::Whatsapp];
+        assert_eq!(whatsapp.base_url, "https://graph.facebook.com/v21.0");
+        assert_eq!(whatsapp.get("access_token"), Ok("t"));
+        assert_eq!(platforms[&Channel::Telegram].base_url, "http://127.0.0.1:1");
+        assert_eq!(platforms[&Channel::Email].get("smtp_port"), Ok("2525"));
+    }
+
+    #[test]
+    fn r23_a_platform_without_an_adapter_or_its_webhook_secret_is_named() {
+        let cases = [
+            ("[platforms.wechat]\ntoken = \"x\"", "platforms.wechat"),
+            (
+                "[platforms.whatsapp]\naccess_token = \"x\"",
+                "platforms.whatsapp.app_secret",
+            ),
+            (
+                "[platforms.telegram]\nbot_token = \"x\"",
+                "platforms.telegram.secret_token",
+            ),
+            ("[platforms.sms]\nauth_token = \"x\"", "platforms.sms.webhook_url"),
+            ("[platforms.email]\nfrom = \"a@b.c\"", "platforms.email.token"),
+            ("[platforms.sms]\nauth_token = [1]", "platforms.sms.auth_token"),
+        ];
+        for (toml, named) in cases {
+            let err = Config::parse(toml, Path::new("t.toml")).expect_err(toml);
+            assert!(err.to_string().contains(named), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn r26_opt_words_are_overridden_lowercased() {
+        let config = Config::parse(
+            "[channels.sms]\nopt_out_words = [\"HALT\"]\nopt_in_words = [\" Resume \"]",
+            Path::new("t.toml"),
+        )
+        .expect("valid");
+        let engine = config.engine().expect("valid");
+        let sms = engine.policies.of(Channel::Sms);
+        assert!(sms.is_opt_out("Halt") && !sms.is_opt_out("stop"));
+        assert!(sms.is_opt_in("RESUME"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod board_runtime;
 pub mod connection;
 pub mod error;
 pub mod ingress;
+pub mod native;
 pub mod supervisor_ws;
 pub mod web;
 pub mod webhook;
@@ -85,6 +86,17 @@ fn routes(state: AppState) -> Router {
         .route("/v1/channels/{channel}/messages", post(ingress::message))
         .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
         .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
+        .route(
+            "/v1/native/meta",
+            get(native::meta_handshake).post(native::meta_webhook),
+        )
+        .route("/v1/native/telegram", post(native::telegram_webhook))
+        .route("/v1/native/twilio", post(native::twilio_webhook))
+        .route(
+            "/v1/native/email",
+            // Raw mail with attachments: its own, larger limit (the innermost limit wins).
+            post(native::email_webhook).layer(DefaultBodyLimit::max(native::MAX_EMAIL_BYTES)),
+        )
         .route("/", get(web::desk))
         .route("/wall", get(web::wall))
         .route("/assets/{file}", get(web::asset))

@@ -150,6 +150,12 @@ async fn main() -> anyhow::Result<()> {
             Connector::Log
         }
     };
+    // Channels with a platform configured send through its own API; the rest as above.
+    if !security.platforms.is_empty() {
+        let channels: Vec<String> = security.platforms.keys().map(ToString::to_string).collect();
+        tracing::info!(?channels, "these channels send through their platforms' own APIs");
+    }
+    let connector = Connector::platforms(security.platforms.clone(), connector);
     // Started after the restore: what it put back in the outbox waits in the channel.
     tokio::spawn(run_outbox(
         engine.clone(),

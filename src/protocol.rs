@@ -779,4 +779,8 @@ pub struct OutboundMessage {
     pub human_agent_tag: bool,
     /// The agent behind it, if any.
     pub agent: Option<AgentId>,
+    /// The platform's id of the customer's last message in the chat (email: its
+    /// `Message-ID`), so that a reply can thread under it (`In-Reply-To`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
 }

@@ -20,6 +20,7 @@ mod it {
     mod ingress;
     mod limits;
     mod metrics;
+    mod native;
     mod ownership;
     mod reconnect;
     mod reopen;

@@ -571,5 +571,13 @@ pub(super) fn outbound_message(
         params: Vec::new(),
         human_agent_tag: false,
         agent: agent.cloned(),
+        // The customer's last message that the platform named: an email reply threads under it.
+        reply_to: file.chat(chat_id).and_then(|chat| {
+            chat.messages
+                .iter()
+                .rev()
+                .filter(|m| m.author == Author::Customer)
+                .find_map(|m| m.provider_id.clone())
+        }),
     }
 }

@@ -30,13 +30,15 @@ use tokio::task::JoinHandle;
 
 use switchboard::clock::{ManualClock, Timestamp};
 use switchboard::core::{AgentProfile, Role};
-use switchboard::engine::outbound::{Dispatch, Outbound};
+use switchboard::engine::outbound::connector::Connector;
+use switchboard::engine::outbound::sender::run_outbox;
+use switchboard::engine::outbound::{Dispatch, Outbound, Retry};
 use switchboard::engine::{Engine, EngineConfig};
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions};
 
-pub(crate) use agent::{Agent, AgentClient, Reply};
+pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
 pub(crate) use supervisor::{apply, Supervisor, SupervisorClient};
 
@@ -126,6 +128,20 @@ impl TestServer {
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
         Self::serve(engine, clock, outbound_rx, security).await
+    }
+
+    /// A server whose outbox really sends (R24): through the platforms of `security` (the
+    /// tests point their `base_url`s at fake platforms on 127.0.0.1), the rest to the log,
+    /// retried as `retry` says. [`TestServer::sent_to_customers`] sees nothing on it.
+    pub(crate) async fn start_native(config: EngineConfig, security: Security, retry: Retry) -> Self {
+        let clock = ManualClock::new(Self::start_time());
+        let (outbound, outbound_rx) = Outbound::channel();
+        let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
+        let connector = Connector::platforms(security.platforms.clone(), Connector::Log);
+        // Ends when the engine's end of the outbox goes, with the engine.
+        tokio::spawn(run_outbox(engine.clone(), outbound_rx, connector, retry));
+        let (_, nothing) = mpsc::unbounded_channel();
+        Self::serve(engine, clock, nothing, security).await
     }
 
     /// A server with `config` that records everything in a database of its own (in a fresh
