@@ -67,6 +67,11 @@ export interface OutboundMessage {
    */
   params?: string[];
   /**
+   * The platform's id of the customer's last message in the chat (email: its
+   * `Message-ID`), so that a reply can thread under it (`In-Reply-To`).
+   */
+  reply_to?: string | null;
+  /**
    * The text, or the template name.
    */
   text: string;
