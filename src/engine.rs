@@ -320,6 +320,11 @@ impl Engine {
         &self.supervision
     }
 
+    /// What became of messages to customers this run (R24), for /metrics.
+    pub fn outbox_counters(&self) -> &outbound::OutboxCounters {
+        &self.outbound.counters
+    }
+
     /// The KPI events of this run (reopen outcomes, queue waits), for /metrics.
     pub fn live_kpis(&self) -> &LiveKpis {
         self.analytics.live()

@@ -51,6 +51,7 @@ use prometheus_client::registry::{Registry, Unit};
 pub use crate::clock::Stopwatch;
 use crate::core::{ErrorCode, Presence};
 use crate::engine::analytics::LiveKpis;
+use crate::engine::outbound::OutboxCounters;
 use crate::engine::Engine;
 use crate::refusal::wire_name;
 use crate::store::Store;
@@ -309,6 +310,7 @@ impl Collector for EngineCollector {
             engine.timers().len() as i64,
         )?;
         encode_kpis(&mut encoder, engine.live_kpis())?;
+        encode_outbox(&mut encoder, engine.outbox_counters())?;
         if let Some(store) = engine.store() {
             encode_store(&mut encoder, store)?;
         }
@@ -346,6 +348,35 @@ fn encode_kpis(encoder: &mut DescriptorEncoder, kpis: &LiveKpis) -> fmt::Result 
         "Time from an offer to its accept",
         Some(&Unit::Seconds),
         kpis.times_to_accept(),
+    )
+}
+
+/// Messages to customers (R24): what the outbox holds and what became of the rest.
+fn encode_outbox(encoder: &mut DescriptorEncoder, outbox: &OutboxCounters) -> fmt::Result {
+    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    gauge(
+        encoder,
+        "switchboard_customer_messages_pending",
+        "Messages to customers in the outbox: waiting for their commit, on their way, or waiting to be retried",
+        i64::try_from(outbox.pending()).unwrap_or(i64::MAX),
+    )?;
+    counters(
+        encoder,
+        "switchboard_customer_messages",
+        "What became of messages to customers: sent (the platform took them), failed (for good, shown to \
+         their agent), uncommitted (their change was not saved, so they were not sent)",
+        [
+            ("sent", read(&outbox.sent)),
+            ("failed", read(&outbox.failed)),
+            ("uncommitted", read(&outbox.uncommitted)),
+        ]
+        .map(|(outcome, value)| ([("outcome", outcome)], value)),
+    )?;
+    counter(
+        encoder,
+        "switchboard_customer_message_retries",
+        "Attempts to send a message to a customer that failed and were made again",
+        read(&outbox.retried),
     )
 }
 

@@ -43,7 +43,7 @@ impl Metrics {
     /// The value of the sample `series` (`name{label="value",…}`, labels in the order the
     /// server writes them).
     #[track_caller]
-    fn value(&self, series: &str) -> f64 {
+    pub(super) fn value(&self, series: &str) -> f64 {
         self.0
             .lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))

@@ -544,6 +544,12 @@ async fn r24_a_permanent_whatsapp_refusal_fails_visibly_and_the_agent_retries_it
     let seq = failed["seq"].as_u64().expect("seq");
     let messages = history(&mut ana, &chat).await;
     assert_eq!(messages[seq as usize]["delivery"]["status"], "failed");
+    let metrics = super::metrics::scrape(&server).await;
+    assert_eq!(
+        metrics.value(r#"switchboard_customer_messages_total{outcome="failed"}"#),
+        1.0,
+        "a failed message is counted"
+    );
 
     ana.request(json!({ "type": "retry_message", "chat_id": chat, "seq": seq }))
         .await
