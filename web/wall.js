@@ -107,6 +107,12 @@ function applyEvent(event) {
     case "chat_left_queue":
       leaveQueue(event.queue, event.chat_id);
       break;
+    // Opening hours began or ended (R21): the queue's "closed" badge follows.
+    case "queue_hours": {
+      const settings = wall.queueSettings.get(event.queue);
+      if (settings) settings.open = event.open;
+      break;
+    }
     case "chat_reopened":
       wall.reopened.set(event.chat.chat_id, event.chat);
       break;

@@ -304,6 +304,13 @@ pub enum QueueChange {
         /// The chat, as it waits now.
         waiting: Waiting,
     },
+    /// A queue opened or closed by its hours (R21).
+    Hours {
+        /// The queue.
+        queue: QueueId,
+        /// Whether it takes offers now.
+        open: bool,
+    },
     /// A chat left its queue.
     Left {
         /// The queue.
@@ -350,19 +357,17 @@ impl Queue {
         queue
     }
 
-    /// Brings `open` up to `now`; true if the queue opened.
-    fn look(&mut self, now: Timestamp) -> bool {
-        let Some(hours) = &self.plan.hours else {
-            return false;
-        };
+    /// Brings `open` up to `now`; whether it opened or closed, if it did.
+    fn look(&mut self, now: Timestamp) -> Option<bool> {
+        let hours = self.plan.hours.as_ref()?;
         if self.open_until.is_some_and(|until| now < until) {
-            return false;
+            return None;
         }
         let was = self.open;
         self.open = hours.is_open(now);
         // Always open or always closed: look again in a day rather than on every operation.
         self.open_until = hours.next_change(now).or(Some(now + Duration::days(1)));
-        self.open && !was
+        (self.open != was).then_some(self.open)
     }
 }
 
@@ -1021,10 +1026,11 @@ impl Router {
     /// When [`Router::tick`] has something to do next: a step timing out or a queue with
     /// waiting chats opening.
     pub fn next_deadline(&self) -> Option<Timestamp> {
+        // Closing too, so that supervisors see a queue close when it does.
         let opening = self
             .queues
             .values()
-            .filter(|q| !q.open)
+            .filter(|q| q.plan.hours.is_some())
             .filter_map(|q| q.open_until)
             .min();
         [self.waitlist.next_step_due(), opening]
@@ -1036,8 +1042,14 @@ impl Router {
     /// Brings every queue's open or closed up to `now`; true if one opened.
     fn refresh_hours(&mut self, now: Timestamp) -> bool {
         let mut opened = false;
-        for queue in self.queues.values_mut() {
-            opened |= queue.look(now);
+        for (id, queue) in self.queues.iter_mut() {
+            if let Some(open) = queue.look(now) {
+                opened |= open;
+                self.changes.queues.push(QueueChange::Hours {
+                    queue: id.clone(),
+                    open,
+                });
+            }
         }
         opened
     }

@@ -35,6 +35,10 @@ impl Engine {
                         },
                     );
                 }
+                crate::core::QueueChange::Hours { queue, open } => {
+                    self.supervision
+                        .append(Some(queue.clone()), BoardChange::QueueHours { queue, open });
+                }
                 crate::core::QueueChange::Stepped { waiting } => {
                     let queue = waiting.queue.clone();
                     let position = router.position(&waiting.chat, now).map_or(1, |(_, p)| p);

@@ -470,6 +470,13 @@ pub enum BoardChange {
         /// The chat, as it waits now.
         chat: WaitingView,
     },
+    /// A queue opened or closed by its opening hours (R21): the queue's `open` on the board.
+    QueueHours {
+        /// The queue.
+        queue: QueueId,
+        /// Whether it takes offers now.
+        open: bool,
+    },
     /// A chat left a queue; those after it move one forward.
     ChatLeftQueue {
         /// The queue.

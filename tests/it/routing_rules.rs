@@ -283,8 +283,12 @@ async fn r21_a_customer_who_writes_before_opening_is_told_once_and_is_offered_at
         queues.iter().any(|q| q.id.as_str() == "office" && !q.open),
         "the board shows it closed"
     );
+    let mut sam = server.supervisor("sam").connect().await;
+    sam.subscribe(&["office"]).await;
 
     server.advance(Duration::hours(1));
+    let opened = sam.expect_event("queue_hours", |e| e["queue"] == "office").await;
+    assert_eq!(opened["open"], true, "supervisors see the queue open at 10:00");
     let offer = ana.expect_push("chat_offered").await;
     assert_eq!(offer["chat"]["id"], chat.as_str());
     ana.accept(&chat).await.expect_ok();

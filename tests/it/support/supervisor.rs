@@ -233,6 +233,14 @@ pub(crate) fn apply(board: &mut Value, event: &Value) {
                 None => panic!("chat_stepped for a chat not on the board: {event}"),
             }
         }
+        Some("queue_hours") => {
+            let id = event["queue"].clone();
+            let queue = board["queues"]
+                .as_array_mut()
+                .and_then(|qs| qs.iter_mut().find(|q| q["id"] == id))
+                .unwrap_or_else(|| panic!("queue {id} is not on the board"));
+            queue["open"] = event["open"].clone();
+        }
         Some("chat_left_queue") => {
             let queue = queue_of(board, &event["queue"]);
             queue.retain(|c| c["chat_id"] != event["chat_id"]);

@@ -248,6 +248,13 @@ export type BoardEvent1 = {
     kind: "chat_stepped";
     queue: QueueId;
 } | {
+    kind: "queue_hours";
+    /**
+     * Whether it takes offers now.
+     */
+    open: boolean;
+    queue: QueueId;
+} | {
     chat_id: ChatId;
     kind: "chat_left_queue";
     /**

@@ -305,6 +305,14 @@ export type BoardEvent1 =
       queue: QueueId;
     }
   | {
+      kind: "queue_hours";
+      /**
+       * Whether it takes offers now.
+       */
+      open: boolean;
+      queue: QueueId;
+    }
+  | {
       chat_id: ChatId;
       kind: "chat_left_queue";
       /**
