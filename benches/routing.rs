@@ -13,10 +13,14 @@
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time
 
-use std::time::{Duration, Instant};
+#[path = "support/timing.rs"]
+mod timing;
+
+use std::time::Duration;
 
 use chrono::TimeZone;
 use criterion::{criterion_group, criterion_main, Criterion};
+use timing::timed;
 
 use switchboard::clock::Timestamp;
 use switchboard::core::queue::{Boost, Rule, Step};
@@ -289,25 +293,6 @@ impl Bench {
         self.router.withdraw(&chat, now());
         self.router.take_changes();
     }
-}
-
-/// Times `op` alone over `iters` runs; `prepare` and `reset` run untimed around each.
-fn timed<S>(
-    iters: u64,
-    state: &mut S,
-    mut prepare: impl FnMut(&mut S),
-    mut op: impl FnMut(&mut S),
-    mut reset: impl FnMut(&mut S),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    for _ in 0..iters {
-        prepare(state);
-        let started = Instant::now();
-        op(state);
-        total += started.elapsed();
-        reset(state);
-    }
-    total
 }
 
 /// Times [`DECISIONS`] runs of `op` one by one and prints p50, p99 and max.

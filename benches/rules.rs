@@ -4,10 +4,14 @@
 
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time
 
-use std::time::{Duration, Instant};
+#[path = "support/timing.rs"]
+mod timing;
+
+use std::time::Duration;
 
 use chrono::TimeZone;
 use criterion::{criterion_group, criterion_main, Criterion};
+use timing::timed;
 
 use switchboard::clock::Timestamp;
 use switchboard::core::{
@@ -20,25 +24,6 @@ fn t0() -> Timestamp {
         .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
         .single()
         .expect("a date")
-}
-
-/// Times `op` alone over `iters` runs; `prepare` and `reset` run untimed around each.
-fn timed<S>(
-    iters: u64,
-    state: &mut S,
-    mut prepare: impl FnMut(&mut S),
-    mut op: impl FnMut(&mut S),
-    mut reset: impl FnMut(&mut S),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    for _ in 0..iters {
-        prepare(state);
-        let started = Instant::now();
-        op(state);
-        total += started.elapsed();
-        reset(state);
-    }
-    total
 }
 
 /// One customer with one closed WhatsApp chat, inside its window; ana closed it.

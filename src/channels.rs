@@ -104,20 +104,8 @@ pub struct Media {
     pub caption: Option<String>,
 }
 
-/// Kinds of media.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaKind {
-    /// A picture.
-    Image,
-    /// A file.
-    Document,
-    /// A sound or voice note.
-    Audio,
-    /// A film.
-    Video,
-    /// A sticker.
-    Sticker,
-}
+/// Kinds of media: the core's own (a platform's media is a core payload as it is).
+pub use crate::core::MediaKind;
 
 /// The platform's news about a message we sent (R25).
 #[derive(Clone, Debug, PartialEq)]

@@ -704,7 +704,9 @@ pub struct BotRequest {
     #[serde(with = "crate::clock::rfc3339::option")]
     #[schemars(with = "Option<Timestamp>")]
     pub sent_at: Option<Timestamp>,
-    /// On hand-over, what the bot learnt for routing: as for messages (R19).
+    /// On hand-over, what the bot learnt for routing: as for messages (R19). (The same four
+    /// fields as [`InboundMessage`]'s, written out: unknown fields are refused, and serde
+    /// cannot refuse them through a flattened struct.)
     /// The queue to wait in (R19); absent: the channel's queue.
     #[serde(default)]
     pub queue: Option<QueueId>,

@@ -1,12 +1,11 @@
 //! Customers' messages and bot journeys arriving from the channels (R01, R05, R08–R11, R13).
 
 use super::{Engine, QueueSetup, SharedFile, DEFAULT_AFTER_HOURS_REPLY};
-use crate::channels::{self, Content, Delivered, DeliveryStatus, NativeMessage};
+use crate::channels::{Content, Delivered, DeliveryStatus, NativeMessage};
 use crate::clock::Timestamp;
 use crate::core::queue::{bad_level, MAX_LEVEL};
 use crate::core::{
-    Arrival, Channel, ChatState, CustomerFile, Delivery, Incoming, MediaKind, Payload, Profile, Rejection,
-    RoutingAsk,
+    Arrival, Channel, ChatState, CustomerFile, Delivery, Incoming, Payload, Profile, Rejection, RoutingAsk,
 };
 use crate::ids::{ChatId, CustomerId, QueueId};
 use crate::protocol::{routing_ask, BotRequest, ChatView, InboundMessage, IngressReceipt};
@@ -261,15 +260,8 @@ fn native_content(content: Content) -> (String, Option<Payload>) {
     match content {
         Content::Text(text) => (text, None),
         Content::Media(media) => {
-            let kind = match media.kind {
-                channels::MediaKind::Image => MediaKind::Image,
-                channels::MediaKind::Document => MediaKind::Document,
-                channels::MediaKind::Audio => MediaKind::Audio,
-                channels::MediaKind::Video => MediaKind::Video,
-                channels::MediaKind::Sticker => MediaKind::Sticker,
-            };
             let payload = Payload::Media {
-                kind,
+                kind: media.kind,
                 id: media.id,
                 url: media.url,
                 mime: media.mime,
