@@ -287,7 +287,10 @@ fn check_messages(chats: &BTreeMap<String, ChatRead>, ops: &[Op], f: &mut Vec<St
             let text = m["text"].as_str().unwrap_or_default();
             match by {
                 "system" => {}
-                "customer" if text == "#STOP" => *stops.entry(&chat.id).or_default() += 1,
+                // Stored as typed since the outbox commit (R26 keywords), so any case.
+                "customer" if text.trim().eq_ignore_ascii_case("#STOP") => {
+                    *stops.entry(&chat.id).or_default() += 1
+                }
                 _ => seen.entry(text).or_default().push(Seen {
                     chat,
                     pos,
