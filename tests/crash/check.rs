@@ -36,6 +36,8 @@ pub(crate) struct Checked {
     pub(crate) opt_outs_checked: usize,
     pub(crate) acked: usize,
     pub(crate) maybe: usize,
+    /// The text of every message in a history, for the outbox's checks (`crash.rs`).
+    pub(crate) texts: BTreeSet<String>,
 }
 
 /// Checks the restarted engine at `addr` against the ledger; every violation found, or what
@@ -104,6 +106,11 @@ pub(crate) async fn verify(
     }
     checked.chats = chats.len();
     checked.messages = chats.values().map(|c| c.messages.len()).sum();
+    checked.texts = chats
+        .values()
+        .flat_map(|c| &c.messages)
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
 
     // R01, and no customer twice.
     let mut live_of: BTreeMap<&str, Vec<&ChatRead>> = BTreeMap::new();
