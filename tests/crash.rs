@@ -15,6 +15,15 @@
 //! customer has at most one live chat (R01) and exists once, and the loads and queues the
 //! engine rebuilt agree with the chats.
 //!
+//! The engine's `[outbound] webhook_url` points at a fake platform (`crash/platform.rs`) that
+//! lives through every kill: slow, and answering 503 now and then, so that agents' messages are
+//! pending in the outbox when the engine dies (R24). After the last restart every message of an
+//! acknowledged change (and every other one that is in a history) must reach it, each chat's in
+//! order; none that no history holds (a change that was never committed); and a message is
+//! delivered twice only if its first delivery was to an engine that was then killed (it was
+//! in flight: the engine had not recorded it as taken). The number of such duplicates is
+//! printed.
+//!
 //! The seed is printed; `CRASH_SEED=<seed> cargo test --test crash` replays its choices (which
 //! request, when to kill), though not the exact timing.
 
@@ -22,17 +31,19 @@ mod crash {
     pub(crate) mod check;
     pub(crate) mod desk;
     pub(crate) mod ledger;
+    pub(crate) mod platform;
     pub(crate) mod process;
     pub(crate) mod workload;
 }
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crash::check::verify;
 use crash::ledger::{Kind, Ledger, Op, Outcome};
+use crash::platform::{deliveries, Platform, Post};
 use crash::process::{EngineProcess, Scratch};
 use crash::workload::{self, Agent, Customer, Rng, Round, LIMITED};
 
@@ -41,7 +52,13 @@ const ROUNDS: usize = 10;
 /// When, in each round, the engine is killed: milliseconds after the clients started.
 const KILL_AFTER_MS: (u64, u64) = (150, 900);
 /// The whole test's bound.
-const WHOLE_TEST: Duration = Duration::from_secs(55);
+const WHOLE_TEST: Duration = Duration::from_secs(85);
+/// How long before a kill the platform may have answered a delivery that the restarted engine
+/// makes again: the killed engine still had to read the answer and commit it.
+/// (A commit takes a few milliseconds; rounds last 150 to 900.)
+const IN_FLIGHT_SLACK: Duration = Duration::from_millis(500);
+/// How long the last engine may take to deliver what is left in its outbox.
+const OUTBOX_DRAIN: Duration = Duration::from_secs(20);
 /// How long the clients may take to notice the engine is gone.
 const CLIENTS_STOP: Duration = Duration::from_secs(15);
 
@@ -68,9 +85,20 @@ const CUSTOMERS: [(&str, &str, (u64, u64)); 12] = [
 const AGENTS: [&str; 3] = ["ana", "ben", "sam"];
 const INITIAL_LIMIT: u64 = 2;
 
-const CONFIG: &str = "# The demo agents and development security (no [[agents]], no [security]).\n\
-                      [channels.line]\n\
-                      revive_window_secs = 1\n";
+/// The config, with the fake platform's URL. Many attempts with short backoffs: the platform's
+/// 503s delay a message but never make it fail.
+fn config(webhook_url: &str) -> String {
+    format!(
+        "# The demo agents and development security (no [[agents]], no [security]).\n\
+         [channels.line]\n\
+         revive_window_secs = 1\n\
+         [outbound]\n\
+         webhook_url = \"{webhook_url}\"\n\
+         attempts = 1000\n\
+         first_backoff_ms = 20\n\
+         max_backoff_ms = 200\n"
+    )
+}
 
 /// The wall clock, for reporting how long things took (the engine's own clock is not involved).
 #[allow(clippy::disallowed_methods)]
@@ -108,8 +136,11 @@ async fn acknowledged_changes_survive_sigkill_and_r01_holds() {
 async fn scenario(seed: u64) {
     // Declared first, dropped last: after the engine is killed.
     let scratch = Scratch::new("crash-acknowledged-changes-survive-sigkill");
+    // Its own generator, so that the workload's choices for a seed are what they were before.
+    let platform = Platform::start(Rng::new(seed ^ 0x0b0c_5eed)).await;
+    let text = config(&platform.url());
     let config = scratch.path().join("switchboard.toml");
-    std::fs::write(&config, CONFIG).expect("write the config");
+    std::fs::write(&config, text).expect("write the config");
     let data = scratch.path().join("data").join("switchboard.sqlite");
 
     let mut rng = Rng::new(seed);
@@ -131,6 +162,8 @@ async fn scenario(seed: u64) {
     let mut admin_rng = rng.fork();
     let limits: Vec<(&str, u64)> = LIMITED.iter().map(|a| (*a, INITIAL_LIMIT)).collect();
 
+    let mut kills: Vec<Instant> = Vec::new();
+    let mut last_checked = None;
     let t = now();
     let mut engine = EngineProcess::start(&config, &data);
     println!("engine up at {} in {} ms", engine.addr, t.elapsed().as_millis());
@@ -167,6 +200,7 @@ async fn scenario(seed: u64) {
         engine.kill();
         let kill_tick = ledger.tick();
         let killed_at = now();
+        kills.push(killed_at);
         round.stop.send_replace(true);
 
         let joined = tokio::time::timeout(CLIENTS_STOP, async {
@@ -200,6 +234,7 @@ async fn scenario(seed: u64) {
         let answers = answers(&ledger, number, round_started, in_flight);
 
         let t = now();
+        platform.next_epoch();
         engine = EngineProcess::start(&config, &data);
         let restart_ms = t.elapsed().as_millis();
         let t = now();
@@ -230,8 +265,79 @@ async fn scenario(seed: u64) {
             checked.acked,
             checked.maybe,
         );
+        last_checked = Some(checked);
     }
     println!("{}", totals(&ledger));
+
+    // R24: the outbox after all the kills, against what the last restart's histories hold.
+    let in_history = last_checked.map(|c| c.texts).unwrap_or_default();
+    let ops = ledger.ops();
+    let must_arrive: BTreeSet<String> = ops
+        .iter()
+        .filter_map(|op| match &op.kind {
+            Kind::AgentText { text } if op.is_acked() || in_history.contains(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let t = now();
+    let missing = platform.wait_delivered(&must_arrive, OUTBOX_DRAIN).await;
+    let drained_ms = t.elapsed().as_millis();
+    let posts = platform.posts();
+    let mut failures: Vec<String> = missing
+        .iter()
+        .map(|text| format!("LOST: {text:?} never reached the platform within {OUTBOX_DRAIN:?}"))
+        .collect();
+    let (outbox_failures, never_committed) = check_outbox(&ops, &posts, &in_history);
+    failures.extend(outbox_failures);
+    let d = deliveries(&posts, &kills);
+    // In flight at the kill: the platform's answer went out at most a moment before it (the
+    // engine then records the delivery in a commit of its own), or not at all.
+    for (key, (epochs, before)) in &d.duplicated {
+        let slack = IN_FLIGHT_SLACK.as_millis() as i128;
+        if before.iter().any(|b| b.is_none_or(|b| b > slack)) {
+            failures.push(format!(
+                "DUPLICATE of a message not in flight: key {key} delivered by engines {epochs:?}, \
+                 answered {before:?} ms before the kills"
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        let shown = failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n  ");
+        fail(
+            &engine,
+            format!(
+                "the outbox after {ROUNDS} kills, {} violation(s):\n  {shown}",
+                failures.len()
+            ),
+        );
+    }
+    let before_kill: Vec<String> = d
+        .duplicated
+        .iter()
+        .map(|(key, (epochs, before))| {
+            format!(
+                "{key} (engines {epochs:?}, answered {:?} ms before the kill)",
+                before.iter().flatten().collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    // The note quotes this line.
+    eprintln!(
+        "outbox: {} agent messages that had to arrive all did ({drained_ms} ms after the last restart), \
+         none of the {never_committed} never committed did; \
+         the platform got {} POSTs ({} answered 503), {} keys delivered; duplicates: {} \
+         (deliveries of an already delivered key, each in flight at a kill): {}",
+        must_arrive.len(),
+        d.posts,
+        d.unavailable,
+        d.delivered_keys,
+        d.extra,
+        if before_kill.is_empty() {
+            "none".to_owned()
+        } else {
+            before_kill.join(", ")
+        },
+    );
     drop(engine);
     drop(scratch);
 }
@@ -304,4 +410,108 @@ fn answers(ledger: &Ledger, number: usize, round_started: Instant, in_flight: us
         took.get(took.len() / 2).copied().unwrap_or(0),
         took.last().copied().unwrap_or(0),
     )
+}
+
+/// What the platform got, against the ledger: every agent message it got is one whose change
+/// was committed (its text is in a history) and was not refused, in its chat; one key carries
+/// one message; a key is delivered again only to a later engine (the earlier one was killed
+/// before it recorded the delivery); each chat's messages were first delivered in the order
+/// their acknowledgements imply. Also returns how many agent messages were never committed.
+fn check_outbox(ops: &[Op], posts: &[Post], in_history: &BTreeSet<String>) -> (Vec<String>, usize) {
+    let mut f = Vec::new();
+    let agent_texts: BTreeMap<&str, &Op> = ops
+        .iter()
+        .filter_map(|op| match &op.kind {
+            Kind::AgentText { text } => Some((text.as_str(), op)),
+            _ => None,
+        })
+        .collect();
+    let mut never_committed = 0;
+    for op in agent_texts.values() {
+        if let Kind::AgentText { text } = &op.kind {
+            if !op.is_acked() && !in_history.contains(text) {
+                never_committed += 1;
+                if posts.iter().any(|p| p.text == *text) {
+                    f.push(format!(
+                        "SENT UNCOMMITTED: {text:?} reached the platform but is in no history ({:?}, {:?})",
+                        op.outcome, op.kind
+                    ));
+                }
+            }
+        }
+    }
+    let mut key_text: BTreeMap<&str, &str> = BTreeMap::new();
+    for post in posts {
+        if let Some(earlier) = key_text.insert(&post.key, &post.text) {
+            if earlier != post.text {
+                f.push(format!(
+                    "key {} carried {earlier:?} and {:?}",
+                    post.key, post.text
+                ));
+            }
+        }
+        if post.kind != "text" {
+            continue;
+        }
+        match agent_texts.get(post.text.as_str()) {
+            None => f.push(format!("the platform got {:?}, which no agent sent", post.text)),
+            Some(op) => {
+                if op.is_rejected() {
+                    f.push(format!(
+                        "the platform got {:?}, which the engine refused: {:?}",
+                        post.text, op.outcome
+                    ));
+                }
+                if !in_history.contains(&post.text) {
+                    f.push(format!(
+                        "the platform got {:?}, which no history holds",
+                        post.text
+                    ));
+                }
+                if op.chat.as_deref() != Some(post.chat.as_str()) {
+                    f.push(format!(
+                        "{:?} went out for chat {}, sent in {:?}",
+                        post.text, post.chat, op.chat
+                    ));
+                }
+            }
+        }
+    }
+    let mut epochs_of: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for post in posts.iter().filter(|p| p.delivered) {
+        epochs_of.entry(&post.key).or_default().push(post.epoch);
+    }
+    for (key, epochs) in &epochs_of {
+        if epochs.windows(2).any(|w| w[0] >= w[1]) {
+            f.push(format!(
+                "DUPLICATE not explained by a kill: key {key} delivered by engines {epochs:?} \
+                 (the same engine delivered it twice)"
+            ));
+        }
+    }
+    // Order per chat: the first delivery of each agent message.
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, post) in posts.iter().enumerate().filter(|(_, p)| p.delivered) {
+        first.entry(&post.text).or_insert(i);
+    }
+    let mut by_chat: BTreeMap<&str, Vec<(&Op, usize)>> = BTreeMap::new();
+    for (text, op) in &agent_texts {
+        if let (Some(chat), Some(at)) = (op.chat.as_deref(), first.get(text)) {
+            by_chat.entry(chat).or_default().push((op, *at));
+        }
+    }
+    for (chat, sent) in &by_chat {
+        for (a, at_a) in sent {
+            for (b, at_b) in sent {
+                if a.acked_before(b) && at_b < at_a {
+                    f.push(format!(
+                        "ORDER: in chat {chat}, {:?} reached the platform before {:?}, which was \
+                         acknowledged before the first was sent",
+                        b.kind, a.kind
+                    ));
+                }
+            }
+        }
+    }
+    (f, never_committed)
 }

@@ -21,6 +21,7 @@ mod it {
     mod limits;
     mod metrics;
     mod native;
+    mod outbox;
     mod ownership;
     mod reconnect;
     mod reopen;

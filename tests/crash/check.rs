@@ -36,6 +36,8 @@ pub(crate) struct Checked {
     pub(crate) opt_outs_checked: usize,
     pub(crate) acked: usize,
     pub(crate) maybe: usize,
+    /// The text of every message in a history, for the outbox's checks (`crash.rs`).
+    pub(crate) texts: BTreeSet<String>,
 }
 
 /// Checks the restarted engine at `addr` against the ledger; every violation found, or what
@@ -104,6 +106,11 @@ pub(crate) async fn verify(
     }
     checked.chats = chats.len();
     checked.messages = chats.values().map(|c| c.messages.len()).sum();
+    checked.texts = chats
+        .values()
+        .flat_map(|c| &c.messages)
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
 
     // R01, and no customer twice.
     let mut live_of: BTreeMap<&str, Vec<&ChatRead>> = BTreeMap::new();
@@ -287,7 +294,10 @@ fn check_messages(chats: &BTreeMap<String, ChatRead>, ops: &[Op], f: &mut Vec<St
             let text = m["text"].as_str().unwrap_or_default();
             match by {
                 "system" => {}
-                "customer" if text == "#STOP" => *stops.entry(&chat.id).or_default() += 1,
+                // Stored as typed since the outbox commit (R26 keywords), so any case.
+                "customer" if text.trim().eq_ignore_ascii_case("#STOP") => {
+                    *stops.entry(&chat.id).or_default() += 1
+                }
                 _ => seen.entry(text).or_default().push(Seen {
                     chat,
                     pos,

@@ -134,10 +134,22 @@ impl TestServer {
     /// tests point their `base_url`s at fake platforms on 127.0.0.1), the rest to the log,
     /// retried as `retry` says. [`TestServer::sent_to_customers`] sees nothing on it.
     pub(crate) async fn start_native(config: EngineConfig, security: Security, retry: Retry) -> Self {
+        let connector = Connector::platforms(security.platforms.clone(), Connector::Log);
+        Self::start_sending(config, security, connector, retry).await
+    }
+
+    /// A server whose outbox really sends (R24) through `connector` (the tests' own: a webhook
+    /// to a fake platform on 127.0.0.1), retried as `retry` says.
+    /// [`TestServer::sent_to_customers`] sees nothing on it.
+    pub(crate) async fn start_sending(
+        config: EngineConfig,
+        security: Security,
+        connector: Connector,
+        retry: Retry,
+    ) -> Self {
         let clock = ManualClock::new(Self::start_time());
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
-        let connector = Connector::platforms(security.platforms.clone(), Connector::Log);
         // Ends when the engine's end of the outbox goes, with the engine.
         tokio::spawn(run_outbox(engine.clone(), outbound_rx, connector, retry));
         let (_, nothing) = mpsc::unbounded_channel();

@@ -62,8 +62,15 @@ pub enum Connector {
 impl Connector {
     /// A webhook connector for `url`.
     pub fn webhook(url: String) -> Self {
+        Self::webhook_with_timeout(url, ATTEMPT_TIMEOUT)
+    }
+
+    /// A webhook connector for `url` whose attempts count as failed (and are retried) after
+    /// `timeout` without an answer; [`Connector::webhook`] waits 10 s. For tests of a
+    /// platform that never answers.
+    pub fn webhook_with_timeout(url: String, timeout: Duration) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
+            .timeout(timeout)
             .build()
             .unwrap_or_default();
         Connector::Webhook { url, client }

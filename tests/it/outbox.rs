@@ -1,0 +1,323 @@
+//! The outbox against a faulty platform (R24): the engine's webhook connector posts to a fake
+//! platform on 127.0.0.1 that times out, is down, or refuses every attempt. Every message
+//! arrives afterwards, each chat's in order, or ends `failed`, visibly, for its agent to retry.
+//!
+//! The platform's answers to 500 and 429 with `Retry-After` are covered through WhatsApp in
+//! `native.rs`; these go through the generic webhook.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use switchboard::engine::outbound::connector::Connector;
+use switchboard::engine::outbound::Retry;
+use switchboard::engine::EngineConfig;
+use switchboard::security::Security;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use super::support::{AgentClient, Pushed, TestServer, WAIT};
+
+/// The wall clock: the outbox waits out its backoffs and timeouts in real time (the manual
+/// clock only dates them), so gaps between attempts are measured on the wall.
+#[allow(clippy::disallowed_methods)]
+fn wall() -> Instant {
+    Instant::now()
+}
+
+fn retry(attempts: u32) -> Retry {
+    Retry {
+        attempts,
+        first_backoff: StdDuration::from_millis(10),
+        max_backoff: StdDuration::from_millis(50),
+    }
+}
+
+async fn server(url: String, attempt_timeout: StdDuration, retry: Retry) -> TestServer {
+    let connector = Connector::webhook_with_timeout(url, attempt_timeout);
+    TestServer::start_sending(EngineConfig::default(), Security::default(), connector, retry).await
+}
+
+/// What the fake platform does with one request.
+#[derive(Clone, Copy, Debug)]
+enum Behaviour {
+    /// Answers with this status.
+    Answer(u16),
+    /// Takes the request and never answers.
+    Hang,
+}
+
+/// One POST the platform got.
+#[derive(Debug)]
+struct Seen {
+    at: Instant,
+    key: String,
+    body: Value,
+}
+
+impl Seen {
+    fn text(&self) -> &str {
+        self.body["text"].as_str().unwrap_or_default()
+    }
+
+    fn chat(&self) -> &str {
+        self.body["chat_id"].as_str().unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+struct FakeState {
+    seen: mpsc::UnboundedSender<Seen>,
+    /// What to do first, in order; then `otherwise`.
+    script: Arc<Mutex<VecDeque<Behaviour>>>,
+    otherwise: Behaviour,
+}
+
+/// A webhook on 127.0.0.1 that records every POST and behaves as scripted.
+struct FakeWebhook {
+    addr: SocketAddr,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    /// When it started listening (for one that starts late).
+    up: Arc<Mutex<Option<Instant>>>,
+}
+
+impl FakeWebhook {
+    async fn start(script: Vec<Behaviour>, otherwise: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(listener, script, otherwise)
+    }
+
+    /// A platform that is down (connections refused) for `down` from now, then answers 200:
+    /// its port is reserved and let go again, and bound once more after `down`.
+    async fn down_for(down: StdDuration) -> Self {
+        let reserved = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = reserved.local_addr().expect("addr");
+        drop(reserved);
+        let (tx, seen) = mpsc::unbounded_channel();
+        let state = FakeState {
+            seen: tx,
+            script: Arc::default(),
+            otherwise: Behaviour::Answer(200),
+        };
+        let up = Arc::new(Mutex::new(None));
+        let came_up = up.clone();
+        tokio::spawn(async move {
+            // The outage the fake simulates: nothing listens on its port meanwhile.
+            tokio::time::sleep(down).await;
+            let listener = TcpListener::bind(addr).await.expect("bind the same port again");
+            *came_up.lock() = Some(wall());
+            let app = axum::Router::new().fallback(answer).with_state(state);
+            axum::serve(listener, app).await
+        });
+        Self { addr, seen, up }
+    }
+
+    fn serve(listener: TcpListener, script: Vec<Behaviour>, otherwise: Behaviour) -> Self {
+        let (tx, seen) = mpsc::unbounded_channel();
+        let state = FakeState {
+            seen: tx,
+            script: Arc::new(Mutex::new(script.into())),
+            otherwise,
+        };
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new().fallback(answer).with_state(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            addr,
+            seen,
+            up: Arc::new(Mutex::new(Some(wall()))),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/outbound", self.addr)
+    }
+
+    /// The next POST it got, waiting for it (at most `within`).
+    async fn next_within(&mut self, within: StdDuration) -> Seen {
+        timeout(within, self.seen.recv())
+            .await
+            .expect("the platform gets a request in time")
+            .expect("the fake runs")
+    }
+
+    async fn next(&mut self) -> Seen {
+        self.next_within(WAIT).await
+    }
+}
+
+async fn answer(State(state): State<FakeState>, headers: HeaderMap, body: Bytes) -> Response {
+    let behaviour = state.script.lock().pop_front().unwrap_or(state.otherwise);
+    let _ = state.seen.send(Seen {
+        at: wall(),
+        key: headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
+    match behaviour {
+        Behaviour::Answer(status) => {
+            let status = AxumStatus::from_u16(status).expect("a status");
+            (status, axum::Json(json!({ "error": "scripted" }))).into_response()
+        }
+        Behaviour::Hang => std::future::pending().await,
+    }
+}
+
+/// The `message_status` pushes until one says `status`; that one.
+async fn status_until(agent: &mut AgentClient, status: &str) -> Pushed {
+    for _ in 0..20 {
+        let pushed = agent.expect_push("message_status").await;
+        if pushed["delivery"]["status"] == status {
+            return pushed;
+        }
+    }
+    panic!("no message_status `{status}` among twenty pushes");
+}
+
+async fn history(agent: &mut AgentClient, chat: &str) -> Vec<Value> {
+    let result = agent.get_chat(chat).await.expect_ok();
+    result["messages"].as_array().cloned().expect("messages")
+}
+
+#[tokio::test]
+async fn r24_a_platform_that_never_answers_is_retried_after_the_timeout_and_gets_the_message() {
+    let attempt_timeout = StdDuration::from_millis(300);
+    let mut platform = FakeWebhook::start(vec![Behaviour::Hang], Behaviour::Answer(200)).await;
+    let server = server(platform.url(), attempt_timeout, retry(5)).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("webchat", "visitor-1")).await;
+
+    ana.send_message(&chat, "still there?").await.expect_ok();
+
+    let first = platform.next().await;
+    let second = platform.next().await;
+    assert_eq!(first.text(), "still there?");
+    assert_eq!(second.text(), "still there?");
+    assert_eq!(second.key, first.key, "one idempotency key on every attempt");
+    assert!(!first.key.is_empty());
+    let waited = second.at - first.at;
+    assert!(
+        waited >= attempt_timeout,
+        "the second attempt came {waited:?} after the first, before the {attempt_timeout:?} timeout"
+    );
+    let sent = status_until(&mut ana, "sent").await;
+    assert_eq!(sent["chat_id"], chat.as_str());
+    let seq = sent["seq"].as_u64().expect("seq") as usize;
+    assert_eq!(history(&mut ana, &chat).await[seq]["delivery"]["status"], "sent");
+    // Nothing else went: the message was taken once.
+    ana.expect_no_push("message_status").await;
+    assert!(platform.seen.try_recv().is_err(), "a third attempt");
+}
+
+#[tokio::test]
+async fn r24_messages_of_two_chats_sent_while_the_platform_is_down_all_arrive_after_in_order() {
+    let down = StdDuration::from_millis(600);
+    let mut platform = FakeWebhook::down_for(down).await;
+    // Enough attempts to outlast the outage with the 50 ms backoff ceiling.
+    let server = server(platform.url(), StdDuration::from_secs(5), retry(100)).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat_a = ana.serves(&server.customer("webchat", "visitor-a")).await;
+    let chat_b = ana.serves(&server.customer("sms", "+4915100000077")).await;
+
+    let texts = |chat: &str| -> Vec<String> { (1..=3).map(|n| format!("{chat} #{n}")).collect() };
+    for n in 0..3 {
+        for chat in [&chat_a, &chat_b] {
+            ana.send_message(chat, &texts(chat)[n]).await.expect_ok();
+        }
+    }
+    let all_acknowledged = wall();
+
+    let mut arrived: Vec<Seen> = Vec::new();
+    while arrived.len() < 6 {
+        // The outage, then the messages one after another.
+        arrived.push(platform.next_within(down + WAIT).await);
+    }
+    let up = platform.up.lock().expect("the platform came up");
+    assert!(
+        all_acknowledged < up,
+        "the messages were all acknowledged while the platform was down"
+    );
+    for chat in [&chat_a, &chat_b] {
+        let got: Vec<&str> = arrived
+            .iter()
+            .filter(|s| s.chat() == chat.as_str())
+            .map(Seen::text)
+            .collect();
+        assert_eq!(got, texts(chat), "chat {chat}: each once, in order");
+    }
+    let mut keys: Vec<&str> = arrived.iter().map(|s| s.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 6, "six messages, six keys");
+    for _ in 0..6 {
+        status_until(&mut ana, "sent").await;
+    }
+    for chat in [&chat_a, &chat_b] {
+        let messages = history(&mut ana, chat).await;
+        let agents: Vec<&Value> = messages.iter().filter(|m| m["author"]["by"] == "agent").collect();
+        assert_eq!(agents.len(), 3);
+        for m in agents {
+            assert_eq!(m["delivery"]["status"], "sent", "{m}");
+        }
+    }
+    ana.expect_no_push("message_status").await;
+    assert!(platform.seen.try_recv().is_err(), "a message went twice");
+}
+
+#[tokio::test]
+async fn r24_a_message_whose_attempts_run_out_fails_visibly_and_its_retry_is_delivered() {
+    let attempts = 3;
+    // Three 500s, then the platform works again.
+    let mut platform = FakeWebhook::start(vec![Behaviour::Answer(500); 3], Behaviour::Answer(200)).await;
+    let server = server(platform.url(), StdDuration::from_secs(5), retry(attempts)).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("webchat", "visitor-9")).await;
+
+    ana.send_message(&chat, "your order shipped").await.expect_ok();
+
+    let mut keys = Vec::new();
+    for _ in 0..attempts {
+        let seen = platform.next().await;
+        assert_eq!(seen.text(), "your order shipped");
+        keys.push(seen.key);
+    }
+    keys.dedup();
+    assert_eq!(keys.len(), 1, "one key on every attempt");
+    let failed = status_until(&mut ana, "failed").await;
+    let reason = failed["delivery"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(reason, "gave up after 3 attempts: webhook answered 500");
+    assert_eq!(failed["chat_id"], chat.as_str());
+    let seq = failed["seq"].as_u64().expect("seq");
+    let shown = &history(&mut ana, &chat).await[seq as usize];
+    assert_eq!(shown["delivery"]["status"], "failed");
+    assert_eq!(shown["delivery"]["reason"], reason.as_str());
+    // Given up: no fourth attempt on its own.
+    ana.expect_no_push("message_status").await;
+    assert!(platform.seen.try_recv().is_err(), "a fourth attempt");
+
+    ana.request(json!({ "type": "retry_message", "chat_id": chat, "seq": seq }))
+        .await
+        .expect_ok();
+    let again = platform.next().await;
+    assert_eq!(again.text(), "your order shipped");
+    let sent = status_until(&mut ana, "sent").await;
+    assert_eq!(sent["seq"].as_u64(), Some(seq));
+    assert_eq!(
+        history(&mut ana, &chat).await[seq as usize]["delivery"]["status"],
+        "sent"
+    );
+}
