@@ -560,6 +560,75 @@ async fn r24_a_permanent_whatsapp_refusal_fails_visibly_and_the_agent_retries_it
     assert_eq!(sent["seq"].as_u64(), Some(seq));
 }
 
+#[tokio::test]
+async fn r23_r24_a_messenger_customer_is_answered_with_the_response_type_and_after_a_day_with_the_human_agent_tag(
+) {
+    let mut meta = FakePlatform::start(vec![], messenger_ok).await;
+    let config = platform(
+        &meta.url(),
+        &[
+            ("access_token", ACCESS_TOKEN),
+            ("app_secret", APP_SECRET),
+            ("verify_token", VERIFY_TOKEN),
+        ],
+    );
+    let server = server_with(vec![(Channel::Messenger, config)]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let body = json!({
+        "object": "page",
+        "entry": [{ "id": "PAGE-1", "time": 1765098000000u64, "messaging": [{
+            "sender": { "id": "PSID-42" }, "recipient": { "id": "PAGE-1" },
+            "timestamp": 1765098000000u64,
+            "message": { "mid": "m_in-1", "text": "Is my order on its way?" }
+        }]}]
+    })
+    .to_string();
+    assert_eq!(post_meta(&server, &body, APP_SECRET).await.0, StatusCode::OK);
+    let (chat, offer) = take_offer(&mut ana).await;
+    assert_eq!(offer["chat"]["channel"], "messenger");
+
+    ana.send_message(&chat, "It left this morning").await.expect_ok();
+    let request = meta.next().await;
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/me/messages")
+    );
+    assert_eq!(request.header("authorization"), format!("Bearer {ACCESS_TOKEN}"));
+    let sent = request.json();
+    assert_eq!(
+        (
+            &sent["recipient"]["id"],
+            &sent["messaging_type"],
+            &sent["message"]["text"]
+        ),
+        (
+            &json!("PSID-42"),
+            &json!("RESPONSE"),
+            &json!("It left this morning")
+        )
+    );
+    status_until(&mut ana, "sent").await;
+
+    // A day later the standard window has closed; the human-agent tag allows a week (R07).
+    server.advance(chrono::Duration::hours(25));
+    ana.request(json!({ "type": "send_message", "chat_id": chat, "text": "Any news on your side?", "human_agent_tag": true }))
+        .await
+        .expect_ok();
+    let tagged = meta.next().await.json();
+    assert_eq!(
+        (&tagged["messaging_type"], &tagged["tag"]),
+        (&json!("MESSAGE_TAG"), &json!("HUMAN_AGENT"))
+    );
+}
+
+fn messenger_ok(n: usize) -> Answer {
+    (
+        200,
+        vec![],
+        json!({ "recipient_id": "PSID-42", "message_id": format!("m_out-{n}") }).to_string(),
+    )
+}
+
 // ----- Telegram ------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -596,6 +665,21 @@ async fn r23_r24_telegram_updates_need_the_secret_token_and_replies_go_to_send_m
     assert_eq!(
         history(&mut ana, &chat).await[0]["text"],
         "Hola, my order has not arrived"
+    );
+
+    // Telegram resends an update it thinks was not taken: it is recorded once.
+    let (status, _) = post(
+        &server,
+        "/v1/native/telegram",
+        &[("X-Telegram-Bot-Api-Secret-Token", TG_SECRET.into())],
+        fixture("telegram/fixtures/text.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        history(&mut ana, &chat).await.len(),
+        1,
+        "a resent update is recorded once"
     );
 
     ana.send_message(&chat, "Let me check").await.expect_ok();
