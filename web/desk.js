@@ -692,7 +692,7 @@ function messageItem(open, m) {
 // ---- delivery ticks (R24, R25) and attachments (R23) -----------------------------------------
 
 const TICKS = {
-  pending: { mark: "🕓", label: "Sending" },
+  pending: { mark: "◷", label: "Sending" },
   sent: { mark: "✓", label: "Sent" },
   delivered: { mark: "✓✓", label: "Delivered" },
   read: { mark: "✓✓", label: "Read" },
