@@ -8,10 +8,13 @@
 //! and the wall renewing its short-lived token; then routing like a contact centre (R19–R21): a
 //! billing chat in Spanish waiting at step 1 of 2 with its requirements, priority and SLA due
 //! time on the wall, a skills edit refused, the skill given on the wall and the chat offered to
-//! that agent with its requirements on the desk, and SLA attainment counted — is told at the top
-//! of the script. The engine runs with WhatsApp's length configured to 900, a billing queue on
-//! Telegram with priority 7 and a 75-second SLA, and the wall signs in with a 15-second token,
-//! so that all are taken from the engine or the test fails.
+//! that agent with its requirements on the desk, and SLA attainment counted; and delivery
+//! (R24, R25): an agent's message reaching sent, one the platform refuses shown failed with its
+//! reason, and its Retry sending it — is told at the top of the script. The engine runs with
+//! WhatsApp's length configured to 900, a billing queue on Telegram with priority 7 and a
+//! 75-second SLA, its outbound webhook pointed at a fake platform in this test that refuses a
+//! "FAIL-ONCE" text the first time, and the wall signs in with a 15-second token, so that all
+//! are taken from the engine or the test fails.
 //!
 //! Needs Node.js ≥ 20 with npm, and Chromium at `/usr/bin/chromium` (or `CHROMIUM`):
 //! `cargo xtask test` installs both. Without Chromium the test fails saying so; with
@@ -21,9 +24,9 @@
 //! Screenshots of the three pages (`desk-ana.png`, `desk-ben.png`, `wall.png`) are saved in
 //! `target/screenshots/` (or `SCREENSHOTS`), on success and on failure.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::collections::{HashSet, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -55,6 +58,12 @@ const BILLING_SLA_SECS: u64 = 75;
 const CLOSED_QUEUE: &str = "after-hours";
 const CLOSED_CHANNEL: &str = "line";
 
+/// A message to a customer whose text holds this is refused by the fake platform the first
+/// time it is sent (400, with [`REFUSAL`] as its body), and taken when sent again: the desk
+/// shows it failed with that reason and its Retry sends it (R24).
+const FAIL_ONCE: &str = "FAIL-ONCE";
+const REFUSAL: &str = "the test platform refuses this message once";
+
 /// How long `npm ci` may take when `node_modules` is missing.
 const NPM_CI: Duration = Duration::from_secs(300);
 
@@ -82,11 +91,11 @@ struct Engine {
 }
 
 impl Engine {
-    fn start() -> Self {
+    fn start(webhook: SocketAddr) -> Self {
         // A database of its own, so that no earlier run's chats are restored into this one.
         let data = std::env::temp_dir().join(format!("switchboard-browser-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
-        let config = write_config(&data);
+        let config = write_config(&data, webhook);
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data.join("switchboard.sqlite"))
@@ -157,15 +166,23 @@ impl Drop for Engine {
 }
 
 /// The engine's configuration: the development setup (demo agents, the development token
-/// secret) with WhatsApp's length changed, the billing queue and the closed queue. Every other
-/// channel keeps its own queue with no requirements, as the rest of the scenario expects.
-fn write_config(data: &Path) -> PathBuf {
+/// secret) with WhatsApp's length changed, the billing queue and the closed queue, and every
+/// message to a customer sent to the fake platform at `webhook` (one attempt: a refusal fails
+/// the message at once). Every other channel keeps its own queue with no requirements, as the
+/// rest of the scenario expects.
+fn write_config(data: &Path, webhook: SocketAddr) -> PathBuf {
     std::fs::create_dir_all(data).expect("create the data directory");
     let config = data.join("switchboard.toml");
     std::fs::write(
         &config,
         format!(
-            r#"[channels.whatsapp]
+            r#"[outbound]
+webhook_url = "http://{webhook}/outbound"
+attempts = 2
+first_backoff_ms = 50
+max_backoff_ms = 200
+
+[channels.whatsapp]
 max_len = {WHATSAPP_MAX_LEN}
 
 [[queues]]
@@ -190,6 +207,66 @@ hours = {{ time_zone = "UTC" }}
     )
     .expect("write the config");
     config
+}
+
+/// The platform the engine's outbound webhook posts to, on a free port: it takes every message
+/// (200 with an `id`), except the first sending of a text holding [`FAIL_ONCE`], which it
+/// refuses for good (400, [`REFUSAL`]). Runs for as long as the test.
+fn fake_platform() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake platform");
+    let addr = listener.local_addr().expect("the fake platform's address");
+    std::thread::spawn(move || {
+        let mut refused = HashSet::new();
+        let mut taken = 0u64;
+        for stream in listener.incoming().map_while(Result::ok) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let Some(body) = read_request(&stream) else {
+                continue;
+            };
+            let text = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|m| m.get("text").and_then(|t| t.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            let (status, answer) = if text.contains(FAIL_ONCE) && refused.insert(text) {
+                ("400 Bad Request", REFUSAL.to_owned())
+            } else {
+                taken += 1;
+                ("200 OK", format!(r#"{{"id":"fake-{taken}"}}"#))
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    addr
+}
+
+/// One HTTP request's body (by its `content-length`), or `None` if it broke off.
+fn read_request(stream: &TcpStream) -> Option<Vec<u8>> {
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
 }
 
 /// A supervisor token for sam, signed as the engine started from `config` verifies it.
@@ -342,7 +419,7 @@ fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
         .unwrap_or_else(|| root().join("target/screenshots"));
     std::fs::create_dir_all(&screenshots).expect("create the screenshots directory");
 
-    let engine = Engine::start();
+    let engine = Engine::start(fake_platform());
     let url = format!("http://{}", engine.addr);
     let wall_token = short_wall_token(&engine.config);
     println!(
@@ -364,6 +441,8 @@ fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
             .env("BILLING_PRIORITY", BILLING_PRIORITY.to_string())
             .env("BILLING_SLA_SECS", BILLING_SLA_SECS.to_string())
             .env("CLOSED_QUEUE", CLOSED_QUEUE)
+            .env("FAIL_ONCE", FAIL_ONCE)
+            .env("REFUSAL", REFUSAL)
             .current_dir(root()),
         SCENARIO,
     );

@@ -29,6 +29,7 @@ const desk = {
   open: null, // the chat view: {id, chat, messages, nextBefore, error, gone, status}
   maxLen: new Map(), // channel → longest message, as the engine is configured
   agents: [], // every agent's row (list_agents), for the transfer picker
+  retrying: new Map(), // "chat id#seq" → "" while a retry is in flight, or why it was refused
 };
 let socket = null;
 
@@ -102,6 +103,9 @@ function applyPush({ event }) {
     case "message_sent":
       addMessage(event.chat_id, event.message);
       break;
+    case "message_status":
+      applyStatus(event.chat_id, event.seq, event.delivery);
+      break;
     case "chat_closed":
     case "chat_transferred":
       dropChat(event.chat_id, event.kind === "chat_closed" ? "closed" : null);
@@ -141,6 +145,50 @@ function addMessage(id, message) {
     desk.open.messages.push(message);
     renderChat();
   }
+}
+
+// A message to the customer moved on (R24, R25). Pushed messages carry no `seq`: a status for
+// one the open chat does not know by its seq loads the newest page again, which has it.
+function applyStatus(chatId, seq, delivery) {
+  const open = desk.open;
+  if (open?.id !== chatId) return;
+  const message = open.messages.find((m) => m.seq === seq);
+  if (message) {
+    message.delivery = delivery;
+    if (delivery.status !== "failed") desk.retrying.delete(`${chatId}#${seq}`);
+  } else {
+    reloadNewest(open);
+  }
+}
+
+// The newest page again, replacing what was shown from its first seq on (pushed messages
+// without a seq included); older pages already loaded are kept.
+let reloading = null;
+function reloadNewest(open) {
+  if (reloading?.open === open) {
+    reloading.again = true;
+    return;
+  }
+  reloading = { open, again: false };
+  (async () => {
+    try {
+      do {
+        reloading.again = false;
+        const result = await socket.request("get_chat", { chat_id: open.id, limit: HISTORY_PAGE });
+        if (desk.open !== open) return;
+        const first = result.messages[0]?.seq ?? Infinity;
+        const older = open.messages.filter((m) => m.seq != null && m.seq < first);
+        open.messages = [...older, ...result.messages];
+        open.chat = result.chat;
+        if (!older.length) open.nextBefore = result.next_before_seq;
+        renderChat();
+      } while (reloading.again);
+    } catch {
+      // Offline: the sync after reconnecting loads the chat again.
+    } finally {
+      reloading = null;
+    }
+  })();
 }
 
 function updateOpenChat(chat) {
@@ -604,9 +652,7 @@ function renderChat() {
   const atBottom = history.scrollHeight - history.scrollTop - history.clientHeight < 40;
   history.replaceChildren(
     ...(open.error ? [h("li", { class: "msg system", text: open.error })] : []),
-    ...open.messages.map((m) => h("li", { class: `msg ${m.author.by} ${m.kind}` },
-      h("span", { class: "msg-head" }, `${author(m)} · ${clockTime(m.at)}`),
-      h("p", { class: "msg-text", text: m.kind === "template" ? `Template: ${m.text}` : m.text }))));
+    ...open.messages.map((m) => messageItem(open, m)));
   if (atBottom || open.messages.length < 2) history.scrollTop = history.scrollHeight;
 
   const composer = $("#composer");
@@ -627,6 +673,110 @@ function renderChat() {
       : "Only the owner of a live chat can write here.";
   } else if (writable && !$("#compose-note").dataset.sticky) {
     $("#compose-note").textContent = "";
+  }
+}
+
+function messageItem(open, m) {
+  const text = m.kind === "template" ? `Template: ${m.text}` : m.text;
+  return h("li", {
+    class: `msg ${m.author.by} ${m.kind}`,
+    "data-seq": m.seq == null ? null : String(m.seq),
+    "data-delivery": m.delivery?.status ?? null,
+  },
+  h("span", { class: "msg-head" }, `${author(m)} · ${clockTime(m.at)}`),
+  m.attachment ? attachmentView(m.attachment, m.text) : null,
+  ["reply", "location"].includes(m.attachment?.type) || (m.attachment && !text) ? null : h("p", { class: "msg-text", text }),
+  m.delivery ? deliveryView(open, m) : null);
+}
+
+// ---- delivery ticks (R24, R25) and attachments (R23) -----------------------------------------
+
+const TICKS = {
+  pending: { mark: "◷", label: "Sending" },
+  sent: { mark: "✓", label: "Sent" },
+  delivered: { mark: "✓✓", label: "Delivered" },
+  read: { mark: "✓✓", label: "Read" },
+};
+
+function deliveryView(open, m) {
+  const { status, reason } = m.delivery;
+  if (status === "failed") {
+    const key = `${open.id}#${m.seq}`;
+    const retry = desk.retrying.get(key);
+    const owner = canWrite(open.chat) && !open.gone;
+    return h("div", { class: "delivery failed", "data-status": "failed", role: "status" },
+      h("span", { class: "failed-text", text: `Not delivered: ${reason ?? "no reason given"}` }),
+      owner && m.seq != null
+        ? h("button", {
+          type: "button", class: "retry link", disabled: retry === "",
+          "aria-label": `Retry sending: ${m.text}`, onclick: () => retryMessage(open, m.seq),
+        }, retry === "" ? "Retrying…" : "Retry")
+        : null,
+      retry ? h("span", { class: "retry-error", role: "alert", text: `Retry refused: ${retry}` }) : null);
+  }
+  const tick = TICKS[status] ?? { mark: "?", label: status };
+  return h("div", { class: `delivery ${status}`, "data-status": status },
+    h("span", { class: "tick", "aria-hidden": "true", text: tick.mark }),
+    h("span", { class: "tick-label", text: tick.label }));
+}
+
+async function retryMessage(open, seq) {
+  const key = `${open.id}#${seq}`;
+  desk.retrying.set(key, "");
+  renderChat();
+  try {
+    await socket.request("retry_message", { chat_id: open.id, seq });
+    desk.retrying.delete(key);
+  } catch (error) {
+    desk.retrying.set(key, error.code === "bad_request"
+      ? "the message has not failed (it may already be on its way)"
+      : error.code === "not_owner" ? "only the chat's owner can retry it" : reasonText(error));
+  }
+  renderChat();
+}
+
+function mapUrl(lat, lon) {
+  return `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lon}#map=16/${lat}/${lon}`;
+}
+
+function safeUrl(url) {
+  try {
+    const parsed = new URL(url);
+    return ["http:", "https:"].includes(parsed.protocol) ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function attachmentView(a, text) {
+  switch (a.type) {
+    case "media": {
+      const label = `${a.kind ?? "media"}: ${a.filename || a.mime || "attachment"}`;
+      const url = a.url ? safeUrl(a.url) : null;
+      return h("p", { class: "attachment media", "data-attachment": "media" },
+        h("span", { class: "chip", "aria-hidden": "true", text: "📎" }), " ",
+        url
+          ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: label,
+            "aria-label": `Attachment, ${label}` })
+          : h("span", { text: label, "aria-label": `Attachment, ${label}` }));
+    }
+    case "location": {
+      const where = [a.name, a.address].filter(Boolean).join(", ") || "Location";
+      const label = `${where} (${a.latitude}, ${a.longitude})`;
+      return h("p", { class: "attachment location", "data-attachment": "location" },
+        h("span", { "aria-hidden": "true", text: "📍" }), " ",
+        h("a", { href: mapUrl(a.latitude, a.longitude), target: "_blank", rel: "noopener noreferrer",
+          text: label, "aria-label": `Location: ${label}` }));
+    }
+    case "reply":
+      return h("p", { class: "attachment reply", "data-attachment": "reply" },
+        h("span", { class: "msg-text", text }), " ",
+        h("span", { class: "tag", text: "button reply" }));
+    case "unsupported":
+      return h("p", { class: "attachment unsupported", "data-attachment": "unsupported",
+        text: `Unsupported message (${a.kind})` });
+    default:
+      return null;
   }
 }
 
@@ -787,4 +937,12 @@ setInterval(() => {
 
 // For tests and the console: a reopen exactly as the button sends it, even while the button
 // is off (a click that raced the button turning off).
-window.desk = { reopen };
+// `push` applies an event as if the engine had pushed it (for the rendering of statuses the
+// test engine cannot produce, such as delivered and read).
+window.desk = {
+  reopen,
+  push(event) {
+    applyPush({ event });
+    render();
+  },
+};

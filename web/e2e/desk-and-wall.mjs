@@ -29,6 +29,12 @@
 // edit with a level out of range is refused with the engine's reason; sam gives ana Spanish on
 // the wall, Lea's chat is offered to ana, whose desk shows what it requires and its step, and
 // once she accepts the wall counts it answered within the SLA.
+// Delivery (R23–R25), when the engine's outbound webhook refuses a text holding FAIL_ONCE the
+// first time (FAIL_ONCE set): in Mia's chat ana's message shows its tick and reaches sent; a
+// FAIL_ONCE message shows "Not delivered" with the platform's reason (REFUSAL) and a Retry,
+// which sends it again until it reaches sent. Delivered and read, and customers' attachments,
+// which the test's engine cannot produce (no native platform), are fed to the page as pushes
+// through window.desk.push, checking only how the desk shows them.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default target/screenshots),
 // E2E_WAIT_MS (every wait's bound, default 10000), WALL_TOKEN (the wall's token; default the
@@ -36,7 +42,8 @@
 // configured WhatsApp length, default 1024), BILLING_QUEUE, BILLING_CHANNEL, BILLING_PRIORITY,
 // BILLING_SLA_SECS (a queue whose first of two steps requires billing ≥3, long enough not to
 // time out during the run, and the channel that feeds it; unset: the routing steps are
-// skipped), CLOSED_QUEUE (a queue never open). Exits 0 on success, 1 with a message naming
+// skipped), CLOSED_QUEUE (a queue never open), FAIL_ONCE and REFUSAL (see above; unset: the
+// delivery steps are skipped). Exits 0 on success, 1 with a message naming
 // the failed step otherwise, 2 on bad usage; the screenshots are saved either way.
 
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -50,6 +57,9 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = process.env.SCREENSHOTS || path.join("target", "screenshots");
 const WALL_TOKEN = process.env.WALL_TOKEN || "sam-token";
 const WHATSAPP_MAX_LEN = Number(process.env.WHATSAPP_MAX_LEN || 1024);
+/** Text that the test's platform refuses the first time (unset: the delivery steps are skipped), and its reason. */
+const FAIL_ONCE = process.env.FAIL_ONCE;
+const REFUSAL = process.env.REFUSAL;
 const BILLING = process.env.BILLING_QUEUE
   ? {
     queue: process.env.BILLING_QUEUE,
@@ -293,7 +303,7 @@ const benNetwork = cuttableNetwork();
 
 mkdirSync(SHOTS, { recursive: true });
 // No screenshot of an earlier run may pass for one of this run.
-for (const file of ["desk-ana.png", "desk-ben.png", "wall.png"]) rmSync(path.join(SHOTS, file), { force: true });
+for (const file of ["desk-ana.png", "desk-ben.png", "wall.png", "desk-ana-delivery.png"]) rmSync(path.join(SHOTS, file), { force: true });
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
@@ -462,6 +472,61 @@ try {
     const max = await desk.ana.evaluate(() => document.querySelector("#composer").maxLength);
     if (max !== WHATSAPP_MAX_LEN) fail(`desk A: #composer maxlength is ${max}, not ${WHATSAPP_MAX_LEN}`);
   });
+
+  if (FAIL_ONCE) {
+    const plain = "Your parcel left the depot this morning.";
+    const refused = `${FAIL_ONCE} Your refund is on its way.`;
+
+    await step("ana writes to Mia: her message shows its tick, and it reaches sent (✓ Sent) once the platform takes it", async () => {
+      await sends(desk.ana, plain);
+      await deliveryIs(desk.ana, plain, "sent", "✓Sent");
+    });
+
+    await step(`ana writes "${refused}": the platform refuses it, and her desk shows it not delivered with the platform's reason and a Retry button`, async () => {
+      await sends(desk.ana, refused);
+      await deliveryIs(desk.ana, refused, "failed", `Not delivered: webhook answered 400: ${REFUSAL}`);
+      const retry = messageIn(desk.ana, refused).locator("button.retry");
+      if (!(await retry.isVisible())) fail(`desk A: no visible Retry on the failed message: ${await show(desk.ana, "#history")}`);
+      const label = await retry.getAttribute("aria-label");
+      if (!label?.includes(refused)) fail(`desk A: the Retry button's aria-label "${label}" does not name the message`);
+    });
+
+    await step("ana clicks Retry: the message is sent again and reaches sent (✓), the failure gone", async () => {
+      await messageIn(desk.ana, refused).locator("button.retry").click();
+      await deliveryIs(desk.ana, refused, "sent", "✓Sent");
+      if (await messageIn(desk.ana, refused).locator("button.retry").count()) fail("desk A: Retry still shown after the message was sent");
+    });
+
+    await step("delivered and read statuses (message_status pushes fed to the page: the test's platform reports none) show ✓✓ Delivered, then ✓✓ Read", async () => {
+      const seq = Number(await messageIn(desk.ana, plain).getAttribute("data-seq"));
+      if (!Number.isInteger(seq)) fail(`desk A: the message "${plain}" has no data-seq: ${await show(desk.ana, "#history")}`);
+      const status = (delivery) => ({ kind: "message_status", chat_id: mia.chat_id, seq, delivery });
+      await desk.ana.evaluate((e) => window.desk.push(e), status({ status: "delivered" }));
+      await deliveryIs(desk.ana, plain, "delivered", "✓✓Delivered");
+      await desk.ana.evaluate((e) => window.desk.push(e), status({ status: "read" }));
+      await deliveryIs(desk.ana, plain, "read", "✓✓Read");
+    });
+
+    await step("a customer's media, location, button reply and unsupported message (customer_message pushes fed to the page) show as attachments", async () => {
+      const at = new Date().toISOString();
+      const customer = (text, attachment) => ({
+        kind: "customer_message", chat_id: mia.chat_id,
+        message: { at, author: { by: "customer" }, kind: "text", text, attachment },
+      });
+      for (const event of [
+        customer("The label", { type: "media", kind: "image", id: null, url: "https://example.com/label.jpg", mime: "image/jpeg", filename: "label.jpg" }),
+        customer("Depot", { type: "location", latitude: 52.52, longitude: 13.405, name: "Depot", address: "Berlin" }),
+        customer("Yes, please", { type: "reply", id: "yes" }),
+        customer("", { type: "unsupported", kind: "poll" }),
+      ]) await desk.ana.evaluate((e) => window.desk.push(e), event);
+      await shows(desk.ana, '#history [data-attachment="media"] a[href="https://example.com/label.jpg"]', "image: label.jpg");
+      await shows(desk.ana, '#history [data-attachment="location"] a', "Depot, Berlin (52.52, 13.405)");
+      await shows(desk.ana, '#history [data-attachment="reply"]', "Yes, please button reply");
+      await shows(desk.ana, '#history [data-attachment="unsupported"]', "Unsupported message (poll)");
+      // How the ticks, the retried failure and the attachments look (not compared with anything).
+      await desk.ana.locator("#chat").screenshot({ path: path.join(SHOTS, "desk-ana-delivery.png"), timeout: WAIT });
+    });
+  }
 
   await step("ana snoozes Mia's chat until she replies (Snooze in the chat view); Mia's reply brings it back", async () => {
     await desk.ana.selectOption("#snooze-for", "reply");
@@ -745,6 +810,43 @@ async function closeInDesk(page, id, name) {
   const close = page.locator("#chat button#close-chat");
   if (!(await close.isVisible())) fail(`${page.__name}: no visible button#close-chat in the chat view of ${id}`);
   await close.click();
+}
+
+/** Sends `text` from `page`'s composer in the open chat, and waits for it in the history. */
+async function sends(page, text) {
+  await page.fill("#composer", text);
+  await page.click("#send");
+  await until(
+    page,
+    `"${text}" is not in #history after Send`,
+    (t) => [...document.querySelectorAll("#history li.msg .msg-text")].some((p) => p.textContent === t),
+    text,
+  );
+}
+
+/** The history's message reading `text` in `page`'s open chat (a locator). */
+function messageIn(page, text) {
+  return page.locator("#history li.msg").filter({ has: page.locator(".msg-text", { hasText: text }) });
+}
+
+/** The message reading `text` shows delivery `status` and its text includes `label` (within WAIT). */
+async function deliveryIs(page, text, status, label) {
+  try {
+    await until(
+      page,
+      `the message "${text}" does not show delivery ${status} ("${label}")`,
+      ([t, s, l]) => {
+        const li = [...document.querySelectorAll("#history li.msg")]
+          .find((m) => m.querySelector(".msg-text")?.textContent === t);
+        const d = li?.querySelector(".delivery");
+        return d?.dataset.status === s && d.textContent.replace(/\s+/g, "").includes(l.replace(/\s+/g, ""));
+      },
+      [text, status, label],
+    );
+  } catch (e) {
+    if (e instanceof Failure) fail(`${e.message}\n${await show(page, "#history")}`);
+    throw e;
+  }
 }
 
 /** Opens chat `id` in `page`'s desk from its card in the Active section; `name` is its title. */
