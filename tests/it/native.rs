@@ -621,6 +621,40 @@ async fn r23_r24_a_messenger_customer_is_answered_with_the_response_type_and_aft
     );
 }
 
+#[tokio::test]
+async fn r23_instagram_messages_reach_the_agent_with_their_attachments_and_our_echo_is_ignored() {
+    let config = platform(
+        "http://127.0.0.1:9",
+        &[
+            ("access_token", ACCESS_TOKEN),
+            ("app_secret", APP_SECRET),
+            ("verify_token", VERIFY_TOKEN),
+        ],
+    );
+    let server = server_with(vec![(Channel::Instagram, config)]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let body = fixture("meta/fixtures/instagram_messages.json");
+    assert_eq!(post_meta(&server, &body, APP_SECRET).await.0, StatusCode::OK);
+    let (chat, offer) = take_offer(&mut ana).await;
+    assert_eq!(offer["chat"]["channel"], "instagram");
+    let messages = history(&mut ana, &chat).await;
+    assert_eq!(messages[0]["text"], "Is the blue one still in stock?");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["attachment"]["type"] == "media" && m["attachment"]["kind"] == "image"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.iter().all(|m| m["text"] != "Yes, it is!"),
+        "the page's own echo is not a customer message: {messages:#?}"
+    );
+    // Delivered again by Meta: nothing new.
+    let before = messages.len();
+    assert_eq!(post_meta(&server, &body, APP_SECRET).await.0, StatusCode::OK);
+    assert_eq!(history(&mut ana, &chat).await.len(), before);
+}
+
 fn messenger_ok(n: usize) -> Answer {
     (
         200,
@@ -745,6 +779,13 @@ async fn r23_r25_a_signed_sms_reaches_the_agent_and_its_reply_gets_delivered() {
     assert_eq!(
         history(&mut ana, &chat).await[0]["text"],
         "Hi, where is my order #2291?"
+    );
+    // Twilio retries a webhook it got no answer to: the same MessageSid is recorded once.
+    assert_eq!(post_twilio(&server, &form).await.0, StatusCode::OK);
+    assert_eq!(
+        history(&mut ana, &chat).await.len(),
+        1,
+        "a retried webhook is recorded once"
     );
 
     // Signed for another URL (a proxy's, say): refused.
@@ -919,11 +960,25 @@ async fn r23_r24_an_email_posted_with_the_token_opens_a_chat_and_the_reply_goes_
         &server,
         "/v1/native/email",
         &[("Authorization", format!("Bearer {MAIL_TOKEN}"))],
-        raw,
+        raw.clone(),
     )
     .await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"received":1}"#));
     let (chat, _) = take_offer(&mut ana).await;
+    // The mail server posts it again (its retry after a timeout): recorded once.
+    let (status, _) = post(
+        &server,
+        "/v1/native/email",
+        &[("Authorization", format!("Bearer {MAIL_TOKEN}"))],
+        raw,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        history(&mut ana, &chat).await.len(),
+        1,
+        "a reposted email is recorded once"
+    );
 
     ana.send_message(&chat, "We are on it").await.expect_ok();
 
