@@ -99,6 +99,10 @@ impl Engine {
         let Some(file) = self.customers.file(&sent.customer) else {
             return false;
         };
+        // Read and failed are the last news a platform sends: the id need not be kept.
+        if matches!(delivery, Delivery::Read | Delivery::Failed { .. }) {
+            self.sent_messages.remove(&(channel, provider_id.to_owned()));
+        }
         let now = self.now();
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);

@@ -172,6 +172,14 @@ impl Engine {
                 .filter(|chat| unchanged(chat))
                 .map(|chat| chat.id.clone())
                 .collect();
+            // Their sent messages' ids go too: a status for one changes nothing in memory.
+            for chat in file.chats.iter().filter(|c| gone.contains(&c.id)) {
+                for message in &chat.messages {
+                    if let Some(id) = &message.provider_id {
+                        self.sent_messages.remove(&(chat.channel, id.clone()));
+                    }
+                }
+            }
             file.chats.retain(|chat| !gone.contains(&chat.id));
             for chat in &gone {
                 self.customers.chat_evicted(chat);
