@@ -69,6 +69,12 @@ pub(crate) struct Common {
     /// processes' CPU skews the figures; the report shows how much they took).
     #[arg(long, global = true, default_value_t = 0.0)]
     pub(crate) wait_quiet: f64,
+    /// With --spawn: start a fake platform (an HTTP server on 127.0.0.1 inside the harness)
+    /// and set the engine's `[outbound] webhook_url` to it, so every outbound message is
+    /// POSTed there; the report counts them per second and checks each chat's order (issue 17).
+    /// Without it a spawned engine logs its outbound messages (at --engine-log warn: nothing).
+    #[arg(long, global = true)]
+    pub(crate) fake_platform: bool,
     /// Tokio worker threads of the harness [default: one per core].
     #[arg(long, global = true)]
     pub(crate) threads: Option<usize>,
@@ -177,6 +183,11 @@ pub(crate) struct StormArgs {
     /// Closed loop: cycles in flight. Open loop: the cap on cycles in flight.
     #[arg(long, default_value_t = 256)]
     pub(crate) concurrency: u64,
+    /// Engine only: besides the cycles, agents send this many `send_message` per second (open
+    /// loop) in chats of their own, one per agent, reopened before the load and never closed:
+    /// each is one more outbound message (a reopen is one too, its notice).
+    #[arg(long)]
+    pub(crate) outbound_rate: Option<f64>,
 }
 
 /// Supervisors watching while a scenario runs (`idle`, `reopen-storm`, `routing`; engine only).

@@ -16,6 +16,7 @@ mod clock;
 mod compare;
 mod fleet;
 mod http;
+mod platform;
 mod procstat;
 mod relay;
 mod report;

@@ -14,6 +14,7 @@ use crate::cli::Common;
 use crate::clock;
 use crate::fleet::Out;
 use crate::http;
+use crate::platform;
 use crate::report;
 use crate::stats::Stats;
 use crate::target::{self, SpawnOptions, Target};
@@ -29,9 +30,17 @@ pub(crate) async fn engine(common: &Common, client: &reqwest::Client) -> anyhow:
 pub(crate) async fn engine_with(
     common: &Common,
     client: &reqwest::Client,
-    scenario_config: String,
+    mut scenario_config: String,
 ) -> anyhow::Result<Target> {
+    anyhow::ensure!(
+        !common.fake_platform || common.spawn,
+        "--fake-platform needs --spawn (point your own engine's [outbound] webhook_url elsewhere)"
+    );
     if common.spawn {
+        if common.fake_platform {
+            let platform = platform::start().await?;
+            scenario_config.push_str(&platform::engine_config(&platform));
+        }
         let options = SpawnOptions {
             engine_bin: common.engine_bin.clone(),
             engine_log: common.engine_log.clone(),

@@ -37,11 +37,13 @@ pub(crate) enum Path {
     Offer,
     /// `accept` sent → its reply.
     AcceptReply,
+    /// `send_message` sent → its reply (`reopen-storm --outbound-rate`).
+    SendReply,
 }
 
 impl Path {
     /// Every path, in report order.
-    pub(crate) const ALL: [Path; 11] = [
+    pub(crate) const ALL: [Path; 12] = [
         Path::Connect,
         Path::ReopenReply,
         Path::ReopenPush,
@@ -53,6 +55,7 @@ impl Path {
         Path::Cycle,
         Path::Offer,
         Path::AcceptReply,
+        Path::SendReply,
     ];
 
     /// The name in the table and the JSON.
@@ -69,6 +72,7 @@ impl Path {
             Path::Cycle => "cycle",
             Path::Offer => "ingress_to_offer",
             Path::AcceptReply => "accept_reply",
+            Path::SendReply => "send_message_reply",
         }
     }
 }

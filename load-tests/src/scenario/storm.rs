@@ -14,6 +14,7 @@ use crate::cli::{Common, StormArgs};
 use crate::clock;
 use crate::fleet::{self, Behaviour, ConnectPlan, Out};
 use crate::http::{self, Job, Message, Pool};
+use crate::platform;
 use crate::procstat;
 use crate::report::{self, Report, Window};
 use crate::scenario::{closed_chats, run_prefix, Pacer, Setup};
@@ -41,6 +42,10 @@ pub(crate) enum Command {
     Start,
     /// Closed loop: keep this many cycles in flight.
     Run(u64),
+    /// `--outbound-rate`: reopen these chats and keep them, for `send_message`.
+    Outbound(Vec<Box<str>>),
+    /// `--outbound-rate`: send one message in the next of those chats.
+    Send,
 }
 
 /// What every agent of a storm shares.
@@ -49,6 +54,11 @@ struct Shared {
     stopping: AtomicBool,
     started: AtomicU64,
     max_cycles: AtomicU64,
+    /// Outbound chats reopened (ready for `send_message`), and those that could not be.
+    out_ready: AtomicU64,
+    out_refused: AtomicU64,
+    /// `send_message` answered ok.
+    out_ok: AtomicU64,
 }
 
 struct Slot {
@@ -71,6 +81,11 @@ pub(crate) struct StormAgent {
     shared: Arc<Shared>,
     stats: Arc<Stats>,
     setup: Setup,
+    /// `--outbound-rate`: this agent's own chats for `send_message`, when each was sent, and
+    /// the next to write in.
+    out_chats: Vec<Box<str>>,
+    out_sent: Vec<Instant>,
+    out_next: usize,
     /// Requests sent: part of each id, which must be new for every request (a repeated id
     /// is a retry, answered with the first reply).
     sent: u64,
@@ -150,8 +165,43 @@ impl StormAgent {
         }
     }
 
+    /// One `send_message` in the next outbound chat; its text carries the send stamp, for
+    /// the fake platform.
+    fn send_one(&mut self, out: &mut Out) {
+        if self.out_chats.is_empty() || self.shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let k = self.out_next % self.out_chats.len();
+        self.out_next += 1;
+        self.sent += 1;
+        self.out_sent[k] = clock::now();
+        out.send(
+            0,
+            format!(
+                r#"{{"id":"m:{k}:{}","type":"send_message","chat_id":"{}","text":"{}{}"}}"#,
+                self.sent,
+                self.out_chats[k],
+                platform::STAMP_PREFIX,
+                clock::stamp()
+            ),
+        );
+    }
+
     fn reply(&mut self, id: &str, ok: bool, out: &mut Out) {
-        if let Some(i) = slot_of(id, "r:").filter(|&i| i < self.slots.len()) {
+        if let Some(k) = slot_of(id, "m:").filter(|&k| k < self.out_sent.len()) {
+            self.stats
+                .record(Path::SendReply, clock::micros_since(self.out_sent[k]));
+            if ok {
+                Stats::bump(&self.shared.out_ok);
+            }
+        } else if id.starts_with("or:") {
+            let counter = if ok {
+                &self.shared.out_ready
+            } else {
+                &self.shared.out_refused
+            };
+            Stats::bump(counter);
+        } else if let Some(i) = slot_of(id, "r:").filter(|&i| i < self.slots.len()) {
             self.stats
                 .record(Path::ReopenReply, clock::micros_since(self.slots[i].reopen_sent));
             if ok {
@@ -234,6 +284,18 @@ impl Behaviour for StormAgent {
                 self.want = n;
                 while self.running < self.want && self.try_start(out) {}
             }
+            Command::Outbound(chats) => {
+                for (k, chat) in chats.iter().enumerate() {
+                    self.sent += 1;
+                    out.send(
+                        0,
+                        wire::request(format_args!("or:{k}:{}", self.sent), "reopen", chat),
+                    );
+                }
+                self.out_sent = vec![clock::now(); chats.len()];
+                self.out_chats = chats;
+            }
+            Command::Send => self.send_one(out),
         }
     }
 
@@ -271,6 +333,10 @@ pub(crate) async fn run(
         supervisors == 0 || target.kind == Kind::Engine,
         "only the engine has a supervisor socket"
     );
+    anyhow::ensure!(
+        args.outbound_rate.is_none() || target.kind == Kind::Engine,
+        "--outbound-rate: only the engine sends outbound messages"
+    );
     let stats = Arc::new(Stats::new());
     let workers = http::workers_for(args.concurrency, common.http_workers);
     let client = http::client(workers)?;
@@ -286,6 +352,9 @@ pub(crate) async fn run(
         stopping: AtomicBool::new(false),
         started: AtomicU64::new(0),
         max_cycles: AtomicU64::new(u64::MAX),
+        out_ready: AtomicU64::new(0),
+        out_refused: AtomicU64::new(0),
+        out_ok: AtomicU64::new(0),
     });
     let setup = Setup {
         closed: Arc::new(AtomicU64::new(0)),
@@ -307,6 +376,9 @@ pub(crate) async fn run(
         shared: shared.clone(),
         stats: stats.clone(),
         setup: setup.clone(),
+        out_chats: Vec::new(),
+        out_sent: Vec::new(),
+        out_next: 0,
         sent: 0,
     })
     .await;
@@ -321,7 +393,12 @@ pub(crate) async fn run(
     );
 
     let prefix = run_prefix();
-    let from: Vec<String> = (0..agents * per_agent).map(|i| format!("{prefix}{i}")).collect();
+    // With --outbound-rate, one more customer per agent, whose chat the agent keeps for
+    // `send_message` (the last `agents` of `from`).
+    let outbound_chats = if args.outbound_rate.is_some() { agents } else { 0 };
+    let from: Vec<String> = (0..agents * per_agent + outbound_chats)
+        .map(|i| format!("{prefix}{i}"))
+        .collect();
     let chats = match target.kind {
         Kind::Engine => closed_chats(target, &client, workers, from.clone(), &setup, stats.clone()).await?,
         // The floor and the peer have no chats: the customer's address names its chat.
@@ -338,6 +415,30 @@ pub(crate) async fn run(
             .collect();
         tx.send(Command::Assign(mine)).await?;
     }
+    if outbound_chats > 0 {
+        for (j, tx) in fleet.commands.iter().enumerate() {
+            let chat = chats[agents * per_agent + j].clone().into_boxed_str();
+            tx.send(Command::Outbound(vec![chat])).await?;
+        }
+        let start = clock::now();
+        while shared.out_ready.load(Ordering::Relaxed) + shared.out_refused.load(Ordering::Relaxed)
+            < agents as u64
+        {
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(60),
+                "setup: only {} of {agents} outbound chats reopened after 60 s",
+                shared.out_ready.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::ensure!(
+            shared.out_refused.load(Ordering::Relaxed) == 0,
+            "setup: {} outbound chats could not be reopened: {:?}",
+            shared.out_refused.load(Ordering::Relaxed),
+            stats.errors()
+        );
+        eprintln!("setup: {agents} outbound chats reopened, one per agent");
+    }
     // Subscribed before the load starts, read until the end: the warm-up and the window
     // both see them.
     let watchers = Watchers::start(
@@ -349,6 +450,7 @@ pub(crate) async fn run(
     )
     .await?;
 
+    let out_skipped = Arc::new(AtomicU64::new(0));
     let driver = match args.rate {
         Some(rate) => format!(
             "open loop: {rate:.0} requests/s offered ({:.0} cycles/s), at most {} cycles in flight",
@@ -356,6 +458,10 @@ pub(crate) async fn run(
             args.concurrency
         ),
         None => format!("closed loop: {} cycles in flight", args.concurrency),
+    };
+    let driver = match args.outbound_rate {
+        Some(rate) => format!("{driver}; plus {rate:.0} send_message/s (open loop)"),
+        None => driver,
     };
     eprintln!(
         "storm: {driver}; warm-up {} s, window {} s",
@@ -395,8 +501,33 @@ pub(crate) async fn run(
         })
     };
 
+    let sending = args.outbound_rate.map(|rate| {
+        let (commands, shared, skipped) = (fleet.commands.clone(), shared.clone(), out_skipped.clone());
+        tokio::spawn(async move {
+            let mut pacer = Pacer::new(rate);
+            let mut next = 0;
+            while !shared.stopping.load(Ordering::Relaxed) {
+                for _ in 0..pacer.due().await {
+                    if commands[next].try_send(Command::Send).is_err() {
+                        Stats::bump(&skipped);
+                    }
+                    next = (next + 1) % commands.len();
+                }
+            }
+        })
+    });
+
     tokio::time::sleep(Duration::from_secs_f64(common.warmup)).await;
     let window = Window::open(target, &stats);
+    let out_ok_before = shared.out_ok.load(Ordering::Relaxed);
+    let out_skipped_before = out_skipped.load(Ordering::Relaxed);
+    let platform = platform::current().map(|p| {
+        p.reset_lag();
+        let mark = p.mark();
+        (p, mark)
+    });
+    let mut received_each_second: Vec<u64> = Vec::new();
+    let mut received_last = platform.as_ref().map_or(0, |(_, m)| m.received);
     let watched = watchers.mark();
     shared.started.store(0, Ordering::Relaxed);
     shared
@@ -416,14 +547,27 @@ pub(crate) async fn run(
             if let Some(kib) = target.pid.and_then(procstat::rss_kib) {
                 rss.push(kib);
             }
+            if let Some((p, _)) = &platform {
+                let now = p.mark().received;
+                if window.elapsed().as_secs() > 0 {
+                    received_each_second.push(now - received_last);
+                }
+                received_last = now;
+            }
         }
     }
     let mut report = window.close("reopen-storm", target, &stats);
+    let secs = window.elapsed().as_secs_f64().max(1e-9);
+    let out_ok = shared.out_ok.load(Ordering::Relaxed) - out_ok_before;
+    let platform_window = platform.as_ref().map(|(p, before)| (p.mark(), *before));
     let mut watching = watchers.figures(&watched);
     shared.stopping.store(true, Ordering::Relaxed);
     bar.finish_and_clear();
     let _ = live.await;
     let _ = pacing.await;
+    if let Some(sending) = sending {
+        let _ = sending.await;
+    }
     let drain = clock::now();
     while stats.in_flight.load(Ordering::Relaxed) > 0 && drain.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -448,6 +592,52 @@ pub(crate) async fn run(
     }
     if stuck > 0 {
         report.extra.insert("cycles_unfinished_after_drain", stuck.into());
+    }
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    if args.outbound_rate.is_some() {
+        report
+            .extra
+            .insert("send_message_ok_per_s", round(out_ok as f64 / secs).into());
+        report.extra.insert(
+            "send_message_skipped",
+            (out_skipped.load(Ordering::Relaxed) - out_skipped_before).into(),
+        );
+    }
+    if let (Some((p, start)), Some((end, _))) = (&platform, platform_window) {
+        // Let the outbox drain what the window made, then take the run's totals.
+        let settle = clock::now();
+        let mut last = p.mark().received;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = p.mark().received;
+            if now == last || settle.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            last = now;
+        }
+        let total = p.mark();
+        let (p50, p99, max, count) = p.lag();
+        report.extra.insert(
+            "platform_received_per_s",
+            round((end.received - start.received) as f64 / secs).into(),
+        );
+        report
+            .extra
+            .insert("platform_received_each_second", received_each_second.into());
+        report.extra.insert(
+            "platform_checks",
+            serde_json::json!({
+                "received_in_run": total.received,
+                "chats": p.chats(),
+                "out_of_order": total.out_of_order,
+                "duplicates": total.duplicates,
+                "unreadable": total.unreadable,
+            }),
+        );
+        report.extra.insert(
+            "platform_send_message_to_received_us",
+            serde_json::json!({"count": count, "p50": p50, "p99": p99, "max": max}),
+        );
     }
     pool.close();
     watchers.shutdown().await;
