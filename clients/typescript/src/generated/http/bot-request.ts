@@ -33,7 +33,9 @@ export interface BotRequest {
    */
   name?: string | null;
   /**
-   * On hand-over, what the bot learnt for routing: as for messages (R19).
+   * On hand-over, what the bot learnt for routing: as for messages (R19). (The same four
+   * fields as [`InboundMessage`]'s, written out: unknown fields are refused, and serde
+   * cannot refuse them through a flattened struct.)
    * The queue to wait in (R19); absent: the channel's queue.
    */
   queue?: QueueId | null;
