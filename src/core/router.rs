@@ -685,8 +685,16 @@ impl Router {
 
     /// How a waiting chat stands at `now` (R19, R20).
     pub fn standing(&self, waiting: &Waiting, now: Timestamp) -> Standing {
-        let plan = self.queues.get(&waiting.queue).map(|q| &q.plan);
-        let plan = plan.cloned().unwrap_or_default();
+        // A chat's queue is always declared (`admit` adds it); the default is for a plan
+        // removed since, and costs nothing to build (no allocation).
+        let default;
+        let plan = match self.queues.get(&waiting.queue) {
+            Some(q) => &q.plan,
+            None => {
+                default = QueuePlan::default();
+                &default
+            }
+        };
         Standing {
             step: waiting.step,
             steps: plan.step_count(),
