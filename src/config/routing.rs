@@ -37,10 +37,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Duration;
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{positive, ConfigError};
 use crate::core::queue::{bad_level, Boost, QueuePlan, Rule, Skills, Step};
 use crate::core::{Channel, Hours};
 use crate::engine::{QueueSetup, DEFAULT_AFTER_HOURS_REPLY};
@@ -125,15 +124,6 @@ pub(super) fn levels(key: &str, skills: &Skills) -> Result<(), ConfigError> {
     }
 }
 
-fn seconds(key: &str, secs: i64) -> Result<Duration, ConfigError> {
-    if secs <= 0 {
-        return Err(ConfigError::Invalid(format!(
-            "{key} must be positive, got {secs}"
-        )));
-    }
-    Ok(Duration::seconds(secs))
-}
-
 impl QueueConfig {
     /// The queue as the engine takes it, or what is wrong with it (naming the queue and key).
     pub(super) fn setup(&self) -> Result<QueueSetup, ConfigError> {
@@ -143,7 +133,7 @@ impl QueueConfig {
             levels(&at(&format!("steps[{i}].requires")), &step.requires)?;
             let last = i + 1 == self.steps.len();
             let timeout = match (step.timeout_secs, last) {
-                (Some(secs), _) => Some(seconds(&at(&format!("steps[{i}].timeout_secs")), secs)?),
+                (Some(secs), _) => Some(positive(&at(&format!("steps[{i}].timeout_secs")), secs)?),
                 (None, true) => None,
                 (None, false) => {
                     return Err(ConfigError::Invalid(format!(
@@ -170,13 +160,13 @@ impl QueueConfig {
         let boost = Boost {
             every: b
                 .every_secs
-                .map(|s| seconds(&at("boost.every_secs"), s))
+                .map(|s| positive(&at("boost.every_secs"), s))
                 .transpose()?,
             by: b.by,
             max: b.max,
             near_due: b
                 .near_due_secs
-                .map(|s| seconds(&at("boost.near_due_secs"), s))
+                .map(|s| positive(&at("boost.near_due_secs"), s))
                 .transpose()?,
             near_due_by: b.near_due_by,
         };
@@ -215,7 +205,7 @@ impl QueueConfig {
             channels: self.channels.clone(),
             plan: QueuePlan {
                 priority: self.priority,
-                sla: self.sla_secs.map(|s| seconds(&at("sla_secs"), s)).transpose()?,
+                sla: self.sla_secs.map(|s| positive(&at("sla_secs"), s)).transpose()?,
                 steps,
                 boost,
                 rules,
