@@ -652,7 +652,7 @@ impl Router {
         let ahead: usize = self
             .waitlist
             .lane(&me.queue)
-            .map(|(_, bucket)| {
+            .map(|bucket| {
                 bucket.count_before(|slot| {
                     let Some(w) = bucket.chats.get(slot) else {
                         return true;
@@ -840,11 +840,7 @@ impl Router {
     }
 
     /// Whether `queue` took offers when last looked at (R21).
-    pub fn is_open_now(&self, queue: &QueueId) -> bool {
-        self.is_open(queue)
-    }
-
-    fn is_open(&self, queue: &QueueId) -> bool {
+    pub fn is_open(&self, queue: &QueueId) -> bool {
         self.queues.get(queue).is_none_or(|q| q.open)
     }
 

@@ -146,7 +146,7 @@ impl super::Engine {
             sla_secs: plan
                 .and_then(|p| p.sla)
                 .map(|sla| sla.num_seconds().max(0) as u64),
-            open: router.is_open_now(id),
+            open: router.is_open(id),
         }
     }
 

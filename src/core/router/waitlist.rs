@@ -66,7 +66,6 @@ impl Bucket {
 #[derive(Debug)]
 pub(super) struct Lane {
     pub(super) queue: QueueId,
-    pub(super) buckets: Vec<usize>,
     /// Its non-empty buckets by base priority, each group by its first chat, oldest first:
     /// an agent's best chat of a group is in the first bucket it is eligible for, so a
     /// decision stops there instead of looking at every bucket (R20).
@@ -100,13 +99,11 @@ impl Waitlist {
             Some(b) => *b,
             None => {
                 let no = self.buckets.len();
-                match self.lanes.iter_mut().find(|l| l.queue == key.queue) {
-                    Some(lane) => lane.buckets.push(no),
-                    None => self.lanes.push(Lane {
+                if !self.lanes.iter().any(|l| l.queue == key.queue) {
+                    self.lanes.push(Lane {
                         queue: key.queue.clone(),
-                        buckets: vec![no],
                         by_head: BTreeMap::new(),
-                    }),
+                    });
                 }
                 self.buckets.push(Bucket {
                     key: key.clone(),
@@ -202,12 +199,12 @@ impl Waitlist {
         &self.lanes
     }
 
-    /// The buckets of `queue`, with their numbers.
-    pub(super) fn lane<'w>(&'w self, queue: &'w QueueId) -> impl Iterator<Item = (usize, &'w Bucket)> {
+    /// The non-empty buckets of `queue`.
+    pub(super) fn lane<'w>(&'w self, queue: &'w QueueId) -> impl Iterator<Item = &'w Bucket> {
         self.lanes
             .iter()
             .filter(move |l| &l.queue == queue)
-            .flat_map(|l| l.buckets.iter().map(|b| (*b, &self.buckets[*b])))
+            .flat_map(|l| l.by_head.values().flatten().map(|(_, no)| &self.buckets[*no]))
     }
 
     /// Whether nothing waits.

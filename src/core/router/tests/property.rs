@@ -321,7 +321,7 @@ impl World {
             };
             for (queue, waiting) in router.queues(self.now) {
                 for w in waiting {
-                    let eligible = router.is_open_now(queue)
+                    let eligible = router.is_open(queue)
                         && room(w.channel)
                         && !w.declined_by.contains(agent)
                         && self.holds(i, &self.needs(&w.chat, w.step));
