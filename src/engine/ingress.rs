@@ -50,18 +50,22 @@ impl Engine {
             ..
         } = message;
         let profile = Profile { name, email, phone };
-        Ok(self.take_message(channel, &from, profile, Incoming::from(text.as_str()), ask))
+        let incoming = Incoming::from(text.as_str());
+        Ok(
+            self.take_message(channel, &from, profile, incoming, ask, |file, chat| {
+                self.receipt(file, chat)
+            }),
+        )
     }
 
     /// What a platform's own webhook delivered (R23, R25): customers' messages of every type,
     /// each recorded once however often the platform delivers it, and statuses of our
     /// messages. Statuses of messages the engine does not know are ignored (they may be of
     /// another system's sends on the same number).
-    pub fn native(&self, delivered: Vec<Delivered>) -> Vec<IngressReceipt> {
-        let mut receipts = Vec::new();
+    pub fn native(&self, delivered: Vec<Delivered>) {
         for item in delivered {
             match item {
-                Delivered::Message(message) => receipts.push(self.native_message(message)),
+                Delivered::Message(message) => self.native_message(message),
                 Delivered::Status(status) => {
                     let delivery = match status.status {
                         DeliveryStatus::Sent => Delivery::Sent,
@@ -77,10 +81,9 @@ impl Engine {
                 }
             }
         }
-        receipts
     }
 
-    fn native_message(&self, message: NativeMessage) -> IngressReceipt {
+    fn native_message(&self, message: NativeMessage) {
         let channel = message.channel;
         let policy = self.config.policies.of(channel);
         let (mut text, payload) = native_content(message.content);
@@ -99,18 +102,22 @@ impl Engine {
             email: (channel == Channel::Email).then(|| message.from.clone()),
             phone: matches!(channel, Channel::Sms | Channel::Whatsapp).then(|| message.from.clone()),
         };
-        self.take_message(channel, &message.from, profile, incoming, RoutingAsk::default())
+        // A platform wants no receipt: none is worked out (it takes the router's lock).
+        let ask = RoutingAsk::default();
+        self.take_message(channel, &message.from, profile, incoming, ask, |_, _| ());
     }
 
-    /// A customer's message, however it came: R01 under the customer's lock, then its effects.
-    fn take_message(
+    /// A customer's message, however it came: R01 under the customer's lock, then its effects;
+    /// `answer` reads the file as the message left it, still under the lock.
+    fn take_message<R>(
         &self,
         channel: Channel,
         from: &str,
         profile: Profile,
         incoming: Incoming,
         ask: RoutingAsk,
-    ) -> IngressReceipt {
+        answer: impl FnOnce(&CustomerFile, Option<ChatId>) -> R,
+    ) -> R {
         let now = self.now();
         let policy = self.config.policies.of(channel);
         let file = self.file_for(channel, from, profile.clone());
@@ -123,7 +130,7 @@ impl Engine {
         effects.apply(&file, &events);
         effects.follow_up(&mut file);
         effects.finish(&file);
-        self.receipt(&file, first_chat(&events))
+        answer(&file, first_chat(&events))
     }
 
     /// A customer enters a bot journey (R09).
