@@ -22,14 +22,16 @@
 //! least at the level required (R19), and not having declined the chat unless everyone
 //! eligible has (R06). A closed queue's chats wait (R21).
 
+mod free;
 mod waitlist;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use self::free::FreeSeats;
 use self::waitlist::{BucketKey, Needs, SkillNo, Waitlist};
 use super::agent::Presence;
 use super::channel::Channel;
@@ -85,6 +87,11 @@ pub struct Seat {
 impl Seat {
     fn has_room(&self) -> bool {
         self.presence == Presence::Online && self.load + self.offered < self.limit
+    }
+
+    /// Its place among free agents that match a chat equally well.
+    fn standing(&self) -> free::Standing {
+        (self.load + self.offered, self.idle_since)
     }
 
     /// Whether it holds more than its overall limit, or more than its limit on `channel`
@@ -375,8 +382,14 @@ impl Queue {
 #[derive(Debug)]
 pub struct Router {
     seats: HashMap<AgentId, Seat>,
-    /// Online agents below their overall limit: the only ones a chat can go to.
-    free: HashSet<AgentId>,
+    /// Online agents below their overall limit, the only ones a chat can go to, in the
+    /// order they are preferred.
+    free: FreeSeats,
+    /// The highest level any agent has held in each skill, by skill number: what a match
+    /// can score at best, so that looking for the best match can stop once it is found. It
+    /// only grows (a lowered skill leaves it high, which costs a longer look, never a worse
+    /// choice).
+    top_levels: Vec<u8>,
     queues: BTreeMap<QueueId, Queue>,
     /// Requirements of every chat of a channel (R19).
     channel_needs: BTreeMap<Channel, Skills>,
@@ -394,7 +407,8 @@ impl Router {
     pub fn new(accept_timeout: Duration) -> Self {
         Self {
             seats: HashMap::new(),
-            free: HashSet::new(),
+            free: FreeSeats::default(),
+            top_levels: Vec::new(),
             queues: BTreeMap::new(),
             channel_needs: BTreeMap::new(),
             skill_names: Vec::new(),
@@ -468,10 +482,26 @@ impl Router {
 
     /// Keeps `free` in step with a seat after a change.
     fn refresh(&mut self, agent: &AgentId) {
-        match self.seats.get(agent).is_some_and(Seat::has_room) {
-            true => self.free.insert(agent.clone()),
-            false => self.free.remove(agent),
-        };
+        let standing = self.seats.get(agent).filter(|s| s.has_room()).map(Seat::standing);
+        self.free.set(agent, standing);
+    }
+
+    /// Notes the levels an agent now holds in what a match can score at best.
+    fn raise_top_levels(&mut self, levels: &[u8]) {
+        if self.top_levels.len() < levels.len() {
+            self.top_levels.resize(levels.len(), 0);
+        }
+        for (top, level) in self.top_levels.iter_mut().zip(levels) {
+            *top = (*top).max(*level);
+        }
+    }
+
+    /// The best score any agent could have for `needs` (R19).
+    fn best_possible_score(&self, needs: &Needs) -> u32 {
+        needs
+            .iter()
+            .map(|(skill, _)| u32::from(self.top_levels.get(usize::from(*skill)).copied().unwrap_or(0)))
+            .sum()
     }
 
     fn skill_no(&mut self, skill: &str) -> SkillNo {
@@ -516,6 +546,7 @@ impl Router {
             self.add_queue(queue.clone());
         }
         let levels = self.levels_of(&spec.skills);
+        self.raise_top_levels(&levels);
         match self.touch(agent) {
             Some(seat) => {
                 seat.queues = spec.queues;
@@ -561,6 +592,7 @@ impl Router {
     ) -> Result<Vec<RouterEvent>, Rejection> {
         self.refresh_hours(now);
         let levels = self.levels_of(&skills);
+        self.raise_top_levels(&levels);
         let seat = self.seat_mut(agent)?;
         seat.skills = skills;
         seat.levels = levels;
@@ -1259,27 +1291,27 @@ impl Router {
         let (Some(waiting), true) = (self.waitlist.get(chat), self.is_open(&key.queue)) else {
             return Vec::new();
         };
-        let best = self
-            .free
-            .iter()
-            .filter_map(|a| self.seats.get(a).map(|s| (a, s)))
-            .filter(|(a, s)| s.eligible(key) && self.may_offer(a, waiting, key))
-            .min_by(|(a1, s1), (a2, s2)| {
-                let k1 = (
-                    std::cmp::Reverse(s1.match_score(&key.needs)),
-                    s1.load + s1.offered,
-                    s1.idle_since,
-                    *a1,
-                );
-                let k2 = (
-                    std::cmp::Reverse(s2.match_score(&key.needs)),
-                    s2.load + s2.offered,
-                    s2.idle_since,
-                    *a2,
-                );
-                k1.cmp(&k2)
-            })
-            .map(|(a, _)| a.clone());
+        // Free agents come least loaded, then longest idle: among equal matches the first
+        // eligible one is the choice, so the walk ends at the first that scores the best
+        // any agent could.
+        let best_possible = self.best_possible_score(&key.needs);
+        let mut best: Option<(u32, &AgentId)> = None;
+        for agent in self.free.iter() {
+            let Some(seat) = self.seats.get(agent) else {
+                continue;
+            };
+            if !(seat.eligible(key) && self.may_offer(agent, waiting, key)) {
+                continue;
+            }
+            let score = seat.match_score(&key.needs);
+            if best.is_none_or(|(top, _)| score > top) {
+                best = Some((score, agent));
+            }
+            if score >= best_possible {
+                break;
+            }
+        }
+        let best = best.map(|(_, agent)| agent.clone());
         let Some(agent) = best else {
             return Vec::new();
         };
@@ -1413,18 +1445,9 @@ impl Router {
         if self.waitlist.is_empty() || self.free.is_empty() {
             return Vec::new();
         }
-        let mut agents: Vec<(u32, Timestamp, AgentId)> = self
-            .free
-            .iter()
-            .filter_map(|a| {
-                self.seats
-                    .get(a)
-                    .map(|s| (s.load + s.offered, s.idle_since, a.clone()))
-            })
-            .collect();
-        agents.sort();
+        let agents: Vec<AgentId> = self.free.iter().cloned().collect();
         let mut events = Vec::new();
-        for (_, _, agent) in agents {
+        for agent in agents {
             events.extend(self.settle_agent(&agent, now));
         }
         events
@@ -1436,7 +1459,8 @@ impl Router {
         for (agent, seat) in &self.seats {
             let offered = self.offers.values().filter(|o| &o.agent == agent).count() as u32;
             assert_eq!(seat.offered, offered, "offers held by {agent}");
-            assert_eq!(self.free.contains(agent), seat.has_room(), "free set of {agent}");
+            let expected = seat.has_room().then(|| seat.standing());
+            assert_eq!(self.free.standing(agent), expected, "free set of {agent}");
         }
         for offer in self.offers.values() {
             assert!(
@@ -1448,7 +1472,7 @@ impl Router {
             if !self.is_open(&key.queue) {
                 continue;
             }
-            for agent in &self.free {
+            for agent in self.free.iter() {
                 let seat = &self.seats[agent];
                 assert!(
                     !(seat.eligible(key) && self.may_offer(agent, waiting, key)),
