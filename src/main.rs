@@ -24,6 +24,20 @@ use switchboard::store::Store;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process.
+///
+/// mimalloc asks for huge pages on its arenas (`MADV_HUGEPAGE`), so the first touch of each
+/// 2 MiB of a growing heap faults in and zeroes a whole huge page while a worker waits. On
+/// this project's 2-core VM that stalled a worker for 5–9 ms at a time, once or twice a second
+/// under load, and was the whole of the routing scenario's p99 (6.5 ms with huge pages, 1.3 ms
+/// without; load-tests/README.md, "Issue 16"). Redis turns them off for the same reason.
+fn keep_pages_small() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "transparent huge pages stay as the system has them");
+    }
+}
+
 /// Switchboard: a real-time routing engine for customer-support chat.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -71,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
+    keep_pages_small();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     let security = config.security()?;
