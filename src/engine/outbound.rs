@@ -11,6 +11,7 @@
 //!   engine what became of each item.
 
 pub mod connector;
+pub mod send_thread;
 pub mod sender;
 
 use std::sync::atomic::{AtomicU64, Ordering};

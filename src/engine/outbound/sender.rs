@@ -7,10 +7,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::connector::Connector;
+use super::send_thread::SendThread;
 use super::{Dispatch, OutboxItem, Retry};
 use crate::channels::SendOutcome;
 use crate::engine::Engine;
@@ -29,9 +31,13 @@ pub async fn run_outbox(
 ) {
     let (ready_tx, ready) = mpsc::unbounded_channel();
     let committer = tokio::spawn(wait_for_commits(engine.clone(), dispatches, ready_tx));
+    let thread = SendThread::start()
+        .inspect_err(|e| tracing::warn!(error = %e, "no thread of its own for the outbox: it sends on the engine's workers"))
+        .ok();
     Scheduler {
         engine,
         connector: Arc::new(connector),
+        sends: thread.as_ref().map_or_else(Handle::current, SendThread::handle),
         retry,
         queues: HashMap::new(),
         busy: HashSet::new(),
@@ -71,6 +77,8 @@ async fn wait_for_commits(
 struct Scheduler {
     engine: Arc<Engine>,
     connector: Arc<Connector>,
+    /// Where the sends themselves run (see [`SendThread`]); their outcomes are settled here.
+    sends: Handle,
     retry: Retry,
     /// Items per chat, oldest first.
     queues: HashMap<ChatId, VecDeque<OutboxItem>>,
@@ -122,14 +130,15 @@ impl Scheduler {
         };
         self.busy.insert(chat);
         let (engine, connector) = (self.engine.clone(), self.connector.clone());
-        self.flying.spawn(async move {
+        let send = async move {
             // The backoff of an earlier attempt, or the platform's `Retry-After`.
             if let Some(delay) = item.next_at.and_then(|at| (at - engine.now()).to_std().ok()) {
                 tokio::time::sleep(delay).await;
             }
             let outcome = connector.send(&item, engine.now()).await;
             (item, outcome)
-        });
+        };
+        self.flying.spawn_on(send, &self.sends);
     }
 
     fn settle(&mut self, mut item: OutboxItem, outcome: SendOutcome) {
