@@ -4,9 +4,36 @@ use super::fanout::CutOff;
 use super::retries::Side;
 use super::timers::Timer;
 use super::Engine;
+use crate::clock::Timestamp;
 use crate::core::Presence;
 
 impl Engine {
+    /// Waits until the engine's clock reads `at`, or until as long as that was from now has
+    /// passed on the wall, whichever comes first (the outbox's backoffs, R24). Under the
+    /// system clock the two are the same; a clock moved forward — a manual clock in tests, a
+    /// corrected wall clock — ends the wait when the engine next looks for due timers, as it
+    /// makes timers due.
+    pub async fn wait_until(&self, at: Timestamp) {
+        let Ok(wall) = (at - self.now()).to_std() else {
+            return;
+        };
+        let on_the_wall = tokio::time::sleep(wall);
+        tokio::pin!(on_the_wall);
+        loop {
+            // Registered before the clock is read, so a look in between is not missed.
+            let looked = self.timers.looked.notified();
+            tokio::pin!(looked);
+            looked.as_mut().enable();
+            if self.now() >= at {
+                return;
+            }
+            tokio::select! {
+                _ = &mut on_the_wall => return,
+                _ = looked => {}
+            }
+        }
+    }
+
     /// Fires every timer due by the engine's clock; returns how many ran. The runtime calls
     /// this from its ticker; tests call it after moving a manual clock.
     pub fn fire_due_timers(&self) -> usize {
@@ -16,6 +43,7 @@ impl Engine {
         if self.analytics.roll_over(now) {
             self.supervision.nudge();
         }
+        self.timers.looked.notify_waiters();
         let due = self.timers.take_due(now);
         let count = due.len();
         for timer in due {

@@ -93,6 +93,10 @@ pub struct Timers {
     next_id: AtomicU64,
     /// Woken when a timer is added, so the ticker can sleep until the earliest one.
     pub changed: Notify,
+    /// Woken whenever the engine looks at its clock for due timers (the ticker, or a test
+    /// that moved a manual clock): waits measured by the engine's clock look again then
+    /// ([`crate::engine::Engine::wait_until`]).
+    pub(super) looked: Notify,
 }
 
 impl Default for Timers {
@@ -101,6 +105,7 @@ impl Default for Timers {
             due: Ordered::default_at(Level::Timers),
             next_id: AtomicU64::new(0),
             changed: Notify::new(),
+            looked: Notify::new(),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! arrives afterwards, each chat's in order, or ends `failed`, visibly, for its agent to retry.
 //!
 //! The platform's answers to 500 and 429 with `Retry-After` are covered through WhatsApp in
-//! `native.rs`; these go through the generic webhook.
+//! `native.rs`; these go through the generic webhook. Backoffs are kept by the engine's clock
+//! (or their length on the wall, whichever ends first), so a minute-long outage is crossed by
+//! moving the manual clock.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,8 +16,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::response::{IntoResponse, Response};
+use chrono::Duration;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
+use switchboard::clock::{Clock, ManualClock, Timestamp};
 use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::Retry;
 use switchboard::engine::EngineConfig;
@@ -59,6 +63,10 @@ enum Behaviour {
 #[derive(Debug)]
 struct Seen {
     at: Instant,
+    /// The engine's clock when it came, for a platform that is down by that clock.
+    clock_at: Option<Timestamp>,
+    /// What the platform answered (a hanging answer counts as 0).
+    answered: u16,
     key: String,
     body: Value,
 }
@@ -79,6 +87,8 @@ struct FakeState {
     /// What to do first, in order; then `otherwise`.
     script: Arc<Mutex<VecDeque<Behaviour>>>,
     otherwise: Behaviour,
+    /// Down (503) while this clock reads before this time, whatever the script says.
+    down_until: Option<(ManualClock, Timestamp)>,
 }
 
 /// A webhook on 127.0.0.1 that records every POST and behaves as scripted.
@@ -106,6 +116,7 @@ impl FakeWebhook {
             seen: tx,
             script: Arc::default(),
             otherwise: Behaviour::Answer(200),
+            down_until: None,
         };
         let up = Arc::new(Mutex::new(None));
         let came_up = up.clone();
@@ -120,12 +131,27 @@ impl FakeWebhook {
         Self { addr, seen, up }
     }
 
+    /// A platform on `listener` that answers 503 while `clock` reads before `up_at`, then 200.
+    fn down_until(listener: TcpListener, clock: ManualClock, up_at: Timestamp) -> Self {
+        Self::serve_with(listener, Vec::new(), Behaviour::Answer(200), Some((clock, up_at)))
+    }
+
     fn serve(listener: TcpListener, script: Vec<Behaviour>, otherwise: Behaviour) -> Self {
+        Self::serve_with(listener, script, otherwise, None)
+    }
+
+    fn serve_with(
+        listener: TcpListener,
+        script: Vec<Behaviour>,
+        otherwise: Behaviour,
+        down_until: Option<(ManualClock, Timestamp)>,
+    ) -> Self {
         let (tx, seen) = mpsc::unbounded_channel();
         let state = FakeState {
             seen: tx,
             script: Arc::new(Mutex::new(script.into())),
             otherwise,
+            down_until,
         };
         let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new().fallback(answer).with_state(state);
@@ -155,9 +181,19 @@ impl FakeWebhook {
 }
 
 async fn answer(State(state): State<FakeState>, headers: HeaderMap, body: Bytes) -> Response {
-    let behaviour = state.script.lock().pop_front().unwrap_or(state.otherwise);
+    let scripted = state.script.lock().pop_front().unwrap_or(state.otherwise);
+    let clock_at = state.down_until.as_ref().map(|(clock, _)| clock.now());
+    let behaviour = match (&state.down_until, clock_at) {
+        (Some((_, up_at)), Some(now)) if now < *up_at => Behaviour::Answer(503),
+        _ => scripted,
+    };
     let _ = state.seen.send(Seen {
         at: wall(),
+        clock_at,
+        answered: match behaviour {
+            Behaviour::Answer(status) => status,
+            Behaviour::Hang => 0,
+        },
         key: headers
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
@@ -320,4 +356,85 @@ async fn r24_a_message_whose_attempts_run_out_fails_visibly_and_its_retry_is_del
         history(&mut ana, &chat).await[seq as usize]["delivery"]["status"],
         "sent"
     );
+}
+
+#[tokio::test]
+async fn r24_a_platform_down_for_a_minute_by_the_engines_clock_gets_every_message_after_in_order() {
+    // Backoffs run on the engine's clock: this minute-long outage is crossed by moving it.
+    let retry = Retry {
+        attempts: 100,
+        first_backoff: StdDuration::from_secs(1),
+        max_backoff: StdDuration::from_secs(15),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/outbound", listener.local_addr().expect("addr"));
+    let server = server(url, StdDuration::from_secs(5), retry).await;
+    let start = server.now();
+    let up_at = start + Duration::minutes(1);
+    let mut platform = FakeWebhook::down_until(listener, server.clock.clone(), up_at);
+    let mut ana = server.agent("ana").connect().await;
+    let chat_a = ana.serves(&server.customer("webchat", "visitor-m1")).await;
+    let chat_b = ana.serves(&server.customer("sms", "+4915100000078")).await;
+    let texts = |chat: &str| -> Vec<String> { (1..=3).map(|n| format!("{chat} #{n}")).collect() };
+    for n in 0..3 {
+        for chat in [&chat_a, &chat_b] {
+            ana.send_message(chat, &texts(chat)[n]).await.expect_ok();
+        }
+    }
+
+    // The minute goes by in steps of five seconds; each step, what the platform got meanwhile.
+    let mut refused: Vec<Seen> = Vec::new();
+    let mut arrived: Vec<Seen> = Vec::new();
+    while arrived.len() < 6 {
+        assert!(
+            server.now() < up_at + Duration::minutes(2),
+            "not all delivered two minutes after the platform came back: {arrived:?}"
+        );
+        while let Ok(Some(seen)) = timeout(StdDuration::from_millis(200), platform.seen.recv()).await {
+            match seen.answered {
+                200 => arrived.push(seen),
+                _ => refused.push(seen),
+            }
+        }
+        server.advance(Duration::seconds(5));
+    }
+
+    assert!(
+        refused.iter().all(|s| s.clock_at < Some(up_at)),
+        "only the outage refused"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|s| s.clock_at >= Some(start + Duration::seconds(40))),
+        "attempts went on through the minute: {:?}",
+        refused.iter().map(|s| s.clock_at).collect::<Vec<_>>()
+    );
+    for seen in &arrived {
+        assert!(
+            seen.clock_at >= Some(up_at),
+            "delivered only once the platform was up"
+        );
+        // Every attempt of a message carried the same key as the one that got through.
+        for attempt in refused.iter().filter(|r| r.text() == seen.text()) {
+            assert_eq!(
+                attempt.key,
+                seen.key,
+                "one key on every attempt of {}",
+                seen.text()
+            );
+        }
+    }
+    for chat in [&chat_a, &chat_b] {
+        let got: Vec<&str> = arrived
+            .iter()
+            .filter(|s| s.chat() == chat.as_str())
+            .map(Seen::text)
+            .collect();
+        assert_eq!(got, texts(chat), "chat {chat}: each once, in order");
+    }
+    for _ in 0..6 {
+        status_until(&mut ana, "sent").await;
+    }
+    assert!(platform.seen.try_recv().is_err(), "a message went twice");
 }

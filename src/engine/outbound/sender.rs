@@ -132,8 +132,8 @@ impl Scheduler {
         let (engine, connector) = (self.engine.clone(), self.connector.clone());
         let send = async move {
             // The backoff of an earlier attempt, or the platform's `Retry-After`.
-            if let Some(delay) = item.next_at.and_then(|at| (at - engine.now()).to_std().ok()) {
-                tokio::time::sleep(delay).await;
+            if let Some(at) = item.next_at {
+                engine.wait_until(at).await;
             }
             let outcome = connector.send(&item, engine.now()).await;
             (item, outcome)
