@@ -84,6 +84,7 @@ fn routes(state: AppState) -> Router {
         .route("/v1/analytics", get(analytics::report))
         .route("/v1/token", post(auth::renew))
         .route("/v1/channels/{channel}/messages", post(ingress::message))
+        .route("/v1/channels/{channel}/statuses", post(ingress::status))
         .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
         .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
         .route(

@@ -689,6 +689,61 @@ pub struct InboundMessage {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// A platform's news about a message the engine sent through the channel's webhook
+/// (`POST /v1/channels/{channel}/statuses`, R25): what a native platform's status webhook
+/// says, for channels served by an adapter of your own. `provider_id` is the `id` the webhook
+/// answered when it took the message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReport {
+    /// The platform's id of the message: the `id` your webhook answered for it.
+    pub provider_id: String,
+    /// How far it got.
+    pub status: ReportedStatus,
+    /// Why it failed, in the platform's words (only with `failed`).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When the platform sent the news; required on a channel whose webhooks are signed, as
+    /// for messages.
+    #[serde(default)]
+    #[serde(with = "crate::clock::rfc3339::option")]
+    #[schemars(with = "Option<Timestamp>")]
+    pub sent_at: Option<Timestamp>,
+}
+
+/// The statuses a platform reports (R25); a report may only move a message further along
+/// (`failed` may follow `sent`, never `delivered`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedStatus {
+    /// The platform took it.
+    Sent,
+    /// It reached the customer's device.
+    Delivered,
+    /// The customer read it.
+    Read,
+    /// It will not arrive.
+    Failed,
+}
+
+impl DeliveryReport {
+    /// The core's delivery this report means.
+    pub fn delivery(&self) -> crate::core::Delivery {
+        use crate::core::Delivery as Core;
+        match self.status {
+            ReportedStatus::Sent => Core::Sent,
+            ReportedStatus::Delivered => Core::Delivered,
+            ReportedStatus::Read => Core::Read,
+            ReportedStatus::Failed => Core::Failed {
+                reason: self
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "the platform gave no reason".into()),
+            },
+        }
+    }
+}
+
 /// A customer entering or leaving a bot journey (`POST /v1/channels/{channel}/bot/start` and
 /// `…/bot/handover`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

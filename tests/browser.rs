@@ -210,14 +210,13 @@ hours = {{ time_zone = "UTC" }}
 }
 
 /// The platform the engine's outbound webhook posts to, on a free port: it takes every message
-/// (200 with an `id`), except the first sending of a text holding [`FAIL_ONCE`], which it
+/// (200 with an `id` naming its text), except the first sending of a text holding [`FAIL_ONCE`], which it
 /// refuses for good (400, [`REFUSAL`]). Runs for as long as the test.
 fn fake_platform() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake platform");
     let addr = listener.local_addr().expect("the fake platform's address");
     std::thread::spawn(move || {
         let mut refused = HashSet::new();
-        let mut taken = 0u64;
         for stream in listener.incoming().map_while(Result::ok) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let Some(body) = read_request(&stream) else {
@@ -227,11 +226,13 @@ fn fake_platform() -> SocketAddr {
                 .ok()
                 .and_then(|m| m.get("text").and_then(|t| t.as_str()).map(str::to_owned))
                 .unwrap_or_default();
-            let (status, answer) = if text.contains(FAIL_ONCE) && refused.insert(text) {
+            let (status, answer) = if text.contains(FAIL_ONCE) && refused.insert(text.clone()) {
                 ("400 Bad Request", REFUSAL.to_owned())
             } else {
-                taken += 1;
-                ("200 OK", format!(r#"{{"id":"fake-{taken}"}}"#))
+                // The id names the text, so the page's script can report the message's
+                // delivery by it (POST /v1/channels/{channel}/statuses).
+                let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
+                ("200 OK", format!(r#"{{"id":"fake-{hex}"}}"#))
             };
             let mut stream = stream;
             let _ = write!(

@@ -16,7 +16,7 @@ use serde_json::Value;
 use switchboard::protocol::schema;
 use switchboard::protocol::supervisor::{AnalyticsReport, SupervisorFrame, SupervisorServerFrame};
 use switchboard::protocol::{
-    BotRequest, ClientFrame, InboundMessage, IngressReceipt, OutboundMessage, ServerFrame,
+    BotRequest, ClientFrame, DeliveryReport, InboundMessage, IngressReceipt, OutboundMessage, ServerFrame,
 };
 
 const BLESS: &str = "SWITCHBOARD_BLESS";
@@ -516,6 +516,7 @@ fn readme_example_frames_are_exactly_what_the_types_read_and_write() {
                     "analytics-report" => (round_trip::<AnalyticsReport>(value), true),
                     "inbound-message" => (round_trip::<InboundMessage>(value), false),
                     "bot-request" => (round_trip::<BotRequest>(value), false),
+                    "delivery-report" => (round_trip::<DeliveryReport>(value), false),
                     "ingress-receipt" => (round_trip::<IngressReceipt>(value), true),
                     "outbound-message" => (round_trip::<OutboundMessage>(value), true),
                     other => (Err(format!("no type for http body `{other}`")), false),

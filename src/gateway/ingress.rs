@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, MissingJsonContentType};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::de::DeserializeOwned;
 
@@ -14,7 +14,7 @@ use super::webhook::{self, Signature};
 use super::{auth, AppState};
 use crate::clock::Timestamp;
 use crate::core::Channel;
-use crate::protocol::{BotRequest, InboundMessage, IngressReceipt};
+use crate::protocol::{BotRequest, DeliveryReport, InboundMessage, IngressReceipt};
 
 fn channel(name: &str) -> Result<Channel, ApiError> {
     name.parse().map_err(|e: crate::core::channel::UnknownChannel| {
@@ -102,6 +102,16 @@ impl ChannelCall for InboundMessage {
     }
 }
 
+impl ChannelCall for DeliveryReport {
+    fn check(&self) -> Result<(), ApiError> {
+        non_empty("provider_id", &self.provider_id)
+    }
+
+    fn sent_at(&self) -> Option<Timestamp> {
+        self.sent_at
+    }
+}
+
 impl ChannelCall for BotRequest {
     fn check(&self) -> Result<(), ApiError> {
         non_empty("from", &self.from)
@@ -160,4 +170,25 @@ pub async fn bot_handover(
     let receipt = state.engine.hand_over(channel, request)?;
     until_durable(&state.engine).await?;
     Ok(Json(receipt))
+}
+
+/// `POST /v1/channels/{channel}/statuses`: the channel's adapter reports how far a message
+/// the engine sent got (R25). A status of a message the engine does not know is ignored, as a
+/// platform's status of another system's sends would be; either way the answer is 204 once
+/// what it changed is durable.
+pub async fn status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (channel, report) = channel_call::<DeliveryReport>(&state, &name, &headers, body)?;
+    let known = state
+        .engine
+        .delivery_status(channel, &report.provider_id, report.delivery());
+    if !known {
+        tracing::debug!(%channel, provider_id = %report.provider_id, "a status of a message the engine does not know");
+    }
+    until_durable(&state.engine).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::supervisor::{AnalyticsReport, SupervisorFrame, SupervisorServerFrame};
 use super::{
-    BotRequest, ClientFrame, InboundMessage, IngressReceipt, OutboundMessage, ServerFrame, PROTOCOL_VERSION,
+    BotRequest, ClientFrame, DeliveryReport, InboundMessage, IngressReceipt, OutboundMessage, ServerFrame,
+    PROTOCOL_VERSION,
 };
 
 /// Where the agent WebSocket lives, relative to the engine's address.
@@ -48,6 +49,10 @@ pub fn files() -> Vec<(String, String)> {
             incoming::<InboundMessage>(),
         ),
         ("protocol/schema/http/bot-request.json", incoming::<BotRequest>()),
+        (
+            "protocol/schema/http/delivery-report.json",
+            incoming::<DeliveryReport>(),
+        ),
         (
             "protocol/schema/http/ingress-receipt.json",
             outgoing::<IngressReceipt>(),

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
 use parking_lot::Mutex;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use switchboard::clock::{Clock, ManualClock, Timestamp};
 use switchboard::engine::outbound::connector::Connector;
@@ -183,6 +184,11 @@ impl FakeWebhook {
 async fn answer(State(state): State<FakeState>, headers: HeaderMap, body: Bytes) -> Response {
     let scripted = state.script.lock().pop_front().unwrap_or(state.otherwise);
     let clock_at = state.down_until.as_ref().map(|(clock, _)| clock.now());
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let behaviour = match (&state.down_until, clock_at) {
         (Some((_, up_at)), Some(now)) if now < *up_at => Behaviour::Answer(503),
         _ => scripted,
@@ -194,20 +200,23 @@ async fn answer(State(state): State<FakeState>, headers: HeaderMap, body: Bytes)
             Behaviour::Answer(status) => status,
             Behaviour::Hang => 0,
         },
-        key: headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
+        key: key.clone(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     });
     match behaviour {
+        // Taken: the platform's id of the message, which its statuses will name.
+        Behaviour::Answer(200) => axum::Json(json!({ "id": provider_id(&key) })).into_response(),
         Behaviour::Answer(status) => {
             let status = AxumStatus::from_u16(status).expect("a status");
             (status, axum::Json(json!({ "error": "scripted" }))).into_response()
         }
         Behaviour::Hang => std::future::pending().await,
     }
+}
+
+/// The id the fake platform gives the message it took under `key`.
+fn provider_id(key: &str) -> String {
+    format!("fp-{key}")
 }
 
 /// The `message_status` pushes until one says `status`; that one.
@@ -437,4 +446,63 @@ async fn r24_a_platform_down_for_a_minute_by_the_engines_clock_gets_every_messag
         status_until(&mut ana, "sent").await;
     }
     assert!(platform.seen.try_recv().is_err(), "a message went twice");
+}
+
+#[tokio::test]
+async fn r25_an_adapters_statuses_posted_to_the_generic_ingress_reach_the_owner_and_the_history() {
+    let mut platform = FakeWebhook::start(Vec::new(), Behaviour::Answer(200)).await;
+    let server = server(platform.url(), StdDuration::from_secs(5), retry(3)).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("webchat", "visitor-s1")).await;
+    ana.send_message(&chat, "your parcel left the depot")
+        .await
+        .expect_ok();
+    let id = provider_id(&platform.next().await.key);
+    let sent = status_until(&mut ana, "sent").await;
+    let seq = sent["seq"].as_u64().expect("seq") as usize;
+    let report = |status: &str| json!({ "provider_id": id, "status": status }).to_string();
+
+    for status in ["delivered", "read"] {
+        let (code, _) = server
+            .post_raw("/v1/channels/webchat/statuses", &report(status))
+            .await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{status}");
+        let pushed = status_until(&mut ana, status).await;
+        assert_eq!(pushed["chat_id"], chat.as_str());
+        assert_eq!(pushed["seq"].as_u64(), Some(seq as u64));
+        assert_eq!(history(&mut ana, &chat).await[seq]["delivery"]["status"], status);
+    }
+
+    // A late `sent` does not move a read message back, and an id nobody sent is ignored.
+    let (code, _) = server
+        .post_raw("/v1/channels/webchat/statuses", &report("sent"))
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let unknown = json!({ "provider_id": "fp-nobody", "status": "delivered" }).to_string();
+    let (code, _) = server.post_raw("/v1/channels/webchat/statuses", &unknown).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    ana.expect_no_push("message_status").await;
+    assert_eq!(history(&mut ana, &chat).await[seq]["delivery"]["status"], "read");
+
+    // Bad reports are refused, naming what was wrong, and change nothing.
+    for (body, names) in [
+        (json!({ "provider_id": id, "status": "lost" }).to_string(), "lost"),
+        (
+            json!({ "provider_id": " ", "status": "read" }).to_string(),
+            "provider_id",
+        ),
+        (
+            json!({ "provider_id": id, "status": "read", "seen": true }).to_string(),
+            "seen",
+        ),
+    ] {
+        let (code, error) = server.post_raw("/v1/channels/webchat/statuses", &body).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+        assert!(error.to_string().contains(names), "{body}: {error}");
+    }
+    let (code, _) = server
+        .post_raw("/v1/channels/carrier-pigeon/statuses", &report("read"))
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    ana.expect_no_push("message_status").await;
 }

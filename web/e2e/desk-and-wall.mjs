@@ -32,8 +32,9 @@
 // Delivery (R23–R25), when the engine's outbound webhook refuses a text holding FAIL_ONCE the
 // first time (FAIL_ONCE set): in Mia's chat ana's message shows its tick and reaches sent; a
 // FAIL_ONCE message shows "Not delivered" with the platform's reason (REFUSAL) and a Retry,
-// which sends it again until it reaches sent. Delivered and read, and customers' attachments,
-// which the test's engine cannot produce (no native platform), are fed to the page as pushes
+// which sends it again until it reaches sent; the platform then reports the message delivered
+// and read through the engine's status ingress, and the desk shows the ticks. Customers'
+// attachments, which the test's generic channel cannot carry, are fed to the page as pushes
 // through window.desk.push, checking only how the desk shows them.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default target/screenshots),
@@ -497,13 +498,12 @@ try {
       if (await messageIn(desk.ana, refused).locator("button.retry").count()) fail("desk A: Retry still shown after the message was sent");
     });
 
-    await step("delivered and read statuses (message_status pushes fed to the page: the test's platform reports none) show ✓✓ Delivered, then ✓✓ Read", async () => {
-      const seq = Number(await messageIn(desk.ana, plain).getAttribute("data-seq"));
-      if (!Number.isInteger(seq)) fail(`desk A: the message "${plain}" has no data-seq: ${await show(desk.ana, "#history")}`);
-      const status = (delivery) => ({ kind: "message_status", chat_id: mia.chat_id, seq, delivery });
-      await desk.ana.evaluate((e) => window.desk.push(e), status({ status: "delivered" }));
+    await step("the platform reports the message delivered, then read (POST /v1/channels/whatsapp/statuses with the id it gave it): her desk shows ✓✓ Delivered, then ✓✓ Read", async () => {
+      // The test's platform answers every message it takes with the id "fake-<its text in hex>".
+      const provider_id = `fake-${Buffer.from(plain, "utf8").toString("hex")}`;
+      await http("POST", "/v1/channels/whatsapp/statuses", { provider_id, status: "delivered" });
       await deliveryIs(desk.ana, plain, "delivered", "✓✓Delivered");
-      await desk.ana.evaluate((e) => window.desk.push(e), status({ status: "read" }));
+      await http("POST", "/v1/channels/whatsapp/statuses", { provider_id, status: "read" });
       await deliveryIs(desk.ana, plain, "read", "✓✓Read");
     });
 
