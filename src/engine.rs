@@ -179,7 +179,7 @@ pub struct Engine {
     clock: SharedClock,
     config: EngineConfig,
     queue_of: HashMap<Channel, QueueId>,
-    /// The agents' profiles and tokens.
+    /// The agents' profiles and their tokens' digests.
     directory: Directory,
     /// The customers' files, and which holds which chat and address.
     customers: Customers,

@@ -147,6 +147,8 @@ async fn main() -> anyhow::Result<()> {
 
     let (outbound, outbound_rx) = Outbound::channel();
     let engine = Engine::with_store(engine_config, Arc::new(SystemClock), outbound, store.clone());
+    // The configured agents first: the restore then brings back the agents recorded over
+    // the admin API, replacing a configured one of the same id (R27; `Engine::restore`).
     for agent in config.agents() {
         let (profile, token) = agent.into_profile();
         engine.upsert_agent(profile, token);

@@ -286,6 +286,37 @@ impl Security {
     }
 }
 
+/// A SHA-256 digest of a static agent token: what the engine keeps and the store records
+/// instead of the token, so that neither memory dumps nor the database file hand out a
+/// working credential. A presented token is hashed and looked up by its digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The digest of `token`.
+    pub fn of(token: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// A digest read back from storage; none unless it is 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    // A digest of a short development token is easy to reverse: kept out of logs anyway.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
 /// Compares two secrets in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -39,7 +39,7 @@ use rusqlite::Connection;
 pub use archive::{ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveRow, Scope, MAX_PAGE};
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
-pub use records::{Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
+pub use records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
 pub use writer::Receipt;
 
 use progress::Progress;

@@ -10,44 +10,65 @@ use crate::ids::AgentId;
 use crate::protocol::supervisor::QueueView;
 use crate::protocol::Push;
 use crate::refusal::Refusal;
+use crate::security::TokenHash;
+use crate::store::{AgentRecord, Change};
+
+/// Whether an upsert is recorded in the store.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Record {
+    /// From the admin API: recorded (R27).
+    Yes,
+    /// Configured, or brought back by the restore: not recorded again.
+    No,
+}
 
 impl Engine {
     /// Records an agent's limit in the store; the caller holds the router's lock.
     fn store_limit(&self, id: &AgentId, limit: u32) {
+        self.store_change(Change::SetAgentLimit {
+            agent: id.clone(),
+            limit,
+        });
+    }
+
+    /// Hands `change` to the store, if there is one, without waiting: the caller answers
+    /// after the engine's write point is reached (the gateway's `until_durable`).
+    fn store_change(&self, change: Change) {
         if let Some(store) = &self.store {
-            let _receipt = store.submit(vec![crate::store::Change::SetAgentLimit {
-                agent: id.clone(),
-                limit,
-            }]);
+            let _receipt = store.submit(vec![change]);
         }
     }
 
-    /// [`Engine::upsert_agent`] from the admin API: the limit it sets is a live change, kept
-    /// across restarts like one a supervisor makes (the configured agents are not recorded:
-    /// the configuration is their record).
+    /// [`Engine::upsert_agent`] from the admin API: the whole agent (profile, and the digest of
+    /// its token if one is given) is recorded, so it outlives a restart (R27). On start a
+    /// recorded agent replaces a configured one of the same id (see [`Engine::restore`]).
     pub fn upsert_agent_live(&self, profile: AgentProfile, token: Option<String>) {
-        self.upsert(profile, token, true);
+        self.upsert(profile, token.as_deref().map(TokenHash::of), Record::Yes);
     }
 
     /// Creates or updates an agent; `token` (if given) then identifies it on the WebSocket.
+    /// Not recorded: for the configured agents, whose record is the configuration.
     pub fn upsert_agent(&self, profile: AgentProfile, token: Option<String>) {
-        self.upsert(profile, token, false);
+        self.upsert(profile, token.as_deref().map(TokenHash::of), Record::No);
     }
 
-    fn upsert(&self, profile: AgentProfile, token: Option<String>, record_limit: bool) {
+    /// Creates or updates an agent; without a token it keeps the one it has.
+    pub(super) fn upsert(&self, profile: AgentProfile, token: Option<TokenHash>, record: Record) {
         let id = profile.id.clone();
-        let (limit, spec) = (profile.limit, profile.seat_spec());
-        if let Some(token) = token {
-            self.directory.set_token(&id, token);
-        }
+        let spec = profile.seat_spec();
         let now = self.now();
-        // Profile and seat change together under the router's lock (see `remove_agent`).
+        // Profile, token and seat change together under the router's lock (see
+        // `remove_agent`).
         let existed = self.with_router(|r| {
-            let existed = self.directory.insert(profile);
-            if record_limit {
-                // Under the same lock as the router's change, like `set_limit`.
-                self.store_limit(&id, limit);
+            if let Some(token) = token {
+                self.directory.set_token(&id, token);
             }
+            if record == Record::Yes {
+                // Under the same lock as the router's change, like `set_limit`: of two
+                // concurrent upserts the one the router keeps is the one stored last.
+                self.store_change(Change::UpsertAgent(AgentRecord::of(&profile, token)));
+            }
+            let existed = self.directory.insert(profile);
             (existed, r.upsert_seat(&id, spec, now))
         });
         if existed {
@@ -55,14 +76,20 @@ impl Engine {
         }
     }
 
-    /// Removes an agent. Its chats stay as they are; its pending offers go back to the queue.
-    /// Its seat stays in the router (offline) so that the chats it still owns keep counting.
+    /// Removes an agent, and records that it is gone (R27). Its chats stay as they are; its
+    /// pending offers go back to the queue. Its seat stays in the router (offline) so that
+    /// the chats it still owns keep counting.
+    ///
+    /// A configured agent comes back on the next start, as the configuration still names it.
     pub fn remove_agent(&self, id: &AgentId) -> Result<(), Refusal> {
         let now = self.now();
         // Under the router's lock, so that a concurrent upsert of the same id cannot leave a
-        // profile without a seat or the other way round.
+        // profile without a seat or the other way round, nor the store out of step with them.
         self.with_router(|r| match self.directory.remove(id) {
-            true => (Ok(()), r.retire_seat(id, now)),
+            true => {
+                self.store_change(Change::RemoveAgent { agent: id.clone() });
+                (Ok(()), r.retire_seat(id, now))
+            }
             false => (Err(Refusal::not_found("agent", id)), Vec::new()),
         })?;
         self.directory.revoke_token(id);
@@ -112,12 +139,10 @@ impl Engine {
         self.try_router(|r| {
             let events = r.set_skills(id, skills.clone(), now)?;
             // Under the router's lock, as for limits: the last change kept is the last stored.
-            if let Some(store) = &self.store {
-                let _receipt = store.submit(vec![crate::store::Change::SetAgentSkills {
-                    agent: id.clone(),
-                    skills,
-                }]);
-            }
+            self.store_change(Change::SetAgentSkills {
+                agent: id.clone(),
+                skills,
+            });
             Ok(events)
         })
     }

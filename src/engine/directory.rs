@@ -3,25 +3,31 @@
 //! A component with its own maps and no lock of the engine's order: its shard guards are never
 //! held while anything else is taken, and what it returns is cloned out. Keeping a profile and
 //! the router's seat in step is the caller's job (under the router's lock: `agents.rs`).
+//!
+//! Tokens are kept as SHA-256 digests ([`TokenHash`]), never in clear: the store records the
+//! same digest (R27), so a token given over the admin API still opens the agent's socket after
+//! a restart, and the database holds nothing that opens one.
 
 use dashmap::DashMap;
 
 use crate::core::{AgentProfile, Skills};
 use crate::ids::AgentId;
+use crate::security::TokenHash;
 
 /// Every agent's profile and token.
 #[derive(Debug, Default)]
 pub(super) struct Directory {
     profiles: DashMap<AgentId, AgentProfile>,
-    tokens: DashMap<String, AgentId>,
+    tokens: DashMap<TokenHash, AgentId>,
     /// The other way round, so that replacing or revoking a token is not a scan.
-    token_of: DashMap<AgentId, String>,
+    token_of: DashMap<AgentId, TokenHash>,
 }
 
 impl Directory {
-    /// `token` now stands for `agent`, and the agent's previous token for nobody.
-    pub(super) fn set_token(&self, agent: &AgentId, token: String) {
-        if let Some(old) = self.token_of.insert(agent.clone(), token.clone()) {
+    /// The token whose digest is `token` now stands for `agent`, and the agent's previous
+    /// token for nobody.
+    pub(super) fn set_token(&self, agent: &AgentId, token: TokenHash) {
+        if let Some(old) = self.token_of.insert(agent.clone(), token) {
             self.tokens.remove(&old);
         }
         self.tokens.insert(token, agent.clone());
@@ -55,9 +61,9 @@ impl Directory {
         self.profiles.get(agent).map(|p| p.clone())
     }
 
-    /// The agent `token` stands for.
+    /// The agent `token` stands for: looked up by its digest.
     pub(super) fn by_token(&self, token: &str) -> Option<AgentProfile> {
-        let agent = self.tokens.get(token)?.clone();
+        let agent = self.tokens.get(&TokenHash::of(token))?.clone();
         self.profile(&agent)
     }
 
@@ -112,8 +118,8 @@ mod tests {
         let d = Directory::default();
         let ana = AgentId::from("ana");
         d.insert(profile("ana"));
-        d.set_token(&ana, "t1".into());
-        d.set_token(&ana, "t2".into());
+        d.set_token(&ana, TokenHash::of("t1"));
+        d.set_token(&ana, TokenHash::of("t2"));
         assert!(d.by_token("t1").is_none(), "the old token is gone");
         assert_eq!(d.by_token("t2").map(|p| p.id), Some(ana.clone()));
         assert!(d.remove(&ana));

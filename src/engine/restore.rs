@@ -10,6 +10,7 @@
 //! them, so memory does not grow with the archive. While the engine runs, [`Engine::evict_archived`]
 //! lets go of the chats that leave their window the same way.
 
+use super::agents::Record;
 use super::outbound::OutboxItem;
 use super::timers::Timer;
 use super::{Engine, SharedFile};
@@ -24,6 +25,8 @@ use std::sync::atomic::Ordering;
 /// What a restore brought back, for the start-up log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
+    /// Agents created or changed over the admin API (R27).
+    pub agents: usize,
     /// Customers known.
     pub customers: usize,
     /// Chats back in memory (live, or closed and still inside their window).
@@ -46,16 +49,31 @@ pub struct Restored {
 impl Engine {
     /// Restores what `store` holds into this engine. Call once, after the configured agents
     /// are added and before serving: it assumes an engine with no customers yet.
+    ///
+    /// Agents first, then what was set live, then the chats (R27):
+    /// - an agent the admin API created or changed comes back whole, with the digest of its
+    ///   token; a recorded agent **replaces** a configured one of the same id, so a change
+    ///   made over the API is not undone by the configuration on every start (to go back to
+    ///   the configured profile, send it again over the API);
+    /// - limits and skills set live since then apply on top;
+    /// - only then the chats, so that those of an agent created over the API count toward its
+    ///   load again.
     pub fn restore(&self, store: &Store) -> Result<Restored, StoreError> {
         let now = self.now();
         let snapshot = store.load()?;
         let mut restored = Restored {
+            agents: snapshot.agents.len(),
             customers: snapshot.customers.len(),
             events: snapshot.events.len(),
             ..Restored::default()
         };
         for event in snapshot.events {
             self.analytics.record(event);
+        }
+        for record in snapshot.agents {
+            let (profile, token) = record.into_profile();
+            // Already on disk: recording it again would only cost a write.
+            self.upsert(profile, token, Record::No);
         }
         for (agent, limit) in snapshot.agent_limits {
             // A limit set by a supervisor outlives the configured one until set again.
@@ -232,7 +250,7 @@ impl Engine {
             }
             Stage::Active { owner } | Stage::Snoozed { owner, .. } => {
                 if !self.with_router(|r| (r.restore_load(owner, chat.channel), Vec::new())) {
-                    tracing::warn!(%owner, chat = %chat.id, "restored chat's owner is not a configured agent");
+                    tracing::warn!(%owner, chat = %chat.id, "restored chat's owner is neither configured nor recorded: a removed agent");
                 }
                 let Some(SnoozeUntil::Time { at }) = chat.stage.snooze() else {
                     return 0;

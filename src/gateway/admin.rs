@@ -1,4 +1,8 @@
 //! The admin API: agents and queues, so that a harness can create thousands of agents.
+//!
+//! Agents created, changed or removed here are recorded in the store and answered only once
+//! that is on disk, so they survive a restart (R27); static tokens are stored as SHA-256
+//! digests only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +40,7 @@ pub async fn list_agents(State(engine): State<Arc<Engine>>) -> Json<Vec<AgentSta
     Json(engine.agent_statuses())
 }
 
-/// `POST /v1/admin/agents`: create (or replace) one agent.
+/// `POST /v1/admin/agents`: create (or replace) one agent; answered once it is on disk.
 pub async fn create_agent(
     State(engine): State<Arc<Engine>>,
     body: Result<Json<AgentConfig>, JsonRejection>,
@@ -90,12 +94,13 @@ pub async fn update_agent(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /v1/admin/agents/{id}`.
+/// `DELETE /v1/admin/agents/{id}`: answered once the removal is on disk (R27).
 pub async fn delete_agent(
     State(engine): State<Arc<Engine>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     engine.remove_agent(&AgentId::from(id))?;
+    until_durable(&engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

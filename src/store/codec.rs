@@ -10,10 +10,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::records::{ChatRecord, CustomerRecord};
+use super::records::{AgentRecord, ChatRecord, CustomerRecord};
 use super::StoreError;
 use crate::clock::Timestamp;
+use crate::core::agent::Role;
 use crate::core::analytics::EventKind;
+use crate::core::channel::Channel;
 use crate::core::chat::{
     Author, ChatState, CloseReason, Delivery, MediaKind, MessageKind, Payload, SnoozeUntil, Stage,
 };
@@ -21,6 +23,7 @@ use crate::core::customer::Profile;
 use crate::core::queue::RoutingAsk;
 use crate::core::rejection::ErrorCode;
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
+use crate::security::TokenHash;
 
 /// `t` as nanoseconds since the epoch; the range is 1677–2262.
 pub(crate) fn nanos(t: &Timestamp) -> Result<i64, StoreError> {
@@ -123,6 +126,38 @@ impl Stored for MessageKind {
             MessageKind::Template => "template",
             MessageKind::Notice => "notice",
             MessageKind::AfterHours => "after_hours",
+        }
+    }
+}
+
+impl Stored for Role {
+    const ALL: &'static [Self] = &[Role::Agent, Role::Supervisor, Role::Admin];
+
+    fn stored(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The same names as [`Channel::as_str`], which the `chats` and `analytics_events` columns
+/// hold (a test keeps the two in step); written out here for the same reason as the others.
+impl Stored for Channel {
+    const ALL: &'static [Self] = &Channel::ALL;
+
+    fn stored(self) -> &'static str {
+        match self {
+            Channel::Whatsapp => "whatsapp",
+            Channel::Messenger => "messenger",
+            Channel::Instagram => "instagram",
+            Channel::Wechat => "wechat",
+            Channel::Telegram => "telegram",
+            Channel::Line => "line",
+            Channel::Webchat => "webchat",
+            Channel::Sms => "sms",
+            Channel::Email => "email",
         }
     }
 }
@@ -594,5 +629,52 @@ pub(crate) fn customer_record(r: &Row<'_>) -> rusqlite::Result<CustomerRecord> {
         opted_out: column_json(r, 5)?,
         pushed: column_json(r, 6)?,
         assigned_agent: column_id_opt(r, 7)?,
+    })
+}
+
+/// The columns [`agent_record`] reads, in its order (the writer's `upsert_agent` writes them).
+pub(crate) const AGENT_COLUMNS: &str =
+    "agent, name, role, max_active, queues, skills, channel_limits, token_sha256";
+
+/// An agent's `queues`, `skills` and `channel_limits` columns (R27): JSON with the queues'
+/// ids, the skills' names and the channels' stored names as text, none of it through the
+/// core types' own serde.
+pub(crate) fn agent_json(a: &AgentRecord) -> Result<(String, String, String), StoreError> {
+    let queues: Vec<&str> = a.queues.iter().map(|q| q.as_str()).collect();
+    let channel_limits: BTreeMap<&str, u32> = a
+        .channel_limits
+        .iter()
+        .map(|(channel, limit)| (channel.stored(), *limit))
+        .collect();
+    Ok((json(&queues)?, json(&a.skills)?, json(&channel_limits)?))
+}
+
+/// An agent row selected with [`AGENT_COLUMNS`].
+pub(crate) fn agent_record(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+    let channel_limits: BTreeMap<String, u32> = column_json(r, 6)?;
+    let token_sha256 = match r.get::<_, Option<Vec<u8>>>(7)? {
+        None => None,
+        Some(bytes) => Some(TokenHash::from_bytes(&bytes).ok_or_else(|| {
+            conversion_failure(
+                7,
+                BadValue(format!("a token digest of {} bytes, not 32", bytes.len())),
+            )
+        })?),
+    };
+    Ok(AgentRecord {
+        id: AgentId::from(r.get::<_, String>(0)?),
+        name: r.get(1)?,
+        role: column_stored(r, 2)?,
+        limit: r.get(3)?,
+        queues: column_json::<Vec<String>>(r, 4)?
+            .into_iter()
+            .map(QueueId::from)
+            .collect(),
+        skills: column_json(r, 5)?,
+        channel_limits: channel_limits
+            .into_iter()
+            .map(|(name, limit)| Ok((stored_as(6, &name)?, limit)))
+            .collect::<rusqlite::Result<_>>()?,
+        token_sha256,
     })
 }

@@ -1,12 +1,16 @@
 //! What the engine hands the store, and what the store hands back on start.
 
+use std::collections::BTreeMap;
+
 use crate::clock::Timestamp;
+use crate::core::agent::{AgentProfile, Role};
 use crate::core::analytics::Event;
 use crate::core::channel::Channel;
 use crate::core::chat::{Chat, ChatState, Delivery, Message, Stage};
 use crate::core::customer::{CustomerFile, Profile};
 use crate::core::queue::{RoutingAsk, Skills};
-use crate::ids::{AgentId, ChatId, CustomerId};
+use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
+use crate::security::TokenHash;
 
 /// One change to record. Every variant is idempotent except [`Change::Analytics`]: writing the
 /// same upsert or append twice leaves one row.
@@ -81,6 +85,69 @@ pub enum Change {
         /// Its skills now.
         skills: Skills,
     },
+    /// The admin API created or replaced an agent (R27): its whole profile. The agent's
+    /// earlier live limit and skills are superseded (their rows go, as the profile in memory
+    /// replaced them); a record without a token keeps the stored one, as the engine keeps
+    /// the agent's token when an update gives none.
+    UpsertAgent(AgentRecord),
+    /// The admin API removed an agent: its profile, live limit and live skills go together.
+    RemoveAgent {
+        /// The agent.
+        agent: AgentId,
+    },
+}
+
+/// An agent as stored (R27): an [`AgentProfile`] spelt out field by field, so that what a
+/// database holds does not follow the core type's own (de)serialisation, and a digest of its
+/// static token instead of the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// Its id.
+    pub id: AgentId,
+    /// The name shown to others.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// How many chats it may hold active at once.
+    pub limit: u32,
+    /// The queues it serves; empty means all.
+    pub queues: Vec<QueueId>,
+    /// Its skills with their levels (R19).
+    pub skills: Skills,
+    /// Its limits per channel (R22).
+    pub channel_limits: BTreeMap<Channel, u32>,
+    /// The SHA-256 of its static token, if the admin API gave it one.
+    pub token_sha256: Option<TokenHash>,
+}
+
+impl AgentRecord {
+    /// The record of `profile`, with the digest of its token if one was given.
+    pub fn of(profile: &AgentProfile, token_sha256: Option<TokenHash>) -> Self {
+        Self {
+            id: profile.id.clone(),
+            name: profile.name.clone(),
+            role: profile.role,
+            limit: profile.limit,
+            queues: profile.queues.clone(),
+            skills: profile.skills.clone(),
+            channel_limits: profile.channel_limits.clone(),
+            token_sha256,
+        }
+    }
+
+    /// The profile this records, and its token's digest.
+    pub fn into_profile(self) -> (AgentProfile, Option<TokenHash>) {
+        let profile = AgentProfile {
+            id: self.id,
+            name: self.name,
+            role: self.role,
+            limit: self.limit,
+            queues: self.queues,
+            skills: self.skills,
+            channel_limits: self.channel_limits,
+        };
+        (profile, self.token_sha256)
+    }
 }
 
 /// A customer as stored: a [`CustomerFile`] without its chats, which are stored one by one.
@@ -223,6 +290,8 @@ pub struct Snapshot {
     pub customers: Vec<CustomerFile>,
     /// Every KPI event, in the order recorded.
     pub events: Vec<Event>,
+    /// Agents created or changed over the admin API, by id (R27).
+    pub agents: Vec<AgentRecord>,
     /// Limits set by supervisors, by agent id.
     pub agent_limits: Vec<(AgentId, u32)>,
     /// Skills set live, by agent id (R19).

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -153,6 +153,29 @@ CREATE TABLE outbox (
     last_error      TEXT,
     failed          TEXT
 );
+"#;
+
+/// Version 4: agents created over the admin API are durable (R27).
+///
+/// - `agents` holds each agent the admin API created or changed, whole: name, role, limit,
+///   queues (a JSON list), skills and limits per channel (JSON objects, channels by their
+///   stored names). Configured agents that the API never touched have no row: the
+///   configuration is their record. On start a row replaces the configured profile of the
+///   same id, then `agent_limits` and `agent_skills` apply on top (an upsert deletes those two
+///   rows of its agent, as it replaces limit and skills in memory).
+/// - `token_sha256` is the SHA-256 of the agent's static token (32 bytes), never the token:
+///   the engine looks a presented token up by its digest. Null when the API gave none.
+const V4: &str = r#"
+CREATE TABLE agents (
+    agent          TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    max_active     INTEGER NOT NULL,
+    queues         TEXT NOT NULL,
+    skills         TEXT NOT NULL,
+    channel_limits TEXT NOT NULL,
+    token_sha256   BLOB
+) WITHOUT ROWID;
 "#;
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database

@@ -6,8 +6,8 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
-    chat_record, column_enum, column_event_kind, column_json, column_time, column_time_opt, customer_record,
-    CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    agent_record, chat_record, column_enum, column_event_kind, column_json, column_time, column_time_opt,
+    customer_record, AGENT_COLUMNS, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{CustomerRecord, OutboxRecord, Snapshot};
 use super::StoreError;
@@ -78,6 +78,11 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
         })
         .map_err(err)?;
 
+    let agents = tx
+        .prepare(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY agent"))
+        .and_then(|mut st| st.query_map([], agent_record)?.collect::<Result<Vec<_>, _>>())
+        .map_err(err)?;
+
     let agent_limits = tx
         .prepare("SELECT agent, max_active FROM agent_limits ORDER BY agent")
         .and_then(|mut st| {
@@ -125,6 +130,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
         customers,
         events,
         outbox,
+        agents,
         agent_limits,
         agent_skills,
     })

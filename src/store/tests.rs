@@ -1,5 +1,7 @@
 //! Tests of the store: opening, durability of acknowledged groups, restore, search, history.
 
+mod agents;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -357,6 +359,13 @@ fn issue13_every_stored_name_reads_back_as_its_variant_and_names_are_unique() {
     round_trip::<ChatState>();
     round_trip::<CloseReason>();
     round_trip::<MessageKind>();
+    round_trip::<crate::core::Role>();
+    round_trip::<Channel>();
+    // Chats and KPI events store a channel by its wire name; an agent's limits per channel by
+    // its stored one: the same names.
+    for channel in Channel::ALL {
+        assert_eq!(channel.stored(), channel.as_str());
+    }
 }
 
 #[test]

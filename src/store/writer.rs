@@ -21,11 +21,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::codec::{
-    author_columns, delivery_columns, event_columns, json, nanos, nanos_opt, payload_json, routing_json,
-    snooze_json, Stored,
+    agent_json, author_columns, delivery_columns, event_columns, json, nanos, nanos_opt, payload_json,
+    routing_json, snooze_json, Stored,
 };
 use super::progress::Progress;
-use super::records::{Change, ChatRecord, CustomerRecord, OutboxRecord};
+use super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
 use super::StoreError;
 use crate::clock::{Stopwatch, Timestamp};
 use crate::core::analytics::Event;
@@ -291,6 +291,8 @@ fn apply(conn: &Connection, path: &Path, change: &Change) -> Result<(), StoreErr
         } => outbox_attempt(conn, *id, *attempts, next_at, error),
         Change::OutboxFailed { id, reason } => outbox_failed(conn, *id, reason),
         Change::OutboxDone { id } => outbox_done(conn, *id),
+        Change::UpsertAgent(agent) => upsert_agent(conn, agent),
+        Change::RemoveAgent { agent } => remove_agent(conn, agent),
     };
     result.map_err(|failure| match failure {
         Failure::Value(e) => e,
@@ -526,5 +528,47 @@ fn set_agent_limit(conn: &Connection, agent: &AgentId, limit: u32) -> Result<(),
          ON CONFLICT (agent) DO UPDATE SET max_active = excluded.max_active",
     )?
     .execute(params![agent.as_str(), limit])?;
+    Ok(())
+}
+
+fn upsert_agent(conn: &Connection, a: &AgentRecord) -> Result<(), Failure> {
+    let (queues, skills, channel_limits) = agent_json(a)?;
+    // No token in the record: the agent keeps the one stored, as it keeps its token in memory.
+    conn.prepare_cached(
+        "INSERT INTO agents (agent, name, role, max_active, queues, skills, channel_limits, token_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (agent) DO UPDATE SET
+            name = excluded.name, role = excluded.role, max_active = excluded.max_active,
+            queues = excluded.queues, skills = excluded.skills,
+            channel_limits = excluded.channel_limits,
+            token_sha256 = COALESCE(excluded.token_sha256, agents.token_sha256)",
+    )?
+    .execute(params![
+        a.id.as_str(),
+        a.name,
+        a.role.stored(),
+        a.limit,
+        queues,
+        skills,
+        channel_limits,
+        a.token_sha256.as_ref().map(|h| h.as_bytes().as_slice()),
+    ])?;
+    // The profile replaced limit and skills in memory: live changes made before it would
+    // otherwise come back over it on the next start.
+    delete_live_settings(conn, &a.id)
+}
+
+fn remove_agent(conn: &Connection, agent: &AgentId) -> Result<(), Failure> {
+    conn.prepare_cached("DELETE FROM agents WHERE agent = ?1")?
+        .execute([agent.as_str()])?;
+    delete_live_settings(conn, agent)
+}
+
+/// Forgets the limit and skills set live for `agent`.
+fn delete_live_settings(conn: &Connection, agent: &AgentId) -> Result<(), Failure> {
+    conn.prepare_cached("DELETE FROM agent_limits WHERE agent = ?1")?
+        .execute([agent.as_str()])?;
+    conn.prepare_cached("DELETE FROM agent_skills WHERE agent = ?1")?
+        .execute([agent.as_str()])?;
     Ok(())
 }

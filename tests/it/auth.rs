@@ -7,10 +7,8 @@ use serde_json::json;
 use switchboard::core::Role;
 use switchboard::engine::EngineConfig;
 use switchboard::security::{Security, Tokens};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::support::{ts, TestServer};
+use super::support::{refusal, ts, TestServer};
 
 const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 
@@ -32,35 +30,6 @@ fn token(server: &TestServer, agent: &str, role: Role, ttl: Duration) -> String 
     Tokens::hs256(SECRET, 0)
         .mint(agent, role, server.now(), ttl)
         .expect("HS256 mints")
-}
-
-/// Tries an upgrade; the HTTP status and JSON body of a refusal, or none when it connected.
-async fn refusal(
-    server: &TestServer,
-    path: &str,
-    token: &str,
-    origin: Option<&str>,
-) -> Option<(StatusCode, serde_json::Value)> {
-    let mut request = format!("ws://{}{path}?token={token}", server.addr)
-        .into_client_request()
-        .expect("a request");
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", HeaderValue::from_str(origin).expect("a header"));
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => None,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let body = response
-                .body()
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or_default();
-            Some((response.status(), body))
-        }
-        Err(e) => panic!("the upgrade failed otherwise: {e}"),
-    }
 }
 
 #[tokio::test]

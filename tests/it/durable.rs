@@ -1,11 +1,12 @@
-//! Issue 5 over the wire: what an engine restarted on its database still knows.
+//! Issue 5 over the wire: what an engine restarted on its database still knows; R27: what
+//! was created over the APIs is part of it.
 
 use reqwest::StatusCode;
 use serde_json::json;
 
 use switchboard::core::Role;
 
-use crate::it::support::TestServer;
+use crate::it::support::{refusal, TestServer};
 
 #[tokio::test]
 async fn issue5_r06_limits_changed_live_over_the_admin_api_survive_a_restart() {
@@ -78,4 +79,97 @@ async fn issue13_a_store_failure_tells_the_client_its_kind_and_never_the_databas
     let (status, answer) = server.post_raw("/v1/channels/whatsapp/messages", &body).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     assert!(!answer.to_string().contains(".sqlite"), "{answer}");
+}
+
+#[tokio::test]
+async fn r27_an_agent_created_over_the_admin_api_survives_a_restart() {
+    let server = TestServer::start_durable(Default::default()).await;
+    let created = json!({
+        "id": "cara",
+        "name": "Cara Díaz",
+        "limit": 2,
+        "token": "cara-secret",
+        "queues": ["support"],
+        "skills": { "language:es": 4 },
+        "channel_limits": { "whatsapp": 1 }
+    });
+    let (status, body) = server.post_raw("/v1/admin/agents", &created.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Changed without a token: she keeps the one she has, across the restart too.
+    let changed = json!({
+        "id": "cara",
+        "name": "Cara Díaz",
+        "limit": 2,
+        "skills": { "language:es": 5 },
+        "channel_limits": { "whatsapp": 1 }
+    });
+    let (status, body) = server
+        .put_raw("/v1/admin/agents/cara", &changed.to_string())
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // Nobody configured: the store is her only record.
+    let server = server.restart().await;
+    let status = server.agent_status("cara").await;
+    assert_eq!(
+        (
+            &status["name"],
+            &status["limit"],
+            &status["queues"],
+            &status["skills"],
+            &status["channel_limits"]
+        ),
+        (
+            &json!("Cara Díaz"),
+            &json!(2),
+            &json!([]),
+            &json!({ "language:es": 5 }),
+            &json!({ "whatsapp": 1 })
+        ),
+        "{status:#}"
+    );
+    let mut cara = server.with_token("cara", "cara-secret").connect().await;
+    let customer = server.customer("whatsapp", "+4915100000027");
+    cara.serves(&customer).await;
+    assert_eq!(server.agent_status("cara").await["load"], 1);
+    server.check_invariants();
+}
+
+#[tokio::test]
+async fn r27_an_agent_deleted_over_the_admin_api_stays_deleted() {
+    let server = TestServer::start_durable(Default::default()).await;
+    let (status, body) = server
+        .post_raw(
+            "/v1/admin/agents",
+            &json!({ "id": "dan", "limit": 2, "token": "dan-secret" }).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    server.set_limit("dan", 3).await;
+    let dan = server.with_token("dan", "dan-secret").connect().await;
+    let (status, body) = server.delete("/v1/admin/agents/dan").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    drop(dan);
+
+    let server = server.restart().await;
+    assert!(!server.lists_agent("dan").await, "dan is not listed");
+    assert_eq!(
+        refusal(&server, "/v1/agent/ws", "dan-secret", None)
+            .await
+            .map(|(status, _)| status),
+        Some(StatusCode::UNAUTHORIZED),
+        "his token opens nothing"
+    );
+    let stored = server
+        .engine
+        .store()
+        .expect("a durable server")
+        .load()
+        .expect("the store reads");
+    assert!(
+        stored.agents.is_empty() && stored.agent_limits.is_empty(),
+        "nothing of dan is left: {:?} {:?}",
+        stored.agents,
+        stored.agent_limits
+    );
 }

@@ -27,6 +27,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use switchboard::clock::{ManualClock, Timestamp};
 use switchboard::core::{AgentProfile, Role};
@@ -456,6 +458,24 @@ impl TestServer {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `DELETE path`; answers the status and the JSON body.
+    pub(crate) async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .delete(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/admin/agents`: whether `id` is listed.
+    pub(crate) async fn lists_agent(&self, id: &str) -> bool {
+        let agents = self.get("/v1/admin/agents").await;
+        agents.as_array().is_some_and(|a| a.iter().any(|s| s["id"] == id))
+    }
+
     /// POSTs a raw body, bypassing every check; answers the status and the JSON body.
     pub(crate) async fn post_raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
         self.post_raw_with(path, &[], body).await
@@ -513,6 +533,35 @@ impl TestServer {
                 .expect("the server task did not panic")
                 .expect("the server ran without I/O errors");
         }
+    }
+}
+
+/// Tries an upgrade; the HTTP status and JSON body of a refusal, or none when it connected.
+pub(crate) async fn refusal(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    origin: Option<&str>,
+) -> Option<(StatusCode, serde_json::Value)> {
+    let mut request = format!("ws://{}{path}?token={token}", server.addr)
+        .into_client_request()
+        .expect("a request");
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", HeaderValue::from_str(origin).expect("a header"));
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or_default();
+            Some((response.status(), body))
+        }
+        Err(e) => panic!("the upgrade failed otherwise: {e}"),
     }
 }
 

@@ -140,6 +140,30 @@ impl Desk {
         caller
     }
 
+    /// Creates an agent with `limit` as the admin API does (recorded in the store, not
+    /// registered again by [`Desk::restart`]: R27) and connects it once. Its token is
+    /// `<id>-api-token`.
+    pub(super) fn api_agent(&mut self, id: &str, limit: u32) -> Caller {
+        let caller = Caller {
+            id: AgentId::from(id),
+            role: Role::Agent,
+        };
+        self.engine.upsert_agent_live(
+            AgentProfile {
+                id: caller.id.clone(),
+                name: id.to_uppercase(),
+                role: Role::Agent,
+                limit,
+                queues: Vec::new(),
+                skills: Default::default(),
+                channel_limits: Default::default(),
+            },
+            Some(format!("{id}-api-token")),
+        );
+        self.connect(&caller);
+        caller
+    }
+
     /// Opens one more connection of `who`; returns its index.
     pub(super) fn connect(&mut self, who: &Caller) -> usize {
         let (handle, _) = self.engine.connect(&who.id);

@@ -383,3 +383,84 @@ fn issue5_r03_an_older_chat_read_back_from_disk_is_not_reopened_over_a_newer_one
     assert!(desk.reopen(&ana, &newer).is_ok());
     desk.check();
 }
+
+#[test]
+fn r27_chats_of_an_api_created_agent_count_toward_its_load_after_a_restart() {
+    let mut desk = Desk::durable("api-agent");
+    // Created over the admin API: the restart registers nobody, the store has her.
+    let cara = desk.api_agent("cara", 2);
+    let chat = desk.served(&cara, Channel::Whatsapp, "+1");
+    assert_eq!(desk.load(&cara), (1, 2));
+
+    desk.clock.advance(Duration::minutes(1));
+    let restored = desk.restart();
+    assert_eq!(restored.agents, 1, "{restored:?}");
+    assert_eq!(
+        desk.engine.agent(&cara.id).map(|p| p.name),
+        Some("CARA".to_owned())
+    );
+    assert_eq!(
+        desk.engine.agent_by_token("cara-api-token").map(|p| p.id),
+        Some(cara.id.clone()),
+        "her token still stands for her"
+    );
+    assert_eq!(desk.engine.chat_state(&chat), Some(ChatState::Active));
+    assert_eq!(desk.load(&cara), (1, 2), "her chat counts toward her load again");
+    desk.check();
+
+    // So she has room for one more chat, not two.
+    desk.connect(&cara);
+    desk.served(&cara, Channel::Whatsapp, "+2");
+    assert_eq!(desk.load(&cara), (2, 2));
+    let waiting = desk
+        .say(Channel::Whatsapp, "+3", "anyone?")
+        .chat_id
+        .expect("a chat");
+    assert_eq!(desk.engine.chat_state(&waiting), Some(ChatState::Queued));
+    desk.check();
+}
+
+#[test]
+fn r27_an_agent_changed_over_the_api_keeps_its_changes_over_the_configured_profile() {
+    let mut desk = Desk::durable("api-over-config");
+    // Configured with limit 1 (and registered so again on every restart).
+    let ana = desk.agent("ana", 1);
+    desk.engine.upsert_agent_live(
+        crate::core::AgentProfile {
+            id: ana.id.clone(),
+            name: "Ana Lima".into(),
+            role: Role::Agent,
+            limit: 3,
+            queues: Vec::new(),
+            skills: [("language:es".to_owned(), 4)].into_iter().collect(),
+            channel_limits: Default::default(),
+        },
+        None,
+    );
+    // A live limit after the change applies on top of it.
+    desk.engine.set_limit(&ana.id, 4).expect("limit set");
+
+    desk.restart();
+    let profile = desk.engine.agent(&ana.id).expect("ana");
+    assert_eq!(
+        (
+            profile.name.as_str(),
+            profile.limit,
+            profile.skills.get("language:es")
+        ),
+        ("Ana Lima", 4, Some(&4)),
+        "the recorded profile replaced the configured one, the live limit on top"
+    );
+    assert!(
+        desk.engine.agent_by_token("ana-token").is_some(),
+        "changed without a token, she keeps the configured one"
+    );
+
+    // Removed over the API: the configuration still names her, so she is back on the next
+    // start, as configured and without the live limit.
+    desk.engine.remove_agent(&ana.id).expect("removed");
+    desk.restart();
+    let profile = desk.engine.agent(&ana.id).expect("configured");
+    assert_eq!((profile.name.as_str(), profile.limit), ("ANA", 1));
+    desk.check();
+}
