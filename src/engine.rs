@@ -320,6 +320,13 @@ impl Engine {
         &self.supervision
     }
 
+    /// Cuts off every agent and supervisor connection with `why`, and every later one as soon
+    /// as it is made: the engine stops serving anyone (its workspace is being unloaded).
+    pub fn close_connections(&self, why: fanout::CutOff) {
+        self.fanout.close_everyone(why);
+        self.supervision.close_everyone(why);
+    }
+
     /// What became of messages to customers this run (R24), for /metrics.
     pub fn outbox_counters(&self) -> &outbound::OutboxCounters {
         &self.outbound.counters

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingress;
 pub mod native;
 pub mod supervisor_ws;
+pub mod tenant;
 pub mod web;
 pub mod webhook;
 
@@ -24,11 +25,14 @@ use axum::routing::{get, post, put};
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::Engine;
+use crate::ids::WorkspaceId;
 use crate::metrics::{self, Metrics};
 use crate::security::Security;
+use crate::workspaces::{Background, Workspaces};
 
 /// Pending connections the kernel queues before `accept`: a burst of thousands of agents
 /// connecting at once overflows the default 128, and each dropped SYN costs its client 1 s.
@@ -52,8 +56,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The engine.
-    pub engine: Arc<Engine>,
+    /// The workspaces served; a handler reaches its own through [`tenant::Tenant`].
+    pub workspaces: Arc<Workspaces>,
     /// Flips to true when the server shuts down; every WebSocket closes on it.
     pub shutdown: watch::Receiver<bool>,
     /// The server's metrics, served at `/metrics`.
@@ -68,59 +72,60 @@ pub struct AppState {
     _alive: mpsc::Sender<()>,
 }
 
-impl axum::extract::FromRef<AppState> for Arc<Engine> {
-    fn from_ref(state: &AppState) -> Self {
-        state.engine.clone()
-    }
-}
-
 fn routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(scrape))
-        .route("/v1/agent/ws", get(agent_ws::upgrade))
-        .route("/v1/supervisor/ws", get(supervisor_ws::upgrade))
-        .route("/v1/analytics", get(analytics::report))
-        .route("/v1/token", post(auth::renew))
-        .route("/v1/channels/{channel}/messages", post(ingress::message))
-        .route("/v1/channels/{channel}/statuses", post(ingress::status))
-        .route("/v1/channels/{channel}/bot/start", post(ingress::bot_start))
-        .route("/v1/channels/{channel}/bot/handover", post(ingress::bot_handover))
-        .route(
-            "/v1/native/meta",
-            get(native::meta_handshake).post(native::meta_webhook),
-        )
-        .route("/v1/native/telegram", post(native::telegram_webhook))
-        .route("/v1/native/twilio", post(native::twilio_webhook))
-        .route(
-            "/v1/native/email",
-            // Raw mail with attachments: its own, larger limit (the innermost limit wins).
-            post(native::email_webhook).layer(DefaultBodyLimit::max(native::MAX_EMAIL_BYTES)),
-        )
+        // Each workspace's API (R27), under its name; and unprefixed for `default`, the paths
+        // of before workspaces, which keep working. `tenant::Tenant` tells them apart.
+        .nest("/v1", workspace_routes(state.clone()))
+        .nest("/v1/w/{workspace}", workspace_routes(state.clone()))
+        // The pages serve the default workspace for now.
         .route("/", get(web::desk))
         .route("/wall", get(web::wall))
         .route("/assets/{file}", get(web::asset))
-        .merge(admin_routes(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The paths of one workspace, below `/v1` or `/v1/w/{workspace}`.
+fn workspace_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/agent/ws", get(agent_ws::upgrade))
+        .route("/supervisor/ws", get(supervisor_ws::upgrade))
+        .route("/analytics", get(analytics::report))
+        .route("/token", post(auth::renew))
+        .route("/channels/{channel}/messages", post(ingress::message))
+        .route("/channels/{channel}/statuses", post(ingress::status))
+        .route("/channels/{channel}/bot/start", post(ingress::bot_start))
+        .route("/channels/{channel}/bot/handover", post(ingress::bot_handover))
+        .route(
+            "/native/meta",
+            get(native::meta_handshake).post(native::meta_webhook),
+        )
+        .route("/native/telegram", post(native::telegram_webhook))
+        .route("/native/twilio", post(native::twilio_webhook))
+        .route(
+            "/native/email",
+            // Raw mail with attachments: its own, larger limit (the innermost limit wins).
+            post(native::email_webhook).layer(DefaultBodyLimit::max(native::MAX_EMAIL_BYTES)),
+        )
+        .merge(admin_routes(state))
 }
 
 /// The admin API, behind its key when one is configured.
 fn admin_routes(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/admin/agents", get(admin::list_agents).post(admin::create_agent))
+        .route("/admin/agents/batch", post(admin::create_agents))
         .route(
-            "/v1/admin/agents",
-            get(admin::list_agents).post(admin::create_agent),
-        )
-        .route("/v1/admin/agents/batch", post(admin::create_agents))
-        .route(
-            "/v1/admin/agents/{id}",
+            "/admin/agents/{id}",
             put(admin::update_agent).delete(admin::delete_agent),
         )
-        .route("/v1/admin/agents/{id}/limit", put(admin::set_limit))
-        .route("/v1/admin/agents/{id}/skills", put(admin::set_skills))
-        .route("/v1/admin/queues", get(admin::list_queues))
+        .route("/admin/agents/{id}/limit", put(admin::set_limit))
+        .route("/admin/agents/{id}/skills", put(admin::set_skills))
+        .route("/admin/queues", get(admin::list_queues))
         .route_layer(axum::middleware::from_fn_with_state(state, auth::admin_only))
 }
 
@@ -157,7 +162,8 @@ pub async fn serve(
 
 /// Serves `engine` on `listener` until `shutdown` resolves, checking credentials and limits
 /// as `security` says, then closes every WebSocket (code 1001) and waits for them, at most
-/// `drain`.
+/// `drain`. The engine is the `default` workspace of a registry of one, with only its board
+/// task: its ticker and outbox are the caller's (see [`serve_workspaces`] for more).
 pub async fn serve_with(
     listener: TcpListener,
     engine: Arc<Engine>,
@@ -165,21 +171,56 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<()> {
+    let boards = board_runtime::BoardRuntime::start()?;
+    let workspaces = Arc::new(Workspaces::single(
+        engine,
+        Background::board_only(boards.handle()),
+    ));
+    let served = serve_workspaces(
+        listener,
+        workspaces.clone(),
+        boards.handle(),
+        security,
+        shutdown,
+        drain,
+    )
+    .await;
+    // The sockets had their drain above: nothing to wait for but the store.
+    if let Err(e) = workspaces.unload_all(Duration::ZERO).await {
+        tracing::error!(error = %e, "stopping the workspace");
+    }
+    drop(boards);
+    served
+}
+
+/// Serves `workspaces` on `listener` until `shutdown` resolves, checking credentials and
+/// limits as `security` says, then closes every WebSocket (code 1001) and waits for them, at
+/// most `drain`. Supervisor sockets run on `boards` (see [`board_runtime`]). The workspaces
+/// are still loaded when this returns: [`Workspaces::unload_all`] lets go of them.
+pub async fn serve_workspaces(
+    listener: TcpListener,
+    workspaces: Arc<Workspaces>,
+    boards: Handle,
+    security: Security,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    let metrics = Arc::new(Metrics::new(engine.clone()));
-    let boards = board_runtime::BoardRuntime::start()?;
-    // Sends the supervisors' board out; ends with the server.
-    let board = boards
-        .handle()
-        .spawn(engine.clone().run_supervision(stop_rx.clone()));
+    // One registry per server, read from the default workspace's engine for now: metrics by
+    // workspace come with issue 18's metrics increment.
+    let default = workspaces
+        .get(&WorkspaceId::default_workspace())
+        .ok_or_else(|| std::io::Error::other("no default workspace to serve"))?;
+    let metrics = Arc::new(Metrics::new(default.engine().clone()));
+    drop(default);
     let state = AppState {
-        engine,
+        workspaces,
         shutdown: stop_rx,
         metrics,
         security: Arc::new(security),
         webhooks: Arc::new(webhook::WebhookGuard::default()),
-        boards: boards.handle(),
+        boards,
         _alive: alive_tx,
     };
     let app = routes(state);
@@ -198,7 +239,5 @@ pub async fn serve_with(
         .await?;
     // Every clone of `_alive` lives in a WebSocket task (the router's copy is dropped with it).
     let _ = tokio::time::timeout(drain, alive_rx.recv()).await;
-    let _ = board.await;
-    drop(boards);
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! - [`protocol`]: every frame on the wire; generates `protocol/`.
 //! - [`gateway`]: the axum adapter from HTTP and WebSocket to engine calls.
 //! - [`store`]: the embedded SQLite database: durable changes, restore, archive search, history.
+//! - [`workspaces`]: the contact centres one process serves (R27), each an engine with its tasks.
 
 pub mod channels;
 pub mod clock;
@@ -19,3 +20,4 @@ pub mod protocol;
 pub mod refusal;
 pub mod security;
 pub mod store;
+pub mod workspaces;

@@ -11,7 +11,10 @@
 //! time.
 //!
 //! Map shard guards (`DashMap`) are not in the order: they are never held while taking one of
-//! these locks (the `Arc` inside is cloned out first).
+//! these locks (the `Arc` inside is cloned out first). Nor is the workspaces registry's map
+//! (`workspaces.rs`), for the same reason: it is held only to clone an `Arc<Workspace>` out (or
+//! to put one in or take one out), never across an `.await` and never while taking any lock.
+//! The levels are per engine, and no request or task touches two workspaces' engines.
 
 use std::ops::{Deref, DerefMut};
 

@@ -7,18 +7,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::clock::{Clock, SystemClock};
 use switchboard::config::{Config, DurabilityConfig};
 use switchboard::engine::outbound::connector::Connector;
-use switchboard::engine::outbound::sender::run_outbox;
 use switchboard::engine::outbound::Outbound;
-use switchboard::engine::ticker::run_ticker;
 use switchboard::engine::Engine;
 use switchboard::gateway;
+use switchboard::gateway::board_runtime::BoardRuntime;
 use switchboard::store::Store;
+use switchboard::workspaces::{Background, OutboxSending, Workspaces};
 
 /// The allocator: see Cargo.toml for why (and `benches/core.rs`, which measures with it).
 #[global_allocator]
@@ -173,29 +172,36 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(?channels, "these channels send through their platforms' own APIs");
     }
     let connector = Connector::platforms(security.platforms.clone(), connector);
-    // Started after the restore: what it put back in the outbox waits in the channel.
-    tokio::spawn(run_outbox(
-        engine.clone(),
-        outbound_rx,
-        connector,
-        config.outbound.retry(),
+    // The one workspace, `default`, with its tasks: the ticker, the outbox's sender (started
+    // after the restore: what it put back in the outbox waits in the channel) and the board.
+    let boards = BoardRuntime::start().context("cannot start the board's runtime")?;
+    let workspaces = Arc::new(Workspaces::single(
+        engine,
+        Background {
+            boards: boards.handle(),
+            ticker: true,
+            outbox: Some(OutboxSending {
+                dispatches: outbound_rx,
+                connector,
+                retry: config.outbound.retry(),
+            }),
+        },
     ));
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let ticker = tokio::spawn(run_ticker(engine.clone(), stop_rx));
     let listen = cli.listen.unwrap_or(config.listen);
     let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");
-    gateway::serve_with(
+    gateway::serve_workspaces(
         listener,
-        engine,
+        workspaces.clone(),
+        boards.handle(),
         security,
         shutdown_signal(),
         Duration::from_secs(5),
     )
     .await?;
-    let _ = stop_tx.send(true);
-    let _ = ticker.await;
+    // The sockets had their drain: this stops the tasks and waits for the store.
+    workspaces.unload_all(Duration::ZERO).await?;
+    drop(boards);
     tracing::info!("stopped");
     Ok(())
 }

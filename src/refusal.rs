@@ -143,11 +143,14 @@ pub enum Close {
     GoingAway,
     /// A frame over the hard limit, which the transport refuses to read.
     TooBig,
+    /// The connection's workspace is no longer served by this engine (R27): unloaded, to be
+    /// served again here or elsewhere.
+    WorkspaceClosed,
 }
 
 impl Close {
     /// Every close reason, in the order `protocol/README.md` lists them.
-    pub const ALL: [Close; 7] = [
+    pub const ALL: [Close; 8] = [
         Close::SlowConsumer,
         Close::TokenExpired,
         Close::TooManyFrames,
@@ -155,6 +158,7 @@ impl Close {
         Close::AgentRemoved,
         Close::GoingAway,
         Close::TooBig,
+        Close::WorkspaceClosed,
     ];
 
     /// The WebSocket close code.
@@ -167,6 +171,7 @@ impl Close {
             Close::AgentRemoved => 4003,
             Close::GoingAway => 1001,
             Close::TooBig => 1009,
+            Close::WorkspaceClosed => 4503,
         }
     }
 
@@ -180,6 +185,7 @@ impl Close {
             Close::AgentRemoved => "agent removed",
             Close::GoingAway => "engine shutting down",
             Close::TooBig => "frame too big: the limit is 1 MiB",
+            Close::WorkspaceClosed => "workspace closed on this engine: reconnect and resume",
         }
     }
 }

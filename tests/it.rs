@@ -30,4 +30,5 @@ mod it {
     mod routing_rules;
     mod supervisor;
     mod webhooks;
+    mod workspaces;
 }

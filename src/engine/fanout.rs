@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::lock_order::{Level, Ordered};
 use crate::refusal::Close;
@@ -31,6 +31,8 @@ pub enum CutOff {
     AgentRemoved,
     /// The token it was opened with expired and was not refreshed.
     TokenExpired,
+    /// Its workspace stopped being served here (unloaded): it should reconnect and resume.
+    WorkspaceClosed,
 }
 
 impl CutOff {
@@ -40,6 +42,7 @@ impl CutOff {
             CutOff::SlowConsumer => Close::SlowConsumer,
             CutOff::AgentRemoved => Close::AgentRemoved,
             CutOff::TokenExpired => Close::TokenExpired,
+            CutOff::WorkspaceClosed => Close::WorkspaceClosed,
         }
     }
 }
@@ -126,6 +129,8 @@ pub struct Fanout {
     pub pushes_total: AtomicU64,
     /// Where every agent's sequence numbers start (see [`Fanout::starting_at`]).
     first_seq: u64,
+    /// Set once every connection was cut off for good (see [`Fanout::close_everyone`]).
+    closed: OnceLock<CutOff>,
 }
 
 impl Fanout {
@@ -141,6 +146,7 @@ impl Fanout {
             kicked_total: AtomicU64::new(0),
             pushes_total: AtomicU64::new(0),
             first_seq: 0,
+            closed: OnceLock::new(),
         }
     }
 
@@ -188,6 +194,13 @@ impl Fanout {
             tx: tx.clone(),
             kicked: kicked.clone(),
         });
+        // Read under the hub's lock, after the connection is in: either `close_everyone` sees
+        // it in the hub, or this sees what it set (it sets the reason before visiting hubs).
+        if let Some(why) = self.closed.get() {
+            if let Some(conn) = hub.conns.pop() {
+                conn.kicked.kick(*why);
+            }
+        }
         let handle = ConnHandle {
             id,
             outbox: rx,
@@ -211,6 +224,18 @@ impl Fanout {
         let mut hub = hub.lock();
         for conn in hub.conns.drain(..) {
             conn.kicked.kick(why);
+        }
+    }
+
+    /// Cuts off every connection of every agent, and every later one as soon as it is made:
+    /// the engine no longer serves anyone (its workspace is unloaded).
+    pub fn close_everyone(&self, why: CutOff) {
+        let _ = self.closed.set(why);
+        let hubs: Vec<Arc<Ordered<Hub>>> = self.hubs.iter().map(|h| h.clone()).collect();
+        for hub in hubs {
+            for conn in hub.lock().conns.drain(..) {
+                conn.kicked.kick(why);
+            }
         }
     }
 

@@ -115,6 +115,8 @@ struct Subscriber {
 #[derive(Debug, Default)]
 struct Subscribers {
     list: Vec<Subscriber>,
+    /// Set once every connection was cut off for good (see [`Supervision::close_everyone`]).
+    closed: Option<CutOff>,
 }
 
 /// What the subscription of a connection got.
@@ -201,15 +203,20 @@ impl Supervision {
         let kicked = Arc::new(Kick::default());
         // From here on: a cursor of 0 would make its group's next round copy the whole log.
         let cursor = self.seq();
-        self.subscribers.lock().list.push(Subscriber {
-            id,
-            agent: agent.clone(),
-            tx: tx.clone(),
-            kicked: kicked.clone(),
-            watch: Watch::Nothing,
-            cursor,
-            group: id.0 % ROUND_GROUPS,
-        });
+        let mut subs = self.subscribers.lock();
+        match subs.closed {
+            Some(why) => kicked.kick(why),
+            None => subs.list.push(Subscriber {
+                id,
+                agent: agent.clone(),
+                tx: tx.clone(),
+                kicked: kicked.clone(),
+                watch: Watch::Nothing,
+                cursor,
+                group: id.0 % ROUND_GROUPS,
+            }),
+        }
+        drop(subs);
         ConnHandle {
             id,
             outbox: rx,
@@ -223,6 +230,16 @@ impl Supervision {
         let mut subs = self.subscribers.lock();
         if let Some(i) = subs.list.iter().position(|s| s.id == conn) {
             subs.list.remove(i).kicked.kick(why);
+        }
+    }
+
+    /// Cuts off every connection, and every later one as soon as it is made: the engine no
+    /// longer serves anyone (its workspace is unloaded).
+    pub fn close_everyone(&self, why: CutOff) {
+        let mut subs = self.subscribers.lock();
+        subs.closed = Some(why);
+        for sub in subs.list.drain(..) {
+            sub.kicked.kick(why);
         }
     }
 

@@ -5,20 +5,27 @@
 //! digests only.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::{until_durable, ApiError};
+use super::tenant::Tenant;
 use crate::config::AgentConfig;
 use crate::engine::{AgentStatus, Engine, QueueView};
 use crate::ids::AgentId;
 
 const MAX_BATCH: usize = 20_000;
+
+/// The agent an admin path names: `…/admin/agents/{id}` (a struct, by name, since the path
+/// may name a workspace too).
+#[derive(Debug, Deserialize)]
+pub struct AgentPath {
+    id: String,
+}
 
 fn upsert(engine: &Engine, agent: AgentConfig) -> Result<(), ApiError> {
     if agent.id.trim().is_empty() {
@@ -36,26 +43,28 @@ fn upsert(engine: &Engine, agent: AgentConfig) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/admin/agents`.
-pub async fn list_agents(State(engine): State<Arc<Engine>>) -> Json<Vec<AgentStatus>> {
-    Json(engine.agent_statuses())
+pub async fn list_agents(tenant: Tenant) -> Json<Vec<AgentStatus>> {
+    Json(tenant.engine().agent_statuses())
 }
 
 /// `POST /v1/admin/agents`: create (or replace) one agent; answered once it is on disk.
 pub async fn create_agent(
-    State(engine): State<Arc<Engine>>,
+    tenant: Tenant,
     body: Result<Json<AgentConfig>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let engine = tenant.engine();
     let Json(agent) = body?;
-    upsert(&engine, agent)?;
-    until_durable(&engine).await?;
+    upsert(engine, agent)?;
+    until_durable(engine).await?;
     Ok(StatusCode::CREATED)
 }
 
 /// `POST /v1/admin/agents/batch`: create (or replace) many agents at once.
 pub async fn create_agents(
-    State(engine): State<Arc<Engine>>,
+    tenant: Tenant,
     body: Result<Json<Vec<AgentConfig>>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let engine = tenant.engine();
     let Json(agents) = body?;
     if agents.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
@@ -70,18 +79,19 @@ pub async fn create_agents(
         )));
     }
     for agent in agents {
-        upsert(&engine, agent)?;
+        upsert(engine, agent)?;
     }
-    until_durable(&engine).await?;
+    until_durable(engine).await?;
     Ok(StatusCode::CREATED)
 }
 
 /// `PUT /v1/admin/agents/{id}`: update an agent; the path names it.
 pub async fn update_agent(
-    State(engine): State<Arc<Engine>>,
-    Path(id): Path<String>,
+    tenant: Tenant,
+    Path(AgentPath { id }): Path<AgentPath>,
     body: Result<Json<AgentConfig>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let engine = tenant.engine();
     let Json(agent) = body?;
     if agent.id != id {
         return Err(ApiError::bad_request(format!(
@@ -89,18 +99,19 @@ pub async fn update_agent(
             agent.id
         )));
     }
-    upsert(&engine, agent)?;
-    until_durable(&engine).await?;
+    upsert(engine, agent)?;
+    until_durable(engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /v1/admin/agents/{id}`: answered once the removal is on disk (R27).
 pub async fn delete_agent(
-    State(engine): State<Arc<Engine>>,
-    Path(id): Path<String>,
+    tenant: Tenant,
+    Path(AgentPath { id }): Path<AgentPath>,
 ) -> Result<StatusCode, ApiError> {
+    let engine = tenant.engine();
     engine.remove_agent(&AgentId::from(id))?;
-    until_durable(&engine).await?;
+    until_durable(engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -113,13 +124,14 @@ pub struct LimitBody {
 
 /// `PUT /v1/admin/agents/{id}/limit`: change a limit live (R06).
 pub async fn set_limit(
-    State(engine): State<Arc<Engine>>,
-    Path(id): Path<String>,
+    tenant: Tenant,
+    Path(AgentPath { id }): Path<AgentPath>,
     body: Result<Json<LimitBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let engine = tenant.engine();
     let Json(LimitBody { limit }) = body?;
     engine.set_limit(&AgentId::from(id), limit)?;
-    until_durable(&engine).await?;
+    until_durable(engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -132,17 +144,18 @@ pub struct SkillsBody {
 
 /// `PUT /v1/admin/agents/{id}/skills`: change an agent's skills live (R19).
 pub async fn set_skills(
-    State(engine): State<Arc<Engine>>,
-    Path(id): Path<String>,
+    tenant: Tenant,
+    Path(AgentPath { id }): Path<AgentPath>,
     body: Result<Json<SkillsBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let engine = tenant.engine();
     let Json(SkillsBody { skills }) = body?;
     engine.set_skills(&AgentId::from(id), skills)?;
-    until_durable(&engine).await?;
+    until_durable(engine).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /v1/admin/queues`: every queue with its waiting chats and their positions.
-pub async fn list_queues(State(engine): State<Arc<Engine>>) -> Json<Vec<QueueView>> {
-    Json(engine.queue_views())
+pub async fn list_queues(tenant: Tenant) -> Json<Vec<QueueView>> {
+    Json(tenant.engine().queue_views())
 }

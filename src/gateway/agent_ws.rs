@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::auth::{admit_socket, refresh, Handshake, Session};
 use super::connection::{self, decode, refusal_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
+use super::tenant::Tenant;
 use super::AppState;
 use crate::engine::fanout::{encode, ConnHandle, ConnId, Frame};
 use crate::engine::retries::{self, Side};
@@ -25,11 +26,12 @@ use crate::security::Security;
 /// `GET /v1/agent/ws`: authenticates, then upgrades.
 pub async fn upgrade(
     State(state): State<AppState>,
+    tenant: Tenant,
     Query(query): Query<Handshake>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let session = match admit_socket(&state.engine, &state.security, &query, &headers) {
+    let session = match admit_socket(tenant.engine(), &state.security, &query, &headers) {
         Ok(session) => session,
         Err(e) => return e.into_response(),
     };
@@ -40,7 +42,7 @@ pub async fn upgrade(
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket: WebSocket| {
             let span = tracing::info_span!("agent_ws", agent = %session.caller.id);
-            connection::serve_socket(state, session, socket, serve_agent).instrument(span)
+            connection::serve_socket(state, tenant, session, socket, serve_agent).instrument(span)
         })
 }
 

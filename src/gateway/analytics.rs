@@ -6,6 +6,7 @@ use axum::Json;
 
 use super::auth::{authenticate, Handshake};
 use super::error::ApiError;
+use super::tenant::Tenant;
 use super::AppState;
 use crate::core::ErrorCode;
 use crate::protocol::supervisor::{AnalyticsQuery, AnalyticsReport};
@@ -14,16 +15,17 @@ use crate::protocol::supervisor::{AnalyticsQuery, AnalyticsReport};
 /// `to` exclusive, RFC 3339), with a supervisor's or admin's token.
 pub async fn report(
     State(state): State<AppState>,
+    tenant: Tenant,
     Query(auth): Query<Handshake>,
     Query(query): Query<AnalyticsQuery>,
     headers: HeaderMap,
 ) -> Result<Json<AnalyticsReport>, ApiError> {
-    let caller = authenticate(&state.engine, &state.security, &auth, &headers)?.caller;
+    let caller = authenticate(tenant.engine(), &state.security, &auth, &headers)?.caller;
     if !caller.role.supervises() {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "analytics need the supervisor or admin role",
         ));
     }
-    Ok(Json(state.engine.analytics_report(query)))
+    Ok(Json(tenant.engine().analytics_report(query)))
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::tenant::Tenant;
 use super::AppState;
 use crate::clock::Timestamp;
 use crate::core::ErrorCode;
@@ -171,8 +172,8 @@ pub fn refresh(
 /// same agent and role ([`crate::security::Tokens::renew`]), so that a page can `refresh` its
 /// connections before they expire. Only an engine that signs with a shared secret issues
 /// tokens; with a public key they come from the identity provider, and this answers 404.
-pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match renewed(&state.engine, &state.security, &headers) {
+pub async fn renew(State(state): State<AppState>, tenant: Tenant, headers: HeaderMap) -> Response {
+    match renewed(tenant.engine(), &state.security, &headers) {
         Ok(renewed) => axum::Json(RenewedToken {
             token: renewed.token,
             expires_at: renewed.expires_at,

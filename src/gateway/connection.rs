@@ -23,6 +23,7 @@ use crate::engine::fanout::{encode, CutOff, Frame, Kick};
 use crate::engine::Engine;
 use crate::gateway::auth::Session;
 use crate::gateway::error::durable;
+use crate::gateway::tenant::Tenant;
 use crate::gateway::AppState;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorFrame, LiveElsewhere, RequestFrame, ServerFrame, MAX_FRAME_BYTES};
@@ -197,12 +198,14 @@ pub type SocketSink = futures_util::stream::SplitSink<WebSocket, Message>;
 /// See [`SocketSink`].
 pub type SocketStream = futures_util::stream::SplitStream<WebSocket>;
 
-/// The future of an upgraded socket: `serve` with the state's parts, holding the state (its
-/// `_alive` sender, which shutdown waits for) until it ends. Built in the upgrade callback,
+/// The future of an upgraded socket: `serve` with the state's parts and the tenant's engine,
+/// holding the state (its `_alive` sender, which shutdown waits for) and the tenant (its
+/// admission, which unloading the workspace waits for) until it ends. Built in the upgrade callback,
 /// not in an `async` block: a block keeps what it captured (the 368-byte socket, the state)
 /// beside the connection's future for the connection's whole life (issue 13).
 pub fn serve_socket<Fut: Future<Output = ()>>(
     state: AppState,
+    tenant: Tenant,
     session: Session,
     socket: WebSocket,
     serve: impl FnOnce(
@@ -217,7 +220,7 @@ pub fn serve_socket<Fut: Future<Output = ()>>(
 ) -> impl Future<Output = ()> {
     let (sink, stream) = socket.split();
     let connection = serve(
-        state.engine.clone(),
+        tenant.engine().clone(),
         state.metrics.clone(),
         state.security.clone(),
         session,
@@ -225,7 +228,8 @@ pub fn serve_socket<Fut: Future<Output = ()>>(
         stream,
         state.shutdown.clone(),
     );
-    connection.map(move |()| drop(state))
+    // The tenant too: its workspace is not unloaded until every socket in it has ended.
+    connection.map(move |()| drop((state, tenant)))
 }
 
 /// At most this many requests of one connection wait for the disk at once; the next one

@@ -10,11 +10,19 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 
 use super::error::{until_durable, ApiError};
+use super::tenant::Tenant;
 use super::webhook::{self, Signature};
 use super::{auth, AppState};
 use crate::clock::Timestamp;
 use crate::core::Channel;
 use crate::protocol::{BotRequest, DeliveryReport, InboundMessage, IngressReceipt};
+
+/// The channel a path names: `…/channels/{channel}/…` (a struct, by name, since the path may
+/// name a workspace too).
+#[derive(Debug, serde::Deserialize)]
+pub struct ChannelPath {
+    channel: String,
+}
 
 fn channel(name: &str) -> Result<Channel, ApiError> {
     name.parse().map_err(|e: crate::core::channel::UnknownChannel| {
@@ -73,13 +81,14 @@ fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, Ap
 /// `POST /v1/channels/{channel}/messages`: a customer wrote.
 pub async fn message(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    tenant: Tenant,
+    Path(ChannelPath { channel: name }): Path<ChannelPath>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let (channel, message) = channel_call::<InboundMessage>(&state, &name, &headers, body)?;
-    let receipt = state.engine.customer_message(channel, message)?;
-    until_durable(&state.engine).await?;
+    let (channel, message) = channel_call::<InboundMessage>(&state, &tenant, &name, &headers, body)?;
+    let receipt = tenant.engine().customer_message(channel, message)?;
+    until_durable(tenant.engine()).await?;
     Ok(Json(receipt))
 }
 
@@ -126,6 +135,7 @@ impl ChannelCall for BotRequest {
 /// fields, and on a signed channel a `sent_at` inside the window that was not seen before.
 fn channel_call<T: ChannelCall>(
     state: &AppState,
+    tenant: &Tenant,
     name: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -139,7 +149,7 @@ fn channel_call<T: ChannelCall>(
         state.webhooks.admit_message(
             signature,
             call.sent_at(),
-            state.engine.now(),
+            tenant.engine().now(),
             state.security.replay_window,
         )?;
     }
@@ -149,26 +159,28 @@ fn channel_call<T: ChannelCall>(
 /// `POST /v1/channels/{channel}/bot/start`: the customer entered a bot journey (R09).
 pub async fn bot_start(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    tenant: Tenant,
+    Path(ChannelPath { channel: name }): Path<ChannelPath>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let (channel, request) = channel_call::<BotRequest>(&state, &name, &headers, body)?;
-    let receipt = state.engine.start_bot(channel, request)?;
-    until_durable(&state.engine).await?;
+    let (channel, request) = channel_call::<BotRequest>(&state, &tenant, &name, &headers, body)?;
+    let receipt = tenant.engine().start_bot(channel, request)?;
+    until_durable(tenant.engine()).await?;
     Ok(Json(receipt))
 }
 
 /// `POST /v1/channels/{channel}/bot/handover`: the bot hands the customer to a human.
 pub async fn bot_handover(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    tenant: Tenant,
+    Path(ChannelPath { channel: name }): Path<ChannelPath>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
-    let (channel, request) = channel_call::<BotRequest>(&state, &name, &headers, body)?;
-    let receipt = state.engine.hand_over(channel, request)?;
-    until_durable(&state.engine).await?;
+    let (channel, request) = channel_call::<BotRequest>(&state, &tenant, &name, &headers, body)?;
+    let receipt = tenant.engine().hand_over(channel, request)?;
+    until_durable(tenant.engine()).await?;
     Ok(Json(receipt))
 }
 
@@ -178,17 +190,18 @@ pub async fn bot_handover(
 /// what it changed is durable.
 pub async fn status(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    tenant: Tenant,
+    Path(ChannelPath { channel: name }): Path<ChannelPath>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let (channel, report) = channel_call::<DeliveryReport>(&state, &name, &headers, body)?;
-    let known = state
-        .engine
+    let (channel, report) = channel_call::<DeliveryReport>(&state, &tenant, &name, &headers, body)?;
+    let known = tenant
+        .engine()
         .delivery_status(channel, &report.provider_id, report.delivery());
     if !known {
         tracing::debug!(%channel, provider_id = %report.provider_id, "a status of a message the engine does not know");
     }
-    until_durable(&state.engine).await?;
+    until_durable(tenant.engine()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -27,6 +27,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::error::{until_durable, ApiError};
+use super::tenant::Tenant;
 use super::AppState;
 use crate::channels::{email, meta, telegram, twilio, Delivered, PlatformConfig, WebhookError};
 use crate::core::{Channel, ErrorCode};
@@ -85,16 +86,18 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Hands `items` to the engine and waits until they are durable: only then may the platform
 /// be told it need not deliver them again.
-async fn record(state: &AppState, items: Vec<Delivered>) -> Result<usize, ApiError> {
+async fn record(tenant: &Tenant, items: Vec<Delivered>) -> Result<usize, ApiError> {
     let n = items.len();
-    state.engine.native(items);
-    until_durable(&state.engine).await?;
+    tenant.engine().native(items);
+    until_durable(tenant.engine()).await?;
     Ok(n)
 }
 
 /// `GET /v1/native/meta`: Meta's verification handshake; the challenge echoed as plain text.
 pub async fn meta_handshake(
     State(state): State<AppState>,
+    // Not read: a workspace not served here answers `not_found` before any platform check.
+    _tenant: Tenant,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let platforms = meta_platforms(&state)?;
@@ -115,6 +118,7 @@ pub async fn meta_handshake(
 /// `POST /v1/native/meta`: WhatsApp, Messenger and Instagram webhooks.
 pub async fn meta_webhook(
     State(state): State<AppState>,
+    tenant: Tenant,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -143,7 +147,7 @@ pub async fn meta_webhook(
             format!("the webhook carries {channel} items, but {channel} is not connected here with the app secret that signed it ([platforms.{channel}])"),
         ));
     }
-    let n = record(&state, items).await?;
+    let n = record(&tenant, items).await?;
     Ok(Json(json!({ "received": n })))
 }
 
@@ -157,6 +161,7 @@ fn channel_of(item: &Delivered) -> Channel {
 /// `POST /v1/native/telegram`: a Bot API update.
 pub async fn telegram_webhook(
     State(state): State<AppState>,
+    tenant: Tenant,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -165,13 +170,14 @@ pub async fn telegram_webhook(
     telegram::verify_secret(header_str(&headers, telegram::SECRET_HEADER), secret)?;
     let raw = body(raw)?;
     let items = telegram::parse(&raw)?;
-    let n = record(&state, items).await?;
+    let n = record(&tenant, items).await?;
     Ok(Json(json!({ "received": n })))
 }
 
 /// `POST /v1/native/twilio`: an SMS or MMS, or a status callback of ours.
 pub async fn twilio_webhook(
     State(state): State<AppState>,
+    tenant: Tenant,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -184,7 +190,7 @@ pub async fn twilio_webhook(
     let token = platform.settings.get("auth_token").map_or("", String::as_str);
     twilio::verify_signature(header_str(&headers, twilio::SIGNATURE_HEADER), url, &form, token)?;
     let items = twilio::parse(&form)?;
-    record(&state, items).await?;
+    record(&tenant, items).await?;
     // An empty TwiML answer: Twilio sends nothing back to the customer.
     Ok(([(header::CONTENT_TYPE, "text/xml")], "<Response></Response>").into_response())
 }
@@ -192,6 +198,7 @@ pub async fn twilio_webhook(
 /// `POST /v1/native/email`: a raw RFC 5322 message from the mail server.
 pub async fn email_webhook(
     State(state): State<AppState>,
+    tenant: Tenant,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -210,6 +217,6 @@ pub async fn email_webhook(
         return Ok(Json(json!({ "received": 0, "skipped": "auto_reply" })));
     }
     let items = email::parse(&raw)?;
-    let n = record(&state, items).await?;
+    let n = record(&tenant, items).await?;
     Ok(Json(json!({ "received": n })))
 }

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::auth::{admit_socket, refresh, Handshake, Session};
 use super::connection::{self, decode, refusal_frame, send_close, text_message, Handled, HARD_FRAME_LIMIT};
 use super::error::ApiError;
+use super::tenant::Tenant;
 use super::AppState;
 use crate::core::ErrorCode;
 use crate::engine::fanout::{ConnHandle, ConnId, Frame};
@@ -31,11 +32,12 @@ use crate::security::Security;
 /// `GET /v1/supervisor/ws`: authenticates, checks the role, then upgrades.
 pub async fn upgrade(
     State(state): State<AppState>,
+    tenant: Tenant,
     Query(query): Query<Handshake>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let session = match admit_socket(&state.engine, &state.security, &query, &headers) {
+    let session = match admit_socket(tenant.engine(), &state.security, &query, &headers) {
         Ok(session) => session,
         Err(e) => return e.into_response(),
     };
@@ -53,7 +55,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket: WebSocket| {
             let span = tracing::info_span!("supervisor_ws", supervisor = %session.caller.id);
             let boards = state.boards.clone();
-            let served = connection::serve_socket(state, session, socket, serve_supervisor).instrument(span);
+            let served =
+                connection::serve_socket(state, tenant, session, socket, serve_supervisor).instrument(span);
             // Off the agents' workers: see `board_runtime`.
             async move {
                 let _ = boards.spawn(served).await;

@@ -506,6 +506,18 @@ impl TestServer {
         (status, body)
     }
 
+    /// `GET path` with no credentials: the status and the JSON body.
+    pub(crate) async fn get_raw(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn get(&self, path: &str) -> Value {
         let response = self
             .http

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::connector::Connector;
@@ -29,12 +29,30 @@ pub async fn run_outbox(
     connector: Connector,
     retry: Retry,
 ) {
+    let (_never, running) = watch::channel(false);
+    run_outbox_until(engine, dispatches, connector, retry, running).await;
+}
+
+/// [`run_outbox`], or until `stop` turns true or its sender goes: then attempts on their way
+/// are dropped and the rest is left. That loses nothing: every item is in the store's outbox
+/// until its platform took it, and the next engine on that store sends it (under the same
+/// idempotency key). It is how a workspace's engine is let go of, since this task holds it and
+/// the engine holds the other end of `dispatches`.
+pub async fn run_outbox_until(
+    engine: Arc<Engine>,
+    dispatches: mpsc::UnboundedReceiver<Dispatch>,
+    connector: Connector,
+    retry: Retry,
+    mut stop: watch::Receiver<bool>,
+) {
     let (ready_tx, ready) = mpsc::unbounded_channel();
     let committer = tokio::spawn(wait_for_commits(engine.clone(), dispatches, ready_tx));
+    // Dropped when this ends (shut down without blocking), after the scheduler: its sends
+    // still in flight are aborted with the JoinSet that holds them.
     let thread = SendThread::start()
         .inspect_err(|e| tracing::warn!(error = %e, "no thread of its own for the outbox: it sends on the engine's workers"))
         .ok();
-    Scheduler {
+    let scheduler = Scheduler {
         engine,
         connector: Arc::new(connector),
         sends: thread.as_ref().map_or_else(Handle::current, SendThread::handle),
@@ -44,8 +62,20 @@ pub async fn run_outbox(
         waiting: VecDeque::new(),
         flying: JoinSet::new(),
     }
-    .run(ready)
-    .await;
+    .run(ready);
+    let stopped = async move {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        // The scheduler ends once the committer has (the engine's end went) and what it passed
+        // on has been tried.
+        _ = scheduler => {}
+        _ = stopped => committer.abort(),
+    }
     let _ = committer.await;
 }
 

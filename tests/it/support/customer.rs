@@ -13,6 +13,8 @@ use super::schema;
 pub(crate) struct Customer {
     http: reqwest::Client,
     base: String,
+    /// Where the API is: `/v1`, or a workspace's `/v1/w/{workspace}` (R27).
+    api: String,
     channel: String,
     address: String,
     /// Name, email and phone, sent with every message as the channel would.
@@ -24,10 +26,18 @@ impl Customer {
         Self {
             http,
             base,
+            api: "/v1".to_owned(),
             channel: channel.to_owned(),
             address: address.to_owned(),
             profile: serde_json::Map::new(),
         }
+    }
+
+    /// The same customer, whose channel posts to workspace `workspace`'s paths
+    /// (`/v1/w/{workspace}/channels/…`).
+    pub(crate) fn in_workspace(mut self, workspace: &str) -> Self {
+        self.api = format!("/v1/w/{workspace}");
+        self
     }
 
     /// The same customer, whose channel tells its name with every message.
@@ -93,7 +103,7 @@ impl Customer {
     }
 
     async fn post(&self, what: &str, body: Value) -> Receipt {
-        let url = format!("{}/v1/channels/{}/{what}", self.base, self.channel);
+        let url = format!("{}{}/channels/{}/{what}", self.base, self.api, self.channel);
         let response = self
             .http
             .post(&url)

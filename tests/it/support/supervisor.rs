@@ -23,6 +23,8 @@ pub(crate) struct Supervisor {
     id: String,
     token: String,
     addr: SocketAddr,
+    /// Where the API is: `/v1`, or a workspace's `/v1/w/{workspace}` (R27).
+    api: String,
 }
 
 impl Supervisor {
@@ -31,12 +33,24 @@ impl Supervisor {
             id: id.to_owned(),
             token: token.to_owned(),
             addr,
+            api: "/v1".to_owned(),
+        }
+    }
+
+    /// The same supervisor, connecting through workspace `workspace`'s paths (`/v1/w/{workspace}/…`).
+    pub(crate) fn in_workspace(&self, workspace: &str) -> Self {
+        Self {
+            api: format!("/v1/w/{workspace}"),
+            ..self.clone()
         }
     }
 
     /// Opens a connection and reads its `welcome`; nothing is pushed until it subscribes.
     pub(crate) async fn connect(&self) -> SupervisorClient {
-        let url = format!("ws://{}/v1/supervisor/ws?token={}", self.addr, self.token);
+        let url = format!(
+            "ws://{}{}/supervisor/ws?token={}",
+            self.addr, self.api, self.token
+        );
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str()))
             .await
             .unwrap_or_else(|_| panic!("{}: connecting timed out", self.id))

@@ -1,0 +1,196 @@
+//! Workspaces (R27): the contact centres one process serves, each an [`Engine`] of its own with
+//! its own background tasks, held by id in one registry.
+//!
+//! A workspace is the unit that is loaded, served and let go of as a whole (and, with the
+//! cluster, placed on a node): [`Workspace::start`] puts an engine and its tasks together,
+//! [`Workspaces::unload`] stops admitting to it, closes its sockets, waits until everything it
+//! acknowledged is durable, stops its tasks and drops it. Isolation comes from the structure:
+//! each engine has its own maps, so an id of another workspace is simply not found.
+//!
+//! The registry's lock is held only to clone an `Arc<Workspace>` out or to put one in or take
+//! one out, never across an `.await` and never while another lock is taken (see
+//! `lock_order.rs`); a request or socket keeps its workspace's `Arc` for its whole life.
+
+mod admissions;
+mod tasks;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use crate::engine::fanout::CutOff;
+use crate::engine::Engine;
+use crate::ids::WorkspaceId;
+use crate::store::StoreError;
+pub use admissions::{Admission, Admissions};
+pub use tasks::{Background, OutboxSending, Tasks};
+
+/// One contact centre: its engine, the tasks that run beside it, and who is inside.
+pub struct Workspace {
+    id: WorkspaceId,
+    engine: Arc<Engine>,
+    tasks: Tasks,
+    admissions: Admissions,
+}
+
+impl Workspace {
+    /// Puts `engine` (restored already, if it has a store) to work as workspace `id`: starts
+    /// what `background` asks for, on the current tokio runtime (and the board's). Dropping
+    /// the workspace without [`Workspaces::unload`] stops its tasks too, but waits for nothing.
+    pub fn start(id: WorkspaceId, engine: Arc<Engine>, background: Background) -> Arc<Self> {
+        let tasks = Tasks::start(&engine, background);
+        Arc::new(Self {
+            id,
+            engine,
+            tasks,
+            admissions: Admissions::default(),
+        })
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &WorkspaceId {
+        &self.id
+    }
+
+    /// Its engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Lets a request or socket in, unless the workspace is being unloaded.
+    pub fn admit(&self) -> Option<Admission> {
+        self.admissions.admit()
+    }
+
+    /// Lets go of it, in the order that loses nothing: no one new gets in; every socket is
+    /// closed ([`CutOff::WorkspaceClosed`]); requests and sockets already in get `grace` to
+    /// finish; its tasks stop (no timer fires after this); then everything its engine submitted
+    /// to the store is waited for. The engine goes when the last `Arc` does.
+    async fn shut(&self, grace: Duration) -> Result<(), StoreError> {
+        self.admissions.close();
+        self.engine.close_connections(CutOff::WorkspaceClosed);
+        if tokio::time::timeout(grace, self.admissions.all_left())
+            .await
+            .is_err()
+        {
+            tracing::warn!(workspace = %self.id, grace_secs = grace.as_secs_f64(),
+                "requests or sockets still inside the unloaded workspace after the grace period");
+        }
+        self.tasks.stop().await;
+        // Last, once nothing can submit any more (a socket that outlived the grace period
+        // aside): what was acknowledged is on disk when this returns.
+        self.engine.write_point().reached().await
+    }
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("id", &self.id)
+            .field("admitting", &self.admissions.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a workspace could not be unloaded cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum UnloadError {
+    /// No workspace of that id is loaded here.
+    #[error("workspace {0} is not loaded here")]
+    NotLoaded(WorkspaceId),
+    /// It was let go of, but what it submitted last did not reach the disk.
+    #[error("workspace {workspace} was unloaded, but its last changes are not durable: {source}")]
+    NotDurable {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// The store's failure.
+        source: StoreError,
+    },
+}
+
+/// A second workspace under an id that is loaded already.
+#[derive(Debug, thiserror::Error)]
+#[error("workspace {0} is loaded already")]
+pub struct AlreadyLoaded(pub WorkspaceId);
+
+/// Every workspace this process serves, by id.
+#[derive(Debug, Default)]
+pub struct Workspaces {
+    by_id: RwLock<HashMap<WorkspaceId, Arc<Workspace>>>,
+}
+
+impl Workspaces {
+    /// A registry with no workspace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry of one workspace, `default`, around `engine`: what a process without
+    /// workspaces configured serves (and the unprefixed paths reach).
+    pub fn single(engine: Arc<Engine>, background: Background) -> Self {
+        let workspaces = Self::new();
+        let default = Workspace::start(WorkspaceId::default_workspace(), engine, background);
+        workspaces.by_id.write().insert(default.id.clone(), default);
+        workspaces
+    }
+
+    /// Serves `workspace` from now on.
+    pub fn insert(&self, workspace: Arc<Workspace>) -> Result<(), AlreadyLoaded> {
+        let mut by_id = self.by_id.write();
+        if by_id.contains_key(&workspace.id) {
+            return Err(AlreadyLoaded(workspace.id.clone()));
+        }
+        by_id.insert(workspace.id.clone(), workspace);
+        Ok(())
+    }
+
+    /// The workspace `id`, if it is served here.
+    pub fn get(&self, id: &WorkspaceId) -> Option<Arc<Workspace>> {
+        self.by_id.read().get(id).cloned()
+    }
+
+    /// The ids of every workspace served here, sorted.
+    pub fn ids(&self) -> Vec<WorkspaceId> {
+        let mut ids: Vec<WorkspaceId> = self.by_id.read().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Stops serving workspace `id` and lets go of it (see [`Workspace::shut`]); requests
+    /// and sockets inside get `grace` to finish. From the moment this is called, its paths
+    /// answer `not_found`.
+    pub async fn unload(&self, id: &WorkspaceId, grace: Duration) -> Result<(), UnloadError> {
+        // Out of the map first, under the lock only for that: a new request finds nothing.
+        let workspace = self
+            .by_id
+            .write()
+            .remove(id)
+            .ok_or_else(|| UnloadError::NotLoaded(id.clone()))?;
+        let shut = workspace.shut(grace).await;
+        tracing::info!(workspace = %id, durable = shut.is_ok(), "workspace unloaded");
+        shut.map_err(|source| UnloadError::NotDurable {
+            workspace: id.clone(),
+            source,
+        })
+    }
+
+    /// Unloads every workspace, one after another (when the process stops). The first
+    /// failure is answered; the others are unloaded all the same.
+    pub async fn unload_all(&self, grace: Duration) -> Result<(), UnloadError> {
+        let mut outcome = Ok(());
+        for id in self.ids() {
+            if let Err(e) = self.unload(&id, grace).await {
+                tracing::error!(error = %e, "unloading a workspace");
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+        outcome
+    }
+}

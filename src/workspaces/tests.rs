@@ -1,0 +1,269 @@
+//! R27: a workspace is loaded, served and let go of as a whole. With an injected clock and no
+//! sleeping: every wait is for an event, with a timeout.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::Value;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::core::{AgentProfile, Channel, Role};
+use crate::engine::fanout::Frame;
+use crate::engine::outbound::connector::Connector;
+use crate::engine::outbound::{Outbound, Retry};
+use crate::engine::EngineConfig;
+use crate::protocol::InboundMessage;
+
+/// How long any wait for an event lasts before the test fails.
+const WAIT: StdDuration = StdDuration::from_secs(5);
+
+fn clock() -> ManualClock {
+    ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+            .single()
+            .expect("a valid start"),
+    )
+}
+
+fn profile(id: &str, role: Role, limit: u32) -> AgentProfile {
+    AgentProfile {
+        id: id.into(),
+        name: id.to_uppercase(),
+        role,
+        limit,
+        queues: Vec::new(),
+        skills: Default::default(),
+        channel_limits: Default::default(),
+    }
+}
+
+/// Reads `outbox` until a push of `kind` comes; fails after [`WAIT`].
+async fn push_of(outbox: &mut mpsc::Receiver<Frame>, kind: &str) -> Value {
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(frame) = outbox.recv().await {
+            let frame: Value = serde_json::from_slice(&frame).expect("frames are JSON");
+            if frame["event"]["kind"] == kind {
+                return Some(frame);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(frame)) => frame,
+        Ok(None) => panic!("the outbox closed before a {kind} push"),
+        Err(_) => panic!("no {kind} push within {WAIT:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r27_an_unloaded_workspace_closes_its_sockets_and_stops_its_timers() {
+    let clock = clock();
+    let config = EngineConfig::default();
+    let accept_timeout = config.accept_timeout;
+    let (outbound, dispatches) = Outbound::channel();
+    let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
+    engine.upsert_agent(profile("ana", Role::Agent, 2), None);
+    engine.upsert_agent(profile("sam", Role::Supervisor, 0), None);
+    let gone = Arc::downgrade(&engine);
+    // Everything a served workspace runs: the ticker, the outbox's sender and the board.
+    let workspaces = Workspaces::single(
+        engine,
+        Background {
+            boards: Handle::current(),
+            ticker: true,
+            outbox: Some(OutboxSending {
+                dispatches,
+                connector: Connector::Log,
+                retry: Retry::default(),
+            }),
+        },
+    );
+    let id = WorkspaceId::default_workspace();
+    let workspace = workspaces.get(&id).expect("default is loaded");
+    let engine = workspace.engine().clone();
+    let (mut ana, _) = engine.connect(&"ana".into());
+    let (sam, _) = engine.connect_supervisor(&"sam".into());
+
+    // A customer writes: Ana is offered the chat, with a timer for the offer.
+    engine
+        .customer_message(
+            Channel::Whatsapp,
+            InboundMessage {
+                from: "+4915100000001".into(),
+                text: "hello".into(),
+                ..Default::default()
+            },
+        )
+        .expect("the engine takes the message");
+    push_of(&mut ana.outbox, "chat_offered").await;
+    // The workspace's ticker fires its timers on the injected clock: the offer expires (R06).
+    clock.advance(accept_timeout + Duration::seconds(1));
+    engine.timers().changed.notify_one();
+    push_of(&mut ana.outbox, "offer_withdrawn").await;
+    drop((engine, workspace));
+
+    workspaces.unload(&id, WAIT).await.expect("the workspace unloads");
+
+    // Every socket is told why, with the code that says "reconnect and resume".
+    for (who, kick) in [("ana", &ana.kicked), ("sam", &sam.kicked)] {
+        let why = tokio::time::timeout(WAIT, kick.kicked())
+            .await
+            .unwrap_or_else(|_| panic!("{who}'s connection was not closed"));
+        assert_eq!(why, CutOff::WorkspaceClosed, "{who}");
+        assert_eq!(why.close().code(), 4503);
+    }
+    // Its tasks have stopped and let go of the engine, so none of its timers can fire again:
+    // the ticker, the outbox's sender and the board each held it.
+    assert!(
+        gone.upgrade().is_none(),
+        "something still holds the unloaded workspace's engine"
+    );
+    // Its paths find nothing now, and it cannot be unloaded twice.
+    assert!(workspaces.get(&id).is_none());
+    assert!(workspaces.ids().is_empty());
+    assert!(matches!(
+        workspaces.unload(&id, WAIT).await,
+        Err(UnloadError::NotLoaded(_))
+    ));
+}
+
+#[tokio::test]
+async fn r27_a_socket_that_connects_while_its_workspace_closes_is_cut_off_at_once() {
+    let (outbound, _) = Outbound::channel();
+    let engine = Engine::new(EngineConfig::default(), Arc::new(clock()), outbound);
+    engine.upsert_agent(profile("ana", Role::Agent, 2), None);
+    engine.upsert_agent(profile("sam", Role::Supervisor, 0), None);
+    engine.close_connections(CutOff::WorkspaceClosed);
+    // Admitted before the door closed, connected after the sockets were closed: it must not
+    // stay open, or unloading would wait for it.
+    let (ana, _) = engine.connect(&"ana".into());
+    let (sam, _) = engine.connect_supervisor(&"sam".into());
+    for kick in [&ana.kicked, &sam.kicked] {
+        let why = tokio::time::timeout(WAIT, kick.kicked())
+            .await
+            .expect("cut off at once");
+        assert_eq!(why, CutOff::WorkspaceClosed);
+    }
+    assert_eq!(engine.fanout().total_connections(), 0);
+    assert_eq!(engine.supervision().connections(), 0);
+}
+
+#[tokio::test]
+async fn r27_a_workspace_being_unloaded_admits_no_one_and_waits_for_those_inside() {
+    let (outbound, _) = Outbound::channel();
+    let engine = Engine::new(EngineConfig::default(), Arc::new(clock()), outbound);
+    let workspaces = Arc::new(Workspaces::single(
+        engine,
+        Background::board_only(Handle::current()),
+    ));
+    let id = WorkspaceId::default_workspace();
+    let workspace = workspaces.get(&id).expect("default is loaded");
+    let inside = workspace.admit().expect("a served workspace admits");
+    let unloading = tokio::spawn({
+        let (workspaces, id) = (workspaces.clone(), id.clone());
+        async move { workspaces.unload(&id, WAIT).await }
+    });
+    // Gone from the registry at once; a request that found it just before is not let in.
+    let refused = tokio::time::timeout(WAIT, async {
+        while workspace.admissions.is_open() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "the door was not closed");
+    assert!(workspaces.get(&id).is_none());
+    assert!(workspace.admit().is_none());
+    assert!(
+        !unloading.is_finished(),
+        "unloading did not wait for the request inside"
+    );
+    drop(inside);
+    tokio::time::timeout(WAIT, unloading)
+        .await
+        .expect("unloading ends once the request has left")
+        .expect("no panic")
+        .expect("unloaded");
+}
+
+#[tokio::test]
+async fn r27_a_workspace_id_is_loaded_once() {
+    let engine = || {
+        let (outbound, _) = Outbound::channel();
+        Engine::new(EngineConfig::default(), Arc::new(clock()), outbound)
+    };
+    let board = || Background::board_only(Handle::current());
+    let workspaces = Workspaces::single(engine(), board());
+    let again = Workspace::start(WorkspaceId::default_workspace(), engine(), board());
+    assert!(workspaces.insert(again).is_err());
+    let acme = WorkspaceId::parse("acme").expect("valid");
+    let other = Workspace::start(acme.clone(), engine(), board());
+    workspaces.insert(other).expect("a new id is loaded");
+    assert_eq!(workspaces.ids(), vec![acme, WorkspaceId::default_workspace()]);
+    workspaces.unload_all(WAIT).await.expect("both unload");
+    assert!(workspaces.ids().is_empty());
+}
+
+/// A database in a directory of its own, removed when dropped.
+struct TempDatabase(std::path::PathBuf);
+
+impl TempDatabase {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("switchboard-ws-{name}-{}", std::process::id()));
+        // Left by an earlier run with the same process id: nothing of ours.
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.0.join("switchboard.sqlite")
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r27_unloading_waits_until_what_the_workspace_submitted_is_on_disk() {
+    let database = TempDatabase::new("unload");
+    let store =
+        Arc::new(crate::store::Store::open(&database.path(), Default::default()).expect("the store opens"));
+    let (outbound, _) = Outbound::channel();
+    let engine = Engine::with_store(
+        EngineConfig::default(),
+        Arc::new(clock()),
+        outbound,
+        Some(store.clone()),
+    );
+    let workspaces = Workspaces::single(engine.clone(), Background::board_only(Handle::current()));
+    // Customers write, and nobody waits for their commits.
+    for n in 0..50 {
+        engine
+            .customer_message(
+                Channel::Whatsapp,
+                InboundMessage {
+                    from: format!("+49151000{n:05}"),
+                    text: "hello".into(),
+                    ..Default::default()
+                },
+            )
+            .expect("the engine takes the message");
+    }
+    let submitted = store.write_point();
+    drop(engine);
+    workspaces
+        .unload(&WorkspaceId::default_workspace(), WAIT)
+        .await
+        .expect("the workspace unloads, its changes durable");
+    assert!(
+        submitted.is_reached(),
+        "unload returned before the workspace's last changes were on disk"
+    );
+}
