@@ -106,8 +106,10 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use serde::Deserialize;
 
+mod names;
 mod routing;
 
+pub use names::parse_role;
 pub use routing::QueueConfig;
 
 use crate::channels::PlatformConfig;
@@ -151,7 +153,7 @@ pub struct AgentConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// Its role.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::role")]
     pub role: Role,
     /// Its concurrency limit.
     #[serde(default = "default_limit")]
@@ -166,7 +168,7 @@ pub struct AgentConfig {
     #[serde(default)]
     pub skills: BTreeMap<String, u8>,
     /// Its limits per channel (R22), besides `limit`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::by_channel")]
     pub channel_limits: BTreeMap<Channel, u32>,
 }
 
@@ -471,13 +473,13 @@ pub struct Config {
     #[serde(default)]
     pub queues: Vec<QueueConfig>,
     /// Channel policy overrides.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::by_channel")]
     pub channels: BTreeMap<Channel, ChannelConfig>,
     /// Credentials and limits; absent: the development setup.
     #[serde(default)]
     pub security: Option<SecurityConfig>,
     /// The platforms' own APIs and webhooks, per channel (R23–R25).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "names::by_channel")]
     pub platforms: BTreeMap<Channel, PlatformTable>,
 }
 
@@ -919,6 +921,24 @@ mod tests {
         let err = Config::parse("grace_secs = -1", Path::new("t.toml")).expect_err("invalid");
         assert!(err.to_string().contains("grace_secs"), "{err}");
         let err = Config::parse("[channels.fax]\nmax_len = 3", Path::new("t.toml")).expect_err("invalid");
+        assert!(err.to_string().contains("fax"), "{err}");
+        let err = Config::parse("[[agents]]\nid = \"x\"\nrole = \"root\"", Path::new("t.toml"))
+            .expect_err("invalid");
+        assert!(
+            err.to_string().contains("root") && err.to_string().contains("supervisor"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "[[agents]]\nid = \"x\"\nchannel_limits = { fax = 1 }",
+            Path::new("t.toml"),
+        )
+        .expect_err("invalid");
+        assert!(err.to_string().contains("fax"), "{err}");
+        let err = Config::parse(
+            "[[queues]]\nid = \"q\"\nchannels = [\"fax\"]",
+            Path::new("t.toml"),
+        )
+        .expect_err("invalid");
         assert!(err.to_string().contains("fax"), "{err}");
     }
 }

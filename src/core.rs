@@ -2,6 +2,11 @@
 //!
 //! No I/O, no async, no clock: every operation is handed `now` and either changes its state and
 //! says what happened, or refuses with a typed [`Rejection`] and changes nothing.
+//!
+//! No serde either: the wire (`protocol`), the configuration (`config`) and the store
+//! (`store/codec.rs`) each write down how these types look to them and map to and from them
+//! variant by variant, so renaming something here cannot change what a client, a config file
+//! or a database holds.
 
 pub mod agent;
 pub mod analytics;

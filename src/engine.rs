@@ -52,11 +52,11 @@ use dashmap::DashMap;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::core::{
-    AgentProfile, Channel, ChatState, CustomerFile, Policies, Presence, QueuePlan, Rejection, Router,
-    RouterEvent, Skills,
+    Channel, ChatState, CustomerFile, Policies, Presence, QueuePlan, Rejection, Router, RouterEvent, Skills,
 };
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 use crate::lock_order::{Level, Ordered};
+pub use crate::protocol::agent::AgentStatus;
 pub use crate::protocol::supervisor::{QueueView, WaitingView};
 use crate::protocol::{ChatView, OfferView, Push};
 use crate::refusal::Refusal;
@@ -154,24 +154,6 @@ impl Default for EngineConfig {
             board_log_bytes: 16 * 1024 * 1024,
         }
     }
-}
-
-/// An agent as the admin API lists it.
-#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
-pub struct AgentStatus {
-    /// Its standing data.
-    #[serde(flatten)]
-    pub profile: AgentProfile,
-    /// Whether it takes chats.
-    pub presence: Presence,
-    /// Active and snoozed chats.
-    pub load: u32,
-    /// Pending offers.
-    pub offered: u32,
-    /// Times a chat took it over its limit.
-    pub overrides: u64,
-    /// Open connections.
-    pub connections: usize,
 }
 
 /// The routing engine.
@@ -416,12 +398,17 @@ impl Engine {
                         &agent,
                         Push::OfferWithdrawn {
                             chat_id: chat,
-                            reason,
+                            reason: reason.into(),
                         },
                     );
                 }
                 RouterEvent::PresenceChanged { agent, presence } => {
-                    self.fanout.push(&agent, Push::PresenceChanged { presence });
+                    self.fanout.push(
+                        &agent,
+                        Push::PresenceChanged {
+                            presence: presence.into(),
+                        },
+                    );
                 }
                 // The operation that queued the chat holds its customer's file and replies
                 // (`Effects::follow_up`); a restored chat was told before the restart.

@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     }) = &cli.command
     {
         let role = match role {
-            Some(r) => serde_json::from_value(serde_json::Value::String(r.clone()))
+            Some(r) => switchboard::config::parse_role(r)
                 .with_context(|| format!("unknown role {r}: agent, supervisor or admin"))?,
             None => config
                 .agents()

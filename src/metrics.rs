@@ -272,7 +272,7 @@ impl Collector for EngineCollector {
         let mut presences = [0_i64; PRESENCES.len()];
         let (mut chats, mut offers) = (0_i64, 0_i64);
         for agent in engine.agent_statuses() {
-            presences[presence_index(agent.presence)] += 1;
+            presences[presence_index(agent.presence.into())] += 1;
             chats += i64::from(agent.load);
             offers += i64::from(agent.offered);
         }
@@ -488,31 +488,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-
-    /// Every value a unit enum takes on the wire, read from its JSON schema.
-    fn wire_names<T: schemars::JsonSchema>() -> Vec<String> {
-        fn collect(value: &Value, into: &mut Vec<String>) {
-            match value {
-                Value::Object(map) => {
-                    for (key, value) in map {
-                        match (key.as_str(), value) {
-                            ("const", Value::String(s)) => into.push(s.clone()),
-                            ("enum", Value::Array(values)) => {
-                                into.extend(values.iter().filter_map(|v| v.as_str().map(str::to_owned)))
-                            }
-                            _ => collect(value, into),
-                        }
-                    }
-                }
-                Value::Array(values) => values.iter().for_each(|v| collect(v, into)),
-                _ => {}
-            }
-        }
-        let schema = serde_json::to_value(schemars::schema_for!(T)).expect("a schema serializes");
-        let mut names = Vec::new();
-        collect(&schema, &mut names);
-        names
-    }
+    use crate::protocol::tests::schema_names as wire_names;
 
     fn parse<T: DeserializeOwned>(name: &str) -> T {
         serde_json::from_value(Value::from(name)).expect("a wire name parses")
@@ -520,19 +496,21 @@ mod tests {
 
     #[test]
     fn outcome_labels_are_the_error_codes_as_sent_on_the_wire() {
-        let names = wire_names::<ErrorCode>();
+        let names = wire_names::<crate::protocol::ErrorCode>();
         assert!(names.len() >= 13, "{names:?}");
         for name in names {
-            assert_eq!(wire_name(parse(&name)), name);
+            let code: crate::protocol::ErrorCode = parse(&name);
+            assert_eq!(wire_name(code.into()), name);
         }
     }
 
     #[test]
     fn presence_labels_are_the_presences_as_sent_on_the_wire() {
-        let names = wire_names::<Presence>();
+        let names = wire_names::<crate::protocol::Presence>();
         assert_eq!(names.len(), PRESENCES.len(), "{names:?}");
         for name in names {
-            let presence: Presence = parse(&name);
+            let presence: crate::protocol::Presence = parse(&name);
+            let presence = Presence::from(presence);
             assert_eq!(PRESENCES[presence_index(presence)], (presence, name.as_str()));
         }
     }

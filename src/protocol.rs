@@ -5,14 +5,24 @@
 //! [`ServerFrame`]s: `welcome` once, exactly one `ok` or `error` per request, and `push`es
 //! carrying a per-agent sequence number (R17).
 
+pub mod agent;
+pub mod channel;
 pub mod chat;
+pub mod error;
+pub mod figures;
 pub mod schema;
 pub mod supervisor;
+#[cfg(test)]
+pub(crate) mod tests;
 
+pub use agent::{AgentProfile, Presence, Role, WithdrawReason};
+pub use channel::Channel;
 pub use chat::{
     Attachment, Author, ChatState, CloseReason, Delivery, LiveElsewhere, MediaKind, Message, MessageKind,
     SnoozeUntil,
 };
+pub use error::ErrorCode;
+pub use figures::{Attainment, Durations, Figures, QueueAttainment, Rejections};
 
 use std::collections::BTreeMap;
 
@@ -20,7 +30,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::core::{AgentProfile, Channel, ErrorCode, Presence, Role, WithdrawReason};
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// The protocol version, announced in `welcome`. Additive changes (new optional fields, new
@@ -650,7 +659,7 @@ pub struct Caller {
     /// Who.
     pub id: AgentId,
     /// With which role.
-    pub role: Role,
+    pub role: crate::core::Role,
 }
 
 /// A customer's message, as a channel delivers it (`POST /v1/channels/{channel}/messages`).

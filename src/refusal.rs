@@ -202,7 +202,8 @@ mod tests {
     #[test]
     fn every_code_has_one_row_spelled_as_serde_spells_it() {
         for row in ERRORS {
-            let serde = serde_json::to_value(row.code).expect("codes serialize");
+            let serde =
+                serde_json::to_value(crate::protocol::ErrorCode::from(row.code)).expect("codes serialize");
             assert_eq!(serde, row.name, "{:?}", row.code);
             assert_eq!(ERRORS.iter().filter(|r| r.code == row.code).count(), 1);
         }

@@ -11,6 +11,7 @@ use crate::channels::PlatformConfig;
 use crate::clock::Timestamp;
 use crate::core::{Channel, Role};
 use crate::ids::AgentId;
+use crate::protocol;
 
 /// The secret of the development setup: used only when no key is configured, with a warning,
 /// so that `cargo run` and `switchboard token` work out of the box.
@@ -29,8 +30,8 @@ pub const DEVELOPMENT_FRAMES_PER_SECOND: u32 = 1_000_000;
 pub struct Claims {
     /// The agent id.
     pub sub: String,
-    /// The role.
-    pub role: Role,
+    /// The role, spelled as on the wire (`agent`, `supervisor`, `admin`).
+    pub role: protocol::Role,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
     /// Not before, seconds since the epoch.
@@ -171,7 +172,7 @@ impl Tokens {
         }
         Ok(Verified {
             agent: AgentId::from(claims.sub),
-            role: claims.role,
+            role: claims.role.into(),
             expires_at: Some(at(claims.exp + self.leeway_secs)),
             lifetime: claims
                 .iat
@@ -187,7 +188,7 @@ impl Tokens {
     pub fn mint(&self, agent: &str, role: Role, now: Timestamp, ttl: chrono::Duration) -> Option<String> {
         self.sign(Claims {
             sub: agent.to_owned(),
-            role,
+            role: role.into(),
             exp: (now + ttl).timestamp(),
             nbf: Some(now.timestamp()),
             iat: Some(now.timestamp()),
@@ -209,7 +210,7 @@ impl Tokens {
         let token = self
             .sign(Claims {
                 sub: presented.agent.as_str().to_owned(),
-                role: presented.role,
+                role: presented.role.into(),
                 exp,
                 nbf: Some(now.timestamp()),
                 iat: Some(now.timestamp()),

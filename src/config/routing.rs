@@ -52,7 +52,7 @@ pub struct QueueConfig {
     /// Its id.
     pub id: String,
     /// The channels whose new chats wait in it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::names::channels")]
     pub channels: Vec<Channel>,
     #[serde(default)]
     priority: i32,

@@ -2,17 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::channel::Channel;
 use super::queue::Skills;
 use super::router::SeatSpec;
 use crate::ids::{AgentId, QueueId};
 
 /// What an agent may do.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum Role {
     /// Handles chats.
     #[default]
@@ -31,8 +27,7 @@ impl Role {
 }
 
 /// Whether an agent takes new chats.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum Presence {
     /// Takes offers from the queue.
     Online,
@@ -44,7 +39,7 @@ pub enum Presence {
 }
 
 /// An agent's standing data.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct AgentProfile {
     /// Its id.
     pub id: AgentId,
@@ -55,13 +50,10 @@ pub struct AgentProfile {
     /// How many chats it may hold active at once.
     pub limit: u32,
     /// The queues it serves; empty means all.
-    #[serde(default)]
     pub queues: Vec<QueueId>,
     /// Its skills, each with a level from 1 to 5 (R19).
-    #[serde(default)]
     pub skills: Skills,
     /// Its limits per channel, where it has any (R22).
-    #[serde(default)]
     pub channel_limits: BTreeMap<Channel, u32>,
 }
 

@@ -5,9 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::channel::Channel;
 use super::rejection::ErrorCode;
 use crate::clock::Timestamp;
@@ -78,7 +75,7 @@ impl Filter {
 }
 
 /// Reopens refused, by reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rejections {
     /// The customer was live elsewhere (R03, R09).
     pub active_elsewhere: u64,
@@ -89,7 +86,7 @@ pub struct Rejections {
 }
 
 /// Percentiles of a duration, in milliseconds; all zero when there were none.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Durations {
     /// How many were measured.
     pub count: u64,
@@ -124,7 +121,7 @@ impl Durations {
 }
 
 /// The KPIs of R14 over some events.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Figures {
     /// Agent-initiated chats: successful reopens.
     pub reopens: u64,
@@ -143,15 +140,13 @@ pub struct Figures {
     /// From entering the queue to the accept, of accepted chats.
     pub queue_wait: Durations,
     /// SLA attainment of accepted chats whose queue has an SLA (R20).
-    #[serde(default)]
     pub sla: Attainment,
     /// The same per queue and channel, by queue then channel.
-    #[serde(default)]
     pub sla_by_queue: Vec<QueueAttainment>,
 }
 
 /// How many chats were answered within their SLA, of those answered (R20).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attainment {
     /// Chats answered (accepted) whose queue has an SLA.
     pub answered: u64,
@@ -160,14 +155,13 @@ pub struct Attainment {
 }
 
 /// SLA attainment of one queue on one channel (R20).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueAttainment {
     /// The queue.
     pub queue: QueueId,
     /// The channel.
     pub channel: Channel,
     /// Its figures.
-    #[serde(flatten)]
     pub attainment: Attainment,
 }
 

@@ -5,14 +5,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::Duration;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 
 /// A messaging channel a customer writes on.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub enum Channel {
     /// WhatsApp Business.
     Whatsapp,
@@ -48,7 +45,8 @@ impl Channel {
         Channel::Email,
     ];
 
-    /// The channel's wire name (`whatsapp`, `webchat`, …).
+    /// The channel's name (`whatsapp`, `webchat`, …) in URLs, default queue ids and messages;
+    /// the same as the wire's (`protocol::Channel`), which the protocol's tests check.
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Whatsapp => "whatsapp",

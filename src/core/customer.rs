@@ -10,9 +10,6 @@ mod tests;
 
 pub use events::CustomerEvent;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::channel::{AfterWindow, Channel, ChannelPolicy};
 use super::chat::{
     Author, Chat, ChatState, CloseReason, Delivery, Incoming, MessageKind, SnoozeUntil, Stage,
@@ -25,7 +22,7 @@ use crate::ids::{AgentId, ChatId, CustomerId};
 use CustomerEvent as E;
 
 /// How a customer can be reached and found.
-#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Profile {
     /// Display name.
     pub name: Option<String>,

@@ -1,16 +1,12 @@
 //! Why the core refused an operation; each maps to one stable wire error code.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::channel::Channel;
 use super::chat::ChatState;
 use crate::clock::Timestamp;
 use crate::ids::{AgentId, ChatId};
 
 /// The stable error codes of the wire protocol.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ErrorCode {
     /// The customer already has a live chat somewhere (R03, R09).
     ActiveElsewhere,

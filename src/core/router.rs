@@ -28,8 +28,6 @@ mod waitlist;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::Duration;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use self::free::FreeSeats;
 use self::waitlist::{BucketKey, Needs, SkillNo, Waitlist};
@@ -215,8 +213,7 @@ pub struct Offer {
 }
 
 /// Why an offer was taken back.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum WithdrawReason {
     /// Not accepted within the accept timeout; the agent was set away.
     Timeout,

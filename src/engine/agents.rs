@@ -171,12 +171,12 @@ impl Engine {
             .filter_map(|(profile, connections)| {
                 let seat = router.seat(&profile.id)?;
                 Some(AgentStatus {
-                    presence: seat.presence,
+                    presence: seat.presence.into(),
                     load: seat.load,
                     offered: seat.offered,
                     overrides: seat.overrides,
                     connections,
-                    profile,
+                    profile: (&profile).into(),
                 })
             })
             .collect()

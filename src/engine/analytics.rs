@@ -201,7 +201,7 @@ impl Analytics {
         inner.roll(now);
         Kpis {
             since: inner.day.unwrap_or_else(|| start_of_day(now)),
-            figures: inner.today.figures(),
+            figures: (&inner.today.figures()).into(),
         }
     }
 
@@ -211,7 +211,7 @@ impl Analytics {
             from: query.from,
             to: query.to,
             agent: query.agent.clone(),
-            channel: query.channel,
+            channel: query.channel.map(Into::into),
         };
         let (total, by_agent) = {
             let inner = self.inner.lock();
@@ -219,10 +219,13 @@ impl Analytics {
         };
         AnalyticsReport {
             query,
-            total,
+            total: (&total).into(),
             agents: by_agent
                 .into_iter()
-                .map(|(agent, figures)| AgentFigures { agent, figures })
+                .map(|(agent, figures)| AgentFigures {
+                    agent,
+                    figures: (&figures).into(),
+                })
                 .collect(),
         }
     }

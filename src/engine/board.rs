@@ -97,27 +97,31 @@ impl Engine {
         Some(AgentRow {
             id: id.clone(),
             name: profile.name.clone(),
-            role: profile.role,
-            presence: seat.presence,
+            role: profile.role.into(),
+            presence: seat.presence.into(),
             load: seat.load,
             limit: seat.limit,
             offered: seat.offered,
             over_limit: seat.load > seat.limit,
             overrides: seat.overrides,
             skills: seat.skills.clone(),
-            channel_limits: seat.channel_limits.clone(),
+            channel_limits: seat
+                .channel_limits
+                .iter()
+                .map(|(c, n)| ((*c).into(), *n))
+                .collect(),
             channel_load: seat
                 .channel_load
                 .iter()
                 .filter(|(_, n)| **n > 0)
-                .map(|(c, n)| (*c, *n))
+                .map(|(c, n)| ((*c).into(), *n))
                 .collect(),
         })
     }
 
     /// A chat was reopened; runs under its customer's lock.
     pub(super) fn board_reopened(&self, view: &ChatView, agent: &AgentId, now: Timestamp) {
-        let queue = self.queue_of[&view.channel].clone();
+        let queue = self.queue_of[&view.channel.into()].clone();
         self.supervision.append(
             Some(queue.clone()),
             BoardChange::ChatReopened {
@@ -242,7 +246,7 @@ impl Engine {
                 Ok(Some(SupervisorResult::Done))
             }
             SupervisorRequest::SetPresence { agent, presence } => {
-                self.try_router(|r| r.set_presence(&agent, presence, now))?;
+                self.try_router(|r| r.set_presence(&agent, presence.into(), now))?;
                 Ok(Some(SupervisorResult::Done))
             }
             SupervisorRequest::Transfer { chat_id, to } => {

@@ -562,7 +562,7 @@ pub(super) fn outbound_message(
 ) -> OutboundMessage {
     let channel = channel(file, chat_id);
     OutboundMessage {
-        channel,
+        channel: channel.into(),
         to: file.address(channel).unwrap_or_default().to_owned(),
         customer_id: file.id.clone(),
         chat_id: chat_id.clone(),

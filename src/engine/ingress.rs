@@ -182,7 +182,7 @@ impl Engine {
         since: Timestamp,
     ) -> (Arrival, RoutingAsk) {
         let chat = card.id.clone();
-        let channel = card.channel;
+        let channel = card.channel.into();
         self.offer_cards.insert(chat.clone(), card);
         let ask = file.chat(&chat).map(|c| c.routing.clone()).unwrap_or_default();
         let queue = self.queue_for(channel, &ask);

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::clock::Timestamp;
+use crate::core::Channel;
 use crate::ids::{ChatId, CustomerId};
 use crate::protocol::OutboundMessage;
 use crate::store::{OutboxRecord, Receipt};
@@ -47,6 +48,11 @@ impl OutboxItem {
     /// The chat it belongs to: items of one chat go out one after another.
     pub fn chat(&self) -> &ChatId {
         &self.message.chat_id
+    }
+
+    /// The channel it goes out on.
+    pub fn channel(&self) -> Channel {
+        self.message.channel.into()
     }
 
     /// Its stored form.

@@ -28,7 +28,7 @@ impl Engine {
         self.outbound.counters.sent.fetch_add(1, Ordering::Relaxed);
         if let Some(seq) = item.seq {
             self.sent_messages.insert(
-                (item.message.channel, provider_id.clone()),
+                (item.channel(), provider_id.clone()),
                 SentMessage {
                     customer: item.customer.clone(),
                     chat: item.chat().clone(),

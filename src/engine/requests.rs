@@ -72,7 +72,7 @@ impl Engine {
                 self.snooze(me, &chat_id, until, now)
             }
             Request::SetPresence { presence } => {
-                self.try_router(|r| r.set_presence(me, presence, now))?;
+                self.try_router(|r| r.set_presence(me, presence.into(), now))?;
                 Ok(ReplyResult::Presence { presence })
             }
             Request::ListArchive {
@@ -493,7 +493,7 @@ impl Engine {
         let seat = router.seat(me);
         Snapshot {
             seq,
-            presence: seat.map_or(Presence::Offline, |s| s.presence),
+            presence: seat.map_or(Presence::Offline, |s| s.presence).into(),
             load: seat.map_or(0, |s| s.load),
             limit: seat.map_or(0, |s| s.limit),
             chats,

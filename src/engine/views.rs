@@ -20,7 +20,7 @@ pub(crate) fn chat_view(file: &CustomerFile, chat: &Chat, policy: &ChannelPolicy
     ChatView {
         id: chat.id.clone(),
         customer: customer_view(file),
-        channel: chat.channel,
+        channel: chat.channel.into(),
         state: chat.state().into(),
         owner: chat.stage.owner().cloned(),
         reopened_by: chat.reopened_by.clone(),
@@ -40,7 +40,7 @@ pub(crate) fn archive_entry(
     ArchiveEntry {
         chat_id: chat.id.clone(),
         customer: customer_view(file),
-        channel: chat.channel,
+        channel: chat.channel.into(),
         state: chat.state().into(),
         owner: chat.stage.owner().cloned(),
         closed_at: chat.stage.closed().map(|(at, _)| at),
@@ -63,7 +63,7 @@ pub(crate) fn stored_archive_entry(row: &ArchiveRow, policy: &ChannelPolicy) -> 
             email: row.profile.email.clone(),
             phone: row.profile.phone.clone(),
         },
-        channel: row.channel,
+        channel: row.channel.into(),
         state: row.state.into(),
         owner: row.owner.clone(),
         closed_at: row.closed.map(|(at, _)| at),
@@ -91,7 +91,7 @@ pub(crate) fn stored_chat_view(
             email: profile.email,
             phone: profile.phone,
         },
-        channel: chat.channel,
+        channel: chat.channel.into(),
         state: chat.state().into(),
         owner: chat.stage.owner().cloned(),
         reopened_by: chat.reopened_by.clone(),
@@ -120,7 +120,7 @@ impl super::Engine {
         Channel::ALL
             .into_iter()
             .map(|channel| ChannelLimits {
-                channel,
+                channel: channel.into(),
                 max_message_length: self.config.policies.of(channel).max_len,
             })
             .collect()
@@ -170,7 +170,7 @@ impl super::Engine {
                 .map(|card| card.customer.clone()),
             position,
             since: waiting.since,
-            channel: Some(waiting.channel),
+            channel: Some(waiting.channel.into()),
             step: standing.step,
             steps: standing.steps,
             requires: standing.needs,

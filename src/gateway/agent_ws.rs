@@ -79,8 +79,8 @@ pub async fn serve_agent<W, R, E>(
     // Encoded here, so that the frame's fields do not stay in the connection's task.
     let welcome = encode(&ServerFrame::Welcome {
         protocol: PROTOCOL_VERSION,
-        presence: engine.seat(&caller.id).map(|s| s.0).unwrap_or_default(),
-        agent: profile,
+        presence: engine.seat(&caller.id).map(|s| s.0).unwrap_or_default().into(),
+        agent: (&profile).into(),
         seq,
         now: engine.now(),
         channels: engine.channel_limits(),

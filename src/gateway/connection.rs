@@ -603,7 +603,7 @@ pub fn text_message(frame: Frame) -> Message {
 pub fn error_frame(id: Option<String>, code: ErrorCode, message: String) -> Frame {
     encode(&ServerFrame::Error(ErrorFrame {
         id,
-        code,
+        code: code.into(),
         message,
         live: None,
         expired_at: None,
@@ -616,7 +616,7 @@ pub fn refusal_frame(id: String, refusal: Refusal, engine: &Engine) -> Frame {
     let details = refusal.details();
     encode(&ServerFrame::Error(ErrorFrame {
         id: Some(id),
-        code: refusal.code(),
+        code: refusal.code().into(),
         message: refusal.to_string(),
         live: details
             .live

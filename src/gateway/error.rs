@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::core::{ErrorCode, Rejection};
+use crate::protocol;
 use crate::refusal::Refusal;
 use crate::store::WritePoint;
 
@@ -15,7 +16,7 @@ use crate::store::WritePoint;
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,
-    code: ErrorCode,
+    code: protocol::ErrorCode,
     message: String,
 }
 
@@ -34,7 +35,7 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status: status_of(code),
-            code,
+            code: code.into(),
             message: message.into(),
         }
     }

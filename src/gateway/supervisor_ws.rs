@@ -95,7 +95,7 @@ pub async fn serve_supervisor<W, R, E>(
     } = conn;
     let welcome = SupervisorServerFrame::Welcome {
         protocol: PROTOCOL_VERSION,
-        supervisor: profile,
+        supervisor: (&profile).into(),
         seq,
         now: engine.now(),
     };

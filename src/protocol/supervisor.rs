@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ChatState;
-use super::{ArchiveEntry, ChatView, CustomerView, ErrorFrame, HistoryMessage};
+use super::{
+    AgentProfile, ArchiveEntry, Channel, ChatState, ChatView, CustomerView, ErrorFrame, Figures,
+    HistoryMessage, Presence, Role,
+};
 use crate::clock::Timestamp;
-use crate::core::analytics::Figures;
-use crate::core::{AgentProfile, Channel, Presence, Role};
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// A request from a supervisor's client.

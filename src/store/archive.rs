@@ -11,8 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::codec::{
-    column_closed, column_enum, column_id_opt, column_profile, column_stored, column_time, column_time_opt,
-    nanos, Stored,
+    column_closed, column_id_opt, column_profile, column_stored, column_time, column_time_opt, nanos, Stored,
 };
 use super::writer::phone_digits;
 use super::StoreError;
@@ -232,7 +231,7 @@ fn archive_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRow> {
         chat: ChatId::from(r.get::<_, String>(0)?),
         customer: CustomerId::from(r.get::<_, String>(1)?),
         profile: column_profile(r, 2)?,
-        channel: column_enum(r, 5)?,
+        channel: column_stored(r, 5)?,
         state: column_stored(r, 6)?,
         owner: column_id_opt(r, 7)?,
         created_at: column_time(r, 8)?,

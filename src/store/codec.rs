@@ -1,7 +1,9 @@
 //! How domain values become SQLite values and back.
 //!
-//! Enums are stored as their snake_case wire names (readable in the `sqlite3` shell, stable
-//! across refactors of the Rust names); timestamps as nanoseconds since the epoch.
+//! Enums are stored as snake_case names written down here (readable in the `sqlite3` shell,
+//! stable across refactors of the Rust names, and the same as the wire's); timestamps as
+//! nanoseconds since the epoch. The core's types have no serde: every stored shape is spelled
+//! out in this file.
 
 use chrono::DateTime;
 use rusqlite::types::Type;
@@ -36,16 +38,6 @@ pub(crate) fn nanos(t: &Timestamp) -> Result<i64, StoreError> {
 /// `Option` of [`nanos`].
 pub(crate) fn nanos_opt(t: Option<&Timestamp>) -> Result<Option<i64>, StoreError> {
     t.map(nanos).transpose()
-}
-
-/// The wire name of a unit enum variant (`"closed"`, `"whatsapp"`, …).
-pub(crate) fn name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        // Only unit variants are passed here; anything else is kept whole as JSON.
-        Ok(other) => other.to_string(),
-        Err(e) => format!("unserializable: {e}"),
-    }
 }
 
 /// `value` as JSON text, for columns that are only ever read back whole.
@@ -162,6 +154,45 @@ impl Stored for Channel {
     }
 }
 
+/// The reasons a refused reopen is counted under (`analytics_events.reason`).
+impl Stored for ErrorCode {
+    const ALL: &'static [Self] = &[
+        ErrorCode::ActiveElsewhere,
+        ErrorCode::WindowClosed,
+        ErrorCode::OptedOut,
+        ErrorCode::PushAlreadySent,
+        ErrorCode::NotOwner,
+        ErrorCode::NotFound,
+        ErrorCode::AgentUnavailable,
+        ErrorCode::OverLimit,
+        ErrorCode::MessageTooLong,
+        ErrorCode::BadRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::RateLimited,
+        ErrorCode::StorageUnavailable,
+    ];
+
+    fn stored(self) -> &'static str {
+        match self {
+            ErrorCode::ActiveElsewhere => "active_elsewhere",
+            ErrorCode::WindowClosed => "window_closed",
+            ErrorCode::OptedOut => "opted_out",
+            ErrorCode::PushAlreadySent => "push_already_sent",
+            ErrorCode::NotOwner => "not_owner",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AgentUnavailable => "agent_unavailable",
+            ErrorCode::OverLimit => "over_limit",
+            ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::StorageUnavailable => "storage_unavailable",
+        }
+    }
+}
+
 /// Reads a column written with [`Stored::stored`].
 pub(crate) fn column_stored<T: Stored>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
@@ -211,16 +242,41 @@ fn conversion_failure(idx: usize, e: impl std::error::Error + Send + Sync + 'sta
     rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
 }
 
-/// Reads a column written by [`name`].
-pub(crate) fn column_enum<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(idx)?;
-    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| conversion_failure(idx, e))
-}
-
 /// Reads a (nullable) column written by [`json`].
 pub(crate) fn column_json<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: Option<String> = row.get(idx)?;
     serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| conversion_failure(idx, e))
+}
+
+/// The `identities` column's text: JSON, one `["<channel>", "<address>"]` pair per identity.
+pub(crate) fn identities_json(identities: &[(Channel, String)]) -> Result<String, StoreError> {
+    json(
+        &identities
+            .iter()
+            .map(|(channel, address)| (channel.stored(), address.as_str()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Reads the `identities` column.
+fn column_identities(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<(Channel, String)>> {
+    column_json::<Vec<(String, String)>>(row, idx)?
+        .into_iter()
+        .map(|(channel, address)| Ok((stored_as(idx, &channel)?, address)))
+        .collect()
+}
+
+/// The text of a column holding channels (`opted_out`, `pushed`): JSON, `["sms", …]`.
+pub(crate) fn channels_json(channels: &[Channel]) -> Result<String, StoreError> {
+    json(&channels.iter().map(|c| c.stored()).collect::<Vec<_>>())
+}
+
+/// Reads a column written by [`channels_json`].
+fn column_channels(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<Channel>> {
+    column_json::<Vec<String>>(row, idx)?
+        .iter()
+        .map(|channel| stored_as(idx, channel))
+        .collect()
 }
 
 /// Reads a timestamp column.
@@ -317,7 +373,13 @@ pub(crate) fn event_columns(kind: &EventKind) -> Result<EventColumns, StoreError
         EventKind::Reopened => ("reopened", None, None, None, None),
         EventKind::ReopenReplied => ("reopen_replied", None, None, None, None),
         EventKind::ReopenDeclined => ("reopen_declined", None, None, None, None),
-        EventKind::ReopenRejected(code) => ("reopen_rejected", Some(name(code)), None, None, None),
+        EventKind::ReopenRejected(code) => (
+            "reopen_rejected",
+            Some(code.stored().to_owned()),
+            None,
+            None,
+            None,
+        ),
         EventKind::TemplatePushed => ("template_pushed", None, None, None, None),
         EventKind::LimitOverride => ("limit_override", None, None, None, None),
         EventKind::Accepted {
@@ -346,7 +408,7 @@ pub(crate) fn column_event_kind(row: &Row<'_>, idx: usize) -> rusqlite::Result<E
         "reopened" => EventKind::Reopened,
         "reopen_replied" => EventKind::ReopenReplied,
         "reopen_declined" => EventKind::ReopenDeclined,
-        "reopen_rejected" => EventKind::ReopenRejected(column_enum::<ErrorCode>(row, idx + 1)?),
+        "reopen_rejected" => EventKind::ReopenRejected(column_stored(row, idx + 1)?),
         "template_pushed" => EventKind::TemplatePushed,
         "limit_override" => EventKind::LimitOverride,
         "accepted" => EventKind::Accepted {
@@ -379,7 +441,7 @@ pub(crate) fn chat_record(r: &Row<'_>) -> rusqlite::Result<ChatRecord> {
     Ok(ChatRecord {
         id: ChatId::from(r.get::<_, String>(0)?),
         customer: CustomerId::from(r.get::<_, String>(1)?),
-        channel: column_enum(r, 2)?,
+        channel: column_stored(r, 2)?,
         stage: column_stage(r, created_at)?,
         reopened_by: column_id_opt(r, 5)?,
         created_at,
@@ -625,9 +687,9 @@ pub(crate) fn customer_record(r: &Row<'_>) -> rusqlite::Result<CustomerRecord> {
     Ok(CustomerRecord {
         id: CustomerId::from(r.get::<_, String>(0)?),
         profile: column_profile(r, 1)?,
-        identities: column_json(r, 4)?,
-        opted_out: column_json(r, 5)?,
-        pushed: column_json(r, 6)?,
+        identities: column_identities(r, 4)?,
+        opted_out: column_channels(r, 5)?,
+        pushed: column_channels(r, 6)?,
         assigned_agent: column_id_opt(r, 7)?,
     })
 }

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{
     chat_record, column_author, column_delivery, column_payload, column_stored, column_time, customer_record,
-    CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    Stored, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{ChatRecord, CustomerRecord};
 use super::{Store, StoreError};
@@ -111,7 +111,7 @@ impl Store {
                  ORDER BY created_at DESC, id DESC LIMIT 1",
             )
             .and_then(|mut st| {
-                st.query_row(params![customer.as_str(), channel.as_str()], |r| {
+                st.query_row(params![customer.as_str(), channel.stored()], |r| {
                     r.get::<_, String>(0).map(ChatId::from)
                 })
                 .optional()

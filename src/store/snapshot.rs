@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
-    agent_record, chat_record, column_enum, column_event_kind, column_json, column_time, column_time_opt,
+    agent_record, chat_record, column_event_kind, column_json, column_stored, column_time, column_time_opt,
     customer_record, AGENT_COLUMNS, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{CustomerRecord, OutboxRecord, Snapshot};
@@ -69,7 +69,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path) -> Result<Snapshot, Store
                 Ok(Event {
                     at: column_time(r, 0)?,
                     agent: AgentId::from(r.get::<_, String>(1)?),
-                    channel: column_enum(r, 2)?,
+                    channel: column_stored(r, 2)?,
                     queue: r.get::<_, Option<String>>(8)?.map(QueueId::from),
                     kind: column_event_kind(r, 3)?,
                 })

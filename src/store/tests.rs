@@ -359,6 +359,7 @@ fn issue13_every_stored_name_reads_back_as_its_variant_and_names_are_unique() {
     round_trip::<ChatState>();
     round_trip::<CloseReason>();
     round_trip::<MessageKind>();
+    round_trip::<ErrorCode>();
     round_trip::<crate::core::Role>();
     round_trip::<Channel>();
     // Chats and KPI events store a channel by its wire name; an agent's limits per channel by
@@ -366,6 +367,109 @@ fn issue13_every_stored_name_reads_back_as_its_variant_and_names_are_unique() {
     for channel in Channel::ALL {
         assert_eq!(channel.stored(), channel.as_str());
     }
+}
+
+#[test]
+fn issue13_channels_and_reasons_are_stored_under_the_names_databases_already_hold() {
+    // What databases written before the core lost its serde hold: these names must not change.
+    let channels = [
+        (Channel::Whatsapp, "whatsapp"),
+        (Channel::Messenger, "messenger"),
+        (Channel::Instagram, "instagram"),
+        (Channel::Wechat, "wechat"),
+        (Channel::Telegram, "telegram"),
+        (Channel::Line, "line"),
+        (Channel::Webchat, "webchat"),
+        (Channel::Sms, "sms"),
+        (Channel::Email, "email"),
+    ];
+    assert_eq!(channels.len(), Channel::ALL.len());
+    for (channel, name) in channels {
+        assert_eq!(channel.stored(), name);
+    }
+    let reasons = [
+        (ErrorCode::ActiveElsewhere, "active_elsewhere"),
+        (ErrorCode::WindowClosed, "window_closed"),
+        (ErrorCode::OptedOut, "opted_out"),
+        (ErrorCode::PushAlreadySent, "push_already_sent"),
+        (ErrorCode::NotOwner, "not_owner"),
+        (ErrorCode::NotFound, "not_found"),
+        (ErrorCode::AgentUnavailable, "agent_unavailable"),
+        (ErrorCode::OverLimit, "over_limit"),
+        (ErrorCode::MessageTooLong, "message_too_long"),
+        (ErrorCode::BadRequest, "bad_request"),
+        (ErrorCode::Unauthorized, "unauthorized"),
+        (ErrorCode::Forbidden, "forbidden"),
+        (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::StorageUnavailable, "storage_unavailable"),
+    ];
+    assert_eq!(reasons.len(), ErrorCode::ALL.len());
+    for (code, name) in reasons {
+        assert_eq!(code.stored(), name);
+    }
+
+    let dir = TempDir::new("names");
+    let path = dir.db();
+    let mut cust = customer("u1", "Ana Lima", "ana@x.io", "+49 151 1111");
+    cust.identities.push((Channel::Email, "ana@x.io".into()));
+    cust.opted_out = vec![Channel::Sms, Channel::Webchat];
+    cust.pushed = vec![Channel::Whatsapp];
+    let mut sms_chat = chat("c1", "u1", "ana", ChatState::Active, 10, None);
+    sms_chat.channel = Channel::Sms;
+    let event = Event {
+        at: t(1),
+        agent: AgentId::from("ana"),
+        channel: Channel::Telegram,
+        queue: None,
+        kind: EventKind::ReopenRejected(ErrorCode::WindowClosed),
+    };
+    {
+        let store = open(&path);
+        store
+            .submit(vec![
+                Change::UpsertCustomer(cust.clone()),
+                Change::UpsertChat(sms_chat.clone()),
+                Change::Analytics(event.clone()),
+            ])
+            .wait()
+            .expect("committed");
+    }
+    let raw = Connection::open(&path).expect("raw connection opens");
+    let text = |sql: &str| -> String { raw.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    assert_eq!(
+        text("SELECT identities FROM customers"),
+        r#"[["whatsapp","+49 151 1111"],["email","ana@x.io"]]"#
+    );
+    assert_eq!(text("SELECT opted_out FROM customers"), r#"["sms","webchat"]"#);
+    assert_eq!(text("SELECT pushed FROM customers"), r#"["whatsapp"]"#);
+    assert_eq!(text("SELECT channel FROM chats"), "sms");
+    assert_eq!(text("SELECT channel FROM analytics_events"), "telegram");
+    assert_eq!(text("SELECT reason FROM analytics_events"), "window_closed");
+    drop(raw);
+
+    let snapshot = open(&path).load().expect("loads");
+    assert_eq!(CustomerRecord::of(&snapshot.customers[0]), cust);
+    assert_eq!(ChatRecord::of(&snapshot.customers[0].chats[0]), sms_chat);
+    assert_eq!(snapshot.events, [event]);
+}
+
+#[test]
+fn issue13_a_channel_this_build_does_not_know_is_refused_naming_it() {
+    let dir = TempDir::new("unknown-channel");
+    let path = dir.db();
+    {
+        let store = open(&path);
+        store
+            .submit(vec![Change::UpsertCustomer(customer("u1", "Ana", "a@x.io", "1"))])
+            .wait()
+            .expect("committed");
+    }
+    Connection::open(&path)
+        .expect("raw connection opens")
+        .execute("UPDATE customers SET opted_out = '[\"fax\"]'", [])
+        .expect("updates");
+    let err = open(&path).load().expect_err("an unknown channel is refused");
+    assert!(err.to_string().contains("fax"), "{err}");
 }
 
 #[test]

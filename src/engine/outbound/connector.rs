@@ -100,13 +100,13 @@ impl Connector {
                 platforms,
                 client,
                 otherwise,
-            } => match platforms.0.get(&item.message.channel) {
+            } => match platforms.0.get(&item.channel()) {
                 Some(config) => send_native(client, config, item, now).await,
                 None => Box::pin(otherwise.send(item, now)).await,
             },
             Connector::Log => {
                 let m = &item.message;
-                tracing::info!(channel = %m.channel, to = %m.to, chat = %m.chat_id, kind = ?m.kind, text = %m.text, key = %item.key, "outbound message");
+                tracing::info!(channel = %item.channel(), to = %m.to, chat = %m.chat_id, kind = ?m.kind, text = %m.text, key = %item.key, "outbound message");
                 SendOutcome::Sent {
                     provider_id: item.key.clone(),
                 }
@@ -156,7 +156,7 @@ fn outgoing(item: &OutboxItem, config: &PlatformConfig) -> Outgoing {
             OutgoingBody::Text(m.text.clone())
         }
     };
-    let email = (m.channel == Channel::Email).then(|| EmailThread {
+    let email = (item.channel() == Channel::Email).then(|| EmailThread {
         subject: config
             .settings
             .get("subject")
@@ -168,7 +168,7 @@ fn outgoing(item: &OutboxItem, config: &PlatformConfig) -> Outgoing {
         message_id: format!("{}@{}", item.key, mail_domain(config)),
     });
     Outgoing {
-        channel: m.channel,
+        channel: item.channel(),
         to: m.to.clone(),
         body,
         human_agent_tag: m.human_agent_tag,
@@ -316,7 +316,7 @@ mod tests {
             customer: CustomerId::from("cu-1"),
             seq: Some(2),
             message: OutboundMessage {
-                channel,
+                channel: channel.into(),
                 to: "ana@example.com".into(),
                 customer_id: CustomerId::from("cu-1"),
                 chat_id: ChatId::from("ch-1"),

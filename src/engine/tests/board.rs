@@ -3,13 +3,12 @@
 use chrono::Duration;
 
 use super::desk::{code, Desk};
-use crate::core::analytics::{Durations, Figures, Rejections};
 use crate::core::{Channel, ErrorCode, Role};
 use crate::engine::fanout::ConnId;
 use crate::engine::supervision::Watch;
 use crate::ids::AgentId;
 use crate::protocol::supervisor::{AnalyticsQuery, SupervisorRequest};
-use crate::protocol::{Push, Request};
+use crate::protocol::{Durations, Figures, Push, Rejections, Request};
 
 fn durations(count: u64, p50_ms: u64, p90_ms: u64, max_ms: u64) -> Durations {
     Durations {
@@ -140,7 +139,7 @@ fn r14_every_figure_of_a_scripted_day_is_counted_exactly() {
 
     // By channel, by agent, and over a range (from inclusive, to exclusive).
     let messenger = desk.engine.analytics_report(AnalyticsQuery {
-        channel: Some(Channel::Messenger),
+        channel: Some(crate::protocol::Channel::Messenger),
         ..AnalyticsQuery::default()
     });
     assert_eq!(

@@ -234,9 +234,12 @@ impl World {
                     .request(&self.agents[agent], Request::Snooze { chat_id, until });
             }
             Op::Presence { agent, presence } => {
-                let _ = self
-                    .desk
-                    .request(&self.agents[agent], Request::SetPresence { presence });
+                let _ = self.desk.request(
+                    &self.agents[agent],
+                    Request::SetPresence {
+                        presence: presence.into(),
+                    },
+                );
             }
             Op::Limit { agent, limit } => {
                 if limit < self.seats()[agent].2 {
@@ -277,7 +280,7 @@ impl World {
         let mut sent: HashMap<(Channel, String), usize> = HashMap::new();
         while let Ok(m) = self.desk.outbound.try_recv() {
             if matches!(m.kind, MessageKind::Notice | MessageKind::Template) {
-                *sent.entry((m.channel, m.to)).or_default() += 1;
+                *sent.entry((m.channel.into(), m.to)).or_default() += 1;
             }
         }
         for key in sent.keys() {

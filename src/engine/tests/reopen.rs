@@ -47,7 +47,7 @@ fn r02_archive_entries_carry_window_expiry_and_windowless_channels_have_none() {
     for e in &entries {
         assert!(e.reopenable);
         match e.channel {
-            Channel::Whatsapp => {
+            crate::protocol::Channel::Whatsapp => {
                 assert_eq!(
                     e.window_expires_at,
                     Some(super::desk::start() + Duration::hours(24))
@@ -104,7 +104,7 @@ fn r03_a_customer_waiting_in_the_queue_cannot_be_reopened() {
     desk.request(
         &ana,
         Request::SetPresence {
-            presence: crate::core::Presence::Away,
+            presence: crate::protocol::Presence::Away,
         },
     )
     .expect("away");
@@ -327,7 +327,7 @@ fn r09_a_customer_in_a_bot_journey_cannot_be_reopened_and_handover_queues_it() {
     desk.request(
         &ana,
         Request::SetPresence {
-            presence: crate::core::Presence::Away,
+            presence: crate::protocol::Presence::Away,
         },
     )
     .expect("away");

@@ -3,9 +3,9 @@
 use chrono::Duration;
 
 use super::desk::{code, kinds, offered, Desk};
-use crate::core::{Channel, ChatState, ErrorCode, Presence, Role, WithdrawReason};
+use crate::core::{Channel, ChatState, ErrorCode, Presence, Role};
 use crate::ids::ChatId;
-use crate::protocol::{ActivatedBy, Push, Request};
+use crate::protocol::{self, ActivatedBy, Push, Request, WithdrawReason};
 
 #[test]
 fn r06_offers_go_to_the_least_loaded_agent_then_the_longest_idle() {
@@ -93,7 +93,7 @@ fn r06_an_offer_not_accepted_in_time_moves_on_and_the_silent_agent_goes_away() {
     desk.advance(Duration::seconds(1));
     let pushes = desk.pushes(&ana);
     assert!(pushes.contains(&Push::PresenceChanged {
-        presence: Presence::Away
+        presence: protocol::Presence::Away
     }));
     assert!(pushes.contains(&Push::OfferWithdrawn {
         chat_id: chat.clone(),
@@ -149,7 +149,7 @@ fn r10_when_the_assigned_agent_is_offline_the_chat_goes_to_the_queue() {
     desk.request(
         &ana,
         Request::SetPresence {
-            presence: Presence::Offline,
+            presence: protocol::Presence::Offline,
         },
     )
     .expect("offline");
@@ -274,7 +274,7 @@ fn r12_transfer_to_an_agent_who_is_not_online_is_agent_unavailable() {
     desk.request(
         &ben,
         Request::SetPresence {
-            presence: Presence::Away,
+            presence: protocol::Presence::Away,
         },
     )
     .expect("away");
@@ -326,7 +326,7 @@ fn r06_a_chat_whose_offer_lapsed_reaches_its_only_agent_once_back_online() {
     desk.request(
         &ana,
         Request::SetPresence {
-            presence: Presence::Online,
+            presence: protocol::Presence::Online,
         },
     )
     .expect("online");
