@@ -6,10 +6,15 @@ use tokio::net::TcpListener;
 use tokio::time::timeout;
 
 use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchboard::channels::PlatformConfig;
 use switchboard::core::Channel;
 
-use super::support::{fixture, history, platform, post, server_with, status_until, take_offer, MAIL_TOKEN};
-use crate::it::support::WAIT;
+use super::support::{
+    contents, customer_messages, fixture, history, media, platform, post, server_with, status_until,
+    take_offer, MAIL_TOKEN,
+};
+use crate::it::support::{TestServer, WAIT};
 
 /// What a one-connection fake SMTP relay saw: the commands and the message.
 #[derive(Debug, Default)]
@@ -182,4 +187,159 @@ async fn r23_a_raw_email_may_exceed_the_json_body_limit() {
 
     assert_eq!(status, StatusCode::OK, "{text}");
     take_offer(&mut ana).await;
+}
+
+/// Email that is only received: no relay behind it.
+fn receiving_only() -> PlatformConfig {
+    platform(
+        "",
+        &[("token", MAIL_TOKEN), ("from", "Support <support@example.com>")],
+    )
+}
+
+async fn post_email(server: &TestServer, raw: impl Into<Vec<u8>>) -> (StatusCode, String) {
+    let headers = [("X-Switchboard-Mail-Token", MAIL_TOKEN.to_owned())];
+    post(server, "/v1/native/email", &headers, raw).await
+}
+
+#[tokio::test]
+async fn r23_an_emails_attachments_reach_the_agent_as_attachments_and_a_reposted_email_is_recorded_once() {
+    let server = server_with(vec![(Channel::Email, receiving_only())]).await;
+    let mut ana = server.agent("ana").connect().await;
+    // Dan wrote before; his chat is Ana's.
+    let first = "From: Dan <dan@example.com>\r\nTo: support@example.com\r\nSubject: Broken item\r\n\
+                 Date: Fri, 4 Dec 2026 07:00:00 -0500\r\nMessage-ID: <first-9@example.com>\r\n\r\n\
+                 My order came broken.\r\n";
+    assert_eq!(post_email(&server, first).await.0, StatusCode::OK);
+    let (chat, _) = take_offer(&mut ana).await;
+    let raw = fixture("email/fixtures/r23_attachments.eml");
+
+    let (status, text) = post_email(&server, raw.clone()).await;
+
+    assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"received":3}"#));
+    let expected = vec![
+        (
+            json!("The item came broken, photo and receipt attached."),
+            Value::Null,
+        ),
+        // The id names the attachment within the stored message, to fetch its bytes with.
+        (
+            json!(""),
+            media(
+                "image",
+                Some("att-9@example.com#1"),
+                None,
+                Some("image/png"),
+                Some("photo.png"),
+            ),
+        ),
+        (
+            json!(""),
+            media(
+                "document",
+                Some("att-9@example.com#2"),
+                None,
+                Some("application/pdf"),
+                Some("receipt.pdf"),
+            ),
+        ),
+    ];
+    assert_eq!(contents(&customer_messages(&mut ana, &chat, 3).await), expected);
+    assert_eq!(contents(&history(&mut ana, &chat).await[1..]), expected);
+
+    // The mail server posts it again (the same Message-ID): text and attachments once.
+    assert_eq!(
+        post_email(&server, raw).await,
+        (StatusCode::OK, r#"{"received":3}"#.to_owned())
+    );
+    ana.expect_no_push("customer_message").await;
+    assert_eq!(history(&mut ana, &chat).await.len(), 4);
+}
+
+#[tokio::test]
+async fn r23_an_email_without_the_mail_token_is_401_and_records_nothing() {
+    let server = server_with(vec![(Channel::Email, receiving_only())]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let raw = fixture("email/fixtures/r23_plain.eml");
+
+    for headers in [
+        vec![],
+        vec![("X-Switchboard-Mail-Token", "mail-server-tokeN".to_owned())],
+        vec![("Authorization", format!("Basic {MAIL_TOKEN}"))],
+        vec![("Authorization", "Bearer ".to_owned())],
+    ] {
+        let (status, text) = post(&server, "/v1/native/email", &headers, raw.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {text}");
+    }
+    ana.expect_no_push("chat_offered").await;
+
+    // Nothing of the refused posts was kept: the message, posted rightly, is new.
+    assert_eq!(post_email(&server, raw).await.0, StatusCode::OK);
+    let (chat, offer) = take_offer(&mut ana).await;
+    assert_eq!(offer["chat"]["channel"], "email");
+    assert_eq!(history(&mut ana, &chat).await.len(), 1);
+}
+
+/// The value of header `name` in the raw message `data`.
+fn header_of<'a>(data: &'a str, name: &str) -> &'a str {
+    data.lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} header in {data}"))
+}
+
+#[tokio::test]
+async fn r23_a_customers_answer_to_our_reply_threads_into_the_same_chat_with_its_quote_trimmed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let relay = tokio::spawn(fake_relay(listener));
+    let config = platform(
+        "",
+        &[
+            ("token", MAIL_TOKEN),
+            ("from", "Support <support@example.com>"),
+            ("smtp_host", "127.0.0.1"),
+            ("smtp_port", &port),
+            ("smtp_tls", "none"),
+            ("smtp_timeout_secs", "5"),
+        ],
+    );
+    let server = server_with(vec![(Channel::Email, config)]).await;
+    let mut ana = server.agent("ana").connect().await;
+    assert_eq!(
+        post_email(&server, fixture("email/fixtures/r23_plain.eml"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (chat, _) = take_offer(&mut ana).await;
+    ana.send_message(&chat, "Your parcel is on its way")
+        .await
+        .expect_ok();
+    let relayed = timeout(WAIT, relay)
+        .await
+        .expect("the relay ends in time")
+        .expect("no panic");
+    let ours = header_of(&relayed.data, "Message-ID").to_owned();
+    assert!(ours.starts_with('<') && ours.ends_with("@example.com>"), "{ours}");
+
+    // Ana answers our reply: the documented reply, its thread headers naming our message.
+    let answer =
+        fixture("email/fixtures/r23_reply.eml").replace("<reply-2.chat-77@support.example.com>", &ours);
+    assert!(answer.contains(&format!("In-Reply-To: {ours}")), "{answer}");
+    let (status, text) = post_email(&server, answer).await;
+
+    assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"received":1}"#));
+    let pushed = customer_messages(&mut ana, &chat, 1).await;
+    // The trailing quote of our message goes; her inline answer stays.
+    assert_eq!(
+        pushed[0]["text"],
+        "Thanks, it arrived today.\n> a line I answer inline\nBye"
+    );
+    ana.expect_no_push("chat_offered").await;
+    let messages = history(&mut ana, &chat).await;
+    assert_eq!(messages.len(), 3, "hers, ours, her answer: {messages:#?}");
+    assert_eq!(messages[2]["text"], pushed[0]["text"]);
 }

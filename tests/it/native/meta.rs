@@ -4,12 +4,14 @@
 use std::time::Duration as StdDuration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
+use switchboard::channels::PlatformConfig;
 use switchboard::core::Channel;
 
 use super::support::{
-    fixture, graph_ok, history, platform, post, post_meta, server_with, status_until, take_offer, whatsapp,
-    Answer, FakePlatform, ACCESS_TOKEN, APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN,
+    contents, customer_messages, fixture, graph_ok, history, media, meta_signature, platform, post,
+    post_meta, server_with, status_until, take_offer, whatsapp, Answer, FakePlatform, ACCESS_TOKEN,
+    APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN,
 };
 use crate::it::support::{AgentClient, TestServer};
 
@@ -371,4 +373,340 @@ fn messenger_ok(n: usize) -> Answer {
         vec![],
         json!({ "recipient_id": "PSID-42", "message_id": format!("m_out-{n}") }).to_string(),
     )
+}
+
+// ----- WhatsApp: every message type ------------------------------------------------------------
+
+#[tokio::test]
+async fn r23_whatsapp_documents_audio_video_and_stickers_reach_the_agent_and_the_history_as_media() {
+    let server = server_with(vec![(Channel::Whatsapp, whatsapp("http://127.0.0.1:9"))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = whatsapp_chat(&server, &mut ana, "wamid.in-media").await;
+    let body = fixture("meta/fixtures/whatsapp_media.json");
+
+    let (status, text) = post_meta(&server, &body, APP_SECRET).await;
+
+    assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"received":5}"#));
+    let pushed = contents(&customer_messages(&mut ana, &chat, 5).await);
+    let expected = vec![
+        (
+            json!("Black jacket"),
+            media("image", Some("1003383421387256"), None, Some("image/jpeg"), None),
+        ),
+        (
+            json!("Receipt"),
+            media(
+                "document",
+                Some("1003383421387257"),
+                None,
+                Some("application/pdf"),
+                Some("receipt-0420.pdf"),
+            ),
+        ),
+        (
+            json!(""),
+            media(
+                "audio",
+                Some("1003383421387258"),
+                None,
+                Some("audio/ogg; codecs=opus"),
+                None,
+            ),
+        ),
+        (
+            json!("It came like this"),
+            media("video", Some("1003383421387259"), None, Some("video/mp4"), None),
+        ),
+        (
+            json!(""),
+            media(
+                "sticker",
+                Some("1003383421387260"),
+                None,
+                Some("image/webp"),
+                None,
+            ),
+        ),
+    ];
+    assert_eq!(pushed, expected, "captions as text, media ids to fetch with");
+    let messages = history(&mut ana, &chat).await;
+    assert_eq!(
+        contents(&messages[1..]),
+        expected,
+        "the history keeps what was pushed"
+    );
+
+    // Meta delivers the same webhook again: every one of its messages is recorded once.
+    assert_eq!(post_meta(&server, &body, APP_SECRET).await.0, StatusCode::OK);
+    ana.expect_no_push("customer_message").await;
+    assert_eq!(history(&mut ana, &chat).await.len(), 6);
+}
+
+#[tokio::test]
+async fn r23_whatsapp_button_and_list_replies_reach_the_agent_as_replies_with_their_ids() {
+    let server = server_with(vec![(Channel::Whatsapp, whatsapp("http://127.0.0.1:9"))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = whatsapp_chat(&server, &mut ana, "wamid.in-replies").await;
+
+    let (status, text) = post_meta(
+        &server,
+        &fixture("meta/fixtures/whatsapp_replies.json"),
+        APP_SECRET,
+    )
+    .await;
+
+    assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"received":4}"#));
+    let reply = |id: &str| json!({ "type": "reply", "id": id });
+    let expected = vec![
+        (json!("Cancel order"), reply("cancel-order")),
+        (json!("Priority Mail Express"), reply("priority_express")),
+        // A template's quick-reply button: its payload is the id.
+        (json!("Stop promotions"), reply("unsubscribe")),
+        // A flow's answer has no reply of its own: typed, not dropped.
+        (
+            json!(""),
+            json!({ "type": "unsupported", "kind": "interactive.nfm_reply" }),
+        ),
+    ];
+    assert_eq!(contents(&customer_messages(&mut ana, &chat, 4).await), expected);
+    assert_eq!(contents(&history(&mut ana, &chat).await[1..]), expected);
+}
+
+#[tokio::test]
+async fn r23_other_whatsapp_types_reach_the_agent_as_unsupported_and_none_is_dropped() {
+    let server = server_with(vec![(Channel::Whatsapp, whatsapp("http://127.0.0.1:9"))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = whatsapp_chat(&server, &mut ana, "wamid.in-other").await;
+
+    let (status, text) = post_meta(
+        &server,
+        &fixture("meta/fixtures/whatsapp_unsupported.json"),
+        APP_SECRET,
+    )
+    .await;
+
+    assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"received":4}"#));
+    let unsupported = |kind: &str| (json!(""), json!({ "type": "unsupported", "kind": kind }));
+    let expected = vec![
+        unsupported("reaction"),
+        unsupported("contacts"),
+        unsupported("order"),
+        unsupported("unsupported"),
+    ];
+    assert_eq!(contents(&customer_messages(&mut ana, &chat, 4).await), expected);
+    assert_eq!(contents(&history(&mut ana, &chat).await[1..]), expected);
+}
+
+// ----- Messenger ---------------------------------------------------------------------------------
+
+/// The customer of the Messenger fixtures (a page-scoped id).
+const PSID: &str = "1254459154682919";
+
+/// A Messenger or Instagram page connected through the Graph API at `base_url`.
+fn page(base_url: &str) -> PlatformConfig {
+    platform(
+        base_url,
+        &[
+            ("access_token", ACCESS_TOKEN),
+            ("app_secret", APP_SECRET),
+            ("verify_token", VERIFY_TOKEN),
+        ],
+    )
+}
+
+/// A Messenger text from `psid` with message id `mid`, in the documented shape.
+fn messenger_text(psid: &str, mid: &str, text: &str) -> String {
+    json!({
+        "object": "page",
+        "entry": [{ "id": "682498302938465", "time": 1765098000000u64, "messaging": [{
+            "sender": { "id": psid }, "recipient": { "id": "682498302938465" },
+            "timestamp": 1765098000000u64,
+            "message": { "mid": mid, "text": text }
+        }]}]
+    })
+    .to_string()
+}
+
+/// A Messenger customer (the fixtures' `PSID`) whose chat `ana` has taken; the chat's id.
+async fn messenger_chat(server: &TestServer, ana: &mut AgentClient) -> String {
+    let body = messenger_text(PSID, "m_first", "Hi there");
+    assert_eq!(post_meta(server, &body, APP_SECRET).await.0, StatusCode::OK);
+    let (chat, offer) = take_offer(ana).await;
+    assert_eq!(offer["chat"]["channel"], "messenger");
+    chat
+}
+
+#[tokio::test]
+async fn r23_messenger_quick_replies_attachments_and_postbacks_reach_the_agent_and_a_redelivery_is_recorded_once(
+) {
+    let server = server_with(vec![(Channel::Messenger, page("http://127.0.0.1:9"))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = messenger_chat(&server, &mut ana).await;
+    let body = fixture("meta/fixtures/messenger_messages.json");
+
+    let (status, text) = post_meta(&server, &body, APP_SECRET).await;
+
+    // Five of the six events: the page's own echo is not a customer's message.
+    assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"received":5}"#));
+    let expected = vec![
+        (json!("hello, world!"), Value::Null),
+        (json!("Red"), json!({ "type": "reply", "id": "COLOR_RED" })),
+        (
+            json!(""),
+            media(
+                "image",
+                None,
+                Some("https://scontent.xx.fbcdn.net/v/photo.jpg"),
+                None,
+                None,
+            ),
+        ),
+        (
+            json!(""),
+            media(
+                "document",
+                None,
+                Some("https://cdn.fbsbx.com/v/invoice.pdf"),
+                None,
+                None,
+            ),
+        ),
+        (
+            json!("Talk to an agent"),
+            json!({ "type": "reply", "id": "TALK_TO_AGENT" }),
+        ),
+    ];
+    assert_eq!(contents(&customer_messages(&mut ana, &chat, 5).await), expected);
+    let messages = history(&mut ana, &chat).await;
+    assert_eq!(contents(&messages[1..]), expected);
+
+    // Meta redelivers the webhook (same mids): nothing is recorded twice.
+    assert_eq!(post_meta(&server, &body, APP_SECRET).await.0, StatusCode::OK);
+    assert_eq!(
+        post_meta(&server, &messenger_text(PSID, "m_first", "Hi there"), APP_SECRET)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    ana.expect_no_push("customer_message").await;
+    assert_eq!(history(&mut ana, &chat).await.len(), messages.len());
+}
+
+#[tokio::test]
+async fn r23_a_badly_signed_messenger_webhook_is_401_and_records_nothing() {
+    let server = server_with(vec![(Channel::Messenger, page("http://127.0.0.1:9"))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = messenger_chat(&server, &mut ana).await;
+    let body = messenger_text(PSID, "m_forged", "Send the refund to this account");
+
+    let (status, text) = post_meta(&server, &body, "not-the-app-secret").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    // Signed by Meta, then changed on the way.
+    let signed = meta_signature(messenger_text(PSID, "m_forged", "Hi").as_bytes(), APP_SECRET);
+    let headers = [("X-Hub-Signature-256", signed)];
+    let (status, _) = post(&server, "/v1/native/meta", &headers, body.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a tampered body");
+    let (status, _) = post(&server, "/v1/native/meta", &[], body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "unsigned");
+
+    ana.expect_no_push("customer_message").await;
+    assert_eq!(history(&mut ana, &chat).await.len(), 1, "only the first message");
+}
+
+/// The Graph API answering Messenger sends with the message ids of the documented receipts
+/// (`messenger_receipts.json`), so that those receipts are about our messages.
+fn messenger_receipts_ok(n: usize) -> Answer {
+    let mid = match n {
+        1 => "mid.1458668856218:ed81099e15d3f4f233",
+        2 => "mid.1458668856219:ed81099e15d3f4f234",
+        _ => "mid.unexpected",
+    };
+    (
+        200,
+        vec![],
+        json!({ "recipient_id": PSID, "message_id": mid }).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn r25_messenger_delivery_receipts_move_our_messages_to_delivered_for_the_owner() {
+    let mut meta = FakePlatform::start(vec![], messenger_receipts_ok).await;
+    let server = server_with(vec![(Channel::Messenger, page(&meta.url()))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = messenger_chat(&server, &mut ana).await;
+    let mut seqs = Vec::new();
+    for text in ["It left this morning", "Tracking: 1Z999"] {
+        ana.send_message(&chat, text).await.expect_ok();
+        assert_eq!(meta.next().await.json()["message"]["text"], text);
+        seqs.push(status_until(&mut ana, "sent").await["seq"].as_u64());
+    }
+
+    let receipts = fixture("meta/fixtures/messenger_receipts.json");
+    assert_eq!(post_meta(&server, &receipts, APP_SECRET).await.0, StatusCode::OK);
+
+    let mut delivered = vec![
+        status_until(&mut ana, "delivered").await["seq"].as_u64(),
+        status_until(&mut ana, "delivered").await["seq"].as_u64(),
+    ];
+    delivered.sort();
+    assert_eq!(delivered, seqs);
+    let messages = history(&mut ana, &chat).await;
+    for seq in seqs.iter().flatten() {
+        assert_eq!(messages[*seq as usize]["delivery"]["status"], "delivered");
+    }
+}
+
+// ----- Instagram ---------------------------------------------------------------------------------
+
+fn instagram_ok(n: usize) -> Answer {
+    (
+        200,
+        vec![],
+        json!({ "recipient_id": "6853256758023434", "message_id": format!("aWdfZAG1faXRlbTpvdXQ-{n}") })
+            .to_string(),
+    )
+}
+
+/// Instagram's `messaging_seen` event: the customer read our message `mid`.
+fn instagram_seen(mid: &str) -> String {
+    json!({
+        "object": "instagram",
+        "entry": [{ "id": "17841405793187218", "time": 1765098000000u64, "messaging": [{
+            "sender": { "id": "6853256758023434" }, "recipient": { "id": "17841405793187218" },
+            "timestamp": 1765098000000u64,
+            "read": { "mid": mid }
+        }]}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn r25_an_instagram_read_event_moves_our_message_to_read_and_a_repeat_changes_nothing() {
+    let mut meta = FakePlatform::start(vec![], instagram_ok).await;
+    let server = server_with(vec![(Channel::Instagram, page(&meta.url()))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let body = fixture("meta/fixtures/instagram_messages.json");
+    assert_eq!(post_meta(&server, &body, APP_SECRET).await.0, StatusCode::OK);
+    let (chat, _) = take_offer(&mut ana).await;
+    ana.send_message(&chat, "Yes, in every size").await.expect_ok();
+    let sent = meta.next().await;
+    assert_eq!(
+        (sent.path.as_str(), &sent.json()["recipient"]["id"]),
+        ("/me/messages", &json!("6853256758023434"))
+    );
+    let seq = status_until(&mut ana, "sent").await["seq"].as_u64();
+
+    let seen = instagram_seen("aWdfZAG1faXRlbTpvdXQ-1");
+    assert_eq!(post_meta(&server, &seen, APP_SECRET).await.0, StatusCode::OK);
+
+    assert_eq!(status_until(&mut ana, "read").await["seq"].as_u64(), seq);
+    let messages = history(&mut ana, &chat).await;
+    assert_eq!(
+        messages[seq.expect("a seq") as usize]["delivery"]["status"],
+        "read"
+    );
+    // Instagram sends no delivery receipts: `messaging_seen` is its only news of our messages.
+    // Seen again (a redelivery): no second push.
+    assert_eq!(post_meta(&server, &seen, APP_SECRET).await.0, StatusCode::OK);
+    ana.expect_no_push("message_status").await;
 }

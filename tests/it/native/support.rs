@@ -299,3 +299,34 @@ pub(super) fn twilio_ok(n: usize) -> Answer {
         json!({ "sid": format!("SMout{n:030}"), "status": "queued" }).to_string(),
     )
 }
+
+/// The next `n` `customer_message` pushes, which must all be about `chat`: their messages.
+pub(super) async fn customer_messages(agent: &mut AgentClient, chat: &str, n: usize) -> Vec<Value> {
+    let mut messages = Vec::with_capacity(n);
+    for _ in 0..n {
+        let pushed = agent.expect_push("customer_message").await;
+        assert_eq!(pushed["chat_id"], chat, "{pushed:#?}");
+        messages.push(pushed["message"].clone());
+    }
+    messages
+}
+
+/// A media attachment as the wire shows it: `kind`, then the platform's `id`, `url`, `mime`
+/// and `filename`, each `None` where the platform gave none.
+pub(super) fn media(
+    kind: &str,
+    id: Option<&str>,
+    url: Option<&str>,
+    mime: Option<&str>,
+    filename: Option<&str>,
+) -> Value {
+    json!({ "type": "media", "kind": kind, "id": id, "url": url, "mime": mime, "filename": filename })
+}
+
+/// The messages' texts and attachments, the two things a platform's content becomes.
+pub(super) fn contents(messages: &[Value]) -> Vec<(Value, Value)> {
+    messages
+        .iter()
+        .map(|m| (m["text"].clone(), m["attachment"].clone()))
+        .collect()
+}
