@@ -710,3 +710,52 @@ async fn r25_an_instagram_read_event_moves_our_message_to_read_and_a_repeat_chan
     assert_eq!(post_meta(&server, &seen, APP_SECRET).await.0, StatusCode::OK);
     ana.expect_no_push("message_status").await;
 }
+
+/// Messenger's read receipt, in the documented shape: everything sent to the page's customer
+/// `PSID` up to `watermark` was read.
+fn messenger_read(watermark: chrono::DateTime<chrono::Utc>) -> String {
+    let millis = watermark.timestamp_millis();
+    json!({
+        "object": "page",
+        "entry": [{ "id": "682498302938465", "time": millis, "messaging": [{
+            "sender": { "id": PSID }, "recipient": { "id": "682498302938465" },
+            "timestamp": millis,
+            "read": { "watermark": millis }
+        }]}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn r25_a_messenger_read_watermark_moves_what_we_sent_before_it_to_read_and_nothing_after() {
+    let mut meta = FakePlatform::start(vec![], messenger_receipts_ok).await;
+    let server = server_with(vec![(Channel::Messenger, page(&meta.url()))]).await;
+    let mut ana = server.agent("ana").connect().await;
+    let chat = messenger_chat(&server, &mut ana).await;
+    ana.send_message(&chat, "It left this morning").await.expect_ok();
+    meta.next().await;
+    let first = status_until(&mut ana, "sent").await["seq"].as_u64();
+    server.advance(chrono::Duration::minutes(2));
+    ana.send_message(&chat, "Tracking: 1Z999").await.expect_ok();
+    meta.next().await;
+    let second = status_until(&mut ana, "sent").await["seq"].as_u64();
+
+    // Read up to a minute after the first message: the second was sent after that.
+    let watermark = TestServer::start_time() + chrono::Duration::minutes(1);
+    let (status, text) = post_meta(&server, &messenger_read(watermark), APP_SECRET).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+
+    assert_eq!(status_until(&mut ana, "read").await["seq"].as_u64(), first);
+    // The documented receipts (both delivered, and a read watermark from 2016): the second is
+    // delivered now; the first, read already, stays read.
+    let receipts = fixture("meta/fixtures/messenger_receipts.json");
+    assert_eq!(post_meta(&server, &receipts, APP_SECRET).await.0, StatusCode::OK);
+    assert_eq!(status_until(&mut ana, "delivered").await["seq"].as_u64(), second);
+    ana.expect_no_push("message_status").await;
+    let messages = history(&mut ana, &chat).await;
+    let status_of = |seq: Option<u64>| messages[seq.expect("a seq") as usize]["delivery"]["status"].clone();
+    assert_eq!(
+        (status_of(first), status_of(second)),
+        (json!("read"), json!("delivered"))
+    );
+}
