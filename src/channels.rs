@@ -32,6 +32,9 @@ pub enum Delivered {
     Message(NativeMessage),
     /// The platform's news about a message we sent (R25).
     Status(NativeStatus),
+    /// The platform's news about every message we sent a customer up to a moment, where it
+    /// names no message (Messenger's read receipts carry only a watermark, R25).
+    Watermark(NativeWatermark),
 }
 
 /// A customer's message as the platform delivered it.
@@ -120,6 +123,19 @@ pub struct NativeStatus {
     pub reason: Option<String>,
     /// When, if the platform says.
     pub at: Option<Timestamp>,
+}
+
+/// Every message we sent a customer on a channel up to a moment reached a status (R25).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NativeWatermark {
+    /// The channel.
+    pub channel: Channel,
+    /// The customer's address on it (who read or received them).
+    pub customer: String,
+    /// What happened to them: delivered or read.
+    pub status: DeliveryStatus,
+    /// Every message sent at or before this moment, by the platform's clock.
+    pub up_to: Timestamp,
 }
 
 /// Where a message to a customer is (R25).

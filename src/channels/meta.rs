@@ -19,14 +19,16 @@
 //!   `errors` of a change that concern no message, and statuses other than `sent`,
 //!   `delivered`, `read` and `failed` (Meta adds new ones; refusing the webhook would only make
 //!   Meta redeliver it for days);
-//! - Messenger's read receipts, which carry only a watermark ("everything before this time is
-//!   read") and no message id: mapping one to messages needs the store's list of what was
-//!   sent, out of reach of a pure parser. Delivery receipts count only for their `mids`, for
-//!   the same reason. Instagram's `messaging_seen` names its `mid` and becomes a `read` status;
 //! - our own messages echoed back (`is_echo`), a customer's unsend (`is_deleted`, the same
 //!   `mid` as the message it retracts), `standby` events (another app owns the thread), and
 //!   events other than messages, postbacks, reactions, deliveries and reads (opt-ins,
 //!   referrals, handovers).
+//!
+//! Messenger's read receipts carry only a watermark ("everything sent up to this time is
+//! read") and no message id, and its delivery receipts may leave out their `mids`: each becomes
+//! a [`Delivered::Watermark`] for the customer, which the engine applies to the messages it
+//! sent them up to that time. Instagram's `messaging_seen` names its `mid` and becomes a `read`
+//! [`Delivered::Status`].
 //!
 //! A Messenger or Instagram message with several attachments (or text and attachments) becomes
 //! one [`NativeMessage`] per part, since [`Content`] holds one: the first keeps the `mid`, the
@@ -39,8 +41,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::{
-    retry_after, Content, Delivered, DeliveryStatus, Media, MediaKind, NativeMessage, NativeStatus, Outgoing,
-    OutgoingBody, PlatformConfig, PlatformRequest, SendOutcome, WebhookError,
+    retry_after, Content, Delivered, DeliveryStatus, Media, MediaKind, NativeMessage, NativeStatus,
+    NativeWatermark, Outgoing, OutgoingBody, PlatformConfig, PlatformRequest, SendOutcome, WebhookError,
 };
 use crate::clock::Timestamp;
 use crate::core::Channel;
@@ -464,6 +466,14 @@ fn messaging_event(event: &Node<'_>, channel: Channel, out: &mut Vec<Delivered>)
             in_reply_to: Vec::new(),
         }))
     };
+    let up_to = |status: DeliveryStatus, watermark: &Node<'_>| -> Result<Delivered, WebhookError> {
+        Ok(Delivered::Watermark(NativeWatermark {
+            channel,
+            customer: event.req("sender")?.req_str("id")?.to_owned(),
+            status,
+            up_to: watermark.millis()?,
+        }))
+    };
     let status = |provider_id: &str, status: DeliveryStatus| {
         Delivered::Status(NativeStatus {
             channel,
@@ -543,13 +553,23 @@ fn messaging_event(event: &Node<'_>, channel: Channel, out: &mut Vec<Delivered>)
             },
         )?);
     } else if let Some(delivery) = event.get("delivery") {
-        for mid in delivery.opt_items("mids")? {
+        let mids = delivery.opt_items("mids")?;
+        for mid in &mids {
             out.push(status(mid.str()?, DeliveryStatus::Delivered));
         }
+        // `mids` is optional: without it, the watermark says what arrived.
+        if mids.is_empty() {
+            if let Some(watermark) = delivery.get("watermark") {
+                out.push(up_to(DeliveryStatus::Delivered, &watermark)?);
+            }
+        }
     } else if let Some(read) = event.get("read") {
-        // Instagram names the message read; Messenger gives only a watermark (module docs).
+        // Instagram names the message read; Messenger gives a watermark: everything we sent
+        // up to it was read.
         if let Some(mid) = read.opt_str("mid")? {
             out.push(status(mid, DeliveryStatus::Read));
+        } else if let Some(watermark) = read.get("watermark") {
+            out.push(up_to(DeliveryStatus::Read, &watermark)?);
         }
     }
     Ok(())

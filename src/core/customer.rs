@@ -730,6 +730,31 @@ impl CustomerFile {
         }]
     }
 
+    /// Every message to the customer on `channel` that the platform took and that was written
+    /// at or before `up_to` moves on to `next` (R25), for a platform's receipt that names a
+    /// moment rather than messages (Messenger's watermark). A message still pending, or failed,
+    /// is left as it is: the platform never had it. A message written just before `up_to` but
+    /// taken by the platform after it would be counted too; the outbox sends within
+    /// milliseconds, and a platform's watermark is no finer than that.
+    pub fn delivery_up_to(&mut self, channel: Channel, up_to: Timestamp, next: Delivery) -> Events {
+        let mut events = Vec::new();
+        for chat in self.chats.iter_mut().filter(|c| c.channel == channel) {
+            for (seq, message) in chat.messages.iter_mut().enumerate() {
+                let taken = matches!(message.delivery, Some(Delivery::Sent | Delivery::Delivered));
+                match &message.delivery {
+                    Some(now) if taken && message.at <= up_to && now.may_become(&next) => {}
+                    _ => continue,
+                }
+                message.delivery = Some(next.clone());
+                events.push(E::DeliveryChanged {
+                    chat: chat.id.clone(),
+                    seq: seq as u64,
+                });
+            }
+        }
+        events
+    }
+
     /// The chat's owner sends a failed message again (R24).
     pub fn retry_delivery(
         &mut self,

@@ -67,17 +67,12 @@ impl Engine {
             match item {
                 Delivered::Message(message) => self.native_message(message),
                 Delivered::Status(status) => {
-                    let delivery = match status.status {
-                        DeliveryStatus::Sent => Delivery::Sent,
-                        DeliveryStatus::Delivered => Delivery::Delivered,
-                        DeliveryStatus::Read => Delivery::Read,
-                        DeliveryStatus::Failed => Delivery::Failed {
-                            reason: status
-                                .reason
-                                .unwrap_or_else(|| "the platform gave no reason".into()),
-                        },
-                    };
+                    let delivery = delivery(status.status, status.reason);
                     self.delivery_status(status.channel, &status.provider_id, delivery);
+                }
+                Delivered::Watermark(mark) => {
+                    let delivery = delivery(mark.status, None);
+                    self.delivery_up_to(mark.channel, &mark.customer, mark.up_to, delivery);
                 }
             }
         }
@@ -253,6 +248,18 @@ impl Engine {
                 .and_then(|(_, _, wait)| wait)
                 .map(|w| w.num_seconds().max(0) as u64),
         }
+    }
+}
+
+/// A platform's status in the core's terms; a failure keeps the platform's reason.
+fn delivery(status: DeliveryStatus, reason: Option<String>) -> Delivery {
+    match status {
+        DeliveryStatus::Sent => Delivery::Sent,
+        DeliveryStatus::Delivered => Delivery::Delivered,
+        DeliveryStatus::Read => Delivery::Read,
+        DeliveryStatus::Failed => Delivery::Failed {
+            reason: reason.unwrap_or_else(|| "the platform gave no reason".into()),
+        },
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::outbound::OutboxItem;
 use super::Engine;
 use crate::clock::Timestamp;
-use crate::core::{Channel, Delivery};
+use crate::core::{Channel, CustomerEvent, Delivery};
 use crate::ids::{AgentId, ChatId, CustomerId};
 use crate::protocol::ReplyResult;
 use crate::refusal::Refusal;
@@ -110,6 +110,39 @@ impl Engine {
         effects.apply(&file, &events);
         effects.finish(&file);
         true
+    }
+
+    /// The platform's news about every message it took for the customer at `address` on
+    /// `channel` up to `up_to` (R25): Messenger's receipts name a moment, not messages. Nothing
+    /// happens for an address the engine does not know.
+    pub fn delivery_up_to(&self, channel: Channel, address: &str, up_to: Timestamp, delivery: Delivery) {
+        let Some(file) = self.customers.file_at(channel, address) else {
+            return;
+        };
+        let last_news = matches!(delivery, Delivery::Read);
+        let now = self.now();
+        let read_ids: Vec<String> = {
+            let mut file = file.lock();
+            let mut effects = self.effects(&file, now);
+            let events = file.delivery_up_to(channel, up_to, delivery);
+            effects.apply(&file, &events);
+            effects.finish(&file);
+            events
+                .iter()
+                .filter(|_| last_news)
+                .filter_map(|e| match e {
+                    CustomerEvent::DeliveryChanged { chat, seq } => file
+                        .chat(chat)
+                        .and_then(|c| c.messages.get(usize::try_from(*seq).ok()?))
+                        .and_then(|m| m.provider_id.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Read is the last news a platform sends: the ids need not be kept (as above).
+        for id in read_ids {
+            self.sent_messages.remove(&(channel, id));
+        }
     }
 
     /// The owner sends a failed message again (R24).

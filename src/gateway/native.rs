@@ -155,6 +155,7 @@ fn channel_of(item: &Delivered) -> Channel {
     match item {
         Delivered::Message(m) => m.channel,
         Delivered::Status(s) => s.channel,
+        Delivered::Watermark(w) => w.channel,
     }
 }
 

@@ -25,7 +25,7 @@ fn messages(body: &str) -> Vec<NativeMessage> {
         .into_iter()
         .filter_map(|d| match d {
             Delivered::Message(m) => Some(m),
-            Delivered::Status(_) => None,
+            Delivered::Status(_) | Delivered::Watermark(_) => None,
         })
         .collect()
 }
@@ -36,7 +36,7 @@ fn statuses(body: &str) -> Vec<NativeStatus> {
         .into_iter()
         .filter_map(|d| match d {
             Delivered::Status(s) => Some(s),
-            Delivered::Message(_) => None,
+            Delivered::Message(_) | Delivered::Watermark(_) => None,
         })
         .collect()
 }
@@ -491,7 +491,7 @@ fn r23_messenger_location_sticker_and_fallback_attachments() {
 }
 
 #[test]
-fn r25_messenger_delivery_gives_a_status_per_mid_and_a_watermark_read_gives_none() {
+fn r25_messenger_delivery_gives_a_status_per_mid_and_a_read_gives_the_customers_watermark() {
     let delivered = |mid: &str| NativeStatus {
         channel: Channel::Messenger,
         provider_id: mid.to_owned(),
@@ -504,8 +504,30 @@ fn r25_messenger_delivery_gives_a_status_per_mid_and_a_watermark_read_gives_none
         Ok(vec![
             Delivered::Status(delivered("mid.1458668856218:ed81099e15d3f4f233")),
             Delivered::Status(delivered("mid.1458668856219:ed81099e15d3f4f234")),
+            Delivered::Watermark(NativeWatermark {
+                channel: Channel::Messenger,
+                customer: "1254459154682919".to_owned(),
+                status: DeliveryStatus::Read,
+                up_to: chrono::DateTime::from_timestamp_millis(1458668856253).expect("a time"),
+            }),
         ]),
-        "the read event carries only a watermark: nothing to attach it to"
+        "the read event names no message: everything sent up to its watermark was read"
+    );
+    // A delivery receipt without `mids` says what arrived by its watermark alone.
+    let body = edited(MESSENGER_RECEIPTS, |v| {
+        v["entry"][0]["messaging"][0]["delivery"]
+            .as_object_mut()
+            .expect("an object")
+            .remove("mids");
+    });
+    assert_eq!(
+        parse(&body).expect("parses")[0],
+        Delivered::Watermark(NativeWatermark {
+            channel: Channel::Messenger,
+            customer: "1254459154682919".to_owned(),
+            status: DeliveryStatus::Delivered,
+            up_to: chrono::DateTime::from_timestamp_millis(1458668856253).expect("a time"),
+        })
     );
 }
 

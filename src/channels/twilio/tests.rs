@@ -293,6 +293,7 @@ fn r23_a_retried_webhook_repeats_every_items_provider_id() {
             .map(|item| match item {
                 Delivered::Message(m) => m.provider_id.clone(),
                 Delivered::Status(s) => s.provider_id.clone(),
+                Delivered::Watermark(w) => panic!("Twilio names its messages: {w:?}"),
             })
             .collect()
     };

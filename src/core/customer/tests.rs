@@ -625,3 +625,62 @@ fn routed() -> Accepted {
         within_sla: None,
     }
 }
+
+#[test]
+fn r25_a_watermark_moves_only_what_the_platform_took_up_to_it_and_only_forward() {
+    let mut desk = Desk::on(Channel::Messenger);
+    let chat = desk.active(&ana(), t(0));
+    let policy = desk.policy.clone();
+    for (text, at) in [("a", 1), ("b", 2), ("c", 3), ("d", 5)] {
+        desk.file
+            .send(&chat, &ana(), text, false, &policy, t(at))
+            .expect("sends");
+    }
+    // Seqs 1 to 4 are a, b, c, d: a taken, b refused for good, c still in the outbox, d taken.
+    desk.file.delivery(&chat, 1, Delivery::Sent, Some("m_a".into()));
+    let failed = Delivery::Failed {
+        reason: "blocked".into(),
+    };
+    desk.file.delivery(&chat, 2, failed.clone(), None);
+    desk.file.delivery(&chat, 4, Delivery::Sent, Some("m_d".into()));
+    let status = |desk: &Desk, seq: usize| {
+        desk.file.chat(&chat).expect("chat").messages[seq]
+            .delivery
+            .clone()
+    };
+
+    let read = desk.file.delivery_up_to(Channel::Messenger, t(3), Delivery::Read);
+
+    assert_eq!(
+        read,
+        vec![E::DeliveryChanged {
+            chat: chat.clone(),
+            seq: 1
+        }]
+    );
+    assert_eq!(status(&desk, 2), Some(failed), "the platform never had it");
+    assert_eq!(status(&desk, 3), Some(Delivery::Pending), "not sent yet");
+    assert_eq!(
+        status(&desk, 4),
+        Some(Delivery::Sent),
+        "written after the watermark"
+    );
+    assert!(
+        desk.file
+            .delivery_up_to(Channel::Whatsapp, t(10), Delivery::Read)
+            .is_empty(),
+        "another channel's receipt"
+    );
+    let delivered = desk
+        .file
+        .delivery_up_to(Channel::Messenger, t(10), Delivery::Delivered);
+    assert_eq!(
+        delivered,
+        vec![E::DeliveryChanged {
+            chat: chat.clone(),
+            seq: 4
+        }]
+    );
+    assert_eq!(status(&desk, 1), Some(Delivery::Read), "read stays read");
+    desk.file.check_invariants();
+}
