@@ -80,6 +80,7 @@ impl Engine {
 
     fn native_message(&self, message: NativeMessage) {
         let channel = message.channel;
+        let thread = self.thread_of(&message);
         let policy = self.config.policies.of(channel);
         let (mut text, payload) = native_content(message.content);
         // A platform does not resend a shorter message when one is refused: a longer one than
@@ -99,7 +100,30 @@ impl Engine {
         };
         // A platform wants no receipt: none is worked out (it takes the router's lock).
         let ask = RoutingAsk::default();
+        if let Some(file) = thread {
+            // Someone else on the customer's thread: the message joins the customer's
+            // conversation (R01), and its sender becomes neither their address nor their
+            // profile.
+            self.take_message_into(&file, channel, None, incoming, ask, |_, _| ());
+            return;
+        }
         self.take_message(channel, &message.from, profile, incoming, ask, |_, _| ());
+    }
+
+    /// The customer whose email thread `message` answers, when its sender is no customer yet
+    /// (R23): a colleague on copy, or the customer writing from another address, answering
+    /// one of our replies (`In-Reply-To` / `References` naming its `Message-ID`). A known
+    /// sender keeps their own file, as on every channel.
+    fn thread_of(&self, message: &NativeMessage) -> Option<SharedFile> {
+        if message.channel != Channel::Email
+            || self.customers.file_at(Channel::Email, &message.from).is_some()
+        {
+            return None;
+        }
+        message.in_reply_to.iter().find_map(|id| {
+            let sent = self.sent_messages.get(&(Channel::Email, id.clone()))?;
+            self.customers.file(&sent.customer)
+        })
     }
 
     /// A customer's message, however it came: R01 under the customer's lock, then its effects;
@@ -113,12 +137,29 @@ impl Engine {
         ask: RoutingAsk,
         answer: impl FnOnce(&CustomerFile, Option<ChatId>) -> R,
     ) -> R {
+        let file = self.file_for(channel, from, profile.clone());
+        self.take_message_into(&file, channel, Some((from, profile)), incoming, ask, answer)
+    }
+
+    /// [`Engine::take_message`] into `file`, learning the sender's address and profile when
+    /// they are the customer's (`sender`).
+    fn take_message_into<R>(
+        &self,
+        file: &SharedFile,
+        channel: Channel,
+        sender: Option<(&str, Profile)>,
+        incoming: Incoming,
+        ask: RoutingAsk,
+        answer: impl FnOnce(&CustomerFile, Option<ChatId>) -> R,
+    ) -> R {
         let now = self.now();
         let policy = self.config.policies.of(channel);
-        let file = self.file_for(channel, from, profile.clone());
         let mut file = file.lock();
         let mut effects = self.effects(&file, now);
-        let mut events = file.learn(channel, from, profile);
+        let mut events = match sender {
+            Some((from, profile)) => file.learn(channel, from, profile),
+            None => Vec::new(),
+        };
         events.extend(file.receive(channel, incoming, ask, policy, now, || {
             ChatId::from(self.new_id("ch"))
         }));

@@ -14,7 +14,7 @@ use super::support::{
     contents, customer_messages, fixture, history, media, platform, post, server_with, status_until,
     take_offer, MAIL_TOKEN,
 };
-use crate::it::support::{TestServer, WAIT};
+use crate::it::support::{AgentClient, TestServer, WAIT};
 
 /// What a one-connection fake SMTP relay saw: the commands and the message.
 #[derive(Debug, Default)]
@@ -290,8 +290,9 @@ fn header_of<'a>(data: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} header in {data}"))
 }
 
-#[tokio::test]
-async fn r23_a_customers_answer_to_our_reply_threads_into_the_same_chat_with_its_quote_trimmed() {
+/// A customer who wrote by email, ana's chat with her, and the `Message-ID` (with its `<>`) of
+/// ana's reply, which the fake relay took.
+async fn a_thread_we_answered() -> (TestServer, AgentClient, String, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port().to_string();
     let relay = tokio::spawn(fake_relay(listener));
@@ -324,7 +325,14 @@ async fn r23_a_customers_answer_to_our_reply_threads_into_the_same_chat_with_its
         .expect("no panic");
     let ours = header_of(&relayed.data, "Message-ID").to_owned();
     assert!(ours.starts_with('<') && ours.ends_with("@example.com>"), "{ours}");
+    // The engine has taken the relay's answer: our message is on record under its Message-ID.
+    status_until(&mut ana, "sent").await;
+    (server, ana, chat, ours)
+}
 
+#[tokio::test]
+async fn r23_a_customers_answer_to_our_reply_threads_into_the_same_chat_with_its_quote_trimmed() {
+    let (server, mut ana, chat, ours) = a_thread_we_answered().await;
     // Ana answers our reply: the documented reply, its thread headers naming our message.
     let answer =
         fixture("email/fixtures/r23_reply.eml").replace("<reply-2.chat-77@support.example.com>", &ours);
@@ -342,4 +350,54 @@ async fn r23_a_customers_answer_to_our_reply_threads_into_the_same_chat_with_its
     let messages = history(&mut ana, &chat).await;
     assert_eq!(messages.len(), 3, "hers, ours, her answer: {messages:#?}");
     assert_eq!(messages[2]["text"], pushed[0]["text"]);
+}
+
+#[tokio::test]
+async fn r23_someone_else_answering_our_reply_joins_the_customers_chat_without_becoming_her_address() {
+    let (server, mut ana, chat, ours) = a_thread_we_answered().await;
+    // Her colleague, on copy, answers our reply from an address no customer has.
+    let colleague = fixture("email/fixtures/r23_reply.eml")
+        .replace(
+            r#""Ana Perez" <ana.perez@example.com>"#,
+            "Bo Lind <bo.lind@example.org>",
+        )
+        .replace("<reply-2.chat-77@support.example.com>", &ours)
+        .replace(
+            "<CAF1reply.0003@mail.example.com>",
+            "<CAF1colleague.0004@mail.example.org>",
+        );
+    assert!(
+        colleague.contains("From: Bo Lind <bo.lind@example.org>"),
+        "{colleague}"
+    );
+    assert_eq!(post_email(&server, colleague).await.0, StatusCode::OK);
+    let pushed = customer_messages(&mut ana, &chat, 1).await;
+    assert!(
+        pushed[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Thanks"),
+        "{pushed:?}"
+    );
+    ana.expect_no_push("chat_offered").await;
+    assert_eq!(
+        history(&mut ana, &chat).await.len(),
+        3,
+        "hers, ours, her colleague's"
+    );
+
+    // Writing afresh, not on the thread, the colleague is a customer of their own.
+    let fresh = fixture("email/fixtures/r23_plain.eml")
+        .replace(
+            "=?UTF-8?Q?Ana_P=C3=A9rez?= <Ana.Perez@Example.COM>",
+            "Bo Lind <bo.lind@example.org>",
+        )
+        .replace(
+            "<CAF1plain.0001@mail.example.com>",
+            "<CAF1fresh.0005@mail.example.org>",
+        );
+    assert!(fresh.contains("From: Bo Lind <bo.lind@example.org>"), "{fresh}");
+    assert_eq!(post_email(&server, fresh).await.0, StatusCode::OK);
+    let (other, _) = take_offer(&mut ana).await;
+    assert_ne!(other, chat, "a new customer's chat");
 }
