@@ -176,6 +176,8 @@ pub struct Engine {
     outbound: Outbound,
     /// Messages the platforms took, by channel and their id of it: for status webhooks (R25).
     sent_messages: DashMap<(Channel, String), outbox::SentMessage>,
+    /// Statuses that came before the outbox had recorded their message as taken (R25).
+    early_statuses: outbox::EarlyStatuses,
     /// Messages that finally failed, by chat and place: what a retry sends again (R24).
     failed_outbox: DashMap<(ChatId, u64), outbound::OutboxItem>,
     /// This run's start, in the ids' clock: part of every idempotency key, so that keys of a
@@ -251,6 +253,7 @@ impl Engine {
             offer_cards: DashMap::new(),
             outbound,
             sent_messages: DashMap::new(),
+            early_statuses: outbox::EarlyStatuses::default(),
             failed_outbox: DashMap::new(),
             boot: first_id,
             next_id: AtomicU64::new(first_id),

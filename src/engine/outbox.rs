@@ -5,6 +5,8 @@
 
 use std::sync::atomic::Ordering;
 
+use dashmap::DashMap;
+
 use super::outbound::OutboxItem;
 use super::Engine;
 use crate::clock::Timestamp;
@@ -22,13 +24,55 @@ pub(crate) struct SentMessage {
     pub(crate) seq: u64,
 }
 
+/// How long a status of a message not known (yet) is kept for it.
+const EARLY_STATUS_TTL: chrono::Duration = chrono::Duration::seconds(60);
+
+/// How many such statuses are kept at most: the statuses of another system's sends on the same
+/// number are never claimed, and must not grow without bound.
+const EARLY_STATUSES_MAX: usize = 10_000;
+
+/// Statuses that a platform (or an adapter) reported before the outbox had recorded their
+/// message as taken: the platform's answer to the send and its status webhook race, and the
+/// webhook may win (all the more as sends run on a low-priority thread). Each is applied once
+/// the message is recorded, in the order it came; one never claimed is let go of after
+/// [`EARLY_STATUS_TTL`].
+#[derive(Debug, Default)]
+pub(crate) struct EarlyStatuses(DashMap<(Channel, String), (Timestamp, Vec<Delivery>)>);
+
+impl EarlyStatuses {
+    /// Keeps `delivery` for the message `key` names, as of `now`.
+    fn hold(&self, key: (Channel, String), delivery: Delivery, now: Timestamp) {
+        if self.0.len() >= EARLY_STATUSES_MAX {
+            self.0.retain(|_, (since, _)| now - *since < EARLY_STATUS_TTL);
+            if self.0.len() >= EARLY_STATUSES_MAX {
+                tracing::debug!(channel = %key.0, provider_id = %key.1, "a status of an unknown message let go of: too many waiting");
+                return;
+            }
+        }
+        self.0
+            .entry(key)
+            .or_insert_with(|| (now, Vec::new()))
+            .1
+            .push(delivery);
+    }
+
+    /// What came for the message `key` names, within the last [`EARLY_STATUS_TTL`].
+    fn claim(&self, key: &(Channel, String), now: Timestamp) -> Vec<Delivery> {
+        match self.0.remove(key) {
+            Some((_, (since, reports))) if now - since < EARLY_STATUS_TTL => reports,
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Engine {
     /// The platform took `item`; its id of the message is `provider_id`.
     pub fn outbox_taken(&self, item: &OutboxItem, provider_id: String) {
         self.outbound.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let key = (item.channel(), provider_id.clone());
         if let Some(seq) = item.seq {
             self.sent_messages.insert(
-                (item.channel(), provider_id.clone()),
+                key.clone(),
                 SentMessage {
                     customer: item.customer.clone(),
                     chat: item.chat().clone(),
@@ -42,6 +86,11 @@ impl Engine {
             Some(provider_id),
             Change::OutboxDone { id: item.id },
         );
+        if item.seq.is_some() {
+            for delivery in self.early_statuses.claim(&key, self.now()) {
+                self.delivery_status(key.0, &key.1, delivery);
+            }
+        }
     }
 
     /// `item` will never go: every attempt failed, or the platform refused it for good. It
@@ -87,13 +136,16 @@ impl Engine {
     }
 
     /// The platform's news about a message it knows as `provider_id` on `channel` (R25);
-    /// false if no message of ours has that id.
+    /// false if no message of ours has that id (yet: the news is kept a while for it, see
+    /// [`EarlyStatuses`]).
     pub fn delivery_status(&self, channel: Channel, provider_id: &str, delivery: Delivery) -> bool {
         let Some(sent) = self
             .sent_messages
             .get(&(channel, provider_id.to_owned()))
             .map(|s| s.clone())
         else {
+            self.early_statuses
+                .hold((channel, provider_id.to_owned()), delivery, self.now());
             return false;
         };
         let Some(file) = self.customers.file(&sent.customer) else {

@@ -506,3 +506,51 @@ async fn r25_an_adapters_statuses_posted_to_the_generic_ingress_reach_the_owner_
     assert_eq!(code, StatusCode::NOT_FOUND);
     ana.expect_no_push("message_status").await;
 }
+
+#[tokio::test]
+async fn r25_a_status_that_comes_before_the_platforms_answer_is_kept_for_its_message() {
+    // A platform whose status webhook wins the race with its own answer: it reports the message
+    // delivered, and only then answers the send with the message's id.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/outbound", listener.local_addr().expect("addr"));
+    let server = server(url, StdDuration::from_secs(5), retry(3)).await;
+    let statuses = format!("http://{}/v1/channels/webchat/statuses", server.addr);
+    let (reported, mut early) = mpsc::unbounded_channel();
+    let platform = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let (statuses, reported) = (statuses.clone(), reported.clone());
+        async move {
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let id = provider_id(key);
+            let answered = reqwest::Client::new()
+                .post(&statuses)
+                .json(&json!({ "provider_id": id, "status": "delivered" }))
+                .send()
+                .await
+                .map(|r| r.status());
+            let _ = reported.send(answered.ok());
+            axum::Json(json!({ "id": id }))
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, platform).await });
+    let mut ana = server.agent("ana").connect().await;
+    let chat = ana.serves(&server.customer("webchat", "visitor-s2")).await;
+
+    ana.send_message(&chat, "your parcel is at the door")
+        .await
+        .expect_ok();
+
+    let answered = timeout(WAIT, early.recv())
+        .await
+        .expect("the platform reported in time");
+    assert_eq!(answered.flatten(), Some(StatusCode::NO_CONTENT));
+    let delivered = status_until(&mut ana, "delivered").await;
+    assert_eq!(delivered["chat_id"], chat.as_str());
+    let seq = delivered["seq"].as_u64().expect("seq") as usize;
+    assert_eq!(
+        history(&mut ana, &chat).await[seq]["delivery"]["status"],
+        "delivered"
+    );
+}
