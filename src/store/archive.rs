@@ -207,12 +207,14 @@ pub(crate) fn search_planned(
             } else {
                 // Narrow: every chat of every matching customer, filtered and sorted inside
                 // the covering index `chats_by_customer`; only the page's rows are then read.
+                // The match already keeps to the workspace; `+` keeps its check from luring the
+                // planner into walking the workspace's customers instead of the matches' keys.
                 format!(
                     "WITH page AS (
                         SELECT ch.rowid AS row, ch.newest_at AS newest_at, ch.id AS id
                         FROM customers cu CROSS JOIN chats ch INDEXED BY chats_by_customer
                             ON ch.ws = cu.ws AND ch.customer = cu.id
-                        WHERE cu.key IN {MATCHING} AND cu.ws = ?{filter}
+                        WHERE cu.key IN {MATCHING} AND +cu.ws = ?{filter}
                         ORDER BY ch.newest_at DESC, ch.id DESC LIMIT ?)
                      SELECT {COLUMNS}
                      FROM page CROSS JOIN chats ch ON ch.rowid = page.row

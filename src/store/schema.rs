@@ -195,6 +195,10 @@ CREATE TABLE agents (
 ///   `ws : "w<key>"` into its MATCH, so the full-text index itself keeps other workspaces'
 ///   customers out of the count that plans the search (`archive.rs`).
 /// - The outbox's `id` comes from a counter per workspace, so only `(ws, id)` is unique.
+/// - `analytics_events` is read only whole, per workspace, in `id` order (on start): its index
+///   is `(ws)`, whose entries end in the rowid `id`, so that read is one range in order. The
+///   index by `at` that version 1 made was never read, and a `(ws, at)` one would cost the
+///   start a sort of every event.
 const V5: &str = r#"
 CREATE TABLE workspaces (
     key              INTEGER PRIMARY KEY,
@@ -313,7 +317,7 @@ INSERT INTO analytics_events_v5 (id, ws, at, agent, channel, kind, reason, waite
     FROM analytics_events;
 DROP TABLE analytics_events;
 ALTER TABLE analytics_events_v5 RENAME TO analytics_events;
-CREATE INDEX analytics_events_by_at ON analytics_events (ws, at);
+CREATE INDEX analytics_events_by_ws ON analytics_events (ws);
 
 CREATE TABLE agent_limits_v5 (
     ws         INTEGER NOT NULL,

@@ -23,9 +23,12 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
         .transaction_with_behavior(TransactionBehavior::Deferred)
         .map_err(err)?;
 
+    // In key order, which only the table itself has: through the `(ws, id)` key the planner
+    // would fetch every row out of order and then sort them all (a hundred times slower on
+    // 500,000 customers). While a file holds one workspace, this scan reads no row too many.
     let customers: Vec<CustomerRecord> = tx
         .prepare(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE ws = ?1 ORDER BY key"
+            "SELECT {CUSTOMER_COLUMNS} FROM customers NOT INDEXED WHERE ws = ?1 ORDER BY key"
         ))
         .and_then(|mut st| st.query_map([ws], customer_record)?.collect())
         .map_err(err)?;
