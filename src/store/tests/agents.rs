@@ -8,7 +8,7 @@ use crate::core::Role;
 use crate::ids::QueueId;
 use crate::security::TokenHash;
 
-fn agent(id: &str, limit: u32, token: Option<&str>) -> AgentRecord {
+pub(super) fn agent(id: &str, limit: u32, token: Option<&str>) -> AgentRecord {
     AgentRecord {
         id: AgentId::from(id),
         name: format!("{id} Lima"),
