@@ -21,6 +21,7 @@ mod records;
 mod schema;
 mod snapshot;
 mod writer;
+mod ws_key;
 
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
 pub use records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
 pub use writer::Receipt;
+pub use ws_key::WsKey;
 
 use progress::Progress;
 use readers::Readers;
@@ -116,6 +118,9 @@ pub struct Store {
     /// The last submission's number; held while sending, so numbers reach the writer in order.
     submitted: Ordered<u64>,
     progress: Arc<Progress>,
+    /// The workspace whose rows this store reads and writes. Only `default` exists so far;
+    /// a handle per workspace over one shared writer comes next (docs/design/workspaces.md).
+    ws: WsKey,
 }
 
 /// Everything submitted up to some moment; [`WritePoint::reached`] resolves once it is all on
@@ -221,6 +226,7 @@ impl Store {
             readers: Readers::new(path.to_path_buf()),
             submitted: Ordered::new(Level::StoreSubmit, 0),
             progress,
+            ws: WsKey::DEFAULT,
         })
     }
 
@@ -240,6 +246,7 @@ impl Store {
             // If the writer is gone the job (and `done`) is dropped: the receipt says so.
             let _ = jobs.send(Job {
                 seq: *submitted,
+                ws: self.ws,
                 changes,
                 done,
             });
@@ -258,12 +265,14 @@ impl Store {
     /// Every customer with its chats (without messages), every KPI event and every limit
     /// set, as of the last commit: what the engine restores on start.
     pub fn load(&self) -> Result<Snapshot, StoreError> {
-        self.readers.with(snapshot::load)
+        self.readers
+            .with(|conn, path| snapshot::load(conn, path, self.ws))
     }
 
     /// One page of the archive (R16), newest first.
     pub fn search_archive(&self, q: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
-        self.readers.with(|conn, path| archive::search(conn, path, q))
+        self.readers
+            .with(|conn, path| archive::search(conn, path, self.ws, q))
     }
 
     /// Up to `limit` messages of `chat`, newest first, older than `before_seq` if given.
@@ -274,12 +283,13 @@ impl Store {
         limit: u32,
     ) -> Result<HistoryPage, StoreError> {
         self.readers
-            .with(|conn, path| history::page(conn, path, chat, before_seq, limit))
+            .with(|conn, path| history::page(conn, path, self.ws, chat, before_seq, limit))
     }
 
     /// Every message of `chat`, oldest first (for the chats kept in memory on start).
     pub fn messages(&self, chat: &crate::ids::ChatId) -> Result<Vec<crate::core::chat::Message>, StoreError> {
-        self.readers.with(|conn, path| history::all(conn, path, chat))
+        self.readers
+            .with(|conn, path| history::all(conn, path, self.ws, chat))
     }
 
     /// The writer's counters, for /metrics.

@@ -14,7 +14,7 @@ use super::codec::{
     column_closed, column_id_opt, column_profile, column_stored, column_time, column_time_opt, nanos, Stored,
 };
 use super::writer::phone_digits;
-use super::StoreError;
+use super::{StoreError, WsKey};
 use crate::clock::Timestamp;
 use crate::core::channel::Channel;
 use crate::core::chat::{ChatState, CloseReason};
@@ -118,12 +118,18 @@ const BROAD_MATCHES: i64 = 5_000;
 const COLUMNS: &str = "ch.id, ch.customer, cu.name, cu.email, cu.phone, ch.channel, ch.state, ch.owner,
     ch.created_at, ch.last_customer_message_at, ch.closed_at, ch.close_reason, ch.newest_at";
 
-/// The customers that the full-text expression (the first `?`) matches, by `customers.key`.
+/// The customers that the full-text expression (the first `?`, scoped to the workspace by
+/// [`WsKey::search_filter`]) matches, by `customers.key`.
 const MATCHING: &str = "(SELECT rowid FROM customer_search WHERE customer_search MATCH ?)";
 
-/// Runs `q` on a read connection.
-pub(crate) fn search(conn: &Connection, path: &Path, q: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
-    search_planned(conn, path, q, BROAD_MATCHES)
+/// Runs `q` over workspace `ws`'s archive on a read connection.
+pub(crate) fn search(
+    conn: &Connection,
+    path: &Path,
+    ws: WsKey,
+    q: &ArchiveQuery,
+) -> Result<ArchivePage, StoreError> {
+    search_planned(conn, path, ws, q, BROAD_MATCHES)
 }
 
 /// [`search`], with text matching more than `broad_matches` customers taken as broad (tests
@@ -131,6 +137,7 @@ pub(crate) fn search(conn: &Connection, path: &Path, q: &ArchiveQuery) -> Result
 pub(crate) fn search_planned(
     conn: &Connection,
     path: &Path,
+    ws: WsKey,
     q: &ArchiveQuery,
     broad_matches: i64,
 ) -> Result<ArchivePage, StoreError> {
@@ -141,8 +148,9 @@ pub(crate) fn search_planned(
     let mut args: Vec<Value> = Vec::new();
     let expr = match &q.text {
         None => None,
+        // Only this workspace's customers match, in the count that plans the search too.
         Some(text) => match match_expression(text) {
-            Some(expr) => Some(expr),
+            Some(expr) => Some(format!("{} AND ({expr})", ws.search_filter())),
             // Nothing searchable in the text (only punctuation): nothing matches.
             None => return Ok(ArchivePage::default()),
         },
@@ -150,6 +158,8 @@ pub(crate) fn search_planned(
     if let Some(expr) = &expr {
         args.push(Value::Text(expr.clone()));
     }
+    // Every statement below has `ch.ws = ?` (or `cu.ws = ?`) right after the match, if any.
+    args.push(Value::Integer(ws.get()));
     let mut filter = String::new();
     if q.scope == Scope::Mine {
         filter.push_str(" AND ch.owner = ?");
@@ -173,8 +183,8 @@ pub(crate) fn search_planned(
         // The index that serves the filters (by newest, owner or state) is walked newest
         // first from the cursor and stops at the end of the page.
         None => format!(
-            "SELECT {COLUMNS} FROM chats ch LEFT JOIN customers cu ON cu.id = ch.customer
-             WHERE 1{filter} ORDER BY ch.newest_at DESC, ch.id DESC LIMIT ?"
+            "SELECT {COLUMNS} FROM chats ch LEFT JOIN customers cu ON cu.ws = ch.ws AND cu.id = ch.customer
+             WHERE ch.ws = ?{filter} ORDER BY ch.newest_at DESC, ch.id DESC LIMIT ?"
         ),
         Some(expr) => {
             let matches: i64 = conn
@@ -189,21 +199,26 @@ pub(crate) fn search_planned(
                 // is a correlated subquery on purpose: as a join, SQLite would build a Bloom
                 // filter over every customer first.
                 format!(
-                    "SELECT {COLUMNS} FROM chats ch LEFT JOIN customers cu ON cu.id = ch.customer
-                     WHERE (SELECT k.key FROM customers k WHERE k.id = ch.customer) IN {MATCHING}{filter}
+                    "SELECT {COLUMNS} FROM chats ch LEFT JOIN customers cu ON cu.ws = ch.ws AND cu.id = ch.customer
+                     WHERE (SELECT k.key FROM customers k WHERE k.ws = ch.ws AND k.id = ch.customer) IN {MATCHING}
+                       AND ch.ws = ?{filter}
                      ORDER BY ch.newest_at DESC, ch.id DESC LIMIT ?"
                 )
             } else {
                 // Narrow: every chat of every matching customer, filtered and sorted inside
                 // the covering index `chats_by_customer`; only the page's rows are then read.
+                // The match already keeps to the workspace; `+` keeps its check from luring the
+                // planner into walking the workspace's customers instead of the matches' keys.
                 format!(
                     "WITH page AS (
                         SELECT ch.rowid AS row, ch.newest_at AS newest_at, ch.id AS id
-                        FROM customers cu CROSS JOIN chats ch INDEXED BY chats_by_customer ON ch.customer = cu.id
-                        WHERE cu.key IN {MATCHING}{filter}
+                        FROM customers cu CROSS JOIN chats ch INDEXED BY chats_by_customer
+                            ON ch.ws = cu.ws AND ch.customer = cu.id
+                        WHERE cu.key IN {MATCHING} AND +cu.ws = ?{filter}
                         ORDER BY ch.newest_at DESC, ch.id DESC LIMIT ?)
                      SELECT {COLUMNS}
-                     FROM page CROSS JOIN chats ch ON ch.rowid = page.row LEFT JOIN customers cu ON cu.id = ch.customer
+                     FROM page CROSS JOIN chats ch ON ch.rowid = page.row
+                        LEFT JOIN customers cu ON cu.ws = ch.ws AND cu.id = ch.customer
                      ORDER BY page.newest_at DESC, page.id DESC"
                 )
             }

@@ -10,7 +10,7 @@ use super::codec::{
     Stored, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{ChatRecord, CustomerRecord};
-use super::{Store, StoreError};
+use super::{Store, StoreError, WsKey};
 use crate::core::chat::Message;
 use crate::ids::ChatId;
 
@@ -39,6 +39,7 @@ pub struct HistoryPage {
 pub(crate) fn page(
     conn: &Connection,
     path: &Path,
+    ws: WsKey,
     chat: &ChatId,
     before_seq: Option<u64>,
     limit: u32,
@@ -48,11 +49,11 @@ pub(crate) fn page(
     let mut messages = conn
         .prepare_cached(
             "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason FROM messages
-             WHERE chat = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+             WHERE ws = ?1 AND chat = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
         )
         .and_then(|mut st| {
             st.query_map(
-                params![chat.as_str(), before, i64::from(limit) + 1],
+                params![ws, chat.as_str(), before, i64::from(limit) + 1],
                 history_entry,
             )?
             .collect::<Result<Vec<_>, _>>()
@@ -72,13 +73,18 @@ pub(crate) fn page(
 
 /// Every message of `chat`, oldest first: what a chat still in memory after a restart needs,
 /// since new messages are numbered after it. A gap in the numbers is damage.
-pub(crate) fn all(conn: &Connection, path: &Path, chat: &ChatId) -> Result<Vec<Message>, StoreError> {
+pub(crate) fn all(
+    conn: &Connection,
+    path: &Path,
+    ws: WsKey,
+    chat: &ChatId,
+) -> Result<Vec<Message>, StoreError> {
     let rows = conn
         .prepare_cached(
-            "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason FROM messages WHERE chat = ?1 ORDER BY seq",
+            "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason FROM messages WHERE ws = ?1 AND chat = ?2 ORDER BY seq",
         )
         .and_then(|mut st| {
-            st.query_map(params![chat.as_str()], history_entry)?
+            st.query_map(params![ws, chat.as_str()], history_entry)?
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| StoreError::sqlite(path, e))?;
@@ -107,11 +113,11 @@ impl Store {
     ) -> Result<Option<ChatId>, StoreError> {
         self.readers.with(|conn, path| {
             conn.prepare_cached(
-                "SELECT id FROM chats WHERE customer = ?1 AND channel = ?2
+                "SELECT id FROM chats WHERE ws = ?1 AND customer = ?2 AND channel = ?3
                  ORDER BY created_at DESC, id DESC LIMIT 1",
             )
             .and_then(|mut st| {
-                st.query_row(params![customer.as_str(), channel.stored()], |r| {
+                st.query_row(params![self.ws, customer.as_str(), channel.stored()], |r| {
                     r.get::<_, String>(0).map(ChatId::from)
                 })
                 .optional()
@@ -123,7 +129,7 @@ impl Store {
     /// One chat as last committed, with its customer (`None` if the customer is missing,
     /// which the engine never writes); `None` if there is no such chat.
     pub fn chat(&self, id: &ChatId) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {
-        self.readers.with(|conn, path| chat(conn, path, id))
+        self.readers.with(|conn, path| chat(conn, path, self.ws, id))
     }
 }
 
@@ -131,21 +137,26 @@ impl Store {
 fn chat(
     conn: &mut Connection,
     path: &Path,
+    ws: WsKey,
     id: &ChatId,
 ) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {
     let err = |e| StoreError::sqlite(path, e);
     let tx = conn.transaction().map_err(err)?;
     let chat = tx
-        .prepare_cached(&format!("SELECT {CHAT_COLUMNS} FROM chats WHERE id = ?1"))
-        .and_then(|mut st| st.query_row(params![id.as_str()], chat_record).optional())
+        .prepare_cached(&format!(
+            "SELECT {CHAT_COLUMNS} FROM chats WHERE ws = ?1 AND id = ?2"
+        ))
+        .and_then(|mut st| st.query_row(params![ws, id.as_str()], chat_record).optional())
         .map_err(err)?;
     let Some(chat) = chat else {
         return Ok(None);
     };
     let customer = tx
-        .prepare_cached(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?1"))
+        .prepare_cached(&format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE ws = ?1 AND id = ?2"
+        ))
         .and_then(|mut st| {
-            st.query_row(params![chat.customer.as_str()], customer_record)
+            st.query_row(params![ws, chat.customer.as_str()], customer_record)
                 .optional()
         })
         .map_err(err)?;

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -176,6 +176,206 @@ CREATE TABLE agents (
     channel_limits TEXT NOT NULL,
     token_sha256   BLOB
 ) WITHOUT ROWID;
+"#;
+
+/// Version 5: workspaces (R27). One file holds every workspace, with one writer, so one
+/// group commit (one fsync) carries the changes of many.
+///
+/// - `workspaces` names each workspace by an integer `key` that every other table carries as
+///   `ws`, first in every primary key, unique key and index: a workspace's rows are one range
+///   of each index, so reading one workspace costs its own size, not the file's. `settings`
+///   and `limits` are JSON objects (empty: the defaults); `stored_bytes` is what the workspace
+///   holds, for its quota. `default` (key 1) is the workspace that every row stored before
+///   this version belonged to.
+/// - Each table is rebuilt as SQLite documents for schema changes that `ALTER TABLE` cannot
+///   make (create the new table, copy with `ws` = 1, drop the old, rename), keeping every
+///   rowid: `customers.key` stays the `customer_search` rowid, and the archive's page query
+///   reads chats by rowid.
+/// - `customer_search` gains a column `ws` holding the token `w<key>`; a search ANDs
+///   `ws : "w<key>"` into its MATCH, so the full-text index itself keeps other workspaces'
+///   customers out of the count that plans the search (`archive.rs`).
+/// - The outbox's `id` comes from a counter per workspace, so only `(ws, id)` is unique.
+/// - `analytics_events` is read only whole, per workspace, in `id` order (on start): its index
+///   is `(ws)`, whose entries end in the rowid `id`, so that read is one range in order. The
+///   index by `at` that version 1 made was never read, and a `(ws, at)` one would cost the
+///   start a sort of every event.
+const V5: &str = r#"
+CREATE TABLE workspaces (
+    key              INTEGER PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    name             TEXT,
+    state            TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    admin_key_sha256 BLOB,
+    settings         TEXT NOT NULL DEFAULT '{}',
+    limits           TEXT NOT NULL DEFAULT '{}',
+    stored_bytes     INTEGER NOT NULL DEFAULT 0
+);
+-- Nanoseconds since the epoch, like every timestamp here (whole seconds are all SQL has).
+INSERT INTO workspaces (key, id, state, created_at)
+    VALUES (1, 'default', 'active', CAST(strftime('%s', 'now') AS INTEGER) * 1000000000);
+
+CREATE TABLE customers_v5 (
+    ws             INTEGER NOT NULL,
+    key            INTEGER PRIMARY KEY,
+    id             TEXT NOT NULL,
+    name           TEXT,
+    email          TEXT,
+    phone          TEXT,
+    identities     TEXT NOT NULL,
+    opted_out      TEXT NOT NULL,
+    pushed         TEXT NOT NULL,
+    assigned_agent TEXT,
+    UNIQUE (ws, id)
+);
+INSERT INTO customers_v5 (ws, key, id, name, email, phone, identities, opted_out, pushed, assigned_agent)
+    SELECT 1, key, id, name, email, phone, identities, opted_out, pushed, assigned_agent FROM customers;
+DROP TABLE customers;
+ALTER TABLE customers_v5 RENAME TO customers;
+
+CREATE VIRTUAL TABLE customer_search_v5 USING fts5(
+    ws, name, email, phone,
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3 4'
+);
+INSERT INTO customer_search_v5 (rowid, ws, name, email, phone)
+    SELECT rowid, 'w1', name, email, phone FROM customer_search;
+DROP TABLE customer_search;
+ALTER TABLE customer_search_v5 RENAME TO customer_search;
+
+CREATE TABLE chats_v5 (
+    ws                       INTEGER NOT NULL,
+    id                       TEXT NOT NULL,
+    customer                 TEXT NOT NULL,
+    channel                  TEXT NOT NULL,
+    state                    TEXT NOT NULL,
+    owner                    TEXT,
+    reopened_by              TEXT,
+    reopened_at              INTEGER,
+    snooze                   TEXT,
+    created_at               INTEGER NOT NULL,
+    queued_at                INTEGER,
+    last_customer_message_at INTEGER,
+    closed_at                INTEGER,
+    close_reason             TEXT,
+    newest_at                INTEGER NOT NULL,
+    routing                  TEXT,
+    PRIMARY KEY (ws, id)
+);
+INSERT INTO chats_v5 (rowid, ws, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
+                      created_at, queued_at, last_customer_message_at, closed_at, close_reason,
+                      newest_at, routing)
+    SELECT rowid, 1, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
+           created_at, queued_at, last_customer_message_at, closed_at, close_reason, newest_at, routing
+    FROM chats;
+DROP TABLE chats;
+ALTER TABLE chats_v5 RENAME TO chats;
+CREATE INDEX chats_by_newest   ON chats (ws, newest_at, id);
+CREATE INDEX chats_by_owner    ON chats (ws, owner, newest_at, id);
+CREATE INDEX chats_by_state    ON chats (ws, state, newest_at, id);
+CREATE INDEX chats_by_customer ON chats (ws, customer, newest_at, id, owner, state);
+
+CREATE TABLE messages_v5 (
+    ws              INTEGER NOT NULL,
+    chat            TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    author          TEXT NOT NULL,
+    agent           TEXT,
+    kind            TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    payload         TEXT,
+    provider_id     TEXT,
+    delivery        TEXT,
+    delivery_reason TEXT,
+    PRIMARY KEY (ws, chat, seq)
+) WITHOUT ROWID;
+INSERT INTO messages_v5 (ws, chat, seq, at, author, agent, kind, text, payload, provider_id, delivery,
+                         delivery_reason)
+    SELECT 1, chat, seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason
+    FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_v5 RENAME TO messages;
+CREATE INDEX messages_by_provider_id ON messages (ws, provider_id) WHERE provider_id IS NOT NULL;
+
+CREATE TABLE analytics_events_v5 (
+    id           INTEGER PRIMARY KEY,
+    ws           INTEGER NOT NULL,
+    at           INTEGER NOT NULL,
+    agent        TEXT NOT NULL,
+    channel      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    reason       TEXT,
+    waited_ms    INTEGER,
+    to_accept_ms INTEGER,
+    queue        TEXT,
+    within_sla   INTEGER
+);
+INSERT INTO analytics_events_v5 (id, ws, at, agent, channel, kind, reason, waited_ms, to_accept_ms,
+                                 queue, within_sla)
+    SELECT id, 1, at, agent, channel, kind, reason, waited_ms, to_accept_ms, queue, within_sla
+    FROM analytics_events;
+DROP TABLE analytics_events;
+ALTER TABLE analytics_events_v5 RENAME TO analytics_events;
+CREATE INDEX analytics_events_by_ws ON analytics_events (ws);
+
+CREATE TABLE agent_limits_v5 (
+    ws         INTEGER NOT NULL,
+    agent      TEXT NOT NULL,
+    max_active INTEGER NOT NULL,
+    PRIMARY KEY (ws, agent)
+) WITHOUT ROWID;
+INSERT INTO agent_limits_v5 (ws, agent, max_active) SELECT 1, agent, max_active FROM agent_limits;
+DROP TABLE agent_limits;
+ALTER TABLE agent_limits_v5 RENAME TO agent_limits;
+
+CREATE TABLE agent_skills_v5 (
+    ws     INTEGER NOT NULL,
+    agent  TEXT NOT NULL,
+    skills TEXT NOT NULL,
+    PRIMARY KEY (ws, agent)
+) WITHOUT ROWID;
+INSERT INTO agent_skills_v5 (ws, agent, skills) SELECT 1, agent, skills FROM agent_skills;
+DROP TABLE agent_skills;
+ALTER TABLE agent_skills_v5 RENAME TO agent_skills;
+
+CREATE TABLE agents_v5 (
+    ws             INTEGER NOT NULL,
+    agent          TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    max_active     INTEGER NOT NULL,
+    queues         TEXT NOT NULL,
+    skills         TEXT NOT NULL,
+    channel_limits TEXT NOT NULL,
+    token_sha256   BLOB,
+    PRIMARY KEY (ws, agent)
+) WITHOUT ROWID;
+INSERT INTO agents_v5 (ws, agent, name, role, max_active, queues, skills, channel_limits, token_sha256)
+    SELECT 1, agent, name, role, max_active, queues, skills, channel_limits, token_sha256 FROM agents;
+DROP TABLE agents;
+ALTER TABLE agents_v5 RENAME TO agents;
+
+CREATE TABLE outbox_v5 (
+    ws              INTEGER NOT NULL,
+    id              INTEGER NOT NULL,
+    customer        TEXT NOT NULL,
+    chat            TEXT NOT NULL,
+    seq             INTEGER,
+    message         TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_at         INTEGER,
+    last_error      TEXT,
+    failed          TEXT,
+    PRIMARY KEY (ws, id)
+);
+INSERT INTO outbox_v5 (ws, id, customer, chat, seq, message, idempotency_key, attempts, next_at,
+                       last_error, failed)
+    SELECT 1, id, customer, chat, seq, message, idempotency_key, attempts, next_at, last_error, failed
+    FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v5 RENAME TO outbox;
 "#;
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database

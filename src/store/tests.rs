@@ -1,6 +1,7 @@
 //! Tests of the store: opening, durability of acknowledged groups, restore, search, history.
 
 mod agents;
+mod workspaces;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -985,7 +986,9 @@ fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
                         let run = |broad| {
                             store
                                 .readers
-                                .with(|conn, path| archive::search_planned(conn, path, &q, broad))
+                                .with(|conn, path| {
+                                    archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad)
+                                })
                                 .expect("searches")
                         };
                         let (narrow, broad) = (run(i64::MAX), run(0));

@@ -26,7 +26,7 @@ use super::codec::{
 };
 use super::progress::Progress;
 use super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
-use super::StoreError;
+use super::{StoreError, WsKey};
 use crate::clock::{Stopwatch, Timestamp};
 use crate::core::analytics::Event;
 use crate::core::chat::{Delivery, Message, Stage};
@@ -37,6 +37,8 @@ use crate::ids::{AgentId, ChatId};
 pub(crate) struct Job {
     /// Its place in submission order, from 1: the write point it reaches.
     pub(crate) seq: u64,
+    /// The workspace every change of it belongs to.
+    pub(crate) ws: WsKey,
     pub(crate) changes: Vec<Change>,
     pub(crate) done: oneshot::Sender<Result<(), StoreError>>,
 }
@@ -243,8 +245,10 @@ fn commit(conn: &mut Connection, path: &Path, group: &[Job]) -> Result<(), Store
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(err)?;
-    for change in group.iter().flat_map(|job| &job.changes) {
-        apply(&tx, path, change)?;
+    for job in group {
+        for change in &job.changes {
+            apply(&tx, path, job.ws, change)?;
+        }
     }
     // Dropping `tx` on an error above rolls the whole group back.
     tx.commit().map_err(err)
@@ -268,31 +272,31 @@ impl From<rusqlite::Error> for Failure {
     }
 }
 
-fn apply(conn: &Connection, path: &Path, change: &Change) -> Result<(), StoreError> {
+fn apply(conn: &Connection, path: &Path, ws: WsKey, change: &Change) -> Result<(), StoreError> {
     let result = match change {
-        Change::UpsertCustomer(customer) => upsert_customer(conn, customer),
-        Change::UpsertChat(chat) => upsert_chat(conn, chat),
-        Change::AppendMessage { chat, seq, message } => append_message(conn, chat, *seq, message),
-        Change::Analytics(event) => record_event(conn, event),
-        Change::SetAgentLimit { agent, limit } => set_agent_limit(conn, agent, *limit),
-        Change::SetAgentSkills { agent, skills } => set_agent_skills(conn, agent, skills),
+        Change::UpsertCustomer(customer) => upsert_customer(conn, ws, customer),
+        Change::UpsertChat(chat) => upsert_chat(conn, ws, chat),
+        Change::AppendMessage { chat, seq, message } => append_message(conn, ws, chat, *seq, message),
+        Change::Analytics(event) => record_event(conn, ws, event),
+        Change::SetAgentLimit { agent, limit } => set_agent_limit(conn, ws, agent, *limit),
+        Change::SetAgentSkills { agent, skills } => set_agent_skills(conn, ws, agent, skills),
         Change::SetDelivery {
             chat,
             seq,
             delivery,
             provider_id,
-        } => set_delivery(conn, chat, *seq, delivery, provider_id.as_deref()),
-        Change::Outbox(record) => outbox_insert(conn, record),
+        } => set_delivery(conn, ws, chat, *seq, delivery, provider_id.as_deref()),
+        Change::Outbox(record) => outbox_insert(conn, ws, record),
         Change::OutboxAttempt {
             id,
             attempts,
             next_at,
             error,
-        } => outbox_attempt(conn, *id, *attempts, next_at, error),
-        Change::OutboxFailed { id, reason } => outbox_failed(conn, *id, reason),
-        Change::OutboxDone { id } => outbox_done(conn, *id),
-        Change::UpsertAgent(agent) => upsert_agent(conn, agent),
-        Change::RemoveAgent { agent } => remove_agent(conn, agent),
+        } => outbox_attempt(conn, ws, *id, *attempts, next_at, error),
+        Change::OutboxFailed { id, reason } => outbox_failed(conn, ws, *id, reason),
+        Change::OutboxDone { id } => outbox_done(conn, ws, *id),
+        Change::UpsertAgent(agent) => upsert_agent(conn, ws, agent),
+        Change::RemoveAgent { agent } => remove_agent(conn, ws, agent),
     };
     result.map_err(|failure| match failure {
         Failure::Value(e) => e,
@@ -305,17 +309,19 @@ pub(crate) fn phone_digits(phone: &str) -> String {
     phone.chars().filter(char::is_ascii_digit).collect()
 }
 
-fn upsert_customer(conn: &Connection, c: &CustomerRecord) -> Result<(), Failure> {
+fn upsert_customer(conn: &Connection, ws: WsKey, c: &CustomerRecord) -> Result<(), Failure> {
     let p = &c.profile;
     let before: Option<(Option<String>, Option<String>, Option<String>)> = conn
-        .prepare_cached("SELECT name, email, phone FROM customers WHERE id = ?1")?
-        .query_row([c.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .prepare_cached("SELECT name, email, phone FROM customers WHERE ws = ?1 AND id = ?2")?
+        .query_row(params![ws, c.id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     let key: i64 = conn
         .prepare_cached(
-            "INSERT INTO customers (id, name, email, phone, identities, opted_out, pushed, assigned_agent)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (id) DO UPDATE SET
+            "INSERT INTO customers (ws, id, name, email, phone, identities, opted_out, pushed, assigned_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (ws, id) DO UPDATE SET
                 name = excluded.name, email = excluded.email, phone = excluded.phone,
                 identities = excluded.identities, opted_out = excluded.opted_out,
                 pushed = excluded.pushed, assigned_agent = excluded.assigned_agent
@@ -323,6 +329,7 @@ fn upsert_customer(conn: &Connection, c: &CustomerRecord) -> Result<(), Failure>
         )?
         .query_row(
             params![
+                ws,
                 c.id.as_str(),
                 p.name,
                 p.email,
@@ -342,11 +349,13 @@ fn upsert_customer(conn: &Connection, c: &CustomerRecord) -> Result<(), Failure>
             conn.prepare_cached("DELETE FROM customer_search WHERE rowid = ?1")?
                 .execute([key])?;
         }
+        // `ws` is indexed as the token `w<key>` that scoped searches match (`WsKey::search_filter`).
         conn.prepare_cached(
-            "INSERT INTO customer_search (rowid, name, email, phone) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO customer_search (rowid, ws, name, email, phone) VALUES (?1, 'w' || ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
             key,
+            ws,
             p.name,
             p.email,
             p.phone.as_deref().map(phone_digits)
@@ -355,7 +364,7 @@ fn upsert_customer(conn: &Connection, c: &CustomerRecord) -> Result<(), Failure>
     Ok(())
 }
 
-fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
+fn upsert_chat(conn: &Connection, ws: WsKey, c: &ChatRecord) -> Result<(), Failure> {
     let agent = |a: &Option<AgentId>| a.as_ref().map(|a| a.as_str().to_owned());
     // The stage spread over its columns; `chat_record` gathers them back.
     let reopened_at = match c.stage {
@@ -368,11 +377,11 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
     };
     let closed = c.stage.closed();
     conn.prepare_cached(
-        "INSERT INTO chats (id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
+        "INSERT INTO chats (ws, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
                             created_at, queued_at, last_customer_message_at, closed_at, close_reason,
                             newest_at, routing)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-         ON CONFLICT (id) DO UPDATE SET
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (ws, id) DO UPDATE SET
             customer = excluded.customer, channel = excluded.channel, state = excluded.state,
             owner = excluded.owner, reopened_by = excluded.reopened_by,
             reopened_at = excluded.reopened_at, snooze = excluded.snooze,
@@ -382,6 +391,7 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
             newest_at = excluded.newest_at, routing = excluded.routing",
     )?
     .execute(params![
+        ws,
         c.id.as_str(),
         c.customer.as_str(),
         c.channel.stored(),
@@ -401,19 +411,20 @@ fn upsert_chat(conn: &Connection, c: &ChatRecord) -> Result<(), Failure> {
     Ok(())
 }
 
-fn append_message(conn: &Connection, chat: &ChatId, seq: u64, m: &Message) -> Result<(), Failure> {
+fn append_message(conn: &Connection, ws: WsKey, chat: &ChatId, seq: u64, m: &Message) -> Result<(), Failure> {
     let seq = i64::try_from(seq).map_err(|_| StoreError::Unrepresentable {
         what: format!("message number {seq}"),
     })?;
     let (author, agent) = author_columns(&m.author);
     let (delivery, reason) = delivery_columns(m.delivery.as_ref());
     conn.prepare_cached(
-        "INSERT INTO messages (chat, seq, at, author, agent, kind, text, payload, provider_id,
+        "INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text, payload, provider_id,
                                delivery, delivery_reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (chat, seq) DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (ws, chat, seq) DO NOTHING",
     )?
     .execute(params![
+        ws,
         chat.as_str(),
         seq,
         nanos(&m.at)?,
@@ -431,6 +442,7 @@ fn append_message(conn: &Connection, chat: &ChatId, seq: u64, m: &Message) -> Re
 
 fn set_delivery(
     conn: &Connection,
+    ws: WsKey,
     chat: &ChatId,
     seq: u64,
     delivery: &Delivery,
@@ -438,22 +450,23 @@ fn set_delivery(
 ) -> Result<(), Failure> {
     let (name, reason) = delivery_columns(Some(delivery));
     conn.prepare_cached(
-        "UPDATE messages SET delivery = ?3, delivery_reason = ?4,
-                             provider_id = COALESCE(?5, provider_id)
-         WHERE chat = ?1 AND seq = ?2",
+        "UPDATE messages SET delivery = ?4, delivery_reason = ?5,
+                             provider_id = COALESCE(?6, provider_id)
+         WHERE ws = ?1 AND chat = ?2 AND seq = ?3",
     )?
-    .execute(params![chat.as_str(), seq as i64, name, reason, provider_id])?;
+    .execute(params![ws, chat.as_str(), seq as i64, name, reason, provider_id])?;
     Ok(())
 }
 
-fn outbox_insert(conn: &Connection, r: &OutboxRecord) -> Result<(), Failure> {
+fn outbox_insert(conn: &Connection, ws: WsKey, r: &OutboxRecord) -> Result<(), Failure> {
     conn.prepare_cached(
-        "INSERT INTO outbox (id, customer, chat, seq, message, idempotency_key, attempts, next_at,
+        "INSERT INTO outbox (ws, id, customer, chat, seq, message, idempotency_key, attempts, next_at,
                              last_error, failed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (id) DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (ws, id) DO NOTHING",
     )?
     .execute(params![
+        ws,
         r.id as i64,
         r.customer.as_str(),
         r.chat.as_str(),
@@ -470,36 +483,40 @@ fn outbox_insert(conn: &Connection, r: &OutboxRecord) -> Result<(), Failure> {
 
 fn outbox_attempt(
     conn: &Connection,
+    ws: WsKey,
     id: u64,
     attempts: u32,
     next_at: &Timestamp,
     error: &str,
 ) -> Result<(), Failure> {
-    conn.prepare_cached("UPDATE outbox SET attempts = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1")?
-        .execute(params![id as i64, attempts, nanos(next_at)?, error])?;
+    conn.prepare_cached(
+        "UPDATE outbox SET attempts = ?3, next_at = ?4, last_error = ?5 WHERE ws = ?1 AND id = ?2",
+    )?
+    .execute(params![ws, id as i64, attempts, nanos(next_at)?, error])?;
     Ok(())
 }
 
-fn outbox_failed(conn: &Connection, id: u64, reason: &str) -> Result<(), Failure> {
-    conn.prepare_cached("UPDATE outbox SET failed = ?2, next_at = NULL WHERE id = ?1")?
-        .execute(params![id as i64, reason])?;
+fn outbox_failed(conn: &Connection, ws: WsKey, id: u64, reason: &str) -> Result<(), Failure> {
+    conn.prepare_cached("UPDATE outbox SET failed = ?3, next_at = NULL WHERE ws = ?1 AND id = ?2")?
+        .execute(params![ws, id as i64, reason])?;
     Ok(())
 }
 
-fn outbox_done(conn: &Connection, id: u64) -> Result<(), Failure> {
-    conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
-        .execute(params![id as i64])?;
+fn outbox_done(conn: &Connection, ws: WsKey, id: u64) -> Result<(), Failure> {
+    conn.prepare_cached("DELETE FROM outbox WHERE ws = ?1 AND id = ?2")?
+        .execute(params![ws, id as i64])?;
     Ok(())
 }
 
-fn record_event(conn: &Connection, e: &Event) -> Result<(), Failure> {
+fn record_event(conn: &Connection, ws: WsKey, e: &Event) -> Result<(), Failure> {
     let (kind, reason, waited_ms, to_accept_ms, within_sla) = event_columns(&e.kind)?;
     conn.prepare_cached(
-        "INSERT INTO analytics_events (at, agent, channel, kind, reason, waited_ms, to_accept_ms,
+        "INSERT INTO analytics_events (ws, at, agent, channel, kind, reason, waited_ms, to_accept_ms,
                                        within_sla, queue)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
+        ws,
         nanos(&e.at)?,
         e.agent.as_str(),
         e.channel.stored(),
@@ -513,37 +530,38 @@ fn record_event(conn: &Connection, e: &Event) -> Result<(), Failure> {
     Ok(())
 }
 
-fn set_agent_skills(conn: &Connection, agent: &AgentId, skills: &Skills) -> Result<(), Failure> {
+fn set_agent_skills(conn: &Connection, ws: WsKey, agent: &AgentId, skills: &Skills) -> Result<(), Failure> {
     conn.prepare_cached(
-        "INSERT INTO agent_skills (agent, skills) VALUES (?1, ?2)
-         ON CONFLICT (agent) DO UPDATE SET skills = excluded.skills",
+        "INSERT INTO agent_skills (ws, agent, skills) VALUES (?1, ?2, ?3)
+         ON CONFLICT (ws, agent) DO UPDATE SET skills = excluded.skills",
     )?
-    .execute(params![agent.as_str(), json(skills)?])?;
+    .execute(params![ws, agent.as_str(), json(skills)?])?;
     Ok(())
 }
 
-fn set_agent_limit(conn: &Connection, agent: &AgentId, limit: u32) -> Result<(), Failure> {
+fn set_agent_limit(conn: &Connection, ws: WsKey, agent: &AgentId, limit: u32) -> Result<(), Failure> {
     conn.prepare_cached(
-        "INSERT INTO agent_limits (agent, max_active) VALUES (?1, ?2)
-         ON CONFLICT (agent) DO UPDATE SET max_active = excluded.max_active",
+        "INSERT INTO agent_limits (ws, agent, max_active) VALUES (?1, ?2, ?3)
+         ON CONFLICT (ws, agent) DO UPDATE SET max_active = excluded.max_active",
     )?
-    .execute(params![agent.as_str(), limit])?;
+    .execute(params![ws, agent.as_str(), limit])?;
     Ok(())
 }
 
-fn upsert_agent(conn: &Connection, a: &AgentRecord) -> Result<(), Failure> {
+fn upsert_agent(conn: &Connection, ws: WsKey, a: &AgentRecord) -> Result<(), Failure> {
     let (queues, skills, channel_limits) = agent_json(a)?;
     // No token in the record: the agent keeps the one stored, as it keeps its token in memory.
     conn.prepare_cached(
-        "INSERT INTO agents (agent, name, role, max_active, queues, skills, channel_limits, token_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (agent) DO UPDATE SET
+        "INSERT INTO agents (ws, agent, name, role, max_active, queues, skills, channel_limits, token_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (ws, agent) DO UPDATE SET
             name = excluded.name, role = excluded.role, max_active = excluded.max_active,
             queues = excluded.queues, skills = excluded.skills,
             channel_limits = excluded.channel_limits,
             token_sha256 = COALESCE(excluded.token_sha256, agents.token_sha256)",
     )?
     .execute(params![
+        ws,
         a.id.as_str(),
         a.name,
         a.role.stored(),
@@ -555,20 +573,20 @@ fn upsert_agent(conn: &Connection, a: &AgentRecord) -> Result<(), Failure> {
     ])?;
     // The profile replaced limit and skills in memory: live changes made before it would
     // otherwise come back over it on the next start.
-    delete_live_settings(conn, &a.id)
+    delete_live_settings(conn, ws, &a.id)
 }
 
-fn remove_agent(conn: &Connection, agent: &AgentId) -> Result<(), Failure> {
-    conn.prepare_cached("DELETE FROM agents WHERE agent = ?1")?
-        .execute([agent.as_str()])?;
-    delete_live_settings(conn, agent)
+fn remove_agent(conn: &Connection, ws: WsKey, agent: &AgentId) -> Result<(), Failure> {
+    conn.prepare_cached("DELETE FROM agents WHERE ws = ?1 AND agent = ?2")?
+        .execute(params![ws, agent.as_str()])?;
+    delete_live_settings(conn, ws, agent)
 }
 
 /// Forgets the limit and skills set live for `agent`.
-fn delete_live_settings(conn: &Connection, agent: &AgentId) -> Result<(), Failure> {
-    conn.prepare_cached("DELETE FROM agent_limits WHERE agent = ?1")?
-        .execute([agent.as_str()])?;
-    conn.prepare_cached("DELETE FROM agent_skills WHERE agent = ?1")?
-        .execute([agent.as_str()])?;
+fn delete_live_settings(conn: &Connection, ws: WsKey, agent: &AgentId) -> Result<(), Failure> {
+    conn.prepare_cached("DELETE FROM agent_limits WHERE ws = ?1 AND agent = ?2")?
+        .execute(params![ws, agent.as_str()])?;
+    conn.prepare_cached("DELETE FROM agent_skills WHERE ws = ?1 AND agent = ?2")?
+        .execute(params![ws, agent.as_str()])?;
     Ok(())
 }

@@ -1,0 +1,397 @@
+//! R27: every row belongs to a workspace. A database of version 4 becomes the `default`
+//! workspace's, and rows of another workspace in the same file stay out of every read and
+//! write of this one.
+
+use super::agents::agent;
+use super::*;
+use crate::core::queue::Skills;
+
+/// The tables of a version 4 database, the full-text index last (its rowids are
+/// `customers.key`, so it is copied with them).
+const V4_TABLES: [&str; 9] = [
+    "customers",
+    "chats",
+    "messages",
+    "analytics_events",
+    "agent_limits",
+    "agent_skills",
+    "outbox",
+    "agents",
+    "customer_search",
+];
+
+/// A snapshot in a form that compares: customers with their chats, then the rest as loaded.
+type Contents = (
+    Vec<(CustomerRecord, Vec<ChatRecord>)>,
+    Vec<Event>,
+    Vec<OutboxRecord>,
+    Vec<AgentRecord>,
+    Vec<(AgentId, u32)>,
+    Vec<(AgentId, Skills)>,
+);
+
+fn contents(s: Snapshot) -> Contents {
+    let customers = s
+        .customers
+        .iter()
+        .map(|file| {
+            (
+                CustomerRecord::of(file),
+                file.chats.iter().map(ChatRecord::of).collect(),
+            )
+        })
+        .collect();
+    (
+        customers,
+        s.events,
+        s.outbox,
+        s.agents,
+        s.agent_limits,
+        s.agent_skills,
+    )
+}
+
+fn outbox_entry(id: u64, chat: &str, seq: u64) -> OutboxRecord {
+    OutboxRecord {
+        id,
+        customer: CustomerId::from("u1"),
+        chat: ChatId::from(chat),
+        seq: Some(seq),
+        message: format!("{{\"text\":\"reply {id}\"}}"),
+        idempotency_key: format!("sb-{id}-boot"),
+        attempts: 2,
+        next_at: Some(t(90)),
+        last_error: Some("timeout".into()),
+        failed: None,
+    }
+}
+
+/// The archive of `archive()` plus a row in every other table: history, KPI events, an
+/// agent with a live limit and skills, and the outbox.
+fn everything(dir: &TempDir) -> Store {
+    let store = archive(dir);
+    let mut changes: Vec<Change> = (0..3)
+        .map(|seq| Change::AppendMessage {
+            chat: ChatId::from("c4"),
+            seq,
+            message: message(40 + seq as i64, &format!("m{seq}")),
+        })
+        .collect();
+    changes.extend([
+        Change::Analytics(Event {
+            at: t(41),
+            agent: AgentId::from("bo"),
+            channel: Channel::Whatsapp,
+            queue: None,
+            kind: EventKind::Accepted {
+                waited_ms: 900,
+                to_accept_ms: 300,
+                within_sla: Some(true),
+            },
+        }),
+        Change::UpsertAgent(agent("cy", 4, Some("cy-token"))),
+        Change::SetAgentLimit {
+            agent: AgentId::from("ana"),
+            limit: 7,
+        },
+        Change::SetAgentSkills {
+            agent: AgentId::from("ana"),
+            skills: [("billing".to_owned(), 3)].into_iter().collect(),
+        },
+        Change::Outbox(outbox_entry(1, "c4", 2)),
+        Change::Outbox(outbox_entry(2, "c4", 1)),
+    ]);
+    store.submit(changes).wait().expect("committed");
+    store
+}
+
+/// Every read the store answers for its workspace, gathered to compare before and after.
+#[derive(PartialEq, Debug)]
+struct Reads {
+    contents: Contents,
+    searches: Vec<Vec<String>>,
+    pages: Vec<Vec<String>>,
+    history: HistoryPage,
+    messages: Vec<Message>,
+    chat: Option<(ChatRecord, Option<CustomerRecord>)>,
+    newest_chat: Option<ChatId>,
+}
+
+fn reads(store: &Store) -> Reads {
+    // Each text by both plans (every match is "broad" with a threshold of 0).
+    let searches = ["ana", "lima", "zed", "+49 151", "carla@y.org"]
+        .into_iter()
+        .flat_map(|text| [(text, 0), (text, i64::MAX)])
+        .map(|(text, broad)| {
+            let q = ArchiveQuery {
+                text: Some(text.into()),
+                ..query(Scope::All, 50)
+            };
+            let page = store
+                .readers
+                .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
+                .expect("searches");
+            ids(&page).into_iter().map(String::from).collect()
+        })
+        .collect();
+    let pages = [
+        query(Scope::All, 50),
+        query(Scope::Mine, 50),
+        ArchiveQuery {
+            state: Some(ChatState::Closed),
+            ..query(Scope::All, 50)
+        },
+    ]
+    .iter()
+    .map(|q| {
+        let page = store.search_archive(q).expect("searches");
+        ids(&page).into_iter().map(String::from).collect()
+    })
+    .collect();
+    Reads {
+        contents: contents(store.load().expect("loads")),
+        searches,
+        pages,
+        history: store.history(&ChatId::from("c4"), None, 10).expect("reads"),
+        messages: store.messages(&ChatId::from("c4")).expect("reads"),
+        chat: store.chat(&ChatId::from("c4")).expect("reads"),
+        newest_chat: store
+            .newest_chat_on(&CustomerId::from("u1"), Channel::Whatsapp)
+            .expect("reads"),
+    }
+}
+
+#[test]
+fn r27_a_version_4_database_migrates_into_the_default_workspace() {
+    // Rows as this build writes them: version 5 changed no column's meaning, so they are
+    // what the build of version 4 wrote too.
+    let written = TempDir::new("ws-written");
+    let expected = {
+        let store = everything(&written);
+        let expected = reads(&store);
+        drop(store);
+        expected
+    };
+
+    let dir = TempDir::new("ws-v4");
+    let path = dir.db();
+    fs::create_dir_all(path.parent().expect("a data directory")).expect("created");
+    {
+        let conn = Connection::open(&path).expect("raw connection opens");
+        for sql in &schema::MIGRATIONS[..4] {
+            conn.execute_batch(sql).expect("an old migration runs");
+        }
+        conn.pragma_update(None, "user_version", 4).expect("version set");
+        conn.execute("ATTACH DATABASE ?1 AS written", [written.db().to_string_lossy()])
+            .expect("attached");
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type = 'table' AND name NOT LIKE 'customer\\_search\\_%' ESCAPE '\\'
+                 ORDER BY name",
+            )
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("lists the tables");
+        let mut listed: Vec<String> = V4_TABLES.iter().map(|t| t.to_string()).collect();
+        listed.sort();
+        assert_eq!(tables, listed, "every table of version 4 gets rows");
+        for table in V4_TABLES {
+            let columns: Vec<String> = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .expect("lists the columns");
+            // The rowids of the tables without an integer key of their own: the index's
+            // rowids are `customers.key`, and the archive reads chats by rowid.
+            let columns = match table {
+                "chats" | "customer_search" => format!("rowid, {}", columns.join(", ")),
+                _ => columns.join(", "),
+            };
+            conn.execute_batch(&format!(
+                "INSERT INTO main.{table} ({columns}) SELECT {columns} FROM written.{table}"
+            ))
+            .expect("rows of version 4 written");
+            assert!(count(&path, table) > 0, "{table} has rows");
+        }
+    }
+
+    let store = open(&path);
+    let raw = Connection::open(&path).expect("raw connection opens");
+    let version: i64 = raw
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("reads the version");
+    assert_eq!(version, Store::schema_version());
+    let default: (i64, String, String) = raw
+        .query_row("SELECT key, id, state FROM workspaces", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("one workspace");
+    assert_eq!(default, (WsKey::DEFAULT.get(), "default".into(), "active".into()));
+    for table in V4_TABLES.iter().filter(|t| **t != "customer_search") {
+        let elsewhere: i64 = raw
+            .query_row(&format!("SELECT count(*) FROM {table} WHERE ws <> 1"), [], |r| {
+                r.get(0)
+            })
+            .expect("counts");
+        assert_eq!(elsewhere, 0, "every row of {table} is the default workspace's");
+    }
+    assert_eq!(reads(&store), expected);
+    assert_eq!(reads(&store).history.messages.len(), 3, "the history reads back");
+    assert_eq!(reads(&store).contents.2.len(), 2, "the outbox reads back");
+
+    // And the migrated tables take new rows, by their new keys.
+    store
+        .submit(vec![
+            Change::UpsertCustomer(customer("u1", "Zed Lima", "zed@x.io", "+1 555")),
+            Change::OutboxDone { id: 1 },
+        ])
+        .wait()
+        .expect("committed");
+    assert_eq!(search_text(&store, "zed"), ["c4", "c1"]);
+    assert_eq!(store.load().expect("loads").outbox, [outbox_entry(2, "c4", 1)]);
+}
+
+/// A copy of every default row for workspace 2, with the same ids and keys (but new
+/// customer keys, which are the file's rowids), names starting "Zed" and other texts.
+const COPY_TO_WORKSPACE_2: &str = r#"
+INSERT INTO workspaces (key, id, state, created_at) VALUES (2, 'other', 'active', 0);
+INSERT INTO customers (ws, id, name, email, phone, identities, opted_out, pushed, assigned_agent)
+    SELECT 2, id, 'Zed ' || name, email, phone, identities, opted_out, pushed, 'w2-agent'
+    FROM customers WHERE ws = 1;
+INSERT INTO customers (ws, id, name, email, phone, identities, opted_out, pushed)
+    VALUES (2, 'w2-only', 'Ana Outsider', 'ana@outside.io', '+49 151 9999', '[]', '[]', '[]');
+INSERT INTO customer_search (rowid, ws, name, email, phone)
+    SELECT key, 'w2', name, email, phone FROM customers WHERE ws = 2;
+INSERT INTO chats (ws, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
+                   created_at, queued_at, last_customer_message_at, closed_at, close_reason,
+                   newest_at, routing)
+    SELECT 2, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
+           created_at + 1000000000000, queued_at, last_customer_message_at, closed_at,
+           close_reason, newest_at + 1000000000000, routing
+    FROM chats WHERE ws = 1;
+INSERT INTO chats (ws, id, customer, channel, state, owner, created_at, newest_at)
+    VALUES (2, 'w2-chat', 'u1', 'whatsapp', 'bot', NULL, 9000000000000000000, 9000000000000000000);
+INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text)
+    SELECT 2, chat, seq, at, author, agent, kind, 'w2 ' || text FROM messages WHERE ws = 1;
+INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text)
+    SELECT 2, 'c4', 3, at, author, agent, kind, 'w2 only' FROM messages WHERE ws = 1 AND seq = 0;
+INSERT INTO analytics_events (ws, at, agent, channel, kind, reason, waited_ms, to_accept_ms, within_sla, queue)
+    SELECT 2, at, agent, channel, kind, reason, waited_ms, to_accept_ms, within_sla, queue
+    FROM analytics_events WHERE ws = 1;
+INSERT INTO agents (ws, agent, name, role, max_active, queues, skills, channel_limits, token_sha256)
+    SELECT 2, agent, 'w2 ' || name, role, max_active, queues, skills, channel_limits, NULL
+    FROM agents WHERE ws = 1;
+INSERT INTO agent_limits (ws, agent, max_active) SELECT 2, agent, 1 FROM agent_limits WHERE ws = 1;
+INSERT INTO agent_skills (ws, agent, skills) SELECT 2, agent, '{}' FROM agent_skills WHERE ws = 1;
+INSERT INTO outbox (ws, id, customer, chat, seq, message, idempotency_key, attempts, next_at,
+                    last_error, failed)
+    SELECT 2, id, customer, chat, seq, 'w2', idempotency_key, attempts, next_at, last_error, failed
+    FROM outbox WHERE ws = 1;
+"#;
+
+/// Rows of workspace 2, as a fingerprint of every table to see that nothing touched them.
+fn workspace_2_rows(path: &Path) -> Vec<String> {
+    let raw = Connection::open(path).expect("raw connection opens");
+    [
+        "SELECT group_concat(id || name || coalesce(assigned_agent, ''), '|') FROM (SELECT * FROM customers WHERE ws = 2 ORDER BY key)",
+        "SELECT group_concat(ws || name || phone, '|') FROM (SELECT * FROM customer_search WHERE customer_search MATCH 'ws : w2' ORDER BY rowid)",
+        "SELECT group_concat(id || state || newest_at, '|') FROM (SELECT * FROM chats WHERE ws = 2 ORDER BY id)",
+        "SELECT group_concat(chat || seq || text || coalesce(delivery, ''), '|') FROM (SELECT * FROM messages WHERE ws = 2 ORDER BY chat, seq)",
+        "SELECT group_concat(agent || kind, '|') FROM (SELECT * FROM analytics_events WHERE ws = 2 ORDER BY id)",
+        "SELECT group_concat(agent || name, '|') FROM (SELECT * FROM agents WHERE ws = 2 ORDER BY agent)",
+        "SELECT group_concat(agent || max_active, '|') FROM (SELECT * FROM agent_limits WHERE ws = 2 ORDER BY agent)",
+        "SELECT group_concat(agent || skills, '|') FROM (SELECT * FROM agent_skills WHERE ws = 2 ORDER BY agent)",
+        "SELECT group_concat(id || message || attempts, '|') FROM (SELECT * FROM outbox WHERE ws = 2 ORDER BY id)",
+    ]
+    .iter()
+    .map(|sql| {
+        raw.query_row(sql, [], |r| r.get::<_, Option<String>>(0))
+            .expect("reads")
+            .unwrap_or_default()
+    })
+    .collect()
+}
+
+#[test]
+fn r27_rows_of_another_workspace_stay_out_of_every_read_and_write_of_the_default_one() {
+    let dir = TempDir::new("ws-two");
+    let store = everything(&dir);
+    let before = reads(&store);
+    Connection::open(dir.db())
+        .expect("raw connection opens")
+        .execute_batch(COPY_TO_WORKSPACE_2)
+        .expect("rows of workspace 2 written");
+    let theirs = workspace_2_rows(&dir.db());
+    assert!(theirs.iter().all(|rows| !rows.is_empty()), "{theirs:?}");
+
+    assert_eq!(reads(&store), before);
+    assert_eq!(
+        store
+            .history(&ChatId::from("w2-chat"), None, 10)
+            .expect("reads")
+            .messages,
+        []
+    );
+    assert_eq!(store.chat(&ChatId::from("w2-chat")).expect("reads"), None);
+    assert_eq!(
+        store
+            .newest_chat_on(&CustomerId::from("w2-only"), Channel::Whatsapp)
+            .expect("reads"),
+        None
+    );
+
+    // Writes of the default workspace by the same ids change its rows only.
+    store
+        .submit(vec![
+            Change::UpsertCustomer(customer("u1", "Ana Lima", "new@mail.com", "+49 151 0")),
+            Change::UpsertChat(chat("c4", "u1", "bo", ChatState::Closed, 40, Some(70))),
+            Change::AppendMessage {
+                chat: ChatId::from("c4"),
+                seq: 3,
+                message: message(43, "m3"),
+            },
+            Change::SetDelivery {
+                chat: ChatId::from("c4"),
+                seq: 0,
+                delivery: crate::core::chat::Delivery::Read,
+                provider_id: Some("wamid.1".into()),
+            },
+            Change::OutboxAttempt {
+                id: 2,
+                attempts: 3,
+                next_at: t(95),
+                error: "again".into(),
+            },
+            Change::OutboxFailed {
+                id: 2,
+                reason: "gone".into(),
+            },
+            Change::OutboxDone { id: 1 },
+            Change::UpsertAgent(agent("cy", 9, None)),
+            Change::SetAgentLimit {
+                agent: AgentId::from("ana"),
+                limit: 2,
+            },
+            Change::SetAgentSkills {
+                agent: AgentId::from("ana"),
+                skills: Skills::default(),
+            },
+            Change::RemoveAgent {
+                agent: AgentId::from("cy"),
+            },
+        ])
+        .wait()
+        .expect("committed");
+    assert_eq!(workspace_2_rows(&dir.db()), theirs);
+    let after = store.load().expect("loads");
+    assert_eq!(after.outbox.len(), 1);
+    assert_eq!(after.outbox[0].failed.as_deref(), Some("gone"));
+    assert_eq!(after.agent_limits, [(AgentId::from("ana"), 2)]);
+    assert_eq!(search_text(&store, "new@mail.com"), ["c4", "c1"]);
+    let texts: Vec<String> = store
+        .messages(&ChatId::from("c4"))
+        .expect("reads")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "m3"]);
+}
