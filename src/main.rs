@@ -33,7 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn keep_pages_small() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        tracing::debug!(error = %e, "transparent huge pages stay as the system has them");
+        tracing::warn!(error = %e, "transparent huge pages stay as the system has them: expect latency spikes while the heap grows");
     }
 }
 

@@ -84,15 +84,16 @@ impl Engine {
     pub fn remove_agent(&self, id: &AgentId) -> Result<(), Refusal> {
         let now = self.now();
         // Under the router's lock, so that a concurrent upsert of the same id cannot leave a
-        // profile without a seat or the other way round, nor the store out of step with them.
+        // profile without a seat or the other way round, nor the store (its token included)
+        // out of step with them.
         self.with_router(|r| match self.directory.remove(id) {
             true => {
+                self.directory.revoke_token(id);
                 self.store_change(Change::RemoveAgent { agent: id.clone() });
                 (Ok(()), r.retire_seat(id, now))
             }
             false => (Err(Refusal::not_found("agent", id)), Vec::new()),
         })?;
-        self.directory.revoke_token(id);
         self.fanout.close_all(id, CutOff::AgentRemoved);
         Ok(())
     }

@@ -42,12 +42,9 @@ impl FromRequestParts<AppState> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let id = match named(parts, state).await? {
-            Some(text) => WorkspaceId::parse(&text).map_err(|e| {
-                ApiError::new(
-                    crate::core::ErrorCode::NotFound,
-                    format!("{}: {e}", Refusal::not_found("workspace", &text)),
-                )
-            })?,
+            // The reason names the id cut short: a path segment may be long.
+            Some(text) => WorkspaceId::parse(&text)
+                .map_err(|e| ApiError::new(crate::core::ErrorCode::NotFound, e.to_string()))?,
             None => WorkspaceId::default_workspace(),
         };
         let unknown = || ApiError::from(Refusal::not_found("workspace", &id));

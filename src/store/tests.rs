@@ -408,6 +408,39 @@ fn issue13_channels_and_reasons_are_stored_under_the_names_databases_already_hol
     for (code, name) in reasons {
         assert_eq!(code.stored(), name);
     }
+    // Both lists above are written by hand; the wire's codes come from the type itself (its
+    // schema), and map one to one onto the core's: every one must be readable back, or a
+    // database holding a new code would not restore.
+    for (names, which) in [
+        (
+            crate::protocol::tests::schema_names::<crate::protocol::ErrorCode>(),
+            "error code",
+        ),
+        (
+            crate::protocol::tests::schema_names::<crate::protocol::Role>(),
+            "role",
+        ),
+    ] {
+        assert!(!names.is_empty(), "the schema lists the {which}s");
+        for name in names {
+            let readable = match which {
+                "role" => {
+                    let wire: crate::protocol::Role =
+                        serde_json::from_value(serde_json::json!(name)).expect("a role");
+                    crate::core::Role::ALL.contains(&crate::core::Role::from(wire))
+                }
+                _ => {
+                    let wire: crate::protocol::ErrorCode =
+                        serde_json::from_value(serde_json::json!(name)).expect("an error code");
+                    ErrorCode::ALL.contains(&ErrorCode::from(wire))
+                }
+            };
+            assert!(
+                readable,
+                "the {which} `{name}` is not in Stored::ALL: a database holding it would not restore"
+            );
+        }
+    }
 
     let dir = TempDir::new("names");
     let path = dir.db();

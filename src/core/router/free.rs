@@ -6,8 +6,8 @@ use crate::clock::Timestamp;
 use crate::ids::AgentId;
 
 /// Where a free agent stands among equally good matches (R06): the least loaded (active
-/// chats plus pending offers) first, then the longest idle, then by id so that the order is
-/// total.
+/// chats plus pending offers) first, then the longest idle. (The set orders by this, then by
+/// the agent's id, so that the order is total.)
 pub(super) type Standing = (u32, Timestamp);
 
 /// Online agents below their overall limit, in offer order.

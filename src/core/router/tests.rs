@@ -211,6 +211,31 @@ fn r19_the_best_match_comes_first_then_the_least_loaded() {
 }
 
 #[test]
+fn r19_the_best_match_is_found_past_better_placed_agents_and_once_the_top_one_is_full() {
+    // Free agents are walked least loaded first, then longest idle, then by id: amy, bob and
+    // zoe stand in that order, and the best match stands last.
+    let mut floor = Floor::new();
+    floor.queue("support", QueuePlan::default());
+    floor.agent("amy", 5, skills(&[("billing", 3)]));
+    let bob = floor.agent("bob", 5, skills(&[("billing", 4)]));
+    let zoe = floor.agent("zoe", 1, skills(&[("billing", 5)]));
+    let first = floor
+        .arrive("support", Channel::Webchat, needs(&[("billing", 1)]), t(0))
+        .0;
+    assert_eq!(
+        floor.offered_to(&first),
+        Some(zoe),
+        "the walk goes past amy and bob"
+    );
+    // zoe is full (limit 1): the best of the rest, though level 5 is still the best held.
+    let second = floor
+        .arrive("support", Channel::Webchat, needs(&[("billing", 1)]), t(1))
+        .0;
+    assert_eq!(floor.offered_to(&second), Some(bob), "bob, not the first in line");
+    floor.router.check_invariants();
+}
+
+#[test]
 fn r19_steps_relax_on_their_timeouts_and_the_waiting_chat_knows_its_step() {
     let mut floor = Floor::new();
     floor.queue("billing", billing());

@@ -56,6 +56,6 @@ impl Drop for SendThread {
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(None, NICE) {
-        tracing::debug!(error = %e, "the sending thread keeps the engine's priority");
+        tracing::warn!(error = %e, "the sending thread keeps the engine's priority");
     }
 }
