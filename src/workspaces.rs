@@ -72,7 +72,6 @@ impl Workspace {
     /// finish; its tasks stop (no timer fires after this); then everything its engine submitted
     /// to the store is waited for. The engine goes when the last `Arc` does.
     async fn shut(&self, grace: Duration) -> Result<(), StoreError> {
-        self.admissions.close();
         self.engine.close_connections(CutOff::WorkspaceClosed);
         if tokio::time::timeout(grace, self.admissions.all_left())
             .await
@@ -165,13 +164,21 @@ impl Workspaces {
     /// and sockets inside get `grace` to finish. From the moment this is called, its paths
     /// answer `not_found`.
     pub async fn unload(&self, id: &WorkspaceId, grace: Duration) -> Result<(), UnloadError> {
-        // Out of the map first, under the lock only for that: a new request finds nothing.
-        let workspace = self
-            .by_id
-            .write()
-            .remove(id)
-            .ok_or_else(|| UnloadError::NotLoaded(id.clone()))?;
+        let not_loaded = || UnloadError::NotLoaded(id.clone());
+        let workspace = self.get(id).ok_or_else(not_loaded)?;
+        // Its door closes first (a new request finds it closed: `not_found`), and only once;
+        // it stays in the map until it is shut, so that no second engine can be loaded under
+        // its id while this one still writes.
+        if !workspace.admissions.close() {
+            return Err(not_loaded());
+        }
         let shut = workspace.shut(grace).await;
+        {
+            let mut by_id = self.by_id.write();
+            if by_id.get(id).is_some_and(|w| Arc::ptr_eq(w, &workspace)) {
+                by_id.remove(id);
+            }
+        }
         tracing::info!(workspace = %id, durable = shut.is_ok(), "workspace unloaded");
         shut.map_err(|source| UnloadError::NotDurable {
             workspace: id.clone(),

@@ -46,9 +46,9 @@ impl Admissions {
         Some(admission)
     }
 
-    /// Lets no one in any more.
-    pub fn close(&self) {
-        self.open.store(false, Ordering::SeqCst);
+    /// Lets no one in any more; false if it was closed already (someone else is unloading).
+    pub fn close(&self) -> bool {
+        self.open.swap(false, Ordering::SeqCst)
     }
 
     /// Whether it still lets people in.

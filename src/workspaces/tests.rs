@@ -168,7 +168,7 @@ async fn r27_a_workspace_being_unloaded_admits_no_one_and_waits_for_those_inside
         let (workspaces, id) = (workspaces.clone(), id.clone());
         async move { workspaces.unload(&id, WAIT).await }
     });
-    // Gone from the registry at once; a request that found it just before is not let in.
+    // Its door closes at once; a request that found it just before is not let in.
     let refused = tokio::time::timeout(WAIT, async {
         while workspace.admissions.is_open() {
             tokio::task::yield_now().await;
@@ -176,7 +176,9 @@ async fn r27_a_workspace_being_unloaded_admits_no_one_and_waits_for_those_inside
     })
     .await;
     assert!(refused.is_ok(), "the door was not closed");
-    assert!(workspaces.get(&id).is_none());
+    // Still registered while it shuts, so that no second engine is loaded under its id while
+    // this one may still write; but it admits no one (its paths answer `not_found`).
+    assert!(workspaces.get(&id).is_some_and(|w| w.admit().is_none()));
     assert!(workspace.admit().is_none());
     assert!(
         !unloading.is_finished(),
@@ -188,6 +190,7 @@ async fn r27_a_workspace_being_unloaded_admits_no_one_and_waits_for_those_inside
         .expect("unloading ends once the request has left")
         .expect("no panic")
         .expect("unloaded");
+    assert!(workspaces.get(&id).is_none(), "out of the registry once shut");
 }
 
 #[tokio::test]
