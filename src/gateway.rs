@@ -171,7 +171,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let boards = board_runtime::BoardRuntime::start()?;
+    let boards = board_runtime::start()?;
     let workspaces = Arc::new(Workspaces::single(
         engine,
         Background::board_only(boards.handle()),

@@ -18,6 +18,7 @@ pub mod lock_order;
 pub mod metrics;
 pub mod protocol;
 pub mod refusal;
+pub mod runtime_thread;
 pub mod security;
 pub mod store;
 pub mod workspaces;

@@ -15,7 +15,7 @@ use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::Outbound;
 use switchboard::engine::Engine;
 use switchboard::gateway;
-use switchboard::gateway::board_runtime::BoardRuntime;
+use switchboard::gateway::board_runtime;
 use switchboard::store::Store;
 use switchboard::workspaces::{Background, OutboxSending, Workspaces};
 
@@ -174,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     let connector = Connector::platforms(security.platforms.clone(), connector);
     // The one workspace, `default`, with its tasks: the ticker, the outbox's sender (started
     // after the restore: what it put back in the outbox waits in the channel) and the board.
-    let boards = BoardRuntime::start().context("cannot start the board's runtime")?;
+    let boards = board_runtime::start().context("cannot start the board's runtime")?;
     let workspaces = Arc::new(Workspaces::single(
         engine,
         Background {

@@ -18,7 +18,7 @@ use switchboard::clock::ManualClock;
 use switchboard::core::{AgentProfile, Role};
 use switchboard::engine::outbound::Outbound;
 use switchboard::engine::{Engine, EngineConfig};
-use switchboard::gateway::board_runtime::BoardRuntime;
+use switchboard::gateway::board_runtime;
 use switchboard::gateway::serve_workspaces;
 use switchboard::ids::WorkspaceId;
 use switchboard::security::Security;
@@ -203,7 +203,7 @@ async fn r27_an_unloaded_workspace_closes_its_sockets_with_4503_and_its_paths_an
         },
         Some("ana-token".into()),
     );
-    let boards = BoardRuntime::start().expect("the board's runtime starts");
+    let boards = board_runtime::start().expect("the board's runtime starts");
     let workspaces = Arc::new(Workspaces::single(
         engine,
         Background::board_only(boards.handle()),

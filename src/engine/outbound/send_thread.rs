@@ -12,44 +12,15 @@
 //! ([`super::sender`]), so this thread never holds an engine lock — a low-priority thread
 //! preempted while holding one would stall every agent waiting for it.
 
-use tokio::runtime::{Builder, Handle, Runtime};
+use crate::runtime_thread::RuntimeThread;
 
 /// How much lower than the engine's the sending thread's priority is (a nice value: the
 /// kernel's scheduler gives it about a tenth of a busy core's time against a worker's).
 const NICE: i32 = 10;
 
-/// A one-thread runtime, shut down without blocking when dropped (it is dropped inside the
-/// agents' runtime, where blocking is not allowed).
-#[derive(Debug)]
-pub struct SendThread(Option<Runtime>);
-
-impl SendThread {
-    /// Starts its thread.
-    pub fn start() -> std::io::Result<Self> {
-        let runtime = Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("switchboard-send")
-            .on_thread_start(lower_priority)
-            .enable_all()
-            .build()?;
-        Ok(Self(Some(runtime)))
-    }
-
-    /// Where to spawn onto it.
-    pub fn handle(&self) -> Handle {
-        match &self.0 {
-            Some(runtime) => runtime.handle().clone(),
-            None => unreachable!("the runtime is only taken when dropped"),
-        }
-    }
-}
-
-impl Drop for SendThread {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
+/// Starts the sending thread.
+pub fn start() -> std::io::Result<RuntimeThread> {
+    RuntimeThread::start("switchboard-send", lower_priority)
 }
 
 /// Lowers the calling thread's priority (on Linux a nice value is per thread).

@@ -12,11 +12,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::connector::Connector;
-use super::send_thread::SendThread;
+use super::send_thread;
 use super::{Dispatch, OutboxItem, Retry};
 use crate::channels::SendOutcome;
 use crate::engine::Engine;
 use crate::ids::ChatId;
+use crate::runtime_thread::RuntimeThread;
 
 /// How many chats may have a message on its way at once.
 pub const IN_FLIGHT: usize = 64;
@@ -49,13 +50,15 @@ pub async fn run_outbox_until(
     let committer = tokio::spawn(wait_for_commits(engine.clone(), dispatches, ready_tx));
     // Dropped when this ends (shut down without blocking), after the scheduler: its sends
     // still in flight are aborted with the JoinSet that holds them.
-    let thread = SendThread::start()
+    let thread = send_thread::start()
         .inspect_err(|e| tracing::warn!(error = %e, "no thread of its own for the outbox: it sends on the engine's workers"))
         .ok();
     let scheduler = Scheduler {
         engine,
         connector: Arc::new(connector),
-        sends: thread.as_ref().map_or_else(Handle::current, SendThread::handle),
+        sends: thread
+            .as_ref()
+            .map_or_else(Handle::current, RuntimeThread::handle),
         retry,
         queues: HashMap::new(),
         busy: HashSet::new(),
@@ -107,7 +110,7 @@ async fn wait_for_commits(
 struct Scheduler {
     engine: Arc<Engine>,
     connector: Arc<Connector>,
-    /// Where the sends themselves run (see [`SendThread`]); their outcomes are settled here.
+    /// Where the sends themselves run (see [`send_thread`]); their outcomes are settled here.
     sends: Handle,
     retry: Retry,
     /// Items per chat, oldest first.
