@@ -72,8 +72,9 @@ async fn fake_relay(listener: TcpListener) -> Relayed {
     relayed
 }
 
-#[tokio::test]
-async fn r23_r24_an_email_posted_with_the_token_opens_a_chat_and_the_reply_goes_over_smtp() {
+/// A server whose email channel takes mail with [`MAIL_TOKEN`] and sends over SMTP to a fake
+/// relay on 127.0.0.1, for one connection; the relay's task, to see what it got.
+async fn server_with_relay() -> (TestServer, tokio::task::JoinHandle<Relayed>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port().to_string();
     let relay = tokio::spawn(fake_relay(listener));
@@ -89,6 +90,12 @@ async fn r23_r24_an_email_posted_with_the_token_opens_a_chat_and_the_reply_goes_
         ],
     );
     let server = server_with(vec![(Channel::Email, config)]).await;
+    (server, relay)
+}
+
+#[tokio::test]
+async fn r23_r24_an_email_posted_with_the_token_opens_a_chat_and_the_reply_goes_over_smtp() {
+    let (server, relay) = server_with_relay().await;
     let mut ana = server.agent("ana").connect().await;
     let raw = fixture("email/fixtures/r23_plain.eml");
 
@@ -293,21 +300,7 @@ fn header_of<'a>(data: &'a str, name: &str) -> &'a str {
 /// A customer who wrote by email, ana's chat with her, and the `Message-ID` (with its `<>`) of
 /// ana's reply, which the fake relay took.
 async fn a_thread_we_answered() -> (TestServer, AgentClient, String, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port().to_string();
-    let relay = tokio::spawn(fake_relay(listener));
-    let config = platform(
-        "",
-        &[
-            ("token", MAIL_TOKEN),
-            ("from", "Support <support@example.com>"),
-            ("smtp_host", "127.0.0.1"),
-            ("smtp_port", &port),
-            ("smtp_tls", "none"),
-            ("smtp_timeout_secs", "5"),
-        ],
-    );
-    let server = server_with(vec![(Channel::Email, config)]).await;
+    let (server, relay) = server_with_relay().await;
     let mut ana = server.agent("ana").connect().await;
     assert_eq!(
         post_email(&server, fixture("email/fixtures/r23_plain.eml"))
