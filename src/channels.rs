@@ -14,7 +14,6 @@
 //! - [`email`]: a raw RFC 5322 message posted by the mail server, threaded by
 //!   `In-Reply-To`/`References`; replies go out over SMTP.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::clock::Timestamp;
@@ -248,27 +247,8 @@ pub enum SendOutcome {
     },
 }
 
-/// Credentials and addresses of one channel's platform, from the configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PlatformConfig {
-    /// Where its API is (`https://graph.facebook.com/v21.0`, `https://api.telegram.org`,
-    /// `https://api.twilio.com`); tests point it at a fake platform on 127.0.0.1.
-    pub base_url: String,
-    /// Named secrets and ids (`access_token`, `phone_number_id`, `app_secret`,
-    /// `verify_token`, `bot_token`, `secret_token`, `account_sid`, `auth_token`, `from`,
-    /// `webhook_url`, `smtp_host`, …): each module documents the ones it reads.
-    pub settings: BTreeMap<String, String>,
-}
-
-impl PlatformConfig {
-    /// A setting the module needs, or what is missing.
-    pub fn get(&self, key: &str) -> Result<&str, String> {
-        self.settings
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| format!("the channel's platform settings have no `{key}`"))
-    }
-}
+// The platforms' credentials are the edge's to hold (`security`); the adapters read them.
+pub use crate::security::PlatformConfig;
 
 /// The `Retry-After` header's delay: seconds, or an HTTP date relative to `now`.
 pub fn retry_after(value: &str, now: Timestamp) -> Option<Duration> {

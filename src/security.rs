@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::channels::PlatformConfig;
 use crate::clock::Timestamp;
 use crate::core::{Channel, Role};
 use crate::ids::AgentId;
@@ -324,6 +323,28 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Credentials and addresses of one channel's platform, from the configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlatformConfig {
+    /// Where its API is (`https://graph.facebook.com/v21.0`, `https://api.telegram.org`,
+    /// `https://api.twilio.com`); tests point it at a fake platform on 127.0.0.1.
+    pub base_url: String,
+    /// Named secrets and ids (`access_token`, `phone_number_id`, `app_secret`,
+    /// `verify_token`, `bot_token`, `secret_token`, `account_sid`, `auth_token`, `from`,
+    /// `webhook_url`, `smtp_host`, …): each module documents the ones it reads.
+    pub settings: BTreeMap<String, String>,
+}
+
+impl PlatformConfig {
+    /// A setting the module needs, or what is missing.
+    pub fn get(&self, key: &str) -> Result<&str, String> {
+        self.settings
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| format!("the channel's platform settings have no `{key}`"))
+    }
 }
 
 #[cfg(test)]
