@@ -93,6 +93,18 @@ impl Connector {
         }
     }
 
+    /// Whether sending `item` leaves the process (a platform's API, a webhook), rather than
+    /// being written to the log.
+    pub fn goes_out(&self, item: &OutboxItem) -> bool {
+        match self {
+            Connector::Platforms {
+                platforms, otherwise, ..
+            } => platforms.0.contains_key(&item.channel()) || otherwise.goes_out(item),
+            Connector::Log => false,
+            Connector::Webhook { .. } => true,
+        }
+    }
+
     /// One attempt at sending `item`.
     pub async fn send(&self, item: &OutboxItem, now: Timestamp) -> SendOutcome {
         match self {

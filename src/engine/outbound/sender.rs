@@ -162,6 +162,7 @@ impl Scheduler {
             return;
         };
         self.busy.insert(chat);
+        let goes_out = self.connector.goes_out(&item);
         let (engine, connector) = (self.engine.clone(), self.connector.clone());
         let send = async move {
             // The backoff of an earlier attempt, or the platform's `Retry-After`.
@@ -171,7 +172,12 @@ impl Scheduler {
             let outcome = connector.send(&item, engine.now()).await;
             (item, outcome)
         };
-        self.flying.spawn_on(send, &self.sends);
+        // A message only logged stays on the engine's runtime: the log's lock is the
+        // workers' too, and the low-priority thread must hold nothing they wait for.
+        match goes_out {
+            true => self.flying.spawn_on(send, &self.sends),
+            false => self.flying.spawn(send),
+        };
     }
 
     fn settle(&mut self, mut item: OutboxItem, outcome: SendOutcome) {
