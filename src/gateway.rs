@@ -212,7 +212,7 @@ pub async fn serve_workspaces(
     let default = workspaces
         .get(&WorkspaceId::default_workspace())
         .ok_or_else(|| std::io::Error::other("no default workspace to serve"))?;
-    let metrics = Arc::new(Metrics::new(default.engine().clone()));
+    let metrics = Arc::new(Metrics::new(default.engine()));
     drop(default);
     let state = AppState {
         workspaces,

@@ -36,7 +36,7 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -114,8 +114,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics of a server in front of `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
+    /// The metrics of a server in front of `engine`. They hold it weakly: an engine let go of
+    /// (its workspace unloaded) is not kept alive by them, and is no longer reported.
+    pub fn new(engine: &Arc<Engine>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -132,7 +133,7 @@ impl Metrics {
         );
         let supervisor_connections = Gauge::default();
         registry.register_collector(Box::new(EngineCollector {
-            engine,
+            engine: Arc::downgrade(engine),
             supervisor_connections: supervisor_connections.clone(),
         }));
         Self {
@@ -215,7 +216,7 @@ fn presence_index(presence: Presence) -> usize {
 
 /// Reads the engine's state on each scrape.
 struct EngineCollector {
-    engine: Arc<Engine>,
+    engine: Weak<Engine>,
     supervisor_connections: Gauge,
 }
 
@@ -227,7 +228,9 @@ impl fmt::Debug for EngineCollector {
 
 impl Collector for EngineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let engine = &self.engine;
+        let Some(engine) = self.engine.upgrade() else {
+            return Ok(());
+        };
         let fanout = engine.fanout();
         counter(
             &mut encoder,

@@ -298,7 +298,7 @@ mod tests {
         let silent = stream::pending::<Result<Message, Infallible>>();
         serve_agent(
             engine.clone(),
-            Arc::new(Metrics::new(engine.clone())),
+            Arc::new(Metrics::new(&engine)),
             Arc::new(Security::default()),
             Session {
                 caller: ana.clone(),
@@ -329,7 +329,7 @@ mod tests {
         let (_stop, shutdown) = watch::channel(false);
         let connection = serve_agent(
             engine.clone(),
-            Arc::new(Metrics::new(engine.clone())),
+            Arc::new(Metrics::new(&engine)),
             Arc::new(Security::default()),
             Session {
                 caller: ana,
@@ -354,7 +354,7 @@ mod tests {
         });
         let mut connection = tokio::spawn(serve_agent(
             engine.clone(),
-            Arc::new(Metrics::new(engine.clone())),
+            Arc::new(Metrics::new(&engine)),
             Arc::new(Security::default()),
             Session {
                 caller: ana.clone(),
