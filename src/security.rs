@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::channels::PlatformConfig;
 use crate::clock::Timestamp;
 use crate::core::{Channel, Role};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, WorkspaceId};
 use crate::protocol;
 
 /// The secret of the development setup: used only when no key is configured, with a warning,
@@ -32,6 +32,10 @@ pub struct Claims {
     pub sub: String,
     /// The role, spelled as on the wire (`agent`, `supervisor`, `admin`).
     pub role: protocol::Role,
+    /// The workspace the token is for (R27): it opens that workspace's paths and no other's.
+    /// Tokens from before workspaces have none; see [`ClaimlessTokens`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<String>,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
     /// Not before, seconds since the epoch.
@@ -69,6 +73,10 @@ pub struct Verified {
     pub agent: AgentId,
     /// With which role.
     pub role: Role,
+    /// The workspace it is for: its `ws` claim, or, once [`Verified::for_workspace`] has let a
+    /// token without one in, the workspace that did; none for a claimless token not yet
+    /// checked.
+    pub workspace: Option<WorkspaceId>,
     /// Until when; none for a static token.
     pub expires_at: Option<Timestamp>,
     /// How long it was issued for (`exp` less `iat`, else `nbf`); none when it does not say.
@@ -92,6 +100,13 @@ pub enum TokenError {
     /// A renewal past [`MAX_SESSION`] after the sign-in.
     #[error("the session began at {0} and may not be renewed any more: sign in again")]
     SessionOver(Timestamp),
+    /// Signed for another workspace than the one whose path it was presented on. The text
+    /// names neither workspace, so that it reads the same whether the token's exists or not.
+    #[error("the token is not valid in this workspace")]
+    OtherWorkspace,
+    /// Without a `ws` claim where claimless tokens are refused (see [`ClaimlessTokens`]).
+    #[error("the token names no workspace (no `ws` claim), and tokens without one are refused here")]
+    NoWorkspace,
     /// A renewal where the engine holds only a public key.
     #[error("this engine verifies tokens with a public key and issues none: renew the token at your identity provider")]
     CannotSign,
@@ -170,9 +185,15 @@ impl Tokens {
         if claims.sub.is_empty() {
             return Err(TokenError::Invalid("`sub` is empty".into()));
         }
+        let workspace = claims
+            .ws
+            .map(|ws| WorkspaceId::parse(&ws))
+            .transpose()
+            .map_err(|_| TokenError::Invalid("the `ws` claim is not a workspace id".into()))?;
         Ok(Verified {
             agent: AgentId::from(claims.sub),
             role: claims.role.into(),
+            workspace,
             expires_at: Some(at(claims.exp + self.leeway_secs)),
             lifetime: claims
                 .iat
@@ -183,12 +204,20 @@ impl Tokens {
         })
     }
 
-    /// Signs a token for `agent` with `role`, valid from `now` for `ttl`; only with a shared
-    /// secret.
-    pub fn mint(&self, agent: &str, role: Role, now: Timestamp, ttl: chrono::Duration) -> Option<String> {
+    /// Signs a token for `agent` of `workspace` with `role`, valid from `now` for `ttl`; only
+    /// with a shared secret.
+    pub fn mint(
+        &self,
+        workspace: &WorkspaceId,
+        agent: &str,
+        role: Role,
+        now: Timestamp,
+        ttl: chrono::Duration,
+    ) -> Option<String> {
         self.sign(Claims {
             sub: agent.to_owned(),
             role: role.into(),
+            ws: Some(workspace.as_str().to_owned()),
             exp: (now + ttl).timestamp(),
             nbf: Some(now.timestamp()),
             iat: Some(now.timestamp()),
@@ -196,9 +225,10 @@ impl Tokens {
         })
     }
 
-    /// A fresh token for the bearer of the verified token `presented`: same agent and role,
-    /// for as long as `presented` was issued for, but never past [`MAX_SESSION`] after the
-    /// sign-in it descends from.
+    /// A fresh token for the bearer of the verified token `presented`: same agent, role and
+    /// workspace, for as long as `presented` was issued for, but never past [`MAX_SESSION`]
+    /// after the sign-in it descends from. A claimless token let in by
+    /// [`Verified::for_workspace`] is renewed with the claim of the workspace that let it in.
     pub fn renew(&self, presented: &Verified, now: Timestamp) -> Result<Renewed, TokenError> {
         let signed_in = presented.signed_in_at.unwrap_or(now);
         let session_ends = signed_in + MAX_SESSION;
@@ -211,6 +241,7 @@ impl Tokens {
             .sign(Claims {
                 sub: presented.agent.as_str().to_owned(),
                 role: presented.role.into(),
+                ws: presented.workspace.as_ref().map(|ws| ws.as_str().to_owned()),
                 exp,
                 nbf: Some(now.timestamp()),
                 iat: Some(now.timestamp()),
@@ -229,6 +260,42 @@ impl Tokens {
     }
 }
 
+impl Verified {
+    /// Lets the token into `workspace`, the one named by the path it was presented on (R27):
+    /// only if its claim names that workspace, or, without a claim, if `workspace` is `default`
+    /// and `claimless` allows it. The claim's own workspace is never looked up, so the refusal
+    /// is the same whether it exists or not.
+    pub fn for_workspace(
+        mut self,
+        workspace: &WorkspaceId,
+        claimless: ClaimlessTokens,
+    ) -> Result<Self, TokenError> {
+        match &self.workspace {
+            Some(claimed) if claimed == workspace => Ok(self),
+            Some(_) => Err(TokenError::OtherWorkspace),
+            None if claimless == ClaimlessTokens::Default && workspace.is_default() => {
+                self.workspace = Some(workspace.clone());
+                Ok(self)
+            }
+            None => Err(TokenError::NoWorkspace),
+        }
+    }
+}
+
+/// What a signed token without a `ws` claim opens (`[security] claimless_tokens`). Tokens
+/// signed before workspaces, and those of identity providers not yet told to add the claim,
+/// have none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimlessTokens {
+    /// The paths of `default` (the unprefixed ones and `/v1/w/default/…`), and no other
+    /// workspace's: what every token opened before workspaces, so an upgrade locks no one out.
+    #[default]
+    Default,
+    /// None: every signed token must name its workspace.
+    Refuse,
+}
+
 /// Everything the gateway checks.
 #[derive(Clone, Debug)]
 pub struct Security {
@@ -236,6 +303,8 @@ pub struct Security {
     pub tokens: Tokens,
     /// Whether per-agent static tokens (config, admin API) are accepted too.
     pub static_tokens: bool,
+    /// What a signed token without a workspace claim opens.
+    pub claimless_tokens: ClaimlessTokens,
     /// Browser origins allowed on the WebSocket upgrade; empty: any (development).
     pub allowed_origins: Vec<String>,
     /// The bearer key of the admin API; none: open (development).
@@ -263,6 +332,7 @@ impl Default for Security {
         Self {
             tokens: Tokens::hs256(DEV_SECRET.as_bytes(), 0),
             static_tokens: true,
+            claimless_tokens: ClaimlessTokens::Default,
             allowed_origins: Vec::new(),
             admin_key: None,
             ingress_key: None,
@@ -336,11 +406,43 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("date")
     }
 
+    fn default() -> WorkspaceId {
+        WorkspaceId::default_workspace()
+    }
+
+    fn acme() -> WorkspaceId {
+        WorkspaceId::parse("acme").expect("a workspace id")
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// A token signed with `SECRET` carrying exactly `claims`.
+    fn signed(claims: &Claims) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("encodes")
+    }
+
+    fn claims(ws: Option<&str>) -> Claims {
+        Claims {
+            sub: "ana".into(),
+            role: Role::Agent.into(),
+            ws: ws.map(str::to_owned),
+            exp: (now() + Duration::minutes(10)).timestamp(),
+            nbf: None,
+            iat: Some(now().timestamp()),
+            auth_time: None,
+        }
+    }
+
     #[test]
     fn a_minted_token_verifies_until_it_expires_and_not_before_its_start() {
         let tokens = Tokens::hs256(b"secret", 0);
         let token = tokens
-            .mint("ana", Role::Supervisor, now(), Duration::minutes(10))
+            .mint(&default(), "ana", Role::Supervisor, now(), Duration::minutes(10))
             .expect("HS256 mints");
         let verified = tokens.verify(&token, now()).expect("valid");
         assert_eq!(verified.agent, AgentId::from("ana"));
@@ -361,7 +463,7 @@ mod tests {
         let ours = Tokens::hs256(b"secret", 0);
         let theirs = Tokens::hs256(b"guess", 0);
         let forged = theirs
-            .mint("ana", Role::Admin, now(), Duration::minutes(10))
+            .mint(&default(), "ana", Role::Admin, now(), Duration::minutes(10))
             .expect("mints");
         assert!(matches!(ours.verify(&forged, now()), Err(TokenError::Invalid(_))));
         // alg "none": a classic forgery.
@@ -397,7 +499,7 @@ mod tests {
     fn a_renewal_keeps_agent_role_and_sign_in_and_ends_with_the_session() {
         let tokens = Tokens::hs256(b"0123456789abcdef0123456789abcdef", 0);
         let first = tokens
-            .mint("ana", Role::Supervisor, now(), Duration::hours(2))
+            .mint(&default(), "ana", Role::Supervisor, now(), Duration::hours(2))
             .expect("mints");
         let presented = tokens.verify(&first, now()).expect("valid");
         let later = now() + Duration::hours(1);
@@ -414,5 +516,104 @@ mod tests {
             ..tokens.clone()
         };
         assert_eq!(public.renew(&presented, later), Err(TokenError::CannotSign));
+    }
+
+    #[test]
+    fn r27_a_minted_token_carries_its_workspace_and_opens_only_that_one() {
+        let tokens = Tokens::hs256(SECRET, 0);
+        let token = tokens
+            .mint(&acme(), "ana", Role::Agent, now(), Duration::minutes(10))
+            .expect("mints");
+        let verified = tokens.verify(&token, now()).expect("valid");
+        assert_eq!(verified.workspace, Some(acme()));
+        for claimless in [ClaimlessTokens::Default, ClaimlessTokens::Refuse] {
+            assert_eq!(
+                verified
+                    .clone()
+                    .for_workspace(&acme(), claimless)
+                    .map(|v| v.workspace),
+                Ok(Some(acme()))
+            );
+            assert_eq!(
+                verified.clone().for_workspace(&default(), claimless),
+                Err(TokenError::OtherWorkspace)
+            );
+        }
+    }
+
+    #[test]
+    fn r27_a_foreign_workspace_is_refused_alike_whether_it_exists_or_not() {
+        // Nothing here knows which workspaces exist: the refusal cannot depend on it.
+        let tokens = Tokens::hs256(SECRET, 0);
+        let refusals: Vec<String> = ["acme", "no-such-workspace"]
+            .into_iter()
+            .map(|ws| {
+                let verified = tokens.verify(&signed(&claims(Some(ws))), now()).expect("valid");
+                verified
+                    .for_workspace(&default(), ClaimlessTokens::Default)
+                    .expect_err("another workspace")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(refusals[0], refusals[1]);
+        assert!(!refusals[0].contains("acme"), "{}", refusals[0]);
+    }
+
+    #[test]
+    fn r27_a_claimless_token_opens_default_only_where_allowed() {
+        let tokens = Tokens::hs256(SECRET, 0);
+        let claimless = tokens.verify(&signed(&claims(None)), now()).expect("valid");
+        assert_eq!(claimless.workspace, None);
+        let let_in = claimless
+            .clone()
+            .for_workspace(&default(), ClaimlessTokens::Default)
+            .expect("allowed in default");
+        assert_eq!(let_in.workspace, Some(default()));
+        assert_eq!(
+            claimless
+                .clone()
+                .for_workspace(&default(), ClaimlessTokens::Refuse),
+            Err(TokenError::NoWorkspace)
+        );
+        // Never in another workspace, whatever the switch says.
+        assert_eq!(
+            claimless.for_workspace(&acme(), ClaimlessTokens::Default),
+            Err(TokenError::NoWorkspace)
+        );
+    }
+
+    #[test]
+    fn r27_a_forged_or_malformed_workspace_claim_is_invalid() {
+        let ours = Tokens::hs256(SECRET, 0);
+        let forged = Tokens::hs256(b"another-key-another-key-another-key", 0)
+            .mint(&default(), "ana", Role::Agent, now(), Duration::minutes(10))
+            .expect("mints");
+        assert!(matches!(ours.verify(&forged, now()), Err(TokenError::Invalid(_))));
+        let malformed = signed(&claims(Some("Not A Workspace")));
+        assert_eq!(
+            ours.verify(&malformed, now()),
+            Err(TokenError::Invalid("the `ws` claim is not a workspace id".into()))
+        );
+    }
+
+    #[test]
+    fn r27_a_renewal_keeps_the_workspace_claim() {
+        let tokens = Tokens::hs256(SECRET, 0);
+        let first = tokens
+            .mint(&acme(), "ana", Role::Agent, now(), Duration::hours(1))
+            .expect("mints");
+        let presented = tokens.verify(&first, now()).expect("valid");
+        let renewed = tokens.renew(&presented, now()).expect("renews");
+        let again = tokens.verify(&renewed.token, now()).expect("valid");
+        assert_eq!(again.workspace, Some(acme()));
+
+        // A claimless token let into `default` comes back naming it.
+        let claimless = tokens
+            .verify(&signed(&claims(None)), now())
+            .and_then(|v| v.for_workspace(&default(), ClaimlessTokens::Default))
+            .expect("let in");
+        let renewed = tokens.renew(&claimless, now()).expect("renews");
+        let again = tokens.verify(&renewed.token, now()).expect("valid");
+        assert_eq!(again.workspace, Some(default()));
     }
 }
