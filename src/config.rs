@@ -33,6 +33,7 @@
 //! # jwt_algorithm = "RS256"          # HS256 (with jwt_secret), RS256 or ES256
 //! leeway_secs = 30                # clock skew allowed on exp and nbf
 //! static_tokens = false           # accept the per-agent `token`s too (development, load tests)
+//! claimless_tokens = "default"    # signed tokens without a `ws` claim open `default` ("refuse": none)
 //! allowed_origins = ["https://desk.example.com"]   # empty: any browser origin
 //! admin_key = "admin-key"         # Authorization: Bearer for /v1/admin/*; absent: open
 //! ingress_key = "ingress-key"     # Bearer for channels without a webhook_secret; absent: open
@@ -117,7 +118,7 @@ use crate::core::{AfterWindow, AgentProfile, Channel, ChannelPolicy, Role};
 use crate::engine::outbound::Retry;
 use crate::engine::EngineConfig;
 use crate::ids::{AgentId, QueueId};
-use crate::security::{Security, Tokens, FRAMES_PER_SECOND};
+use crate::security::{ClaimlessTokens, Security, Tokens, FRAMES_PER_SECOND};
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +298,7 @@ pub struct SecurityConfig {
     jwt_algorithm: Option<String>,
     leeway_secs: Option<i64>,
     static_tokens: Option<bool>,
+    claimless_tokens: Option<ClaimlessTokens>,
     #[serde(default)]
     allowed_origins: Vec<String>,
     admin_key: Option<String>,
@@ -632,6 +634,9 @@ impl Config {
             }
         };
         security.static_tokens = c.static_tokens.unwrap_or(false);
+        // Accepted unless refused: tokens signed before workspaces carry no claim, and an
+        // upgrade must not lock their holders out (SECURITY.md, "Workspaces").
+        security.claimless_tokens = c.claimless_tokens.unwrap_or_default();
         security.allowed_origins = c.allowed_origins.clone();
         security.admin_key = c.admin_key.clone();
         security.ingress_key = c.ingress_key.clone();
@@ -761,6 +766,27 @@ mod tests {
             AfterWindow::Nothing
         );
         assert_eq!(engine.policies.of(Channel::Email).max_len, 10_240);
+    }
+
+    #[test]
+    fn r27_claimless_tokens_open_default_unless_refused() {
+        let security = |section: &str| {
+            Config::parse(section, Path::new("t.toml"))
+                .and_then(|c| c.security())
+                .map(|s| s.claimless_tokens)
+        };
+        let secret = "[security]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n";
+        assert_eq!(security("").ok(), Some(ClaimlessTokens::Default), "development");
+        assert_eq!(
+            security(secret).ok(),
+            Some(ClaimlessTokens::Default),
+            "an upgrade"
+        );
+        assert_eq!(
+            security(&format!("{secret}claimless_tokens = \"refuse\"\n")).ok(),
+            Some(ClaimlessTokens::Refuse)
+        );
+        assert!(security(&format!("{secret}claimless_tokens = \"acme\"\n")).is_err());
     }
 
     #[test]

@@ -121,6 +121,11 @@ impl WorkspaceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this is `default`, the workspace of the unprefixed paths.
+    pub fn is_default(&self) -> bool {
+        &*self.0 == "default"
+    }
 }
 
 impl std::str::FromStr for WorkspaceId {

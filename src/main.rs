@@ -16,6 +16,8 @@ use switchboard::engine::outbound::Outbound;
 use switchboard::engine::Engine;
 use switchboard::gateway;
 use switchboard::gateway::board_runtime;
+use switchboard::ids::WorkspaceId;
+use switchboard::security::Security;
 use switchboard::store::Store;
 use switchboard::workspaces::{Background, OutboxSending, Workspaces};
 
@@ -70,6 +72,9 @@ enum Command {
     Token {
         /// The agent's id.
         agent: String,
+        /// The workspace it is for (R27): the token opens that workspace's paths only.
+        #[arg(long, default_value = "default")]
+        workspace: WorkspaceId,
         /// Its role [default: the role the config gives the agent, else agent].
         #[arg(long)]
         role: Option<String>,
@@ -90,29 +95,13 @@ async fn main() -> anyhow::Result<()> {
     let security = config.security()?;
     if let Some(Command::Token {
         agent,
+        workspace,
         role,
         ttl_secs,
     }) = &cli.command
     {
-        let role = match role {
-            Some(r) => switchboard::config::parse_role(r)
-                .with_context(|| format!("unknown role {r}: agent, supervisor or admin"))?,
-            None => config
-                .agents()
-                .into_iter()
-                .find(|a| &a.id == agent)
-                .map(|a| a.role)
-                .unwrap_or_default(),
-        };
-        let token = security
-            .tokens
-            .mint(
-                agent,
-                role,
-                SystemClock.now(),
-                chrono::Duration::seconds(*ttl_secs),
-            )
-            .context("tokens are verified with a public key here: mint them where the private key is")?;
+        let ttl = chrono::Duration::seconds(*ttl_secs);
+        let token = mint(&config, &security, workspace, agent, role.as_deref(), ttl)?;
         println!("{token}");
         return Ok(());
     }
@@ -206,6 +195,32 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `switchboard token`: a token for `agent` of `workspace`, valid from now for `ttl`, with
+/// `role` or else the role the config gives the agent.
+fn mint(
+    config: &Config,
+    security: &Security,
+    workspace: &WorkspaceId,
+    agent: &str,
+    role: Option<&str>,
+    ttl: chrono::Duration,
+) -> anyhow::Result<String> {
+    let role = match role {
+        Some(r) => switchboard::config::parse_role(r)
+            .with_context(|| format!("unknown role {r}: agent, supervisor or admin"))?,
+        None => config
+            .agents()
+            .into_iter()
+            .find(|a| a.id == agent)
+            .map(|a| a.role)
+            .unwrap_or_default(),
+    };
+    security
+        .tokens
+        .mint(workspace, agent, role, SystemClock.now(), ttl)
+        .context("tokens are verified with a public key here: mint them where the private key is")
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -227,4 +242,53 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard::core::Role;
+    use switchboard::security::{ClaimlessTokens, TokenError};
+
+    use super::*;
+
+    #[test]
+    fn r27_switchboard_token_mints_the_workspace_claim() {
+        let config = Config::default();
+        let security = config.security().expect("the development setup");
+        let acme = WorkspaceId::parse("acme").expect("a workspace id");
+        let ttl = chrono::Duration::hours(1);
+        let token = mint(&config, &security, &acme, "sam", None, ttl).expect("mints");
+        let verified = security
+            .tokens
+            .verify(&token, SystemClock.now())
+            .expect("verifies");
+        assert_eq!(
+            (
+                verified.agent.as_str(),
+                verified.role,
+                verified.workspace.as_ref()
+            ),
+            ("sam", Role::Supervisor, Some(&acme)),
+            "the role the config gives sam"
+        );
+        assert_eq!(
+            verified.for_workspace(&WorkspaceId::default_workspace(), ClaimlessTokens::Default),
+            Err(TokenError::OtherWorkspace)
+        );
+
+        // Without `--workspace`: `default`, so the README's commands work as before.
+        let cli = Cli::try_parse_from(["switchboard", "token", "ana"]).expect("parses");
+        let Some(Command::Token { workspace, .. }) = cli.command else {
+            panic!("not the token command: {cli:?}");
+        };
+        assert!(workspace.is_default());
+        let token = mint(&config, &security, &workspace, "ana", Some("agent"), ttl).expect("mints");
+        let verified = security
+            .tokens
+            .verify(&token, SystemClock.now())
+            .and_then(|v| v.for_workspace(&workspace, ClaimlessTokens::Refuse))
+            .expect("opens default");
+        assert_eq!(verified.workspace, Some(WorkspaceId::default_workspace()));
+        assert!(Cli::try_parse_from(["switchboard", "token", "ana", "--workspace", "Acme"]).is_err());
+    }
 }

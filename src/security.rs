@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::core::{Channel, Role};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, WorkspaceId};
 use crate::protocol;
 
 /// The secret of the development setup: used only when no key is configured, with a warning,
@@ -31,6 +31,10 @@ pub struct Claims {
     pub sub: String,
     /// The role, spelled as on the wire (`agent`, `supervisor`, `admin`).
     pub role: protocol::Role,
+    /// The workspace the token is for (R27): it opens that workspace's paths and no other's.
+    /// Tokens from before workspaces have none; see [`ClaimlessTokens`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<String>,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
     /// Not before, seconds since the epoch.
@@ -68,6 +72,10 @@ pub struct Verified {
     pub agent: AgentId,
     /// With which role.
     pub role: Role,
+    /// The workspace it is for: its `ws` claim, or, once [`Verified::for_workspace`] has let a
+    /// token without one in, the workspace that did; none for a claimless token not yet
+    /// checked.
+    pub workspace: Option<WorkspaceId>,
     /// Until when; none for a static token.
     pub expires_at: Option<Timestamp>,
     /// How long it was issued for (`exp` less `iat`, else `nbf`); none when it does not say.
@@ -91,6 +99,13 @@ pub enum TokenError {
     /// A renewal past [`MAX_SESSION`] after the sign-in.
     #[error("the session began at {0} and may not be renewed any more: sign in again")]
     SessionOver(Timestamp),
+    /// Signed for another workspace than the one whose path it was presented on. The text
+    /// names neither workspace, so that it reads the same whether the token's exists or not.
+    #[error("the token is not valid in this workspace")]
+    OtherWorkspace,
+    /// Without a `ws` claim where claimless tokens are refused (see [`ClaimlessTokens`]).
+    #[error("the token names no workspace (no `ws` claim), and tokens without one are refused here")]
+    NoWorkspace,
     /// A renewal where the engine holds only a public key.
     #[error("this engine verifies tokens with a public key and issues none: renew the token at your identity provider")]
     CannotSign,
@@ -169,9 +184,15 @@ impl Tokens {
         if claims.sub.is_empty() {
             return Err(TokenError::Invalid("`sub` is empty".into()));
         }
+        let workspace = claims
+            .ws
+            .map(|ws| WorkspaceId::parse(&ws))
+            .transpose()
+            .map_err(|_| TokenError::Invalid("the `ws` claim is not a workspace id".into()))?;
         Ok(Verified {
             agent: AgentId::from(claims.sub),
             role: claims.role.into(),
+            workspace,
             expires_at: Some(at(claims.exp + self.leeway_secs)),
             lifetime: claims
                 .iat
@@ -182,12 +203,20 @@ impl Tokens {
         })
     }
 
-    /// Signs a token for `agent` with `role`, valid from `now` for `ttl`; only with a shared
-    /// secret.
-    pub fn mint(&self, agent: &str, role: Role, now: Timestamp, ttl: chrono::Duration) -> Option<String> {
+    /// Signs a token for `agent` of `workspace` with `role`, valid from `now` for `ttl`; only
+    /// with a shared secret.
+    pub fn mint(
+        &self,
+        workspace: &WorkspaceId,
+        agent: &str,
+        role: Role,
+        now: Timestamp,
+        ttl: chrono::Duration,
+    ) -> Option<String> {
         self.sign(Claims {
             sub: agent.to_owned(),
             role: role.into(),
+            ws: Some(workspace.as_str().to_owned()),
             exp: (now + ttl).timestamp(),
             nbf: Some(now.timestamp()),
             iat: Some(now.timestamp()),
@@ -195,9 +224,10 @@ impl Tokens {
         })
     }
 
-    /// A fresh token for the bearer of the verified token `presented`: same agent and role,
-    /// for as long as `presented` was issued for, but never past [`MAX_SESSION`] after the
-    /// sign-in it descends from.
+    /// A fresh token for the bearer of the verified token `presented`: same agent, role and
+    /// workspace, for as long as `presented` was issued for, but never past [`MAX_SESSION`]
+    /// after the sign-in it descends from. A claimless token let in by
+    /// [`Verified::for_workspace`] is renewed with the claim of the workspace that let it in.
     pub fn renew(&self, presented: &Verified, now: Timestamp) -> Result<Renewed, TokenError> {
         let signed_in = presented.signed_in_at.unwrap_or(now);
         let session_ends = signed_in + MAX_SESSION;
@@ -210,6 +240,7 @@ impl Tokens {
             .sign(Claims {
                 sub: presented.agent.as_str().to_owned(),
                 role: presented.role.into(),
+                ws: presented.workspace.as_ref().map(|ws| ws.as_str().to_owned()),
                 exp,
                 nbf: Some(now.timestamp()),
                 iat: Some(now.timestamp()),
@@ -228,6 +259,42 @@ impl Tokens {
     }
 }
 
+impl Verified {
+    /// Lets the token into `workspace`, the one named by the path it was presented on (R27):
+    /// only if its claim names that workspace, or, without a claim, if `workspace` is `default`
+    /// and `claimless` allows it. The claim's own workspace is never looked up, so the refusal
+    /// is the same whether it exists or not.
+    pub fn for_workspace(
+        mut self,
+        workspace: &WorkspaceId,
+        claimless: ClaimlessTokens,
+    ) -> Result<Self, TokenError> {
+        match &self.workspace {
+            Some(claimed) if claimed == workspace => Ok(self),
+            Some(_) => Err(TokenError::OtherWorkspace),
+            None if claimless == ClaimlessTokens::Default && workspace.is_default() => {
+                self.workspace = Some(workspace.clone());
+                Ok(self)
+            }
+            None => Err(TokenError::NoWorkspace),
+        }
+    }
+}
+
+/// What a signed token without a `ws` claim opens (`[security] claimless_tokens`). Tokens
+/// signed before workspaces, and those of identity providers not yet told to add the claim,
+/// have none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimlessTokens {
+    /// The paths of `default` (the unprefixed ones and `/v1/w/default/…`), and no other
+    /// workspace's: what every token opened before workspaces, so an upgrade locks no one out.
+    #[default]
+    Default,
+    /// None: every signed token must name its workspace.
+    Refuse,
+}
+
 /// Everything the gateway checks.
 #[derive(Clone, Debug)]
 pub struct Security {
@@ -235,6 +302,8 @@ pub struct Security {
     pub tokens: Tokens,
     /// Whether per-agent static tokens (config, admin API) are accepted too.
     pub static_tokens: bool,
+    /// What a signed token without a workspace claim opens.
+    pub claimless_tokens: ClaimlessTokens,
     /// Browser origins allowed on the WebSocket upgrade; empty: any (development).
     pub allowed_origins: Vec<String>,
     /// The bearer key of the admin API; none: open (development).
@@ -262,6 +331,7 @@ impl Default for Security {
         Self {
             tokens: Tokens::hs256(DEV_SECRET.as_bytes(), 0),
             static_tokens: true,
+            claimless_tokens: ClaimlessTokens::Default,
             allowed_origins: Vec::new(),
             admin_key: None,
             ingress_key: None,
@@ -348,92 +418,4 @@ impl PlatformConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::{Duration, TimeZone, Utc};
-
-    use super::*;
-
-    fn now() -> Timestamp {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().expect("date")
-    }
-
-    #[test]
-    fn a_minted_token_verifies_until_it_expires_and_not_before_its_start() {
-        let tokens = Tokens::hs256(b"secret", 0);
-        let token = tokens
-            .mint("ana", Role::Supervisor, now(), Duration::minutes(10))
-            .expect("HS256 mints");
-        let verified = tokens.verify(&token, now()).expect("valid");
-        assert_eq!(verified.agent, AgentId::from("ana"));
-        assert_eq!(verified.role, Role::Supervisor);
-        assert_eq!(verified.expires_at, Some(now() + Duration::minutes(10)));
-        assert!(matches!(
-            tokens.verify(&token, now() + Duration::minutes(10)),
-            Err(TokenError::Expired(_))
-        ));
-        assert!(matches!(
-            tokens.verify(&token, now() - Duration::seconds(1)),
-            Err(TokenError::NotYetValid(_))
-        ));
-    }
-
-    #[test]
-    fn a_token_signed_with_another_key_or_algorithm_is_invalid() {
-        let ours = Tokens::hs256(b"secret", 0);
-        let theirs = Tokens::hs256(b"guess", 0);
-        let forged = theirs
-            .mint("ana", Role::Admin, now(), Duration::minutes(10))
-            .expect("mints");
-        assert!(matches!(ours.verify(&forged, now()), Err(TokenError::Invalid(_))));
-        // alg "none": a classic forgery.
-        let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbmEiLCJyb2xlIjoiYWRtaW4iLCJleHAiOjk5OTk5OTk5OTl9.";
-        assert!(matches!(
-            ours.verify(unsigned, now()),
-            Err(TokenError::Invalid(_))
-        ));
-        assert!(matches!(
-            ours.verify("ana-token", now()),
-            Err(TokenError::Invalid(_))
-        ));
-    }
-
-    #[test]
-    fn origins_are_checked_only_when_a_list_is_configured() {
-        let mut security = Security::default();
-        assert!(security.origin_allowed(Some("https://evil.example")));
-        security.allowed_origins = vec!["https://desk.example".into()];
-        assert!(security.origin_allowed(Some("https://desk.example")));
-        assert!(!security.origin_allowed(Some("https://evil.example")));
-        assert!(security.origin_allowed(None), "not a browser");
-    }
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn a_renewal_keeps_agent_role_and_sign_in_and_ends_with_the_session() {
-        let tokens = Tokens::hs256(b"0123456789abcdef0123456789abcdef", 0);
-        let first = tokens
-            .mint("ana", Role::Supervisor, now(), Duration::hours(2))
-            .expect("mints");
-        let presented = tokens.verify(&first, now()).expect("valid");
-        let later = now() + Duration::hours(1);
-        let renewed = tokens.renew(&presented, later).expect("renews");
-        let again = tokens.verify(&renewed.token, later).expect("valid");
-        assert_eq!((&again.agent, again.role), (&presented.agent, Role::Supervisor));
-        assert_eq!(again.signed_in_at, Some(now()), "the sign-in is carried over");
-        assert_eq!(renewed.expires_at, later + Duration::hours(2));
-
-        let at_end = now() + MAX_SESSION;
-        assert_eq!(tokens.renew(&again, at_end), Err(TokenError::SessionOver(now())));
-        let public = Tokens {
-            encoding: None,
-            ..tokens.clone()
-        };
-        assert_eq!(public.renew(&presented, later), Err(TokenError::CannotSign));
-    }
-}
+mod tests;

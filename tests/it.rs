@@ -30,5 +30,6 @@ mod it {
     mod routing_rules;
     mod supervisor;
     mod webhooks;
+    mod workspace_tokens;
     mod workspaces;
 }

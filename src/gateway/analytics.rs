@@ -20,7 +20,7 @@ pub async fn report(
     Query(query): Query<AnalyticsQuery>,
     headers: HeaderMap,
 ) -> Result<Json<AnalyticsReport>, ApiError> {
-    let caller = authenticate(tenant.engine(), &state.security, &auth, &headers)?.caller;
+    let caller = authenticate(&tenant, &state.security, &auth, &headers)?.caller;
     if !caller.role.supervises() {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

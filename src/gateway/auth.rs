@@ -1,6 +1,8 @@
 //! Credentials at the edge: who a WebSocket belongs to (a signed token, or a static one where
 //! allowed), from which browser origin, and the keys of the HTTP APIs. The agent id and role
-//! come from here, never from a frame.
+//! come from here, never from a frame; and a token opens only the workspace it was issued for
+//! (R27): a signed token's `ws` claim must name the workspace of the path it comes in on, and
+//! a static token is looked up among that workspace's agents only.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -15,6 +17,7 @@ use crate::clock::Timestamp;
 use crate::core::ErrorCode;
 use crate::engine::fanout::ConnId;
 use crate::engine::Engine;
+use crate::ids::WorkspaceId;
 use crate::protocol::Caller;
 use crate::refusal::Refusal;
 use crate::security::{constant_time_eq, Renewed, Security, TokenError, Verified};
@@ -32,6 +35,8 @@ pub struct Session {
     pub caller: Caller,
     /// When the token expires; none for a static token.
     pub expires_at: Option<Timestamp>,
+    /// The workspace it was let into: a `refresh` must be valid there too.
+    pub workspace: WorkspaceId,
 }
 
 /// The bearer token of a request: `Authorization: Bearer …`.
@@ -47,11 +52,19 @@ fn is_jwt(token: &str) -> bool {
     token.split('.').count() == 3
 }
 
-/// Checks a signed token: its signature and times, and that its agent exists.
-fn verified(engine: &Engine, security: &Security, token: &str) -> Result<Verified, ApiError> {
+/// Checks a signed token presented on `workspace`'s paths: its signature and times, then that
+/// it is for `workspace` (before anything about its agent is looked up, so that a token of
+/// another workspace learns nothing of this one's agents), then that its agent exists.
+fn verified(
+    engine: &Engine,
+    workspace: &WorkspaceId,
+    security: &Security,
+    token: &str,
+) -> Result<Verified, ApiError> {
     let verified = security
         .tokens
         .verify(token, engine.now())
+        .and_then(|v| v.for_workspace(workspace, security.claimless_tokens))
         .map_err(|e| ApiError::new(ErrorCode::Unauthorized, e.to_string()))?;
     if engine.agent(&verified.agent).is_none() {
         return Err(ApiError::new(
@@ -62,16 +75,23 @@ fn verified(engine: &Engine, security: &Security, token: &str) -> Result<Verifie
     Ok(verified)
 }
 
-/// Checks a token and returns the session it opens.
-pub fn session_of(engine: &Engine, security: &Security, token: &str) -> Result<Session, ApiError> {
+/// Checks a token presented on `workspace`'s paths (`engine` is that workspace's) and returns
+/// the session it opens there.
+pub fn session_of(
+    engine: &Engine,
+    workspace: &WorkspaceId,
+    security: &Security,
+    token: &str,
+) -> Result<Session, ApiError> {
     if is_jwt(token) {
-        let verified = verified(engine, security, token)?;
+        let verified = verified(engine, workspace, security, token)?;
         return Ok(Session {
             caller: Caller {
                 id: verified.agent,
                 role: verified.role,
             },
             expires_at: verified.expires_at,
+            workspace: workspace.clone(),
         });
     }
     if !security.static_tokens {
@@ -89,12 +109,14 @@ pub fn session_of(engine: &Engine, security: &Security, token: &str) -> Result<S
             role: agent.role,
         },
         expires_at: None,
+        workspace: workspace.clone(),
     })
 }
 
-/// Authenticates a WebSocket upgrade: the browser's origin, then the token (query or bearer).
+/// Authenticates a WebSocket upgrade or an HTTP request to `tenant`'s paths: the browser's
+/// origin, then the token (query or bearer).
 pub fn authenticate(
-    engine: &Engine,
+    tenant: &Tenant,
     security: &Security,
     query: &Handshake,
     headers: &HeaderMap,
@@ -114,18 +136,18 @@ pub fn authenticate(
             "no token: pass ?token=… or Authorization: Bearer …",
         )
     })?;
-    session_of(engine, security, token)
+    session_of(tenant.engine(), tenant.workspace().id(), security, token)
 }
 
 /// Authenticates a WebSocket upgrade and checks that the agent may open one more.
 pub fn admit_socket(
-    engine: &Engine,
+    tenant: &Tenant,
     security: &Security,
     query: &Handshake,
     headers: &HeaderMap,
 ) -> Result<Session, ApiError> {
-    let session = authenticate(engine, security, query, headers)?;
-    room_for_connection(engine, security, &session)?;
+    let session = authenticate(tenant, security, query, headers)?;
+    room_for_connection(tenant.engine(), security, &session)?;
     Ok(session)
 }
 
@@ -142,8 +164,8 @@ fn room_for_connection(engine: &Engine, security: &Security, session: &Session) 
     Ok(())
 }
 
-/// Handles a `refresh` request: the new token must be valid and name the same agent with the
-/// same role; the connection's expiry moves to the new token's.
+/// Handles a `refresh` request: the new token must be valid in the session's workspace and
+/// name the same agent with the same role; the connection's expiry moves to the new token's.
 pub fn refresh(
     engine: &Engine,
     security: &Security,
@@ -154,8 +176,8 @@ pub fn refresh(
     if !is_jwt(token) {
         return Err(Refusal::BadRequest("refresh takes a signed token (JWT)".into()));
     }
-    let fresh =
-        session_of(engine, security, token).map_err(|e| Refusal::Unauthorized(e.message().to_owned()))?;
+    let fresh = session_of(engine, &session.workspace, security, token)
+        .map_err(|e| Refusal::Unauthorized(e.message().to_owned()))?;
     if fresh.caller != session.caller {
         return Err(Refusal::Forbidden(
             "a refresh must name the same agent with the same role",
@@ -169,11 +191,12 @@ pub fn refresh(
 }
 
 /// `POST /v1/token` with `Authorization: Bearer <a valid signed token>`: a fresh token of the
-/// same agent and role ([`crate::security::Tokens::renew`]), so that a page can `refresh` its
-/// connections before they expire. Only an engine that signs with a shared secret issues
-/// tokens; with a public key they come from the identity provider, and this answers 404.
+/// same agent, role and workspace ([`crate::security::Tokens::renew`]), so that a page can
+/// `refresh` its connections before they expire; a token is renewed only on its own
+/// workspace's paths. Only an engine that signs with a shared secret issues tokens; with a
+/// public key they come from the identity provider, and this answers 404.
 pub async fn renew(State(state): State<AppState>, tenant: Tenant, headers: HeaderMap) -> Response {
-    match renewed(tenant.engine(), &state.security, &headers) {
+    match renewed(&tenant, &state.security, &headers) {
         Ok(renewed) => axum::Json(RenewedToken {
             token: renewed.token,
             expires_at: renewed.expires_at,
@@ -191,7 +214,8 @@ struct RenewedToken {
     expires_at: Timestamp,
 }
 
-fn renewed(engine: &Engine, security: &Security, headers: &HeaderMap) -> Result<Renewed, ApiError> {
+fn renewed(tenant: &Tenant, security: &Security, headers: &HeaderMap) -> Result<Renewed, ApiError> {
+    let engine = tenant.engine();
     let token = bearer(headers).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unauthorized,
@@ -204,7 +228,7 @@ fn renewed(engine: &Engine, security: &Security, headers: &HeaderMap) -> Result<
             "only a signed token (JWT) is renewed: a static token does not expire",
         ));
     }
-    let presented = verified(engine, security, token)?;
+    let presented = verified(engine, tenant.workspace().id(), security, token)?;
     security
         .tokens
         .renew(&presented, engine.now())

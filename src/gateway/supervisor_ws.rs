@@ -37,7 +37,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let session = match admit_socket(tenant.engine(), &state.security, &query, &headers) {
+    let session = match admit_socket(&tenant, &state.security, &query, &headers) {
         Ok(session) => session,
         Err(e) => return e.into_response(),
     };

@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use switchboard::core::Role;
 use switchboard::engine::EngineConfig;
+use switchboard::ids::WorkspaceId;
 use switchboard::security::{Security, Tokens};
 
 use super::support::{refusal, ts, TestServer};
@@ -28,7 +29,7 @@ async fn server() -> TestServer {
 
 fn token(server: &TestServer, agent: &str, role: Role, ttl: Duration) -> String {
     Tokens::hs256(SECRET, 0)
-        .mint(agent, role, server.now(), ttl)
+        .mint(&WorkspaceId::default_workspace(), agent, role, server.now(), ttl)
         .expect("HS256 mints")
 }
 
@@ -37,7 +38,13 @@ async fn forged_expired_and_static_tokens_are_refused_before_the_upgrade() {
     let server = server().await;
     server.agent("ana");
     let forged = Tokens::hs256(b"not-the-secret-not-the-secret-not!!", 0)
-        .mint("ana", Role::Admin, server.now(), Duration::minutes(5))
+        .mint(
+            &WorkspaceId::default_workspace(),
+            "ana",
+            Role::Admin,
+            server.now(),
+            Duration::minutes(5),
+        )
         .expect("mints");
     let (status, body) = refusal(&server, "/v1/agent/ws", &forged, None)
         .await
@@ -241,7 +248,13 @@ async fn only_a_valid_signed_token_is_renewed() {
         (
             Some(
                 Tokens::hs256(b"not-the-secret-not-the-secret-not!!", 0)
-                    .mint("ana", Role::Admin, server.now(), Duration::minutes(5))
+                    .mint(
+                        &WorkspaceId::default_workspace(),
+                        "ana",
+                        Role::Admin,
+                        server.now(),
+                        Duration::minutes(5),
+                    )
                     .expect("mints"),
             ),
             StatusCode::UNAUTHORIZED,

@@ -36,9 +36,12 @@ use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::sender::run_outbox;
 use switchboard::engine::outbound::{Dispatch, Outbound, Retry};
 use switchboard::engine::{Engine, EngineConfig};
+use switchboard::gateway::{board_runtime, serve_workspaces};
+use switchboard::ids::WorkspaceId;
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions};
+use switchboard::workspaces::{Background, Workspace, Workspaces};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
@@ -62,8 +65,11 @@ pub(crate) const DEFAULT_LIMIT: u32 = 3;
 
 /// A running server on `127.0.0.1:0` whose clock only moves when the test says so.
 pub(crate) struct TestServer {
-    /// The engine behind the server, for checks the wire does not offer.
+    /// The engine behind the server, for checks the wire does not offer: the `default`
+    /// workspace's.
     pub(crate) engine: Arc<Engine>,
+    /// The engines of the workspaces served beside `default` (R27), by id.
+    others: Vec<(WorkspaceId, Arc<Engine>)>,
     /// The engine's clock.
     pub(crate) clock: ManualClock,
     /// Where the server listens.
@@ -130,6 +136,25 @@ impl TestServer {
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::new(config, Arc::new(clock.clone()), outbound);
         Self::serve(engine, clock, outbound_rx, security).await
+    }
+
+    /// A server of `default` and, beside it, a workspace of each of `others` (R27), each with
+    /// an engine of its own on one clock, checking credentials as `security` says.
+    pub(crate) async fn start_workspaces(security: Security, others: &[&str]) -> Self {
+        let clock = ManualClock::new(Self::start_time());
+        let (outbound, outbound_rx) = Outbound::channel();
+        let engine = Engine::new(EngineConfig::default(), Arc::new(clock.clone()), outbound);
+        let others = others
+            .iter()
+            .map(|id| {
+                let id = WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}"));
+                // Its outbox is nobody's: these tests send nothing to customers.
+                let (outbound, _) = Outbound::channel();
+                let engine = Engine::new(EngineConfig::default(), Arc::new(clock.clone()), outbound);
+                (id, engine)
+            })
+            .collect();
+        Self::serve_many(engine, others, clock, outbound_rx, security).await
     }
 
     /// A server whose outbox really sends (R24): through the platforms of `security` (the
@@ -249,21 +274,60 @@ impl TestServer {
         outbound_rx: mpsc::UnboundedReceiver<Dispatch>,
         security: Security,
     ) -> Self {
+        Self::serve_many(engine, Vec::new(), clock, outbound_rx, security).await
+    }
+
+    /// Serves `engine` as `default` and `others` beside it.
+    async fn serve_many(
+        engine: Arc<Engine>,
+        others: Vec<(WorkspaceId, Arc<Engine>)>,
+        clock: ManualClock,
+        outbound_rx: mpsc::UnboundedReceiver<Dispatch>,
+        security: Security,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(switchboard::gateway::serve_with(
-            listener,
-            engine.clone(),
-            security,
-            shutdown,
-            DRAIN,
-        ));
+        let task = if others.is_empty() {
+            tokio::spawn(switchboard::gateway::serve_with(
+                listener,
+                engine.clone(),
+                security,
+                shutdown,
+                DRAIN,
+            ))
+        } else {
+            let (default, others_served) = (engine.clone(), others.clone());
+            tokio::spawn(async move {
+                let boards = board_runtime::start()?;
+                let workspaces = Arc::new(Workspaces::single(
+                    default,
+                    Background::board_only(boards.handle()),
+                ));
+                for (id, engine) in others_served {
+                    let workspace = Workspace::start(id, engine, Background::board_only(boards.handle()));
+                    workspaces.insert(workspace).expect("each workspace once");
+                }
+                let served = serve_workspaces(
+                    listener,
+                    workspaces.clone(),
+                    boards.handle(),
+                    security,
+                    shutdown,
+                    DRAIN,
+                )
+                .await;
+                let _ = workspaces.unload_all(StdDuration::ZERO).await;
+                drop(boards);
+                served
+            })
+        };
         Self {
             engine,
+            others,
             clock,
             addr,
             http: reqwest::Client::new(),
@@ -273,6 +337,35 @@ impl TestServer {
             database: None,
             store_options: StoreOptions::default(),
         }
+    }
+
+    /// The engine of workspace `workspace`, served beside `default` (see
+    /// [`TestServer::start_workspaces`]).
+    pub(crate) fn engine_of(&self, workspace: &str) -> &Arc<Engine> {
+        self.others
+            .iter()
+            .find(|(id, _)| id.as_str() == workspace)
+            .map(|(_, engine)| engine)
+            .unwrap_or_else(|| panic!("no workspace {workspace} beside default"))
+    }
+
+    /// Registers an agent with `role` in workspace `workspace` (its token is `<id>-token`
+    /// there too), connecting through that workspace's paths.
+    pub(crate) fn agent_in(&self, workspace: &str, id: &str, role: Role) -> Agent {
+        let token = format!("{id}-token");
+        self.engine_of(workspace).upsert_agent(
+            AgentProfile {
+                id: id.into(),
+                name: id.to_uppercase(),
+                role,
+                limit: DEFAULT_LIMIT,
+                queues: Vec::new(),
+                skills: Default::default(),
+                channel_limits: Default::default(),
+            },
+            Some(token.clone()),
+        );
+        Agent::new(id, &token, self.addr).in_workspace(workspace)
     }
 
     /// Registers an agent with role `agent` and the default limit.
