@@ -38,7 +38,7 @@ use switchboard::engine::outbound::{Dispatch, Outbound, Retry};
 use switchboard::engine::{Engine, EngineConfig};
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::security::Security;
-use switchboard::store::{Store, StoreOptions};
+use switchboard::store::{Store, StoreOptions, WsKey};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
@@ -217,7 +217,7 @@ impl TestServer {
     ) -> Self {
         let store = Store::open(&database.path(), options)
             .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
-        let store = Arc::new(store);
+        let store = Arc::new(store).workspace(WsKey::DEFAULT);
         let clock = ManualClock::new(now);
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::with_store(config, Arc::new(clock.clone()), outbound, Some(store.clone()));

@@ -16,7 +16,7 @@ use crate::protocol::{
     Caller, InboundMessage, IngressReceipt, OutboundMessage, Push, ReplyResult, Request, ServerFrame,
 };
 use crate::refusal::Refusal;
-use crate::store::{Store, StoreOptions};
+use crate::store::{Store, StoreOptions, WsKey};
 use std::path::PathBuf;
 
 pub(super) struct Desk {
@@ -83,7 +83,7 @@ impl Desk {
             self.config.clone(),
             Arc::new(self.clock.clone()),
             outbound,
-            Some(Arc::new(store)),
+            Some(Arc::new(store).workspace(WsKey::DEFAULT)),
         )
     }
 

@@ -68,7 +68,7 @@ fn outbox_entry(id: u64, chat: &str, seq: u64) -> OutboxRecord {
 
 /// The archive of `archive()` plus a row in every other table: history, KPI events, an
 /// agent with a live limit and skills, and the outbox.
-fn everything(dir: &TempDir) -> Store {
+fn everything(dir: &TempDir) -> WorkspaceStore {
     let store = archive(dir);
     let mut changes: Vec<Change> = (0..3)
         .map(|seq| Change::AppendMessage {
@@ -117,7 +117,7 @@ struct Reads {
     newest_chat: Option<ChatId>,
 }
 
-fn reads(store: &Store) -> Reads {
+fn reads(store: &WorkspaceStore) -> Reads {
     // Each text by both plans (every match is "broad" with a threshold of 0).
     let searches = ["ana", "lima", "zed", "+49 151", "carla@y.org"]
         .into_iter()
@@ -128,7 +128,7 @@ fn reads(store: &Store) -> Reads {
                 ..query(Scope::All, 50)
             };
             let page = store
-                .readers
+                .store.readers
                 .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
                 .expect("searches");
             ids(&page).into_iter().map(String::from).collect()
