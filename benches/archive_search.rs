@@ -20,7 +20,8 @@ use switchboard::clock::Timestamp;
 use switchboard::core::{Channel, ChatState, CloseReason, Profile, SnoozeUntil, Stage};
 use switchboard::ids::{AgentId, ChatId, CustomerId};
 use switchboard::store::{
-    ArchiveQuery, Change, ChatRecord, CustomerRecord, Durability, Scope, Store, StoreOptions, WorkspaceStore, WsKey,
+    ArchiveQuery, Change, ChatRecord, CustomerRecord, Durability, Scope, Store, StoreOptions, WorkspaceStore,
+    WsKey,
 };
 
 const CUSTOMERS: u64 = 500_000;
@@ -283,7 +284,8 @@ fn build(path: &Path) {
         durability: Durability::Normal,
         ..StoreOptions::default()
     };
-    let store = Arc::new(Store::open(&building, options).expect("the bench database opens")).workspace(WsKey::DEFAULT);
+    let store = Arc::new(Store::open(&building, options).expect("the bench database opens"))
+        .workspace(WsKey::DEFAULT);
     let mut pending = Vec::new();
     let mut batch = Vec::with_capacity(4096);
     let send = |batch: &mut Vec<Change>, pending: &mut Vec<_>| {

@@ -84,7 +84,12 @@ impl WorkspaceStore {
 
     /// Up to `limit` messages of this workspace's `chat`, newest first, older than
     /// `before_seq` if given.
-    pub fn history(&self, chat: &ChatId, before_seq: Option<u64>, limit: u32) -> Result<HistoryPage, StoreError> {
+    pub fn history(
+        &self,
+        chat: &ChatId,
+        before_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
         self.store
             .readers
             .with(|conn, path| history::page(conn, path, self.ws, chat, before_seq, limit))
@@ -100,7 +105,11 @@ impl WorkspaceStore {
 
     /// The newest chat of `customer` on `channel` (the one a customer's reply or a reopen
     /// there is about), as last committed.
-    pub fn newest_chat_on(&self, customer: &CustomerId, channel: Channel) -> Result<Option<ChatId>, StoreError> {
+    pub fn newest_chat_on(
+        &self,
+        customer: &CustomerId,
+        channel: Channel,
+    ) -> Result<Option<ChatId>, StoreError> {
         self.store.readers.with(|conn, path| {
             conn.prepare_cached(
                 "SELECT id FROM chats WHERE ws = ?1 AND customer = ?2 AND channel = ?3

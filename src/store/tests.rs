@@ -1020,7 +1020,8 @@ fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
                     loop {
                         let run = |broad| {
                             store
-                                .store.readers
+                                .store
+                                .readers
                                 .with(|conn, path| {
                                     archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad)
                                 })

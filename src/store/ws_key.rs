@@ -15,7 +15,7 @@ impl WsKey {
     pub const DEFAULT: WsKey = WsKey(1);
 
     /// The workspace whose `workspaces.key` is `key`.
-    pub fn new(key: i64) -> WsKey {
+    pub const fn new(key: i64) -> WsKey {
         WsKey(key)
     }
 
