@@ -98,7 +98,7 @@ fn r27_two_workspaces_on_one_store_each_restore_only_their_own() {
     // the other workspace.
     let ana = ws.default.api_agent("ana", 2);
     let other_ana = ws.other.api_agent("ana", 3);
-    let bo = ws.other.api_agent("bo", 1);
+    ws.other.api_agent("bo", 1);
     // The default workspace: one chat, and a reply to it still in the outbox.
     let chat = ws.default.served(&ana, Channel::Whatsapp, "+1");
     ws.default
@@ -145,7 +145,6 @@ fn r27_two_workspaces_on_one_store_each_restore_only_their_own() {
     );
     assert_eq!(seat(&ws.other, "ana"), Some((1, 3)));
     assert_eq!(seat(&ws.other, "bo"), Some((0, 1)));
-    let _ = bo;
     // Each engine's copy of the chat has its own messages: the reply only in the default's.
     let texts = |desk: &Desk| -> Vec<String> {
         let file = desk.engine.file_of_chat(&chat).expect("the chat is in memory");
