@@ -10,6 +10,7 @@
 #![allow(clippy::disallowed_methods)] // a benchmark measures wall time
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeZone;
@@ -19,7 +20,8 @@ use switchboard::clock::Timestamp;
 use switchboard::core::{Channel, ChatState, CloseReason, Profile, SnoozeUntil, Stage};
 use switchboard::ids::{AgentId, ChatId, CustomerId};
 use switchboard::store::{
-    ArchiveQuery, Change, ChatRecord, CustomerRecord, Durability, Scope, Store, StoreOptions,
+    ArchiveQuery, Change, ChatRecord, CustomerRecord, Durability, Scope, Store, StoreOptions, WorkspaceStore,
+    WsKey,
 };
 
 const CUSTOMERS: u64 = 500_000;
@@ -282,7 +284,8 @@ fn build(path: &Path) {
         durability: Durability::Normal,
         ..StoreOptions::default()
     };
-    let store = Store::open(&building, options).expect("the bench database opens");
+    let store = Arc::new(Store::open(&building, options).expect("the bench database opens"))
+        .workspace(WsKey::DEFAULT);
     let mut pending = Vec::new();
     let mut batch = Vec::with_capacity(4096);
     let send = |batch: &mut Vec<Change>, pending: &mut Vec<_>| {
@@ -316,7 +319,7 @@ fn build(path: &Path) {
     eprintln!("built {} in {:.1?}", path.display(), started.elapsed());
 }
 
-fn queries(store: &Store) -> Vec<(&'static str, ArchiveQuery)> {
+fn queries(store: &WorkspaceStore) -> Vec<(&'static str, ArchiveQuery)> {
     let base = ArchiveQuery {
         agent: AgentId::from("agent-07"),
         scope: Scope::All,
@@ -415,7 +418,8 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 fn archive_search(c: &mut Criterion) {
     let path = database();
     build(&path);
-    let store = Store::open(&path, StoreOptions::default()).expect("the bench database opens");
+    let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the bench database opens"))
+        .workspace(WsKey::DEFAULT);
     let queries = queries(&store);
 
     println!(

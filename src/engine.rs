@@ -60,7 +60,7 @@ pub use crate::protocol::agent::AgentStatus;
 pub use crate::protocol::supervisor::{QueueView, WaitingView};
 use crate::protocol::{ChatView, OfferView, Push};
 use crate::refusal::Refusal;
-use crate::store::{Store, WritePoint};
+use crate::store::{WorkspaceStore, WritePoint, WsKey};
 use analytics::{Analytics, LiveKpis};
 use customers::Customers;
 use directory::Directory;
@@ -191,8 +191,9 @@ pub struct Engine {
     analytics: Analytics,
     /// Replies kept so that a retried request runs once (R17).
     retries: Retries,
-    /// Where acknowledged changes are recorded; `None` for an engine kept in memory only.
-    store: Option<Arc<Store>>,
+    /// Where acknowledged changes are recorded, under this engine's workspace in the store
+    /// that every workspace shares; `None` for an engine kept in memory only.
+    store: Option<WorkspaceStore>,
 }
 
 impl Engine {
@@ -207,7 +208,7 @@ impl Engine {
         config: EngineConfig,
         clock: SharedClock,
         outbound: Outbound,
-        store: Option<Arc<Store>>,
+        store: Option<WorkspaceStore>,
     ) -> Arc<Self> {
         let mut queue_of = HashMap::new();
         let mut router = Router::new(config.accept_timeout);
@@ -322,9 +323,14 @@ impl Engine {
         self.analytics.live()
     }
 
-    /// The store, if the engine records its changes.
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_deref()
+    /// The store as this engine's workspace sees it, if the engine records its changes.
+    pub fn store(&self) -> Option<&WorkspaceStore> {
+        self.store.as_ref()
+    }
+
+    /// The workspace this engine's rows are stored under (`default` for one kept in memory).
+    pub fn ws(&self) -> WsKey {
+        self.store.as_ref().map_or(WsKey::DEFAULT, WorkspaceStore::ws)
     }
 
     /// Everything submitted to the store so far: an acknowledgement waits until it is

@@ -18,7 +18,7 @@ use switchboard::gateway;
 use switchboard::gateway::board_runtime;
 use switchboard::ids::WorkspaceId;
 use switchboard::security::Security;
-use switchboard::store::Store;
+use switchboard::store::{Store, WsKey};
 use switchboard::workspaces::{Background, OutboxSending, Workspaces};
 
 /// The allocator: see Cargo.toml for why (and `benches/core.rs`, which measures with it).
@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
             // engine here with the store's error, which names the path and what is wrong.
             let store = Store::open(&storage.path, options)?;
             tracing::info!(path = %storage.path.display(), durability = ?storage.durability, "durable store open");
-            Some(Arc::new(store))
+            Some(Arc::new(store).workspace(WsKey::DEFAULT))
         }
         None => {
             tracing::warn!("storage durability = memory: nothing survives a restart");

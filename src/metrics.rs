@@ -315,7 +315,7 @@ impl Collector for EngineCollector {
         encode_kpis(&mut encoder, engine.live_kpis())?;
         encode_outbox(&mut encoder, engine.outbox_counters())?;
         if let Some(store) = engine.store() {
-            encode_store(&mut encoder, store)?;
+            encode_store(&mut encoder, store.shared())?;
         }
         Ok(())
     }

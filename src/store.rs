@@ -1,11 +1,15 @@
 //! The durable store: an embedded SQLite database that the engine records every acknowledged
 //! change in, restores from on start, and answers archive search and history from (issue 5).
 //!
-//! - [`Store::submit`] hands changes to one writer thread, which commits everything queued in
-//!   one transaction (group commit) and only then completes the [`Receipt`]s: an acknowledged
-//!   change is on disk.
-//! - Reads ([`Store::load`], [`Store::search_archive`], [`Store::history`]) run on separate
-//!   read-only connections; in WAL mode they never wait for the writer.
+//! - [`WorkspaceStore::submit`] hands one workspace's changes to one writer thread, which
+//!   commits everything queued in one transaction (group commit) and only then completes the
+//!   [`Receipt`]s: an acknowledged change is on disk.
+//! - Reads ([`WorkspaceStore::load`], [`WorkspaceStore::search_archive`],
+//!   [`WorkspaceStore::history`]) run on separate read-only connections, on one workspace's
+//!   rows; in WAL mode they never wait for the writer.
+//! - Every workspace writes through the same writer (R27): a [`WorkspaceStore`] is a
+//!   workspace's handle on the shared [`Store`], and one group commit holds the changes of
+//!   every workspace that submitted meanwhile.
 //!
 //! Every submission is numbered; [`Store::write_point`] and [`WritePoint::reached`] let a
 //! caller that did not keep the receipts (the engine submits under its locks, the gateway
@@ -19,6 +23,7 @@ mod progress;
 mod readers;
 mod records;
 mod schema;
+mod scoped;
 mod snapshot;
 mod writer;
 mod ws_key;
@@ -41,6 +46,7 @@ pub use archive::{ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveRow, Scope, M
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
 pub use records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
+pub use scoped::WorkspaceStore;
 pub use writer::Receipt;
 pub use ws_key::WsKey;
 
@@ -118,9 +124,6 @@ pub struct Store {
     /// The last submission's number; held while sending, so numbers reach the writer in order.
     submitted: Ordered<u64>,
     progress: Arc<Progress>,
-    /// The workspace whose rows this store reads and writes. Only `default` exists so far;
-    /// a handle per workspace over one shared writer comes next (docs/design/workspaces.md).
-    ws: WsKey,
 }
 
 /// Everything submitted up to some moment; [`WritePoint::reached`] resolves once it is all on
@@ -226,7 +229,6 @@ impl Store {
             readers: Readers::new(path.to_path_buf()),
             submitted: Ordered::new(Level::StoreSubmit, 0),
             progress,
-            ws: WsKey::DEFAULT,
         })
     }
 
@@ -235,9 +237,10 @@ impl Store {
         &self.path
     }
 
-    /// Queues `changes` for the next group commit. They are applied together with whatever
-    /// else is queued, all or nothing; the receipt completes once they are committed.
-    pub fn submit(&self, changes: Vec<Change>) -> Receipt {
+    /// Queues `changes`, all of workspace `ws`, for the next group commit. They are applied
+    /// together with whatever else is queued (of any workspace), all or nothing; the receipt
+    /// completes once they are committed. Engines submit through their [`WorkspaceStore`].
+    pub(crate) fn submit_as(&self, ws: WsKey, changes: Vec<Change>) -> Receipt {
         let (done, receipt) = Receipt::pending();
         if let Some(jobs) = &self.jobs {
             let mut submitted = self.submitted.lock();
@@ -246,7 +249,7 @@ impl Store {
             // If the writer is gone the job (and `done`) is dropped: the receipt says so.
             let _ = jobs.send(Job {
                 seq: *submitted,
-                ws: self.ws,
+                ws,
                 changes,
                 done,
             });
@@ -260,36 +263,6 @@ impl Store {
         WritePoint {
             wait: (seq > 0).then(|| (seq, self.progress.clone())),
         }
-    }
-
-    /// Every customer with its chats (without messages), every KPI event and every limit
-    /// set, as of the last commit: what the engine restores on start.
-    pub fn load(&self) -> Result<Snapshot, StoreError> {
-        self.readers
-            .with(|conn, path| snapshot::load(conn, path, self.ws))
-    }
-
-    /// One page of the archive (R16), newest first.
-    pub fn search_archive(&self, q: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
-        self.readers
-            .with(|conn, path| archive::search(conn, path, self.ws, q))
-    }
-
-    /// Up to `limit` messages of `chat`, newest first, older than `before_seq` if given.
-    pub fn history(
-        &self,
-        chat: &crate::ids::ChatId,
-        before_seq: Option<u64>,
-        limit: u32,
-    ) -> Result<HistoryPage, StoreError> {
-        self.readers
-            .with(|conn, path| history::page(conn, path, self.ws, chat, before_seq, limit))
-    }
-
-    /// Every message of `chat`, oldest first (for the chats kept in memory on start).
-    pub fn messages(&self, chat: &crate::ids::ChatId) -> Result<Vec<crate::core::chat::Message>, StoreError> {
-        self.readers
-            .with(|conn, path| history::all(conn, path, self.ws, chat))
     }
 
     /// The writer's counters, for /metrics.

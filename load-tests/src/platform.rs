@@ -1,8 +1,9 @@
 //! The fake platform (`--fake-platform`, issue 17): an HTTP server on 127.0.0.1 inside the
 //! harness that takes the engine's outbound messages as the `[outbound] webhook_url` would,
 //! answers each `200 {"id":"fp-N"}` over keep-alive (axum, as the floor), counts them, and
-//! checks each chat's order by the `Idempotency-Key` (`sb-{id:x}-{boot:x}`: the id grows in
-//! the order the engine made the messages, which is each chat's order) and duplicates.
+//! checks each chat's order by the `Idempotency-Key` (`sb-{id:x}-{boot:x}` from the `default`
+//! workspace, `sb-w{ws:x}-{id:x}-{boot:x}` from another: the id grows in the order the
+//! workspace's engine made the messages, which is each chat's order) and duplicates.
 //!
 //! When an agent's `send_message` text carries the harness's send stamp (`lt@{stamp}`, see
 //! `reopen-storm --outbound-rate`), the platform also records send_message sent → received
@@ -45,10 +46,26 @@ pub(crate) struct Platform {
 
 #[derive(Default)]
 struct Order {
-    /// The last outbox id seen per chat.
-    last: HashMap<String, u64>,
-    /// Every outbox id seen.
-    seen: HashSet<u64>,
+    /// The last outbox id seen per chat, by workspace key and chat id.
+    last: HashMap<(u64, String), u64>,
+    /// Every outbox id seen, by workspace key.
+    seen: HashSet<(u64, u64)>,
+}
+
+/// The workspace key and outbox id that an `Idempotency-Key` names: `sb-{id:x}-{boot:x}`
+/// (the `default` workspace, key 1) or `sb-w{ws:x}-{id:x}-{boot:x}`. Outbox ids are counted
+/// per workspace, so only the pair is unique.
+fn outbox_id(key: &str) -> Option<(u64, u64)> {
+    let key = key.strip_prefix("sb-")?;
+    let (ws, rest) = match key.strip_prefix('w') {
+        Some(rest) => {
+            let (ws, rest) = rest.split_once('-')?;
+            (u64::from_str_radix(ws, 16).ok()?, rest)
+        }
+        None => (1, key),
+    };
+    let id = rest.split('-').next()?;
+    Some((ws, u64::from_str_radix(id, 16).ok()?))
 }
 
 /// The part of an outbound message the platform reads.
@@ -105,9 +122,7 @@ impl Platform {
         let id = headers
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
-            .and_then(|k| k.strip_prefix("sb-"))
-            .and_then(|k| k.split('-').next())
-            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            .and_then(outbox_id);
         let message = serde_json::from_slice::<Outbound>(body).ok();
         let (Some(id), Some(message)) = (id, message) else {
             self.unreadable.fetch_add(1, Ordering::Relaxed);
@@ -126,11 +141,11 @@ impl Platform {
             let us = clock::since_stamp(stamp).as_micros() as u64;
             let _ = self.lag.lock().record(us.max(1));
         }
-        let last = order.last.entry(message.chat_id).or_insert(0);
-        if id < *last {
+        let last = order.last.entry((id.0, message.chat_id)).or_insert(0);
+        if id.1 < *last {
             self.out_of_order.fetch_add(1, Ordering::Relaxed);
         } else {
-            *last = id;
+            *last = id.1;
         }
     }
 }
@@ -192,6 +207,14 @@ pub(crate) fn engine_config(platform: &Platform) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn r27_idempotency_keys_name_the_outbox_id_within_its_workspace() {
+        assert_eq!(outbox_id("sb-2a-5f00"), Some((1, 0x2a)));
+        assert_eq!(outbox_id("sb-w1f-2a-5f00"), Some((0x1f, 0x2a)));
+        assert_eq!(outbox_id("sb-wx-2a-5f00"), None);
+        assert_eq!(outbox_id("other"), None);
+    }
+
     #[tokio::test]
     async fn counts_and_checks_order() -> anyhow::Result<()> {
         let platform = start().await?;
@@ -211,6 +234,9 @@ mod tests {
             ("sb-3-a", "c1"),
             ("sb-a-a", "c2"),
             ("sb-4-a", "c2"),
+            // Another workspace: the same outbox ids and chat ids are its own.
+            ("sb-w2-1-a", "c1"),
+            ("sb-w2-3-a", "c1"),
         ] {
             let answer = post(key, chat, &stamp).await?;
             assert_eq!(answer.status(), 200);
@@ -218,11 +244,11 @@ mod tests {
             assert!(body["id"].as_str().is_some_and(|id| id.starts_with("fp-")));
         }
         let mark = platform.mark();
-        assert_eq!(mark.received, 6);
+        assert_eq!(mark.received, 8);
         assert_eq!(mark.duplicates, 1);
         assert_eq!(mark.out_of_order, 1);
-        assert_eq!(platform.chats(), 2);
-        assert_eq!(platform.lag().3, 5);
+        assert_eq!(platform.chats(), 3);
+        assert_eq!(platform.lag().3, 7);
         Ok(())
     }
 }

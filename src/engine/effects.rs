@@ -457,7 +457,7 @@ impl<'e> Effects<'e> {
             customer: file.id.clone(),
             seq,
             message,
-            key: format!("sb-{id:x}-{:x}", self.engine.boot),
+            key: super::outbox::idempotency_key(self.engine.ws(), id, self.engine.boot),
             attempts: 0,
             next_at: None,
         };

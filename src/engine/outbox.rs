@@ -14,7 +14,23 @@ use crate::core::{Channel, CustomerEvent, Delivery};
 use crate::ids::{AgentId, ChatId, CustomerId};
 use crate::protocol::ReplyResult;
 use crate::refusal::Refusal;
-use crate::store::Change;
+use crate::store::{Change, WsKey};
+
+/// The `Idempotency-Key` of outbox item `id` of the engine started at `boot` in workspace
+/// `ws`, which the platform uses to drop a repeated send (R24).
+///
+/// Outbox ids are counted per workspace, and workspaces share a platform account as easily
+/// as a file (R27), so the key names the workspace: `sb-w{ws}-{id}-{boot}` (hex numbers).
+/// The `default` workspace keeps the key it had before workspaces, `sb-{id}-{boot}`, which
+/// clients and the load harness's fake platform already parse; the two never meet, as `w` is
+/// no hex digit.
+pub(crate) fn idempotency_key(ws: WsKey, id: u64, boot: u64) -> String {
+    if ws == WsKey::DEFAULT {
+        format!("sb-{id:x}-{boot:x}")
+    } else {
+        format!("sb-w{:x}-{id:x}-{boot:x}", ws.get())
+    }
+}
 
 /// Where a message the platform knows by its id is: for its status webhooks (R25).
 #[derive(Clone, Debug)]
@@ -233,5 +249,21 @@ impl Engine {
         effects.apply(&file, &events);
         effects.store_also(done);
         effects.finish(&file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idempotency_key;
+    use crate::store::WsKey;
+
+    #[test]
+    fn r27_idempotency_keys_of_two_workspaces_never_collide_and_default_keeps_its_format() {
+        let (id, boot) = (0x2a, 0x5f00);
+        let default = idempotency_key(WsKey::DEFAULT, id, boot);
+        let other = idempotency_key(WsKey::new(2), id, boot);
+        assert_eq!(default, "sb-2a-5f00");
+        assert_eq!(other, "sb-w2-2a-5f00");
+        assert_ne!(other, idempotency_key(WsKey::new(3), id, boot));
     }
 }

@@ -172,7 +172,7 @@ impl Engine {
             what: "chat",
             id: chat.to_string(),
         };
-        let store = self.store.as_deref().ok_or_else(not_found)?;
+        let store = self.store.as_ref().ok_or_else(not_found)?;
         let (record, _) = store
             .chat(chat)
             .map_err(archive::unreadable)?

@@ -17,7 +17,7 @@ use super::{Engine, SharedFile};
 use crate::clock::Timestamp;
 use crate::core::{Arrival, CustomerFile, RoutingAsk, SnoozeUntil, Stage};
 use crate::ids::{AgentId, ChatId};
-use crate::store::Store;
+use crate::store::WorkspaceStore;
 use crate::store::{ChatRecord, StoreError};
 use chrono::Duration;
 use std::sync::atomic::Ordering;
@@ -58,7 +58,7 @@ impl Engine {
     /// - limits and skills set live since then apply on top;
     /// - only then the chats, so that those of an agent created over the API count toward its
     ///   load again.
-    pub fn restore(&self, store: &Store) -> Result<Restored, StoreError> {
+    pub fn restore(&self, store: &WorkspaceStore) -> Result<Restored, StoreError> {
         let now = self.now();
         let snapshot = store.load()?;
         let mut restored = Restored {

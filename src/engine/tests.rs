@@ -10,3 +10,4 @@ mod reopen;
 mod restart;
 mod resume;
 mod routing;
+mod shared_store;

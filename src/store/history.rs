@@ -7,10 +7,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{
     chat_record, column_author, column_delivery, column_payload, column_stored, column_time, customer_record,
-    Stored, CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{ChatRecord, CustomerRecord};
-use super::{Store, StoreError, WsKey};
+use super::{StoreError, WsKey};
 use crate::core::chat::Message;
 use crate::ids::ChatId;
 
@@ -103,38 +103,8 @@ pub(crate) fn all(
         .collect()
 }
 
-impl Store {
-    /// The newest chat of `customer` on `channel` (the one a customer's reply or a reopen
-    /// there is about), as last committed.
-    pub fn newest_chat_on(
-        &self,
-        customer: &crate::ids::CustomerId,
-        channel: crate::core::channel::Channel,
-    ) -> Result<Option<ChatId>, StoreError> {
-        self.readers.with(|conn, path| {
-            conn.prepare_cached(
-                "SELECT id FROM chats WHERE ws = ?1 AND customer = ?2 AND channel = ?3
-                 ORDER BY created_at DESC, id DESC LIMIT 1",
-            )
-            .and_then(|mut st| {
-                st.query_row(params![self.ws, customer.as_str(), channel.stored()], |r| {
-                    r.get::<_, String>(0).map(ChatId::from)
-                })
-                .optional()
-            })
-            .map_err(|e| StoreError::sqlite(path, e))
-        })
-    }
-
-    /// One chat as last committed, with its customer (`None` if the customer is missing,
-    /// which the engine never writes); `None` if there is no such chat.
-    pub fn chat(&self, id: &ChatId) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {
-        self.readers.with(|conn, path| chat(conn, path, self.ws, id))
-    }
-}
-
-/// [`Store::chat`], in one read transaction so the chat and its customer are of one commit.
-fn chat(
+/// [`WorkspaceStore::chat`](super::WorkspaceStore::chat), in one read transaction so the chat and its customer are of one commit.
+pub(crate) fn chat(
     conn: &mut Connection,
     path: &Path,
     ws: WsKey,

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -376,6 +376,17 @@ INSERT INTO outbox_v5 (ws, id, customer, chat, seq, message, idempotency_key, at
     FROM outbox;
 DROP TABLE outbox;
 ALTER TABLE outbox_v5 RENAME TO outbox;
+"#;
+
+/// Version 6: one workspace's customers, in `key` order, without reading the others' (R27).
+///
+/// A workspace's engine restores its customers in `key` order (their order of creation, which
+/// the engine's maps are filled in). Through `UNIQUE (ws, id)` SQLite would fetch the
+/// workspace's rows in `id` order and sort them all; a scan of the table in `key` order reads
+/// every workspace's customers. This index is the workspace's range in `key` order: the
+/// restore reads its own rows, in order, and nothing else.
+const V6: &str = r#"
+CREATE INDEX customers_by_ws_key ON customers (ws, key);
 "#;
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database

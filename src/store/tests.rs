@@ -6,6 +6,7 @@ mod workspaces;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use rusqlite::Connection;
@@ -47,8 +48,9 @@ impl Drop for TempDir {
     }
 }
 
-fn open(path: &Path) -> Store {
-    Store::open(path, StoreOptions::default()).expect("store opens")
+/// The `default` workspace's handle on a store opened at `path`.
+fn open(path: &Path) -> WorkspaceStore {
+    Arc::new(Store::open(path, StoreOptions::default()).expect("store opens")).workspace(WsKey::DEFAULT)
 }
 
 fn t(secs: i64) -> Timestamp {
@@ -143,8 +145,8 @@ impl WriteLock {
     }
 
     /// Waits until the writer has formed its first group (which then waits for this lock).
-    fn wait_for_writer(&self, store: &Store) {
-        while store.counters.started.load(Ordering::Relaxed) == 0 {
+    fn wait_for_writer(&self, store: &WorkspaceStore) {
+        while store.store.counters.started.load(Ordering::Relaxed) == 0 {
             std::thread::yield_now();
         }
     }
@@ -559,7 +561,7 @@ fn a_full_disk_fails_the_whole_group_with_disk_full() {
         max_size_bytes: Some(256 * 1024),
         ..StoreOptions::default()
     };
-    let store = Store::open(&path, options).expect("store opens");
+    let store = Arc::new(Store::open(&path, options).expect("store opens")).workspace(WsKey::DEFAULT);
     store
         .submit(vec![Change::UpsertCustomer(customer(
             "u1", "Ana", "a@x.io", "+491",
@@ -588,10 +590,10 @@ fn a_full_disk_fails_the_whole_group_with_disk_full() {
         "nothing of the failed group was kept"
     );
     assert_eq!(count(&path, "customers"), 1, "what was acknowledged before stays");
-    let stats = store.stats();
+    let stats = store.shared().stats();
     assert_eq!((stats.groups_failed, stats.stopped), (1, true), "{stats:?}");
     assert_eq!(
-        store.commit_durations().count(),
+        store.shared().commit_durations().count(),
         1,
         "only committed groups are timed"
     );
@@ -672,7 +674,7 @@ fn submissions_queued_behind_a_commit_share_one_group() {
         })
         .collect();
     assert_eq!(
-        store.stats().pending_submissions,
+        store.shared().stats().pending_submissions,
         100,
         "the first is being written, the rest queue"
     );
@@ -681,7 +683,7 @@ fn submissions_queued_behind_a_commit_share_one_group() {
     for receipt in receipts {
         receipt.wait().expect("committed");
     }
-    let stats = store.stats();
+    let stats = store.shared().stats();
     // The first submission's group waited for the lock; the other 99 queued meanwhile.
     assert_eq!(
         (stats.groups_committed, stats.changes_written),
@@ -689,9 +691,9 @@ fn submissions_queued_behind_a_commit_share_one_group() {
         "{stats:?}"
     );
     assert_eq!((stats.pending_submissions, stats.stopped), (0, false));
-    let sizes = store.group_sizes();
+    let sizes = store.shared().group_sizes();
     assert_eq!((sizes.count(), sizes.sum()), (2, 100.0), "groups of 1 and 99");
-    let durations = store.commit_durations();
+    let durations = store.shared().commit_durations();
     assert_eq!(durations.count(), 2, "each commit timed");
     assert!(durations.sum() > 0.0);
     assert_eq!(count(&path, "agent_limits"), 100);
@@ -787,7 +789,7 @@ fn dropping_the_store_writes_what_is_queued() {
 // --- Archive search ------------------------------------------------------------------------
 
 /// Three customers, seven chats with distinct `newest_at` but for a tie between c6 and c7.
-fn archive(dir: &TempDir) -> Store {
+fn archive(dir: &TempDir) -> WorkspaceStore {
     let store = open(&dir.db());
     let closed = ChatState::Closed;
     store
@@ -828,7 +830,7 @@ fn ids(page: &ArchivePage) -> Vec<&str> {
     page.rows.iter().map(|r| r.chat.as_str()).collect()
 }
 
-fn search_text(store: &Store, text: &str) -> Vec<String> {
+fn search_text(store: &WorkspaceStore, text: &str) -> Vec<String> {
     let q = ArchiveQuery {
         text: Some(text.into()),
         ..query(Scope::All, 50)
@@ -1018,6 +1020,7 @@ fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
                     loop {
                         let run = |broad| {
                             store
+                                .store
                                 .readers
                                 .with(|conn, path| {
                                     archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad)
@@ -1192,7 +1195,7 @@ fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
         log_frames: 64,
         ..StoreOptions::default()
     };
-    let store = Store::open(&path, options).expect("store opens");
+    let store = Arc::new(Store::open(&path, options).expect("store opens")).workspace(WsKey::DEFAULT);
     // Submitted without waiting, so the writer always has the next group queued: the case in
     // which a checkpoint alone never lets the log start over.
     let receipts: Vec<Receipt> = (0..4_000)

@@ -14,6 +14,11 @@ impl WsKey {
     /// stored before workspaces existed.
     pub const DEFAULT: WsKey = WsKey(1);
 
+    /// The workspace whose `workspaces.key` is `key`.
+    pub const fn new(key: i64) -> WsKey {
+        WsKey(key)
+    }
+
     /// The key as stored.
     pub fn get(self) -> i64 {
         self.0

@@ -243,7 +243,7 @@ async fn r27_unloading_waits_until_what_the_workspace_submitted_is_on_disk() {
         EngineConfig::default(),
         Arc::new(clock()),
         outbound,
-        Some(store.clone()),
+        Some(store.workspace(crate::store::WsKey::DEFAULT)),
     );
     let workspaces = Workspaces::single(engine.clone(), Background::board_only(Handle::current()));
     // Customers write, and nobody waits for their commits.

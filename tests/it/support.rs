@@ -40,7 +40,7 @@ use switchboard::gateway::{board_runtime, serve_workspaces};
 use switchboard::ids::WorkspaceId;
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::security::Security;
-use switchboard::store::{Store, StoreOptions};
+use switchboard::store::{Store, StoreOptions, WsKey};
 use switchboard::workspaces::{Background, Workspace, Workspaces};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
@@ -242,7 +242,7 @@ impl TestServer {
     ) -> Self {
         let store = Store::open(&database.path(), options)
             .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
-        let store = Arc::new(store);
+        let store = Arc::new(store).workspace(WsKey::DEFAULT);
         let clock = ManualClock::new(now);
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::with_store(config, Arc::new(clock.clone()), outbound, Some(store.clone()));

@@ -16,7 +16,7 @@ use crate::protocol::{
     Caller, InboundMessage, IngressReceipt, OutboundMessage, Push, ReplyResult, Request, ServerFrame,
 };
 use crate::refusal::Refusal;
-use crate::store::{Store, StoreOptions};
+use crate::store::{Store, StoreOptions, WorkspaceStore, WsKey};
 use std::path::PathBuf;
 
 pub(super) struct Desk {
@@ -77,21 +77,32 @@ impl Desk {
 
     fn open_engine(&mut self, path: &std::path::Path) -> Arc<Engine> {
         let store = Store::open(path, StoreOptions::default()).expect("the store opens");
+        self.engine_on(Arc::new(store).workspace(WsKey::DEFAULT))
+    }
+
+    fn engine_on(&mut self, store: WorkspaceStore) -> Arc<Engine> {
         let (outbound, rx) = Outbound::channel();
         self.outbound = SentToCustomers::new(rx);
         Engine::with_store(
             self.config.clone(),
             Arc::new(self.clock.clone()),
             outbound,
-            Some(Arc::new(store)),
+            Some(store),
         )
     }
 
-    /// Stops the engine once everything it acknowledged is on disk, and starts a new one on
-    /// the same database at the clock's time: the configured agents again, then the restore
-    /// (which fires the timers that came due meanwhile). No agent is connected afterwards.
-    pub(super) fn restart(&mut self) -> Restored {
-        let path = self.store_path.clone().expect("a durable desk");
+    /// A desk whose engine records everything through `store`, one workspace's handle on a
+    /// store that the caller opened (and may share with other desks: R27).
+    pub(super) fn on(store: WorkspaceStore) -> Self {
+        let mut desk = Self::with(EngineConfig::default());
+        desk.engine = desk.engine_on(store);
+        desk
+    }
+
+    /// Stops the engine once everything it acknowledged is on disk, leaving one in memory
+    /// that holds nothing (and no handle on the store) in its place. No agent is connected
+    /// afterwards.
+    pub(super) fn stop(&mut self) {
         let point = self.engine.write_point();
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -99,14 +110,33 @@ impl Desk {
             .block_on(point.reached())
             .expect("everything acknowledged is stored");
         self.conns.clear();
-        // The old engine, and with it the store's writer, is gone before the new one opens.
         let fresh = Engine::new(
             self.config.clone(),
             Arc::new(self.clock.clone()),
             Outbound::channel().0,
         );
         drop(std::mem::replace(&mut self.engine, fresh));
+    }
+
+    /// Starts a new engine on `store` at the clock's time: the configured agents again, then
+    /// the restore (which fires the timers that came due meanwhile).
+    pub(super) fn resume_on(&mut self, store: WorkspaceStore) -> Restored {
+        self.engine = self.engine_on(store);
+        self.restore()
+    }
+
+    /// Stops the engine once everything it acknowledged is on disk, and starts a new one on
+    /// the same database at the clock's time: the configured agents again, then the restore
+    /// (which fires the timers that came due meanwhile). No agent is connected afterwards.
+    pub(super) fn restart(&mut self) -> Restored {
+        let path = self.store_path.clone().expect("a durable desk");
+        // The old engine, and with it the store's writer, is gone before the new one opens.
+        self.stop();
         self.engine = self.open_engine(&path);
+        self.restore()
+    }
+
+    fn restore(&mut self) -> Restored {
         for profile in self.profiles.clone() {
             self.engine
                 .upsert_agent(profile.clone(), Some(format!("{}-token", profile.id)));

@@ -68,7 +68,7 @@ fn outbox_entry(id: u64, chat: &str, seq: u64) -> OutboxRecord {
 
 /// The archive of `archive()` plus a row in every other table: history, KPI events, an
 /// agent with a live limit and skills, and the outbox.
-fn everything(dir: &TempDir) -> Store {
+fn everything(dir: &TempDir) -> WorkspaceStore {
     let store = archive(dir);
     let mut changes: Vec<Change> = (0..3)
         .map(|seq| Change::AppendMessage {
@@ -117,7 +117,7 @@ struct Reads {
     newest_chat: Option<ChatId>,
 }
 
-fn reads(store: &Store) -> Reads {
+fn reads(store: &WorkspaceStore) -> Reads {
     // Each text by both plans (every match is "broad" with a threshold of 0).
     let searches = ["ana", "lima", "zed", "+49 151", "carla@y.org"]
         .into_iter()
@@ -128,6 +128,7 @@ fn reads(store: &Store) -> Reads {
                 ..query(Scope::All, 50)
             };
             let page = store
+                .store
                 .readers
                 .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
                 .expect("searches");
@@ -394,4 +395,167 @@ fn r27_rows_of_another_workspace_stay_out_of_every_read_and_write_of_the_default
         .map(|m| m.text)
         .collect();
     assert_eq!(texts, ["m0", "m1", "m2", "m3"]);
+}
+
+/// The same ids in workspace `ws` as in every other: customer `u1` with chat `c1`, its
+/// messages, a KPI event, agent `ana` and outbox item 1, with texts that name `ws`.
+fn same_ids_in(ws: i64) -> Vec<Change> {
+    let tag = format!("w{ws}");
+    vec![
+        Change::UpsertCustomer(customer(
+            "u1",
+            &format!("Ana {tag}"),
+            &format!("ana@{tag}.io"),
+            "+49 151",
+        )),
+        Change::UpsertChat(chat("c1", "u1", "ana", ChatState::Closed, 0, Some(10))),
+        Change::AppendMessage {
+            chat: ChatId::from("c1"),
+            seq: 0,
+            message: message(1, &format!("hello from {tag}")),
+        },
+        Change::Analytics(Event {
+            at: t(2),
+            agent: AgentId::from("ana"),
+            channel: Channel::Whatsapp,
+            queue: None,
+            kind: EventKind::ReopenDeclined,
+        }),
+        Change::UpsertAgent(agent("ana", u32::try_from(ws).expect("a small key"), None)),
+        Change::Outbox(OutboxRecord {
+            message: tag.clone(),
+            ..outbox_entry(1, "c1", 0)
+        }),
+    ]
+}
+
+#[test]
+fn r27_two_workspaces_in_one_store_read_back_only_their_own() {
+    let dir = TempDir::new("ws-handles");
+    let store = open(&dir.db());
+    let other = store.store.workspace(WsKey::new(2));
+    store.submit(same_ids_in(1)).wait().expect("committed");
+    other.submit(same_ids_in(2)).wait().expect("committed");
+
+    for (handle, tag, limit) in [(&store, "w1", 1), (&other, "w2", 2)] {
+        let snapshot = handle.load().expect("loads");
+        assert_eq!(snapshot.customers.len(), 1, "{tag}");
+        assert_eq!(snapshot.customers[0].profile.name, Some(format!("Ana {tag}")));
+        assert_eq!(snapshot.customers[0].chats.len(), 1, "{tag}");
+        assert_eq!(snapshot.events.len(), 1, "{tag}");
+        assert_eq!(
+            snapshot.agents.iter().map(|a| a.limit).collect::<Vec<_>>(),
+            [limit]
+        );
+        assert_eq!(
+            snapshot
+                .outbox
+                .iter()
+                .map(|o| o.message.as_str())
+                .collect::<Vec<_>>(),
+            [tag]
+        );
+        // Both workspaces' customers are named Ana: each search finds its own only.
+        assert_eq!(search_text(handle, "ana"), ["c1"], "{tag}");
+        let q = ArchiveQuery {
+            text: Some("ana".into()),
+            ..query(Scope::All, 50)
+        };
+        let names: Vec<_> = handle
+            .search_archive(&q)
+            .expect("searches")
+            .rows
+            .into_iter()
+            .map(|r| r.profile.name)
+            .collect();
+        assert_eq!(names, [Some(format!("Ana {tag}"))]);
+        let texts: Vec<_> = handle
+            .history(&ChatId::from("c1"), None, 10)
+            .expect("reads")
+            .messages
+            .into_iter()
+            .map(|e| e.message.text)
+            .collect();
+        assert_eq!(texts, [format!("hello from {tag}")]);
+        let (_, customer) = handle.chat(&ChatId::from("c1")).expect("reads").expect("a chat");
+        assert_eq!(
+            customer.expect("its customer").profile.name,
+            Some(format!("Ana {tag}"))
+        );
+    }
+    // A workspace with nothing stored reads nothing, whatever the others hold.
+    let empty = store.store.workspace(WsKey::new(3));
+    assert_eq!(contents(empty.load().expect("loads")), Contents::default());
+    assert_eq!(search_text(&empty, "ana"), Vec::<String>::new());
+    assert_eq!(empty.chat(&ChatId::from("c1")).expect("reads"), None);
+    assert_eq!(
+        empty
+            .newest_chat_on(&CustomerId::from("u1"), Channel::Whatsapp)
+            .expect("reads"),
+        None
+    );
+}
+
+#[test]
+fn r27_one_group_commits_many_workspaces_changes_with_one_fsync() {
+    let dir = TempDir::new("ws-group");
+    let path = dir.db();
+    let store = open(&path);
+    let handles: Vec<WorkspaceStore> = (1..=3).map(|ws| store.store.workspace(WsKey::new(ws))).collect();
+    // The writer takes a first group and waits for the lock; the three workspaces' changes
+    // queue meanwhile and make the next group.
+    let lock = WriteLock::take(&path);
+    let first = store.submit(vec![Change::SetAgentLimit {
+        agent: AgentId::from("first"),
+        limit: 1,
+    }]);
+    lock.wait_for_writer(&store);
+    let receipts: Vec<_> = handles
+        .iter()
+        .zip(1..)
+        .map(|(handle, ws)| handle.submit(same_ids_in(ws)))
+        .collect();
+    lock.release();
+    first.wait().expect("committed");
+    for receipt in receipts {
+        receipt.wait().expect("committed");
+    }
+    let stats = store.shared().stats();
+    assert_eq!(
+        (stats.groups_committed, stats.changes_written),
+        (2, 1 + 3 * 6),
+        "one commit (one fsync) for the first, one for all three workspaces: {stats:?}"
+    );
+    let sizes = store.shared().group_sizes();
+    assert_eq!((sizes.count(), sizes.sum()), (2, 4.0), "groups of 1 and 3");
+    // Each change was bound to its own submission's workspace.
+    for (handle, ws) in handles.iter().zip(1..) {
+        let snapshot = handle.load().expect("loads");
+        assert_eq!(snapshot.outbox.len(), 1);
+        assert_eq!(snapshot.outbox[0].message, format!("w{ws}"));
+    }
+}
+
+#[test]
+fn r27_a_workspace_s_customers_are_read_from_its_own_range_in_key_order() {
+    let dir = TempDir::new("ws-plan");
+    let store = open(&dir.db());
+    for ws in 1..=3 {
+        store
+            .store
+            .workspace(WsKey::new(ws))
+            .submit(same_ids_in(ws))
+            .wait()
+            .expect("committed");
+    }
+    let plan: Vec<String> = Connection::open(dir.db())
+        .expect("raw connection opens")
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            snapshot::customers_in_key_order()
+        ))
+        .and_then(|mut st| st.query_map([2], |r| r.get::<_, String>(3))?.collect())
+        .expect("plans");
+    // A range of `(ws, key)`: neither a scan of every workspace's customers nor a sort.
+    assert_eq!(plan, ["SEARCH customers USING INDEX customers_by_ws_key (ws=?)"]);
 }

@@ -1,0 +1,135 @@
+//! One workspace's view of the shared store (R27).
+//!
+//! Every workspace's engine writes through the one [`Store`] (one writer thread, one group
+//! commit and one fsync for everyone's changes) but holds only a [`WorkspaceStore`]: what it
+//! submits is written under its workspace's key, and what it reads is that workspace's rows
+//! only. No method here takes a workspace, so an engine cannot reach another's rows by passing
+//! the wrong one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::codec::Stored;
+use super::{
+    archive, history, snapshot, ArchivePage, ArchiveQuery, Change, ChatRecord, CustomerRecord, HistoryPage,
+    Receipt, Snapshot, Store, StoreError, WritePoint, WsKey,
+};
+use crate::core::channel::Channel;
+use crate::core::chat::Message;
+use crate::ids::{ChatId, CustomerId};
+
+/// The store as one workspace sees it. Cheap to clone: the store is shared.
+#[derive(Clone, Debug)]
+pub struct WorkspaceStore {
+    pub(super) store: Arc<Store>,
+    pub(super) ws: WsKey,
+}
+
+impl Store {
+    /// The handle through which workspace `ws` writes and reads its rows.
+    pub fn workspace(self: &Arc<Self>, ws: WsKey) -> WorkspaceStore {
+        WorkspaceStore {
+            store: self.clone(),
+            ws,
+        }
+    }
+}
+
+impl WorkspaceStore {
+    /// The workspace whose rows this handle reads and writes.
+    pub fn ws(&self) -> WsKey {
+        self.ws
+    }
+
+    /// The store shared by every workspace: its writer's counters and histograms are the
+    /// file's, not one workspace's.
+    pub fn shared(&self) -> &Store {
+        &self.store
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Queues `changes`, all of this workspace, for the next group commit, which may also hold
+    /// other workspaces' changes; the receipt completes once they are committed.
+    pub fn submit(&self, changes: Vec<Change>) -> Receipt {
+        self.store.submit_as(self.ws, changes)
+    }
+
+    /// Everything submitted so far, by any workspace: submissions are numbered across the
+    /// store, so waiting for this one's may also wait for others' earlier ones in the same
+    /// group, which commit with them anyway.
+    pub fn write_point(&self) -> WritePoint {
+        self.store.write_point()
+    }
+
+    /// This workspace's customers with their chats (without messages), KPI events, agents,
+    /// limits, skills and outbox, as of the last commit: what its engine restores on start.
+    pub fn load(&self) -> Result<Snapshot, StoreError> {
+        self.store
+            .readers
+            .with(|conn, path| snapshot::load(conn, path, self.ws))
+    }
+
+    /// One page of this workspace's archive (R16), newest first.
+    pub fn search_archive(&self, q: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
+        self.store
+            .readers
+            .with(|conn, path| archive::search(conn, path, self.ws, q))
+    }
+
+    /// Up to `limit` messages of this workspace's `chat`, newest first, older than
+    /// `before_seq` if given.
+    pub fn history(
+        &self,
+        chat: &ChatId,
+        before_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<HistoryPage, StoreError> {
+        self.store
+            .readers
+            .with(|conn, path| history::page(conn, path, self.ws, chat, before_seq, limit))
+    }
+
+    /// Every message of this workspace's `chat`, oldest first (for the chats kept in memory
+    /// on start).
+    pub fn messages(&self, chat: &ChatId) -> Result<Vec<Message>, StoreError> {
+        self.store
+            .readers
+            .with(|conn, path| history::all(conn, path, self.ws, chat))
+    }
+
+    /// The newest chat of `customer` on `channel` (the one a customer's reply or a reopen
+    /// there is about), as last committed.
+    pub fn newest_chat_on(
+        &self,
+        customer: &CustomerId,
+        channel: Channel,
+    ) -> Result<Option<ChatId>, StoreError> {
+        self.store.readers.with(|conn, path| {
+            conn.prepare_cached(
+                "SELECT id FROM chats WHERE ws = ?1 AND customer = ?2 AND channel = ?3
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![self.ws, customer.as_str(), channel.stored()], |r| {
+                    r.get::<_, String>(0).map(ChatId::from)
+                })
+                .optional()
+            })
+            .map_err(|e| StoreError::sqlite(path, e))
+        })
+    }
+
+    /// One chat of this workspace as last committed, with its customer (`None` if the
+    /// customer is missing, which the engine never writes); `None` if there is no such chat.
+    pub fn chat(&self, id: &ChatId) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {
+        self.store
+            .readers
+            .with(|conn, path| history::chat(conn, path, self.ws, id))
+    }
+}
