@@ -9,6 +9,7 @@ pub mod connection;
 pub mod error;
 pub mod ingress;
 pub mod native;
+pub mod platform;
 pub mod supervisor_ws;
 pub mod tenant;
 pub mod web;
@@ -81,6 +82,8 @@ fn routes(state: AppState) -> Router {
         // of before workspaces, which keep working. `tenant::Tenant` tells them apart.
         .nest("/v1", workspace_routes(state.clone()))
         .nest("/v1/w/{workspace}", workspace_routes(state.clone()))
+        // The platform's, above the workspaces (R27).
+        .merge(platform::routes(state.clone()))
         // The pages serve the default workspace for now.
         .route("/", get(web::desk))
         .route("/wall", get(web::wall))

@@ -12,14 +12,13 @@ use tracing_subscriber::EnvFilter;
 use switchboard::clock::{Clock, SystemClock};
 use switchboard::config::{Config, DurabilityConfig};
 use switchboard::engine::outbound::connector::Connector;
-use switchboard::engine::outbound::Outbound;
-use switchboard::engine::Engine;
+use switchboard::engine::EngineConfig;
 use switchboard::gateway;
 use switchboard::gateway::board_runtime;
 use switchboard::ids::WorkspaceId;
 use switchboard::security::Security;
-use switchboard::store::{Store, WsKey};
-use switchboard::workspaces::{Background, OutboxSending, Workspaces};
+use switchboard::store::Store;
+use switchboard::workspaces::{Provisioning, Workspaces};
 
 /// The allocator: see Cargo.toml for why (and `benches/core.rs`, which measures with it).
 #[global_allocator]
@@ -125,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
             // engine here with the store's error, which names the path and what is wrong.
             let store = Store::open(&storage.path, options)?;
             tracing::info!(path = %storage.path.display(), durability = ?storage.durability, "durable store open");
-            Some(Arc::new(store).workspace(WsKey::DEFAULT))
+            Some(Arc::new(store))
         }
         None => {
             tracing::warn!("storage durability = memory: nothing survives a restart");
@@ -133,18 +132,6 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let (outbound, outbound_rx) = Outbound::channel();
-    let engine = Engine::with_store(engine_config, Arc::new(SystemClock), outbound, store.clone());
-    // The configured agents first: the restore then brings back the agents recorded over
-    // the admin API, replacing a configured one of the same id (R27; `Engine::restore`).
-    for agent in config.agents() {
-        let (profile, token) = agent.into_profile();
-        engine.upsert_agent(profile, token);
-    }
-    if let Some(store) = &store {
-        let restored = engine.restore(store)?;
-        tracing::info!(?restored, "state restored from the store");
-    }
     let connector = match cli.webhook_url.or(config.outbound.webhook_url.clone()) {
         Some(url) => {
             tracing::info!(%url, "outbound messages go to the webhook");
@@ -161,21 +148,22 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(?channels, "these channels send through their platforms' own APIs");
     }
     let connector = Connector::platforms(security.platforms.clone(), connector);
-    // The one workspace, `default`, with its tasks: the ticker, the outbox's sender (started
-    // after the restore: what it put back in the outbox waits in the channel) and the board.
+    // Every active workspace of the store (`default` always, with the configured agents),
+    // each restored, with its tasks: the ticker, the outbox's sender and the board. The
+    // others get the built-in engine settings until settings per workspace (increment 8).
     let boards = board_runtime::start().context("cannot start the board's runtime")?;
-    let workspaces = Arc::new(Workspaces::single(
-        engine,
-        Background {
-            boards: boards.handle(),
-            ticker: true,
-            outbox: Some(OutboxSending {
-                dispatches: outbound_rx,
-                connector,
-                retry: config.outbound.retry(),
-            }),
-        },
-    ));
+    let workspaces = Workspaces::open(Provisioning {
+        store,
+        clock: Arc::new(SystemClock),
+        default_config: engine_config,
+        default_agents: config.agents().into_iter().map(|a| a.into_profile()).collect(),
+        others: EngineConfig::default(),
+        boards: boards.handle(),
+        ticker: true,
+        sending: Some((connector, config.outbound.retry())),
+    })
+    .await?;
+    let workspaces = Arc::new(workspaces);
     let listen = cli.listen.unwrap_or(config.listen);
     let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");

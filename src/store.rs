@@ -25,6 +25,7 @@ mod records;
 mod schema;
 mod scoped;
 mod snapshot;
+mod workspace_rows;
 mod writer;
 mod ws_key;
 
@@ -47,11 +48,13 @@ pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
 pub use records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
 pub use scoped::WorkspaceStore;
+pub use workspace_rows::{WorkspaceRow, WorkspaceState, PURGE_BATCH};
 pub use writer::Receipt;
 pub use ws_key::WsKey;
 
 use progress::Progress;
 use readers::Readers;
+use workspace_rows::NextKey;
 use writer::{Counters, Job};
 
 /// How hard a commit presses data onto the disk before its receipt completes.
@@ -124,6 +127,8 @@ pub struct Store {
     /// The last submission's number; held while sending, so numbers reach the writer in order.
     submitted: Ordered<u64>,
     progress: Arc<Progress>,
+    /// The key the next workspace created gets (`workspace_rows.rs`).
+    next_ws_key: NextKey,
 }
 
 /// Everything submitted up to some moment; [`WritePoint::reached`] resolves once it is all on
@@ -204,6 +209,8 @@ impl Store {
         let mut conn = Connection::open(path).map_err(|e| StoreError::sqlite(path, e))?;
         configure(&conn, &options).map_err(|e| StoreError::sqlite(path, e))?;
         schema::migrate(&mut conn, path)?;
+        let next_ws_key =
+            NextKey::after(workspace_rows::largest_key(&conn).map_err(|e| StoreError::sqlite(path, e))?);
 
         let (jobs, queue) = mpsc::channel();
         let counters = Arc::new(Counters::default());
@@ -229,6 +236,7 @@ impl Store {
             readers: Readers::new(path.to_path_buf()),
             submitted: Ordered::new(Level::StoreSubmit, 0),
             progress,
+            next_ws_key,
         })
     }
 

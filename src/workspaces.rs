@@ -12,6 +12,7 @@
 //! `lock_order.rs`); a request or socket keeps its workspace's `Arc` for its whole life.
 
 mod admissions;
+mod catalog;
 mod tasks;
 
 #[cfg(test)]
@@ -28,6 +29,7 @@ use crate::engine::Engine;
 use crate::ids::WorkspaceId;
 use crate::store::StoreError;
 pub use admissions::{Admission, Admissions};
+pub use catalog::{PlatformError, Provisioning};
 pub use tasks::{Background, OutboxSending, Tasks};
 
 /// One contact centre: its engine, the tasks that run beside it, and who is inside.
@@ -121,6 +123,9 @@ pub struct AlreadyLoaded(pub WorkspaceId);
 #[derive(Debug, Default)]
 pub struct Workspaces {
     by_id: RwLock<HashMap<WorkspaceId, Arc<Workspace>>>,
+    /// How workspaces are built and which exist, when this registry was opened on them
+    /// ([`Workspaces::open`]); `None` for a fixed set ([`Workspaces::single`]).
+    catalog: Option<catalog::Catalog>,
 }
 
 impl Workspaces {

@@ -23,6 +23,7 @@ mod it {
     mod native;
     mod outbox;
     mod ownership;
+    mod platform;
     mod reconnect;
     mod reopen;
     mod reopen_race;

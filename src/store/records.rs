@@ -9,8 +9,10 @@ use crate::core::channel::Channel;
 use crate::core::chat::{Chat, ChatState, Delivery, Message, Stage};
 use crate::core::customer::{CustomerFile, Profile};
 use crate::core::queue::{RoutingAsk, Skills};
-use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
+use crate::ids::{AgentId, ChatId, CustomerId, QueueId, WorkspaceId};
 use crate::security::TokenHash;
+
+use super::workspace_rows::WorkspaceState;
 
 /// One change to record. Every variant is idempotent except [`Change::Analytics`]: writing the
 /// same upsert or append twice leaves one row.
@@ -95,6 +97,26 @@ pub enum Change {
         /// The agent.
         agent: AgentId,
     },
+    /// The platform API created a workspace (R27): its row in `workspaces`, under the key the
+    /// store allocated (the submission's). See `store/workspace_rows.rs`.
+    CreateWorkspace {
+        /// Its id.
+        id: WorkspaceId,
+        /// Its display name, if given.
+        name: Option<String>,
+        /// When it was created.
+        created_at: Timestamp,
+    },
+    /// A workspace was suspended, resumed or marked for deletion.
+    SetWorkspaceState(WorkspaceState),
+    /// Deletes up to `batch` of the workspace's rows from each of its tables, so that one big
+    /// tenant's delete is many short transactions, not one that holds the writer.
+    PurgeWorkspace {
+        /// Rows per table at most.
+        batch: u32,
+    },
+    /// Deletes the workspace's own row, once its other rows are purged.
+    DeleteWorkspace,
 }
 
 /// An agent as stored (R27): an [`AgentProfile`] spelt out field by field, so that what a

@@ -26,6 +26,7 @@ use super::codec::{
 };
 use super::progress::Progress;
 use super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
+use super::workspace_rows;
 use super::{StoreError, WsKey};
 use crate::clock::{Stopwatch, Timestamp};
 use crate::core::analytics::Event;
@@ -297,6 +298,12 @@ fn apply(conn: &Connection, path: &Path, ws: WsKey, change: &Change) -> Result<(
         Change::OutboxDone { id } => outbox_done(conn, ws, *id),
         Change::UpsertAgent(agent) => upsert_agent(conn, ws, agent),
         Change::RemoveAgent { agent } => remove_agent(conn, ws, agent),
+        Change::CreateWorkspace { id, name, created_at } => {
+            workspace_rows::insert(conn, ws, id, name.as_deref(), created_at)
+        }
+        Change::SetWorkspaceState(state) => workspace_rows::set_state(conn, ws, *state).map_err(Failure::Sql),
+        Change::PurgeWorkspace { batch } => workspace_rows::purge(conn, ws, *batch).map_err(Failure::Sql),
+        Change::DeleteWorkspace => workspace_rows::delete(conn, ws).map_err(Failure::Sql),
     };
     result.map_err(|failure| match failure {
         Failure::Value(e) => e,

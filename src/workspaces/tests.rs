@@ -270,3 +270,54 @@ async fn r27_unloading_waits_until_what_the_workspace_submitted_is_on_disk() {
         "unload returned before the workspace's last changes were on disk"
     );
 }
+
+/// A start after a stop in the middle of a delete finishes it: the workspace marked
+/// `deleting` is never loaded, and nothing of it is left.
+#[tokio::test]
+async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
+    use crate::clock::Clock;
+    use crate::store::{Change, Store, StoreOptions, WorkspaceState, WsKey};
+    let dir = std::env::temp_dir().join(format!("switchboard-ws-deleting-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("switchboard.sqlite");
+    let provisioning = |store: Arc<Store>| Provisioning {
+        store: Some(store),
+        clock: Arc::new(clock()),
+        default_config: EngineConfig::default(),
+        default_agents: Vec::new(),
+        others: EngineConfig::default(),
+        boards: Handle::current(),
+        ticker: false,
+        sending: None,
+    };
+    let acme = WorkspaceId::parse("acme").expect("an id");
+    {
+        let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
+        let (key, created) = store.create_workspace(&acme, None, clock().now());
+        created.await.expect("committed");
+        let agent = crate::store::AgentRecord::of(&profile("ana", Role::Agent, 2), None);
+        store
+            .workspace(key)
+            .submit(vec![Change::UpsertAgent(agent)])
+            .await
+            .expect("committed");
+        // Stopped right after it was marked: nothing purged yet.
+        store
+            .set_workspace_state(key, WorkspaceState::Deleting)
+            .await
+            .expect("committed");
+        assert!(store.holds_rows_of(key).expect("reads"));
+    }
+
+    let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
+    let workspaces = Workspaces::open(provisioning(store.clone()))
+        .await
+        .expect("opens");
+    assert_eq!(workspaces.ids(), [WorkspaceId::default_workspace()]);
+    let rows = workspaces.rows().await.expect("a registry of the store");
+    assert_eq!(rows.iter().map(|r| r.key).collect::<Vec<_>>(), [WsKey::DEFAULT]);
+    assert!(!store.holds_rows_of(WsKey::new(2)).expect("reads"));
+    workspaces.unload_all(StdDuration::ZERO).await.expect("unloads");
+    drop((workspaces, store));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,7 +41,7 @@ use switchboard::ids::WorkspaceId;
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions, WsKey};
-use switchboard::workspaces::{Background, Workspace, Workspaces};
+use switchboard::workspaces::{Background, Provisioning, Workspace, Workspaces};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
@@ -266,6 +266,91 @@ impl TestServer {
         let mut server = Self::serve(engine, clock, outbound_rx, Security::default()).await;
         server.database = Some(database);
         server
+    }
+
+    /// A durable server whose workspaces are the store's (`Workspaces::open`), with the
+    /// platform API: `default` (no agents configured) and whatever was created over it.
+    pub(crate) async fn start_platform(security: Security) -> Self {
+        Self::open_platform(TempDatabase::new(), Self::start_time(), security).await
+    }
+
+    /// Stops a server of [`TestServer::start_platform`] and starts it again on its database.
+    pub(crate) async fn restart_platform(mut self, security: Security) -> Self {
+        let now = self.now();
+        let database = self
+            .database
+            .take()
+            .expect("only a server started with start_platform restarts so");
+        self.stop().await;
+        drop(self);
+        Self::open_platform(database, now, security).await
+    }
+
+    async fn open_platform(database: TempDatabase, now: Timestamp, security: Security) -> Self {
+        let store = Store::open(&database.path(), StoreOptions::default())
+            .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
+        let clock = ManualClock::new(now);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (opened, default) = oneshot::channel();
+        let provisioning_clock = clock.clone();
+        let task = tokio::spawn(async move {
+            let boards = board_runtime::start()?;
+            let workspaces = Workspaces::open(Provisioning {
+                store: Some(Arc::new(store)),
+                clock: Arc::new(provisioning_clock),
+                default_config: EngineConfig::default(),
+                default_agents: Vec::new(),
+                others: EngineConfig::default(),
+                boards: boards.handle(),
+                ticker: false,
+                sending: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("the workspaces open: {e}"));
+            let workspaces = Arc::new(workspaces);
+            let engine = workspaces
+                .get(&WorkspaceId::default_workspace())
+                .map(|w| w.engine().clone())
+                .expect("default is always loaded");
+            let _ = opened.send(engine);
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let served = serve_workspaces(
+                listener,
+                workspaces.clone(),
+                boards.handle(),
+                security,
+                shutdown,
+                DRAIN,
+            )
+            .await;
+            let _ = workspaces.unload_all(StdDuration::ZERO).await;
+            drop(workspaces);
+            drop(boards);
+            served
+        });
+        let engine = default.await.expect("the server task opened its workspaces");
+        let (_, nothing) = mpsc::unbounded_channel();
+        Self {
+            engine,
+            others: Vec::new(),
+            clock,
+            addr,
+            http: reqwest::Client::new(),
+            outbound: Mutex::new(nothing),
+            stop: Some(stop),
+            task: Some(task),
+            database: Some(database),
+            store_options: StoreOptions::default(),
+        }
+    }
+
+    /// The path of the database file, for tests that read it directly.
+    pub(crate) fn database_path(&self) -> Option<PathBuf> {
+        self.database.as_ref().map(TempDatabase::path)
     }
 
     async fn serve(

@@ -559,3 +559,88 @@ fn r27_a_workspace_s_customers_are_read_from_its_own_range_in_key_order() {
     // A range of `(ws, key)`: neither a scan of every workspace's customers nor a sort.
     assert_eq!(plan, ["SEARCH customers USING INDEX customers_by_ws_key (ws=?)"]);
 }
+
+/// A count of `sql` in the database at `path`.
+fn count_in(path: &Path, sql: &str) -> i64 {
+    Connection::open(path)
+        .and_then(|conn| conn.query_row(sql, [], |r| r.get(0)))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[test]
+fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
+    let dir = TempDir::new("ws-purge");
+    let default = everything(&dir);
+    let before = reads(&default);
+    let store = default.store.clone();
+    let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (acme, created) = store.create_workspace(&acme_id, Some("Acme".into()), t(0));
+    created.wait().expect("committed");
+    assert_eq!(acme, WsKey::new(2), "one more than default's key");
+    let closed = ChatState::Closed;
+    let mut changes = vec![
+        Change::UpsertCustomer(customer(
+            "u1",
+            "Ana Lima",
+            "ana.lima@mail.com",
+            "+49 151 2345 678",
+        )),
+        Change::UpsertCustomer(customer("u2", "Bruno Souza", "ana@x.io", "+44 20 7946 0958")),
+        Change::UpsertCustomer(customer("u3", "Carla Mendes", "carla@y.org", "+4916 0000")),
+        Change::UpsertChat(chat("c1", "u1", "ana", closed, 0, Some(10))),
+        Change::UpsertChat(chat("c4", "u1", "bo", ChatState::Active, 40, None)),
+        Change::UpsertAgent(agent("cy", 4, Some("cy-token"))),
+        Change::SetAgentLimit {
+            agent: AgentId::from("cy"),
+            limit: 7,
+        },
+        Change::SetAgentSkills {
+            agent: AgentId::from("cy"),
+            skills: [("billing".to_owned(), 3)].into_iter().collect(),
+        },
+        Change::Outbox(outbox_entry(1, "c4", 2)),
+    ];
+    changes.extend((0..3).map(|seq| Change::AppendMessage {
+        chat: ChatId::from("c4"),
+        seq,
+        message: message(40 + seq as i64, &format!("m{seq}")),
+    }));
+    store.workspace(acme).submit(changes).wait().expect("committed");
+    let path = dir.db();
+    let fts_rows = |path: &Path| count_in(path, "SELECT count(*) FROM customer_search");
+    assert_eq!(fts_rows(&path), 6, "three customers in each workspace");
+
+    // One batch of two: two of acme's three customers (and their index rows) go, and so on.
+    store
+        .submit_as(acme, vec![Change::PurgeWorkspace { batch: 2 }])
+        .wait()
+        .expect("committed");
+    assert_eq!(count_in(&path, "SELECT count(*) FROM customers WHERE ws = 2"), 1);
+    assert_eq!(count_in(&path, "SELECT count(*) FROM messages WHERE ws = 2"), 1);
+    assert_eq!(fts_rows(&path), 4);
+    assert!(store.holds_rows_of(acme).expect("reads"));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(store.delete_workspace(acme)).expect("deleted");
+    assert!(!store.holds_rows_of(acme).expect("reads"));
+    assert_eq!(
+        store
+            .workspace_rows()
+            .expect("reads")
+            .iter()
+            .map(|r| r.key)
+            .collect::<Vec<_>>(),
+        [WsKey::DEFAULT]
+    );
+    assert_eq!(fts_rows(&path), 3);
+    assert_eq!(reads(&default), before, "default's rows are untouched");
+    // A key is not handed out twice by one store.
+    let (globex, _) = store.create_workspace(
+        &crate::ids::WorkspaceId::parse("globex").expect("an id"),
+        None,
+        t(1),
+    );
+    assert_eq!(globex, WsKey::new(3));
+}

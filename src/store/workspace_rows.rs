@@ -1,0 +1,267 @@
+//! The `workspaces` table (R27): which workspaces exist, under which key, in which state.
+//!
+//! The store allocates a new workspace's key ([`Store::create_workspace`]): one more than the
+//! largest key in the file when it was opened, or handed out since. A key is never handed out
+//! twice by one store; after a restart a key can come back only if its workspace's row, which
+//! goes last ([`Store::delete_workspace`]), is gone, and with it every row that carried it.
+//!
+//! A workspace's rows are deleted in batches ([`Change::PurgeWorkspace`], [`PURGE_BATCH`] rows
+//! per table per transaction), each its own submission, so that the writer commits other
+//! workspaces' changes between them instead of waiting for one long delete.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::codec::{column_time, nanos};
+use super::{Change, Receipt, Store, StoreError, WsKey};
+use crate::clock::Timestamp;
+use crate::ids::WorkspaceId;
+
+/// Rows deleted per table in one [`Change::PurgeWorkspace`].
+pub const PURGE_BATCH: u32 = 5_000;
+
+/// Where a workspace stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceState {
+    /// Served: loaded on start.
+    Active,
+    /// Kept, but not served: its paths answer `not_found` until it is resumed.
+    Suspended,
+    /// Being deleted: never loaded again; a start finishes the purge.
+    Deleting,
+}
+
+impl WorkspaceState {
+    /// As stored in `workspaces.state`.
+    pub fn stored(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deleting => "deleting",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Active, Self::Suspended, Self::Deleting]
+            .into_iter()
+            .find(|s| s.stored() == text)
+    }
+}
+
+/// One row of `workspaces`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WorkspaceRow {
+    /// Its key in every table.
+    pub key: WsKey,
+    /// Its id.
+    pub id: WorkspaceId,
+    /// Its display name, if it has one.
+    pub name: Option<String>,
+    /// Where it stands.
+    pub state: WorkspaceState,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// The tables that hold a workspace's rows, with the delete of one batch of them (`?1` the
+/// workspace, `?2` the batch). The search index goes before `customers`: its rows are found by
+/// the customers' keys (the same first keys, in `key` order, as the customers' delete takes).
+const PURGES: [(&str, &str); 9] = [
+    (
+        "customer_search",
+        "DELETE FROM customer_search WHERE rowid IN
+             (SELECT key FROM customers WHERE ws = ?1 ORDER BY key LIMIT ?2)",
+    ),
+    (
+        "customers",
+        "DELETE FROM customers WHERE key IN
+             (SELECT key FROM customers WHERE ws = ?1 ORDER BY key LIMIT ?2)",
+    ),
+    (
+        "chats",
+        "DELETE FROM chats WHERE rowid IN (SELECT rowid FROM chats WHERE ws = ?1 LIMIT ?2)",
+    ),
+    (
+        "messages",
+        "DELETE FROM messages WHERE ws = ?1 AND (chat, seq) IN
+             (SELECT chat, seq FROM messages WHERE ws = ?1 LIMIT ?2)",
+    ),
+    (
+        "analytics_events",
+        "DELETE FROM analytics_events WHERE id IN
+             (SELECT id FROM analytics_events WHERE ws = ?1 LIMIT ?2)",
+    ),
+    (
+        "agent_limits",
+        "DELETE FROM agent_limits WHERE ws = ?1 AND agent IN
+             (SELECT agent FROM agent_limits WHERE ws = ?1 LIMIT ?2)",
+    ),
+    (
+        "agent_skills",
+        "DELETE FROM agent_skills WHERE ws = ?1 AND agent IN
+             (SELECT agent FROM agent_skills WHERE ws = ?1 LIMIT ?2)",
+    ),
+    (
+        "agents",
+        "DELETE FROM agents WHERE ws = ?1 AND agent IN
+             (SELECT agent FROM agents WHERE ws = ?1 LIMIT ?2)",
+    ),
+    (
+        "outbox",
+        "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE ws = ?1 LIMIT ?2)",
+    ),
+];
+
+/// The largest key in `workspaces` (the writer's connection, before the writer starts).
+pub(super) fn largest_key(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT COALESCE(MAX(key), 1) FROM workspaces", [], |r| r.get(0))
+}
+
+/// Writes a new workspace's row (the writer's side of [`Change::CreateWorkspace`]).
+pub(super) fn insert<E>(
+    conn: &Connection,
+    ws: WsKey,
+    id: &WorkspaceId,
+    name: Option<&str>,
+    created_at: &Timestamp,
+) -> Result<(), E>
+where
+    E: From<rusqlite::Error> + From<StoreError>,
+{
+    // The key is new; a replay of the same row changes nothing.
+    conn.prepare_cached(
+        "INSERT INTO workspaces (key, id, name, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (key) DO NOTHING",
+    )?
+    .execute(params![
+        ws,
+        id.as_str(),
+        name,
+        WorkspaceState::Active.stored(),
+        nanos(created_at)?
+    ])?;
+    Ok(())
+}
+
+/// [`Change::SetWorkspaceState`].
+pub(super) fn set_state(conn: &Connection, ws: WsKey, state: WorkspaceState) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE workspaces SET state = ?2 WHERE key = ?1")?
+        .execute(params![ws, state.stored()])?;
+    Ok(())
+}
+
+/// [`Change::PurgeWorkspace`]: up to `batch` rows of each table.
+pub(super) fn purge(conn: &Connection, ws: WsKey, batch: u32) -> rusqlite::Result<()> {
+    for (_, sql) in PURGES {
+        conn.prepare_cached(sql)?.execute(params![ws, batch])?;
+    }
+    Ok(())
+}
+
+/// [`Change::DeleteWorkspace`].
+pub(super) fn delete(conn: &Connection, ws: WsKey) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM workspaces WHERE key = ?1")?
+        .execute(params![ws])?;
+    Ok(())
+}
+
+/// The next key to hand out.
+#[derive(Debug)]
+pub(super) struct NextKey(AtomicI64);
+
+impl NextKey {
+    pub(super) fn after(largest: i64) -> Self {
+        Self(AtomicI64::new(largest + 1))
+    }
+}
+
+impl Store {
+    /// Every row of `workspaces`, in key order: what the registry loads on start.
+    pub fn workspace_rows(&self) -> Result<Vec<WorkspaceRow>, StoreError> {
+        self.readers.with(|conn, path| {
+            let err = |e| StoreError::sqlite(path, e);
+            let mut st = conn
+                .prepare_cached("SELECT key, id, name, state, created_at FROM workspaces ORDER BY key")
+                .map_err(err)?;
+            let rows = st
+                .query_map([], |r| {
+                    let (key, id, state): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(3)?);
+                    let name: Option<String> = r.get(2)?;
+                    Ok((key, id, name, state, column_time(r, 4)?))
+                })
+                .map_err(err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, id, name, state, created_at) = row.map_err(err)?;
+                let corrupt = |what: String| StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    what,
+                };
+                let id = WorkspaceId::parse(&id).map_err(|e| corrupt(format!("workspace {key}: {e}")))?;
+                let state = WorkspaceState::parse(&state)
+                    .ok_or_else(|| corrupt(format!("workspace {id}: unknown state {state:?}")))?;
+                out.push(WorkspaceRow {
+                    key: WsKey::new(key),
+                    id,
+                    name,
+                    state,
+                    created_at,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records a new, active workspace under a key allocated here; the receipt completes once
+    /// its row is on disk. The caller makes sure `id` is not taken (the registry does).
+    pub fn create_workspace(
+        &self,
+        id: &WorkspaceId,
+        name: Option<String>,
+        created_at: Timestamp,
+    ) -> (WsKey, Receipt) {
+        let key = WsKey::new(self.next_ws_key.0.fetch_add(1, Ordering::Relaxed));
+        let change = Change::CreateWorkspace {
+            id: id.clone(),
+            name,
+            created_at,
+        };
+        (key, self.submit_as(key, vec![change]))
+    }
+
+    /// Records workspace `ws`'s new state.
+    pub fn set_workspace_state(&self, ws: WsKey, state: WorkspaceState) -> Receipt {
+        self.submit_as(ws, vec![Change::SetWorkspaceState(state)])
+    }
+
+    /// Deletes every row of workspace `ws`, batch after batch, then its own row: when this
+    /// returns `Ok`, the file holds nothing of it. Mark it [`WorkspaceState::Deleting`] first,
+    /// so that a start after a crash half-way finishes the job instead of loading the rest.
+    pub async fn delete_workspace(&self, ws: WsKey) -> Result<(), StoreError> {
+        while self.holds_rows_of(ws)? {
+            self.submit_as(ws, vec![Change::PurgeWorkspace { batch: PURGE_BATCH }])
+                .await?;
+        }
+        self.submit_as(ws, vec![Change::DeleteWorkspace]).await
+    }
+
+    /// Whether any table but `workspaces` still holds a row of `ws` (as last committed).
+    pub fn holds_rows_of(&self, ws: WsKey) -> Result<bool, StoreError> {
+        self.readers.with(|conn, path| {
+            // Not the search index: its `ws` is a text token, and its rows go with `customers`.
+            for (table, _) in PURGES.iter().filter(|(t, _)| *t != "customer_search") {
+                let sql = format!("SELECT 1 FROM {table} WHERE ws = ?1 LIMIT 1");
+                let found = conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| st.query_row(params![ws], |_| Ok(())).optional())
+                    .map_err(|e| StoreError::sqlite(path, e))?;
+                if found.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+}

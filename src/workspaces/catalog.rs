@@ -1,0 +1,305 @@
+//! Durable workspaces (R27): the registry as the platform API drives it. [`Workspaces::open`]
+//! loads every `active` workspace the store holds; [`Workspaces::create`], `suspend`, `resume`
+//! and `delete` change the `workspaces` table first and answer once that is on disk, then load
+//! or unload the engine.
+//!
+//! `default` keeps the configuration's engine settings and agents; every other workspace gets
+//! [`Provisioning::others`] (settings per workspace are increment 8 of
+//! docs/design/workspaces.md). Platform operations take one async lock, one at a time: they are
+//! rare, and so two of them never race on one id.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+
+use super::{Background, OutboxSending, UnloadError, Workspace, Workspaces};
+use crate::clock::SharedClock;
+use crate::core::AgentProfile;
+use crate::engine::outbound::connector::Connector;
+use crate::engine::outbound::{Outbound, Retry};
+use crate::engine::{Engine, EngineConfig};
+use crate::ids::WorkspaceId;
+use crate::store::{Store, StoreError, WorkspaceRow, WorkspaceState, WsKey};
+
+/// How long the sockets and requests inside a workspace being suspended or deleted get to
+/// finish.
+const UNLOAD_GRACE: Duration = Duration::from_secs(5);
+
+/// What the registry builds each workspace from.
+pub struct Provisioning {
+    /// The shared store; `None`: nothing survives a restart (`durability = "memory"`).
+    pub store: Option<Arc<Store>>,
+    /// The clock every engine reads.
+    pub clock: SharedClock,
+    /// `default`'s engine settings (the configuration's).
+    pub default_config: EngineConfig,
+    /// `default`'s configured agents, with their static tokens; the store's override them.
+    pub default_agents: Vec<(AgentProfile, Option<String>)>,
+    /// The engine settings of every other workspace.
+    pub others: EngineConfig,
+    /// Where supervisors' board tasks run.
+    pub boards: Handle,
+    /// Whether timers are driven by the real clock (off in tests that fire them by hand).
+    pub ticker: bool,
+    /// How each workspace sends its outbox; `None`: nobody sends (tests).
+    pub sending: Option<(Connector, Retry)>,
+}
+
+/// The registry's durable half: how to build a workspace, and every row of the table.
+pub(super) struct Catalog {
+    provisioning: Provisioning,
+    rows: tokio::sync::Mutex<BTreeMap<WorkspaceId, WorkspaceRow>>,
+    /// Keys handed out without a store (nothing is stored, but engines are told apart).
+    next_memory_key: std::sync::atomic::AtomicI64,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("durable", &self.provisioning.store.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a platform operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The id is taken (by a workspace in any state).
+    #[error("workspace {0} exists already")]
+    Exists(WorkspaceId),
+    /// No workspace has that id.
+    #[error("no such workspace: {0}")]
+    NotFound(WorkspaceId),
+    /// `default` is what the unprefixed paths serve: it is always there.
+    #[error("workspace default cannot be {0}: the unprefixed paths serve it")]
+    Default(&'static str),
+    /// This registry was not opened with [`Workspaces::open`] (a test's fixed set).
+    #[error("this server's workspaces are fixed: no platform API")]
+    Fixed,
+    /// The store failed: the change is not durable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The workspace was let go of, but its last changes did not reach the disk.
+    #[error(transparent)]
+    Unload(#[from] UnloadError),
+}
+
+impl Workspaces {
+    /// Every `active` workspace of the store, each restored and started, with `default`
+    /// always among them; a workspace a crash left half-deleted is purged first.
+    pub async fn open(provisioning: Provisioning) -> Result<Self, StoreError> {
+        let stored = match &provisioning.store {
+            Some(store) => store.workspace_rows()?,
+            None => Vec::new(),
+        };
+        let catalog = Catalog {
+            provisioning,
+            rows: tokio::sync::Mutex::new(BTreeMap::new()),
+            next_memory_key: std::sync::atomic::AtomicI64::new(2),
+        };
+        let workspaces = Self::default();
+        let mut rows = BTreeMap::new();
+        for row in stored {
+            match (row.state, &catalog.provisioning.store) {
+                (WorkspaceState::Deleting, Some(store)) if !row.id.is_default() => {
+                    tracing::info!(workspace = %row.id, "finishing the delete a stop interrupted");
+                    store.delete_workspace(row.key).await?;
+                }
+                _ => {
+                    rows.insert(row.id.clone(), row);
+                }
+            }
+        }
+        // `default` is in every table since schema version 5; without a store, made up here.
+        let default = rows
+            .entry(WorkspaceId::default_workspace())
+            .or_insert_with(|| WorkspaceRow {
+                key: WsKey::DEFAULT,
+                id: WorkspaceId::default_workspace(),
+                name: None,
+                state: WorkspaceState::Active,
+                created_at: catalog.provisioning.clock.now(),
+            });
+        // Served whatever its row says: the API never suspends it.
+        default.state = WorkspaceState::Active;
+        for row in rows.values().filter(|r| r.state == WorkspaceState::Active) {
+            let workspace = catalog.build(row)?;
+            // Ids are the map's keys: each once.
+            let _ = workspaces.insert(workspace);
+        }
+        tracing::info!(loaded = ?workspaces.ids(), stored = rows.len(), "workspaces loaded");
+        *catalog.rows.lock().await = rows;
+        Ok(Self {
+            catalog: Some(catalog),
+            ..workspaces
+        })
+    }
+
+    fn catalog(&self) -> Result<&Catalog, PlatformError> {
+        self.catalog.as_ref().ok_or(PlatformError::Fixed)
+    }
+
+    /// Every workspace there is, served or not, by id.
+    pub async fn rows(&self) -> Result<Vec<WorkspaceRow>, PlatformError> {
+        Ok(self.catalog()?.rows.lock().await.values().cloned().collect())
+    }
+
+    /// Workspace `id`, served or not.
+    pub async fn row(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
+        let rows = self.catalog()?.rows.lock().await;
+        rows.get(id)
+            .cloned()
+            .ok_or_else(|| PlatformError::NotFound(id.clone()))
+    }
+
+    /// Creates workspace `id` (stored, then loaded: empty, and served at once).
+    pub async fn create(&self, id: WorkspaceId, name: Option<String>) -> Result<WorkspaceRow, PlatformError> {
+        let catalog = self.catalog()?;
+        let mut rows = catalog.rows.lock().await;
+        if rows.contains_key(&id) {
+            return Err(PlatformError::Exists(id));
+        }
+        let created_at = catalog.provisioning.clock.now();
+        let key = match &catalog.provisioning.store {
+            Some(store) => {
+                let (key, receipt) = store.create_workspace(&id, name.clone(), created_at);
+                receipt.await?;
+                key
+            }
+            None => WsKey::new(
+                catalog
+                    .next_memory_key
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
+        };
+        let row = WorkspaceRow {
+            key,
+            id: id.clone(),
+            name,
+            state: WorkspaceState::Active,
+            created_at,
+        };
+        let workspace = catalog.build(&row)?;
+        // Not loaded: its row was not there, and loads happen under this lock.
+        let _ = self.insert(workspace);
+        rows.insert(id, row.clone());
+        tracing::info!(workspace = %row.id, key = row.key.get(), "workspace created");
+        Ok(row)
+    }
+
+    /// Stops serving workspace `id` and records that it stays so: its paths answer
+    /// `not_found` until [`Workspaces::resume`]. Suspending a suspended one changes nothing.
+    pub async fn suspend(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
+        if id.is_default() {
+            return Err(PlatformError::Default("suspended"));
+        }
+        let catalog = self.catalog()?;
+        let mut rows = catalog.rows.lock().await;
+        let row = rows
+            .get_mut(id)
+            .ok_or_else(|| PlatformError::NotFound(id.clone()))?;
+        if row.state == WorkspaceState::Suspended {
+            return Ok(row.clone());
+        }
+        catalog.record(row.key, WorkspaceState::Suspended).await?;
+        row.state = WorkspaceState::Suspended;
+        self.unload_if_loaded(id).await?;
+        Ok(row.clone())
+    }
+
+    /// Serves a suspended workspace again, as it was (restored from the store).
+    pub async fn resume(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
+        let catalog = self.catalog()?;
+        let mut rows = catalog.rows.lock().await;
+        let row = rows
+            .get_mut(id)
+            .ok_or_else(|| PlatformError::NotFound(id.clone()))?;
+        if row.state == WorkspaceState::Active {
+            return Ok(row.clone());
+        }
+        catalog.record(row.key, WorkspaceState::Active).await?;
+        row.state = WorkspaceState::Active;
+        let workspace = catalog.build(row)?;
+        let _ = self.insert(workspace);
+        Ok(row.clone())
+    }
+
+    /// Stops serving workspace `id` and deletes everything of it from the store, its row
+    /// last; answers once the file holds nothing of it.
+    pub async fn delete(&self, id: &WorkspaceId) -> Result<(), PlatformError> {
+        if id.is_default() {
+            return Err(PlatformError::Default("deleted"));
+        }
+        let catalog = self.catalog()?;
+        let mut rows = catalog.rows.lock().await;
+        let key = rows
+            .get(id)
+            .ok_or_else(|| PlatformError::NotFound(id.clone()))?
+            .key;
+        // Marked first: a stop half-way through leaves a row that the next start purges,
+        // never a workspace loaded with half its rows.
+        catalog.record(key, WorkspaceState::Deleting).await?;
+        self.unload_if_loaded(id).await?;
+        if let Some(store) = &catalog.provisioning.store {
+            store.delete_workspace(key).await?;
+        }
+        rows.remove(id);
+        tracing::info!(workspace = %id, "workspace deleted");
+        Ok(())
+    }
+
+    async fn unload_if_loaded(&self, id: &WorkspaceId) -> Result<(), UnloadError> {
+        match self.unload(id, UNLOAD_GRACE).await {
+            Ok(()) | Err(UnloadError::NotLoaded(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Catalog {
+    /// Stores `state` for workspace `key`, and waits until it is on disk.
+    async fn record(&self, key: WsKey, state: WorkspaceState) -> Result<(), StoreError> {
+        match &self.provisioning.store {
+            Some(store) => store.set_workspace_state(key, state).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The engine of `row`, restored from its rows of the store, started with its tasks.
+    fn build(&self, row: &WorkspaceRow) -> Result<Arc<Workspace>, StoreError> {
+        let p = &self.provisioning;
+        let store = p.store.as_ref().map(|s| s.workspace(row.key));
+        let config = if row.id.is_default() {
+            p.default_config.clone()
+        } else {
+            p.others.clone()
+        };
+        let (outbound, dispatches) = Outbound::channel();
+        let engine = Engine::with_store(config, p.clock.clone(), outbound, store.clone());
+        if row.id.is_default() {
+            // The configured agents first: the restore then brings back the agents recorded
+            // over the admin API, replacing a configured one of the same id.
+            for (profile, token) in &p.default_agents {
+                engine.upsert_agent(profile.clone(), token.clone());
+            }
+        }
+        if let Some(store) = &store {
+            let restored = engine.restore(store)?;
+            tracing::info!(workspace = %row.id, ?restored, "workspace restored from the store");
+        }
+        // The outbox's sender starts after the restore: what it put back waits in the channel.
+        let outbox = p.sending.as_ref().map(|(connector, retry)| OutboxSending {
+            dispatches,
+            connector: connector.clone(),
+            retry: *retry,
+        });
+        let background = Background {
+            boards: p.boards.clone(),
+            ticker: p.ticker,
+            outbox,
+        };
+        Ok(Workspace::start(row.id.clone(), engine, background))
+    }
+}
