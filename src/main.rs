@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 use switchboard::clock::{Clock, SystemClock};
 use switchboard::config::{Config, DurabilityConfig};
 use switchboard::engine::outbound::connector::Connector;
+use switchboard::engine::outbound::send_thread;
 use switchboard::engine::EngineConfig;
 use switchboard::gateway;
 use switchboard::gateway::board_runtime;
@@ -152,6 +153,11 @@ async fn main() -> anyhow::Result<()> {
     // each restored, with its tasks: the ticker, the outbox's sender and the board. The
     // others get the built-in engine settings until settings per workspace (increment 8).
     let boards = board_runtime::start().context("cannot start the board's runtime")?;
+    // One sending thread for every workspace's outbox (if it cannot start, each sender tries
+    // one of its own).
+    let sends = send_thread::start()
+        .inspect_err(|e| tracing::warn!(error = %e, "no sending thread for the process"))
+        .ok();
     let workspaces = Workspaces::open(Provisioning {
         store,
         clock: Arc::new(SystemClock),
@@ -161,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
         boards: boards.handle(),
         ticker: true,
         sending: Some((connector, config.outbound.retry())),
+        sends: sends.as_ref().map(|thread| thread.handle()),
     })
     .await?;
     let workspaces = Arc::new(workspaces);
@@ -179,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
     // The sockets had their drain: this stops the tasks and waits for the store.
     workspaces.unload_all(Duration::ZERO).await?;
     drop(boards);
+    drop(sends);
     tracing::info!("stopped");
     Ok(())
 }

@@ -45,6 +45,10 @@ pub struct Provisioning {
     pub ticker: bool,
     /// How each workspace sends its outbox; `None`: nobody sends (tests).
     pub sending: Option<(Connector, Retry)>,
+    /// Where every workspace's sends run: one low-priority thread for the process
+    /// (`engine::outbound::send_thread`), not one per workspace; `None`: each sender starts
+    /// its own.
+    pub sends: Option<Handle>,
 }
 
 /// The registry's durable half: how to build a workspace, and every row of the table.
@@ -294,6 +298,7 @@ impl Catalog {
             dispatches,
             connector: connector.clone(),
             retry: *retry,
+            sends: p.sends.clone(),
         });
         let background = Background {
             boards: p.boards.clone(),

@@ -51,6 +51,9 @@ pub struct OutboxSending {
     pub connector: Connector,
     /// How failed attempts are retried.
     pub retry: Retry,
+    /// Where its sends run: the process's one low-priority sending thread
+    /// (`engine::outbound::send_thread`); `None`: a thread of the sender's own.
+    pub sends: Option<Handle>,
 }
 
 /// The running tasks, and the signal that stops them.
@@ -79,7 +82,14 @@ impl Tasks {
             let engine = engine.clone();
             // Started after the restore: what it put back in the outbox waits in the channel.
             tasks.spawn_on(&here, |stop| {
-                run_outbox_until(engine, outbox.dispatches, outbox.connector, outbox.retry, stop)
+                run_outbox_until(
+                    engine,
+                    outbox.dispatches,
+                    outbox.connector,
+                    outbox.retry,
+                    outbox.sends,
+                    stop,
+                )
             });
         }
         let engine = engine.clone();

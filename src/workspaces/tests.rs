@@ -80,6 +80,7 @@ async fn r27_an_unloaded_workspace_closes_its_sockets_and_stops_its_timers() {
                 dispatches,
                 connector: Connector::Log,
                 retry: Retry::default(),
+                sends: None,
             }),
         },
     );
@@ -289,6 +290,7 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
         boards: Handle::current(),
         ticker: false,
         sending: None,
+        sends: None,
     };
     let acme = WorkspaceId::parse("acme").expect("an id");
     {

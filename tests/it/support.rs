@@ -306,6 +306,7 @@ impl TestServer {
                 boards: boards.handle(),
                 ticker: false,
                 sending: None,
+                sends: None,
             })
             .await
             .unwrap_or_else(|e| panic!("the workspaces open: {e}"));

@@ -31,7 +31,7 @@ pub async fn run_outbox(
     retry: Retry,
 ) {
     let (_never, running) = watch::channel(false);
-    run_outbox_until(engine, dispatches, connector, retry, running).await;
+    run_outbox_until(engine, dispatches, connector, retry, None, running).await;
 }
 
 /// [`run_outbox`], or until `stop` turns true or its sender goes: then attempts on their way
@@ -44,21 +44,29 @@ pub async fn run_outbox_until(
     dispatches: mpsc::UnboundedReceiver<Dispatch>,
     connector: Connector,
     retry: Retry,
+    sends: Option<Handle>,
     mut stop: watch::Receiver<bool>,
 ) {
     let (ready_tx, ready) = mpsc::unbounded_channel();
     let committer = tokio::spawn(wait_for_commits(engine.clone(), dispatches, ready_tx));
-    // Dropped when this ends (shut down without blocking), after the scheduler: its sends
+    // Where the sends run: the process's sending thread, else one of this sender's own,
+    // dropped when this ends (shut down without blocking), after the scheduler: its sends
     // still in flight are aborted with the JoinSet that holds them.
-    let thread = send_thread::start()
-        .inspect_err(|e| tracing::warn!(error = %e, "no thread of its own for the outbox: it sends on the engine's workers"))
-        .ok();
+    let thread = match sends {
+        Some(_) => None,
+        None => send_thread::start()
+            .inspect_err(|e| tracing::warn!(error = %e, "no thread of its own for the outbox: it sends on the engine's workers"))
+            .ok(),
+    };
+    let sends = sends.unwrap_or_else(|| {
+        thread
+            .as_ref()
+            .map_or_else(Handle::current, RuntimeThread::handle)
+    });
     let scheduler = Scheduler {
         engine,
         connector: Arc::new(connector),
-        sends: thread
-            .as_ref()
-            .map_or_else(Handle::current, RuntimeThread::handle),
+        sends,
         retry,
         queues: HashMap::new(),
         busy: HashSet::new(),
