@@ -39,6 +39,7 @@ use switchboard::engine::{Engine, EngineConfig};
 use switchboard::gateway::{board_runtime, serve_workspaces};
 use switchboard::ids::WorkspaceId;
 use switchboard::protocol::{InboundMessage, OutboundMessage};
+use switchboard::runtime_thread::RuntimeThread;
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions, WsKey};
 use switchboard::workspaces::{Background, Provisioning, Workspace, Workspaces};
@@ -316,22 +317,7 @@ impl TestServer {
                 .map(|w| w.engine().clone())
                 .expect("default is always loaded");
             let _ = opened.send(engine);
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            let served = serve_workspaces(
-                listener,
-                workspaces.clone(),
-                boards.handle(),
-                security,
-                shutdown,
-                DRAIN,
-            )
-            .await;
-            let _ = workspaces.unload_all(StdDuration::ZERO).await;
-            drop(workspaces);
-            drop(boards);
-            served
+            serve_registry(listener, workspaces, boards, security, stopped).await
         });
         let engine = default.await.expect("the server task opened its workspaces");
         let (_, nothing) = mpsc::unbounded_channel();
@@ -374,10 +360,10 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
         let task = if others.is_empty() {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
             tokio::spawn(switchboard::gateway::serve_with(
                 listener,
                 engine.clone(),
@@ -397,18 +383,7 @@ impl TestServer {
                     let workspace = Workspace::start(id, engine, Background::board_only(boards.handle()));
                     workspaces.insert(workspace).expect("each workspace once");
                 }
-                let served = serve_workspaces(
-                    listener,
-                    workspaces.clone(),
-                    boards.handle(),
-                    security,
-                    shutdown,
-                    DRAIN,
-                )
-                .await;
-                let _ = workspaces.unload_all(StdDuration::ZERO).await;
-                drop(boards);
-                served
+                serve_registry(listener, workspaces, boards, security, stopped).await
             })
         };
         Self {
@@ -757,6 +732,33 @@ pub(crate) async fn refusal(
 }
 
 /// Reads a timestamp out of a frame.
+/// Serves `workspaces` until `stopped`, then lets go of them and of the board's thread (as
+/// the engine's own `main` does).
+async fn serve_registry(
+    listener: TcpListener,
+    workspaces: Arc<Workspaces>,
+    boards: RuntimeThread,
+    security: Security,
+    stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let served = serve_workspaces(
+        listener,
+        workspaces.clone(),
+        boards.handle(),
+        security,
+        shutdown,
+        DRAIN,
+    )
+    .await;
+    let _ = workspaces.unload_all(StdDuration::ZERO).await;
+    drop(workspaces);
+    drop(boards);
+    served
+}
+
 pub(crate) fn ts(value: &Value) -> Timestamp {
     value
         .as_str()
