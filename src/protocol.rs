@@ -735,24 +735,6 @@ pub enum ReportedStatus {
     Failed,
 }
 
-impl DeliveryReport {
-    /// The core's delivery this report means.
-    pub fn delivery(&self) -> crate::core::Delivery {
-        use crate::core::Delivery as Core;
-        match self.status {
-            ReportedStatus::Sent => Core::Sent,
-            ReportedStatus::Delivered => Core::Delivered,
-            ReportedStatus::Read => Core::Read,
-            ReportedStatus::Failed => Core::Failed {
-                reason: self
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| "the platform gave no reason".into()),
-            },
-        }
-    }
-}
-
 /// A customer entering or leaving a bot journey (`POST /v1/channels/{channel}/bot/start` and
 /// `…/bot/handover`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

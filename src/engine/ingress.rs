@@ -60,7 +60,8 @@ impl Engine {
 
     /// What a platform's own webhook delivered (R23, R25): customers' messages of every type,
     /// each recorded once however often the platform delivers it, and statuses of our
-    /// messages. Statuses of messages the engine does not know are ignored (they may be of
+    /// messages. A status of a message the engine does not know is kept a minute, in case the
+    /// platform's answer to the send is still on its way, then let go of (it may be of
     /// another system's sends on the same number).
     pub fn native(&self, delivered: Vec<Delivered>) {
         for item in delivered {

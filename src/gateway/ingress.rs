@@ -13,9 +13,10 @@ use super::error::{until_durable, ApiError};
 use super::tenant::Tenant;
 use super::webhook::{self, Signature};
 use super::{auth, AppState};
+use crate::channels::{Delivered, DeliveryStatus, NativeStatus};
 use crate::clock::Timestamp;
 use crate::core::Channel;
-use crate::protocol::{BotRequest, DeliveryReport, InboundMessage, IngressReceipt};
+use crate::protocol::{BotRequest, DeliveryReport, InboundMessage, IngressReceipt, ReportedStatus};
 
 /// The channel a path names: `…/channels/{channel}/…` (a struct, by name, since the path may
 /// name a workspace too).
@@ -185,9 +186,9 @@ pub async fn bot_handover(
 }
 
 /// `POST /v1/channels/{channel}/statuses`: the channel's adapter reports how far a message
-/// the engine sent got (R25). A status of a message the engine does not know is ignored, as a
-/// platform's status of another system's sends would be; either way the answer is 204 once
-/// what it changed is durable.
+/// the engine sent got (R25), taken as a native platform's status webhook is (`Engine::native`:
+/// a status of a message not known yet is kept a minute for it). 204 once what it changed is
+/// durable.
 pub async fn status(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -196,12 +197,25 @@ pub async fn status(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let (channel, report) = channel_call::<DeliveryReport>(&state, &tenant, &name, &headers, body)?;
-    let known = tenant
+    tenant
         .engine()
-        .delivery_status(channel, &report.provider_id, report.delivery());
-    if !known {
-        tracing::debug!(%channel, provider_id = %report.provider_id, "a status of a message the engine does not know");
-    }
+        .native(vec![Delivered::Status(native_status(channel, report))]);
     until_durable(tenant.engine()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A report of our own JSON as the status a platform's webhook would have delivered.
+fn native_status(channel: Channel, report: DeliveryReport) -> NativeStatus {
+    NativeStatus {
+        channel,
+        provider_id: report.provider_id,
+        status: match report.status {
+            ReportedStatus::Sent => DeliveryStatus::Sent,
+            ReportedStatus::Delivered => DeliveryStatus::Delivered,
+            ReportedStatus::Read => DeliveryStatus::Read,
+            ReportedStatus::Failed => DeliveryStatus::Failed,
+        },
+        reason: report.reason,
+        at: report.sent_at,
+    }
 }
