@@ -52,17 +52,15 @@ pub async fn run_outbox_until(
     // Where the sends run: the process's sending thread, else one of this sender's own,
     // dropped when this ends (shut down without blocking), after the scheduler: its sends
     // still in flight are aborted with the JoinSet that holds them.
-    let thread = match sends {
+    let own = match sends {
         Some(_) => None,
         None => send_thread::start()
             .inspect_err(|e| tracing::warn!(error = %e, "no thread of its own for the outbox: it sends on the engine's workers"))
             .ok(),
     };
-    let sends = sends.unwrap_or_else(|| {
-        thread
-            .as_ref()
-            .map_or_else(Handle::current, RuntimeThread::handle)
-    });
+    let sends = sends
+        .or_else(|| own.as_ref().map(RuntimeThread::handle))
+        .unwrap_or_else(Handle::current);
     let scheduler = Scheduler {
         engine,
         connector: Arc::new(connector),
