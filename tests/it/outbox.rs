@@ -214,6 +214,32 @@ async fn answer(State(state): State<FakeState>, headers: HeaderMap, body: Bytes)
     }
 }
 
+/// The three texts of `chat` that [`three_each`] sends.
+fn texts(chat: &str) -> Vec<String> {
+    (1..=3).map(|n| format!("{chat} #{n}")).collect()
+}
+
+/// `agent` sends three messages in each of `chats`, taking turns between the chats.
+async fn three_each(agent: &mut AgentClient, chats: [&str; 2]) {
+    for n in 0..3 {
+        for chat in chats {
+            agent.send_message(chat, &texts(chat)[n]).await.expect_ok();
+        }
+    }
+}
+
+/// Panics unless the platform took each of [`three_each`]'s messages once, each chat's in order.
+fn each_once_in_order(arrived: &[Seen], chats: [&str; 2]) {
+    for chat in chats {
+        let got: Vec<&str> = arrived
+            .iter()
+            .filter(|s| s.chat() == chat)
+            .map(Seen::text)
+            .collect();
+        assert_eq!(got, texts(chat), "chat {chat}: each once, in order");
+    }
+}
+
 /// The id the fake platform gives the message it took under `key`.
 fn provider_id(key: &str) -> String {
     format!("fp-{key}")
@@ -275,12 +301,7 @@ async fn r24_messages_of_two_chats_sent_while_the_platform_is_down_all_arrive_af
     let chat_a = ana.serves(&server.customer("webchat", "visitor-a")).await;
     let chat_b = ana.serves(&server.customer("sms", "+4915100000077")).await;
 
-    let texts = |chat: &str| -> Vec<String> { (1..=3).map(|n| format!("{chat} #{n}")).collect() };
-    for n in 0..3 {
-        for chat in [&chat_a, &chat_b] {
-            ana.send_message(chat, &texts(chat)[n]).await.expect_ok();
-        }
-    }
+    three_each(&mut ana, [&chat_a, &chat_b]).await;
     let all_acknowledged = wall();
 
     let mut arrived: Vec<Seen> = Vec::new();
@@ -293,14 +314,7 @@ async fn r24_messages_of_two_chats_sent_while_the_platform_is_down_all_arrive_af
         all_acknowledged < up,
         "the messages were all acknowledged while the platform was down"
     );
-    for chat in [&chat_a, &chat_b] {
-        let got: Vec<&str> = arrived
-            .iter()
-            .filter(|s| s.chat() == chat.as_str())
-            .map(Seen::text)
-            .collect();
-        assert_eq!(got, texts(chat), "chat {chat}: each once, in order");
-    }
+    each_once_in_order(&arrived, [&chat_a, &chat_b]);
     let mut keys: Vec<&str> = arrived.iter().map(|s| s.key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -384,12 +398,7 @@ async fn r24_a_platform_down_for_a_minute_by_the_engines_clock_gets_every_messag
     let mut ana = server.agent("ana").connect().await;
     let chat_a = ana.serves(&server.customer("webchat", "visitor-m1")).await;
     let chat_b = ana.serves(&server.customer("sms", "+4915100000078")).await;
-    let texts = |chat: &str| -> Vec<String> { (1..=3).map(|n| format!("{chat} #{n}")).collect() };
-    for n in 0..3 {
-        for chat in [&chat_a, &chat_b] {
-            ana.send_message(chat, &texts(chat)[n]).await.expect_ok();
-        }
-    }
+    three_each(&mut ana, [&chat_a, &chat_b]).await;
 
     // The minute goes by in steps of five seconds; each step, what the platform got meanwhile.
     let mut refused: Vec<Seen> = Vec::new();
@@ -434,14 +443,7 @@ async fn r24_a_platform_down_for_a_minute_by_the_engines_clock_gets_every_messag
             );
         }
     }
-    for chat in [&chat_a, &chat_b] {
-        let got: Vec<&str> = arrived
-            .iter()
-            .filter(|s| s.chat() == chat.as_str())
-            .map(Seen::text)
-            .collect();
-        assert_eq!(got, texts(chat), "chat {chat}: each once, in order");
-    }
+    each_once_in_order(&arrived, [&chat_a, &chat_b]);
     for _ in 0..6 {
         status_until(&mut ana, "sent").await;
     }
