@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
 use crate::metrics::{self, Metrics};
+use crate::runtime_thread::RuntimeThread;
 use crate::security::Security;
 use crate::workspaces::{Background, Workspaces};
 
@@ -179,6 +180,19 @@ pub async fn serve_with(
         engine,
         Background::board_only(boards.handle()),
     ));
+    serve_then_unload(listener, workspaces, boards, security, shutdown, drain).await
+}
+
+/// [`serve_workspaces`] on the board's thread `boards`, then lets go of every workspace and of
+/// that thread.
+pub async fn serve_then_unload(
+    listener: TcpListener,
+    workspaces: Arc<Workspaces>,
+    boards: RuntimeThread,
+    security: Security,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
     let served = serve_workspaces(
         listener,
         workspaces.clone(),
@@ -190,8 +204,9 @@ pub async fn serve_with(
     .await;
     // The sockets had their drain above: nothing to wait for but the store.
     if let Err(e) = workspaces.unload_all(Duration::ZERO).await {
-        tracing::error!(error = %e, "stopping the workspace");
+        tracing::error!(error = %e, "stopping the workspaces");
     }
+    drop(workspaces);
     drop(boards);
     served
 }

@@ -36,7 +36,7 @@ use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::sender::run_outbox;
 use switchboard::engine::outbound::{Dispatch, Outbound, Retry};
 use switchboard::engine::{Engine, EngineConfig};
-use switchboard::gateway::{board_runtime, serve_workspaces};
+use switchboard::gateway::{board_runtime, serve_then_unload};
 use switchboard::ids::WorkspaceId;
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::runtime_thread::RuntimeThread;
@@ -732,8 +732,7 @@ pub(crate) async fn refusal(
 }
 
 /// Reads a timestamp out of a frame.
-/// Serves `workspaces` until `stopped`, then lets go of them and of the board's thread (as
-/// the engine's own `main` does).
+/// Serves `workspaces` until `stopped`, then lets go of them and of the board's thread.
 async fn serve_registry(
     listener: TcpListener,
     workspaces: Arc<Workspaces>,
@@ -744,19 +743,7 @@ async fn serve_registry(
     let shutdown = async move {
         let _ = stopped.await;
     };
-    let served = serve_workspaces(
-        listener,
-        workspaces.clone(),
-        boards.handle(),
-        security,
-        shutdown,
-        DRAIN,
-    )
-    .await;
-    let _ = workspaces.unload_all(StdDuration::ZERO).await;
-    drop(workspaces);
-    drop(boards);
-    served
+    serve_then_unload(listener, workspaces, boards, security, shutdown, DRAIN).await
 }
 
 pub(crate) fn ts(value: &Value) -> Timestamp {
