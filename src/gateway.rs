@@ -85,9 +85,12 @@ fn routes(state: AppState) -> Router {
         .nest("/v1/w/{workspace}", workspace_routes(state.clone()))
         // The platform's, above the workspaces (R27).
         .merge(platform::routes(state.clone()))
-        // The pages serve the default workspace for now.
+        // The pages: `default`'s unprefixed, every workspace's below `/w/{workspace}` (R27).
         .route("/", get(web::desk))
         .route("/wall", get(web::wall))
+        .route("/w/{workspace}", get(web::workspace_root))
+        .route("/w/{workspace}/", get(web::workspace_desk))
+        .route("/w/{workspace}/wall", get(web::workspace_wall))
         .route("/assets/{file}", get(web::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
