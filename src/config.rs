@@ -1,6 +1,12 @@
 //! The configuration file (TOML). Every key is optional; with no file at all the engine runs
 //! with the platform defaults and three demo agents, so a first `cargo run` needs nothing.
 //!
+//! `accept_timeout_secs`, `grace_secs`, `reopen_notice`, `[[queues]]`, `[channels.*]`,
+//! `[platforms.*]` and `[security] ingress_key` are the `default` workspace's settings
+//! (R27); every other workspace sets the same keys for itself, as JSON, over
+//! `PUT /v1/w/{workspace}/admin/settings` (see `config/workspace.rs`). The rest is the
+//! process's, for every workspace.
+//!
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! accept_timeout_secs = 30        # R06
@@ -76,7 +82,8 @@
 //! # The platforms' own APIs and webhooks (R23–R25), one table per channel; see SECURITY.md.
 //! # `base_url` defaults to the platform's (Graph API v21.0, api.telegram.org, api.twilio.com);
 //! # every other key is a setting of the channel's adapter (src/channels/*.rs). Webhooks go to
-//! # /v1/native/meta, /v1/native/telegram, /v1/native/twilio and /v1/native/email.
+//! # /v1/native/meta, /v1/native/telegram, /v1/native/twilio and /v1/native/email (another
+//! # workspace's, with its own platforms, to /v1/w/<workspace>/native/…).
 //! [platforms.whatsapp]
 //! access_token = "EAAG…"          # Authorization: Bearer of the Graph API
 //! phone_number_id = "106540352242922"
