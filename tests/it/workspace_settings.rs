@@ -261,3 +261,40 @@ async fn r27_bad_settings_are_refused_with_400_naming_the_field() {
         "{answer:#}"
     );
 }
+
+#[tokio::test]
+async fn r27_the_configured_ingress_key_opens_default_s_ingress_only() {
+    let configured = "the-configured-ingress-key";
+    let security = Security {
+        ingress_key: Some(configured.into()),
+        ..Security::default()
+    };
+    let server = TestServer::start_platform(security).await;
+    create(&server, "acme").await;
+    assert_eq!(
+        ingress_status(&server, "default", Some(configured)).await,
+        StatusCode::OK
+    );
+    // acme set no key of its own: closed, and default's key does not open it.
+    for key in [None, Some(configured), Some("")] {
+        assert_eq!(
+            ingress_status(&server, "acme", key).await,
+            StatusCode::UNAUTHORIZED,
+            "{key:?}"
+        );
+    }
+    put_settings(&server, "acme", json!({ "ingress_key": INGRESS_KEY })).await;
+    assert_eq!(
+        ingress_status(&server, "acme", Some(INGRESS_KEY)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ingress_status(&server, "acme", Some(configured)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ingress_status(&server, "default", Some(INGRESS_KEY)).await,
+        StatusCode::UNAUTHORIZED,
+        "nor does acme's open default's"
+    );
+}
