@@ -12,7 +12,7 @@ use super::AppState;
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
 use crate::refusal::Refusal;
-use crate::workspaces::{Admission, Workspace};
+use crate::workspaces::{Admission, Credentials, Workspace};
 
 /// The path parameter that names the workspace (`/v1/w/{workspace}/…`).
 pub const PATH_PARAM: &str = "workspace";
@@ -34,6 +34,29 @@ impl Tenant {
     /// The workspace.
     pub fn workspace(&self) -> &Arc<Workspace> {
         &self.workspace
+    }
+
+    /// What its channels' calls are verified with: its own credentials, or the
+    /// configuration's (`default`'s) when it has none. The one place the gateway looks them up.
+    pub fn credentials(&self, state: &AppState) -> Arc<Credentials> {
+        self.workspace
+            .credentials()
+            .unwrap_or_else(|| state.credentials.clone())
+    }
+}
+
+/// The workspace a request names, served here, but not admitted: for the calls that unload
+/// and load it again themselves (a settings change), which must not wait for their own
+/// admission to leave.
+#[derive(Debug)]
+pub struct Named(pub WorkspaceId);
+
+impl FromRequestParts<AppState> for Named {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant = Tenant::from_request_parts(parts, state).await?;
+        Ok(Self(tenant.workspace.id().clone()))
     }
 }
 

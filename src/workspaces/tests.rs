@@ -285,6 +285,8 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
         store: Some(store),
         clock: Arc::new(clock()),
         default_config: EngineConfig::default(),
+        default_settings: Default::default(),
+        configured: Default::default(),
         default_agents: Vec::new(),
         others: EngineConfig::default(),
         boards: Handle::current(),
@@ -295,7 +297,7 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
     let acme = WorkspaceId::parse("acme").expect("an id");
     {
         let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
-        let (key, created) = store.create_workspace(&acme, None, clock().now(), None);
+        let (key, created) = store.create_workspace(&acme, None, "{}".into(), clock().now(), None);
         created.await.expect("committed");
         let agent = crate::store::AgentRecord::of(&profile("ana", Role::Agent, 2), None);
         store

@@ -31,7 +31,7 @@ fn token(server: &TestServer, ws: &str, agent: &str) -> String {
 }
 
 /// `POST /v1/platform/workspaces`, expecting 201; the workspace as answered.
-async fn create(server: &TestServer, id: &str) -> Value {
+pub(super) async fn create(server: &TestServer, id: &str) -> Value {
     let (status, body) = server
         .post_raw(
             "/v1/platform/workspaces",
@@ -43,7 +43,7 @@ async fn create(server: &TestServer, id: &str) -> Value {
 }
 
 /// `POST /v1/w/{ws}/admin/agents`, expecting 201.
-async fn create_agent(server: &TestServer, ws: &str, agent: &str, limit: u32) {
+pub(super) async fn create_agent(server: &TestServer, ws: &str, agent: &str, limit: u32) {
     let (status, body) = server
         .post_raw(
             &format!("/v1/w/{ws}/admin/agents"),
