@@ -20,7 +20,6 @@ use crate::ids::{AgentId, ChatId};
 use crate::store::WorkspaceStore;
 use crate::store::{ChatRecord, StoreError};
 use chrono::Duration;
-use std::sync::atomic::Ordering;
 
 /// What a restore brought back, for the start-up log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,9 +130,9 @@ impl Engine {
         }
         restored.outbox = pending.len();
         self.outbound.dispatch(pending, None);
-        // Ids of a restarted engine start from its clock; this keeps them past the stored
-        // ones even if the clock went back.
-        self.next_id.fetch_max(highest_id + 1, Ordering::Relaxed);
+        // Ids of a restarted process start from its clock; this keeps them past the stored
+        // ones even if the clock went back (and, the counter being shared, every workspace's).
+        self.ids.past(highest_id);
         restored.fired_at_once = self.fire_due_timers();
         Ok(restored)
     }

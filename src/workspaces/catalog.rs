@@ -19,6 +19,7 @@ mod admin_keys;
 use super::{Background, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
 use crate::core::AgentProfile;
+use crate::engine::id_source::IdSource;
 use crate::engine::outbound::connector::Connector;
 use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
@@ -60,6 +61,8 @@ pub(super) struct Catalog {
     rows: tokio::sync::Mutex<BTreeMap<WorkspaceId, WorkspaceRow>>,
     /// Keys handed out without a store (nothing is stored, but engines are told apart).
     next_memory_key: std::sync::atomic::AtomicI64,
+    /// The one counter every workspace's engine makes its customer and chat ids from.
+    ids: IdSource,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -105,6 +108,7 @@ impl Workspaces {
             None => Vec::new(),
         };
         let catalog = Catalog {
+            ids: IdSource::starting_at(provisioning.clock.now()),
             provisioning,
             rows: tokio::sync::Mutex::new(BTreeMap::new()),
             next_memory_key: std::sync::atomic::AtomicI64::new(2),
@@ -295,7 +299,7 @@ impl Catalog {
             p.others.clone()
         };
         let (outbound, dispatches) = Outbound::channel();
-        let engine = Engine::with_store(config, p.clock.clone(), outbound, store.clone());
+        let engine = Engine::sharing_ids(config, p.clock.clone(), outbound, store.clone(), self.ids.clone());
         if row.id.is_default() {
             // The configured agents first: the restore then brings back the agents recorded
             // over the admin API, replacing a configured one of the same id.
