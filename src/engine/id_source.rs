@@ -4,7 +4,8 @@
 //!
 //! It starts from the clock (milliseconds × 1000), so that a restarted process starts past
 //! what the last one made, and every restore moves it past the ids it read back, in case the
-//! clock went back.
+//! clock went back; so does the registry for the ids of a workspace it does not load
+//! (suspended), which must not be made again for another while it sleeps.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,8 +32,14 @@ impl IdSource {
         self.0.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Makes sure every later id is past `used` (an id read back from the store).
+    /// Makes sure every later id is past `used` (an id's [number](number)).
     pub fn past(&self, used: u64) {
         self.0.fetch_max(used.saturating_add(1), Ordering::Relaxed);
     }
+}
+
+/// The number in an id the engine made (`cu…`, `ch…`: a prefix and hex digits); 0 for others.
+pub fn number(id: &str) -> u64 {
+    let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    u64::from_str_radix(digits, 16).unwrap_or(0)
 }

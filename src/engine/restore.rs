@@ -89,10 +89,10 @@ impl Engine {
         let mut queued: Vec<Queued> = Vec::new();
         let mut highest_id = 0;
         for mut file in snapshot.customers {
-            highest_id = highest_id.max(id_number(file.id.as_str()));
+            highest_id = highest_id.max(super::id_source::number(file.id.as_str()));
             let before = file.chats.len();
             file.chats.retain(|chat| {
-                highest_id = highest_id.max(id_number(chat.id.as_str()));
+                highest_id = highest_id.max(super::id_source::number(chat.id.as_str()));
                 chat.stage.is_live() || self.keeps_in_memory(chat, now)
             });
             restored.chats_archived += before - file.chats.len();
@@ -293,12 +293,6 @@ type Candidate = (ChatRecord, usize);
 
 /// How long a closed chat stays in memory at least, whatever its channel.
 const EVICT_AFTER: Duration = Duration::hours(1);
-
-/// The number in an id the engine made (`cu…`, `ch…`: a prefix and hex digits); 0 for others.
-fn id_number(id: &str) -> u64 {
-    let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-    u64::from_str_radix(digits, 16).unwrap_or(0)
-}
 
 /// A chat that was waiting at the restart: where it goes, what it asked of routing, and its
 /// sticky agent (R10).

@@ -139,10 +139,17 @@ impl Workspaces {
             });
         // Served whatever its row says: the API never suspends it.
         default.state = WorkspaceState::Active;
-        for row in rows.values().filter(|r| r.state == WorkspaceState::Active) {
-            let workspace = catalog.build(row)?;
-            // Ids are the map's keys: each once.
-            let _ = workspaces.insert(workspace);
+        for row in rows.values() {
+            if row.state == WorkspaceState::Active {
+                let workspace = catalog.build(row)?;
+                // Ids are the map's keys: each once.
+                let _ = workspaces.insert(workspace);
+            } else if let Some(store) = &catalog.provisioning.store {
+                // Not loaded, so not restored: its ids must not be made for another meanwhile.
+                for id in store.workspace(row.key).ids_made()? {
+                    catalog.ids.past(crate::engine::id_source::number(&id));
+                }
+            }
         }
         tracing::info!(loaded = ?workspaces.ids(), stored = rows.len(), "workspaces loaded");
         *catalog.rows.lock().await = rows;
