@@ -145,9 +145,12 @@ fn channel_call<T: ChannelCall>(
     let body = body.map_err(JsonRejection::from)?;
     let signature = authenticate(state, channel, headers, &body)?;
     // A workspace not served here has no keys (R27): refused as a wrong one is.
-    tenant.served_or(|| match state.security.webhook_secrets.contains_key(&channel) {
-        true => webhook::WebhookError::Forged.into(),
-        false => auth::wrong_key(headers, "ingress"),
+    tenant.served_or(|| {
+        if state.security.webhook_secrets.contains_key(&channel) {
+            webhook::WebhookError::Forged.into()
+        } else {
+            auth::wrong_key(headers, "ingress")
+        }
     })?;
     let call: T = decode(headers, &body)?;
     call.check()?;

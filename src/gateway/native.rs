@@ -84,9 +84,10 @@ fn meta_platforms(state: &AppState) -> Result<Vec<(Channel, &PlatformConfig)>, A
 /// (R27): every adapter refuses every request against an empty secret, with the answer a
 /// wrong signature or token gets, so that such a workspace reads like one that exists.
 fn secret<'a>(tenant: &Tenant, platform: &'a PlatformConfig, name: &str) -> &'a str {
-    match tenant.is_served() {
-        true => platform.settings.get(name).map_or("", String::as_str),
-        false => "",
+    if tenant.is_served() {
+        platform.settings.get(name).map_or("", String::as_str)
+    } else {
+        ""
     }
 }
 

@@ -218,8 +218,9 @@ impl Workspaces {
         Ok(row)
     }
 
-    /// Stops serving workspace `id` and records that it stays so: its paths answer
-    /// `not_found` until [`Workspaces::resume`]. Suspending a suspended one changes nothing.
+    /// Stops serving workspace `id` and records that it stays so: its paths answer as an
+    /// unknown workspace's until [`Workspaces::resume`]. Suspending a suspended one changes
+    /// nothing.
     pub async fn suspend(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
         if id.is_default() {
             return Err(PlatformError::Default("suspended"));

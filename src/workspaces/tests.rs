@@ -178,7 +178,7 @@ async fn r27_a_workspace_being_unloaded_admits_no_one_and_waits_for_those_inside
     .await;
     assert!(refused.is_ok(), "the door was not closed");
     // Still registered while it shuts, so that no second engine is loaded under its id while
-    // this one may still write; but it admits no one (its paths answer `not_found`).
+    // this one may still write; but it admits no one (its paths answer as an unknown one's).
     assert!(workspaces.get(&id).is_some_and(|w| w.admit().is_none()));
     assert!(workspace.admit().is_none());
     assert!(

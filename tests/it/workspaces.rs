@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::native::support as native;
-use super::support::{refusal, TestServer, WAIT};
+use super::support::{next_request_number, refusal, TestServer, WAIT};
 use switchboard::clock::ManualClock;
 use switchboard::core::{AgentProfile, Channel, Role};
 use switchboard::engine::outbound::Outbound;
@@ -202,8 +202,8 @@ impl Door {
 /// is signed with; none: nothing presented). Answers the status and the body as text (101 and
 /// nothing for a socket that opened).
 async fn knock(server: &TestServer, door: Door, ws: &str, credential: Option<&str>) -> (u16, String) {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Each call its own customer and message: a signed body is admitted once (no replays).
+    let n = next_request_number();
     let api = format!("/v1/w/{ws}");
     let bearer = credential.map(|c| ("Authorization", format!("Bearer {c}")));
     let text = |(status, body): (StatusCode, Value)| (status.as_u16(), body.to_string());
@@ -226,7 +226,7 @@ async fn knock(server: &TestServer, door: Door, ws: &str, credential: Option<&st
         }),
         Door::Renewal => native::post(server, &format!("{api}/token"), &Vec::from_iter(bearer), "")
             .await
-            .pipe(),
+            .into_numbered(),
         Door::Admin => text(match credential {
             Some(key) => server.get_as(&format!("{api}/admin/agents"), key).await,
             None => server.get_raw(&format!("{api}/admin/agents")).await,
@@ -278,7 +278,7 @@ async fn knock(server: &TestServer, door: Door, ws: &str, credential: Option<&st
                 .collect();
             native::post(server, &format!("{api}/native/meta"), &headers, body)
                 .await
-                .pipe()
+                .into_numbered()
         }
         Door::Telegram => {
             let headers: Vec<(&str, String)> = credential
@@ -288,7 +288,7 @@ async fn knock(server: &TestServer, door: Door, ws: &str, credential: Option<&st
             let update = native::fixture("telegram/fixtures/text.json");
             native::post(server, &format!("{api}/native/telegram"), &headers, update)
                 .await
-                .pipe()
+                .into_numbered()
         }
         Door::Twilio => {
             let form: Vec<(String, String)> = [
@@ -314,7 +314,7 @@ async fn knock(server: &TestServer, door: Door, ws: &str, credential: Option<&st
             }
             native::post(server, &format!("{api}/native/twilio"), &headers, body)
                 .await
-                .pipe()
+                .into_numbered()
         }
         Door::Email => {
             let raw = native::fixture("email/fixtures/r23_plain.eml");
@@ -325,18 +325,18 @@ async fn knock(server: &TestServer, door: Door, ws: &str, credential: Option<&st
                 raw,
             )
             .await
-            .pipe()
+            .into_numbered()
         }
     }
 }
 
 /// A status and text body as [`knock`] answers them.
-trait Pipe {
-    fn pipe(self) -> (u16, String);
+trait Numbered {
+    fn into_numbered(self) -> (u16, String);
 }
 
-impl Pipe for (StatusCode, String) {
-    fn pipe(self) -> (u16, String) {
+impl Numbered for (StatusCode, String) {
+    fn into_numbered(self) -> (u16, String) {
         (self.0.as_u16(), self.1)
     }
 }
