@@ -262,13 +262,15 @@ pub fn wrong_key(headers: &HeaderMap, what: &str) -> ApiError {
 /// path's workspace exists or not.
 pub async fn workspace_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    // A path that names no workspace served here gives no key of its own to match.
     let workspace = match tenant::named(&mut parts, &state).await {
-        Ok(Some(text)) => WorkspaceId::parse(&text).ok(),
-        Ok(None) => Some(WorkspaceId::default_workspace()),
-        Err(_) => None,
+        Ok(Some(text)) => {
+            WorkspaceId::parse(&text).map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))
+        }
+        Ok(None) => Ok(WorkspaceId::default_workspace()),
+        Err(e) => Err(e),
     };
-    let own_key = workspace.as_ref().and_then(|id| admin_key_of(&state, id));
+    // A path that names no workspace served here gives no key of its own to match.
+    let own_key = workspace.as_ref().ok().and_then(|id| admin_key_of(&state, id));
     if let Err(e) = state
         .security
         .admit_admin(own_key.as_ref(), bearer(&parts.headers))
@@ -278,11 +280,13 @@ pub async fn workspace_admin(State(state): State<AppState>, request: Request, ne
     // Let in with the platform key (or in development) to a workspace not served here: the
     // caller may know which exist (the platform API lists them), and its handler would find
     // no one there (R27: see `tenant`).
-    let served = workspace
-        .and_then(|id| state.workspaces.get(&id))
-        .is_some_and(|w| w.admit().is_some());
-    if !served {
-        return ApiError::new(ErrorCode::NotFound, "no such workspace here").into_response();
+    let workspace = match workspace {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let served = state.workspaces.get(&workspace).and_then(|w| w.admit());
+    if served.is_none() {
+        return ApiError::from(Refusal::not_found("workspace", &workspace)).into_response();
     }
     next.run(Request::from_parts(parts, body)).await
 }

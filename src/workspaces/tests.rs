@@ -365,7 +365,8 @@ async fn r27_a_suspended_workspace_s_ids_are_not_made_again_for_another() {
         let workspaces = Workspaces::open(provisioning(store.clone()))
             .await
             .expect("opens");
-        workspaces.create(acme.clone(), None).await.expect("created");
+        let key = crate::security::TokenHash::of("acme-admin-key");
+        workspaces.create(acme.clone(), None, key).await.expect("created");
         let engine = workspaces.get(&acme).expect("served").engine().clone();
         let ids = ids_of(&engine, "+4915100009001");
         drop(engine);

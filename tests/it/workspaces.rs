@@ -109,7 +109,10 @@ async fn r27_the_prefixed_paths_of_default_serve_the_same_engine() {
 }
 
 const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
+/// `default`'s admin key: no other workspace's.
 const ADMIN_KEY: &str = "the-admin-key";
+/// Opens every workspace's admin API, and the platform API.
+const PLATFORM_KEY: &str = "the-platform-key";
 const INGRESS_KEY: &str = "the-ingress-key";
 /// The secret the signed ingress channel ([`SIGNED`]) signs its bodies with.
 const INGRESS_SECRET: &str = "the-webchat-webhook-secret";
@@ -122,6 +125,7 @@ fn locked() -> Security {
     Security {
         tokens: Tokens::hs256(SECRET, 0),
         admin_key: Some(ADMIN_KEY.into()),
+        platform_key: Some(PLATFORM_KEY.into()),
         ingress_key: Some(INGRESS_KEY.into()),
         webhook_secrets: [(Channel::Webchat, INGRESS_SECRET.to_owned())].into(),
         platforms: [
@@ -345,7 +349,7 @@ impl Numbered for (StatusCode, String) {
 fn right(server: &TestServer, door: Door, ws: &str, agent: &str) -> String {
     match door {
         _ if door.takes_tokens() => token(server, ws, agent),
-        Door::Admin => ADMIN_KEY.into(),
+        Door::Admin => PLATFORM_KEY.into(),
         Door::Ingress => INGRESS_KEY.into(),
         Door::SignedIngress => INGRESS_SECRET.into(),
         Door::MetaHandshake => native::VERIFY_TOKEN.into(),
@@ -402,6 +406,14 @@ async fn r27_an_unknown_and_a_foreign_workspace_answer_alike() {
                 (Some("no-such-token".into()), Some("sam-token".into())),
                 (None, None),
             ]
+        } else if matches!(door, Door::Admin) {
+            vec![
+                // default's admin key opens neither, and is refused alike.
+                (Some(ADMIN_KEY.into()), Some(ADMIN_KEY.into())),
+                (Some("a-wrong-key".into()), Some(ADMIN_KEY.into())),
+                (Some("a-wrong-key".into()), Some("a-wrong-key".into())),
+                (None, None),
+            ]
         } else {
             vec![
                 // The right key at globex answers as a wrong one at acme.
@@ -427,8 +439,16 @@ async fn r27_an_unknown_and_a_foreign_workspace_answer_alike() {
         }
     }
 
+    // The platform key's holder may list the workspaces anyway: to it, globex is not found.
+    let (status, body) = server.get_as("/v1/w/globex/admin/agents", PLATFORM_KEY).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found")),
+        "{body:#}"
+    );
+
     // An id that cannot be a workspace's says nothing of any workspace: not found, and why.
-    let (status, body) = server.get_as("/v1/w/Acme/admin/agents", ADMIN_KEY).await;
+    let (status, body) = server.get_as("/v1/w/Acme/admin/agents", PLATFORM_KEY).await;
     assert_eq!(
         (status, &body["code"]),
         (StatusCode::NOT_FOUND, &json!("not_found")),
@@ -523,7 +543,8 @@ async fn r27_an_unloaded_workspace_closes_its_sockets_with_4503_and_lets_no_one_
         ))
     );
 
-    // Its paths, prefixed or not, let no one in now, not even where no key is configured.
+    // Its paths, prefixed or not, let no one in now: the admin API, open to everyone without
+    // keys (development), finds no workspace; its socket refuses ana's token.
     let http = reqwest::Client::new();
     for path in ["/v1/admin/agents", "/v1/w/default/admin/agents"] {
         let response = http
@@ -531,9 +552,9 @@ async fn r27_an_unloaded_workspace_closes_its_sockets_with_4503_and_lets_no_one_
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(body["code"], "unauthorized", "{path}: {body:#}");
+        assert_eq!(body["code"], "not_found", "{path}: {body:#}");
     }
     let refused = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str()))
         .await
