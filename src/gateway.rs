@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingress;
 pub mod native;
 pub mod platform;
+pub mod settings;
 pub mod supervisor_ws;
 pub mod tenant;
 pub mod web;
@@ -35,7 +36,7 @@ use crate::ids::WorkspaceId;
 use crate::metrics::{self, Metrics};
 use crate::runtime_thread::RuntimeThread;
 use crate::security::Security;
-use crate::workspaces::{Background, Workspaces};
+use crate::workspaces::{Background, Credentials, Workspaces};
 
 /// Pending connections the kernel queues before `accept`: a burst of thousands of agents
 /// connecting at once overflows the default 128, and each dropped SYN costs its client 1 s.
@@ -67,6 +68,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Credentials, origins and limits.
     pub security: Arc<Security>,
+    /// The configuration's channel credentials: those of `default` and of any workspace
+    /// without its own (see [`tenant::Tenant::credentials`]).
+    pub credentials: Arc<Credentials>,
     /// The signatures of signed webhooks seen within the replay window.
     pub webhooks: Arc<webhook::WebhookGuard>,
     /// Where supervisor sockets run (see [`board_runtime`]).
@@ -137,6 +141,7 @@ fn admin_routes(state: AppState) -> Router<AppState> {
         .route("/admin/agents/{id}/limit", put(admin::set_limit))
         .route("/admin/agents/{id}/skills", put(admin::set_skills))
         .route("/admin/queues", get(admin::list_queues))
+        .route("/admin/settings", get(settings::show).put(settings::replace))
         .route_layer(axum::middleware::from_fn_with_state(state, auth::workspace_admin))
 }
 
@@ -244,6 +249,7 @@ pub async fn serve_workspaces(
         workspaces,
         shutdown: stop_rx,
         metrics,
+        credentials: Arc::new(Credentials::configured(&security)),
         security: Arc::new(security),
         webhooks: Arc::new(webhook::WebhookGuard::default()),
         boards,

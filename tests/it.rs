@@ -33,6 +33,7 @@ mod it {
     mod supervisor;
     mod webhooks;
     mod workspace_keys;
+    mod workspace_settings;
     mod workspace_tokens;
     mod workspaces;
 }

@@ -13,6 +13,10 @@
 //! - `POST /v1/native/email`: the mail server's `token`; the raw RFC 5322 message as body.
 //!   Automatic mail (vacation notices, bulk) is answered 200 and not recorded.
 //!
+//! Each is verified with the workspace's own platforms (R27): `default`'s are the
+//! configuration's `[platforms.*]`, every other workspace's those of its settings, so a
+//! webhook signed for one workspace is refused at another's URL.
+//!
 //! A missing or wrong signature is 401, a body the platform would not send is 400 naming the
 //! field, and a channel without a `[platforms.<channel>]` table is 404. See SECURITY.md.
 
@@ -31,6 +35,7 @@ use super::tenant::Tenant;
 use super::AppState;
 use crate::channels::{email, meta, telegram, twilio, Delivered, PlatformConfig, WebhookError};
 use crate::core::{Channel, ErrorCode};
+use crate::workspaces::Credentials;
 
 /// The largest raw email accepted: messages with attachments are far larger than the JSON
 /// webhooks' limit, and 10 MiB is what common relays accept by default.
@@ -55,21 +60,22 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| ApiError::bad_request(format!("the body could not be read: {}", e.body_text())))
 }
 
-/// The platform of `channel`, or 404 naming the missing table.
-fn platform(state: &AppState, channel: Channel) -> Result<&PlatformConfig, ApiError> {
-    state.security.platforms.get(&channel).ok_or_else(|| {
+/// The platform of `channel` in `credentials` (the workspace's), or 404 naming the missing
+/// table.
+fn platform(credentials: &Credentials, channel: Channel) -> Result<&PlatformConfig, ApiError> {
+    credentials.platforms.get(&channel).ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
-            format!("{channel} is not connected to its platform here: no [platforms.{channel}] in the configuration"),
+            format!("{channel} is not connected to its platform here: no [platforms.{channel}] in the configuration or the workspace's settings"),
         )
     })
 }
 
-/// The configured Meta channels.
-fn meta_platforms(state: &AppState) -> Result<Vec<(Channel, &PlatformConfig)>, ApiError> {
+/// The workspace's Meta channels.
+fn meta_platforms(credentials: &Credentials) -> Result<Vec<(Channel, &PlatformConfig)>, ApiError> {
     let found: Vec<_> = META_CHANNELS
         .iter()
-        .filter_map(|c| state.security.platforms.get(c).map(|p| (*c, p)))
+        .filter_map(|c| credentials.platforms.get(c).map(|p| (*c, p)))
         .collect();
     if found.is_empty() {
         return Err(ApiError::new(
@@ -80,17 +86,6 @@ fn meta_platforms(state: &AppState) -> Result<Vec<(Channel, &PlatformConfig)>, A
     Ok(found)
 }
 
-/// The secret `name` of `platform` as `tenant` has it. A workspace not served here has none
-/// (R27): every adapter refuses every request against an empty secret, with the answer a
-/// wrong signature or token gets, so that such a workspace reads like one that exists.
-fn secret<'a>(tenant: &Tenant, platform: &'a PlatformConfig, name: &str) -> &'a str {
-    if tenant.is_served() {
-        platform.settings.get(name).map_or("", String::as_str)
-    } else {
-        ""
-    }
-}
-
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -98,8 +93,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Hands `items` to the engine and waits until they are durable: only then may the platform
 /// be told it need not deliver them again.
 async fn record(tenant: &Tenant, items: Vec<Delivered>) -> Result<usize, ApiError> {
-    // Unreachable past the empty secrets above; kept so that nothing is ever recorded in a
-    // workspace not served here.
+    // Unreachable: a workspace not served here has only empty secrets, which every adapter
+    // refuses (`Tenant::credentials`); kept so that nothing is ever recorded in one.
     tenant.served_or(|| {
         ApiError::new(
             ErrorCode::Unauthorized,
@@ -118,11 +113,12 @@ pub async fn meta_handshake(
     tenant: Tenant,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let platforms = meta_platforms(&state)?;
+    let credentials = tenant.credentials(&state);
+    let platforms = meta_platforms(&credentials)?;
     let mut refusal = WebhookError::BadSignature("hub.verify_token");
     // Any of the Meta channels' tokens will do: the one webhook URL serves them all.
     for (_, platform) in platforms {
-        let token = secret(&tenant, platform, "verify_token");
+        let token = platform.settings.get("verify_token").map_or("", String::as_str);
         match meta::verify_handshake(&query, token) {
             Ok(challenge) => return Ok(([(header::CONTENT_TYPE, "text/plain")], challenge).into_response()),
             // A malformed request is malformed whatever the token: say so.
@@ -144,8 +140,10 @@ pub async fn meta_webhook(
     let signature = header_str(&headers, meta::SIGNATURE_HEADER);
     let mut signed_for = BTreeSet::new();
     let mut refusal = WebhookError::Unsigned(meta::SIGNATURE_HEADER);
-    for (channel, platform) in meta_platforms(&state)? {
-        match meta::verify_signature(signature, &raw, secret(&tenant, platform, "app_secret")) {
+    let credentials = tenant.credentials(&state);
+    for (channel, platform) in meta_platforms(&credentials)? {
+        let secret = platform.settings.get("app_secret").map_or("", String::as_str);
+        match meta::verify_signature(signature, &raw, secret) {
             Ok(()) => {
                 signed_for.insert(channel);
             }
@@ -183,8 +181,9 @@ pub async fn telegram_webhook(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let platform = platform(&state, Channel::Telegram)?;
-    let secret = secret(&tenant, platform, "secret_token");
+    let credentials = tenant.credentials(&state);
+    let platform = platform(&credentials, Channel::Telegram)?;
+    let secret = platform.settings.get("secret_token").map_or("", String::as_str);
     telegram::verify_secret(header_str(&headers, telegram::SECRET_HEADER), secret)?;
     let raw = body(raw)?;
     let items = telegram::parse(&raw)?;
@@ -199,13 +198,14 @@ pub async fn twilio_webhook(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let platform = platform(&state, Channel::Sms)?;
+    let credentials = tenant.credentials(&state);
+    let platform = platform(&credentials, Channel::Sms)?;
     let raw = body(raw)?;
     // Twilio signs the decoded parameters, not the raw body: read the form first.
     let form = twilio::parse_form(&raw)?;
     // The URL Twilio called, as configured there: the one behind a proxy may differ.
     let url = platform.settings.get("webhook_url").map_or("", String::as_str);
-    let token = secret(&tenant, platform, "auth_token");
+    let token = platform.settings.get("auth_token").map_or("", String::as_str);
     twilio::verify_signature(header_str(&headers, twilio::SIGNATURE_HEADER), url, &form, token)?;
     let items = twilio::parse(&form)?;
     record(&tenant, items).await?;
@@ -220,8 +220,9 @@ pub async fn email_webhook(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let platform = platform(&state, Channel::Email)?;
-    let token = secret(&tenant, platform, "token");
+    let credentials = tenant.credentials(&state);
+    let platform = platform(&credentials, Channel::Email)?;
+    let token = platform.settings.get("token").map_or("", String::as_str);
     let presented = header_str(&headers, email::TOKEN_HEADER)
         .or_else(|| header_str(&headers, header::AUTHORIZATION.as_str()));
     email::verify_token(presented, token)?;

@@ -7,8 +7,9 @@
 //! [served](Tenant::is_served), whose engine is a vacant one of its own (no agents, no
 //! customers, no store) and whose keys match nothing. Every credential check runs as usual
 //! and refuses as it refuses a wrong credential: a token names no agent of the vacant engine,
-//! a platform's secret is empty (which every adapter refuses), and a check against a key the
-//! configuration holds ends with [`Tenant::served_or`]. Only a malformed id answers
+//! its [credentials](Tenant::credentials) open nothing (no ingress key, empty platform
+//! secrets, which every adapter refuses), and a check that could still pass ends with
+//! [`Tenant::served_or`]. Only a malformed id answers
 //! `not_found` at once: no workspace can have it, so that says nothing about any.
 
 use std::sync::Arc;
@@ -18,11 +19,13 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::channels::PlatformConfig;
 use crate::core::ErrorCode;
 use crate::engine::outbound::Outbound;
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::WorkspaceId;
-use crate::workspaces::{Admission, Workspace};
+use crate::refusal::Refusal;
+use crate::workspaces::{Admission, Credentials, IngressKey, Workspace};
 
 /// The path parameter that names the workspace (`/v1/w/{workspace}/…`).
 pub const PATH_PARAM: &str = "workspace";
@@ -62,6 +65,18 @@ impl Tenant {
         self.served.is_some()
     }
 
+    /// What its channels' calls are verified with: its own credentials, or the
+    /// configuration's (`default`'s) when it has none. The one place the gateway looks them up.
+    /// A workspace not served here has none that open anything ([`keyless`]).
+    pub fn credentials(&self, state: &AppState) -> Arc<Credentials> {
+        match self.workspace() {
+            Some(workspace) => workspace
+                .credentials()
+                .unwrap_or_else(|| state.credentials.clone()),
+            None => Arc::new(keyless(&state.credentials)),
+        }
+    }
+
     /// Ends a credential check that passed against a key the configuration holds (the same
     /// for every workspace): a workspace not served here has no keys, so it is refused with
     /// `wrong_credentials`, the answer that check gives a wrong key.
@@ -80,6 +95,26 @@ impl std::fmt::Debug for Tenant {
             .field("id", &self.id)
             .field("served", &self.is_served())
             .finish_non_exhaustive()
+    }
+}
+
+/// The workspace a request names, served here, but not admitted: for the calls that unload
+/// and load it again themselves (a settings change), which must not wait for their own
+/// admission to leave.
+#[derive(Debug)]
+pub struct Named(pub WorkspaceId);
+
+impl FromRequestParts<AppState> for Named {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant = Tenant::from_request_parts(parts, state).await?;
+        // Its admin middleware answered a caller it let in to a workspace not served here;
+        // this is for one that went away since.
+        match tenant.workspace() {
+            Some(workspace) => Ok(Self(workspace.id().clone())),
+            None => Err(Refusal::not_found("workspace", tenant.id()).into()),
+        }
     }
 }
 
@@ -107,6 +142,35 @@ impl FromRequestParts<AppState> for Tenant {
             None => vacant_engine(state.clock.clone()),
         };
         Ok(Self { id, engine, served })
+    }
+}
+
+/// The credentials of a workspace not served here: shaped as `configured` (the configuration's,
+/// which every workspace without its own has), so that its answers read the same, but opening
+/// nothing: no ingress key opens the ingress, and every secret is empty, which each platform's
+/// adapter refuses as a wrong one. An empty webhook secret is one anyone can sign with, so the
+/// ingress ends its check with [`Tenant::served_or`] too.
+fn keyless(configured: &Credentials) -> Credentials {
+    let blank = |platform: &PlatformConfig| PlatformConfig {
+        base_url: platform.base_url.clone(),
+        settings: platform
+            .settings
+            .keys()
+            .map(|k| (k.clone(), String::new()))
+            .collect(),
+    };
+    Credentials {
+        ingress_key: IngressKey::Unset,
+        webhook_secrets: configured
+            .webhook_secrets
+            .keys()
+            .map(|channel| (*channel, String::new()))
+            .collect(),
+        platforms: configured
+            .platforms
+            .iter()
+            .map(|(channel, platform)| (*channel, blank(platform)))
+            .collect(),
     }
 }
 

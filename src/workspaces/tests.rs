@@ -285,6 +285,8 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
         store: Some(store),
         clock: Arc::new(clock()),
         default_config: EngineConfig::default(),
+        default_settings: Default::default(),
+        configured: Default::default(),
         default_agents: Vec::new(),
         others: EngineConfig::default(),
         boards: Handle::current(),
@@ -295,7 +297,7 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
     let acme = WorkspaceId::parse("acme").expect("an id");
     {
         let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
-        let (key, created) = store.create_workspace(&acme, None, clock().now(), None);
+        let (key, created) = store.create_workspace(&acme, None, "{}".into(), clock().now(), None);
         created.await.expect("committed");
         let agent = crate::store::AgentRecord::of(&profile("ana", Role::Agent, 2), None);
         store
@@ -352,6 +354,8 @@ async fn r27_a_suspended_workspace_s_ids_are_not_made_again_for_another() {
         store: Some(store),
         clock: Arc::new(clock()),
         default_config: EngineConfig::default(),
+        default_settings: Default::default(),
+        configured: Default::default(),
         default_agents: Vec::new(),
         others: EngineConfig::default(),
         boards: Handle::current(),
@@ -366,7 +370,10 @@ async fn r27_a_suspended_workspace_s_ids_are_not_made_again_for_another() {
             .await
             .expect("opens");
         let key = crate::security::TokenHash::of("acme-admin-key");
-        workspaces.create(acme.clone(), None, key).await.expect("created");
+        workspaces
+            .create(acme.clone(), None, key, Default::default())
+            .await
+            .expect("created");
         let engine = workspaces.get(&acme).expect("served").engine().clone();
         let ids = ids_of(&engine, "+4915100009001");
         drop(engine);

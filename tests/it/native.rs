@@ -10,3 +10,4 @@ mod email;
 mod meta;
 mod telegram;
 mod twilio;
+mod workspaces;

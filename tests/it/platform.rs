@@ -48,7 +48,7 @@ fn token(server: &TestServer, ws: &str, agent: &str) -> String {
 }
 
 /// `POST /v1/platform/workspaces`, expecting 201; the workspace as answered.
-async fn create(server: &TestServer, id: &str) -> Value {
+pub(super) async fn create(server: &TestServer, id: &str) -> Value {
     let (status, body) = server
         .post_raw(
             "/v1/platform/workspaces",
@@ -60,7 +60,7 @@ async fn create(server: &TestServer, id: &str) -> Value {
 }
 
 /// `POST /v1/w/{ws}/admin/agents`, expecting 201.
-async fn create_agent(server: &TestServer, ws: &str, agent: &str, limit: u32) {
+pub(super) async fn create_agent(server: &TestServer, ws: &str, agent: &str, limit: u32) {
     let (status, body) = server
         .post_raw(
             &format!("/v1/w/{ws}/admin/agents"),
@@ -234,7 +234,17 @@ async fn r27_the_platform_api_needs_the_admin_key_when_one_is_set() {
 #[tokio::test]
 async fn r27_a_suspended_workspace_refuses_its_sockets_and_webhooks_and_resumes() {
     let server = TestServer::start_platform(security()).await;
-    create(&server, "acme").await;
+    // acme connects Telegram with its own settings (default's is the configuration's).
+    let telegram = json!({
+        "base_url": "http://127.0.0.1:9",
+        "bot_token": native::BOT_TOKEN,
+        "secret_token": native::TG_SECRET,
+    });
+    let body = json!({ "id": "acme", "settings": { "platforms": { "telegram": telegram } } });
+    let (status, created) = server
+        .post_raw("/v1/platform/workspaces", &body.to_string())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created:#}");
     create_agent(&server, "acme", "ana", 2).await;
     let ana_token = token(&server, "acme", "ana");
     let mut ana = server

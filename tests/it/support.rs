@@ -43,7 +43,7 @@ use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::runtime_thread::RuntimeThread;
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions, WsKey};
-use switchboard::workspaces::{Background, Provisioning, Workspace, Workspaces};
+use switchboard::workspaces::{Background, Credentials, Provisioning, Workspace, Workspaces};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
@@ -308,6 +308,8 @@ impl TestServer {
                 store: Some(Arc::new(store)),
                 clock: Arc::new(provisioning_clock),
                 default_config: EngineConfig::default(),
+                default_settings: Default::default(),
+                configured: Arc::new(Credentials::configured(&security)),
                 default_agents: Vec::new(),
                 others: EngineConfig::default(),
                 boards: boards.handle(),
