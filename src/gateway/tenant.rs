@@ -77,9 +77,9 @@ impl Tenant {
         }
     }
 
-    /// Ends a credential check that passed against a key the configuration holds (the same
-    /// for every workspace): a workspace not served here has no keys, so it is refused with
-    /// `wrong_credentials`, the answer that check gives a wrong key.
+    /// Ends a credential check that a workspace not served here could still pass (an empty
+    /// webhook secret is one anyone can sign with): such a workspace has no keys, so it is
+    /// refused with `wrong_credentials`, the answer that check gives a wrong key.
     pub fn served_or<E>(&self, wrong_credentials: impl FnOnce() -> E) -> Result<(), E> {
         if self.is_served() {
             Ok(())
