@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::SharedClock;
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
 use crate::metrics::{self, Metrics};
@@ -74,6 +75,9 @@ pub struct AppState {
     pub webhooks: Arc<webhook::WebhookGuard>,
     /// Where supervisor sockets run (see [`board_runtime`]).
     pub boards: tokio::runtime::Handle,
+    /// The clock the workspaces' engines read: a request to a workspace not served here is
+    /// checked against an engine of its own on it (see [`tenant`]).
+    pub clock: SharedClock,
     /// Held by every WebSocket task; shutdown waits until all are dropped.
     _alive: mpsc::Sender<()>,
 }
@@ -239,6 +243,7 @@ pub async fn serve_workspaces(
         .get(&WorkspaceId::default_workspace())
         .ok_or_else(|| std::io::Error::other("no default workspace to serve"))?;
     let metrics = Arc::new(Metrics::new(default.engine()));
+    let clock = default.engine().clock().clone();
     drop(default);
     let state = AppState {
         workspaces,
@@ -248,6 +253,7 @@ pub async fn serve_workspaces(
         security: Arc::new(security),
         webhooks: Arc::new(webhook::WebhookGuard::default()),
         boards,
+        clock,
         _alive: alive_tx,
     };
     let app = routes(state);

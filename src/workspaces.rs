@@ -204,11 +204,11 @@ impl Workspaces {
 
     /// Stops serving workspace `id` and lets go of it (see [`Workspace::shut`]); requests
     /// and sockets inside get `grace` to finish. From the moment this is called, its paths
-    /// answer `not_found`.
+    /// answer as an unknown workspace's (see `gateway::tenant`).
     pub async fn unload(&self, id: &WorkspaceId, grace: Duration) -> Result<(), UnloadError> {
         let not_loaded = || UnloadError::NotLoaded(id.clone());
         let workspace = self.get(id).ok_or_else(not_loaded)?;
-        // Its door closes first (a new request finds it closed: `not_found`), and only once;
+        // Its door closes first (a new request finds it closed, as if it were unknown), and only once;
         // it stays in the map until it is shut, so that no second engine can be loaded under
         // its id while this one still writes.
         if !workspace.admissions.close() {

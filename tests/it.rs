@@ -18,6 +18,7 @@ mod it {
     mod dashboard;
     mod durable;
     mod ingress;
+    mod isolation;
     mod limits;
     mod metrics;
     mod native;

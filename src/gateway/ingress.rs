@@ -57,13 +57,7 @@ fn authenticate(
         IngressKey::Required(key) => auth::require_key(Some(key), headers, "ingress")?,
         // No key opens it; answered as a missing or wrong key is, so that the answer says
         // nothing of the workspace's setup.
-        IngressKey::Unset => {
-            let message = match headers.get(header::AUTHORIZATION) {
-                Some(_) => "wrong ingress key",
-                None => "the ingress API needs Authorization: Bearer <ingress key>",
-            };
-            return Err(ApiError::new(crate::core::ErrorCode::Unauthorized, message));
-        }
+        IngressKey::Unset => return Err(auth::wrong_key(headers, "ingress")),
     }
     Ok(None)
 }
@@ -155,7 +149,17 @@ fn channel_call<T: ChannelCall>(
 ) -> Result<(Channel, T), ApiError> {
     let channel = channel(name)?;
     let body = body.map_err(JsonRejection::from)?;
-    let signature = authenticate(&tenant.credentials(state), channel, headers, &body)?;
+    let credentials = tenant.credentials(state);
+    let signature = authenticate(&credentials, channel, headers, &body)?;
+    // A workspace not served here has no keys (R27), but its empty webhook secrets are ones
+    // anyone can sign with: refused as a wrong signature is.
+    tenant.served_or(|| {
+        if credentials.webhook_secrets.contains_key(&channel) {
+            webhook::WebhookError::Forged.into()
+        } else {
+            auth::wrong_key(headers, "ingress")
+        }
+    })?;
     let call: T = decode(headers, &body)?;
     call.check()?;
     if let Some(signature) = signature {

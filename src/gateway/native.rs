@@ -93,6 +93,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Hands `items` to the engine and waits until they are durable: only then may the platform
 /// be told it need not deliver them again.
 async fn record(tenant: &Tenant, items: Vec<Delivered>) -> Result<usize, ApiError> {
+    // Unreachable: a workspace not served here has only empty secrets, which every adapter
+    // refuses (`Tenant::credentials`); kept so that nothing is ever recorded in one.
+    tenant.served_or(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "the webhook is not signed for this workspace",
+        )
+    })?;
     let n = items.len();
     tenant.engine().native(items);
     until_durable(tenant.engine()).await?;

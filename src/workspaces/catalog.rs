@@ -20,6 +20,7 @@ use super::{Background, Credentials, OutboxSending, UnloadError, Workspace, Work
 use crate::clock::SharedClock;
 use crate::config::WorkspaceSettings;
 use crate::core::AgentProfile;
+use crate::engine::id_source::IdSource;
 use crate::engine::outbound::connector::Connector;
 use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
@@ -69,6 +70,8 @@ pub(super) struct Catalog {
     pub(super) rows: tokio::sync::Mutex<BTreeMap<WorkspaceId, WorkspaceRow>>,
     /// Keys handed out without a store (nothing is stored, but engines are told apart).
     next_memory_key: std::sync::atomic::AtomicI64,
+    /// The one counter every workspace's engine makes its customer and chat ids from.
+    ids: IdSource,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -117,6 +120,7 @@ impl Workspaces {
             None => Vec::new(),
         };
         let catalog = Catalog {
+            ids: IdSource::starting_at(provisioning.clock.now()),
             provisioning,
             rows: tokio::sync::Mutex::new(BTreeMap::new()),
             next_memory_key: std::sync::atomic::AtomicI64::new(2),
@@ -148,10 +152,17 @@ impl Workspaces {
             });
         // Served whatever its row says: the API never suspends it.
         default.state = WorkspaceState::Active;
-        for row in rows.values().filter(|r| r.state == WorkspaceState::Active) {
-            let workspace = catalog.build(row)?;
-            // Ids are the map's keys: each once.
-            let _ = workspaces.insert(workspace);
+        for row in rows.values() {
+            if row.state == WorkspaceState::Active {
+                let workspace = catalog.build(row)?;
+                // Ids are the map's keys: each once.
+                let _ = workspaces.insert(workspace);
+            } else if let Some(store) = &catalog.provisioning.store {
+                // Not loaded, so not restored: its ids must not be made for another meanwhile.
+                for id in store.workspace(row.key).ids_made()? {
+                    catalog.ids.past(crate::engine::id_source::number(&id));
+                }
+            }
         }
         tracing::info!(loaded = ?workspaces.ids(), stored = rows.len(), "workspaces loaded");
         *catalog.rows.lock().await = rows;
@@ -225,8 +236,9 @@ impl Workspaces {
         Ok(row)
     }
 
-    /// Stops serving workspace `id` and records that it stays so: its paths answer
-    /// `not_found` until [`Workspaces::resume`]. Suspending a suspended one changes nothing.
+    /// Stops serving workspace `id` and records that it stays so: its paths answer as an
+    /// unknown workspace's until [`Workspaces::resume`]. Suspending a suspended one changes
+    /// nothing.
     pub async fn suspend(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
         if id.is_default() {
             return Err(PlatformError::Default("suspended"));
@@ -355,7 +367,7 @@ impl Catalog {
             .engine_and_credentials(row, &settings)
             .map_err(|e| self.unusable_settings(row, e))?;
         let (outbound, dispatches) = Outbound::channel();
-        let engine = Engine::with_store(config, p.clock.clone(), outbound, store.clone());
+        let engine = Engine::sharing_ids(config, p.clock.clone(), outbound, store.clone(), self.ids.clone());
         if row.id.is_default() {
             // The configured agents first: the restore then brings back the agents recorded
             // over the admin API, replacing a configured one of the same id.

@@ -4,7 +4,7 @@
 //! that record every request and answer as scripted. One module per platform; what they share
 //! is in `support`.
 
-mod support;
+pub(crate) mod support;
 
 mod email;
 mod meta;
