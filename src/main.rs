@@ -175,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
         configured: Arc::new(Credentials::configured(&security)),
         default_agents: config.agents().into_iter().map(|a| a.into_profile()).collect(),
         others: config.engine_base(),
+        new_limits: config.workspace_defaults,
         boards: boards.handle(),
         ticker: true,
         sending: Some((connector, config.outbound.retry())),

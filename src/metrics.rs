@@ -56,6 +56,9 @@ use crate::engine::Engine;
 use crate::refusal::wire_name;
 use crate::store::Store;
 
+/// How many workspaces get a `workspace` label of their own unless `[metrics]` says otherwise.
+pub const WORKSPACE_LABELS: usize = 50;
+
 /// The `Content-Type` of [`Metrics::render`]'s output (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 

@@ -14,6 +14,7 @@
 mod admissions;
 mod catalog;
 mod credentials;
+mod limits;
 mod settings;
 mod tasks;
 
@@ -34,6 +35,7 @@ use crate::store::StoreError;
 pub use admissions::{Admission, Admissions};
 pub use catalog::{PlatformError, Provisioning};
 pub use credentials::{Credentials, IngressKey};
+pub use limits::{Fairness, Limits};
 pub use settings::SettingsApplied;
 pub use tasks::{Background, OutboxSending, Tasks};
 
@@ -50,6 +52,7 @@ pub struct Workspace {
     /// of a fixed set). Swapped whole when its settings change what verifies calls; held only
     /// to clone the `Arc` out or to put one in, like the registry's map (`lock_order.rs`).
     credentials: RwLock<Option<Arc<Credentials>>>,
+    fairness: Fairness,
 }
 
 impl Workspace {
@@ -65,6 +68,7 @@ impl Workspace {
             admissions: Admissions::default(),
             admin_key: RwLock::new(None),
             credentials: RwLock::new(None),
+            fairness: Fairness::default(),
         })
     }
 
@@ -99,6 +103,11 @@ impl Workspace {
     /// Its engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Its limits (R27), as they are enforced; none until set.
+    pub fn fairness(&self) -> &Fairness {
+        &self.fairness
     }
 
     /// Lets a request or socket in, unless the workspace is being unloaded.

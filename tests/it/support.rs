@@ -43,7 +43,7 @@ use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::runtime_thread::RuntimeThread;
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions, WsKey};
-use switchboard::workspaces::{Background, Credentials, Provisioning, Workspace, Workspaces};
+use switchboard::workspaces::{Background, Credentials, Limits, Provisioning, Workspace, Workspaces};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
@@ -312,6 +312,7 @@ impl TestServer {
                 configured: Arc::new(Credentials::configured(&security)),
                 default_agents: Vec::new(),
                 others: EngineConfig::default(),
+                new_limits: Limits::UNLIMITED,
                 boards: boards.handle(),
                 ticker: false,
                 sending: None,
