@@ -182,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         sends: sends.as_ref().map(|thread| thread.handle()),
     })
     .await?;
+    workspaces.label_metrics_of(config.metrics.workspace_labels);
     let workspaces = Arc::new(workspaces);
     let listen = cli.listen.unwrap_or(config.listen);
     let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;

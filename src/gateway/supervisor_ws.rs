@@ -82,7 +82,6 @@ pub async fn serve_supervisor<W, R, E>(
     let Some(profile) = engine.agent(&caller.id) else {
         return;
     };
-    let _open = metrics.supervisor_connected();
     let (conn, seq) = engine.connect_supervisor(&caller.id);
     if let Some(at) = session.expires_at {
         engine.expire_session_at(&caller.id, conn.id, at);

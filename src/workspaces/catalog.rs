@@ -185,6 +185,31 @@ impl Workspaces {
         Ok(self.catalog()?.rows.lock().await.values().cloned().collect())
     }
 
+    /// How many workspaces there are in each state, for `/metrics`: the catalog's rows, or
+    /// those served of a fixed set (all active). `None` while a platform operation holds the
+    /// rows (a scrape does not wait for it).
+    pub fn state_counts(&self) -> Option<Vec<(WorkspaceState, usize)>> {
+        let states = [
+            WorkspaceState::Active,
+            WorkspaceState::Suspended,
+            WorkspaceState::Deleting,
+        ];
+        let Some(catalog) = &self.catalog else {
+            return Some(vec![
+                (WorkspaceState::Active, self.ids().len()),
+                (WorkspaceState::Suspended, 0),
+                (WorkspaceState::Deleting, 0),
+            ]);
+        };
+        let rows = catalog.rows.try_lock().ok()?;
+        Some(
+            states
+                .into_iter()
+                .map(|state| (state, rows.values().filter(|r| r.state == state).count()))
+                .collect(),
+        )
+    }
+
     /// Workspace `id`, served or not.
     pub async fn row(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
         let rows = self.catalog()?.rows.lock().await;
