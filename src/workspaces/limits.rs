@@ -115,7 +115,8 @@ impl Fairness {
     }
 
     /// One more WebSocket, with `open()` open already (counted only when there is a limit:
-    /// it visits every agent's hub).
+    /// it visits every agent's hub). Counted at the handshake, before the socket is
+    /// registered: handshakes racing each other may pass the limit by as many as race.
     pub fn admit_connection(&self, open: impl FnOnce() -> usize) -> Result<(), Refusal> {
         match self.limits().max_connections {
             Some(max) => at_most(Some(max), open(), 1, "max_connections", "connections open"),
