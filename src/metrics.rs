@@ -8,8 +8,8 @@
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
-//! | `switchboard_requests_total` | counter | `socket`, `type`, `outcome` (`ok` or an error code) |
-//! | `switchboard_request_duration_seconds` | histogram | `socket`, `type` |
+//! | `switchboard_requests_total` | counter | `workspace`, `socket`, `type`, `outcome` (`ok` or an error code) |
+//! | `switchboard_request_duration_seconds` | histogram | `workspace`, `socket`, `type` |
 //! | `switchboard_pushes_total` | counter | `workspace` |
 //! | `switchboard_outbox_drops_total` | counter | `workspace` |
 //! | `switchboard_board_events_total` | counter | `workspace` |
@@ -28,7 +28,9 @@
 //!
 //! The `workspace` label (R27) is bounded: the first [`Workspaces::metric_labels`] workspaces in
 //! load order (`default` first) carry their id, the rest are summed under [`OTHER_WORKSPACES`]
-//! (histograms cannot be summed from outside, so those workspaces are left out of the two).
+//! (histograms cannot be summed from outside, so those workspaces are left out of the two KPI
+//! histograms). A connection's requests count under the label its workspace had when it opened
+//! ([`Metrics::of_workspace`]).
 //!
 //! With a store, its writer's too (read at scrape like the engine's), once for the file every
 //! workspace shares:
@@ -96,10 +98,15 @@ impl Socket {
     }
 }
 
-/// `switchboard_requests_total`'s labels. `&'static str` throughout, so that counting a
+/// A `workspace` label as a connection keeps it: shared, so that counting a request clones a
+/// pointer, not the text.
+type Label = Arc<String>;
+
+/// `switchboard_requests_total`'s labels. `&'static str` or shared, so that counting a
 /// request allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
+    workspace: Label,
     socket: &'static str,
     r#type: &'static str,
     outcome: &'static str,
@@ -108,6 +115,7 @@ struct RequestLabels {
 /// `switchboard_request_duration_seconds`'s labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestTypeLabels {
+    workspace: Label,
     socket: &'static str,
     r#type: &'static str,
 }
@@ -121,6 +129,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
+    /// What the collector reads, to hand out `workspace` labels the same way.
+    source: Source,
 }
 
 impl Metrics {
@@ -153,41 +163,40 @@ impl Metrics {
             Unit::Seconds,
             durations.clone(),
         );
-        registry.register_collector(Box::new(EngineCollector { source }));
+        registry.register_collector(Box::new(EngineCollector {
+            source: source.clone(),
+        }));
         Self {
             registry,
             requests,
             durations,
+            source,
         }
     }
 
-    /// Counts a request of type `kind` on `socket` that the engine handled in `took`, and
-    /// refused with `refused` if it did.
-    pub fn request(&self, socket: Socket, kind: &'static str, refused: Option<ErrorCode>, took: Duration) {
-        let outcome = refused.map_or("ok", wire_name);
-        let socket = socket.as_str();
-        self.requests
-            .get_or_create(&RequestLabels {
-                socket,
-                r#type: kind,
-                outcome,
-            })
-            .inc();
-        self.durations
-            .get_or_create(&RequestTypeLabels { socket, r#type: kind })
-            .observe(took.as_secs_f64());
-    }
-
-    /// Counts a frame that did not decode into a request (R18): type `invalid`, outcome
-    /// `bad_request`.
-    pub fn invalid_frame(&self, socket: Socket) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                socket: socket.as_str(),
-                r#type: "invalid",
-                outcome: wire_name(ErrorCode::BadRequest),
-            })
-            .inc();
+    /// The request counters of a connection to `workspace`, under the label its engine's
+    /// series have now (its id, or [`OTHER_WORKSPACES`] past the cap), kept for the
+    /// connection's life.
+    pub fn of_workspace(self: &Arc<Self>, workspace: &WorkspaceId) -> WorkspaceMetrics {
+        let labelled = match &self.source {
+            Source::Engine(_) => workspace.is_default(),
+            Source::Workspaces(workspaces) => workspaces.upgrade().is_some_and(|workspaces| {
+                workspaces
+                    .in_load_order()
+                    .iter()
+                    .take(workspaces.metric_labels())
+                    .any(|w| w.id() == workspace)
+            }),
+        };
+        let label = if labelled {
+            workspace.as_str()
+        } else {
+            OTHER_WORKSPACES
+        };
+        WorkspaceMetrics {
+            metrics: self.clone(),
+            workspace: Arc::new(label.to_owned()),
+        }
     }
 
     /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).
@@ -195,6 +204,53 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         prometheus_text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// A server's request counters as one workspace's connection counts into them.
+#[derive(Clone, Debug)]
+pub struct WorkspaceMetrics {
+    metrics: Arc<Metrics>,
+    workspace: Label,
+}
+
+impl WorkspaceMetrics {
+    /// Counts a request of type `kind` on `socket` that the engine handled in `took`, and
+    /// refused with `refused` if it did.
+    pub fn request(&self, socket: Socket, kind: &'static str, refused: Option<ErrorCode>, took: Duration) {
+        let outcome = refused.map_or("ok", wire_name);
+        let socket = socket.as_str();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                workspace: self.workspace.clone(),
+                socket,
+                r#type: kind,
+                outcome,
+            })
+            .inc();
+        self.metrics
+            .durations
+            .get_or_create(&RequestTypeLabels {
+                workspace: self.workspace.clone(),
+                socket,
+                r#type: kind,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a frame that did not decode into a request (R18): type `invalid`, outcome
+    /// `bad_request`.
+    pub fn invalid_frame(&self, socket: Socket) {
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                workspace: self.workspace.clone(),
+                socket: socket.as_str(),
+                r#type: "invalid",
+                outcome: wire_name(ErrorCode::BadRequest),
+            })
+            .inc();
     }
 }
 
@@ -218,6 +274,7 @@ fn presence_index(presence: Presence) -> usize {
 pub const OTHER_WORKSPACES: &str = "_other";
 
 /// Where the collector finds its engines.
+#[derive(Clone, Debug)]
 enum Source {
     /// One engine, as `default` (a server built around one engine, and unit tests).
     Engine(Weak<Engine>),

@@ -57,7 +57,7 @@ impl Metrics {
     #[track_caller]
     fn requests(&self, kind: &str, outcome: &str) -> f64 {
         self.value(&format!(
-            r#"switchboard_requests_total{{socket="agent",type="{kind}",outcome="{outcome}"}}"#
+            r#"switchboard_requests_total{{workspace="default",socket="agent",type="{kind}",outcome="{outcome}"}}"#
         ))
     }
 
@@ -105,7 +105,9 @@ async fn metrics_count_every_request_by_type_and_outcome_and_read_the_engine_at_
     // One when each connected (the harness waits for its pong), one barrier each.
     assert_eq!(metrics.requests("ping", "ok"), 4.0);
     assert_eq!(
-        metrics.value(r#"switchboard_request_duration_seconds_count{socket="agent",type="reopen"}"#),
+        metrics.value(
+            r#"switchboard_request_duration_seconds_count{workspace="default",socket="agent",type="reopen"}"#
+        ),
         2.0,
         "a rejected request is timed too"
     );
@@ -212,7 +214,7 @@ async fn metrics_count_supervisor_sockets_their_requests_the_board_and_overrides
     let board_after = server.engine.supervision().seq() as f64;
     let supervisor = |kind: &str, outcome: &str| {
         metrics.value(&format!(
-            r#"switchboard_requests_total{{socket="supervisor",type="{kind}",outcome="{outcome}"}}"#
+            r#"switchboard_requests_total{{workspace="default",socket="supervisor",type="{kind}",outcome="{outcome}"}}"#
         ))
     };
     assert_eq!(supervisor("subscribe", "ok"), 1.0);
@@ -373,4 +375,21 @@ async fn r27_metrics_carry_the_workspace_label_up_to_the_cap_then_other() {
     assert!(!metrics.0.contains(r#"workspace="acme""#), "{}", metrics.0);
     assert_eq!(metrics.value(r#"switchboard_workspaces{state="active"}"#), 3.0);
     assert_eq!(metrics.value(r#"switchboard_workspaces{state="suspended"}"#), 1.0);
+
+    // Requests count under the label their workspace had when the socket opened (the harness
+    // pings once on connecting).
+    for ws in ["globex", "initech"] {
+        let token = platform::token(&server, ws, "agent0");
+        let _agent = server
+            .with_token("agent0", &token)
+            .in_workspace(ws)
+            .connect()
+            .await;
+    }
+    let metrics = scrape(&server).await;
+    let pings = |ws: &str| {
+        format!(r#"switchboard_requests_total{{workspace="{ws}",socket="agent",type="ping",outcome="ok"}}"#)
+    };
+    assert_eq!(metrics.value(&pings("globex")), 1.0);
+    assert_eq!(metrics.value(&pings("_other")), 1.0);
 }
