@@ -25,6 +25,7 @@ mod records;
 mod schema;
 mod scoped;
 mod snapshot;
+mod stored_bytes;
 mod workspace_rows;
 mod writer;
 mod ws_key;
@@ -54,6 +55,7 @@ pub use ws_key::WsKey;
 
 use progress::Progress;
 use readers::Readers;
+use stored_bytes::StoredBytes;
 use workspace_rows::NextKey;
 use writer::{Counters, Job};
 
@@ -129,6 +131,8 @@ pub struct Store {
     progress: Arc<Progress>,
     /// The key the next workspace created gets (`workspace_rows.rs`).
     next_ws_key: NextKey,
+    /// Bytes of messages each workspace stores, as committed (the writer counts them).
+    stored_bytes: Arc<StoredBytes>,
 }
 
 /// Everything submitted up to some moment; [`WritePoint::reached`] resolves once it is all on
@@ -211,6 +215,7 @@ impl Store {
         schema::migrate(&mut conn, path)?;
         let next_ws_key =
             NextKey::after(workspace_rows::largest_key(&conn).map_err(|e| StoreError::sqlite(path, e))?);
+        let stored_bytes = Arc::new(StoredBytes::read(&conn).map_err(|e| StoreError::sqlite(path, e))?);
 
         let (jobs, queue) = mpsc::channel();
         let counters = Arc::new(Counters::default());
@@ -219,11 +224,12 @@ impl Store {
             .name("store-writer".into())
             .spawn({
                 let (path, counters, progress) = (path.to_path_buf(), counters.clone(), progress.clone());
+                let stored = stored_bytes.clone();
                 let limits = writer::Limits {
                     group_cap: options.group_cap.max(1),
                     log_frames: options.log_frames,
                 };
-                move || writer::run(conn, path, queue, counters, limits, &progress)
+                move || writer::run(conn, path, queue, counters, &stored, limits, &progress)
             })
             .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
         let checkpointer = start_checkpointer(path)?;
@@ -237,6 +243,7 @@ impl Store {
             submitted: Ordered::new(Level::StoreSubmit, 0),
             progress,
             next_ws_key,
+            stored_bytes,
         })
     }
 

@@ -171,6 +171,7 @@ impl Stored for ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::RateLimited,
         ErrorCode::StorageUnavailable,
+        ErrorCode::QuotaExceeded,
     ];
 
     fn stored(self) -> &'static str {
@@ -189,6 +190,7 @@ impl Stored for ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
         }
     }
 }

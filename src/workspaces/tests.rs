@@ -53,6 +53,7 @@ fn provisioning(store: Arc<crate::store::Store>) -> Provisioning {
         configured: Default::default(),
         default_agents: Vec::new(),
         others: EngineConfig::default(),
+        new_limits: super::Limits::UNLIMITED,
         boards: Handle::current(),
         ticker: false,
         sending: None,

@@ -685,3 +685,63 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
         ]
     );
 }
+
+#[test]
+fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count() {
+    let dir = TempDir::new("ws-stored-bytes");
+    let store = open(&dir.db());
+    let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (acme, created) = store
+        .store
+        .create_workspace(&acme_id, None, "{}".into(), t(0), None);
+    created.wait().expect("created");
+    let acme = store.store.workspace(acme);
+    let text_bytes = "hello from w1".len() as u64;
+    store.submit(same_ids_in(1)).wait().expect("committed");
+    acme.submit(same_ids_in(2)).wait().expect("committed");
+    // The same message again (a replay): stored once, so counted once.
+    acme.submit(same_ids_in(2)).wait().expect("committed");
+    acme.submit(vec![Change::AppendMessage {
+        chat: ChatId::from("c1"),
+        seq: 1,
+        message: Message {
+            payload: Some(crate::core::chat::Payload::Location {
+                latitude: "52.52".into(),
+                longitude: "13.40".into(),
+                name: None,
+                address: None,
+            }),
+            ..message(3, "here")
+        },
+    }])
+    .wait()
+    .expect("committed");
+
+    assert_eq!(store.stored_bytes(), text_bytes);
+    let acme_bytes = acme.stored_bytes();
+    assert!(
+        acme_bytes > text_bytes + "here".len() as u64,
+        "the payload counts too: {acme_bytes}"
+    );
+    for (handle, bytes) in [(&store, text_bytes), (&acme, acme_bytes)] {
+        assert_eq!(
+            store.store.stored_bytes_on_disk(handle.ws()).expect("reads"),
+            bytes
+        );
+    }
+    drop((store, acme));
+    let store = open(&dir.db());
+    assert_eq!(store.stored_bytes(), text_bytes, "read back on open");
+    assert_eq!(store.store.workspace(acme_key(&store)).stored_bytes(), acme_bytes);
+}
+
+fn acme_key(store: &WorkspaceStore) -> WsKey {
+    store
+        .store
+        .workspace_rows()
+        .expect("reads")
+        .into_iter()
+        .find(|row| row.id.as_str() == "acme")
+        .expect("acme's row")
+        .key
+}
