@@ -754,6 +754,9 @@ impl Config {
             channels: self.channels.clone(),
             ingress_key: self.security.as_ref().and_then(|s| s.ingress_key.clone()),
             platforms: self.platforms.clone(),
+            // `default`'s outbound messages go where `[outbound] webhook_url` (or
+            // `--webhook-url`) says, as before workspaces.
+            outbound_webhook_url: None,
         }
     }
 }

@@ -831,4 +831,8 @@ pub struct OutboundMessage {
     /// `Message-ID`), so that a reply can thread under it (`In-Reply-To`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// The workspace (R27) the message is of, so that one webhook can serve many; absent
+    /// for `default`. Added in this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }

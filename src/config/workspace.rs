@@ -94,6 +94,11 @@ pub struct WorkspaceSettings {
         serialize_with = "names::by_channel_out"
     )]
     pub platforms: BTreeMap<Channel, PlatformTable>,
+    /// Where its messages on channels without a platform go: the embedding product's
+    /// webhook for this workspace. Absent: the configuration's `[outbound] webhook_url`,
+    /// whose bodies then name the workspace (`workspace`).
+    #[serde(default)]
+    pub outbound_webhook_url: Option<String>,
 }
 
 impl WorkspaceSettings {
@@ -131,6 +136,15 @@ impl WorkspaceSettings {
     pub fn check(&self, base: &EngineConfig) -> Result<(), ConfigError> {
         self.engine(base.clone())?;
         self.credentials(&Credentials::default())?;
+        if let Some(url) = &self.outbound_webhook_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| ConfigError::Invalid(format!("outbound_webhook_url: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(
+                    "outbound_webhook_url must be an http or https URL".into(),
+                ));
+            }
+        }
         Ok(())
     }
 

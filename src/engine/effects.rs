@@ -583,5 +583,7 @@ pub(super) fn outbound_message(
                 .filter(|m| m.author == Author::Customer)
                 .find_map(|m| m.provider_id.clone())
         }),
+        // An engine does not know which workspace it is: its webhook connector says so.
+        workspace: None,
     }
 }

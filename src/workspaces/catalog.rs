@@ -445,9 +445,18 @@ impl Catalog {
         // The outbox's sender starts after the restore: what it put back waits in the channel.
         // Its own platforms send its messages; `default`'s are the configuration's.
         let platforms = credentials.as_deref().unwrap_or(&p.configured).platforms.clone();
+        // Channels without a platform go to its own webhook, else the configuration's,
+        // whose bodies then name the workspace.
         let outbox = p.sending.as_ref().map(|(connector, retry)| OutboxSending {
             dispatches,
-            connector: Connector::platforms(platforms, connector.clone()),
+            connector: Connector::platforms(
+                platforms,
+                match &settings.outbound_webhook_url {
+                    Some(url) if !row.id.is_default() => Connector::webhook(url.clone()),
+                    _ => connector.clone(),
+                },
+            )
+            .for_workspace(&row.id),
             retry: *retry,
             sends: p.sends.clone(),
         });

@@ -556,3 +556,71 @@ async fn r25_a_status_that_comes_before_the_platforms_answer_is_kept_for_its_mes
         "delivered"
     );
 }
+
+/// R27: a workspace's messages go to its own webhook when its settings name one, and to the
+/// configuration's otherwise, whose bodies then say which workspace they are of; `default`'s
+/// bodies are as they were before workspaces.
+#[tokio::test]
+async fn r27_a_workspace_s_messages_go_to_its_own_webhook_or_name_it_on_the_shared_one() {
+    let mut shared = FakeWebhook::start(Vec::new(), Behaviour::Answer(200)).await;
+    let mut acme_own = FakeWebhook::start(Vec::new(), Behaviour::Answer(200)).await;
+    let server =
+        TestServer::start_platform_sending(Security::default(), Connector::webhook(shared.url()), retry(3))
+            .await;
+    let (status, body) = server
+        .post_raw(
+            "/v1/platform/workspaces",
+            &json!({ "id": "acme", "settings": { "outbound_webhook_url": acme_own.url() } }).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body:#}");
+    super::platform::create(&server, "globex").await;
+
+    for (ws, agent) in [("acme", "ana"), ("globex", "gil"), ("default", "dora")] {
+        let (status, body) = server
+            .post_raw(
+                &format!("/v1/w/{ws}/admin/agents"),
+                &json!({ "id": agent, "limit": 2, "token": format!("{agent}-token") }).to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body:#}");
+        let mut client = server
+            .with_token(agent, &format!("{agent}-token"))
+            .in_workspace(ws)
+            .connect()
+            .await;
+        let customer = server
+            .customer("sms", &format!("+4915100009{}", agent.len()))
+            .in_workspace(ws);
+        let chat = client.serves(&customer).await;
+        client
+            .send_message(&chat, &format!("{ws} answers"))
+            .await
+            .expect_ok();
+    }
+
+    let acme = acme_own.next().await;
+    assert_eq!(
+        (acme.text(), &acme.body["workspace"]),
+        ("acme answers", &json!("acme"))
+    );
+    let mut on_shared = [shared.next().await, shared.next().await];
+    on_shared.sort_by(|a, b| a.text().cmp(b.text()));
+    assert_eq!(
+        on_shared
+            .iter()
+            .map(|seen| (seen.text(), seen.body.get("workspace").cloned()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("default answers", None),
+            ("globex answers", Some(json!("globex")))
+        ],
+        "acme's own webhook took acme's message; the shared one tells the others apart"
+    );
+    assert!(
+        timeout(StdDuration::from_millis(200), shared.seen.recv())
+            .await
+            .is_err(),
+        "nothing of acme reached the shared webhook"
+    );
+}

@@ -278,13 +278,37 @@ impl TestServer {
     /// A durable server whose workspaces are the store's (`Workspaces::open`), with the
     /// platform API: `default` (no agents configured) and whatever was created over it.
     pub(crate) async fn start_platform(security: Security) -> Self {
-        Self::open_platform(TempDatabase::new(), Self::start_time(), security, None).await
+        Self::open_platform(
+            TempDatabase::new(),
+            Self::start_time(),
+            security,
+            PlatformOptions::default(),
+        )
+        .await
+    }
+
+    /// [`TestServer::start_platform`] whose workspaces send their outbox through `connector`
+    /// (each workspace's own platforms and webhook in front of it), retrying as `retry` says.
+    pub(crate) async fn start_platform_sending(
+        security: Security,
+        connector: Connector,
+        retry: Retry,
+    ) -> Self {
+        let options = PlatformOptions {
+            sending: Some((connector, retry)),
+            ..PlatformOptions::default()
+        };
+        Self::open_platform(TempDatabase::new(), Self::start_time(), security, options).await
     }
 
     /// [`TestServer::start_platform`] whose `/metrics` labels the first `labels` workspaces
     /// with their id and sums the rest under `_other`.
     pub(crate) async fn start_platform_labelling(security: Security, labels: usize) -> Self {
-        Self::open_platform(TempDatabase::new(), Self::start_time(), security, Some(labels)).await
+        let options = PlatformOptions {
+            metric_labels: Some(labels),
+            ..PlatformOptions::default()
+        };
+        Self::open_platform(TempDatabase::new(), Self::start_time(), security, options).await
     }
 
     /// Stops a server of [`TestServer::start_platform`] and starts it again on its database.
@@ -296,15 +320,19 @@ impl TestServer {
             .expect("only a server started with start_platform restarts so");
         self.stop().await;
         drop(self);
-        Self::open_platform(database, now, security, None).await
+        Self::open_platform(database, now, security, PlatformOptions::default()).await
     }
 
     async fn open_platform(
         database: TempDatabase,
         now: Timestamp,
         security: Security,
-        metric_labels: Option<usize>,
+        options: PlatformOptions,
     ) -> Self {
+        let PlatformOptions {
+            metric_labels,
+            sending,
+        } = options;
         let store = Store::open(&database.path(), StoreOptions::default())
             .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
         let clock = ManualClock::new(now);
@@ -326,7 +354,7 @@ impl TestServer {
                 new_limits: Limits::UNLIMITED,
                 boards: boards.handle(),
                 ticker: false,
-                sending: None,
+                sending,
                 sends: None,
             })
             .await
@@ -790,4 +818,13 @@ pub(crate) fn ts(value: &Value) -> Timestamp {
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| panic!("not a timestamp: {value}"))
+}
+
+/// How [`TestServer::open_platform`] differs from a plain platform server.
+#[derive(Default)]
+struct PlatformOptions {
+    /// `/metrics` labels the first this many workspaces with their id, the rest `_other`.
+    metric_labels: Option<usize>,
+    /// Where the workspaces' outboxes send; `None`: nowhere.
+    sending: Option<(Connector, Retry)>,
 }

@@ -12,7 +12,8 @@ use crate::channels::{
 };
 use crate::clock::Timestamp;
 use crate::core::Channel;
-use crate::protocol::MessageKind;
+use crate::ids::WorkspaceId;
+use crate::protocol::{MessageKind, OutboundMessage};
 
 /// The language of templates when the channel's platform does not set `template_language`.
 const DEFAULT_TEMPLATE_LANGUAGE: &str = "en_US";
@@ -46,6 +47,9 @@ pub enum Connector {
         url: String,
         /// The HTTP client (its connection pool).
         client: reqwest::Client,
+        /// The workspace whose messages these are, named in each body (R27); `None` for
+        /// `default`, whose bodies stay as they were before workspaces.
+        workspace: Option<WorkspaceId>,
     },
     /// The platforms' own APIs (R24) for the channels that have one configured; every other
     /// channel's items go to `otherwise`.
@@ -73,7 +77,33 @@ impl Connector {
             .timeout(timeout)
             .build()
             .unwrap_or_default();
-        Connector::Webhook { url, client }
+        Connector::Webhook {
+            url,
+            client,
+            workspace: None,
+        }
+    }
+
+    /// This connector for workspace `id`'s messages: a webhook names the workspace in each
+    /// body (R27), so that one webhook can serve many workspaces and tell them apart.
+    pub fn for_workspace(self, id: &WorkspaceId) -> Self {
+        match self {
+            Connector::Webhook { url, client, .. } => Connector::Webhook {
+                url,
+                client,
+                workspace: (!id.is_default()).then(|| id.clone()),
+            },
+            Connector::Platforms {
+                platforms,
+                client,
+                otherwise,
+            } => Connector::Platforms {
+                platforms,
+                client,
+                otherwise: Box::new(otherwise.for_workspace(id)),
+            },
+            Connector::Log => Connector::Log,
+        }
     }
 
     /// A connector that sends through the platforms of `platforms` and everything else
@@ -123,13 +153,20 @@ impl Connector {
                     provider_id: item.key.clone(),
                 }
             }
-            Connector::Webhook { url, client } => {
-                let answer = client
-                    .post(url)
-                    .header("Idempotency-Key", &item.key)
-                    .json(&item.message)
-                    .send()
-                    .await;
+            Connector::Webhook {
+                url,
+                client,
+                workspace,
+            } => {
+                let request = client.post(url).header("Idempotency-Key", &item.key);
+                let request = match workspace {
+                    Some(id) => request.json(&OutboundMessage {
+                        workspace: Some(id.to_string()),
+                        ..item.message.clone()
+                    }),
+                    None => request.json(&item.message),
+                };
+                let answer = request.send().await;
                 match answer {
                     Ok(response) => {
                         let status = response.status().as_u16();
@@ -320,7 +357,6 @@ fn webhook_outcome(status: u16, retry: Option<Duration>, body: &[u8], key: &str)
 mod tests {
     use super::*;
     use crate::ids::{ChatId, CustomerId};
-    use crate::protocol::OutboundMessage;
 
     fn item(channel: Channel, kind: MessageKind, reply_to: Option<&str>) -> OutboxItem {
         OutboxItem {
@@ -338,6 +374,7 @@ mod tests {
                 human_agent_tag: true,
                 agent: None,
                 reply_to: reply_to.map(str::to_owned),
+                workspace: None,
             },
             key: "sb-1-2".into(),
             attempts: 0,

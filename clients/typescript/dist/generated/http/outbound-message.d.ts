@@ -66,4 +66,9 @@ export interface OutboundMessage {
      * The customer's address on it.
      */
     to: string;
+    /**
+     * The workspace (R27) the message is of, so that one webhook can serve many; absent
+     * for `default`. Added in this version.
+     */
+    workspace?: string | null;
 }
