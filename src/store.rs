@@ -19,6 +19,7 @@ mod archive;
 mod codec;
 mod error;
 mod history;
+mod postgres;
 mod progress;
 mod readers;
 mod records;
