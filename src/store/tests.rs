@@ -1021,7 +1021,7 @@ fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
                         let run = |broad| {
                             store
                                 .store
-                                .readers
+                                .sqlite_readers()
                                 .with(|conn, path| {
                                     archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad)
                                 })

@@ -129,7 +129,7 @@ fn reads(store: &WorkspaceStore) -> Reads {
             };
             let page = store
                 .store
-                .readers
+                .sqlite_readers()
                 .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
                 .expect("searches");
             ids(&page).into_iter().map(String::from).collect()
