@@ -22,7 +22,7 @@ mod archive;
 mod codec;
 mod error;
 mod history;
-mod postgres;
+pub(crate) mod postgres;
 mod progress;
 mod readers;
 mod records;

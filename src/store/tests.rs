@@ -13,6 +13,7 @@ use rusqlite::Connection;
 
 use super::archive::match_expression;
 use super::codec::Stored;
+use super::postgres::test_server::PgServer;
 use super::*;
 use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
@@ -47,6 +48,92 @@ impl Drop for TempDir {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+/// One test's database on one backend, removed afterwards: the store's tests that do not
+/// reach into SQLite's file run on both backends ([`on_both_backends!`]).
+enum Db {
+    Sqlite(TempDir),
+    Postgres(PgServer),
+}
+
+impl Db {
+    fn sqlite(test: &str) -> Db {
+        Db::Sqlite(TempDir::new(test))
+    }
+
+    fn postgres() -> Db {
+        Db::Postgres(PgServer::start())
+    }
+
+    /// The store on it, opened (again) with `options`.
+    fn store(&self, options: StoreOptions) -> Arc<Store> {
+        Arc::new(match self {
+            Db::Sqlite(dir) => Store::open(&dir.db(), options).expect("store opens"),
+            Db::Postgres(server) => Store::open_postgres(&server.url(), options).expect("store opens"),
+        })
+    }
+
+    /// The `default` workspace's handle on the store, opened (again) with the defaults.
+    fn open(&self) -> WorkspaceStore {
+        self.store(StoreOptions::default()).workspace(WsKey::DEFAULT)
+    }
+
+    /// The rows of `table` as last committed, read beside the store.
+    fn count(&self, table: &str) -> i64 {
+        self.count_in(&format!("SELECT count(*) FROM {table}"))
+    }
+
+    /// The count a `SELECT count(*)` in SQL both backends speak returns.
+    fn count_in(&self, sql: &str) -> i64 {
+        match self {
+            Db::Sqlite(dir) => Connection::open(dir.db())
+                .expect("raw connection opens")
+                .query_row(sql, [], |r| r.get(0))
+                .expect("count runs"),
+            Db::Postgres(server) => {
+                let (url, sql) = (server.url(), sql.to_owned());
+                super::postgres::on_plain_thread(move || {
+                    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connects");
+                    client.query_one(&sql, &[]).expect("count runs").get(0)
+                })
+            }
+        }
+    }
+
+    /// Where the archive's text index keeps a row per customer: FTS5's table on SQLite, a
+    /// column of `customers` on PostgreSQL.
+    fn search_index(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "customer_search",
+            Db::Postgres(_) => "customers",
+        }
+    }
+}
+
+/// A `#[test]` on each backend, in modules `sqlite` and `postgres`, for each function given
+/// (each takes the test's [`Db`]).
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(&super::Db::sqlite(stringify!($test)));
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(&super::Db::postgres());
+                }
+            )*
+        }
+    };
+}
+use on_both_backends;
 
 /// The `default` workspace's handle on a store opened at `path`.
 fn open(path: &Path) -> WorkspaceStore {
@@ -175,10 +262,7 @@ fn fresh_open_creates_the_directory_and_the_latest_schema() {
     assert_eq!(store.load().expect("loads").customers.len(), 0);
 }
 
-#[test]
-fn reopen_keeps_everything_acknowledged() {
-    let dir = TempDir::new("reopen");
-    let path = dir.db();
+fn reopen_keeps_everything_acknowledged(db: &Db) {
     let mut file_chat = chat("c1", "u1", "ana", ChatState::Snoozed, 10, None);
     file_chat.stage = Stage::Snoozed {
         owner: AgentId::from("ana"),
@@ -219,7 +303,7 @@ fn reopen_keeps_everything_acknowledged() {
         },
     ];
     {
-        let store = open(&path);
+        let store = db.open();
         let mut changes = vec![
             Change::UpsertCustomer(cust.clone()),
             Change::UpsertChat(file_chat.clone()),
@@ -240,7 +324,7 @@ fn reopen_keeps_everything_acknowledged() {
         changes.extend(events.iter().cloned().map(Change::Analytics));
         store.submit(changes).wait().expect("committed");
     }
-    let store = open(&path);
+    let store = db.open();
     let snapshot = store.load().expect("loads");
     assert_eq!(snapshot.customers.len(), 1);
     let file = &snapshot.customers[0];
@@ -260,10 +344,7 @@ fn reopen_keeps_everything_acknowledged() {
     assert_eq!(history.messages[0].message, message(10, "hi"));
 }
 
-#[test]
-fn issue13_every_stage_of_a_chat_comes_back_as_it_was_written() {
-    let dir = TempDir::new("stages");
-    let path = dir.db();
+fn issue13_every_stage_of_a_chat_comes_back_as_it_was_written(db: &Db) {
     let ana = AgentId::from("ana");
     let exact = t(11) + Duration::nanoseconds(123_456_789);
     let stages = [
@@ -309,8 +390,9 @@ fn issue13_every_stage_of_a_chat_comes_back_as_it_was_written() {
         changes.push(Change::UpsertChat(record.clone()));
         written.push(record);
     }
-    open(&path).submit(changes).wait().expect("committed");
-    let mut read: Vec<ChatRecord> = open(&path)
+    db.open().submit(changes).wait().expect("committed");
+    let mut read: Vec<ChatRecord> = db
+        .open()
         .load()
         .expect("loads")
         .customers
@@ -738,11 +820,8 @@ fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing() {
     assert_eq!(count(&path, "agent_limits"), 1, "only the first group is on disk");
 }
 
-#[test]
-fn writing_the_same_changes_twice_leaves_one_row_each() {
-    let dir = TempDir::new("idempotent");
-    let path = dir.db();
-    let store = open(&path);
+fn writing_the_same_changes_twice_leaves_one_row_each(db: &Db) {
+    let store = db.open();
     let changes = vec![
         Change::UpsertCustomer(customer("u1", "Ana Lima", "ana@x.io", "+49 151 1111")),
         Change::UpsertChat(chat("c1", "u1", "ana", ChatState::Active, 1, None)),
@@ -760,21 +839,18 @@ fn writing_the_same_changes_twice_leaves_one_row_each() {
     store.submit(changes).wait().expect("committed again");
     for table in [
         "customers",
-        "customer_search",
+        db.search_index(),
         "chats",
         "messages",
         "agent_limits",
     ] {
-        assert_eq!(count(&path, table), 1, "{table}");
+        assert_eq!(db.count(table), 1, "{table}");
     }
 }
 
-#[test]
-fn dropping_the_store_writes_what_is_queued() {
-    let dir = TempDir::new("drop");
-    let path = dir.db();
+fn dropping_the_store_writes_what_is_queued(db: &Db) {
     {
-        let store = open(&path);
+        let store = db.open();
         for i in 0..50 {
             // Nobody waits: the store's drop must still write it.
             drop(store.submit(vec![Change::SetAgentLimit {
@@ -783,14 +859,14 @@ fn dropping_the_store_writes_what_is_queued() {
             }]));
         }
     }
-    assert_eq!(open(&path).load().expect("loads").agent_limits.len(), 50);
+    assert_eq!(db.open().load().expect("loads").agent_limits.len(), 50);
 }
 
 // --- Archive search ------------------------------------------------------------------------
 
 /// Three customers, seven chats with distinct `newest_at` but for a tie between c6 and c7.
-fn archive(dir: &TempDir) -> WorkspaceStore {
-    let store = open(&dir.db());
+fn archive(db: &Db) -> WorkspaceStore {
+    let store = db.open();
     let closed = ChatState::Closed;
     store
         .submit(vec![
@@ -841,10 +917,8 @@ fn search_text(store: &WorkspaceStore, text: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn r16_all_lists_everyone_s_chats_newest_first_ties_by_id() {
-    let dir = TempDir::new("all");
-    let store = archive(&dir);
+fn r16_all_lists_everyone_s_chats_newest_first_ties_by_id(db: &Db) {
+    let store = archive(db);
     let page = store.search_archive(&query(Scope::All, 50)).expect("searches");
     assert_eq!(ids(&page), ["c7", "c6", "c5", "c4", "c3", "c2", "c1"]);
     assert_eq!(page.next, None);
@@ -854,10 +928,8 @@ fn r16_all_lists_everyone_s_chats_newest_first_ties_by_id() {
     assert_eq!(first.closed, Some((t(60), CloseReason::Agent)));
 }
 
-#[test]
-fn r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats() {
-    let dir = TempDir::new("paging");
-    let store = archive(&dir);
+fn r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats(db: &Db) {
+    let store = archive(db);
     let mut q = query(Scope::All, 2);
     let mut pages = Vec::new();
     loop {
@@ -897,10 +969,8 @@ fn r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats() {
     );
 }
 
-#[test]
-fn r16_mine_lists_only_the_agent_s_chats() {
-    let dir = TempDir::new("mine");
-    let store = archive(&dir);
+fn r16_mine_lists_only_the_agent_s_chats(db: &Db) {
+    let store = archive(db);
     let page = store.search_archive(&query(Scope::Mine, 50)).expect("searches");
     assert_eq!(ids(&page), ["c6", "c5", "c3", "c1"]);
     let mine_page_2 = ArchiveQuery {
@@ -918,10 +988,8 @@ fn r16_mine_lists_only_the_agent_s_chats() {
     );
 }
 
-#[test]
-fn r16_a_state_filter_lists_only_that_state() {
-    let dir = TempDir::new("state");
-    let store = archive(&dir);
+fn r16_a_state_filter_lists_only_that_state(db: &Db) {
+    let store = archive(db);
     let q = |scope, state| ArchiveQuery {
         state: Some(state),
         ..query(scope, 50)
@@ -941,10 +1009,8 @@ fn r16_a_state_filter_lists_only_that_state() {
     assert_eq!(ids_of(q(Scope::Mine, ChatState::Active)), Vec::<String>::new());
 }
 
-#[test]
-fn r16_name_and_email_match_by_word_prefix() {
-    let dir = TempDir::new("prefix");
-    let store = archive(&dir);
+fn r16_name_and_email_match_by_word_prefix(db: &Db) {
+    let store = archive(db);
     // "Ana Lima" by name, and "ana@x.io" (Bruno) by email.
     assert_eq!(search_text(&store, "ana"), ["c6", "c4", "c2", "c1"]);
     assert_eq!(search_text(&store, "AN"), ["c6", "c4", "c2", "c1"]);
@@ -953,40 +1019,32 @@ fn r16_name_and_email_match_by_word_prefix() {
     assert_eq!(search_text(&store, "nobody"), Vec::<String>::new());
 }
 
-#[test]
-fn r16_full_words_and_whole_emails_match() {
-    let dir = TempDir::new("fulltext");
-    let store = archive(&dir);
+fn r16_full_words_and_whole_emails_match(db: &Db) {
+    let store = archive(db);
     assert_eq!(search_text(&store, "Souza"), ["c6", "c2"]);
     assert_eq!(search_text(&store, "ana@x.io"), ["c6", "c2"]);
     assert_eq!(search_text(&store, "carla@y.org"), ["c7", "c5", "c3"]);
     assert_eq!(search_text(&store, "mendes carla"), ["c7", "c5", "c3"]);
 }
 
-#[test]
-fn r16_phone_matches_by_digit_prefix_whatever_the_spacing() {
-    let dir = TempDir::new("phone");
-    let store = archive(&dir);
+fn r16_phone_matches_by_digit_prefix_whatever_the_spacing(db: &Db) {
+    let store = archive(db);
     assert_eq!(search_text(&store, "+4915"), ["c4", "c1"]);
     assert_eq!(search_text(&store, "+49 1"), ["c7", "c5", "c4", "c3", "c1"]);
     assert_eq!(search_text(&store, "+44 20 7946-0958"), ["c6", "c2"]);
     assert_eq!(search_text(&store, "4916"), ["c7", "c5", "c3"]);
 }
 
-#[test]
-fn r16_search_text_is_never_read_as_query_syntax() {
-    let dir = TempDir::new("syntax");
-    let store = archive(&dir);
+fn r16_search_text_is_never_read_as_query_syntax(db: &Db) {
+    let store = archive(db);
     assert_eq!(search_text(&store, "@@ --"), Vec::<String>::new());
     assert_eq!(search_text(&store, "ana OR"), Vec::<String>::new());
     assert_eq!(search_text(&store, "\"ana\" NEAR("), Vec::<String>::new());
     assert_eq!(search_text(&store, "souza*"), ["c6", "c2"]);
 }
 
-#[test]
-fn r16_search_follows_a_changed_profile() {
-    let dir = TempDir::new("renamed");
-    let store = archive(&dir);
+fn r16_search_follows_a_changed_profile(db: &Db) {
+    let store = archive(db);
     store
         .submit(vec![Change::UpsertCustomer(customer(
             "u2",
@@ -1003,8 +1061,8 @@ fn r16_search_follows_a_changed_profile() {
 
 #[test]
 fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
-    let dir = TempDir::new("plans");
-    let store = archive(&dir);
+    let db = Db::sqlite("plans");
+    let store = archive(&db);
     let texts = [
         "ana", "carl", "ana lim", "Souza", "ana@x.io", "+4915", "+49 1", "4916", "nobody",
     ];
@@ -1056,10 +1114,8 @@ fn match_expressions_quote_every_word() {
 
 // --- History -------------------------------------------------------------------------------
 
-#[test]
-fn history_pages_run_newest_first_to_the_oldest() {
-    let dir = TempDir::new("history");
-    let store = open(&dir.db());
+fn history_pages_run_newest_first_to_the_oldest(db: &Db) {
+    let store = db.open();
     let chat_id = ChatId::from("c1");
     let mut changes: Vec<_> = (0..5)
         .map(|seq| Change::AppendMessage {
@@ -1108,10 +1164,8 @@ fn history_pages_run_newest_first_to_the_oldest() {
     assert_eq!(other.messages[0].message.kind, MessageKind::Template);
 }
 
-#[test]
-fn a_replayed_message_keeps_its_first_text() {
-    let dir = TempDir::new("replay");
-    let store = open(&dir.db());
+fn a_replayed_message_keeps_its_first_text(db: &Db) {
+    let store = db.open();
     let append = |text: &str| Change::AppendMessage {
         chat: ChatId::from("c1"),
         seq: 0,
@@ -1124,10 +1178,8 @@ fn a_replayed_message_keeps_its_first_text() {
     assert_eq!(page.messages[0].message.text, "first");
 }
 
-#[test]
-fn load_groups_chats_under_their_customer_oldest_first() {
-    let dir = TempDir::new("load");
-    let store = archive(&dir);
+fn load_groups_chats_under_their_customer_oldest_first(db: &Db) {
+    let store = archive(db);
     let snapshot = store.load().expect("loads");
     let chats_of: Vec<(String, Vec<String>)> = snapshot
         .customers
@@ -1155,10 +1207,8 @@ fn load_groups_chats_under_their_customer_oldest_first() {
     );
 }
 
-#[test]
-fn load_refuses_chats_of_an_unknown_customer() {
-    let dir = TempDir::new("orphan");
-    let store = open(&dir.db());
+fn load_refuses_chats_of_an_unknown_customer(db: &Db) {
+    let store = db.open();
     store
         .submit(vec![Change::UpsertChat(chat(
             "c1",
@@ -1217,3 +1267,23 @@ fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
         "the log grew to {frames} frames; rewound past 64, it should stay near that"
     );
 }
+
+on_both_backends!(
+    reopen_keeps_everything_acknowledged,
+    issue13_every_stage_of_a_chat_comes_back_as_it_was_written,
+    writing_the_same_changes_twice_leaves_one_row_each,
+    dropping_the_store_writes_what_is_queued,
+    r16_all_lists_everyone_s_chats_newest_first_ties_by_id,
+    r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats,
+    r16_mine_lists_only_the_agent_s_chats,
+    r16_a_state_filter_lists_only_that_state,
+    r16_name_and_email_match_by_word_prefix,
+    r16_full_words_and_whole_emails_match,
+    r16_phone_matches_by_digit_prefix_whatever_the_spacing,
+    r16_search_text_is_never_read_as_query_syntax,
+    r16_search_follows_a_changed_profile,
+    history_pages_run_newest_first_to_the_oldest,
+    a_replayed_message_keeps_its_first_text,
+    load_groups_chats_under_their_customer_oldest_first,
+    load_refuses_chats_of_an_unknown_customer,
+);

@@ -68,8 +68,8 @@ fn outbox_entry(id: u64, chat: &str, seq: u64) -> OutboxRecord {
 
 /// The archive of `archive()` plus a row in every other table: history, KPI events, an
 /// agent with a live limit and skills, and the outbox.
-fn everything(dir: &TempDir) -> WorkspaceStore {
-    let store = archive(dir);
+fn everything(db: &Db) -> WorkspaceStore {
+    let store = archive(db);
     let mut changes: Vec<Change> = (0..3)
         .map(|seq| Change::AppendMessage {
             chat: ChatId::from("c4"),
@@ -127,11 +127,16 @@ fn reads(store: &WorkspaceStore) -> Reads {
                 text: Some(text.into()),
                 ..query(Scope::All, 50)
             };
-            let page = store
-                .store
-                .sqlite_readers()
-                .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
-                .expect("searches");
+            // PostgreSQL plans with the arguments: it has one plan to run.
+            let page = if store.store.is_postgres() {
+                store.search_archive(&q)
+            } else {
+                store
+                    .store
+                    .sqlite_readers()
+                    .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
+            }
+            .expect("searches");
             ids(&page).into_iter().map(String::from).collect()
         })
         .collect();
@@ -166,7 +171,10 @@ fn reads(store: &WorkspaceStore) -> Reads {
 fn r27_a_version_4_database_migrates_into_the_default_workspace() {
     // Rows as this build writes them: version 5 changed no column's meaning, so they are
     // what the build of version 4 wrote too.
-    let written = TempDir::new("ws-written");
+    let written = Db::sqlite("ws-written");
+    let Db::Sqlite(written_dir) = &written else {
+        unreachable!("a SQLite database")
+    };
     let expected = {
         let store = everything(&written);
         let expected = reads(&store);
@@ -183,8 +191,11 @@ fn r27_a_version_4_database_migrates_into_the_default_workspace() {
             conn.execute_batch(sql).expect("an old migration runs");
         }
         conn.pragma_update(None, "user_version", 4).expect("version set");
-        conn.execute("ATTACH DATABASE ?1 AS written", [written.db().to_string_lossy()])
-            .expect("attached");
+        conn.execute(
+            "ATTACH DATABASE ?1 AS written",
+            [written_dir.db().to_string_lossy()],
+        )
+        .expect("attached");
         let tables: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema
@@ -314,8 +325,11 @@ fn workspace_2_rows(path: &Path) -> Vec<String> {
 
 #[test]
 fn r27_rows_of_another_workspace_stay_out_of_every_read_and_write_of_the_default_one() {
-    let dir = TempDir::new("ws-two");
-    let store = everything(&dir);
+    let db = Db::sqlite("ws-two");
+    let Db::Sqlite(dir) = &db else {
+        unreachable!("a SQLite database")
+    };
+    let store = everything(&db);
     let before = reads(&store);
     Connection::open(dir.db())
         .expect("raw connection opens")
@@ -429,10 +443,8 @@ fn same_ids_in(ws: i64) -> Vec<Change> {
     ]
 }
 
-#[test]
-fn r27_two_workspaces_in_one_store_read_back_only_their_own() {
-    let dir = TempDir::new("ws-handles");
-    let store = open(&dir.db());
+fn r27_two_workspaces_in_one_store_read_back_only_their_own(db: &Db) {
+    let store = db.open();
     let other = store.store.workspace(WsKey::new(2));
     store.submit(same_ids_in(1)).wait().expect("committed");
     other.submit(same_ids_in(2)).wait().expect("committed");
@@ -560,17 +572,8 @@ fn r27_a_workspace_s_customers_are_read_from_its_own_range_in_key_order() {
     assert_eq!(plan, ["SEARCH customers USING INDEX customers_by_ws_key (ws=?)"]);
 }
 
-/// A count of `sql` in the database at `path`.
-fn count_in(path: &Path, sql: &str) -> i64 {
-    Connection::open(path)
-        .and_then(|conn| conn.query_row(sql, [], |r| r.get(0)))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-#[test]
-fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
-    let dir = TempDir::new("ws-purge");
-    let default = everything(&dir);
+fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
+    let default = everything(db);
     let before = reads(&default);
     let store = default.store.clone();
     let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
@@ -606,18 +609,17 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
         message: message(40 + seq as i64, &format!("m{seq}")),
     }));
     store.workspace(acme).submit(changes).wait().expect("committed");
-    let path = dir.db();
-    let fts_rows = |path: &Path| count_in(path, "SELECT count(*) FROM customer_search");
-    assert_eq!(fts_rows(&path), 6, "three customers in each workspace");
+    let fts_rows = || db.count(db.search_index());
+    assert_eq!(fts_rows(), 6, "three customers in each workspace");
 
     // One batch of two: two of acme's three customers (and their index rows) go, and so on.
     store
         .submit_as(acme, vec![Change::PurgeWorkspace { batch: 2 }])
         .wait()
         .expect("committed");
-    assert_eq!(count_in(&path, "SELECT count(*) FROM customers WHERE ws = 2"), 1);
-    assert_eq!(count_in(&path, "SELECT count(*) FROM messages WHERE ws = 2"), 1);
-    assert_eq!(fts_rows(&path), 4);
+    assert_eq!(db.count_in("SELECT count(*) FROM customers WHERE ws = 2"), 1);
+    assert_eq!(db.count_in("SELECT count(*) FROM messages WHERE ws = 2"), 1);
+    assert_eq!(fts_rows(), 4);
     assert!(store.holds_rows_of(acme).expect("reads"));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -634,7 +636,7 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
             .collect::<Vec<_>>(),
         [WsKey::DEFAULT]
     );
-    assert_eq!(fts_rows(&path), 3);
+    assert_eq!(fts_rows(), 3);
     assert_eq!(reads(&default), before, "default's rows are untouched");
     // A key is not handed out twice by one store.
     let (globex, _) = store.create_workspace(
@@ -644,3 +646,8 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
     );
     assert_eq!(globex, WsKey::new(3));
 }
+
+on_both_backends!(
+    r27_two_workspaces_in_one_store_read_back_only_their_own,
+    r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay,
+);
