@@ -35,7 +35,10 @@
 //! static_tokens = false           # accept the per-agent `token`s too (development, load tests)
 //! claimless_tokens = "default"    # signed tokens without a `ws` claim open `default` ("refuse": none)
 //! allowed_origins = ["https://desk.example.com"]   # empty: any browser origin
-//! admin_key = "admin-key"         # Authorization: Bearer for /v1/admin/*; absent: open
+//! admin_key = "admin-key"         # Bearer for default's admin API (/v1/admin/*); absent, and
+//!                                 # no platform_key: the admin and platform APIs are open
+//! platform_key = "platform-key"   # Bearer for /v1/platform/* and every workspace's admin API
+//!                                 # (/v1/w/{ws}/admin/*); absent: admin_key stands in for it
 //! ingress_key = "ingress-key"     # Bearer for channels without a webhook_secret; absent: open
 //! replay_window_secs = 300        # a signed webhook's sent_at must be this close to now
 //! frames_per_second = 50          # per WebSocket connection (bursts of twice that)
@@ -302,6 +305,7 @@ pub struct SecurityConfig {
     #[serde(default)]
     allowed_origins: Vec<String>,
     admin_key: Option<String>,
+    platform_key: Option<String>,
     ingress_key: Option<String>,
     replay_window_secs: Option<i64>,
     frames_per_second: Option<u32>,
@@ -639,6 +643,7 @@ impl Config {
         security.claimless_tokens = c.claimless_tokens.unwrap_or_default();
         security.allowed_origins = c.allowed_origins.clone();
         security.admin_key = c.admin_key.clone();
+        security.platform_key = c.platform_key.clone();
         security.ingress_key = c.ingress_key.clone();
         if let Some(secs) = c.replay_window_secs {
             security.replay_window = positive("security.replay_window_secs", secs)?;
@@ -787,6 +792,22 @@ mod tests {
             Some(ClaimlessTokens::Refuse)
         );
         assert!(security(&format!("{secret}claimless_tokens = \"acme\"\n")).is_err());
+    }
+
+    #[test]
+    fn r27_the_platform_key_is_read_beside_the_admin_key() {
+        let secret = "[security]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let security = Config::parse(
+            &format!("{secret}admin_key = \"a\"\nplatform_key = \"p\"\n"),
+            Path::new("t.toml"),
+        )
+        .and_then(|c| c.security())
+        .expect("valid");
+        assert_eq!(
+            (security.admin_key.as_deref(), security.platform_key.as_deref()),
+            (Some("a"), Some("p"))
+        );
+        assert_eq!(security.effective_platform_key(), Some("p"));
     }
 
     #[test]

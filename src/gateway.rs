@@ -85,9 +85,12 @@ fn routes(state: AppState) -> Router {
         .nest("/v1/w/{workspace}", workspace_routes(state.clone()))
         // The platform's, above the workspaces (R27).
         .merge(platform::routes(state.clone()))
-        // The pages serve the default workspace for now.
+        // The pages: `default`'s unprefixed, every workspace's below `/w/{workspace}` (R27).
         .route("/", get(web::desk))
         .route("/wall", get(web::wall))
+        .route("/w/{workspace}", get(web::workspace_root))
+        .route("/w/{workspace}/", get(web::workspace_desk))
+        .route("/w/{workspace}/wall", get(web::workspace_wall))
         .route("/assets/{file}", get(web::asset))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -118,7 +121,7 @@ fn workspace_routes(state: AppState) -> Router<AppState> {
         .merge(admin_routes(state))
 }
 
-/// The admin API, behind its key when one is configured.
+/// The admin API, behind the workspace's admin key or the platform key (open in development).
 fn admin_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin/agents", get(admin::list_agents).post(admin::create_agent))
@@ -130,7 +133,7 @@ fn admin_routes(state: AppState) -> Router<AppState> {
         .route("/admin/agents/{id}/limit", put(admin::set_limit))
         .route("/admin/agents/{id}/skills", put(admin::set_skills))
         .route("/admin/queues", get(admin::list_queues))
-        .route_layer(axum::middleware::from_fn_with_state(state, auth::admin_only))
+        .route_layer(axum::middleware::from_fn_with_state(state, auth::workspace_admin))
 }
 
 /// `GET /readyz`: 200 while serving, 503 once shutdown has begun, so that a load balancer

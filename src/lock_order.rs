@@ -14,7 +14,8 @@
 //! these locks (the `Arc` inside is cloned out first). Nor is the workspaces registry's map
 //! (`workspaces.rs`), for the same reason: it is held only to clone an `Arc<Workspace>` out (or
 //! to put one in or take one out), never across an `.await` and never while taking any lock.
-//! The levels are per engine, and no request or task touches two workspaces' engines.
+//! Nor is a workspace's admin key (`Workspace::admin_key`): held only to copy its digest in
+//! or out. The levels are per engine, and no request or task touches two workspaces' engines.
 
 use std::ops::{Deref, DerefMut};
 

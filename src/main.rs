@@ -110,6 +110,16 @@ async fn main() -> anyhow::Result<()> {
             "development security: tokens signed with the built-in dev secret, static tokens, open \
              admin and channel APIs; add a [security] section before exposing this (SECURITY.md)"
         );
+    } else if security.effective_platform_key().is_none() {
+        tracing::warn!(
+            "[security] sets neither platform_key nor admin_key: the platform API and every \
+             workspace's admin API are open (SECURITY.md)"
+        );
+    } else if security.platform_key.is_none() {
+        tracing::info!(
+            "no [security] platform_key: the admin_key is the platform key, and opens the \
+             platform API and every workspace's admin API (SECURITY.md)"
+        );
     }
     let engine_config = config.engine()?;
     let mut storage = config.storage.clone();

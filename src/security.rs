@@ -306,8 +306,13 @@ pub struct Security {
     pub claimless_tokens: ClaimlessTokens,
     /// Browser origins allowed on the WebSocket upgrade; empty: any (development).
     pub allowed_origins: Vec<String>,
-    /// The bearer key of the admin API; none: open (development).
+    /// The bearer key of `default`'s admin API (its admin key: `default` has no generated
+    /// one); while no [`Security::platform_key`] is set, the platform's key too. None, and no
+    /// platform key: both APIs are open (development).
     pub admin_key: Option<String>,
+    /// The bearer key of the platform API, which also opens every workspace's admin API;
+    /// none: the admin key stands in for it (see [`Security::effective_platform_key`]).
+    pub platform_key: Option<String>,
     /// The bearer key of the channel ingress for channels without a webhook secret; none:
     /// open (development).
     pub ingress_key: Option<String>,
@@ -334,6 +339,7 @@ impl Default for Security {
             claimless_tokens: ClaimlessTokens::Default,
             allowed_origins: Vec::new(),
             admin_key: None,
+            platform_key: None,
             ingress_key: None,
             webhook_secrets: HashMap::new(),
             platforms: BTreeMap::new(),
@@ -354,11 +360,109 @@ impl Security {
             Some(origin) => self.allowed_origins.iter().any(|o| o == origin),
         }
     }
+
+    /// The key of the platform API: `platform_key`, else `admin_key` (as before there was a
+    /// platform key, so that an upgrade locks no one out). Whoever holds it can rotate any
+    /// workspace's admin key, so it opens every workspace's admin API as well.
+    pub fn effective_platform_key(&self) -> Option<&str> {
+        self.platform_key.as_deref().or(self.admin_key.as_deref())
+    }
+
+    /// Checks the bearer `presented` on the platform API. Open when no key is configured
+    /// (development).
+    pub fn admit_platform(&self, presented: Option<&str>) -> Result<(), KeyError> {
+        let Some(key) = self.effective_platform_key() else {
+            return Ok(());
+        };
+        let presented = presented.ok_or(KeyError::Missing("platform"))?;
+        if same_key(presented, &TokenHash::of(key)) {
+            Ok(())
+        } else {
+            Err(KeyError::Wrong("platform"))
+        }
+    }
+
+    /// Checks the bearer `presented` on the admin API of a workspace whose own admin key has
+    /// the digest `workspace_key` (none: no workspace of that id, or one without a key): it
+    /// must be that key or the platform key. The refusal is the same for a key of another
+    /// workspace as for a made-up one, and whether the path's workspace exists or not, so
+    /// that a caller learns nothing of other workspaces (R27). Open when no key is configured
+    /// (development).
+    pub fn admit_admin(
+        &self,
+        workspace_key: Option<&TokenHash>,
+        presented: Option<&str>,
+    ) -> Result<(), KeyError> {
+        let Some(platform) = self.effective_platform_key() else {
+            return Ok(());
+        };
+        let presented = presented.ok_or(KeyError::Missing("admin"))?;
+        // Both compared, whichever matches: the time taken says nothing of which did.
+        let own = workspace_key.is_some_and(|key| same_key(presented, key));
+        let platform = same_key(presented, &TokenHash::of(platform));
+        if own | platform {
+            Ok(())
+        } else {
+            Err(KeyError::Wrong("admin"))
+        }
+    }
 }
 
-/// A SHA-256 digest of a static agent token: what the engine keeps and the store records
-/// instead of the token, so that neither memory dumps nor the database file hand out a
-/// working credential. A presented token is hashed and looked up by its digest.
+/// Whether the key `presented` has the digest `key`, compared in constant time (digests, so
+/// that not even the key's length shows in the time taken).
+fn same_key(presented: &str, key: &TokenHash) -> bool {
+    constant_time_eq(TokenHash::of(presented).as_bytes(), key.as_bytes())
+}
+
+/// Why a bearer key was refused on the admin or the platform API (`.0` names which). The text
+/// goes to the client: it never names a workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// No `Authorization: Bearer …`.
+    #[error("the {0} API needs Authorization: Bearer <{0} key>")]
+    Missing(&'static str),
+    /// A key, but not one that opens this API.
+    #[error("wrong {0} key")]
+    Wrong(&'static str),
+}
+
+/// A workspace's admin key, just generated (R27): 256 bits from the operating system's
+/// generator, in URL-safe base64 without padding (43 characters). The platform API shows it
+/// once; only its digest ([`AdminKey::digest`]) is kept.
+pub struct AdminKey(String);
+
+impl AdminKey {
+    /// A new, random key.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        use base64::Engine as _;
+        let mut bits = [0u8; 32];
+        getrandom::getrandom(&mut bits)?;
+        Ok(Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bits),
+        ))
+    }
+
+    /// What is stored and checked against.
+    pub fn digest(&self) -> TokenHash {
+        TokenHash::of(&self.0)
+    }
+
+    /// The key itself, to be shown once.
+    pub fn reveal(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey(..)")
+    }
+}
+
+/// A SHA-256 digest of a static agent token or of a workspace's admin key: what the engine
+/// keeps and the store records instead of the secret, so that neither memory dumps nor the
+/// database file hand out a working credential. A presented token or key is hashed and
+/// looked up, or compared, by its digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
 

@@ -27,17 +27,21 @@ use parking_lot::RwLock;
 use crate::engine::fanout::CutOff;
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
+use crate::security::TokenHash;
 use crate::store::StoreError;
 pub use admissions::{Admission, Admissions};
 pub use catalog::{PlatformError, Provisioning};
 pub use tasks::{Background, OutboxSending, Tasks};
 
-/// One contact centre: its engine, the tasks that run beside it, and who is inside.
+/// One contact centre: its engine, the tasks that run beside it, who is inside, and the
+/// digest of its admin key.
 pub struct Workspace {
     id: WorkspaceId,
     engine: Arc<Engine>,
     tasks: Tasks,
     admissions: Admissions,
+    /// Held only to copy the digest in or out (see `lock_order.rs`).
+    admin_key: RwLock<Option<TokenHash>>,
 }
 
 impl Workspace {
@@ -51,7 +55,20 @@ impl Workspace {
             engine,
             tasks,
             admissions: Admissions::default(),
+            admin_key: RwLock::new(None),
         })
+    }
+
+    /// The digest of its admin key (R27); none for `default`, whose key is the configuration's
+    /// (`[security] admin_key`), and for a workspace of a fixed set.
+    pub fn admin_key(&self) -> Option<TokenHash> {
+        *self.admin_key.read()
+    }
+
+    /// Replaces its admin key: from now on the one before opens nothing. The caller stores
+    /// the digest first ([`Workspaces::set_admin_key`] does).
+    pub fn set_admin_key(&self, digest: Option<TokenHash>) {
+        *self.admin_key.write() = digest;
     }
 
     /// Its id.

@@ -21,8 +21,18 @@
 //! `SWITCHBOARD_SKIP_BROWSER=1` it is skipped instead (for machines that cannot have a
 //! browser; CI does not set it). `web/e2e/node_modules` is installed with `npm ci` when missing.
 //!
-//! Screenshots of the three pages (`desk-ana.png`, `desk-ben.png`, `wall.png`) are saved in
-//! `target/screenshots/` (or `SCREENSHOTS`), on success and on failure.
+//! A second test, `r27_desk_and_wall_of_a_workspace`, runs the same script's workspace scenario
+//! (R27) against an engine of its own: a workspace created over the platform API, its agent's
+//! desk at `/w/acme/` and its wall at `/w/acme/wall`, each signed in with a token signed for
+//! that workspace (the wall's short-lived, renewed at `/v1/w/acme/token`), and nothing of
+//! `default` on either page while ana works there. The two never run at the same time.
+//!
+//! Run them with `cargo test --test browser` (after `cargo xtask test` has installed Chromium
+//! and Node.js once; add `-- --nocapture` to watch the steps).
+//!
+//! Screenshots of the pages (`desk-ana.png`, `desk-ben.png`, `wall.png`; `desk-acme.png`,
+//! `wall-acme.png`) are saved in `target/screenshots/` (or `SCREENSHOTS`), on success and on
+//! failure.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -69,6 +79,14 @@ const NPM_CI: Duration = Duration::from_secs(300);
 
 const INSTALL_CHROMIUM: &str = "cargo xtask test    (or: sudo apt-get install -y chromium)";
 
+/// The workspace of `r27_desk_and_wall_of_a_workspace`, its agent and its supervisor.
+const WORKSPACE: &str = "acme";
+const WORKSPACE_AGENT: &str = "zoe";
+const WORKSPACE_SUPERVISOR: &str = "max";
+
+/// Held by each browser test: one Chromium at a time on a small machine.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
 /// The wall clock: this test bounds real processes (the engine, node, Chromium), not the
 /// engine's injected clock.
 #[allow(clippy::disallowed_methods)]
@@ -91,9 +109,10 @@ struct Engine {
 }
 
 impl Engine {
-    fn start(webhook: SocketAddr) -> Self {
+    /// `name` tells apart the data of this process's engines.
+    fn start(name: &str, webhook: SocketAddr) -> Self {
         // A database of its own, so that no earlier run's chats are restored into this one.
-        let data = std::env::temp_dir().join(format!("switchboard-browser-{}", std::process::id()));
+        let data = std::env::temp_dir().join(format!("switchboard-browser-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         let config = write_config(&data, webhook);
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -272,11 +291,25 @@ fn read_request(stream: &TcpStream) -> Option<Vec<u8>> {
 
 /// A supervisor token for sam, signed as the engine started from `config` verifies it.
 fn short_wall_token(config: &Path) -> String {
+    token(config, "default", "sam", "supervisor", WALL_TOKEN_TTL_SECS)
+}
+
+/// A token for `agent` of `workspace` with `role`, valid for `ttl_secs`, signed as the engine
+/// started from `config` verifies it (`switchboard token`).
+fn token(config: &Path, workspace: &str, agent: &str, role: &str, ttl_secs: u32) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--config")
         .arg(config)
-        .args(["token", "sam", "--role", "supervisor", "--ttl-secs"])
-        .arg(WALL_TOKEN_TTL_SECS.to_string())
+        .args([
+            "token",
+            agent,
+            "--workspace",
+            workspace,
+            "--role",
+            role,
+            "--ttl-secs",
+        ])
+        .arg(ttl_secs.to_string())
         .env_remove("SWITCHBOARD_CONFIG")
         .output()
         .expect("run switchboard token");
@@ -394,11 +427,20 @@ fn ensure_playwright(e2e: &Path) {
     );
 }
 
-#[test]
-fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
+/// What a browser test needs, found (or installed: playwright-core) before the engine starts.
+struct Browser {
+    chromium: PathBuf,
+    node: String,
+    e2e: PathBuf,
+    screenshots: PathBuf,
+}
+
+/// The browser set-up, or `None` when `SWITCHBOARD_SKIP_BROWSER=1`; panics saying what is
+/// missing otherwise.
+fn browser() -> Option<Browser> {
     if std::env::var("SWITCHBOARD_SKIP_BROWSER").is_ok_and(|v| v == "1") {
         eprintln!("browser test skipped: SWITCHBOARD_SKIP_BROWSER=1");
-        return;
+        return None;
     }
     let Some(chromium) = chromium() else {
         panic!(
@@ -419,39 +461,42 @@ fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/screenshots"));
     std::fs::create_dir_all(&screenshots).expect("create the screenshots directory");
+    Some(Browser {
+        chromium,
+        node,
+        e2e,
+        screenshots,
+    })
+}
 
-    let engine = Engine::start(fake_platform());
+/// Runs `web/e2e/desk-and-wall.mjs` against `engine` with `env`, and fails unless it passes
+/// and saved the screenshots `shots`.
+fn run_script(browser: &Browser, engine: Engine, env: &[(&str, String)], shots: &[&str]) {
     let url = format!("http://{}", engine.addr);
-    let wall_token = short_wall_token(&engine.config);
     println!(
-        "engine at {url}; node {node}; chromium {}; screenshots in {}",
-        chromium.display(),
-        screenshots.display()
+        "engine at {url}; node {}; chromium {}; screenshots in {}",
+        browser.node,
+        browser.chromium.display(),
+        browser.screenshots.display()
     );
     let started = now();
-    let (status, output) = run_bounded(
-        Command::new("node")
-            .arg(e2e.join("desk-and-wall.mjs"))
-            .arg(&url)
-            .env("CHROMIUM", &chromium)
-            .env("SCREENSHOTS", &screenshots)
-            .env("WALL_TOKEN", &wall_token)
-            .env("WHATSAPP_MAX_LEN", WHATSAPP_MAX_LEN.to_string())
-            .env("BILLING_QUEUE", BILLING_QUEUE)
-            .env("BILLING_CHANNEL", BILLING_CHANNEL)
-            .env("BILLING_PRIORITY", BILLING_PRIORITY.to_string())
-            .env("BILLING_SLA_SECS", BILLING_SLA_SECS.to_string())
-            .env("CLOSED_QUEUE", CLOSED_QUEUE)
-            .env("FAIL_ONCE", FAIL_ONCE)
-            .env("REFUSAL", REFUSAL)
-            .current_dir(root()),
-        SCENARIO,
-    );
+    let mut command = Command::new("node");
+    command
+        .arg(browser.e2e.join("desk-and-wall.mjs"))
+        .arg(&url)
+        .env("CHROMIUM", &browser.chromium)
+        .env("SCREENSHOTS", &browser.screenshots)
+        .current_dir(root());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let (status, output) = run_bounded(&mut command, SCENARIO);
     let log = engine.log_tail();
     drop(engine);
+    let screenshots = &browser.screenshots;
     match status {
         Some(status) if status.success() => {
-            for file in ["desk-ana.png", "desk-ben.png", "wall.png"] {
+            for file in shots {
                 let path = screenshots.join(file);
                 assert!(path.is_file(), "no screenshot {}", path.display());
             }
@@ -471,4 +516,56 @@ fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
              the engine's last log lines:\n{log}"
         ),
     }
+}
+
+#[test]
+fn two_desks_and_the_wall_in_chromium_reopen_rival_refused_reply_over_limit() {
+    let Some(browser) = browser() else { return };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = Engine::start("contact-centre", fake_platform());
+    let wall_token = short_wall_token(&engine.config);
+    let env = [
+        ("WALL_TOKEN", wall_token),
+        ("WHATSAPP_MAX_LEN", WHATSAPP_MAX_LEN.to_string()),
+        ("BILLING_QUEUE", BILLING_QUEUE.to_owned()),
+        ("BILLING_CHANNEL", BILLING_CHANNEL.to_owned()),
+        ("BILLING_PRIORITY", BILLING_PRIORITY.to_string()),
+        ("BILLING_SLA_SECS", BILLING_SLA_SECS.to_string()),
+        ("CLOSED_QUEUE", CLOSED_QUEUE.to_owned()),
+        ("FAIL_ONCE", FAIL_ONCE.to_owned()),
+        ("REFUSAL", REFUSAL.to_owned()),
+    ];
+    run_script(
+        &browser,
+        engine,
+        &env,
+        &["desk-ana.png", "desk-ben.png", "wall.png"],
+    );
+}
+
+#[test]
+fn r27_desk_and_wall_of_a_workspace() {
+    let Some(browser) = browser() else { return };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = Engine::start("workspace", fake_platform());
+    // Signed for the workspace: a token of `default` opens none of its paths. The wall's is
+    // short-lived, so that it must be renewed at the workspace's own `…/token`.
+    let agent_token = token(&engine.config, WORKSPACE, WORKSPACE_AGENT, "agent", 3600);
+    let wall_token = token(
+        &engine.config,
+        WORKSPACE,
+        WORKSPACE_SUPERVISOR,
+        "supervisor",
+        WALL_TOKEN_TTL_SECS,
+    );
+    let env = [
+        ("WORKSPACE", WORKSPACE.to_owned()),
+        ("WORKSPACE_AGENT", WORKSPACE_AGENT.to_owned()),
+        ("WORKSPACE_AGENT_TOKEN", agent_token),
+        ("WORKSPACE_SUPERVISOR", WORKSPACE_SUPERVISOR.to_owned()),
+        ("WALL_TOKEN", wall_token),
+    ];
+    let desk = format!("desk-{WORKSPACE}.png");
+    let wall = format!("wall-{WORKSPACE}.png");
+    run_script(&browser, engine, &env, &[&desk, &wall, "desk-ana.png"]);
 }

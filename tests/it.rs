@@ -31,6 +31,7 @@ mod it {
     mod routing_rules;
     mod supervisor;
     mod webhooks;
+    mod workspace_keys;
     mod workspace_tokens;
     mod workspaces;
 }

@@ -4,6 +4,7 @@
 import { AgentClient } from "/assets/client.js";
 import {
   signIn, fatalText, setOffline, h, reconcile, remaining, clockTime, customerLabel, requirementsText,
+  workspace,
 } from "/assets/socket.js";
 
 // Until the engine's `welcome` says how it is configured: the shortest default length.
@@ -40,7 +41,7 @@ let socket = null;
 const signOut = signIn((token) => {
   Object.assign(desk, { open: null, archive: [] });
   desk.reasons.clear();
-  socket = new AgentClient({ url: location.origin, token, renewToken: true });
+  socket = new AgentClient({ url: location.origin, workspace, token, renewToken: true });
   socket.onWelcome(welcome);
   socket.onSync((sync) => {
     if (sync.kind === "snapshot") applySnapshot(sync);

@@ -16,6 +16,12 @@ export function fatalText(fatal) {
       : fatal.message);
 }
 
+/**
+ * The workspace (R27) this page is for: `acme` on `/w/acme/` and `/w/acme/wall`; undefined on
+ * the unprefixed pages, which are `default`'s. The client then uses that workspace's paths.
+ */
+export const workspace = /^\/w\/([^/]+)\//.exec(location.pathname)?.[1];
+
 const tokenKey = () => `switchboard-token:${location.pathname}`;
 
 /** Keeps `token` for this tab, so that a reload signs in with it. */
@@ -36,6 +42,11 @@ export function signIn(connect) {
   const error = document.getElementById("signin-error");
   const app = document.getElementById("app");
   let socket = null;
+  // Which contact centre this is, when not the default one: on the form and in the top bar.
+  for (const el of document.querySelectorAll(".workspace")) {
+    el.textContent = workspace ?? "";
+    el.hidden = workspace === undefined;
+  }
 
   const start = (token) => {
     rememberToken(token);

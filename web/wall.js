@@ -4,7 +4,7 @@
 import { SupervisorClient } from "/assets/client.js";
 import {
   signIn, fatalText, setOffline, h, reconcile, duration, remaining, clockTime, customerLabel,
-  requirementsText,
+  requirementsText, workspace,
 } from "/assets/socket.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -33,7 +33,7 @@ let socket = null;
 // for a fresh board) and hands each board event over once, in order.
 const signOut = signIn((token) => {
   Object.assign(wall, { kpis: null, samples: [] });
-  socket = new SupervisorClient({ url: location.origin, token, renewToken: true });
+  socket = new SupervisorClient({ url: location.origin, workspace, token, renewToken: true });
   socket.onWelcome((w) => {
     $("#me").textContent = `${w.supervisor.name} (${w.supervisor.id})`;
   });

@@ -188,6 +188,11 @@ pub(crate) struct StormArgs {
     /// each is one more outbound message (a reopen is one too, its notice).
     #[arg(long)]
     pub(crate) outbound_rate: Option<f64>,
+    /// Workspaces (R27) to spread the agents over evenly (agent i in workspace i % N, with the
+    /// customers it serves), each created over the platform API and reached below
+    /// `/v1/w/{id}`. 1: `default` on the unprefixed paths, as before workspaces. Engine only.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub(crate) workspaces: u64,
 }
 
 /// Supervisors watching while a scenario runs (`idle`, `reopen-storm`, `routing`; engine only).
@@ -238,6 +243,11 @@ pub(crate) struct RoutingArgs {
     /// boost by wait and near the SLA, and each new chat asks for one of them.
     #[arg(long)]
     pub(crate) priorities: bool,
+    /// Workspaces (R27) to spread the agents over evenly (agent i in workspace i % N, with the
+    /// customers it serves), each created over the platform API and reached below
+    /// `/v1/w/{id}`. 1: `default` on the unprefixed paths, as before workspaces. Engine only.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub(crate) workspaces: u64,
     #[command(flatten)]
     pub(crate) watch: SupervisorArgs,
 }

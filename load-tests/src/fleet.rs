@@ -21,6 +21,7 @@ use crate::clock;
 use crate::socketio::{self, Packet};
 use crate::stats::{Path, Stats};
 use crate::wire::{self, Incoming};
+use crate::workspaces::Workspaces;
 
 /// One client WebSocket.
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -106,6 +107,9 @@ pub(crate) struct ConnectPlan {
     pub(crate) dialect: Dialect,
     /// One token per agent.
     pub(crate) tokens: Vec<String>,
+    /// Agent `i` connects below workspace `workspaces.of(i)`'s API root (the floor and the
+    /// peer: [`Workspaces::unprefixed`]).
+    pub(crate) workspaces: Workspaces,
     /// Connections per agent (1 or 2).
     pub(crate) conns_per_agent: usize,
     /// Connections opening at the same time.
@@ -120,13 +124,19 @@ fn ws_config() -> WebSocketConfig {
         .write_buffer_size(4 * 1024)
 }
 
-/// The agents' WebSocket.
-pub(crate) const AGENT_WS: &str = "/v1/agent/ws";
+/// The agents' WebSocket, below a workspace's API root (`/v1` or `/v1/w/{id}`).
+pub(crate) const AGENT_WS: &str = "/agent/ws";
 
-/// Opens one agent connection and waits for `welcome`; returns it and the welcome's `seq`.
-pub(crate) async fn connect_agent(ws_base: &str, token: &str, dialect: Dialect) -> anyhow::Result<(Ws, u64)> {
+/// Opens one agent connection (below `api`, in the JSON dialect) and waits for `welcome`;
+/// returns it and the welcome's `seq`.
+pub(crate) async fn connect_agent(
+    ws_base: &str,
+    api: &str,
+    token: &str,
+    dialect: Dialect,
+) -> anyhow::Result<(Ws, u64)> {
     match dialect {
-        Dialect::Json => connect_to(ws_base, AGENT_WS, token).await,
+        Dialect::Json => connect_to(ws_base, &format!("{api}{AGENT_WS}"), token).await,
         Dialect::SocketIo => {
             let url = format!("{ws_base}{}&token={token}", socketio::PATH);
             let (mut ws, _) =
@@ -205,6 +215,7 @@ pub(crate) async fn launch<B: Behaviour>(
             plan.ws_base.clone(),
             token.clone(),
         );
+        let api = plan.workspaces.api(plan.workspaces.of(i)).to_owned();
         let (per_agent, dialect) = (plan.conns_per_agent, plan.dialect);
         tasks.push(tokio::spawn(async move {
             let mut conns = Vec::with_capacity(per_agent);
@@ -212,8 +223,11 @@ pub(crate) async fn launch<B: Behaviour>(
                 let _permit = gate.acquire().await;
                 for _ in 0..per_agent {
                     let t0 = clock::now();
-                    match tokio::time::timeout(CONNECT_TIMEOUT, connect_agent(&ws_base, &token, dialect))
-                        .await
+                    match tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        connect_agent(&ws_base, &api, &token, dialect),
+                    )
+                    .await
                     {
                         Ok(Ok(conn)) => {
                             stats.record(Path::Connect, clock::micros_since(t0));

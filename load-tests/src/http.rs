@@ -1,5 +1,6 @@
 //! The HTTP side: creating agents through the admin API, and customers writing through the
-//! channel ingress (`POST /v1/channels/{channel}/messages`), from a fixed pool of workers.
+//! channel ingress (`POST /v1/channels/{channel}/messages`), from a fixed pool of workers;
+//! each below its workspace's API root (see [`Workspaces`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::clock;
 use crate::stats::{Path, Stats};
+use crate::workspaces::Workspaces;
 
 /// Agents per admin batch: the engine takes bodies up to 256 KiB.
 const AGENT_BATCH: usize = 1_000;
@@ -56,19 +58,45 @@ pub(crate) fn agents(n: usize, limit: u32) -> Vec<AgentSpec> {
         .collect()
 }
 
-/// Creates (or replaces) `agents` on the engine at `base`.
+/// Creates (or replaces) `agents` on the engine at `base`, in `default` (the unprefixed paths).
 pub(crate) async fn create_agents(
     client: &reqwest::Client,
     base: &str,
     agents: &[AgentSpec],
 ) -> anyhow::Result<()> {
+    create_agents_below(client, &format!("{base}/v1"), agents).await
+}
+
+/// Creates agent `i` of `agents` in its workspace (`workspaces.of(i)`), a batch per workspace.
+pub(crate) async fn create_spread(
+    client: &reqwest::Client,
+    base: &str,
+    workspaces: &Workspaces,
+    agents: &[AgentSpec],
+) -> anyhow::Result<()> {
+    for k in 0..workspaces.len() {
+        let theirs: Vec<AgentSpec> = workspaces
+            .members(k, agents.len())
+            .map(|i| agents[i].clone())
+            .collect();
+        create_agents_below(client, &format!("{base}{}", workspaces.api(k)), &theirs).await?;
+    }
+    Ok(())
+}
+
+/// Creates (or replaces) `agents` through the admin API below `api` (`…/v1` or `…/v1/w/{id}`).
+async fn create_agents_below(
+    client: &reqwest::Client,
+    api: &str,
+    agents: &[AgentSpec],
+) -> anyhow::Result<()> {
     for chunk in agents.chunks(AGENT_BATCH) {
         let response = client
-            .post(format!("{base}/v1/admin/agents/batch"))
+            .post(format!("{api}/admin/agents/batch"))
             .json(chunk)
             .send()
             .await
-            .context("POST /v1/admin/agents/batch")?;
+            .with_context(|| format!("POST {api}/admin/agents/batch"))?;
         let status = response.status();
         anyhow::ensure!(
             status.is_success(),
@@ -178,11 +206,17 @@ impl Job {
 
 /// Which customer message.
 pub(crate) enum Message {
-    /// A reopen-storm customer answers its reopened chat. The send time goes into `stamp`
-    /// just before the request leaves, for the agent that waits for the push.
-    Reply { from: Arc<str>, stamp: Arc<AtomicU64> },
-    /// New customer number `n` writes (routing); its name is `n<n>` so that the offer can be
-    /// matched to its send time in `stamps`. `ask` goes into the body as is.
+    /// A reopen-storm customer of workspace number `workspace` answers its reopened chat.
+    /// The send time goes into `stamp` just before the request leaves, for the agent that
+    /// waits for the push.
+    Reply {
+        from: Arc<str>,
+        workspace: usize,
+        stamp: Arc<AtomicU64>,
+    },
+    /// New customer number `n` writes (routing), in workspace `Workspaces::of(n)`; its name is
+    /// `n<n>` so that the offer can be matched to its send time in `stamps`. `ask` goes into
+    /// the body as is.
     New {
         n: u64,
         prefix: Arc<str>,
@@ -197,27 +231,42 @@ pub(crate) struct Pool {
     jobs: async_channel::Sender<Job>,
 }
 
+/// Each workspace's ingress URL, parsed once: reqwest would parse a string URL on every request.
+fn ingress_urls(base: &str, workspaces: &Workspaces) -> anyhow::Result<Arc<[reqwest::Url]>> {
+    (0..workspaces.len())
+        .map(|k| {
+            let url = format!("{base}{}/channels/{CHANNEL}/messages", workspaces.api(k));
+            reqwest::Url::parse(&url).with_context(|| format!("bad ingress URL {url}"))
+        })
+        .collect()
+}
+
 impl Pool {
-    /// Starts `workers` workers posting to `base`.
+    /// Starts `workers` workers posting to the ingress of `workspaces` on `base`.
     pub(crate) fn start(
         client: reqwest::Client,
         base: &str,
+        workspaces: &Workspaces,
         workers: usize,
         stats: Arc<Stats>,
     ) -> anyhow::Result<Self> {
         let (jobs, queue) = async_channel::unbounded::<Job>();
-        // Parsed once: reqwest would parse a string URL on every request.
-        let url = reqwest::Url::parse(&format!("{base}/v1/channels/{CHANNEL}/messages"))?;
+        let urls = ingress_urls(base, workspaces)?;
         for _ in 0..workers.max(1) {
-            let (client, queue, url, stats) = (client.clone(), queue.clone(), url.clone(), stats.clone());
+            let (client, queue, urls, stats) = (client.clone(), queue.clone(), urls.clone(), stats.clone());
+            let workspaces = workspaces.clone();
             tokio::spawn(async move {
                 while let Ok(job) = queue.recv().await {
                     stats.record(Path::IngressQueue, clock::micros_since(job.queued));
-                    let body = match &job.what {
-                        Message::Reply { from, stamp } => {
+                    let (body, workspace) = match &job.what {
+                        Message::Reply {
+                            from,
+                            workspace,
+                            stamp,
+                        } => {
                             let body = body(from, "thanks, go on", None, &Ask::default());
                             stamp.store(clock::stamp(), Ordering::Release);
-                            body
+                            (body, *workspace)
                         }
                         Message::New {
                             n,
@@ -234,11 +283,11 @@ impl Pool {
                             if let Some(s) = stamps.get(*n as usize) {
                                 s.store(clock::stamp(), Ordering::Release);
                             }
-                            body
+                            (body, workspaces.of(*n as usize))
                         }
                     };
                     Stats::bump(&stats.ops);
-                    post(&client, &url, body, &stats).await;
+                    post(&client, &urls[workspace], body, &stats).await;
                 }
             });
         }
@@ -262,28 +311,32 @@ pub(crate) fn workers_for(in_flight: u64, asked: Option<usize>) -> usize {
     asked.unwrap_or_else(|| (in_flight as usize).clamp(16, 256))
 }
 
-/// Every customer `from` writes once, `concurrency` at a time; returns the chat each message
-/// went to, in order (`None` where the post failed).
+/// Every customer `from` writes once, in workspace number `workspace_of[i]` of
+/// `workspaces`, `concurrency` at a time; returns the chat each message went to, in order
+/// (`None` where the post failed).
 pub(crate) async fn first_contacts(
     client: &reqwest::Client,
     base: &str,
+    workspaces: &Workspaces,
     from: Arc<Vec<String>>,
+    workspace_of: Arc<Vec<usize>>,
     concurrency: usize,
     stats: Arc<Stats>,
 ) -> Vec<Option<String>> {
-    let Ok(url) = reqwest::Url::parse(&format!("{base}/v1/channels/{CHANNEL}/messages")) else {
+    let Ok(urls) = ingress_urls(base, workspaces) else {
         return vec![None; from.len()];
     };
     let workers = concurrency.max(1);
     let mut set = JoinSet::new();
     for w in 0..workers {
-        let (client, url, from, stats) = (client.clone(), url.clone(), from.clone(), stats.clone());
+        let (client, urls, from, stats) = (client.clone(), urls.clone(), from.clone(), stats.clone());
+        let workspace_of = workspace_of.clone();
         set.spawn(async move {
             let mut got = Vec::new();
             for i in (w..from.len()).step_by(workers) {
                 let answer = post(
                     &client,
-                    &url,
+                    &urls[workspace_of[i]],
                     body(&from[i], "hello", None, &Ask::default()),
                     &stats,
                 )

@@ -7,6 +7,7 @@
 //! - [`http`]: admin API and channel ingress.
 //! - [`scenario`]: idle, reopen-storm, race, routing.
 //! - [`supervisors`]: supervisors watching the board while a scenario runs.
+//! - [`workspaces`]: the load spread over several workspaces (`--workspaces`).
 //! - [`relay`]: the floor, a bare relay with the engine's shape.
 //! - [`socketio`]: the client side of Socket.IO, to drive the peer (`load-tests/peer`).
 //! - [`stats`], [`report`], [`compare`], [`procstat`]: what is measured and how it is printed.
@@ -26,6 +27,7 @@ mod stats;
 mod supervisors;
 mod target;
 mod wire;
+mod workspaces;
 
 use clap::Parser;
 

@@ -49,6 +49,9 @@ pub(crate) struct Report {
     pub(crate) latency_us: BTreeMap<&'static str, Summary>,
     pub(crate) errors: BTreeMap<String, u64>,
     pub(crate) server: ProcFigures,
+    /// The server's CPU time per request of the window, in µs: what `--workspaces N` runs are
+    /// compared by (R27's target: N × M agents within 10 % of 1 × N·M).
+    pub(crate) server_cpu_us_per_op: Option<f64>,
     pub(crate) harness: ProcFigures,
     /// The whole machine's busy CPU over the window, in % of one core (of 200 % on 2 cores).
     pub(crate) machine_cpu_pct_of_one_core: Option<f64>,
@@ -132,6 +135,9 @@ impl Window {
                 rss_after_kib: self.pid.and_then(procstat::rss_kib),
                 cpu_pct_of_one_core: server_cpu.map(round),
             },
+            server_cpu_us_per_op: server_cpu
+                .filter(|_| ops > 0)
+                .map(|pct| round(pct / 100.0 * secs * 1e6 / ops as f64)),
             harness: ProcFigures {
                 pid: Some(std::process::id()),
                 rss_before_kib: self.harness_rss,
@@ -185,11 +191,13 @@ impl Report {
         );
         let _ = writeln!(
             t,
-            "server        pid {}   RSS {} -> {}   CPU {} of one core",
+            "server        pid {}   RSS {} -> {}   CPU {} of one core, {} per op",
             self.server.pid.map_or("-".to_owned(), |p| p.to_string()),
             kib(self.server.rss_before_kib),
             kib(self.server.rss_after_kib),
-            pct(self.server.cpu_pct_of_one_core)
+            pct(self.server.cpu_pct_of_one_core),
+            self.server_cpu_us_per_op
+                .map_or("-".to_owned(), |us| format!("{us:.1} µs"))
         );
         let _ = writeln!(
             t,

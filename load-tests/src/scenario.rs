@@ -19,6 +19,7 @@ use crate::report;
 use crate::stats::Stats;
 use crate::target::{self, SpawnOptions, Target};
 use crate::wire::{self, Incoming};
+use crate::workspaces::Workspaces;
 
 /// The engine to drive: a fresh one (`--spawn`) or the one at `--url`.
 pub(crate) async fn engine(common: &Common, client: &reqwest::Client) -> anyhow::Result<Target> {
@@ -99,13 +100,20 @@ impl Setup {
     }
 }
 
-/// Has each customer in `from` write once, lets the connected agents accept and close every
-/// chat, and returns the chat ids in `from`'s order.
+/// Where the customers of a setup write: customer `i` in workspace number `of[i]`.
+pub(crate) struct Spread<'a> {
+    pub(crate) workspaces: &'a Workspaces,
+    pub(crate) of: Vec<usize>,
+}
+
+/// Has each customer in `from` write once (in its workspace, as `spread` says), lets the
+/// connected agents accept and close every chat, and returns the chat ids in `from`'s order.
 pub(crate) async fn closed_chats(
     target: &Target,
     client: &reqwest::Client,
     workers: usize,
     from: Vec<String>,
+    spread: Spread<'_>,
     setup: &Setup,
     stats: Arc<Stats>,
 ) -> anyhow::Result<Vec<String>> {
@@ -122,7 +130,16 @@ pub(crate) async fn closed_chats(
             }
         })
     };
-    let chats = http::first_contacts(client, &target.base, Arc::new(from), workers, stats.clone()).await;
+    let chats = http::first_contacts(
+        client,
+        &target.base,
+        spread.workspaces,
+        Arc::new(from),
+        Arc::new(spread.of),
+        workers,
+        stats.clone(),
+    )
+    .await;
     let missing = chats.iter().filter(|c| c.is_none()).count();
     anyhow::ensure!(
         missing == 0,

@@ -159,9 +159,9 @@ mod peer_tests {
         let peer = target::spawn_peer(&client).await?;
         let ws = peer.ws_base();
         // Two tabs of one agent: the second sees what the first did.
-        let (mut first, seq) = fleet::connect_agent(&ws, "t-ana", Dialect::SocketIo).await?;
+        let (mut first, seq) = fleet::connect_agent(&ws, "/v1", "t-ana", Dialect::SocketIo).await?;
         assert_eq!(seq, 0);
-        let (mut second, seq) = fleet::connect_agent(&ws, "t-ana", Dialect::SocketIo).await?;
+        let (mut second, seq) = fleet::connect_agent(&ws, "/v1", "t-ana", Dialect::SocketIo).await?;
         assert_eq!(seq, 0);
 
         let reopen = wire::request(format_args!("r:1"), "reopen", "cust-1");

@@ -1,6 +1,7 @@
 //! Supervisors watching (`--supervisors N`): N supervisors registered through the admin API,
 //! each with one connection to `/v1/supervisor/ws` subscribed to every queue, read for the
-//! whole run while the scenario's agents work. They only read: each one's task counts the
+//! whole run while the scenario's agents work. With `--workspaces`, supervisor `i` watches
+//! workspace `i % N` (below `/v1/w/{id}`), as agent `i` works in it. They only read: each one's task counts the
 //! `pushes` frames, their events (scanned, not parsed: [`wire::scan_pushes`]) and bytes, and
 //! any close the harness did not ask for.
 //!
@@ -30,9 +31,10 @@ use crate::fleet::{self, Ws, CONNECT_TIMEOUT};
 use crate::http::{self, AgentSpec};
 use crate::report;
 use crate::wire;
+use crate::workspaces::Workspaces;
 
-/// The supervisors' WebSocket.
-pub(crate) const SUPERVISOR_WS: &str = "/v1/supervisor/ws";
+/// The supervisors' WebSocket, below a workspace's API root (`/v1` or `/v1/w/{id}`).
+pub(crate) const SUPERVISOR_WS: &str = "/supervisor/ws";
 
 /// The one request a watching supervisor sends: every queue, from a fresh board.
 const SUBSCRIBE: &str = r#"{"id":"s1","type":"subscribe"}"#;
@@ -132,10 +134,10 @@ impl Drop for Own {
     }
 }
 
-/// Opens one supervisor connection, subscribes to every queue and waits for the board;
-/// returns the connection and the board reply's size.
-async fn subscribe(ws_base: &str, token: &str) -> anyhow::Result<(Ws, usize)> {
-    let (mut ws, _) = fleet::connect_to(ws_base, SUPERVISOR_WS, token).await?;
+/// Opens one supervisor connection below `api`, subscribes to every queue and waits for the
+/// board; returns the connection and the board reply's size.
+async fn subscribe(ws_base: &str, api: &str, token: &str) -> anyhow::Result<(Ws, usize)> {
+    let (mut ws, _) = fleet::connect_to(ws_base, &format!("{api}{SUPERVISOR_WS}"), token).await?;
     ws.send(Message::text(SUBSCRIBE)).await?;
     loop {
         match ws.next().await.context("closed before the board")?? {
@@ -179,13 +181,14 @@ impl Watchers {
         }
     }
 
-    /// Registers `n` supervisors on the engine at `base`, connects them (`concurrency`
-    /// handshakes and subscriptions at a time), subscribes each to every queue, and starts
-    /// reading. Fails unless all of them got their board.
+    /// Registers `n` supervisors on the engine at `base`, spread over `workspaces`, connects
+    /// them (`concurrency` handshakes and subscriptions at a time), subscribes each to every
+    /// queue of its workspace, and starts reading. Fails unless all of them got their board.
     pub(crate) async fn start(
         client: &reqwest::Client,
         base: &str,
         ws_base: &str,
+        workspaces: &Workspaces,
         n: usize,
         concurrency: usize,
     ) -> anyhow::Result<Self> {
@@ -193,7 +196,7 @@ impl Watchers {
             return Ok(Self::none());
         }
         let start = clock::now();
-        http::create_agents(client, base, &specs(n)).await?;
+        http::create_spread(client, base, workspaces, &specs(n)).await?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("supervisors")
@@ -205,7 +208,7 @@ impl Watchers {
         let gate = Arc::new(Semaphore::new(concurrency.max(1)));
         let (settled_tx, mut settled_rx) = tokio::sync::mpsc::channel::<Option<usize>>(n);
         let mut tasks = Vec::with_capacity(n);
-        for spec in specs(n) {
+        for (i, spec) in specs(n).into_iter().enumerate() {
             let (gate, counters, settled_tx, mut stop_rx, ws_base) = (
                 gate.clone(),
                 counters.clone(),
@@ -213,10 +216,11 @@ impl Watchers {
                 stop_rx.clone(),
                 ws_base.to_owned(),
             );
+            let api = workspaces.api(workspaces.of(i)).to_owned();
             tasks.push(runtime.spawn(async move {
                 let opened = {
                     let _permit = gate.acquire().await;
-                    tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&ws_base, &spec.token)).await
+                    tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&ws_base, &api, &spec.token)).await
                 };
                 let ws = match opened {
                     Ok(Ok((ws, board))) => {

@@ -1,9 +1,11 @@
 //! The platform API (R27), under `/v1/platform/workspaces`: create, list, show, suspend,
-//! resume and delete workspaces. Every change is answered once it is on disk.
+//! resume and delete workspaces, and rotate their admin keys. Every change is answered once
+//! it is on disk.
 //!
-//! Guarded, for now, by the admin key (`[security] admin_key`, [`auth::admin_only`]): an
-//! interim until the platform key and per-workspace admin keys (the rest of increment 7 of
-//! docs/design/workspaces.md). In development (no `[security]`) it is open, like the admin API.
+//! Guarded by the platform key ([`auth::platform_only`]: `[security] platform_key`, else
+//! `admin_key`; open in development). A workspace's admin key is generated here, answered
+//! once (on create and on each rotation), and only its digest goes to the registry and the
+//! store.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -19,20 +21,22 @@ use crate::clock::Timestamp;
 use crate::core::ErrorCode;
 use crate::ids::WorkspaceId;
 use crate::refusal::Refusal;
+use crate::security::AdminKey;
 use crate::store::{WorkspaceRow, WorkspaceState};
 use crate::workspaces::PlatformError;
 
 /// The longest display name accepted.
 const MAX_NAME_CHARS: usize = 200;
 
-/// The platform API's routes, behind the admin key.
+/// The platform API's routes, behind the platform key.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/platform/workspaces", get(list).post(create))
         .route("/v1/platform/workspaces/{id}", get(show).delete(delete))
         .route("/v1/platform/workspaces/{id}/suspend", post(suspend))
         .route("/v1/platform/workspaces/{id}/resume", post(resume))
-        .route_layer(axum::middleware::from_fn_with_state(state, auth::admin_only))
+        .route("/v1/platform/workspaces/{id}/admin-key", post(rotate_admin_key))
+        .route_layer(axum::middleware::from_fn_with_state(state, auth::platform_only))
 }
 
 /// `POST /v1/platform/workspaces`.
@@ -66,10 +70,35 @@ impl From<WorkspaceRow> for WorkspaceView {
     }
 }
 
+/// A workspace with its admin key in clear: the answer to a create and to a rotation, the
+/// only times the key is shown.
+#[derive(Debug, Serialize)]
+pub struct WorkspaceWithKey {
+    #[serde(flatten)]
+    workspace: WorkspaceView,
+    /// Its new admin key: `Authorization: Bearer …` on `/v1/w/{id}/admin/*`.
+    admin_key: String,
+}
+
+/// A new admin key. The operating system's generator does not fail on a running Linux; if
+/// it ever does, the answer is the one of a server that cannot keep a change (503
+/// `storage_unavailable`, nothing done), which the protocol has, rather than a new code.
+fn new_admin_key() -> Result<AdminKey, ApiError> {
+    AdminKey::generate().map_err(|e| {
+        tracing::error!(error = %e, "no random bits for an admin key");
+        ApiError::new(
+            ErrorCode::StorageUnavailable,
+            "no admin key could be generated (the system's random generator failed): nothing was changed",
+        )
+    })
+}
+
 impl From<PlatformError> for ApiError {
     fn from(e: PlatformError) -> Self {
         match e {
-            PlatformError::Exists(_) | PlatformError::Default(_) => ApiError::bad_request(e.to_string()),
+            PlatformError::Exists(_) | PlatformError::Default(_) | PlatformError::DefaultAdminKey => {
+                ApiError::bad_request(e.to_string())
+            }
             PlatformError::NotFound(id) => Refusal::not_found("workspace", id).into(),
             PlatformError::Fixed => ApiError::new(ErrorCode::NotFound, e.to_string()),
             PlatformError::Store(store) => ApiError::new(
@@ -102,7 +131,7 @@ impl WorkspacePath {
 async fn create(
     State(state): State<AppState>,
     body: Result<Json<CreateWorkspace>, JsonRejection>,
-) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+) -> Result<(StatusCode, Json<WorkspaceWithKey>), ApiError> {
     let Json(body) = body?;
     let id = WorkspaceId::parse(&body.id).map_err(|e| ApiError::bad_request(format!("`id`: {e}")))?;
     if let Some(name) = &body.name {
@@ -112,8 +141,30 @@ async fn create(
             )));
         }
     }
-    let row = state.workspaces.create(id, body.name).await?;
-    Ok((StatusCode::CREATED, Json(row.into())))
+    let admin_key = new_admin_key()?;
+    let row = state.workspaces.create(id, body.name, admin_key.digest()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WorkspaceWithKey {
+            workspace: row.into(),
+            admin_key: admin_key.reveal(),
+        }),
+    ))
+}
+
+/// `POST /v1/platform/workspaces/{id}/admin-key`: a new admin key, answered once; the one
+/// before opens nothing from the moment this answers.
+async fn rotate_admin_key(
+    State(state): State<AppState>,
+    Path(path): Path<WorkspacePath>,
+) -> Result<Json<WorkspaceWithKey>, ApiError> {
+    let id = path.id()?;
+    let admin_key = new_admin_key()?;
+    let row = state.workspaces.set_admin_key(&id, admin_key.digest()).await?;
+    Ok(Json(WorkspaceWithKey {
+        workspace: row.into(),
+        admin_key: admin_key.reveal(),
+    }))
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkspaceView>>, ApiError> {

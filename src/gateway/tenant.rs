@@ -58,8 +58,8 @@ impl FromRequestParts<AppState> for Tenant {
     }
 }
 
-/// The workspace the path names, if it names one.
-async fn named(parts: &mut Parts, state: &AppState) -> Result<Option<String>, ApiError> {
+/// The workspace the path names, if it names one (`None`: an unprefixed path, `default`).
+pub(super) async fn named(parts: &mut Parts, state: &AppState) -> Result<Option<String>, ApiError> {
     let params = match RawPathParams::from_request_parts(parts, state).await {
         Ok(params) => params,
         // No parameters at all: an unprefixed path with none of its own.

@@ -1,13 +1,17 @@
 //! The browser client, served by the engine itself: the agent desk at `/`, the supervisor
-//! wall at `/wall`, and their stylesheet and scripts at `/assets/{file}`. The files in `web/`,
+//! wall at `/wall`, and their stylesheet and scripts at `/assets/{file}`. Each workspace has
+//! its own at `/w/{workspace}/` and `/w/{workspace}/wall` (R27): the same pages, whose scripts
+//! read the workspace from their path and talk to `/v1/w/{workspace}/…`; the unprefixed ones
+//! are `default`'s. The files in `web/`,
 //! and the TypeScript client's compiled `clients/typescript/dist/client.js` (checked in), are
 //! embedded in the binary, so there is no separate server and no build step.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::ApiError;
+use super::tenant::Tenant;
 use crate::core::ErrorCode;
 
 /// One embedded file under `/assets/`.
@@ -67,6 +71,22 @@ pub async fn desk() -> Response {
 /// `GET /wall`: the supervisor wall.
 pub async fn wall() -> Response {
     page(WALL_HTML)
+}
+
+/// `GET /w/{workspace}/`: the agent desk of a workspace served here; `not_found` for any other.
+pub async fn workspace_desk(_workspace: Tenant) -> Response {
+    page(DESK_HTML)
+}
+
+/// `GET /w/{workspace}/wall`: the supervisor wall of a workspace served here.
+pub async fn workspace_wall(_workspace: Tenant) -> Response {
+    page(WALL_HTML)
+}
+
+/// `GET /w/{workspace}`: to the desk at `/w/{workspace}/`, below which the page reads its
+/// workspace (and keeps its token).
+pub async fn workspace_root(workspace: Tenant) -> Redirect {
+    Redirect::permanent(&format!("/w/{}/", workspace.workspace().id()))
 }
 
 /// `GET /assets/{file}`: the stylesheet and the scripts; 404 `not_found` for anything else.
@@ -146,5 +166,111 @@ mod tests {
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         let html = desk().await;
         assert_eq!(html.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    }
+
+    /// A server of `default` and `acme` on 127.0.0.1, over the real routes; stops when dropped.
+    struct TwoWorkspaces {
+        base: String,
+        _stop: tokio::sync::oneshot::Sender<()>,
+    }
+
+    impl TwoWorkspaces {
+        async fn start() -> Self {
+            use crate::clock::ManualClock;
+            use crate::engine::outbound::Outbound;
+            use crate::engine::{Engine, EngineConfig};
+            use crate::ids::WorkspaceId;
+            use crate::workspaces::{Background, Workspace, Workspaces};
+            use std::sync::Arc;
+
+            let engine = || {
+                let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
+                Engine::new(EngineConfig::default(), Arc::new(clock), Outbound::channel().0)
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let base = format!("http://{}", listener.local_addr().expect("its address"));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let boards = crate::gateway::board_runtime::start()?;
+                let background = || Background::board_only(boards.handle());
+                let workspaces = Arc::new(Workspaces::single(engine(), background()));
+                let acme = WorkspaceId::parse("acme").expect("a workspace id");
+                workspaces
+                    .insert(Workspace::start(acme, engine(), background()))
+                    .expect("acme once");
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                let drain = std::time::Duration::from_secs(1);
+                crate::gateway::serve_then_unload(
+                    listener,
+                    workspaces,
+                    boards,
+                    Default::default(),
+                    shutdown,
+                    drain,
+                )
+                .await
+            });
+            Self { base, _stop: stop }
+        }
+
+        /// `GET path`, redirects not followed: its status, `Location` and body.
+        async fn get(&self, path: &str) -> (StatusCode, Option<String>, String) {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a client");
+            let response = client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("GET");
+            let status = response.status();
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .map(|l| l.to_str().expect("an ASCII Location").to_owned());
+            if status == StatusCode::OK {
+                assert_eq!(
+                    response.headers()[header::CONTENT_TYPE],
+                    "text/html; charset=utf-8",
+                    "{path}"
+                );
+                assert!(
+                    response.headers().contains_key(header::CONTENT_SECURITY_POLICY),
+                    "{path}"
+                );
+            }
+            (status, location, response.text().await.expect("a body"))
+        }
+    }
+
+    #[tokio::test]
+    async fn r27_workspace_pages_are_served() {
+        let server = TwoWorkspaces::start().await;
+        for (path, html) in [
+            ("/w/acme/", DESK_HTML),
+            ("/w/acme/wall", WALL_HTML),
+            ("/w/default/", DESK_HTML),
+            ("/w/default/wall", WALL_HTML),
+            ("/", DESK_HTML),
+            ("/wall", WALL_HTML),
+        ] {
+            let (status, _, body) = server.get(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            assert_eq!(body, html, "{path}");
+        }
+        // Without its slash, to the desk: below `/w/acme/` the page reads its workspace.
+        let (status, location, _) = server.get("/w/acme").await;
+        assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(location.as_deref(), Some("/w/acme/"));
+        // A workspace not served here has no pages, whether unknown or no workspace id at all.
+        for path in ["/w/nope/", "/w/nope/wall", "/w/nope", "/w/Not%20an%20id/"] {
+            let (status, _, body) = server.get(path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+            let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+            assert_eq!(error["code"], "not_found", "{path}: {body}");
+        }
     }
 }

@@ -219,3 +219,89 @@ fn r27_a_renewal_keeps_the_workspace_claim() {
     let again = tokens.verify(&renewed.token, now()).expect("valid");
     assert_eq!(again.workspace, Some(default()));
 }
+
+/// A secured setup with `admin_key` (default's) and `platform_key` as given.
+fn keyed(admin_key: Option<&str>, platform_key: Option<&str>) -> Security {
+    Security {
+        admin_key: admin_key.map(str::to_owned),
+        platform_key: platform_key.map(str::to_owned),
+        ..Security::default()
+    }
+}
+
+#[test]
+fn r27_a_workspace_admin_api_takes_its_own_key_or_the_platform_key_and_refuses_others_alike() {
+    let security = keyed(Some("default-key"), Some("platform-key"));
+    let acme = TokenHash::of("acme-key");
+    let globex = TokenHash::of("globex-key");
+    assert_eq!(security.admit_admin(Some(&acme), Some("acme-key")), Ok(()));
+    assert_eq!(security.admit_admin(Some(&acme), Some("platform-key")), Ok(()));
+    assert_eq!(
+        security.admit_admin(None, Some("platform-key")),
+        Ok(()),
+        "the platform key also reaches a workspace that does not exist (which then answers not_found)"
+    );
+    // Another workspace's key, default's, a made-up one, and any key on a workspace that does
+    // not exist: one refusal, one text.
+    for (own, presented) in [
+        (Some(&acme), "globex-key"),
+        (Some(&acme), "default-key"),
+        (Some(&acme), "made-up"),
+        (Some(&acme), ""),
+        (None, "acme-key"),
+        (Some(&globex), "acme-key"),
+    ] {
+        let refused = security.admit_admin(own, Some(presented));
+        assert_eq!(refused, Err(KeyError::Wrong("admin")), "{presented:?}");
+        assert_eq!(refused.map_err(|e| e.to_string()), Err("wrong admin key".into()));
+    }
+    assert_eq!(
+        security.admit_admin(Some(&acme), None),
+        Err(KeyError::Missing("admin"))
+    );
+}
+
+#[test]
+fn r27_the_platform_api_takes_the_platform_key_else_the_admin_key_and_no_workspace_s() {
+    let security = keyed(Some("default-key"), Some("platform-key"));
+    assert_eq!(security.admit_platform(Some("platform-key")), Ok(()));
+    for presented in ["default-key", "acme-key", "platform-key "] {
+        assert_eq!(
+            security.admit_platform(Some(presented)),
+            Err(KeyError::Wrong("platform")),
+            "{presented:?}"
+        );
+    }
+    assert_eq!(security.admit_platform(None), Err(KeyError::Missing("platform")));
+
+    // Without a platform key, the admin key is the platform's, as before there was one: it
+    // opens the platform API and, since it could rotate any workspace's key, every admin API.
+    let security = keyed(Some("default-key"), None);
+    assert_eq!(security.admit_platform(Some("default-key")), Ok(()));
+    assert_eq!(
+        security.admit_admin(Some(&TokenHash::of("acme-key")), Some("default-key")),
+        Ok(())
+    );
+
+    // Development: no key at all, both open.
+    let open = keyed(None, None);
+    assert_eq!(open.admit_platform(None), Ok(()));
+    assert_eq!(open.admit_admin(Some(&TokenHash::of("acme-key")), None), Ok(()));
+}
+
+#[test]
+fn r27_a_generated_admin_key_is_256_url_safe_random_bits_checked_by_its_digest() {
+    let first = AdminKey::generate().expect("the system's generator works");
+    let second = AdminKey::generate().expect("the system's generator works");
+    let digest = first.digest();
+    let key = first.reveal();
+    assert_eq!(key.len(), 43, "32 bytes in base64 without padding: {key}");
+    assert!(
+        key.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "{key}"
+    );
+    assert_ne!(key, second.reveal());
+    assert_eq!(digest, TokenHash::of(&key));
+    assert!(!format!("{digest:?}").contains(&key));
+}

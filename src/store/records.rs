@@ -109,6 +109,9 @@ pub enum Change {
     },
     /// A workspace was suspended, resumed or marked for deletion.
     SetWorkspaceState(WorkspaceState),
+    /// A workspace's admin key was generated (on create, or rotated): its digest replaces the
+    /// one before, which stops opening anything.
+    SetWorkspaceAdminKey(TokenHash),
     /// Deletes up to `batch` of the workspace's rows from each of its tables, so that one big
     /// tenant's delete is many short transactions, not one that holds the writer.
     PurgeWorkspace {

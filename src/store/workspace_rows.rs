@@ -17,6 +17,7 @@ use super::codec::{column_time, nanos};
 use super::{Change, Reads, Receipt, Store, StoreError, WsKey};
 use crate::clock::Timestamp;
 use crate::ids::WorkspaceId;
+use crate::security::TokenHash;
 
 /// Rows deleted per table in one [`Change::PurgeWorkspace`].
 pub const PURGE_BATCH: u32 = 5_000;
@@ -63,6 +64,8 @@ pub struct WorkspaceRow {
     pub state: WorkspaceState,
     /// When it was created.
     pub created_at: Timestamp,
+    /// The digest of its admin key; none for `default`, whose key is `[security] admin_key`.
+    pub admin_key_sha256: Option<TokenHash>,
 }
 
 /// The tables that hold a workspace's rows, with the delete of one batch of them (`?1` the
@@ -152,6 +155,13 @@ pub(super) fn set_state(conn: &Connection, ws: WsKey, state: WorkspaceState) -> 
     Ok(())
 }
 
+/// [`Change::SetWorkspaceAdminKey`].
+pub(super) fn set_admin_key(conn: &Connection, ws: WsKey, digest: &TokenHash) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE workspaces SET admin_key_sha256 = ?2 WHERE key = ?1")?
+        .execute(params![ws, digest.as_bytes().as_slice()])?;
+    Ok(())
+}
+
 /// [`Change::PurgeWorkspace`]: up to `batch` rows of each table.
 pub(super) fn purge(conn: &Connection, ws: WsKey, batch: u32) -> rusqlite::Result<()> {
     for (_, sql) in PURGES {
@@ -187,18 +197,21 @@ impl Store {
         readers.with(|conn, path| {
             let err = |e| StoreError::sqlite(path, e);
             let mut st = conn
-                .prepare_cached("SELECT key, id, name, state, created_at FROM workspaces ORDER BY key")
+                .prepare_cached(
+                    "SELECT key, id, name, state, created_at, admin_key_sha256 FROM workspaces ORDER BY key",
+                )
                 .map_err(err)?;
             let rows = st
                 .query_map([], |r| {
                     let (key, id, state): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(3)?);
                     let name: Option<String> = r.get(2)?;
-                    Ok((key, id, name, state, column_time(r, 4)?))
+                    let admin_key: Option<Vec<u8>> = r.get(5)?;
+                    Ok((key, id, name, state, column_time(r, 4)?, admin_key))
                 })
                 .map_err(err)?;
             let mut out = Vec::new();
             for row in rows {
-                let (key, id, name, state, created_at) = row.map_err(err)?;
+                let (key, id, name, state, created_at, admin_key) = row.map_err(err)?;
                 let corrupt = |what: String| StoreError::Corrupt {
                     path: path.to_path_buf(),
                     what,
@@ -206,33 +219,53 @@ impl Store {
                 let id = WorkspaceId::parse(&id).map_err(|e| corrupt(format!("workspace {key}: {e}")))?;
                 let state = WorkspaceState::parse(&state)
                     .ok_or_else(|| corrupt(format!("workspace {id}: unknown state {state:?}")))?;
+                let admin_key_sha256 = admin_key
+                    .map(|bytes| {
+                        TokenHash::from_bytes(&bytes).ok_or_else(|| {
+                            corrupt(format!(
+                                "workspace {id}: an admin key digest of {} bytes",
+                                bytes.len()
+                            ))
+                        })
+                    })
+                    .transpose()?;
                 out.push(WorkspaceRow {
                     key: WsKey::new(key),
                     id,
                     name,
                     state,
                     created_at,
+                    admin_key_sha256,
                 });
             }
             Ok(out)
         })
     }
 
-    /// Records a new, active workspace under a key allocated here; the receipt completes once
-    /// its row is on disk. The caller makes sure `id` is not taken (the registry does).
+    /// Records a new, active workspace under a key allocated here, with the digest of its
+    /// admin key in the same transaction; the receipt completes once its row is on disk. The
+    /// caller makes sure `id` is not taken (the registry does).
     pub fn create_workspace(
         &self,
         id: &WorkspaceId,
         name: Option<String>,
         created_at: Timestamp,
+        admin_key: Option<TokenHash>,
     ) -> (WsKey, Receipt) {
         let key = WsKey::new(self.next_ws_key.0.fetch_add(1, Ordering::Relaxed));
-        let change = Change::CreateWorkspace {
+        let mut changes = vec![Change::CreateWorkspace {
             id: id.clone(),
             name,
             created_at,
-        };
-        (key, self.submit_as(key, vec![change]))
+        }];
+        changes.extend(admin_key.map(Change::SetWorkspaceAdminKey));
+        (key, self.submit_as(key, changes))
+    }
+
+    /// Records workspace `ws`'s new admin key (its digest): the one before stops opening
+    /// anything once the receipt completes.
+    pub fn set_workspace_admin_key(&self, ws: WsKey, digest: TokenHash) -> Receipt {
+        self.submit_as(ws, vec![Change::SetWorkspaceAdminKey(digest)])
     }
 
     /// Records workspace `ws`'s new state.

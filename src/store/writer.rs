@@ -339,6 +339,9 @@ fn apply(conn: &Connection, path: &Path, ws: WsKey, change: &Change) -> Result<(
             workspace_rows::insert(conn, ws, id, name.as_deref(), created_at)
         }
         Change::SetWorkspaceState(state) => workspace_rows::set_state(conn, ws, *state).map_err(Failure::Sql),
+        Change::SetWorkspaceAdminKey(digest) => {
+            workspace_rows::set_admin_key(conn, ws, digest).map_err(Failure::Sql)
+        }
         Change::PurgeWorkspace { batch } => workspace_rows::purge(conn, ws, *batch).map_err(Failure::Sql),
         Change::DeleteWorkspace => workspace_rows::delete(conn, ws).map_err(Failure::Sql),
     };

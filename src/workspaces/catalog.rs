@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+mod admin_keys;
+
 use super::{Background, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
 use crate::core::AgentProfile;
@@ -21,6 +23,7 @@ use crate::engine::outbound::connector::Connector;
 use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::WorkspaceId;
+use crate::security::TokenHash;
 use crate::store::{Store, StoreError, WorkspaceRow, WorkspaceState, WsKey};
 
 /// How long the sockets and requests inside a workspace being suspended or deleted get to
@@ -79,6 +82,9 @@ pub enum PlatformError {
     /// `default` is what the unprefixed paths serve: it is always there.
     #[error("workspace default cannot be {0}: the unprefixed paths serve it")]
     Default(&'static str),
+    /// `default`'s admin key is the configuration's, not one the platform API generates.
+    #[error("workspace default's admin key is `[security] admin_key`: change it in the configuration")]
+    DefaultAdminKey,
     /// This registry was not opened with [`Workspaces::open`] (a test's fixed set).
     #[error("this server's workspaces are fixed: no platform API")]
     Fixed,
@@ -125,6 +131,7 @@ impl Workspaces {
                 name: None,
                 state: WorkspaceState::Active,
                 created_at: catalog.provisioning.clock.now(),
+                admin_key_sha256: None,
             });
         // Served whatever its row says: the API never suspends it.
         default.state = WorkspaceState::Active;
@@ -158,8 +165,14 @@ impl Workspaces {
             .ok_or_else(|| PlatformError::NotFound(id.clone()))
     }
 
-    /// Creates workspace `id` (stored, then loaded: empty, and served at once).
-    pub async fn create(&self, id: WorkspaceId, name: Option<String>) -> Result<WorkspaceRow, PlatformError> {
+    /// Creates workspace `id` with the admin key whose digest is `admin_key` (stored, then
+    /// loaded: empty, and served at once).
+    pub async fn create(
+        &self,
+        id: WorkspaceId,
+        name: Option<String>,
+        admin_key: TokenHash,
+    ) -> Result<WorkspaceRow, PlatformError> {
         let catalog = self.catalog()?;
         let mut rows = catalog.rows.lock().await;
         if rows.contains_key(&id) {
@@ -168,7 +181,7 @@ impl Workspaces {
         let created_at = catalog.provisioning.clock.now();
         let key = match &catalog.provisioning.store {
             Some(store) => {
-                let (key, receipt) = store.create_workspace(&id, name.clone(), created_at);
+                let (key, receipt) = store.create_workspace(&id, name.clone(), created_at, Some(admin_key));
                 receipt.await?;
                 key
             }
@@ -184,6 +197,7 @@ impl Workspaces {
             name,
             state: WorkspaceState::Active,
             created_at,
+            admin_key_sha256: Some(admin_key),
         };
         let workspace = catalog.build(&row)?;
         // Not loaded: its row was not there, and loads happen under this lock.
@@ -305,6 +319,8 @@ impl Catalog {
             ticker: p.ticker,
             outbox,
         };
-        Ok(Workspace::start(row.id.clone(), engine, background))
+        let workspace = Workspace::start(row.id.clone(), engine, background);
+        workspace.set_admin_key(row.admin_key_sha256);
+        Ok(workspace)
     }
 }

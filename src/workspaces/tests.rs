@@ -295,7 +295,7 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
     let acme = WorkspaceId::parse("acme").expect("an id");
     {
         let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
-        let (key, created) = store.create_workspace(&acme, None, clock().now());
+        let (key, created) = store.create_workspace(&acme, None, clock().now(), None);
         created.await.expect("committed");
         let agent = crate::store::AgentRecord::of(&profile("ana", Role::Agent, 2), None);
         store

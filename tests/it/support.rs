@@ -614,12 +614,27 @@ impl TestServer {
 
     /// `DELETE path`; answers the status and the JSON body.
     pub(crate) async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .delete(self.url(path))
+        self.answer("DELETE", path, self.http.delete(self.url(path)))
+            .await
+    }
+
+    /// `DELETE path` with `token` as a bearer token; answers the status and the JSON body.
+    pub(crate) async fn delete_as(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let request = self.http.delete(self.url(path)).bearer_auth(token);
+        self.answer("DELETE", path, request).await
+    }
+
+    /// Sends `request` (`method path`, for the failure's message); its status and JSON body.
+    async fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> (StatusCode, Value) {
+        let response = request
             .send()
             .await
-            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }

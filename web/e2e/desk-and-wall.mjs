@@ -44,7 +44,12 @@
 // BILLING_SLA_SECS (a queue whose first of two steps requires billing ≥3, long enough not to
 // time out during the run, and the channel that feeds it; unset: the routing steps are
 // skipped), CLOSED_QUEUE (a queue never open), FAIL_ONCE and REFUSAL (see above; unset: the
-// delivery steps are skipped). Exits 0 on success, 1 with a message naming
+// delivery steps are skipped). With WORKSPACE set, the script runs another scenario instead,
+// one workspace's pages (R27): it creates WORKSPACE over the platform API with agent
+// WORKSPACE_AGENT and supervisor WORKSPACE_SUPERVISOR, opens the desk at /w/WORKSPACE/ with
+// WORKSPACE_AGENT_TOKEN and the wall at /w/WORKSPACE/wall with WALL_TOKEN (both signed for that
+// workspace), and checks that they work and that nothing of `default` shows on them (see
+// deskAndWallOfAWorkspace). Exits 0 on success, 1 with a message naming
 // the failed step otherwise, 2 on bad usage; the screenshots are saved either way.
 
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -61,6 +66,13 @@ const WHATSAPP_MAX_LEN = Number(process.env.WHATSAPP_MAX_LEN || 1024);
 /** Text that the test's platform refuses the first time (unset: the delivery steps are skipped), and its reason. */
 const FAIL_ONCE = process.env.FAIL_ONCE;
 const REFUSAL = process.env.REFUSAL;
+/** The workspace whose pages to test instead (R27; see deskAndWallOfAWorkspace), and its people. */
+const WORKSPACE = process.env.WORKSPACE;
+const WORKSPACE_PEOPLE = {
+  agent: process.env.WORKSPACE_AGENT,
+  agentToken: process.env.WORKSPACE_AGENT_TOKEN,
+  supervisor: process.env.WORKSPACE_SUPERVISOR,
+};
 const BILLING = process.env.BILLING_QUEUE
   ? {
     queue: process.env.BILLING_QUEUE,
@@ -304,7 +316,9 @@ const benNetwork = cuttableNetwork();
 
 mkdirSync(SHOTS, { recursive: true });
 // No screenshot of an earlier run may pass for one of this run.
-for (const file of ["desk-ana.png", "desk-ben.png", "wall.png", "desk-ana-delivery.png"]) rmSync(path.join(SHOTS, file), { force: true });
+const SHOT_FILES = ["desk-ana.png", "desk-ben.png", "wall.png", "desk-ana-delivery.png"];
+if (WORKSPACE) SHOT_FILES.push(`desk-${WORKSPACE}.png`, `wall-${WORKSPACE}.png`);
+for (const file of SHOT_FILES) rmSync(path.join(SHOTS, file), { force: true });
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
@@ -330,6 +344,207 @@ let wall;
 let failed = null;
 
 try {
+  if (WORKSPACE) await deskAndWallOfAWorkspace(WORKSPACE);
+  else await theContactCentre();
+} catch (e) {
+  failed = e;
+}
+
+// Screenshots of every page, whatever happened (on a failure they show where it stopped).
+const shots = [];
+for (const page of pages) {
+  const where = path.join(SHOTS, page.__file);
+  try {
+    await page.screenshot({ path: where, fullPage: true, timeout: WAIT });
+    shots.push(where);
+  } catch (e) {
+    console.error(`could not save ${where}: ${e.message}`);
+  }
+}
+if (shots.length) console.log(`screenshots: ${shots.join(", ")}`);
+
+if (failed) {
+  console.error(`\ne2e: FAILED at step "${current}":\n  ${failed.message}`);
+  if (!(failed instanceof Failure)) console.error(failed.stack);
+  for (const page of pages) {
+    for (const s of ["section#active", "section#reopened", "section#offers", "section#archive", "#load", "table#agents", "#reopened", "#kpis", "#queues", "#sla-by-queue"]) {
+      if (await page.$(s).catch(() => null)) console.error("  " + (await show(page, s)));
+    }
+    for (const problem of page.__problems) console.error(`  ${page.__name}: ${problem}`);
+  }
+}
+await Promise.race([browser.close(), new Promise((r) => setTimeout(r, WAIT))]);
+if (failed) process.exit(1);
+console.log("e2e: passed");
+process.exit(0);
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * R19–R21 on the wall and the desks. Counts on ana online with room and no skill `language:es`
+ * (the demo agents: ana billing:3, language:en:5) and ben full or without billing.
+ */
+async function routingLikeAContactCentre() {
+  const { queue, channel, priority, slaSecs, closedQueue } = BILLING;
+  let lea;
+
+  await step(`the wall shows ${queue}'s priority and SLA as configured, and ${closedQueue} closed`, async () => {
+    await shows(wall, `${sel.queue(queue)} .queue-priority`, `priority ${priority}`);
+    await shows(wall, `${sel.queue(queue)} .queue-sla`, `SLA ${minutesAndSeconds(slaSecs)}`);
+    await has(wall, `${sel.queue(queue)} .closed-badge[hidden]`);
+    await until(
+      wall,
+      `${sel.queue(closedQueue)} shows no "closed" badge`,
+      (s) => {
+        const badge = document.querySelector(`${s} .closed-badge`);
+        return !!badge && badge.checkVisibility() && badge.textContent.trim() === "closed";
+      },
+      sel.queue(closedQueue),
+    );
+  });
+
+  await step(`Lea writes on ${channel} in Spanish about billing; nobody holds both skills, so she waits at step 1 of 2`, async () => {
+    lea = await http("POST", `/v1/channels/${channel}/messages`, {
+      from: "100200300",
+      name: "Lea Ruiz",
+      text: "Me cobraron dos veces",
+      language: "es",
+      // Below the first step's billing ≥3: the higher of the two must win.
+      skills: { billing: 2 },
+    });
+    if (lea.state !== "queued" || lea.queue !== queue) {
+      fail(`Lea's chat: expected queued in ${queue}, the engine answered ${JSON.stringify(lea)}`);
+    }
+    const item = sel.waiting(lea.chat_id);
+    await shows(wall, `${sel.queue(queue)} li[data-chat-id="${lea.chat_id}"] .who`, "Lea Ruiz");
+    await shows(wall, `${item} .step`, "step 1 of 2");
+    await until(
+      wall,
+      `${item} .requires does not read "requires billing ≥3 · language:es ≥1"`,
+      (s) => document.querySelector(s)?.textContent.trim() === "requires billing ≥3 · language:es ≥1",
+      `${item} .requires`,
+    );
+    await shows(wall, `${item} .priority`, `priority ${priority}`);
+    await shows(wall, `${item} .due`, "SLA due");
+    if (await wall.$(`${item}.overdue`)) fail(`wall: ${item} is marked overdue within its ${slaSecs} s SLA`);
+    if (!(await wall.textContent(`${item} .estimate`)).trim()) fail(`wall: ${item} shows no wait estimate (nor that there is none yet)`);
+    for (const page of [desk.ana, desk.ben]) {
+      if (await page.$(sel.offer(lea.chat_id))) fail(`${page.__name}: offered Lea's chat, though it lacks a skill it requires`);
+    }
+  });
+
+  await step("sam saves ana's skills with a level out of range on the wall: the engine's refusal shows, nothing changes", async () => {
+    const row = sel.agentRow("ana");
+    await shows(wall, `${row} .skills`, "billing:3");
+    await wall.click(`${row} summary.edit-skills`);
+    await wall.fill(`${row} .skills-input`, "billing:3, language:en:5, language:es:9");
+    await wall.click(`${row} button.save-skills`);
+    await shows(wall, `${row} .skills-error`, "levels go from 1 to 5");
+    await has(wall, `${row} .chip[data-skill="language:es"]`, false);
+    await has(wall, sel.waiting(lea.chat_id));
+  });
+
+  await step("sam gives ana Spanish on the wall: Lea's chat is offered to her, and her desk shows what it requires and its step", async () => {
+    const row = sel.agentRow("ana");
+    await wall.fill(`${row} .skills-input`, "billing:3, language:en:5, language:es:2");
+    await wall.click(`${row} button.save-skills`);
+    await until(
+      wall,
+      `${row} has no chip reading "language:es:2"`,
+      (s) => document.querySelector(s)?.textContent.trim() === "language:es:2",
+      `${row} .chip[data-skill="language:es"]`,
+    );
+    await until(wall, `${row} .skills-error still shows`, (s) => document.querySelector(s)?.textContent === "", `${row} .skills-error`);
+    await shows(wall, "#agents-status", "Ana's skills are now billing:3, language:en:5, language:es:2");
+    const to = await offeredTo([desk.ana, desk.ben], lea.chat_id);
+    if (to !== desk.ana) fail(`Lea's chat ${lea.chat_id} was offered to ${to ? to.__name : "nobody"}, not ana`);
+    await shows(desk.ana, `${sel.offer(lea.chat_id)} .requires`, "Requires billing ≥3 · language:es ≥1");
+    await shows(desk.ana, `${sel.offer(lea.chat_id)} .step`, "step 1");
+    await has(wall, sel.waiting(lea.chat_id), false);
+    await accepts(desk.ana, lea.chat_id, "1/1");
+  });
+
+  await step(`the wall counts Lea's chat answered within the SLA, in total and for ${queue} on ${channel}`, async () => {
+    await until(
+      wall,
+      '[data-kpi="sla"] does not read "1/1 · 100%"',
+      () => document.querySelector('[data-kpi="sla"]')?.textContent.trim() === "1/1 · 100%",
+    );
+    await shows(wall, `#sla-by-queue li[data-sla="${queue}/${channel}"]`, `${queue} · ${channel} 1/1 · 100%`);
+    await shows(wall, `${sel.agentRow("ana")} .chip[data-channel="${channel}"]`, `${channel} 1`);
+  });
+}
+
+/** 75 → "1m 15s", as the wall writes durations of a minute or more. */
+function minutesAndSeconds(secs) {
+  return `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
+}
+
+/**
+ * Closes chat `id` in `page`'s desk the way an agent would: opens it from its card in the Active
+ * section and clicks the chat view's `button#close-chat`. `name` is the customer's, shown as the
+ * chat view's title.
+ */
+async function closeInDesk(page, id, name) {
+  await openInDesk(page, id, name);
+  const close = page.locator("#chat button#close-chat");
+  if (!(await close.isVisible())) fail(`${page.__name}: no visible button#close-chat in the chat view of ${id}`);
+  await close.click();
+}
+
+/** Sends `text` from `page`'s composer in the open chat, and waits for it in the history. */
+async function sends(page, text) {
+  await page.fill("#composer", text);
+  await page.click("#send");
+  await until(
+    page,
+    `"${text}" is not in #history after Send`,
+    (t) => [...document.querySelectorAll("#history li.msg .msg-text")].some((p) => p.textContent === t),
+    text,
+  );
+}
+
+/** The history's message reading `text` in `page`'s open chat (a locator). */
+function messageIn(page, text) {
+  return page.locator("#history li.msg").filter({ has: page.locator(".msg-text", { hasText: text }) });
+}
+
+/** The message reading `text` shows delivery `status` and its text includes `label` (within WAIT). */
+async function deliveryIs(page, text, status, label) {
+  try {
+    await until(
+      page,
+      `the message "${text}" does not show delivery ${status} ("${label}")`,
+      ([t, s, l]) => {
+        const li = [...document.querySelectorAll("#history li.msg")]
+          .find((m) => m.querySelector(".msg-text")?.textContent === t);
+        const d = li?.querySelector(".delivery");
+        return d?.dataset.status === s && d.textContent.replace(/\s+/g, "").includes(l.replace(/\s+/g, ""));
+      },
+      [text, status, label],
+    );
+  } catch (e) {
+    if (e instanceof Failure) fail(`${e.message}\n${await show(page, "#history")}`);
+    throw e;
+  }
+}
+
+/** Opens chat `id` in `page`'s desk from its card in the Active section; `name` is its title. */
+async function openInDesk(page, id, name) {
+  // Near the card's corner: its text, not a button inside it.
+  await page.click(sel.active(id), { position: { x: 8, y: 8 } });
+  await until(
+    page,
+    `the chat view (#chat) did not open on ${id} (title naming ${name})`,
+    (who) => !document.querySelector("#chat")?.hidden && (document.querySelector("#chat-title")?.textContent ?? "").includes(who),
+    name,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The contact centre of the `default` workspace, on the unprefixed pages: the scenario above. */
+async function theContactCentre() {
   let mia, tom;
 
   await step("open desk A (ana), then desk B (ben) — ana online first, so idle longest — and the wall (sam)", async () => {
@@ -659,204 +874,101 @@ try {
     });
   }
 
-  await step("no page lost its connection or threw an uncaught error on the way", async () => {
+  await noPageLostItsConnection();
+}
+
+function noPageLostItsConnection() {
+  return step("no page lost its connection or threw an uncaught error on the way", async () => {
     for (const page of pages) {
       await until(page, "the #offline banner is shown", () => document.querySelector("#offline")?.hidden === true);
       const uncaught = page.__problems.filter((p) => p.startsWith("uncaught"));
       if (uncaught.length) fail(`${page.__name}: ${uncaught.join("; ")}`);
     }
   });
-} catch (e) {
-  failed = e;
 }
-
-// Screenshots of every page, whatever happened (on a failure they show where it stopped).
-const shots = [];
-for (const page of pages) {
-  const where = path.join(SHOTS, page.__file);
-  try {
-    await page.screenshot({ path: where, fullPage: true, timeout: WAIT });
-    shots.push(where);
-  } catch (e) {
-    console.error(`could not save ${where}: ${e.message}`);
-  }
-}
-if (shots.length) console.log(`screenshots: ${shots.join(", ")}`);
-
-if (failed) {
-  console.error(`\ne2e: FAILED at step "${current}":\n  ${failed.message}`);
-  if (!(failed instanceof Failure)) console.error(failed.stack);
-  for (const page of pages) {
-    for (const s of ["section#active", "section#reopened", "section#offers", "section#archive", "#load", "table#agents", "#reopened", "#kpis", "#queues", "#sla-by-queue"]) {
-      if (await page.$(s).catch(() => null)) console.error("  " + (await show(page, s)));
-    }
-    for (const problem of page.__problems) console.error(`  ${page.__name}: ${problem}`);
-  }
-}
-await Promise.race([browser.close(), new Promise((r) => setTimeout(r, WAIT))]);
-if (failed) process.exit(1);
-console.log("e2e: passed");
-process.exit(0);
-
-// ---------------------------------------------------------------------------------------------
 
 /**
- * R19–R21 on the wall and the desks. Counts on ana online with room and no skill `language:es`
- * (the demo agents: ana billing:3, language:en:5) and ben full or without billing.
+ * R27: workspace `ws`, created over the platform API with one agent and one supervisor, has
+ * its own desk at /w/{ws}/ and wall at /w/{ws}/wall, which talk to its paths only: the agent
+ * is offered and accepts its workspace's customer, the wall shows them and renews its token at
+ * /v1/w/{ws}/token, and nothing of `default` — ana online with a chat of her own, a customer
+ * waiting there — shows on either page.
  */
-async function routingLikeAContactCentre() {
-  const { queue, channel, priority, slaSecs, closedQueue } = BILLING;
-  let lea;
+async function deskAndWallOfAWorkspace(ws) {
+  const { agent, agentToken, supervisor } = WORKSPACE_PEOPLE;
+  let dan, ada;
 
-  await step(`the wall shows ${queue}'s priority and SLA as configured, and ${closedQueue} closed`, async () => {
-    await shows(wall, `${sel.queue(queue)} .queue-priority`, `priority ${priority}`);
-    await shows(wall, `${sel.queue(queue)} .queue-sla`, `SLA ${minutesAndSeconds(slaSecs)}`);
-    await has(wall, `${sel.queue(queue)} .closed-badge[hidden]`);
-    await until(
-      wall,
-      `${sel.queue(closedQueue)} shows no "closed" badge`,
-      (s) => {
-        const badge = document.querySelector(`${s} .closed-badge`);
-        return !!badge && badge.checkVisibility() && badge.textContent.trim() === "closed";
-      },
-      sel.queue(closedQueue),
-    );
+  await step(`the platform API creates workspace ${ws}; its admin API, agent ${agent} and supervisor ${supervisor}`, async () => {
+    const created = await http("POST", "/v1/platform/workspaces", { id: ws, name: `Workspace ${ws}` });
+    if (created?.id !== ws || created.state !== "active") fail(`POST /v1/platform/workspaces answered ${JSON.stringify(created)}`);
+    await http("POST", `/v1/w/${ws}/admin/agents`, { id: agent, name: `${agent} of ${ws}`, limit: 2 });
+    await http("POST", `/v1/w/${ws}/admin/agents`, { id: supervisor, name: `${supervisor} of ${ws}`, role: "supervisor" });
   });
 
-  await step(`Lea writes on ${channel} in Spanish about billing; nobody holds both skills, so she waits at step 1 of 2`, async () => {
-    lea = await http("POST", `/v1/channels/${channel}/messages`, {
-      from: "100200300",
-      name: "Lea Ruiz",
-      text: "Me cobraron dos veces",
-      language: "es",
-      // Below the first step's billing ≥3: the higher of the two must win.
-      skills: { billing: 2 },
+  await step("in default, ana's desk accepts customer Dan, and with ana full (ben is offline) customer Eve waits", async () => {
+    desk.ana = await open(browser, "default desk (ana)", "desk-ana.png", "/?token=ana-token", deskReady);
+    dan = await customerWrites("+4915100000011", "Dan Default", "A default workspace's chat");
+    await accepts(desk.ana, dan.chat_id, "1/2");
+    await http("PUT", "/v1/admin/agents/ana/limit", { limit: 1 });
+    const eve = await customerWrites("+4915100000012", "Eve Default", "Waiting in default");
+    if (eve.state !== "queued") fail(`Eve's chat is not waiting in default: ${JSON.stringify(eve)}`);
+  });
+
+  await step(`open ${ws}'s desk (${agent}) at /w/${ws}/ and its wall (${supervisor}) at /w/${ws}/wall`, async () => {
+    desk[agent] = await open(browser, `desk of ${ws} (${agent})`, `desk-${ws}.png`, `/w/${ws}/?token=${encodeURIComponent(agentToken)}`, {
+      why: `#load does not read "0/2" (the desk of ${ws} did not sign in as ${agent}, load 0, limit 2)`,
+      fn: () => document.querySelector("#load")?.textContent.trim() === "0/2",
     });
-    if (lea.state !== "queued" || lea.queue !== queue) {
-      fail(`Lea's chat: expected queued in ${queue}, the engine answered ${JSON.stringify(lea)}`);
+    wall = await open(browser, `wall of ${ws} (${supervisor})`, `wall-${ws}.png`, `/w/${ws}/wall?token=${encodeURIComponent(WALL_TOKEN)}`, {
+      why: `no row tr[data-agent-id="${agent}"] in table#agents (the wall of ${ws} did not get its board)`,
+      fn: (id) => !!document.querySelector(`table#agents tr[data-agent-id="${id}"]`),
+      arg: agent,
+    });
+    for (const page of [desk[agent], wall]) await shows(page, "#workspace", ws);
+    await shows(desk[agent], "#me", agent);
+    await shows(wall, "#me", supervisor);
+  });
+
+  await step(`customer Ada writes to ${ws}; its desk is offered the chat and accepts it, and its wall shows it live`, async () => {
+    ada = await http("POST", `/v1/w/${ws}/channels/whatsapp/messages`, { from: "+4915100000013", name: "Ada Acme", text: `An order at ${ws}` });
+    await accepts(desk[agent], ada.chat_id, "1/2");
+    await until(wall, `${agent}'s row: .load does not read "1"`, (id) => document.querySelector(`tr[data-agent-id="${id}"] .load`)?.textContent.trim() === "1", agent);
+    await has(wall, sel.live(ada.chat_id));
+  });
+
+  await step(`nothing of default shows on ${ws}'s pages: not its agents, chats, waiting customer or archive`, async () => {
+    const rows = await wall.$$eval("table#agents tr[data-agent-id]", (trs) => trs.map((tr) => tr.dataset.agentId).sort());
+    const own = [agent, supervisor].sort();
+    if (JSON.stringify(rows) !== JSON.stringify(own)) fail(`wall of ${ws}: agent rows ${JSON.stringify(rows)}, not ${JSON.stringify(own)}`);
+    const live = await wall.$$eval("#live-chats li[data-chat-id]", (lis) => lis.map((li) => li.dataset.chatId));
+    if (JSON.stringify(live) !== JSON.stringify([ada.chat_id])) fail(`wall of ${ws}: live chats ${JSON.stringify(live)}, not just Ada's ${ada.chat_id}`);
+    await desk[agent].selectOption("select#archive-scope", "all");
+    await has(desk[agent], sel.archive(ada.chat_id));
+    for (const page of [desk[agent], wall]) {
+      const text = await page.evaluate(() => document.body.innerText);
+      for (const foreign of ["Dan Default", "Eve Default", dan.chat_id, "ana", "ben", "sam"]) {
+        if (new RegExp(`\\b${foreign}\\b`, "i").test(text)) fail(`${page.__name} shows "${foreign}" of default:\n${text.slice(0, 1500)}`);
+      }
     }
-    const item = sel.waiting(lea.chat_id);
-    await shows(wall, `${sel.queue(queue)} li[data-chat-id="${lea.chat_id}"] .who`, "Lea Ruiz");
-    await shows(wall, `${item} .step`, "step 1 of 2");
-    await until(
-      wall,
-      `${item} .requires does not read "requires billing ≥3 · language:es ≥1"`,
-      (s) => document.querySelector(s)?.textContent.trim() === "requires billing ≥3 · language:es ≥1",
-      `${item} .requires`,
-    );
-    await shows(wall, `${item} .priority`, `priority ${priority}`);
-    await shows(wall, `${item} .due`, "SLA due");
-    if (await wall.$(`${item}.overdue`)) fail(`wall: ${item} is marked overdue within its ${slaSecs} s SLA`);
-    if (!(await wall.textContent(`${item} .estimate`)).trim()) fail(`wall: ${item} shows no wait estimate (nor that there is none yet)`);
-    for (const page of [desk.ana, desk.ben]) {
-      if (await page.$(sel.offer(lea.chat_id))) fail(`${page.__name}: offered Lea's chat, though it lacks a skill it requires`);
-    }
   });
 
-  await step("sam saves ana's skills with a level out of range on the wall: the engine's refusal shows, nothing changes", async () => {
-    const row = sel.agentRow("ana");
-    await shows(wall, `${row} .skills`, "billing:3");
-    await wall.click(`${row} summary.edit-skills`);
-    await wall.fill(`${row} .skills-input`, "billing:3, language:en:5, language:es:9");
-    await wall.click(`${row} button.save-skills`);
-    await shows(wall, `${row} .skills-error`, "levels go from 1 to 5");
-    await has(wall, `${row} .chip[data-skill="language:es"]`, false);
-    await has(wall, sel.waiting(lea.chat_id));
-  });
-
-  await step("sam gives ana Spanish on the wall: Lea's chat is offered to her, and her desk shows what it requires and its step", async () => {
-    const row = sel.agentRow("ana");
-    await wall.fill(`${row} .skills-input`, "billing:3, language:en:5, language:es:2");
-    await wall.click(`${row} button.save-skills`);
-    await until(
-      wall,
-      `${row} has no chip reading "language:es:2"`,
-      (s) => document.querySelector(s)?.textContent.trim() === "language:es:2",
-      `${row} .chip[data-skill="language:es"]`,
-    );
-    await until(wall, `${row} .skills-error still shows`, (s) => document.querySelector(s)?.textContent === "", `${row} .skills-error`);
-    await shows(wall, "#agents-status", "Ana's skills are now billing:3, language:en:5, language:es:2");
-    const to = await offeredTo([desk.ana, desk.ben], lea.chat_id);
-    if (to !== desk.ana) fail(`Lea's chat ${lea.chat_id} was offered to ${to ? to.__name : "nobody"}, not ana`);
-    await shows(desk.ana, `${sel.offer(lea.chat_id)} .requires`, "Requires billing ≥3 · language:es ≥1");
-    await shows(desk.ana, `${sel.offer(lea.chat_id)} .step`, "step 1");
-    await has(wall, sel.waiting(lea.chat_id), false);
-    await accepts(desk.ana, lea.chat_id, "1/1");
-  });
-
-  await step(`the wall counts Lea's chat answered within the SLA, in total and for ${queue} on ${channel}`, async () => {
-    await until(
-      wall,
-      '[data-kpi="sla"] does not read "1/1 · 100%"',
-      () => document.querySelector('[data-kpi="sla"]')?.textContent.trim() === "1/1 · 100%",
-    );
-    await shows(wall, `#sla-by-queue li[data-sla="${queue}/${channel}"]`, `${queue} · ${channel} 1/1 · 100%`);
-    await shows(wall, `${sel.agentRow("ana")} .chip[data-channel="${channel}"]`, `${channel} 1`);
-  });
-}
-
-/** 75 → "1m 15s", as the wall writes durations of a minute or more. */
-function minutesAndSeconds(secs) {
-  return `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
-}
-
-/**
- * Closes chat `id` in `page`'s desk the way an agent would: opens it from its card in the Active
- * section and clicks the chat view's `button#close-chat`. `name` is the customer's, shown as the
- * chat view's title.
- */
-async function closeInDesk(page, id, name) {
-  await openInDesk(page, id, name);
-  const close = page.locator("#chat button#close-chat");
-  if (!(await close.isVisible())) fail(`${page.__name}: no visible button#close-chat in the chat view of ${id}`);
-  await close.click();
-}
-
-/** Sends `text` from `page`'s composer in the open chat, and waits for it in the history. */
-async function sends(page, text) {
-  await page.fill("#composer", text);
-  await page.click("#send");
-  await until(
-    page,
-    `"${text}" is not in #history after Send`,
-    (t) => [...document.querySelectorAll("#history li.msg .msg-text")].some((p) => p.textContent === t),
-    text,
-  );
-}
-
-/** The history's message reading `text` in `page`'s open chat (a locator). */
-function messageIn(page, text) {
-  return page.locator("#history li.msg").filter({ has: page.locator(".msg-text", { hasText: text }) });
-}
-
-/** The message reading `text` shows delivery `status` and its text includes `label` (within WAIT). */
-async function deliveryIs(page, text, status, label) {
-  try {
-    await until(
-      page,
-      `the message "${text}" does not show delivery ${status} ("${label}")`,
-      ([t, s, l]) => {
-        const li = [...document.querySelectorAll("#history li.msg")]
-          .find((m) => m.querySelector(".msg-text")?.textContent === t);
-        const d = li?.querySelector(".delivery");
-        return d?.dataset.status === s && d.textContent.replace(/\s+/g, "").includes(l.replace(/\s+/g, ""));
-      },
-      [text, status, label],
-    );
-  } catch (e) {
-    if (e instanceof Failure) fail(`${e.message}\n${await show(page, "#history")}`);
-    throw e;
+  if (WALL_TOKEN.split(".").length === 3) {
+    await step(`${ws}'s wall renews its short-lived token at /v1/w/${ws}/token and stays connected`, async () => {
+      const claims = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+      const renewed = await until(
+        wall,
+        `the wall of ${ws} did not take a renewed token`,
+        ([key, first]) => {
+          const held = sessionStorage.getItem(key);
+          return held && held !== first && document.querySelector("#offline")?.hidden === true ? held : null;
+        },
+        [`switchboard-token:/w/${ws}/wall`, WALL_TOKEN],
+        claims(WALL_TOKEN).exp * 1000 - Date.now() + WAIT,
+      );
+      if (claims(renewed).ws !== ws) fail(`the renewed token claims workspace ${claims(renewed).ws}, not ${ws}`);
+      await shows(wall, "#me", supervisor);
+    });
   }
-}
 
-/** Opens chat `id` in `page`'s desk from its card in the Active section; `name` is its title. */
-async function openInDesk(page, id, name) {
-  // Near the card's corner: its text, not a button inside it.
-  await page.click(sel.active(id), { position: { x: 8, y: 8 } });
-  await until(
-    page,
-    `the chat view (#chat) did not open on ${id} (title naming ${name})`,
-    (who) => !document.querySelector("#chat")?.hidden && (document.querySelector("#chat-title")?.textContent ?? "").includes(who),
-    name,
-  );
+  await noPageLostItsConnection();
 }

@@ -112,6 +112,12 @@ export interface ClientOptions {
     url: string;
     /** The agent's or supervisor's token (sent as `?token=`). `refresh()` replaces it. */
     token: string;
+    /**
+     * The workspace (R27) whose paths the client uses: `/v1/w/{workspace}/agent/ws`, and so on.
+     * Absent: the unprefixed paths (`/v1/agent/ws`), which are the `default` workspace's. A
+     * signed token opens only the workspace it names.
+     */
+    workspace?: string;
     /** The WebSocket class; default `globalThis.WebSocket` (in Node 20: `import WebSocket from "ws"`). */
     WebSocket?: WebSocketConstructor;
     /** A request not answered within this long rejects with `RequestTimeoutError` (default 10 s). */
@@ -135,6 +141,8 @@ export declare function tokenClaims(token: string): {
     exp?: number;
     iat?: number;
 } | null;
+/** The path below which a workspace's API lives: `/v1/w/{workspace}`, or `/v1` for none. */
+export declare function workspacePrefix(workspace: string | undefined): string;
 type Listener<A> = (arg: A) => void;
 /** Listeners by name; each `add` returns its own removal. */
 declare class Listeners<A> {
@@ -153,7 +161,7 @@ declare abstract class Core<Welcome extends {
     seq: number;
     now: string;
 }, Event, Sync> {
-    private readonly path;
+    private readonly socket;
     protected readonly options: Required<Pick<ClientOptions, "requestTimeoutMs">> & ClientOptions;
     private readonly WebSocketClass;
     private token;
@@ -182,7 +190,10 @@ declare abstract class Core<Welcome extends {
     protected readonly hooks: Listeners<unknown>;
     private readonly byKind;
     private readonly report;
-    protected constructor(options: ClientOptions, path: string);
+    /** `/v1` or `/v1/w/{workspace}`: where the socket and `POST …/token` are. */
+    private readonly prefix;
+    /** `socket`: the socket's path below the workspace's prefix (`/agent/ws`). */
+    protected constructor(options: ClientOptions, socket: string);
     /**
      * Opens the connection and keeps it open until `close()` or a fatal close. Resolves with
      * the first welcome once the client has synced; rejects when the first connection is
@@ -273,7 +284,7 @@ declare abstract class Core<Welcome extends {
     /** Sets the renewal timer for the token held (once the engine's clock is known). */
     private scheduleRenewal;
     private renew;
-    /** `POST /v1/token` on the engine, with the token held: a fresh one of the same caller. */
+    /** `POST /v1/token` (or `/v1/w/{workspace}/token`) with the token held: a fresh one of the same caller. */
     private fetchToken;
     private startHeartbeat;
     private stop;
@@ -282,7 +293,7 @@ declare abstract class Core<Welcome extends {
     private setStatus;
 }
 /**
- * The agent socket (`/v1/agent/ws`). After every welcome it syncs by itself: `snapshot` the
+ * The agent socket (`/v1/agent/ws`, or `/v1/w/{workspace}/agent/ws`). After every welcome it syncs by itself: `snapshot` the
  * first time (and after an engine restart), `resume` from the last seq otherwise, falling
  * back to `snapshot` when the engine has no replay; then it watches the archive entries
  * again. Pushes reach `on(kind)` and `onPush` in seq order, each once.
@@ -314,7 +325,7 @@ export declare class AgentClient extends Core<AgentWelcome, Push, AgentSync> {
     protected deliver(seq: number, event: Push): void;
 }
 /**
- * The supervisor socket (`/v1/supervisor/ws`). `subscribe()` returns the board; the client
+ * The supervisor socket (`/v1/supervisor/ws`, or below its workspace). `subscribe()` returns the board; the client
  * remembers the subscription and after a reconnect subscribes again with `after_seq`, so
  * the missed events come first (or a fresh board, when they are gone).
  */

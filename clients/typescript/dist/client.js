@@ -80,6 +80,17 @@ export function tokenClaims(token) {
         return null;
     }
 }
+/** What the engine accepts as a workspace id (R27). */
+const WORKSPACE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** The path below which a workspace's API lives: `/v1/w/{workspace}`, or `/v1` for none. */
+export function workspacePrefix(workspace) {
+    if (workspace === undefined)
+        return "/v1";
+    if (!WORKSPACE_ID.test(workspace)) {
+        throw new TypeError(`workspace ${JSON.stringify(workspace)} is not a workspace id: lower-case letters, digits and '-', at most 63, not starting with '-'`);
+    }
+    return `/v1/w/${workspace}`;
+}
 /** The close code the client uses for a socket it gives up on (heartbeat, `close()`). */
 const DROPPED = 4000;
 const OPEN = 1;
@@ -114,7 +125,7 @@ class Listeners {
  * and supervisor clients add what their socket syncs after a reconnect.
  */
 class Core {
-    path;
+    socket;
     options;
     WebSocketClass;
     token;
@@ -145,8 +156,12 @@ class Core {
     hooks;
     byKind;
     report;
-    constructor(options, path) {
-        this.path = path;
+    /** `/v1` or `/v1/w/{workspace}`: where the socket and `POST …/token` are. */
+    prefix;
+    /** `socket`: the socket's path below the workspace's prefix (`/agent/ws`). */
+    constructor(options, socket) {
+        this.socket = socket;
+        this.prefix = workspacePrefix(options.workspace);
         this.options = { requestTimeoutMs: 10_000, ...options };
         const WebSocketClass = options.WebSocket ?? globalThis.WebSocket;
         if (!WebSocketClass) {
@@ -305,7 +320,7 @@ class Core {
     // ---- the socket ---------------------------------------------------------------------------
     socketUrl() {
         const base = typeof location !== "undefined" ? location.href : undefined;
-        const url = new URL(this.path, new URL(this.options.url, base));
+        const url = new URL(this.prefix + this.socket, new URL(this.options.url, base));
         url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
         url.searchParams.set("token", this.token);
         return url.href;
@@ -508,9 +523,9 @@ class Core {
         if (this.now() < exp)
             this.scheduleRenewal(Math.min(RENEW_RETRY_MS, exp - this.now()));
     }
-    /** `POST /v1/token` on the engine, with the token held: a fresh one of the same caller. */
+    /** `POST /v1/token` (or `/v1/w/{workspace}/token`) with the token held: a fresh one of the same caller. */
     async fetchToken(held) {
-        const url = new URL("/v1/token", this.socketUrl());
+        const url = new URL(`${this.prefix}/token`, this.socketUrl());
         url.protocol = url.protocol === "wss:" ? "https:" : "http:";
         url.search = "";
         const response = await fetch(url, {
@@ -519,7 +534,7 @@ class Core {
             cache: "no-store",
         });
         if (!response.ok)
-            throw new Error(`POST /v1/token answered ${response.status}`);
+            throw new Error(`POST ${url.pathname} answered ${response.status}`);
         const { token } = (await response.json());
         return token;
     }
@@ -571,7 +586,7 @@ class Core {
 }
 // ---- the agent socket -----------------------------------------------------------------------
 /**
- * The agent socket (`/v1/agent/ws`). After every welcome it syncs by itself: `snapshot` the
+ * The agent socket (`/v1/agent/ws`, or `/v1/w/{workspace}/agent/ws`). After every welcome it syncs by itself: `snapshot` the
  * first time (and after an engine restart), `resume` from the last seq otherwise, falling
  * back to `snapshot` when the engine has no replay; then it watches the archive entries
  * again. Pushes reach `on(kind)` and `onPush` in seq order, each once.
@@ -579,7 +594,7 @@ class Core {
 export class AgentClient extends Core {
     watched = [];
     constructor(options) {
-        super(options, "/v1/agent/ws");
+        super(options, "/agent/ws");
     }
     request(type, fields = {}) {
         if (type === "watch_archive")
@@ -642,7 +657,7 @@ export class AgentClient extends Core {
 }
 // ---- the supervisor socket ----------------------------------------------------------------
 /**
- * The supervisor socket (`/v1/supervisor/ws`). `subscribe()` returns the board; the client
+ * The supervisor socket (`/v1/supervisor/ws`, or below its workspace). `subscribe()` returns the board; the client
  * remembers the subscription and after a reconnect subscribes again with `after_seq`, so
  * the missed events come first (or a fresh board, when they are gone).
  */
@@ -650,7 +665,7 @@ export class SupervisorClient extends Core {
     /** The last `subscribe`'s queues (undefined: all), or null before the first. */
     subscription = null;
     constructor(options) {
-        super(options, "/v1/supervisor/ws");
+        super(options, "/supervisor/ws");
     }
     request(type, fields = {}) {
         if (type === "subscribe")

@@ -146,6 +146,12 @@ export interface ClientOptions {
   url: string;
   /** The agent's or supervisor's token (sent as `?token=`). `refresh()` replaces it. */
   token: string;
+  /**
+   * The workspace (R27) whose paths the client uses: `/v1/w/{workspace}/agent/ws`, and so on.
+   * Absent: the unprefixed paths (`/v1/agent/ws`), which are the `default` workspace's. A
+   * signed token opens only the workspace it names.
+   */
+  workspace?: string;
   /** The WebSocket class; default `globalThis.WebSocket` (in Node 20: `import WebSocket from "ws"`). */
   WebSocket?: WebSocketConstructor;
   /** A request not answered within this long rejects with `RequestTimeoutError` (default 10 s). */
@@ -191,6 +197,20 @@ export function tokenClaims(token: string): { exp?: number; iat?: number } | nul
   } catch {
     return null;
   }
+}
+
+/** What the engine accepts as a workspace id (R27). */
+const WORKSPACE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** The path below which a workspace's API lives: `/v1/w/{workspace}`, or `/v1` for none. */
+export function workspacePrefix(workspace: string | undefined): string {
+  if (workspace === undefined) return "/v1";
+  if (!WORKSPACE_ID.test(workspace)) {
+    throw new TypeError(
+      `workspace ${JSON.stringify(workspace)} is not a workspace id: lower-case letters, digits and '-', at most 63, not starting with '-'`,
+    );
+  }
+  return `/v1/w/${workspace}`;
 }
 
 /** The close code the client uses for a socket it gives up on (heartbeat, `close()`). */
@@ -270,10 +290,15 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
   private readonly byKind: Listeners<unknown>;
   private readonly report: (error: unknown) => void;
 
+  /** `/v1` or `/v1/w/{workspace}`: where the socket and `POST …/token` are. */
+  private readonly prefix: string;
+
+  /** `socket`: the socket's path below the workspace's prefix (`/agent/ws`). */
   protected constructor(
     options: ClientOptions,
-    private readonly path: string,
+    private readonly socket: string,
   ) {
+    this.prefix = workspacePrefix(options.workspace);
     this.options = { requestTimeoutMs: 10_000, ...options };
     const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WebSocketClass) {
@@ -445,7 +470,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
 
   private socketUrl(): string {
     const base = typeof location !== "undefined" ? location.href : undefined;
-    const url = new URL(this.path, new URL(this.options.url, base));
+    const url = new URL(this.prefix + this.socket, new URL(this.options.url, base));
     url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
     url.searchParams.set("token", this.token);
     return url.href;
@@ -636,9 +661,9 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
     if (this.now() < exp) this.scheduleRenewal(Math.min(RENEW_RETRY_MS, exp - this.now()));
   }
 
-  /** `POST /v1/token` on the engine, with the token held: a fresh one of the same caller. */
+  /** `POST /v1/token` (or `/v1/w/{workspace}/token`) with the token held: a fresh one of the same caller. */
   private async fetchToken(held: string): Promise<string> {
-    const url = new URL("/v1/token", this.socketUrl());
+    const url = new URL(`${this.prefix}/token`, this.socketUrl());
     url.protocol = url.protocol === "wss:" ? "https:" : "http:";
     url.search = "";
     const response = await fetch(url, {
@@ -646,7 +671,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
       headers: { authorization: `Bearer ${held}` },
       cache: "no-store",
     });
-    if (!response.ok) throw new Error(`POST /v1/token answered ${response.status}`);
+    if (!response.ok) throw new Error(`POST ${url.pathname} answered ${response.status}`);
     const { token } = (await response.json()) as { token: string };
     return token;
   }
@@ -699,7 +724,7 @@ abstract class Core<Welcome extends { seq: number; now: string }, Event, Sync> {
 // ---- the agent socket -----------------------------------------------------------------------
 
 /**
- * The agent socket (`/v1/agent/ws`). After every welcome it syncs by itself: `snapshot` the
+ * The agent socket (`/v1/agent/ws`, or `/v1/w/{workspace}/agent/ws`). After every welcome it syncs by itself: `snapshot` the
  * first time (and after an engine restart), `resume` from the last seq otherwise, falling
  * back to `snapshot` when the engine has no replay; then it watches the archive entries
  * again. Pushes reach `on(kind)` and `onPush` in seq order, each once.
@@ -708,7 +733,7 @@ export class AgentClient extends Core<AgentWelcome, Push, AgentSync> {
   private watched: string[] = [];
 
   constructor(options: ClientOptions) {
-    super(options, "/v1/agent/ws");
+    super(options, "/agent/ws");
   }
 
   override request<T extends AgentRequestType>(
@@ -780,7 +805,7 @@ export class AgentClient extends Core<AgentWelcome, Push, AgentSync> {
 // ---- the supervisor socket ----------------------------------------------------------------
 
 /**
- * The supervisor socket (`/v1/supervisor/ws`). `subscribe()` returns the board; the client
+ * The supervisor socket (`/v1/supervisor/ws`, or below its workspace). `subscribe()` returns the board; the client
  * remembers the subscription and after a reconnect subscribes again with `after_seq`, so
  * the missed events come first (or a fresh board, when they are gone).
  */
@@ -789,7 +814,7 @@ export class SupervisorClient extends Core<SupervisorWelcome, BoardEvent, Superv
   private subscription: { queues?: string[] } | null = null;
 
   constructor(options: ClientOptions) {
-    super(options, "/v1/supervisor/ws");
+    super(options, "/supervisor/ws");
   }
 
   override request<T extends SupervisorRequestType>(

@@ -301,6 +301,37 @@ test("renewToken renews a short-lived token before it expires: the connection ou
     assert.deepEqual(await ana.request("ping"), { kind: "pong" });
   }));
 
+test("R27: with `workspace` the client signs in, resumes and renews on that workspace's paths", () =>
+  withEngine(async (engine, open) => {
+    await engine.post("/v1/platform/workspaces", { id: "acme" });
+    await engine.post("/v1/w/acme/admin/agents", { id: "zoe", name: "Zoe Acme" });
+    const first = await signedToken("zoe", 4, "acme");
+    const firstExp = tokenClaims(first).exp * 1000;
+    // Unprefixed paths are `default`'s, where the token's claim does not open anything.
+    const astray = new AgentClient({ url: engine.url, token: first, WebSocket });
+    await assert.rejects(astray.connect(), { code: "disconnected" });
+    const tokens = [];
+    const zoe = await open(AgentClient, first, { workspace: "acme", renewToken: true });
+    zoe.onToken((token) => tokens.push(token));
+    const renewed = next((f) => zoe.onToken(f), "a renewed token", () => true, firstExp + 2_000 - Date.now());
+    // Renewed at `POST /v1/w/acme/token`: `/v1/token` refuses a token of acme.
+    assert.equal(tokenClaims(await renewed).ws, "acme");
+    const sync = await reconnect(zoe);
+    assert.equal(sync.kind, "resumed");
+    assert.deepEqual(await zoe.request("ping"), { kind: "pong" });
+    assert.ok(tokens.length >= 1);
+  }));
+
+test("R27: a workspace that is no workspace id is refused when the client is made", () => {
+  for (const workspace of ["", "Acme", "-acme", "a/b", "a".repeat(64)]) {
+    assert.throws(
+      () => new AgentClient({ url: "http://127.0.0.1:1", token: "t", WebSocket, workspace }),
+      (e) => e instanceof TypeError && e.message.includes(JSON.stringify(workspace)),
+      workspace,
+    );
+  }
+});
+
 test("request(\"refresh\") replaces the token the client reconnects with, as refresh() does", () =>
   withEngine(async (engine, open) => {
     const ana = await open(AgentClient, await signedToken("ana"));

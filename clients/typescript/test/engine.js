@@ -78,9 +78,13 @@ export async function startEngine(listen = "127.0.0.1:0") {
   };
 }
 
-/** A signed development token (`switchboard token AGENT`), valid for `ttl` seconds. */
-export async function signedToken(agent, ttl = 600) {
-  const { stdout } = await promisify(execFile)(engineBinary(), ["token", agent, "--ttl-secs", String(ttl)]);
+/**
+ * A signed development token (`switchboard token AGENT`), valid for `ttl` seconds, for the
+ * agent of `workspace` (R27; the `default` one when absent).
+ */
+export async function signedToken(agent, ttl = 600, workspace = "default") {
+  const args = ["token", agent, "--ttl-secs", String(ttl), "--workspace", workspace];
+  const { stdout } = await promisify(execFile)(engineBinary(), args);
   return stdout.trim();
 }
 

@@ -12,6 +12,7 @@ use crate::report::{self, Report, Window};
 use crate::stats::Stats;
 use crate::supervisors::Watchers;
 use crate::target::{Kind, Target};
+use crate::workspaces::Workspaces;
 
 /// Runs the idle scenario; `supervisors` (the engine only) subscribe before the window opens,
 /// so their memory is in the "before" reading.
@@ -42,6 +43,7 @@ pub(crate) async fn run(
         &client,
         &target.base,
         &target.ws_base(),
+        &Workspaces::unprefixed(),
         supervisors as usize,
         common.connect_concurrency,
     )
@@ -60,6 +62,7 @@ pub(crate) async fn run(
         ws_base: target.ws_base(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
+        workspaces: Workspaces::unprefixed(),
         conns_per_agent: per_agent,
         concurrency: common.connect_concurrency,
     };

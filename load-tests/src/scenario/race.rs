@@ -15,10 +15,11 @@ use crate::clock;
 use crate::fleet::{self, Behaviour, ConnectPlan, Out};
 use crate::http;
 use crate::report::{self, Report, Window};
-use crate::scenario::{closed_chats, run_prefix, Setup};
+use crate::scenario::{closed_chats, run_prefix, Setup, Spread};
 use crate::stats::{Path, Stats};
 use crate::target::Target;
 use crate::wire::{self, Incoming};
+use crate::workspaces::Workspaces;
 
 /// Tallies of one race run, per customer.
 pub(crate) struct Tally {
@@ -129,6 +130,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RaceArgs) -> an
         ws_base: target.ws_base(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
+        workspaces: Workspaces::unprefixed(),
         conns_per_agent: 1,
         concurrency: common.connect_concurrency,
     };
@@ -150,7 +152,11 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RaceArgs) -> an
 
     let prefix = run_prefix();
     let from: Vec<String> = (0..customers).map(|i| format!("{prefix}{i}")).collect();
-    let chats = closed_chats(target, &client, workers, from, &setup, stats.clone()).await?;
+    let spread = Spread {
+        workspaces: &Workspaces::unprefixed(),
+        of: vec![0; from.len()],
+    };
+    let chats = closed_chats(target, &client, workers, from, spread, &setup, stats.clone()).await?;
     let tally = Arc::new(Tally {
         index: chats
             .iter()

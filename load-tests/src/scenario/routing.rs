@@ -27,6 +27,7 @@ use crate::stats::{Path, Stats};
 use crate::supervisors::Watchers;
 use crate::target::Target;
 use crate::wire::{self, Incoming};
+use crate::workspaces::Workspaces;
 
 /// One agent: accepts every offer, closes each chat `think` later.
 pub(crate) struct RoutingAgent {
@@ -254,11 +255,22 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
         // The queues' workflows and priorities live in the engine's configuration.
         eprintln!("routing: --url engine: its own queues apply; asked-for queues it lacks are made plain");
     }
+    anyhow::ensure!(
+        args.workspaces == 1 || mix.engine_config().is_empty(),
+        "--skills and --priorities configure the queues of `default` only: run them with \
+         --workspaces 1 (a workspace's own queues come with its settings, issue 18's increment 8)"
+    );
+    anyhow::ensure!(
+        args.workspaces <= args.agents,
+        "--workspaces {} needs at least as many --agents (got {agents})",
+        args.workspaces
+    );
+    let workspaces = Workspaces::create(&client, &target.base, args.workspaces as usize).await?;
     let mut specs = http::agents(agents, args.limit);
     for (i, spec) in specs.iter_mut().enumerate() {
         spec.skills = mix.agent_skills(i as u64);
     }
-    http::create_agents(&client, &target.base, &specs).await?;
+    http::create_spread(&client, &target.base, &workspaces, &specs).await?;
     let total_secs = common.warmup + common.duration;
     let max_chats = ((args.rate * total_secs) as u64 + 16).min(common.ops);
     let stamps: Stamps = Arc::new((0..max_chats).map(|_| AtomicU64::new(0)).collect());
@@ -266,6 +278,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
         ws_base: target.ws_base(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
+        workspaces: workspaces.clone(),
         conns_per_agent: 1,
         concurrency: common.connect_concurrency,
     };
@@ -292,6 +305,7 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
         &client,
         &target.base,
         &target.ws_base(),
+        &workspaces,
         args.watch.supervisors as usize,
         common.connect_concurrency,
     )
@@ -306,8 +320,15 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
     if !described.is_empty() {
         let _ = write!(driver, "; {described}");
     }
+    if workspaces.len() > 1 {
+        let _ = write!(
+            driver,
+            "; agents and new chats over {} workspaces",
+            workspaces.len()
+        );
+    }
     eprintln!("routing: {driver}");
-    let pool = Pool::start(client.clone(), &target.base, workers, stats.clone())?;
+    let pool = Pool::start(client.clone(), &target.base, &workspaces, workers, stats.clone())?;
     let prefix: Arc<str> = run_prefix().into();
     let arrivals = {
         let (pool, stamps, rate, mix) = (pool.clone(), stamps.clone(), args.rate, mix.clone());
@@ -336,14 +357,24 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
     let bar = report::bar(common.duration.ceil() as u64, "routing (s)");
     let live = report::live(bar.clone(), stats.clone());
     let (mut max_waiting, mut last_waiting) = (0usize, 0usize);
-    let queues_url = format!("{}/v1/admin/queues", target.base);
+    // Every workspace's queues, summed: one GET each per second.
+    let queues_urls: Vec<String> = (0..workspaces.len())
+        .map(|k| format!("{}{}/admin/queues", target.base, workspaces.api(k)))
+        .collect();
     while window.elapsed().as_secs_f64() < common.duration && !arrivals.is_finished() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Ok(response) = client.get(&queues_url).send().await {
-            if let Ok(queues) = response.json::<Vec<Queue>>().await {
-                last_waiting = queues.iter().map(|q| q.waiting.len()).sum();
-                max_waiting = max_waiting.max(last_waiting);
+        let (mut waiting, mut read) = (0, false);
+        for url in &queues_urls {
+            if let Ok(response) = client.get(url).send().await {
+                if let Ok(queues) = response.json::<Vec<Queue>>().await {
+                    waiting += queues.iter().map(|q| q.waiting.len()).sum::<usize>();
+                    read = true;
+                }
             }
+        }
+        if read {
+            last_waiting = waiting;
+            max_waiting = max_waiting.max(last_waiting);
         }
     }
     let mut report = window.close("routing", target, &stats);
@@ -361,6 +392,9 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
     report.unit = "chats closed";
     report.extra.insert("queue_waiting_max", max_waiting.into());
     report.extra.insert("queue_waiting_last", last_waiting.into());
+    if workspaces.len() > 1 {
+        report.extra.insert("workspaces", workspaces.len().into());
+    }
     pool.close();
     watchers.shutdown().await;
     fleet.shutdown().await;

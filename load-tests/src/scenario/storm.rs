@@ -17,11 +17,12 @@ use crate::http::{self, Job, Message, Pool};
 use crate::platform;
 use crate::procstat;
 use crate::report::{self, Report, Window};
-use crate::scenario::{closed_chats, run_prefix, Pacer, Setup};
+use crate::scenario::{closed_chats, run_prefix, Pacer, Setup, Spread};
 use crate::stats::{Path, Stats};
 use crate::supervisors::Watchers;
 use crate::target::{Kind, Target};
 use crate::wire::{self, Incoming};
+use crate::workspaces::Workspaces;
 
 const REOPEN_OK: u8 = 1;
 const REOPEN_PUSH: u8 = 2;
@@ -74,6 +75,8 @@ struct Slot {
 
 /// One agent of the storm.
 pub(crate) struct StormAgent {
+    /// Its workspace's number, where its customers write.
+    workspace: usize,
     slots: Vec<Slot>,
     idle: Vec<usize>,
     want: u64,
@@ -157,6 +160,7 @@ impl StormAgent {
             slot.flags |= REPLY_SENT;
             self.shared.pool.submit(Job::new(Message::Reply {
                 from: slot.from.clone(),
+                workspace: self.workspace,
                 stamp: slot.stamp.clone(),
             }));
         }
@@ -343,10 +347,22 @@ pub(crate) async fn run(
     let agents = args.agents as usize;
     let per_agent = args.customers_per_agent as usize;
     let specs = http::agents(agents, 10_000);
+    let workspaces = match target.kind {
+        Kind::Engine => {
+            anyhow::ensure!(
+                args.workspaces <= args.agents,
+                "--workspaces {} needs at least as many --agents (got {agents})",
+                args.workspaces
+            );
+            Workspaces::create(&client, &target.base, args.workspaces as usize).await?
+        }
+        // Neither has workspaces: the same load on its one set of paths.
+        Kind::Floor | Kind::Peer => Workspaces::unprefixed(),
+    };
     if target.kind == Kind::Engine {
-        http::create_agents(&client, &target.base, &specs).await?;
+        http::create_spread(&client, &target.base, &workspaces, &specs).await?;
     }
-    let pool = Pool::start(client.clone(), &target.base, workers, stats.clone())?;
+    let pool = Pool::start(client.clone(), &target.base, &workspaces, workers, stats.clone())?;
     let shared = Arc::new(Shared {
         pool: pool.clone(),
         stopping: AtomicBool::new(false),
@@ -364,11 +380,13 @@ pub(crate) async fn run(
         ws_base: target.ws_base(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
+        workspaces: workspaces.clone(),
         conns_per_agent: 2,
         concurrency: common.connect_concurrency,
     };
     let bar = report::bar(agents as u64, "connecting");
-    let fleet = fleet::launch(plan, stats.clone(), &bar, |_| StormAgent {
+    let fleet = fleet::launch(plan, stats.clone(), &bar, |i| StormAgent {
+        workspace: workspaces.of(i),
         slots: Vec::new(),
         idle: Vec::new(),
         want: 0,
@@ -399,8 +417,31 @@ pub(crate) async fn run(
     let from: Vec<String> = (0..agents * per_agent + outbound_chats)
         .map(|i| format!("{prefix}{i}"))
         .collect();
+    // Each customer writes in the workspace of the agent it is assigned to below.
+    let agent_of = |c: usize| {
+        if c < agents * per_agent {
+            c / per_agent
+        } else {
+            c - agents * per_agent
+        }
+    };
+    let spread = Spread {
+        workspaces: &workspaces,
+        of: (0..from.len()).map(|c| workspaces.of(agent_of(c))).collect(),
+    };
     let chats = match target.kind {
-        Kind::Engine => closed_chats(target, &client, workers, from.clone(), &setup, stats.clone()).await?,
+        Kind::Engine => {
+            closed_chats(
+                target,
+                &client,
+                workers,
+                from.clone(),
+                spread,
+                &setup,
+                stats.clone(),
+            )
+            .await?
+        }
         // The floor and the peer have no chats: the customer's address names its chat.
         Kind::Floor | Kind::Peer => from.clone(),
     };
@@ -445,6 +486,7 @@ pub(crate) async fn run(
         &client,
         &target.base,
         &target.ws_base(),
+        &workspaces,
         supervisors as usize,
         common.connect_concurrency,
     )
@@ -462,6 +504,10 @@ pub(crate) async fn run(
     let driver = match args.outbound_rate {
         Some(rate) => format!("{driver}; plus {rate:.0} send_message/s (open loop)"),
         None => driver,
+    };
+    let driver = match workspaces.len() {
+        1 => driver,
+        n => format!("{driver}; {agents} agents over {n} workspaces"),
     };
     eprintln!(
         "storm: {driver}; warm-up {} s, window {} s",
@@ -584,6 +630,9 @@ pub(crate) async fn run(
     report.agents = agents;
     report.unit = "cycles";
     report.extra.insert("customers", (agents * per_agent).into());
+    if workspaces.len() > 1 {
+        report.extra.insert("workspaces", workspaces.len().into());
+    }
     report
         .extra
         .insert("connect_all_s", ((connect_secs * 100.0).round() / 100.0).into());
@@ -644,3 +693,6 @@ pub(crate) async fn run(
     fleet.shutdown().await;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;

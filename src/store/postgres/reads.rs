@@ -22,6 +22,7 @@ use crate::core::channel::Channel;
 use crate::core::chat::{Chat, Message};
 use crate::core::queue::Skills;
 use crate::ids::{AgentId, ChatId, CustomerId, WorkspaceId};
+use crate::security::TokenHash;
 
 use super::super::codec::Stored;
 
@@ -146,7 +147,7 @@ impl PgReads {
         self.with(|client, db| {
             let rows = client
                 .query(
-                    "SELECT key, id, name, state, created_at FROM workspaces ORDER BY key",
+                    "SELECT key, id, name, state, created_at, admin_key_sha256 FROM workspaces ORDER BY key",
                     &[],
                 )
                 .map_err(|e| db.error(e))?;
@@ -160,9 +161,10 @@ impl PgReads {
                         row.cell::<Option<String>>(2)?,
                         row.cell::<String>(3)?,
                         column_time(&row, 4)?,
+                        row.cell::<Option<Vec<u8>>>(5)?,
                     ))
                 })();
-                let (key, id, name, state, created_at) = decoded.map_err(|e| db.corrupt(e))?;
+                let (key, id, name, state, created_at, admin_key) = decoded.map_err(|e| db.corrupt(e))?;
                 let corrupt = |what: String| StoreError::Corrupt {
                     path: db.name(),
                     what,
@@ -170,12 +172,23 @@ impl PgReads {
                 let id = WorkspaceId::parse(&id).map_err(|e| corrupt(format!("workspace {key}: {e}")))?;
                 let state = WorkspaceState::parse(&state)
                     .ok_or_else(|| corrupt(format!("workspace {id}: unknown state {state:?}")))?;
+                let admin_key_sha256 = admin_key
+                    .map(|bytes| {
+                        TokenHash::from_bytes(&bytes).ok_or_else(|| {
+                            corrupt(format!(
+                                "workspace {id}: an admin key digest of {} bytes",
+                                bytes.len()
+                            ))
+                        })
+                    })
+                    .transpose()?;
                 out.push(WorkspaceRow {
                     key: WsKey::new(key),
                     id,
                     name,
                     state,
                     created_at,
+                    admin_key_sha256,
                 });
             }
             Ok(out)

@@ -289,6 +289,13 @@ fn apply(b: &mut Batch<'_>, ws: WsKey, change: &Change) -> Result<(), Failure> {
             )?;
             Ok(())
         }
+        Change::SetWorkspaceAdminKey(digest) => {
+            b.execute(
+                "UPDATE workspaces SET admin_key_sha256 = $2 WHERE key = $1",
+                &[&ws, &digest.as_bytes().as_slice()],
+            )?;
+            Ok(())
+        }
         Change::PurgeWorkspace { batch } => {
             for (_, sql) in PURGES {
                 b.execute(sql, &[&ws, &i64::from(*batch)])?;

@@ -577,7 +577,7 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
     let before = reads(&default);
     let store = default.store.clone();
     let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
-    let (acme, created) = store.create_workspace(&acme_id, Some("Acme".into()), t(0));
+    let (acme, created) = store.create_workspace(&acme_id, Some("Acme".into()), t(0), None);
     created.wait().expect("committed");
     assert_eq!(acme, WsKey::new(2), "one more than default's key");
     let closed = ChatState::Closed;
@@ -643,11 +643,50 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
         &crate::ids::WorkspaceId::parse("globex").expect("an id"),
         None,
         t(1),
+        None,
     );
     assert_eq!(globex, WsKey::new(3));
+}
+
+fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_rotation(db: &Db) {
+    use crate::security::TokenHash;
+    let store = db.open().store.clone();
+    let digests = |store: &Store| -> Vec<(String, Option<TokenHash>)> {
+        store
+            .workspace_rows()
+            .expect("reads")
+            .into_iter()
+            .map(|r| (r.id.as_str().to_owned(), r.admin_key_sha256))
+            .collect()
+    };
+    let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (key, created) = store.create_workspace(&acme, None, t(0), Some(TokenHash::of("first")));
+    created.wait().expect("committed");
+    assert_eq!(
+        digests(&store),
+        [
+            ("default".to_owned(), None),
+            ("acme".to_owned(), Some(TokenHash::of("first")))
+        ],
+        "default's key is the configuration's: no digest"
+    );
+    store
+        .set_workspace_admin_key(key, TokenHash::of("second"))
+        .wait()
+        .expect("committed");
+    drop(store);
+    let store = db.open().store.clone();
+    assert_eq!(
+        digests(&store),
+        [
+            ("default".to_owned(), None),
+            ("acme".to_owned(), Some(TokenHash::of("second")))
+        ]
+    );
 }
 
 on_both_backends!(
     r27_two_workspaces_in_one_store_read_back_only_their_own,
     r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay,
+    r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_rotation,
 );
