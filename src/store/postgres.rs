@@ -155,29 +155,33 @@ impl PgReads {
     }
 
     /// Runs `read` on an idle connection (or a new one), then returns it to the pool unless
-    /// it broke.
+    /// it broke. A connection let go of is dropped on the plain thread too: closing it runs
+    /// the client's runtime.
     pub(crate) fn with<T: Send>(
         &self,
         read: impl FnOnce(&mut Client, &Database) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         let idle = self.idle.lock().pop();
-        let (client, result) = on_plain_thread(|| {
+        on_plain_thread(|| {
             let mut client = match idle {
                 Some(client) => client,
-                None => match self.db.connect() {
-                    Ok(client) => client,
-                    Err(e) => return (None, Err(e)),
-                },
+                None => self.db.connect()?,
             };
             let result = read(&mut client, &self.db);
-            (Some(client), result)
-        });
-        if let Some(client) = client.filter(|c| !c.is_closed()) {
-            let mut idle = self.idle.lock();
-            if idle.len() < KEEP_IDLE {
-                idle.push(client);
+            if !client.is_closed() {
+                let mut idle = self.idle.lock();
+                if idle.len() < KEEP_IDLE {
+                    idle.push(client);
+                }
             }
-        }
-        result
+            result
+        })
+    }
+}
+
+impl Drop for PgReads {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *self.idle.lock());
+        on_plain_thread(move || drop(idle));
     }
 }

@@ -220,15 +220,31 @@ fn count(path: &Path, table: &str) -> i64 {
         .expect("count runs")
 }
 
-/// Holds SQLite's write lock from another connection, so that the writer blocks on its
-/// first group and everything submitted meanwhile queues up behind it.
-struct WriteLock(Connection);
+/// Holds a lock from another connection that the writer's first group blocks on, so that
+/// everything submitted meanwhile queues up behind it: SQLite's write lock, or on PostgreSQL
+/// the `agent_limits` table (the first submission of the tests that take it writes there).
+enum WriteLock {
+    Sqlite(Connection),
+    Postgres(::postgres::Client),
+}
 
 impl WriteLock {
-    fn take(path: &Path) -> Self {
-        let conn = Connection::open(path).expect("raw connection opens");
-        conn.execute_batch("BEGIN IMMEDIATE").expect("write lock taken");
-        Self(conn)
+    fn take(db: &Db) -> Self {
+        match db {
+            Db::Sqlite(dir) => {
+                let conn = Connection::open(dir.db()).expect("raw connection opens");
+                conn.execute_batch("BEGIN IMMEDIATE").expect("write lock taken");
+                WriteLock::Sqlite(conn)
+            }
+            Db::Postgres(server) => {
+                let mut client =
+                    ::postgres::Client::connect(&server.url(), ::postgres::NoTls).expect("connects");
+                client
+                    .batch_execute("BEGIN; LOCK TABLE agent_limits IN EXCLUSIVE MODE")
+                    .expect("table locked");
+                WriteLock::Postgres(client)
+            }
+        }
     }
 
     /// Waits until the writer has formed its first group (which then waits for this lock).
@@ -239,7 +255,10 @@ impl WriteLock {
     }
 
     fn release(self) {
-        self.0.execute_batch("ROLLBACK").expect("write lock released");
+        match self {
+            WriteLock::Sqlite(conn) => conn.execute_batch("ROLLBACK").expect("write lock released"),
+            WriteLock::Postgres(mut client) => client.batch_execute("ROLLBACK").expect("table lock released"),
+        }
     }
 }
 
@@ -698,31 +717,33 @@ fn a_full_disk_fails_the_whole_group_with_disk_full() {
 
 // --- Writing -------------------------------------------------------------------------------
 
-#[test]
-fn a_receipt_completes_only_once_a_fresh_connection_can_read_the_change() {
-    let dir = TempDir::new("visible");
-    let path = dir.db();
-    let store = open(&path);
+fn a_receipt_completes_only_once_a_fresh_connection_can_read_the_change(db: &Db) {
+    let store = db.open();
     for i in 0..20 {
         let id = format!("u{i}");
         store
             .submit(vec![Change::UpsertCustomer(customer(&id, "N", "n@x.io", "+1"))])
             .wait()
             .expect("committed");
-        let seen: i64 = Connection::open(&path)
-            .expect("fresh connection opens")
-            .query_row("SELECT count(*) FROM customers WHERE id = ?1", [&id], |r| {
-                r.get(0)
-            })
-            .expect("query runs");
+        let seen = db.count_in(&format!("SELECT count(*) FROM customers WHERE id = '{id}'"));
         assert_eq!(seen, 1, "{id} was acknowledged before it was readable");
     }
 }
 
 #[tokio::test]
-async fn a_receipt_can_be_awaited() {
-    let dir = TempDir::new("await");
-    let store = open(&dir.db());
+async fn a_receipt_can_be_awaited_on_sqlite() {
+    a_receipt_can_be_awaited(Db::sqlite("await")).await;
+}
+
+/// Also proves that the synchronous PostgreSQL client is never run on the async test's
+/// thread (tokio would panic): opening, reading and the server's start all move off it.
+#[tokio::test]
+async fn a_receipt_can_be_awaited_on_postgres() {
+    a_receipt_can_be_awaited(Db::postgres()).await;
+}
+
+async fn a_receipt_can_be_awaited(db: Db) {
+    let store = db.open();
     store
         .submit(vec![Change::SetAgentLimit {
             agent: AgentId::from("ana"),
@@ -736,12 +757,9 @@ async fn a_receipt_can_be_awaited() {
     );
 }
 
-#[test]
-fn submissions_queued_behind_a_commit_share_one_group() {
-    let dir = TempDir::new("group");
-    let path = dir.db();
-    let store = open(&path);
-    let lock = WriteLock::take(&path);
+fn submissions_queued_behind_a_commit_share_one_group(db: &Db) {
+    let store = db.open();
+    let lock = WriteLock::take(db);
     let first = store.submit(vec![Change::SetAgentLimit {
         agent: AgentId::from("first"),
         limit: 1,
@@ -778,15 +796,12 @@ fn submissions_queued_behind_a_commit_share_one_group() {
     let durations = store.shared().commit_durations();
     assert_eq!(durations.count(), 2, "each commit timed");
     assert!(durations.sum() > 0.0);
-    assert_eq!(count(&path, "agent_limits"), 100);
+    assert_eq!(db.count("agent_limits"), 100);
 }
 
-#[test]
-fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing() {
-    let dir = TempDir::new("failgroup");
-    let path = dir.db();
-    let store = open(&path);
-    let lock = WriteLock::take(&path);
+fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing(db: &Db) {
+    let store = db.open();
+    let lock = WriteLock::take(db);
     let first = store.submit(vec![Change::SetAgentLimit {
         agent: AgentId::from("x"),
         limit: 1,
@@ -817,7 +832,7 @@ fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing() {
     );
     let good_err = good.wait().expect_err("its group failed");
     assert_eq!(good_err.to_string(), bad_err.to_string());
-    assert_eq!(count(&path, "agent_limits"), 1, "only the first group is on disk");
+    assert_eq!(db.count("agent_limits"), 1, "only the first group is on disk");
 }
 
 fn writing_the_same_changes_twice_leaves_one_row_each(db: &Db) {
@@ -1269,6 +1284,9 @@ fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
 }
 
 on_both_backends!(
+    a_receipt_completes_only_once_a_fresh_connection_can_read_the_change,
+    submissions_queued_behind_a_commit_share_one_group,
+    a_failed_group_fails_every_receipt_in_it_and_keeps_nothing,
     reopen_keeps_everything_acknowledged,
     issue13_every_stage_of_a_chat_comes_back_as_it_was_written,
     writing_the_same_changes_twice_leaves_one_row_each,

@@ -508,15 +508,12 @@ fn r27_two_workspaces_in_one_store_read_back_only_their_own(db: &Db) {
     );
 }
 
-#[test]
-fn r27_one_group_commits_many_workspaces_changes_with_one_fsync() {
-    let dir = TempDir::new("ws-group");
-    let path = dir.db();
-    let store = open(&path);
+fn r27_one_group_commits_many_workspaces_changes_with_one_fsync(db: &Db) {
+    let store = db.open();
     let handles: Vec<WorkspaceStore> = (1..=3).map(|ws| store.store.workspace(WsKey::new(ws))).collect();
     // The writer takes a first group and waits for the lock; the three workspaces' changes
     // queue meanwhile and make the next group.
-    let lock = WriteLock::take(&path);
+    let lock = WriteLock::take(db);
     let first = store.submit(vec![Change::SetAgentLimit {
         agent: AgentId::from("first"),
         limit: 1,
@@ -686,6 +683,7 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
 }
 
 on_both_backends!(
+    r27_one_group_commits_many_workspaces_changes_with_one_fsync,
     r27_two_workspaces_in_one_store_read_back_only_their_own,
     r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay,
     r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_rotation,
