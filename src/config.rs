@@ -1,6 +1,12 @@
 //! The configuration file (TOML). Every key is optional; with no file at all the engine runs
 //! with the platform defaults and three demo agents, so a first `cargo run` needs nothing.
 //!
+//! `accept_timeout_secs`, `grace_secs`, `reopen_notice`, `[[queues]]`, `[channels.*]`,
+//! `[platforms.*]` and `[security] ingress_key` are the `default` workspace's settings
+//! (R27); every other workspace sets the same keys for itself, as JSON, over
+//! `PUT /v1/w/{workspace}/admin/settings` (see `config/workspace.rs`). The rest is the
+//! process's, for every workspace.
+//!
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! accept_timeout_secs = 30        # R06
@@ -76,7 +82,8 @@
 //! # The platforms' own APIs and webhooks (R23–R25), one table per channel; see SECURITY.md.
 //! # `base_url` defaults to the platform's (Graph API v21.0, api.telegram.org, api.twilio.com);
 //! # every other key is a setting of the channel's adapter (src/channels/*.rs). Webhooks go to
-//! # /v1/native/meta, /v1/native/telegram, /v1/native/twilio and /v1/native/email.
+//! # /v1/native/meta, /v1/native/telegram, /v1/native/twilio and /v1/native/email (another
+//! # workspace's, with its own platforms, to /v1/w/<workspace>/native/…).
 //! [platforms.whatsapp]
 //! access_token = "EAAG…"          # Authorization: Bearer of the Graph API
 //! phone_number_id = "106540352242922"
@@ -108,20 +115,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod names;
 mod routing;
+mod workspace;
 
 pub use names::parse_role;
 pub use routing::QueueConfig;
+pub use workspace::WorkspaceSettings;
 
 use crate::channels::PlatformConfig;
-use crate::core::{AfterWindow, AgentProfile, Channel, ChannelPolicy, Role};
+use crate::core::{AgentProfile, Channel, Role};
 use crate::engine::outbound::Retry;
 use crate::engine::EngineConfig;
 use crate::ids::{AgentId, QueueId};
 use crate::security::{ClaimlessTokens, Security, Tokens, FRAMES_PER_SECOND};
+use crate::workspaces::Credentials;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +155,16 @@ pub enum ConfigError {
     /// A value makes no sense.
     #[error("invalid config: {0}")]
     Invalid(String),
+}
+
+impl ConfigError {
+    /// What is wrong, without the "invalid config" of a file: for an API's answer.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Invalid(reason) => reason.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// One agent of the configuration.
@@ -197,7 +217,7 @@ impl AgentConfig {
 }
 
 /// Overrides of one channel's policy.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     window_secs: Option<i64>,
@@ -219,7 +239,7 @@ pub struct ChannelConfig {
 /// One `[platforms.<channel>]` table: where the platform's API is, and the settings its
 /// adapter reads (credentials, ids, webhook secrets). Settings are strings; numbers and
 /// booleans are taken as their text, so `smtp_port = 587` reads as written.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct PlatformTable {
     /// The API's base URL; absent: the platform's own.
     #[serde(default)]
@@ -312,7 +332,7 @@ pub struct SecurityConfig {
     max_connections_per_agent: Option<usize>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 enum AfterWindowName {
     Templates,
@@ -569,23 +589,11 @@ impl Config {
     /// What the gateway checks.
     pub fn security(&self) -> Result<Security, ConfigError> {
         let mut security = Security::default();
-        // Webhook secrets count even in the development setup: a channel configured to sign
-        // is checked.
-        for (channel, c) in &self.channels {
-            if let Some(secret) = &c.webhook_secret {
-                if secret.len() < 16 {
-                    return Err(ConfigError::Invalid(format!(
-                        "channels.{channel}.webhook_secret must be at least 16 bytes"
-                    )));
-                }
-                security.webhook_secrets.insert(*channel, secret.clone());
-            }
-        }
-        // Like webhook secrets, platforms count in the development setup too: their webhooks
-        // are always verified.
-        for (channel, table) in &self.platforms {
-            security.platforms.insert(*channel, table.platform(*channel)?);
-        }
+        // Webhook secrets and platforms count even in the development setup: a channel
+        // configured to sign is checked, and platforms' webhooks are always verified.
+        let credentials = self.default_workspace().credentials(&Credentials::default())?;
+        security.webhook_secrets = credentials.webhook_secrets;
+        security.platforms = credentials.platforms;
         let Some(c) = &self.security else {
             return Ok(security);
         };
@@ -660,15 +668,17 @@ impl Config {
         self.agents.clone().unwrap_or_else(demo_agents)
     }
 
-    /// The engine's settings.
+    /// The engine's settings: the process's bounds ([`Config::engine_base`]) with `default`'s
+    /// settings.
     pub fn engine(&self) -> Result<EngineConfig, ConfigError> {
+        self.default_workspace().engine(self.engine_base())
+    }
+
+    /// The engine settings that are the process's, not a workspace's: per-connection and
+    /// per-agent log bounds and the board's pace and memory (docs/design/workspaces.md, R4).
+    /// Every workspace's engine starts from these.
+    pub fn engine_base(&self) -> EngineConfig {
         let mut engine = EngineConfig::default();
-        if let Some(secs) = self.accept_timeout_secs {
-            engine.accept_timeout = positive("accept_timeout_secs", secs)?;
-        }
-        if let Some(secs) = self.grace_secs {
-            engine.grace = positive("grace_secs", secs)?;
-        }
         if let Some(n) = self.outbox_capacity {
             engine.outbox_capacity = n.max(1);
         }
@@ -677,9 +687,6 @@ impl Config {
         }
         if let Some(n) = self.log_bytes {
             engine.log_bytes = n.max(1);
-        }
-        if let Some(notice) = &self.reopen_notice {
-            engine.reopen_notice = notice.clone();
         }
         if let Some(ms) = self.board_interval_ms {
             engine.board_interval = StdDuration::from_millis(ms);
@@ -690,56 +697,22 @@ impl Config {
         if let Some(n) = self.board_log_bytes {
             engine.board_log_bytes = n.max(1);
         }
-        engine.queues = routing::setups(&self.queues)?;
-        for (channel, c) in &self.channels {
-            if !c.requires.is_empty() {
-                routing::levels(&format!("channels.{channel}.requires"), &c.requires)?;
-                engine.channel_needs.insert(*channel, c.requires.clone());
-            }
-            let mut policy: ChannelPolicy = engine.policies.of(*channel).to_owned();
-            if let Some(secs) = c.window_secs {
-                policy.window = (secs != 0).then(|| positive("window_secs", secs)).transpose()?;
-            }
-            let tag = c
-                .human_agent_tag_secs
-                .map(|s| positive("human_agent_tag_secs", s))
-                .transpose()?;
-            match c.after_window {
-                Some(AfterWindowName::Templates) => policy.after_window = AfterWindow::Templates,
-                Some(AfterWindowName::Nothing) => policy.after_window = AfterWindow::Nothing,
-                Some(AfterWindowName::HumanAgentTag) => {
-                    policy.after_window = AfterWindow::HumanAgentTag {
-                        until: tag.unwrap_or(Duration::days(7)),
-                    }
-                }
-                None => {
-                    if let (AfterWindow::HumanAgentTag { until }, Some(t)) = (&mut policy.after_window, tag) {
-                        *until = t;
-                    }
-                }
-            }
-            if let Some(n) = c.max_len {
-                if n == 0 {
-                    return Err(ConfigError::Invalid(format!(
-                        "channels.{channel}.max_len must be positive"
-                    )));
-                }
-                policy.max_len = n;
-            }
-            if let Some(secs) = c.revive_window_secs {
-                policy.revive_window = positive("revive_window_secs", secs)?;
-            }
-            // The core compares lowercased, trimmed text with these.
-            let lower = |words: &[String]| words.iter().map(|w| w.trim().to_lowercase()).collect::<Vec<_>>();
-            if let Some(words) = &c.opt_out_words {
-                policy.opt_out_words = lower(words);
-            }
-            if let Some(words) = &c.opt_in_words {
-                policy.opt_in_words = lower(words);
-            }
-            engine.policies.set(*channel, policy);
+        engine
+    }
+
+    /// `default`'s settings (R27): the top-level keys that a workspace sets for itself
+    /// (`accept_timeout_secs`, `grace_secs`, `reopen_notice`, `[[queues]]`, `[channels.*]`,
+    /// `[platforms.*]`) and `[security] ingress_key`.
+    pub fn default_workspace(&self) -> WorkspaceSettings {
+        WorkspaceSettings {
+            accept_timeout_secs: self.accept_timeout_secs,
+            grace_secs: self.grace_secs,
+            reopen_notice: self.reopen_notice.clone(),
+            queues: self.queues.clone(),
+            channels: self.channels.clone(),
+            ingress_key: self.security.as_ref().and_then(|s| s.ingress_key.clone()),
+            platforms: self.platforms.clone(),
         }
-        Ok(engine)
     }
 }
 
@@ -755,6 +728,7 @@ fn positive(key: &str, secs: i64) -> Result<Duration, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::AfterWindow;
 
     #[test]
     fn empty_config_gives_demo_agents_and_platform_defaults() {

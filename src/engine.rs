@@ -30,6 +30,7 @@ mod directory;
 mod effects;
 mod expiry;
 pub mod fanout;
+pub mod id_source;
 mod ingress;
 mod journal;
 pub mod outbound;
@@ -44,7 +45,7 @@ mod views;
 mod watching;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -65,6 +66,7 @@ use analytics::{Analytics, LiveKpis};
 use customers::Customers;
 use directory::Directory;
 use fanout::{Fanout, Frame};
+use id_source::IdSource;
 use outbound::Outbound;
 pub use restore::Restored;
 use retries::{Retries, Side};
@@ -183,7 +185,9 @@ pub struct Engine {
     /// This run's start, in the ids' clock: part of every idempotency key, so that keys of a
     /// restarted engine never repeat an earlier run's.
     boot: u64,
-    next_id: AtomicU64,
+    /// Where customer and chat ids come from: shared with every other workspace's engine of
+    /// the process when the registry built it ([`Engine::sharing_ids`]).
+    ids: IdSource,
     /// When the routing timer is set for, in nanoseconds (0: none pending); changed under the
     /// router's lock.
     routing_tick: AtomicI64,
@@ -210,6 +214,19 @@ impl Engine {
         outbound: Outbound,
         store: Option<WorkspaceStore>,
     ) -> Arc<Self> {
+        let ids = IdSource::starting_at(clock.now());
+        Self::sharing_ids(config, clock, outbound, store, ids)
+    }
+
+    /// [`Engine::with_store`], making its customer and chat ids from `ids`: the counter every
+    /// workspace of the process shares (R27), so that no id is ever two workspaces'.
+    pub fn sharing_ids(
+        config: EngineConfig,
+        clock: SharedClock,
+        outbound: Outbound,
+        store: Option<WorkspaceStore>,
+        ids: IdSource,
+    ) -> Arc<Self> {
         let mut queue_of = HashMap::new();
         let mut router = Router::new(config.accept_timeout);
         let now = clock.now();
@@ -228,8 +245,9 @@ impl Engine {
                 .or_insert_with(|| QueueId::from(channel.as_str()));
             router.add_queue(queue.clone());
         }
-        // Ids start from the clock so that those of a restarted engine do not collide.
-        let first_id = clock.now().timestamp_millis().max(0) as u64 * 1000;
+        // This run's start in the ids' clock: sequence numbers and idempotency keys of a
+        // restarted engine start past the last run's.
+        let first_id = IdSource::seed(clock.now());
         // Only an engine with a database outlives its clients' sequence numbers.
         let first_seq = if store.is_some() { first_id } else { 0 };
         let retries = Retries::new(config.grace);
@@ -257,7 +275,7 @@ impl Engine {
             early_statuses: outbox::EarlyStatuses::default(),
             failed_outbox: DashMap::new(),
             boot: first_id,
-            next_id: AtomicU64::new(first_id),
+            ids,
             routing_tick: AtomicI64::new(0),
             supervision,
             analytics: Analytics::default(),
@@ -279,6 +297,11 @@ impl Engine {
         run: impl FnOnce() -> Frame,
     ) -> Result<Frame, Refusal> {
         self.retries.once(side, caller, id, fingerprint, self.now(), run)
+    }
+
+    /// The clock the engine reads, for what must read the same one.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// The clock the engine reads.
@@ -342,7 +365,7 @@ impl Engine {
     }
 
     fn new_id(&self, prefix: &str) -> String {
-        format!("{prefix}{:x}", self.next_id.fetch_add(1, Ordering::Relaxed))
+        format!("{prefix}{:x}", self.ids.next())
     }
 
     /// Runs a router operation that may refuse; delivers its events if it did not.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingress;
 pub mod native;
 pub mod platform;
+pub mod settings;
 pub mod supervisor_ws;
 pub mod tenant;
 pub mod web;
@@ -29,12 +30,13 @@ use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::SharedClock;
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
 use crate::metrics::{self, Metrics};
 use crate::runtime_thread::RuntimeThread;
 use crate::security::Security;
-use crate::workspaces::{Background, Workspaces};
+use crate::workspaces::{Background, Credentials, Workspaces};
 
 /// Pending connections the kernel queues before `accept`: a burst of thousands of agents
 /// connecting at once overflows the default 128, and each dropped SYN costs its client 1 s.
@@ -66,10 +68,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Credentials, origins and limits.
     pub security: Arc<Security>,
+    /// The configuration's channel credentials: those of `default` and of any workspace
+    /// without its own (see [`tenant::Tenant::credentials`]).
+    pub credentials: Arc<Credentials>,
     /// The signatures of signed webhooks seen within the replay window.
     pub webhooks: Arc<webhook::WebhookGuard>,
     /// Where supervisor sockets run (see [`board_runtime`]).
     pub boards: tokio::runtime::Handle,
+    /// The clock the workspaces' engines read: a request to a workspace not served here is
+    /// checked against an engine of its own on it (see [`tenant`]).
+    pub clock: SharedClock,
     /// Held by every WebSocket task; shutdown waits until all are dropped.
     _alive: mpsc::Sender<()>,
 }
@@ -133,6 +141,7 @@ fn admin_routes(state: AppState) -> Router<AppState> {
         .route("/admin/agents/{id}/limit", put(admin::set_limit))
         .route("/admin/agents/{id}/skills", put(admin::set_skills))
         .route("/admin/queues", get(admin::list_queues))
+        .route("/admin/settings", get(settings::show).put(settings::replace))
         .route_layer(axum::middleware::from_fn_with_state(state, auth::workspace_admin))
 }
 
@@ -234,14 +243,17 @@ pub async fn serve_workspaces(
         .get(&WorkspaceId::default_workspace())
         .ok_or_else(|| std::io::Error::other("no default workspace to serve"))?;
     let metrics = Arc::new(Metrics::new(default.engine()));
+    let clock = default.engine().clock().clone();
     drop(default);
     let state = AppState {
         workspaces,
         shutdown: stop_rx,
         metrics,
+        credentials: Arc::new(Credentials::configured(&security)),
         security: Arc::new(security),
         webhooks: Arc::new(webhook::WebhookGuard::default()),
         boards,
+        clock,
         _alive: alive_tx,
     };
     let app = routes(state);

@@ -15,7 +15,8 @@
 //! (`workspaces.rs`), for the same reason: it is held only to clone an `Arc<Workspace>` out (or
 //! to put one in or take one out), never across an `.await` and never while taking any lock.
 //! Nor is a workspace's admin key (`Workspace::admin_key`): held only to copy its digest in
-//! or out. The levels are per engine, and no request or task touches two workspaces' engines.
+//! or out; nor its credentials (`Workspace::credentials`), cloned out or swapped the same way.
+//! The levels are per engine, and no request or task touches two workspaces' engines.
 
 use std::ops::{Deref, DerefMut};
 

@@ -13,13 +13,12 @@ use switchboard::clock::{Clock, SystemClock};
 use switchboard::config::{Config, DurabilityConfig};
 use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::send_thread;
-use switchboard::engine::EngineConfig;
 use switchboard::gateway;
 use switchboard::gateway::board_runtime;
 use switchboard::ids::WorkspaceId;
 use switchboard::security::Security;
 use switchboard::store::Store;
-use switchboard::workspaces::{Provisioning, Workspaces};
+use switchboard::workspaces::{Credentials, Provisioning, Workspaces};
 
 /// The allocator: see Cargo.toml for why (and `benches/core.rs`, which measures with it).
 #[global_allocator]
@@ -153,15 +152,15 @@ async fn main() -> anyhow::Result<()> {
             Connector::Log
         }
     };
-    // Channels with a platform configured send through its own API; the rest as above.
+    // Channels with a platform configured send through its own API (each workspace through
+    // its own platforms, `default` through the configuration's); the rest as above.
     if !security.platforms.is_empty() {
         let channels: Vec<String> = security.platforms.keys().map(ToString::to_string).collect();
         tracing::info!(?channels, "these channels send through their platforms' own APIs");
     }
-    let connector = Connector::platforms(security.platforms.clone(), connector);
-    // Every active workspace of the store (`default` always, with the configured agents),
-    // each restored, with its tasks: the ticker, the outbox's sender and the board. The
-    // others get the built-in engine settings until settings per workspace (increment 8).
+    // Every active workspace of the store (`default` always, with the configured agents and
+    // settings), each restored, with its tasks: the ticker, the outbox's sender and the board.
+    // The others get their own settings over the process's engine bounds.
     let boards = board_runtime::start().context("cannot start the board's runtime")?;
     // One sending thread for every workspace's outbox (if it cannot start, each sender tries
     // one of its own).
@@ -172,8 +171,10 @@ async fn main() -> anyhow::Result<()> {
         store,
         clock: Arc::new(SystemClock),
         default_config: engine_config,
+        default_settings: config.default_workspace(),
+        configured: Arc::new(Credentials::configured(&security)),
         default_agents: config.agents().into_iter().map(|a| a.into_profile()).collect(),
-        others: EngineConfig::default(),
+        others: config.engine_base(),
         boards: boards.handle(),
         ticker: true,
         sending: Some((connector, config.outbound.retry())),

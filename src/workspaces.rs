@@ -13,6 +13,8 @@
 
 mod admissions;
 mod catalog;
+mod credentials;
+mod settings;
 mod tasks;
 
 #[cfg(test)]
@@ -31,6 +33,8 @@ use crate::security::TokenHash;
 use crate::store::StoreError;
 pub use admissions::{Admission, Admissions};
 pub use catalog::{PlatformError, Provisioning};
+pub use credentials::{Credentials, IngressKey};
+pub use settings::SettingsApplied;
 pub use tasks::{Background, OutboxSending, Tasks};
 
 /// One contact centre: its engine, the tasks that run beside it, who is inside, and the
@@ -42,6 +46,10 @@ pub struct Workspace {
     admissions: Admissions,
     /// Held only to copy the digest in or out (see `lock_order.rs`).
     admin_key: RwLock<Option<TokenHash>>,
+    /// Its channel credentials; `None`: the configuration's (`default`, and the workspaces
+    /// of a fixed set). Swapped whole when its settings change what verifies calls; held only
+    /// to clone the `Arc` out or to put one in, like the registry's map (`lock_order.rs`).
+    credentials: RwLock<Option<Arc<Credentials>>>,
 }
 
 impl Workspace {
@@ -56,6 +64,7 @@ impl Workspace {
             tasks,
             admissions: Admissions::default(),
             admin_key: RwLock::new(None),
+            credentials: RwLock::new(None),
         })
     }
 
@@ -69,6 +78,17 @@ impl Workspace {
     /// the digest first ([`Workspaces::set_admin_key`] does).
     pub fn set_admin_key(&self, digest: Option<TokenHash>) {
         *self.admin_key.write() = digest;
+    }
+
+    /// Its own channel credentials, from its settings; `None`: the configuration's. The
+    /// gateway reads them through `Tenant::credentials` only.
+    pub fn credentials(&self) -> Option<Arc<Credentials>> {
+        self.credentials.read().clone()
+    }
+
+    /// Gives it its own channel credentials, in force from the next call that reads them.
+    pub fn set_credentials(&self, credentials: Arc<Credentials>) {
+        *self.credentials.write() = Some(credentials);
     }
 
     /// Its id.
@@ -184,11 +204,11 @@ impl Workspaces {
 
     /// Stops serving workspace `id` and lets go of it (see [`Workspace::shut`]); requests
     /// and sockets inside get `grace` to finish. From the moment this is called, its paths
-    /// answer `not_found`.
+    /// answer as an unknown workspace's (see `gateway::tenant`).
     pub async fn unload(&self, id: &WorkspaceId, grace: Duration) -> Result<(), UnloadError> {
         let not_loaded = || UnloadError::NotLoaded(id.clone());
         let workspace = self.get(id).ok_or_else(not_loaded)?;
-        // Its door closes first (a new request finds it closed: `not_found`), and only once;
+        // Its door closes first (a new request finds it closed, as if it were unknown), and only once;
         // it stays in the map until it is shut, so that no second engine can be loaded under
         // its id while this one still writes.
         if !workspace.admissions.close() {

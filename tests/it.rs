@@ -18,6 +18,7 @@ mod it {
     mod dashboard;
     mod durable;
     mod ingress;
+    mod isolation;
     mod limits;
     mod metrics;
     mod native;
@@ -32,6 +33,7 @@ mod it {
     mod supervisor;
     mod webhooks;
     mod workspace_keys;
+    mod workspace_settings;
     mod workspace_tokens;
     mod workspaces;
 }

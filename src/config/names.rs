@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serializer};
 
 use crate::core::{Channel, Role};
 
@@ -82,6 +82,20 @@ where
         .into_iter()
         .map(|(name, value)| (name.into(), value))
         .collect())
+}
+
+/// Writes a list of channels as [`channels`] reads it (`#[serde(serialize_with = …)]`).
+pub(super) fn channels_out<S: Serializer>(channels: &[Channel], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(channels.iter().map(|c| c.as_str()))
+}
+
+/// Writes a table keyed by channel as [`by_channel`] reads it.
+pub(super) fn by_channel_out<S, V>(table: &BTreeMap<Channel, V>, s: S) -> Result<S::Ok, S::Error>
+where
+    S: Serializer,
+    V: serde::Serialize,
+{
+    s.collect_map(table.iter().map(|(channel, value)| (channel.as_str(), value)))
 }
 
 /// A role named on the command line (`switchboard token --role supervisor`), as the

@@ -37,7 +37,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{positive, ConfigError};
 use crate::core::queue::{bad_level, Boost, QueuePlan, Rule, Skills, Step};
@@ -46,13 +46,17 @@ use crate::engine::{QueueSetup, DEFAULT_AFTER_HOURS_REPLY};
 use crate::ids::QueueId;
 
 /// A queue, the channels that feed it, and how it routes.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// Its id.
     pub id: String,
     /// The channels whose new chats wait in it.
-    #[serde(default, deserialize_with = "super::names::channels")]
+    #[serde(
+        default,
+        deserialize_with = "super::names::channels",
+        serialize_with = "super::names::channels_out"
+    )]
     pub channels: Vec<Channel>,
     #[serde(default)]
     priority: i32,
@@ -68,7 +72,7 @@ pub struct QueueConfig {
     after_hours_reply: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct StepConfig {
     #[serde(default)]
@@ -82,7 +86,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct BoostConfig {
     every_secs: Option<i64>,
@@ -94,7 +98,7 @@ struct BoostConfig {
     near_due_by: i32,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RuleConfig {
     when: BTreeMap<String, String>,
@@ -104,7 +108,7 @@ struct RuleConfig {
     requires: Skills,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct HoursConfig {
     time_zone: String,

@@ -223,6 +223,9 @@ pub enum WithdrawReason {
     AgentUnavailable,
     /// The agent's limit was lowered below what its offers needed.
     LimitLowered,
+    /// A chat that came outside an offer (a customer's reply to the agent's reopened chat,
+    /// R05, or a forced transfer) took the slot the offer held.
+    RoomTaken,
 }
 
 /// Something routing did that someone must be told about.
@@ -751,9 +754,31 @@ impl Router {
         now: Timestamp,
     ) -> Result<Vec<RouterEvent>, Rejection> {
         self.refresh_hours(now);
+        self.seat_mut(agent)?.limit = limit;
+        self.refresh(agent);
+        let mut events = self.take_back_offers_over_limit(agent, WithdrawReason::LimitLowered, now)?;
+        events.extend(self.settle_agent(agent, now));
+        Ok(events)
+    }
+
+    /// Takes back `agent`'s newest pending offers beyond its limit, newest first, and routes
+    /// their chats again: an offer holds a slot, so once the slots are gone (a lowered limit,
+    /// or a chat that came outside an offer, R05 or a forced transfer) accepting it would go
+    /// over the limit without anyone having decided so (R06).
+    fn take_back_offers_over_limit(
+        &mut self,
+        agent: &AgentId,
+        reason: WithdrawReason,
+        now: Timestamp,
+    ) -> Result<Vec<RouterEvent>, Rejection> {
         let seat = self.seat_mut(agent)?;
-        seat.limit = limit;
-        let excess = (seat.load + seat.offered).saturating_sub(limit).min(seat.offered);
+        let excess = (seat.load + seat.offered)
+            .saturating_sub(seat.limit)
+            .min(seat.offered);
+        let mut events = Vec::new();
+        if excess == 0 {
+            return Ok(events);
+        }
         let mut newest: Vec<(Timestamp, ChatId)> = self
             .offers
             .values()
@@ -761,7 +786,6 @@ impl Router {
             .map(|o| (o.offered_at, o.waiting.chat.clone()))
             .collect();
         newest.sort();
-        let mut events = Vec::new();
         let mut back = Vec::new();
         for (_, chat) in newest.into_iter().rev().take(excess as usize) {
             let offer = self.take_offer(&chat, agent)?;
@@ -770,12 +794,11 @@ impl Router {
             events.push(RouterEvent::OfferWithdrawn {
                 chat,
                 agent: agent.clone(),
-                reason: WithdrawReason::LimitLowered,
+                reason,
             });
         }
         self.refresh(agent);
         events.extend(self.settle_chats(back, now));
-        events.extend(self.settle_agent(agent, now));
         Ok(events)
     }
 
@@ -1089,8 +1112,13 @@ impl Router {
 
     /// A chat became active for `agent` outside an offer (R05, a snooze ending does not count
     /// since snoozed chats keep their slot). May take it over its limit or its channel's;
-    /// that is counted.
-    pub fn load_up(&mut self, agent: &AgentId, channel: Channel) -> Result<LoadChange, Rejection> {
+    /// that is counted, and its pending offers that no longer fit are taken back.
+    pub fn load_up(
+        &mut self,
+        agent: &AgentId,
+        channel: Channel,
+        now: Timestamp,
+    ) -> Result<(LoadChange, Vec<RouterEvent>), Rejection> {
         let seat = self.seat_mut(agent)?;
         seat.load += 1;
         let over_channel = seat.channel_up(channel);
@@ -1107,7 +1135,8 @@ impl Router {
             self.overrides += 1;
         }
         self.refresh(agent);
-        Ok(change)
+        let events = self.take_back_offers_over_limit(agent, WithdrawReason::RoomTaken, now)?;
+        Ok((change, events))
     }
 
     /// Counts a chat that `agent` already owned before a restart toward its load; unlike
@@ -1163,8 +1192,9 @@ impl Router {
                 limit: target.limit,
             });
         }
-        let change = self.load_up(to, channel)?;
-        Ok((change, self.load_down(from, channel, now)))
+        let (change, mut events) = self.load_up(to, channel, now)?;
+        events.extend(self.load_down(from, channel, now));
+        Ok((change, events))
     }
 
     fn seat_mut(&mut self, agent: &AgentId) -> Result<&mut Seat, Rejection> {

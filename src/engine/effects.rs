@@ -190,9 +190,13 @@ impl<'e> Effects<'e> {
                 let channel = channel(file, chat);
                 engine.board_reopen_ended(file, chat, ReopenOutcome::Replied);
                 self.kpi(agent, channel, EventKind::ReopenReplied);
-                let change = self.router().load_up(agent, channel);
-                let (load, limit, over_limit) =
-                    change.map_or((0, 0, false), |c| (c.load, c.limit, c.over_limit));
+                let (load, limit, over_limit) = match self.router().load_up(agent, channel, now) {
+                    Ok((change, routed)) => {
+                        self.routed(routed);
+                        (change.load, change.limit, change.over_limit)
+                    }
+                    Err(_) => (0, 0, false),
+                };
                 if over_limit {
                     self.kpi(agent, channel, EventKind::LimitOverride);
                 }

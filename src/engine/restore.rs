@@ -20,7 +20,6 @@ use crate::ids::{AgentId, ChatId};
 use crate::store::WorkspaceStore;
 use crate::store::{ChatRecord, StoreError};
 use chrono::Duration;
-use std::sync::atomic::Ordering;
 
 /// What a restore brought back, for the start-up log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,10 +89,10 @@ impl Engine {
         let mut queued: Vec<Queued> = Vec::new();
         let mut highest_id = 0;
         for mut file in snapshot.customers {
-            highest_id = highest_id.max(id_number(file.id.as_str()));
+            highest_id = highest_id.max(super::id_source::number(file.id.as_str()));
             let before = file.chats.len();
             file.chats.retain(|chat| {
-                highest_id = highest_id.max(id_number(chat.id.as_str()));
+                highest_id = highest_id.max(super::id_source::number(chat.id.as_str()));
                 chat.stage.is_live() || self.keeps_in_memory(chat, now)
             });
             restored.chats_archived += before - file.chats.len();
@@ -131,9 +130,9 @@ impl Engine {
         }
         restored.outbox = pending.len();
         self.outbound.dispatch(pending, None);
-        // Ids of a restarted engine start from its clock; this keeps them past the stored
-        // ones even if the clock went back.
-        self.next_id.fetch_max(highest_id + 1, Ordering::Relaxed);
+        // Ids of a restarted process start from its clock; this keeps them past the stored
+        // ones even if the clock went back (and, the counter being shared, every workspace's).
+        self.ids.past(highest_id);
         restored.fired_at_once = self.fire_due_timers();
         Ok(restored)
     }
@@ -294,12 +293,6 @@ type Candidate = (ChatRecord, usize);
 
 /// How long a closed chat stays in memory at least, whatever its channel.
 const EVICT_AFTER: Duration = Duration::hours(1);
-
-/// The number in an id the engine made (`cu…`, `ch…`: a prefix and hex digits); 0 for others.
-fn id_number(id: &str) -> u64 {
-    let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-    u64::from_str_radix(digits, 16).unwrap_or(0)
-}
 
 /// A chat that was waiting at the restart: where it goes, what it asked of routing, and its
 /// sticky agent (R10).

@@ -11,3 +11,4 @@ mod restart;
 mod resume;
 mod routing;
 mod shared_store;
+mod workspaces;

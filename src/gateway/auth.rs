@@ -136,7 +136,7 @@ pub fn authenticate(
             "no token: pass ?token=… or Authorization: Bearer …",
         )
     })?;
-    session_of(tenant.engine(), tenant.workspace().id(), security, token)
+    session_of(tenant.engine(), tenant.id(), security, token)
 }
 
 /// Authenticates a WebSocket upgrade and checks that the agent may open one more.
@@ -228,7 +228,7 @@ fn renewed(tenant: &Tenant, security: &Security, headers: &HeaderMap) -> Result<
             "only a signed token (JWT) is renewed: a static token does not expire",
         ));
     }
-    let presented = verified(engine, tenant.workspace().id(), security, token)?;
+    let presented = verified(engine, tenant.id(), security, token)?;
     security
         .tokens
         .renew(&presented, engine.now())
@@ -243,15 +243,17 @@ pub fn require_key(key: Option<&str>, headers: &HeaderMap, what: &str) -> Result
     let Some(key) = key else { return Ok(()) };
     match bearer(headers) {
         Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            format!("wrong {what} key"),
-        )),
-        None => Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            format!("the {what} API needs Authorization: Bearer <{what} key>"),
-        )),
+        _ => Err(wrong_key(headers, what)),
     }
+}
+
+/// How [`require_key`] refuses a request without the right key: the key is wrong, or missing.
+pub fn wrong_key(headers: &HeaderMap, what: &str) -> ApiError {
+    let message = match bearer(headers) {
+        Some(_) => format!("wrong {what} key"),
+        None => format!("the {what} API needs Authorization: Bearer <{what} key>"),
+    };
+    ApiError::new(ErrorCode::Unauthorized, message)
 }
 
 /// Middleware of a workspace's admin API (`/v1/w/{ws}/admin/*`, and `/v1/admin/*` for
@@ -260,20 +262,33 @@ pub fn require_key(key: Option<&str>, headers: &HeaderMap, what: &str) -> Result
 /// path's workspace exists or not.
 pub async fn workspace_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    // A path that names no workspace served here gives no key of its own to match.
     let workspace = match tenant::named(&mut parts, &state).await {
-        Ok(Some(text)) => WorkspaceId::parse(&text).ok(),
-        Ok(None) => Some(WorkspaceId::default_workspace()),
-        Err(_) => None,
+        Ok(Some(text)) => {
+            WorkspaceId::parse(&text).map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))
+        }
+        Ok(None) => Ok(WorkspaceId::default_workspace()),
+        Err(e) => Err(e),
     };
-    let own_key = workspace.and_then(|id| admin_key_of(&state, &id));
-    match state
+    // A path that names no workspace served here gives no key of its own to match.
+    let own_key = workspace.as_ref().ok().and_then(|id| admin_key_of(&state, id));
+    if let Err(e) = state
         .security
         .admit_admin(own_key.as_ref(), bearer(&parts.headers))
     {
-        Ok(()) => next.run(Request::from_parts(parts, body)).await,
-        Err(e) => ApiError::new(ErrorCode::Unauthorized, e.to_string()).into_response(),
+        return ApiError::new(ErrorCode::Unauthorized, e.to_string()).into_response();
     }
+    // Let in with the platform key (or in development) to a workspace not served here: the
+    // caller may know which exist (the platform API lists them), and its handler would find
+    // no one there (R27: see `tenant`).
+    let workspace = match workspace {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let served = state.workspaces.get(&workspace).and_then(|w| w.admit());
+    if served.is_none() {
+        return ApiError::from(Refusal::not_found("workspace", &workspace)).into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// The digest of workspace `id`'s admin key: `default`'s is `[security] admin_key`, every

@@ -17,6 +17,7 @@ use crate::channels::{Delivered, DeliveryStatus, NativeStatus};
 use crate::clock::Timestamp;
 use crate::core::Channel;
 use crate::protocol::{BotRequest, DeliveryReport, InboundMessage, IngressReceipt, ReportedStatus};
+use crate::workspaces::{Credentials, IngressKey};
 
 /// The channel a path names: `…/channels/{channel}/…` (a struct, by name, since the path may
 /// name a workspace too).
@@ -38,22 +39,27 @@ fn non_empty(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks who sent a channel call: the signature of the raw body when the channel has a
-/// webhook secret, else the ingress key when one is configured, else no one (development).
-/// Answers the signature of a signed call, to be admitted once its body is read.
+/// Checks who sent a channel call, with the workspace's own credentials (R27): the signature
+/// of the raw body when the channel has a webhook secret, else the ingress key when there is
+/// one, else no one (development). Answers the signature of a signed call, to be admitted once
+/// its body is read.
 fn authenticate(
-    state: &AppState,
+    credentials: &Credentials,
     channel: Channel,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Option<Signature>, ApiError> {
-    match state.security.webhook_secrets.get(&channel) {
-        Some(secret) => Ok(Some(webhook::verify(channel, secret.as_bytes(), headers, body)?)),
-        None => {
-            auth::require_key(state.security.ingress_key.as_deref(), headers, "ingress")?;
-            Ok(None)
-        }
+    if let Some(secret) = credentials.webhook_secrets.get(&channel) {
+        return Ok(Some(webhook::verify(channel, secret.as_bytes(), headers, body)?));
     }
+    match &credentials.ingress_key {
+        IngressKey::Open => {}
+        IngressKey::Required(key) => auth::require_key(Some(key), headers, "ingress")?,
+        // No key opens it; answered as a missing or wrong key is, so that the answer says
+        // nothing of the workspace's setup.
+        IngressKey::Unset => return Err(auth::wrong_key(headers, "ingress")),
+    }
+    Ok(None)
 }
 
 /// Whether the body is declared JSON, as axum's `Json` extractor requires.
@@ -143,7 +149,17 @@ fn channel_call<T: ChannelCall>(
 ) -> Result<(Channel, T), ApiError> {
     let channel = channel(name)?;
     let body = body.map_err(JsonRejection::from)?;
-    let signature = authenticate(state, channel, headers, &body)?;
+    let credentials = tenant.credentials(state);
+    let signature = authenticate(&credentials, channel, headers, &body)?;
+    // A workspace not served here has no keys (R27), but its empty webhook secrets are ones
+    // anyone can sign with: refused as a wrong signature is.
+    tenant.served_or(|| {
+        if credentials.webhook_secrets.contains_key(&channel) {
+            webhook::WebhookError::Forged.into()
+        } else {
+            auth::wrong_key(headers, "ingress")
+        }
+    })?;
     let call: T = decode(headers, &body)?;
     call.check()?;
     if let Some(signature) = signature {

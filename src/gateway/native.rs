@@ -13,6 +13,10 @@
 //! - `POST /v1/native/email`: the mail server's `token`; the raw RFC 5322 message as body.
 //!   Automatic mail (vacation notices, bulk) is answered 200 and not recorded.
 //!
+//! Each is verified with the workspace's own platforms (R27): `default`'s are the
+//! configuration's `[platforms.*]`, every other workspace's those of its settings, so a
+//! webhook signed for one workspace is refused at another's URL.
+//!
 //! A missing or wrong signature is 401, a body the platform would not send is 400 naming the
 //! field, and a channel without a `[platforms.<channel>]` table is 404. See SECURITY.md.
 
@@ -31,6 +35,7 @@ use super::tenant::Tenant;
 use super::AppState;
 use crate::channels::{email, meta, telegram, twilio, Delivered, PlatformConfig, WebhookError};
 use crate::core::{Channel, ErrorCode};
+use crate::workspaces::Credentials;
 
 /// The largest raw email accepted: messages with attachments are far larger than the JSON
 /// webhooks' limit, and 10 MiB is what common relays accept by default.
@@ -55,21 +60,22 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| ApiError::bad_request(format!("the body could not be read: {}", e.body_text())))
 }
 
-/// The platform of `channel`, or 404 naming the missing table.
-fn platform(state: &AppState, channel: Channel) -> Result<&PlatformConfig, ApiError> {
-    state.security.platforms.get(&channel).ok_or_else(|| {
+/// The platform of `channel` in `credentials` (the workspace's), or 404 naming the missing
+/// table.
+fn platform(credentials: &Credentials, channel: Channel) -> Result<&PlatformConfig, ApiError> {
+    credentials.platforms.get(&channel).ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
-            format!("{channel} is not connected to its platform here: no [platforms.{channel}] in the configuration"),
+            format!("{channel} is not connected to its platform here: no [platforms.{channel}] in the configuration or the workspace's settings"),
         )
     })
 }
 
-/// The configured Meta channels.
-fn meta_platforms(state: &AppState) -> Result<Vec<(Channel, &PlatformConfig)>, ApiError> {
+/// The workspace's Meta channels.
+fn meta_platforms(credentials: &Credentials) -> Result<Vec<(Channel, &PlatformConfig)>, ApiError> {
     let found: Vec<_> = META_CHANNELS
         .iter()
-        .filter_map(|c| state.security.platforms.get(c).map(|p| (*c, p)))
+        .filter_map(|c| credentials.platforms.get(c).map(|p| (*c, p)))
         .collect();
     if found.is_empty() {
         return Err(ApiError::new(
@@ -87,6 +93,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Hands `items` to the engine and waits until they are durable: only then may the platform
 /// be told it need not deliver them again.
 async fn record(tenant: &Tenant, items: Vec<Delivered>) -> Result<usize, ApiError> {
+    // Unreachable: a workspace not served here has only empty secrets, which every adapter
+    // refuses (`Tenant::credentials`); kept so that nothing is ever recorded in one.
+    tenant.served_or(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "the webhook is not signed for this workspace",
+        )
+    })?;
     let n = items.len();
     tenant.engine().native(items);
     until_durable(tenant.engine()).await?;
@@ -96,11 +110,11 @@ async fn record(tenant: &Tenant, items: Vec<Delivered>) -> Result<usize, ApiErro
 /// `GET /v1/native/meta`: Meta's verification handshake; the challenge echoed as plain text.
 pub async fn meta_handshake(
     State(state): State<AppState>,
-    // Not read: a workspace not served here answers `not_found` before any platform check.
-    _tenant: Tenant,
+    tenant: Tenant,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let platforms = meta_platforms(&state)?;
+    let credentials = tenant.credentials(&state);
+    let platforms = meta_platforms(&credentials)?;
     let mut refusal = WebhookError::BadSignature("hub.verify_token");
     // Any of the Meta channels' tokens will do: the one webhook URL serves them all.
     for (_, platform) in platforms {
@@ -126,7 +140,8 @@ pub async fn meta_webhook(
     let signature = header_str(&headers, meta::SIGNATURE_HEADER);
     let mut signed_for = BTreeSet::new();
     let mut refusal = WebhookError::Unsigned(meta::SIGNATURE_HEADER);
-    for (channel, platform) in meta_platforms(&state)? {
+    let credentials = tenant.credentials(&state);
+    for (channel, platform) in meta_platforms(&credentials)? {
         let secret = platform.settings.get("app_secret").map_or("", String::as_str);
         match meta::verify_signature(signature, &raw, secret) {
             Ok(()) => {
@@ -166,7 +181,8 @@ pub async fn telegram_webhook(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let platform = platform(&state, Channel::Telegram)?;
+    let credentials = tenant.credentials(&state);
+    let platform = platform(&credentials, Channel::Telegram)?;
     let secret = platform.settings.get("secret_token").map_or("", String::as_str);
     telegram::verify_secret(header_str(&headers, telegram::SECRET_HEADER), secret)?;
     let raw = body(raw)?;
@@ -182,7 +198,8 @@ pub async fn twilio_webhook(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let platform = platform(&state, Channel::Sms)?;
+    let credentials = tenant.credentials(&state);
+    let platform = platform(&credentials, Channel::Sms)?;
     let raw = body(raw)?;
     // Twilio signs the decoded parameters, not the raw body: read the form first.
     let form = twilio::parse_form(&raw)?;
@@ -203,7 +220,8 @@ pub async fn email_webhook(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let platform = platform(&state, Channel::Email)?;
+    let credentials = tenant.credentials(&state);
+    let platform = platform(&credentials, Channel::Email)?;
     let token = platform.settings.get("token").map_or("", String::as_str);
     let presented = header_str(&headers, email::TOKEN_HEADER)
         .or_else(|| header_str(&headers, header::AUTHORIZATION.as_str()));

@@ -18,6 +18,7 @@ use super::auth;
 use super::error::ApiError;
 use super::AppState;
 use crate::clock::Timestamp;
+use crate::config::WorkspaceSettings;
 use crate::core::ErrorCode;
 use crate::ids::WorkspaceId;
 use crate::refusal::Refusal;
@@ -48,6 +49,9 @@ pub struct CreateWorkspace {
     /// A display name.
     #[serde(default)]
     name: Option<String>,
+    /// Its settings (`config::WorkspaceSettings`); absent: the platform's defaults.
+    #[serde(default)]
+    settings: Option<WorkspaceSettings>,
 }
 
 /// A workspace as the platform API shows it.
@@ -96,9 +100,10 @@ fn new_admin_key() -> Result<AdminKey, ApiError> {
 impl From<PlatformError> for ApiError {
     fn from(e: PlatformError) -> Self {
         match e {
-            PlatformError::Exists(_) | PlatformError::Default(_) | PlatformError::DefaultAdminKey => {
-                ApiError::bad_request(e.to_string())
-            }
+            PlatformError::Exists(_)
+            | PlatformError::Default(_)
+            | PlatformError::DefaultAdminKey
+            | PlatformError::Settings(_) => ApiError::bad_request(e.to_string()),
             PlatformError::NotFound(id) => Refusal::not_found("workspace", id).into(),
             PlatformError::Fixed => ApiError::new(ErrorCode::NotFound, e.to_string()),
             PlatformError::Store(store) => ApiError::new(
@@ -142,7 +147,11 @@ async fn create(
         }
     }
     let admin_key = new_admin_key()?;
-    let row = state.workspaces.create(id, body.name, admin_key.digest()).await?;
+    let settings = body.settings.unwrap_or_default();
+    let row = state
+        .workspaces
+        .create(id, body.name, admin_key.digest(), settings)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(WorkspaceWithKey {

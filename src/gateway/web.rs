@@ -73,7 +73,9 @@ pub async fn wall() -> Response {
     page(WALL_HTML)
 }
 
-/// `GET /w/{workspace}/`: the agent desk of a workspace served here; `not_found` for any other.
+/// `GET /w/{workspace}/`: the agent desk of a workspace. Served for a workspace not served here
+/// too (R27): the page is the same static file for every one, and a 404 would tell which exist;
+/// its socket is refused there as wrong credentials are. `not_found` for a malformed id.
 pub async fn workspace_desk(_workspace: Tenant) -> Response {
     page(DESK_HTML)
 }
@@ -86,7 +88,7 @@ pub async fn workspace_wall(_workspace: Tenant) -> Response {
 /// `GET /w/{workspace}`: to the desk at `/w/{workspace}/`, below which the page reads its
 /// workspace (and keeps its token).
 pub async fn workspace_root(workspace: Tenant) -> Redirect {
-    Redirect::permanent(&format!("/w/{}/", workspace.workspace().id()))
+    Redirect::permanent(&format!("/w/{}/", workspace.id()))
 }
 
 /// `GET /assets/{file}`: the stylesheet and the scripts; 404 `not_found` for anything else.
@@ -265,12 +267,20 @@ mod tests {
         let (status, location, _) = server.get("/w/acme").await;
         assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
         assert_eq!(location.as_deref(), Some("/w/acme/"));
-        // A workspace not served here has no pages, whether unknown or no workspace id at all.
-        for path in ["/w/nope/", "/w/nope/wall", "/w/nope", "/w/Not%20an%20id/"] {
+        // A workspace not served here cannot be told from one that is (R27): the same pages.
+        for (path, html) in [("/w/nope/", DESK_HTML), ("/w/nope/wall", WALL_HTML)] {
             let (status, _, body) = server.get(path).await;
-            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
-            let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
-            assert_eq!(error["code"], "not_found", "{path}: {body}");
+            assert_eq!((status, body.as_str()), (StatusCode::OK, html), "{path}");
         }
+        let (status, location, _) = server.get("/w/nope").await;
+        assert_eq!(
+            (status, location.as_deref()),
+            (StatusCode::PERMANENT_REDIRECT, Some("/w/nope/"))
+        );
+        // An id that cannot be a workspace's tells nothing either: not found.
+        let (status, _, body) = server.get("/w/Not%20an%20id/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+        assert_eq!(error["code"], "not_found", "{body}");
     }
 }

@@ -157,6 +157,9 @@ pub enum WithdrawReason {
     AgentUnavailable,
     /// The agent's limit was lowered below what its offers needed.
     LimitLowered,
+    /// A chat that came outside an offer (the customer answered the agent's reopened chat,
+    /// or a chat was transferred to it by force) took the slot the offer held.
+    RoomTaken,
 }
 
 impl From<CoreWithdrawReason> for WithdrawReason {
@@ -166,6 +169,7 @@ impl From<CoreWithdrawReason> for WithdrawReason {
             CoreWithdrawReason::ChatClosed => WithdrawReason::ChatClosed,
             CoreWithdrawReason::AgentUnavailable => WithdrawReason::AgentUnavailable,
             CoreWithdrawReason::LimitLowered => WithdrawReason::LimitLowered,
+            CoreWithdrawReason::RoomTaken => WithdrawReason::RoomTaken,
         }
     }
 }

@@ -159,11 +159,12 @@ fn error_code_row(code: core::ErrorCode) -> usize {
     }
 }
 
-const WITHDRAW_REASONS: [(core::WithdrawReason, &str); 4] = [
+const WITHDRAW_REASONS: [(core::WithdrawReason, &str); 5] = [
     (core::WithdrawReason::Timeout, "timeout"),
     (core::WithdrawReason::ChatClosed, "chat_closed"),
     (core::WithdrawReason::AgentUnavailable, "agent_unavailable"),
     (core::WithdrawReason::LimitLowered, "limit_lowered"),
+    (core::WithdrawReason::RoomTaken, "room_taken"),
 ];
 
 fn withdraw_reason_row(reason: core::WithdrawReason) -> usize {
@@ -172,6 +173,7 @@ fn withdraw_reason_row(reason: core::WithdrawReason) -> usize {
         core::WithdrawReason::ChatClosed => 1,
         core::WithdrawReason::AgentUnavailable => 2,
         core::WithdrawReason::LimitLowered => 3,
+        core::WithdrawReason::RoomTaken => 4,
     }
 }
 

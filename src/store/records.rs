@@ -112,6 +112,8 @@ pub enum Change {
     /// A workspace's admin key was generated (on create, or rotated): its digest replaces the
     /// one before, which stops opening anything.
     SetWorkspaceAdminKey(TokenHash),
+    /// A workspace's settings, as JSON (`config::WorkspaceSettings`), secrets included.
+    SetWorkspaceSettings(String),
     /// Deletes up to `batch` of the workspace's rows from each of its tables, so that one big
     /// tenant's delete is many short transactions, not one that holds the writer.
     PurgeWorkspace {

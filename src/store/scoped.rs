@@ -135,6 +135,25 @@ impl WorkspaceStore {
         })
     }
 
+    /// The id of every chat and customer of this workspace, in no order: what the engine made
+    /// for it, so that a process that does not load it makes none of them again (R27).
+    pub fn ids_made(&self) -> Result<Vec<String>, StoreError> {
+        let readers = match &self.store.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(pg) => return pg.ids_made(self.ws),
+        };
+        readers.with(|conn, path| {
+            conn.prepare_cached(
+                "SELECT id FROM chats WHERE ws = ?1 UNION ALL SELECT id FROM customers WHERE ws = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![self.ws], |r| r.get::<_, String>(0))?
+                    .collect()
+            })
+            .map_err(|e| StoreError::sqlite(path, e))
+        })
+    }
+
     /// One chat of this workspace as last committed, with its customer (`None` if the
     /// customer is missing, which the engine never writes); `None` if there is no such chat.
     pub fn chat(&self, id: &ChatId) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {

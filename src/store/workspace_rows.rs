@@ -66,6 +66,8 @@ pub struct WorkspaceRow {
     pub created_at: Timestamp,
     /// The digest of its admin key; none for `default`, whose key is `[security] admin_key`.
     pub admin_key_sha256: Option<TokenHash>,
+    /// Its settings as JSON (`config::WorkspaceSettings`; `{}`: none), secrets included.
+    pub settings: String,
 }
 
 /// The tables that hold a workspace's rows, with the delete of one batch of them (`?1` the
@@ -162,6 +164,13 @@ pub(super) fn set_admin_key(conn: &Connection, ws: WsKey, digest: &TokenHash) ->
     Ok(())
 }
 
+/// [`Change::SetWorkspaceSettings`].
+pub(super) fn set_settings(conn: &Connection, ws: WsKey, settings: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE workspaces SET settings = ?2 WHERE key = ?1")?
+        .execute(params![ws, settings])?;
+    Ok(())
+}
+
 /// [`Change::PurgeWorkspace`]: up to `batch` rows of each table.
 pub(super) fn purge(conn: &Connection, ws: WsKey, batch: u32) -> rusqlite::Result<()> {
     for (_, sql) in PURGES {
@@ -198,7 +207,8 @@ impl Store {
             let err = |e| StoreError::sqlite(path, e);
             let mut st = conn
                 .prepare_cached(
-                    "SELECT key, id, name, state, created_at, admin_key_sha256 FROM workspaces ORDER BY key",
+                    "SELECT key, id, name, state, created_at, admin_key_sha256, settings
+                     FROM workspaces ORDER BY key",
                 )
                 .map_err(err)?;
             let rows = st
@@ -206,12 +216,13 @@ impl Store {
                     let (key, id, state): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(3)?);
                     let name: Option<String> = r.get(2)?;
                     let admin_key: Option<Vec<u8>> = r.get(5)?;
-                    Ok((key, id, name, state, column_time(r, 4)?, admin_key))
+                    let settings: String = r.get(6)?;
+                    Ok((key, id, name, state, column_time(r, 4)?, admin_key, settings))
                 })
                 .map_err(err)?;
             let mut out = Vec::new();
             for row in rows {
-                let (key, id, name, state, created_at, admin_key) = row.map_err(err)?;
+                let (key, id, name, state, created_at, admin_key, settings) = row.map_err(err)?;
                 let corrupt = |what: String| StoreError::Corrupt {
                     path: path.to_path_buf(),
                     what,
@@ -236,6 +247,7 @@ impl Store {
                     state,
                     created_at,
                     admin_key_sha256,
+                    settings,
                 });
             }
             Ok(out)
@@ -243,12 +255,13 @@ impl Store {
     }
 
     /// Records a new, active workspace under a key allocated here, with the digest of its
-    /// admin key in the same transaction; the receipt completes once its row is on disk. The
-    /// caller makes sure `id` is not taken (the registry does).
+    /// admin key and its `settings` (JSON) in the same transaction; the receipt completes once
+    /// its row is on disk. The caller makes sure `id` is not taken (the registry does).
     pub fn create_workspace(
         &self,
         id: &WorkspaceId,
         name: Option<String>,
+        settings: String,
         created_at: Timestamp,
         admin_key: Option<TokenHash>,
     ) -> (WsKey, Receipt) {
@@ -259,6 +272,7 @@ impl Store {
             created_at,
         }];
         changes.extend(admin_key.map(Change::SetWorkspaceAdminKey));
+        changes.push(Change::SetWorkspaceSettings(settings));
         (key, self.submit_as(key, changes))
     }
 
@@ -266,6 +280,11 @@ impl Store {
     /// anything once the receipt completes.
     pub fn set_workspace_admin_key(&self, ws: WsKey, digest: TokenHash) -> Receipt {
         self.submit_as(ws, vec![Change::SetWorkspaceAdminKey(digest)])
+    }
+
+    /// Records workspace `ws`'s new settings (JSON).
+    pub fn set_workspace_settings(&self, ws: WsKey, settings: String) -> Receipt {
+        self.submit_as(ws, vec![Change::SetWorkspaceSettings(settings)])
     }
 
     /// Records workspace `ws`'s new state.

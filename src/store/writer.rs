@@ -342,6 +342,9 @@ fn apply(conn: &Connection, path: &Path, ws: WsKey, change: &Change) -> Result<(
         Change::SetWorkspaceAdminKey(digest) => {
             workspace_rows::set_admin_key(conn, ws, digest).map_err(Failure::Sql)
         }
+        Change::SetWorkspaceSettings(settings) => {
+            workspace_rows::set_settings(conn, ws, settings).map_err(Failure::Sql)
+        }
         Change::PurgeWorkspace { batch } => workspace_rows::purge(conn, ws, *batch).map_err(Failure::Sql),
         Change::DeleteWorkspace => workspace_rows::delete(conn, ws).map_err(Failure::Sql),
     };

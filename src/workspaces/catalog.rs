@@ -3,10 +3,10 @@
 //! and `delete` change the `workspaces` table first and answer once that is on disk, then load
 //! or unload the engine.
 //!
-//! `default` keeps the configuration's engine settings and agents; every other workspace gets
-//! [`Provisioning::others`] (settings per workspace are increment 8 of
-//! docs/design/workspaces.md). Platform operations take one async lock, one at a time: they are
-//! rare, and so two of them never race on one id.
+//! `default` keeps the configuration's engine settings, credentials and agents; every other
+//! workspace gets [`Provisioning::others`] with its own settings (`workspaces.settings`, see
+//! `settings.rs`) and credentials from them. Platform operations take one async lock, one at a
+//! time: they are rare, and so two of them never race on one id.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,9 +16,11 @@ use tokio::runtime::Handle;
 
 mod admin_keys;
 
-use super::{Background, OutboxSending, UnloadError, Workspace, Workspaces};
+use super::{Background, Credentials, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
+use crate::config::WorkspaceSettings;
 use crate::core::AgentProfile;
+use crate::engine::id_source::IdSource;
 use crate::engine::outbound::connector::Connector;
 use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
@@ -38,15 +40,23 @@ pub struct Provisioning {
     pub clock: SharedClock,
     /// `default`'s engine settings (the configuration's).
     pub default_config: EngineConfig,
+    /// `default`'s settings as `GET /v1/admin/settings` shows them: the configuration's.
+    pub default_settings: WorkspaceSettings,
+    /// The configuration's channel credentials: `default`'s, and what tells every other
+    /// workspace whether an ingress without a key of its own is open ([`Credentials::own`]).
+    pub configured: Arc<Credentials>,
     /// `default`'s configured agents, with their static tokens; the store's override them.
     pub default_agents: Vec<(AgentProfile, Option<String>)>,
-    /// The engine settings of every other workspace.
+    /// The engine settings every other workspace's own settings apply to (the process's
+    /// bounds: `Config::engine_base`).
     pub others: EngineConfig,
     /// Where supervisors' board tasks run.
     pub boards: Handle,
     /// Whether timers are driven by the real clock (off in tests that fire them by hand).
     pub ticker: bool,
-    /// How each workspace sends its outbox; `None`: nobody sends (tests).
+    /// How each workspace sends its outbox: where items of channels without a platform go,
+    /// each workspace's own platforms put in front of it (`default`'s: the configuration's);
+    /// `None`: nobody sends (tests).
     pub sending: Option<(Connector, Retry)>,
     /// Where every workspace's sends run: one low-priority thread for the process
     /// (`engine::outbound::send_thread`), not one per workspace; `None`: each sender starts
@@ -56,10 +66,12 @@ pub struct Provisioning {
 
 /// The registry's durable half: how to build a workspace, and every row of the table.
 pub(super) struct Catalog {
-    provisioning: Provisioning,
-    rows: tokio::sync::Mutex<BTreeMap<WorkspaceId, WorkspaceRow>>,
+    pub(super) provisioning: Provisioning,
+    pub(super) rows: tokio::sync::Mutex<BTreeMap<WorkspaceId, WorkspaceRow>>,
     /// Keys handed out without a store (nothing is stored, but engines are told apart).
     next_memory_key: std::sync::atomic::AtomicI64,
+    /// The one counter every workspace's engine makes its customer and chat ids from.
+    ids: IdSource,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -88,6 +100,9 @@ pub enum PlatformError {
     /// This registry was not opened with [`Workspaces::open`] (a test's fixed set).
     #[error("this server's workspaces are fixed: no platform API")]
     Fixed,
+    /// Settings that cannot be used; the text names the field.
+    #[error("invalid settings: {0}")]
+    Settings(String),
     /// The store failed: the change is not durable.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -105,6 +120,7 @@ impl Workspaces {
             None => Vec::new(),
         };
         let catalog = Catalog {
+            ids: IdSource::starting_at(provisioning.clock.now()),
             provisioning,
             rows: tokio::sync::Mutex::new(BTreeMap::new()),
             next_memory_key: std::sync::atomic::AtomicI64::new(2),
@@ -132,13 +148,21 @@ impl Workspaces {
                 state: WorkspaceState::Active,
                 created_at: catalog.provisioning.clock.now(),
                 admin_key_sha256: None,
+                settings: "{}".into(),
             });
         // Served whatever its row says: the API never suspends it.
         default.state = WorkspaceState::Active;
-        for row in rows.values().filter(|r| r.state == WorkspaceState::Active) {
-            let workspace = catalog.build(row)?;
-            // Ids are the map's keys: each once.
-            let _ = workspaces.insert(workspace);
+        for row in rows.values() {
+            if row.state == WorkspaceState::Active {
+                let workspace = catalog.build(row)?;
+                // Ids are the map's keys: each once.
+                let _ = workspaces.insert(workspace);
+            } else if let Some(store) = &catalog.provisioning.store {
+                // Not loaded, so not restored: its ids must not be made for another meanwhile.
+                for id in store.workspace(row.key).ids_made()? {
+                    catalog.ids.past(crate::engine::id_source::number(&id));
+                }
+            }
         }
         tracing::info!(loaded = ?workspaces.ids(), stored = rows.len(), "workspaces loaded");
         *catalog.rows.lock().await = rows;
@@ -148,7 +172,7 @@ impl Workspaces {
         })
     }
 
-    fn catalog(&self) -> Result<&Catalog, PlatformError> {
+    pub(super) fn catalog(&self) -> Result<&Catalog, PlatformError> {
         self.catalog.as_ref().ok_or(PlatformError::Fixed)
     }
 
@@ -165,23 +189,27 @@ impl Workspaces {
             .ok_or_else(|| PlatformError::NotFound(id.clone()))
     }
 
-    /// Creates workspace `id` with the admin key whose digest is `admin_key` (stored, then
-    /// loaded: empty, and served at once).
+    /// Creates workspace `id` with the admin key whose digest is `admin_key` and with
+    /// `settings` (stored, then loaded: empty, and served at once).
     pub async fn create(
         &self,
         id: WorkspaceId,
         name: Option<String>,
         admin_key: TokenHash,
+        settings: WorkspaceSettings,
     ) -> Result<WorkspaceRow, PlatformError> {
         let catalog = self.catalog()?;
         let mut rows = catalog.rows.lock().await;
         if rows.contains_key(&id) {
             return Err(PlatformError::Exists(id));
         }
+        catalog.check(&settings)?;
+        let settings = settings.to_json();
         let created_at = catalog.provisioning.clock.now();
         let key = match &catalog.provisioning.store {
             Some(store) => {
-                let (key, receipt) = store.create_workspace(&id, name.clone(), created_at, Some(admin_key));
+                let (key, receipt) =
+                    store.create_workspace(&id, name.clone(), settings.clone(), created_at, Some(admin_key));
                 receipt.await?;
                 key
             }
@@ -198,6 +226,7 @@ impl Workspaces {
             state: WorkspaceState::Active,
             created_at,
             admin_key_sha256: Some(admin_key),
+            settings,
         };
         let workspace = catalog.build(&row)?;
         // Not loaded: its row was not there, and loads happen under this lock.
@@ -207,8 +236,9 @@ impl Workspaces {
         Ok(row)
     }
 
-    /// Stops serving workspace `id` and records that it stays so: its paths answer
-    /// `not_found` until [`Workspaces::resume`]. Suspending a suspended one changes nothing.
+    /// Stops serving workspace `id` and records that it stays so: its paths answer as an
+    /// unknown workspace's until [`Workspaces::resume`]. Suspending a suspended one changes
+    /// nothing.
     pub async fn suspend(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
         if id.is_default() {
             return Err(PlatformError::Default("suspended"));
@@ -268,7 +298,7 @@ impl Workspaces {
         Ok(())
     }
 
-    async fn unload_if_loaded(&self, id: &WorkspaceId) -> Result<(), UnloadError> {
+    pub(super) async fn unload_if_loaded(&self, id: &WorkspaceId) -> Result<(), UnloadError> {
         match self.unload(id, UNLOAD_GRACE).await {
             Ok(()) | Err(UnloadError::NotLoaded(_)) => Ok(()),
             Err(e) => Err(e),
@@ -277,6 +307,49 @@ impl Workspaces {
 }
 
 impl Catalog {
+    /// Checks settings given over the API, naming the field that is wrong.
+    pub(super) fn check(&self, settings: &WorkspaceSettings) -> Result<(), PlatformError> {
+        settings
+            .check(&self.provisioning.others)
+            .map_err(|e| PlatformError::Settings(e.reason()))
+    }
+
+    /// The settings of `row`, as stored (checked when they were). `default`'s are the
+    /// configuration's.
+    pub(super) fn settings_of(&self, row: &WorkspaceRow) -> Result<WorkspaceSettings, StoreError> {
+        if row.id.is_default() {
+            return Ok(self.provisioning.default_settings.clone());
+        }
+        WorkspaceSettings::from_json(&row.settings, &self.provisioning.others)
+            .map_err(|e| self.unusable_settings(row, e))
+    }
+
+    /// Stored settings that this version cannot use (they were checked when stored).
+    fn unusable_settings(&self, row: &WorkspaceRow, e: crate::config::ConfigError) -> StoreError {
+        StoreError::Corrupt {
+            path: (self.provisioning.store.as_ref())
+                .map(|s| s.path().to_path_buf())
+                .unwrap_or_default(),
+            what: format!("the settings of workspace {}: {e}", row.id),
+        }
+    }
+
+    /// The engine settings and own credentials of a workspace with `settings`; `default`
+    /// has the configuration's (no credentials of its own).
+    pub(super) fn engine_and_credentials(
+        &self,
+        row: &WorkspaceRow,
+        settings: &WorkspaceSettings,
+    ) -> Result<(EngineConfig, Option<Arc<Credentials>>), crate::config::ConfigError> {
+        let p = &self.provisioning;
+        if row.id.is_default() {
+            return Ok((p.default_config.clone(), None));
+        }
+        let config = settings.engine(p.others.clone())?;
+        let credentials = settings.credentials(&p.configured)?;
+        Ok((config, Some(Arc::new(credentials))))
+    }
+
     /// Stores `state` for workspace `key`, and waits until it is on disk.
     async fn record(&self, key: WsKey, state: WorkspaceState) -> Result<(), StoreError> {
         match &self.provisioning.store {
@@ -286,16 +359,15 @@ impl Catalog {
     }
 
     /// The engine of `row`, restored from its rows of the store, started with its tasks.
-    fn build(&self, row: &WorkspaceRow) -> Result<Arc<Workspace>, StoreError> {
+    pub(super) fn build(&self, row: &WorkspaceRow) -> Result<Arc<Workspace>, StoreError> {
         let p = &self.provisioning;
         let store = p.store.as_ref().map(|s| s.workspace(row.key));
-        let config = if row.id.is_default() {
-            p.default_config.clone()
-        } else {
-            p.others.clone()
-        };
+        let settings = self.settings_of(row)?;
+        let (config, credentials) = self
+            .engine_and_credentials(row, &settings)
+            .map_err(|e| self.unusable_settings(row, e))?;
         let (outbound, dispatches) = Outbound::channel();
-        let engine = Engine::with_store(config, p.clock.clone(), outbound, store.clone());
+        let engine = Engine::sharing_ids(config, p.clock.clone(), outbound, store.clone(), self.ids.clone());
         if row.id.is_default() {
             // The configured agents first: the restore then brings back the agents recorded
             // over the admin API, replacing a configured one of the same id.
@@ -308,9 +380,11 @@ impl Catalog {
             tracing::info!(workspace = %row.id, ?restored, "workspace restored from the store");
         }
         // The outbox's sender starts after the restore: what it put back waits in the channel.
+        // Its own platforms send its messages; `default`'s are the configuration's.
+        let platforms = credentials.as_deref().unwrap_or(&p.configured).platforms.clone();
         let outbox = p.sending.as_ref().map(|(connector, retry)| OutboxSending {
             dispatches,
-            connector: connector.clone(),
+            connector: Connector::platforms(platforms, connector.clone()),
             retry: *retry,
             sends: p.sends.clone(),
         });
@@ -321,6 +395,9 @@ impl Catalog {
         };
         let workspace = Workspace::start(row.id.clone(), engine, background);
         workspace.set_admin_key(row.admin_key_sha256);
+        if let Some(credentials) = credentials {
+            workspace.set_credentials(credentials);
+        }
         Ok(workspace)
     }
 }

@@ -178,7 +178,7 @@ async fn r27_a_workspace_being_unloaded_admits_no_one_and_waits_for_those_inside
     .await;
     assert!(refused.is_ok(), "the door was not closed");
     // Still registered while it shuts, so that no second engine is loaded under its id while
-    // this one may still write; but it admits no one (its paths answer `not_found`).
+    // this one may still write; but it admits no one (its paths answer as an unknown one's).
     assert!(workspaces.get(&id).is_some_and(|w| w.admit().is_none()));
     assert!(workspace.admit().is_none());
     assert!(
@@ -285,6 +285,8 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
         store: Some(store),
         clock: Arc::new(clock()),
         default_config: EngineConfig::default(),
+        default_settings: Default::default(),
+        configured: Default::default(),
         default_agents: Vec::new(),
         others: EngineConfig::default(),
         boards: Handle::current(),
@@ -295,7 +297,7 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
     let acme = WorkspaceId::parse("acme").expect("an id");
     {
         let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
-        let (key, created) = store.create_workspace(&acme, None, clock().now(), None);
+        let (key, created) = store.create_workspace(&acme, None, "{}".into(), clock().now(), None);
         created.await.expect("committed");
         let agent = crate::store::AgentRecord::of(&profile("ana", Role::Agent, 2), None);
         store
@@ -319,6 +321,86 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
     let rows = workspaces.rows().await.expect("a registry of the store");
     assert_eq!(rows.iter().map(|r| r.key).collect::<Vec<_>>(), [WsKey::DEFAULT]);
     assert!(!store.holds_rows_of(WsKey::new(2)).expect("reads"));
+    workspaces.unload_all(StdDuration::ZERO).await.expect("unloads");
+    drop((workspaces, store));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The chat and customer ids a workspace's engine made when a customer of `from` wrote.
+fn ids_of(engine: &Engine, from: &str) -> [String; 2] {
+    let receipt = engine
+        .customer_message(
+            Channel::Whatsapp,
+            InboundMessage {
+                from: from.into(),
+                text: "hello".into(),
+                ..Default::default()
+            },
+        )
+        .expect("the engine takes the message");
+    let chat = receipt.chat_id.expect("a chat");
+    [receipt.customer_id.as_str().to_owned(), chat.as_str().to_owned()]
+}
+
+/// A suspended workspace is not loaded, so not restored; its ids are read all the same, and
+/// no other workspace makes them again, even when the clock starts where the last run's did.
+#[tokio::test]
+async fn r27_a_suspended_workspace_s_ids_are_not_made_again_for_another() {
+    use crate::store::{Store, StoreOptions};
+    let dir = std::env::temp_dir().join(format!("switchboard-ws-suspended-ids-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("switchboard.sqlite");
+    let provisioning = |store: Arc<Store>| Provisioning {
+        store: Some(store),
+        clock: Arc::new(clock()),
+        default_config: EngineConfig::default(),
+        default_settings: Default::default(),
+        configured: Default::default(),
+        default_agents: Vec::new(),
+        others: EngineConfig::default(),
+        boards: Handle::current(),
+        ticker: false,
+        sending: None,
+        sends: None,
+    };
+    let acme = WorkspaceId::parse("acme").expect("an id");
+    let acme_ids = {
+        let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
+        let workspaces = Workspaces::open(provisioning(store.clone()))
+            .await
+            .expect("opens");
+        let key = crate::security::TokenHash::of("acme-admin-key");
+        workspaces
+            .create(acme.clone(), None, key, Default::default())
+            .await
+            .expect("created");
+        let engine = workspaces.get(&acme).expect("served").engine().clone();
+        let ids = ids_of(&engine, "+4915100009001");
+        drop(engine);
+        // Suspending waits until what acme acknowledged is on disk.
+        workspaces.suspend(&acme).await.expect("suspended");
+        workspaces.unload_all(StdDuration::ZERO).await.expect("unloads");
+        ids
+    };
+
+    let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
+    let workspaces = Workspaces::open(provisioning(store.clone()))
+        .await
+        .expect("opens");
+    assert_eq!(workspaces.ids(), [WorkspaceId::default_workspace()]);
+    let default = workspaces
+        .get(&WorkspaceId::default_workspace())
+        .expect("served")
+        .engine()
+        .clone();
+    let made = ids_of(&default, "+4915100009002");
+    for id in &made {
+        assert!(
+            !acme_ids.contains(id),
+            "default made {id}, one of suspended acme's {acme_ids:?}"
+        );
+    }
+    drop(default);
     workspaces.unload_all(StdDuration::ZERO).await.expect("unloads");
     drop((workspaces, store));
     let _ = std::fs::remove_dir_all(&dir);

@@ -4,9 +4,10 @@
 //! that record every request and answer as scripted. One module per platform; what they share
 //! is in `support`.
 
-mod support;
+pub(crate) mod support;
 
 mod email;
 mod meta;
 mod telegram;
 mod twilio;
+mod workspaces;

@@ -6,20 +6,37 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use switchboard::core::Role;
+use switchboard::core::{Channel, Role};
 use switchboard::ids::WorkspaceId;
 use switchboard::security::{Security, Tokens};
 
+use super::native::support as native;
 use super::support::{refusal, TestServer};
 
 const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 
-/// Signed tokens with [`SECRET`]; static tokens as in development; no admin key.
+/// Signed tokens with [`SECRET`]; static tokens as in development; no admin key; Telegram's
+/// webhook checked against [`native::TG_SECRET`].
 fn security() -> Security {
+    let telegram = native::platform(
+        "http://127.0.0.1:9",
+        &[
+            ("bot_token", native::BOT_TOKEN),
+            ("secret_token", native::TG_SECRET),
+        ],
+    );
     Security {
         tokens: Tokens::hs256(SECRET, 0),
+        platforms: [(Channel::Telegram, telegram)].into(),
         ..Security::default()
     }
+}
+
+/// Posts the documented Telegram update to workspace `ws`'s webhook with `secret`.
+async fn telegram_update(server: &TestServer, ws: &str, secret: &str) -> (StatusCode, String) {
+    let headers = [("X-Telegram-Bot-Api-Secret-Token", secret.to_owned())];
+    let update = native::fixture("telegram/fixtures/text.json");
+    native::post(server, &format!("/v1/w/{ws}/native/telegram"), &headers, update).await
 }
 
 /// A token of `agent` for workspace `ws`.
@@ -31,7 +48,7 @@ fn token(server: &TestServer, ws: &str, agent: &str) -> String {
 }
 
 /// `POST /v1/platform/workspaces`, expecting 201; the workspace as answered.
-async fn create(server: &TestServer, id: &str) -> Value {
+pub(super) async fn create(server: &TestServer, id: &str) -> Value {
     let (status, body) = server
         .post_raw(
             "/v1/platform/workspaces",
@@ -43,7 +60,7 @@ async fn create(server: &TestServer, id: &str) -> Value {
 }
 
 /// `POST /v1/w/{ws}/admin/agents`, expecting 201.
-async fn create_agent(server: &TestServer, ws: &str, agent: &str, limit: u32) {
+pub(super) async fn create_agent(server: &TestServer, ws: &str, agent: &str, limit: u32) {
     let (status, body) = server
         .post_raw(
             &format!("/v1/w/{ws}/admin/agents"),
@@ -215,9 +232,19 @@ async fn r27_the_platform_api_needs_the_admin_key_when_one_is_set() {
 }
 
 #[tokio::test]
-async fn r27_a_suspended_workspace_answers_not_found_and_resumes() {
+async fn r27_a_suspended_workspace_refuses_its_sockets_and_webhooks_and_resumes() {
     let server = TestServer::start_platform(security()).await;
-    create(&server, "acme").await;
+    // acme connects Telegram with its own settings (default's is the configuration's).
+    let telegram = json!({
+        "base_url": "http://127.0.0.1:9",
+        "bot_token": native::BOT_TOKEN,
+        "secret_token": native::TG_SECRET,
+    });
+    let body = json!({ "id": "acme", "settings": { "platforms": { "telegram": telegram } } });
+    let (status, created) = server
+        .post_raw("/v1/platform/workspaces", &body.to_string())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created:#}");
     create_agent(&server, "acme", "ana", 2).await;
     let ana_token = token(&server, "acme", "ana");
     let mut ana = server
@@ -225,6 +252,11 @@ async fn r27_a_suspended_workspace_answers_not_found_and_resumes() {
         .in_workspace("acme")
         .connect()
         .await;
+    let (status, text) = telegram_update(&server, "acme", native::TG_SECRET).await;
+    assert_eq!(status, StatusCode::OK, "served while active: {text}");
+    let offered = ana.expect_push("chat_offered").await;
+    let chat = offered["chat"]["id"].as_str().expect("a chat id").to_owned();
+    ana.accept(&chat).await.expect_ok();
 
     let (status, body) = server.post_raw("/v1/platform/workspaces/acme/suspend", "").await;
     assert_eq!(
@@ -232,25 +264,35 @@ async fn r27_a_suspended_workspace_answers_not_found_and_resumes() {
         (StatusCode::OK, &json!("suspended")),
         "{body:#}"
     );
-    // Its sockets are closed as on any unload; its paths answer `not_found`.
+    // Its sockets are closed as on any unload; then every door answers as a served
+    // workspace's answers wrong credentials (R27: whether it exists is not told).
     assert_eq!(ana.expect_close().await.0, 4503);
-    let (status, body) = server.get_raw("/v1/w/acme/admin/agents").await;
-    assert_eq!(
-        (status, &body["code"]),
-        (StatusCode::NOT_FOUND, &json!("not_found")),
-        "{body:#}"
-    );
     let refused = refusal(&server, "/v1/w/acme/agent/ws", &ana_token, None).await;
+    let stranger = token(&server, "default", "ana");
     assert_eq!(
-        refused.map(|(status, body)| (status.as_u16(), body["code"].clone())),
-        Some((404, json!("not_found")))
+        refused,
+        refusal(&server, "/v1/agent/ws", &stranger, None).await,
+        "a token of an agent default does not have"
     );
+    assert_eq!(refused.map(|(status, _)| status), Some(StatusCode::UNAUTHORIZED));
+    // The platform's own secret is refused as a wrong one is where the platform is connected.
+    let suspended = telegram_update(&server, "acme", native::TG_SECRET).await;
+    assert_eq!(
+        suspended,
+        telegram_update(&server, "default", "a-wrong-secret").await
+    );
+    assert_eq!(suspended.0, StatusCode::UNAUTHORIZED, "{}", suspended.1);
+    // Where no key is configured, every door of a served workspace is open; a suspended one
+    // still lets no one in. Its admin API, open to everyone here as the platform API is (no
+    // platform key), says it is not served.
     let (status, body) = server
         .post_raw(
             "/v1/w/acme/channels/whatsapp/messages",
             r#"{"from": "+4915100002902", "text": "Hi"}"#,
         )
         .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body:#}");
+    let (status, body) = server.get_raw("/v1/w/acme/admin/agents").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body:#}");
 
     // It stays suspended across a restart.
@@ -261,6 +303,10 @@ async fn r27_a_suspended_workspace_answers_not_found_and_resumes() {
     );
     let (status, _) = server.get_raw("/v1/w/acme/admin/agents").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        telegram_update(&server, "acme", native::TG_SECRET).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     let (status, body) = server.post_raw("/v1/platform/workspaces/acme/resume", "").await;
     assert_eq!(
@@ -279,6 +325,9 @@ async fn r27_a_suspended_workspace_answers_not_found_and_resumes() {
         .in_workspace("acme")
         .connect()
         .await;
+    // Both kinds of webhook are served again: the platform's and the ingress.
+    let (status, text) = telegram_update(&server, "acme", native::TG_SECRET).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
     let customer = server.customer("whatsapp", "+4915100002903").in_workspace("acme");
     ana.serves(&customer).await;
 }
@@ -386,7 +435,11 @@ async fn r27_a_deleted_workspace_leaves_no_row_in_the_store() {
     );
     assert_eq!(listed(&server).await, pairs(&[("default", "active")]));
     let (status, _) = server.get_raw("/v1/w/acme/admin/agents").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the admin API, open without keys, finds no deleted workspace"
+    );
 
     // The id is free again: a new, empty acme.
     create(&server, "acme").await;
@@ -398,9 +451,8 @@ async fn r27_a_deleted_workspace_leaves_no_row_in_the_store() {
 #[tokio::test]
 async fn r27_an_agent_of_one_workspace_cannot_see_or_change_another() {
     let server = TestServer::start_platform(security()).await;
-    // Ids are seeded from the clock when an engine starts: a later start keeps acme's chat ids
-    // apart from default's, so an id of one is absent, not merely another chat, in the other.
-    server.clock.advance(Duration::hours(1));
+    // Created in the same instant as default: the one id counter they share keeps acme's chat
+    // ids apart from default's, so an id of one is absent, not merely another chat, in the other.
     create(&server, "acme").await;
     create_agent(&server, "acme", "ana", 2).await;
     let mut ana = server

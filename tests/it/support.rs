@@ -32,6 +32,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use switchboard::clock::{ManualClock, Timestamp};
 use switchboard::core::{AgentProfile, Role};
+use switchboard::engine::id_source::IdSource;
 use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::sender::run_outbox;
 use switchboard::engine::outbound::{Dispatch, Outbound, Retry};
@@ -42,7 +43,7 @@ use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::runtime_thread::RuntimeThread;
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions, WsKey};
-use switchboard::workspaces::{Background, Provisioning, Workspace, Workspaces};
+use switchboard::workspaces::{Background, Credentials, Provisioning, Workspace, Workspaces};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
@@ -140,19 +141,24 @@ impl TestServer {
     }
 
     /// A server of `default` and, beside it, a workspace of each of `others` (R27), each with
-    /// an engine of its own on one clock, checking credentials as `security` says.
+    /// an engine of its own on one clock and one id counter (as the registry builds them),
+    /// checking credentials as `security` says.
     pub(crate) async fn start_workspaces(security: Security, others: &[&str]) -> Self {
         let clock = ManualClock::new(Self::start_time());
+        let ids = IdSource::starting_at(Self::start_time());
+        let engine_of = |outbound| {
+            let config = EngineConfig::default();
+            Engine::sharing_ids(config, Arc::new(clock.clone()), outbound, None, ids.clone())
+        };
         let (outbound, outbound_rx) = Outbound::channel();
-        let engine = Engine::new(EngineConfig::default(), Arc::new(clock.clone()), outbound);
+        let engine = engine_of(outbound);
         let others = others
             .iter()
             .map(|id| {
                 let id = WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}"));
                 // Its outbox is nobody's: these tests send nothing to customers.
                 let (outbound, _) = Outbound::channel();
-                let engine = Engine::new(EngineConfig::default(), Arc::new(clock.clone()), outbound);
-                (id, engine)
+                (id, engine_of(outbound))
             })
             .collect();
         Self::serve_many(engine, others, clock, outbound_rx, security).await
@@ -302,6 +308,8 @@ impl TestServer {
                 store: Some(Arc::new(store)),
                 clock: Arc::new(provisioning_clock),
                 default_config: EngineConfig::default(),
+                default_settings: Default::default(),
+                configured: Arc::new(Credentials::configured(&security)),
                 default_agents: Vec::new(),
                 others: EngineConfig::default(),
                 boards: boards.handle(),

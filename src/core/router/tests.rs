@@ -605,14 +605,20 @@ fn r22_a_customer_reply_and_a_forced_transfer_may_exceed_a_channel_limit_and_are
     let (w1, _) = floor.arrive("any", Channel::Whatsapp, RoutingAsk::default(), t(0));
     floor.router.accept(&w1, &ana, t(1)).expect("offered");
     // R05: the customer of a chat ana reopened replies; it counts against both limits.
-    let change = floor.router.load_up(&ana, Channel::Whatsapp).expect("a seat");
+    let (change, _) = floor
+        .router
+        .load_up(&ana, Channel::Whatsapp, t(2))
+        .expect("a seat");
     assert!(
         change.over_limit,
         "over the WhatsApp limit, though under the overall one"
     );
     assert_eq!(floor.router.seat(&ana).map(|s| s.overrides), Some(1));
     // A transfer to ben, who holds one WhatsApp chat already: refused unless forced.
-    floor.router.load_up(&ben, Channel::Whatsapp).expect("a seat");
+    floor
+        .router
+        .load_up(&ben, Channel::Whatsapp, t(2))
+        .expect("a seat");
     let refused = floor.router.transfer(&ana, &ben, Channel::Whatsapp, false, t(2));
     assert!(matches!(refused, Err(Rejection::OverLimit { .. })), "{refused:?}");
     let (change, _) = floor
@@ -625,4 +631,37 @@ fn r22_a_customer_reply_and_a_forced_transfer_may_exceed_a_channel_limit_and_are
         2,
         "ana's reply and ben's forced transfer; ben's first chat was within"
     );
+}
+
+#[test]
+fn r06_a_reply_that_takes_an_offered_slot_takes_the_newest_offer_back_for_someone_else() {
+    let mut floor = Floor::new();
+    floor.queue("any", QueuePlan::default());
+    let ana = floor.agent("ana", 2, Skills::new());
+    let older = floor.plain("any", t(1));
+    let newer = floor.plain("any", t(2));
+    assert_eq!(floor.offered_to(&newer), Some(ana.clone()), "both slots offered");
+    let ben = floor.agent("ben", 2, Skills::new());
+    // R05: the customer of a chat ana reopened replies; it takes one of her two slots, so
+    // one offer no longer fits: accepting both would take her over her limit unasked.
+    let (change, events) = floor
+        .router
+        .load_up(&ana, Channel::Webchat, t(3))
+        .expect("a seat");
+    floor.router.check_invariants();
+    assert!(!change.over_limit, "1 of 2, with one offer left");
+    assert!(events.contains(&RouterEvent::OfferWithdrawn {
+        chat: newer.clone(),
+        agent: ana.clone(),
+        reason: WithdrawReason::RoomTaken,
+    }));
+    assert_eq!(offered(&events), vec![(newer.clone(), ben)], "the chat goes on");
+    assert_eq!(
+        floor.offered_to(&older),
+        Some(ana.clone()),
+        "the older offer stays"
+    );
+    assert!(floor.router.accept(&newer, &ana, t(4)).is_err());
+    floor.router.accept(&older, &ana, t(4)).expect("still hers");
+    assert_eq!(floor.router.seat(&ana).map(|s| (s.load, s.limit)), Some((2, 2)));
 }

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::clock::ManualClock;
 use crate::core::{AgentProfile, Channel, Role};
 use crate::engine::fanout::ConnHandle;
+use crate::engine::id_source::IdSource;
 use crate::engine::outbound::Outbound;
 use crate::engine::{Engine, EngineConfig, Restored};
 use crate::ids::{AgentId, ChatId};
@@ -118,6 +119,22 @@ impl Desk {
     pub(super) fn on(store: WorkspaceStore) -> Self {
         let mut desk = Self::with(EngineConfig::default());
         desk.engine = desk.engine_on(store);
+        desk
+    }
+
+    /// [`Desk::on`], its engine making its ids from `ids`: the counter it shares with the
+    /// engines of the other workspaces, as the registry builds them (R27).
+    pub(super) fn on_sharing(store: WorkspaceStore, ids: IdSource) -> Self {
+        let mut desk = Self::with(EngineConfig::default());
+        let (outbound, rx) = Outbound::channel();
+        desk.outbound = SentToCustomers::new(rx);
+        desk.engine = Engine::sharing_ids(
+            desk.config.clone(),
+            Arc::new(desk.clock.clone()),
+            outbound,
+            Some(store),
+            ids,
+        );
         desk
     }
 

@@ -147,7 +147,8 @@ impl PgReads {
         self.with(|client, db| {
             let rows = client
                 .query(
-                    "SELECT key, id, name, state, created_at, admin_key_sha256 FROM workspaces ORDER BY key",
+                    "SELECT key, id, name, state, created_at, admin_key_sha256, settings
+                     FROM workspaces ORDER BY key",
                     &[],
                 )
                 .map_err(|e| db.error(e))?;
@@ -162,9 +163,11 @@ impl PgReads {
                         row.cell::<String>(3)?,
                         column_time(&row, 4)?,
                         row.cell::<Option<Vec<u8>>>(5)?,
+                        row.cell::<String>(6)?,
                     ))
                 })();
-                let (key, id, name, state, created_at, admin_key) = decoded.map_err(|e| db.corrupt(e))?;
+                let (key, id, name, state, created_at, admin_key, settings) =
+                    decoded.map_err(|e| db.corrupt(e))?;
                 let corrupt = |what: String| StoreError::Corrupt {
                     path: db.name(),
                     what,
@@ -189,9 +192,23 @@ impl PgReads {
                     state,
                     created_at,
                     admin_key_sha256,
+                    settings,
                 });
             }
             Ok(out)
+        })
+    }
+
+    /// [`WorkspaceStore::ids_made`](super::super::WorkspaceStore::ids_made).
+    pub(crate) fn ids_made(&self, ws: WsKey) -> Result<Vec<String>, StoreError> {
+        self.with(|client, db| {
+            let rows = client
+                .query(
+                    "SELECT id FROM chats WHERE ws = $1 UNION ALL SELECT id FROM customers WHERE ws = $1",
+                    &[&ws.get()],
+                )
+                .map_err(|e| db.error(e))?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
         })
     }
 

@@ -296,6 +296,13 @@ fn apply(b: &mut Batch<'_>, ws: WsKey, change: &Change) -> Result<(), Failure> {
             )?;
             Ok(())
         }
+        Change::SetWorkspaceSettings(settings) => {
+            b.execute(
+                "UPDATE workspaces SET settings = $2::text::jsonb WHERE key = $1",
+                &[&ws, settings],
+            )?;
+            Ok(())
+        }
         Change::PurgeWorkspace { batch } => {
             for (_, sql) in PURGES {
                 b.execute(sql, &[&ws, &i64::from(*batch)])?;

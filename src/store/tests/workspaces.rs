@@ -574,7 +574,7 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
     let before = reads(&default);
     let store = default.store.clone();
     let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
-    let (acme, created) = store.create_workspace(&acme_id, Some("Acme".into()), t(0), None);
+    let (acme, created) = store.create_workspace(&acme_id, Some("Acme".into()), "{}".into(), t(0), None);
     created.wait().expect("committed");
     assert_eq!(acme, WsKey::new(2), "one more than default's key");
     let closed = ChatState::Closed;
@@ -639,6 +639,7 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
     let (globex, _) = store.create_workspace(
         &crate::ids::WorkspaceId::parse("globex").expect("an id"),
         None,
+        "{}".into(),
         t(1),
         None,
     );
@@ -657,7 +658,7 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
             .collect()
     };
     let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
-    let (key, created) = store.create_workspace(&acme, None, t(0), Some(TokenHash::of("first")));
+    let (key, created) = store.create_workspace(&acme, None, "{}".into(), t(0), Some(TokenHash::of("first")));
     created.wait().expect("committed");
     assert_eq!(
         digests(&store),

@@ -29,17 +29,17 @@ use tokio::time::timeout;
 
 use crate::it::support::{AgentClient, Pushed, TestServer, WAIT};
 
-pub(super) const APP_SECRET: &str = "meta-app-secret-0123456789";
-pub(super) const VERIFY_TOKEN: &str = "meta-verify-token";
+pub(crate) const APP_SECRET: &str = "meta-app-secret-0123456789";
+pub(crate) const VERIFY_TOKEN: &str = "meta-verify-token";
 pub(super) const PHONE_NUMBER_ID: &str = "106540352242922";
 pub(super) const ACCESS_TOKEN: &str = "EAAG-test-token";
-pub(super) const TG_SECRET: &str = "telegram-secret-token";
-pub(super) const BOT_TOKEN: &str = "123456:ABC-test";
-pub(super) const TWILIO_TOKEN: &str = "twilio-auth-token";
+pub(crate) const TG_SECRET: &str = "telegram-secret-token";
+pub(crate) const BOT_TOKEN: &str = "123456:ABC-test";
+pub(crate) const TWILIO_TOKEN: &str = "twilio-auth-token";
 pub(super) const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
 /// The URL Twilio was given: signatures cover it, not the address the test posts to.
-pub(super) const TWILIO_URL: &str = "https://switchboard.example.com/v1/native/twilio";
-pub(super) const MAIL_TOKEN: &str = "mail-server-token";
+pub(crate) const TWILIO_URL: &str = "https://switchboard.example.com/v1/native/twilio";
+pub(crate) const MAIL_TOKEN: &str = "mail-server-token";
 
 /// Small backoffs, so that fault tests finish in milliseconds (Retry-After aside).
 pub(super) fn quick_retry() -> Retry {
@@ -50,7 +50,7 @@ pub(super) fn quick_retry() -> Retry {
     }
 }
 
-pub(super) fn platform(base_url: &str, settings: &[(&str, &str)]) -> PlatformConfig {
+pub(crate) fn platform(base_url: &str, settings: &[(&str, &str)]) -> PlatformConfig {
     PlatformConfig {
         base_url: base_url.to_owned(),
         settings: settings
@@ -60,7 +60,7 @@ pub(super) fn platform(base_url: &str, settings: &[(&str, &str)]) -> PlatformCon
     }
 }
 
-pub(super) fn whatsapp(base_url: &str) -> PlatformConfig {
+pub(crate) fn whatsapp(base_url: &str) -> PlatformConfig {
     platform(
         base_url,
         &[
@@ -80,18 +80,18 @@ pub(super) async fn server_with(platforms: Vec<(Channel, PlatformConfig)>) -> Te
     TestServer::start_native(EngineConfig::default(), security, quick_retry()).await
 }
 
-pub(super) fn fixture(path: &str) -> String {
+pub(crate) fn fixture(path: &str) -> String {
     let full = format!("{}/src/channels/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
 
-pub(super) fn meta_signature(body: &[u8], secret: &str) -> String {
+pub(crate) fn meta_signature(body: &[u8], secret: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-pub(super) fn twilio_signature(url: &str, form: &[(String, String)], token: &str) -> String {
+pub(crate) fn twilio_signature(url: &str, form: &[(String, String)], token: &str) -> String {
     let mut params = form.to_vec();
     params.sort();
     let mut mac = Hmac::<Sha1>::new_from_slice(token.as_bytes()).expect("any key");
@@ -104,7 +104,7 @@ pub(super) fn twilio_signature(url: &str, form: &[(String, String)], token: &str
 }
 
 /// POSTs `body` to the server with `headers`: the status and the body as text.
-pub(super) async fn post(
+pub(crate) async fn post(
     server: &TestServer,
     path: &str,
     headers: &[(&str, String)],

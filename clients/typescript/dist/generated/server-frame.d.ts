@@ -314,7 +314,7 @@ export type Push = (OfferView & {
 /**
  * Why an offer was taken back.
  */
-export type WithdrawReason = "timeout" | "chat_closed" | "agent_unavailable" | "limit_lowered";
+export type WithdrawReason = "timeout" | "chat_closed" | "agent_unavailable" | "limit_lowered" | "room_taken";
 /**
  * Why a chat became active.
  */

@@ -381,7 +381,8 @@ export type Push =
 /**
  * Why an offer was taken back.
  */
-export type WithdrawReason = "timeout" | "chat_closed" | "agent_unavailable" | "limit_lowered";
+export type WithdrawReason =
+  "timeout" | "chat_closed" | "agent_unavailable" | "limit_lowered" | "room_taken";
 /**
  * Why a chat became active.
  */
