@@ -683,7 +683,48 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
     );
 }
 
+/// Settings and the ids a workspace made come back as written, on each backend (PostgreSQL
+/// keeps settings as JSONB, so they compare as JSON, not as text).
+fn r27_a_workspace_s_settings_and_the_ids_it_made_read_back(db: &Db) {
+    let store = db.open().store.clone();
+    let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (key, created) = store.create_workspace(&acme, None, r#"{"queues": {"vip": {}}}"#.into(), t(0), None);
+    created.wait().expect("committed");
+    store
+        .workspace(key)
+        .submit(same_ids_in(2))
+        .wait()
+        .expect("committed");
+    store
+        .set_workspace_settings(key, r#"{"timeouts": {"reopen_window_hours": 12}}"#.into())
+        .wait()
+        .expect("committed");
+    let settings = |store: &Store| -> Vec<serde_json::Value> {
+        store
+            .workspace_rows()
+            .expect("reads")
+            .iter()
+            .map(|r| serde_json::from_str(&r.settings).expect("settings are JSON"))
+            .collect()
+    };
+    let expected = vec![
+        serde_json::json!({}),
+        serde_json::json!({"timeouts": {"reopen_window_hours": 12}}),
+    ];
+    assert_eq!(settings(&store), expected);
+    let mut ids = store.workspace(key).ids_made().expect("reads");
+    ids.sort();
+    assert_eq!(ids, ["c1", "u1"]);
+    assert_eq!(
+        store.workspace(WsKey::new(3)).ids_made().expect("reads"),
+        Vec::<String>::new()
+    );
+    drop(store);
+    assert_eq!(settings(&db.open().store), expected, "after a reopen");
+}
+
 on_both_backends!(
+    r27_a_workspace_s_settings_and_the_ids_it_made_read_back,
     r27_one_group_commits_many_workspaces_changes_with_one_fsync,
     r27_two_workspaces_in_one_store_read_back_only_their_own,
     r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay,
