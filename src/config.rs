@@ -50,6 +50,15 @@
 //! frames_per_second = 50          # per WebSocket connection (bursts of twice that)
 //! max_connections_per_agent = 16
 //!
+//! [workspace_defaults]            # R27: limits of workspaces created over the platform API;
+//! max_connections = 500           # every key optional, absent: no limit (`default` has none
+//! max_agents = 200                # unless set with PUT /v1/platform/workspaces/default/limits)
+//! ingress_per_second = 100        # channel calls (bursts of twice that; then 429 rate_limited)
+//! max_stored_bytes = 1073741824   # message text and payloads; then new customer messages 429
+//!
+//! [metrics]
+//! workspace_labels = 50           # workspaces with their own `workspace` label; the rest "_other"
+//!
 //! [[agents]]                      # present: exactly these agents (no demo agents)
 //! id = "ana"
 //! name = "Ana"
@@ -131,7 +140,7 @@ use crate::engine::outbound::Retry;
 use crate::engine::EngineConfig;
 use crate::ids::{AgentId, QueueId};
 use crate::security::{ClaimlessTokens, Security, Tokens, FRAMES_PER_SECOND};
-use crate::workspaces::Credentials;
+use crate::workspaces::{Credentials, Limits};
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -507,6 +516,35 @@ pub struct Config {
     /// The platforms' own APIs and webhooks, per channel (R23–R25).
     #[serde(default, deserialize_with = "names::by_channel")]
     pub platforms: BTreeMap<Channel, PlatformTable>,
+    /// The limits every workspace created over the platform API starts with (R27); none by
+    /// default. `default`'s are set over the API only.
+    #[serde(default)]
+    pub workspace_defaults: Limits,
+    /// What `/metrics` reports.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Workspaces reported under their own `workspace` label, in load order (`default`
+    /// first); the rest are summed under `workspace="_other"`.
+    #[serde(default = "default_workspace_labels")]
+    pub workspace_labels: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            workspace_labels: default_workspace_labels(),
+        }
+    }
+}
+
+fn default_workspace_labels() -> usize {
+    crate::metrics::WORKSPACE_LABELS
 }
 
 fn default_listen() -> SocketAddr {
@@ -574,6 +612,10 @@ impl Config {
         })?;
         config.engine()?;
         config.security()?;
+        config
+            .workspace_defaults
+            .check()
+            .map_err(|e| ConfigError::Invalid(format!("workspace_defaults: {e}")))?;
         for agent in config.agents.iter().flatten() {
             routing::levels(&format!("agents.{}.skills", agent.id), &agent.skills)?;
         }

@@ -237,12 +237,10 @@ pub async fn serve_workspaces(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    // One registry per server, read from the default workspace's engine for now: metrics by
-    // workspace come with issue 18's metrics increment.
     let default = workspaces
         .get(&WorkspaceId::default_workspace())
         .ok_or_else(|| std::io::Error::other("no default workspace to serve"))?;
-    let metrics = Arc::new(Metrics::new(default.engine()));
+    let metrics = Arc::new(Metrics::for_workspaces(&workspaces));
     let clock = default.engine().clock().clone();
     drop(default);
     let state = AppState {

@@ -7,6 +7,7 @@
 //! - [`store`]: the embedded SQLite database: durable changes, restore, archive search, history.
 //! - [`workspaces`]: the contact centres one process serves (R27), each an engine with its tasks.
 
+pub mod budget;
 pub mod channels;
 pub mod clock;
 pub mod config;

@@ -48,6 +48,8 @@ pub enum Level {
     StoreProgress,
     /// The store's pool of idle read connections.
     StoreReaders,
+    /// A workspace's limits and its ingress bucket (R27): taken alone, before any engine work.
+    WorkspaceLimits,
 }
 
 /// A mutex with a place in the lock order.

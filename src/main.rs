@@ -175,12 +175,14 @@ async fn main() -> anyhow::Result<()> {
         configured: Arc::new(Credentials::configured(&security)),
         default_agents: config.agents().into_iter().map(|a| a.into_profile()).collect(),
         others: config.engine_base(),
+        new_limits: config.workspace_defaults,
         boards: boards.handle(),
         ticker: true,
         sending: Some((connector, config.outbound.retry())),
         sends: sends.as_ref().map(|thread| thread.handle()),
     })
     .await?;
+    workspaces.label_metrics_of(config.metrics.workspace_labels);
     let workspaces = Arc::new(workspaces);
     let listen = cli.listen.unwrap_or(config.listen);
     let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;

@@ -8,22 +8,32 @@
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
-//! | `switchboard_requests_total` | counter | `socket`, `type`, `outcome` (`ok` or an error code) |
-//! | `switchboard_request_duration_seconds` | histogram | `socket`, `type` |
-//! | `switchboard_pushes_total` | counter | |
-//! | `switchboard_outbox_drops_total` | counter | |
-//! | `switchboard_connections` | gauge | `role` (`agent`, `supervisor`) |
-//! | `switchboard_queue_depth` | gauge | `queue` |
-//! | `switchboard_agents` | gauge | `presence` |
-//! | `switchboard_agent_chats` | gauge | |
-//! | `switchboard_offers_pending` | gauge | |
-//! | `switchboard_limit_overrides_total` | counter | |
-//! | `switchboard_timers_pending` | gauge | |
-//! | `switchboard_reopen_outcomes_total` | counter | `outcome` |
-//! | `switchboard_queue_wait_seconds` | histogram | |
-//! | `switchboard_time_to_accept_seconds` | histogram | |
+//! | `switchboard_requests_total` | counter | `workspace`, `socket`, `type`, `outcome` (`ok` or an error code) |
+//! | `switchboard_request_duration_seconds` | histogram | `workspace`, `socket`, `type` |
+//! | `switchboard_pushes_total` | counter | `workspace` |
+//! | `switchboard_outbox_drops_total` | counter | `workspace` |
+//! | `switchboard_board_events_total` | counter | `workspace` |
+//! | `switchboard_connections` | gauge | `workspace`, `role` (`agent`, `supervisor`) |
+//! | `switchboard_queue_depth` | gauge | `workspace`, `queue` |
+//! | `switchboard_agents` | gauge | `workspace`, `presence` |
+//! | `switchboard_agent_chats` | gauge | `workspace` |
+//! | `switchboard_offers_pending` | gauge | `workspace` |
+//! | `switchboard_limit_overrides_total` | counter | `workspace` |
+//! | `switchboard_timers_pending` | gauge | `workspace` |
+//! | `switchboard_reopen_outcomes_total` | counter | `workspace`, `outcome` |
+//! | `switchboard_queue_wait_seconds` | histogram | `workspace` |
+//! | `switchboard_time_to_accept_seconds` | histogram | `workspace` |
+//! | `switchboard_customer_messages_total` | counter | `workspace`, `outcome` |
+//! | `switchboard_workspaces` | gauge | `state` |
 //!
-//! With a store, its writer's too (read at scrape like the engine's):
+//! The `workspace` label (R27) is bounded: the first [`Workspaces::metric_labels`] workspaces in
+//! load order (`default` first) carry their id, the rest are summed under [`OTHER_WORKSPACES`]
+//! (histograms cannot be summed from outside, so those workspaces are left out of the two KPI
+//! histograms). A connection's requests count under the label its workspace had when it opened
+//! ([`Metrics::of_workspace`]).
+//!
+//! With a store, its writer's too (read at scrape like the engine's), once for the file every
+//! workspace shares:
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
@@ -43,18 +53,21 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use crate::clock::Stopwatch;
 use crate::core::{ErrorCode, Presence};
-use crate::engine::analytics::LiveKpis;
-use crate::engine::outbound::OutboxCounters;
 use crate::engine::Engine;
+use crate::ids::WorkspaceId;
 use crate::refusal::wire_name;
-use crate::store::Store;
+use crate::store::{Store, WorkspaceState};
+use crate::workspaces::Workspaces;
+
+/// How many workspaces get a `workspace` label of their own unless `[metrics]` says otherwise.
+pub const WORKSPACE_LABELS: usize = 50;
 
 /// The `Content-Type` of [`Metrics::render`]'s output (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -85,10 +98,15 @@ impl Socket {
     }
 }
 
-/// `switchboard_requests_total`'s labels. `&'static str` throughout, so that counting a
+/// A `workspace` label as a connection keeps it: shared, so that counting a request clones a
+/// pointer, not the text.
+type Label = Arc<String>;
+
+/// `switchboard_requests_total`'s labels. `&'static str` or shared, so that counting a
 /// request allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
+    workspace: Label,
     socket: &'static str,
     r#type: &'static str,
     outcome: &'static str,
@@ -97,6 +115,7 @@ struct RequestLabels {
 /// `switchboard_request_duration_seconds`'s labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestTypeLabels {
+    workspace: Label,
     socket: &'static str,
     r#type: &'static str,
 }
@@ -110,13 +129,26 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Durations,
-    supervisor_connections: Gauge,
+    /// What the collector reads, to hand out `workspace` labels the same way.
+    source: Source,
 }
 
 impl Metrics {
-    /// The metrics of a server in front of `engine`. They hold it weakly: an engine let go of
-    /// (its workspace unloaded) is not kept alive by them, and is no longer reported.
+    /// The metrics of a server in front of `engine` alone, reported as workspace `default`.
+    /// They hold it weakly: an engine let go of is not kept alive by them, and is no longer
+    /// reported.
     pub fn new(engine: &Arc<Engine>) -> Self {
+        Self::reading(Source::Engine(Arc::downgrade(engine)))
+    }
+
+    /// The metrics of a server of `workspaces`: every engine's series with a `workspace`
+    /// label (see [`Workspaces::in_load_order`] and [`Workspaces::metric_labels`]), the store's
+    /// once. Held weakly, like [`Metrics::new`]'s engine.
+    pub fn for_workspaces(workspaces: &Arc<Workspaces>) -> Self {
+        Self::reading(Source::Workspaces(Arc::downgrade(workspaces)))
+    }
+
+    fn reading(source: Source) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -131,53 +163,40 @@ impl Metrics {
             Unit::Seconds,
             durations.clone(),
         );
-        let supervisor_connections = Gauge::default();
         registry.register_collector(Box::new(EngineCollector {
-            engine: Arc::downgrade(engine),
-            supervisor_connections: supervisor_connections.clone(),
+            source: source.clone(),
         }));
         Self {
             registry,
             requests,
             durations,
-            supervisor_connections,
+            source,
         }
     }
 
-    /// Counts a request of type `kind` on `socket` that the engine handled in `took`, and
-    /// refused with `refused` if it did.
-    pub fn request(&self, socket: Socket, kind: &'static str, refused: Option<ErrorCode>, took: Duration) {
-        let outcome = refused.map_or("ok", wire_name);
-        let socket = socket.as_str();
-        self.requests
-            .get_or_create(&RequestLabels {
-                socket,
-                r#type: kind,
-                outcome,
-            })
-            .inc();
-        self.durations
-            .get_or_create(&RequestTypeLabels { socket, r#type: kind })
-            .observe(took.as_secs_f64());
-    }
-
-    /// Counts a frame that did not decode into a request (R18): type `invalid`, outcome
-    /// `bad_request`.
-    pub fn invalid_frame(&self, socket: Socket) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                socket: socket.as_str(),
-                r#type: "invalid",
-                outcome: wire_name(ErrorCode::BadRequest),
-            })
-            .inc();
-    }
-
-    /// Counts one open supervisor connection, as `switchboard_connections{role="supervisor"}`,
-    /// until the returned guard is dropped. (Agent connections are read from the engine.)
-    pub fn supervisor_connected(&self) -> OpenConnection {
-        self.supervisor_connections.inc();
-        OpenConnection(self.supervisor_connections.clone())
+    /// The request counters of a connection to `workspace`, under the label its engine's
+    /// series have now (its id, or [`OTHER_WORKSPACES`] past the cap), kept for the
+    /// connection's life.
+    pub fn of_workspace(self: &Arc<Self>, workspace: &WorkspaceId) -> WorkspaceMetrics {
+        let labelled = match &self.source {
+            Source::Engine(_) => workspace.is_default(),
+            Source::Workspaces(workspaces) => workspaces.upgrade().is_some_and(|workspaces| {
+                workspaces
+                    .in_load_order()
+                    .iter()
+                    .take(workspaces.metric_labels())
+                    .any(|w| w.id() == workspace)
+            }),
+        };
+        let label = if labelled {
+            workspace.as_str()
+        } else {
+            OTHER_WORKSPACES
+        };
+        WorkspaceMetrics {
+            metrics: self.clone(),
+            workspace: Arc::new(label.to_owned()),
+        }
     }
 
     /// Every metric in the Prometheus text format ([`CONTENT_TYPE`]).
@@ -188,13 +207,50 @@ impl Metrics {
     }
 }
 
-/// One open connection counted in a gauge; dropping it counts it out.
-#[derive(Debug)]
-pub struct OpenConnection(Gauge);
+/// A server's request counters as one workspace's connection counts into them.
+#[derive(Clone, Debug)]
+pub struct WorkspaceMetrics {
+    metrics: Arc<Metrics>,
+    workspace: Label,
+}
 
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.dec();
+impl WorkspaceMetrics {
+    /// Counts a request of type `kind` on `socket` that the engine handled in `took`, and
+    /// refused with `refused` if it did.
+    pub fn request(&self, socket: Socket, kind: &'static str, refused: Option<ErrorCode>, took: Duration) {
+        let outcome = refused.map_or("ok", wire_name);
+        let socket = socket.as_str();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                workspace: self.workspace.clone(),
+                socket,
+                r#type: kind,
+                outcome,
+            })
+            .inc();
+        self.metrics
+            .durations
+            .get_or_create(&RequestTypeLabels {
+                workspace: self.workspace.clone(),
+                socket,
+                r#type: kind,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a frame that did not decode into a request (R18): type `invalid`, outcome
+    /// `bad_request`.
+    pub fn invalid_frame(&self, socket: Socket) {
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                workspace: self.workspace.clone(),
+                socket: socket.as_str(),
+                r#type: "invalid",
+                outcome: wire_name(ErrorCode::BadRequest),
+            })
+            .inc();
     }
 }
 
@@ -214,10 +270,21 @@ fn presence_index(presence: Presence) -> usize {
     }
 }
 
-/// Reads the engine's state on each scrape.
+/// The `workspace` label of the workspaces past `[metrics] workspace_labels`, summed.
+pub const OTHER_WORKSPACES: &str = "_other";
+
+/// Where the collector finds its engines.
+#[derive(Clone, Debug)]
+enum Source {
+    /// One engine, as `default` (a server built around one engine, and unit tests).
+    Engine(Weak<Engine>),
+    /// Every workspace of a registry.
+    Workspaces(Weak<Workspaces>),
+}
+
+/// Reads the engines' state on each scrape.
 struct EngineCollector {
-    engine: Weak<Engine>,
-    supervisor_connections: Gauge,
+    source: Source,
 }
 
 impl fmt::Debug for EngineCollector {
@@ -226,161 +293,322 @@ impl fmt::Debug for EngineCollector {
     }
 }
 
+/// One `workspace` label's engines: one workspace's, or every one past the cap.
+struct Group {
+    label: String,
+    engines: Vec<Arc<Engine>>,
+}
+
+impl EngineCollector {
+    /// The engines to report, grouped by label: the first `cap` workspaces in load order under
+    /// their ids, the rest under [`OTHER_WORKSPACES`]; and the registry's state counts.
+    #[allow(clippy::type_complexity)]
+    fn groups(&self) -> Option<(Vec<Group>, Option<Vec<(WorkspaceState, usize)>>)> {
+        match &self.source {
+            Source::Engine(engine) => {
+                let engine = engine.upgrade()?;
+                let default = Group {
+                    label: WorkspaceId::default_workspace().as_str().to_owned(),
+                    engines: vec![engine],
+                };
+                Some((vec![default], None))
+            }
+            Source::Workspaces(workspaces) => {
+                let workspaces = workspaces.upgrade()?;
+                let cap = workspaces.metric_labels();
+                let mut groups = Vec::new();
+                let mut other = Group {
+                    label: OTHER_WORKSPACES.to_owned(),
+                    engines: Vec::new(),
+                };
+                for (i, workspace) in workspaces.in_load_order().into_iter().enumerate() {
+                    let engine = workspace.engine().clone();
+                    if i < cap {
+                        groups.push(Group {
+                            label: workspace.id().as_str().to_owned(),
+                            engines: vec![engine],
+                        });
+                    } else {
+                        other.engines.push(engine);
+                    }
+                }
+                if !other.engines.is_empty() {
+                    groups.push(other);
+                }
+                Some((groups, workspaces.state_counts()))
+            }
+        }
+    }
+}
+
+/// What one group's engines hold, summed.
+#[derive(Default)]
+struct Sums {
+    pushes: u64,
+    drops: u64,
+    board_events: u64,
+    agent_connections: i64,
+    supervisor_connections: i64,
+    queues: std::collections::BTreeMap<String, i64>,
+    presences: [i64; PRESENCES.len()],
+    chats: i64,
+    offers: i64,
+    overrides: u64,
+    timers: i64,
+    reopens: [u64; REOPEN_OUTCOMES.len()],
+    outbox_pending: u64,
+    outbox: [u64; OUTBOX_OUTCOMES.len()],
+    retries: u64,
+}
+
+/// The outcomes `switchboard_reopen_outcomes` counts, in order.
+const REOPEN_OUTCOMES: [&str; 6] = [
+    "reopened",
+    "replied",
+    "declined",
+    "active_elsewhere",
+    "window_closed",
+    "opted_out",
+];
+
+/// The outcomes `switchboard_customer_messages` counts, in order.
+const OUTBOX_OUTCOMES: [&str; 3] = ["sent", "failed", "uncommitted"];
+
+impl Sums {
+    fn of(engines: &[Arc<Engine>]) -> Self {
+        let mut sums = Self::default();
+        for engine in engines {
+            sums.add(engine);
+        }
+        sums
+    }
+
+    fn add(&mut self, engine: &Engine) {
+        let read = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let fanout = engine.fanout();
+        let supervision = engine.supervision();
+        self.pushes += read(&fanout.pushes_total);
+        self.drops += read(&fanout.kicked_total) + read(&supervision.kicked_total);
+        self.board_events += supervision.seq();
+        self.agent_connections += fanout.total_connections() as i64;
+        self.supervisor_connections += supervision.connections() as i64;
+        for queue in engine.queue_views() {
+            *self.queues.entry(queue.id.as_str().to_owned()).or_default() += queue.waiting.len() as i64;
+        }
+        for agent in engine.agent_statuses() {
+            self.presences[presence_index(agent.presence.into())] += 1;
+            self.chats += i64::from(agent.load);
+            self.offers += i64::from(agent.offered);
+        }
+        self.overrides += engine.overrides_total();
+        self.timers += engine.timers().len() as i64;
+        let o = engine.live_kpis().reopen_outcomes();
+        let reopens = [
+            o.reopened,
+            o.replied,
+            o.declined,
+            o.rejected.active_elsewhere,
+            o.rejected.window_closed,
+            o.rejected.opted_out,
+        ];
+        for (sum, value) in self.reopens.iter_mut().zip(reopens) {
+            *sum += value;
+        }
+        let outbox = engine.outbox_counters();
+        self.outbox_pending += outbox.pending();
+        let outcomes = [
+            read(&outbox.sent),
+            read(&outbox.failed),
+            read(&outbox.uncommitted),
+        ];
+        for (sum, value) in self.outbox.iter_mut().zip(outcomes) {
+            *sum += value;
+        }
+        self.retries += read(&outbox.retried);
+    }
+}
+
 impl Collector for EngineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let Some(engine) = self.engine.upgrade() else {
+        let Some((groups, states)) = self.groups() else {
             return Ok(());
         };
-        let fanout = engine.fanout();
-        counter(
-            &mut encoder,
+        let sums: Vec<(&str, Sums)> = groups
+            .iter()
+            .map(|g| (g.label.as_str(), Sums::of(&g.engines)))
+            .collect();
+        let e = &mut encoder;
+        let ws = |label| [("workspace", label)];
+        counters(
+            e,
             "switchboard_pushes",
             "Pushes to agents, each counted once however many connections it went to",
-            fanout.pushes_total.load(Ordering::Relaxed),
+            sums.iter().map(|(w, s)| (ws(*w), s.pushes)),
         )?;
-        counter(
-            &mut encoder,
+        counters(
+            e,
             "switchboard_outbox_drops",
             "Connections cut off because their outbox was full (slow consumers), agents' and supervisors'",
-            fanout.kicked_total.load(Ordering::Relaxed)
-                + engine.supervision().kicked_total.load(Ordering::Relaxed),
+            sums.iter().map(|(w, s)| (ws(*w), s.drops)),
         )?;
-        counter(
-            &mut encoder,
+        counters(
+            e,
             "switchboard_board_events",
             "Changes of the supervisors' board (queues, agents, reopened chats, KPIs)",
-            engine.supervision().seq(),
+            sums.iter().map(|(w, s)| (ws(*w), s.board_events)),
         )?;
-        // A supervisor socket's connections are counted where it serves them, through
-        // `Metrics::supervisor_connected`; if the engine comes to track them, read them here.
         gauges(
-            &mut encoder,
+            e,
             "switchboard_connections",
             "Open WebSocket connections, by socket",
-            [
-                ([("role", "agent")], fanout.total_connections() as i64),
-                ([("role", "supervisor")], self.supervisor_connections.get()),
-            ],
+            sums.iter().flat_map(|(w, s)| {
+                [
+                    ([("workspace", *w), ("role", "agent")], s.agent_connections),
+                    (
+                        [("workspace", *w), ("role", "supervisor")],
+                        s.supervisor_connections,
+                    ),
+                ]
+            }),
         )?;
-        let queues = engine.queue_views();
         gauges(
-            &mut encoder,
+            e,
             "switchboard_queue_depth",
             "Chats waiting in each queue",
-            queues
-                .iter()
-                .map(|q| ([("queue", q.id.as_str())], q.waiting.len() as i64)),
+            sums.iter().flat_map(|(w, s)| {
+                s.queues
+                    .iter()
+                    .map(move |(queue, depth)| ([("workspace", *w), ("queue", queue.as_str())], *depth))
+            }),
         )?;
-
-        let mut presences = [0_i64; PRESENCES.len()];
-        let (mut chats, mut offers) = (0_i64, 0_i64);
-        for agent in engine.agent_statuses() {
-            presences[presence_index(agent.presence.into())] += 1;
-            chats += i64::from(agent.load);
-            offers += i64::from(agent.offered);
-        }
         gauges(
-            &mut encoder,
+            e,
             "switchboard_agents",
             "Agents by presence",
-            PRESENCES
-                .iter()
-                .zip(presences)
-                .map(|((_, label), count)| ([("presence", *label)], count)),
+            sums.iter().flat_map(|(w, s)| {
+                PRESENCES
+                    .iter()
+                    .zip(s.presences)
+                    .map(move |((_, label), count)| ([("workspace", *w), ("presence", *label)], count))
+            }),
         )?;
-        gauge(
-            &mut encoder,
+        gauges(
+            e,
             "switchboard_agent_chats",
             "Chats held by agents (active and snoozed: their load), summed over agents",
-            chats,
+            sums.iter().map(|(w, s)| (ws(*w), s.chats)),
         )?;
-        gauge(
-            &mut encoder,
+        gauges(
+            e,
             "switchboard_offers_pending",
             "Chats offered to an agent and not yet accepted, declined or expired",
-            offers,
+            sums.iter().map(|(w, s)| (ws(*w), s.offers)),
         )?;
-        counter(
-            &mut encoder,
+        counters(
+            e,
             "switchboard_limit_overrides",
             "Times a chat took an agent over its concurrency limit (R05, forced transfers)",
-            engine.overrides_total(),
+            sums.iter().map(|(w, s)| (ws(*w), s.overrides)),
         )?;
-        gauge(
-            &mut encoder,
+        gauges(
+            e,
             "switchboard_timers_pending",
             "Pending timers (offer and reopen expiries, snooze ends, grace periods)",
-            engine.timers().len() as i64,
+            sums.iter().map(|(w, s)| (ws(*w), s.timers)),
         )?;
-        encode_kpis(&mut encoder, engine.live_kpis())?;
-        encode_outbox(&mut encoder, engine.outbox_counters())?;
-        if let Some(store) = engine.store() {
-            encode_store(&mut encoder, store.shared())?;
+        counters(
+            e,
+            "switchboard_reopen_outcomes",
+            "How reopens ended (R14): reopened, then replied or declined by the customer, or refused by a rule",
+            sums.iter().flat_map(|(w, s)| {
+                REOPEN_OUTCOMES
+                    .iter()
+                    .zip(s.reopens)
+                    .map(move |(outcome, value)| ([("workspace", *w), ("outcome", *outcome)], value))
+            }),
+        )?;
+        // A histogram cannot be summed from outside: workspaces past the cap are left out of
+        // these two.
+        let labelled = || groups.iter().filter(|g| g.label != OTHER_WORKSPACES);
+        histograms(
+            e,
+            "switchboard_queue_wait",
+            "Time an accepted chat waited, from entering the queue to the accept",
+            labelled().flat_map(|g| {
+                g.engines
+                    .iter()
+                    .map(|en| (ws(g.label.as_str()), en.live_kpis().queue_waits()))
+            }),
+        )?;
+        histograms(
+            e,
+            "switchboard_time_to_accept",
+            "Time from an offer to its accept",
+            labelled().flat_map(|g| {
+                g.engines
+                    .iter()
+                    .map(|en| (ws(g.label.as_str()), en.live_kpis().times_to_accept()))
+            }),
+        )?;
+        gauges(
+            e,
+            "switchboard_customer_messages_pending",
+            "Messages to customers in the outbox: waiting for their commit, on their way, or waiting to be retried",
+            sums.iter()
+                .map(|(w, s)| (ws(*w), i64::try_from(s.outbox_pending).unwrap_or(i64::MAX))),
+        )?;
+        counters(
+            e,
+            "switchboard_customer_messages",
+            "What became of messages to customers: sent (the platform took them), failed (for good, shown to \
+             their agent), uncommitted (their change was not saved, so they were not sent)",
+            sums.iter().flat_map(|(w, s)| {
+                OUTBOX_OUTCOMES
+                    .iter()
+                    .zip(s.outbox)
+                    .map(move |(outcome, value)| ([("workspace", *w), ("outcome", *outcome)], value))
+            }),
+        )?;
+        counters(
+            e,
+            "switchboard_customer_message_retries",
+            "Attempts to send a message to a customer that failed and were made again",
+            sums.iter().map(|(w, s)| (ws(*w), s.retries)),
+        )?;
+        if let Some(states) = states {
+            gauges(
+                e,
+                "switchboard_workspaces",
+                "Workspaces by state (active ones are served)",
+                states
+                    .iter()
+                    .map(|(state, n)| ([("state", state.stored())], *n as i64)),
+            )?;
+        }
+        // One file behind every workspace: its writer is reported once.
+        let store = groups
+            .iter()
+            .flat_map(|g| &g.engines)
+            .find_map(|engine| engine.store().map(|s| s.shared()));
+        if let Some(store) = store {
+            encode_store(e, store)?;
         }
         Ok(())
     }
 }
 
-/// The KPI events of this run: how reopens ended, how long accepted chats waited.
-fn encode_kpis(encoder: &mut DescriptorEncoder, kpis: &LiveKpis) -> fmt::Result {
-    let o = kpis.reopen_outcomes();
-    counters(
-        encoder,
-        "switchboard_reopen_outcomes",
-        "How reopens ended (R14): reopened, then replied or declined by the customer, or refused by a rule",
-        [
-            ("reopened", o.reopened),
-            ("replied", o.replied),
-            ("declined", o.declined),
-            ("active_elsewhere", o.rejected.active_elsewhere),
-            ("window_closed", o.rejected.window_closed),
-            ("opted_out", o.rejected.opted_out),
-        ]
-        .map(|(outcome, value)| ([("outcome", outcome)], value)),
-    )?;
-    histogram(
-        encoder,
-        "switchboard_queue_wait",
-        "Time an accepted chat waited, from entering the queue to the accept",
-        Some(&Unit::Seconds),
-        kpis.queue_waits(),
-    )?;
-    histogram(
-        encoder,
-        "switchboard_time_to_accept",
-        "Time from an offer to its accept",
-        Some(&Unit::Seconds),
-        kpis.times_to_accept(),
-    )
-}
-
-/// Messages to customers (R24): what the outbox holds and what became of the rest.
-fn encode_outbox(encoder: &mut DescriptorEncoder, outbox: &OutboxCounters) -> fmt::Result {
-    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    gauge(
-        encoder,
-        "switchboard_customer_messages_pending",
-        "Messages to customers in the outbox: waiting for their commit, on their way, or waiting to be retried",
-        i64::try_from(outbox.pending()).unwrap_or(i64::MAX),
-    )?;
-    counters(
-        encoder,
-        "switchboard_customer_messages",
-        "What became of messages to customers: sent (the platform took them), failed (for good, shown to \
-         their agent), uncommitted (their change was not saved, so they were not sent)",
-        [
-            ("sent", read(&outbox.sent)),
-            ("failed", read(&outbox.failed)),
-            ("uncommitted", read(&outbox.uncommitted)),
-        ]
-        .map(|(outcome, value)| ([("outcome", outcome)], value)),
-    )?;
-    counter(
-        encoder,
-        "switchboard_customer_message_retries",
-        "Attempts to send a message to a customer that failed and were made again",
-        read(&outbox.retried),
-    )
+/// Writes one histogram with a sample for each label set.
+fn histograms<'h, L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, &'h Histogram)>,
+) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    for (labels, histogram) in samples {
+        histogram.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// The store's writer (only when the engine has a store).

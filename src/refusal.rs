@@ -31,6 +31,9 @@ pub enum Refusal {
     /// The durable store could not be read or written; the text says why, never where.
     #[error("{0}")]
     StorageUnavailable(String),
+    /// The workspace is at one of its limits (R27); the text names the limit and its value.
+    #[error("{0}")]
+    QuotaExceeded(String),
 }
 
 /// The detail fields an `error` frame or body carries beside its code and message.
@@ -52,6 +55,7 @@ impl Refusal {
             Refusal::Forbidden(_) => ErrorCode::Forbidden,
             Refusal::RateLimited(_) => ErrorCode::RateLimited,
             Refusal::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
+            Refusal::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
         }
     }
 
@@ -88,7 +92,7 @@ pub struct ErrorRow {
 }
 
 /// Every error code, in the order `protocol/README.md` lists them.
-pub const ERRORS: [ErrorRow; 14] = [
+pub const ERRORS: [ErrorRow; 15] = [
     row(ErrorCode::ActiveElsewhere, "active_elsewhere", 409),
     row(ErrorCode::WindowClosed, "window_closed", 409),
     row(ErrorCode::OptedOut, "opted_out", 409),
@@ -103,6 +107,7 @@ pub const ERRORS: [ErrorRow; 14] = [
     row(ErrorCode::Forbidden, "forbidden", 403),
     row(ErrorCode::RateLimited, "rate_limited", 429),
     row(ErrorCode::StorageUnavailable, "storage_unavailable", 503),
+    row(ErrorCode::QuotaExceeded, "quota_exceeded", 429),
 ];
 
 const fn row(code: ErrorCode, name: &'static str, http: u16) -> ErrorRow {

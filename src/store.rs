@@ -29,6 +29,7 @@ mod records;
 mod schema;
 mod scoped;
 mod snapshot;
+mod stored_bytes;
 mod workspace_rows;
 mod writer;
 mod ws_key;
@@ -58,6 +59,7 @@ pub use ws_key::WsKey;
 
 use progress::Progress;
 use readers::Readers;
+use stored_bytes::StoredBytes;
 use workspace_rows::NextKey;
 use writer::{Counters, Job, SqliteWriter};
 
@@ -134,6 +136,8 @@ pub struct Store {
     progress: Arc<Progress>,
     /// The key the next workspace created gets (`workspace_rows.rs`).
     next_ws_key: NextKey,
+    /// Bytes of messages each workspace stores, as committed (the writer counts them).
+    stored_bytes: Arc<StoredBytes>,
 }
 
 /// Where reads go: the backend's own connections beside the writer's.
@@ -234,6 +238,7 @@ impl Store {
         schema::migrate(&mut conn, path)?;
         let next_ws_key =
             NextKey::after(workspace_rows::largest_key(&conn).map_err(|e| StoreError::sqlite(path, e))?);
+        let stored_bytes = Arc::new(StoredBytes::read(&conn).map_err(|e| StoreError::sqlite(path, e))?);
 
         let limits = writer::Limits {
             log_frames: options.log_frames,
@@ -245,6 +250,7 @@ impl Store {
             &options,
             Reads::Sqlite(Readers::new(path.to_path_buf())),
             next_ws_key,
+            stored_bytes,
         )?;
         store.checkpointer = Some(start_checkpointer(path)?);
         Ok(store)
@@ -258,13 +264,14 @@ impl Store {
     pub fn open_postgres(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         let db = postgres::Database::parse(url, &options)?;
         let name = db.name();
-        let (writer, reads, largest_key) = postgres::open(db)?;
+        let (writer, reads, largest_key, stored_bytes) = postgres::open(db)?;
         Store::start(
             name,
             writer,
             &options,
             Reads::Postgres(Box::new(reads)),
             NextKey::after(largest_key),
+            Arc::new(stored_bytes),
         )
     }
 
@@ -275,6 +282,7 @@ impl Store {
         options: &StoreOptions,
         reads: Reads,
         next_ws_key: NextKey,
+        stored_bytes: Arc<StoredBytes>,
     ) -> Result<Store, StoreError> {
         let (jobs, queue) = mpsc::channel();
         let counters = Arc::new(Counters::default());
@@ -283,8 +291,8 @@ impl Store {
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn({
-                let (counters, progress) = (counters.clone(), progress.clone());
-                move || writer::run(backend, queue, counters, group_cap, &progress)
+                let (counters, progress, stored) = (counters.clone(), progress.clone(), stored_bytes.clone());
+                move || writer::run(backend, queue, counters, &stored, group_cap, &progress)
             })
             .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
         Ok(Store {
@@ -297,6 +305,7 @@ impl Store {
             submitted: Ordered::new(Level::StoreSubmit, 0),
             progress,
             next_ws_key,
+            stored_bytes,
         })
     }
 

@@ -14,6 +14,7 @@
 mod admissions;
 mod catalog;
 mod credentials;
+mod limits;
 mod settings;
 mod tasks;
 
@@ -21,6 +22,7 @@ mod tasks;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use crate::store::StoreError;
 pub use admissions::{Admission, Admissions};
 pub use catalog::{PlatformError, Provisioning};
 pub use credentials::{Credentials, IngressKey};
+pub use limits::{Fairness, Limits};
 pub use settings::SettingsApplied;
 pub use tasks::{Background, OutboxSending, Tasks};
 
@@ -50,6 +53,9 @@ pub struct Workspace {
     /// of a fixed set). Swapped whole when its settings change what verifies calls; held only
     /// to clone the `Arc` out or to put one in, like the registry's map (`lock_order.rs`).
     credentials: RwLock<Option<Arc<Credentials>>>,
+    fairness: Fairness,
+    /// When it was put in its registry, as the registry counts (see [`Workspaces::in_load_order`]).
+    loaded: AtomicU64,
 }
 
 impl Workspace {
@@ -65,6 +71,8 @@ impl Workspace {
             admissions: Admissions::default(),
             admin_key: RwLock::new(None),
             credentials: RwLock::new(None),
+            fairness: Fairness::default(),
+            loaded: AtomicU64::new(0),
         })
     }
 
@@ -99,6 +107,11 @@ impl Workspace {
     /// Its engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Its limits (R27), as they are enforced; none until set.
+    pub fn fairness(&self) -> &Fairness {
+        &self.fairness
     }
 
     /// Lets a request or socket in, unless the workspace is being unloaded.
@@ -157,12 +170,27 @@ pub enum UnloadError {
 pub struct AlreadyLoaded(pub WorkspaceId);
 
 /// Every workspace this process serves, by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Workspaces {
     by_id: RwLock<HashMap<WorkspaceId, Arc<Workspace>>>,
+    /// Workspaces put in so far: each one's place in the load order.
+    loads: AtomicU64,
+    /// How many workspaces `/metrics` labels with their id (see [`Workspaces::in_load_order`]).
+    metric_labels: AtomicUsize,
     /// How workspaces are built and which exist, when this registry was opened on them
     /// ([`Workspaces::open`]); `None` for a fixed set ([`Workspaces::single`]).
     catalog: Option<catalog::Catalog>,
+}
+
+impl Default for Workspaces {
+    fn default() -> Self {
+        Self {
+            by_id: RwLock::default(),
+            loads: AtomicU64::new(0),
+            metric_labels: AtomicUsize::new(crate::metrics::WORKSPACE_LABELS),
+            catalog: None,
+        }
+    }
 }
 
 impl Workspaces {
@@ -171,12 +199,32 @@ impl Workspaces {
         Self::default()
     }
 
+    /// Labels the metrics of the first `n` workspaces in load order with their id, and sums
+    /// the rest under `_other` (`[metrics] workspace_labels`).
+    pub fn label_metrics_of(&self, n: usize) {
+        self.metric_labels.store(n, Ordering::Relaxed);
+    }
+
+    /// How many workspaces `/metrics` labels with their id.
+    pub fn metric_labels(&self) -> usize {
+        self.metric_labels.load(Ordering::Relaxed)
+    }
+
+    /// Every workspace served, `default` first, then in the order they were loaded: the order
+    /// `/metrics` hands out its `workspace` labels in.
+    pub fn in_load_order(&self) -> Vec<Arc<Workspace>> {
+        let mut all: Vec<Arc<Workspace>> = self.by_id.read().values().cloned().collect();
+        all.sort_by_key(|w| (!w.id.is_default(), w.loaded.load(Ordering::Relaxed)));
+        all
+    }
+
     /// A registry of one workspace, `default`, around `engine`: what a process without
     /// workspaces configured serves (and the unprefixed paths reach).
     pub fn single(engine: Arc<Engine>, background: Background) -> Self {
         let workspaces = Self::new();
         let default = Workspace::start(WorkspaceId::default_workspace(), engine, background);
-        workspaces.by_id.write().insert(default.id.clone(), default);
+        // Empty, so it goes in.
+        let _ = workspaces.insert(default);
         workspaces
     }
 
@@ -186,6 +234,8 @@ impl Workspaces {
         if by_id.contains_key(&workspace.id) {
             return Err(AlreadyLoaded(workspace.id.clone()));
         }
+        let place = self.loads.fetch_add(1, Ordering::Relaxed);
+        workspace.loaded.store(place, Ordering::Relaxed);
         by_id.insert(workspace.id.clone(), workspace);
         Ok(())
     }

@@ -37,6 +37,9 @@ pub enum ErrorCode {
     /// The change could not be saved to the durable store (a full disk, a failed database):
     /// it is not acknowledged, and may be gone after a restart.
     StorageUnavailable,
+    /// The workspace is at one of its limits (connections, agents, stored bytes; R27): the
+    /// message names the limit and its value.
+    QuotaExceeded,
 }
 
 /// Where a customer is live, told to an agent whose reopen lost (R03).

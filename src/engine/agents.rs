@@ -103,6 +103,11 @@ impl Engine {
         self.directory.by_token(token)
     }
 
+    /// How many agents the workspace has (what its `max_agents` counts, R27).
+    pub fn agent_count(&self) -> usize {
+        self.directory.len()
+    }
+
     /// One agent's profile.
     pub fn agent(&self, id: &AgentId) -> Option<AgentProfile> {
         self.directory.profile(id)

@@ -56,6 +56,11 @@ impl Directory {
         self.profiles.contains_key(agent)
     }
 
+    /// How many agents there are.
+    pub(super) fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
     /// One agent's profile.
     pub(super) fn profile(&self, agent: &AgentId) -> Option<AgentProfile> {
         self.profiles.get(agent).map(|p| p.clone())

@@ -42,6 +42,27 @@ fn upsert(engine: &Engine, agent: AgentConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses `agents` that would take the workspace over its `max_agents` (R27): only those not
+/// there yet count, each once.
+fn room_for_agents<'a>(
+    tenant: &Tenant,
+    agents: impl IntoIterator<Item = &'a AgentConfig>,
+) -> Result<(), ApiError> {
+    let engine = tenant.engine();
+    let new: std::collections::BTreeSet<&str> = agents
+        .into_iter()
+        .map(|a| a.id.as_str())
+        .filter(|id| engine.agent(&AgentId::from(*id)).is_none())
+        .collect();
+    // A workspace not served here has no limits: nothing can be done in it anyway.
+    match tenant.workspace() {
+        Some(workspace) if !new.is_empty() => Ok(workspace
+            .fairness()
+            .admit_agents(engine.agent_count(), new.len())?),
+        _ => Ok(()),
+    }
+}
+
 /// `GET /v1/admin/agents`.
 pub async fn list_agents(tenant: Tenant) -> Json<Vec<AgentStatus>> {
     Json(tenant.engine().agent_statuses())
@@ -54,6 +75,7 @@ pub async fn create_agent(
 ) -> Result<StatusCode, ApiError> {
     let engine = tenant.engine();
     let Json(agent) = body?;
+    room_for_agents(&tenant, [&agent])?;
     upsert(engine, agent)?;
     until_durable(engine).await?;
     Ok(StatusCode::CREATED)
@@ -78,6 +100,7 @@ pub async fn create_agents(
             bad.name
         )));
     }
+    room_for_agents(&tenant, &agents)?;
     for agent in agents {
         upsert(engine, agent)?;
     }

@@ -18,7 +18,7 @@ use crate::engine::fanout::{encode, ConnHandle, ConnId, Frame};
 use crate::engine::retries::{self, Side};
 use crate::engine::Engine;
 use crate::ids::ChatId;
-use crate::metrics::{Metrics, Socket, Stopwatch};
+use crate::metrics::{Metrics, Socket, Stopwatch, WorkspaceMetrics};
 use crate::protocol::ReplyResult;
 use crate::protocol::{Caller, ClientFrame, Request, ServerFrame, PROTOCOL_VERSION};
 use crate::security::Security;
@@ -65,6 +65,7 @@ pub async fn serve_agent<W, R, E>(
     let Some(profile) = engine.agent(&caller.id) else {
         return;
     };
+    let metrics = metrics.of_workspace(&session.workspace);
     let (conn, seq) = engine.connect(&caller.id);
     if let Some(at) = session.expires_at {
         engine.expire_session_at(&caller.id, conn.id, at);
@@ -119,7 +120,7 @@ pub async fn serve_agent<W, R, E>(
 
 fn run_request(
     engine: &Engine,
-    metrics: &Metrics,
+    metrics: &WorkspaceMetrics,
     caller: &Caller,
     conn: ConnId,
     frame: ClientFrame,
@@ -139,7 +140,7 @@ fn run_request(
 /// Runs one request and encodes its reply.
 fn answer(
     engine: &Engine,
-    metrics: &Metrics,
+    metrics: &WorkspaceMetrics,
     caller: &Caller,
     conn: ConnId,
     id: String,
@@ -177,7 +178,7 @@ fn answer(
 /// handed back to run off the async workers ([`Handled::Blocking`]).
 pub fn handle_text(
     engine: &Arc<Engine>,
-    metrics: &Arc<Metrics>,
+    metrics: &WorkspaceMetrics,
     security: &Security,
     session: &mut Session,
     conn: ConnId,
@@ -196,7 +197,7 @@ pub fn handle_text(
 
 fn handle_decoded(
     engine: &Engine,
-    metrics: &Metrics,
+    metrics: &WorkspaceMetrics,
     security: &Security,
     session: &mut Session,
     conn: ConnId,

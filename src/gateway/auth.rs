@@ -148,6 +148,14 @@ pub fn admit_socket(
 ) -> Result<Session, ApiError> {
     let session = authenticate(tenant, security, query, headers)?;
     room_for_connection(tenant.engine(), security, &session)?;
+    // The workspace's limit (R27) after the agent's own: an agent over its own hears that.
+    // (A workspace not served here has none: no socket is let into it.)
+    if let Some(workspace) = tenant.workspace() {
+        let engine = tenant.engine();
+        workspace
+            .fairness()
+            .admit_connection(|| engine.fanout().total_connections() + engine.supervision().connections())?;
+    }
     Ok(session)
 }
 

@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::budget::{Admission, Budget};
 use crate::core::ErrorCode;
 use crate::engine::fanout::{encode, CutOff, Frame, Kick};
 use crate::engine::Engine;
@@ -69,7 +70,7 @@ pub enum Handled {
 /// close frame to send, if the engine ends it (none if it was sent here already).
 ///
 /// A client may send `frames_per_second` text or binary frames, in bursts of twice that (see
-/// [`FrameBudget`]); a frame over budget is not handled but answered `rate_limited`, and a
+/// [`Budget`]); a frame over budget is not handled but answered `rate_limited`, and a
 /// client that keeps on is closed with [`Close::TooManyFrames`], sent here, after which what
 /// it still sends is read and thrown away for up to [`CLOSE_LINGER`].
 ///
@@ -98,7 +99,7 @@ where
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: std::error::Error + 'static,
 {
-    let mut budget = FrameBudget::new(frames_per_second, monotonic_now());
+    let mut budget = Budget::new(frames_per_second, monotonic_now());
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let mut silent_beats = 0;
@@ -152,7 +153,7 @@ where
                     Admission::Refuse => Some(Handled::Now(error_frame(
                         id(),
                         ErrorCode::RateLimited,
-                        format!("more than {} frames per second: this one was not handled; slow down", budget.per_second),
+                        format!("more than {} frames per second: this one was not handled; slow down", budget.per_second()),
                     ))),
                     Admission::Close => {
                         // Dropped now, the socket would still hold the flood's unread frames,
@@ -434,78 +435,6 @@ async fn beat<W: Sink<Message> + Unpin>(sink: &mut W, silent_beats: &mut u32) ->
     match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(None),
-    }
-}
-
-/// How many frames a connection may send: `per_second` on average, in bursts of twice that.
-///
-/// A token bucket holding a burst, kept as the moment it will be full again (the generic cell
-/// rate algorithm): no timer per connection, and exact arithmetic on durations. A frame the
-/// bucket has no token for is refused; a client that collects [`Self::CLOSE_AFTER_BURSTS`]
-/// bursts' worth of refusals without ever letting the bucket fill up again is closed.
-#[derive(Debug)]
-pub struct FrameBudget {
-    /// Frames per second, for the error message.
-    per_second: u32,
-    /// What one frame costs: the time the bucket takes to earn a token back.
-    cost: Duration,
-    /// A full bucket: a burst's worth of cost.
-    burst: Duration,
-    /// When the bucket will be full again if no other frame comes.
-    full_at: Instant,
-    /// Frames refused since the bucket was last full.
-    refused: u32,
-    /// The refusal that closes the connection.
-    close_at: u32,
-}
-
-/// What to do with one frame, as its connection's [`FrameBudget`] says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    /// Handle it.
-    Handle,
-    /// Answer it `rate_limited`, without handling it.
-    Refuse,
-    /// Close the connection ([`Close::TooManyFrames`]).
-    Close,
-}
-
-impl FrameBudget {
-    /// Refusals, in bursts, that close a connection unless its bucket fills up in between.
-    pub const CLOSE_AFTER_BURSTS: u32 = 2;
-
-    /// A full bucket at `now` for `per_second` frames (at least 1) per second.
-    pub fn new(per_second: u32, now: Instant) -> Self {
-        let per_second = per_second.max(1);
-        let burst_frames = per_second.saturating_mul(2);
-        let cost = Duration::from_secs(1) / per_second;
-        Self {
-            per_second,
-            cost,
-            burst: cost * burst_frames,
-            full_at: now,
-            refused: 0,
-            close_at: burst_frames.saturating_mul(Self::CLOSE_AFTER_BURSTS),
-        }
-    }
-
-    /// Takes a token for a frame that arrived at `now`, if there is one.
-    pub fn admit(&mut self, now: Instant) -> Admission {
-        if self.full_at <= now {
-            // The client slowed down long enough to earn a whole burst back: forgiven.
-            self.refused = 0;
-        }
-        let full_at = self.full_at.max(now) + self.cost;
-        if full_at <= now + self.burst {
-            self.full_at = full_at;
-            return Admission::Handle;
-        }
-        self.refused += 1;
-        if self.refused >= self.close_at {
-            Admission::Close
-        } else {
-            Admission::Refuse
-        }
     }
 }
 
@@ -990,60 +919,6 @@ mod tests {
             _ = connection => panic!("the connection ended"),
             _ = check => {}
         }
-    }
-
-    #[test]
-    fn a_burst_of_twice_the_rate_passes_and_the_bucket_refills_at_the_rate() {
-        let start = monotonic_now();
-        let mut budget = FrameBudget::new(50, start);
-        for _ in 0..100 {
-            assert_eq!(budget.admit(start), Admission::Handle);
-        }
-        assert_eq!(budget.admit(start), Admission::Refuse);
-        // 20 ms earns one frame back, and only one.
-        let later = start + Duration::from_millis(20);
-        assert_eq!(budget.admit(later), Admission::Handle);
-        assert_eq!(budget.admit(later), Admission::Refuse);
-        // A client at exactly the rate is never refused.
-        for i in 1..=500 {
-            assert_eq!(
-                budget.admit(later + Duration::from_millis(20) * i),
-                Admission::Handle,
-                "frame {i}"
-            );
-        }
-    }
-
-    #[test]
-    fn refusals_close_the_connection_unless_the_bucket_fills_up_in_between() {
-        let start = monotonic_now();
-        let mut budget = FrameBudget::new(5, start);
-        let empty_it = |budget: &mut FrameBudget, at| {
-            for _ in 0..10 {
-                assert_eq!(budget.admit(at), Admission::Handle);
-            }
-            for _ in 0..19 {
-                assert_eq!(budget.admit(at), Admission::Refuse);
-            }
-        };
-        empty_it(&mut budget, start);
-        // Two seconds of quiet fill the bucket: the refusals are forgiven.
-        let later = start + Duration::from_secs(2);
-        empty_it(&mut budget, later);
-        assert_eq!(
-            budget.admit(later),
-            Admission::Close,
-            "the 20th refusal since it was full"
-        );
-
-        // A client sending twice the rate, steadily, gets some frames through but is closed.
-        let mut budget = FrameBudget::new(5, start);
-        let every = Duration::from_millis(100);
-        let closed_at = (1..100u32).find(|&i| budget.admit(start + every * i) == Admission::Close);
-        assert!(
-            matches!(closed_at, Some(i) if i > 20),
-            "closed at frame {closed_at:?}"
-        );
     }
 
     #[test]

@@ -94,9 +94,30 @@ pub async fn message(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
     let (channel, message) = channel_call::<InboundMessage>(&state, &tenant, &name, &headers, body)?;
+    room_to_store(&tenant)?;
     let receipt = tenant.engine().customer_message(channel, message)?;
     until_durable(tenant.engine()).await?;
     Ok(Json(receipt))
+}
+
+/// Takes one of the workspace's channel calls per second (R27), on the engine's clock. A
+/// workspace not served here has no limits: its calls are refused as unsigned anyway.
+pub(super) fn admit_call(tenant: &Tenant) -> Result<(), ApiError> {
+    match tenant.workspace() {
+        Some(workspace) => Ok(workspace.fairness().admit_ingress(tenant.engine().now())?),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a new customer message while the workspace stores as many bytes of messages as it
+/// may (R27): checked before the engine submits anything, so that a full quota never becomes
+/// a failed commit (which would stop the store for every workspace).
+pub(super) fn room_to_store(tenant: &Tenant) -> Result<(), ApiError> {
+    let Some(workspace) = tenant.workspace() else {
+        return Ok(());
+    };
+    let stored = tenant.engine().store().map_or(0, |store| store.stored_bytes());
+    Ok(workspace.fairness().admit_message(stored)?)
 }
 
 /// A body a channel POSTs.
@@ -160,6 +181,9 @@ fn channel_call<T: ChannelCall>(
             auth::wrong_key(headers, "ingress")
         }
     })?;
+    // After the caller is known (a stranger cannot spend a workspace's rate), before the body
+    // is read.
+    admit_call(tenant)?;
     let call: T = decode(headers, &body)?;
     call.check()?;
     if let Some(signature) = signature {
@@ -182,6 +206,7 @@ pub async fn bot_start(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngressReceipt>, ApiError> {
     let (channel, request) = channel_call::<BotRequest>(&state, &tenant, &name, &headers, body)?;
+    room_to_store(&tenant)?;
     let receipt = tenant.engine().start_bot(channel, request)?;
     until_durable(tenant.engine()).await?;
     Ok(Json(receipt))

@@ -31,6 +31,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::error::{until_durable, ApiError};
+use super::ingress;
 use super::tenant::Tenant;
 use super::AppState;
 use crate::channels::{email, meta, telegram, twilio, Delivered, PlatformConfig, WebhookError};
@@ -101,6 +102,12 @@ async fn record(tenant: &Tenant, items: Vec<Delivered>) -> Result<usize, ApiErro
             "the webhook is not signed for this workspace",
         )
     })?;
+    // The workspace's limits (R27) before any engine work: refused, the platform delivers
+    // the whole call again later.
+    ingress::admit_call(tenant)?;
+    if items.iter().any(|item| matches!(item, Delivered::Message(_))) {
+        ingress::room_to_store(tenant)?;
+    }
     let n = items.len();
     tenant.engine().native(items);
     until_durable(tenant.engine()).await?;

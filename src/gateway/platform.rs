@@ -10,7 +10,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,7 @@ use crate::ids::WorkspaceId;
 use crate::refusal::Refusal;
 use crate::security::AdminKey;
 use crate::store::{WorkspaceRow, WorkspaceState};
-use crate::workspaces::PlatformError;
+use crate::workspaces::{Limits, PlatformError};
 
 /// The longest display name accepted.
 const MAX_NAME_CHARS: usize = 200;
@@ -37,6 +37,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/v1/platform/workspaces/{id}/suspend", post(suspend))
         .route("/v1/platform/workspaces/{id}/resume", post(resume))
         .route("/v1/platform/workspaces/{id}/admin-key", post(rotate_admin_key))
+        .route("/v1/platform/workspaces/{id}/limits", put(set_limits))
         .route_layer(axum::middleware::from_fn_with_state(state, auth::platform_only))
 }
 
@@ -61,6 +62,8 @@ pub struct WorkspaceView {
     name: Option<String>,
     state: WorkspaceState,
     created_at: Timestamp,
+    /// Its limits (R27); `null`: none.
+    limits: Limits,
 }
 
 impl From<WorkspaceRow> for WorkspaceView {
@@ -70,6 +73,8 @@ impl From<WorkspaceRow> for WorkspaceView {
             name: row.name,
             state: row.state,
             created_at: row.created_at,
+            // Read when the row was loaded or set, so it reads here too.
+            limits: Limits::from_stored(&row.limits).unwrap_or_default(),
         }
     }
 }
@@ -208,4 +213,17 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.workspaces.delete(&path.id()?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v1/platform/workspaces/{id}/limits`: replaces the workspace's limits (R27; a key left
+/// out: no limit), enforced from the answer on; answered once stored.
+async fn set_limits(
+    State(state): State<AppState>,
+    Path(path): Path<WorkspacePath>,
+    body: Result<Json<Limits>, JsonRejection>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let id = path.id()?;
+    let Json(limits) = body?;
+    limits.check().map_err(ApiError::bad_request)?;
+    Ok(Json(state.workspaces.set_limits(&id, limits).await?.into()))
 }

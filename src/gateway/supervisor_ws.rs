@@ -22,7 +22,7 @@ use crate::engine::retries::{self, Side};
 use crate::engine::supervision::encode;
 use crate::engine::Engine;
 use crate::ids::{AgentId, ChatId};
-use crate::metrics::{Metrics, Socket, Stopwatch};
+use crate::metrics::{Metrics, Socket, Stopwatch, WorkspaceMetrics};
 use crate::protocol::supervisor::{
     SupervisorFrame, SupervisorRequest, SupervisorResult, SupervisorServerFrame,
 };
@@ -82,7 +82,7 @@ pub async fn serve_supervisor<W, R, E>(
     let Some(profile) = engine.agent(&caller.id) else {
         return;
     };
-    let _open = metrics.supervisor_connected();
+    let metrics = metrics.of_workspace(&session.workspace);
     let (conn, seq) = engine.connect_supervisor(&caller.id);
     if let Some(at) = session.expires_at {
         engine.expire_session_at(&caller.id, conn.id, at);
@@ -122,7 +122,7 @@ pub async fn serve_supervisor<W, R, E>(
 /// Decodes one text frame and runs it; the reply, unless the engine queued it itself.
 pub fn handle_text(
     engine: &Engine,
-    metrics: &Metrics,
+    metrics: &WorkspaceMetrics,
     security: &Security,
     session: &mut Session,
     conn: ConnId,
@@ -166,7 +166,7 @@ pub fn handle_text(
 /// Runs one request; its reply, unless the engine queued it itself.
 fn answer(
     engine: &Engine,
-    metrics: &Metrics,
+    metrics: &WorkspaceMetrics,
     caller: &Caller,
     conn: ConnId,
     id: String,

@@ -41,6 +41,9 @@ pub enum ErrorCode {
     /// The change could not be saved to the durable store (a full disk, a failed database):
     /// it is not acknowledged, and may be gone after a restart.
     StorageUnavailable,
+    /// The workspace is at one of its limits (connections, agents, stored bytes; R27): the
+    /// message names the limit and its value.
+    QuotaExceeded,
 }
 
 impl From<core::ErrorCode> for ErrorCode {
@@ -60,6 +63,7 @@ impl From<core::ErrorCode> for ErrorCode {
             core::ErrorCode::Forbidden => ErrorCode::Forbidden,
             core::ErrorCode::RateLimited => ErrorCode::RateLimited,
             core::ErrorCode::StorageUnavailable => ErrorCode::StorageUnavailable,
+            core::ErrorCode::QuotaExceeded => ErrorCode::QuotaExceeded,
         }
     }
 }
@@ -81,6 +85,7 @@ impl From<ErrorCode> for core::ErrorCode {
             ErrorCode::Forbidden => core::ErrorCode::Forbidden,
             ErrorCode::RateLimited => core::ErrorCode::RateLimited,
             ErrorCode::StorageUnavailable => core::ErrorCode::StorageUnavailable,
+            ErrorCode::QuotaExceeded => core::ErrorCode::QuotaExceeded,
         }
     }
 }

@@ -123,7 +123,7 @@ fn role_row(role: core::Role) -> usize {
     }
 }
 
-const ERROR_CODES: [(core::ErrorCode, &str); 14] = [
+const ERROR_CODES: [(core::ErrorCode, &str); 15] = [
     (core::ErrorCode::ActiveElsewhere, "active_elsewhere"),
     (core::ErrorCode::WindowClosed, "window_closed"),
     (core::ErrorCode::OptedOut, "opted_out"),
@@ -138,6 +138,7 @@ const ERROR_CODES: [(core::ErrorCode, &str); 14] = [
     (core::ErrorCode::Forbidden, "forbidden"),
     (core::ErrorCode::RateLimited, "rate_limited"),
     (core::ErrorCode::StorageUnavailable, "storage_unavailable"),
+    (core::ErrorCode::QuotaExceeded, "quota_exceeded"),
 ];
 
 fn error_code_row(code: core::ErrorCode) -> usize {
@@ -156,6 +157,7 @@ fn error_code_row(code: core::ErrorCode) -> usize {
         core::ErrorCode::Forbidden => 11,
         core::ErrorCode::RateLimited => 12,
         core::ErrorCode::StorageUnavailable => 13,
+        core::ErrorCode::QuotaExceeded => 14,
     }
 }
 

@@ -186,6 +186,7 @@ impl Stored for ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::RateLimited,
         ErrorCode::StorageUnavailable,
+        ErrorCode::QuotaExceeded,
     ];
 
     fn stored(self) -> &'static str {
@@ -204,6 +205,7 @@ impl Stored for ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
         }
     }
 }

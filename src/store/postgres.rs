@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use postgres::{Client, NoTls};
 
-use super::{Durability, StoreError, StoreOptions};
+use super::stored_bytes::StoredBytes;
+use super::{Durability, StoreError, StoreOptions, WsKey};
 use crate::lock_order::{Level, Ordered};
 
 pub(crate) use writer::PgWriter;
@@ -112,8 +113,8 @@ impl Database {
 }
 
 /// Opens the database, brings its schema up to date, and returns the writer's connection,
-/// the read pool and the largest workspace key.
-pub(crate) fn open(db: Database) -> Result<(PgWriter, PgReads, i64), StoreError> {
+/// the read pool, the largest workspace key and the bytes of messages each workspace stores.
+pub(super) fn open(db: Database) -> Result<(PgWriter, PgReads, i64, StoredBytes), StoreError> {
     on_plain_thread(move || {
         let mut client = db.connect()?;
         schema::migrate(&mut client, &db)?;
@@ -121,7 +122,19 @@ pub(crate) fn open(db: Database) -> Result<(PgWriter, PgReads, i64), StoreError>
             .query_one("SELECT COALESCE(MAX(key), 1) FROM workspaces", &[])
             .map_err(|e| db.error(e))?
             .get(0);
-        Ok((PgWriter::new(client, db.clone()), PgReads::new(db), largest))
+        let stored_bytes = StoredBytes::of_counts(
+            client
+                .query("SELECT key, stored_bytes FROM workspaces", &[])
+                .map_err(|e| db.error(e))?
+                .iter()
+                .map(|r| (WsKey::new(r.get(0)), r.get::<_, i64>(1))),
+        );
+        Ok((
+            PgWriter::new(client, db.clone()),
+            PgReads::new(db),
+            largest,
+            stored_bytes,
+        ))
     })
 }
 

@@ -114,6 +114,8 @@ pub enum Change {
     SetWorkspaceAdminKey(TokenHash),
     /// A workspace's settings, as JSON (`config::WorkspaceSettings`), secrets included.
     SetWorkspaceSettings(String),
+    /// A workspace's limits were set (R27): their JSON, as `workspaces.limits` holds it.
+    SetWorkspaceLimits(String),
     /// Deletes up to `batch` of the workspace's rows from each of its tables, so that one big
     /// tenant's delete is many short transactions, not one that holds the writer.
     PurgeWorkspace {

@@ -506,6 +506,7 @@ fn issue13_channels_and_reasons_are_stored_under_the_names_databases_already_hol
         (ErrorCode::Forbidden, "forbidden"),
         (ErrorCode::RateLimited, "rate_limited"),
         (ErrorCode::StorageUnavailable, "storage_unavailable"),
+        (ErrorCode::QuotaExceeded, "quota_exceeded"),
     ];
     assert_eq!(reasons.len(), ErrorCode::ALL.len());
     for (code, name) in reasons {

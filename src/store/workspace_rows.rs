@@ -68,6 +68,8 @@ pub struct WorkspaceRow {
     pub admin_key_sha256: Option<TokenHash>,
     /// Its settings as JSON (`config::WorkspaceSettings`; `{}`: none), secrets included.
     pub settings: String,
+    /// Its limits, as stored (JSON; `{}`: none). `workspaces/limits.rs` reads them.
+    pub limits: String,
 }
 
 /// The tables that hold a workspace's rows, with the delete of one batch of them (`?1` the
@@ -171,6 +173,13 @@ pub(super) fn set_settings(conn: &Connection, ws: WsKey, settings: &str) -> rusq
     Ok(())
 }
 
+/// [`Change::SetWorkspaceLimits`].
+pub(super) fn set_limits(conn: &Connection, ws: WsKey, limits: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE workspaces SET limits = ?2 WHERE key = ?1")?
+        .execute(params![ws, limits])?;
+    Ok(())
+}
+
 /// [`Change::PurgeWorkspace`]: up to `batch` rows of each table.
 pub(super) fn purge(conn: &Connection, ws: WsKey, batch: u32) -> rusqlite::Result<()> {
     for (_, sql) in PURGES {
@@ -207,7 +216,7 @@ impl Store {
             let err = |e| StoreError::sqlite(path, e);
             let mut st = conn
                 .prepare_cached(
-                    "SELECT key, id, name, state, created_at, admin_key_sha256, settings
+                    "SELECT key, id, name, state, created_at, admin_key_sha256, settings, limits
                      FROM workspaces ORDER BY key",
                 )
                 .map_err(err)?;
@@ -217,12 +226,22 @@ impl Store {
                     let name: Option<String> = r.get(2)?;
                     let admin_key: Option<Vec<u8>> = r.get(5)?;
                     let settings: String = r.get(6)?;
-                    Ok((key, id, name, state, column_time(r, 4)?, admin_key, settings))
+                    let limits: String = r.get(7)?;
+                    Ok((
+                        key,
+                        id,
+                        name,
+                        state,
+                        column_time(r, 4)?,
+                        admin_key,
+                        settings,
+                        limits,
+                    ))
                 })
                 .map_err(err)?;
             let mut out = Vec::new();
             for row in rows {
-                let (key, id, name, state, created_at, admin_key, settings) = row.map_err(err)?;
+                let (key, id, name, state, created_at, admin_key, settings, limits) = row.map_err(err)?;
                 let corrupt = |what: String| StoreError::Corrupt {
                     path: path.to_path_buf(),
                     what,
@@ -248,6 +267,7 @@ impl Store {
                     created_at,
                     admin_key_sha256,
                     settings,
+                    limits,
                 });
             }
             Ok(out)
@@ -285,6 +305,11 @@ impl Store {
     /// Records workspace `ws`'s new settings (JSON).
     pub fn set_workspace_settings(&self, ws: WsKey, settings: String) -> Receipt {
         self.submit_as(ws, vec![Change::SetWorkspaceSettings(settings)])
+    }
+
+    /// Records workspace `ws`'s limits (their JSON).
+    pub fn set_workspace_limits(&self, ws: WsKey, limits: String) -> Receipt {
+        self.submit_as(ws, vec![Change::SetWorkspaceLimits(limits)])
     }
 
     /// Records workspace `ws`'s new state.

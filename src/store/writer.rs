@@ -26,6 +26,7 @@ use super::codec::{
 };
 use super::progress::Progress;
 use super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
+use super::stored_bytes::{self, Added, StoredBytes};
 use super::workspace_rows;
 use super::{StoreError, WsKey};
 use crate::clock::{Stopwatch, Timestamp};
@@ -173,6 +174,7 @@ pub(crate) fn run(
     mut backend: impl GroupCommit,
     jobs: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
+    stored: &StoredBytes,
     group_cap: usize,
     progress: &Progress,
 ) {
@@ -198,7 +200,7 @@ pub(crate) fn run(
         let stopwatch = Stopwatch::start();
         let result = match &stopped {
             Some(e) => Err(e.clone()),
-            None => backend.commit(&group),
+            None => backend.commit(&group).map(|added| stored.committed(&added)),
         };
         if let (Err(e), None) = (&result, &stopped) {
             tracing::error!(error = %e, "the store stops writing: every later change is refused until a restart");
@@ -236,8 +238,9 @@ pub(crate) fn run(
 
 /// What the writer thread commits a group through: one backend's writing connection.
 pub(crate) trait GroupCommit {
-    /// Applies every change of `group` in one transaction; all or nothing.
-    fn commit(&mut self, group: &[Job]) -> Result<(), StoreError>;
+    /// Applies every change of `group` in one transaction; all or nothing. Answers the bytes of
+    /// messages it added per workspace, added to `workspaces.stored_bytes` in that transaction.
+    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError>;
 
     /// Upkeep after a committed group, once its receipts are sent.
     fn after_commit(&mut self) {}
@@ -261,7 +264,7 @@ impl SqliteWriter {
 }
 
 impl GroupCommit for SqliteWriter {
-    fn commit(&mut self, group: &[Job]) -> Result<(), StoreError> {
+    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError> {
         commit(&mut self.conn, &self.path, group)
     }
 
@@ -277,25 +280,41 @@ impl GroupCommit for SqliteWriter {
     }
 }
 
-/// Applies every change of `group` in one transaction; all or nothing.
-fn commit(conn: &mut Connection, path: &Path, group: &[Job]) -> Result<(), StoreError> {
+/// Applies every change of `group` in one transaction; all or nothing. Answers the bytes of
+/// messages it added per workspace (counted in the same transaction).
+fn commit(conn: &mut Connection, path: &Path, group: &[Job]) -> Result<Added, StoreError> {
     let err = |e| StoreError::sqlite(path, e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(err)?;
+    let mut added = Added::new();
     for job in group {
         for change in &job.changes {
-            apply(&tx, path, job.ws, change)?;
+            let bytes = apply(&tx, path, job.ws, change)?;
+            if bytes > 0 {
+                *added.entry(job.ws).or_default() += bytes;
+            }
         }
     }
+    stored_bytes::record(&tx, &added).map_err(err)?;
     // Dropping `tx` on an error above rolls the whole group back.
-    tx.commit().map_err(err)
+    tx.commit().map_err(err)?;
+    Ok(added)
 }
 
 /// Why one change could not be applied: its value cannot be stored, or SQLite refused it.
 enum Failure {
     Value(StoreError),
     Sql(rusqlite::Error),
+}
+
+impl Failure {
+    fn into_store(self, path: &Path) -> StoreError {
+        match self {
+            Failure::Value(e) => e,
+            Failure::Sql(e) => StoreError::sqlite(path, e),
+        }
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -310,11 +329,16 @@ impl From<rusqlite::Error> for Failure {
     }
 }
 
-fn apply(conn: &Connection, path: &Path, ws: WsKey, change: &Change) -> Result<(), StoreError> {
+/// Applies one change; answers the bytes of message it stored (a new message's text and
+/// payload), 0 for every other change.
+fn apply(conn: &Connection, path: &Path, ws: WsKey, change: &Change) -> Result<u64, StoreError> {
+    if let Change::AppendMessage { chat, seq, message } = change {
+        return append_message(conn, ws, chat, *seq, message).map_err(|failure| failure.into_store(path));
+    }
     let result = match change {
         Change::UpsertCustomer(customer) => upsert_customer(conn, ws, customer),
         Change::UpsertChat(chat) => upsert_chat(conn, ws, chat),
-        Change::AppendMessage { chat, seq, message } => append_message(conn, ws, chat, *seq, message),
+        Change::AppendMessage { .. } => Ok(()),
         Change::Analytics(event) => record_event(conn, ws, event),
         Change::SetAgentLimit { agent, limit } => set_agent_limit(conn, ws, agent, *limit),
         Change::SetAgentSkills { agent, skills } => set_agent_skills(conn, ws, agent, skills),
@@ -345,13 +369,13 @@ fn apply(conn: &Connection, path: &Path, ws: WsKey, change: &Change) -> Result<(
         Change::SetWorkspaceSettings(settings) => {
             workspace_rows::set_settings(conn, ws, settings).map_err(Failure::Sql)
         }
+        Change::SetWorkspaceLimits(limits) => {
+            workspace_rows::set_limits(conn, ws, limits).map_err(Failure::Sql)
+        }
         Change::PurgeWorkspace { batch } => workspace_rows::purge(conn, ws, *batch).map_err(Failure::Sql),
         Change::DeleteWorkspace => workspace_rows::delete(conn, ws).map_err(Failure::Sql),
     };
-    result.map_err(|failure| match failure {
-        Failure::Value(e) => e,
-        Failure::Sql(e) => StoreError::sqlite(path, e),
-    })
+    result.map(|()| 0).map_err(|failure| failure.into_store(path))
 }
 
 /// Only the digits of a phone number, so that spacing and `+` do not matter to search.
@@ -461,33 +485,44 @@ fn upsert_chat(conn: &Connection, ws: WsKey, c: &ChatRecord) -> Result<(), Failu
     Ok(())
 }
 
-fn append_message(conn: &Connection, ws: WsKey, chat: &ChatId, seq: u64, m: &Message) -> Result<(), Failure> {
+/// Inserts a message; answers the bytes of its text and payload, 0 if it was stored already (a
+/// replay), so that each message is counted once.
+fn append_message(
+    conn: &Connection,
+    ws: WsKey,
+    chat: &ChatId,
+    seq: u64,
+    m: &Message,
+) -> Result<u64, Failure> {
     let seq = i64::try_from(seq).map_err(|_| StoreError::Unrepresentable {
         what: format!("message number {seq}"),
     })?;
     let (author, agent) = author_columns(&m.author);
     let (delivery, reason) = delivery_columns(m.delivery.as_ref());
-    conn.prepare_cached(
-        "INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text, payload, provider_id,
+    let payload = m.payload.as_ref().map(payload_json).transpose()?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text, payload, provider_id,
                                delivery, delivery_reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (ws, chat, seq) DO NOTHING",
-    )?
-    .execute(params![
-        ws,
-        chat.as_str(),
-        seq,
-        nanos(&m.at)?,
-        author,
-        agent,
-        m.kind.stored(),
-        m.text,
-        m.payload.as_ref().map(payload_json).transpose()?,
-        m.provider_id,
-        delivery,
-        reason
-    ])?;
-    Ok(())
+        )?
+        .execute(params![
+            ws,
+            chat.as_str(),
+            seq,
+            nanos(&m.at)?,
+            author,
+            agent,
+            m.kind.stored(),
+            m.text,
+            payload,
+            m.provider_id,
+            delivery,
+            reason
+        ])?;
+    let bytes = m.text.len() + payload.as_ref().map_or(0, String::len);
+    Ok(if inserted == 0 { 0 } else { bytes as u64 })
 }
 
 fn set_delivery(

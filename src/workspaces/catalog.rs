@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 
 mod admin_keys;
 
-use super::{Background, Credentials, OutboxSending, UnloadError, Workspace, Workspaces};
+use super::{Background, Credentials, Limits, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
 use crate::config::WorkspaceSettings;
 use crate::core::AgentProfile;
@@ -50,6 +50,9 @@ pub struct Provisioning {
     /// The engine settings every other workspace's own settings apply to (the process's
     /// bounds: `Config::engine_base`).
     pub others: EngineConfig,
+    /// The limits a workspace created over the platform API starts with (`[workspace_defaults]`);
+    /// `default`'s are its own, none unless set.
+    pub new_limits: Limits,
     /// Where supervisors' board tasks run.
     pub boards: Handle,
     /// Whether timers are driven by the real clock (off in tests that fire them by hand).
@@ -149,6 +152,7 @@ impl Workspaces {
                 created_at: catalog.provisioning.clock.now(),
                 admin_key_sha256: None,
                 settings: "{}".into(),
+                limits: Limits::UNLIMITED.to_stored(),
             });
         // Served whatever its row says: the API never suspends it.
         default.state = WorkspaceState::Active;
@@ -181,6 +185,31 @@ impl Workspaces {
         Ok(self.catalog()?.rows.lock().await.values().cloned().collect())
     }
 
+    /// How many workspaces there are in each state, for `/metrics`: the catalog's rows, or
+    /// those served of a fixed set (all active). `None` while a platform operation holds the
+    /// rows (a scrape does not wait for it).
+    pub fn state_counts(&self) -> Option<Vec<(WorkspaceState, usize)>> {
+        let states = [
+            WorkspaceState::Active,
+            WorkspaceState::Suspended,
+            WorkspaceState::Deleting,
+        ];
+        let Some(catalog) = &self.catalog else {
+            return Some(vec![
+                (WorkspaceState::Active, self.ids().len()),
+                (WorkspaceState::Suspended, 0),
+                (WorkspaceState::Deleting, 0),
+            ]);
+        };
+        let rows = catalog.rows.try_lock().ok()?;
+        Some(
+            states
+                .into_iter()
+                .map(|state| (state, rows.values().filter(|r| r.state == state).count()))
+                .collect(),
+        )
+    }
+
     /// Workspace `id`, served or not.
     pub async fn row(&self, id: &WorkspaceId) -> Result<WorkspaceRow, PlatformError> {
         let rows = self.catalog()?.rows.lock().await;
@@ -206,11 +235,16 @@ impl Workspaces {
         catalog.check(&settings)?;
         let settings = settings.to_json();
         let created_at = catalog.provisioning.clock.now();
+        let limits = catalog.provisioning.new_limits.to_stored();
         let key = match &catalog.provisioning.store {
             Some(store) => {
-                let (key, receipt) =
+                let (key, created) =
                     store.create_workspace(&id, name.clone(), settings.clone(), created_at, Some(admin_key));
-                receipt.await?;
+                // Queued right behind its row: a failure of either fails both (the writer
+                // stops at the first), so no workspace is left without its limits.
+                let limited = store.set_workspace_limits(key, limits.clone());
+                created.await?;
+                limited.await?;
                 key
             }
             None => WsKey::new(
@@ -227,6 +261,7 @@ impl Workspaces {
             created_at,
             admin_key_sha256: Some(admin_key),
             settings,
+            limits,
         };
         let workspace = catalog.build(&row)?;
         // Not loaded: its row was not there, and loads happen under this lock.
@@ -234,6 +269,26 @@ impl Workspaces {
         rows.insert(id, row.clone());
         tracing::info!(workspace = %row.id, key = row.key.get(), "workspace created");
         Ok(row)
+    }
+
+    /// Sets workspace `id`'s limits (checked by the caller): stored, then enforced at once if it
+    /// is served (or when it is resumed).
+    pub async fn set_limits(&self, id: &WorkspaceId, limits: Limits) -> Result<WorkspaceRow, PlatformError> {
+        let catalog = self.catalog()?;
+        let mut rows = catalog.rows.lock().await;
+        let row = rows
+            .get_mut(id)
+            .ok_or_else(|| PlatformError::NotFound(id.clone()))?;
+        let stored = limits.to_stored();
+        if let Some(store) = &catalog.provisioning.store {
+            store.set_workspace_limits(row.key, stored.clone()).await?;
+        }
+        row.limits = stored;
+        if let Some(workspace) = self.get(id) {
+            workspace.fairness().set(limits);
+        }
+        tracing::info!(workspace = %id, ?limits, "workspace limits set");
+        Ok(row.clone())
     }
 
     /// Stops serving workspace `id` and records that it stays so: its paths answer as an
@@ -361,6 +416,14 @@ impl Catalog {
     /// The engine of `row`, restored from its rows of the store, started with its tasks.
     pub(super) fn build(&self, row: &WorkspaceRow) -> Result<Arc<Workspace>, StoreError> {
         let p = &self.provisioning;
+        let limits = Limits::from_stored(&row.limits).map_err(|what| StoreError::Corrupt {
+            path: p
+                .store
+                .as_ref()
+                .map(|s| s.path().to_path_buf())
+                .unwrap_or_default(),
+            what: format!("workspace {}: {what}", row.id),
+        })?;
         let store = p.store.as_ref().map(|s| s.workspace(row.key));
         let settings = self.settings_of(row)?;
         let (config, credentials) = self
@@ -398,6 +461,7 @@ impl Catalog {
         if let Some(credentials) = credentials {
             workspace.set_credentials(credentials);
         }
+        workspace.fairness().set(limits);
         Ok(workspace)
     }
 }

@@ -42,6 +42,25 @@ fn profile(id: &str, role: Role, limit: u32) -> AgentProfile {
 }
 
 /// Reads `outbox` until a push of `kind` comes; fails after [`WAIT`].
+/// What a start on `store` is given in these tests: no agents, no settings, no ticker, and
+/// sends nowhere.
+fn provisioning(store: Arc<crate::store::Store>) -> Provisioning {
+    Provisioning {
+        store: Some(store),
+        clock: Arc::new(clock()),
+        default_config: EngineConfig::default(),
+        default_settings: Default::default(),
+        configured: Default::default(),
+        default_agents: Vec::new(),
+        others: EngineConfig::default(),
+        new_limits: super::Limits::UNLIMITED,
+        boards: Handle::current(),
+        ticker: false,
+        sending: None,
+        sends: None,
+    }
+}
+
 async fn push_of(outbox: &mut mpsc::Receiver<Frame>, kind: &str) -> Value {
     let found = tokio::time::timeout(WAIT, async {
         while let Some(frame) = outbox.recv().await {
@@ -281,19 +300,6 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
     let dir = std::env::temp_dir().join(format!("switchboard-ws-deleting-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("switchboard.sqlite");
-    let provisioning = |store: Arc<Store>| Provisioning {
-        store: Some(store),
-        clock: Arc::new(clock()),
-        default_config: EngineConfig::default(),
-        default_settings: Default::default(),
-        configured: Default::default(),
-        default_agents: Vec::new(),
-        others: EngineConfig::default(),
-        boards: Handle::current(),
-        ticker: false,
-        sending: None,
-        sends: None,
-    };
     let acme = WorkspaceId::parse("acme").expect("an id");
     {
         let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
@@ -350,19 +356,6 @@ async fn r27_a_suspended_workspace_s_ids_are_not_made_again_for_another() {
     let dir = std::env::temp_dir().join(format!("switchboard-ws-suspended-ids-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("switchboard.sqlite");
-    let provisioning = |store: Arc<Store>| Provisioning {
-        store: Some(store),
-        clock: Arc::new(clock()),
-        default_config: EngineConfig::default(),
-        default_settings: Default::default(),
-        configured: Default::default(),
-        default_agents: Vec::new(),
-        others: EngineConfig::default(),
-        boards: Handle::current(),
-        ticker: false,
-        sending: None,
-        sends: None,
-    };
     let acme = WorkspaceId::parse("acme").expect("an id");
     let acme_ids = {
         let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));

@@ -8,8 +8,11 @@
 
 use std::sync::atomic::Ordering;
 
+use chrono::Duration;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchboard::core::Role;
 use switchboard::engine::EngineConfig;
 use switchboard::gateway::connection::HARD_FRAME_LIMIT;
 use switchboard::ids::AgentId;
@@ -18,7 +21,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::support::{schema, TestServer, WAIT};
+use super::platform;
+use super::support::{refusal, schema, TestServer, WAIT};
 
 type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -213,6 +217,256 @@ async fn a_frame_over_1_mib_closes_the_connection_with_1009_and_others_carry_on(
     let mut ana = server.agent("ana").connect().await;
     assert_eq!(ana.ping().await.expect_ok()["kind"], "pong");
     server.check_invariants();
+}
+
+// ----- Fairness between workspaces (R27) ---------------------------------------------------
+// Servers that load their workspaces from their store (`TestServer::start_platform`), limits
+// set over the platform API.
+
+/// `PUT /v1/platform/workspaces/{ws}/limits` with `limits`, expecting 200; the workspace.
+async fn set_limits(server: &TestServer, ws: &str, limits: Value) -> Value {
+    let (status, body) = server
+        .put_raw(
+            &format!("/v1/platform/workspaces/{ws}/limits"),
+            &limits.to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    body
+}
+
+/// Asserts a 429 `code` whose message names `limit` and its value.
+fn assert_over(answer: &(StatusCode, Value), code: &str, limit: &str) {
+    let (status, body) = answer;
+    assert_eq!(
+        (*status, &body["code"]),
+        (StatusCode::TOO_MANY_REQUESTS, &json!(code)),
+        "{body:#}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains(limit)),
+        "the message names {limit}: {body:#}"
+    );
+}
+
+/// A platform server with workspaces `acme` and `globex`, each with agent `ana`.
+async fn acme_and_globex() -> TestServer {
+    let server = TestServer::start_platform(platform::security()).await;
+    for ws in ["acme", "globex"] {
+        platform::create(&server, ws).await;
+        platform::create_agent(&server, ws, "ana", 2).await;
+    }
+    server
+}
+
+#[tokio::test]
+async fn r27_a_workspace_at_its_connection_limit_does_not_stop_another() {
+    let server = acme_and_globex().await;
+    platform::create_agent(&server, "acme", "ben", 2).await;
+    let acme = set_limits(&server, "acme", json!({ "max_connections": 1 })).await;
+    assert_eq!(acme["limits"]["max_connections"], 1, "{acme:#}");
+
+    let _ana = server
+        .with_token("ana", &platform::token(&server, "acme", "ana"))
+        .in_workspace("acme")
+        .connect()
+        .await;
+    // Another agent of acme, and ana on a second tab: the workspace holds as many as it may.
+    for agent in ["ben", "ana"] {
+        let token = platform::token(&server, "acme", agent);
+        let refused = refusal(&server, "/v1/w/acme/agent/ws", &token, None)
+            .await
+            .unwrap_or_else(|| panic!("{agent} connected past acme's limit"));
+        assert_over(&refused, "quota_exceeded", "`max_connections` is 1");
+    }
+    // Supervisors' sockets count too.
+    let (status, _) = server
+        .post_raw(
+            "/v1/w/acme/admin/agents",
+            &json!({ "id": "sam", "role": "supervisor", "limit": 0 }).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let sam = platform::token_with_role(&server, "acme", "sam", Role::Supervisor);
+    let refused = refusal(&server, "/v1/w/acme/supervisor/ws", &sam, None)
+        .await
+        .expect("a supervisor past acme's limit is refused");
+    assert_over(&refused, "quota_exceeded", "`max_connections` is 1");
+
+    // globex has no limit: its agent opens as many as its own limit per agent allows.
+    let globex = server
+        .with_token("ana", &platform::token(&server, "globex", "ana"))
+        .in_workspace("globex");
+    let _first = globex.connect().await;
+    let mut second = globex.connect().await;
+    let customer = server
+        .customer("whatsapp", "+4915100002701")
+        .in_workspace("globex");
+    second.serves(&customer).await;
+}
+
+#[tokio::test]
+async fn r27_ingress_rate_is_per_workspace() {
+    let server = acme_and_globex().await;
+    set_limits(&server, "acme", json!({ "ingress_per_second": 2 })).await;
+    let acme = server.customer("whatsapp", "+4915100002711").in_workspace("acme");
+    let globex = server
+        .customer("whatsapp", "+4915100002712")
+        .in_workspace("globex");
+
+    // A burst of twice the rate, on a clock that does not move.
+    for i in 0..4 {
+        acme.says(&format!("acme {i}")).await;
+    }
+    let refused = acme.tries_to_say("one too many").await;
+    assert_over(
+        &refused,
+        "rate_limited",
+        "2 channel calls per second (`ingress_per_second`",
+    );
+    let refused = acme.tries_to_start_bot().await;
+    assert_eq!(refused.0, StatusCode::TOO_MANY_REQUESTS, "{:#}", refused.1);
+    // globex's calls are not acme's: none of them is refused.
+    for i in 0..10 {
+        globex.says(&format!("globex {i}")).await;
+    }
+
+    // A second on the engine's clock earns acme two calls back, and only two.
+    server.clock.advance(Duration::seconds(1));
+    acme.says("after a second").await;
+    acme.says("and another").await;
+    let refused = acme.tries_to_say("and one more").await;
+    assert_over(&refused, "rate_limited", "`ingress_per_second`");
+}
+
+#[tokio::test]
+async fn r27_a_workspace_over_its_stored_bytes_is_refused_and_the_store_keeps_writing_for_others() {
+    let server = acme_and_globex().await;
+    set_limits(&server, "acme", json!({ "max_stored_bytes": 10 })).await;
+    let acme = server.customer("whatsapp", "+4915100002721").in_workspace("acme");
+    let globex = server
+        .customer("whatsapp", "+4915100002722")
+        .in_workspace("globex");
+
+    // Under the limit when it came: taken, and stored (ten bytes of text).
+    acme.says("0123456789").await;
+    let refused = acme.tries_to_say("one more").await;
+    assert_over(&refused, "quota_exceeded", "`max_stored_bytes` is 10");
+    let other = server.customer("sms", "+4915100002723").in_workspace("acme");
+    assert_over(
+        &other.tries_to_start_bot().await,
+        "quota_exceeded",
+        "`max_stored_bytes` is 10",
+    );
+
+    // The store was never asked to write past the quota, so it writes on for everyone else.
+    for i in 0..5 {
+        globex.says(&format!("globex {i}")).await;
+    }
+    server
+        .customer("whatsapp", "+4915100002724")
+        .says("default too")
+        .await;
+
+    // The count is stored beside the workspace: a restart neither forgets nor recounts it.
+    let server = server.restart_platform(platform::security()).await;
+    let acme = server.customer("whatsapp", "+4915100002721").in_workspace("acme");
+    assert_over(
+        &acme.tries_to_say("after the restart").await,
+        "quota_exceeded",
+        "the workspace stores 10 bytes",
+    );
+    let globex = server
+        .customer("whatsapp", "+4915100002722")
+        .in_workspace("globex");
+    globex.says("globex after the restart").await;
+    // Raised, the limit lets acme's customers in again.
+    set_limits(&server, "acme", json!({ "max_stored_bytes": 1000 })).await;
+    acme.says("after the raise").await;
+}
+
+#[tokio::test]
+async fn r27_agents_beyond_the_limit_are_refused() {
+    let server = acme_and_globex().await;
+    set_limits(&server, "acme", json!({ "max_agents": 2 })).await;
+    platform::create_agent(&server, "acme", "ben", 2).await;
+
+    let cid = json!({ "id": "cid", "limit": 2 }).to_string();
+    let refused = server.post_raw("/v1/w/acme/admin/agents", &cid).await;
+    assert_over(&refused, "quota_exceeded", "`max_agents` is 2");
+    // A batch with one new agent is refused whole.
+    let batch = json!([{ "id": "ana", "limit": 3 }, { "id": "dan", "limit": 2 }]).to_string();
+    let refused = server.post_raw("/v1/w/acme/admin/agents/batch", &batch).await;
+    assert_over(&refused, "quota_exceeded", "`max_agents` is 2");
+    assert_eq!(platform::agent_ids(&server, "acme").await, ["ana", "ben"]);
+    // Changing an agent that exists is not a new one.
+    platform::create_agent(&server, "acme", "ana", 3).await;
+
+    // globex's agents are not counted against acme's.
+    for agent in ["ben", "cid", "dan"] {
+        platform::create_agent(&server, "globex", agent, 2).await;
+    }
+    assert_eq!(
+        platform::agent_ids(&server, "globex").await,
+        ["ana", "ben", "cid", "dan"]
+    );
+}
+
+#[tokio::test]
+async fn r27_limits_set_over_the_api_survive_a_restart() {
+    let server = acme_and_globex().await;
+    let limits = json!({
+        "max_connections": 1,
+        "max_agents": 5,
+        "ingress_per_second": 10,
+        "max_stored_bytes": 1000,
+    });
+    assert_eq!(
+        set_limits(&server, "acme", limits.clone()).await["limits"],
+        limits
+    );
+    let (_, globex) = server.get_raw("/v1/platform/workspaces/globex").await;
+    assert_eq!(
+        globex["limits"],
+        json!({ "max_connections": null, "max_agents": null, "ingress_per_second": null, "max_stored_bytes": null }),
+        "no limits unless set"
+    );
+    for (bad, names) in [
+        (json!({ "max_conections": 1 }), "max_conections"),
+        (json!({ "ingress_per_second": 0 }), "ingress_per_second"),
+        (json!({ "max_agents": -1 }), "max_agents"),
+    ] {
+        let (status, body) = server
+            .put_raw("/v1/platform/workspaces/acme/limits", &bad.to_string())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body:#}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains(names)),
+            "{bad}: {body:#}"
+        );
+    }
+    let (status, body) = server
+        .put_raw("/v1/platform/workspaces/initech/limits", "{}")
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::NOT_FOUND, &json!("not_found"))
+    );
+
+    let server = server.restart_platform(platform::security()).await;
+    let (_, acme) = server.get_raw("/v1/platform/workspaces/acme").await;
+    assert_eq!(acme["limits"], limits, "{acme:#}");
+    // And enforced again.
+    let token = platform::token(&server, "acme", "ana");
+    let _ana = server
+        .with_token("ana", &token)
+        .in_workspace("acme")
+        .connect()
+        .await;
+    let refused = refusal(&server, "/v1/w/acme/agent/ws", &token, None)
+        .await
+        .expect("a second connection is over acme's limit");
+    assert_over(&refused, "quota_exceeded", "`max_connections` is 1");
 }
 
 /// Running out of file descriptors: the real binary under a low limit.

@@ -3,6 +3,7 @@
 
 use reqwest::StatusCode;
 
+use super::platform;
 use super::support::TestServer;
 
 /// `GET path` on the server: the status and the body.
@@ -56,7 +57,7 @@ impl Metrics {
     #[track_caller]
     fn requests(&self, kind: &str, outcome: &str) -> f64 {
         self.value(&format!(
-            r#"switchboard_requests_total{{socket="agent",type="{kind}",outcome="{outcome}"}}"#
+            r#"switchboard_requests_total{{workspace="default",socket="agent",type="{kind}",outcome="{outcome}"}}"#
         ))
     }
 
@@ -104,7 +105,9 @@ async fn metrics_count_every_request_by_type_and_outcome_and_read_the_engine_at_
     // One when each connected (the harness waits for its pong), one barrier each.
     assert_eq!(metrics.requests("ping", "ok"), 4.0);
     assert_eq!(
-        metrics.value(r#"switchboard_request_duration_seconds_count{socket="agent",type="reopen"}"#),
+        metrics.value(
+            r#"switchboard_request_duration_seconds_count{workspace="default",socket="agent",type="reopen"}"#
+        ),
         2.0,
         "a rejected request is timed too"
     );
@@ -112,30 +115,63 @@ async fn metrics_count_every_request_by_type_and_outcome_and_read_the_engine_at_
     // Each push takes the next number of its agent's sequence, so the sequences add up to them.
     assert!(ana.last_seq() > 0);
     let pushed = ana.last_seq() + bob.last_seq();
-    assert_eq!(metrics.value("switchboard_pushes_total"), pushed as f64);
-    assert_eq!(metrics.value("switchboard_outbox_drops_total"), 0.0);
-    assert_eq!(metrics.value(r#"switchboard_connections{role="agent"}"#), 2.0);
     assert_eq!(
-        metrics.value(r#"switchboard_connections{role="supervisor"}"#),
+        metrics.value(r#"switchboard_pushes_total{workspace="default"}"#),
+        pushed as f64
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_outbox_drops_total{workspace="default"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_connections{workspace="default",role="agent"}"#),
+        2.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_connections{workspace="default",role="supervisor"}"#),
         0.0
     );
     assert_eq!(server.waiting_in("sms").await.len(), 2);
-    assert_eq!(metrics.value(r#"switchboard_queue_depth{queue="sms"}"#), 2.0);
-    assert_eq!(metrics.value(r#"switchboard_queue_depth{queue="whatsapp"}"#), 0.0);
-    assert_eq!(metrics.value(r#"switchboard_agents{presence="away"}"#), 2.0);
-    assert_eq!(metrics.value(r#"switchboard_agents{presence="online"}"#), 0.0);
-    assert_eq!(metrics.value(r#"switchboard_agents{presence="offline"}"#), 0.0);
     assert_eq!(
-        metrics.value("switchboard_agent_chats"),
+        metrics.value(r#"switchboard_queue_depth{workspace="default",queue="sms"}"#),
+        2.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_queue_depth{workspace="default",queue="whatsapp"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_agents{workspace="default",presence="away"}"#),
+        2.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_agents{workspace="default",presence="online"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_agents{workspace="default",presence="offline"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_agent_chats{workspace="default"}"#),
         1.0,
         "ana's active chat (a reopened one counts once the customer answers)"
     );
-    assert_eq!(metrics.value("switchboard_offers_pending"), 0.0);
-    assert_eq!(metrics.value("switchboard_limit_overrides_total"), 0.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_offers_pending{workspace="default"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_limit_overrides_total{workspace="default"}"#),
+        0.0
+    );
 
     ana.disconnect().await;
     let metrics = scrape(&server).await;
-    assert_eq!(metrics.value(r#"switchboard_connections{role="agent"}"#), 1.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_connections{workspace="default",role="agent"}"#),
+        1.0
+    );
     server.check_invariants();
 }
 
@@ -178,18 +214,21 @@ async fn metrics_count_supervisor_sockets_their_requests_the_board_and_overrides
     let board_after = server.engine.supervision().seq() as f64;
     let supervisor = |kind: &str, outcome: &str| {
         metrics.value(&format!(
-            r#"switchboard_requests_total{{socket="supervisor",type="{kind}",outcome="{outcome}"}}"#
+            r#"switchboard_requests_total{{workspace="default",socket="supervisor",type="{kind}",outcome="{outcome}"}}"#
         ))
     };
     assert_eq!(supervisor("subscribe", "ok"), 1.0);
     assert_eq!(supervisor("subscribe", "not_found"), 1.0);
     assert_eq!(
-        metrics.value(r#"switchboard_connections{role="supervisor"}"#),
+        metrics.value(r#"switchboard_connections{workspace="default",role="supervisor"}"#),
         1.0
     );
-    assert_eq!(metrics.value("switchboard_limit_overrides_total"), 1.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_limit_overrides_total{workspace="default"}"#),
+        1.0
+    );
     // The KPIs are appended by the board's task, so the count may move during the scrape.
-    let board = metrics.value("switchboard_board_events_total");
+    let board = metrics.value(r#"switchboard_board_events_total{workspace="default"}"#);
     assert!(
         board_before <= board && board <= board_after && board > 0.0,
         "{board_before} <= {board} <= {board_after}"
@@ -197,7 +236,7 @@ async fn metrics_count_supervisor_sockets_their_requests_the_board_and_overrides
     sup.disconnect().await;
     let metrics = scrape(&server).await;
     assert_eq!(
-        metrics.value(r#"switchboard_connections{role="supervisor"}"#),
+        metrics.value(r#"switchboard_connections{workspace="default",role="supervisor"}"#),
         0.0
     );
 }
@@ -255,22 +294,102 @@ async fn issue14_metrics_count_this_run_s_reopen_outcomes_and_queue_waits() {
     let metrics = scrape(&server).await;
     let outcome = |outcome: &str| {
         metrics.value(&format!(
-            r#"switchboard_reopen_outcomes_total{{outcome="{outcome}"}}"#
+            r#"switchboard_reopen_outcomes_total{{workspace="default",outcome="{outcome}"}}"#
         ))
     };
     assert_eq!(outcome("reopened"), 1.0);
     assert_eq!(outcome("replied"), 1.0);
     assert_eq!(outcome("active_elsewhere"), 1.0);
     assert_eq!(outcome("declined"), 0.0);
-    assert_eq!(metrics.value("switchboard_queue_wait_seconds_count"), 1.0);
-    assert_eq!(metrics.value("switchboard_queue_wait_seconds_sum"), 5.0);
     assert_eq!(
-        metrics.value(r#"switchboard_queue_wait_seconds_bucket{le="2.5"}"#),
+        metrics.value(r#"switchboard_queue_wait_seconds_count{workspace="default"}"#),
+        1.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_queue_wait_seconds_sum{workspace="default"}"#),
+        5.0
+    );
+    assert_eq!(
+        metrics.value(r#"switchboard_queue_wait_seconds_bucket{workspace="default",le="2.5"}"#),
         0.0
     );
     assert_eq!(
-        metrics.value(r#"switchboard_queue_wait_seconds_bucket{le="5"}"#),
+        metrics.value(r#"switchboard_queue_wait_seconds_bucket{workspace="default",le="5"}"#),
         1.0
     );
-    assert_eq!(metrics.value("switchboard_time_to_accept_seconds_count"), 1.0);
+    assert_eq!(
+        metrics.value(r#"switchboard_time_to_accept_seconds_count{workspace="default"}"#),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn r27_metrics_carry_the_workspace_label_up_to_the_cap_then_other() {
+    let server = TestServer::start_platform_labelling(platform::security(), 2).await;
+    // Loaded after `default` in this order: acme takes the second label, the others share one.
+    for (ws, waiting, agents) in [("acme", 1, 1), ("globex", 2, 1), ("initech", 3, 2)] {
+        platform::create(&server, ws).await;
+        for i in 0..waiting {
+            let customer = server.customer("whatsapp", &format!("+49151000031{i}"));
+            customer.in_workspace(ws).says("Hello").await;
+        }
+        for i in 0..agents {
+            platform::create_agent(&server, ws, &format!("agent{i}"), 2).await;
+        }
+    }
+
+    let metrics = scrape(&server).await;
+    let depth = |ws: &str| format!(r#"switchboard_queue_depth{{workspace="{ws}",queue="whatsapp"}}"#);
+    let offline = |ws: &str| format!(r#"switchboard_agents{{workspace="{ws}",presence="offline"}}"#);
+    assert_eq!(metrics.value(&depth("default")), 0.0);
+    assert_eq!(metrics.value(&depth("acme")), 1.0);
+    assert_eq!(metrics.value(&depth("_other")), 5.0, "globex's and initech's");
+    assert_eq!(metrics.value(&offline("acme")), 1.0);
+    assert_eq!(metrics.value(&offline("_other")), 3.0);
+    for past_the_cap in ["globex", "initech"] {
+        assert!(
+            !metrics.0.contains(&format!(r#"workspace="{past_the_cap}""#)),
+            "{past_the_cap} has no label of its own:\n{}",
+            metrics.0
+        );
+    }
+    assert_eq!(metrics.value(r#"switchboard_workspaces{state="active"}"#), 4.0);
+    assert_eq!(metrics.value(r#"switchboard_workspaces{state="suspended"}"#), 0.0);
+    // One file behind them all: its writer's series once, without a workspace.
+    let described = |name: &str| {
+        metrics
+            .0
+            .lines()
+            .filter(|l| *l == format!("# TYPE {name} histogram"))
+            .count()
+    };
+    assert_eq!(described("switchboard_store_commit_duration_seconds"), 1);
+    assert!(metrics.value("switchboard_store_changes_written_total") > 0.0);
+
+    // Labels follow the load order of what is served: acme's goes to the next one, globex.
+    let (status, body) = server.post_raw("/v1/platform/workspaces/acme/suspend", "").await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let metrics = scrape(&server).await;
+    assert_eq!(metrics.value(&depth("globex")), 2.0);
+    assert_eq!(metrics.value(&depth("_other")), 3.0, "initech's");
+    assert!(!metrics.0.contains(r#"workspace="acme""#), "{}", metrics.0);
+    assert_eq!(metrics.value(r#"switchboard_workspaces{state="active"}"#), 3.0);
+    assert_eq!(metrics.value(r#"switchboard_workspaces{state="suspended"}"#), 1.0);
+
+    // Requests count under the label their workspace had when the socket opened (the harness
+    // pings once on connecting).
+    for ws in ["globex", "initech"] {
+        let token = platform::token(&server, ws, "agent0");
+        let _agent = server
+            .with_token("agent0", &token)
+            .in_workspace(ws)
+            .connect()
+            .await;
+    }
+    let metrics = scrape(&server).await;
+    let pings = |ws: &str| {
+        format!(r#"switchboard_requests_total{{workspace="{ws}",socket="agent",type="ping",outcome="ok"}}"#)
+    };
+    assert_eq!(metrics.value(&pings("globex")), 1.0);
+    assert_eq!(metrics.value(&pings("_other")), 1.0);
 }

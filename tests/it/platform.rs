@@ -17,7 +17,7 @@ const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 
 /// Signed tokens with [`SECRET`]; static tokens as in development; no admin key; Telegram's
 /// webhook checked against [`native::TG_SECRET`].
-fn security() -> Security {
+pub(super) fn security() -> Security {
     let telegram = native::platform(
         "http://127.0.0.1:9",
         &[
@@ -40,10 +40,15 @@ async fn telegram_update(server: &TestServer, ws: &str, secret: &str) -> (Status
 }
 
 /// A token of `agent` for workspace `ws`.
-fn token(server: &TestServer, ws: &str, agent: &str) -> String {
+pub(super) fn token(server: &TestServer, ws: &str, agent: &str) -> String {
+    token_with_role(server, ws, agent, Role::Agent)
+}
+
+/// A token of `agent` with `role` for workspace `ws`.
+pub(super) fn token_with_role(server: &TestServer, ws: &str, agent: &str, role: Role) -> String {
     let ws = WorkspaceId::parse(ws).unwrap_or_else(|e| panic!("{e}"));
     Tokens::hs256(SECRET, 0)
-        .mint(&ws, agent, Role::Agent, server.now(), Duration::minutes(30))
+        .mint(&ws, agent, role, server.now(), Duration::minutes(30))
         .expect("HS256 mints")
 }
 
@@ -71,7 +76,7 @@ pub(super) async fn create_agent(server: &TestServer, ws: &str, agent: &str, lim
 }
 
 /// The ids of the agents `GET /v1/w/{ws}/admin/agents` lists.
-async fn agent_ids(server: &TestServer, ws: &str) -> Vec<String> {
+pub(super) async fn agent_ids(server: &TestServer, ws: &str) -> Vec<String> {
     let (status, body) = server.get_raw(&format!("/v1/w/{ws}/admin/agents")).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
     let mut ids: Vec<String> = body

@@ -43,7 +43,7 @@ use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::runtime_thread::RuntimeThread;
 use switchboard::security::Security;
 use switchboard::store::{Store, StoreOptions, WsKey};
-use switchboard::workspaces::{Background, Credentials, Provisioning, Workspace, Workspaces};
+use switchboard::workspaces::{Background, Credentials, Limits, Provisioning, Workspace, Workspaces};
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
@@ -278,7 +278,13 @@ impl TestServer {
     /// A durable server whose workspaces are the store's (`Workspaces::open`), with the
     /// platform API: `default` (no agents configured) and whatever was created over it.
     pub(crate) async fn start_platform(security: Security) -> Self {
-        Self::open_platform(TempDatabase::new(), Self::start_time(), security).await
+        Self::open_platform(TempDatabase::new(), Self::start_time(), security, None).await
+    }
+
+    /// [`TestServer::start_platform`] whose `/metrics` labels the first `labels` workspaces
+    /// with their id and sums the rest under `_other`.
+    pub(crate) async fn start_platform_labelling(security: Security, labels: usize) -> Self {
+        Self::open_platform(TempDatabase::new(), Self::start_time(), security, Some(labels)).await
     }
 
     /// Stops a server of [`TestServer::start_platform`] and starts it again on its database.
@@ -290,10 +296,15 @@ impl TestServer {
             .expect("only a server started with start_platform restarts so");
         self.stop().await;
         drop(self);
-        Self::open_platform(database, now, security).await
+        Self::open_platform(database, now, security, None).await
     }
 
-    async fn open_platform(database: TempDatabase, now: Timestamp, security: Security) -> Self {
+    async fn open_platform(
+        database: TempDatabase,
+        now: Timestamp,
+        security: Security,
+        metric_labels: Option<usize>,
+    ) -> Self {
         let store = Store::open(&database.path(), StoreOptions::default())
             .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
         let clock = ManualClock::new(now);
@@ -312,6 +323,7 @@ impl TestServer {
                 configured: Arc::new(Credentials::configured(&security)),
                 default_agents: Vec::new(),
                 others: EngineConfig::default(),
+                new_limits: Limits::UNLIMITED,
                 boards: boards.handle(),
                 ticker: false,
                 sending: None,
@@ -319,6 +331,9 @@ impl TestServer {
             })
             .await
             .unwrap_or_else(|e| panic!("the workspaces open: {e}"));
+            if let Some(labels) = metric_labels {
+                workspaces.label_metrics_of(labels);
+            }
             let workspaces = Arc::new(workspaces);
             let engine = workspaces
                 .get(&WorkspaceId::default_workspace())

@@ -147,7 +147,7 @@ impl PgReads {
         self.with(|client, db| {
             let rows = client
                 .query(
-                    "SELECT key, id, name, state, created_at, admin_key_sha256, settings
+                    "SELECT key, id, name, state, created_at, admin_key_sha256, settings, limits
                      FROM workspaces ORDER BY key",
                     &[],
                 )
@@ -164,9 +164,10 @@ impl PgReads {
                         column_time(&row, 4)?,
                         row.cell::<Option<Vec<u8>>>(5)?,
                         row.cell::<String>(6)?,
+                        row.cell::<String>(7)?,
                     ))
                 })();
-                let (key, id, name, state, created_at, admin_key, settings) =
+                let (key, id, name, state, created_at, admin_key, settings, limits) =
                     decoded.map_err(|e| db.corrupt(e))?;
                 let corrupt = |what: String| StoreError::Corrupt {
                     path: db.name(),
@@ -193,9 +194,20 @@ impl PgReads {
                     created_at,
                     admin_key_sha256,
                     settings,
+                    limits,
                 });
             }
             Ok(out)
+        })
+    }
+
+    /// [`Store::stored_bytes_on_disk`](super::super::Store::stored_bytes_on_disk).
+    pub(crate) fn stored_bytes(&self, ws: WsKey) -> Result<u64, StoreError> {
+        self.with(|client, db| {
+            let row = client
+                .query_one("SELECT stored_bytes FROM workspaces WHERE key = $1", &[&ws.get()])
+                .map_err(|e| db.error(e))?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         })
     }
 

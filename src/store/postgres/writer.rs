@@ -12,12 +12,14 @@ use super::super::codec::{
     nanos_opt, payload_json, routing_json, snooze_json, Stored,
 };
 use super::super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
+use super::super::stored_bytes::Added;
 use super::super::workspace_rows::WorkspaceState;
 use super::super::writer::{phone_digits, GroupCommit, Job};
 use super::super::{StoreError, WsKey};
 use super::archive::search_words;
 use super::{on_plain_thread, Database};
-use crate::core::chat::Stage;
+use crate::core::chat::{Message, Stage};
+use crate::ids::ChatId;
 
 /// The tables that hold a workspace's rows, each with the delete of one batch of them (`$1` the
 /// workspace, `$2` the batch); `workspaces` is not one of them.
@@ -77,7 +79,7 @@ impl PgWriter {
 }
 
 impl GroupCommit for PgWriter {
-    fn commit(&mut self, group: &[Job]) -> Result<(), StoreError> {
+    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError> {
         // The writer is a plain thread; a test may drive a store from async code, though.
         let Self {
             client,
@@ -90,16 +92,32 @@ impl GroupCommit for PgWriter {
                 tx: client.transaction().map_err(err)?,
                 statements,
             };
+            let into_store = |failure| match failure {
+                Failure::Value(e) => e,
+                Failure::Sql(e) => db.error(e),
+            };
+            let mut added = Added::new();
             for job in group {
                 for change in &job.changes {
-                    apply(&mut batch, job.ws, change).map_err(|failure| match failure {
-                        Failure::Value(e) => e,
-                        Failure::Sql(e) => db.error(e),
-                    })?;
+                    let bytes = apply(&mut batch, job.ws, change).map_err(into_store)?;
+                    if bytes > 0 {
+                        *added.entry(job.ws).or_default() += bytes;
+                    }
                 }
             }
+            // The count and the messages are committed together or not at all, as on SQLite
+            // (`stored_bytes::record`).
+            for (ws, bytes) in &added {
+                batch
+                    .execute(
+                        "UPDATE workspaces SET stored_bytes = stored_bytes + $2 WHERE key = $1",
+                        &[&ws.get(), &i64::try_from(*bytes).unwrap_or(i64::MAX)],
+                    )
+                    .map_err(into_store)?;
+            }
             // Dropping the transaction on an error above rolls the whole group back.
-            batch.tx.commit().map_err(err)
+            batch.tx.commit().map_err(err)?;
+            Ok(added)
         })
     }
 }
@@ -146,40 +164,62 @@ impl Batch<'_> {
     }
 }
 
-fn apply(b: &mut Batch<'_>, ws: WsKey, change: &Change) -> Result<(), Failure> {
+/// Applies one change; answers the bytes of message it stored (a new message's text and
+/// payload, as `writer::append_message` counts them on SQLite), 0 for every other change.
+fn apply(b: &mut Batch<'_>, ws: WsKey, change: &Change) -> Result<u64, Failure> {
     let ws = ws.get();
+    if let Change::AppendMessage { chat, seq, message } = change {
+        return append_message(b, ws, chat, *seq, message);
+    }
+    apply_other(b, ws, change).map(|()| 0)
+}
+
+/// Inserts a message; answers the bytes of its text and payload, 0 if it was stored already (a
+/// replay), so that each message is counted once.
+fn append_message(
+    b: &mut Batch<'_>,
+    ws: i64,
+    chat: &ChatId,
+    seq: u64,
+    message: &Message,
+) -> Result<u64, Failure> {
+    let seq = i64::try_from(seq).map_err(|_| StoreError::Unrepresentable {
+        what: format!("message number {seq}"),
+    })?;
+    let (author, agent) = author_columns(&message.author);
+    let (delivery, reason) = delivery_columns(message.delivery.as_ref());
+    let payload = message.payload.as_ref().map(payload_json).transpose()?;
+    let inserted = b.execute(
+        "INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text, payload, provider_id,
+                               delivery, delivery_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12)
+         ON CONFLICT (ws, chat, seq) DO NOTHING",
+        &[
+            &ws,
+            &chat.as_str(),
+            &seq,
+            &nanos(&message.at)?,
+            &author,
+            &agent,
+            &message.kind.stored(),
+            &message.text,
+            &payload,
+            &message.provider_id,
+            &delivery,
+            &reason,
+        ],
+    )?;
+    // The JSON as written (SQLite's length), not as the jsonb column prints it back.
+    let bytes = message.text.len() + payload.as_ref().map_or(0, String::len);
+    Ok(if inserted == 0 { 0 } else { bytes as u64 })
+}
+
+fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failure> {
     match change {
         Change::UpsertCustomer(customer) => upsert_customer(b, ws, customer),
         Change::UpsertChat(chat) => upsert_chat(b, ws, chat),
-        Change::AppendMessage { chat, seq, message } => {
-            let seq = i64::try_from(*seq).map_err(|_| StoreError::Unrepresentable {
-                what: format!("message number {seq}"),
-            })?;
-            let (author, agent) = author_columns(&message.author);
-            let (delivery, reason) = delivery_columns(message.delivery.as_ref());
-            let payload = message.payload.as_ref().map(payload_json).transpose()?;
-            b.execute(
-                "INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text, payload, provider_id,
-                                       delivery, delivery_reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12)
-                 ON CONFLICT (ws, chat, seq) DO NOTHING",
-                &[
-                    &ws,
-                    &chat.as_str(),
-                    &seq,
-                    &nanos(&message.at)?,
-                    &author,
-                    &agent,
-                    &message.kind.stored(),
-                    &message.text,
-                    &payload,
-                    &message.provider_id,
-                    &delivery,
-                    &reason,
-                ],
-            )?;
-            Ok(())
-        }
+        // Applied by `append_message` above.
+        Change::AppendMessage { .. } => Ok(()),
         Change::Analytics(e) => {
             let (kind, reason, waited_ms, to_accept_ms, within_sla) = event_columns(&e.kind)?;
             b.execute(
@@ -300,6 +340,13 @@ fn apply(b: &mut Batch<'_>, ws: WsKey, change: &Change) -> Result<(), Failure> {
             b.execute(
                 "UPDATE workspaces SET settings = $2::text::jsonb WHERE key = $1",
                 &[&ws, settings],
+            )?;
+            Ok(())
+        }
+        Change::SetWorkspaceLimits(limits) => {
+            b.execute(
+                "UPDATE workspaces SET limits = $2::text::jsonb WHERE key = $1",
+                &[&ws, limits],
             )?;
             Ok(())
         }

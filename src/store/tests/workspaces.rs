@@ -729,4 +729,100 @@ on_both_backends!(
     r27_two_workspaces_in_one_store_read_back_only_their_own,
     r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay,
     r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_rotation,
+    r27_a_workspace_s_limits_read_back_with_its_row,
+    r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count,
 );
+
+/// Limits come back with the workspace's row, `{}` until set (compared as JSON: PostgreSQL
+/// keeps them as JSONB).
+fn r27_a_workspace_s_limits_read_back_with_its_row(db: &Db) {
+    let store = db.open().store.clone();
+    let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (key, created) = store.create_workspace(&acme, None, "{}".into(), t(0), None);
+    created.wait().expect("committed");
+    let limits = |store: &Store| -> Vec<serde_json::Value> {
+        store
+            .workspace_rows()
+            .expect("reads")
+            .iter()
+            .map(|r| serde_json::from_str(&r.limits).expect("limits are JSON"))
+            .collect()
+    };
+    assert_eq!(limits(&store), vec![serde_json::json!({}), serde_json::json!({})]);
+    store
+        .set_workspace_limits(key, r#"{"max_agents":3,"max_stored_bytes":1000}"#.into())
+        .wait()
+        .expect("committed");
+    let expected = vec![
+        serde_json::json!({}),
+        serde_json::json!({"max_agents": 3, "max_stored_bytes": 1000}),
+    ];
+    assert_eq!(limits(&store), expected);
+    drop(store);
+    assert_eq!(limits(&db.open().store), expected, "after a reopen");
+}
+
+fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count(db: &Db) {
+    let store = db.open();
+    let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (acme, created) = store
+        .store
+        .create_workspace(&acme_id, None, "{}".into(), t(0), None);
+    created.wait().expect("created");
+    let acme = store.store.workspace(acme);
+    let text_bytes = "hello from w1".len() as u64;
+    store.submit(same_ids_in(1)).wait().expect("committed");
+    acme.submit(same_ids_in(2)).wait().expect("committed");
+    // The same message again (a replay): stored once, so counted once.
+    acme.submit(same_ids_in(2)).wait().expect("committed");
+    let location = crate::core::chat::Payload::Location {
+        latitude: "52.52".into(),
+        longitude: "13.40".into(),
+        name: None,
+        address: None,
+    };
+    acme.submit(vec![Change::AppendMessage {
+        chat: ChatId::from("c1"),
+        seq: 1,
+        message: Message {
+            payload: Some(location.clone()),
+            ..message(3, "here")
+        },
+    }])
+    .wait()
+    .expect("committed");
+
+    assert_eq!(store.stored_bytes(), text_bytes);
+    let acme_bytes = acme.stored_bytes();
+    assert!(
+        acme_bytes > text_bytes + "here".len() as u64,
+        "the payload counts too: {acme_bytes}"
+    );
+    // The payload's JSON as the writer writes it, whatever the column makes of it (JSONB on
+    // PostgreSQL): the same count on each backend.
+    let payload_bytes = crate::store::codec::payload_json(&location)
+        .expect("encodes")
+        .len() as u64;
+    assert_eq!(acme_bytes, text_bytes + "here".len() as u64 + payload_bytes);
+    for (handle, bytes) in [(&store, text_bytes), (&acme, acme_bytes)] {
+        assert_eq!(
+            store.store.stored_bytes_on_disk(handle.ws()).expect("reads"),
+            bytes
+        );
+    }
+    drop((store, acme));
+    let store = db.open();
+    assert_eq!(store.stored_bytes(), text_bytes, "read back on open");
+    assert_eq!(store.store.workspace(acme_key(&store)).stored_bytes(), acme_bytes);
+}
+
+fn acme_key(store: &WorkspaceStore) -> WsKey {
+    store
+        .store
+        .workspace_rows()
+        .expect("reads")
+        .into_iter()
+        .find(|row| row.id.as_str() == "acme")
+        .expect("acme's row")
+        .key
+}

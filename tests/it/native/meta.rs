@@ -258,7 +258,7 @@ async fn r24_a_permanent_whatsapp_refusal_fails_visibly_and_the_agent_retries_it
     assert_eq!(messages[seq as usize]["delivery"]["status"], "failed");
     let metrics = super::super::metrics::scrape(&server).await;
     assert_eq!(
-        metrics.value(r#"switchboard_customer_messages_total{outcome="failed"}"#),
+        metrics.value(r#"switchboard_customer_messages_total{workspace="default",outcome="failed"}"#),
         1.0,
         "a failed message is counted"
     );

@@ -102,20 +102,41 @@ impl Customer {
         self.post("bot/handover", body).await
     }
 
+    /// The customer tries to write `text`: the status and body answered, whatever they are.
+    pub(crate) async fn tries_to_say(&self, text: &str) -> (StatusCode, Value) {
+        let mut body = json!({ "from": self.address, "text": text });
+        body.as_object_mut()
+            .expect("an object")
+            .extend(self.profile.clone());
+        schema::check(schema::INBOUND_MESSAGE, &body);
+        self.try_post("messages", &body).await
+    }
+
+    /// The customer tries to enter a bot journey: the status and body answered.
+    pub(crate) async fn tries_to_start_bot(&self) -> (StatusCode, Value) {
+        let body = json!({ "from": self.address });
+        schema::check(schema::BOT_REQUEST, &body);
+        self.try_post("bot/start", &body).await
+    }
+
     async fn post(&self, what: &str, body: Value) -> Receipt {
+        let (status, receipt) = self.try_post(what, &body).await;
+        assert_eq!(status, StatusCode::OK, "POST …/{what} {body}: {receipt:#}");
+        schema::check(schema::INGRESS_RECEIPT, &receipt);
+        Receipt(receipt)
+    }
+
+    async fn try_post(&self, what: &str, body: &Value) -> (StatusCode, Value) {
         let url = format!("{}{}/channels/{}/{what}", self.base, self.api, self.channel);
         let response = self
             .http
             .post(&url)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {url}: {e}"));
         let status = response.status();
-        let receipt: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, StatusCode::OK, "POST {url} {body}: {receipt:#}");
-        schema::check(schema::INGRESS_RECEIPT, &receipt);
-        Receipt(receipt)
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 }
 

@@ -225,7 +225,7 @@ export type CloseReason = "agent" | "stop" | "timeout" | "supervisor";
 /**
  * The stable error codes of the wire protocol.
  */
-export type ErrorCode = "active_elsewhere" | "window_closed" | "opted_out" | "push_already_sent" | "not_owner" | "not_found" | "agent_unavailable" | "over_limit" | "message_too_long" | "bad_request" | "unauthorized" | "forbidden" | "rate_limited" | "storage_unavailable";
+export type ErrorCode = "active_elsewhere" | "window_closed" | "opted_out" | "push_already_sent" | "not_owner" | "not_found" | "agent_unavailable" | "over_limit" | "message_too_long" | "bad_request" | "unauthorized" | "forbidden" | "rate_limited" | "storage_unavailable" | "quota_exceeded";
 /**
  * One change of the board.
  */

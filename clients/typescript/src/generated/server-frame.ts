@@ -292,7 +292,8 @@ export type ErrorCode =
   | "unauthorized"
   | "forbidden"
   | "rate_limited"
-  | "storage_unavailable";
+  | "storage_unavailable"
+  | "quota_exceeded";
 /**
  * Something the engine tells an agent without being asked.
  */

@@ -278,7 +278,8 @@ export type ErrorCode =
   | "unauthorized"
   | "forbidden"
   | "rate_limited"
-  | "storage_unavailable";
+  | "storage_unavailable"
+  | "quota_exceeded";
 /**
  * One change of the board.
  */
