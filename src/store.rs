@@ -1,5 +1,8 @@
 //! The durable store: an embedded SQLite database that the engine records every acknowledged
 //! change in, restores from on start, and answers archive search and history from (issue 5).
+//! Or, for a cluster (issue 19), a PostgreSQL database behind the same API
+//! ([`Store::open_postgres`], `store/postgres.rs`); what follows holds for both, with SQLite's
+//! WAL reads being PostgreSQL's MVCC reads there.
 //!
 //! - [`WorkspaceStore::submit`] hands one workspace's changes to one writer thread, which
 //!   commits everything queued in one transaction (group commit) and only then completes the
@@ -19,6 +22,7 @@ mod archive;
 mod codec;
 mod error;
 mod history;
+pub(crate) mod postgres;
 mod progress;
 mod readers;
 mod records;
@@ -57,7 +61,7 @@ use progress::Progress;
 use readers::Readers;
 use stored_bytes::StoredBytes;
 use workspace_rows::NextKey;
-use writer::{Counters, Job};
+use writer::{Counters, Job, SqliteWriter};
 
 /// How hard a commit presses data onto the disk before its receipt completes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -119,11 +123,12 @@ pub struct StoreStats {
 
 /// An open store. Dropping it writes what is queued, then stops the writer thread.
 pub struct Store {
+    /// The SQLite file, or the PostgreSQL database's URL without its password.
     path: PathBuf,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
-    readers: Readers,
+    reads: Reads,
     /// Stops (by being dropped) and joins the thread that checkpoints the log.
     checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     /// The last submission's number; held while sending, so numbers reach the writer in order.
@@ -133,6 +138,13 @@ pub struct Store {
     next_ws_key: NextKey,
     /// Bytes of messages each workspace stores, as committed (the writer counts them).
     stored_bytes: Arc<StoredBytes>,
+}
+
+/// Where reads go: the backend's own connections beside the writer's.
+enum Reads {
+    Sqlite(Readers),
+    // Boxed: its connection settings are large, and a store has one of these.
+    Postgres(Box<postgres::PgReads>),
 }
 
 /// Everything submitted up to some moment; [`WritePoint::reached`] resolves once it is all on
@@ -165,6 +177,17 @@ impl WritePoint {
         match self.wait {
             None => Ok(()),
             Some((seq, progress)) => progress.wait(seq).await,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// SQLite's read connections, for the tests that look past the API (its query plans).
+    pub(crate) fn sqlite_readers(&self) -> &Readers {
+        match &self.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(_) => panic!("a store on SQLite"),
         }
     }
 }
@@ -217,29 +240,68 @@ impl Store {
             NextKey::after(workspace_rows::largest_key(&conn).map_err(|e| StoreError::sqlite(path, e))?);
         let stored_bytes = Arc::new(StoredBytes::read(&conn).map_err(|e| StoreError::sqlite(path, e))?);
 
+        let limits = writer::Limits {
+            log_frames: options.log_frames,
+        };
+        let writer = SqliteWriter::new(conn, path.to_path_buf(), limits);
+        let mut store = Store::start(
+            path.to_path_buf(),
+            writer,
+            &options,
+            Reads::Sqlite(Readers::new(path.to_path_buf())),
+            next_ws_key,
+            stored_bytes,
+        )?;
+        store.checkpointer = Some(start_checkpointer(path)?);
+        Ok(store)
+    }
+
+    /// Opens the PostgreSQL database at `url` (`postgres://user:password@host:port/db`) and
+    /// brings its schema up to date (issue 19). Writes and reads behave as on SQLite: one writer
+    /// with group commit, acknowledged only once committed. Of the options, `durability` sets
+    /// `synchronous_commit` and `group_cap` caps a group; the size limit and the log's length
+    /// are SQLite's only (PostgreSQL's full disk still answers [`StoreError::DiskFull`]).
+    pub fn open_postgres(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        let db = postgres::Database::parse(url, &options)?;
+        let name = db.name();
+        let (writer, reads, largest_key, stored_bytes) = postgres::open(db)?;
+        Store::start(
+            name,
+            writer,
+            &options,
+            Reads::Postgres(Box::new(reads)),
+            NextKey::after(largest_key),
+            Arc::new(stored_bytes),
+        )
+    }
+
+    /// Starts the writer thread on `backend`'s writing connection.
+    fn start(
+        path: PathBuf,
+        backend: impl writer::GroupCommit + Send + 'static,
+        options: &StoreOptions,
+        reads: Reads,
+        next_ws_key: NextKey,
+        stored_bytes: Arc<StoredBytes>,
+    ) -> Result<Store, StoreError> {
         let (jobs, queue) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let progress = Arc::new(Progress::default());
+        let group_cap = options.group_cap.max(1);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn({
-                let (path, counters, progress) = (path.to_path_buf(), counters.clone(), progress.clone());
-                let stored = stored_bytes.clone();
-                let limits = writer::Limits {
-                    group_cap: options.group_cap.max(1),
-                    log_frames: options.log_frames,
-                };
-                move || writer::run(conn, path, queue, counters, &stored, limits, &progress)
+                let (counters, progress, stored) = (counters.clone(), progress.clone(), stored_bytes.clone());
+                move || writer::run(backend, queue, counters, &stored, group_cap, &progress)
             })
             .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
-        let checkpointer = start_checkpointer(path)?;
         Ok(Store {
-            path: path.to_path_buf(),
-            checkpointer: Some(checkpointer),
+            path,
+            checkpointer: None,
             jobs: Some(jobs),
             writer: Some(writer),
             counters,
-            readers: Readers::new(path.to_path_buf()),
+            reads,
             submitted: Ordered::new(Level::StoreSubmit, 0),
             progress,
             next_ws_key,
@@ -247,7 +309,12 @@ impl Store {
         })
     }
 
-    /// The database file.
+    /// Whether this store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.reads, Reads::Postgres(_))
+    }
+
+    /// The database file (on PostgreSQL: the database's URL without its password).
     pub fn path(&self) -> &Path {
         &self.path
     }

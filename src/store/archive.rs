@@ -8,10 +8,11 @@
 use std::path::Path;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, Row};
+use rusqlite::{params, params_from_iter, Connection};
 
 use super::codec::{
-    column_closed, column_id_opt, column_profile, column_stored, column_time, column_time_opt, nanos, Stored,
+    column_closed, column_id_opt, column_profile, column_stored, column_time, column_time_opt, nanos, Cells,
+    Stored,
 };
 use super::writer::phone_digits;
 use super::{StoreError, WsKey};
@@ -115,7 +116,8 @@ pub struct ArchivePage {
 const BROAD_MATCHES: i64 = 5_000;
 
 /// The columns of an [`ArchiveRow`], in the order [`archive_row`] reads them.
-const COLUMNS: &str = "ch.id, ch.customer, cu.name, cu.email, cu.phone, ch.channel, ch.state, ch.owner,
+pub(super) const COLUMNS: &str =
+    "ch.id, ch.customer, cu.name, cu.email, cu.phone, ch.channel, ch.state, ch.owner,
     ch.created_at, ch.last_customer_message_at, ch.closed_at, ch.close_reason, ch.newest_at";
 
 /// The customers that the full-text expression (the first `?`, scoped to the workspace by
@@ -228,7 +230,7 @@ pub(crate) fn search_planned(
     let mut rows = conn
         .prepare_cached(&sql)
         .and_then(|mut st| {
-            st.query_map(params_from_iter(args), archive_row)?
+            st.query_map(params_from_iter(args), |r| archive_row(r))?
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(err)?;
@@ -241,10 +243,10 @@ pub(crate) fn search_planned(
     Ok(ArchivePage { rows, next })
 }
 
-fn archive_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRow> {
+pub(super) fn archive_row(r: &impl Cells) -> rusqlite::Result<ArchiveRow> {
     Ok(ArchiveRow {
-        chat: ChatId::from(r.get::<_, String>(0)?),
-        customer: CustomerId::from(r.get::<_, String>(1)?),
+        chat: ChatId::from(r.cell::<String>(0)?),
+        customer: CustomerId::from(r.cell::<String>(1)?),
         profile: column_profile(r, 2)?,
         channel: column_stored(r, 5)?,
         state: column_stored(r, 6)?,
@@ -256,6 +258,13 @@ fn archive_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRow> {
     })
 }
 
+/// Whether `text` (trimmed) is searched as a phone number: digits, and only phone punctuation
+/// besides.
+pub(super) fn phone_like(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_digit())
+        && text.chars().all(|c| c.is_ascii_digit() || " +-()./".contains(c))
+}
+
 /// The FTS5 expression for what a person typed, or `None` if it holds nothing to search for.
 ///
 /// Each word becomes a quoted prefix phrase (so FTS5 syntax in the text is never interpreted,
@@ -263,9 +272,7 @@ fn archive_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRow> {
 /// Text made only of digits and phone punctuation searches the phone's digits by prefix.
 pub(crate) fn match_expression(text: &str) -> Option<String> {
     let text = text.trim();
-    let phone_like = text.chars().any(|c| c.is_ascii_digit())
-        && text.chars().all(|c| c.is_ascii_digit() || " +-()./".contains(c));
-    if phone_like {
+    if phone_like(text) {
         return Some(format!("phone : \"{}\"*", phone_digits(text)));
     }
     let phrases: Vec<String> = text

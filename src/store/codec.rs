@@ -6,8 +6,23 @@
 //! out in this file.
 
 use chrono::DateTime;
+use rusqlite::types::FromSql;
 use rusqlite::types::Type;
 use rusqlite::Row;
+
+/// A row's cells, however the backend fetched them: SQLite's rows, and the PostgreSQL
+/// backend's rows turned into SQLite values (`postgres/row.rs`), so that one decoder reads
+/// both.
+pub(crate) trait Cells {
+    /// Cell `idx` as a `T`, converted as SQLite converts it.
+    fn cell<T: FromSql>(&self, idx: usize) -> rusqlite::Result<T>;
+}
+
+impl Cells for Row<'_> {
+    fn cell<T: FromSql>(&self, idx: usize) -> rusqlite::Result<T> {
+        self.get(idx)
+    }
+}
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -196,14 +211,14 @@ impl Stored for ErrorCode {
 }
 
 /// Reads a column written with [`Stored::stored`].
-pub(crate) fn column_stored<T: Stored>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(idx)?;
+pub(crate) fn column_stored<T: Stored>(row: &impl Cells, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.cell(idx)?;
     stored_as(idx, &text)
 }
 
 /// Reads a nullable column written with [`Stored::stored`].
-fn column_stored_opt<T: Stored>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
-    let text: Option<String> = row.get(idx)?;
+fn column_stored_opt<T: Stored>(row: &impl Cells, idx: usize) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.cell(idx)?;
     text.map(|t| stored_as(idx, &t)).transpose()
 }
 
@@ -233,7 +248,7 @@ pub(crate) fn snooze_json(until: SnoozeUntil) -> Result<String, StoreError> {
 }
 
 /// Reads the (nullable) `snooze` column.
-fn column_snooze(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<SnoozeUntil>> {
+fn column_snooze(row: &impl Cells, idx: usize) -> rusqlite::Result<Option<SnoozeUntil>> {
     Ok(column_json::<Option<StoredSnooze>>(row, idx)?.map(|s| match s {
         StoredSnooze::Time { at } => SnoozeUntil::Time { at },
         StoredSnooze::Reply => SnoozeUntil::Reply,
@@ -245,8 +260,8 @@ fn conversion_failure(idx: usize, e: impl std::error::Error + Send + Sync + 'sta
 }
 
 /// Reads a (nullable) column written by [`json`].
-pub(crate) fn column_json<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
-    let text: Option<String> = row.get(idx)?;
+pub(crate) fn column_json<T: DeserializeOwned>(row: &impl Cells, idx: usize) -> rusqlite::Result<T> {
+    let text: Option<String> = row.cell(idx)?;
     serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| conversion_failure(idx, e))
 }
 
@@ -261,7 +276,7 @@ pub(crate) fn identities_json(identities: &[(Channel, String)]) -> Result<String
 }
 
 /// Reads the `identities` column.
-fn column_identities(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<(Channel, String)>> {
+fn column_identities(row: &impl Cells, idx: usize) -> rusqlite::Result<Vec<(Channel, String)>> {
     column_json::<Vec<(String, String)>>(row, idx)?
         .into_iter()
         .map(|(channel, address)| Ok((stored_as(idx, &channel)?, address)))
@@ -274,7 +289,7 @@ pub(crate) fn channels_json(channels: &[Channel]) -> Result<String, StoreError> 
 }
 
 /// Reads a column written by [`channels_json`].
-fn column_channels(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<Channel>> {
+fn column_channels(row: &impl Cells, idx: usize) -> rusqlite::Result<Vec<Channel>> {
     column_json::<Vec<String>>(row, idx)?
         .iter()
         .map(|channel| stored_as(idx, channel))
@@ -282,30 +297,28 @@ fn column_channels(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<Channel>> 
 }
 
 /// Reads a timestamp column.
-pub(crate) fn column_time(row: &Row<'_>, idx: usize) -> rusqlite::Result<Timestamp> {
-    Ok(DateTime::from_timestamp_nanos(row.get(idx)?))
+pub(crate) fn column_time(row: &impl Cells, idx: usize) -> rusqlite::Result<Timestamp> {
+    Ok(DateTime::from_timestamp_nanos(row.cell(idx)?))
 }
 
 /// Reads a nullable timestamp column.
-pub(crate) fn column_time_opt(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Timestamp>> {
-    Ok(row
-        .get::<_, Option<i64>>(idx)?
-        .map(DateTime::from_timestamp_nanos))
+pub(crate) fn column_time_opt(row: &impl Cells, idx: usize) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(row.cell::<Option<i64>>(idx)?.map(DateTime::from_timestamp_nanos))
 }
 
 /// Reads a customer's name, email and phone from three columns from `first` on.
-pub(crate) fn column_profile(row: &Row<'_>, first: usize) -> rusqlite::Result<Profile> {
+pub(crate) fn column_profile(row: &impl Cells, first: usize) -> rusqlite::Result<Profile> {
     Ok(Profile {
-        name: row.get(first)?,
-        email: row.get(first + 1)?,
-        phone: row.get(first + 2)?,
+        name: row.cell(first)?,
+        email: row.cell(first + 1)?,
+        phone: row.cell(first + 2)?,
     })
 }
 
 /// Reads when and why a chat was last closed from two columns (`closed_at`, `close_reason`)
 /// from `first` on: both or neither.
 pub(crate) fn column_closed(
-    row: &Row<'_>,
+    row: &impl Cells,
     first: usize,
 ) -> rusqlite::Result<Option<(Timestamp, CloseReason)>> {
     Ok(
@@ -320,8 +333,8 @@ pub(crate) fn column_closed(
 }
 
 /// Reads a nullable id column.
-pub(crate) fn column_id_opt<T: From<String>>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
-    Ok(row.get::<_, Option<String>>(idx)?.map(T::from))
+pub(crate) fn column_id_opt<T: From<String>>(row: &impl Cells, idx: usize) -> rusqlite::Result<Option<T>> {
+    Ok(row.cell::<Option<String>>(idx)?.map(T::from))
 }
 
 /// A message's author as (`customer` | `agent` | `system`, the agent).
@@ -334,12 +347,12 @@ pub(crate) fn author_columns(author: &Author) -> (&'static str, Option<&str>) {
 }
 
 /// Reads what [`author_columns`] wrote at `idx` and `idx + 1`.
-pub(crate) fn column_author(row: &Row<'_>, idx: usize) -> rusqlite::Result<Author> {
-    let by: String = row.get(idx)?;
+pub(crate) fn column_author(row: &impl Cells, idx: usize) -> rusqlite::Result<Author> {
+    let by: String = row.cell(idx)?;
     match by.as_str() {
         "customer" => Ok(Author::Customer),
         "system" => Ok(Author::System),
-        "agent" => match row.get::<_, Option<String>>(idx + 1)? {
+        "agent" => match row.cell::<Option<String>>(idx + 1)? {
             Some(agent) => Ok(Author::Agent {
                 agent: AgentId::from(agent),
             }),
@@ -400,10 +413,10 @@ pub(crate) fn event_columns(kind: &EventKind) -> Result<EventColumns, StoreError
 
 /// Reads what [`event_columns`] wrote, starting at `idx` (kind, reason, waited, to accept,
 /// within SLA).
-pub(crate) fn column_event_kind(row: &Row<'_>, idx: usize) -> rusqlite::Result<EventKind> {
-    let kind: String = row.get(idx)?;
+pub(crate) fn column_event_kind(row: &impl Cells, idx: usize) -> rusqlite::Result<EventKind> {
+    let kind: String = row.cell(idx)?;
     let ms = |i: usize| -> rusqlite::Result<u64> {
-        let v: i64 = row.get(i)?;
+        let v: i64 = row.cell(i)?;
         u64::try_from(v).map_err(|e| conversion_failure(i, e))
     };
     Ok(match kind.as_str() {
@@ -416,7 +429,7 @@ pub(crate) fn column_event_kind(row: &Row<'_>, idx: usize) -> rusqlite::Result<E
         "accepted" => EventKind::Accepted {
             waited_ms: ms(idx + 2)?,
             to_accept_ms: ms(idx + 3)?,
-            within_sla: row.get(idx + 4)?,
+            within_sla: row.cell(idx + 4)?,
         },
         other => {
             return Err(conversion_failure(
@@ -438,11 +451,11 @@ pub(crate) const CHAT_COLUMNS: &str =
      created_at, queued_at, last_customer_message_at, closed_at, close_reason, routing";
 
 /// A chat row selected with [`CHAT_COLUMNS`].
-pub(crate) fn chat_record(r: &Row<'_>) -> rusqlite::Result<ChatRecord> {
+pub(crate) fn chat_record(r: &impl Cells) -> rusqlite::Result<ChatRecord> {
     let created_at = column_time(r, 8)?;
     Ok(ChatRecord {
-        id: ChatId::from(r.get::<_, String>(0)?),
-        customer: CustomerId::from(r.get::<_, String>(1)?),
+        id: ChatId::from(r.cell::<String>(0)?),
+        customer: CustomerId::from(r.cell::<String>(1)?),
         channel: column_stored(r, 2)?,
         stage: column_stage(r, created_at)?,
         reopened_by: column_id_opt(r, 5)?,
@@ -565,7 +578,7 @@ pub(crate) fn payload_json(payload: &Payload) -> Result<String, StoreError> {
 }
 
 /// Reads the (nullable) `payload` column.
-pub(crate) fn column_payload(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Payload>> {
+pub(crate) fn column_payload(row: &impl Cells, idx: usize) -> rusqlite::Result<Option<Payload>> {
     let Some(stored) = column_json::<Option<StoredPayload>>(row, idx)? else {
         return Ok(None);
     };
@@ -612,8 +625,8 @@ pub(crate) fn delivery_columns(delivery: Option<&Delivery>) -> (Option<&'static 
 }
 
 /// Reads what [`delivery_columns`] wrote at `idx` and `idx + 1`.
-pub(crate) fn column_delivery(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Delivery>> {
-    let Some(name) = row.get::<_, Option<String>>(idx)? else {
+pub(crate) fn column_delivery(row: &impl Cells, idx: usize) -> rusqlite::Result<Option<Delivery>> {
+    let Some(name) = row.cell::<Option<String>>(idx)? else {
         return Ok(None);
     };
     Ok(Some(match name.as_str() {
@@ -622,7 +635,7 @@ pub(crate) fn column_delivery(row: &Row<'_>, idx: usize) -> rusqlite::Result<Opt
         "delivered" => Delivery::Delivered,
         "read" => Delivery::Read,
         "failed" => Delivery::Failed {
-            reason: row.get::<_, Option<String>>(idx + 1)?.unwrap_or_default(),
+            reason: row.cell::<Option<String>>(idx + 1)?.unwrap_or_default(),
         },
         other => {
             return Err(conversion_failure(
@@ -634,7 +647,7 @@ pub(crate) fn column_delivery(row: &Row<'_>, idx: usize) -> rusqlite::Result<Opt
 }
 
 /// Reads the (nullable) `routing` column.
-fn column_routing(row: &Row<'_>, idx: usize) -> rusqlite::Result<RoutingAsk> {
+fn column_routing(row: &impl Cells, idx: usize) -> rusqlite::Result<RoutingAsk> {
     let stored = column_json::<Option<StoredAsk>>(row, idx)?.unwrap_or_default();
     Ok(RoutingAsk {
         queue: stored.queue.map(QueueId::from),
@@ -647,10 +660,10 @@ fn column_routing(row: &Row<'_>, idx: usize) -> rusqlite::Result<RoutingAsk> {
 /// A chat's [`Stage`] from the columns the writer spreads it over (state 3, owner 4,
 /// reopened_at 6, snooze 7, queued_at 9, closed_at 11, close_reason 12). A row whose columns
 /// do not make a stage (an active chat without an owner, …) is refused, naming the column.
-fn column_stage(r: &Row<'_>, created_at: Timestamp) -> rusqlite::Result<Stage> {
+fn column_stage(r: &impl Cells, created_at: Timestamp) -> rusqlite::Result<Stage> {
     let missing = |idx: usize, what: &str| {
-        let chat: String = r.get(0).unwrap_or_default();
-        let state: String = r.get(3).unwrap_or_default();
+        let chat: String = r.cell(0).unwrap_or_default();
+        let state: String = r.cell(3).unwrap_or_default();
         conversion_failure(idx, BadValue(format!("chat {chat} is {state} without {what}")))
     };
     let owner = || column_id_opt::<AgentId>(r, 4)?.ok_or_else(|| missing(4, "an owner"));
@@ -685,9 +698,9 @@ pub(crate) const CUSTOMER_COLUMNS: &str =
     "id, name, email, phone, identities, opted_out, pushed, assigned_agent";
 
 /// A customer row selected with [`CUSTOMER_COLUMNS`].
-pub(crate) fn customer_record(r: &Row<'_>) -> rusqlite::Result<CustomerRecord> {
+pub(crate) fn customer_record(r: &impl Cells) -> rusqlite::Result<CustomerRecord> {
     Ok(CustomerRecord {
-        id: CustomerId::from(r.get::<_, String>(0)?),
+        id: CustomerId::from(r.cell::<String>(0)?),
         profile: column_profile(r, 1)?,
         identities: column_identities(r, 4)?,
         opted_out: column_channels(r, 5)?,
@@ -714,9 +727,9 @@ pub(crate) fn agent_json(a: &AgentRecord) -> Result<(String, String, String), St
 }
 
 /// An agent row selected with [`AGENT_COLUMNS`].
-pub(crate) fn agent_record(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+pub(crate) fn agent_record(r: &impl Cells) -> rusqlite::Result<AgentRecord> {
     let channel_limits: BTreeMap<String, u32> = column_json(r, 6)?;
-    let token_sha256 = match r.get::<_, Option<Vec<u8>>>(7)? {
+    let token_sha256 = match r.cell::<Option<Vec<u8>>>(7)? {
         None => None,
         Some(bytes) => Some(TokenHash::from_bytes(&bytes).ok_or_else(|| {
             conversion_failure(
@@ -726,10 +739,10 @@ pub(crate) fn agent_record(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
         })?),
     };
     Ok(AgentRecord {
-        id: AgentId::from(r.get::<_, String>(0)?),
-        name: r.get(1)?,
+        id: AgentId::from(r.cell::<String>(0)?),
+        name: r.cell(1)?,
         role: column_stored(r, 2)?,
-        limit: r.get(3)?,
+        limit: r.cell(3)?,
         queues: column_json::<Vec<String>>(r, 4)?
             .into_iter()
             .map(QueueId::from)

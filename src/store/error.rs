@@ -55,6 +55,15 @@ pub enum StoreError {
         #[source]
         source: Arc<rusqlite::Error>,
     },
+    /// Any PostgreSQL failure: connecting, a statement, a commit (issue 19).
+    #[error("database {database} failed: {source}")]
+    Postgres {
+        /// The database, without its password.
+        database: String,
+        /// What PostgreSQL (or its client) said.
+        #[source]
+        source: Arc<postgres::Error>,
+    },
     /// A stored value could not be read back (a corrupt or hand-edited row).
     #[error("database {} holds a bad value: {what}", path.display())]
     Corrupt {
@@ -89,7 +98,7 @@ impl StoreError {
             StoreError::CreateDir { .. } | StoreError::NotWritable { .. } => "the database cannot be written",
             StoreError::NewerSchema { .. } => "the database was written by a newer build",
             StoreError::DiskFull { .. } => "the database is full (disk full or size limit reached)",
-            StoreError::Sqlite { .. } => "the database failed",
+            StoreError::Sqlite { .. } | StoreError::Postgres { .. } => "the database failed",
             StoreError::Corrupt { .. } => "the database holds a value it cannot read",
             StoreError::Unrepresentable { .. } => "a value cannot be stored",
             StoreError::WriterStart { .. } | StoreError::WriterStopped => "the store's writer has stopped",

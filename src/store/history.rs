@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{
     chat_record, column_author, column_delivery, column_payload, column_stored, column_time, customer_record,
-    CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    Cells, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{ChatRecord, CustomerRecord};
 use super::{StoreError, WsKey};
@@ -54,7 +54,7 @@ pub(crate) fn page(
         .and_then(|mut st| {
             st.query_map(
                 params![ws, chat.as_str(), before, i64::from(limit) + 1],
-                history_entry,
+                |r| history_entry(r),
             )?
             .collect::<Result<Vec<_>, _>>()
         })
@@ -84,7 +84,7 @@ pub(crate) fn all(
             "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason FROM messages WHERE ws = ?1 AND chat = ?2 ORDER BY seq",
         )
         .and_then(|mut st| {
-            st.query_map(params![ws, chat.as_str()], history_entry)?
+            st.query_map(params![ws, chat.as_str()], |r| history_entry(r))?
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| StoreError::sqlite(path, e))?;
@@ -116,7 +116,10 @@ pub(crate) fn chat(
         .prepare_cached(&format!(
             "SELECT {CHAT_COLUMNS} FROM chats WHERE ws = ?1 AND id = ?2"
         ))
-        .and_then(|mut st| st.query_row(params![ws, id.as_str()], chat_record).optional())
+        .and_then(|mut st| {
+            st.query_row(params![ws, id.as_str()], |r| chat_record(r))
+                .optional()
+        })
         .map_err(err)?;
     let Some(chat) = chat else {
         return Ok(None);
@@ -126,7 +129,7 @@ pub(crate) fn chat(
             "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE ws = ?1 AND id = ?2"
         ))
         .and_then(|mut st| {
-            st.query_row(params![ws, chat.customer.as_str()], customer_record)
+            st.query_row(params![ws, chat.customer.as_str()], |r| customer_record(r))
                 .optional()
         })
         .map_err(err)?;
@@ -135,16 +138,16 @@ pub(crate) fn chat(
 
 /// A row of `SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery,
 /// delivery_reason FROM messages`.
-fn history_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
+pub(super) fn history_entry(r: &impl Cells) -> rusqlite::Result<HistoryEntry> {
     Ok(HistoryEntry {
-        seq: r.get(0)?,
+        seq: r.cell(0)?,
         message: Message {
             at: column_time(r, 1)?,
             author: column_author(r, 2)?,
             kind: column_stored(r, 4)?,
-            text: r.get(5)?,
+            text: r.cell(5)?,
             payload: column_payload(r, 6)?,
-            provider_id: r.get(7)?,
+            provider_id: r.cell(7)?,
             delivery: column_delivery(r, 8)?,
         },
     })

@@ -14,7 +14,7 @@ use rusqlite::{params, OptionalExtension};
 use super::codec::Stored;
 use super::{
     archive, history, snapshot, ArchivePage, ArchiveQuery, Change, ChatRecord, CustomerRecord, HistoryPage,
-    Receipt, Snapshot, Store, StoreError, WritePoint, WsKey,
+    Reads, Receipt, Snapshot, Store, StoreError, WritePoint, WsKey,
 };
 use crate::core::channel::Channel;
 use crate::core::chat::Message;
@@ -70,16 +70,18 @@ impl WorkspaceStore {
     /// This workspace's customers with their chats (without messages), KPI events, agents,
     /// limits, skills and outbox, as of the last commit: what its engine restores on start.
     pub fn load(&self) -> Result<Snapshot, StoreError> {
-        self.store
-            .readers
-            .with(|conn, path| snapshot::load(conn, path, self.ws))
+        match &self.store.reads {
+            Reads::Sqlite(readers) => readers.with(|conn, path| snapshot::load(conn, path, self.ws)),
+            Reads::Postgres(pg) => pg.load(self.ws),
+        }
     }
 
     /// One page of this workspace's archive (R16), newest first.
     pub fn search_archive(&self, q: &ArchiveQuery) -> Result<ArchivePage, StoreError> {
-        self.store
-            .readers
-            .with(|conn, path| archive::search(conn, path, self.ws, q))
+        match &self.store.reads {
+            Reads::Sqlite(readers) => readers.with(|conn, path| archive::search(conn, path, self.ws, q)),
+            Reads::Postgres(pg) => pg.search_archive(self.ws, q),
+        }
     }
 
     /// Up to `limit` messages of this workspace's `chat`, newest first, older than
@@ -90,17 +92,21 @@ impl WorkspaceStore {
         before_seq: Option<u64>,
         limit: u32,
     ) -> Result<HistoryPage, StoreError> {
-        self.store
-            .readers
-            .with(|conn, path| history::page(conn, path, self.ws, chat, before_seq, limit))
+        match &self.store.reads {
+            Reads::Sqlite(readers) => {
+                readers.with(|conn, path| history::page(conn, path, self.ws, chat, before_seq, limit))
+            }
+            Reads::Postgres(pg) => pg.history(self.ws, chat, before_seq, limit),
+        }
     }
 
     /// Every message of this workspace's `chat`, oldest first (for the chats kept in memory
     /// on start).
     pub fn messages(&self, chat: &ChatId) -> Result<Vec<Message>, StoreError> {
-        self.store
-            .readers
-            .with(|conn, path| history::all(conn, path, self.ws, chat))
+        match &self.store.reads {
+            Reads::Sqlite(readers) => readers.with(|conn, path| history::all(conn, path, self.ws, chat)),
+            Reads::Postgres(pg) => pg.messages(self.ws, chat),
+        }
     }
 
     /// The newest chat of `customer` on `channel` (the one a customer's reply or a reopen
@@ -110,7 +116,11 @@ impl WorkspaceStore {
         customer: &CustomerId,
         channel: Channel,
     ) -> Result<Option<ChatId>, StoreError> {
-        self.store.readers.with(|conn, path| {
+        let readers = match &self.store.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(pg) => return pg.newest_chat_on(self.ws, customer, channel),
+        };
+        readers.with(|conn, path| {
             conn.prepare_cached(
                 "SELECT id FROM chats WHERE ws = ?1 AND customer = ?2 AND channel = ?3
                  ORDER BY created_at DESC, id DESC LIMIT 1",
@@ -128,7 +138,11 @@ impl WorkspaceStore {
     /// The id of every chat and customer of this workspace, in no order: what the engine made
     /// for it, so that a process that does not load it makes none of them again (R27).
     pub fn ids_made(&self) -> Result<Vec<String>, StoreError> {
-        self.store.readers.with(|conn, path| {
+        let readers = match &self.store.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(pg) => return pg.ids_made(self.ws),
+        };
+        readers.with(|conn, path| {
             conn.prepare_cached(
                 "SELECT id FROM chats WHERE ws = ?1 UNION ALL SELECT id FROM customers WHERE ws = ?1",
             )
@@ -143,8 +157,9 @@ impl WorkspaceStore {
     /// One chat of this workspace as last committed, with its customer (`None` if the
     /// customer is missing, which the engine never writes); `None` if there is no such chat.
     pub fn chat(&self, id: &ChatId) -> Result<Option<(ChatRecord, Option<CustomerRecord>)>, StoreError> {
-        self.store
-            .readers
-            .with(|conn, path| history::chat(conn, path, self.ws, id))
+        match &self.store.reads {
+            Reads::Sqlite(readers) => readers.with(|conn, path| history::chat(conn, path, self.ws, id)),
+            Reads::Postgres(pg) => pg.chat(self.ws, id),
+        }
     }
 }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::codec::{
     agent_record, chat_record, column_event_kind, column_json, column_stored, column_time, column_time_opt,
-    customer_record, AGENT_COLUMNS, CHAT_COLUMNS, CUSTOMER_COLUMNS,
+    customer_record, Cells, AGENT_COLUMNS, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
 use super::records::{CustomerRecord, OutboxRecord, Snapshot};
 use super::{StoreError, WsKey};
@@ -34,7 +34,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
     // the table would read every workspace's customers.
     let customers: Vec<CustomerRecord> = tx
         .prepare(&customers_in_key_order())
-        .and_then(|mut st| st.query_map([ws], customer_record)?.collect())
+        .and_then(|mut st| st.query_map([ws], |r| customer_record(r))?.collect())
         .map_err(err)?;
 
     let mut chats_of: HashMap<CustomerId, Vec<crate::core::chat::Chat>> = HashMap::new();
@@ -42,7 +42,7 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
         "SELECT {CHAT_COLUMNS} FROM chats WHERE ws = ?1 ORDER BY customer, created_at, id"
     ))
     .and_then(|mut st| {
-        for chat in st.query_map([ws], chat_record)? {
+        for chat in st.query_map([ws], |r| chat_record(r))? {
             let chat = chat?;
             chats_of
                 .entry(chat.customer.clone())
@@ -70,21 +70,12 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
     }
 
     let events = tx
-        .prepare(
-            "SELECT at, agent, channel, kind, reason, waited_ms, to_accept_ms, within_sla, queue
-             FROM analytics_events WHERE ws = ?1 ORDER BY id",
-        )
+        .prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM analytics_events WHERE ws = ?1 ORDER BY id"
+        ))
         .and_then(|mut st| {
-            st.query_map([ws], |r| {
-                Ok(Event {
-                    at: column_time(r, 0)?,
-                    agent: AgentId::from(r.get::<_, String>(1)?),
-                    channel: column_stored(r, 2)?,
-                    queue: r.get::<_, Option<String>>(8)?.map(QueueId::from),
-                    kind: column_event_kind(r, 3)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()
+            st.query_map([ws], |r| event_record(r))?
+                .collect::<Result<Vec<_>, _>>()
         })
         .map_err(err)?;
 
@@ -92,7 +83,10 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
         .prepare(&format!(
             "SELECT {AGENT_COLUMNS} FROM agents WHERE ws = ?1 ORDER BY agent"
         ))
-        .and_then(|mut st| st.query_map([ws], agent_record)?.collect::<Result<Vec<_>, _>>())
+        .and_then(|mut st| {
+            st.query_map([ws], |r| agent_record(r))?
+                .collect::<Result<Vec<_>, _>>()
+        })
         .map_err(err)?;
 
     let agent_limits = tx
@@ -114,27 +108,12 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
         .map_err(err)?;
 
     let outbox = tx
-        .prepare(
-            "SELECT id, customer, chat, seq, message, idempotency_key, attempts, next_at, last_error,
-                    failed
-             FROM outbox WHERE ws = ?1 ORDER BY id",
-        )
+        .prepare(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ws = ?1 ORDER BY id"
+        ))
         .and_then(|mut st| {
-            st.query_map([ws], |r| {
-                Ok(OutboxRecord {
-                    id: r.get::<_, i64>(0)? as u64,
-                    customer: CustomerId::from(r.get::<_, String>(1)?),
-                    chat: ChatId::from(r.get::<_, String>(2)?),
-                    seq: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
-                    message: r.get(4)?,
-                    idempotency_key: r.get(5)?,
-                    attempts: r.get(6)?,
-                    next_at: column_time_opt(r, 7)?,
-                    last_error: r.get(8)?,
-                    failed: r.get(9)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()
+            st.query_map([ws], |r| outbox_record(r))?
+                .collect::<Result<Vec<_>, _>>()
         })
         .map_err(err)?;
 
@@ -145,5 +124,40 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
         agents,
         agent_limits,
         agent_skills,
+    })
+}
+
+/// The columns of a KPI event, in the order [`event_record`] reads them.
+pub(super) const EVENT_COLUMNS: &str =
+    "at, agent, channel, kind, reason, waited_ms, to_accept_ms, within_sla, queue";
+
+/// A row of [`EVENT_COLUMNS`].
+pub(super) fn event_record(r: &impl Cells) -> rusqlite::Result<Event> {
+    Ok(Event {
+        at: column_time(r, 0)?,
+        agent: AgentId::from(r.cell::<String>(1)?),
+        channel: column_stored(r, 2)?,
+        queue: r.cell::<Option<String>>(8)?.map(QueueId::from),
+        kind: column_event_kind(r, 3)?,
+    })
+}
+
+/// The columns of an outbox entry, in the order [`outbox_record`] reads them.
+pub(super) const OUTBOX_COLUMNS: &str =
+    "id, customer, chat, seq, message, idempotency_key, attempts, next_at, last_error, failed";
+
+/// A row of [`OUTBOX_COLUMNS`].
+pub(super) fn outbox_record(r: &impl Cells) -> rusqlite::Result<OutboxRecord> {
+    Ok(OutboxRecord {
+        id: r.cell::<i64>(0)? as u64,
+        customer: CustomerId::from(r.cell::<String>(1)?),
+        chat: ChatId::from(r.cell::<String>(2)?),
+        seq: r.cell::<Option<i64>>(3)?.map(|s| s as u64),
+        message: r.cell(4)?,
+        idempotency_key: r.cell(5)?,
+        attempts: r.cell(6)?,
+        next_at: column_time_opt(r, 7)?,
+        last_error: r.cell(8)?,
+        failed: r.cell(9)?,
     })
 }

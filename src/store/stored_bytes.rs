@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use dashmap::DashMap;
 use rusqlite::{params, Connection};
 
-use super::{Store, StoreError, WorkspaceStore, WsKey};
+use super::{Reads, Store, StoreError, WorkspaceStore, WsKey};
 
 /// Bytes added per workspace by one group, before its commit.
 pub(super) type Added = HashMap<WsKey, u64>;
@@ -33,6 +33,15 @@ impl StoredBytes {
             by_ws.insert(ws, u64::try_from(bytes).unwrap_or(0));
         }
         Ok(Self { by_ws })
+    }
+
+    /// The counts read from PostgreSQL's `workspaces` (`postgres::open`).
+    pub(super) fn of_counts(counts: impl IntoIterator<Item = (WsKey, i64)>) -> Self {
+        let by_ws = DashMap::new();
+        for (ws, bytes) in counts {
+            by_ws.insert(ws, u64::try_from(bytes).unwrap_or(0));
+        }
+        Self { by_ws }
     }
 
     /// Workspace `ws`'s count.
@@ -64,9 +73,13 @@ impl Store {
         self.stored_bytes.of(ws)
     }
 
-    /// Workspace `ws`'s count as the file holds it (`workspaces.stored_bytes`), for checks.
+    /// Workspace `ws`'s count as the database holds it (`workspaces.stored_bytes`), for checks.
     pub fn stored_bytes_on_disk(&self, ws: WsKey) -> Result<u64, StoreError> {
-        self.readers.with(|conn, path| {
+        let readers = match &self.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(pg) => return pg.stored_bytes(ws),
+        };
+        readers.with(|conn, path| {
             conn.query_row(
                 "SELECT stored_bytes FROM workspaces WHERE key = ?1",
                 params![ws],

@@ -13,6 +13,7 @@ use rusqlite::Connection;
 
 use super::archive::match_expression;
 use super::codec::Stored;
+use super::postgres::test_server::PgServer;
 use super::*;
 use crate::clock::Timestamp;
 use crate::core::analytics::{Event, EventKind};
@@ -47,6 +48,92 @@ impl Drop for TempDir {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+/// One test's database on one backend, removed afterwards: the store's tests that do not
+/// reach into SQLite's file run on both backends ([`on_both_backends!`]).
+enum Db {
+    Sqlite(TempDir),
+    Postgres(PgServer),
+}
+
+impl Db {
+    fn sqlite(test: &str) -> Db {
+        Db::Sqlite(TempDir::new(test))
+    }
+
+    fn postgres() -> Db {
+        Db::Postgres(PgServer::start())
+    }
+
+    /// The store on it, opened (again) with `options`.
+    fn store(&self, options: StoreOptions) -> Arc<Store> {
+        Arc::new(match self {
+            Db::Sqlite(dir) => Store::open(&dir.db(), options).expect("store opens"),
+            Db::Postgres(server) => Store::open_postgres(&server.url(), options).expect("store opens"),
+        })
+    }
+
+    /// The `default` workspace's handle on the store, opened (again) with the defaults.
+    fn open(&self) -> WorkspaceStore {
+        self.store(StoreOptions::default()).workspace(WsKey::DEFAULT)
+    }
+
+    /// The rows of `table` as last committed, read beside the store.
+    fn count(&self, table: &str) -> i64 {
+        self.count_in(&format!("SELECT count(*) FROM {table}"))
+    }
+
+    /// The count a `SELECT count(*)` in SQL both backends speak returns.
+    fn count_in(&self, sql: &str) -> i64 {
+        match self {
+            Db::Sqlite(dir) => Connection::open(dir.db())
+                .expect("raw connection opens")
+                .query_row(sql, [], |r| r.get(0))
+                .expect("count runs"),
+            Db::Postgres(server) => {
+                let (url, sql) = (server.url(), sql.to_owned());
+                super::postgres::on_plain_thread(move || {
+                    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connects");
+                    client.query_one(&sql, &[]).expect("count runs").get(0)
+                })
+            }
+        }
+    }
+
+    /// Where the archive's text index keeps a row per customer: FTS5's table on SQLite, a
+    /// column of `customers` on PostgreSQL.
+    fn search_index(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "customer_search",
+            Db::Postgres(_) => "customers",
+        }
+    }
+}
+
+/// A `#[test]` on each backend, in modules `sqlite` and `postgres`, for each function given
+/// (each takes the test's [`Db`]).
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(&super::Db::sqlite(stringify!($test)));
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(&super::Db::postgres());
+                }
+            )*
+        }
+    };
+}
+use on_both_backends;
 
 /// The `default` workspace's handle on a store opened at `path`.
 fn open(path: &Path) -> WorkspaceStore {
@@ -133,15 +220,31 @@ fn count(path: &Path, table: &str) -> i64 {
         .expect("count runs")
 }
 
-/// Holds SQLite's write lock from another connection, so that the writer blocks on its
-/// first group and everything submitted meanwhile queues up behind it.
-struct WriteLock(Connection);
+/// Holds a lock from another connection that the writer's first group blocks on, so that
+/// everything submitted meanwhile queues up behind it: SQLite's write lock, or on PostgreSQL
+/// the `agent_limits` table (the first submission of the tests that take it writes there).
+enum WriteLock {
+    Sqlite(Connection),
+    Postgres(::postgres::Client),
+}
 
 impl WriteLock {
-    fn take(path: &Path) -> Self {
-        let conn = Connection::open(path).expect("raw connection opens");
-        conn.execute_batch("BEGIN IMMEDIATE").expect("write lock taken");
-        Self(conn)
+    fn take(db: &Db) -> Self {
+        match db {
+            Db::Sqlite(dir) => {
+                let conn = Connection::open(dir.db()).expect("raw connection opens");
+                conn.execute_batch("BEGIN IMMEDIATE").expect("write lock taken");
+                WriteLock::Sqlite(conn)
+            }
+            Db::Postgres(server) => {
+                let mut client =
+                    ::postgres::Client::connect(&server.url(), ::postgres::NoTls).expect("connects");
+                client
+                    .batch_execute("BEGIN; LOCK TABLE agent_limits IN EXCLUSIVE MODE")
+                    .expect("table locked");
+                WriteLock::Postgres(client)
+            }
+        }
     }
 
     /// Waits until the writer has formed its first group (which then waits for this lock).
@@ -152,7 +255,10 @@ impl WriteLock {
     }
 
     fn release(self) {
-        self.0.execute_batch("ROLLBACK").expect("write lock released");
+        match self {
+            WriteLock::Sqlite(conn) => conn.execute_batch("ROLLBACK").expect("write lock released"),
+            WriteLock::Postgres(mut client) => client.batch_execute("ROLLBACK").expect("table lock released"),
+        }
     }
 }
 
@@ -175,10 +281,7 @@ fn fresh_open_creates_the_directory_and_the_latest_schema() {
     assert_eq!(store.load().expect("loads").customers.len(), 0);
 }
 
-#[test]
-fn reopen_keeps_everything_acknowledged() {
-    let dir = TempDir::new("reopen");
-    let path = dir.db();
+fn reopen_keeps_everything_acknowledged(db: &Db) {
     let mut file_chat = chat("c1", "u1", "ana", ChatState::Snoozed, 10, None);
     file_chat.stage = Stage::Snoozed {
         owner: AgentId::from("ana"),
@@ -219,7 +322,7 @@ fn reopen_keeps_everything_acknowledged() {
         },
     ];
     {
-        let store = open(&path);
+        let store = db.open();
         let mut changes = vec![
             Change::UpsertCustomer(cust.clone()),
             Change::UpsertChat(file_chat.clone()),
@@ -240,7 +343,7 @@ fn reopen_keeps_everything_acknowledged() {
         changes.extend(events.iter().cloned().map(Change::Analytics));
         store.submit(changes).wait().expect("committed");
     }
-    let store = open(&path);
+    let store = db.open();
     let snapshot = store.load().expect("loads");
     assert_eq!(snapshot.customers.len(), 1);
     let file = &snapshot.customers[0];
@@ -260,10 +363,7 @@ fn reopen_keeps_everything_acknowledged() {
     assert_eq!(history.messages[0].message, message(10, "hi"));
 }
 
-#[test]
-fn issue13_every_stage_of_a_chat_comes_back_as_it_was_written() {
-    let dir = TempDir::new("stages");
-    let path = dir.db();
+fn issue13_every_stage_of_a_chat_comes_back_as_it_was_written(db: &Db) {
     let ana = AgentId::from("ana");
     let exact = t(11) + Duration::nanoseconds(123_456_789);
     let stages = [
@@ -309,8 +409,9 @@ fn issue13_every_stage_of_a_chat_comes_back_as_it_was_written() {
         changes.push(Change::UpsertChat(record.clone()));
         written.push(record);
     }
-    open(&path).submit(changes).wait().expect("committed");
-    let mut read: Vec<ChatRecord> = open(&path)
+    db.open().submit(changes).wait().expect("committed");
+    let mut read: Vec<ChatRecord> = db
+        .open()
         .load()
         .expect("loads")
         .customers
@@ -617,31 +718,33 @@ fn a_full_disk_fails_the_whole_group_with_disk_full() {
 
 // --- Writing -------------------------------------------------------------------------------
 
-#[test]
-fn a_receipt_completes_only_once_a_fresh_connection_can_read_the_change() {
-    let dir = TempDir::new("visible");
-    let path = dir.db();
-    let store = open(&path);
+fn a_receipt_completes_only_once_a_fresh_connection_can_read_the_change(db: &Db) {
+    let store = db.open();
     for i in 0..20 {
         let id = format!("u{i}");
         store
             .submit(vec![Change::UpsertCustomer(customer(&id, "N", "n@x.io", "+1"))])
             .wait()
             .expect("committed");
-        let seen: i64 = Connection::open(&path)
-            .expect("fresh connection opens")
-            .query_row("SELECT count(*) FROM customers WHERE id = ?1", [&id], |r| {
-                r.get(0)
-            })
-            .expect("query runs");
+        let seen = db.count_in(&format!("SELECT count(*) FROM customers WHERE id = '{id}'"));
         assert_eq!(seen, 1, "{id} was acknowledged before it was readable");
     }
 }
 
 #[tokio::test]
-async fn a_receipt_can_be_awaited() {
-    let dir = TempDir::new("await");
-    let store = open(&dir.db());
+async fn a_receipt_can_be_awaited_on_sqlite() {
+    a_receipt_can_be_awaited(Db::sqlite("await")).await;
+}
+
+/// Also proves that the synchronous PostgreSQL client is never run on the async test's
+/// thread (tokio would panic): opening, reading and the server's start all move off it.
+#[tokio::test]
+async fn a_receipt_can_be_awaited_on_postgres() {
+    a_receipt_can_be_awaited(Db::postgres()).await;
+}
+
+async fn a_receipt_can_be_awaited(db: Db) {
+    let store = db.open();
     store
         .submit(vec![Change::SetAgentLimit {
             agent: AgentId::from("ana"),
@@ -655,12 +758,9 @@ async fn a_receipt_can_be_awaited() {
     );
 }
 
-#[test]
-fn submissions_queued_behind_a_commit_share_one_group() {
-    let dir = TempDir::new("group");
-    let path = dir.db();
-    let store = open(&path);
-    let lock = WriteLock::take(&path);
+fn submissions_queued_behind_a_commit_share_one_group(db: &Db) {
+    let store = db.open();
+    let lock = WriteLock::take(db);
     let first = store.submit(vec![Change::SetAgentLimit {
         agent: AgentId::from("first"),
         limit: 1,
@@ -697,15 +797,12 @@ fn submissions_queued_behind_a_commit_share_one_group() {
     let durations = store.shared().commit_durations();
     assert_eq!(durations.count(), 2, "each commit timed");
     assert!(durations.sum() > 0.0);
-    assert_eq!(count(&path, "agent_limits"), 100);
+    assert_eq!(db.count("agent_limits"), 100);
 }
 
-#[test]
-fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing() {
-    let dir = TempDir::new("failgroup");
-    let path = dir.db();
-    let store = open(&path);
-    let lock = WriteLock::take(&path);
+fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing(db: &Db) {
+    let store = db.open();
+    let lock = WriteLock::take(db);
     let first = store.submit(vec![Change::SetAgentLimit {
         agent: AgentId::from("x"),
         limit: 1,
@@ -736,14 +833,11 @@ fn a_failed_group_fails_every_receipt_in_it_and_keeps_nothing() {
     );
     let good_err = good.wait().expect_err("its group failed");
     assert_eq!(good_err.to_string(), bad_err.to_string());
-    assert_eq!(count(&path, "agent_limits"), 1, "only the first group is on disk");
+    assert_eq!(db.count("agent_limits"), 1, "only the first group is on disk");
 }
 
-#[test]
-fn writing_the_same_changes_twice_leaves_one_row_each() {
-    let dir = TempDir::new("idempotent");
-    let path = dir.db();
-    let store = open(&path);
+fn writing_the_same_changes_twice_leaves_one_row_each(db: &Db) {
+    let store = db.open();
     let changes = vec![
         Change::UpsertCustomer(customer("u1", "Ana Lima", "ana@x.io", "+49 151 1111")),
         Change::UpsertChat(chat("c1", "u1", "ana", ChatState::Active, 1, None)),
@@ -761,21 +855,18 @@ fn writing_the_same_changes_twice_leaves_one_row_each() {
     store.submit(changes).wait().expect("committed again");
     for table in [
         "customers",
-        "customer_search",
+        db.search_index(),
         "chats",
         "messages",
         "agent_limits",
     ] {
-        assert_eq!(count(&path, table), 1, "{table}");
+        assert_eq!(db.count(table), 1, "{table}");
     }
 }
 
-#[test]
-fn dropping_the_store_writes_what_is_queued() {
-    let dir = TempDir::new("drop");
-    let path = dir.db();
+fn dropping_the_store_writes_what_is_queued(db: &Db) {
     {
-        let store = open(&path);
+        let store = db.open();
         for i in 0..50 {
             // Nobody waits: the store's drop must still write it.
             drop(store.submit(vec![Change::SetAgentLimit {
@@ -784,14 +875,14 @@ fn dropping_the_store_writes_what_is_queued() {
             }]));
         }
     }
-    assert_eq!(open(&path).load().expect("loads").agent_limits.len(), 50);
+    assert_eq!(db.open().load().expect("loads").agent_limits.len(), 50);
 }
 
 // --- Archive search ------------------------------------------------------------------------
 
 /// Three customers, seven chats with distinct `newest_at` but for a tie between c6 and c7.
-fn archive(dir: &TempDir) -> WorkspaceStore {
-    let store = open(&dir.db());
+fn archive(db: &Db) -> WorkspaceStore {
+    let store = db.open();
     let closed = ChatState::Closed;
     store
         .submit(vec![
@@ -842,10 +933,8 @@ fn search_text(store: &WorkspaceStore, text: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn r16_all_lists_everyone_s_chats_newest_first_ties_by_id() {
-    let dir = TempDir::new("all");
-    let store = archive(&dir);
+fn r16_all_lists_everyone_s_chats_newest_first_ties_by_id(db: &Db) {
+    let store = archive(db);
     let page = store.search_archive(&query(Scope::All, 50)).expect("searches");
     assert_eq!(ids(&page), ["c7", "c6", "c5", "c4", "c3", "c2", "c1"]);
     assert_eq!(page.next, None);
@@ -855,10 +944,8 @@ fn r16_all_lists_everyone_s_chats_newest_first_ties_by_id() {
     assert_eq!(first.closed, Some((t(60), CloseReason::Agent)));
 }
 
-#[test]
-fn r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats() {
-    let dir = TempDir::new("paging");
-    let store = archive(&dir);
+fn r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats(db: &Db) {
+    let store = archive(db);
     let mut q = query(Scope::All, 2);
     let mut pages = Vec::new();
     loop {
@@ -898,10 +985,8 @@ fn r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats() {
     );
 }
 
-#[test]
-fn r16_mine_lists_only_the_agent_s_chats() {
-    let dir = TempDir::new("mine");
-    let store = archive(&dir);
+fn r16_mine_lists_only_the_agent_s_chats(db: &Db) {
+    let store = archive(db);
     let page = store.search_archive(&query(Scope::Mine, 50)).expect("searches");
     assert_eq!(ids(&page), ["c6", "c5", "c3", "c1"]);
     let mine_page_2 = ArchiveQuery {
@@ -919,10 +1004,8 @@ fn r16_mine_lists_only_the_agent_s_chats() {
     );
 }
 
-#[test]
-fn r16_a_state_filter_lists_only_that_state() {
-    let dir = TempDir::new("state");
-    let store = archive(&dir);
+fn r16_a_state_filter_lists_only_that_state(db: &Db) {
+    let store = archive(db);
     let q = |scope, state| ArchiveQuery {
         state: Some(state),
         ..query(scope, 50)
@@ -942,10 +1025,8 @@ fn r16_a_state_filter_lists_only_that_state() {
     assert_eq!(ids_of(q(Scope::Mine, ChatState::Active)), Vec::<String>::new());
 }
 
-#[test]
-fn r16_name_and_email_match_by_word_prefix() {
-    let dir = TempDir::new("prefix");
-    let store = archive(&dir);
+fn r16_name_and_email_match_by_word_prefix(db: &Db) {
+    let store = archive(db);
     // "Ana Lima" by name, and "ana@x.io" (Bruno) by email.
     assert_eq!(search_text(&store, "ana"), ["c6", "c4", "c2", "c1"]);
     assert_eq!(search_text(&store, "AN"), ["c6", "c4", "c2", "c1"]);
@@ -954,40 +1035,32 @@ fn r16_name_and_email_match_by_word_prefix() {
     assert_eq!(search_text(&store, "nobody"), Vec::<String>::new());
 }
 
-#[test]
-fn r16_full_words_and_whole_emails_match() {
-    let dir = TempDir::new("fulltext");
-    let store = archive(&dir);
+fn r16_full_words_and_whole_emails_match(db: &Db) {
+    let store = archive(db);
     assert_eq!(search_text(&store, "Souza"), ["c6", "c2"]);
     assert_eq!(search_text(&store, "ana@x.io"), ["c6", "c2"]);
     assert_eq!(search_text(&store, "carla@y.org"), ["c7", "c5", "c3"]);
     assert_eq!(search_text(&store, "mendes carla"), ["c7", "c5", "c3"]);
 }
 
-#[test]
-fn r16_phone_matches_by_digit_prefix_whatever_the_spacing() {
-    let dir = TempDir::new("phone");
-    let store = archive(&dir);
+fn r16_phone_matches_by_digit_prefix_whatever_the_spacing(db: &Db) {
+    let store = archive(db);
     assert_eq!(search_text(&store, "+4915"), ["c4", "c1"]);
     assert_eq!(search_text(&store, "+49 1"), ["c7", "c5", "c4", "c3", "c1"]);
     assert_eq!(search_text(&store, "+44 20 7946-0958"), ["c6", "c2"]);
     assert_eq!(search_text(&store, "4916"), ["c7", "c5", "c3"]);
 }
 
-#[test]
-fn r16_search_text_is_never_read_as_query_syntax() {
-    let dir = TempDir::new("syntax");
-    let store = archive(&dir);
+fn r16_search_text_is_never_read_as_query_syntax(db: &Db) {
+    let store = archive(db);
     assert_eq!(search_text(&store, "@@ --"), Vec::<String>::new());
     assert_eq!(search_text(&store, "ana OR"), Vec::<String>::new());
     assert_eq!(search_text(&store, "\"ana\" NEAR("), Vec::<String>::new());
     assert_eq!(search_text(&store, "souza*"), ["c6", "c2"]);
 }
 
-#[test]
-fn r16_search_follows_a_changed_profile() {
-    let dir = TempDir::new("renamed");
-    let store = archive(&dir);
+fn r16_search_follows_a_changed_profile(db: &Db) {
+    let store = archive(db);
     store
         .submit(vec![Change::UpsertCustomer(customer(
             "u2",
@@ -1004,8 +1077,8 @@ fn r16_search_follows_a_changed_profile() {
 
 #[test]
 fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
-    let dir = TempDir::new("plans");
-    let store = archive(&dir);
+    let db = Db::sqlite("plans");
+    let store = archive(&db);
     let texts = [
         "ana", "carl", "ana lim", "Souza", "ana@x.io", "+4915", "+49 1", "4916", "nobody",
     ];
@@ -1022,7 +1095,7 @@ fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
                         let run = |broad| {
                             store
                                 .store
-                                .readers
+                                .sqlite_readers()
                                 .with(|conn, path| {
                                     archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad)
                                 })
@@ -1057,10 +1130,8 @@ fn match_expressions_quote_every_word() {
 
 // --- History -------------------------------------------------------------------------------
 
-#[test]
-fn history_pages_run_newest_first_to_the_oldest() {
-    let dir = TempDir::new("history");
-    let store = open(&dir.db());
+fn history_pages_run_newest_first_to_the_oldest(db: &Db) {
+    let store = db.open();
     let chat_id = ChatId::from("c1");
     let mut changes: Vec<_> = (0..5)
         .map(|seq| Change::AppendMessage {
@@ -1109,10 +1180,8 @@ fn history_pages_run_newest_first_to_the_oldest() {
     assert_eq!(other.messages[0].message.kind, MessageKind::Template);
 }
 
-#[test]
-fn a_replayed_message_keeps_its_first_text() {
-    let dir = TempDir::new("replay");
-    let store = open(&dir.db());
+fn a_replayed_message_keeps_its_first_text(db: &Db) {
+    let store = db.open();
     let append = |text: &str| Change::AppendMessage {
         chat: ChatId::from("c1"),
         seq: 0,
@@ -1125,10 +1194,8 @@ fn a_replayed_message_keeps_its_first_text() {
     assert_eq!(page.messages[0].message.text, "first");
 }
 
-#[test]
-fn load_groups_chats_under_their_customer_oldest_first() {
-    let dir = TempDir::new("load");
-    let store = archive(&dir);
+fn load_groups_chats_under_their_customer_oldest_first(db: &Db) {
+    let store = archive(db);
     let snapshot = store.load().expect("loads");
     let chats_of: Vec<(String, Vec<String>)> = snapshot
         .customers
@@ -1156,10 +1223,8 @@ fn load_groups_chats_under_their_customer_oldest_first() {
     );
 }
 
-#[test]
-fn load_refuses_chats_of_an_unknown_customer() {
-    let dir = TempDir::new("orphan");
-    let store = open(&dir.db());
+fn load_refuses_chats_of_an_unknown_customer(db: &Db) {
+    let store = db.open();
     store
         .submit(vec![Change::UpsertChat(chat(
             "c1",
@@ -1218,3 +1283,26 @@ fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
         "the log grew to {frames} frames; rewound past 64, it should stay near that"
     );
 }
+
+on_both_backends!(
+    a_receipt_completes_only_once_a_fresh_connection_can_read_the_change,
+    submissions_queued_behind_a_commit_share_one_group,
+    a_failed_group_fails_every_receipt_in_it_and_keeps_nothing,
+    reopen_keeps_everything_acknowledged,
+    issue13_every_stage_of_a_chat_comes_back_as_it_was_written,
+    writing_the_same_changes_twice_leaves_one_row_each,
+    dropping_the_store_writes_what_is_queued,
+    r16_all_lists_everyone_s_chats_newest_first_ties_by_id,
+    r16_pages_follow_the_keyset_cursor_without_gaps_or_repeats,
+    r16_mine_lists_only_the_agent_s_chats,
+    r16_a_state_filter_lists_only_that_state,
+    r16_name_and_email_match_by_word_prefix,
+    r16_full_words_and_whole_emails_match,
+    r16_phone_matches_by_digit_prefix_whatever_the_spacing,
+    r16_search_text_is_never_read_as_query_syntax,
+    r16_search_follows_a_changed_profile,
+    history_pages_run_newest_first_to_the_oldest,
+    a_replayed_message_keeps_its_first_text,
+    load_groups_chats_under_their_customer_oldest_first,
+    load_refuses_chats_of_an_unknown_customer,
+);

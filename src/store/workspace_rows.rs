@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{column_time, nanos};
-use super::{Change, Receipt, Store, StoreError, WsKey};
+use super::{Change, Reads, Receipt, Store, StoreError, WsKey};
 use crate::clock::Timestamp;
 use crate::ids::WorkspaceId;
 use crate::security::TokenHash;
@@ -44,7 +44,7 @@ impl WorkspaceState {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(super) fn parse(text: &str) -> Option<Self> {
         [Self::Active, Self::Suspended, Self::Deleting]
             .into_iter()
             .find(|s| s.stored() == text)
@@ -208,7 +208,11 @@ impl NextKey {
 impl Store {
     /// Every row of `workspaces`, in key order: what the registry loads on start.
     pub fn workspace_rows(&self) -> Result<Vec<WorkspaceRow>, StoreError> {
-        self.readers.with(|conn, path| {
+        let readers = match &self.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(pg) => return pg.workspace_rows(),
+        };
+        readers.with(|conn, path| {
             let err = |e| StoreError::sqlite(path, e);
             let mut st = conn
                 .prepare_cached(
@@ -326,7 +330,11 @@ impl Store {
 
     /// Whether any table but `workspaces` still holds a row of `ws` (as last committed).
     pub fn holds_rows_of(&self, ws: WsKey) -> Result<bool, StoreError> {
-        self.readers.with(|conn, path| {
+        let readers = match &self.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(pg) => return pg.holds_rows_of(ws),
+        };
+        readers.with(|conn, path| {
             // Not the search index: its `ws` is a text token, and its rows go with `customers`.
             for (table, _) in PURGES.iter().filter(|(t, _)| *t != "customer_search") {
                 let sql = format!("SELECT 1 FROM {table} WHERE ws = ?1 LIMIT 1");

@@ -130,11 +130,9 @@ impl Default for Counters {
     }
 }
 
-/// How big the writer lets a group and the log grow.
+/// How long SQLite's writer lets the log grow.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
-    /// See `StoreOptions::group_cap`.
-    pub(crate) group_cap: usize,
     /// See `StoreOptions::log_frames`.
     pub(crate) log_frames: u32,
 }
@@ -173,16 +171,13 @@ fn rewind_log(conn: &Connection) {
 /// The writer thread's body: runs until every sender of `jobs` is dropped, then returns after
 /// the last group is committed.
 pub(crate) fn run(
-    mut conn: Connection,
-    path: PathBuf,
+    mut backend: impl GroupCommit,
     jobs: mpsc::Receiver<Job>,
     counters: Arc<Counters>,
     stored: &StoredBytes,
-    limits: Limits,
+    group_cap: usize,
     progress: &Progress,
 ) {
-    let group_cap = limits.group_cap;
-    conn.wal_hook(Some(note_log_frames));
     // The first failure stops all writing: memory already holds the failed changes, and
     // writing later ones on top (a message after a missing one, a chat without its new
     // customer) would leave the database in a state no run of the engine produced. What is
@@ -205,7 +200,7 @@ pub(crate) fn run(
         let stopwatch = Stopwatch::start();
         let result = match &stopped {
             Some(e) => Err(e.clone()),
-            None => commit(&mut conn, &path, &group).map(|added| stored.committed(&added)),
+            None => backend.commit(&group).map(|added| stored.committed(&added)),
         };
         if let (Err(e), None) = (&result, &stopped) {
             tracing::error!(error = %e, "the store stops writing: every later change is refused until a restart");
@@ -233,13 +228,56 @@ pub(crate) fn run(
             let _ = job.done.send(result.clone());
         }
         // After the receipts: the group just committed does not wait for it.
-        if result.is_ok() && LOG_FRAMES.with(Cell::get) > limits.log_frames {
-            rewind_log(&conn);
+        if result.is_ok() {
+            backend.after_commit();
         }
     }
     progress.writer_gone();
-    // Lets SQLite refresh its planner statistics where they drifted; cheap and optional.
-    let _ = conn.execute_batch("PRAGMA optimize");
+    backend.close();
+}
+
+/// What the writer thread commits a group through: one backend's writing connection.
+pub(crate) trait GroupCommit {
+    /// Applies every change of `group` in one transaction; all or nothing. Answers the bytes of
+    /// messages it added per workspace, added to `workspaces.stored_bytes` in that transaction.
+    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError>;
+
+    /// Upkeep after a committed group, once its receipts are sent.
+    fn after_commit(&mut self) {}
+
+    /// Upkeep when the writer stops.
+    fn close(&mut self) {}
+}
+
+/// SQLite's writing connection.
+pub(crate) struct SqliteWriter {
+    conn: Connection,
+    path: PathBuf,
+    limits: Limits,
+}
+
+impl SqliteWriter {
+    pub(crate) fn new(conn: Connection, path: PathBuf, limits: Limits) -> Self {
+        conn.wal_hook(Some(note_log_frames));
+        Self { conn, path, limits }
+    }
+}
+
+impl GroupCommit for SqliteWriter {
+    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError> {
+        commit(&mut self.conn, &self.path, group)
+    }
+
+    fn after_commit(&mut self) {
+        if LOG_FRAMES.with(Cell::get) > self.limits.log_frames {
+            rewind_log(&self.conn);
+        }
+    }
+
+    fn close(&mut self) {
+        // Lets SQLite refresh its planner statistics where they drifted; cheap and optional.
+        let _ = self.conn.execute_batch("PRAGMA optimize");
+    }
 }
 
 /// Applies every change of `group` in one transaction; all or nothing. Answers the bytes of

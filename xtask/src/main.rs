@@ -1,5 +1,5 @@
 //! `cargo xtask <chore>`: what people would otherwise paste from the README, as one command
-//! each. `test` sets up what the tests need on a fresh machine (Debian's Chromium, Node.js, the
+//! each. `test` sets up what the tests need on a fresh machine (Debian's PostgreSQL and Chromium, Node.js, the
 //! npm packages of the browser test and of the TypeScript client), says what it does, and runs
 //! every test; `.ci/run` calls it.
 //!
@@ -14,7 +14,7 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "\
 usage: cargo xtask <chore> [args]
 
-  test [ARGS]       install what the tests need if missing (Debian's Chromium, Node.js >= 20,
+  test [ARGS]       install what the tests need if missing (Debian's PostgreSQL and Chromium, Node.js >= 20,
                     the npm packages of web/e2e, clients/typescript and load-tests/peer),
                     then `cargo test --workspace [ARGS]`, then the client's `npm test`
   fuzz [SECONDS]    build the cargo-fuzz targets and run each for SECONDS (default 60)
@@ -75,6 +75,7 @@ fn main() -> ExitCode {
 fn test(args: &[OsString]) -> Outcome {
     let browser = !skipped("SWITCHBOARD_SKIP_BROWSER", "the browser test");
     let client = !skipped("SWITCHBOARD_SKIP_CLIENT", "the TypeScript client's tests");
+    ensure_postgres()?;
     if browser {
         ensure_chromium()?;
     }
@@ -130,6 +131,28 @@ fn skipped(var: &str, what: &str) -> bool {
 /// Where cargo builds: `CARGO_TARGET_DIR`, else `target/` in the workspace.
 fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |dir| root().join(dir))
+}
+
+/// Debian's PostgreSQL server binaries: the store's tests on PostgreSQL start a private server
+/// from them (`src/store/postgres/test_server.rs`), and look for them where Debian puts them.
+fn ensure_postgres() -> Outcome {
+    let installed = || {
+        std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|major| is_executable(&major.path().join("bin/initdb")))
+            .map(|major| major.path().join("bin"))
+    };
+    if let Some(bin) = installed() {
+        say(&format!("PostgreSQL: {}", bin.display()));
+        return Ok(());
+    }
+    say("PostgreSQL is missing (no /usr/lib/postgresql/*/bin/initdb): installing Debian's package `postgresql`");
+    apt_install(&["postgresql"])?;
+    installed().map(drop).ok_or_else(|| {
+        "apt installed postgresql, but /usr/lib/postgresql/*/bin/initdb is still missing".into()
+    })
 }
 
 /// Debian's Chromium, which the browser test drives (never a browser downloaded by npm).

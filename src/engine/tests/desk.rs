@@ -17,6 +17,7 @@ use crate::protocol::{
     Caller, InboundMessage, IngressReceipt, OutboundMessage, Push, ReplyResult, Request, ServerFrame,
 };
 use crate::refusal::Refusal;
+use crate::store::postgres::test_server::PgServer;
 use crate::store::{Store, StoreOptions, WorkspaceStore, WsKey};
 use std::path::PathBuf;
 
@@ -29,13 +30,23 @@ pub(super) struct Desk {
     /// Every agent registered, to register again after a restart.
     profiles: Vec<AgentProfile>,
     /// The database of a durable desk, removed when the desk is dropped.
-    store_path: Option<PathBuf>,
+    database: Option<Database>,
+}
+
+/// Where a durable desk's engine records everything.
+enum Database {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A private PostgreSQL server (issue 19), stopped and removed with the desk.
+    Postgres(PgServer),
 }
 
 impl Drop for Desk {
     fn drop(&mut self) {
-        if let Some(dir) = self.store_path.as_ref().and_then(|p| p.parent()) {
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(Database::Sqlite(path)) = &self.database {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }
@@ -61,7 +72,7 @@ impl Desk {
             conns: HashMap::new(),
             config,
             profiles: Vec::new(),
-            store_path: None,
+            database: None,
         }
     }
 
@@ -69,16 +80,27 @@ impl Desk {
     pub(super) fn durable(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("switchboard-desk-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("switchboard.sqlite");
+        Self::durable_on(Database::Sqlite(dir.join("switchboard.sqlite")))
+    }
+
+    /// A desk whose engine records everything in a private PostgreSQL server (issue 19).
+    pub(super) fn durable_on_postgres() -> Self {
+        Self::durable_on(Database::Postgres(PgServer::start()))
+    }
+
+    fn durable_on(database: Database) -> Self {
         let mut desk = Self::with(EngineConfig::default());
-        desk.engine = desk.open_engine(&path);
-        desk.store_path = Some(path);
+        desk.engine = desk.open_engine(&database);
+        desk.database = Some(database);
         desk
     }
 
-    fn open_engine(&mut self, path: &std::path::Path) -> Arc<Engine> {
-        let store = Store::open(path, StoreOptions::default()).expect("the store opens");
-        self.engine_on(Arc::new(store).workspace(WsKey::DEFAULT))
+    fn open_engine(&mut self, database: &Database) -> Arc<Engine> {
+        let store = match database {
+            Database::Sqlite(path) => Store::open(path, StoreOptions::default()),
+            Database::Postgres(server) => Store::open_postgres(&server.url(), StoreOptions::default()),
+        };
+        self.engine_on(Arc::new(store.expect("the store opens")).workspace(WsKey::DEFAULT))
     }
 
     fn engine_on(&mut self, store: WorkspaceStore) -> Arc<Engine> {
@@ -146,10 +168,11 @@ impl Desk {
     /// the same database at the clock's time: the configured agents again, then the restore
     /// (which fires the timers that came due meanwhile). No agent is connected afterwards.
     pub(super) fn restart(&mut self) -> Restored {
-        let path = self.store_path.clone().expect("a durable desk");
+        let database = self.database.take().expect("a durable desk");
         // The old engine, and with it the store's writer, is gone before the new one opens.
         self.stop();
-        self.engine = self.open_engine(&path);
+        self.engine = self.open_engine(&database);
+        self.database = Some(database);
         self.restore()
     }
 

@@ -19,7 +19,17 @@ fn messages(desk: &Desk, chat: &ChatId) -> Vec<Message> {
 
 #[test]
 fn issue5_r13_r04_timers_that_came_due_while_down_fire_at_once_and_the_others_later() {
-    let mut desk = Desk::durable("timers");
+    timers_that_came_due_while_down_fire_at_once_and_the_others_later(Desk::durable("timers"));
+}
+
+/// The same restart with the engine's store on PostgreSQL (issue 19): what the engine
+/// restores does not depend on the backend.
+#[test]
+fn issue19_r13_r04_on_postgres_timers_that_came_due_while_down_fire_at_once_and_the_others_later() {
+    timers_that_came_due_while_down_fire_at_once_and_the_others_later(Desk::durable_on_postgres());
+}
+
+fn timers_that_came_due_while_down_fire_at_once_and_the_others_later(mut desk: Desk) {
     let ana = desk.agent("ana", 2);
     let ben = desk.agent("ben", 2);
     let snoozed = desk.served(&ana, Channel::Whatsapp, "+1");
@@ -97,7 +107,16 @@ fn issue5_r05_a_reopened_chat_whose_window_ended_while_down_is_closed_on_start()
 
 #[test]
 fn issue5_r01_r08_the_queue_loads_and_opt_outs_survive_a_restart() {
-    let mut desk = Desk::durable("queue");
+    the_queue_loads_and_opt_outs_survive_a_restart(Desk::durable("queue"));
+}
+
+/// The same on PostgreSQL (issue 19).
+#[test]
+fn issue19_r01_r08_on_postgres_the_queue_loads_and_opt_outs_survive_a_restart() {
+    the_queue_loads_and_opt_outs_survive_a_restart(Desk::durable_on_postgres());
+}
+
+fn the_queue_loads_and_opt_outs_survive_a_restart(mut desk: Desk) {
     let ana = desk.agent("ana", 1);
     let stopped = desk.closed_chat(&ana, Channel::Messenger, "+3");
     desk.say(Channel::Messenger, "+3", "#STOP");

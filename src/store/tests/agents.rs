@@ -82,11 +82,8 @@ fn r27_an_agent_reads_back_as_written_with_only_its_token_s_digest() {
     );
 }
 
-#[test]
-fn r27_an_upsert_supersedes_live_settings_and_a_removal_deletes_all_of_an_agent_s_rows() {
-    let dir = TempDir::new("agent-removal");
-    let path = dir.db();
-    let store = open(&path);
+fn r27_an_upsert_supersedes_live_settings_and_a_removal_deletes_all_of_an_agent_s_rows(db: &Db) {
+    let store = db.open();
     let skills: crate::core::Skills = [("vip".to_owned(), 3)].into_iter().collect();
     store
         .submit(vec![
@@ -128,7 +125,7 @@ fn r27_an_upsert_supersedes_live_settings_and_a_removal_deletes_all_of_an_agent_
         .wait()
         .expect("committed");
     for table in ["agents", "agent_limits", "agent_skills"] {
-        assert_eq!(count(&path, table), 0, "{table}");
+        assert_eq!(db.count(table), 0, "{table}");
     }
 }
 
@@ -194,3 +191,5 @@ fn r27_a_token_digest_of_the_wrong_length_is_refused_naming_it() {
     let err = store.load().expect_err("a damaged digest is refused");
     assert!(err.to_string().contains("2 bytes, not 32"), "{err}");
 }
+
+on_both_backends!(r27_an_upsert_supersedes_live_settings_and_a_removal_deletes_all_of_an_agent_s_rows);

@@ -68,8 +68,8 @@ fn outbox_entry(id: u64, chat: &str, seq: u64) -> OutboxRecord {
 
 /// The archive of `archive()` plus a row in every other table: history, KPI events, an
 /// agent with a live limit and skills, and the outbox.
-fn everything(dir: &TempDir) -> WorkspaceStore {
-    let store = archive(dir);
+fn everything(db: &Db) -> WorkspaceStore {
+    let store = archive(db);
     let mut changes: Vec<Change> = (0..3)
         .map(|seq| Change::AppendMessage {
             chat: ChatId::from("c4"),
@@ -127,11 +127,16 @@ fn reads(store: &WorkspaceStore) -> Reads {
                 text: Some(text.into()),
                 ..query(Scope::All, 50)
             };
-            let page = store
-                .store
-                .readers
-                .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
-                .expect("searches");
+            // PostgreSQL plans with the arguments: it has one plan to run.
+            let page = if store.store.is_postgres() {
+                store.search_archive(&q)
+            } else {
+                store
+                    .store
+                    .sqlite_readers()
+                    .with(|conn, path| archive::search_planned(conn, path, WsKey::DEFAULT, &q, broad))
+            }
+            .expect("searches");
             ids(&page).into_iter().map(String::from).collect()
         })
         .collect();
@@ -166,7 +171,10 @@ fn reads(store: &WorkspaceStore) -> Reads {
 fn r27_a_version_4_database_migrates_into_the_default_workspace() {
     // Rows as this build writes them: version 5 changed no column's meaning, so they are
     // what the build of version 4 wrote too.
-    let written = TempDir::new("ws-written");
+    let written = Db::sqlite("ws-written");
+    let Db::Sqlite(written_dir) = &written else {
+        unreachable!("a SQLite database")
+    };
     let expected = {
         let store = everything(&written);
         let expected = reads(&store);
@@ -183,8 +191,11 @@ fn r27_a_version_4_database_migrates_into_the_default_workspace() {
             conn.execute_batch(sql).expect("an old migration runs");
         }
         conn.pragma_update(None, "user_version", 4).expect("version set");
-        conn.execute("ATTACH DATABASE ?1 AS written", [written.db().to_string_lossy()])
-            .expect("attached");
+        conn.execute(
+            "ATTACH DATABASE ?1 AS written",
+            [written_dir.db().to_string_lossy()],
+        )
+        .expect("attached");
         let tables: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema
@@ -314,8 +325,11 @@ fn workspace_2_rows(path: &Path) -> Vec<String> {
 
 #[test]
 fn r27_rows_of_another_workspace_stay_out_of_every_read_and_write_of_the_default_one() {
-    let dir = TempDir::new("ws-two");
-    let store = everything(&dir);
+    let db = Db::sqlite("ws-two");
+    let Db::Sqlite(dir) = &db else {
+        unreachable!("a SQLite database")
+    };
+    let store = everything(&db);
     let before = reads(&store);
     Connection::open(dir.db())
         .expect("raw connection opens")
@@ -429,10 +443,8 @@ fn same_ids_in(ws: i64) -> Vec<Change> {
     ]
 }
 
-#[test]
-fn r27_two_workspaces_in_one_store_read_back_only_their_own() {
-    let dir = TempDir::new("ws-handles");
-    let store = open(&dir.db());
+fn r27_two_workspaces_in_one_store_read_back_only_their_own(db: &Db) {
+    let store = db.open();
     let other = store.store.workspace(WsKey::new(2));
     store.submit(same_ids_in(1)).wait().expect("committed");
     other.submit(same_ids_in(2)).wait().expect("committed");
@@ -496,15 +508,12 @@ fn r27_two_workspaces_in_one_store_read_back_only_their_own() {
     );
 }
 
-#[test]
-fn r27_one_group_commits_many_workspaces_changes_with_one_fsync() {
-    let dir = TempDir::new("ws-group");
-    let path = dir.db();
-    let store = open(&path);
+fn r27_one_group_commits_many_workspaces_changes_with_one_fsync(db: &Db) {
+    let store = db.open();
     let handles: Vec<WorkspaceStore> = (1..=3).map(|ws| store.store.workspace(WsKey::new(ws))).collect();
     // The writer takes a first group and waits for the lock; the three workspaces' changes
     // queue meanwhile and make the next group.
-    let lock = WriteLock::take(&path);
+    let lock = WriteLock::take(db);
     let first = store.submit(vec![Change::SetAgentLimit {
         agent: AgentId::from("first"),
         limit: 1,
@@ -560,17 +569,8 @@ fn r27_a_workspace_s_customers_are_read_from_its_own_range_in_key_order() {
     assert_eq!(plan, ["SEARCH customers USING INDEX customers_by_ws_key (ws=?)"]);
 }
 
-/// A count of `sql` in the database at `path`.
-fn count_in(path: &Path, sql: &str) -> i64 {
-    Connection::open(path)
-        .and_then(|conn| conn.query_row(sql, [], |r| r.get(0)))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-#[test]
-fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
-    let dir = TempDir::new("ws-purge");
-    let default = everything(&dir);
+fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
+    let default = everything(db);
     let before = reads(&default);
     let store = default.store.clone();
     let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
@@ -606,18 +606,17 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
         message: message(40 + seq as i64, &format!("m{seq}")),
     }));
     store.workspace(acme).submit(changes).wait().expect("committed");
-    let path = dir.db();
-    let fts_rows = |path: &Path| count_in(path, "SELECT count(*) FROM customer_search");
-    assert_eq!(fts_rows(&path), 6, "three customers in each workspace");
+    let fts_rows = || db.count(db.search_index());
+    assert_eq!(fts_rows(), 6, "three customers in each workspace");
 
     // One batch of two: two of acme's three customers (and their index rows) go, and so on.
     store
         .submit_as(acme, vec![Change::PurgeWorkspace { batch: 2 }])
         .wait()
         .expect("committed");
-    assert_eq!(count_in(&path, "SELECT count(*) FROM customers WHERE ws = 2"), 1);
-    assert_eq!(count_in(&path, "SELECT count(*) FROM messages WHERE ws = 2"), 1);
-    assert_eq!(fts_rows(&path), 4);
+    assert_eq!(db.count_in("SELECT count(*) FROM customers WHERE ws = 2"), 1);
+    assert_eq!(db.count_in("SELECT count(*) FROM messages WHERE ws = 2"), 1);
+    assert_eq!(fts_rows(), 4);
     assert!(store.holds_rows_of(acme).expect("reads"));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -634,7 +633,7 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
             .collect::<Vec<_>>(),
         [WsKey::DEFAULT]
     );
-    assert_eq!(fts_rows(&path), 3);
+    assert_eq!(fts_rows(), 3);
     assert_eq!(reads(&default), before, "default's rows are untouched");
     // A key is not handed out twice by one store.
     let (globex, _) = store.create_workspace(
@@ -647,11 +646,9 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay() {
     assert_eq!(globex, WsKey::new(3));
 }
 
-#[test]
-fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_rotation() {
+fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_rotation(db: &Db) {
     use crate::security::TokenHash;
-    let dir = TempDir::new("ws-admin-key");
-    let store = open(&dir.db()).store.clone();
+    let store = db.open().store.clone();
     let digests = |store: &Store| -> Vec<(String, Option<TokenHash>)> {
         store
             .workspace_rows()
@@ -676,7 +673,7 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
         .wait()
         .expect("committed");
     drop(store);
-    let store = open(&dir.db()).store.clone();
+    let store = db.open().store.clone();
     assert_eq!(
         digests(&store),
         [
@@ -686,10 +683,87 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
     );
 }
 
-#[test]
-fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count() {
-    let dir = TempDir::new("ws-stored-bytes");
-    let store = open(&dir.db());
+/// Settings and the ids a workspace made come back as written, on each backend (PostgreSQL
+/// keeps settings as JSONB, so they compare as JSON, not as text).
+fn r27_a_workspace_s_settings_and_the_ids_it_made_read_back(db: &Db) {
+    let store = db.open().store.clone();
+    let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (key, created) = store.create_workspace(&acme, None, r#"{"queues": {"vip": {}}}"#.into(), t(0), None);
+    created.wait().expect("committed");
+    store
+        .workspace(key)
+        .submit(same_ids_in(2))
+        .wait()
+        .expect("committed");
+    store
+        .set_workspace_settings(key, r#"{"timeouts": {"reopen_window_hours": 12}}"#.into())
+        .wait()
+        .expect("committed");
+    let settings = |store: &Store| -> Vec<serde_json::Value> {
+        store
+            .workspace_rows()
+            .expect("reads")
+            .iter()
+            .map(|r| serde_json::from_str(&r.settings).expect("settings are JSON"))
+            .collect()
+    };
+    let expected = vec![
+        serde_json::json!({}),
+        serde_json::json!({"timeouts": {"reopen_window_hours": 12}}),
+    ];
+    assert_eq!(settings(&store), expected);
+    let mut ids = store.workspace(key).ids_made().expect("reads");
+    ids.sort();
+    assert_eq!(ids, ["c1", "u1"]);
+    assert_eq!(
+        store.workspace(WsKey::new(3)).ids_made().expect("reads"),
+        Vec::<String>::new()
+    );
+    drop(store);
+    assert_eq!(settings(&db.open().store), expected, "after a reopen");
+}
+
+on_both_backends!(
+    r27_a_workspace_s_settings_and_the_ids_it_made_read_back,
+    r27_one_group_commits_many_workspaces_changes_with_one_fsync,
+    r27_two_workspaces_in_one_store_read_back_only_their_own,
+    r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay,
+    r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_rotation,
+    r27_a_workspace_s_limits_read_back_with_its_row,
+    r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count,
+);
+
+/// Limits come back with the workspace's row, `{}` until set (compared as JSON: PostgreSQL
+/// keeps them as JSONB).
+fn r27_a_workspace_s_limits_read_back_with_its_row(db: &Db) {
+    let store = db.open().store.clone();
+    let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (key, created) = store.create_workspace(&acme, None, "{}".into(), t(0), None);
+    created.wait().expect("committed");
+    let limits = |store: &Store| -> Vec<serde_json::Value> {
+        store
+            .workspace_rows()
+            .expect("reads")
+            .iter()
+            .map(|r| serde_json::from_str(&r.limits).expect("limits are JSON"))
+            .collect()
+    };
+    assert_eq!(limits(&store), vec![serde_json::json!({}), serde_json::json!({})]);
+    store
+        .set_workspace_limits(key, r#"{"max_agents":3,"max_stored_bytes":1000}"#.into())
+        .wait()
+        .expect("committed");
+    let expected = vec![
+        serde_json::json!({}),
+        serde_json::json!({"max_agents": 3, "max_stored_bytes": 1000}),
+    ];
+    assert_eq!(limits(&store), expected);
+    drop(store);
+    assert_eq!(limits(&db.open().store), expected, "after a reopen");
+}
+
+fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count(db: &Db) {
+    let store = db.open();
     let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
     let (acme, created) = store
         .store
@@ -701,16 +775,17 @@ fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count
     acme.submit(same_ids_in(2)).wait().expect("committed");
     // The same message again (a replay): stored once, so counted once.
     acme.submit(same_ids_in(2)).wait().expect("committed");
+    let location = crate::core::chat::Payload::Location {
+        latitude: "52.52".into(),
+        longitude: "13.40".into(),
+        name: None,
+        address: None,
+    };
     acme.submit(vec![Change::AppendMessage {
         chat: ChatId::from("c1"),
         seq: 1,
         message: Message {
-            payload: Some(crate::core::chat::Payload::Location {
-                latitude: "52.52".into(),
-                longitude: "13.40".into(),
-                name: None,
-                address: None,
-            }),
+            payload: Some(location.clone()),
             ..message(3, "here")
         },
     }])
@@ -723,6 +798,12 @@ fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count
         acme_bytes > text_bytes + "here".len() as u64,
         "the payload counts too: {acme_bytes}"
     );
+    // The payload's JSON as the writer writes it, whatever the column makes of it (JSONB on
+    // PostgreSQL): the same count on each backend.
+    let payload_bytes = crate::store::codec::payload_json(&location)
+        .expect("encodes")
+        .len() as u64;
+    assert_eq!(acme_bytes, text_bytes + "here".len() as u64 + payload_bytes);
     for (handle, bytes) in [(&store, text_bytes), (&acme, acme_bytes)] {
         assert_eq!(
             store.store.stored_bytes_on_disk(handle.ws()).expect("reads"),
@@ -730,7 +811,7 @@ fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count
         );
     }
     drop((store, acme));
-    let store = open(&dir.db());
+    let store = db.open();
     assert_eq!(store.stored_bytes(), text_bytes, "read back on open");
     assert_eq!(store.store.workspace(acme_key(&store)).stored_bytes(), acme_bytes);
 }

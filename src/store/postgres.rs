@@ -1,0 +1,200 @@
+//! The store on PostgreSQL (issue 19): the cluster's system of record, behind the same
+//! [`Store`](super::Store) and [`WorkspaceStore`](super::WorkspaceStore) as SQLite.
+//!
+//! - One writing connection, owned by the store's writer thread (`writer.rs` drives it as it
+//!   drives SQLite's): every drained batch of submissions is one transaction, committed once,
+//!   and only then are its receipts completed (`postgres/writer.rs`).
+//! - Reads run on a small pool of other connections (`PgReads`), each a read-only transaction
+//!   where it reads more than one statement, so a restore sees one commit.
+//! - Rows come back as SQLite values (`row.rs`), so the store's one decoder (`codec.rs`) reads
+//!   both backends.
+//!
+//! The client is `postgres`, the synchronous wrapper of tokio-postgres: the writer is a plain
+//! thread. Each client runs a small runtime of its own, which tokio refuses to start on a
+//! thread that runs async code, so a call from there moves to a plain thread
+//! ([`on_plain_thread`]).
+
+mod archive;
+mod reads;
+mod row;
+mod schema;
+mod writer;
+
+#[cfg(test)]
+pub(crate) mod test_server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use postgres::{Client, NoTls};
+
+use super::stored_bytes::StoredBytes;
+use super::{Durability, StoreError, StoreOptions, WsKey};
+use crate::lock_order::{Level, Ordered};
+
+pub(crate) use writer::PgWriter;
+
+/// A PostgreSQL database: how to reach it, and its name without a password for messages.
+#[derive(Clone, Debug)]
+pub(crate) struct Database {
+    config: postgres::Config,
+    name: String,
+    durability: Durability,
+}
+
+impl Database {
+    /// The database at `url` (`postgres://user@host:port/db?…`, or the key=value form).
+    pub(crate) fn parse(url: &str, options: &StoreOptions) -> Result<Database, StoreError> {
+        let config: postgres::Config = url.parse().map_err(|e| StoreError::Postgres {
+            database: "(unreadable connection string)".into(),
+            source: Arc::new(e),
+        })?;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+            .map(|(host, port)| match host {
+                postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                postgres::config::Host::Unix(dir) => format!("{}:{port}", dir.display()),
+            })
+            .collect();
+        let name = format!(
+            "postgres://{}@{}/{}",
+            config.get_user().unwrap_or(""),
+            hosts.join(","),
+            config.get_dbname().unwrap_or("")
+        );
+        Ok(Database {
+            config,
+            name,
+            durability: options.durability,
+        })
+    }
+
+    /// What errors and logs call it: the URL without its password.
+    pub(crate) fn name(&self) -> PathBuf {
+        PathBuf::from(&self.name)
+    }
+
+    /// A new connection, set up for the store's durability.
+    pub(crate) fn connect(&self) -> Result<Client, StoreError> {
+        let mut client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
+        // `on` waits for the commit's WAL flush (and a synchronous standby, if configured);
+        // `off` acknowledges before the flush, as SQLite's NORMAL survives a process crash
+        // but not a power loss (here: not a crash of PostgreSQL's machine).
+        let synchronous = match self.durability {
+            Durability::Full => "on",
+            Durability::Normal => "off",
+        };
+        client
+            .batch_execute(&format!("SET synchronous_commit = {synchronous}"))
+            .map_err(|e| self.error(e))?;
+        Ok(client)
+    }
+
+    /// Sorts a PostgreSQL error into the kinds an operator can act on.
+    pub(crate) fn error(&self, e: postgres::Error) -> StoreError {
+        if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+            return StoreError::DiskFull { path: self.name() };
+        }
+        StoreError::Postgres {
+            database: self.name.clone(),
+            source: Arc::new(e),
+        }
+    }
+
+    /// A stored value the decoder could not read.
+    pub(crate) fn corrupt(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::Corrupt {
+            path: self.name(),
+            what: e.to_string(),
+        }
+    }
+}
+
+/// Opens the database, brings its schema up to date, and returns the writer's connection,
+/// the read pool, the largest workspace key and the bytes of messages each workspace stores.
+pub(super) fn open(db: Database) -> Result<(PgWriter, PgReads, i64, StoredBytes), StoreError> {
+    on_plain_thread(move || {
+        let mut client = db.connect()?;
+        schema::migrate(&mut client, &db)?;
+        let largest: i64 = client
+            .query_one("SELECT COALESCE(MAX(key), 1) FROM workspaces", &[])
+            .map_err(|e| db.error(e))?
+            .get(0);
+        let stored_bytes = StoredBytes::of_counts(
+            client
+                .query("SELECT key, stored_bytes FROM workspaces", &[])
+                .map_err(|e| db.error(e))?
+                .iter()
+                .map(|r| (WsKey::new(r.get(0)), r.get::<_, i64>(1))),
+        );
+        Ok((
+            PgWriter::new(client, db.clone()),
+            PgReads::new(db),
+            largest,
+            stored_bytes,
+        ))
+    })
+}
+
+/// Runs `f` here, or on a plain thread of its own when this one runs async code (where the
+/// synchronous client's own runtime would panic).
+pub(crate) fn on_plain_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// How many idle read connections are kept; more are opened under load and closed after.
+const KEEP_IDLE: usize = 4;
+
+/// Read connections to one database.
+pub(crate) struct PgReads {
+    db: Database,
+    idle: Ordered<Vec<Client>>,
+}
+
+impl PgReads {
+    fn new(db: Database) -> Self {
+        Self {
+            db,
+            idle: Ordered::new(Level::StoreReaders, Vec::new()),
+        }
+    }
+
+    /// Runs `read` on an idle connection (or a new one), then returns it to the pool unless
+    /// it broke. A connection let go of is dropped on the plain thread too: closing it runs
+    /// the client's runtime.
+    pub(crate) fn with<T: Send>(
+        &self,
+        read: impl FnOnce(&mut Client, &Database) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().pop();
+        on_plain_thread(|| {
+            let mut client = match idle {
+                Some(client) => client,
+                None => self.db.connect()?,
+            };
+            let result = read(&mut client, &self.db);
+            if !client.is_closed() {
+                let mut idle = self.idle.lock();
+                if idle.len() < KEEP_IDLE {
+                    idle.push(client);
+                }
+            }
+            result
+        })
+    }
+}
+
+impl Drop for PgReads {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *self.idle.lock());
+        on_plain_thread(move || drop(idle));
+    }
+}

@@ -1,0 +1,205 @@
+//! The schema on PostgreSQL and its migrations, recorded in `schema_version`.
+//!
+//! The same versions as SQLite's (`store/schema.rs`): a database of version N holds the same
+//! tables, columns and meanings on both backends. No PostgreSQL database predates version 6
+//! (the backend came after it), so its list starts with one step that creates version 6 whole;
+//! from there on every new version appends a step to both lists.
+//!
+//! Translated, not copied:
+//! - Integers are BIGINT; timestamps stay BIGINT nanoseconds since the epoch (the engine's
+//!   clock round-trips exactly; `timestamptz` keeps only microseconds).
+//! - What SQLite keeps as JSON text is JSONB.
+//! - The archive's full-text index is a `tsvector` column of `customers` (`search`) under a
+//!   GIN index, instead of FTS5's `customer_search` table; the writer fills it from the name and
+//!   email, split into words the way FTS5's tokenizer splits them (`postgres/writer.rs`).
+//!   Phone numbers are matched by prefix on their digits (`phone_digits`), through a
+//!   `text_pattern_ops` index.
+//! - `customers.key` is an identity column: the order customers were created in, which the
+//!   restore reads them in.
+//! - Ids that rows are ordered by compare byte by byte (`COLLATE "C"`), as SQLite's do: an
+//!   archive page and its cursor order ties the same on both, whatever the database's locale.
+//! - There is no `WITHOUT ROWID`: PostgreSQL's tables are heaps, and every read goes through the
+//!   `ws`-first primary keys and indexes as on SQLite.
+
+use postgres::Client;
+
+use super::super::schema::LATEST;
+use super::super::StoreError;
+use super::Database;
+
+/// Every migration, oldest first, each with the version it brings the schema to. An empty
+/// database is version 0.
+const MIGRATIONS: &[(i64, &str)] = &[(6, V6)];
+
+/// Version 6 of `store/schema.rs`, in one step.
+const V6: &str = r#"
+CREATE TABLE workspaces (
+    key              BIGINT PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    name             TEXT,
+    state            TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    admin_key_sha256 BYTEA,
+    settings         JSONB NOT NULL DEFAULT '{}',
+    limits           JSONB NOT NULL DEFAULT '{}',
+    stored_bytes     BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO workspaces (key, id, state, created_at)
+    VALUES (1, 'default', 'active', CAST(extract(epoch FROM now()) AS BIGINT) * 1000000000);
+
+CREATE TABLE customers (
+    ws             BIGINT NOT NULL,
+    key            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id             TEXT COLLATE "C" NOT NULL,
+    name           TEXT,
+    email          TEXT,
+    phone          TEXT,
+    identities     JSONB NOT NULL,
+    opted_out      JSONB NOT NULL,
+    pushed         JSONB NOT NULL,
+    assigned_agent TEXT,
+    search         TSVECTOR NOT NULL,
+    phone_digits   TEXT,
+    UNIQUE (ws, id)
+);
+CREATE INDEX customers_by_ws_key ON customers (ws, key);
+CREATE INDEX customers_search ON customers USING GIN (search);
+CREATE INDEX customers_by_phone ON customers (ws, phone_digits text_pattern_ops);
+
+CREATE TABLE chats (
+    ws                       BIGINT NOT NULL,
+    id                       TEXT COLLATE "C" NOT NULL,
+    customer                 TEXT COLLATE "C" NOT NULL,
+    channel                  TEXT NOT NULL,
+    state                    TEXT NOT NULL,
+    owner                    TEXT,
+    reopened_by              TEXT,
+    reopened_at              BIGINT,
+    snooze                   JSONB,
+    created_at               BIGINT NOT NULL,
+    queued_at                BIGINT,
+    last_customer_message_at BIGINT,
+    closed_at                BIGINT,
+    close_reason             TEXT,
+    newest_at                BIGINT NOT NULL,
+    routing                  JSONB,
+    PRIMARY KEY (ws, id)
+);
+CREATE INDEX chats_by_newest   ON chats (ws, newest_at, id);
+CREATE INDEX chats_by_owner    ON chats (ws, owner, newest_at, id);
+CREATE INDEX chats_by_state    ON chats (ws, state, newest_at, id);
+CREATE INDEX chats_by_customer ON chats (ws, customer, newest_at, id) INCLUDE (owner, state);
+
+CREATE TABLE messages (
+    ws              BIGINT NOT NULL,
+    chat            TEXT NOT NULL,
+    seq             BIGINT NOT NULL,
+    at              BIGINT NOT NULL,
+    author          TEXT NOT NULL,
+    agent           TEXT,
+    kind            TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    payload         JSONB,
+    provider_id     TEXT,
+    delivery        TEXT,
+    delivery_reason TEXT,
+    PRIMARY KEY (ws, chat, seq)
+);
+CREATE INDEX messages_by_provider_id ON messages (ws, provider_id) WHERE provider_id IS NOT NULL;
+
+CREATE TABLE analytics_events (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ws           BIGINT NOT NULL,
+    at           BIGINT NOT NULL,
+    agent        TEXT NOT NULL,
+    channel      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    reason       TEXT,
+    waited_ms    BIGINT,
+    to_accept_ms BIGINT,
+    queue        TEXT,
+    within_sla   BOOLEAN
+);
+CREATE INDEX analytics_events_by_ws ON analytics_events (ws, id);
+
+CREATE TABLE agent_limits (
+    ws         BIGINT NOT NULL,
+    agent      TEXT COLLATE "C" NOT NULL,
+    max_active BIGINT NOT NULL,
+    PRIMARY KEY (ws, agent)
+);
+
+CREATE TABLE agent_skills (
+    ws     BIGINT NOT NULL,
+    agent  TEXT COLLATE "C" NOT NULL,
+    skills JSONB NOT NULL,
+    PRIMARY KEY (ws, agent)
+);
+
+CREATE TABLE agents (
+    ws             BIGINT NOT NULL,
+    agent          TEXT COLLATE "C" NOT NULL,
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    max_active     BIGINT NOT NULL,
+    queues         JSONB NOT NULL,
+    skills         JSONB NOT NULL,
+    channel_limits JSONB NOT NULL,
+    token_sha256   BYTEA,
+    PRIMARY KEY (ws, agent)
+);
+
+CREATE TABLE outbox (
+    ws              BIGINT NOT NULL,
+    id              BIGINT NOT NULL,
+    customer        TEXT NOT NULL,
+    chat            TEXT NOT NULL,
+    seq             BIGINT,
+    message         TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    attempts        BIGINT NOT NULL,
+    next_at         BIGINT,
+    last_error      TEXT,
+    failed          TEXT,
+    PRIMARY KEY (ws, id)
+);
+"#;
+
+/// Brings the database up to [`LATEST`] in one transaction, or refuses one from a newer build.
+/// Two engines starting at once on an empty database take turns (an advisory lock held by the
+/// transaction), so the steps run once.
+pub(super) fn migrate(client: &mut Client, db: &Database) -> Result<(), StoreError> {
+    const _: () = assert!(
+        MIGRATIONS[MIGRATIONS.len() - 1].0 == LATEST,
+        "a new version of store/schema.rs needs its step here too"
+    );
+    let err = |e| db.error(e);
+    let mut tx = client.transaction().map_err(err)?;
+    // Any constant: every engine's migration takes the same lock.
+    tx.execute("SELECT pg_advisory_xact_lock(1936223331)", &[])
+        .map_err(err)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        .map_err(err)?;
+    let found: Option<i64> = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .map_err(err)?
+        .map(|row| row.get(0));
+    if found.is_none() {
+        tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])
+            .map_err(err)?;
+    }
+    let found = found.unwrap_or(0);
+    if found > LATEST {
+        return Err(StoreError::NewerSchema {
+            path: db.name(),
+            found,
+            supported: LATEST,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
+        tx.batch_execute(sql).map_err(err)?;
+        tx.execute("UPDATE schema_version SET version = $1", &[version])
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}

@@ -1,0 +1,250 @@
+//! A private PostgreSQL server for one test, from the system's binaries (issue 19).
+//!
+//! `initdb` into a temp dir, `postgres` on 127.0.0.1 at a free port with its socket in that
+//! dir, ready once a connection succeeds; stopped and removed on drop. PostgreSQL refuses to
+//! run as root, and CI runs as root: then both run as `nobody` (through `setpriv`), which owns
+//! the temp dir.
+//!
+//! Plain `std` and the `postgres` client, so that the library's tests and `tests/it` (which
+//! includes this file by path) share one copy.
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How often, and how far apart, a starting server is tried: 30 s in all, counted in tries
+/// so that no wall clock is read.
+const READY_TRIES: u32 = 1_500;
+const TRY_AGAIN_AFTER: Duration = Duration::from_millis(20);
+
+/// The user the server runs as when the tests run as root.
+const UNPRIVILEGED: (&str, &str) = ("nobody", "nogroup");
+
+/// A running server with one empty database, `switchboard`; stopped and removed on drop.
+pub(crate) struct PgServer {
+    dir: PathBuf,
+    port: u16,
+    server: Child,
+}
+
+impl PgServer {
+    /// Starts a fresh server; panics saying what is missing or what the server said.
+    pub(crate) fn start() -> PgServer {
+        let bin = binaries().unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL's server binaries are missing (no /usr/lib/postgresql/*/bin/initdb, none on \
+                 PATH): `cargo xtask test` installs them, or `apt-get install -y postgresql`"
+            )
+        });
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("switchboard-pg-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("the server's temp dir is creatable");
+        let as_root = running_as_root();
+        if as_root {
+            let status = Command::new("chown")
+                .arg(format!("{}:{}", UNPRIVILEGED.0, UNPRIVILEGED.1))
+                .arg(&dir)
+                .status()
+                .expect("chown runs");
+            assert!(
+                status.success(),
+                "cannot hand {} to {}",
+                dir.display(),
+                UNPRIVILEGED.0
+            );
+        }
+        let data = dir.join("data");
+        let out = unprivileged(as_root, &bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let log = fs::File::create(dir.join("server.log")).expect("the server's log is creatable");
+        // fsync off: a test server's data is thrown away; durability is PostgreSQL's to test.
+        let server = unprivileged(as_root, &bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=50",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        let mut server = PgServer { dir, port, server };
+        server.wait_ready();
+        server.admin("CREATE DATABASE switchboard");
+        server
+    }
+
+    /// The connection string of its `switchboard` database.
+    pub(crate) fn url(&self) -> String {
+        self.url_of("switchboard")
+    }
+
+    fn url_of(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?connect_timeout=5",
+            self.port
+        )
+    }
+
+    /// Runs `sql` on the `postgres` database (outside any transaction, as CREATE DATABASE needs).
+    fn admin(&self, sql: &str) {
+        let url = self.url_of("postgres");
+        off_runtime(move || {
+            let mut client =
+                postgres::Client::connect(&url, postgres::NoTls).expect("the test server takes connections");
+            client
+                .batch_execute(sql)
+                .expect("the test server runs the statement");
+        });
+    }
+
+    /// Waits, up to [`READY_TRIES`] tries, until a connection succeeds; panics with the server's log
+    /// if it exits or never does.
+    fn wait_ready(&mut self) {
+        let mut last_error = None;
+        for _ in 0..READY_TRIES {
+            let url = self.url_of("postgres");
+            match off_runtime(move || postgres::Client::connect(&url, postgres::NoTls).map(drop)) {
+                Ok(()) => return,
+                Err(e) => {
+                    if let Ok(Some(status)) = self.server.try_wait() {
+                        panic!(
+                            "postgres exited ({status}) before it took connections: {}",
+                            self.log()
+                        );
+                    }
+                    last_error = Some(e);
+                    // The server is starting (connection refused at once): try again shortly.
+                    std::thread::sleep(TRY_AGAIN_AFTER);
+                }
+            }
+        }
+        panic!(
+            "postgres took no connection in {READY_TRIES} tries {TRY_AGAIN_AFTER:?} apart ({last_error:?}): {}",
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        // SIGQUIT: immediate shutdown, no checkpoint (the data is thrown away).
+        let quit = Command::new("kill")
+            .args(["-QUIT", &self.server.id().to_string()])
+            .status();
+        if !quit.is_ok_and(|s| s.success()) {
+            let _ = self.server.kill();
+        }
+        let _ = self.server.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The directory of `initdb` and `postgres`: the newest of Debian's
+/// `/usr/lib/postgresql/<major>/bin`, else wherever PATH has `initdb`.
+fn binaries() -> Option<PathBuf> {
+    let newest = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").is_file())
+        .max_by_key(|(major, _)| *major);
+    if let Some((_, bin)) = newest {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
+    })
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// `program`, run as [`UNPRIVILEGED`] when the tests run as root.
+fn unprivileged(as_root: bool, program: &Path) -> Command {
+    if !as_root {
+        return Command::new(program);
+    }
+    let mut command = Command::new("setpriv");
+    command
+        .arg(format!("--reuid={}", UNPRIVILEGED.0))
+        .arg(format!("--regid={}", UNPRIVILEGED.1))
+        .arg("--clear-groups")
+        .arg(program);
+    command
+}
+
+/// Runs `f` on a thread of its own: the synchronous client runs a runtime of its own, which
+/// tokio refuses to start inside an async test.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("the client's thread does not panic"))
+}
+
+/// A port nobody listens on now (the OS's choice); the server binds it a moment later.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PgServer;
+
+    #[test]
+    fn a_private_postgres_starts_takes_queries_and_is_removed_on_drop() {
+        let server = PgServer::start();
+        let mut client = postgres::Client::connect(&server.url(), postgres::NoTls).expect("connects");
+        let one: i32 = client.query_one("SELECT 1", &[]).expect("runs").get(0);
+        assert_eq!(one, 1);
+        drop(client);
+        let dir = server.dir.clone();
+        drop(server);
+        assert!(!dir.exists(), "the server's dir is removed on drop");
+    }
+}
