@@ -393,6 +393,9 @@ impl Drop for Store {
     }
 }
 
+/// The most the writing connection's page cache holds, in KiB (`PRAGMA cache_size`).
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
 /// Sets up the writing connection: WAL (readers beside the writer), the durability asked
 /// for, and a size limit if any.
 fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> {
@@ -409,6 +412,13 @@ fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> 
         Durability::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
+    // The writer's page cache: SQLite's 2 MiB default holds the hot index pages of one
+    // contact centre, but with many workspaces in one file each group's changes land on
+    // pages all over the `ws`-prefixed indexes, and the writer spent its time reading them
+    // back from the OS (100 workspaces × 50 agents: about 156 µs of CPU per storm operation
+    // against 139 µs with 64 MiB; load-tests/README.md, "Issue 18"). A bound, not an
+    // allocation: pages are taken as they are used.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     // Checkpoints run on a thread of their own (`start_checkpointer`): inside a commit, as
     // SQLite does by default every 1,000 pages, one fsyncs the whole database file while
     // every acknowledgement waits (stalls of up to 0.5 s under load).
