@@ -227,48 +227,25 @@ impl Store {
                     let admin_key: Option<Vec<u8>> = r.get(5)?;
                     let settings: String = r.get(6)?;
                     let limits: String = r.get(7)?;
-                    Ok((
+                    Ok(WorkspaceColumns {
                         key,
                         id,
                         name,
                         state,
-                        column_time(r, 4)?,
+                        created_at: column_time(r, 4)?,
                         admin_key,
                         settings,
                         limits,
-                    ))
+                    })
                 })
                 .map_err(err)?;
             let mut out = Vec::new();
             for row in rows {
-                let (key, id, name, state, created_at, admin_key, settings, limits) = row.map_err(err)?;
-                let corrupt = |what: String| StoreError::Corrupt {
+                let columns = row.map_err(err)?;
+                out.push(columns.decode(|what| StoreError::Corrupt {
                     path: path.to_path_buf(),
                     what,
-                };
-                let id = WorkspaceId::parse(&id).map_err(|e| corrupt(format!("workspace {key}: {e}")))?;
-                let state = WorkspaceState::parse(&state)
-                    .ok_or_else(|| corrupt(format!("workspace {id}: unknown state {state:?}")))?;
-                let admin_key_sha256 = admin_key
-                    .map(|bytes| {
-                        TokenHash::from_bytes(&bytes).ok_or_else(|| {
-                            corrupt(format!(
-                                "workspace {id}: an admin key digest of {} bytes",
-                                bytes.len()
-                            ))
-                        })
-                    })
-                    .transpose()?;
-                out.push(WorkspaceRow {
-                    key: WsKey::new(key),
-                    id,
-                    name,
-                    state,
-                    created_at,
-                    admin_key_sha256,
-                    settings,
-                    limits,
-                });
+                })?);
             }
             Ok(out)
         })
@@ -347,6 +324,58 @@ impl Store {
                 }
             }
             Ok(false)
+        })
+    }
+}
+
+/// A `workspaces` row's columns as either backend reads them, before they are checked.
+pub(super) struct WorkspaceColumns {
+    pub(super) key: i64,
+    pub(super) id: String,
+    pub(super) name: Option<String>,
+    pub(super) state: String,
+    pub(super) created_at: Timestamp,
+    pub(super) admin_key: Option<Vec<u8>>,
+    pub(super) settings: String,
+    pub(super) limits: String,
+}
+
+impl WorkspaceColumns {
+    /// The row, or what is wrong with it, told through `corrupt` (which names the file or
+    /// the database).
+    pub(super) fn decode(self, corrupt: impl Fn(String) -> StoreError) -> Result<WorkspaceRow, StoreError> {
+        let Self {
+            key,
+            id,
+            name,
+            state,
+            created_at,
+            admin_key,
+            settings,
+            limits,
+        } = self;
+        let id = WorkspaceId::parse(&id).map_err(|e| corrupt(format!("workspace {key}: {e}")))?;
+        let state = WorkspaceState::parse(&state)
+            .ok_or_else(|| corrupt(format!("workspace {id}: unknown state {state:?}")))?;
+        let admin_key_sha256 = admin_key
+            .map(|bytes| {
+                TokenHash::from_bytes(&bytes).ok_or_else(|| {
+                    corrupt(format!(
+                        "workspace {id}: an admin key digest of {} bytes",
+                        bytes.len()
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(WorkspaceRow {
+            key: WsKey::new(key),
+            id,
+            name,
+            state,
+            created_at,
+            admin_key_sha256,
+            settings,
+            limits,
         })
     }
 }

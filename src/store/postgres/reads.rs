@@ -13,7 +13,7 @@ use super::super::codec::{
 use super::super::history::{history_entry, HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
 use super::super::records::{ChatRecord, CustomerRecord, Snapshot};
 use super::super::snapshot::{event_record, outbox_record, EVENT_COLUMNS, OUTBOX_COLUMNS};
-use super::super::workspace_rows::{WorkspaceRow, WorkspaceState};
+use super::super::workspace_rows::{WorkspaceColumns, WorkspaceRow};
 use super::super::{StoreError, WsKey};
 use super::row::PgRow;
 use super::writer::PURGES;
@@ -21,8 +21,7 @@ use super::{Database, PgReads};
 use crate::core::channel::Channel;
 use crate::core::chat::{Chat, Message};
 use crate::core::queue::Skills;
-use crate::ids::{AgentId, ChatId, CustomerId, WorkspaceId};
-use crate::security::TokenHash;
+use crate::ids::{AgentId, ChatId, CustomerId};
 
 use super::super::codec::Stored;
 
@@ -155,47 +154,23 @@ impl PgReads {
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 let row = PgRow::of(row, db)?;
-                let decoded = (|| {
-                    rusqlite::Result::Ok((
-                        row.cell::<i64>(0)?,
-                        row.cell::<String>(1)?,
-                        row.cell::<Option<String>>(2)?,
-                        row.cell::<String>(3)?,
-                        column_time(&row, 4)?,
-                        row.cell::<Option<Vec<u8>>>(5)?,
-                        row.cell::<String>(6)?,
-                        row.cell::<String>(7)?,
-                    ))
-                })();
-                let (key, id, name, state, created_at, admin_key, settings, limits) =
-                    decoded.map_err(|e| db.corrupt(e))?;
-                let corrupt = |what: String| StoreError::Corrupt {
+                let columns = (|| {
+                    rusqlite::Result::Ok(WorkspaceColumns {
+                        key: row.cell::<i64>(0)?,
+                        id: row.cell::<String>(1)?,
+                        name: row.cell::<Option<String>>(2)?,
+                        state: row.cell::<String>(3)?,
+                        created_at: column_time(&row, 4)?,
+                        admin_key: row.cell::<Option<Vec<u8>>>(5)?,
+                        settings: row.cell::<String>(6)?,
+                        limits: row.cell::<String>(7)?,
+                    })
+                })()
+                .map_err(|e| db.corrupt(e))?;
+                out.push(columns.decode(|what| StoreError::Corrupt {
                     path: db.name(),
                     what,
-                };
-                let id = WorkspaceId::parse(&id).map_err(|e| corrupt(format!("workspace {key}: {e}")))?;
-                let state = WorkspaceState::parse(&state)
-                    .ok_or_else(|| corrupt(format!("workspace {id}: unknown state {state:?}")))?;
-                let admin_key_sha256 = admin_key
-                    .map(|bytes| {
-                        TokenHash::from_bytes(&bytes).ok_or_else(|| {
-                            corrupt(format!(
-                                "workspace {id}: an admin key digest of {} bytes",
-                                bytes.len()
-                            ))
-                        })
-                    })
-                    .transpose()?;
-                out.push(WorkspaceRow {
-                    key: WsKey::new(key),
-                    id,
-                    name,
-                    state,
-                    created_at,
-                    admin_key_sha256,
-                    settings,
-                    limits,
-                });
+                })?);
             }
             Ok(out)
         })
