@@ -544,7 +544,7 @@ impl Default for MetricsConfig {
 }
 
 fn default_workspace_labels() -> usize {
-    crate::metrics::WORKSPACE_LABELS
+    crate::workspaces::WORKSPACE_LABELS
 }
 
 fn default_listen() -> SocketAddr {

@@ -66,9 +66,6 @@ use crate::refusal::wire_name;
 use crate::store::{Store, WorkspaceState};
 use crate::workspaces::Workspaces;
 
-/// How many workspaces get a `workspace` label of their own unless `[metrics]` says otherwise.
-pub const WORKSPACE_LABELS: usize = 50;
-
 /// The `Content-Type` of [`Metrics::render`]'s output (the text format, version 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 

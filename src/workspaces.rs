@@ -40,6 +40,10 @@ pub use limits::{Fairness, Limits};
 pub use settings::SettingsApplied;
 pub use tasks::{Background, OutboxSending, Tasks};
 
+/// How many workspaces get a `workspace` label of their own on `/metrics` unless `[metrics]
+/// workspace_labels` says otherwise; the rest are summed under `_other`.
+pub const WORKSPACE_LABELS: usize = 50;
+
 /// One contact centre: its engine, the tasks that run beside it, who is inside, and the
 /// digest of its admin key.
 pub struct Workspace {
@@ -187,7 +191,7 @@ impl Default for Workspaces {
         Self {
             by_id: RwLock::default(),
             loads: AtomicU64::new(0),
-            metric_labels: AtomicUsize::new(crate::metrics::WORKSPACE_LABELS),
+            metric_labels: AtomicUsize::new(WORKSPACE_LABELS),
             catalog: None,
         }
     }
