@@ -126,10 +126,12 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
+mod limits;
 mod names;
 mod routing;
 mod workspace;
 
+pub use limits::Limits;
 pub use names::parse_role;
 pub use routing::QueueConfig;
 pub use workspace::WorkspaceSettings;
@@ -139,8 +141,8 @@ use crate::core::{AgentProfile, Channel, Role};
 use crate::engine::outbound::Retry;
 use crate::engine::EngineConfig;
 use crate::ids::{AgentId, QueueId};
+use crate::security::Credentials;
 use crate::security::{ClaimlessTokens, Security, Tokens, FRAMES_PER_SECOND};
-use crate::workspaces::{Credentials, Limits};
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -543,8 +545,12 @@ impl Default for MetricsConfig {
     }
 }
 
+/// How many workspaces get a `workspace` label of their own on `/metrics` unless `[metrics]
+/// workspace_labels` says otherwise; the rest are summed under `_other`.
+pub const WORKSPACE_LABELS: usize = 50;
+
 fn default_workspace_labels() -> usize {
-    crate::workspaces::WORKSPACE_LABELS
+    WORKSPACE_LABELS
 }
 
 fn default_listen() -> SocketAddr {

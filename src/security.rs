@@ -2,6 +2,10 @@
 //! and admin HTTP APIs, webhook secrets, allowed browser origins and per-connection limits.
 //! The gateway consults it; the engine never sees a credential. See SECURITY.md.
 
+mod credentials;
+
+pub use credentials::{Credentials, IngressKey};
+
 use std::collections::{BTreeMap, HashMap};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

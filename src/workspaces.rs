@@ -13,7 +13,6 @@
 
 mod admissions;
 mod catalog;
-mod credentials;
 mod limits;
 mod settings;
 mod tasks;
@@ -28,21 +27,18 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+pub use crate::config::Limits;
 use crate::engine::fanout::CutOff;
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
 use crate::security::TokenHash;
+pub use crate::security::{Credentials, IngressKey};
 use crate::store::StoreError;
 pub use admissions::{Admission, Admissions};
 pub use catalog::{PlatformError, Provisioning};
-pub use credentials::{Credentials, IngressKey};
-pub use limits::{Fairness, Limits};
+pub use limits::Fairness;
 pub use settings::SettingsApplied;
 pub use tasks::{Background, OutboxSending, Tasks};
-
-/// How many workspaces get a `workspace` label of their own on `/metrics` unless `[metrics]
-/// workspace_labels` says otherwise; the rest are summed under `_other`.
-pub const WORKSPACE_LABELS: usize = 50;
 
 /// One contact centre: its engine, the tasks that run beside it, who is inside, and the
 /// digest of its admin key.
@@ -191,7 +187,7 @@ impl Default for Workspaces {
         Self {
             by_id: RwLock::default(),
             loads: AtomicU64::new(0),
-            metric_labels: AtomicUsize::new(WORKSPACE_LABELS),
+            metric_labels: AtomicUsize::new(crate::config::WORKSPACE_LABELS),
             catalog: None,
         }
     }

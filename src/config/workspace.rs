@@ -37,7 +37,7 @@ use super::{
 };
 use crate::core::{AfterWindow, Channel, ChannelPolicy};
 use crate::engine::EngineConfig;
-use crate::workspaces::Credentials;
+use crate::security::Credentials;
 
 /// The shortest webhook secret accepted: shorter ones are guessable.
 const MIN_WEBHOOK_SECRET_BYTES: usize = 16;

@@ -68,7 +68,7 @@ pub struct WorkspaceRow {
     pub admin_key_sha256: Option<TokenHash>,
     /// Its settings as JSON (`config::WorkspaceSettings`; `{}`: none), secrets included.
     pub settings: String,
-    /// Its limits, as stored (JSON; `{}`: none). `workspaces/limits.rs` reads them.
+    /// Its limits, as stored (JSON; `{}`: none). `config::Limits::from_stored` reads them.
     pub limits: String,
 }
 

@@ -34,7 +34,7 @@ fn r27_default_s_settings_are_the_configuration_s_top_level_keys() {
     let credentials = settings.credentials(&Credentials::default()).expect("valid");
     assert_eq!(
         credentials.ingress_key,
-        crate::workspaces::IngressKey::Required("the-ingress-key".into())
+        crate::security::IngressKey::Required("the-ingress-key".into())
     );
     assert_eq!(
         credentials.webhook_secrets[&Channel::Sms],

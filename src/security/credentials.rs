@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::{PlatformConfig, Security};
 use crate::core::Channel;
-use crate::security::{PlatformConfig, Security};
 
 /// Who may call a workspace's generic ingress on a channel without a webhook secret.
 #[derive(Clone, PartialEq, Eq, Default)]
