@@ -465,6 +465,59 @@ pub(crate) fn chat_record(r: &impl Cells) -> rusqlite::Result<ChatRecord> {
     })
 }
 
+/// A chat's values for the columns of `chats`, in the order both writers insert them: its
+/// stage spread over `state`, `owner`, `reopened_at`, `snooze`, `queued_at`, `closed_at` and
+/// `close_reason`, which [`chat_record`] gathers back.
+pub(crate) struct ChatColumns<'c> {
+    pub(crate) id: &'c str,
+    pub(crate) customer: &'c str,
+    pub(crate) channel: &'static str,
+    pub(crate) state: &'static str,
+    pub(crate) owner: Option<&'c str>,
+    pub(crate) reopened_by: Option<&'c str>,
+    pub(crate) reopened_at: Option<i64>,
+    pub(crate) snooze: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) queued_at: Option<i64>,
+    pub(crate) last_customer_message_at: Option<i64>,
+    pub(crate) closed_at: Option<i64>,
+    pub(crate) close_reason: Option<&'static str>,
+    pub(crate) newest_at: i64,
+    pub(crate) routing: Option<String>,
+}
+
+impl<'c> ChatColumns<'c> {
+    /// The columns of `c`, or which value cannot be stored.
+    pub(crate) fn of(c: &'c ChatRecord) -> Result<Self, StoreError> {
+        let reopened_at = match c.stage {
+            Stage::Reopened { since, .. } => Some(since),
+            _ => None,
+        };
+        let queued_at = match c.stage {
+            Stage::Queued { since } => Some(since),
+            _ => None,
+        };
+        let closed = c.stage.closed();
+        Ok(Self {
+            id: c.id.as_str(),
+            customer: c.customer.as_str(),
+            channel: c.channel.stored(),
+            state: c.state().stored(),
+            owner: c.stage.owner().map(AgentId::as_str),
+            reopened_by: c.reopened_by.as_ref().map(AgentId::as_str),
+            reopened_at: nanos_opt(reopened_at.as_ref())?,
+            snooze: c.stage.snooze().map(snooze_json).transpose()?,
+            created_at: nanos(&c.created_at)?,
+            queued_at: nanos_opt(queued_at.as_ref())?,
+            last_customer_message_at: nanos_opt(c.last_customer_message_at.as_ref())?,
+            closed_at: nanos_opt(closed.as_ref().map(|(at, _)| at))?,
+            close_reason: closed.map(|(_, reason)| reason.stored()),
+            newest_at: nanos(&c.newest_at())?,
+            routing: routing_json(&c.routing)?,
+        })
+    }
+}
+
 /// What a chat asked of routing as the `routing` column holds it (R19): JSON, null when it
 /// asked nothing. The core's [`RoutingAsk`] has no serde of its own; this is its stored shape.
 #[derive(serde::Serialize, serde::Deserialize, Default)]

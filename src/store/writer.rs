@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use super::codec::{
     agent_json, author_columns, delivery_columns, event_columns, json, nanos, nanos_opt, payload_json,
-    routing_json, snooze_json, Stored,
+    ChatColumns, Stored,
 };
 use super::progress::Progress;
 use super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
@@ -31,7 +31,7 @@ use super::workspace_rows;
 use super::{StoreError, WsKey};
 use crate::clock::{Stopwatch, Timestamp};
 use crate::core::analytics::Event;
-use crate::core::chat::{Delivery, Message, Stage};
+use crate::core::chat::{Delivery, Message};
 use crate::core::queue::Skills;
 use crate::ids::{AgentId, ChatId};
 
@@ -439,17 +439,7 @@ fn upsert_customer(conn: &Connection, ws: WsKey, c: &CustomerRecord) -> Result<(
 }
 
 fn upsert_chat(conn: &Connection, ws: WsKey, c: &ChatRecord) -> Result<(), Failure> {
-    let agent = |a: &Option<AgentId>| a.as_ref().map(|a| a.as_str().to_owned());
-    // The stage spread over its columns; `chat_record` gathers them back.
-    let reopened_at = match c.stage {
-        Stage::Reopened { since, .. } => Some(since),
-        _ => None,
-    };
-    let queued_at = match c.stage {
-        Stage::Queued { since } => Some(since),
-        _ => None,
-    };
-    let closed = c.stage.closed();
+    let c = ChatColumns::of(c)?;
     conn.prepare_cached(
         "INSERT INTO chats (ws, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
                             created_at, queued_at, last_customer_message_at, closed_at, close_reason,
@@ -466,21 +456,21 @@ fn upsert_chat(conn: &Connection, ws: WsKey, c: &ChatRecord) -> Result<(), Failu
     )?
     .execute(params![
         ws,
-        c.id.as_str(),
-        c.customer.as_str(),
-        c.channel.stored(),
-        c.state().stored(),
-        c.stage.owner().map(|a| a.as_str()),
-        agent(&c.reopened_by),
-        nanos_opt(reopened_at.as_ref())?,
-        c.stage.snooze().map(snooze_json).transpose()?,
-        nanos(&c.created_at)?,
-        nanos_opt(queued_at.as_ref())?,
-        nanos_opt(c.last_customer_message_at.as_ref())?,
-        nanos_opt(closed.as_ref().map(|(at, _)| at))?,
-        closed.map(|(_, reason)| reason.stored()),
-        nanos(&c.newest_at())?,
-        routing_json(&c.routing)?,
+        c.id,
+        c.customer,
+        c.channel,
+        c.state,
+        c.owner,
+        c.reopened_by,
+        c.reopened_at,
+        c.snooze,
+        c.created_at,
+        c.queued_at,
+        c.last_customer_message_at,
+        c.closed_at,
+        c.close_reason,
+        c.newest_at,
+        c.routing,
     ])?;
     Ok(())
 }

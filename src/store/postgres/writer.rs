@@ -9,7 +9,7 @@ use postgres::{Client, Statement, Transaction};
 
 use super::super::codec::{
     agent_json, author_columns, channels_json, delivery_columns, event_columns, identities_json, json, nanos,
-    nanos_opt, payload_json, routing_json, snooze_json, Stored,
+    nanos_opt, payload_json, ChatColumns, Stored,
 };
 use super::super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
 use super::super::stored_bytes::Added;
@@ -18,7 +18,7 @@ use super::super::writer::{phone_digits, GroupCommit, Job};
 use super::super::{StoreError, WsKey};
 use super::archive::search_words;
 use super::{on_plain_thread, Database};
-use crate::core::chat::{Message, Stage};
+use crate::core::chat::Message;
 use crate::ids::ChatId;
 
 /// The tables that hold a workspace's rows, each with the delete of one batch of them (`$1` the
@@ -400,16 +400,7 @@ fn upsert_customer(b: &mut Batch<'_>, ws: i64, c: &CustomerRecord) -> Result<(),
 }
 
 fn upsert_chat(b: &mut Batch<'_>, ws: i64, c: &ChatRecord) -> Result<(), Failure> {
-    // The stage spread over its columns, as on SQLite; `codec::chat_record` gathers them back.
-    let reopened_at = match c.stage {
-        Stage::Reopened { since, .. } => Some(since),
-        _ => None,
-    };
-    let queued_at = match c.stage {
-        Stage::Queued { since } => Some(since),
-        _ => None,
-    };
-    let closed = c.stage.closed();
+    let c = ChatColumns::of(c)?;
     b.execute(
         "INSERT INTO chats (ws, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
                             created_at, queued_at, last_customer_message_at, closed_at, close_reason,
@@ -426,21 +417,21 @@ fn upsert_chat(b: &mut Batch<'_>, ws: i64, c: &ChatRecord) -> Result<(), Failure
             newest_at = excluded.newest_at, routing = excluded.routing",
         &[
             &ws,
-            &c.id.as_str(),
-            &c.customer.as_str(),
-            &c.channel.stored(),
-            &c.state().stored(),
-            &c.stage.owner().map(|a| a.as_str()),
-            &c.reopened_by.as_ref().map(|a| a.as_str()),
-            &nanos_opt(reopened_at.as_ref())?,
-            &c.stage.snooze().map(snooze_json).transpose()?,
-            &nanos(&c.created_at)?,
-            &nanos_opt(queued_at.as_ref())?,
-            &nanos_opt(c.last_customer_message_at.as_ref())?,
-            &nanos_opt(closed.as_ref().map(|(at, _)| at))?,
-            &closed.map(|(_, reason)| reason.stored()),
-            &nanos(&c.newest_at())?,
-            &routing_json(&c.routing)?,
+            &c.id,
+            &c.customer,
+            &c.channel,
+            &c.state,
+            &c.owner,
+            &c.reopened_by,
+            &c.reopened_at,
+            &c.snooze,
+            &c.created_at,
+            &c.queued_at,
+            &c.last_customer_message_at,
+            &c.closed_at,
+            &c.close_reason,
+            &c.newest_at,
+            &c.routing,
         ],
     )?;
     Ok(())
