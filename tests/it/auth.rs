@@ -27,6 +27,19 @@ async fn server() -> TestServer {
     TestServer::start_secured(EngineConfig::default(), secured()).await
 }
 
+/// A token for admin `ana` of `default`, well formed but signed with another secret.
+fn forged(server: &TestServer) -> String {
+    Tokens::hs256(b"not-the-secret-not-the-secret-not!!", 0)
+        .mint(
+            &WorkspaceId::default_workspace(),
+            "ana",
+            Role::Admin,
+            server.now(),
+            Duration::minutes(5),
+        )
+        .expect("mints")
+}
+
 fn token(server: &TestServer, agent: &str, role: Role, ttl: Duration) -> String {
     Tokens::hs256(SECRET, 0)
         .mint(&WorkspaceId::default_workspace(), agent, role, server.now(), ttl)
@@ -37,15 +50,7 @@ fn token(server: &TestServer, agent: &str, role: Role, ttl: Duration) -> String 
 async fn forged_expired_and_static_tokens_are_refused_before_the_upgrade() {
     let server = server().await;
     server.agent("ana");
-    let forged = Tokens::hs256(b"not-the-secret-not-the-secret-not!!", 0)
-        .mint(
-            &WorkspaceId::default_workspace(),
-            "ana",
-            Role::Admin,
-            server.now(),
-            Duration::minutes(5),
-        )
-        .expect("mints");
+    let forged = forged(&server);
     let (status, body) = refusal(&server, "/v1/agent/ws", &forged, None)
         .await
         .expect("refused");
@@ -245,20 +250,7 @@ async fn only_a_valid_signed_token_is_renewed() {
     for (bearer, status) in [
         (None, StatusCode::UNAUTHORIZED),
         (Some("ana-token".to_owned()), StatusCode::BAD_REQUEST),
-        (
-            Some(
-                Tokens::hs256(b"not-the-secret-not-the-secret-not!!", 0)
-                    .mint(
-                        &WorkspaceId::default_workspace(),
-                        "ana",
-                        Role::Admin,
-                        server.now(),
-                        Duration::minutes(5),
-                    )
-                    .expect("mints"),
-            ),
-            StatusCode::UNAUTHORIZED,
-        ),
+        (Some(forged(&server)), StatusCode::UNAUTHORIZED),
         (
             Some(token(&server, "ghost", Role::Agent, Duration::minutes(5))),
             StatusCode::UNAUTHORIZED,
