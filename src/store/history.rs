@@ -88,6 +88,16 @@ pub(crate) fn all(
                 .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| StoreError::sqlite(path, e))?;
+    in_order(chat, rows, || path.to_path_buf())
+}
+
+/// The messages of `chat`'s history `rows`, read in `seq` order from 0: corrupt if one is
+/// missing or out of place (`file` names where it was read, on either backend).
+pub(crate) fn in_order(
+    chat: &ChatId,
+    rows: Vec<HistoryEntry>,
+    file: impl Fn() -> std::path::PathBuf,
+) -> Result<Vec<Message>, StoreError> {
     rows.into_iter()
         .enumerate()
         .map(|(i, HistoryEntry { seq, message })| {
@@ -95,7 +105,7 @@ pub(crate) fn all(
                 Ok(message)
             } else {
                 Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
+                    path: file(),
                     what: format!("chat {chat} has message {seq} where {i} should be"),
                 })
             }

@@ -9,14 +9,55 @@ use super::codec::{
     agent_record, chat_record, column_event_kind, column_json, column_stored, column_time, column_time_opt,
     customer_record, Cells, AGENT_COLUMNS, CHAT_COLUMNS, CUSTOMER_COLUMNS,
 };
-use super::records::{CustomerRecord, OutboxRecord, Snapshot};
+use super::records::{ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
 use super::{StoreError, WsKey};
 use crate::core::analytics::Event;
+use crate::core::chat::Chat;
+use crate::core::customer::CustomerFile;
 use crate::ids::{AgentId, ChatId, CustomerId, QueueId};
 
 /// The read of one workspace's (`?1`) customers, in `key` order.
 pub(super) fn customers_in_key_order() -> String {
     format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE ws = ?1 ORDER BY key")
+}
+
+/// A workspace's chats as they are read, in order, by customer, to be joined to the customers.
+#[derive(Default)]
+pub(crate) struct ChatsByCustomer(HashMap<CustomerId, Vec<Chat>>);
+
+impl ChatsByCustomer {
+    /// The next chat read.
+    pub(crate) fn add(&mut self, chat: ChatRecord) {
+        self.0
+            .entry(chat.customer.clone())
+            .or_default()
+            .push(chat.into_chat());
+    }
+
+    /// Each of `customers` with its chats; corrupt if a chat names a customer not among them
+    /// (`file` names where it was read, on either backend).
+    pub(crate) fn files(
+        mut self,
+        customers: Vec<CustomerRecord>,
+        file: impl Fn() -> std::path::PathBuf,
+    ) -> Result<Vec<CustomerFile>, StoreError> {
+        let files = customers
+            .into_iter()
+            .map(|c| {
+                let chats = self.0.remove(&c.id).unwrap_or_default();
+                c.into_file(chats)
+            })
+            .collect();
+        if let Some((customer, chats)) = self.0.into_iter().next() {
+            // The engine writes a customer no later than its chats, and groups are atomic, so
+            // this is damage, not a crash: refuse rather than drop the chats.
+            return Err(StoreError::Corrupt {
+                path: file(),
+                what: format!("{} chat(s) of unknown customer {customer}", chats.len()),
+            });
+        }
+        Ok(files)
+    }
 }
 
 /// Reads all of workspace `ws` in one read transaction, so customers, chats and events are of
@@ -37,37 +78,18 @@ pub(crate) fn load(conn: &mut Connection, path: &Path, ws: WsKey) -> Result<Snap
         .and_then(|mut st| st.query_map([ws], |r| customer_record(r))?.collect())
         .map_err(err)?;
 
-    let mut chats_of: HashMap<CustomerId, Vec<crate::core::chat::Chat>> = HashMap::new();
+    let mut chats = ChatsByCustomer::default();
     tx.prepare(&format!(
         "SELECT {CHAT_COLUMNS} FROM chats WHERE ws = ?1 ORDER BY customer, created_at, id"
     ))
     .and_then(|mut st| {
         for chat in st.query_map([ws], |r| chat_record(r))? {
-            let chat = chat?;
-            chats_of
-                .entry(chat.customer.clone())
-                .or_default()
-                .push(chat.into_chat());
+            chats.add(chat?);
         }
         Ok(())
     })
     .map_err(err)?;
-
-    let customers: Vec<_> = customers
-        .into_iter()
-        .map(|c| {
-            let chats = chats_of.remove(&c.id).unwrap_or_default();
-            c.into_file(chats)
-        })
-        .collect();
-    if let Some((customer, chats)) = chats_of.into_iter().next() {
-        // The engine writes a customer no later than its chats, and groups are atomic, so
-        // this is damage, not a crash: refuse rather than drop the chats.
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            what: format!("{} chat(s) of unknown customer {customer}", chats.len()),
-        });
-    }
+    let customers = chats.files(customers, || path.to_path_buf())?;
 
     let events = tx
         .prepare(&format!(

@@ -2,24 +2,22 @@
 //! same query as on SQLite (`snapshot.rs`, `history.rs`, `scoped.rs`, `workspace_rows.rs`),
 //! decoded by the same functions.
 
-use std::collections::HashMap;
-
 use postgres::{Client, IsolationLevel};
 
 use super::super::codec::{
     agent_record, chat_record, column_json, column_time, customer_record, Cells, AGENT_COLUMNS, CHAT_COLUMNS,
     CUSTOMER_COLUMNS,
 };
-use super::super::history::{history_entry, HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
+use super::super::history::{history_entry, in_order, HistoryPage, MAX_HISTORY_PAGE};
 use super::super::records::{ChatRecord, CustomerRecord, Snapshot};
-use super::super::snapshot::{event_record, outbox_record, EVENT_COLUMNS, OUTBOX_COLUMNS};
+use super::super::snapshot::{event_record, outbox_record, ChatsByCustomer, EVENT_COLUMNS, OUTBOX_COLUMNS};
 use super::super::workspace_rows::{WorkspaceColumns, WorkspaceRow};
 use super::super::{StoreError, WsKey};
 use super::row::PgRow;
 use super::writer::PURGES;
 use super::{Database, PgReads};
 use crate::core::channel::Channel;
-use crate::core::chat::{Chat, Message};
+use crate::core::chat::Message;
 use crate::core::queue::Skills;
 use crate::ids::{AgentId, ChatId, CustomerId};
 
@@ -75,20 +73,7 @@ impl PgReads {
                     &[&ws.get(), &chat.as_str()],
                 )
                 .map_err(|e| db.error(e))?;
-            PgRow::decode_all(&rows, db, history_entry)?
-                .into_iter()
-                .enumerate()
-                .map(|(i, HistoryEntry { seq, message })| {
-                    if seq == i as u64 {
-                        Ok(message)
-                    } else {
-                        Err(StoreError::Corrupt {
-                            path: db.name(),
-                            what: format!("chat {chat} has message {seq} where {i} should be"),
-                        })
-                    }
-                })
-                .collect()
+            in_order(chat, PgRow::decode_all(&rows, db, history_entry)?, || db.name())
         })
     }
 
@@ -240,26 +225,11 @@ fn load(client: &mut Client, db: &Database, ws: i64) -> Result<Snapshot, StoreEr
     let chats = read(format!(
         "SELECT {CHAT_COLUMNS} FROM chats WHERE ws = $1 ORDER BY customer, created_at, id"
     ))?;
-    let mut chats_of: HashMap<CustomerId, Vec<Chat>> = HashMap::new();
+    let mut by_customer = ChatsByCustomer::default();
     for chat in PgRow::decode_all(&chats, db, chat_record)? {
-        chats_of
-            .entry(chat.customer.clone())
-            .or_default()
-            .push(chat.into_chat());
+        by_customer.add(chat);
     }
-    let customers: Vec<_> = customers
-        .into_iter()
-        .map(|c| {
-            let chats = chats_of.remove(&c.id).unwrap_or_default();
-            c.into_file(chats)
-        })
-        .collect();
-    if let Some((customer, chats)) = chats_of.into_iter().next() {
-        return Err(StoreError::Corrupt {
-            path: db.name(),
-            what: format!("{} chat(s) of unknown customer {customer}", chats.len()),
-        });
-    }
+    let customers = by_customer.files(customers, || db.name())?;
     let events = read(format!(
         "SELECT {EVENT_COLUMNS} FROM analytics_events WHERE ws = $1 ORDER BY id"
     ))?;
