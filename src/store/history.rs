@@ -35,6 +35,23 @@ pub struct HistoryPage {
     pub next_before: Option<u64>,
 }
 
+impl HistoryPage {
+    /// The page of `read`, the newest messages up to `limit` and one more if there is one
+    /// (each backend reads `limit + 1`), which only says that an older page exists.
+    pub(crate) fn of(mut read: Vec<HistoryEntry>, limit: u32) -> Self {
+        let next_before = if read.len() > limit as usize {
+            read.truncate(limit as usize);
+            read.last().map(|m| m.seq)
+        } else {
+            None
+        };
+        Self {
+            messages: read,
+            next_before,
+        }
+    }
+}
+
 /// Up to `limit` messages of `chat` older than `before_seq` (or the newest), newest first.
 pub(crate) fn page(
     conn: &Connection,
@@ -46,7 +63,7 @@ pub(crate) fn page(
 ) -> Result<HistoryPage, StoreError> {
     let limit = limit.min(MAX_HISTORY_PAGE);
     let before = before_seq.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let mut messages = conn
+    let messages = conn
         .prepare_cached(
             "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason FROM messages
              WHERE ws = ?1 AND chat = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
@@ -59,16 +76,7 @@ pub(crate) fn page(
             .collect::<Result<Vec<_>, _>>()
         })
         .map_err(|e| StoreError::sqlite(path, e))?;
-    let next_before = if messages.len() > limit as usize {
-        messages.truncate(limit as usize);
-        messages.last().map(|m| m.seq)
-    } else {
-        None
-    };
-    Ok(HistoryPage {
-        messages,
-        next_before,
-    })
+    Ok(HistoryPage::of(messages, limit))
 }
 
 /// Every message of `chat`, oldest first: what a chat still in memory after a restart needs,

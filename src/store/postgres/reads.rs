@@ -40,7 +40,7 @@ impl PgReads {
     ) -> Result<HistoryPage, StoreError> {
         let limit = limit.min(MAX_HISTORY_PAGE);
         let before = before_seq.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
-        let mut messages = self.with(|client, db| {
+        let messages = self.with(|client, db| {
             let rows = client
                 .query(
                     "SELECT seq, at, author, agent, kind, text, payload, provider_id, delivery, delivery_reason
@@ -50,16 +50,7 @@ impl PgReads {
                 .map_err(|e| db.error(e))?;
             PgRow::decode_all(&rows, db, history_entry)
         })?;
-        let next_before = if messages.len() > limit as usize {
-            messages.truncate(limit as usize);
-            messages.last().map(|m| m.seq)
-        } else {
-            None
-        };
-        Ok(HistoryPage {
-            messages,
-            next_before,
-        })
+        Ok(HistoryPage::of(messages, limit))
     }
 
     /// [`WorkspaceStore::messages`](super::super::WorkspaceStore::messages): a gap in the
