@@ -34,7 +34,7 @@ use crate::core::agent::Role;
 use crate::core::analytics::EventKind;
 use crate::core::channel::Channel;
 use crate::core::chat::{
-    Author, ChatState, CloseReason, Delivery, MediaKind, MessageKind, Payload, SnoozeUntil, Stage,
+    Author, ChatState, CloseReason, Delivery, MediaKind, Message, MessageKind, Payload, SnoozeUntil, Stage,
 };
 use crate::core::customer::Profile;
 use crate::core::queue::RoutingAsk;
@@ -515,6 +515,48 @@ impl<'c> ChatColumns<'c> {
             newest_at: nanos(&c.newest_at())?,
             routing: routing_json(&c.routing)?,
         })
+    }
+}
+
+/// A message's values for the columns of `messages`, in the order both writers insert them.
+pub(crate) struct MessageColumns<'m> {
+    pub(crate) seq: i64,
+    pub(crate) at: i64,
+    pub(crate) author: &'static str,
+    pub(crate) agent: Option<&'m str>,
+    pub(crate) kind: &'static str,
+    pub(crate) text: &'m str,
+    pub(crate) payload: Option<String>,
+    pub(crate) provider_id: Option<&'m str>,
+    pub(crate) delivery: Option<&'static str>,
+    pub(crate) delivery_reason: Option<String>,
+}
+
+impl<'m> MessageColumns<'m> {
+    /// The columns of message number `seq` `m`, or which value cannot be stored.
+    pub(crate) fn of(seq: u64, m: &'m Message) -> Result<Self, StoreError> {
+        let (author, agent) = author_columns(&m.author);
+        let (delivery, delivery_reason) = delivery_columns(m.delivery.as_ref());
+        Ok(Self {
+            seq: i64::try_from(seq).map_err(|_| StoreError::Unrepresentable {
+                what: format!("message number {seq}"),
+            })?,
+            at: nanos(&m.at)?,
+            author,
+            agent,
+            kind: m.kind.stored(),
+            text: &m.text,
+            payload: m.payload.as_ref().map(payload_json).transpose()?,
+            provider_id: m.provider_id.as_deref(),
+            delivery,
+            delivery_reason,
+        })
+    }
+
+    /// What the message counts toward its workspace's stored bytes (R27): its text and its
+    /// payload's JSON as written.
+    pub(crate) fn stored_bytes(&self) -> u64 {
+        (self.text.len() + self.payload.as_ref().map_or(0, String::len)) as u64
     }
 }
 

@@ -21,8 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::codec::{
-    agent_json, author_columns, delivery_columns, event_columns, json, nanos, nanos_opt, payload_json,
-    ChatColumns, Stored,
+    agent_json, delivery_columns, event_columns, json, nanos, nanos_opt, ChatColumns, MessageColumns, Stored,
 };
 use super::progress::Progress;
 use super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
@@ -484,12 +483,7 @@ fn append_message(
     seq: u64,
     m: &Message,
 ) -> Result<u64, Failure> {
-    let seq = i64::try_from(seq).map_err(|_| StoreError::Unrepresentable {
-        what: format!("message number {seq}"),
-    })?;
-    let (author, agent) = author_columns(&m.author);
-    let (delivery, reason) = delivery_columns(m.delivery.as_ref());
-    let payload = m.payload.as_ref().map(payload_json).transpose()?;
+    let m = MessageColumns::of(seq, m)?;
     let inserted = conn
         .prepare_cached(
             "INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text, payload, provider_id,
@@ -500,19 +494,18 @@ fn append_message(
         .execute(params![
             ws,
             chat.as_str(),
-            seq,
-            nanos(&m.at)?,
-            author,
-            agent,
-            m.kind.stored(),
+            m.seq,
+            m.at,
+            m.author,
+            m.agent,
+            m.kind,
             m.text,
-            payload,
+            m.payload,
             m.provider_id,
-            delivery,
-            reason
+            m.delivery,
+            m.delivery_reason
         ])?;
-    let bytes = m.text.len() + payload.as_ref().map_or(0, String::len);
-    Ok(if inserted == 0 { 0 } else { bytes as u64 })
+    Ok(if inserted == 0 { 0 } else { m.stored_bytes() })
 }
 
 fn set_delivery(

@@ -8,8 +8,8 @@ use postgres::types::ToSql;
 use postgres::{Client, Statement, Transaction};
 
 use super::super::codec::{
-    agent_json, author_columns, channels_json, delivery_columns, event_columns, identities_json, json, nanos,
-    nanos_opt, payload_json, ChatColumns, Stored,
+    agent_json, channels_json, delivery_columns, event_columns, identities_json, json, nanos, nanos_opt,
+    ChatColumns, MessageColumns, Stored,
 };
 use super::super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
 use super::super::stored_bytes::Added;
@@ -183,12 +183,7 @@ fn append_message(
     seq: u64,
     message: &Message,
 ) -> Result<u64, Failure> {
-    let seq = i64::try_from(seq).map_err(|_| StoreError::Unrepresentable {
-        what: format!("message number {seq}"),
-    })?;
-    let (author, agent) = author_columns(&message.author);
-    let (delivery, reason) = delivery_columns(message.delivery.as_ref());
-    let payload = message.payload.as_ref().map(payload_json).transpose()?;
+    let m = MessageColumns::of(seq, message)?;
     let inserted = b.execute(
         "INSERT INTO messages (ws, chat, seq, at, author, agent, kind, text, payload, provider_id,
                                delivery, delivery_reason)
@@ -197,21 +192,20 @@ fn append_message(
         &[
             &ws,
             &chat.as_str(),
-            &seq,
-            &nanos(&message.at)?,
-            &author,
-            &agent,
-            &message.kind.stored(),
-            &message.text,
-            &payload,
-            &message.provider_id,
-            &delivery,
-            &reason,
+            &m.seq,
+            &m.at,
+            &m.author,
+            &m.agent,
+            &m.kind,
+            &m.text,
+            &m.payload,
+            &m.provider_id,
+            &m.delivery,
+            &m.delivery_reason,
         ],
     )?;
     // The JSON as written (SQLite's length), not as the jsonb column prints it back.
-    let bytes = message.text.len() + payload.as_ref().map_or(0, String::len);
-    Ok(if inserted == 0 { 0 } else { bytes as u64 })
+    Ok(if inserted == 0 { 0 } else { m.stored_bytes() })
 }
 
 fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failure> {
