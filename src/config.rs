@@ -59,6 +59,9 @@
 //! [metrics]
 //! workspace_labels = 50           # workspaces with their own `workspace` label; the rest "_other"
 //!
+//! [cluster]                       # issue 19: the state in PostgreSQL instead of [storage] path
+//! database = "postgres://switchboard:secret@db.example.com:5432/switchboard"
+//!
 //! [[agents]]                      # present: exactly these agents (no demo agents)
 //! id = "ana"
 //! name = "Ana"
@@ -394,7 +397,51 @@ impl Default for StorageConfig {
     }
 }
 
+/// Where a process keeps its acknowledged changes: what [`StorageConfig::backend`] decides.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded default: one SQLite file.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// How to open it.
+        options: crate::store::StoreOptions,
+    },
+    /// A cluster's system of record (issue 19): a PostgreSQL database.
+    Postgres {
+        /// Its connection string (may hold a password: never log it; the store names the
+        /// database without one).
+        url: String,
+        /// How to open it.
+        options: crate::store::StoreOptions,
+    },
+    /// No database: nothing survives a restart.
+    Memory,
+}
+
 impl StorageConfig {
+    /// The backend: PostgreSQL when a cluster database is given (`[cluster] database`, or
+    /// `--cluster`), else the SQLite file at `path`, else memory when `durability = "memory"`.
+    /// A cluster in memory is refused: its nodes share nothing but the database.
+    pub fn backend(&self, cluster_database: Option<&str>) -> Result<Backend, ConfigError> {
+        match (self.store_options(), cluster_database) {
+            (Some(options), Some(url)) => Ok(Backend::Postgres {
+                url: url.to_owned(),
+                options,
+            }),
+            (None, Some(_)) => Err(ConfigError::Invalid(
+                "a cluster keeps its state in PostgreSQL: durability \"memory\" cannot be \
+                 combined with a cluster database"
+                    .into(),
+            )),
+            (Some(options), None) => Ok(Backend::Sqlite {
+                path: self.path.clone(),
+                options,
+            }),
+            (None, None) => Ok(Backend::Memory),
+        }
+    }
+
     /// How to open the store, or `None` to keep everything in memory.
     pub fn store_options(&self) -> Option<crate::store::StoreOptions> {
         let durability = match self.durability {
@@ -525,6 +572,19 @@ pub struct Config {
     /// What `/metrics` reports.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// A cluster on PostgreSQL (issue 19); absent: one engine on its SQLite file.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster's PostgreSQL database (`postgres://user:password@host:port/name`, or the
+    /// `key=value` form), which replaces `[storage] path`. Absent: SQLite.
+    #[serde(default)]
+    pub database: Option<String>,
 }
 
 /// `[metrics]`.
@@ -796,6 +856,36 @@ mod tests {
             AfterWindow::Nothing
         );
         assert_eq!(engine.policies.of(Channel::Email).max_len, 10_240);
+    }
+
+    #[test]
+    fn issue19_a_cluster_database_puts_the_state_in_postgresql_and_refuses_memory() {
+        let backend = |text: &str, flag: Option<&str>| {
+            let config = Config::parse(text, Path::new("t.toml")).expect("parses");
+            config
+                .storage
+                .backend(flag.or(config.cluster.database.as_deref()))
+        };
+        assert!(
+            matches!(backend("", None), Ok(Backend::Sqlite { path, .. }) if path == Path::new("data/switchboard.sqlite"))
+        );
+        let url = "postgres://sb@127.0.0.1:5432/sb";
+        let in_file = format!("[cluster]\ndatabase = \"{url}\"\n");
+        assert!(matches!(backend(&in_file, None), Ok(Backend::Postgres { url: u, .. }) if u == url));
+        // The flag wins over the file, as every flag does.
+        let other = "postgres://sb@10.0.0.2/sb";
+        assert!(matches!(backend(&in_file, Some(other)), Ok(Backend::Postgres { url: u, .. }) if u == other));
+        assert!(matches!(
+            backend("[storage]\ndurability = \"memory\"\n", None),
+            Ok(Backend::Memory)
+        ));
+        let refused = backend("[storage]\ndurability = \"memory\"\n", Some(url))
+            .expect_err("a cluster in memory is refused");
+        assert!(refused.to_string().contains("memory"), "{refused}");
+        assert!(
+            Config::parse("[cluster]\nurl = \"x\"\n", Path::new("t.toml")).is_err(),
+            "unknown keys are refused"
+        );
     }
 
     #[test]

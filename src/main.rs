@@ -10,7 +10,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::clock::{Clock, SystemClock};
-use switchboard::config::{Config, DurabilityConfig};
+use switchboard::config::{Backend, Config, DurabilityConfig};
 use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::send_thread;
 use switchboard::gateway;
@@ -57,6 +57,10 @@ struct Cli {
     /// nothing survives a restart).
     #[arg(long, value_enum, env = "SWITCHBOARD_DURABILITY")]
     durability: Option<DurabilityConfig>,
+    /// Keep the state in this PostgreSQL database instead of the SQLite file (overrides the
+    /// config's `[cluster] database`): `postgres://user:password@host:port/name`.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER")]
+    cluster: Option<String>,
     /// POST outbound customer messages to this URL (overrides the config's webhook_url).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL")]
     webhook_url: Option<String>,
@@ -128,15 +132,22 @@ async fn main() -> anyhow::Result<()> {
     if let Some(durability) = cli.durability {
         storage.durability = durability;
     }
-    let store = match storage.store_options() {
-        Some(options) => {
-            // An unusable data directory (no permission, full disk, a newer schema) stops the
-            // engine here with the store's error, which names the path and what is wrong.
-            let store = Store::open(&storage.path, options)?;
-            tracing::info!(path = %storage.path.display(), durability = ?storage.durability, "durable store open");
+    let cluster_database = cli.cluster.or(config.cluster.database.clone());
+    // An unusable store (no permission, full disk, a newer schema, a database that refuses the
+    // connection) stops the engine here with the store's error, which names the file or the
+    // database (without its password) and what is wrong.
+    let store = match storage.backend(cluster_database.as_deref())? {
+        Backend::Sqlite { path, options } => {
+            let store = Store::open(&path, options)?;
+            tracing::info!(path = %path.display(), durability = ?storage.durability, "durable store open");
             Some(Arc::new(store))
         }
-        None => {
+        Backend::Postgres { url, options } => {
+            let store = Store::open_postgres(&url, options)?;
+            tracing::info!(database = %store.path().display(), durability = ?storage.durability, "durable store open on PostgreSQL");
+            Some(Arc::new(store))
+        }
+        Backend::Memory => {
             tracing::warn!("storage durability = memory: nothing survives a restart");
             None
         }

@@ -24,6 +24,9 @@
 //! in flight: the engine had not recorded it as taken). The number of such duplicates is
 //! printed.
 //!
+//! It runs twice: on SQLite (`--data`), and on a private PostgreSQL (`--cluster`, issue 19)
+//! that the test starts from the system's binaries and that lives through every kill.
+//!
 //! The seed is printed; `CRASH_SEED=<seed> cargo test --test crash` replays its choices (which
 //! request, when to kill), though not the exact timing.
 
@@ -36,6 +39,10 @@ mod crash {
     pub(crate) mod workload;
 }
 
+/// The private PostgreSQL the library's tests start (issue 19), shared by path.
+#[path = "../src/store/postgres/test_server.rs"]
+mod pg;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -44,8 +51,9 @@ use std::time::{Duration, Instant};
 use crash::check::verify;
 use crash::ledger::{Kind, Ledger, Op, Outcome};
 use crash::platform::{deliveries, Platform, Post};
-use crash::process::{EngineProcess, Scratch};
+use crash::process::{Data, EngineProcess, Scratch};
 use crash::workload::{self, Agent, Customer, Rng, Round, LIMITED};
+use pg::PgServer;
 
 /// Kill-and-restart rounds.
 const ROUNDS: usize = 10;
@@ -118,30 +126,55 @@ fn seed() -> u64 {
     }
 }
 
+/// One scenario at a time: each is timed against the kill windows and its bound, and two on
+/// this project's 2-core machines would slow each other into false failures.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_changes_survive_sigkill_and_r01_holds() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // Declared first, dropped last: after the engine is killed.
+    let scratch = Scratch::new("crash-acknowledged-changes-survive-sigkill");
+    let data = Data::Sqlite(scratch.path().join("data").join("switchboard.sqlite"));
+    run(&scratch, data, "SQLite").await;
+}
+
+/// Issue 19: the same kills, workload and checks with the engine on PostgreSQL (`--cluster`),
+/// which the test starts privately and which lives through every kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_changes_survive_sigkill_and_r01_holds_on_postgres() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let scratch = Scratch::new("crash-acknowledged-changes-survive-sigkill-on-postgres");
+    // The server's client runs a runtime of its own, which cannot start on this one's workers.
+    let database = tokio::task::spawn_blocking(PgServer::start)
+        .await
+        .expect("the private PostgreSQL starts");
+    run(&scratch, Data::Postgres(database.url()), "PostgreSQL").await;
+    tokio::task::spawn_blocking(move || drop(database))
+        .await
+        .expect("the private PostgreSQL stops");
+}
+
+async fn run(scratch: &Scratch, data: Data, backend: &str) {
     let seed = seed();
-    println!("crash test seed {seed}: replay with CRASH_SEED={seed} cargo test --test crash");
+    println!("crash test on {backend}, seed {seed}: replay with CRASH_SEED={seed} cargo test --test crash");
     let started = now();
-    match tokio::time::timeout(WHOLE_TEST, scenario(seed)).await {
+    match tokio::time::timeout(WHOLE_TEST, scenario(seed, scratch, data)).await {
         Ok(()) => println!(
-            "crash test passed in {:.1} s (seed {seed})",
+            "crash test on {backend} passed in {:.1} s (seed {seed})",
             started.elapsed().as_secs_f64()
         ),
-        // The scenario's guards were dropped with it: the engine is killed, the directory gone.
-        Err(_) => panic!("the crash test did not finish within {WHOLE_TEST:?} (seed {seed})"),
+        // The scenario's guards were dropped with it: the engine is killed.
+        Err(_) => panic!("the crash test on {backend} did not finish within {WHOLE_TEST:?} (seed {seed})"),
     }
 }
 
-async fn scenario(seed: u64) {
-    // Declared first, dropped last: after the engine is killed.
-    let scratch = Scratch::new("crash-acknowledged-changes-survive-sigkill");
+async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
     // Its own generator, so that the workload's choices for a seed are what they were before.
     let platform = Platform::start(Rng::new(seed ^ 0x0b0c_5eed)).await;
     let text = config(&platform.url());
     let config = scratch.path().join("switchboard.toml");
     std::fs::write(&config, text).expect("write the config");
-    let data = scratch.path().join("data").join("switchboard.sqlite");
 
     let mut rng = Rng::new(seed);
     let ledger = Ledger::default();

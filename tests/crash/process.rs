@@ -37,6 +37,15 @@ impl Drop for Scratch {
     }
 }
 
+/// Where the engine keeps its state: the embedded default, or a cluster's database.
+#[derive(Clone, Debug)]
+pub(crate) enum Data {
+    /// A SQLite file (`--data`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`--cluster`), which outlives every engine killed on it.
+    Postgres(String),
+}
+
 /// The real `switchboard` binary on a free port, on the given config and database; killed
 /// (SIGKILL) when dropped.
 pub(crate) struct EngineProcess {
@@ -47,13 +56,18 @@ pub(crate) struct EngineProcess {
 
 impl EngineProcess {
     /// Starts the engine and waits until it listens (it restores the database first).
-    pub(crate) fn start(config: &Path, data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    pub(crate) fn start(config: &Path, data: &Data) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
             .args(["--listen", "127.0.0.1:0", "--durability", "full", "--config"])
-            .arg(config)
-            .arg("--data")
-            .arg(data)
+            .arg(config);
+        match data {
+            Data::Sqlite(path) => command.arg("--data").arg(path),
+            Data::Postgres(url) => command.arg("--cluster").arg(url),
+        };
+        let mut child = command
             .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_CLUSTER")
             .env_remove("SWITCHBOARD_LISTEN")
             .env_remove("SWITCHBOARD_WEBHOOK_URL")
             .env_remove("SWITCHBOARD_DATA")
@@ -98,8 +112,7 @@ impl EngineProcess {
         };
         let line = listening.recv_timeout(START).unwrap_or_else(|e| {
             panic!(
-                "the engine did not start listening on {} ({e}):\n{}",
-                data.display(),
+                "the engine did not start listening on {data:?} ({e}):\n{}",
                 engine.log_tail(60)
             )
         });
