@@ -22,6 +22,7 @@ mod archive;
 mod codec;
 mod error;
 mod history;
+mod leases;
 pub(crate) mod postgres;
 mod progress;
 mod readers;
@@ -51,13 +52,14 @@ use rusqlite::Connection;
 pub use archive::{ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveRow, Scope, MAX_PAGE};
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
+pub use leases::{Epoch, Lease};
 pub use records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
 pub use scoped::WorkspaceStore;
 pub use workspace_rows::{WorkspaceRow, WorkspaceState, PURGE_BATCH};
 pub use writer::Receipt;
 pub use ws_key::WsKey;
 
-use progress::Progress;
+use progress::{Fence, Progress};
 use readers::Readers;
 use stored_bytes::StoredBytes;
 use workspace_rows::NextKey;
@@ -119,6 +121,9 @@ pub struct StoreStats {
     /// A commit failed, so the store writes nothing more (and every change is refused) until
     /// the engine is restarted.
     pub stopped: bool,
+    /// Submissions refused because their workspace's lease had moved on to another node
+    /// ([`StoreError::Fenced`], R28); nothing of them was written.
+    pub fenced_submissions: u64,
 }
 
 /// An open store. Dropping it writes what is queued, then stops the writer thread.
@@ -152,7 +157,9 @@ enum Reads {
 #[derive(Clone, Debug, Default)]
 #[must_use = "a write point is only useful to wait on"]
 pub struct WritePoint {
-    wait: Option<(u64, Arc<Progress>)>,
+    /// The last submission's number, and the lease its workspace's handle writes under, if
+    /// any (a point of a fenced handle also fails once one of its submissions was refused).
+    wait: Option<(u64, Fence, Arc<Progress>)>,
 }
 
 impl WritePoint {
@@ -166,17 +173,18 @@ impl WritePoint {
     pub fn is_reached(&self) -> bool {
         match &self.wait {
             None => true,
-            Some((seq, progress)) => matches!(progress.outcome(*seq), Some(Ok(()))),
+            Some((seq, fence, progress)) => matches!(progress.outcome(*seq, *fence), Some(Ok(()))),
         }
     }
 
     /// Waits until every submission up to the point is committed; the store's failure if it
-    /// failed at or before the point (it writes nothing after a failure), or
-    /// [`StoreError::WriterStopped`] if the writer is gone.
+    /// failed at or before the point (it writes nothing after a failure),
+    /// [`StoreError::Fenced`] if the point is a fenced workspace's and one of its submissions
+    /// up to it was refused, or [`StoreError::WriterStopped`] if the writer is gone.
     pub async fn reached(self) -> Result<(), StoreError> {
         match self.wait {
             None => Ok(()),
-            Some((seq, progress)) => progress.wait(seq).await,
+            Some((seq, fence, progress)) => progress.wait(seq, fence).await,
         }
     }
 }
@@ -205,7 +213,7 @@ impl ManualCommits {
     /// The point of submission `seq` (from 1).
     pub(crate) fn point(&self, seq: u64) -> WritePoint {
         WritePoint {
-            wait: Some((seq, self.progress.clone())),
+            wait: Some((seq, None, self.progress.clone())),
         }
     }
 
@@ -323,6 +331,12 @@ impl Store {
     /// together with whatever else is queued (of any workspace), all or nothing; the receipt
     /// completes once they are committed. Engines submit through their [`WorkspaceStore`].
     pub(crate) fn submit_as(&self, ws: WsKey, changes: Vec<Change>) -> Receipt {
+        self.submit_under(ws, None, changes)
+    }
+
+    /// [`submit_as`](Self::submit_as) under lease `epoch` (R28) if given: refused with
+    /// [`StoreError::Fenced`], nothing of it written, once the lease's epoch moved on.
+    pub(crate) fn submit_under(&self, ws: WsKey, epoch: Option<Epoch>, changes: Vec<Change>) -> Receipt {
         let (done, receipt) = Receipt::pending();
         if let Some(jobs) = &self.jobs {
             let mut submitted = self.submitted.lock();
@@ -332,6 +346,7 @@ impl Store {
             let _ = jobs.send(Job {
                 seq: *submitted,
                 ws,
+                epoch,
                 changes,
                 done,
             });
@@ -339,11 +354,19 @@ impl Store {
         receipt
     }
 
-    /// Everything submitted so far, to wait on with [`WritePoint::reached`].
+    /// Everything submitted so far, to wait on with [`WritePoint::reached`]. A point of the
+    /// whole store does not answer for fenced workspaces' refused submissions (their own
+    /// handles' points do: [`WorkspaceStore::write_point`]).
     pub fn write_point(&self) -> WritePoint {
+        self.write_point_under(None)
+    }
+
+    /// Everything submitted so far; under `fence`, also failed once a submission under that
+    /// lease was refused.
+    pub(crate) fn write_point_under(&self, fence: Fence) -> WritePoint {
         let seq = *self.submitted.lock();
         WritePoint {
-            wait: (seq > 0).then(|| (seq, self.progress.clone())),
+            wait: (seq > 0).then(|| (seq, fence, self.progress.clone())),
         }
     }
 
@@ -358,6 +381,7 @@ impl Store {
             groups_failed: c.failed_groups.load(Ordering::Relaxed),
             pending_submissions: c.submitted.load(Ordering::Relaxed).saturating_sub(decided),
             stopped: c.stopped.load(Ordering::Relaxed),
+            fenced_submissions: c.fenced.load(Ordering::Relaxed),
         }
     }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use rusqlite::ErrorCode;
 
+use super::{Epoch, WsKey};
+
 /// A store failure. Cloneable (sources are shared) because one failed group commit fails the
 /// receipt of every caller in that group with the same error.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -88,6 +90,31 @@ pub enum StoreError {
     /// The writer thread is gone (it panicked, or the store is shutting down).
     #[error("the store's writer has stopped")]
     WriterStopped,
+    /// The submission's workspace was written under a lease whose epoch has moved on: another
+    /// node took the workspace over (R28), so nothing of the submission was written, nor will
+    /// anything later submitted under that epoch be.
+    #[error(
+        "workspace {} is fenced: this node writes under lease epoch {held}, the lease is at {}",
+        .ws.get(),
+        .current.map_or_else(|| "none".to_owned(), |e| e.to_string())
+    )]
+    Fenced {
+        /// The workspace.
+        ws: WsKey,
+        /// The epoch the submission was made under.
+        held: Epoch,
+        /// The lease's epoch in the database (`None`: the workspace has no lease row).
+        current: Option<Epoch>,
+    },
+    /// A lease was asked of a store that has none: leases live in PostgreSQL (a cluster), and
+    /// a store on SQLite is one node's alone.
+    #[error("{what} needs the store on PostgreSQL; {} is SQLite, which one node owns alone", path.display())]
+    NeedsPostgres {
+        /// What was asked.
+        what: &'static str,
+        /// The database file.
+        path: PathBuf,
+    },
 }
 
 impl StoreError {
@@ -102,6 +129,8 @@ impl StoreError {
             StoreError::Corrupt { .. } => "the database holds a value it cannot read",
             StoreError::Unrepresentable { .. } => "a value cannot be stored",
             StoreError::WriterStart { .. } | StoreError::WriterStopped => "the store's writer has stopped",
+            StoreError::Fenced { .. } => "this workspace is now served by another node",
+            StoreError::NeedsPostgres { .. } => "the database does not support this",
         }
     }
 

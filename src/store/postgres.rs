@@ -6,6 +6,9 @@
 //!   and only then are its receipts completed (`postgres/writer.rs`).
 //! - Reads run on a small pool of other connections (`PgReads`), each a read-only transaction
 //!   where it reads more than one statement, so a restore sees one commit.
+//! - Leases (`leases.rs`, R28) are single statements on the read pool's connections, timed by
+//!   PostgreSQL's clock; the writer checks a fenced workspace's epoch in each group's
+//!   transaction.
 //! - Rows come back as SQLite values (`row.rs`), so the store's one decoder (`codec.rs`) reads
 //!   both backends.
 //!
@@ -15,6 +18,7 @@
 //! ([`on_plain_thread`]).
 
 mod archive;
+mod leases;
 mod reads;
 mod row;
 mod schema;

@@ -5,12 +5,18 @@
 //! woke every waiter on every commit to check its number again, and with tens of requests in
 //! flight and a commit every millisecond those wake-ups were most of what durability cost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::lock_order::{Level, Ordered};
 use tokio::sync::oneshot;
 
-use super::StoreError;
+use super::{Epoch, StoreError, WsKey};
+
+/// A waiter's lease, if it waits for a fenced workspace's submissions (R28): its point also
+/// fails once one of them was refused.
+pub(crate) type Fence = Option<(WsKey, Epoch)>;
+
+type Waiter = (Fence, oneshot::Sender<Result<(), StoreError>>);
 
 /// The writer's progress and the parked waiters; shared by the store, its write points and
 /// the writer thread.
@@ -36,15 +42,21 @@ struct State {
     stopped: Option<(u64, StoreError)>,
     /// The writer thread has returned: nothing undecided will ever be decided.
     writer_gone: bool,
+    /// The first refused submission under each lost lease, and why: the workspace wrote
+    /// nothing under that epoch from it on (the others carry on).
+    fenced: HashMap<(WsKey, Epoch), (u64, StoreError)>,
     /// Waiters by the submission they wait for.
-    waiters: BTreeMap<u64, Vec<oneshot::Sender<Result<(), StoreError>>>>,
+    waiters: BTreeMap<u64, Vec<Waiter>>,
 }
 
 impl State {
-    /// Whether submission `seq` is committed: `None` while it is not decided yet.
-    fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
-        match &self.stopped {
-            Some((first, e)) if *first <= seq => Some(Err(e.clone())),
+    /// Whether submission `seq` is committed (and, under `fence`, nothing of that lease's
+    /// up to it was refused): `None` while it is not decided yet.
+    fn outcome(&self, seq: u64, fence: Fence) -> Option<Result<(), StoreError>> {
+        let refused = fence.and_then(|fence| self.fenced.get(&fence));
+        match (&self.stopped, refused) {
+            (Some((first, e)), _) if *first <= seq => Some(Err(e.clone())),
+            (_, Some((first, e))) if *first <= seq => Some(Err(e.clone())),
             _ if seq <= self.through => Some(Ok(())),
             _ if self.writer_gone => Some(Err(StoreError::WriterStopped)),
             _ => None,
@@ -53,23 +65,37 @@ impl State {
 }
 
 impl Progress {
-    /// The outcome of submission `seq`, if it is decided.
-    pub(crate) fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
-        self.state.lock().outcome(seq)
+    /// The outcome of submission `seq` (under `fence`), if it is decided.
+    pub(crate) fn outcome(&self, seq: u64, fence: Fence) -> Option<Result<(), StoreError>> {
+        self.state.lock().outcome(seq, fence)
     }
 
-    /// Waits until submission `seq` is decided.
-    pub(crate) async fn wait(&self, seq: u64) -> Result<(), StoreError> {
+    /// Waits until submission `seq` (under `fence`) is decided.
+    pub(crate) async fn wait(&self, seq: u64, fence: Fence) -> Result<(), StoreError> {
         let rx = {
             let mut state = self.state.lock();
-            if let Some(outcome) = state.outcome(seq) {
+            if let Some(outcome) = state.outcome(seq, fence) {
                 return outcome;
             }
             let (tx, rx) = oneshot::channel();
-            state.waiters.entry(seq).or_default().push(tx);
+            state.waiters.entry(seq).or_default().push((fence, tx));
             rx
         };
         rx.await.unwrap_or(Err(StoreError::WriterStopped))
+    }
+
+    /// The writer refused submission `seq` of workspace `ws`, made under lease epoch `held`
+    /// (R28), because of `refusal`. Call it before [`decided`](Self::decided) of its group, so
+    /// that the waiters woken there see it. Answers whether it is the first refusal under that
+    /// lease.
+    pub(crate) fn fenced(&self, ws: WsKey, held: Epoch, seq: u64, refusal: &StoreError) -> bool {
+        let mut state = self.state.lock();
+        let mut first = false;
+        state.fenced.entry((ws, held)).or_insert_with(|| {
+            first = true;
+            (seq, refusal.clone())
+        });
+        first
     }
 
     /// The writer decided every submission up to `last`: committed, or failed from `first`
@@ -91,9 +117,9 @@ impl Progress {
         };
         // Told outside the lock; each outcome is worked out again for its own number.
         for (seq, waiters) in woken {
-            let outcome = self.outcome(seq).unwrap_or(Err(StoreError::WriterStopped));
-            for waiter in waiters {
-                let _ = waiter.send(outcome.clone());
+            for (fence, waiter) in waiters {
+                let outcome = self.outcome(seq, fence).unwrap_or(Err(StoreError::WriterStopped));
+                let _ = waiter.send(outcome);
             }
         }
     }
@@ -130,7 +156,7 @@ mod tests {
         let waiting: Vec<_> = (1..=4)
             .map(|seq| {
                 let progress = progress.clone();
-                tokio::spawn(async move { progress.wait(seq).await })
+                tokio::spawn(async move { progress.wait(seq, None).await })
             })
             .collect();
         while progress.parked() < 4 {
@@ -143,13 +169,16 @@ mod tests {
             let done = waiting.next().expect("four").await.expect("joins");
             assert!(done.is_ok());
         }
-        assert!(progress.outcome(3).is_none());
+        assert!(progress.outcome(3, None).is_none());
         progress.decided(3, 4, None);
         for rest in waiting {
             assert!(rest.await.expect("joins").is_ok());
         }
         assert_eq!(progress.parked(), 0);
-        assert!(progress.wait(4).await.is_ok(), "a decided point answers at once");
+        assert!(
+            progress.wait(4, None).await.is_ok(),
+            "a decided point answers at once"
+        );
     }
 
     #[tokio::test]
@@ -157,17 +186,63 @@ mod tests {
         let progress = Progress::default();
         progress.decided(1, 3, None);
         progress.decided(4, 5, Some(&disk_full()));
-        assert!(progress.wait(3).await.is_ok());
-        assert!(matches!(progress.wait(4).await, Err(StoreError::DiskFull { .. })));
+        assert!(progress.wait(3, None).await.is_ok());
+        assert!(matches!(
+            progress.wait(4, None).await,
+            Err(StoreError::DiskFull { .. })
+        ));
         assert!(
-            matches!(progress.wait(9).await, Err(StoreError::DiskFull { .. })),
+            matches!(progress.wait(9, None).await, Err(StoreError::DiskFull { .. })),
             "nothing is written after a failure"
         );
         // A later group that the writer refuses does not move the first failure.
         progress.decided(6, 6, Some(&StoreError::WriterStopped));
         assert!(matches!(
-            progress.outcome(5),
+            progress.outcome(5, None),
             Some(Err(StoreError::DiskFull { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn r28_a_refused_submission_fails_its_lease_s_points_and_no_one_else_s() {
+        let progress = std::sync::Arc::new(Progress::default());
+        let (ws, old, new) = (WsKey::new(2), Epoch::new(1), Epoch::new(2));
+        let lost = Some((ws, old));
+        let parked = {
+            let progress = progress.clone();
+            tokio::spawn(async move { progress.wait(3, lost).await })
+        };
+        while progress.parked() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let refusal = StoreError::Fenced {
+            ws,
+            held: old,
+            current: Some(new),
+        };
+        assert!(
+            progress.fenced(ws, old, 2, &refusal),
+            "the first refusal under it"
+        );
+        progress.decided(1, 3, None);
+        assert!(matches!(
+            parked.await.expect("joins"),
+            Err(StoreError::Fenced { .. })
+        ));
+        assert!(progress.wait(1, lost).await.is_ok(), "before the refusal");
+        assert!(matches!(
+            progress.wait(9, lost).await,
+            Err(StoreError::Fenced { .. })
+        ));
+        assert!(progress.wait(3, None).await.is_ok(), "the store's point");
+        assert!(progress.wait(3, Some((ws, new))).await.is_ok(), "the new lease's");
+        assert!(
+            !progress.fenced(ws, old, 5, &refusal),
+            "one refusal is remembered"
+        );
+        assert!(matches!(
+            progress.wait(2, lost).await,
+            Err(StoreError::Fenced { .. })
         ));
     }
 
@@ -176,7 +251,7 @@ mod tests {
         let progress = std::sync::Arc::new(Progress::default());
         let waiter = {
             let progress = progress.clone();
-            tokio::spawn(async move { progress.wait(7).await })
+            tokio::spawn(async move { progress.wait(7, None).await })
         };
         while progress.parked() < 1 {
             tokio::task::yield_now().await;
@@ -186,6 +261,9 @@ mod tests {
             waiter.await.expect("joins"),
             Err(StoreError::WriterStopped)
         ));
-        assert!(matches!(progress.wait(8).await, Err(StoreError::WriterStopped)));
+        assert!(matches!(
+            progress.wait(8, None).await,
+            Err(StoreError::WriterStopped)
+        ));
     }
 }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -387,6 +387,19 @@ ALTER TABLE outbox_v5 RENAME TO outbox;
 /// restore reads its own rows, in order, and nothing else.
 const V6: &str = r#"
 CREATE INDEX customers_by_ws_key ON customers (ws, key);
+"#;
+
+/// Version 7: leases with fencing epochs (R28, issue 19), one row per workspace: which node
+/// decides for it, under which epoch, until when. Only a cluster on PostgreSQL takes leases
+/// (`store/leases.rs`); on SQLite the table stays empty, there so that both backends hold the
+/// same tables at the same version.
+const V7: &str = r#"
+CREATE TABLE leases (
+    ws         INTEGER PRIMARY KEY,
+    node       TEXT NOT NULL,
+    epoch      INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 "#;
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database

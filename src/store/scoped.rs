@@ -13,8 +13,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::codec::Stored;
 use super::{
-    archive, history, snapshot, ArchivePage, ArchiveQuery, Change, ChatRecord, CustomerRecord, HistoryPage,
-    Reads, Receipt, Snapshot, Store, StoreError, WritePoint, WsKey,
+    archive, history, snapshot, ArchivePage, ArchiveQuery, Change, ChatRecord, CustomerRecord, Epoch,
+    HistoryPage, Reads, Receipt, Snapshot, Store, StoreError, WritePoint, WsKey,
 };
 use crate::core::channel::Channel;
 use crate::core::chat::Message;
@@ -25,6 +25,9 @@ use crate::ids::{ChatId, CustomerId};
 pub struct WorkspaceStore {
     pub(super) store: Arc<Store>,
     pub(super) ws: WsKey,
+    /// The lease epoch its submissions are made under (R28), if it was made under a lease
+    /// ([`Store::fenced_workspace`]); `None`: never fenced.
+    pub(super) epoch: Option<Epoch>,
 }
 
 impl Store {
@@ -33,6 +36,7 @@ impl Store {
         WorkspaceStore {
             store: self.clone(),
             ws,
+            epoch: None,
         }
     }
 }
@@ -41,6 +45,11 @@ impl WorkspaceStore {
     /// The workspace whose rows this handle reads and writes.
     pub fn ws(&self) -> WsKey {
         self.ws
+    }
+
+    /// The lease epoch this handle writes under, if it was made under a lease.
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.epoch
     }
 
     /// The store shared by every workspace: its writer's counters and histograms are the
@@ -55,16 +64,20 @@ impl WorkspaceStore {
     }
 
     /// Queues `changes`, all of this workspace, for the next group commit, which may also hold
-    /// other workspaces' changes; the receipt completes once they are committed.
+    /// other workspaces' changes; the receipt completes once they are committed. Under a lease,
+    /// once another node took the workspace the receipt answers [`StoreError::Fenced`] and
+    /// nothing of the changes is written.
     pub fn submit(&self, changes: Vec<Change>) -> Receipt {
-        self.store.submit_as(self.ws, changes)
+        self.store.submit_under(self.ws, self.epoch, changes)
     }
 
     /// Everything submitted so far, by any workspace: submissions are numbered across the
     /// store, so waiting for this one's may also wait for others' earlier ones in the same
-    /// group, which commit with them anyway.
+    /// group, which commit with them anyway. Under a lease, the point fails with
+    /// [`StoreError::Fenced`] if a submission of this handle up to it was refused.
     pub fn write_point(&self) -> WritePoint {
-        self.store.write_point()
+        self.store
+            .write_point_under(self.epoch.map(|epoch| (self.ws, epoch)))
     }
 
     /// This workspace's customers with their chats (without messages), KPI events, agents,

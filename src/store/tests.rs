@@ -1,6 +1,7 @@
 //! Tests of the store: opening, durability of acknowledged groups, restore, search, history.
 
 mod agents;
+mod leases;
 mod workspaces;
 
 use std::fs;

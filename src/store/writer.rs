@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use super::codec::{
     agent_json, delivery_columns, event_columns, json, nanos, nanos_opt, ChatColumns, MessageColumns, Stored,
 };
+use super::leases::{Epoch, Epochs};
 use super::progress::Progress;
 use super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
 use super::stored_bytes::{self, Added, StoredBytes};
@@ -40,6 +41,9 @@ pub(crate) struct Job {
     pub(crate) seq: u64,
     /// The workspace every change of it belongs to.
     pub(crate) ws: WsKey,
+    /// The lease epoch it was made under (R28), checked in its group's transaction; `None`
+    /// for a workspace nobody leases (SQLite, one node on PostgreSQL), never checked.
+    pub(crate) epoch: Option<Epoch>,
     pub(crate) changes: Vec<Change>,
     pub(crate) done: oneshot::Sender<Result<(), StoreError>>,
 }
@@ -106,6 +110,8 @@ pub(crate) struct Counters {
     pub(crate) decided: AtomicU64,
     /// A commit failed: the writer writes nothing more until a restart.
     pub(crate) stopped: AtomicBool,
+    /// Submissions refused because their workspace's lease moved on (R28).
+    pub(crate) fenced: AtomicU64,
     /// Seconds each committed group took, from its transaction's start through its commit
     /// (the fsync included).
     pub(crate) commit_seconds: Histogram,
@@ -123,6 +129,7 @@ impl Default for Counters {
             submitted: AtomicU64::new(0),
             decided: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            fenced: AtomicU64::new(0),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
             group_size: Histogram::new(GROUP_BUCKETS),
         }
@@ -182,6 +189,12 @@ pub(crate) fn run(
     // customer) would leave the database in a state no run of the engine produced. What is
     // on disk stays a prefix of what happened; the engine answers storage_unavailable until
     // it is restarted (after the disk is freed), and restarts from that prefix.
+    //
+    // A submission refused because its workspace's lease moved on (`StoreError::Fenced`) is
+    // no such failure: the group commits without it, and the other workspaces carry on. That
+    // workspace stops being written all the same: epochs only rise, so every later submission
+    // under the old epoch is refused by the same check, and what is on disk of the old owner
+    // stays a prefix of what it did.
     let mut stopped: Option<StoreError> = None;
     while let Ok(first) = jobs.recv() {
         let mut queued = first.changes.len();
@@ -199,19 +212,43 @@ pub(crate) fn run(
         let stopwatch = Stopwatch::start();
         let result = match &stopped {
             Some(e) => Err(e.clone()),
-            None => backend.commit(&group).map(|added| stored.committed(&added)),
+            None => backend.commit(&group).map(|committed| {
+                stored.committed(&committed.added);
+                committed.epochs
+            }),
         };
         if let (Err(e), None) = (&result, &stopped) {
             tracing::error!(error = %e, "the store stops writing: every later change is refused until a restart");
             stopped = Some(e.clone());
             counters.stopped.store(true, Ordering::Relaxed);
         }
+        // Each submission's outcome: the group's failure, its refusal, or committed.
+        let outcomes: Vec<Result<(), StoreError>> = group
+            .iter()
+            .map(|job| match &result {
+                Err(e) => Err(e.clone()),
+                Ok(epochs) => epochs.refusal(job).map_or(Ok(()), Err),
+            })
+            .collect();
         match &result {
-            Ok(()) => {
+            Ok(_) => {
+                let mut written = 0;
+                for (job, outcome) in group.iter().zip(&outcomes) {
+                    match (outcome, job.epoch) {
+                        (Err(refusal), Some(held)) => {
+                            counters.fenced.fetch_add(1, Ordering::Relaxed);
+                            // Before the waiters wake below: their write points see it.
+                            if progress.fenced(job.ws, held, job.seq, refusal) {
+                                tracing::warn!(error = %refusal, "the workspace's writes under a lost lease are refused");
+                            }
+                        }
+                        _ => written += job.changes.len(),
+                    }
+                }
                 counters.commit_seconds.observe(stopwatch.elapsed().as_secs_f64());
                 counters.group_size.observe(group.len() as f64);
                 counters.groups.fetch_add(1, Ordering::Relaxed);
-                counters.changes.fetch_add(queued as u64, Ordering::Relaxed);
+                counters.changes.fetch_add(written as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 counters.failed_groups.fetch_add(1, Ordering::Relaxed);
@@ -222,9 +259,9 @@ pub(crate) fn run(
         // Before the waiters wake: whoever was told it is on disk sees it counted.
         counters.decided.store(last, Ordering::Relaxed);
         progress.decided(first, last, result.as_ref().err());
-        for job in group {
+        for (job, outcome) in group.into_iter().zip(outcomes) {
             // A caller that stopped waiting does not need telling.
-            let _ = job.done.send(result.clone());
+            let _ = job.done.send(outcome);
         }
         // After the receipts: the group just committed does not wait for it.
         if result.is_ok() {
@@ -235,11 +272,22 @@ pub(crate) fn run(
     backend.close();
 }
 
+/// What a backend committed of a group.
+pub(crate) struct Committed {
+    /// The bytes of messages it added per workspace, added to `workspaces.stored_bytes` in
+    /// the group's transaction.
+    pub(crate) added: Added,
+    /// The lease epochs it read for the group's fenced submissions: those it refused by
+    /// [`Epochs::refusal`] it did not apply.
+    pub(crate) epochs: Epochs,
+}
+
 /// What the writer thread commits a group through: one backend's writing connection.
 pub(crate) trait GroupCommit {
-    /// Applies every change of `group` in one transaction; all or nothing. Answers the bytes of
-    /// messages it added per workspace, added to `workspaces.stored_bytes` in that transaction.
-    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError>;
+    /// Applies `group` in one transaction, all or nothing: every change of every submission
+    /// but those refused because their lease's epoch moved on (R28), of which nothing is
+    /// applied.
+    fn commit(&mut self, group: &[Job]) -> Result<Committed, StoreError>;
 
     /// Upkeep after a committed group, once its receipts are sent.
     fn after_commit(&mut self) {}
@@ -263,8 +311,14 @@ impl SqliteWriter {
 }
 
 impl GroupCommit for SqliteWriter {
-    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError> {
-        commit(&mut self.conn, &self.path, group)
+    fn commit(&mut self, group: &[Job]) -> Result<Committed, StoreError> {
+        // No submission carries an epoch here (`Store::fenced_workspace` refuses SQLite), so
+        // none is refused.
+        let added = commit(&mut self.conn, &self.path, group)?;
+        Ok(Committed {
+            added,
+            epochs: Epochs::default(),
+        })
     }
 
     fn after_commit(&mut self) {

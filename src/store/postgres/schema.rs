@@ -29,7 +29,7 @@ use super::Database;
 
 /// Every migration, oldest first, each with the version it brings the schema to. An empty
 /// database is version 0.
-const MIGRATIONS: &[(i64, &str)] = &[(6, V6)];
+const MIGRATIONS: &[(i64, &str)] = &[(6, V6), (7, V7)];
 
 /// Version 6 of `store/schema.rs`, in one step.
 const V6: &str = r#"
@@ -162,6 +162,19 @@ CREATE TABLE outbox (
     last_error      TEXT,
     failed          TEXT,
     PRIMARY KEY (ws, id)
+);
+"#;
+
+/// Version 7: leases with fencing epochs (R28, `store/leases.rs`), one row per workspace: the
+/// node that decides for it, the epoch every take raises by one, and when it lapses by
+/// PostgreSQL's clock (`timestamptz`: compared with `clock_timestamp()`, never a node's clock).
+/// A row is never deleted, so an epoch is never handed out twice.
+const V7: &str = r#"
+CREATE TABLE leases (
+    ws         BIGINT PRIMARY KEY,
+    node       TEXT NOT NULL,
+    epoch      BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
 );
 "#;
 

@@ -5,18 +5,20 @@
 use std::collections::HashMap;
 
 use postgres::types::ToSql;
-use postgres::{Client, Statement, Transaction};
+use postgres::{Client, IsolationLevel, Statement, Transaction};
 
 use super::super::codec::{
     agent_json, channels_json, delivery_columns, event_columns, identities_json, json, nanos, nanos_opt,
     ChatColumns, MessageColumns, Stored,
 };
+use super::super::leases::{Epoch, Epochs};
 use super::super::records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord};
 use super::super::stored_bytes::Added;
 use super::super::workspace_rows::WorkspaceState;
-use super::super::writer::{phone_digits, GroupCommit, Job};
+use super::super::writer::{phone_digits, Committed, GroupCommit, Job};
 use super::super::{StoreError, WsKey};
 use super::archive::search_words;
+use super::leases::EPOCHS_FOR_SHARE;
 use super::{on_plain_thread, Database};
 use crate::core::chat::Message;
 use crate::ids::ChatId;
@@ -79,7 +81,7 @@ impl PgWriter {
 }
 
 impl GroupCommit for PgWriter {
-    fn commit(&mut self, group: &[Job]) -> Result<Added, StoreError> {
+    fn commit(&mut self, group: &[Job]) -> Result<Committed, StoreError> {
         // The writer is a plain thread; a test may drive a store from async code, though.
         let Self {
             client,
@@ -88,16 +90,23 @@ impl GroupCommit for PgWriter {
         } = self;
         on_plain_thread(|| {
             let err = |e| db.error(e);
+            // READ COMMITTED whatever the database's default: the fencing check below must
+            // see the newest committed epoch, not a snapshot's.
             let mut batch = Batch {
-                tx: client.transaction().map_err(err)?,
+                tx: client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::ReadCommitted)
+                    .start()
+                    .map_err(err)?,
                 statements,
             };
             let into_store = |failure| match failure {
                 Failure::Value(e) => e,
                 Failure::Sql(e) => db.error(e),
             };
+            let epochs = batch.epochs(group).map_err(into_store)?;
             let mut added = Added::new();
-            for job in group {
+            for job in group.iter().filter(|job| epochs.refusal(job).is_none()) {
                 for change in &job.changes {
                     let bytes = apply(&mut batch, job.ws, change).map_err(into_store)?;
                     if bytes > 0 {
@@ -117,7 +126,7 @@ impl GroupCommit for PgWriter {
             }
             // Dropping the transaction on an error above rolls the whole group back.
             batch.tx.commit().map_err(err)?;
-            Ok(added)
+            Ok(Committed { added, epochs })
         })
     }
 }
@@ -161,6 +170,34 @@ impl Batch<'_> {
     fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64, Failure> {
         let statement = self.statement(sql)?;
         Ok(self.tx.execute(&statement, params)?)
+    }
+
+    /// The lease epochs of the group's fenced workspaces (R28), read first thing in its
+    /// transaction and locked `FOR SHARE` until its commit; nothing is read for a group
+    /// without fenced submissions.
+    ///
+    /// Why that fences: a take of the lease (`postgres/leases.rs`) updates the row, which
+    /// needs a lock that conflicts with `FOR SHARE`. If this group locks the row first, the
+    /// take waits until the group is committed, so everything written under the old epoch is
+    /// in the database before the new owner holds the lease (and then loads the workspace). If
+    /// the take updated the row first, this read waits for the take's commit, if it has not
+    /// committed yet, and then reads the row as the take left it (READ COMMITTED follows a
+    /// locked row to its newest version): the new epoch, so the old owner's submissions are
+    /// refused. There is no moment at which both the old owner's group and the new owner's
+    /// take go ahead.
+    fn epochs(&mut self, group: &[Job]) -> Result<Epochs, Failure> {
+        let wss = Epochs::fenced_in(group);
+        if wss.is_empty() {
+            return Ok(Epochs::default());
+        }
+        let keys: Vec<i64> = wss.iter().map(|ws| ws.get()).collect();
+        let statement = self.statement(EPOCHS_FOR_SHARE)?;
+        let rows = self.tx.query(&statement, &[&keys])?;
+        Ok(Epochs::read(
+            &wss,
+            rows.iter()
+                .map(|row| (WsKey::new(row.get(0)), Epoch::new(row.get(1)))),
+        ))
     }
 }
 

@@ -1,0 +1,115 @@
+//! The lease statements on PostgreSQL (`store/leases.rs` says what a lease is). Each is one
+//! statement in a transaction of its own on a read pool connection, its times PostgreSQL's
+//! `clock_timestamp()`: the moment the statement looks, after any wait for a row lock, not the
+//! start of its transaction (`now()`) nor any node's clock.
+
+use std::time::Duration;
+
+use chrono::DateTime;
+use postgres::Row;
+
+use super::super::leases::{Epoch, Lease};
+use super::super::{StoreError, WsKey};
+use super::{Database, PgReads};
+
+/// Takes the lease: a new row at epoch 1, or the row of a lapsed lease (or of one `$2` holds)
+/// at its epoch plus one; no row back if another node holds an unexpired one.
+///
+/// Race-free in one statement: the unique key on `ws` sends every concurrent take of one
+/// workspace through the same row. An `INSERT … ON CONFLICT DO UPDATE` locks the conflicting
+/// row before it evaluates `WHERE`, and a take that finds the row locked by another take waits
+/// for that one's commit, then evaluates `WHERE` against the row as the other left it: lapsing
+/// far in the future, held by someone else, so it updates nothing. Two takes of a workspace
+/// without a row: one inserts, the other's insert waits on the key, conflicts, and takes the
+/// same path. So of the takes of one lapsed lease exactly one raises the epoch.
+const TAKE: &str = "
+    INSERT INTO leases (ws, node, epoch, expires_at)
+    VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))
+    ON CONFLICT (ws) DO UPDATE
+        SET node = excluded.node, epoch = leases.epoch + 1, expires_at = excluded.expires_at
+        WHERE leases.expires_at <= clock_timestamp() OR leases.node = excluded.node
+    RETURNING node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint";
+
+/// Extends the lease while its epoch is still the row's (a take would have raised it).
+const RENEW: &str = "
+    UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $4)
+    WHERE ws = $1 AND node = $2 AND epoch = $3
+    RETURNING node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint";
+
+/// Lets the lease lapse now; the epoch stays, so the next take raises it.
+const RELEASE: &str = "
+    UPDATE leases SET expires_at = LEAST(expires_at, clock_timestamp())
+    WHERE ws = $1 AND node = $2 AND epoch = $3";
+
+/// The unexpired lease, if any.
+const HOLDER: &str = "
+    SELECT node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint
+    FROM leases WHERE ws = $1 AND expires_at > clock_timestamp()";
+
+/// The epochs of a group's fenced workspaces (`$1`), read by the writer in the group's
+/// transaction (`postgres/writer.rs` says why `FOR SHARE`). In `ws` order, so that two
+/// writers lock the rows in one order.
+pub(super) const EPOCHS_FOR_SHARE: &str = "
+    SELECT ws, epoch FROM leases WHERE ws = ANY($1) ORDER BY ws FOR SHARE";
+
+impl PgReads {
+    /// [`Store::take_lease`](super::super::Store::take_lease).
+    pub(crate) fn take(&self, ws: WsKey, node: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        self.with(|client, db| {
+            let row = client
+                .query_opt(TAKE, &[&ws.get(), &node, &ttl.as_secs_f64()])
+                .map_err(|e| db.error(e))?;
+            row.map(|row| lease(db, ws, &row)).transpose()
+        })
+    }
+
+    /// [`Store::renew_lease`](super::super::Store::renew_lease).
+    pub(crate) fn renew(&self, held: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        self.with(|client, db| {
+            let row = client
+                .query_opt(
+                    RENEW,
+                    &[&held.ws.get(), &held.node, &held.epoch.get(), &ttl.as_secs_f64()],
+                )
+                .map_err(|e| db.error(e))?;
+            row.map(|row| lease(db, held.ws, &row)).transpose()
+        })
+    }
+
+    /// [`Store::release_lease`](super::super::Store::release_lease).
+    pub(crate) fn release(&self, held: &Lease) -> Result<bool, StoreError> {
+        self.with(|client, db| {
+            let released = client
+                .execute(RELEASE, &[&held.ws.get(), &held.node, &held.epoch.get()])
+                .map_err(|e| db.error(e))?;
+            Ok(released == 1)
+        })
+    }
+
+    /// [`Store::lease_holder`](super::super::Store::lease_holder).
+    pub(crate) fn holder(&self, ws: WsKey) -> Result<Option<Lease>, StoreError> {
+        self.with(|client, db| {
+            let row = client.query_opt(HOLDER, &[&ws.get()]).map_err(|e| db.error(e))?;
+            row.map(|row| lease(db, ws, &row)).transpose()
+        })
+    }
+}
+
+/// A lease from the columns every statement answers: holder, epoch and expiry (in
+/// microseconds since 1970, which `timestamptz` holds exactly).
+fn lease(db: &Database, ws: WsKey, row: &Row) -> Result<Lease, StoreError> {
+    let micros: i64 = row.get(2);
+    let expires_at = DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::Corrupt {
+        path: db.name(),
+        what: format!(
+            "lease of workspace {} lapses at {micros} µs, out of range",
+            ws.get()
+        ),
+    })?;
+    Ok(Lease {
+        ws,
+        node: row.get(0),
+        epoch: Epoch::new(row.get(1)),
+        expires_at,
+    })
+}
