@@ -10,6 +10,7 @@
 pub mod budget;
 pub mod channels;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod engine;
