@@ -371,8 +371,8 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
             before_kill.join(", ")
         },
     );
+    // Killed before the caller removes the scratch directory (or stops the database).
     drop(engine);
-    drop(scratch);
 }
 
 /// Operations by kind: acknowledged / refused / unanswered.
