@@ -131,6 +131,20 @@ impl EngineProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process, as `kill -<signal>` does.
+    #[allow(dead_code)] // The cluster test stops and continues nodes; the crash test only kills.
+    pub(crate) fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "kill -{signal} {}",
+            self.child.id()
+        );
+    }
+
     /// The engine's last `n` log lines.
     pub(crate) fn log_tail(&self, n: usize) -> String {
         let log = self.log.lock().expect("log lock");
