@@ -6,6 +6,8 @@
 //! Plain `std`: the chores are a few commands in a row, and this crate must build in seconds
 //! on a machine that has nothing else yet.
 
+mod cluster;
+
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ usage: cargo xtask <chore> [args]
   fuzz [SECONDS]    build the cargo-fuzz targets and run each for SECONDS (default 60)
   bench             the criterion benchmarks, then the README's load runs (storm beside the
                     floor and the Socket.IO peer, race); installs the peer's npm packages
+  cluster [NODES]   a local cluster: a private PostgreSQL and NODES engines (default 3) on
+                    127.0.0.1:8081…, with the demo agents; Ctrl-C stops them all
   protocol          regenerate protocol/ from src/protocol.rs (the drift test's bless mode),
                     then clients/typescript's generated types and dist/
 ";
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&rest),
         Some("bench") => bench(),
         Some("protocol") => protocol(),
+        Some("cluster") => cluster::cluster(&rest),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             Ok(())
@@ -136,14 +141,7 @@ fn target_dir() -> PathBuf {
 /// Debian's PostgreSQL server binaries: the store's tests on PostgreSQL start a private server
 /// from them (`src/store/postgres/test_server.rs`), and look for them where Debian puts them.
 fn ensure_postgres() -> Outcome {
-    let installed = || {
-        std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find(|major| is_executable(&major.path().join("bin/initdb")))
-            .map(|major| major.path().join("bin"))
-    };
+    let installed = postgres_bin;
     if let Some(bin) = installed() {
         say(&format!("PostgreSQL: {}", bin.display()));
         return Ok(());
@@ -153,6 +151,16 @@ fn ensure_postgres() -> Outcome {
     installed().map(drop).ok_or_else(|| {
         "apt installed postgresql, but /usr/lib/postgresql/*/bin/initdb is still missing".into()
     })
+}
+
+/// The directory of Debian's PostgreSQL server binaries, if installed.
+fn postgres_bin() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|major| is_executable(&major.path().join("bin/initdb")))
+        .map(|major| major.path().join("bin"))
 }
 
 /// Debian's Chromium, which the browser test drives (never a browser downloaded by npm).
