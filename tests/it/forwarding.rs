@@ -509,3 +509,35 @@ async fn r28_a_relayed_socket_keeps_the_owners_subprotocol_its_frames_and_close_
     assert_eq!(got, Some((4000, "bye".to_owned())));
     assert_eq!(b.forwarded().sockets_opened(), 2);
 }
+
+#[tokio::test]
+async fn r28_a_supervisor_connected_to_another_node_watches_the_owners_board() {
+    let (a, b) = two_nodes().await;
+    let mut sue = a.supervisor_in("acme", "sue").via(b.addr).connect().await;
+    let board = sue.subscribe_all().await;
+    assert_eq!(board["kind"], "board");
+
+    // An agent comes online on the owner: the supervisor through B sees it.
+    let _ana = a.agent_in("acme", "ana", Role::Agent).connect().await;
+
+    sue.expect_event("agent_changed", |e| {
+        e["agent"]["id"] == "ana" && e["agent"]["presence"] == "online"
+    })
+    .await;
+    assert_eq!(b.forwarded().sockets_live(), 1);
+}
+
+#[tokio::test]
+async fn r28_a_node_shutting_down_sends_its_relayed_sockets_elsewhere() {
+    let (a, mut b) = two_nodes().await;
+    let ana = a.agent_in("acme", "ana", Role::Agent);
+    let mut relayed = ana.via(b.addr).connect().await;
+
+    // B goes: its relayed sockets close as its own do (1001: reconnect and resume).
+    let ((code, reason), ()) = tokio::join!(relayed.expect_close(), b.stop());
+
+    assert_eq!((code, reason.as_str()), (1001, "engine shutting down"));
+    // The owner let go of that socket too (B waited for its answer to the close).
+    let engine = a.engine_of("acme");
+    assert_eq!(engine.fanout().connections(&"ana".into()), 0);
+}

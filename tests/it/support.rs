@@ -529,6 +529,13 @@ impl TestServer {
         Agent::new(id, &token, self.addr).in_workspace(workspace)
     }
 
+    /// Registers a supervisor in workspace `workspace` (its token is `<id>-token` there),
+    /// connecting through that workspace's paths.
+    pub(crate) fn supervisor_in(&self, workspace: &str, id: &str) -> Supervisor {
+        self.agent_in(workspace, id, Role::Supervisor);
+        Supervisor::new(id, &format!("{id}-token"), self.addr).in_workspace(workspace)
+    }
+
     /// Registers an agent with role `agent` and the default limit.
     pub(crate) fn agent(&self, id: &str) -> Agent {
         self.agent_with(id, Role::Agent, DEFAULT_LIMIT)
