@@ -58,8 +58,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Headers that belong to one hop (RFC 9110 §7.6.1) and are not relayed; the WebSocket
-/// handshake's own are each hop's too (each side of a relayed socket has its own handshake).
-const HOP_BY_HOP: [&str; 13] = [
+/// handshake's own are each hop's too (each side of a relayed socket has its own handshake),
+/// and so is `Expect` (this node has read the whole body already).
+const HOP_BY_HOP: [&str; 14] = [
+    "expect",
     "connection",
     "keep-alive",
     "proxy-authenticate",
