@@ -7,6 +7,7 @@ pub mod auth;
 pub mod board_runtime;
 pub mod connection;
 pub mod error;
+pub mod forward;
 pub mod ingress;
 pub mod native;
 pub mod platform;
@@ -78,12 +79,15 @@ pub struct AppState {
     /// The clock the workspaces' engines read: a request to a workspace not served here is
     /// checked against an engine of its own on it (see [`tenant`]).
     pub clock: SharedClock,
+    /// On a node of a cluster (issue 19): where each workspace is served, and the relay to
+    /// the other nodes (see [`forward`]). None: every workspace is served here, as ever.
+    pub forward: Option<Arc<forward::Forwarder>>,
     /// Held by every WebSocket task; shutdown waits until all are dropped.
     _alive: mpsc::Sender<()>,
 }
 
 fn routes(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(scrape))
@@ -100,8 +104,17 @@ fn routes(state: AppState) -> Router {
         .route("/w/{workspace}/", get(web::workspace_desk))
         .route("/w/{workspace}/wall", get(web::workspace_wall))
         .route("/assets/{file}", get(web::asset))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Outermost: a request for a workspace served elsewhere is relayed before anything here
+    // looks at it (its credentials are the owner's to check).
+    let router = match state.forward {
+        Some(_) => router.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::route,
+        )),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 /// The paths of one workspace, below `/v1` or `/v1/w/{workspace}`.
@@ -235,6 +248,43 @@ pub async fn serve_workspaces(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<()> {
+    serve_node(listener, workspaces, boards, security, None, shutdown, drain).await
+}
+
+/// [`serve_workspaces`] on a node of a cluster (issue 19, R28): requests and sockets for a
+/// workspace that `forwarder`'s directory places on another node are relayed there, and
+/// those for a workspace between nodes are answered 503 (see [`forward`]).
+pub async fn serve_cluster(
+    listener: TcpListener,
+    workspaces: Arc<Workspaces>,
+    boards: Handle,
+    security: Security,
+    forwarder: Arc<forward::Forwarder>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    serve_node(
+        listener,
+        workspaces,
+        boards,
+        security,
+        Some(forwarder),
+        shutdown,
+        drain,
+    )
+    .await
+}
+
+/// [`serve_workspaces`], relaying through `forward` if given.
+async fn serve_node(
+    listener: TcpListener,
+    workspaces: Arc<Workspaces>,
+    boards: Handle,
+    security: Security,
+    forward: Option<Arc<forward::Forwarder>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let default = workspaces
@@ -252,6 +302,7 @@ pub async fn serve_workspaces(
         webhooks: Arc::new(webhook::WebhookGuard::default()),
         boards,
         clock,
+        forward,
         _alive: alive_tx,
     };
     let app = routes(state);
@@ -262,6 +313,8 @@ pub async fn serve_workspaces(
             tracing::warn!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    // The peer's address: a relayed request tells the owner who sent it (`x-forwarded-for`).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -17,6 +17,7 @@ mod it {
     mod bot;
     mod dashboard;
     mod durable;
+    mod forwarding;
     mod ingress;
     mod isolation;
     mod limits;

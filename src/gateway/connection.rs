@@ -459,7 +459,7 @@ fn request_id(text: &str) -> Option<String> {
 
 /// The close to send after the transport failed to read a message: 1009 for one over
 /// [`HARD_FRAME_LIMIT`], none for anything else (the socket is gone or speaks garbage).
-fn close_after_read_error(error: &(dyn std::error::Error + 'static)) -> Option<Close> {
+pub(crate) fn close_after_read_error(error: &(dyn std::error::Error + 'static)) -> Option<Close> {
     // tungstenite reports an oversized message as `Error::Capacity`, written "Space limit
     // exceeded: …". It is axum's private dependency, so the type cannot be named here and its
     // text is matched instead; tests/it/limits.rs fails if that text changes.

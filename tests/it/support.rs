@@ -31,13 +31,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use switchboard::clock::{ManualClock, Timestamp};
+use switchboard::cluster::Directory;
 use switchboard::core::{AgentProfile, Role};
 use switchboard::engine::id_source::IdSource;
 use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::sender::run_outbox;
 use switchboard::engine::outbound::{Dispatch, Outbound, Retry};
 use switchboard::engine::{Engine, EngineConfig};
-use switchboard::gateway::{board_runtime, serve_then_unload};
+use switchboard::gateway::forward::Forwarder;
+use switchboard::gateway::{board_runtime, serve_cluster, serve_then_unload};
 use switchboard::ids::WorkspaceId;
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::runtime_thread::RuntimeThread;
@@ -84,6 +86,8 @@ pub(crate) struct TestServer {
     database: Option<TempDatabase>,
     /// How its store was opened, to open it again the same way on a restart.
     store_options: StoreOptions,
+    /// A node of a cluster's relay to the other nodes (see [`TestServer::start_node`]).
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 /// A database in a directory of its own under the system's temporary directory, removed when
@@ -161,7 +165,44 @@ impl TestServer {
                 (id, engine_of(outbound))
             })
             .collect();
-        Self::serve_many(engine, others, clock, outbound_rx, security).await
+        Self::serve_many(engine, others, clock, outbound_rx, security, None).await
+    }
+
+    /// [`TestServer::start_workspaces`] as a node of a cluster (issue 19): a request for a
+    /// workspace `directory` places on another node is relayed there (R28).
+    pub(crate) async fn start_node(
+        security: Security,
+        others: &[&str],
+        directory: Arc<dyn Directory>,
+    ) -> Self {
+        let clock = ManualClock::new(Self::start_time());
+        let ids = IdSource::starting_at(Self::start_time());
+        let engine_of = |outbound| {
+            Engine::sharing_ids(
+                EngineConfig::default(),
+                Arc::new(clock.clone()),
+                outbound,
+                None,
+                ids.clone(),
+            )
+        };
+        let (outbound, outbound_rx) = Outbound::channel();
+        let engine = engine_of(outbound);
+        let others = others
+            .iter()
+            .map(|id| {
+                let id = WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}"));
+                let (outbound, _) = Outbound::channel();
+                (id, engine_of(outbound))
+            })
+            .collect();
+        let forwarder = Arc::new(Forwarder::new(directory).expect("the relay's HTTP clients build"));
+        Self::serve_many(engine, others, clock, outbound_rx, security, Some(forwarder)).await
+    }
+
+    /// What a node of [`TestServer::start_node`] relayed.
+    pub(crate) fn forwarded(&self) -> &switchboard::gateway::forward::ForwardStats {
+        self.forwarder.as_ref().expect("a node of a cluster").stats()
     }
 
     /// A server whose outbox really sends (R24): through the platforms of `security` (the
@@ -383,6 +424,7 @@ impl TestServer {
             task: Some(task),
             database: Some(database),
             store_options: StoreOptions::default(),
+            forwarder: None,
         }
     }
 
@@ -397,21 +439,23 @@ impl TestServer {
         outbound_rx: mpsc::UnboundedReceiver<Dispatch>,
         security: Security,
     ) -> Self {
-        Self::serve_many(engine, Vec::new(), clock, outbound_rx, security).await
+        Self::serve_many(engine, Vec::new(), clock, outbound_rx, security, None).await
     }
 
-    /// Serves `engine` as `default` and `others` beside it.
+    /// Serves `engine` as `default` and `others` beside it; relaying through `forwarder`, if
+    /// given, as a node of a cluster.
     async fn serve_many(
         engine: Arc<Engine>,
         others: Vec<(WorkspaceId, Arc<Engine>)>,
         clock: ManualClock,
         outbound_rx: mpsc::UnboundedReceiver<Dispatch>,
         security: Security,
+        forwarder: Option<Arc<Forwarder>>,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = if others.is_empty() {
+        let task = if others.is_empty() && forwarder.is_none() {
             let shutdown = async move {
                 let _ = stopped.await;
             };
@@ -424,6 +468,7 @@ impl TestServer {
             ))
         } else {
             let (default, others_served) = (engine.clone(), others.clone());
+            let relay = forwarder.clone();
             tokio::spawn(async move {
                 let boards = board_runtime::start()?;
                 let workspaces = Arc::new(Workspaces::single(
@@ -434,7 +479,10 @@ impl TestServer {
                     let workspace = Workspace::start(id, engine, Background::board_only(boards.handle()));
                     workspaces.insert(workspace).expect("each workspace once");
                 }
-                serve_registry(listener, workspaces, boards, security, stopped).await
+                match relay {
+                    Some(relay) => serve_node(listener, workspaces, boards, security, relay, stopped).await,
+                    None => serve_registry(listener, workspaces, boards, security, stopped).await,
+                }
             })
         };
         Self {
@@ -448,6 +496,7 @@ impl TestServer {
             task: Some(task),
             database: None,
             store_options: StoreOptions::default(),
+            forwarder,
         }
     }
 
@@ -478,6 +527,13 @@ impl TestServer {
             Some(token.clone()),
         );
         Agent::new(id, &token, self.addr).in_workspace(workspace)
+    }
+
+    /// Registers a supervisor in workspace `workspace` (its token is `<id>-token` there),
+    /// connecting through that workspace's paths.
+    pub(crate) fn supervisor_in(&self, workspace: &str, id: &str) -> Supervisor {
+        self.agent_in(workspace, id, Role::Supervisor);
+        Supervisor::new(id, &format!("{id}-token"), self.addr).in_workspace(workspace)
     }
 
     /// Registers an agent with role `agent` and the default limit.
@@ -797,7 +853,38 @@ pub(crate) async fn refusal(
     }
 }
 
-/// Reads a timestamp out of a frame.
+/// Serves `workspaces` as a node of a cluster relaying through `forwarder`, until `stopped`;
+/// then lets go of them and of the board's thread.
+async fn serve_node(
+    listener: TcpListener,
+    workspaces: Arc<Workspaces>,
+    boards: RuntimeThread,
+    security: Security,
+    forwarder: Arc<Forwarder>,
+    stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let served = serve_cluster(
+        listener,
+        workspaces.clone(),
+        boards.handle(),
+        security,
+        forwarder,
+        shutdown,
+        DRAIN,
+    )
+    .await;
+    workspaces
+        .unload_all(StdDuration::ZERO)
+        .await
+        .map_err(std::io::Error::other)?;
+    drop(workspaces);
+    drop(boards);
+    served
+}
+
 /// Serves `workspaces` until `stopped`, then lets go of them and of the board's thread.
 async fn serve_registry(
     listener: TcpListener,
@@ -812,6 +899,7 @@ async fn serve_registry(
     serve_then_unload(listener, workspaces, boards, security, shutdown, DRAIN).await
 }
 
+/// Reads a timestamp out of a frame.
 pub(crate) fn ts(value: &Value) -> Timestamp {
     value
         .as_str()

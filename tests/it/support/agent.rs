@@ -48,6 +48,11 @@ impl Agent {
         }
     }
 
+    /// The same agent, connecting to the node at `addr` (a cluster's other node, R28).
+    pub(crate) fn via(&self, addr: SocketAddr) -> Self {
+        Self { addr, ..self.clone() }
+    }
+
     /// Opens a connection and reads its `welcome`.
     pub(crate) async fn connect(&self) -> AgentClient {
         let url = format!("ws://{}{}/agent/ws?token={}", self.addr, self.api, self.token);

@@ -45,6 +45,11 @@ impl Supervisor {
         }
     }
 
+    /// The same supervisor, connecting to the node at `addr` (a cluster's other node, R28).
+    pub(crate) fn via(&self, addr: SocketAddr) -> Self {
+        Self { addr, ..self.clone() }
+    }
+
     /// Opens a connection and reads its `welcome`; nothing is pushed until it subscribes.
     pub(crate) async fn connect(&self) -> SupervisorClient {
         let url = format!(
