@@ -930,6 +930,40 @@ mod tests {
     }
 
     #[test]
+    fn r28_a_node_s_settings_default_to_a_failover_well_under_ten_seconds() {
+        let listen: SocketAddr = "10.0.0.5:8080".parse().expect("an address");
+        let settings = |text: &str| {
+            Config::parse(text, Path::new("t.toml"))
+                .expect("parses")
+                .cluster
+                .node_settings(listen)
+        };
+        let defaults = settings("").expect("valid");
+        assert_eq!(defaults.lease, StdDuration::from_secs(5));
+        assert_eq!(defaults.round, StdDuration::from_secs(5) / 3);
+        assert_eq!(defaults.advertise, "http://10.0.0.5:8080");
+        assert!(defaults.node.ends_with(&format!("-{}", std::process::id())));
+        assert!(defaults.lease + defaults.round < StdDuration::from_secs(10));
+
+        let set = settings(
+            "[cluster]\nnode = \"engine-1\"\nadvertise = \"http://e1:8080/\"\nlease_ms = 3000\nrenew_ms = 500\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            (set.node.as_str(), set.advertise.as_str(), set.lease, set.round),
+            ("engine-1", "http://e1:8080", StdDuration::from_secs(3), StdDuration::from_millis(500))
+        );
+        for wrong in [
+            "[cluster]\nlease_ms = 1000\nrenew_ms = 1000\n",
+            "[cluster]\nrenew_ms = 0\n",
+            "[cluster]\nlease_ms = 10\n",
+            "[cluster]\nnode = \" \"\n",
+        ] {
+            assert!(settings(wrong).is_err(), "accepted {wrong:?}");
+        }
+    }
+
+    #[test]
     fn issue19_a_cluster_database_puts_the_state_in_postgresql_and_refuses_memory() {
         let backend = |text: &str, flag: Option<&str>| {
             let config = Config::parse(text, Path::new("t.toml")).expect("parses");
