@@ -612,9 +612,7 @@ impl ClusterConfig {
     /// round that is shorter than the lease.
     pub fn node_settings(&self, listen: SocketAddr) -> Result<crate::cluster::Settings, ConfigError> {
         let lease = StdDuration::from_millis(self.lease_ms.unwrap_or(5000));
-        let round = self
-            .renew_ms
-            .map_or(lease / 3, StdDuration::from_millis);
+        let round = self.renew_ms.map_or(lease / 3, StdDuration::from_millis);
         if lease < StdDuration::from_millis(100) {
             return Err(ConfigError::Invalid(format!(
                 "cluster.lease_ms = {}: at least 100",
@@ -951,7 +949,12 @@ mod tests {
         .expect("valid");
         assert_eq!(
             (set.node.as_str(), set.advertise.as_str(), set.lease, set.round),
-            ("engine-1", "http://e1:8080", StdDuration::from_secs(3), StdDuration::from_millis(500))
+            (
+                "engine-1",
+                "http://e1:8080",
+                StdDuration::from_secs(3),
+                StdDuration::from_millis(500)
+            )
         );
         for wrong in [
             "[cluster]\nlease_ms = 1000\nrenew_ms = 1000\n",

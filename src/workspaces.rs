@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
-pub use crate::config::Limits;
 use crate::clock::SharedClock;
+pub use crate::config::Limits;
 use crate::engine::fanout::CutOff;
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;

@@ -8,13 +8,21 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use super::ClusterStats;
 use crate::ids::WorkspaceId;
 use crate::store::{Lease, Store};
+
+/// Now, on this node's monotonic clock (tokio's), which a lease's time is counted on. Not the
+/// engine's clock: that one is domain time, which tests hold still; a lease must run out in
+/// real time, whatever the engine's clock says.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn monotonic_now() -> Instant {
+    Instant::now()
+}
 
 /// One lease held.
 #[derive(Clone, Debug)]
@@ -66,7 +74,12 @@ impl Claims {
 
     /// Every lease held, by workspace.
     pub fn all(&self) -> Vec<(WorkspaceId, Held)> {
-        let mut all: Vec<_> = self.held.lock().iter().map(|(id, h)| (id.clone(), h.clone())).collect();
+        let mut all: Vec<_> = self
+            .held
+            .lock()
+            .iter()
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }

@@ -14,13 +14,15 @@
 //! a node whose database calls hang stops deciding before another node can take over. A write
 //! refused as fenced (another node took the workspace) drops it too, at the next round.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
+use super::claims::monotonic_now;
 use super::share::{self, Candidate};
 use super::{Claims, ClusterStats, Held, Location, Placed, Settings};
 use crate::ids::WorkspaceId;
@@ -49,6 +51,9 @@ struct Inner {
     directory: Arc<Placed>,
     /// While true, a round waits before it touches the database (tests: a hung connection).
     paused: watch::Sender<bool>,
+    /// What this node handed over, and when: not taken back by it for a lease time, so that
+    /// the node it was handed over for gets it. Touched by the loop only.
+    handed: parking_lot::Mutex<HashMap<WorkspaceId, Instant>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -75,6 +80,7 @@ impl Node {
             workspaces,
             claims,
             paused: watch::channel(false).0,
+            handed: Default::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(inner.clone().run(stopped));
@@ -156,12 +162,12 @@ impl Inner {
     /// is over, whatever the loop is doing (it may be stuck on the database).
     async fn watch_clock(self: Arc<Self>) {
         loop {
-            let now = Instant::now();
+            let now = monotonic_now();
             let next = (self.claims.all().iter().map(|(_, h)| h.valid_until).min())
                 .unwrap_or(now + self.settings.round)
                 .min(now + self.settings.round);
-            tokio::time::sleep_until(next.into()).await;
-            for (id, lease) in self.claims.expire(Instant::now()) {
+            tokio::time::sleep_until(next).await;
+            for (id, lease) in self.claims.expire(monotonic_now()) {
                 tracing::warn!(node = %self.settings.node, workspace = %id, epoch = %lease.epoch,
                     "lease not renewed in time by this node's clock: no longer deciding for the workspace");
                 self.lost(&id);
@@ -210,11 +216,23 @@ impl Inner {
         };
         self.workspaces.refresh_rows(rows.clone()).await;
         let held: Vec<WorkspaceId> = self.claims.all().into_iter().map(|(id, _)| id).collect();
-        let plan = share::plan(&self.settings.node, leaving, &view, &rows, &held);
+        let skip: HashSet<WorkspaceId> = {
+            let mut handed = self.handed.lock();
+            let now = monotonic_now();
+            handed.retain(|_, at| now.duration_since(*at) < self.settings.lease);
+            handed.keys().cloned().collect()
+        };
+        let plan = share::plan(&self.settings.node, leaving, &view, &rows, &held, &skip);
         self.directory.replace(plan.directory);
-        let let_go = plan.let_go.iter().map(|id| self.let_go(id, HAND_OVER_GRACE, false));
+        let let_go = plan
+            .let_go
+            .iter()
+            .map(|id| self.let_go(id, HAND_OVER_GRACE, false));
         futures_util::future::join_all(let_go).await;
-        let hand_over = plan.hand_over.iter().map(|id| self.let_go(id, HAND_OVER_GRACE, true));
+        let hand_over = plan
+            .hand_over
+            .iter()
+            .map(|id| self.let_go(id, HAND_OVER_GRACE, true));
         futures_util::future::join_all(hand_over).await;
         let mut taken = 0;
         for candidate in plan.candidates {
@@ -233,7 +251,7 @@ impl Inner {
         let store = self.claims.store();
         let ttl = self.settings.lease;
         for (id, held) in self.claims.all() {
-            let sent = Instant::now();
+            let sent = monotonic_now();
             match store.renew_lease(&held.lease, ttl) {
                 Ok(Some(lease)) => {
                     let renewed = Held {
@@ -269,7 +287,7 @@ impl Inner {
         let store = self.claims.store().clone();
         let (node, ttl) = (self.settings.node.clone(), self.settings.lease);
         let key = candidate.row.key;
-        let sent = Instant::now();
+        let sent = monotonic_now();
         let lease = match tokio::task::spawn_blocking(move || store.take_lease(key, &node, ttl)).await {
             Ok(Ok(Some(lease))) => lease,
             Ok(Ok(None)) => return false,
@@ -333,6 +351,7 @@ impl Inner {
             self.release(lease).await;
             if hand_over {
                 ClusterStats::count(&self.claims.stats().hand_overs);
+                self.handed.lock().insert(id.clone(), monotonic_now());
             }
             tracing::info!(node = %self.settings.node, workspace = %id, "workspace let go of");
         }

@@ -2,8 +2,13 @@
 //!
 //! Each node takes a fair share, `ceil(active workspaces / live nodes)`: below it, it takes
 //! lapsed or never-held leases; above it (a node joined), it hands the extra ones over, so
-//! that the joining node takes them. Every node decides alone, from the same database; the
-//! lease's take is atomic, so two nodes after the same workspace get it once.
+//! that the joining node takes them. Shares of `ceil` alone can leave a node empty (4
+//! workspaces on 3 nodes: 2, 2, 0), so a node at `ceil` also hands one over while another
+//! live node is below `floor` and more nodes are at `ceil` than the remainder allows; which
+//! ones do is decided by name, the same way on every node. Every node decides alone, from
+//! the same database; the lease's take is atomic, so two nodes after the same workspace get
+//! it once. A node does not take back what it handed over itself (`skip`), so the hand-over
+//! reaches the node it was meant for.
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,9 +45,19 @@ pub(crate) fn fair_share(active: usize, live: usize) -> usize {
 }
 
 /// What node `me` (`leaving` or not) does this round, holding `held`, given `view` and every
-/// workspace row.
-pub(crate) fn plan(me: &str, leaving: bool, view: &ClusterView, rows: &[WorkspaceRow], held: &[WorkspaceId]) -> Plan {
-    let active: Vec<&WorkspaceRow> = rows.iter().filter(|r| r.state == WorkspaceState::Active).collect();
+/// workspace row; it takes nothing in `skip` (what it handed over lately).
+pub(crate) fn plan(
+    me: &str,
+    leaving: bool,
+    view: &ClusterView,
+    rows: &[WorkspaceRow],
+    held: &[WorkspaceId],
+    skip: &HashSet<WorkspaceId>,
+) -> Plan {
+    let active: Vec<&WorkspaceRow> = rows
+        .iter()
+        .filter(|r| r.state == WorkspaceState::Active)
+        .collect();
     let active_ids: HashSet<&WorkspaceId> = active.iter().map(|r| &r.id).collect();
     let held_set: HashSet<&WorkspaceId> = held.iter().collect();
     let mut live = view.nodes.iter().filter(|n| !n.leaving).count();
@@ -50,22 +65,67 @@ pub(crate) fn plan(me: &str, leaving: bool, view: &ClusterView, rows: &[Workspac
         // Its own heartbeat is this round's; counted even if the view missed it.
         live += 1;
     }
-    let share = if leaving { 0 } else { fair_share(active.len(), live) };
+    let share = if leaving {
+        0
+    } else {
+        fair_share(active.len(), live)
+    };
+    let leases: HashMap<i64, &LeaseRow> = view.leases.iter().map(|l| (l.ws.get(), l)).collect();
 
-    let let_go: Vec<WorkspaceId> = held.iter().filter(|id| !active_ids.contains(id)).cloned().collect();
-    let mut keeping: Vec<WorkspaceId> = held.iter().filter(|id| active_ids.contains(id)).cloned().collect();
+    let let_go: Vec<WorkspaceId> = held
+        .iter()
+        .filter(|id| !active_ids.contains(id))
+        .cloned()
+        .collect();
+    let mut keeping: Vec<WorkspaceId> = held
+        .iter()
+        .filter(|id| active_ids.contains(id))
+        .cloned()
+        .collect();
     keeping.sort();
-    let hand_over = if keeping.len() > share {
-        keeping.split_off(share)
+    let mut keep = share;
+    if !leaving && keeping.len() == share && share > 0 {
+        // Live nodes' counts as the view has them, this node's as it holds them.
+        let mut counts: HashMap<&str, usize> = view
+            .nodes
+            .iter()
+            .filter(|n| !n.leaving)
+            .map(|n| (n.name.as_str(), 0))
+            .collect();
+        for lease in view.leases.iter().filter(|l| l.unexpired) {
+            if let Some(count) = counts.get_mut(lease.node.as_str()) {
+                *count += 1;
+            }
+        }
+        counts.insert(me, keeping.len());
+        let floor = active.len() / live.max(1);
+        let remainder = active.len() % live.max(1);
+        let someone_short = counts.values().any(|&c| c < floor);
+        let mut at_share: Vec<&str> = counts
+            .iter()
+            .filter(|(_, &c)| c >= share)
+            .map(|(n, _)| *n)
+            .collect();
+        at_share.sort_unstable();
+        let rank = at_share.iter().position(|n| *n == me).unwrap_or(0);
+        if remainder > 0 && someone_short && rank >= remainder {
+            keep = floor;
+        }
+    }
+    let hand_over = if keeping.len() > keep {
+        keeping.split_off(keep)
     } else {
         Vec::new()
     };
-    let want = share.saturating_sub(keeping.len());
+    let want = if hand_over.is_empty() {
+        share.saturating_sub(keeping.len())
+    } else {
+        0
+    };
 
-    let leases: HashMap<i64, &LeaseRow> = view.leases.iter().map(|l| (l.ws.get(), l)).collect();
     let mut candidates: Vec<Candidate> = active
         .iter()
-        .filter(|row| !held_set.contains(&row.id))
+        .filter(|row| !held_set.contains(&row.id) && !skip.contains(&row.id))
         .filter_map(|row| match leases.get(&row.key.get()) {
             None => Some(Candidate {
                 row: (*row).clone(),
@@ -155,8 +215,15 @@ mod tests {
         }
     }
 
+    fn none() -> HashSet<WorkspaceId> {
+        HashSet::new()
+    }
+
     fn ids(names: &[&str]) -> Vec<WorkspaceId> {
-        names.iter().map(|n| WorkspaceId::parse(n).expect("an id")).collect()
+        names
+            .iter()
+            .map(|n| WorkspaceId::parse(n).expect("an id"))
+            .collect()
     }
 
     #[test]
@@ -175,10 +242,10 @@ mod tests {
             leases: (1..=6).map(|ws| lease(ws, "n1", true, false)).collect(),
         };
         let all = ids(&["a", "b", "c", "d", "e", "f"]);
-        let n1 = plan("n1", false, &view, &rows, &all);
+        let n1 = plan("n1", false, &view, &rows, &all, &none());
         assert_eq!(n1.hand_over, ids(&["c", "d", "e", "f"]));
         assert_eq!(n1.want, 0);
-        let n2 = plan("n2", false, &view, &rows, &[]);
+        let n2 = plan("n2", false, &view, &rows, &[], &none());
         assert_eq!((n2.want, n2.candidates.len()), (2, 0), "nothing free yet");
         assert_eq!(n2.directory[&all[0]], Location::At("http://n1".into()));
 
@@ -187,10 +254,51 @@ mod tests {
             leases: (1..=6).map(|ws| lease(ws, "n1", ws <= 2, ws > 2)).collect(),
             ..view
         };
-        let n2 = plan("n2", false, &view, &rows, &[]);
+        let n2 = plan("n2", false, &view, &rows, &[], &none());
         assert_eq!(n2.candidates.len(), 4);
         assert!(n2.candidates.iter().all(|c| !c.failover));
         assert_eq!(n2.directory[&all[3]], Location::Nowhere);
+    }
+
+    #[test]
+    fn r28_no_node_stays_empty_while_others_hold_more_than_the_floor() {
+        // 4 workspaces on 3 nodes: n1 and n2 hold 2 each, n3 joined with none.
+        let rows: Vec<_> = (1..=4)
+            .map(|k| row(k, &format!("w{k}"), WorkspaceState::Active))
+            .collect();
+        let view = ClusterView {
+            nodes: vec![node("n1", false), node("n2", false), node("n3", false)],
+            leases: (1..=4)
+                .map(|ws| lease(ws, if ws <= 2 { "n1" } else { "n2" }, true, false))
+                .collect(),
+        };
+        let n1 = plan("n1", false, &view, &rows, &ids(&["w1", "w2"]), &none());
+        assert!(n1.hand_over.is_empty(), "the first by name keeps its two");
+        let n2 = plan("n2", false, &view, &rows, &ids(&["w3", "w4"]), &none());
+        assert_eq!((n2.hand_over, n2.want), (ids(&["w4"]), 0), "the second gives one");
+        // And does not take it back itself.
+        let view = ClusterView {
+            leases: (1..=4)
+                .map(|ws| lease(ws, if ws <= 2 { "n1" } else { "n2" }, ws != 4, ws == 4))
+                .collect(),
+            ..view
+        };
+        let skip: HashSet<WorkspaceId> = ids(&["w4"]).into_iter().collect();
+        let n2 = plan("n2", false, &view, &rows, &ids(&["w3"]), &skip);
+        assert!(n2.hand_over.is_empty() && n2.candidates.is_empty());
+        let n3 = plan("n3", false, &view, &rows, &[], &none());
+        assert_eq!(n3.candidates.len(), 1);
+        // 2, 1, 1 is even: nobody moves.
+        let view = ClusterView {
+            leases: (1..=4)
+                .map(|ws| lease(ws, ["n1", "n1", "n2", "n3"][ws as usize - 1], true, false))
+                .collect(),
+            ..view
+        };
+        for (me, held) in [("n1", vec!["w1", "w2"]), ("n2", vec!["w3"]), ("n3", vec!["w4"])] {
+            let p = plan(me, false, &view, &rows, &ids(&held), &none());
+            assert!(p.hand_over.is_empty(), "{me} hands over {:?}", p.hand_over);
+        }
     }
 
     #[test]
@@ -204,15 +312,22 @@ mod tests {
             nodes: vec![node("n1", false)],
             leases: vec![lease(1, "dead", false, false), lease(2, "n1", true, false)],
         };
-        let p = plan("n1", false, &view, &rows, &ids(&["b"]));
+        let p = plan("n1", false, &view, &rows, &ids(&["b"]), &none());
         assert_eq!(p.let_go, ids(&["b"]));
         assert_eq!(p.want, 2);
-        let failover: HashMap<_, _> = p.candidates.iter().map(|c| (c.row.id.as_str(), c.failover)).collect();
+        let failover: HashMap<_, _> = p
+            .candidates
+            .iter()
+            .map(|c| (c.row.id.as_str(), c.failover))
+            .collect();
         assert_eq!(failover, HashMap::from([("a", true), ("c", false)]));
-        assert!(!p.directory.contains_key(&ids(&["b"])[0]), "suspended: answered here");
+        assert!(
+            !p.directory.contains_key(&ids(&["b"])[0]),
+            "suspended: answered here"
+        );
 
         // Leaving: everything is handed over.
-        let p = plan("n1", true, &view, &rows, &ids(&["a", "c"]));
+        let p = plan("n1", true, &view, &rows, &ids(&["a", "c"]), &none());
         assert_eq!((p.hand_over, p.want), (ids(&["a", "c"]), 0));
     }
 }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 
 use super::*;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Stopwatch, SystemClock};
 use crate::core::Channel;
 use crate::core::ChatState;
 use crate::engine::EngineConfig;
@@ -67,14 +67,18 @@ struct TestNode {
 
 impl TestNode {
     async fn start(server: &PgServer, name: &str, lease: Duration, round: Duration) -> TestNode {
-        let store = Arc::new(Store::open_postgres(&server.url(), StoreOptions::default()).expect("the store opens"));
+        let store =
+            Arc::new(Store::open_postgres(&server.url(), StoreOptions::default()).expect("the store opens"));
         let claims = Claims::new(name, store.clone());
         let workspaces = Arc::new(
             Workspaces::open_cluster(provisioning(store.clone()), claims)
                 .await
                 .expect("the registry opens"),
         );
-        assert!(workspaces.ids().is_empty(), "a cluster node loads nothing by itself");
+        assert!(
+            workspaces.ids().is_empty(),
+            "a cluster node loads nothing by itself"
+        );
         let node = Node::start(settings(name, lease, round), workspaces.clone()).expect("a cluster registry");
         TestNode {
             name: name.into(),
@@ -85,7 +89,11 @@ impl TestNode {
     }
 
     fn loaded(&self) -> Vec<String> {
-        self.workspaces.ids().iter().map(|id| id.as_str().to_owned()).collect()
+        self.workspaces
+            .ids()
+            .iter()
+            .map(|id| id.as_str().to_owned())
+            .collect()
     }
 
     fn node(&self) -> &Node {
@@ -133,7 +141,7 @@ fn owners(nodes: &[&TestNode]) -> BTreeMap<String, Vec<String>> {
 /// Polls `condition` until it holds; fails naming `what` after [`WAIT`]. Answers how long it
 /// took.
 async fn until(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
+    let start = Stopwatch::start();
     loop {
         if condition() {
             return start.elapsed();
@@ -181,7 +189,10 @@ async fn r28_placement_spreads_workspaces_and_each_has_one_owner() {
     // And it stays so: a few rounds later nobody has moved.
     let settled = owners(&refs);
     let rounds = ClusterStats::read(&nodes[0].stats().rounds);
-    until("three more rounds", || ClusterStats::read(&nodes[0].stats().rounds) >= rounds + 3).await;
+    until("three more rounds", || {
+        ClusterStats::read(&nodes[0].stats().rounds) >= rounds + 3
+    })
+    .await;
     assert_eq!(owners(&refs), settled, "placement kept moving workspaces");
 
     // Every node's directory knows where each workspace is served.
@@ -201,14 +212,22 @@ async fn r28_placement_spreads_workspaces_and_each_has_one_owner() {
     })
     .await;
     let unknown = WorkspaceId::parse("nobody").expect("an id");
-    assert_eq!(nodes[0].node().directory().locate(&unknown), Location::Here, "no probing");
+    assert_eq!(
+        nodes[0].node().directory().locate(&unknown),
+        Location::Here,
+        "no probing"
+    );
     assert_eq!(nodes[0].node().directory().node(), "n1");
 
     // Ready, and the metrics say what the node holds.
     assert!(nodes[0].node().claims().is_ready());
     let metrics = crate::metrics::Metrics::for_workspaces(&nodes[0].workspaces);
     let text = metrics.render().expect("renders");
-    for line in ["switchboard_cluster_workspaces 2", "switchboard_cluster_leases 2", "switchboard_cluster_failovers_total 0"] {
+    for line in [
+        "switchboard_cluster_workspaces 2",
+        "switchboard_cluster_leases 2",
+        "switchboard_cluster_failovers_total 0",
+    ] {
         assert!(text.contains(line), "no `{line}` in\n{text}");
     }
     for node in nodes {
@@ -224,7 +243,10 @@ async fn r29_a_dead_node_s_workspaces_are_taken_over_with_what_it_acknowledged()
         TestNode::start(&server, "n1", LEASE, ROUND).await,
         TestNode::start(&server, "n2", LEASE, ROUND).await,
     ];
-    until("2 workspaces on each node", || nodes.iter().all(|n| n.loaded().len() == 2)).await;
+    until("2 workspaces on each node", || {
+        nodes.iter().all(|n| n.loaded().len() == 2)
+    })
+    .await;
     let dead = nodes.remove(0);
     let survivor = &nodes[0];
     let ws = dead.workspaces.ids()[0].clone();
@@ -232,7 +254,7 @@ async fn r29_a_dead_node_s_workspaces_are_taken_over_with_what_it_acknowledged()
     let stale = dead.workspaces.get(&ws).expect("loaded").engine().clone();
 
     // It dies: its loop and watchdog stop, nothing is released, nothing unloaded.
-    let died = Instant::now();
+    let died = Stopwatch::start();
     let TestNode {
         node,
         workspaces: dead_workspaces,
@@ -240,7 +262,10 @@ async fn r29_a_dead_node_s_workspaces_are_taken_over_with_what_it_acknowledged()
         ..
     } = dead;
     drop(node);
-    until("the survivor serves every workspace", || survivor.loaded().len() == all.len()).await;
+    until("the survivor serves every workspace", || {
+        survivor.loaded().len() == all.len()
+    })
+    .await;
     let took = died.elapsed();
     assert!(
         took < LEASE + 2 * ROUND + Duration::from_secs(2),
@@ -287,13 +312,16 @@ async fn r28_a_node_that_cannot_renew_stops_deciding() {
         TestNode::start(&server, "n1", LEASE, ROUND).await,
         TestNode::start(&server, "n2", LEASE, ROUND).await,
     ];
-    until("one workspace on each node", || nodes.iter().all(|n| n.loaded().len() == 1)).await;
+    until("one workspace on each node", || {
+        nodes.iter().all(|n| n.loaded().len() == 1)
+    })
+    .await;
     let (stalled, other) = (&nodes[0], &nodes[1]);
     let ws = stalled.workspaces.ids()[0].clone();
 
     // Its database calls hang: it can neither renew nor learn that it lost anything.
     stalled.node().pause(true);
-    let paused = Instant::now();
+    let paused = Stopwatch::start();
     // Never two deciders: whenever the other node has it, the stalled one has let go already.
     let mut both = false;
     until("the other node takes the stalled node's workspace", || {
@@ -313,7 +341,10 @@ async fn r28_a_node_that_cannot_renew_stops_deciding() {
 
     // Back: it takes its share again.
     stalled.node().pause(false);
-    until("one workspace on each node again", || nodes.iter().all(|n| n.loaded().len() == 1)).await;
+    until("one workspace on each node again", || {
+        nodes.iter().all(|n| n.loaded().len() == 1)
+    })
+    .await;
     for node in nodes {
         node.stop().await;
     }
@@ -330,7 +361,10 @@ async fn r28_a_graceful_leave_hands_over_at_once() {
         TestNode::start(&server, "n1", lease, round).await,
         TestNode::start(&server, "n2", lease, round).await,
     ];
-    until("2 workspaces on each node", || nodes.iter().all(|n| n.loaded().len() == 2)).await;
+    until("2 workspaces on each node", || {
+        nodes.iter().all(|n| n.loaded().len() == 2)
+    })
+    .await;
     let leaving = nodes.remove(0);
     let staying = &nodes[0];
     let ws = leaving.workspaces.ids()[0].clone();
@@ -339,16 +373,23 @@ async fn r28_a_graceful_leave_hands_over_at_once() {
     // Counted from here: the two nodes may have rebalanced on their start already.
     let claims = leaving.node().claims().clone();
     let before = ClusterStats::read(&claims.stats().hand_overs);
-    let left = Instant::now();
+    let left = Stopwatch::start();
     let TestNode { node, workspaces, .. } = leaving;
     node.expect("running").leave().await;
     assert!(workspaces.ids().is_empty(), "it unloaded everything");
     assert_eq!(ClusterStats::read(&claims.stats().hand_overs) - before, 2);
     assert_eq!(claims.count(), 0, "it released every lease");
-    until("the staying node serves everything", || staying.loaded().len() == all.len()).await;
+    until("the staying node serves everything", || {
+        staying.loaded().len() == all.len()
+    })
+    .await;
     let took = left.elapsed();
     assert!(took < lease / 4, "the hand-over took {took:?}, lease {lease:?}");
-    assert_eq!(ClusterStats::read(&staying.stats().failovers), 0, "released, not lapsed");
+    assert_eq!(
+        ClusterStats::read(&staying.stats().failovers),
+        0,
+        "released, not lapsed"
+    );
     let engine = staying.workspaces.get(&ws).expect("handed over").engine().clone();
     assert_eq!(engine.chat_state(&chat), Some(ChatState::Queued));
     drop(engine);
@@ -362,7 +403,10 @@ async fn r28_a_joining_node_takes_its_share() {
     let server = PgServer::start();
     let all = create_workspaces(&server, 3).await;
     let first = TestNode::start(&server, "n1", LEASE, ROUND).await;
-    until("the first node serves everything", || first.loaded().len() == all.len()).await;
+    until("the first node serves everything", || {
+        first.loaded().len() == all.len()
+    })
+    .await;
     let second = TestNode::start(&server, "n2", LEASE, ROUND).await;
     let mut twice = Vec::new();
     until("2 workspaces on each node", || {
@@ -382,7 +426,8 @@ async fn r28_a_joining_node_takes_its_share() {
 async fn r28_a_node_is_ready_once_it_placed_and_serves_without_default() {
     let server = PgServer::start();
     create_workspaces(&server, 0).await;
-    let store = Arc::new(Store::open_postgres(&server.url(), StoreOptions::default()).expect("the store opens"));
+    let store =
+        Arc::new(Store::open_postgres(&server.url(), StoreOptions::default()).expect("the store opens"));
     let claims = Claims::new("n1", store.clone());
     let workspaces = Arc::new(
         Workspaces::open_cluster(provisioning(store.clone()), claims)
@@ -405,13 +450,17 @@ async fn r28_a_node_is_ready_once_it_placed_and_serves_without_default() {
     ));
     let client = reqwest::Client::new();
     let readyz = || async {
-        let response = client.get(format!("{base}/readyz")).send().await.expect("answers");
+        let response = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("answers");
         (response.status().as_u16(), response.text().await.expect("a body"))
     };
     assert_eq!(readyz().await, (503, "placing workspaces".to_owned()));
 
     let node = Node::start(settings("n1", LEASE, ROUND), workspaces.clone()).expect("a cluster registry");
-    let start = Instant::now();
+    let start = Stopwatch::start();
     loop {
         if readyz().await.0 == 200 {
             break;
@@ -419,8 +468,16 @@ async fn r28_a_node_is_ready_once_it_placed_and_serves_without_default() {
         assert!(start.elapsed() < WAIT, "not ready within {WAIT:?}");
         tokio::time::sleep(POLL).await;
     }
-    assert_eq!(workspaces.ids(), [WorkspaceId::default_workspace()], "placed in its first round");
-    let metrics = client.get(format!("{base}/metrics")).send().await.expect("answers");
+    assert_eq!(
+        workspaces.ids(),
+        [WorkspaceId::default_workspace()],
+        "placed in its first round"
+    );
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("answers");
     let text = metrics.text().await.expect("a body");
     assert!(text.contains("switchboard_cluster_leases 1"), "{text}");
 

@@ -18,6 +18,7 @@ mod admin_keys;
 
 use super::{Background, Credentials, Limits, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
+use crate::cluster::Claims;
 use crate::config::WorkspaceSettings;
 use crate::core::AgentProfile;
 use crate::engine::id_source::IdSource;
@@ -26,7 +27,6 @@ use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::WorkspaceId;
 use crate::security::TokenHash;
-use crate::cluster::Claims;
 use crate::store::{Lease, Store, StoreError, WorkspaceRow, WorkspaceState, WsKey};
 
 /// How long the sockets and requests inside a workspace being suspended or deleted get to
@@ -129,7 +129,10 @@ impl Workspaces {
 
     /// [`Workspaces::open`], or in a cluster (`cluster`: what this node holds) the rows only,
     /// loading nothing: placement does.
-    pub(super) async fn open_on(provisioning: Provisioning, cluster: Option<Arc<Claims>>) -> Result<Self, StoreError> {
+    pub(super) async fn open_on(
+        provisioning: Provisioning,
+        cluster: Option<Arc<Claims>>,
+    ) -> Result<Self, StoreError> {
         let stored = match &provisioning.store {
             Some(store) => store.workspace_rows()?,
             None => Vec::new(),
@@ -442,7 +445,11 @@ impl Catalog {
 
     /// [`Catalog::build`], under `lease` if the cluster placed it here: its every write then
     /// carries the lease's epoch and is refused once another node took the workspace (R28).
-    pub(super) fn build_on(&self, row: &WorkspaceRow, lease: Option<&Lease>) -> Result<Arc<Workspace>, StoreError> {
+    pub(super) fn build_on(
+        &self,
+        row: &WorkspaceRow,
+        lease: Option<&Lease>,
+    ) -> Result<Arc<Workspace>, StoreError> {
         let p = &self.provisioning;
         let limits = Limits::from_stored(&row.limits).map_err(|what| StoreError::Corrupt {
             path: p

@@ -32,7 +32,9 @@ impl Workspaces {
             return Ok(false);
         };
         let rows = catalog.rows.lock().await;
-        let active = rows.get(&row.id).is_some_and(|r| r.state == WorkspaceState::Active);
+        let active = rows
+            .get(&row.id)
+            .is_some_and(|r| r.state == WorkspaceState::Active);
         if !active || self.get(&row.id).is_some() {
             return Ok(false);
         }
