@@ -1,9 +1,10 @@
 //! One node's placement loop (R28, R29), a tokio task of its own, and its graceful leave.
 //!
-//! Every round (`Settings::round`): the leases held are renewed (one lost: that workspace is
-//! unloaded at once), the node records itself as alive, and reads the nodes, the leases and
-//! the `workspaces` table (all on a blocking thread: the store's calls are synchronous); then
-//! `share.rs` decides, and the node lets go of what is no longer active, hands over what is
+//! Three tasks. The renewer renews every lease held each `Settings::round` (one lost: that
+//! workspace is unloaded at once), apart from placement, so that a long restore or drain
+//! never delays a renewal. Each placement round (same period) the node records itself as
+//! alive and reads the nodes, the leases and the `workspaces` table (on a blocking thread:
+//! the store's calls are synchronous); then `share.rs` decides, and the node lets go of what is no longer active, hands over what is
 //! above its fair share (unloaded with its drain, then released, so the taker need not wait
 //! for it to lapse) and takes lapsed or never-held leases up to its share, loading each
 //! workspace from the store on its fenced handle.
@@ -41,6 +42,7 @@ pub struct Node {
     inner: Arc<Inner>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    renewer: Option<JoinHandle<()>>,
     watchdog: Option<JoinHandle<()>>,
 }
 
@@ -84,6 +86,7 @@ impl Node {
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(inner.clone().run(stopped));
+        let renewer = tokio::spawn(inner.clone().renew_every_round());
         let watchdog = tokio::spawn(inner.clone().watch_clock());
         tracing::info!(node = %inner.settings.node, advertise = %inner.settings.advertise,
             lease_ms = inner.settings.lease.as_millis() as u64, "cluster node started");
@@ -91,6 +94,7 @@ impl Node {
             inner,
             stop,
             task: Some(task),
+            renewer: Some(renewer),
             watchdog: Some(watchdog),
         })
     }
@@ -105,9 +109,10 @@ impl Node {
         &self.inner.claims
     }
 
-    /// Leaves the cluster gracefully: the loop stops, the node marks itself leaving, and every
-    /// workspace it holds is unloaded with its drain (every acknowledged change committed)
-    /// and its lease released, so that the other nodes take it at once.
+    /// Leaves the cluster gracefully: placement stops, the node marks itself leaving, and
+    /// every workspace it holds is unloaded with its drain (every acknowledged change
+    /// committed) and its lease released, so that the other nodes take it at once. Its leases
+    /// are renewed until each is released.
     pub async fn leave(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
@@ -116,10 +121,10 @@ impl Node {
         self.inner.round(true).await;
         // Whatever that round could not hand over (the database failed): the same, one by one.
         for (id, _) in self.inner.claims.all() {
-            self.inner.let_go(&id, HAND_OVER_GRACE, true).await;
+            self.inner.let_go(&id, self.inner.grace(), true).await;
         }
-        if let Some(watchdog) = self.watchdog.take() {
-            watchdog.abort();
+        for task in [self.renewer.take(), self.watchdog.take()].into_iter().flatten() {
+            task.abort();
         }
         tracing::info!(node = %self.inner.settings.node, "left the cluster");
     }
@@ -134,7 +139,10 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        for task in [self.task.take(), self.watchdog.take()].into_iter().flatten() {
+        for task in [self.task.take(), self.renewer.take(), self.watchdog.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }
@@ -156,6 +164,26 @@ impl Inner {
             ClusterStats::count(&self.claims.stats().rounds);
             self.claims.set_ready();
         }
+    }
+
+    /// Renews every lease held, each round, on a blocking thread.
+    async fn renew_every_round(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(self.settings.round);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let _ = self.paused.subscribe().wait_for(|paused| !paused).await;
+            let this = self.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || this.renew_all()).await {
+                tracing::error!(node = %self.settings.node, error = %e, "renewing leases panicked");
+            }
+        }
+    }
+
+    /// The time requests and sockets of a workspace handed over get: [`HAND_OVER_GRACE`], or
+    /// a round if that is shorter.
+    fn grace(&self) -> Duration {
+        HAND_OVER_GRACE.min(self.settings.round)
     }
 
     /// Drops every workspace whose lease time by this node's clock is over, the moment it
@@ -224,15 +252,12 @@ impl Inner {
         };
         let plan = share::plan(&self.settings.node, leaving, &view, &rows, &held, &skip);
         self.directory.replace(plan.directory);
-        let let_go = plan
-            .let_go
-            .iter()
-            .map(|id| self.let_go(id, HAND_OVER_GRACE, false));
+        let let_go = plan.let_go.iter().map(|id| self.let_go(id, self.grace(), false));
         futures_util::future::join_all(let_go).await;
         let hand_over = plan
             .hand_over
             .iter()
-            .map(|id| self.let_go(id, HAND_OVER_GRACE, true));
+            .map(|id| self.let_go(id, self.grace(), true));
         futures_util::future::join_all(hand_over).await;
         let mut taken = 0;
         for candidate in plan.candidates {
@@ -245,9 +270,10 @@ impl Inner {
         }
     }
 
-    /// The round's database work, on a blocking thread: renew every lease held, record this
-    /// node, and read the cluster and the workspaces' rows.
-    fn exchange(self: &Arc<Self>, leaving: bool) -> Result<(ClusterView, Vec<WorkspaceRow>), StoreError> {
+    /// Renews every lease held (blocking): each renewed one is good for the lease time from
+    /// before its renewal was sent; one taken by another node is dropped and its workspace
+    /// unloaded.
+    fn renew_all(self: &Arc<Self>) {
         let store = self.claims.store();
         let ttl = self.settings.lease;
         for (id, held) in self.claims.all() {
@@ -275,6 +301,13 @@ impl Inner {
                     "renewing a lease failed; the workspace is dropped if no renewal succeeds in time"),
             }
         }
+    }
+
+    /// The round's database work, on a blocking thread: record this node, and read the
+    /// cluster and the workspaces' rows.
+    fn exchange(&self, leaving: bool) -> Result<(ClusterView, Vec<WorkspaceRow>), StoreError> {
+        let store = self.claims.store();
+        let ttl = self.settings.lease;
         store.heartbeat(&self.settings.node, &self.settings.advertise, leaving)?;
         let view = store.cluster_view(ttl)?;
         let rows = store.workspace_rows()?;

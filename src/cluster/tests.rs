@@ -486,3 +486,52 @@ async fn r28_a_node_is_ready_once_it_placed_and_serves_without_default() {
     node.leave().await;
     let _ = workspaces.unload_all(Duration::ZERO).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r28_a_write_refused_as_fenced_unloads_the_workspace() {
+    // A long lease: only the fencing can make the node let go within the test.
+    let lease = Duration::from_secs(10);
+    let server = PgServer::start();
+    create_workspaces(&server, 0).await;
+    let node = TestNode::start(&server, "n1", lease, Duration::from_millis(100)).await;
+    let ws = WorkspaceId::default_workspace();
+    until("default placed", || node.loaded().len() == 1).await;
+    let engine = node.workspaces.get(&ws).expect("loaded").engine().clone();
+
+    // A second run under the same name takes the lease again (a restarted node does that),
+    // which raises the epoch while the first still has the workspace loaded.
+    node.node().pause(true);
+    let rogue = Store::open_postgres(&server.url(), StoreOptions::default()).expect("the store opens");
+    let taken = rogue
+        .take_lease(crate::store::WsKey::DEFAULT, "n1", lease)
+        .expect("the take runs")
+        .expect("taken");
+    engine
+        .customer_message(
+            Channel::Whatsapp,
+            InboundMessage {
+                from: "+4915100000004".into(),
+                text: "hello".into(),
+                ..Default::default()
+            },
+        )
+        .expect("taken in memory");
+    match engine.write_point().reached().await {
+        Err(StoreError::Fenced { current, .. }) => assert_eq!(current, Some(taken.epoch)),
+        other => panic!("a write under the old epoch: {other:?}"),
+    }
+    drop(engine);
+    node.node().pause(false);
+    // Unloaded at once (its next round may take it again: the lease is under its own name).
+    until("the fenced workspace is unloaded", || node.loaded().is_empty()).await;
+    assert_eq!(ClusterStats::read(&node.stats().leases_lost), 1);
+    let text = crate::metrics::Metrics::for_workspaces(&node.workspaces)
+        .render()
+        .expect("renders");
+    assert!(
+        text.contains("switchboard_cluster_fenced_submissions_total 1"),
+        "{text}"
+    );
+    drop(rogue);
+    node.stop().await;
+}
