@@ -3,8 +3,30 @@
 //!
 //! - [`Directory`]: where a workspace is served from, as this node knows it; the gateway asks
 //!   it for every request and forwards what is served elsewhere (`gateway/forward.rs`).
+//! - [`Node`] (`node.rs`): the placement loop of one node: heartbeat, renew, take a fair share,
+//!   hand over the rest, stop deciding when it cannot renew; and the graceful leave.
+//! - [`Claims`] (`claims.rs`): the leases this node holds, shared by the loop, the registry
+//!   (which builds a placed workspace on its lease) and the metrics.
+//! - `share.rs`: what a round decides from what it read (pure).
+//! - [`Placed`] (`directory.rs`): the [`Directory`] the loop keeps current.
 //!
 //! See docs/design/cluster.md for the design and what is built.
+
+mod claims;
+mod directory;
+mod node;
+mod settings;
+mod share;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use claims::{Claims, Held};
+pub use directory::Placed;
+pub use node::Node;
+pub use settings::Settings;
+pub use stats::ClusterStats;
 
 use crate::ids::WorkspaceId;
 

@@ -61,6 +61,10 @@
 //!
 //! [cluster]                       # issue 19: the state in PostgreSQL instead of [storage] path
 //! database = "postgres://switchboard:secret@db.example.com:5432/switchboard"
+//! node = "engine-1"               # unique in the cluster; default: <hostname>-<pid>
+//! advertise = "http://10.0.0.5:8080"  # where other nodes reach this one; default: http:// + listen
+//! lease_ms = 5000                 # a workspace's lease; a dead node's workspaces move after it
+//! renew_ms = 1666                 # placement round (renewals, taking, handing over); default lease_ms / 3
 //!
 //! [[agents]]                      # present: exactly these agents (no demo agents)
 //! id = "ana"
@@ -585,6 +589,71 @@ pub struct ClusterConfig {
     /// `key=value` form), which replaces `[storage] path`. Absent: SQLite.
     #[serde(default)]
     pub database: Option<String>,
+    /// This node's name, unique in the cluster; absent: `<hostname>-<pid>`. A restarted node
+    /// may reuse its name (taking a lease again raises its epoch, which fences the old run).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// The base URL other nodes forward this node's workspaces' requests to
+    /// (`http://host:port`); absent: `http://` + the listen address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// How long a lease lasts unless renewed, in ms (default 5000): a dead node's workspaces
+    /// are served again by others within about this plus one round, well under 10 s.
+    #[serde(default)]
+    pub lease_ms: Option<u64>,
+    /// How often the placement round runs (renewals among its work), in ms; default
+    /// `lease_ms / 3`, so two renewals can fail before a lease lapses.
+    #[serde(default)]
+    pub renew_ms: Option<u64>,
+}
+
+impl ClusterConfig {
+    /// This node's placement settings, listening on `listen`: the defaults filled in, and a
+    /// round that is shorter than the lease.
+    pub fn node_settings(&self, listen: SocketAddr) -> Result<crate::cluster::Settings, ConfigError> {
+        let lease = StdDuration::from_millis(self.lease_ms.unwrap_or(5000));
+        let round = self.renew_ms.map_or(lease / 3, StdDuration::from_millis);
+        if lease < StdDuration::from_millis(100) {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.lease_ms = {}: at least 100",
+                lease.as_millis()
+            )));
+        }
+        if round.is_zero() || round >= lease {
+            return Err(ConfigError::Invalid(format!(
+                "cluster.renew_ms = {} must be above 0 and below lease_ms = {}",
+                round.as_millis(),
+                lease.as_millis()
+            )));
+        }
+        let node = match &self.node {
+            Some(node) if node.trim().is_empty() => {
+                return Err(ConfigError::Invalid("cluster.node is empty".into()))
+            }
+            Some(node) => node.clone(),
+            None => format!("{}-{}", hostname(), std::process::id()),
+        };
+        let advertise = match &self.advertise {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{listen}"),
+        };
+        Ok(crate::cluster::Settings {
+            node,
+            advertise,
+            lease,
+            round,
+        })
+    }
+}
+
+/// The machine's name, for a node's default name (`localhost` if it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// `[metrics]`.
@@ -856,6 +925,45 @@ mod tests {
             AfterWindow::Nothing
         );
         assert_eq!(engine.policies.of(Channel::Email).max_len, 10_240);
+    }
+
+    #[test]
+    fn r28_a_node_s_settings_default_to_a_failover_well_under_ten_seconds() {
+        let listen: SocketAddr = "10.0.0.5:8080".parse().expect("an address");
+        let settings = |text: &str| {
+            Config::parse(text, Path::new("t.toml"))
+                .expect("parses")
+                .cluster
+                .node_settings(listen)
+        };
+        let defaults = settings("").expect("valid");
+        assert_eq!(defaults.lease, StdDuration::from_secs(5));
+        assert_eq!(defaults.round, StdDuration::from_secs(5) / 3);
+        assert_eq!(defaults.advertise, "http://10.0.0.5:8080");
+        assert!(defaults.node.ends_with(&format!("-{}", std::process::id())));
+        assert!(defaults.lease + defaults.round < StdDuration::from_secs(10));
+
+        let set = settings(
+            "[cluster]\nnode = \"engine-1\"\nadvertise = \"http://e1:8080/\"\nlease_ms = 3000\nrenew_ms = 500\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            (set.node.as_str(), set.advertise.as_str(), set.lease, set.round),
+            (
+                "engine-1",
+                "http://e1:8080",
+                StdDuration::from_secs(3),
+                StdDuration::from_millis(500)
+            )
+        );
+        for wrong in [
+            "[cluster]\nlease_ms = 1000\nrenew_ms = 1000\n",
+            "[cluster]\nrenew_ms = 0\n",
+            "[cluster]\nlease_ms = 10\n",
+            "[cluster]\nnode = \" \"\n",
+        ] {
+            assert!(settings(wrong).is_err(), "accepted {wrong:?}");
+        }
     }
 
     #[test]

@@ -33,7 +33,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::clock::SharedClock;
 use crate::engine::Engine;
-use crate::ids::WorkspaceId;
 use crate::metrics::{self, Metrics};
 use crate::runtime_thread::RuntimeThread;
 use crate::security::Security;
@@ -159,10 +158,13 @@ fn admin_routes(state: AppState) -> Router<AppState> {
 }
 
 /// `GET /readyz`: 200 while serving, 503 once shutdown has begun, so that a load balancer
-/// stops sending new connections.
+/// stops sending new connections; on a cluster node, 503 too until its first placement round
+/// is done (it does not know yet where workspaces are served).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if *state.shutdown.borrow() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if state.workspaces.cluster().is_some_and(|c| !c.is_ready()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "placing workspaces")
     } else {
         (StatusCode::OK, "ready")
     }
@@ -287,12 +289,11 @@ async fn serve_node(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    let default = workspaces
-        .get(&WorkspaceId::default_workspace())
-        .ok_or_else(|| std::io::Error::other("no default workspace to serve"))?;
+    // Not `default`'s engine: a cluster node may serve other workspaces only, or none yet.
+    let clock = workspaces
+        .clock()
+        .ok_or_else(|| std::io::Error::other("no workspace to serve"))?;
     let metrics = Arc::new(Metrics::for_workspaces(&workspaces));
-    let clock = default.engine().clock().clone();
-    drop(default);
     let state = AppState {
         workspaces,
         shutdown: stop_rx,

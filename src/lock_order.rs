@@ -16,6 +16,9 @@
 //! to put one in or take one out), never across an `.await` and never while taking any lock.
 //! Nor is a workspace's admin key (`Workspace::admin_key`): held only to copy its digest in
 //! or out; nor its credentials (`Workspace::credentials`), cloned out or swapped the same way.
+//! Nor are a cluster node's maps (`cluster/claims.rs`: the leases held; `cluster/directory.rs`:
+//! where workspaces are served; the workspaces it handed over lately): each is held only to
+//! copy an entry in or out, never across an `.await` and never while taking any lock.
 //! The levels are per engine, and no request or task touches two workspaces' engines.
 
 use std::ops::{Deref, DerefMut};

@@ -10,6 +10,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::clock::{Clock, SystemClock};
+use switchboard::cluster::{Claims, Node};
 use switchboard::config::{Backend, Config, DurabilityConfig};
 use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::send_thread;
@@ -61,6 +62,14 @@ struct Cli {
     /// config's `[cluster] database`): `postgres://user:password@host:port/name`.
     #[arg(long, env = "SWITCHBOARD_CLUSTER")]
     cluster: Option<String>,
+    /// This node's name in the cluster (overrides `[cluster] node`; default
+    /// `<hostname>-<pid>`).
+    #[arg(long, env = "SWITCHBOARD_NODE")]
+    node: Option<String>,
+    /// The base URL other nodes reach this one at (overrides `[cluster] advertise`; default
+    /// `http://` + the listen address).
+    #[arg(long, env = "SWITCHBOARD_ADVERTISE")]
+    advertise: Option<String>,
     /// POST outbound customer messages to this URL (overrides the config's webhook_url).
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_URL")]
     webhook_url: Option<String>,
@@ -133,6 +142,13 @@ async fn main() -> anyhow::Result<()> {
         storage.durability = durability;
     }
     let cluster_database = cli.cluster.or(config.cluster.database.clone());
+    let listen = cli.listen.unwrap_or(config.listen);
+    let mut cluster_config = config.cluster.clone();
+    cluster_config.node = cli.node.or(cluster_config.node);
+    cluster_config.advertise = cli.advertise.or(cluster_config.advertise);
+    // On PostgreSQL the engine is a node of a cluster: its placement loop decides which
+    // workspaces it serves (possibly none), each under a lease (R28).
+    let mut node_settings = None;
     // An unusable store (no permission, full disk, a newer schema, a database that refuses the
     // connection) stops the engine here with the store's error, which names the file or the
     // database (without its password) and what is wrong.
@@ -145,6 +161,12 @@ async fn main() -> anyhow::Result<()> {
         Backend::Postgres { url, options } => {
             let store = Store::open_postgres(&url, options)?;
             tracing::info!(database = %store.path().display(), durability = ?storage.durability, "durable store open on PostgreSQL");
+            let settings = cluster_config.node_settings(listen)?;
+            if listen.ip().is_unspecified() && cluster_config.advertise.is_none() {
+                tracing::warn!(advertise = %settings.advertise,
+                    "listening on all addresses without [cluster] advertise: other nodes cannot forward to this one");
+            }
+            node_settings = Some(settings);
             Some(Arc::new(store))
         }
         Backend::Memory => {
@@ -178,8 +200,8 @@ async fn main() -> anyhow::Result<()> {
     let sends = send_thread::start()
         .inspect_err(|e| tracing::warn!(error = %e, "no sending thread for the process"))
         .ok();
-    let workspaces = Workspaces::open(Provisioning {
-        store,
+    let provisioning = Provisioning {
+        store: store.clone(),
         clock: Arc::new(SystemClock),
         default_config: engine_config,
         default_settings: config.default_workspace(),
@@ -191,11 +213,20 @@ async fn main() -> anyhow::Result<()> {
         ticker: true,
         sending: Some((connector, config.outbound.retry())),
         sends: sends.as_ref().map(|thread| thread.handle()),
-    })
-    .await?;
+    };
+    let workspaces = match (&node_settings, &store) {
+        (Some(settings), Some(store)) => {
+            let claims = Claims::new(settings.node.clone(), store.clone());
+            Workspaces::open_cluster(provisioning, claims).await?
+        }
+        _ => Workspaces::open(provisioning).await?,
+    };
     workspaces.label_metrics_of(config.metrics.workspace_labels);
     let workspaces = Arc::new(workspaces);
-    let listen = cli.listen.unwrap_or(config.listen);
+    // The node's directory (`node.directory()`) is what the gateway's forwarding asks.
+    let node = node_settings
+        .map(|settings| Node::start(settings, workspaces.clone()))
+        .transpose()?;
     let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");
     gateway::serve_workspaces(
@@ -207,6 +238,11 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(5),
     )
     .await?;
+    // A cluster node hands its workspaces over (each drained, its lease released), so the
+    // others take them at once instead of after the lease lapses.
+    if let Some(node) = node {
+        node.leave().await;
+    }
     // The sockets had their drain: this stops the tasks and waits for the store.
     workspaces.unload_all(Duration::ZERO).await?;
     drop(boards);

@@ -43,6 +43,18 @@
 //! | `switchboard_store_changes_written_total` | counter | |
 //! | `switchboard_store_failed_commits_total` | counter | |
 //! | `switchboard_store_stopped` | gauge | |
+//!
+//! On a cluster node (issue 19), its placement (`cluster/node.rs`):
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `switchboard_cluster_workspaces` | gauge | |
+//! | `switchboard_cluster_leases` | gauge | |
+//! | `switchboard_cluster_leases_lost_total` | counter | |
+//! | `switchboard_cluster_failovers_total` | counter | |
+//! | `switchboard_cluster_hand_overs_total` | counter | |
+//! | `switchboard_cluster_fenced_submissions_total` | counter | |
+//! | `switchboard_cluster_rounds_total` | counter | |
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -59,6 +71,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use crate::clock::Stopwatch;
+use crate::cluster::{Claims, ClusterStats};
 use crate::core::{ErrorCode, Presence};
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
@@ -582,16 +595,74 @@ impl Collector for EngineCollector {
                     .map(|(state, n)| ([("state", state.stored())], *n as i64)),
             )?;
         }
-        // One file behind every workspace: its writer is reported once.
+        let workspaces = match &self.source {
+            Source::Workspaces(workspaces) => workspaces.upgrade(),
+            Source::Engine(_) => None,
+        };
+        let claims = workspaces.as_ref().and_then(|w| w.cluster().cloned());
+        // One file behind every workspace: its writer is reported once (a cluster node
+        // serving no workspace yet reports its database's all the same).
         let store = groups
             .iter()
             .flat_map(|g| &g.engines)
-            .find_map(|engine| engine.store().map(|s| s.shared()));
+            .find_map(|engine| engine.store().map(|s| s.shared()))
+            .or(claims.as_ref().map(|c| &**c.store()));
         if let Some(store) = store {
             encode_store(e, store)?;
         }
+        if let (Some(claims), Some(workspaces)) = (claims, workspaces) {
+            encode_cluster(e, &claims, &workspaces)?;
+        }
         Ok(())
     }
+}
+
+/// A cluster node's placement (issue 19).
+fn encode_cluster(encoder: &mut DescriptorEncoder, claims: &Claims, workspaces: &Workspaces) -> fmt::Result {
+    let stats = claims.stats();
+    let read = ClusterStats::read;
+    gauge(
+        encoder,
+        "switchboard_cluster_workspaces",
+        "Workspaces this node serves (loaded on the leases it holds)",
+        workspaces.ids().len() as i64,
+    )?;
+    gauge(
+        encoder,
+        "switchboard_cluster_leases",
+        "Workspace leases this node holds",
+        claims.count() as i64,
+    )?;
+    counter(
+        encoder,
+        "switchboard_cluster_leases_lost",
+        "Leases this node lost: taken by another node, not renewed in time by its own clock, or a write refused as fenced",
+        read(&stats.leases_lost),
+    )?;
+    counter(
+        encoder,
+        "switchboard_cluster_failovers",
+        "Workspaces this node took whose previous lease lapsed without being released (a node died or stalled)",
+        read(&stats.failovers),
+    )?;
+    counter(
+        encoder,
+        "switchboard_cluster_hand_overs",
+        "Workspaces this node handed over: unloaded with their drain, then their lease released",
+        read(&stats.hand_overs),
+    )?;
+    counter(
+        encoder,
+        "switchboard_cluster_fenced_submissions",
+        "Submissions the store refused because their workspace's lease had moved on (nothing of them written)",
+        claims.store().stats().fenced_submissions,
+    )?;
+    counter(
+        encoder,
+        "switchboard_cluster_rounds",
+        "Placement rounds this node finished",
+        read(&stats.rounds),
+    )
 }
 
 /// Writes one histogram with a sample for each label set.

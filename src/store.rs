@@ -23,6 +23,7 @@ mod codec;
 mod error;
 mod history;
 mod leases;
+mod nodes;
 pub(crate) mod postgres;
 mod progress;
 mod readers;
@@ -53,6 +54,7 @@ pub use archive::{ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveRow, Scope, M
 pub use error::StoreError;
 pub use history::{HistoryEntry, HistoryPage, MAX_HISTORY_PAGE};
 pub use leases::{Epoch, Lease};
+pub use nodes::{ClusterView, LeaseRow, NodeRow};
 pub use records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
 pub use scoped::WorkspaceStore;
 pub use workspace_rows::{WorkspaceRow, WorkspaceState, PURGE_BATCH};

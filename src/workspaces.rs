@@ -14,6 +14,7 @@
 mod admissions;
 mod catalog;
 mod limits;
+mod placed;
 mod settings;
 mod tasks;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
+use crate::clock::SharedClock;
 pub use crate::config::Limits;
 use crate::engine::fanout::CutOff;
 use crate::engine::Engine;
@@ -243,6 +245,17 @@ impl Workspaces {
     /// The workspace `id`, if it is served here.
     pub fn get(&self, id: &WorkspaceId) -> Option<Arc<Workspace>> {
         self.by_id.read().get(id).cloned()
+    }
+
+    /// The clock the workspaces' engines read: the registry's, or `default`'s for a fixed set.
+    pub fn clock(&self) -> Option<SharedClock> {
+        if let Some(catalog) = &self.catalog {
+            return Some(catalog.provisioning.clock.clone());
+        }
+        let any = self
+            .get(&WorkspaceId::default_workspace())
+            .or_else(|| self.by_id.read().values().next().cloned())?;
+        Some(any.engine().clock().clone())
     }
 
     /// The ids of every workspace served here, sorted.

@@ -104,8 +104,15 @@ impl Store {
         })
     }
 
+    /// Whether the writer refused a submission made under `lease` ([`StoreError::Fenced`]):
+    /// another node took the workspace, so the holder must stop deciding for it. Answers from
+    /// memory, for a node's placement loop to look at every round.
+    pub fn was_fenced(&self, lease: &Lease) -> bool {
+        self.progress.was_fenced(lease.ws, lease.epoch)
+    }
+
     /// The lease statements' connections, or the refusal of `what` on SQLite.
-    fn leases(&self, what: &'static str) -> Result<&super::postgres::PgReads, StoreError> {
+    pub(super) fn leases(&self, what: &'static str) -> Result<&super::postgres::PgReads, StoreError> {
         match &self.reads {
             Reads::Postgres(pg) => Ok(pg),
             Reads::Sqlite(_) => Err(StoreError::NeedsPostgres {

@@ -19,6 +19,7 @@
 
 mod archive;
 mod leases;
+mod nodes;
 mod reads;
 mod row;
 mod schema;

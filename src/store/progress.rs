@@ -98,6 +98,11 @@ impl Progress {
         first
     }
 
+    /// Whether a submission of `ws` under epoch `held` was refused.
+    pub(crate) fn was_fenced(&self, ws: WsKey, held: Epoch) -> bool {
+        self.state.lock().fenced.contains_key(&(ws, held))
+    }
+
     /// The writer decided every submission up to `last`: committed, or failed from `first`
     /// on if `failure`. Wakes the waiters it decided, and only those.
     pub(crate) fn decided(&self, first: u64, last: u64, failure: Option<&StoreError>) {

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -400,6 +400,21 @@ CREATE TABLE leases (
     epoch      INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+"#;
+
+/// Version 8: the cluster's nodes (R28, issue 19), and whether a lease was let go of. A node
+/// records itself in `nodes` every placement round (`seen_at`, by PostgreSQL's clock) with the
+/// address other nodes reach it at, and marks itself `leaving` when it stops; a lease's
+/// `released` tells a hand-over (released) from a failover (lapsed) to the node that takes it
+/// next. As with `leases`, the tables stay empty on SQLite.
+const V8: &str = r#"
+CREATE TABLE nodes (
+    name    TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    leaving INTEGER NOT NULL DEFAULT 0
+);
+ALTER TABLE leases ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
 "#;
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database

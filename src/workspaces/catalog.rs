@@ -18,6 +18,7 @@ mod admin_keys;
 
 use super::{Background, Credentials, Limits, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
+use crate::cluster::Claims;
 use crate::config::WorkspaceSettings;
 use crate::core::AgentProfile;
 use crate::engine::id_source::IdSource;
@@ -26,7 +27,7 @@ use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::WorkspaceId;
 use crate::security::TokenHash;
-use crate::store::{Store, StoreError, WorkspaceRow, WorkspaceState, WsKey};
+use crate::store::{Lease, Store, StoreError, WorkspaceRow, WorkspaceState, WsKey};
 
 /// How long the sockets and requests inside a workspace being suspended or deleted get to
 /// finish.
@@ -75,6 +76,11 @@ pub(super) struct Catalog {
     next_memory_key: std::sync::atomic::AtomicI64,
     /// The one counter every workspace's engine makes its customer and chat ids from.
     ids: IdSource,
+    /// In a cluster, the leases this node holds: the placement loop loads and unloads the
+    /// workspaces (`cluster/node.rs`), each on its lease's fenced handle; the platform API
+    /// changes rows and lets placement load what became active. `None`: every active
+    /// workspace is loaded here.
+    pub(super) cluster: Option<Arc<Claims>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -118,6 +124,15 @@ impl Workspaces {
     /// Every `active` workspace of the store, each restored and started, with `default`
     /// always among them; a workspace a crash left half-deleted is purged first.
     pub async fn open(provisioning: Provisioning) -> Result<Self, StoreError> {
+        Self::open_on(provisioning, None).await
+    }
+
+    /// [`Workspaces::open`], or in a cluster (`cluster`: what this node holds) the rows only,
+    /// loading nothing: placement does.
+    pub(super) async fn open_on(
+        provisioning: Provisioning,
+        cluster: Option<Arc<Claims>>,
+    ) -> Result<Self, StoreError> {
         let stored = match &provisioning.store {
             Some(store) => store.workspace_rows()?,
             None => Vec::new(),
@@ -127,6 +142,7 @@ impl Workspaces {
             provisioning,
             rows: tokio::sync::Mutex::new(BTreeMap::new()),
             next_memory_key: std::sync::atomic::AtomicI64::new(2),
+            cluster,
         };
         let workspaces = Self::default();
         let mut rows = BTreeMap::new();
@@ -158,6 +174,9 @@ impl Workspaces {
         default.state = WorkspaceState::Active;
         for row in rows.values() {
             if row.state == WorkspaceState::Active {
+                if catalog.cluster.is_some() {
+                    continue;
+                }
                 let workspace = catalog.build(row)?;
                 // Ids are the map's keys: each once.
                 let _ = workspaces.insert(workspace);
@@ -263,9 +282,12 @@ impl Workspaces {
             settings,
             limits,
         };
-        let workspace = catalog.build(&row)?;
-        // Not loaded: its row was not there, and loads happen under this lock.
-        let _ = self.insert(workspace);
+        // In a cluster, placement loads it on the node that takes its lease.
+        if catalog.cluster.is_none() {
+            let workspace = catalog.build(&row)?;
+            // Not loaded: its row was not there, and loads happen under this lock.
+            let _ = self.insert(workspace);
+        }
         rows.insert(id, row.clone());
         tracing::info!(workspace = %row.id, key = row.key.get(), "workspace created");
         Ok(row)
@@ -324,8 +346,11 @@ impl Workspaces {
         }
         catalog.record(row.key, WorkspaceState::Active).await?;
         row.state = WorkspaceState::Active;
-        let workspace = catalog.build(row)?;
-        let _ = self.insert(workspace);
+        // In a cluster, placement loads it on the node that takes its lease.
+        if catalog.cluster.is_none() {
+            let workspace = catalog.build(row)?;
+            let _ = self.insert(workspace);
+        }
         Ok(row.clone())
     }
 
@@ -415,6 +440,16 @@ impl Catalog {
 
     /// The engine of `row`, restored from its rows of the store, started with its tasks.
     pub(super) fn build(&self, row: &WorkspaceRow) -> Result<Arc<Workspace>, StoreError> {
+        self.build_on(row, None)
+    }
+
+    /// [`Catalog::build`], under `lease` if the cluster placed it here: its every write then
+    /// carries the lease's epoch and is refused once another node took the workspace (R28).
+    pub(super) fn build_on(
+        &self,
+        row: &WorkspaceRow,
+        lease: Option<&Lease>,
+    ) -> Result<Arc<Workspace>, StoreError> {
         let p = &self.provisioning;
         let limits = Limits::from_stored(&row.limits).map_err(|what| StoreError::Corrupt {
             path: p
@@ -424,7 +459,11 @@ impl Catalog {
                 .unwrap_or_default(),
             what: format!("workspace {}: {what}", row.id),
         })?;
-        let store = p.store.as_ref().map(|s| s.workspace(row.key));
+        let store = match (&p.store, lease) {
+            (Some(s), Some(lease)) => Some(s.fenced_workspace(lease)?),
+            (Some(s), None) => Some(s.workspace(row.key)),
+            (None, _) => None,
+        };
         let settings = self.settings_of(row)?;
         let (config, credentials) = self
             .engine_and_credentials(row, &settings)

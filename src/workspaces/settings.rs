@@ -77,9 +77,17 @@ impl Workspaces {
     }
 
     /// Lets go of `row`'s workspace and loads it again from the store, with what `row` says.
-    async fn reload(&self, catalog: &Catalog, row: &WorkspaceRow) -> Result<(), PlatformError> {
+    pub(super) async fn reload(&self, catalog: &Catalog, row: &WorkspaceRow) -> Result<(), PlatformError> {
         self.unload_if_loaded(&row.id).await?;
-        let workspace = catalog.build(row)?;
+        // In a cluster, only the node holding its lease loads it (on that lease).
+        let lease = match &catalog.cluster {
+            None => None,
+            Some(claims) => match claims.lease(&row.id) {
+                Some(lease) => Some(lease),
+                None => return Ok(()),
+            },
+        };
+        let workspace = catalog.build_on(row, lease.as_ref())?;
         // Not loaded: it was just unloaded, and loads happen under the rows' lock.
         let _ = self.insert(workspace);
         tracing::info!(workspace = %row.id, "workspace reloaded with new settings");

@@ -26,7 +26,8 @@ const TAKE: &str = "
     INSERT INTO leases (ws, node, epoch, expires_at)
     VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))
     ON CONFLICT (ws) DO UPDATE
-        SET node = excluded.node, epoch = leases.epoch + 1, expires_at = excluded.expires_at
+        SET node = excluded.node, epoch = leases.epoch + 1, expires_at = excluded.expires_at,
+            released = false
         WHERE leases.expires_at <= clock_timestamp() OR leases.node = excluded.node
     RETURNING node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint";
 
@@ -36,9 +37,10 @@ const RENEW: &str = "
     WHERE ws = $1 AND node = $2 AND epoch = $3
     RETURNING node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint";
 
-/// Lets the lease lapse now; the epoch stays, so the next take raises it.
+/// Lets the lease lapse now, marked released (the next holder's take is a hand-over, not a
+/// failover); the epoch stays, so the next take raises it.
 const RELEASE: &str = "
-    UPDATE leases SET expires_at = LEAST(expires_at, clock_timestamp())
+    UPDATE leases SET expires_at = LEAST(expires_at, clock_timestamp()), released = true
     WHERE ws = $1 AND node = $2 AND epoch = $3";
 
 /// The unexpired lease, if any.

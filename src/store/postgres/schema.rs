@@ -29,7 +29,7 @@ use super::Database;
 
 /// Every migration, oldest first, each with the version it brings the schema to. An empty
 /// database is version 0.
-const MIGRATIONS: &[(i64, &str)] = &[(6, V6), (7, V7)];
+const MIGRATIONS: &[(i64, &str)] = &[(6, V6), (7, V7), (8, V8)];
 
 /// Version 6 of `store/schema.rs`, in one step.
 const V6: &str = r#"
@@ -176,6 +176,18 @@ CREATE TABLE leases (
     epoch      BIGINT NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );
+"#;
+
+/// Version 8 of `store/schema.rs`: the nodes of the cluster, each seen by PostgreSQL's clock,
+/// and whether a lease was released (a hand-over) or lapsed (a failover).
+const V8: &str = r#"
+CREATE TABLE nodes (
+    name    TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    seen_at TIMESTAMPTZ NOT NULL,
+    leaving BOOLEAN NOT NULL DEFAULT false
+);
+ALTER TABLE leases ADD COLUMN released BOOLEAN NOT NULL DEFAULT false;
 "#;
 
 /// Brings the database up to [`LATEST`] in one transaction, or refuses one from a newer build.

@@ -1,0 +1,140 @@
+//! The leases one node holds, and until when it may decide under each by its own clock.
+//!
+//! Shared by the placement loop (which takes, renews and lets go of them), the registry (a
+//! workspace placed here is built on its lease's fenced handle: `workspaces/placed.rs`) and
+//! `/metrics`. The map's lock is held only to copy a lease in or out, never across an
+//! `.await` nor while another lock is taken (see `lock_order.rs`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::ClusterStats;
+use crate::ids::WorkspaceId;
+use crate::store::{Lease, Store};
+
+/// Now, on this node's monotonic clock (tokio's), which a lease's time is counted on. Not the
+/// engine's clock: that one is domain time, which tests hold still; a lease must run out in
+/// real time, whatever the engine's clock says.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn monotonic_now() -> Instant {
+    Instant::now()
+}
+
+/// One lease held.
+#[derive(Clone, Debug)]
+pub struct Held {
+    /// As the database granted or last renewed it.
+    pub lease: Lease,
+    /// When this node stops deciding for the workspace unless renewed again: the lease time
+    /// counted from before the take or renewal was sent, on this node's monotonic clock, so
+    /// never later than the database's `expires_at`.
+    pub valid_until: Instant,
+}
+
+/// What this node holds in the cluster.
+#[derive(Debug)]
+pub struct Claims {
+    node: String,
+    store: Arc<Store>,
+    held: Mutex<HashMap<WorkspaceId, Held>>,
+    stats: ClusterStats,
+    ready: AtomicBool,
+}
+
+impl Claims {
+    /// Nothing held yet by `node`, on `store` (the cluster's database).
+    pub fn new(node: impl Into<String>, store: Arc<Store>) -> Arc<Self> {
+        Arc::new(Self {
+            node: node.into(),
+            store,
+            held: Mutex::default(),
+            stats: ClusterStats::default(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The cluster's database.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The lease held for `id`, if any.
+    pub fn lease(&self, id: &WorkspaceId) -> Option<Lease> {
+        self.held.lock().get(id).map(|h| h.lease.clone())
+    }
+
+    /// Every lease held, by workspace.
+    pub fn all(&self) -> Vec<(WorkspaceId, Held)> {
+        let mut all: Vec<_> = self
+            .held
+            .lock()
+            .iter()
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// How many leases are held.
+    pub fn count(&self) -> usize {
+        self.held.lock().len()
+    }
+
+    /// Holds `held` for `id` from now on.
+    pub(crate) fn hold(&self, id: WorkspaceId, held: Held) {
+        self.held.lock().insert(id, held);
+    }
+
+    /// A renewal of `id`'s lease came back: kept, if that lease (same epoch) is still held.
+    /// False if it was let go of meanwhile (then the caller releases the renewed lease).
+    pub(crate) fn renewed(&self, id: &WorkspaceId, held: Held) -> bool {
+        match self.held.lock().get_mut(id) {
+            Some(h) if h.lease.epoch == held.lease.epoch => {
+                *h = held;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Lets go of `id`'s lease in memory: the lease it was, if held.
+    pub(crate) fn drop_claim(&self, id: &WorkspaceId) -> Option<Lease> {
+        self.held.lock().remove(id).map(|h| h.lease)
+    }
+
+    /// Lets go, in memory, of every lease whose time by this node's clock is over at `now`.
+    pub(crate) fn expire(&self, now: Instant) -> Vec<(WorkspaceId, Lease)> {
+        let mut held = self.held.lock();
+        let over: Vec<WorkspaceId> = held
+            .iter()
+            .filter(|(_, h)| h.valid_until <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        over.into_iter()
+            .filter_map(|id| held.remove(&id).map(|h| (id, h.lease)))
+            .collect()
+    }
+
+    /// What placement did so far.
+    pub fn stats(&self) -> &ClusterStats {
+        &self.stats
+    }
+
+    /// Whether the first placement round is done (`/readyz` answers 503 before).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+}
