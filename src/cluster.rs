@@ -26,7 +26,7 @@ pub use claims::{Claims, Held};
 pub use directory::Placed;
 pub use node::Node;
 pub use settings::Settings;
-pub use stats::ClusterStats;
+pub use stats::{ClusterStats, ForwardStats};
 
 use crate::ids::WorkspaceId;
 

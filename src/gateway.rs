@@ -293,7 +293,11 @@ async fn serve_node(
     let clock = workspaces
         .clock()
         .ok_or_else(|| std::io::Error::other("no workspace to serve"))?;
-    let metrics = Arc::new(Metrics::for_workspaces(&workspaces));
+    let mut metrics = Metrics::for_workspaces(&workspaces);
+    if let Some(forward) = &forward {
+        metrics.report_forwarding(forward.stats().clone());
+    }
+    let metrics = Arc::new(metrics);
     let state = AppState {
         workspaces,
         shutdown: stop_rx,

@@ -10,12 +10,13 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::clock::{Clock, SystemClock};
-use switchboard::cluster::{Claims, Node};
+use switchboard::cluster::{Claims, Directory, Node};
 use switchboard::config::{Backend, Config, DurabilityConfig};
 use switchboard::engine::outbound::connector::Connector;
 use switchboard::engine::outbound::send_thread;
 use switchboard::gateway;
 use switchboard::gateway::board_runtime;
+use switchboard::gateway::forward::Forwarder;
 use switchboard::ids::WorkspaceId;
 use switchboard::security::Security;
 use switchboard::store::Store;
@@ -229,15 +230,34 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?;
     let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");
-    gateway::serve_workspaces(
-        listener,
-        workspaces.clone(),
-        boards.handle(),
-        security,
-        shutdown_signal(),
-        Duration::from_secs(5),
-    )
-    .await?;
+    match &node {
+        // A node relays what it does not serve to the node that does (R28).
+        Some(node) => {
+            let directory: Arc<dyn Directory> = node.directory();
+            let forwarder = Forwarder::new(directory).context("cannot build the forwarding client")?;
+            gateway::serve_cluster(
+                listener,
+                workspaces.clone(),
+                boards.handle(),
+                security,
+                Arc::new(forwarder),
+                shutdown_signal(),
+                Duration::from_secs(5),
+            )
+            .await?;
+        }
+        None => {
+            gateway::serve_workspaces(
+                listener,
+                workspaces.clone(),
+                boards.handle(),
+                security,
+                shutdown_signal(),
+                Duration::from_secs(5),
+            )
+            .await?;
+        }
+    }
     // A cluster node hands its workspaces over (each drained, its lease released), so the
     // others take them at once instead of after the lease lapses.
     if let Some(node) = node {

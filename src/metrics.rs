@@ -71,7 +71,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use crate::clock::Stopwatch;
-use crate::cluster::{Claims, ClusterStats};
+use crate::cluster::{Claims, ClusterStats, ForwardStats};
 use crate::core::{ErrorCode, Presence};
 use crate::engine::Engine;
 use crate::ids::WorkspaceId;
@@ -156,6 +156,12 @@ impl Metrics {
     /// once. Held weakly, like [`Metrics::new`]'s engine.
     pub fn for_workspaces(workspaces: &Arc<Workspaces>) -> Self {
         Self::reading(Source::Workspaces(Arc::downgrade(workspaces)))
+    }
+
+    /// Reports what a cluster node relays (`switchboard_cluster_forwarded_*`) beside the rest.
+    pub fn report_forwarding(&mut self, stats: Arc<ForwardStats>) {
+        self.registry
+            .register_collector(Box::new(ForwardCollector(stats)));
     }
 
     fn reading(source: Source) -> Self {
@@ -614,6 +620,51 @@ impl Collector for EngineCollector {
             encode_cluster(e, &claims, &workspaces)?;
         }
         Ok(())
+    }
+}
+
+/// What a cluster node relayed to the owners of workspaces it does not serve (issue 19).
+struct ForwardCollector(Arc<ForwardStats>);
+
+impl std::fmt::Debug for ForwardCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ForwardCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for ForwardCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let (e, stats) = (&mut encoder, &self.0);
+        counter(
+            e,
+            "switchboard_cluster_forwarded_requests",
+            "HTTP requests this node relayed to the node serving their workspace",
+            stats.requests(),
+        )?;
+        counter(
+            e,
+            "switchboard_cluster_forwarded_sockets",
+            "WebSockets this node relayed to the node serving their workspace, since start",
+            stats.sockets_opened(),
+        )?;
+        gauge(
+            e,
+            "switchboard_cluster_forwarded_sockets_live",
+            "WebSockets this node relays now",
+            i64::try_from(stats.sockets_live()).unwrap_or(i64::MAX),
+        )?;
+        counter(
+            e,
+            "switchboard_cluster_forward_failures",
+            "Relays that failed: the owner unreachable, too slow, or its socket gone without a close",
+            stats.failures(),
+        )?;
+        counter(
+            e,
+            "switchboard_cluster_unserved",
+            "Requests answered 503 storage_unavailable because no node served their workspace at that moment",
+            stats.unserved(),
+        )
     }
 }
 

@@ -17,7 +17,6 @@
 mod socket;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::cluster::{Directory, Location};
+use crate::cluster::{Directory, ForwardStats, Location};
 use crate::core::ErrorCode;
 use crate::ids::WorkspaceId;
 
@@ -86,7 +85,7 @@ pub struct Forwarder {
     /// Upgrades: no total time (a socket lives for hours), only the connect and handshake
     /// bounds; an upgraded connection leaves the pool.
     sockets: reqwest::Client,
-    stats: ForwardStats,
+    stats: Arc<ForwardStats>,
 }
 
 impl Forwarder {
@@ -111,7 +110,7 @@ impl Forwarder {
             directory,
             http,
             sockets,
-            stats: ForwardStats::default(),
+            stats: Arc::default(),
         })
     }
 
@@ -121,51 +120,8 @@ impl Forwarder {
     }
 
     /// What it relayed and what failed, so far.
-    pub fn stats(&self) -> &ForwardStats {
+    pub fn stats(&self) -> &Arc<ForwardStats> {
         &self.stats
-    }
-}
-
-/// Counts of what a node relayed, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct ForwardStats {
-    requests: AtomicU64,
-    sockets_opened: AtomicU64,
-    sockets_live: AtomicU64,
-    failures: AtomicU64,
-    unserved: AtomicU64,
-}
-
-impl ForwardStats {
-    /// Plain HTTP requests relayed to another node (answered by it or not).
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    /// WebSockets relayed to another node since start.
-    pub fn sockets_opened(&self) -> u64 {
-        self.sockets_opened.load(Ordering::Relaxed)
-    }
-
-    /// WebSockets being relayed now.
-    pub fn sockets_live(&self) -> u64 {
-        self.sockets_live.load(Ordering::Relaxed)
-    }
-
-    /// Relays that failed: the owner could not be reached, did not answer in time, or its
-    /// socket ended without a close frame.
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
-    /// Requests answered `503 storage_unavailable` because no node served their workspace (or
-    /// one that had been relayed already was not for this node).
-    pub fn unserved(&self) -> u64 {
-        self.unserved.load(Ordering::Relaxed)
-    }
-
-    fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -201,7 +201,7 @@ impl TestServer {
     }
 
     /// What a node of [`TestServer::start_node`] relayed.
-    pub(crate) fn forwarded(&self) -> &switchboard::gateway::forward::ForwardStats {
+    pub(crate) fn forwarded(&self) -> &switchboard::cluster::ForwardStats {
         self.forwarder.as_ref().expect("a node of a cluster").stats()
     }
 

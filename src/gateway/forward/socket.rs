@@ -26,7 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFr
 use tokio_tungstenite::tungstenite::{self as ts, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{answer_of, path_and_query, relayed_headers, ForwardStats, Forwarder, UPGRADE_TIMEOUT};
+use super::{answer_of, path_and_query, relayed_headers, Forwarder, UPGRADE_TIMEOUT};
+use crate::cluster::ForwardStats;
 use crate::gateway::connection::{self, CLOSE_LINGER, HARD_FRAME_LIMIT, MISSED_HEARTBEATS, WRITE_TIMEOUT};
 use crate::gateway::AppState;
 use crate::refusal::Close;
