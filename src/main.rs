@@ -144,6 +144,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let cluster_database = cli.cluster.or(config.cluster.database.clone());
     let listen = cli.listen.unwrap_or(config.listen);
+    // Bound before the store opens: a cluster node advertises the port it really has (with
+    // `--listen 127.0.0.1:0`, the one the system gave it). Connections wait in the backlog
+    // until the workspaces are restored.
+    let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
     let mut cluster_config = config.cluster.clone();
     cluster_config.node = cli.node.or(cluster_config.node);
     cluster_config.advertise = cli.advertise.or(cluster_config.advertise);
@@ -162,8 +167,8 @@ async fn main() -> anyhow::Result<()> {
         Backend::Postgres { url, options } => {
             let store = Store::open_postgres(&url, options)?;
             tracing::info!(database = %store.path().display(), durability = ?storage.durability, "durable store open on PostgreSQL");
-            let settings = cluster_config.node_settings(listen)?;
-            if listen.ip().is_unspecified() && cluster_config.advertise.is_none() {
+            let settings = cluster_config.node_settings(bound)?;
+            if bound.ip().is_unspecified() && cluster_config.advertise.is_none() {
                 tracing::warn!(advertise = %settings.advertise,
                     "listening on all addresses without [cluster] advertise: other nodes cannot forward to this one");
             }
@@ -228,8 +233,7 @@ async fn main() -> anyhow::Result<()> {
     let node = node_settings
         .map(|settings| Node::start(settings, workspaces.clone()))
         .transpose()?;
-    let listener = gateway::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, agents = config.agents().len(), "switchboard listening");
+    tracing::info!(addr = %bound, agents = config.agents().len(), "switchboard listening");
     match &node {
         // A node relays what it does not serve to the node that does (R28).
         Some(node) => {

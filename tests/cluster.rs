@@ -371,20 +371,25 @@ async fn r29_the_owner_killed_or_stopped_another_node_serves_with_what_was_ackno
         } else if let Some(mut process) = cluster.nodes[victim].process.take() {
             process.kill();
         }
-        // Served again: a supervisor's request round trip through a surviving node.
-        let mut sue = connect(cluster.addr(witness), "sue", FAILOVER_BOUND).await;
-        let took = gone.elapsed();
+        // Taken over: another node holds the lease, by the database...
         let (new_owner, new_epoch) = cluster.wait_owner(Some(&owner)).await;
+        let taken = gone.elapsed();
         assert!(
             new_epoch > epoch,
             "round {round}: the epoch went from {epoch} to {new_epoch}"
         );
+        // ...and served again: a supervisor's request round trip through a surviving node.
+        let mut sue = connect(cluster.addr(witness), "sue", FAILOVER_BOUND).await;
+        let served = gone.elapsed();
         println!(
-            "round {round}: {} {owner}; {new_owner} serves default after {} ms (epoch {epoch} -> {new_epoch})",
+            "round {round}: {} {owner}; {new_owner} took the lease after {} ms (epoch {epoch} -> {new_epoch}), \
+             a client through {} is served after {} ms",
             if stop { "stopped" } else { "killed" },
-            took.as_millis()
+            taken.as_millis(),
+            cluster.nodes[witness].name,
+            served.as_millis()
         );
-        times.push(took);
+        times.push((taken, served));
 
         // Every acknowledged message so far is there, once.
         for (chat, text) in &acknowledged {
@@ -419,19 +424,58 @@ async fn r29_the_owner_killed_or_stopped_another_node_serves_with_what_was_ackno
                 (new_owner.as_str(), new_epoch),
                 "round {round}: the lease moved back"
             );
+            // It knows it lost the lease, and serves nothing of `default` any more (its own
+            // clock, a renewal answered None, or a write refused as fenced: each counts).
+            let lost = metric(
+                &http,
+                cluster.addr(victim),
+                "switchboard_cluster_leases_lost_total",
+            )
+            .await;
+            assert!(
+                lost >= 1.0,
+                "round {round}: the stopped node counted {lost} lost leases"
+            );
+            let fenced = metric(
+                &http,
+                cluster.addr(victim),
+                "switchboard_cluster_fenced_submissions_total",
+            )
+            .await;
+            println!("round {round}: the stopped node came back: {lost} lease(s) lost, {fenced} submission(s) refused as fenced");
             // Acknowledged, so written once: by the new owner, which the old one forwarded to.
             acknowledged.push((chat, probe));
         } else {
             cluster.start_node(victim);
         }
     }
-    times.sort();
-    println!(
-        "failover over {FAILOVER_ROUNDS} rounds: p50 {} ms, max {} ms",
-        times[times.len() / 2].as_millis(),
-        times[times.len() - 1].as_millis()
-    );
-    for t in &times {
-        assert!(*t < FAILOVER_BOUND, "a failover took {t:?}");
+    let summary = |what: &str, mut ms: Vec<u128>| {
+        ms.sort_unstable();
+        println!(
+            "failover over {FAILOVER_ROUNDS} rounds, {what}: p50 {} ms, max {} ms",
+            ms[ms.len() / 2],
+            ms[ms.len() - 1]
+        );
+    };
+    summary("lease taken", times.iter().map(|t| t.0.as_millis()).collect());
+    summary("served again", times.iter().map(|t| t.1.as_millis()).collect());
+    for (_, served) in &times {
+        assert!(*served < FAILOVER_BOUND, "a failover took {served:?}");
     }
+}
+
+/// The value of the unlabelled series `name` on the node at `addr`'s `/metrics`.
+async fn metric(http: &reqwest::Client, addr: SocketAddr, name: &str) -> f64 {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics is text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }

@@ -53,8 +53,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// owner's answer, not ours, reaches the client.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 
-/// How long the owner may take to answer a WebSocket upgrade.
-const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the owner may take to answer a WebSocket upgrade. An upgrade does no I/O on the
+/// owner's side (the snapshot comes later), so a few seconds means the owner is stalled or
+/// stopped: the client is then told to reconnect (4503) and, once the lease has moved, gets
+/// the new owner. 10 s here made a client through a relaying node wait 15 s after its owner
+/// was stopped (tests/cluster.rs) against 5 s when it was killed.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Headers that belong to one hop (RFC 9110 §7.6.1) and are not relayed; the WebSocket
 /// handshake's own are each hop's too (each side of a relayed socket has its own handshake),
