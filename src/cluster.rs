@@ -12,21 +12,19 @@
 //!
 //! See docs/design/cluster.md for the design and what is built.
 
-mod claims;
 mod directory;
 mod node;
-mod settings;
 mod share;
 mod stats;
 
 #[cfg(test)]
 mod tests;
 
-pub use claims::{Claims, Held};
+pub use crate::config::NodeSettings as Settings;
+pub use crate::workspaces::{Claims, ClusterStats, Held};
 pub use directory::Placed;
 pub use node::Node;
-pub use settings::Settings;
-pub use stats::{ClusterStats, ForwardStats};
+pub use stats::ForwardStats;
 
 use crate::ids::WorkspaceId;
 

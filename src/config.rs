@@ -135,11 +135,13 @@ use serde::{Deserialize, Serialize};
 
 mod limits;
 mod names;
+mod node;
 mod routing;
 mod workspace;
 
 pub use limits::Limits;
 pub use names::parse_role;
+pub use node::NodeSettings;
 pub use routing::QueueConfig;
 pub use workspace::WorkspaceSettings;
 
@@ -610,7 +612,7 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     /// This node's placement settings, listening on `listen`: the defaults filled in, and a
     /// round that is shorter than the lease.
-    pub fn node_settings(&self, listen: SocketAddr) -> Result<crate::cluster::Settings, ConfigError> {
+    pub fn node_settings(&self, listen: SocketAddr) -> Result<NodeSettings, ConfigError> {
         let lease = StdDuration::from_millis(self.lease_ms.unwrap_or(5000));
         let round = self.renew_ms.map_or(lease / 3, StdDuration::from_millis);
         if lease < StdDuration::from_millis(100) {
@@ -637,7 +639,7 @@ impl ClusterConfig {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{listen}"),
         };
-        Ok(crate::cluster::Settings {
+        Ok(NodeSettings {
             node,
             advertise,
             lease,

@@ -13,6 +13,7 @@
 
 mod admissions;
 mod catalog;
+mod claims;
 mod limits;
 mod placed;
 mod settings;
@@ -38,6 +39,8 @@ pub use crate::security::{Credentials, IngressKey};
 use crate::store::StoreError;
 pub use admissions::{Admission, Admissions};
 pub use catalog::{PlatformError, Provisioning};
+pub(crate) use claims::monotonic_now;
+pub use claims::{Claims, ClusterStats, Held};
 pub use limits::Fairness;
 pub use settings::SettingsApplied;
 pub use tasks::{Background, OutboxSending, Tasks};

@@ -23,11 +23,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::claims::monotonic_now;
 use super::share::{self, Candidate};
 use super::{Claims, ClusterStats, Held, Location, Placed, Settings};
 use crate::ids::WorkspaceId;
 use crate::store::{ClusterView, Lease, StoreError, WorkspaceRow};
+use crate::workspaces::monotonic_now;
 use crate::workspaces::{UnloadError, Workspaces};
 
 /// How long requests and sockets inside a workspace being handed over (or suspended

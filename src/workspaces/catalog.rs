@@ -16,9 +16,9 @@ use tokio::runtime::Handle;
 
 mod admin_keys;
 
+use super::Claims;
 use super::{Background, Credentials, Limits, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
-use crate::cluster::Claims;
 use crate::config::WorkspaceSettings;
 use crate::core::AgentProfile;
 use crate::engine::id_source::IdSource;

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::Claims;
 use super::Workspaces;
-use crate::cluster::Claims;
 use crate::ids::WorkspaceId;
 use crate::store::{Lease, StoreError, WorkspaceRow, WorkspaceState};
 use crate::workspaces::{Limits, Provisioning};

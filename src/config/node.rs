@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// One node's placement settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
+pub struct NodeSettings {
     /// Its name, unique in the cluster (a restarted node may reuse it).
     pub node: String,
     /// The base URL other nodes reach it at (`http://host:port`, no trailing slash).
