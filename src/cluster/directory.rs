@@ -2,6 +2,7 @@
 //! answered from memory.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 
@@ -10,10 +11,14 @@ use crate::ids::WorkspaceId;
 
 /// Where each active workspace is served, as of the last placement round (and the changes
 /// this node made since). A workspace absent from the map (unknown, suspended, deleted) is
-/// answered [`Location::Here`], so this node answers it as R27's no-probing rule says.
+/// answered [`Location::Here`], so this node answers it as R27's no-probing rule says. Until
+/// the first round has filled it, every workspace is [`Location::Nowhere`]: a node that just
+/// started does not know yet whether another one serves a workspace, and must not answer
+/// for it (a restarted node would answer `not_found` for the workspaces it is about to take).
 #[derive(Debug)]
 pub struct Placed {
     node: String,
+    known: AtomicBool,
     /// Held only to clone a location out or to swap the map (see `lock_order.rs`).
     map: RwLock<HashMap<WorkspaceId, Location>>,
 }
@@ -23,6 +28,7 @@ impl Placed {
     pub fn new(node: impl Into<String>) -> Self {
         Self {
             node: node.into(),
+            known: AtomicBool::new(false),
             map: RwLock::default(),
         }
     }
@@ -30,6 +36,7 @@ impl Placed {
     /// Replaces what it knows.
     pub(crate) fn replace(&self, map: HashMap<WorkspaceId, Location>) {
         *self.map.write() = map;
+        self.known.store(true, Ordering::Release);
     }
 
     /// Records one workspace's new location (a lease lost or let go of: [`Location::Nowhere`]
@@ -41,6 +48,9 @@ impl Placed {
 
 impl Directory for Placed {
     fn locate(&self, ws: &WorkspaceId) -> Location {
+        if !self.known.load(Ordering::Acquire) {
+            return Location::Nowhere;
+        }
         self.map.read().get(ws).cloned().unwrap_or(Location::Here)
     }
 

@@ -121,7 +121,26 @@ impl EngineProcess {
             .find_map(|field| field.strip_prefix("addr="))
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line}"));
+        engine.wait_ready();
         engine
+    }
+
+    /// Waits until `/readyz` answers 200: at once for one engine on SQLite; a cluster node
+    /// once its first placement round has taken its workspaces (issue 19). Bounded by [`START`]
+    /// in tries, polled every 20 ms.
+    fn wait_ready(&self) {
+        let tries = START.as_millis() / 20;
+        for _ in 0..tries {
+            if readyz(self.addr).is_some_and(|status| status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "the engine at {} was not ready within {START:?}:\n{}",
+            self.addr,
+            self.log_tail(60)
+        );
     }
 
     /// SIGKILL (what `Child::kill` sends on Unix): no shutdown, no flush, no goodbye to clients.
@@ -169,6 +188,20 @@ impl Drop for EngineProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The status of `GET /readyz`, by hand over a plain TCP stream (this runs on a plain thread
+/// or before any runtime), or `None` when the engine does not answer.
+fn readyz(addr: SocketAddr) -> Option<u16> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nhost: engine\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn strip_ansi(line: &str) -> String {
