@@ -41,10 +41,12 @@ impl Database {
     pub(crate) async fn start(durability: &str) -> anyhow::Result<Database> {
         let fsync = durability == "full";
         let database = tokio::task::spawn_blocking(move || -> anyhow::Result<Database> {
+            // The test server allows 50 connections; N nodes each hold a writer, a read pool
+            // that grows under load, and their placement's connections.
             let settings: &[&str] = if fsync {
-                &["fsync=on", "full_page_writes=on"]
+                &["max_connections=200", "fsync=on", "full_page_writes=on"]
             } else {
-                &[]
+                &["max_connections=200"]
             };
             // The test server panics saying what is missing (no binaries) or what PostgreSQL said.
             let server = std::panic::catch_unwind(|| test_server::PgServer::start_with(settings))

@@ -1,5 +1,6 @@
-//! What the harness drives: an engine it started (`--spawn`), one already running (`--url`),
-//! the floor relay, or the Socket.IO peer; the harness always starts the last two itself, as
+//! What the harness drives: an engine it started (`--spawn`), a cluster of engine nodes on a
+//! private PostgreSQL it started (`--spawn --cluster N`), one already running (`--url`), the
+//! floor relay, or the Socket.IO peer; the harness always starts the last two itself, as
 //! child processes.
 
 use std::path::{Path, PathBuf};
