@@ -40,6 +40,15 @@ pub(crate) struct Common {
     /// removed at the end.
     #[arg(long, global = true, default_value = "full")]
     pub(crate) durability: String,
+    /// With --spawn (issue 19): start a private PostgreSQL for the run (initdb into a temp
+    /// dir, on 127.0.0.1) and N engine nodes on it (`--cluster <url>`, `[cluster] node =
+    /// "load-<i>"`), instead of one engine on a SQLite file. Agent i connects to node i % N,
+    /// customers' posts spread over the nodes, admin calls go to node 0. With --durability
+    /// full PostgreSQL fsyncs its commits (the test server's default is fsync off). The
+    /// report sums the server's CPU over the nodes and shows the database's apart. Not with
+    /// the floor or the peer.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub(crate) cluster: Option<u64>,
     /// The pid of the engine behind --url, to read its RSS and CPU from /proc.
     #[arg(long, global = true)]
     pub(crate) pid: Option<u32>,
@@ -250,4 +259,97 @@ pub(crate) struct RoutingArgs {
     pub(crate) workspaces: u64,
     #[command(flatten)]
     pub(crate) watch: SupervisorArgs,
+}
+
+/// Why `--cluster` cannot run as asked, if it cannot: it starts its own engines (--spawn)
+/// and measures the engine alone (no floor, no peer, no run beside them), on a database
+/// (durability full or normal: a cluster in memory shares nothing).
+pub(crate) fn cluster_refusal(cli: &Cli) -> Option<&'static str> {
+    cli.common.cluster?;
+    if !cli.common.spawn {
+        return Some("--cluster starts its own database and engines: it needs --spawn");
+    }
+    if cli.common.durability == "memory" {
+        return Some(
+            "--cluster keeps the state in PostgreSQL: --durability memory cannot be combined with it",
+        );
+    }
+    let beside = match &cli.scenario {
+        Scenario::Floor(_) | Scenario::Peer(_) | Scenario::Relay { .. } => {
+            return Some("--cluster runs the engine: not with `floor`, `peer` or `relay`");
+        }
+        Scenario::Idle { beside, .. } | Scenario::ReopenStorm { beside, .. } => Some(beside),
+        Scenario::Race(_) | Scenario::Routing(_) => None,
+    };
+    if beside.is_some_and(|b| b.with_floor || b.with_peer) {
+        return Some("--cluster measures the engine alone: not with --with-floor or --with-peer");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(args: &[&str]) -> Option<&'static str> {
+        let cli = Cli::try_parse_from(std::iter::once("switchboard-load").chain(args.iter().copied()))
+            .expect("the arguments parse");
+        cluster_refusal(&cli)
+    }
+
+    #[test]
+    fn issue19_cluster_runs_spawned_engines_alone_with_workspaces_and_durability() {
+        assert_eq!(refusal(&["reopen-storm", "--spawn", "--cluster", "3"]), None);
+        assert_eq!(
+            refusal(&[
+                "reopen-storm",
+                "--spawn",
+                "--cluster",
+                "1",
+                "--workspaces",
+                "4",
+                "--durability",
+                "normal"
+            ]),
+            None
+        );
+        assert_eq!(refusal(&["--cluster", "2", "--spawn", "race"]), None);
+        // Without --cluster nothing changes.
+        assert_eq!(refusal(&["floor"]), None);
+        assert_eq!(refusal(&["reopen-storm", "--with-floor"]), None);
+    }
+
+    #[test]
+    fn issue19_cluster_is_refused_without_spawn_in_memory_and_beside_the_floor_or_peer() {
+        let refused = |args: &[&str], word: &str| {
+            let why = refusal(args).unwrap_or_else(|| panic!("{args:?} is refused"));
+            assert!(why.contains(word), "{args:?}: {why}");
+        };
+        refused(&["reopen-storm", "--cluster", "3"], "--spawn");
+        refused(
+            &[
+                "reopen-storm",
+                "--spawn",
+                "--cluster",
+                "1",
+                "--durability",
+                "memory",
+            ],
+            "memory",
+        );
+        refused(&["floor", "--spawn", "--cluster", "1"], "floor");
+        refused(&["peer", "--spawn", "--cluster", "1"], "peer");
+        refused(
+            &["reopen-storm", "--spawn", "--cluster", "1", "--with-floor"],
+            "--with-floor",
+        );
+        refused(
+            &["idle", "--spawn", "--cluster", "1", "--with-peer"],
+            "--with-peer",
+        );
+        assert!(
+            Cli::try_parse_from(["switchboard-load", "reopen-storm", "--spawn", "--cluster", "0"]).is_err(),
+            "at least one node"
+        );
+    }
 }

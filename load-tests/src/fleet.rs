@@ -101,8 +101,9 @@ impl Dialect {
 /// How to reach the engine and how to connect.
 #[derive(Clone, Debug)]
 pub(crate) struct ConnectPlan {
-    /// `ws://127.0.0.1:port`.
-    pub(crate) ws_base: String,
+    /// Every node's `ws://127.0.0.1:port` (one unless a cluster): agent `i` connects to
+    /// node `i % n`.
+    pub(crate) ws_bases: Vec<String>,
     /// How frames travel on the agents' sockets.
     pub(crate) dialect: Dialect,
     /// One token per agent.
@@ -212,7 +213,7 @@ pub(crate) async fn launch<B: Behaviour>(
         let (stats, stop_rx, ws_base, token) = (
             stats.clone(),
             stop_rx.clone(),
-            plan.ws_base.clone(),
+            plan.ws_bases[crate::cluster::node_of(i, plan.ws_bases.len())].clone(),
             token.clone(),
         );
         let api = plan.workspaces.api(plan.workspaces.of(i)).to_owned();

@@ -231,29 +231,47 @@ pub(crate) struct Pool {
     jobs: async_channel::Sender<Job>,
 }
 
-/// Each workspace's ingress URL, parsed once: reqwest would parse a string URL on every request.
-fn ingress_urls(base: &str, workspaces: &Workspaces) -> anyhow::Result<Arc<[reqwest::Url]>> {
-    (0..workspaces.len())
-        .map(|k| {
-            let url = format!("{base}{}/channels/{CHANNEL}/messages", workspaces.api(k));
-            reqwest::Url::parse(&url).with_context(|| format!("bad ingress URL {url}"))
+/// Each workspace's ingress URL on each node (`[node][workspace]`), parsed once: reqwest
+/// would parse a string URL on every request.
+fn ingress_urls(bases: &[String], workspaces: &Workspaces) -> anyhow::Result<Arc<[Arc<[reqwest::Url]>]>> {
+    bases
+        .iter()
+        .map(|base| {
+            (0..workspaces.len())
+                .map(|k| {
+                    let url = format!("{base}{}/channels/{CHANNEL}/messages", workspaces.api(k));
+                    reqwest::Url::parse(&url).with_context(|| format!("bad ingress URL {url}"))
+                })
+                .collect()
         })
         .collect()
 }
 
+/// The ingress URLs worker `w` posts to: those of node `w % n`, so that the workers (each
+/// over its keep-alive connection) spread evenly over a cluster's nodes.
+fn worker_urls(urls: &[Arc<[reqwest::Url]>], w: usize) -> Arc<[reqwest::Url]> {
+    urls[crate::cluster::node_of(w, urls.len())].clone()
+}
+
 impl Pool {
-    /// Starts `workers` workers posting to the ingress of `workspaces` on `base`.
+    /// Starts `workers` workers posting to the ingress of `workspaces`, worker `w` on node
+    /// `w % n` of `bases`.
     pub(crate) fn start(
         client: reqwest::Client,
-        base: &str,
+        bases: &[String],
         workspaces: &Workspaces,
         workers: usize,
         stats: Arc<Stats>,
     ) -> anyhow::Result<Self> {
         let (jobs, queue) = async_channel::unbounded::<Job>();
-        let urls = ingress_urls(base, workspaces)?;
-        for _ in 0..workers.max(1) {
-            let (client, queue, urls, stats) = (client.clone(), queue.clone(), urls.clone(), stats.clone());
+        let urls = ingress_urls(bases, workspaces)?;
+        for w in 0..workers.max(1) {
+            let (client, queue, urls, stats) = (
+                client.clone(),
+                queue.clone(),
+                worker_urls(&urls, w),
+                stats.clone(),
+            );
             let workspaces = workspaces.clone();
             tokio::spawn(async move {
                 while let Ok(job) = queue.recv().await {
@@ -312,24 +330,25 @@ pub(crate) fn workers_for(in_flight: u64, asked: Option<usize>) -> usize {
 }
 
 /// Every customer `from` writes once, in workspace number `workspace_of[i]` of
-/// `workspaces`, `concurrency` at a time; returns the chat each message went to, in order
+/// `workspaces`, `concurrency` at a time (worker `w` on node `w % n` of `bases`); returns the chat each message went to, in order
 /// (`None` where the post failed).
 pub(crate) async fn first_contacts(
     client: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     workspaces: &Workspaces,
     from: Arc<Vec<String>>,
     workspace_of: Arc<Vec<usize>>,
     concurrency: usize,
     stats: Arc<Stats>,
 ) -> Vec<Option<String>> {
-    let Ok(urls) = ingress_urls(base, workspaces) else {
+    let Ok(urls) = ingress_urls(bases, workspaces) else {
         return vec![None; from.len()];
     };
     let workers = concurrency.max(1);
     let mut set = JoinSet::new();
     for w in 0..workers {
-        let (client, urls, from, stats) = (client.clone(), urls.clone(), from.clone(), stats.clone());
+        let (client, urls, from, stats) =
+            (client.clone(), worker_urls(&urls, w), from.clone(), stats.clone());
         let workspace_of = workspace_of.clone();
         set.spawn(async move {
             let mut got = Vec::new();

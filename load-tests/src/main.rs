@@ -8,12 +8,14 @@
 //! - [`scenario`]: idle, reopen-storm, race, routing.
 //! - [`supervisors`]: supervisors watching the board while a scenario runs.
 //! - [`workspaces`]: the load spread over several workspaces (`--workspaces`).
+//! - [`cluster`]: a private PostgreSQL and several engine nodes on it (`--cluster`).
 //! - [`relay`]: the floor, a bare relay with the engine's shape.
 //! - [`socketio`]: the client side of Socket.IO, to drive the peer (`load-tests/peer`).
 //! - [`stats`], [`report`], [`compare`], [`procstat`]: what is measured and how it is printed.
 
 mod cli;
 mod clock;
+mod cluster;
 mod compare;
 mod fleet;
 mod http;
@@ -38,6 +40,10 @@ use target::{Kind, Target};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(why) = cli::cluster_refusal(&cli) {
+        eprintln!("error: {why}");
+        std::process::exit(2);
+    }
     // Connections count against the open-file limit: go as high as the hard limit allows.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::procstat::{self, CpuMark, MachineMark};
 use crate::stats::{Stats, Summary};
 use crate::supervisors::SupervisorFigures;
-use crate::target::{Kind, Target};
+use crate::target::{Kind, Node, Target};
 
 /// What `/proc` says about a process over the measured window.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -19,6 +19,27 @@ pub(crate) struct ProcFigures {
     pub(crate) pid: Option<u32>,
     pub(crate) rss_before_kib: Option<u64>,
     pub(crate) rss_after_kib: Option<u64>,
+    pub(crate) cpu_pct_of_one_core: Option<f64>,
+}
+
+/// One node of a cluster over the measured window (`--cluster`).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct NodeFigures {
+    /// Its `[cluster] node` name.
+    pub(crate) node: String,
+    #[serde(flatten)]
+    pub(crate) process: ProcFigures,
+}
+
+/// A cluster's PostgreSQL over the measured window: the postmaster and its child processes
+/// (backends, writers, checkpointer), found by parent pid.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct DatabaseFigures {
+    pub(crate) postmaster_pid: u32,
+    /// Its child processes when the window closed.
+    pub(crate) processes: usize,
+    /// Whether its commits are fsynced (`--durability full`).
+    pub(crate) fsync: bool,
     pub(crate) cpu_pct_of_one_core: Option<f64>,
 }
 
@@ -48,14 +69,26 @@ pub(crate) struct Report {
     pub(crate) skipped: u64,
     pub(crate) latency_us: BTreeMap<&'static str, Summary>,
     pub(crate) errors: BTreeMap<String, u64>,
+    /// The server's process, or a cluster's nodes summed (RSS and CPU; the pid only when
+    /// there is one node).
     pub(crate) server: ProcFigures,
-    /// The server's CPU time per request of the window, in µs: what `--workspaces N` runs are
-    /// compared by (R27's target: N × M agents within 10 % of 1 × N·M).
+    /// The server's CPU time per request of the window, in µs, over all of a cluster's nodes:
+    /// what `--workspaces N` runs are compared by (R27's target: N × M agents within 10 % of
+    /// 1 × N·M), and a cluster with one engine (issue 19).
     pub(crate) server_cpu_us_per_op: Option<f64>,
+    /// A cluster's nodes one by one (`--cluster`); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) nodes: Vec<NodeFigures>,
+    /// A cluster's PostgreSQL (`--cluster`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) database: Option<DatabaseFigures>,
+    /// The database's CPU time per request of the window, in µs (`--cluster`; null without:
+    /// SQLite runs inside the engine, in `server_cpu_us_per_op`).
+    pub(crate) database_cpu_us_per_op: Option<f64>,
     pub(crate) harness: ProcFigures,
     /// The whole machine's busy CPU over the window, in % of one core (of 200 % on 2 cores).
     pub(crate) machine_cpu_pct_of_one_core: Option<f64>,
-    /// What of it neither the server nor the harness used: other processes.
+    /// What of it neither the server, the database nor the harness used: other processes.
     pub(crate) others_cpu_pct_of_one_core: Option<f64>,
     /// Scenario-specific figures.
     pub(crate) extra: BTreeMap<&'static str, serde_json::Value>,
@@ -72,7 +105,11 @@ pub(crate) struct Window {
     machine_cpu: Option<MachineMark>,
     server_rss: Option<u64>,
     harness_rss: Option<u64>,
-    pid: Option<u32>,
+    pids: Vec<u32>,
+    /// A cluster's nodes, each with its CPU and RSS when the window opened.
+    nodes: Vec<(Node, Option<CpuMark>, Option<u64>)>,
+    /// A cluster's database: its postmaster, its tree's CPU, and whether it fsyncs.
+    database: Option<(u32, Option<CpuMark>, bool)>,
 }
 
 impl Window {
@@ -80,14 +117,24 @@ impl Window {
     pub(crate) fn open(target: &Target, stats: &Stats) -> Self {
         stats.reset();
         let me = std::process::id();
+        let pids = target.pids();
         Self {
             start: crate::clock::now(),
-            server_cpu: target.pid.and_then(CpuMark::take),
+            server_cpu: CpuMark::take_all(&pids),
             harness_cpu: CpuMark::take(me),
             machine_cpu: MachineMark::take(),
-            server_rss: target.pid.and_then(procstat::rss_kib),
+            server_rss: procstat::rss_kib_all(&pids),
             harness_rss: procstat::rss_kib(me),
-            pid: target.pid,
+            pids,
+            nodes: target
+                .nodes
+                .iter()
+                .map(|n| (n.clone(), CpuMark::take(n.pid), procstat::rss_kib(n.pid)))
+                .collect(),
+            database: target.database.as_ref().map(|d| {
+                let postmaster = d.postmaster();
+                (postmaster, CpuMark::take_tree(postmaster), d.fsync)
+            }),
         }
     }
 
@@ -106,11 +153,21 @@ impl Window {
         let frames_in = Stats::get(&stats.frames_in);
         let bytes_in = Stats::get(&stats.bytes_in);
         let round = |x: f64| (x * 10.0).round() / 10.0;
-        let server_cpu = self.server_cpu.and_then(|m| m.percent_since());
-        let harness_cpu = self.harness_cpu.and_then(|m| m.percent_since());
+        let server_cpu = self.server_cpu.as_ref().and_then(CpuMark::percent_since);
+        let harness_cpu = self.harness_cpu.as_ref().and_then(CpuMark::percent_since);
         let machine_cpu = self.machine_cpu.and_then(|m| m.percent_since());
-        let others =
-            machine_cpu.map(|m| (m - server_cpu.unwrap_or(0.0) - harness_cpu.unwrap_or(0.0)).max(0.0));
+        let database_cpu = self
+            .database
+            .as_ref()
+            .and_then(|(_, mark, _)| mark.as_ref()?.percent_since());
+        let others = machine_cpu.map(|m| {
+            (m - server_cpu.unwrap_or(0.0) - harness_cpu.unwrap_or(0.0) - database_cpu.unwrap_or(0.0))
+                .max(0.0)
+        });
+        let per_op = |pct: Option<f64>| {
+            pct.filter(|_| ops > 0)
+                .map(|pct| round(pct / 100.0 * secs * 1e6 / ops as f64))
+        };
         Report {
             scenario,
             target: target.kind,
@@ -130,14 +187,38 @@ impl Window {
             latency_us: BTreeMap::new(),
             errors: BTreeMap::new(),
             server: ProcFigures {
-                pid: self.pid,
+                pid: match self.pids[..] {
+                    [pid] => Some(pid),
+                    _ => None,
+                },
                 rss_before_kib: self.server_rss,
-                rss_after_kib: self.pid.and_then(procstat::rss_kib),
+                rss_after_kib: procstat::rss_kib_all(&self.pids),
                 cpu_pct_of_one_core: server_cpu.map(round),
             },
-            server_cpu_us_per_op: server_cpu
-                .filter(|_| ops > 0)
-                .map(|pct| round(pct / 100.0 * secs * 1e6 / ops as f64)),
+            server_cpu_us_per_op: per_op(server_cpu),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(node, cpu, rss)| NodeFigures {
+                    node: node.name.clone(),
+                    process: ProcFigures {
+                        pid: Some(node.pid),
+                        rss_before_kib: *rss,
+                        rss_after_kib: procstat::rss_kib(node.pid),
+                        cpu_pct_of_one_core: cpu.as_ref().and_then(CpuMark::percent_since).map(round),
+                    },
+                })
+                .collect(),
+            database: self
+                .database
+                .as_ref()
+                .map(|&(postmaster, _, fsync)| DatabaseFigures {
+                    postmaster_pid: postmaster,
+                    processes: procstat::children_of(postmaster).len(),
+                    fsync,
+                    cpu_pct_of_one_core: database_cpu.map(round),
+                }),
+            database_cpu_us_per_op: per_op(database_cpu),
             harness: ProcFigures {
                 pid: Some(std::process::id()),
                 rss_before_kib: self.harness_rss,
@@ -199,6 +280,29 @@ impl Report {
             self.server_cpu_us_per_op
                 .map_or("-".to_owned(), |us| format!("{us:.1} µs"))
         );
+        for n in &self.nodes {
+            let _ = writeln!(
+                t,
+                "  node {:<8} pid {}   RSS {} -> {}   CPU {} of one core",
+                n.node,
+                n.process.pid.map_or("-".to_owned(), |p| p.to_string()),
+                kib(n.process.rss_before_kib),
+                kib(n.process.rss_after_kib),
+                pct(n.process.cpu_pct_of_one_core)
+            );
+        }
+        if let Some(d) = &self.database {
+            let _ = writeln!(
+                t,
+                "database      PostgreSQL, postmaster pid {} + {} processes, fsync {}   CPU {} of one core, {} per op",
+                d.postmaster_pid,
+                d.processes,
+                if d.fsync { "on" } else { "off" },
+                pct(d.cpu_pct_of_one_core),
+                self.database_cpu_us_per_op
+                    .map_or("-".to_owned(), |us| format!("{us:.1} µs"))
+            );
+        }
         let _ = writeln!(
             t,
             "harness       RSS {}   CPU {} of one core",

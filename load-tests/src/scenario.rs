@@ -49,7 +49,10 @@ pub(crate) async fn engine_with(
             durability: common.durability.clone(),
             scenario_config,
         };
-        target::spawn_engine(&options, client).await
+        match common.cluster {
+            Some(nodes) => target::spawn_cluster(&options, nodes as usize, client).await,
+            None => target::spawn_engine(&options, client).await,
+        }
     } else {
         let mut target = target::attach(&common.url, common.pid)?;
         target::wait_healthy(&mut target, client).await?;
@@ -132,7 +135,7 @@ pub(crate) async fn closed_chats(
     };
     let chats = http::first_contacts(
         client,
-        &target.base,
+        &target.bases(),
         spread.workspaces,
         Arc::new(from),
         Arc::new(spread.of),

@@ -34,6 +34,7 @@ pub(crate) async fn run(
     if target.kind == Kind::Engine {
         let start = crate::clock::now();
         http::create_agents(&client, &target.base, &specs).await?;
+        crate::cluster::settle(target, &Workspaces::unprefixed(), &specs).await?;
         eprintln!(
             "created {agents} agents in {:.2} s",
             start.elapsed().as_secs_f64()
@@ -52,14 +53,14 @@ pub(crate) async fn run(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let window = Window::open(target, &stats);
     let watched = watchers.mark();
-    let rss_before = target.pid.and_then(procstat::rss_kib);
+    let rss_before = procstat::rss_kib_all(&target.pids());
     eprintln!(
         "connecting {} connections ({agents} agents × {per_agent}) to the {:?}",
         agents * per_agent,
         target.kind
     );
     let plan = ConnectPlan {
-        ws_base: target.ws_base(),
+        ws_bases: target.ws_bases(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         workspaces: Workspaces::unprefixed(),

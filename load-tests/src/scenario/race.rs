@@ -123,11 +123,12 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RaceArgs) -> an
     // Generous limits: during the setup any agent may hold many chats between accept and close.
     let specs = http::agents(k, 100_000);
     http::create_agents(&client, &target.base, &specs).await?;
+    crate::cluster::settle(target, &Workspaces::unprefixed(), &specs).await?;
     let setup = Setup {
         closed: Arc::new(AtomicU64::new(0)),
     };
     let plan = ConnectPlan {
-        ws_base: target.ws_base(),
+        ws_bases: target.ws_bases(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         workspaces: Workspaces::unprefixed(),

@@ -271,11 +271,12 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
         spec.skills = mix.agent_skills(i as u64);
     }
     http::create_spread(&client, &target.base, &workspaces, &specs).await?;
+    crate::cluster::settle(target, &workspaces, &specs).await?;
     let total_secs = common.warmup + common.duration;
     let max_chats = ((args.rate * total_secs) as u64 + 16).min(common.ops);
     let stamps: Stamps = Arc::new((0..max_chats).map(|_| AtomicU64::new(0)).collect());
     let plan = ConnectPlan {
-        ws_base: target.ws_base(),
+        ws_bases: target.ws_bases(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         workspaces: workspaces.clone(),
@@ -328,7 +329,13 @@ pub(crate) async fn run(target: &Target, common: &Common, args: &RoutingArgs) ->
         );
     }
     eprintln!("routing: {driver}");
-    let pool = Pool::start(client.clone(), &target.base, &workspaces, workers, stats.clone())?;
+    let pool = Pool::start(
+        client.clone(),
+        &target.bases(),
+        &workspaces,
+        workers,
+        stats.clone(),
+    )?;
     let prefix: Arc<str> = run_prefix().into();
     let arrivals = {
         let (pool, stamps, rate, mix) = (pool.clone(), stamps.clone(), args.rate, mix.clone());

@@ -361,8 +361,15 @@ pub(crate) async fn run(
     };
     if target.kind == Kind::Engine {
         http::create_spread(&client, &target.base, &workspaces, &specs).await?;
+        crate::cluster::settle(target, &workspaces, &specs).await?;
     }
-    let pool = Pool::start(client.clone(), &target.base, &workspaces, workers, stats.clone())?;
+    let pool = Pool::start(
+        client.clone(),
+        &target.bases(),
+        &workspaces,
+        workers,
+        stats.clone(),
+    )?;
     let shared = Arc::new(Shared {
         pool: pool.clone(),
         stopping: AtomicBool::new(false),
@@ -377,7 +384,7 @@ pub(crate) async fn run(
     };
     eprintln!("connecting {agents} agents x 2 connections ({:?})", target.kind);
     let plan = ConnectPlan {
-        ws_base: target.ws_base(),
+        ws_bases: target.ws_bases(),
         dialect: target.dialect(),
         tokens: specs.iter().map(|s| s.token.clone()).collect(),
         workspaces: workspaces.clone(),
@@ -590,7 +597,7 @@ pub(crate) async fn run(
         // The server's RSS once a second, to tell bounded growth (buffers, logs that fill
         // up) from growth that goes on with the traffic.
         if window.elapsed().as_secs() as usize >= rss.len() {
-            if let Some(kib) = target.pid.and_then(procstat::rss_kib) {
+            if let Some(kib) = procstat::rss_kib_all(&target.pids()) {
                 rss.push(kib);
             }
             if let Some((p, _)) = &platform {

@@ -33,6 +33,12 @@ pub(crate) struct PgServer {
 impl PgServer {
     /// Starts a fresh server; panics saying what is missing or what the server said.
     pub(crate) fn start() -> PgServer {
+        Self::start_with(&[])
+    }
+
+    /// As [`PgServer::start`], with `settings` (`name=value`) after the defaults, which they
+    /// override: the load harness turns fsync back on to measure a durable database.
+    pub(crate) fn start_with(settings: &[&str]) -> PgServer {
         let bin = binaries().unwrap_or_else(|| {
             panic!(
                 "PostgreSQL's server binaries are missing (no /usr/lib/postgresql/*/bin/initdb, none on \
@@ -81,7 +87,8 @@ impl PgServer {
         let port = free_port();
         let log = fs::File::create(dir.join("server.log")).expect("the server's log is creatable");
         // fsync off: a test server's data is thrown away; durability is PostgreSQL's to test.
-        let server = unprivileged(as_root, &bin.join("postgres"))
+        let mut postgres = unprivileged(as_root, &bin.join("postgres"));
+        postgres
             .arg("-D")
             .arg(&data)
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
@@ -93,7 +100,12 @@ impl PgServer {
                 "full_page_writes=off",
                 "-c",
                 "max_connections=50",
-            ])
+            ]);
+        // The last of two `-c` for one setting wins.
+        for setting in settings {
+            postgres.arg("-c").arg(setting);
+        }
+        let server = postgres
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
