@@ -423,11 +423,7 @@ pub(crate) async fn spawn_cluster(
     for i in 0..n {
         let name = format!("load-{i}");
         let mut config = engine_config(options)?;
-        // One node needs no name (the engine makes one up), and an engine without placement
-        // knows no `[cluster] node`: naming it alone would refuse the one safe setup.
-        if n > 1 {
-            config.push_str(&format!("\n[cluster]\nnode = \"{name}\"\n"));
-        }
+        config.push_str(&format!("\n[cluster]\nnode = \"{name}\"\n"));
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
         let mut command = Command::new(&bin);
