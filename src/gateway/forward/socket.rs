@@ -22,7 +22,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self as ts, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
@@ -127,8 +127,13 @@ async fn open(forwarder: &Forwarder, url: &str, parts: &Parts) -> Opened {
         Err(_) => return Opened::Failed(format!("no upgrade within {UPGRADE_TIMEOUT:?}")),
     };
     // The owner's frames have no limit but tungstenite's own: a snapshot can be large, and
-    // the owner sends the client nothing it would not send it directly.
-    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+    // the owner sends the client nothing it would not send it directly. Small buffers, as on
+    // the client's side: tungstenite's default 128 KiB read buffer made a relaying node hold
+    // ~480 MiB for ~6,700 relayed sockets (load-tests/README.md, "Issue 19").
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024);
+    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await;
     Opened::Socket(Box::new(socket), protocol)
 }
 
