@@ -194,3 +194,35 @@ fn r28_of_two_nodes_creating_one_id_at_once_exactly_one_creates_it_and_both_keep
     let rows = nodes[0].workspace_rows().expect("reads");
     assert_eq!(rows.len(), 1 + CONTESTED, "default and each contested id once");
 }
+
+/// A database of version 8 (keys counted by each node in memory) gets its sequence at version
+/// 9 starting after the largest key it holds: the next workspace's key is one more.
+#[test]
+fn r27_a_version_8_database_hands_out_keys_after_its_largest() {
+    let db = Db::postgres();
+    drop(db.store(StoreOptions::default()));
+    let Db::Postgres(server) = &db else {
+        unreachable!("a PostgreSQL database")
+    };
+    let url = server.url();
+    super::super::postgres::on_plain_thread(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connects");
+        client
+            .batch_execute(
+                "DROP SEQUENCE workspace_keys;
+                 UPDATE schema_version SET version = 8;
+                 INSERT INTO workspaces (key, id, state, created_at) VALUES (7, 'acme', 'active', 0);",
+            )
+            .expect("back to version 8, with a workspace under key 7");
+    });
+    let store = db.store(StoreOptions::default());
+    let (globex, created) = store
+        .create_workspace(NewWorkspace::bare(id("globex"), t(0)))
+        .expect("a new id");
+    created.wait().expect("committed");
+    assert_eq!(globex, WsKey::new(8));
+    assert_eq!(
+        db.count_in("SELECT version FROM schema_version"),
+        Store::schema_version()
+    );
+}
