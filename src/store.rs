@@ -57,7 +57,7 @@ pub use leases::{Epoch, Lease};
 pub use nodes::{ClusterView, LeaseRow, NodeRow};
 pub use records::{AgentRecord, Change, ChatRecord, CustomerRecord, OutboxRecord, Snapshot};
 pub use scoped::WorkspaceStore;
-pub use workspace_rows::{WorkspaceRow, WorkspaceState, PURGE_BATCH};
+pub use workspace_rows::{CreateError, NewWorkspace, WorkspaceRow, WorkspaceState, PURGE_BATCH};
 pub use writer::Receipt;
 pub use ws_key::WsKey;
 
@@ -141,8 +141,9 @@ pub struct Store {
     /// The last submission's number; held while sending, so numbers reach the writer in order.
     submitted: Ordered<u64>,
     progress: Arc<Progress>,
-    /// The key the next workspace created gets (`workspace_rows.rs`).
-    next_ws_key: NextKey,
+    /// The key the next workspace created gets, on SQLite (`workspace_rows.rs`); `None` on
+    /// PostgreSQL, whose sequence hands keys out to every node.
+    next_ws_key: Option<NextKey>,
     /// Bytes of messages each workspace stores, as committed (the writer counts them).
     stored_bytes: Arc<StoredBytes>,
 }
@@ -259,7 +260,7 @@ impl Store {
             writer,
             &options,
             Reads::Sqlite(Readers::new(path.to_path_buf())),
-            next_ws_key,
+            Some(next_ws_key),
             stored_bytes,
         )?;
         store.checkpointer = Some(start_checkpointer(path)?);
@@ -274,13 +275,13 @@ impl Store {
     pub fn open_postgres(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         let db = postgres::Database::parse(url, &options)?;
         let name = db.name();
-        let (writer, reads, largest_key, stored_bytes) = postgres::open(db)?;
+        let (writer, reads, stored_bytes) = postgres::open(db)?;
         Store::start(
             name,
             writer,
             &options,
             Reads::Postgres(Box::new(reads)),
-            NextKey::after(largest_key),
+            None,
             Arc::new(stored_bytes),
         )
     }
@@ -291,7 +292,7 @@ impl Store {
         backend: impl writer::GroupCommit + Send + 'static,
         options: &StoreOptions,
         reads: Reads,
-        next_ws_key: NextKey,
+        next_ws_key: Option<NextKey>,
         stored_bytes: Arc<StoredBytes>,
     ) -> Result<Store, StoreError> {
         let (jobs, queue) = mpsc::channel();

@@ -16,7 +16,7 @@ use crate::engine::EngineConfig;
 use crate::ids::ChatId;
 use crate::protocol::InboundMessage;
 use crate::store::postgres::test_server::PgServer;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{NewWorkspace, Store, StoreError, StoreOptions};
 use crate::workspaces::{Limits, Provisioning, Workspaces};
 
 /// The tests' lease: short, so that failovers happen within the test.
@@ -119,7 +119,9 @@ async fn create_workspaces(server: &PgServer, n: usize) -> Vec<WorkspaceId> {
     let mut ids = vec![WorkspaceId::default_workspace()];
     for i in 0..n {
         let id = WorkspaceId::parse(&format!("ws{i}")).expect("an id");
-        let (_, created) = store.create_workspace(&id, None, "{}".into(), SystemClock.now(), None);
+        let (_, created) = store
+            .create_workspace(NewWorkspace::bare(id.clone(), SystemClock.now()))
+            .expect("a new id");
         created.await.expect("created");
         ids.push(id);
     }

@@ -9,6 +9,9 @@
 //! - Leases (`leases.rs`, R28) are single statements on the read pool's connections, timed by
 //!   PostgreSQL's clock; the writer checks a fenced workspace's epoch in each group's
 //!   transaction.
+//! - A new workspace's row is one statement on a read pool connection too
+//!   (`workspace_create.rs`), not a change for the writer: nodes race on it, and a group
+//!   commit that lost such a race would stop the writer.
 //! - Rows come back as SQLite values (`row.rs`), so the store's one decoder (`codec.rs`) reads
 //!   both backends.
 //!
@@ -23,6 +26,7 @@ mod nodes;
 mod reads;
 mod row;
 mod schema;
+mod workspace_create;
 mod writer;
 
 #[cfg(test)]
@@ -118,15 +122,11 @@ impl Database {
 }
 
 /// Opens the database, brings its schema up to date, and returns the writer's connection,
-/// the read pool, the largest workspace key and the bytes of messages each workspace stores.
-pub(super) fn open(db: Database) -> Result<(PgWriter, PgReads, i64, StoredBytes), StoreError> {
+/// the read pool and the bytes of messages each workspace stores.
+pub(super) fn open(db: Database) -> Result<(PgWriter, PgReads, StoredBytes), StoreError> {
     on_plain_thread(move || {
         let mut client = db.connect()?;
         schema::migrate(&mut client, &db)?;
-        let largest: i64 = client
-            .query_one("SELECT COALESCE(MAX(key), 1) FROM workspaces", &[])
-            .map_err(|e| db.error(e))?
-            .get(0);
         let stored_bytes = StoredBytes::of_counts(
             client
                 .query("SELECT key, stored_bytes FROM workspaces", &[])
@@ -134,12 +134,7 @@ pub(super) fn open(db: Database) -> Result<(PgWriter, PgReads, i64, StoredBytes)
                 .iter()
                 .map(|r| (WsKey::new(r.get(0)), r.get::<_, i64>(1))),
         );
-        Ok((
-            PgWriter::new(client, db.clone()),
-            PgReads::new(db),
-            largest,
-            stored_bytes,
-        ))
+        Ok((PgWriter::new(client, db.clone()), PgReads::new(db), stored_bytes))
     })
 }
 

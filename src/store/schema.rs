@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -416,6 +416,12 @@ CREATE TABLE nodes (
 );
 ALTER TABLE leases ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
 "#;
+
+/// Version 9: on PostgreSQL, the sequence that new workspaces' keys come from, shared by the
+/// nodes of a cluster (`postgres/schema.rs`). Nothing here: one process writes a SQLite file,
+/// and its store counts keys in memory (`workspace_rows.rs`). The step keeps the versions of
+/// both backends the same.
+const V9: &str = "-- Nothing on SQLite: see above.";
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database
 /// from a newer build.

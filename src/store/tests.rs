@@ -1,6 +1,7 @@
 //! Tests of the store: opening, durability of acknowledged groups, restore, search, history.
 
 mod agents;
+mod creates;
 mod leases;
 mod workspaces;
 

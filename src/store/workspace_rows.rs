@@ -1,9 +1,13 @@
 //! The `workspaces` table (R27): which workspaces exist, under which key, in which state.
 //!
-//! The store allocates a new workspace's key ([`Store::create_workspace`]): one more than the
-//! largest key in the file when it was opened, or handed out since. A key is never handed out
-//! twice by one store; after a restart a key can come back only if its workspace's row, which
-//! goes last ([`Store::delete_workspace`]), is gone, and with it every row that carried it.
+//! The store allocates a new workspace's key ([`Store::create_workspace`]). On SQLite (one
+//! process) it is one more than the largest key in the file when it was opened, or handed out
+//! since: a key is never handed out twice by one store, and after a restart a key can come back
+//! only if its workspace's row, which goes last ([`Store::delete_workspace`]), is gone, and with
+//! it every row that carried it. On PostgreSQL, where several nodes share the table (issue 19),
+//! the row is inserted first, by the create itself, under a key from the database's sequence
+//! (`postgres/workspace_create.rs`): no two nodes get one key, a key never comes back, and an
+//! id taken by any node answers [`CreateError::Exists`] instead of failing a group commit.
 //!
 //! A workspace's rows are deleted in batches ([`Change::PurgeWorkspace`], [`PURGE_BATCH`] rows
 //! per table per transaction), each its own submission, so that the writer commits other
@@ -72,6 +76,48 @@ pub struct WorkspaceRow {
     pub limits: String,
 }
 
+/// A workspace to create, active: its row as [`Store::create_workspace`] writes it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct NewWorkspace {
+    /// Its id; not taken by any workspace, in any state.
+    pub id: WorkspaceId,
+    /// Its display name, if it has one.
+    pub name: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// The digest of its admin key, if it has one.
+    pub admin_key_sha256: Option<TokenHash>,
+    /// Its settings as JSON (`{}`: none).
+    pub settings: String,
+    /// Its limits as JSON (`{}`: none).
+    pub limits: String,
+}
+
+impl NewWorkspace {
+    /// Workspace `id` with no name, no admin key, no settings and no limits.
+    pub fn bare(id: WorkspaceId, created_at: Timestamp) -> Self {
+        Self {
+            id,
+            name: None,
+            created_at,
+            admin_key_sha256: None,
+            settings: "{}".into(),
+            limits: "{}".into(),
+        }
+    }
+}
+
+/// Why [`Store::create_workspace`] created nothing.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The id is taken, by a workspace in any state, created by any node.
+    #[error("workspace {0} exists already")]
+    Exists(WorkspaceId),
+    /// The store failed: nothing was created.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The tables that hold a workspace's rows, with the delete of one batch of them (`?1` the
 /// workspace, `?2` the batch). The search index goes before `customers`: its rows are found by
 /// the customers' keys (the same first keys, in `key` order, as the customers' delete takes).
@@ -121,7 +167,7 @@ const PURGES: [(&str, &str); 9] = [
     ),
 ];
 
-/// The largest key in `workspaces` (the writer's connection, before the writer starts).
+/// The largest key in `workspaces` (SQLite's writing connection, before the writer starts).
 pub(super) fn largest_key(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT COALESCE(MAX(key), 1) FROM workspaces", [], |r| r.get(0))
 }
@@ -195,13 +241,18 @@ pub(super) fn delete(conn: &Connection, ws: WsKey) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The next key to hand out.
+/// The next key to hand out, on SQLite: one process writes the file, so a counter in it is
+/// enough.
 #[derive(Debug)]
 pub(super) struct NextKey(AtomicI64);
 
 impl NextKey {
     pub(super) fn after(largest: i64) -> Self {
         Self(AtomicI64::new(largest + 1))
+    }
+
+    fn take(&self) -> WsKey {
+        WsKey::new(self.0.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -251,26 +302,55 @@ impl Store {
         })
     }
 
-    /// Records a new, active workspace under a key allocated here, with the digest of its
-    /// admin key and its `settings` (JSON) in the same transaction; the receipt completes once
-    /// its row is on disk. The caller makes sure `id` is not taken (the registry does).
-    pub fn create_workspace(
-        &self,
-        id: &WorkspaceId,
-        name: Option<String>,
-        settings: String,
-        created_at: Timestamp,
-        admin_key: Option<TokenHash>,
-    ) -> (WsKey, Receipt) {
-        let key = WsKey::new(self.next_ws_key.0.fetch_add(1, Ordering::Relaxed));
-        let mut changes = vec![Change::CreateWorkspace {
-            id: id.clone(),
+    /// Records a new, active workspace, with its admin key's digest, settings and limits, under
+    /// a key allocated here; the receipt completes once its row is on disk. A taken id answers
+    /// [`CreateError::Exists`] and creates nothing.
+    ///
+    /// On PostgreSQL the row is inserted before this returns, on a connection of its own, in
+    /// one statement that takes the key from the database and sees every node's rows
+    /// (`postgres/workspace_create.rs`); the receipt is complete already. On SQLite the row is
+    /// queued for the writer under the next key of the store's counter; a taken id is looked
+    /// up as last committed, which is enough for the one process's registry (it creates one
+    /// workspace at a time, and waits for each).
+    pub fn create_workspace(&self, new: NewWorkspace) -> Result<(WsKey, Receipt), CreateError> {
+        let (readers, next_key) = match (&self.reads, &self.next_ws_key) {
+            (Reads::Postgres(pg), _) => {
+                return match pg.create_workspace(&new)? {
+                    Some(key) => Ok((key, Receipt::committed())),
+                    None => Err(CreateError::Exists(new.id)),
+                };
+            }
+            (Reads::Sqlite(readers), Some(next_key)) => (readers, next_key),
+            // Not a store `Store::open` opened: it always counts.
+            (Reads::Sqlite(_), None) => {
+                return Err(CreateError::Store(StoreError::NeedsPostgres {
+                    what: "a workspace without a key counter",
+                    path: self.path.clone(),
+                }))
+            }
+        };
+        let taken = readers.with(|conn, path| {
+            conn.prepare_cached("SELECT 1 FROM workspaces WHERE id = ?1")
+                .and_then(|mut st| st.query_row(params![new.id.as_str()], |_| Ok(())).optional())
+                .map_err(|e| StoreError::sqlite(path, e))
+        })?;
+        if taken.is_some() {
+            return Err(CreateError::Exists(new.id));
+        }
+        let key = next_key.take();
+        let NewWorkspace {
+            id,
             name,
             created_at,
-        }];
-        changes.extend(admin_key.map(Change::SetWorkspaceAdminKey));
+            admin_key_sha256,
+            settings,
+            limits,
+        } = new;
+        let mut changes = vec![Change::CreateWorkspace { id, name, created_at }];
+        changes.extend(admin_key_sha256.map(Change::SetWorkspaceAdminKey));
         changes.push(Change::SetWorkspaceSettings(settings));
-        (key, self.submit_as(key, changes))
+        changes.push(Change::SetWorkspaceLimits(limits));
+        Ok((key, self.submit_as(key, changes)))
     }
 
     /// Records workspace `ws`'s new admin key (its digest): the one before stops opening

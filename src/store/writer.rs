@@ -64,6 +64,13 @@ impl Receipt {
         (tx, Self { rx })
     }
 
+    /// The receipt of changes committed already, outside the writer.
+    pub(crate) fn committed() -> Self {
+        let (done, receipt) = Self::pending();
+        let _ = done.send(Ok(()));
+        receipt
+    }
+
     /// Blocks the current thread until the group is committed (or failed).
     ///
     /// Do not call it on an async runtime's thread (tokio panics); await the receipt there.

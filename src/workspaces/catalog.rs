@@ -6,7 +6,9 @@
 //! `default` keeps the configuration's engine settings, credentials and agents; every other
 //! workspace gets [`Provisioning::others`] with its own settings (`workspaces.settings`, see
 //! `settings.rs`) and credentials from them. Platform operations take one async lock, one at a
-//! time: they are rare, and so two of them never race on one id.
+//! time: they are rare, and so two of them never race on one id on one node. Across the nodes of
+//! a cluster the store answers for ids: a create of an id another node took meanwhile is
+//! refused there ([`PlatformError::Exists`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +29,9 @@ use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::WorkspaceId;
 use crate::security::TokenHash;
-use crate::store::{Lease, Store, StoreError, WorkspaceRow, WorkspaceState, WsKey};
+use crate::store::{
+    CreateError, Lease, NewWorkspace, Store, StoreError, WorkspaceRow, WorkspaceState, WsKey,
+};
 
 /// How long the sockets and requests inside a workspace being suspended or deleted get to
 /// finish.
@@ -118,6 +122,15 @@ pub enum PlatformError {
     /// The workspace was let go of, but its last changes did not reach the disk.
     #[error(transparent)]
     Unload(#[from] UnloadError),
+}
+
+impl From<CreateError> for PlatformError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Exists(id) => PlatformError::Exists(id),
+            CreateError::Store(e) => PlatformError::Store(e),
+        }
+    }
 }
 
 impl Workspaces {
@@ -257,13 +270,17 @@ impl Workspaces {
         let limits = catalog.provisioning.new_limits.to_stored();
         let key = match &catalog.provisioning.store {
             Some(store) => {
-                let (key, created) =
-                    store.create_workspace(&id, name.clone(), settings.clone(), created_at, Some(admin_key));
-                // Queued right behind its row: a failure of either fails both (the writer
-                // stops at the first), so no workspace is left without its limits.
-                let limited = store.set_workspace_limits(key, limits.clone());
+                // Checked again there: in a cluster another node may have taken the id since
+                // this one last read the table (PostgreSQL answers for every node).
+                let (key, created) = store.create_workspace(NewWorkspace {
+                    id: id.clone(),
+                    name: name.clone(),
+                    created_at,
+                    admin_key_sha256: Some(admin_key),
+                    settings: settings.clone(),
+                    limits: limits.clone(),
+                })?;
                 created.await?;
-                limited.await?;
                 key
             }
             None => WsKey::new(

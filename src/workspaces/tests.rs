@@ -303,7 +303,9 @@ async fn r27_a_delete_that_a_stop_interrupted_is_finished_on_the_next_start() {
     let acme = WorkspaceId::parse("acme").expect("an id");
     {
         let store = Arc::new(Store::open(&path, StoreOptions::default()).expect("the store opens"));
-        let (key, created) = store.create_workspace(&acme, None, "{}".into(), clock().now(), None);
+        let (key, created) = store
+            .create_workspace(crate::store::NewWorkspace::bare(acme.clone(), clock().now()))
+            .expect("a new id");
         created.await.expect("committed");
         let agent = crate::store::AgentRecord::of(&profile("ana", Role::Agent, 2), None);
         store
@@ -397,4 +399,53 @@ async fn r27_a_suspended_workspace_s_ids_are_not_made_again_for_another() {
     workspaces.unload_all(StdDuration::ZERO).await.expect("unloads");
     drop((workspaces, store));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two registries over one PostgreSQL database (two nodes' platform APIs), each creating the
+/// same id at once: neither has the other's row in memory, so the database decides: one
+/// creates it, the other answers `Exists` (409), and both stores still write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r28_two_nodes_creating_one_workspace_at_once_answer_one_created_and_one_exists() {
+    use crate::store::postgres::test_server::PgServer;
+    use crate::store::{Change, Store, StoreOptions, WorkspaceRow, WsKey};
+    let server = PgServer::start();
+    let open = || async {
+        let store =
+            Arc::new(Store::open_postgres(&server.url(), StoreOptions::default()).expect("the store opens"));
+        let workspaces = Workspaces::open(provisioning(store.clone()))
+            .await
+            .expect("opens");
+        (store, Arc::new(workspaces))
+    };
+    let ((a_store, a), (b_store, b)) = (open().await, open().await);
+    let acme = WorkspaceId::parse("acme").expect("an id");
+    // Each on a task of its own, so that the two creates run on both worker threads at once.
+    let create = |workspaces: &Arc<Workspaces>| {
+        let (workspaces, acme) = (workspaces.clone(), acme.clone());
+        tokio::spawn(async move {
+            let key = crate::security::TokenHash::of("acme's admin key");
+            workspaces.create(acme, None, key, Default::default()).await
+        })
+    };
+    let (on_a, on_b) = (create(&a), create(&b));
+    let (on_a, on_b) = (on_a.await.expect("a task"), on_b.await.expect("a task"));
+    let exists =
+        |r: &Result<WorkspaceRow, PlatformError>| matches!(r, Err(PlatformError::Exists(id)) if *id == acme);
+    assert!(
+        (on_a.is_ok() && exists(&on_b)) || (exists(&on_a) && on_b.is_ok()),
+        "one created, one exists: {on_a:?}, {on_b:?}"
+    );
+    for store in [&a_store, &b_store] {
+        store
+            .workspace(WsKey::DEFAULT)
+            .submit(vec![Change::SetAgentLimit {
+                agent: "ana".into(),
+                limit: 2,
+            }])
+            .await
+            .expect("the writer still writes");
+        assert!(!store.stats().stopped);
+    }
+    a.unload_all(StdDuration::ZERO).await.expect("unloads");
+    b.unload_all(StdDuration::ZERO).await.expect("unloads");
 }

@@ -29,7 +29,7 @@ use super::Database;
 
 /// Every migration, oldest first, each with the version it brings the schema to. An empty
 /// database is version 0.
-const MIGRATIONS: &[(i64, &str)] = &[(6, V6), (7, V7), (8, V8)];
+const MIGRATIONS: &[(i64, &str)] = &[(6, V6), (7, V7), (8, V8), (9, V9)];
 
 /// Version 6 of `store/schema.rs`, in one step.
 const V6: &str = r#"
@@ -188,6 +188,14 @@ CREATE TABLE nodes (
     leaving BOOLEAN NOT NULL DEFAULT false
 );
 ALTER TABLE leases ADD COLUMN released BOOLEAN NOT NULL DEFAULT false;
+"#;
+
+/// Version 9 of `store/schema.rs`: the sequence new workspaces' keys come from
+/// (`postgres/workspace_create.rs`), so that nodes sharing the database never hand out one key
+/// twice, nor a deleted workspace's key again. It starts after the largest key there is.
+const V9: &str = r#"
+CREATE SEQUENCE workspace_keys OWNED BY workspaces.key;
+SELECT setval('workspace_keys', (SELECT COALESCE(MAX(key), 1) FROM workspaces));
 "#;
 
 /// Brings the database up to [`LATEST`] in one transaction, or refuses one from a newer build.

@@ -339,7 +339,10 @@ fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failur
             delete_live_settings(b, ws, agent.as_str())
         }
         Change::CreateWorkspace { id, name, created_at } => {
-            // The key is new; a replay of the same row changes nothing.
+            // Not submitted on PostgreSQL: `Store::create_workspace` inserts the row itself,
+            // under a key from the database (`postgres/workspace_create.rs`), since a key or id
+            // another node took would fail this group and stop the writer. Kept so that the
+            // writer applies every change on both backends; a replay changes nothing.
             b.execute(
                 "INSERT INTO workspaces (key, id, name, state, created_at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (key) DO NOTHING",

@@ -574,7 +574,12 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
     let before = reads(&default);
     let store = default.store.clone();
     let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
-    let (acme, created) = store.create_workspace(&acme_id, Some("Acme".into()), "{}".into(), t(0), None);
+    let (acme, created) = store
+        .create_workspace(NewWorkspace {
+            name: Some("Acme".into()),
+            ..NewWorkspace::bare(acme_id, t(0))
+        })
+        .expect("a new id");
     created.wait().expect("committed");
     assert_eq!(acme, WsKey::new(2), "one more than default's key");
     let closed = ChatState::Closed;
@@ -636,13 +641,12 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
     assert_eq!(fts_rows(), 3);
     assert_eq!(reads(&default), before, "default's rows are untouched");
     // A key is not handed out twice by one store.
-    let (globex, _) = store.create_workspace(
-        &crate::ids::WorkspaceId::parse("globex").expect("an id"),
-        None,
-        "{}".into(),
-        t(1),
-        None,
-    );
+    let (globex, _) = store
+        .create_workspace(NewWorkspace::bare(
+            crate::ids::WorkspaceId::parse("globex").expect("an id"),
+            t(1),
+        ))
+        .expect("a new id");
     assert_eq!(globex, WsKey::new(3));
 }
 
@@ -658,7 +662,12 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
             .collect()
     };
     let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
-    let (key, created) = store.create_workspace(&acme, None, "{}".into(), t(0), Some(TokenHash::of("first")));
+    let (key, created) = store
+        .create_workspace(NewWorkspace {
+            admin_key_sha256: Some(TokenHash::of("first")),
+            ..NewWorkspace::bare(acme, t(0))
+        })
+        .expect("a new id");
     created.wait().expect("committed");
     assert_eq!(
         digests(&store),
@@ -688,7 +697,12 @@ fn r27_a_workspace_s_admin_key_digest_is_stored_with_its_row_and_replaced_by_a_r
 fn r27_a_workspace_s_settings_and_the_ids_it_made_read_back(db: &Db) {
     let store = db.open().store.clone();
     let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
-    let (key, created) = store.create_workspace(&acme, None, r#"{"queues": {"vip": {}}}"#.into(), t(0), None);
+    let (key, created) = store
+        .create_workspace(NewWorkspace {
+            settings: r#"{"queues": {"vip": {}}}"#.into(),
+            ..NewWorkspace::bare(acme, t(0))
+        })
+        .expect("a new id");
     created.wait().expect("committed");
     store
         .workspace(key)
@@ -738,7 +752,9 @@ on_both_backends!(
 fn r27_a_workspace_s_limits_read_back_with_its_row(db: &Db) {
     let store = db.open().store.clone();
     let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
-    let (key, created) = store.create_workspace(&acme, None, "{}".into(), t(0), None);
+    let (key, created) = store
+        .create_workspace(NewWorkspace::bare(acme, t(0)))
+        .expect("a new id");
     created.wait().expect("committed");
     let limits = |store: &Store| -> Vec<serde_json::Value> {
         store
@@ -767,7 +783,8 @@ fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count
     let acme_id = crate::ids::WorkspaceId::parse("acme").expect("an id");
     let (acme, created) = store
         .store
-        .create_workspace(&acme_id, None, "{}".into(), t(0), None);
+        .create_workspace(NewWorkspace::bare(acme_id, t(0)))
+        .expect("a new id");
     created.wait().expect("created");
     let acme = store.store.workspace(acme);
     let text_bytes = "hello from w1".len() as u64;
