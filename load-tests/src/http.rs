@@ -91,21 +91,38 @@ async fn create_agents_below(
     agents: &[AgentSpec],
 ) -> anyhow::Result<()> {
     for chunk in agents.chunks(AGENT_BATCH) {
-        let response = client
-            .post(format!("{api}/admin/agents/batch"))
-            .json(chunk)
-            .send()
-            .await
-            .with_context(|| format!("POST {api}/admin/agents/batch"))?;
-        let status = response.status();
-        anyhow::ensure!(
-            status.is_success(),
-            "creating agents: {status}: {}",
-            response.text().await.unwrap_or_default()
-        );
+        // A cluster answers 503 with Retry-After while the workspace moves between nodes
+        // (nodes started together settle their shares in the first rounds): asked again, as
+        // the answer says, for a bounded number of times.
+        let mut moving = 0;
+        loop {
+            let response = client
+                .post(format!("{api}/admin/agents/batch"))
+                .json(chunk)
+                .send()
+                .await
+                .with_context(|| format!("POST {api}/admin/agents/batch"))?;
+            let status = response.status();
+            if status == reqwest::StatusCode::SERVICE_UNAVAILABLE && moving < MOVING_RETRIES {
+                moving += 1;
+                tokio::time::sleep(MOVING_RETRY_AFTER).await;
+                continue;
+            }
+            anyhow::ensure!(
+                status.is_success(),
+                "creating agents: {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+            break;
+        }
     }
     Ok(())
 }
+
+/// How often, and how far apart, an admin call answered 503 (a workspace moving between a
+/// cluster's nodes, `Retry-After: 1`) is made again: 30 s in all.
+const MOVING_RETRIES: u32 = 30;
+const MOVING_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Serialize)]
 struct Inbound<'a> {
