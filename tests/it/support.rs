@@ -148,6 +148,23 @@ impl TestServer {
     /// an engine of its own on one clock and one id counter (as the registry builds them),
     /// checking credentials as `security` says.
     pub(crate) async fn start_workspaces(security: Security, others: &[&str]) -> Self {
+        Self::start_relaying(security, others, None).await
+    }
+
+    /// [`TestServer::start_workspaces`] as a node of a cluster (issue 19): a request for a
+    /// workspace `directory` places on another node is relayed there (R28).
+    pub(crate) async fn start_node(
+        security: Security,
+        others: &[&str],
+        directory: Arc<dyn Directory>,
+    ) -> Self {
+        let forwarder = Arc::new(Forwarder::new(directory).expect("the relay's HTTP clients build"));
+        Self::start_relaying(security, others, Some(forwarder)).await
+    }
+
+    /// `default` and `others`, each an engine of its own on one clock and one id source,
+    /// relaying through `forward` when given.
+    async fn start_relaying(security: Security, others: &[&str], forward: Option<Arc<Forwarder>>) -> Self {
         let clock = ManualClock::new(Self::start_time());
         let ids = IdSource::starting_at(Self::start_time());
         let engine_of = |outbound| {
@@ -165,39 +182,7 @@ impl TestServer {
                 (id, engine_of(outbound))
             })
             .collect();
-        Self::serve_many(engine, others, clock, outbound_rx, security, None).await
-    }
-
-    /// [`TestServer::start_workspaces`] as a node of a cluster (issue 19): a request for a
-    /// workspace `directory` places on another node is relayed there (R28).
-    pub(crate) async fn start_node(
-        security: Security,
-        others: &[&str],
-        directory: Arc<dyn Directory>,
-    ) -> Self {
-        let clock = ManualClock::new(Self::start_time());
-        let ids = IdSource::starting_at(Self::start_time());
-        let engine_of = |outbound| {
-            Engine::sharing_ids(
-                EngineConfig::default(),
-                Arc::new(clock.clone()),
-                outbound,
-                None,
-                ids.clone(),
-            )
-        };
-        let (outbound, outbound_rx) = Outbound::channel();
-        let engine = engine_of(outbound);
-        let others = others
-            .iter()
-            .map(|id| {
-                let id = WorkspaceId::parse(id).unwrap_or_else(|e| panic!("{e}"));
-                let (outbound, _) = Outbound::channel();
-                (id, engine_of(outbound))
-            })
-            .collect();
-        let forwarder = Arc::new(Forwarder::new(directory).expect("the relay's HTTP clients build"));
-        Self::serve_many(engine, others, clock, outbound_rx, security, Some(forwarder)).await
+        Self::serve_many(engine, others, clock, outbound_rx, security, forward).await
     }
 
     /// What a node of [`TestServer::start_node`] relayed.
