@@ -101,6 +101,26 @@ impl Database {
         Ok(client)
     }
 
+    /// The writer's connection: [`Self::connect`], and PostgreSQL ends its session if it sits
+    /// in an open transaction for [`WRITER_IDLE_IN_TRANSACTION`]. A group's transaction locks
+    /// its workspaces' lease rows `FOR SHARE` (`postgres/writer.rs`, R28's fencing); a node
+    /// stopped (SIGSTOP, a stalled VM) inside one would hold those locks for as long as it is
+    /// stopped, and every other node's take of those leases would wait on them: no failover
+    /// (tests/cluster.rs's chaos test found it). Ended, the session's transaction rolls back
+    /// (nothing of it was acknowledged) and its locks go; when the node comes back, its group
+    /// fails, its store stops writing (`store/writer.rs`) and it hands its workspaces over
+    /// (`cluster/node.rs`) until it is restarted.
+    pub(crate) fn connect_writer(&self) -> Result<Client, StoreError> {
+        let mut client = self.connect()?;
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                WRITER_IDLE_IN_TRANSACTION.as_millis()
+            ))
+            .map_err(|e| self.error(e))?;
+        Ok(client)
+    }
+
     /// Sorts a PostgreSQL error into the kinds an operator can act on.
     pub(crate) fn error(&self, e: postgres::Error) -> StoreError {
         if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
@@ -121,11 +141,17 @@ impl Database {
     }
 }
 
+/// How long the writer's session may sit idle inside a transaction before PostgreSQL ends it
+/// ([`Database::connect_writer`]). A running writer goes from one statement of a group to the
+/// next in microseconds; this is well below the default lease (5 s), so that a stopped node's
+/// locks are gone before its leases lapse and the failover does not wait on them.
+const WRITER_IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Opens the database, brings its schema up to date, and returns the writer's connection,
 /// the read pool and the bytes of messages each workspace stores.
 pub(super) fn open(db: Database) -> Result<(PgWriter, PgReads, StoredBytes), StoreError> {
     on_plain_thread(move || {
-        let mut client = db.connect()?;
+        let mut client = db.connect_writer()?;
         schema::migrate(&mut client, &db)?;
         let stored_bytes = StoredBytes::of_counts(
             client
