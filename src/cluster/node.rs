@@ -222,6 +222,10 @@ impl Inner {
     /// One placement round; `leaving`: hands everything over and takes nothing.
     async fn round(self: &Arc<Self>, leaving: bool) {
         let _ = self.paused.subscribe().wait_for(|paused| !paused).await;
+        // A store that stopped writing (its first failed group, `store/writer.rs`) refuses
+        // every change until a restart: such a node serves no workspace and takes none, as if
+        // it were leaving, so that the others load what it committed and serve it.
+        let leaving = leaving || self.claims.store().stats().stopped;
         for (id, held) in self.claims.all() {
             if self.claims.store().was_fenced(&held.lease) && self.claims.drop_claim(&id).is_some() {
                 tracing::warn!(node = %self.settings.node, workspace = %id,
