@@ -215,7 +215,8 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
     for number in 1..=ROUNDS {
         let round = Arc::new(Round {
             number,
-            addr: engine.addr,
+            nodes: vec![engine.addr],
+            api: "/v1".to_owned(),
             ledger: ledger.clone(),
             stop: tokio::sync::watch::channel(false).0,
             http: http.clone(),
@@ -276,7 +277,7 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
         engine = EngineProcess::start(&config, &data);
         let restart_ms = t.elapsed().as_millis();
         let t = now();
-        let checked = match verify(engine.addr, &http, &ledger, &labels, &limits).await {
+        let checked = match verify(engine.addr, "/v1", &http, &ledger, &labels, &limits).await {
             Ok(checked) => checked,
             Err(failures) => {
                 let shown = failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n  ");

@@ -40,11 +40,12 @@ pub(crate) struct Checked {
     pub(crate) texts: BTreeSet<String>,
 }
 
-/// Checks the restarted engine at `addr` against the ledger; every violation found, or what
-/// was checked. `customers`: each customer's label and channel; `limits`: the agents whose
+/// Checks the restarted engine at `addr` against the ledger, in the workspace whose API is at
+/// `api` (`/v1`, `/v1/w/{id}`); every violation found, or what was checked. `customers`: each customer's label and channel; `limits`: the agents whose
 /// limit the admin changes, with the limit they start with.
 pub(crate) async fn verify(
     addr: SocketAddr,
+    api: &str,
     http: &reqwest::Client,
     ledger: &Ledger,
     customers: &BTreeMap<String, &'static str>,
@@ -59,14 +60,16 @@ pub(crate) async fn verify(
     };
 
     // The admin API first, before any agent connects and takes offers.
-    let agents = get_json(http, &format!("http://{addr}/v1/admin/agents"))
+    let agents = get_json(http, &format!("http://{addr}{api}/admin/agents"))
         .await
         .map_err(one)?;
-    let queues = get_json(http, &format!("http://{addr}/v1/admin/queues"))
+    let queues = get_json(http, &format!("http://{addr}{api}/admin/queues"))
         .await
         .map_err(one)?;
 
-    let mut sam = Desk::connect(addr, "sam").await.map_err(|e| one(e.to_string()))?;
+    let mut sam = Desk::connect(addr, api, "sam")
+        .await
+        .map_err(|e| one(e.to_string()))?;
 
     // Every chat: the archive's list, and every chat the clients ever heard of.
     let entries = list_archive(&mut sam).await.map_err(one)?;

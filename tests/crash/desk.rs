@@ -15,7 +15,8 @@ pub(crate) const REPLY_WAIT: Duration = Duration::from_secs(10);
 /// Why a connection stopped working.
 #[derive(Debug)]
 pub(crate) enum DeskError {
-    /// The connection broke without a close frame: the engine was killed.
+    /// The connection broke without a close frame (the engine was killed), or the engine
+    /// closed it with 4503 (a cluster's workspace moving between nodes: reconnect elsewhere).
     Gone(String),
     /// The engine misbehaved while alive: no reply in time, a close frame, a reply out of order.
     Broken(String),
@@ -30,23 +31,32 @@ impl std::fmt::Display for DeskError {
     }
 }
 
+/// Numbers the connections of the test process: request ids name their connection, because
+/// an engine remembers an agent's request ids across its connections (a retry repeats its
+/// id), and a cluster's workspace outlives the connections of many rounds.
+static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub(crate) struct Desk {
     agent: String,
+    /// This connection's number, in its request ids.
+    connection: u64,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     requests: u64,
     welcome: Value,
 }
 
 impl Desk {
-    /// Connects with the agent's static development token and reads the `welcome`.
-    pub(crate) async fn connect(addr: SocketAddr, agent: &str) -> Result<Desk, DeskError> {
-        let url = format!("ws://{addr}/v1/agent/ws?token={agent}-token");
+    /// Connects with the agent's static development token to the workspace whose API is at
+    /// `api` (`/v1`, `/v1/w/{id}`) and reads the `welcome`.
+    pub(crate) async fn connect(addr: SocketAddr, api: &str, agent: &str) -> Result<Desk, DeskError> {
+        let url = format!("ws://{addr}{api}/agent/ws?token={agent}-token");
         let (ws, _) = tokio::time::timeout(REPLY_WAIT, tokio_tungstenite::connect_async(url.as_str()))
             .await
             .map_err(|_| DeskError::Broken(format!("{agent}: connecting timed out")))?
             .map_err(|e| DeskError::Gone(format!("{agent}: cannot connect: {e}")))?;
         let mut desk = Desk {
             agent: agent.to_owned(),
+            connection: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ws,
             requests: 0,
             welcome: Value::Null,
@@ -75,6 +85,12 @@ impl Desk {
                         DeskError::Broken(format!("{}: a frame that is not JSON ({e}): {text}", self.agent))
                     })
                 }
+                Some(Ok(Message::Close(Some(frame)))) if u16::from(frame.code) == 4503 => {
+                    return Err(DeskError::Gone(format!(
+                        "{}: the workspace moved: {frame:?}",
+                        self.agent
+                    )))
+                }
                 Some(Ok(Message::Close(frame))) => {
                     return Err(DeskError::Broken(format!(
                         "{}: the engine closed the connection: {frame:?}",
@@ -102,7 +118,7 @@ impl Desk {
     /// Sends `request` with a fresh `id`; the reply, and the push frames that came before it.
     pub(crate) async fn request(&mut self, mut request: Value) -> Result<(Value, Vec<Value>), DeskError> {
         self.requests += 1;
-        let id = format!("{}-{}", self.agent, self.requests);
+        let id = format!("{}-{}-{}", self.agent, self.connection, self.requests);
         request["id"] = json!(id);
         self.ws
             .send(Message::text(request.to_string()))

@@ -54,10 +54,21 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// How long a client's request may stay unanswered after the round stopped before the client
+/// gives it up (it stays unanswered in the ledger). A killed engine breaks its connections at
+/// once; a stopped one (SIGSTOP, the cluster's chaos test) holds them open, and so does a node
+/// relaying to it.
+const ABANDON_AFTER: Duration = Duration::from_secs(2);
+
 /// What every client of a round shares.
 pub(crate) struct Round {
     pub(crate) number: usize,
-    pub(crate) addr: SocketAddr,
+    /// The engines the clients talk to: client `i` of each kind uses `nodes[i % len]` (one for
+    /// the crash test; a cluster's nodes for the chaos test, which spreads a workspace's
+    /// clients over them).
+    pub(crate) nodes: Vec<SocketAddr>,
+    /// Where the workspace's API is: `/v1` for `default`, `/v1/w/{id}` for another.
+    pub(crate) api: String,
     pub(crate) ledger: Ledger,
     /// Set once the engine is killed: the clients stop.
     pub(crate) stop: watch::Sender<bool>,
@@ -67,6 +78,25 @@ pub(crate) struct Round {
 impl Round {
     fn stopped(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// The engine client `i` talks to.
+    pub(crate) fn node(&self, i: usize) -> SocketAddr {
+        self.nodes[i % self.nodes.len()]
+    }
+
+    /// Runs `work` to its end, or until [`ABANDON_AFTER`] after the round stopped: a request
+    /// still unanswered then stays in flight in the ledger (it may or may not have happened).
+    async fn until_abandoned<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        let mut stop = self.stop.subscribe();
+        let abandon = async {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(ABANDON_AFTER).await;
+        };
+        tokio::select! {
+            done = work => Some(done),
+            () = abandon => None,
+        }
     }
 
     /// Waits `pause`, or less if the round stops meanwhile.
@@ -89,6 +119,8 @@ pub(crate) struct Customer {
     pub(crate) label: String,
     pub(crate) channel: &'static str,
     address: String,
+    /// Which of the round's engines it writes to.
+    node: usize,
     /// Milliseconds between messages.
     pace: (u64, u64),
     written: u64,
@@ -108,17 +140,35 @@ impl Customer {
             label,
             channel,
             address: address.to_owned(),
+            node: 0,
             pace,
             written: 0,
             last_was_stop: false,
             rng,
         }
     }
+
+    /// Writes to the round's engine `node` (see [`Round::node`]).
+    #[allow(dead_code)] // The cluster's chaos test spreads clients; the crash test has one engine.
+    pub(crate) fn on_node(mut self, node: usize) -> Self {
+        self.node = node;
+        self
+    }
 }
 
 /// Writes until the engine is gone: texts, now and then a `#STOP` (and then writes again).
 pub(crate) async fn customer(round: Arc<Round>, mut c: Customer) -> Customer {
-    let url = format!("http://{}/v1/channels/{}/messages", round.addr, c.channel);
+    round.until_abandoned(write(&round, &mut c)).await;
+    c
+}
+
+async fn write(round: &Round, c: &mut Customer) {
+    let url = format!(
+        "http://{}{}/channels/{}/messages",
+        round.node(c.node),
+        round.api,
+        c.channel
+    );
     while !round.stopped() {
         // Pacing: how fast this customer types. Not a wait for anything.
         round.pause(ms(c.rng.between(c.pace.0, c.pace.1))).await;
@@ -142,12 +192,11 @@ pub(crate) async fn customer(round: Arc<Round>, mut c: Customer) -> Customer {
         };
         let posts = sends
             .into_iter()
-            .map(|(kind, text)| post(&round, &url, &c, kind, text));
+            .map(|(kind, text)| post(round, &url, c, kind, text));
         if join_all(posts).await.contains(&Posted::EngineGone) {
             break;
         }
     }
-    c
 }
 
 #[derive(PartialEq, Eq)]
@@ -191,6 +240,8 @@ async fn post(round: &Round, url: &str, c: &Customer, kind: Kind, text: String) 
 /// chats it closed before.
 pub(crate) struct Agent {
     pub(crate) id: String,
+    /// Which of the round's engines its desk connects to.
+    node: usize,
     /// Chats it saw closed, newest last: candidates for a reopen.
     closed: VecDeque<String>,
     /// A chat it just closed and means to reopen at once (before the customer writes again).
@@ -203,11 +254,19 @@ impl Agent {
     pub(crate) fn new(id: &str, rng: Rng) -> Self {
         Self {
             id: id.to_owned(),
+            node: 0,
             closed: VecDeque::new(),
             reopen_next: None,
             written: 0,
             rng,
         }
+    }
+
+    /// Connects to the round's engine `node` (see [`Round::node`]).
+    #[allow(dead_code)] // The cluster's chaos test spreads clients; the crash test has one engine.
+    pub(crate) fn on_node(mut self, node: usize) -> Self {
+        self.node = node;
+        self
     }
 
     fn remember_closed(&mut self, chat: &str) {
@@ -257,14 +316,14 @@ impl Screen {
 
 /// Works until the engine is gone; an engine that misbehaves while alive is an error.
 pub(crate) async fn agent(round: Arc<Round>, mut a: Agent) -> Result<Agent, String> {
-    match work(&round, &mut a).await {
-        Ok(()) | Err(DeskError::Gone(_)) => Ok(a),
-        Err(DeskError::Broken(why)) => Err(format!("round {}: agent {}: {why}", round.number, a.id)),
+    match round.until_abandoned(work(&round, &mut a)).await {
+        None | Some(Ok(()) | Err(DeskError::Gone(_))) => Ok(a),
+        Some(Err(DeskError::Broken(why))) => Err(format!("round {}: agent {}: {why}", round.number, a.id)),
     }
 }
 
 async fn work(round: &Round, a: &mut Agent) -> Result<(), DeskError> {
-    let mut desk = Desk::connect(round.addr, &a.id).await?;
+    let mut desk = Desk::connect(round.node(a.node), &round.api, &a.id).await?;
     let mut screen = Screen::default();
     if desk.welcome()["presence"] != "online" {
         desk.request(json!({ "type": "set_presence", "presence": "online" }))
@@ -398,6 +457,11 @@ pub(crate) const LIMITED: [&str; 2] = ["ana", "ben"];
 
 /// Changes ana's and ben's limits now and then (R06: live; persisted, issue 5).
 pub(crate) async fn admin(round: Arc<Round>, mut rng: Rng) -> Rng {
+    round.until_abandoned(change_limits(&round, &mut rng)).await;
+    rng
+}
+
+async fn change_limits(round: &Round, rng: &mut Rng) {
     while !round.stopped() {
         // Pacing: an occasional change. Not a wait for anything.
         round.pause(ms(rng.between(120, 300))).await;
@@ -411,7 +475,7 @@ pub(crate) async fn admin(round: Arc<Round>, mut rng: Rng) -> Rng {
             limit,
         };
         let entry = round.ledger.begin(round.number, "admin", kind, None);
-        let url = format!("http://{}/v1/admin/agents/{agent}/limit", round.addr);
+        let url = format!("http://{}{}/admin/agents/{agent}/limit", round.node(0), round.api);
         match round.http.put(&url).json(&json!({ "limit": limit })).send().await {
             Err(e) if e.is_connect() => {
                 round.ledger.reject(entry, "not sent: no connection");
@@ -428,5 +492,4 @@ pub(crate) async fn admin(round: Arc<Round>, mut rng: Rng) -> Rng {
             },
         }
     }
-    rng
 }
