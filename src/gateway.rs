@@ -207,24 +207,26 @@ pub async fn serve_with(
         engine,
         Background::board_only(boards.handle()),
     ));
-    serve_then_unload(listener, workspaces, boards, security, shutdown, drain).await
+    serve_then_unload(listener, workspaces, boards, security, None, shutdown, drain).await
 }
 
-/// [`serve_workspaces`] on the board's thread `boards`, then lets go of every workspace and of
-/// that thread.
+/// [`serve_node`] on the board's thread `boards`, then lets go of every workspace and of that
+/// thread.
 pub async fn serve_then_unload(
     listener: TcpListener,
     workspaces: Arc<Workspaces>,
     boards: RuntimeThread,
     security: Security,
+    forward: Option<Arc<forward::Forwarder>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let served = serve_workspaces(
+    let served = serve_node(
         listener,
         workspaces.clone(),
         boards.handle(),
         security,
+        forward,
         shutdown,
         drain,
     )
@@ -253,32 +255,10 @@ pub async fn serve_workspaces(
     serve_node(listener, workspaces, boards, security, None, shutdown, drain).await
 }
 
-/// [`serve_workspaces`] on a node of a cluster (issue 19, R28): requests and sockets for a
-/// workspace that `forwarder`'s directory places on another node are relayed there, and
-/// those for a workspace between nodes are answered 503 (see [`forward`]).
-pub async fn serve_cluster(
-    listener: TcpListener,
-    workspaces: Arc<Workspaces>,
-    boards: Handle,
-    security: Security,
-    forwarder: Arc<forward::Forwarder>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> std::io::Result<()> {
-    serve_node(
-        listener,
-        workspaces,
-        boards,
-        security,
-        Some(forwarder),
-        shutdown,
-        drain,
-    )
-    .await
-}
-
-/// [`serve_workspaces`], relaying through `forward` if given.
-async fn serve_node(
+/// [`serve_workspaces`] on a node of a cluster when `forward` is given (issue 19, R28):
+/// requests and sockets for a workspace that its directory places on another node are
+/// relayed there, and those for a workspace between nodes are answered 503 (see [`forward`]).
+pub async fn serve_node(
     listener: TcpListener,
     workspaces: Arc<Workspaces>,
     boards: Handle,

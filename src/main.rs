@@ -234,34 +234,26 @@ async fn main() -> anyhow::Result<()> {
         .map(|settings| Node::start(settings, workspaces.clone()))
         .transpose()?;
     tracing::info!(addr = %bound, agents = config.agents().len(), "switchboard listening");
-    match &node {
-        // A node relays what it does not serve to the node that does (R28).
+    // A node relays what it does not serve to the node that does (R28).
+    let forwarder = match &node {
         Some(node) => {
             let directory: Arc<dyn Directory> = node.directory();
-            let forwarder = Forwarder::new(directory).context("cannot build the forwarding client")?;
-            gateway::serve_cluster(
-                listener,
-                workspaces.clone(),
-                boards.handle(),
-                security,
-                Arc::new(forwarder),
-                shutdown_signal(),
-                Duration::from_secs(5),
-            )
-            .await?;
+            Some(Arc::new(
+                Forwarder::new(directory).context("cannot build the forwarding client")?,
+            ))
         }
-        None => {
-            gateway::serve_workspaces(
-                listener,
-                workspaces.clone(),
-                boards.handle(),
-                security,
-                shutdown_signal(),
-                Duration::from_secs(5),
-            )
-            .await?;
-        }
-    }
+        None => None,
+    };
+    gateway::serve_node(
+        listener,
+        workspaces.clone(),
+        boards.handle(),
+        security,
+        forwarder,
+        shutdown_signal(),
+        Duration::from_secs(5),
+    )
+    .await?;
     // A cluster node hands its workspaces over (each drained, its lease released), so the
     // others take them at once instead of after the lease lapses.
     if let Some(node) = node {

@@ -209,6 +209,7 @@ mod tests {
                     workspaces,
                     boards,
                     Default::default(),
+                    None,
                     shutdown,
                     drain,
                 )

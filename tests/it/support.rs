@@ -39,7 +39,7 @@ use switchboard::engine::outbound::sender::run_outbox;
 use switchboard::engine::outbound::{Dispatch, Outbound, Retry};
 use switchboard::engine::{Engine, EngineConfig};
 use switchboard::gateway::forward::Forwarder;
-use switchboard::gateway::{board_runtime, serve_cluster, serve_then_unload};
+use switchboard::gateway::{board_runtime, serve_then_unload};
 use switchboard::ids::WorkspaceId;
 use switchboard::protocol::{InboundMessage, OutboundMessage};
 use switchboard::runtime_thread::RuntimeThread;
@@ -394,7 +394,7 @@ impl TestServer {
                 .map(|w| w.engine().clone())
                 .expect("default is always loaded");
             let _ = opened.send(engine);
-            serve_registry(listener, workspaces, boards, security, stopped).await
+            serve_registry(listener, workspaces, boards, security, None, stopped).await
         });
         let engine = default.await.expect("the server task opened its workspaces");
         let (_, nothing) = mpsc::unbounded_channel();
@@ -464,10 +464,7 @@ impl TestServer {
                     let workspace = Workspace::start(id, engine, Background::board_only(boards.handle()));
                     workspaces.insert(workspace).expect("each workspace once");
                 }
-                match relay {
-                    Some(relay) => serve_node(listener, workspaces, boards, security, relay, stopped).await,
-                    None => serve_registry(listener, workspaces, boards, security, stopped).await,
-                }
+                serve_registry(listener, workspaces, boards, security, relay, stopped).await
             })
         };
         Self {
@@ -838,50 +835,20 @@ pub(crate) async fn refusal(
     }
 }
 
-/// Serves `workspaces` as a node of a cluster relaying through `forwarder`, until `stopped`;
-/// then lets go of them and of the board's thread.
-async fn serve_node(
-    listener: TcpListener,
-    workspaces: Arc<Workspaces>,
-    boards: RuntimeThread,
-    security: Security,
-    forwarder: Arc<Forwarder>,
-    stopped: oneshot::Receiver<()>,
-) -> std::io::Result<()> {
-    let shutdown = async move {
-        let _ = stopped.await;
-    };
-    let served = serve_cluster(
-        listener,
-        workspaces.clone(),
-        boards.handle(),
-        security,
-        forwarder,
-        shutdown,
-        DRAIN,
-    )
-    .await;
-    workspaces
-        .unload_all(StdDuration::ZERO)
-        .await
-        .map_err(std::io::Error::other)?;
-    drop(workspaces);
-    drop(boards);
-    served
-}
-
-/// Serves `workspaces` until `stopped`, then lets go of them and of the board's thread.
+/// Serves `workspaces` until `stopped` (as a node of a cluster relaying through `relay`, if
+/// given), then lets go of them and of the board's thread.
 async fn serve_registry(
     listener: TcpListener,
     workspaces: Arc<Workspaces>,
     boards: RuntimeThread,
     security: Security,
+    relay: Option<Arc<Forwarder>>,
     stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     let shutdown = async move {
         let _ = stopped.await;
     };
-    serve_then_unload(listener, workspaces, boards, security, shutdown, DRAIN).await
+    serve_then_unload(listener, workspaces, boards, security, relay, shutdown, DRAIN).await
 }
 
 /// Reads a timestamp out of a frame.
