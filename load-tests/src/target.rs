@@ -221,6 +221,19 @@ fn engine_config(options: &SpawnOptions) -> anyhow::Result<String> {
     Ok(config)
 }
 
+/// The engine `bin` on the configuration at `config`, with the run's durability and log
+/// filter; the caller adds where its state lives (`--data` or `--cluster`).
+fn engine_command(bin: &Path, config: &Path, options: &SpawnOptions) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("--durability")
+        .arg(&options.durability)
+        .env("RUST_LOG", &options.engine_log);
+    command
+}
+
 /// Starts a fresh engine on a free port with a generated configuration (no agents; the
 /// scenario creates its own), and waits until it answers `/healthz`.
 pub(crate) async fn spawn_engine(options: &SpawnOptions, client: &reqwest::Client) -> anyhow::Result<Target> {
@@ -231,15 +244,8 @@ pub(crate) async fn spawn_engine(options: &SpawnOptions, client: &reqwest::Clien
     // A fresh database per run, so that no earlier run's chats are restored into this one.
     let data = std::env::temp_dir().join(format!("switchboard-load-{}-data", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut command = Command::new(&bin);
-    command
-        .arg("--config")
-        .arg(&path)
-        .arg("--durability")
-        .arg(&options.durability)
-        .arg("--data")
-        .arg(data.join("switchboard.sqlite"))
-        .env("RUST_LOG", &options.engine_log);
+    let mut command = engine_command(&bin, &path, options);
+    command.arg("--data").arg(data.join("switchboard.sqlite"));
     let (mut target, _) = start(Kind::Engine, command, "engine")?;
     target.data = Some(data);
     wait_healthy(&mut target, client).await?;
@@ -426,15 +432,8 @@ pub(crate) async fn spawn_cluster(
         config.push_str(&format!("\n[cluster]\nnode = \"{name}\"\n"));
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
-        let mut command = Command::new(&bin);
-        command
-            .arg("--config")
-            .arg(&path)
-            .arg("--durability")
-            .arg(&options.durability)
-            .arg("--cluster")
-            .arg(&url)
-            .env("RUST_LOG", &options.engine_log);
+        let mut command = engine_command(&bin, &path, options);
+        command.arg("--cluster").arg(&url);
         let (mut started, _) = start(Kind::Engine, command, &name)?;
         let child = started.children.pop().context("a started node has its process")?;
         target.nodes.push(Node {
