@@ -10,7 +10,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use switchboard::engine::EngineConfig;
 
-use super::support::{ts, AgentClient, Customer, TestServer};
+use super::support::{ts, AgentClient, Backend, Customer, TestServer};
 
 /// The chat ids of archive entries, in order.
 fn ids(entries: &[Value]) -> Vec<String> {
@@ -275,7 +275,16 @@ async fn r16_mine_lists_own_chats_all_lists_everyones_and_state_filters() {
 
 #[tokio::test]
 async fn r16_a_chat_only_in_the_database_is_listed_and_its_history_read_after_a_restart() {
-    let server = TestServer::start_durable(EngineConfig::default()).await;
+    a_chat_only_in_the_database_is_listed_and_its_history_read_after_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r16_a_chat_only_in_the_database_is_listed_and_its_history_read_after_a_restart_on_postgres() {
+    a_chat_only_in_the_database_is_listed_and_its_history_read_after_a_restart(Backend::Postgres).await;
+}
+
+async fn a_chat_only_in_the_database_is_listed_and_its_history_read_after_a_restart(backend: Backend) {
+    let server = TestServer::start_durable_on(backend, EngineConfig::default()).await;
     let mut ana = server.agent("ana").connect().await;
     let customer = server.customer("whatsapp", "+4915100001610").named("Ida Weiss");
     let chat = ana.serves(&customer).await;

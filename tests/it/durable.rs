@@ -6,11 +6,20 @@ use serde_json::json;
 
 use switchboard::core::Role;
 
-use crate::it::support::{refusal, TestServer};
+use crate::it::support::{refusal, Backend, TestServer};
 
 #[tokio::test]
 async fn issue5_r06_limits_changed_live_over_the_admin_api_survive_a_restart() {
-    let server = TestServer::start_durable(Default::default()).await;
+    limits_changed_live_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn issue5_r06_limits_changed_live_over_the_admin_api_survive_a_restart_on_postgres() {
+    limits_changed_live_survive_a_restart(Backend::Postgres).await;
+}
+
+async fn limits_changed_live_survive_a_restart(backend: Backend) {
+    let server = TestServer::start_durable_on(backend, Default::default()).await;
     let mut ana = server.agent_with("ana", Role::Agent, 3).connect().await;
     let customer = server.customer("whatsapp", "+4915100000001");
     let chat = ana.serves(&customer).await;
@@ -45,6 +54,8 @@ async fn issue5_r06_limits_changed_live_over_the_admin_api_survive_a_restart() {
 
 /// A full disk: every write is refused with `storage_unavailable`, naming what happened but
 /// never where the database lives; reads of what is in memory, and the connection, carry on.
+/// On SQLite only: its full disk is SQLite's size cap (`max_size_bytes`, a pragma), and the
+/// path it must not name is the file's.
 #[tokio::test]
 async fn issue13_a_store_failure_tells_the_client_its_kind_and_never_the_database_s_path() {
     let options = switchboard::store::StoreOptions {
@@ -83,7 +94,16 @@ async fn issue13_a_store_failure_tells_the_client_its_kind_and_never_the_databas
 
 #[tokio::test]
 async fn r27_an_agent_created_over_the_admin_api_survives_a_restart() {
-    let server = TestServer::start_durable(Default::default()).await;
+    an_agent_created_over_the_admin_api_survives_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r27_an_agent_created_over_the_admin_api_survives_a_restart_on_postgres() {
+    an_agent_created_over_the_admin_api_survives_a_restart(Backend::Postgres).await;
+}
+
+async fn an_agent_created_over_the_admin_api_survives_a_restart(backend: Backend) {
+    let server = TestServer::start_durable_on(backend, Default::default()).await;
     let created = json!({
         "id": "cara",
         "name": "Cara Díaz",
@@ -137,7 +157,16 @@ async fn r27_an_agent_created_over_the_admin_api_survives_a_restart() {
 
 #[tokio::test]
 async fn r27_an_agent_deleted_over_the_admin_api_stays_deleted() {
-    let server = TestServer::start_durable(Default::default()).await;
+    an_agent_deleted_over_the_admin_api_stays_deleted(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r27_an_agent_deleted_over_the_admin_api_stays_deleted_on_postgres() {
+    an_agent_deleted_over_the_admin_api_stays_deleted(Backend::Postgres).await;
+}
+
+async fn an_agent_deleted_over_the_admin_api_stays_deleted(backend: Backend) {
+    let server = TestServer::start_durable_on(backend, Default::default()).await;
     let (status, body) = server
         .post_raw(
             "/v1/admin/agents",

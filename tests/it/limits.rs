@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::platform;
-use super::support::{refusal, schema, TestServer, WAIT};
+use super::support::{refusal, schema, Backend, TestServer, WAIT};
 
 type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -251,7 +251,12 @@ fn assert_over(answer: &(StatusCode, Value), code: &str, limit: &str) {
 
 /// A platform server with workspaces `acme` and `globex`, each with agent `ana`.
 async fn acme_and_globex() -> TestServer {
-    let server = TestServer::start_platform(platform::security()).await;
+    acme_and_globex_on(Backend::Sqlite).await
+}
+
+/// [`acme_and_globex`] on `backend`.
+async fn acme_and_globex_on(backend: Backend) -> TestServer {
+    let server = TestServer::start_platform_on(backend, platform::security()).await;
     for ws in ["acme", "globex"] {
         platform::create(&server, ws).await;
         platform::create_agent(&server, ws, "ana", 2).await;
@@ -341,7 +346,21 @@ async fn r27_ingress_rate_is_per_workspace() {
 
 #[tokio::test]
 async fn r27_a_workspace_over_its_stored_bytes_is_refused_and_the_store_keeps_writing_for_others() {
-    let server = acme_and_globex().await;
+    a_workspace_over_its_stored_bytes_is_refused_and_the_store_keeps_writing_for_others(Backend::Sqlite)
+        .await;
+}
+
+#[tokio::test]
+async fn r27_a_workspace_over_its_stored_bytes_is_refused_and_the_store_keeps_writing_for_others_on_postgres()
+{
+    a_workspace_over_its_stored_bytes_is_refused_and_the_store_keeps_writing_for_others(Backend::Postgres)
+        .await;
+}
+
+async fn a_workspace_over_its_stored_bytes_is_refused_and_the_store_keeps_writing_for_others(
+    backend: Backend,
+) {
+    let server = acme_and_globex_on(backend).await;
     set_limits(&server, "acme", json!({ "max_stored_bytes": 10 })).await;
     let acme = server.customer("whatsapp", "+4915100002721").in_workspace("acme");
     let globex = server
@@ -414,7 +433,16 @@ async fn r27_agents_beyond_the_limit_are_refused() {
 
 #[tokio::test]
 async fn r27_limits_set_over_the_api_survive_a_restart() {
-    let server = acme_and_globex().await;
+    limits_set_over_the_api_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r27_limits_set_over_the_api_survive_a_restart_on_postgres() {
+    limits_set_over_the_api_survive_a_restart(Backend::Postgres).await;
+}
+
+async fn limits_set_over_the_api_survive_a_restart(backend: Backend) {
+    let server = acme_and_globex_on(backend).await;
     let limits = json!({
         "max_connections": 1,
         "max_agents": 5,

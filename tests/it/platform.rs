@@ -11,7 +11,7 @@ use switchboard::ids::WorkspaceId;
 use switchboard::security::{Security, Tokens};
 
 use super::native::support as native;
-use super::support::{refusal, TestServer};
+use super::support::{refusal, Backend, TestServer};
 
 const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
 
@@ -111,7 +111,16 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn r27_workspaces_created_over_the_platform_api_survive_a_restart() {
-    let server = TestServer::start_platform(security()).await;
+    workspaces_created_over_the_platform_api_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r27_workspaces_created_over_the_platform_api_survive_a_restart_on_postgres() {
+    workspaces_created_over_the_platform_api_survive_a_restart(Backend::Postgres).await;
+}
+
+async fn workspaces_created_over_the_platform_api_survive_a_restart(backend: Backend) {
+    let server = TestServer::start_platform_on(backend, security()).await;
     let acme = create(&server, "acme").await;
     assert_eq!(
         (&acme["id"], &acme["name"], &acme["state"]),
@@ -238,7 +247,16 @@ async fn r27_the_platform_api_needs_the_admin_key_when_one_is_set() {
 
 #[tokio::test]
 async fn r27_a_suspended_workspace_refuses_its_sockets_and_webhooks_and_resumes() {
-    let server = TestServer::start_platform(security()).await;
+    a_suspended_workspace_refuses_its_sockets_and_webhooks_and_resumes(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r27_a_suspended_workspace_refuses_its_sockets_and_webhooks_and_resumes_on_postgres() {
+    a_suspended_workspace_refuses_its_sockets_and_webhooks_and_resumes(Backend::Postgres).await;
+}
+
+async fn a_suspended_workspace_refuses_its_sockets_and_webhooks_and_resumes(backend: Backend) {
+    let server = TestServer::start_platform_on(backend, security()).await;
     // acme connects Telegram with its own settings (default's is the configuration's).
     let telegram = json!({
         "base_url": "http://127.0.0.1:9",
@@ -362,6 +380,7 @@ fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// On SQLite only: it reads the rows left behind from SQLite's file beside the server.
 #[tokio::test]
 async fn r27_a_deleted_workspace_leaves_no_row_in_the_store() {
     let server = TestServer::start_platform(security()).await;

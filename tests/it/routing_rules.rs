@@ -10,7 +10,7 @@ use switchboard::config::Config;
 use switchboard::engine::EngineConfig;
 use switchboard::protocol::MessageKind;
 
-use super::support::{apply, TestServer};
+use super::support::{apply, Backend, TestServer};
 
 /// The engine configuration `toml` describes.
 fn config(toml: &str) -> EngineConfig {
@@ -359,7 +359,16 @@ async fn r22_a_whatsapp_limit_holds_an_agent_back_on_whatsapp_but_not_on_email()
 
 #[tokio::test]
 async fn r19_skills_set_live_and_what_a_waiting_chat_asked_for_survive_a_restart() {
-    let server = TestServer::start_durable(config(BILLING)).await;
+    skills_set_live_and_what_a_waiting_chat_asked_for_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r19_skills_set_live_and_what_a_waiting_chat_asked_for_survive_a_restart_on_postgres() {
+    skills_set_live_and_what_a_waiting_chat_asked_for_survive_a_restart(Backend::Postgres).await;
+}
+
+async fn skills_set_live_and_what_a_waiting_chat_asked_for_survive_a_restart(backend: Backend) {
+    let server = TestServer::start_durable_on(backend, config(BILLING)).await;
     server.skilled_agent("ben", 2, &[("billing", 1)], &[]);
     let mut sam = server.supervisor("sam").connect().await;
     sam.request(json!({ "type": "set_skills", "agent": "ben", "skills": { "billing": 4 } }))

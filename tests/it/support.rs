@@ -11,6 +11,7 @@
 
 mod agent;
 mod customer;
+mod postgres;
 pub(crate) mod schema;
 mod supervisor;
 
@@ -49,6 +50,7 @@ use switchboard::workspaces::{Background, Credentials, Limits, Provisioning, Wor
 
 pub(crate) use agent::{Agent, AgentClient, Pushed, Reply};
 pub(crate) use customer::Customer;
+use postgres::PgDatabase;
 pub(crate) use supervisor::{apply, Supervisor, SupervisorClient};
 
 /// A number no other request of this test run has: request ids must not repeat for an agent
@@ -90,31 +92,68 @@ pub(crate) struct TestServer {
     forwarder: Option<Arc<Forwarder>>,
 }
 
-/// A database in a directory of its own under the system's temporary directory, removed when
-/// this is dropped.
+/// Where a durable server keeps its data: issue 19's two backends, on which every test that
+/// restarts a server runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// A file in a temporary directory of its own.
+    Sqlite,
+    /// A database of its own on the test binary's private PostgreSQL server.
+    Postgres,
+}
+
+/// A durable server's database, removed when this is dropped.
 #[derive(Debug)]
-pub(crate) struct TempDatabase {
-    dir: PathBuf,
+pub(crate) enum TempDatabase {
+    /// A database in a directory of its own under the system's temporary directory.
+    Sqlite {
+        dir: PathBuf,
+    },
+    Postgres(PgDatabase),
 }
 
 impl TempDatabase {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("switchboard-it-{}-{n}", std::process::id()));
-        // A directory left by an earlier run with the same process id holds nothing of ours.
-        let _ = std::fs::remove_dir_all(&dir);
-        Self { dir }
+    async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                let dir = std::env::temp_dir().join(format!("switchboard-it-{}-{n}", std::process::id()));
+                // A directory left by an earlier run with the same process id holds nothing of ours.
+                let _ = std::fs::remove_dir_all(&dir);
+                Self::Sqlite { dir }
+            }
+            Backend::Postgres => Self::Postgres(PgDatabase::create().await),
+        }
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.join("switchboard.sqlite")
+    /// The SQLite file, for tests that reach into it; none on PostgreSQL.
+    fn sqlite_path(&self) -> Option<PathBuf> {
+        match self {
+            Self::Sqlite { dir } => Some(dir.join("switchboard.sqlite")),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// The store on it, opened (again) with `options`.
+    fn open(&self, options: StoreOptions) -> Store {
+        match self {
+            Self::Sqlite { .. } => {
+                let path = self.sqlite_path().expect("a SQLite database has a file");
+                Store::open(&path, options)
+                    .unwrap_or_else(|e| panic!("the store at {} opens: {e}", path.display()))
+            }
+            Self::Postgres(db) => Store::open_postgres(db.url(), options)
+                .unwrap_or_else(|e| panic!("the store at {} opens: {e}", db.url())),
+        }
     }
 }
 
 impl Drop for TempDatabase {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Self::Sqlite { dir } = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -216,17 +255,28 @@ impl TestServer {
         Self::serve(engine, clock, nothing, security).await
     }
 
-    /// A server with `config` that records everything in a database of its own (in a fresh
-    /// temporary directory, removed when the server is dropped).
+    /// A server with `config` that records everything in a SQLite database of its own (in a
+    /// fresh temporary directory, removed when the server is dropped).
     pub(crate) async fn start_durable(config: EngineConfig) -> Self {
-        Self::start_durable_with(config, StoreOptions::default()).await
+        Self::start_durable_on(Backend::Sqlite, config).await
+    }
+
+    /// [`TestServer::start_durable`] on `backend` (on PostgreSQL: a fresh database, dropped
+    /// when the server is).
+    pub(crate) async fn start_durable_on(backend: Backend, config: EngineConfig) -> Self {
+        Self::start_durable_with_on(backend, config, StoreOptions::default()).await
     }
 
     /// [`TestServer::start_durable`] on a store opened with `options`.
     pub(crate) async fn start_durable_with(config: EngineConfig, options: StoreOptions) -> Self {
+        Self::start_durable_with_on(Backend::Sqlite, config, options).await
+    }
+
+    /// [`TestServer::start_durable_on`] on a store opened with `options`.
+    async fn start_durable_with_on(backend: Backend, config: EngineConfig, options: StoreOptions) -> Self {
         let mut server = Self::open_durable(
             config,
-            TempDatabase::new(),
+            TempDatabase::new(backend).await,
             Self::start_time(),
             &[],
             options.clone(),
@@ -236,9 +286,12 @@ impl TestServer {
         server
     }
 
-    /// Where the durable server's database lives.
+    /// Where the durable server's SQLite database lives.
     pub(crate) fn database_dir(&self) -> Option<PathBuf> {
-        self.database.as_ref().map(|d| d.dir.clone())
+        match self.database.as_ref()? {
+            TempDatabase::Sqlite { dir } => Some(dir.clone()),
+            TempDatabase::Postgres(_) => None,
+        }
     }
 
     /// Stops this durable server and starts another on its database, as a restart of the
@@ -273,9 +326,7 @@ impl TestServer {
         agents: &[(&str, Role, u32)],
         options: StoreOptions,
     ) -> Self {
-        let store = Store::open(&database.path(), options)
-            .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
-        let store = Arc::new(store).workspace(WsKey::DEFAULT);
+        let store = Arc::new(database.open(options)).workspace(WsKey::DEFAULT);
         let clock = ManualClock::new(now);
         let (outbound, outbound_rx) = Outbound::channel();
         let engine = Engine::with_store(config, Arc::new(clock.clone()), outbound, Some(store.clone()));
@@ -302,10 +353,16 @@ impl TestServer {
     }
 
     /// A durable server whose workspaces are the store's (`Workspaces::open`), with the
-    /// platform API: `default` (no agents configured) and whatever was created over it.
+    /// platform API: `default` (no agents configured) and whatever was created over it; on
+    /// SQLite.
     pub(crate) async fn start_platform(security: Security) -> Self {
+        Self::start_platform_on(Backend::Sqlite, security).await
+    }
+
+    /// [`TestServer::start_platform`] on `backend`.
+    pub(crate) async fn start_platform_on(backend: Backend, security: Security) -> Self {
         Self::open_platform(
-            TempDatabase::new(),
+            TempDatabase::new(backend).await,
             Self::start_time(),
             security,
             PlatformOptions::default(),
@@ -324,7 +381,13 @@ impl TestServer {
             sending: Some((connector, retry)),
             ..PlatformOptions::default()
         };
-        Self::open_platform(TempDatabase::new(), Self::start_time(), security, options).await
+        Self::open_platform(
+            TempDatabase::new(Backend::Sqlite).await,
+            Self::start_time(),
+            security,
+            options,
+        )
+        .await
     }
 
     /// [`TestServer::start_platform`] whose `/metrics` labels the first `labels` workspaces
@@ -334,7 +397,13 @@ impl TestServer {
             metric_labels: Some(labels),
             ..PlatformOptions::default()
         };
-        Self::open_platform(TempDatabase::new(), Self::start_time(), security, options).await
+        Self::open_platform(
+            TempDatabase::new(Backend::Sqlite).await,
+            Self::start_time(),
+            security,
+            options,
+        )
+        .await
     }
 
     /// Stops a server of [`TestServer::start_platform`] and starts it again on its database.
@@ -359,8 +428,7 @@ impl TestServer {
             metric_labels,
             sending,
         } = options;
-        let store = Store::open(&database.path(), StoreOptions::default())
-            .unwrap_or_else(|e| panic!("the store at {} opens: {e}", database.path().display()));
+        let store = database.open(StoreOptions::default());
         let clock = ManualClock::new(now);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
@@ -413,9 +481,9 @@ impl TestServer {
         }
     }
 
-    /// The path of the database file, for tests that read it directly.
+    /// The path of the SQLite database's file, for tests that read it directly.
     pub(crate) fn database_path(&self) -> Option<PathBuf> {
-        self.database.as_ref().map(TempDatabase::path)
+        self.database.as_ref()?.sqlite_path()
     }
 
     async fn serve(

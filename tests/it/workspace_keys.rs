@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use switchboard::security::{Security, TokenHash};
 
-use super::support::TestServer;
+use super::support::{Backend, TestServer};
 
 /// `default`'s admin key.
 const DEFAULT_KEY: &str = "the-default-admin-key";
@@ -343,7 +343,16 @@ async fn r27_a_workspace_admin_key_does_not_open_the_platform_api() {
 
 #[tokio::test]
 async fn r27_workspace_admin_keys_survive_a_restart() {
-    let server = TestServer::start_platform(security()).await;
+    workspace_admin_keys_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r27_workspace_admin_keys_survive_a_restart_on_postgres() {
+    workspace_admin_keys_survive_a_restart(Backend::Postgres).await;
+}
+
+async fn workspace_admin_keys_survive_a_restart(backend: Backend) {
+    let server = TestServer::start_platform_on(backend, security()).await;
     let acme_first = create(&server, "acme").await;
     let acme_key = rotate(&server, "acme").await;
     let globex_key = create(&server, "globex").await;

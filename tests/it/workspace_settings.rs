@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use switchboard::security::Security;
 
 use super::platform::{create, create_agent};
-use super::support::TestServer;
+use super::support::{Backend, TestServer};
 
 const INGRESS_KEY: &str = "acme-ingress-key";
 
@@ -73,7 +73,16 @@ async fn connected(server: &TestServer, ws: &str, id: &str) -> super::support::A
 
 #[tokio::test]
 async fn r27_settings_set_over_the_api_survive_a_restart() {
-    let server = TestServer::start_platform(Security::default()).await;
+    settings_set_over_the_api_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn r27_settings_set_over_the_api_survive_a_restart_on_postgres() {
+    settings_set_over_the_api_survive_a_restart(Backend::Postgres).await;
+}
+
+async fn settings_set_over_the_api_survive_a_restart(backend: Backend) {
+    let server = TestServer::start_platform_on(backend, Security::default()).await;
     create(&server, "acme").await;
     create_agent(&server, "acme", "ana", 2).await;
     let answer = put_settings(

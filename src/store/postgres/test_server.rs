@@ -1,15 +1,17 @@
 //! A private PostgreSQL server for one test, from the system's binaries (issue 19).
 //!
 //! `initdb` into a temp dir, `postgres` on 127.0.0.1 at a free port with its socket in that
-//! dir, ready once a connection succeeds; stopped and removed on drop. PostgreSQL refuses to
-//! run as root, and CI runs as root: then both run as `nobody` (through `setpriv`), which owns
-//! the temp dir.
+//! dir, ready once a connection succeeds; stopped and removed on drop, or by its watchdog once
+//! the test process is gone without dropping it (a static, a binary killed by a timeout).
+//! PostgreSQL refuses to run as root, and CI runs as root: then both run as `nobody` (through
+//! `setpriv`), which owns the temp dir.
 //!
 //! Plain `std` and the `postgres` client, so that the library's tests and `tests/it` (which
 //! includes this file by path) share one copy.
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +30,8 @@ pub(crate) struct PgServer {
     dir: PathBuf,
     port: u16,
     server: Child,
+    /// Stops and removes the server when this process ends without dropping it.
+    watchdog: Child,
 }
 
 impl PgServer {
@@ -111,7 +115,13 @@ impl PgServer {
             .stderr(log)
             .spawn()
             .expect("postgres starts");
-        let mut server = PgServer { dir, port, server };
+        let watchdog = watchdog(server.id(), &dir);
+        let mut server = PgServer {
+            dir,
+            port,
+            server,
+            watchdog,
+        };
         server.wait_ready();
         server.admin("CREATE DATABASE switchboard");
         server
@@ -122,7 +132,8 @@ impl PgServer {
         self.url_of("switchboard")
     }
 
-    fn url_of(&self, db: &str) -> String {
+    /// The connection string of its database `db`.
+    pub(crate) fn url_of(&self, db: &str) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/{db}?connect_timeout=5",
             self.port
@@ -130,7 +141,7 @@ impl PgServer {
     }
 
     /// Runs `sql` on the `postgres` database (outside any transaction, as CREATE DATABASE needs).
-    fn admin(&self, sql: &str) {
+    pub(crate) fn admin(&self, sql: &str) {
         let url = self.url_of("postgres");
         off_runtime(move || {
             let mut client =
@@ -175,16 +186,49 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        // SIGQUIT: immediate shutdown, no checkpoint (the data is thrown away).
-        let quit = Command::new("kill")
-            .args(["-QUIT", &self.server.id().to_string()])
-            .status();
-        if !quit.is_ok_and(|s| s.success()) {
-            let _ = self.server.kill();
+        // The watchdog goes first: once the server is reaped its pid is free, and a watchdog
+        // woken later would signal whatever process has it then.
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
+        // Unless it is gone (and reaped: its pid may be another's now).
+        if let Ok(None) = self.server.try_wait() {
+            // SIGQUIT: immediate shutdown, no checkpoint (the data is thrown away).
+            let quit = Command::new("kill")
+                .args(["-QUIT", &self.server.id().to_string()])
+                .status();
+            if !quit.is_ok_and(|s| s.success()) {
+                let _ = self.server.kill();
+            }
+            let _ = self.server.wait();
         }
-        let _ = self.server.wait();
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A shell that waits for end of file on its stdin, whose only writer is this process (std
+/// opens its pipes close-on-exec, so no other child inherits it): the kernel closes it however
+/// this process ends, even by SIGKILL. Then it stops the server at `pid` as [`PgServer`]'s
+/// drop does, waits up to 10 s for it to go, and removes `dir`. In a process group of its own,
+/// so that a Ctrl-C or a timeout's signal to the tests' group does not end it first.
+fn watchdog(pid: u32, dir: &Path) -> Child {
+    const SCRIPT: &str = r#"read _
+kill -QUIT "$1" 2>/dev/null
+tries=0
+while kill -0 "$1" 2>/dev/null && [ "$tries" -lt 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+kill -KILL "$1" 2>/dev/null
+rm -rf "$2""#;
+    let child = Command::new("sh")
+        .args(["-c", SCRIPT, "pg-watchdog"])
+        .arg(pid.to_string())
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("the server's watchdog starts");
+    // Its stdin stays open, unwritten, for as long as `child` (and so this process) holds it.
+    child
 }
 
 /// The directory of `initdb` and `postgres`: the newest of Debian's
@@ -246,7 +290,10 @@ fn free_port() -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use super::PgServer;
+    use std::fs;
+    use std::process::Command;
+
+    use super::{watchdog, PgServer, READY_TRIES, TRY_AGAIN_AFTER};
 
     #[test]
     fn a_private_postgres_starts_takes_queries_and_is_removed_on_drop() {
@@ -258,5 +305,34 @@ mod tests {
         let dir = server.dir.clone();
         drop(server);
         assert!(!dir.exists(), "the server's dir is removed on drop");
+    }
+
+    /// What the watchdog sees when the test process ends, however it ends: its stdin closed.
+    /// A stand-in server (a `sleep`), so that no second PostgreSQL starts for this.
+    #[test]
+    fn a_server_left_behind_by_its_process_is_stopped_and_removed_by_its_watchdog() {
+        let dir = std::env::temp_dir().join(format!("switchboard-pg-watchdog-{}", std::process::id()));
+        fs::create_dir_all(dir.join("data")).expect("the stand-in's dir is creatable");
+        let mut server = Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("the stand-in starts");
+        let mut watchdog = watchdog(server.id(), &dir);
+        drop(watchdog.stdin.take());
+        // Another process's doing: polled, up to 30 s each. The stand-in is this process's
+        // child, reaped here as init reaps an orphan.
+        let poll = |done: &mut dyn FnMut() -> bool| {
+            (0..READY_TRIES).any(|_| {
+                std::thread::sleep(TRY_AGAIN_AFTER);
+                done()
+            })
+        };
+        let stopped = poll(&mut || matches!(server.try_wait(), Ok(Some(_))));
+        let removed = poll(&mut || !dir.exists());
+        let _ = server.kill();
+        let _ = server.wait();
+        let _ = watchdog.wait();
+        assert!(stopped, "the watchdog stops the server");
+        assert!(removed, "the watchdog removes {}", dir.display());
     }
 }
