@@ -16,6 +16,7 @@ mod catalog;
 mod claims;
 mod limits;
 mod placed;
+mod rounds;
 mod settings;
 mod tasks;
 
@@ -42,6 +43,8 @@ pub use catalog::{PlatformError, Provisioning};
 pub(crate) use claims::monotonic_now;
 pub use claims::{Claims, ClusterStats, Held};
 pub use limits::Fairness;
+pub use rounds::Rounds;
+pub(crate) use rounds::MIN_GAP as MIN_ROUND_GAP;
 pub use settings::SettingsApplied;
 pub use tasks::{Background, OutboxSending, Tasks};
 

@@ -27,7 +27,7 @@ use super::share::{self, Candidate};
 use super::{Claims, ClusterStats, Held, Location, Placed, Settings};
 use crate::ids::WorkspaceId;
 use crate::store::{ClusterView, Lease, StoreError, WorkspaceRow};
-use crate::workspaces::monotonic_now;
+use crate::workspaces::{monotonic_now, MIN_ROUND_GAP};
 use crate::workspaces::{UnloadError, Workspaces};
 
 /// How long requests and sockets inside a workspace being handed over (or suspended
@@ -152,6 +152,8 @@ impl Inner {
     async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         let mut ticks = tokio::time::interval(self.settings.round);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let rounds = self.claims.rounds();
+        let mut last = monotonic_now();
         loop {
             tokio::select! {
                 biased;
@@ -159,7 +161,11 @@ impl Inner {
                     return;
                 },
                 _ = ticks.tick() => {}
+                // Asked for (a create, a request for a workspace unknown here): spaced, so
+                // that asks cannot keep the database busy with rounds.
+                _ = rounds.asked() => tokio::time::sleep_until(last + MIN_ROUND_GAP).await,
             }
+            last = monotonic_now();
             self.round(false).await;
             ClusterStats::count(&self.claims.stats().rounds);
             self.claims.set_ready();
@@ -222,6 +228,14 @@ impl Inner {
     /// One placement round; `leaving`: hands everything over and takes nothing.
     async fn round(self: &Arc<Self>, leaving: bool) {
         let _ = self.paused.subscribe().wait_for(|paused| !paused).await;
+        let rounds = self.claims.rounds();
+        rounds.started();
+        self.run_round(leaving).await;
+        rounds.finished();
+    }
+
+    /// The work of [`round`](Self::round), which counts it.
+    async fn run_round(self: &Arc<Self>, leaving: bool) {
         // A store that stopped writing (its first failed group, `store/writer.rs`) refuses
         // every change until a restart: such a node serves no workspace and takes none, as if
         // it were leaving, so that the others load what it committed and serve it.

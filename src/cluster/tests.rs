@@ -537,3 +537,61 @@ async fn r28_a_write_refused_as_fenced_unloads_the_workspace() {
     drop(rogue);
     node.stop().await;
 }
+
+/// Rounds this slow never come by themselves within a test: whatever is placed was placed by
+/// a round asked for.
+const SLOW_ROUND: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r28_a_create_answers_once_placed_and_another_node_learns_of_it_when_asked() {
+    let server = PgServer::start();
+    create_workspaces(&server, 0).await;
+    let first = TestNode::start(&server, "n1", SLOW_ROUND * 2, SLOW_ROUND).await;
+    until("n1 serves default (its first round)", || {
+        first.loaded() == ["default"]
+    })
+    .await;
+    // One node only: its share is every workspace, so the round the create asks for places
+    // the new one here. (With more nodes, that round may leave it to another node, which
+    // takes it in its next round: meanwhile the workspace answers "moving", 503.)
+    let acme = WorkspaceId::parse("acme").expect("an id");
+    let key = crate::security::TokenHash::of("acme-admin-key");
+    let created = Stopwatch::start();
+    first
+        .workspaces
+        .create(acme.clone(), None, key, Default::default())
+        .await
+        .expect("created");
+    assert!(
+        first.workspaces.get(&acme).is_some(),
+        "served by the time the create answers ({:?}), not a round ({SLOW_ROUND:?}) later",
+        created.elapsed()
+    );
+    assert_eq!(first.node().directory().locate(&acme), Location::Here);
+
+    // A node that started before the create knows nothing of it until a round reads the table:
+    // the gateway asks for one before it answers a request for an unknown id.
+    let second = TestNode::start(&server, "n2", SLOW_ROUND * 2, SLOW_ROUND).await;
+    let beta = WorkspaceId::parse("beta").expect("an id");
+    first
+        .workspaces
+        .create(beta.clone(), None, key, Default::default())
+        .await
+        .expect("created");
+    let directory = second.node().directory();
+    until("n2's first round is done", || second.node().claims().is_ready()).await;
+    assert!(
+        second.node().claims().rounds().fresh(WAIT).await,
+        "a round ran when asked"
+    );
+    let location = directory.locate(&beta);
+    let served_there = second.workspaces.get(&beta).is_some();
+    assert!(
+        served_there
+            || location == Location::At("http://n1.test:8080".into())
+            || location == Location::Nowhere,
+        "n2 relays beta, serves it, or says it is moving (never not_found); it answered {location:?}"
+    );
+    second.stop().await;
+    first.stop().await;
+}

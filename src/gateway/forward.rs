@@ -60,6 +60,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
 /// was stopped (tests/cluster.rs) against 5 s when it was killed.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long a request for a workspace this node does not know waits for a placement round
+/// before it is answered as it stands (`not_found` if still unknown).
+const UNKNOWN_CONFIRMED_WITHIN: Duration = Duration::from_secs(2);
+
 /// Headers that belong to one hop (RFC 9110 §7.6.1) and are not relayed; the WebSocket
 /// handshake's own are each hop's too (each side of a relayed socket has its own handshake),
 /// and so is `Expect` (this node has read the whole body already).
@@ -174,8 +178,17 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
     let Scope::Workspace(ws) = scope_of(&path) else {
         return next.run(request).await;
     };
-    let location = forwarder.directory.locate(&ws);
     let relayed_already = request.headers().contains_key(FORWARDED_BY);
+    let mut location = forwarder.directory.locate(&ws);
+    if matches!(location, Location::Here) && !relayed_already && state.workspaces.get(&ws).is_none() {
+        if let Some(claims) = state.workspaces.cluster() {
+            // Neither served here nor known elsewhere: perhaps created on another node since
+            // this one's last round. One fresh round (shared with other such requests)
+            // decides between relaying it and `not_found`.
+            claims.rounds().fresh(UNKNOWN_CONFIRMED_WITHIN).await;
+            location = forwarder.directory.locate(&ws);
+        }
+    }
     match location {
         Location::Here => next.run(request).await,
         Location::At(_) if relayed_already => {

@@ -37,6 +37,10 @@ use crate::store::{
 /// finish.
 const UNLOAD_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a create in a cluster waits for a placement round to place the new workspace
+/// (a round is a few statements; the bound is for a slow or unreachable database).
+const PLACED_WITHIN: Duration = Duration::from_secs(3);
+
 /// What the registry builds each workspace from.
 pub struct Provisioning {
     /// The shared store; `None`: nothing survives a restart (`durability = "memory"`).
@@ -306,7 +310,16 @@ impl Workspaces {
             let _ = self.insert(workspace);
         }
         rows.insert(id, row.clone());
+        drop(rows);
         tracing::info!(workspace = %row.id, key = row.key.get(), "workspace created");
+        if let Some(claims) = &catalog.cluster {
+            // Answered once a round has placed it (here or on another node), so that what the
+            // caller does next with it is served, not `not_found`. A round reads the rows
+            // under their lock, hence dropped above. Not in time: placement still follows.
+            if !claims.rounds().fresh(PLACED_WITHIN).await {
+                tracing::warn!(workspace = %row.id, "created, not placed yet");
+            }
+        }
         Ok(row)
     }
 

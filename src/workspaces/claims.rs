@@ -12,6 +12,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::Rounds;
 use crate::ids::WorkspaceId;
 use crate::store::{Lease, Store};
 
@@ -41,6 +42,7 @@ pub struct Claims {
     store: Arc<Store>,
     held: Mutex<HashMap<WorkspaceId, Held>>,
     stats: ClusterStats,
+    rounds: Rounds,
     ready: AtomicBool,
 }
 
@@ -52,6 +54,7 @@ impl Claims {
             store,
             held: Mutex::default(),
             stats: ClusterStats::default(),
+            rounds: Rounds::default(),
             ready: AtomicBool::new(false),
         })
     }
@@ -126,6 +129,11 @@ impl Claims {
     /// What placement did so far.
     pub fn stats(&self) -> &ClusterStats {
         &self.stats
+    }
+
+    /// The placement loop's rounds: ask for one now, wait for it.
+    pub fn rounds(&self) -> &Rounds {
+        &self.rounds
     }
 
     /// Whether the first placement round is done (`/readyz` answers 503 before).
