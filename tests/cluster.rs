@@ -11,7 +11,7 @@
 //!
 //! - R28/R29 chaos: the crash test's mixed workload, ledger and checks (`crash/`) on ten
 //!   workspaces at once, spread over the three nodes, through ten rounds of SIGKILL or SIGSTOP
-//!   of a node (see [`r28_r29_chaos_ten_rounds_of_kills_and_stops_over_three_nodes_and_ten_workspaces_lose_nothing_acknowledged`]).
+//!   of a node, with every node's outbox posting to the crash test's fake platform (R24) (see [`r28_r29_chaos_ten_rounds_of_kills_and_stops_over_three_nodes_and_ten_workspaces_lose_nothing_acknowledged`]).
 //!
 //! The engines run as child processes of the test and PostgreSQL as the test's private
 //! server (initdb into a temp dir, on 127.0.0.1, as an unprivileged user); all are stopped
@@ -685,6 +685,17 @@ async fn until_placed(what: &str, request: impl Fn() -> reqwest::RequestBuilder)
 /// or unknown; chat states and owners; R01; R08; limits; loads equal active chats; queues
 /// intact. Whatever the stopped node did after it came back would show there as a duplicate
 /// or an unacknowledged change out of place.
+///
+/// The outbox (R24 across nodes): every node's `[outbound] webhook_url` is the crash test's
+/// fake platform (`crash/platform.rs`, slow and answering 503 now and then), on a path of the
+/// node's own. Workspace `k`'s admin (and its creation) calls through node `k % 3`. After each
+/// round, each workspace's posts are checked against its ledger and the histories `verify`
+/// read (`crash/outbox.rs`: nothing never committed or refused was sent, one key carries one
+/// message, per-chat order); after the last, every agent message that had to arrive must
+/// reach the platform within [`OUTBOX_DRAIN`], from whichever node now serves its workspace,
+/// and every key delivered twice must have been on its way when the node that delivered it
+/// first was hit ([`Duplicates`]): not a hand-over sending again what the platform had taken,
+/// nor a node sending for a workspace it no longer held.
 ///
 /// The seed is printed; `CHAOS_SEED=<seed>` replays the choices, not the timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
