@@ -586,6 +586,28 @@ impl Cluster {
         .expect("the lease query ran")
     }
 
+    /// [`Cluster::leases`], once `ws` (if any) has one: a workspace being handed over has
+    /// none between its release and its take by another node's next round. Polled every
+    /// 50 ms within [`FAILOVER_BOUND`].
+    async fn leases_with(
+        &self,
+        ws: Option<&str>,
+        round: usize,
+    ) -> std::collections::BTreeMap<String, (String, i64)> {
+        let deadline = now() + FAILOVER_BOUND;
+        loop {
+            let leases = self.leases().await;
+            if ws.is_none_or(|ws| leases.contains_key(ws)) {
+                return leases;
+            }
+            assert!(
+                now() < deadline,
+                "round {round}: {ws:?} has no lease within {FAILOVER_BOUND:?}: {leases:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The addresses of the nodes that run and are not stopped.
     fn live(&self, stopped: Option<usize>) -> Vec<SocketAddr> {
         (0..NODES)
@@ -881,13 +903,11 @@ async fn chaos(seed: u64) {
         // Who is hit, and how (see the doc comment): the pattern makes sure of each kind.
         let stopping = matches!(number % 4, 3 | 0);
         let of_busy = number % 2 == 1;
-        let leases = cluster.leases().await;
-        let (victim, busy) = if of_busy {
-            let busy = &ids[rng.below(ids.len())];
-            let (owner, _) = leases
-                .get(busy)
-                .unwrap_or_else(|| panic!("round {number}: {busy} has no lease: {leases:?}"));
-            (cluster.index_of(owner), Some(busy.clone()))
+        let busy = of_busy.then(|| ids[rng.below(ids.len())].clone());
+        let leases = cluster.leases_with(busy.as_deref(), number).await;
+        let (victim, busy) = if let Some(busy) = busy {
+            let (owner, _) = &leases[&busy];
+            (cluster.index_of(owner), Some(busy))
         } else {
             (rng.below(NODES), None)
         };
