@@ -11,7 +11,7 @@
 //!
 //! - R28/R29 chaos: the crash test's mixed workload, ledger and checks (`crash/`) on ten
 //!   workspaces at once, spread over the three nodes, through ten rounds of SIGKILL or SIGSTOP
-//!   of a node (see [`r28_r29_chaos_ten_rounds_of_kills_and_stops_over_three_nodes_and_ten_workspaces_lose_nothing_acknowledged`]).
+//!   of a node, with every node's outbox posting to the crash test's fake platform (R24) (see [`r28_r29_chaos_ten_rounds_of_kills_and_stops_over_three_nodes_and_ten_workspaces_lose_nothing_acknowledged`]).
 //!
 //! The engines run as child processes of the test and PostgreSQL as the test's private
 //! server (initdb into a temp dir, on 127.0.0.1, as an unprivileged user); all are stopped
@@ -22,6 +22,8 @@ mod crash {
     pub(crate) mod check;
     pub(crate) mod desk;
     pub(crate) mod ledger;
+    pub(crate) mod outbox;
+    pub(crate) mod platform;
     pub(crate) mod process;
     pub(crate) mod workload;
 }
@@ -78,7 +80,8 @@ struct Cluster {
 impl Cluster {
     /// Starts the database and `NODES` engines with `cluster_keys` in their `[cluster]`
     /// sections and `agents` as `[[agents]]` tables (development security: static tokens
-    /// `<id>-token`).
+    /// `<id>-token`). `{node}` in `agents` stands for each node's name (the chaos test's
+    /// webhook URL: the fake platform tells the nodes apart by it).
     async fn start(test: &str, cluster_keys: &str, agents: &str) -> Cluster {
         let scratch = Scratch::new(test);
         let database = tokio::task::spawn_blocking(PgServer::start)
@@ -88,6 +91,7 @@ impl Cluster {
             .map(|i| {
                 let name = format!("n{i}");
                 let config = scratch.path().join(format!("{name}.toml"));
+                let agents = agents.replace("{node}", &name);
                 let text = format!("[cluster]\nnode = \"{name}\"\n{cluster_keys}\n{agents}");
                 std::fs::write(&config, text).expect("write a node's config");
                 Node {
@@ -555,8 +559,10 @@ struct Tenant {
     ledger: crash::ledger::Ledger,
     customers: Vec<crash::workload::Customer>,
     agents: Vec<crash::workload::Agent>,
-    admin: Option<crash::workload::Rng>,
+    admin: Option<crash::workload::Admin>,
     labels: std::collections::BTreeMap<String, &'static str>,
+    /// The text of every message in its histories, as the last `verify` read them.
+    in_history: std::collections::BTreeSet<String>,
 }
 
 impl Cluster {
@@ -578,6 +584,28 @@ impl Cluster {
         })
         .await
         .expect("the lease query ran")
+    }
+
+    /// [`Cluster::leases`], once `ws` (if any) has one: a workspace being handed over has
+    /// none between its release and its take by another node's next round. Polled every
+    /// 50 ms within [`FAILOVER_BOUND`].
+    async fn leases_with(
+        &self,
+        ws: Option<&str>,
+        round: usize,
+    ) -> std::collections::BTreeMap<String, (String, i64)> {
+        let deadline = now() + FAILOVER_BOUND;
+        loop {
+            let leases = self.leases().await;
+            if ws.is_none_or(|ws| leases.contains_key(ws)) {
+                return leases;
+            }
+            assert!(
+                now() < deadline,
+                "round {round}: {ws:?} has no lease within {FAILOVER_BOUND:?}: {leases:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The addresses of the nodes that run and are not stopped.
@@ -680,6 +708,17 @@ async fn until_placed(what: &str, request: impl Fn() -> reqwest::RequestBuilder)
 /// intact. Whatever the stopped node did after it came back would show there as a duplicate
 /// or an unacknowledged change out of place.
 ///
+/// The outbox (R24 across nodes): every node's `[outbound] webhook_url` is the crash test's
+/// fake platform (`crash/platform.rs`, slow and answering 503 now and then), on a path of the
+/// node's own. Workspace `k`'s admin (and its creation) calls through node `k % 3`. After each
+/// round, each workspace's posts are checked against its ledger and the histories `verify`
+/// read (`crash/outbox.rs`: nothing never committed or refused was sent, one key carries one
+/// message, per-chat order); after the last, every agent message that had to arrive must
+/// reach the platform within [`OUTBOX_DRAIN`], from whichever node now serves its workspace,
+/// and every key delivered twice must have been on its way when the node that delivered it
+/// first was hit ([`Duplicates`]): not a hand-over sending again what the platform had taken,
+/// nor a node sending for a workspace it no longer held.
+///
 /// The seed is printed; `CHAOS_SEED=<seed>` replays the choices, not the timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn r28_r29_chaos_ten_rounds_of_kills_and_stops_over_three_nodes_and_ten_workspaces_lose_nothing_acknowledged(
@@ -701,10 +740,17 @@ async fn r28_r29_chaos_ten_rounds_of_kills_and_stops_over_three_nodes_and_ten_wo
 
 async fn chaos(seed: u64) {
     use crash::check::verify;
-    use crash::workload::{self, Agent, Customer, Rng, Round, LIMITED};
+    use crash::platform::{outbound_config, Platform};
+    use crash::workload::{self, Admin, Agent, Customer, Rng, Round, LIMITED};
     use std::collections::BTreeMap;
 
-    let mut cluster = Cluster::start("cluster-chaos", "", CHAOS_CONFIG).await;
+    // One fake platform behind every node's webhook (R24), which lives through every hit.
+    let platform = Platform::start(Rng::new(seed ^ 0x0b0c_5eed)).await;
+    let config = format!(
+        "{CHAOS_CONFIG}{}",
+        outbound_config(&platform.url_of_node("{node}"))
+    );
+    let mut cluster = Cluster::start("cluster-chaos", "", &config).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -714,23 +760,25 @@ async fn chaos(seed: u64) {
         .build()
         .expect("an HTTP client");
     cluster.wait_owner(None).await;
-    let first = cluster.addr(0);
     let ids: Vec<String> = std::iter::once("default".to_owned())
         .chain((1..CHAOS_WORKSPACES).map(|i| format!("w{i}")))
         .collect();
-    for id in ids.iter().skip(1) {
+    // Workspace `k`'s admin calls go through node `k % 3`, its creation too: most are
+    // relayed to the owner (R28).
+    for (k, id) in ids.iter().enumerate().skip(1) {
+        let admin_node = cluster.addr(k % NODES);
         let body = json!({
             "id": id,
             "name": format!("Chaos {id}"),
             "settings": { "channels": { "line": { "revive_window_secs": 1 } } },
         });
         until_placed(&format!("creating {id}"), || {
-            http.post(format!("http://{first}/v1/platform/workspaces"))
+            http.post(format!("http://{admin_node}/v1/platform/workspaces"))
                 .json(&body)
         })
         .await;
         until_placed(&format!("the agents of {id}"), || {
-            http.post(format!("http://{first}/v1/w/{id}/admin/agents/batch"))
+            http.post(format!("http://{admin_node}/v1/w/{id}/admin/agents/batch"))
                 .json(&chaos_agents())
         })
         .await;
@@ -795,13 +843,15 @@ async fn chaos(seed: u64) {
                     .enumerate()
                     .map(|(i, a)| Agent::new(a, rng.fork()).on_node(i + k + 1))
                     .collect(),
-                admin: Some(rng.fork()),
+                admin: Some(Admin::new(rng.fork()).on_node(k)),
                 labels,
+                in_history: Default::default(),
             }
         })
         .collect();
 
     let mut failovers: Vec<u128> = Vec::new();
+    let mut hits: Vec<(Instant, String)> = Vec::new();
     for number in 1..=CHAOS_ROUNDS {
         // A node stopped earlier whose store stopped writing only after the check above.
         for i in 0..NODES {
@@ -845,7 +895,7 @@ async fn chaos(seed: u64) {
                 .collect();
             let admin = tokio::spawn(workload::admin(
                 round.clone(),
-                tenant.admin.take().expect("the admin's generator"),
+                tenant.admin.take().expect("the admin"),
             ));
             running.push((customers, agents, admin));
         }
@@ -853,13 +903,11 @@ async fn chaos(seed: u64) {
         // Who is hit, and how (see the doc comment): the pattern makes sure of each kind.
         let stopping = matches!(number % 4, 3 | 0);
         let of_busy = number % 2 == 1;
-        let leases = cluster.leases().await;
-        let (victim, busy) = if of_busy {
-            let busy = &ids[rng.below(ids.len())];
-            let (owner, _) = leases
-                .get(busy)
-                .unwrap_or_else(|| panic!("round {number}: {busy} has no lease: {leases:?}"));
-            (cluster.index_of(owner), Some(busy.clone()))
+        let busy = of_busy.then(|| ids[rng.below(ids.len())].clone());
+        let leases = cluster.leases_with(busy.as_deref(), number).await;
+        let (victim, busy) = if let Some(busy) = busy {
+            let (owner, _) = &leases[&busy];
+            (cluster.index_of(owner), Some(busy))
         } else {
             (rng.below(NODES), None)
         };
@@ -886,6 +934,9 @@ async fn chaos(seed: u64) {
         } else if let Some(mut process) = cluster.nodes[victim].process.take() {
             process.kill();
         }
+        // What the platform gets from now on is the next epoch's (see `outbox::Sender`).
+        platform.next_epoch();
+        hits.push((hit, name.clone()));
         stop.send_replace(true);
         let stopped = stopping.then_some(victim);
 
@@ -1029,7 +1080,8 @@ async fn chaos(seed: u64) {
             }
         });
         let mut totals = [0usize; 5];
-        for result in futures_util::future::join_all(checks).await {
+        let results = futures_util::future::join_all(checks).await;
+        for (tenant, result) in tenants.iter_mut().zip(results) {
             match result {
                 Ok(c) => {
                     for (total, n) in totals
@@ -1038,6 +1090,7 @@ async fn chaos(seed: u64) {
                     {
                         *total += n;
                     }
+                    tenant.in_history = c.texts;
                 }
                 Err((id, failures)) => {
                     let shown = failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n  ");
@@ -1064,6 +1117,28 @@ async fn chaos(seed: u64) {
             totals[3],
             totals[4],
         );
+        // R24 so far (the arrivals are waited for after the last round).
+        let (failures, _) = outbox_violations(&tenants, &platform.posts());
+        if !failures.is_empty() {
+            let shown = failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n  ");
+            panic!(
+                "round {number}: the outbox, {} violation(s):\n  {shown}\n{}\n(seed {seed})",
+                failures.len(),
+                cluster.logs()
+            );
+        }
+    }
+    match check_chaos_outbox(&platform, &tenants, &hits).await {
+        // The note quotes this line.
+        Ok(figures) => println!("{figures}"),
+        Err(failures) => {
+            let shown = failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n  ");
+            panic!(
+                "the outbox after {CHAOS_ROUNDS} rounds, {} violation(s):\n  {shown}\n{}\n(seed {seed})",
+                failures.len(),
+                cluster.logs()
+            );
+        }
     }
     let mut sorted = failovers.clone();
     sorted.sort_unstable();
@@ -1074,4 +1149,168 @@ async fn chaos(seed: u64) {
         sorted[sorted.len() / 2],
         sorted[sorted.len() - 1]
     );
+}
+
+// ----- the chaos test's outbox (R24) -----------------------------------------------------------
+
+/// How long the cluster may take, once every workspace is served after the last round, to
+/// deliver what is left in the outboxes (each loaded by the workspace's owner, whichever
+/// node took it over).
+const OUTBOX_DRAIN: Duration = Duration::from_secs(30);
+
+/// `crash/outbox.rs`'s checks of every workspace against the posts the platform got from it:
+/// every violation (each named with its workspace), and how many agent messages were never
+/// committed.
+fn outbox_violations(tenants: &[Tenant], posts: &[crash::platform::Post]) -> (Vec<String>, usize) {
+    let mut failures = Vec::new();
+    let mut never_committed = 0;
+    for tenant in tenants {
+        let mine: Vec<crash::platform::Post> = posts
+            .iter()
+            .filter(|p| p.workspace == tenant.id)
+            .cloned()
+            .collect();
+        let (f, n) = crash::outbox::check_outbox(&tenant.ledger.ops(), &mine, &tenant.in_history);
+        failures.extend(f.into_iter().map(|f| format!("{}: {f}", tenant.id)));
+        never_committed += n;
+    }
+    let known: std::collections::BTreeSet<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+    for post in posts.iter().filter(|p| !known.contains(p.workspace.as_str())) {
+        failures.push(format!("a post from an unknown workspace: {post:?}"));
+    }
+    for post in posts.iter().filter(|p| p.node.is_empty()) {
+        failures.push(format!("a post from no node: {post:?}"));
+    }
+    (failures, never_committed)
+}
+
+/// R24 after the last round: every agent message that had to reach the platform (acknowledged,
+/// or in a history) arrives within [`OUTBOX_DRAIN`], whichever node now serves its workspace;
+/// and [`outbox_violations`] finds nothing: nothing never committed was sent, a key carries one
+/// message, a key is delivered again only by another sender (another node, or after a hit),
+/// each chat's messages in order; and every duplicate is one whose first delivery was on its
+/// way when its node was hit ([`Duplicates`]). The figures, or the violations.
+async fn check_chaos_outbox(
+    platform: &crash::platform::Platform,
+    tenants: &[Tenant],
+    hits: &[(Instant, String)],
+) -> Result<String, Vec<String>> {
+    use crash::outbox::must_arrive;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let must: BTreeSet<(String, String)> = tenants
+        .iter()
+        .flat_map(|t| {
+            must_arrive(&t.ledger.ops(), &t.in_history)
+                .into_iter()
+                .map(|text| (t.id.clone(), text))
+        })
+        .collect();
+    let t = now();
+    let missing = platform.wait_delivered(&must, OUTBOX_DRAIN).await;
+    let drained_ms = t.elapsed().as_millis();
+    let posts = platform.posts();
+    let mut failures: Vec<String> = missing
+        .iter()
+        .map(|(ws, text)| format!("LOST: {ws}: {text:?} never reached the platform within {OUTBOX_DRAIN:?}"))
+        .collect();
+    let (found, never_committed) = outbox_violations(tenants, &posts);
+    failures.extend(found);
+    if !failures.is_empty() {
+        return Err(failures);
+    }
+
+    // Why a key went twice, and who sent what.
+    let hit_times: Vec<Instant> = hits.iter().map(|(at, _)| *at).collect();
+    let d = crash::platform::deliveries(&posts, &hit_times);
+    let duplicates = Duplicates::of(&posts, hits);
+    if !duplicates.unexplained.is_empty() {
+        return Err(duplicates
+            .unexplained
+            .iter()
+            .map(|d| format!("DUPLICATE not in flight at a hit of its node: {d}"))
+            .collect());
+    }
+    let mut by_node: BTreeMap<&str, usize> = BTreeMap::new();
+    for post in posts.iter().filter(|p| p.delivered) {
+        *by_node.entry(&post.node).or_default() += 1;
+    }
+    Ok(format!(
+        "chaos outbox: {} agent messages of {} workspaces that had to arrive all did ({drained_ms} ms \
+         after the cluster settled), none of the {never_committed} never committed did; the platform got \
+         {} POSTs ({} answered 503), {} keys delivered, deliveries by node {by_node:?}; duplicates (each under its first \
+         delivery's key): {} = {duplicates}",
+        must.len(),
+        tenants.len(),
+        d.posts,
+        d.unavailable,
+        d.delivered_keys,
+        d.extra,
+    ))
+}
+
+/// How soon after its node was hit a post may still reach the platform: it was sent before
+/// (a stopped or killed node sends nothing after; its last bytes were on their way).
+const ARRIVAL_SLACK: Duration = Duration::from_millis(100);
+
+/// The deliveries of a key after its first, by why they happened. The one explained: the node
+/// that delivered it first was hit (killed or stopped) before it recorded the delivery, the
+/// platform's answer on its way (how long before the hit the platform answered, negative if
+/// after). The others are violations: the first node was not hit between the two, so the
+/// message went again although the platform had taken it and its node lived to record it
+/// (a hand-over that dropped a send on its way), or a node sent a message of a workspace it
+/// no longer held (R28).
+#[derive(Default)]
+struct Duplicates {
+    hit: Vec<i128>,
+    /// Each with its workspace, its text, the two nodes and how far apart.
+    unexplained: Vec<String>,
+}
+
+impl Duplicates {
+    fn of(posts: &[crash::platform::Post], hits: &[(Instant, String)]) -> Self {
+        let mut by_key: std::collections::BTreeMap<&str, Vec<&crash::platform::Post>> = Default::default();
+        for post in posts.iter().filter(|p| p.delivered) {
+            by_key.entry(&post.key).or_default().push(post);
+        }
+        let mut d = Duplicates::default();
+        for pair in by_key.values().flat_map(|delivered| delivered.windows(2)) {
+            let (first, again) = (pair[0], pair[1]);
+            let its_hit = hits.iter().find(|(hit, victim)| {
+                *victim == first.node && *hit < again.at && *hit + ARRIVAL_SLACK > first.at
+            });
+            let answered = first.at + first.answer_after;
+            match its_hit {
+                Some((hit, _)) => d.hit.push(if answered <= *hit {
+                    hit.duration_since(answered).as_millis() as i128
+                } else {
+                    -(answered.duration_since(*hit).as_millis() as i128)
+                }),
+                None => d.unexplained.push(format!(
+                    "{} {:?} (key {}) by {}, then by {} {} ms later",
+                    first.workspace,
+                    first.text,
+                    first.key,
+                    first.node,
+                    again.node,
+                    again.at.saturating_duration_since(first.at).as_millis(),
+                )),
+            }
+        }
+        d
+    }
+}
+
+impl std::fmt::Display for Duplicates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut hit = self.hit.clone();
+        hit.sort_unstable();
+        write!(
+            f,
+            "{} after their node was hit (answered {hit:?} ms before the hit), {} unexplained {:?}",
+            self.hit.len(),
+            self.unexplained.len(),
+            self.unexplained
+        )
+    }
 }

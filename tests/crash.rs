@@ -34,6 +34,7 @@ mod crash {
     pub(crate) mod check;
     pub(crate) mod desk;
     pub(crate) mod ledger;
+    pub(crate) mod outbox;
     pub(crate) mod platform;
     pub(crate) mod process;
     pub(crate) mod workload;
@@ -50,9 +51,10 @@ use std::time::{Duration, Instant};
 
 use crash::check::verify;
 use crash::ledger::{Kind, Ledger, Op, Outcome};
-use crash::platform::{deliveries, Platform, Post};
+use crash::outbox::{check_outbox, must_arrive};
+use crash::platform::{deliveries, outbound_config, Platform};
 use crash::process::{Data, EngineProcess, Scratch};
-use crash::workload::{self, Agent, Customer, Rng, Round, LIMITED};
+use crash::workload::{self, Admin, Agent, Customer, Rng, Round, LIMITED};
 use pg::PgServer;
 
 /// Kill-and-restart rounds.
@@ -93,18 +95,14 @@ const CUSTOMERS: [(&str, &str, (u64, u64)); 12] = [
 const AGENTS: [&str; 3] = ["ana", "ben", "sam"];
 const INITIAL_LIMIT: u64 = 2;
 
-/// The config, with the fake platform's URL. Many attempts with short backoffs: the platform's
-/// 503s delay a message but never make it fail.
+/// The config, with the fake platform's URL.
 fn config(webhook_url: &str) -> String {
     format!(
         "# The demo agents and development security (no [[agents]], no [security]).\n\
          [channels.line]\n\
          revive_window_secs = 1\n\
-         [outbound]\n\
-         webhook_url = \"{webhook_url}\"\n\
-         attempts = 1000\n\
-         first_backoff_ms = 20\n\
-         max_backoff_ms = 200\n"
+         {}",
+        outbound_config(webhook_url)
     )
 }
 
@@ -197,7 +195,7 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
     let labels: BTreeMap<String, &'static str> =
         customers.iter().map(|c| (c.label.clone(), c.channel)).collect();
     let mut agents: Vec<Agent> = AGENTS.iter().map(|id| Agent::new(id, rng.fork())).collect();
-    let mut admin_rng = rng.fork();
+    let mut admin = Admin::new(rng.fork());
     let limits: Vec<(&str, u64)> = LIMITED.iter().map(|a| (*a, INITIAL_LIMIT)).collect();
 
     let mut kills: Vec<Instant> = Vec::new();
@@ -229,7 +227,7 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
             .drain(..)
             .map(|a| tokio::spawn(workload::agent(round.clone(), a)))
             .collect();
-        let admin_task = tokio::spawn(workload::admin(round.clone(), admin_rng));
+        let admin_task = tokio::spawn(workload::admin(round.clone(), admin));
         let round_started = now();
 
         // The random kill moment is the point of the test: requests are in flight, some
@@ -255,7 +253,7 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
             (back, desks, admin)
         })
         .await;
-        let Ok((back, desks, admin)) = joined else {
+        let Ok((back, desks, admin_back)) = joined else {
             fail(
                 &engine,
                 format!("round {number}: the clients did not stop within {CLIENTS_STOP:?}"),
@@ -268,7 +266,7 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
                 Err(why) => fail(&engine, why),
             }
         }
-        admin_rng = admin;
+        admin = admin_back;
         let in_flight = ledger.end_round(kill_tick, killed_at);
         let answers = answers(&ledger, number, round_started, in_flight);
 
@@ -311,12 +309,9 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
     // R24: the outbox after all the kills, against what the last restart's histories hold.
     let in_history = last_checked.map(|c| c.texts).unwrap_or_default();
     let ops = ledger.ops();
-    let must_arrive: BTreeSet<String> = ops
-        .iter()
-        .filter_map(|op| match &op.kind {
-            Kind::AgentText { text } if op.is_acked() || in_history.contains(text) => Some(text.clone()),
-            _ => None,
-        })
+    let must_arrive: BTreeSet<(String, String)> = must_arrive(&ops, &in_history)
+        .into_iter()
+        .map(|text| ("default".to_owned(), text))
         .collect();
     let t = now();
     let missing = platform.wait_delivered(&must_arrive, OUTBOX_DRAIN).await;
@@ -324,7 +319,7 @@ async fn scenario(seed: u64, scratch: &Scratch, data: Data) {
     let posts = platform.posts();
     let mut failures: Vec<String> = missing
         .iter()
-        .map(|text| format!("LOST: {text:?} never reached the platform within {OUTBOX_DRAIN:?}"))
+        .map(|(_, text)| format!("LOST: {text:?} never reached the platform within {OUTBOX_DRAIN:?}"))
         .collect();
     let (outbox_failures, never_committed) = check_outbox(&ops, &posts, &in_history);
     failures.extend(outbox_failures);
@@ -449,108 +444,4 @@ fn answers(ledger: &Ledger, number: usize, round_started: Instant, in_flight: us
         took.get(took.len() / 2).copied().unwrap_or(0),
         took.last().copied().unwrap_or(0),
     )
-}
-
-/// What the platform got, against the ledger: every agent message it got is one whose change
-/// was committed (its text is in a history) and was not refused, in its chat; one key carries
-/// one message; a key is delivered again only to a later engine (the earlier one was killed
-/// before it recorded the delivery); each chat's messages were first delivered in the order
-/// their acknowledgements imply. Also returns how many agent messages were never committed.
-fn check_outbox(ops: &[Op], posts: &[Post], in_history: &BTreeSet<String>) -> (Vec<String>, usize) {
-    let mut f = Vec::new();
-    let agent_texts: BTreeMap<&str, &Op> = ops
-        .iter()
-        .filter_map(|op| match &op.kind {
-            Kind::AgentText { text } => Some((text.as_str(), op)),
-            _ => None,
-        })
-        .collect();
-    let mut never_committed = 0;
-    for op in agent_texts.values() {
-        if let Kind::AgentText { text } = &op.kind {
-            if !op.is_acked() && !in_history.contains(text) {
-                never_committed += 1;
-                if posts.iter().any(|p| p.text == *text) {
-                    f.push(format!(
-                        "SENT UNCOMMITTED: {text:?} reached the platform but is in no history ({:?}, {:?})",
-                        op.outcome, op.kind
-                    ));
-                }
-            }
-        }
-    }
-    let mut key_text: BTreeMap<&str, &str> = BTreeMap::new();
-    for post in posts {
-        if let Some(earlier) = key_text.insert(&post.key, &post.text) {
-            if earlier != post.text {
-                f.push(format!(
-                    "key {} carried {earlier:?} and {:?}",
-                    post.key, post.text
-                ));
-            }
-        }
-        if post.kind != "text" {
-            continue;
-        }
-        match agent_texts.get(post.text.as_str()) {
-            None => f.push(format!("the platform got {:?}, which no agent sent", post.text)),
-            Some(op) => {
-                if op.is_rejected() {
-                    f.push(format!(
-                        "the platform got {:?}, which the engine refused: {:?}",
-                        post.text, op.outcome
-                    ));
-                }
-                if !in_history.contains(&post.text) {
-                    f.push(format!(
-                        "the platform got {:?}, which no history holds",
-                        post.text
-                    ));
-                }
-                if op.chat.as_deref() != Some(post.chat.as_str()) {
-                    f.push(format!(
-                        "{:?} went out for chat {}, sent in {:?}",
-                        post.text, post.chat, op.chat
-                    ));
-                }
-            }
-        }
-    }
-    let mut epochs_of: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for post in posts.iter().filter(|p| p.delivered) {
-        epochs_of.entry(&post.key).or_default().push(post.epoch);
-    }
-    for (key, epochs) in &epochs_of {
-        if epochs.windows(2).any(|w| w[0] >= w[1]) {
-            f.push(format!(
-                "DUPLICATE not explained by a kill: key {key} delivered by engines {epochs:?} \
-                 (the same engine delivered it twice)"
-            ));
-        }
-    }
-    // Order per chat: the first delivery of each agent message.
-    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, post) in posts.iter().enumerate().filter(|(_, p)| p.delivered) {
-        first.entry(&post.text).or_insert(i);
-    }
-    let mut by_chat: BTreeMap<&str, Vec<(&Op, usize)>> = BTreeMap::new();
-    for (text, op) in &agent_texts {
-        if let (Some(chat), Some(at)) = (op.chat.as_deref(), first.get(text)) {
-            by_chat.entry(chat).or_default().push((op, *at));
-        }
-    }
-    for (chat, sent) in &by_chat {
-        for (a, at_a) in sent {
-            for (b, at_b) in sent {
-                if a.acked_before(b) && at_b < at_a {
-                    f.push(format!(
-                        "ORDER: in chat {chat}, {:?} reached the platform before {:?}, which was \
-                         acknowledged before the first was sent",
-                        b.kind, a.kind
-                    ));
-                }
-            }
-        }
-    }
-    (f, never_committed)
 }

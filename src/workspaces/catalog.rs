@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 
 mod admin_keys;
 
+use super::claims::LeaseHeld;
 use super::Claims;
 use super::{Background, Credentials, Limits, OutboxSending, UnloadError, Workspace, Workspaces};
 use crate::clock::SharedClock;
@@ -25,6 +26,7 @@ use crate::config::WorkspaceSettings;
 use crate::core::AgentProfile;
 use crate::engine::id_source::IdSource;
 use crate::engine::outbound::connector::Connector;
+use crate::engine::outbound::sender::Ownership;
 use crate::engine::outbound::{Outbound, Retry};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::WorkspaceId;
@@ -528,6 +530,9 @@ impl Catalog {
             .for_workspace(&row.id),
             retry: *retry,
             sends: p.sends.clone(),
+            owner: self.cluster.as_ref().zip(lease).map(|(claims, lease)| {
+                Arc::new(LeaseHeld::new(claims.clone(), row.id.clone(), lease)) as Arc<dyn Ownership>
+            }),
         });
         let background = Background {
             boards: p.boards.clone(),

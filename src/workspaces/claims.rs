@@ -13,8 +13,9 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::Rounds;
+use crate::engine::outbound::sender::Ownership;
 use crate::ids::WorkspaceId;
-use crate::store::{Lease, Store};
+use crate::store::{Epoch, Lease, Store};
 
 /// Now, on this node's monotonic clock (tokio's), which a lease's time is counted on. Not the
 /// engine's clock: that one is domain time, which tests hold still; a lease must run out in
@@ -143,6 +144,36 @@ impl Claims {
 
     pub(crate) fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// One lease of a workspace loaded here, as the workspace's outbox asks about it: held while
+/// this node holds that lease (the same epoch) and its time by this node's clock is not over.
+/// Checked on the claims themselves, not left to the watchdog: a node resumed after a stop
+/// longer than its lease runs its outbox and its watchdog at once, and must not send before
+/// the watchdog lets go.
+#[derive(Debug)]
+pub(crate) struct LeaseHeld {
+    claims: Arc<Claims>,
+    id: WorkspaceId,
+    epoch: Epoch,
+}
+
+impl LeaseHeld {
+    pub(crate) fn new(claims: Arc<Claims>, id: WorkspaceId, lease: &Lease) -> Self {
+        Self {
+            claims,
+            id,
+            epoch: lease.epoch,
+        }
+    }
+}
+
+impl Ownership for LeaseHeld {
+    fn holds(&self) -> bool {
+        let now = monotonic_now();
+        (self.claims.held.lock().get(&self.id))
+            .is_some_and(|h| h.lease.epoch == self.epoch && h.valid_until > now)
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::engine::outbound::connector::Connector;
-use crate::engine::outbound::sender::run_outbox_until;
+use crate::engine::outbound::sender::{run_outbox_until, Ownership};
 use crate::engine::outbound::{Dispatch, Retry};
 use crate::engine::ticker::run_ticker;
 use crate::engine::Engine;
@@ -54,6 +54,9 @@ pub struct OutboxSending {
     /// Where its sends run: the process's one low-priority sending thread
     /// (`engine::outbound::send_thread`); `None`: a thread of the sender's own.
     pub sends: Option<Handle>,
+    /// In a cluster, whether this node still holds the workspace (asked before each attempt);
+    /// `None`: always.
+    pub owner: Option<Arc<dyn Ownership>>,
 }
 
 /// The running tasks, and the signal that stops them.
@@ -88,6 +91,7 @@ impl Tasks {
                     outbox.connector,
                     outbox.retry,
                     outbox.sends,
+                    outbox.owner,
                     stop,
                 )
             });

@@ -96,6 +96,7 @@ async fn r27_an_unloaded_workspace_closes_its_sockets_and_stops_its_timers() {
             boards: Handle::current(),
             ticker: true,
             outbox: Some(OutboxSending {
+                owner: None,
                 dispatches,
                 connector: Connector::Log,
                 retry: Retry::default(),

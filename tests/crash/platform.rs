@@ -1,7 +1,9 @@
 //! A fake platform behind the engine's `[outbound] webhook_url` (R24): an HTTP server on
 //! 127.0.0.1 that lives for the whole test, across the engine's kills and restarts, and
 //! records every POST with its `Idempotency-Key`, its JSON body, the answer it chose and the
-//! engine's incarnation (its "epoch": 1 for the first start, one more for each restart).
+//! engine's incarnation (its "epoch": 1 for the first start, one more for each restart; in the
+//! cluster's chaos test, one more for each node hit). Each node of a cluster posts to a path of
+//! its own ([`Platform::url_of_node`]), so that the platform knows which node sent what.
 //!
 //! It is slow and unreliable on purpose, so that messages are pending (queued behind a slow
 //! answer, or waiting out a backoff) when the engine is killed: each answer comes after a
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -42,6 +44,11 @@ pub(crate) struct Post {
     pub(crate) chat: String,
     pub(crate) text: String,
     pub(crate) kind: String,
+    /// The workspace it is from (the body's `workspace`; `default` has none).
+    pub(crate) workspace: String,
+    /// The node that sent it: the last segment of [`Platform::url_of_node`]'s path; empty
+    /// when the engine posts to [`Platform::url`].
+    pub(crate) node: String,
     /// The engine's incarnation that sent it.
     pub(crate) epoch: usize,
     /// Answered 2xx: delivered.
@@ -93,7 +100,14 @@ impl Platform {
         format!("http://{}/outbound", self.addr)
     }
 
-    /// The engine was restarted: what arrives from now on is the next incarnation's.
+    /// The URL for the cluster node `node`: what it posts is recorded as its.
+    #[allow(dead_code)] // The cluster's chaos test has nodes; the crash test has one engine.
+    pub(crate) fn url_of_node(&self, node: &str) -> String {
+        format!("http://{}/outbound/node/{node}", self.addr)
+    }
+
+    /// The engine was restarted (in a cluster: a node was hit): what arrives from now on is the
+    /// next incarnation's.
     pub(crate) fn next_epoch(&self) {
         self.shared.inner.lock().expect("platform lock").epoch += 1;
     }
@@ -102,23 +116,23 @@ impl Platform {
         self.shared.inner.lock().expect("platform lock").posts.clone()
     }
 
-    /// Waits until every text of `texts` was delivered, or `within` passes; the texts still
-    /// missing then. Woken by each POST, not by a timer.
+    /// Waits until every message of `texts` (workspace, text) was delivered, or `within`
+    /// passes; the ones still missing then. Woken by each POST, not by a timer.
     pub(crate) async fn wait_delivered(
         &self,
-        texts: &BTreeSet<String>,
+        texts: &BTreeSet<(String, String)>,
         within: Duration,
-    ) -> BTreeSet<String> {
+    ) -> BTreeSet<(String, String)> {
         let mut count = self.shared.count.subscribe();
-        let missing = |posts: &[Post]| -> BTreeSet<String> {
-            let delivered: BTreeSet<&str> = posts
+        let missing = |posts: &[Post]| -> BTreeSet<(String, String)> {
+            let delivered: BTreeSet<(&str, &str)> = posts
                 .iter()
                 .filter(|p| p.delivered)
-                .map(|p| p.text.as_str())
+                .map(|p| (p.workspace.as_str(), p.text.as_str()))
                 .collect();
             texts
                 .iter()
-                .filter(|t| !delivered.contains(t.as_str()))
+                .filter(|(ws, text)| !delivered.contains(&(ws.as_str(), text.as_str())))
                 .cloned()
                 .collect()
         };
@@ -139,9 +153,27 @@ impl Platform {
     }
 }
 
-async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+/// The `[outbound]` section of an engine's config that posts to `webhook_url`. Many attempts
+/// with short backoffs: the platform's 503s delay a message but never make it fail.
+pub(crate) fn outbound_config(webhook_url: &str) -> String {
+    format!(
+        "[outbound]\n\
+         webhook_url = \"{webhook_url}\"\n\
+         attempts = 1000\n\
+         first_backoff_ms = 20\n\
+         max_backoff_ms = 200\n"
+    )
+}
+
+async fn answer(State(shared): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+    let node = uri
+        .path()
+        .strip_prefix("/outbound/node/")
+        .unwrap_or_default()
+        .to_owned();
+    let workspace = body["workspace"].as_str().unwrap_or("default").to_owned();
     let (delay, delivered, n) = {
         let mut inner = shared.inner.lock().expect("platform lock");
         let delay = inner.rng.between(DELAY_MS.0, DELAY_MS.1);
@@ -156,6 +188,8 @@ async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
             chat: field("chat_id"),
             text: field("text"),
             kind: field("kind"),
+            workspace,
+            node,
             epoch,
             delivered,
             at: now(),

@@ -455,13 +455,34 @@ fn settle_error(round: &Round, entry: Entry, reply: &Value) {
 /// The agents whose limit the admin changes, and the limit they have without a change.
 pub(crate) const LIMITED: [&str; 2] = ["ana", "ben"];
 
-/// Changes ana's and ben's limits now and then (R06: live; persisted, issue 5).
-pub(crate) async fn admin(round: Arc<Round>, mut rng: Rng) -> Rng {
-    round.until_abandoned(change_limits(&round, &mut rng)).await;
-    rng
+/// The admin: changes ana's and ben's limits now and then, through one of the round's engines.
+pub(crate) struct Admin {
+    /// Which of the round's engines it calls.
+    node: usize,
+    rng: Rng,
 }
 
-async fn change_limits(round: &Round, rng: &mut Rng) {
+impl Admin {
+    pub(crate) fn new(rng: Rng) -> Self {
+        Self { node: 0, rng }
+    }
+
+    /// Calls the round's engine `node` (see [`Round::node`]).
+    #[allow(dead_code)] // The cluster's chaos test spreads its admins; the crash test has one engine.
+    pub(crate) fn on_node(mut self, node: usize) -> Self {
+        self.node = node;
+        self
+    }
+}
+
+/// Changes ana's and ben's limits now and then (R06: live; persisted, issue 5).
+pub(crate) async fn admin(round: Arc<Round>, mut a: Admin) -> Admin {
+    round.until_abandoned(change_limits(&round, &mut a)).await;
+    a
+}
+
+async fn change_limits(round: &Round, a: &mut Admin) {
+    let rng = &mut a.rng;
     while !round.stopped() {
         // Pacing: an occasional change. Not a wait for anything.
         round.pause(ms(rng.between(120, 300))).await;
@@ -475,7 +496,11 @@ async fn change_limits(round: &Round, rng: &mut Rng) {
             limit,
         };
         let entry = round.ledger.begin(round.number, "admin", kind, None);
-        let url = format!("http://{}{}/admin/agents/{agent}/limit", round.node(0), round.api);
+        let url = format!(
+            "http://{}{}/admin/agents/{agent}/limit",
+            round.node(a.node),
+            round.api
+        );
         match round.http.put(&url).json(&json!({ "limit": limit })).send().await {
             Err(e) if e.is_connect() => {
                 round.ledger.reject(entry, "not sent: no connection");
