@@ -357,8 +357,9 @@ fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failur
             Ok(())
         }
         Change::SetWorkspaceState(state) => {
+            // Never out of `deleting` (`workspace_rows::set_state` says why).
             b.execute(
-                "UPDATE workspaces SET state = $2 WHERE key = $1",
+                "UPDATE workspaces SET state = $2 WHERE key = $1 AND state <> 'deleting'",
                 &[&ws, &state.stored()],
             )?;
             Ok(())
@@ -392,6 +393,11 @@ fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failur
         }
         Change::DeleteWorkspace => {
             b.execute("DELETE FROM workspaces WHERE key = $1", &[&ws])?;
+            // Its lease goes with it (keys are never handed out again: the sequence), in the
+            // transaction whose fencing check locked the row: any submission still made under
+            // one of its epochs finds no row and is refused (`leases::Epochs::refusal`), and no
+            // take can make a new one, since a take needs the workspace's row.
+            b.execute("DELETE FROM leases WHERE ws = $1", &[&ws])?;
             Ok(())
         }
     }
