@@ -10,8 +10,9 @@
 //! lease lapses. Only then can any node take the lease to purge ([`Store::take_lease_to_purge`]:
 //! free, and the row still `deleting`), which raises the epoch: from that commit on, whatever
 //! an earlier holder still submits is refused [`StoreError::Fenced`], nothing of it written.
-//! Every batch is submitted under the new epoch, and the last one deletes the `workspaces` row
-//! with its lease row, so a submission under any of its epochs finds no lease and is refused.
+//! Every batch is submitted under the new epoch, the last one deletes the `workspaces` row,
+//! and then its lease row goes ([`Store::drop_lease`]): a submission under any of its epochs
+//! finds no lease and is refused.
 //!
 //! Races: two nodes after the same free workspace (two platform calls, or any rounds) take it
 //! once (the take is atomic). A purging node that stalls stops renewing; once its lease lapsed
@@ -98,6 +99,8 @@ async fn purge(store: &Arc<Store>, node: &str, ttl: Duration, ws: WsKey) -> Resu
         }
     }
     store.delete_workspace_row(ws, Some(lease.epoch)).await?;
+    // Left behind if this node dies now: harmless, an epoch of a workspace that is gone.
+    blocking(store, move |s| s.drop_lease(&lease)).await?;
     Ok(true)
 }
 

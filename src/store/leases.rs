@@ -106,6 +106,15 @@ impl Store {
         self.leases("releasing a lease")?.release(lease)
     }
 
+    /// Deletes `lease`'s row once its workspace's row is gone (the last step of a purge under
+    /// it): keys are never handed out again, so no epoch comes back; a submission still made
+    /// under any of its epochs finds no row and is refused ([`StoreError::Fenced`]), and no
+    /// take makes a new one (a take needs the workspace's row). Answers whether it was
+    /// dropped (false: the workspace is still there, or the lease was taken meanwhile).
+    pub fn drop_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
+        self.leases("dropping a lease")?.drop_lease(lease)
+    }
+
     /// Who holds workspace `ws`'s lease now (by the database's clock): `None` if nobody holds
     /// an unexpired one.
     pub fn lease_holder(&self, ws: WsKey) -> Result<Option<Lease>, StoreError> {

@@ -393,9 +393,8 @@ impl Store {
         self.submit_under(ws, epoch, vec![Change::PurgeWorkspace { batch: PURGE_BATCH }])
     }
 
-    /// Deletes workspace `ws`'s own row, once nothing else holds a row of it, and on
-    /// PostgreSQL its lease row in the same transaction; under lease `epoch` if given, as
-    /// [`Store::purge_batch`].
+    /// Deletes workspace `ws`'s own row, once nothing else holds a row of it; under lease
+    /// `epoch` if given, as [`Store::purge_batch`] (then [`Store::drop_lease`] goes last).
     pub fn delete_workspace_row(&self, ws: WsKey, epoch: Option<Epoch>) -> Receipt {
         self.submit_under(ws, epoch, vec![Change::DeleteWorkspace])
     }

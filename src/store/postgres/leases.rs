@@ -55,6 +55,14 @@ const RELEASE: &str = "
     UPDATE leases SET expires_at = LEAST(expires_at, clock_timestamp()), released = true
     WHERE ws = $1 AND node = $2 AND epoch = $3";
 
+/// Deletes the lease row, while it is still `$2`'s at epoch `$3`, of a workspace whose row is
+/// gone. One statement in a transaction of its own: it waits for groups that hold the row
+/// `FOR SHARE`, and holds nothing they could wait for.
+const DROP: &str = "
+    DELETE FROM leases
+    WHERE ws = $1 AND node = $2 AND epoch = $3
+      AND NOT EXISTS (SELECT 1 FROM workspaces WHERE key = $1)";
+
 /// The unexpired lease, if any.
 const HOLDER: &str = "
     SELECT node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint
@@ -103,6 +111,16 @@ impl PgReads {
                 .execute(RELEASE, &[&held.ws.get(), &held.node, &held.epoch.get()])
                 .map_err(|e| db.error(e))?;
             Ok(released == 1)
+        })
+    }
+
+    /// [`Store::drop_lease`](super::super::Store::drop_lease).
+    pub(crate) fn drop_lease(&self, held: &Lease) -> Result<bool, StoreError> {
+        self.with(|client, db| {
+            let dropped = client
+                .execute(DROP, &[&held.ws.get(), &held.node, &held.epoch.get()])
+                .map_err(|e| db.error(e))?;
+            Ok(dropped == 1)
         })
     }
 

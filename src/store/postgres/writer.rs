@@ -392,12 +392,9 @@ fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failur
             Ok(())
         }
         Change::DeleteWorkspace => {
+            // Not its lease row: that takes a lock another node's group may hold `FOR SHARE`
+            // while it waits on a row this group holds; `Store::drop_lease` deletes it on its own.
             b.execute("DELETE FROM workspaces WHERE key = $1", &[&ws])?;
-            // Its lease goes with it (keys are never handed out again: the sequence), in the
-            // transaction whose fencing check locked the row: any submission still made under
-            // one of its epochs finds no row and is refused (`leases::Epochs::refusal`), and no
-            // take can make a new one, since a take needs the workspace's row.
-            b.execute("DELETE FROM leases WHERE ws = $1", &[&ws])?;
             Ok(())
         }
     }

@@ -412,11 +412,16 @@ fn r27_r28_a_workspace_being_deleted_is_taken_only_to_purge_and_its_lease_goes_w
             .wait()
             .expect("purged under the lease");
     }
+    assert!(
+        !b.drop_lease(&purging).expect("runs"),
+        "not while the workspace is there"
+    );
     b.delete_workspace_row(ws, Some(purging.epoch))
         .wait()
         .expect("deleted under the lease");
     assert_eq!(state(&a), None);
-    assert_eq!(leases_of(ws), 0, "the lease row goes with the workspace");
+    assert!(b.drop_lease(&purging).expect("runs"));
+    assert_eq!(leases_of(ws), 0, "the lease row goes after the workspace");
 
     let refused = on_a.submit(limit("cyd", 3)).wait();
     assert!(
