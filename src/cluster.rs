@@ -8,12 +8,14 @@
 //! - [`Claims`] (`claims.rs`): the leases this node holds, shared by the loop, the registry
 //!   (which builds a placed workspace on its lease) and the metrics.
 //! - `share.rs`: what a round decides from what it read (pure).
+//! - `purge.rs`: deletes finished under the workspace's lease, by any node's round.
 //! - [`Placed`] (`directory.rs`): the [`Directory`] the loop keeps current.
 //!
 //! See docs/design/cluster.md for the design and what is built.
 
 mod directory;
 mod node;
+mod purge;
 mod share;
 mod stats;
 

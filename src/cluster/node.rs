@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::purge::Purges;
 use super::share::{self, Candidate};
 use super::{Claims, ClusterStats, Held, Location, Placed, Settings};
 use crate::ids::WorkspaceId;
@@ -56,6 +57,8 @@ struct Inner {
     /// What this node handed over, and when: not taken back by it for a lease time, so that
     /// the node it was handed over for gets it. Touched by the loop only.
     handed: parking_lot::Mutex<HashMap<WorkspaceId, Instant>>,
+    /// Deletes this node finishes, each under a lease taken for it (`purge.rs`).
+    purges: Purges,
 }
 
 impl std::fmt::Debug for Node {
@@ -83,7 +86,11 @@ impl Node {
             claims,
             paused: watch::channel(false).0,
             handed: Default::default(),
+            purges: Purges::default(),
         });
+        inner
+            .claims
+            .set_lease_time(inner.settings.lease, inner.settings.round);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(inner.clone().run(stopped));
         let renewer = tokio::spawn(inner.clone().renew_every_round());
@@ -277,6 +284,9 @@ impl Inner {
             .iter()
             .map(|id| self.let_go(id, self.grace(), true));
         futures_util::future::join_all(hand_over).await;
+        let store = self.claims.store();
+        self.purges
+            .start(plan.purge, store, &self.settings.node, self.settings.lease);
         let mut taken = 0;
         for candidate in plan.candidates {
             if taken >= plan.want {

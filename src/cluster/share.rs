@@ -9,6 +9,9 @@
 //! the same database; the lease's take is atomic, so two nodes after the same workspace get
 //! it once. A node does not take back what it handed over itself (`skip`), so the hand-over
 //! reaches the node it was meant for.
+//!
+//! A workspace marked `deleting` is never a candidate: it is purged under a lease of its own
+//! (`purge.rs`) by a node that finds it free, after its owner let go of it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,6 +40,9 @@ pub(crate) struct Plan {
     pub(crate) want: usize,
     /// Where every active workspace is served, for the directory.
     pub(crate) directory: HashMap<WorkspaceId, Location>,
+    /// Marked `deleting`, and free to purge (`purge.rs`): no lease, a lapsed one, or one under
+    /// this node's name (let go of this round); none while leaving.
+    pub(crate) purge: Vec<WorkspaceRow>,
 }
 
 /// The fair share of each of `live` nodes among `active` workspaces.
@@ -159,12 +165,22 @@ pub(crate) fn plan(
             (row.id.clone(), location)
         })
         .collect();
+    let purge = rows
+        .iter()
+        .filter(|row| row.state == WorkspaceState::Deleting && !row.id.is_default() && !leaving)
+        .filter(|row| match leases.get(&row.key.get()) {
+            None => true,
+            Some(lease) => !lease.unexpired || lease.node == me,
+        })
+        .cloned()
+        .collect();
     Plan {
         let_go,
         hand_over,
         candidates,
         want,
         directory,
+        purge,
     }
 }
 
@@ -329,5 +345,35 @@ mod tests {
         // Leaving: everything is handed over.
         let p = plan("n1", true, &view, &rows, &ids(&["a", "c"]), &none());
         assert_eq!((p.hand_over, p.want), (ids(&["a", "c"]), 0));
+    }
+
+    #[test]
+    fn r27_r28_a_workspace_being_deleted_is_never_taken_and_is_purged_once_free() {
+        let rows = vec![
+            row(1, "default", WorkspaceState::Active),
+            row(2, "owned", WorkspaceState::Deleting),
+            row(3, "lapsed", WorkspaceState::Deleting),
+            row(4, "never", WorkspaceState::Deleting),
+            row(5, "mine", WorkspaceState::Deleting),
+        ];
+        let view = ClusterView {
+            nodes: vec![node("n1", false), node("n2", false)],
+            leases: vec![
+                lease(2, "n2", true, false),
+                lease(3, "n2", false, false),
+                lease(5, "n1", true, false),
+            ],
+        };
+        let p = plan("n1", false, &view, &rows, &ids(&["mine"]), &none());
+        assert_eq!(p.let_go, ids(&["mine"]), "its owner lets go first");
+        let purge: Vec<&str> = p.purge.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(purge, ["lapsed", "never", "mine"], "not the one n2 still holds");
+        assert!(
+            p.candidates.iter().all(|c| c.row.id.as_str() == "default"),
+            "a workspace being deleted is never taken to be served"
+        );
+        assert!(!p.directory.keys().any(|id| id.as_str() != "default"));
+        let leaving = plan("n1", true, &view, &rows, &ids(&["mine"]), &none());
+        assert!(leaving.purge.is_empty(), "a leaving node purges nothing");
     }
 }

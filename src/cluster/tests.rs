@@ -12,12 +12,13 @@ use super::*;
 use crate::clock::{Clock, Stopwatch, SystemClock};
 use crate::core::Channel;
 use crate::core::ChatState;
+use crate::engine::fanout::CutOff;
 use crate::engine::EngineConfig;
 use crate::ids::ChatId;
 use crate::protocol::InboundMessage;
 use crate::store::postgres::test_server::PgServer;
-use crate::store::{NewWorkspace, Store, StoreError, StoreOptions};
-use crate::workspaces::{Limits, Provisioning, Workspaces};
+use crate::store::{NewWorkspace, Store, StoreError, StoreOptions, WorkspaceState};
+use crate::workspaces::{Limits, PlatformError, Provisioning, Workspaces};
 
 /// The tests' lease: short, so that failovers happen within the test.
 const LEASE: Duration = Duration::from_millis(600);
@@ -594,4 +595,289 @@ async fn r28_a_create_answers_once_placed_and_another_node_learns_of_it_when_ask
     );
     second.stop().await;
     first.stop().await;
+}
+
+/// Two nodes with `n` workspaces besides `default`, each placed on one of them and both nodes
+/// serving some (the placement settled).
+async fn two_nodes_serving(
+    server: &PgServer,
+    n: usize,
+    lease: Duration,
+) -> (Vec<WorkspaceId>, TestNode, TestNode) {
+    let all = create_workspaces(server, n).await;
+    let n1 = TestNode::start(server, "n1", lease, ROUND).await;
+    let n2 = TestNode::start(server, "n2", lease, ROUND).await;
+    until("every workspace placed once, on both nodes", || {
+        let owners = owners(&[&n1, &n2]);
+        owners.len() == all.len()
+            && owners.values().all(|o| o.len() == 1)
+            && !n1.loaded().is_empty()
+            && !n2.loaded().is_empty()
+    })
+    .await;
+    (all, n1, n2)
+}
+
+/// Which of `nodes` has `ws` loaded, and one that has not.
+fn owner_and_other<'a>(ws: &WorkspaceId, a: &'a TestNode, b: &'a TestNode) -> (&'a TestNode, &'a TestNode) {
+    if a.workspaces.get(ws).is_some() {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// The store's key of `ws`, as `node` knows it.
+async fn key_of(node: &TestNode, ws: &WorkspaceId) -> crate::store::WsKey {
+    node.workspaces.row(ws).await.expect("a workspace").key
+}
+
+/// Whether the database still has a `workspaces` row under `key`, read through `store`.
+fn has_row(store: &Store, key: crate::store::WsKey) -> bool {
+    store
+        .workspace_rows()
+        .expect("reads")
+        .iter()
+        .any(|r| r.key == key)
+}
+
+/// Waits until `node`'s registry answers `not_found` for `ws` (it mirrors the table each
+/// round) and has nothing of it loaded.
+async fn until_not_found(node: &TestNode, ws: &WorkspaceId) {
+    let start = Stopwatch::start();
+    loop {
+        let gone = matches!(node.workspaces.row(ws).await, Err(PlatformError::NotFound(_)));
+        if gone && node.workspaces.get(ws).is_none() {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "{} still knows {ws}", node.name);
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Why `socket` was cut off, once it is (fails after [`WAIT`]).
+async fn closed(socket: &crate::engine::fanout::ConnHandle) -> CutOff {
+    tokio::time::timeout(WAIT, socket.kicked.kicked())
+        .await
+        .expect("the socket is closed")
+}
+
+/// A customer writes to `engine` over and over until `stop`; answers how many of those
+/// writes were acknowledged (reached the database) and how many were refused.
+fn keep_writing(
+    engine: Arc<crate::engine::Engine>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, usize)> {
+    tokio::spawn(async move {
+        let (mut acknowledged, mut refused) = (0, 0);
+        let mut n = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 1;
+            let message = InboundMessage {
+                from: format!("+49151{n:08}"),
+                text: "still here".into(),
+                ..Default::default()
+            };
+            if engine.customer_message(Channel::Whatsapp, message).is_err() {
+                refused += 1;
+                continue;
+            }
+            match engine.write_point().reached().await {
+                Ok(()) => acknowledged += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        (acknowledged, refused)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r27_r28_a_delete_on_a_node_that_does_not_own_the_workspace_purges_it_under_its_lease() {
+    let server = PgServer::start();
+    let (all, n1, n2) = two_nodes_serving(&server, 2, LEASE).await;
+    let doomed = all[1].clone();
+    let (owner, other) = owner_and_other(&doomed, &n1, &n2);
+    let key = key_of(other, &doomed).await;
+    let engine = owner.workspaces.get(&doomed).expect("loaded").engine().clone();
+    let (socket, _) = engine.connect(&"ana".into());
+    acknowledged_chat(owner, &doomed, "+4915100000001").await;
+
+    // The owner keeps writing while another node deletes the workspace.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = keep_writing(engine, stop.clone());
+    other
+        .workspaces
+        .delete(&doomed)
+        .await
+        .expect("deleted through a node that does not own it");
+    assert!(
+        !has_row(&other.store, key),
+        "its row is gone when the delete answers"
+    );
+    assert!(
+        !other.store.holds_rows_of(key).expect("reads"),
+        "and every row of it"
+    );
+
+    // The owner's socket of it was closed; its engine went on submitting after the answer,
+    // and none of that lands.
+    assert_eq!(closed(&socket).await, CutOff::WorkspaceClosed);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, refused) = writer.await.expect("the writer ran");
+    assert!(
+        refused > 0,
+        "writes after the owner let go are refused ({acknowledged} acknowledged)"
+    );
+    assert!(
+        !owner.store.holds_rows_of(key).expect("reads"),
+        "no write of the old owner landed"
+    );
+    assert!(!has_row(&owner.store, key));
+    let view = owner.store.cluster_view(LEASE).expect("reads");
+    assert!(
+        view.leases.iter().all(|l| l.ws != key),
+        "its lease row went with it"
+    );
+
+    // Nobody's store stopped, and the other workspaces carry on, on both nodes.
+    for node in [&n1, &n2] {
+        assert!(!node.store.stats().stopped, "{}'s store stopped", node.name);
+        until_not_found(node, &doomed).await;
+        for ws in node.workspaces.ids() {
+            acknowledged_chat(node, &ws, "+4915100000002").await;
+        }
+    }
+    assert_eq!(owners(&[&n1, &n2]).len(), all.len() - 1);
+    assert_eq!(
+        owner.node().directory().locate(&doomed),
+        Location::Here,
+        "answered as unknown"
+    );
+    match owner.workspaces.delete(&doomed).await {
+        Err(PlatformError::NotFound(_)) => {}
+        other => panic!("a second delete: {other:?}"),
+    }
+    n1.stop().await;
+    n2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r27_r28_two_deletes_at_once_on_two_nodes_each_succeed_or_find_nothing() {
+    let server = PgServer::start();
+    let (all, n1, n2) = two_nodes_serving(&server, 2, LEASE).await;
+    let doomed = all[2].clone();
+    let key = key_of(&n1, &doomed).await;
+    let (first, second) = tokio::join!(n1.workspaces.delete(&doomed), n2.workspaces.delete(&doomed));
+    let mut done = 0;
+    for outcome in [first, second] {
+        match outcome {
+            Ok(()) => done += 1,
+            Err(PlatformError::NotFound(_)) => {}
+            Err(e) => panic!("a concurrent delete failed: {e:?}"),
+        }
+    }
+    assert!(done >= 1, "one of them deleted it");
+    assert!(!has_row(&n1.store, key) && !n1.store.holds_rows_of(key).expect("reads"));
+    for node in [&n1, &n2] {
+        assert!(!node.store.stats().stopped);
+        until_not_found(node, &doomed).await;
+    }
+    n1.stop().await;
+    n2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r27_r28_a_delete_whose_owner_does_not_let_go_answers_pending_and_finishes_later() {
+    // A long lease: the stalled owner keeps it for the whole wait.
+    let lease = Duration::from_secs(30);
+    let server = PgServer::start();
+    let (all, n1, n2) = two_nodes_serving(&server, 1, lease).await;
+    let doomed = all[1].clone();
+    let (owner, other) = owner_and_other(&doomed, &n1, &n2);
+    let key = key_of(other, &doomed).await;
+    owner.node().pause(true);
+    other
+        .node()
+        .claims()
+        .set_platform_wait(Duration::from_millis(500));
+    match other.workspaces.delete(&doomed).await {
+        Err(PlatformError::Pending { id, what: "deleted" }) => assert_eq!(id, doomed),
+        outcome => panic!("the owner has not let go: {outcome:?}"),
+    }
+    assert!(
+        has_row(&other.store, key),
+        "marked, not purged, while the owner holds it"
+    );
+    let row = other.workspaces.row(&doomed).await.expect("still there");
+    assert_eq!(row.state, WorkspaceState::Deleting);
+    assert!(
+        owner.workspaces.get(&doomed).is_some(),
+        "the stalled owner still has it"
+    );
+
+    // Once the owner's rounds run again it lets go, and the delete finishes.
+    owner.node().pause(false);
+    until("the marked workspace is purged", || !has_row(&other.store, key)).await;
+    assert!(!other.store.holds_rows_of(key).expect("reads"));
+    for node in [&n1, &n2] {
+        until_not_found(node, &doomed).await;
+        assert!(!node.store.stats().stopped);
+    }
+    n1.stop().await;
+    n2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r27_r28_a_suspend_on_a_node_that_does_not_own_the_workspace_answers_once_no_node_serves_it() {
+    let server = PgServer::start();
+    let (all, n1, n2) = two_nodes_serving(&server, 2, LEASE).await;
+    let paused = all[1].clone();
+    let (owner, other) = owner_and_other(&paused, &n1, &n2);
+    let key = key_of(other, &paused).await;
+    let engine = owner.workspaces.get(&paused).expect("loaded").engine().clone();
+    let (socket, _) = engine.connect(&"ana".into());
+    drop(engine);
+    let chat = acknowledged_chat(owner, &paused, "+4915100000003").await;
+
+    let row = other.workspaces.suspend(&paused).await.expect("suspended");
+    assert_eq!(row.state, WorkspaceState::Suspended);
+    // Answered once no node serves it.
+    assert!(
+        owner.workspaces.get(&paused).is_none(),
+        "the owner let go before the answer"
+    );
+    assert_eq!(closed(&socket).await, CutOff::WorkspaceClosed);
+    assert_eq!(other.store.lease_holder(key).expect("reads"), None);
+    // And nobody takes it again while it is suspended.
+    let rounds = ClusterStats::read(&n1.stats().rounds);
+    until("three more rounds", || {
+        ClusterStats::read(&n1.stats().rounds) >= rounds + 3
+    })
+    .await;
+    assert!(
+        !owners(&[&n1, &n2]).contains_key(paused.as_str()),
+        "loaded while suspended"
+    );
+
+    // Resumed: served again, as it was.
+    other.workspaces.resume(&paused).await.expect("resumed");
+    until("the resumed workspace is served", || {
+        owners(&[&n1, &n2])
+            .get(paused.as_str())
+            .is_some_and(|o| o.len() == 1)
+    })
+    .await;
+    let (server_of, _) = owner_and_other(&paused, &n1, &n2);
+    let engine = server_of
+        .workspaces
+        .get(&paused)
+        .expect("loaded")
+        .engine()
+        .clone();
+    assert!(
+        engine.chat_state(&chat).is_some(),
+        "what it acknowledged before is back"
+    );
+    n1.stop().await;
+    n2.stop().await;
 }

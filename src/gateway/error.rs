@@ -18,6 +18,9 @@ pub struct ApiError {
     status: StatusCode,
     code: protocol::ErrorCode,
     message: String,
+    /// Seconds for a `Retry-After` header, when trying again later will do.
+    #[serde(skip)]
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -37,6 +40,15 @@ impl ApiError {
             status: status_of(code),
             code: code.into(),
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same answer, telling the client to try again in `seconds` (`Retry-After`).
+    pub fn retry_after(self, seconds: u32) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 }
@@ -95,6 +107,13 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self)).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (self.status, Json(self)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

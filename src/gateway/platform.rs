@@ -115,6 +115,11 @@ impl From<PlatformError> for ApiError {
                 ErrorCode::StorageUnavailable,
                 format!("not saved, so not done: {}", store.client_detail()),
             ),
+            // Recorded, and carried out once the workspace's node lets go of it: a repeat
+            // waits for that again, or finds it done.
+            PlatformError::Pending { .. } => {
+                ApiError::new(ErrorCode::StorageUnavailable, e.to_string()).retry_after(1)
+            }
             PlatformError::Unload(unload) => {
                 tracing::error!(error = %unload, "unloading a workspace");
                 ApiError::new(
@@ -226,4 +231,30 @@ async fn set_limits(
     let Json(limits) = body?;
     limits.check().map_err(ApiError::bad_request)?;
     Ok(Json(state.workspaces.set_limits(&id, limits).await?.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    #[test]
+    fn r27_r28_a_change_another_node_has_not_carried_out_yet_answers_503_with_retry_after() {
+        let id = WorkspaceId::parse("acme").expect("an id");
+        let response = ApiError::from(PlatformError::Pending { id, what: "deleted" }).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(axum::http::header::RETRY_AFTER),
+            Some(&axum::http::HeaderValue::from_static("1"))
+        );
+        let not_found = ApiError::from(PlatformError::NotFound(
+            WorkspaceId::parse("acme").expect("an id"),
+        ));
+        assert!(not_found
+            .into_response()
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .is_none());
+    }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::scoped::WorkspaceStore;
 use super::writer::Job;
-use super::{Reads, Store, StoreError, WsKey};
+use super::{Reads, Store, StoreError, WorkspaceState, WsKey};
 use crate::clock::Timestamp;
 
 /// A lease's fencing epoch: raised by one on every take of the workspace's lease, so a higher
@@ -69,13 +69,33 @@ impl Store {
     /// holds it also raises the epoch, which fences whatever that node still writes under the
     /// old one (a restarted node under the same name). Of several nodes taking a lapsed lease
     /// at once, exactly one gets it.
+    ///
+    /// Only an `active` workspace's lease is taken: one being suspended or deleted is never
+    /// taken to be served again, whatever the taker last read of it.
     pub fn take_lease(&self, ws: WsKey, node: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
-        self.leases("taking a lease")?.take(ws, node, ttl)
+        self.leases("taking a lease")?
+            .take(ws, node, ttl, WorkspaceState::Active)
+    }
+
+    /// [`Store::take_lease`] of a workspace marked [`WorkspaceState::Deleting`], to purge it
+    /// under the new epoch ([`Store::purge_batch`]): `None` while another node holds it (its
+    /// owner, still draining), or once it is gone. The take fences whatever an earlier holder
+    /// still submits, so nothing of it lands on the half-purged workspace.
+    pub fn take_lease_to_purge(
+        &self,
+        ws: WsKey,
+        node: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.leases("taking a lease to purge")?
+            .take(ws, node, ttl, WorkspaceState::Deleting)
     }
 
     /// Extends `lease` to `ttl` from now (the database's now): the renewed lease, or `None`
     /// once it was lost (another node took it: its epoch moved on). A lease that lapsed but
-    /// that nobody took is still renewed: nobody else has written under a later epoch.
+    /// that nobody took is still renewed: nobody else has written under a later epoch; but only
+    /// while its workspace is active (one suspended or being deleted meanwhile is not served
+    /// again by a node that stalled past its lease).
     pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Option<Lease>, StoreError> {
         self.leases("renewing a lease")?.renew(lease, ttl)
     }
@@ -84,6 +104,15 @@ impl Store {
     /// so the next take raises it. Answers whether it was still held (false: lost already).
     pub fn release_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
         self.leases("releasing a lease")?.release(lease)
+    }
+
+    /// Deletes `lease`'s row once its workspace's row is gone (the last step of a purge under
+    /// it): keys are never handed out again, so no epoch comes back; a submission still made
+    /// under any of its epochs finds no row and is refused ([`StoreError::Fenced`]), and no
+    /// take makes a new one (a take needs the workspace's row). Answers whether it was
+    /// dropped (false: the workspace is still there, or the lease was taken meanwhile).
+    pub fn drop_lease(&self, lease: &Lease) -> Result<bool, StoreError> {
+        self.leases("dropping a lease")?.drop_lease(lease)
     }
 
     /// Who holds workspace `ws`'s lease now (by the database's clock): `None` if nobody holds

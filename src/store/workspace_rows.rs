@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{column_time, nanos};
-use super::{Change, Reads, Receipt, Store, StoreError, WsKey};
+use super::{Change, Epoch, Reads, Receipt, Store, StoreError, WsKey};
 use crate::clock::Timestamp;
 use crate::ids::WorkspaceId;
 use crate::security::TokenHash;
@@ -198,9 +198,11 @@ where
     Ok(())
 }
 
-/// [`Change::SetWorkspaceState`].
+/// [`Change::SetWorkspaceState`]. A workspace being deleted stays so until its row goes: a
+/// suspend or resume decided on a stale view (another node's, in a cluster) must not bring a
+/// half-purged workspace back, nor hide it from the nodes that finish the purge.
 pub(super) fn set_state(conn: &Connection, ws: WsKey, state: WorkspaceState) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE workspaces SET state = ?2 WHERE key = ?1")?
+    conn.prepare_cached("UPDATE workspaces SET state = ?2 WHERE key = ?1 AND state <> 'deleting'")?
         .execute(params![ws, state.stored()])?;
     Ok(())
 }
@@ -379,10 +381,22 @@ impl Store {
     /// so that a start after a crash half-way finishes the job instead of loading the rest.
     pub async fn delete_workspace(&self, ws: WsKey) -> Result<(), StoreError> {
         while self.holds_rows_of(ws)? {
-            self.submit_as(ws, vec![Change::PurgeWorkspace { batch: PURGE_BATCH }])
-                .await?;
+            self.purge_batch(ws, None).await?;
         }
-        self.submit_as(ws, vec![Change::DeleteWorkspace]).await
+        self.delete_workspace_row(ws, None).await
+    }
+
+    /// Deletes up to [`PURGE_BATCH`] rows of workspace `ws` from each table; under lease
+    /// `epoch` if given (a cluster purges only under the workspace's lease: refused
+    /// [`StoreError::Fenced`], nothing deleted, once another node took it).
+    pub fn purge_batch(&self, ws: WsKey, epoch: Option<Epoch>) -> Receipt {
+        self.submit_under(ws, epoch, vec![Change::PurgeWorkspace { batch: PURGE_BATCH }])
+    }
+
+    /// Deletes workspace `ws`'s own row, once nothing else holds a row of it; under lease
+    /// `epoch` if given, as [`Store::purge_batch`] (then [`Store::drop_lease`] goes last).
+    pub fn delete_workspace_row(&self, ws: WsKey, epoch: Option<Epoch>) -> Receipt {
+        self.submit_under(ws, epoch, vec![Change::DeleteWorkspace])
     }
 
     /// Whether any table but `workspaces` still holds a row of `ws` (as last committed).

@@ -128,6 +128,16 @@ pub enum PlatformError {
     /// The workspace was let go of, but its last changes did not reach the disk.
     #[error(transparent)]
     Unload(#[from] UnloadError),
+    /// In a cluster: the change is recorded, but the node serving the workspace has not let go
+    /// of it (or the purge is not done) within the wait; it is carried out all the same, and
+    /// the call may be repeated to wait for it.
+    #[error("workspace {id} is recorded as {what}, but another node still has it: it is {what} once that node lets go of it")]
+    Pending {
+        /// Which workspace.
+        id: WorkspaceId,
+        /// What it is being: "suspended" or "deleted".
+        what: &'static str,
+    },
 }
 
 impl From<CreateError> for PlatformError {
@@ -167,7 +177,11 @@ impl Workspaces {
         let mut rows = BTreeMap::new();
         for row in stored {
             match (row.state, &catalog.provisioning.store) {
-                (WorkspaceState::Deleting, Some(store)) if !row.id.is_default() => {
+                // In a cluster only under the workspace's lease, by placement (`cluster/purge.rs`):
+                // its owner may still be draining it.
+                (WorkspaceState::Deleting, Some(store))
+                    if !row.id.is_default() && catalog.cluster.is_none() =>
+                {
                     tracing::info!(workspace = %row.id, "finishing the delete a stop interrupted");
                     store.delete_workspace(row.key).await?;
                 }
@@ -356,14 +370,20 @@ impl Workspaces {
         let mut rows = catalog.rows.lock().await;
         let row = rows
             .get_mut(id)
+            .filter(|row| row.state != WorkspaceState::Deleting)
             .ok_or_else(|| PlatformError::NotFound(id.clone()))?;
-        if row.state == WorkspaceState::Suspended {
-            return Ok(row.clone());
+        if row.state != WorkspaceState::Suspended {
+            catalog.record(row.key, WorkspaceState::Suspended).await?;
+            row.state = WorkspaceState::Suspended;
         }
-        catalog.record(row.key, WorkspaceState::Suspended).await?;
-        row.state = WorkspaceState::Suspended;
+        let row = row.clone();
         self.unload_if_loaded(id).await?;
-        Ok(row.clone())
+        if let Some(claims) = &catalog.cluster {
+            // Another node may be serving it: answered once no node does (a repeat waits too).
+            drop(rows);
+            self.until_no_node_holds(claims, &row).await?;
+        }
+        Ok(row)
     }
 
     /// Serves a suspended workspace again, as it was (restored from the store).
@@ -372,6 +392,7 @@ impl Workspaces {
         let mut rows = catalog.rows.lock().await;
         let row = rows
             .get_mut(id)
+            .filter(|row| row.state != WorkspaceState::Deleting)
             .ok_or_else(|| PlatformError::NotFound(id.clone()))?;
         if row.state == WorkspaceState::Active {
             return Ok(row.clone());
@@ -388,20 +409,34 @@ impl Workspaces {
 
     /// Stops serving workspace `id` and deletes everything of it from the store, its row
     /// last; answers once the file holds nothing of it.
+    ///
+    /// In a cluster the purge is not this call's: the workspace's owner (maybe another node)
+    /// must let go first, and the purge runs under the workspace's lease, by whichever node's
+    /// round finds it free (`cluster/purge.rs` says why). This call marks it, unloads it if it
+    /// is loaded here, and waits until its row is gone, or answers
+    /// [`PlatformError::Pending`]: the delete finishes later all the same. A second delete
+    /// meanwhile waits the same way, or finds nothing ([`PlatformError::NotFound`]).
     pub async fn delete(&self, id: &WorkspaceId) -> Result<(), PlatformError> {
         if id.is_default() {
             return Err(PlatformError::Default("deleted"));
         }
         let catalog = self.catalog()?;
         let mut rows = catalog.rows.lock().await;
-        let key = rows
-            .get(id)
-            .ok_or_else(|| PlatformError::NotFound(id.clone()))?
-            .key;
+        let row = rows
+            .get_mut(id)
+            .ok_or_else(|| PlatformError::NotFound(id.clone()))?;
+        let key = row.key;
         // Marked first: a stop half-way through leaves a row that the next start purges,
         // never a workspace loaded with half its rows.
         catalog.record(key, WorkspaceState::Deleting).await?;
+        row.state = WorkspaceState::Deleting;
+        let row = row.clone();
         self.unload_if_loaded(id).await?;
+        if let Some(claims) = &catalog.cluster {
+            // Not held across the wait: this node's own round mirrors the rows, and lets go.
+            drop(rows);
+            return self.until_purged(claims, &row).await;
+        }
         if let Some(store) = &catalog.provisioning.store {
             store.delete_workspace(key).await?;
         }

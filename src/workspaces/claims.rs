@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -36,6 +37,10 @@ pub struct Held {
     pub valid_until: Instant,
 }
 
+/// The least a platform call waits for the cluster to carry out a suspend or a delete (the
+/// owner to let go, the purge): the bound on a failover.
+const PLATFORM_WAIT: Duration = Duration::from_secs(10);
+
 /// What this node holds in the cluster.
 #[derive(Debug)]
 pub struct Claims {
@@ -45,6 +50,8 @@ pub struct Claims {
     stats: ClusterStats,
     rounds: Rounds,
     ready: AtomicBool,
+    /// How long a suspend or delete waits for the cluster, in milliseconds.
+    platform_wait_ms: AtomicU64,
 }
 
 impl Claims {
@@ -57,7 +64,27 @@ impl Claims {
             stats: ClusterStats::default(),
             rounds: Rounds::default(),
             ready: AtomicBool::new(false),
+            platform_wait_ms: AtomicU64::new(PLATFORM_WAIT.as_millis() as u64),
         })
+    }
+
+    /// The node's lease and round: a suspend or delete waits for the owner's next round and
+    /// its drain, or for a dead owner's lease to lapse and a round to take it, and at least
+    /// [`PLATFORM_WAIT`].
+    pub(crate) fn set_lease_time(&self, lease: Duration, round: Duration) {
+        self.set_platform_wait(PLATFORM_WAIT.max(lease + 3 * round));
+    }
+
+    /// Sets how long a suspend or delete waits for the cluster before it answers that the
+    /// change is recorded but not carried out yet (`PlatformError::Pending`).
+    pub(crate) fn set_platform_wait(&self, wait: Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.platform_wait_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long a suspend or delete waits for the cluster.
+    pub fn platform_wait(&self) -> Duration {
+        Duration::from_millis(self.platform_wait_ms.load(Ordering::Relaxed))
     }
 
     /// This node's name.

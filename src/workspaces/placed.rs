@@ -5,12 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Claims;
 use super::Workspaces;
 use crate::ids::WorkspaceId;
-use crate::store::{Lease, StoreError, WorkspaceRow, WorkspaceState};
-use crate::workspaces::{Limits, Provisioning};
+use crate::store::{Lease, Store, StoreError, WorkspaceRow, WorkspaceState};
+use crate::workspaces::{monotonic_now, Limits, PlatformError, Provisioning};
+
+/// How often a suspend or delete looks whether the cluster carried it out: another node's
+/// doing, seen only in the database.
+const PLATFORM_POLL: Duration = Duration::from_millis(50);
 
 impl Workspaces {
     /// The registry of a cluster node holding `claims`: every row of the store, nothing
@@ -90,5 +95,69 @@ impl Workspaces {
                 tracing::error!(workspace = %row.id, error = %e, "reloading with new settings");
             }
         }
+    }
+
+    /// Waits until workspace `row`, marked `deleting`, is gone from the database (purged under
+    /// its lease by some node: `cluster/purge.rs`), then forgets it here.
+    pub(super) async fn until_purged(
+        &self,
+        claims: &Claims,
+        row: &WorkspaceRow,
+    ) -> Result<(), PlatformError> {
+        let key = row.key;
+        poll_store(claims, "deleted", &row.id, move |store| {
+            Ok(!store.workspace_rows()?.iter().any(|r| r.key == key))
+        })
+        .await?;
+        if let Some(catalog) = &self.catalog {
+            let mut rows = catalog.rows.lock().await;
+            if rows.get(&row.id).is_some_and(|r| r.key == key) {
+                rows.remove(&row.id);
+            }
+        }
+        tracing::info!(workspace = %row.id, "workspace deleted");
+        Ok(())
+    }
+
+    /// Waits until no node holds workspace `row`'s lease (its owner drained it and let go, or
+    /// its lease lapsed): then no node serves it, and none takes it while it is not active.
+    pub(super) async fn until_no_node_holds(
+        &self,
+        claims: &Claims,
+        row: &WorkspaceRow,
+    ) -> Result<(), PlatformError> {
+        let key = row.key;
+        poll_store(claims, "suspended", &row.id, move |store| {
+            Ok(store.lease_holder(key)?.is_none())
+        })
+        .await
+    }
+}
+
+/// Asks `done` of the store (on a blocking thread) until it answers true, for at most the
+/// claims' platform wait; then [`PlatformError::Pending`] (`id` is being `what`).
+async fn poll_store(
+    claims: &Claims,
+    what: &'static str,
+    id: &WorkspaceId,
+    done: impl Fn(&Store) -> Result<bool, StoreError> + Clone + Send + 'static,
+) -> Result<(), PlatformError> {
+    let deadline = monotonic_now() + claims.platform_wait();
+    loop {
+        let store = claims.store().clone();
+        let ask = done.clone();
+        let answer = tokio::task::spawn_blocking(move || ask(&store))
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                path: Default::default(),
+                what: format!("reading the cluster's progress panicked: {e}"),
+            })??;
+        if answer {
+            return Ok(());
+        }
+        if monotonic_now() >= deadline {
+            return Err(PlatformError::Pending { id: id.clone(), what });
+        }
+        tokio::time::sleep(PLATFORM_POLL).await;
     }
 }

@@ -9,11 +9,13 @@ use chrono::DateTime;
 use postgres::Row;
 
 use super::super::leases::{Epoch, Lease};
-use super::super::{StoreError, WsKey};
+use super::super::{StoreError, WorkspaceState, WsKey};
 use super::{Database, PgReads};
 
 /// Takes the lease: a new row at epoch 1, or the row of a lapsed lease (or of one `$2` holds)
-/// at its epoch plus one; no row back if another node holds an unexpired one.
+/// at its epoch plus one; no row back if another node holds an unexpired one, or if the
+/// workspace's row is not in state `$4` (a workspace is served only while `active` and purged
+/// only while `deleting`: `Store::take_lease`, `Store::take_lease_to_purge`).
 ///
 /// Race-free in one statement: the unique key on `ws` sends every concurrent take of one
 /// workspace through the same row. An `INSERT … ON CONFLICT DO UPDATE` locks the conflicting
@@ -22,19 +24,29 @@ use super::{Database, PgReads};
 /// far in the future, held by someone else, so it updates nothing. Two takes of a workspace
 /// without a row: one inserts, the other's insert waits on the key, conflicts, and takes the
 /// same path. So of the takes of one lapsed lease exactly one raises the epoch.
+///
+/// The state is read as of the statement's start (READ COMMITTED): a take that started before
+/// a change of state committed may still get the lease. That node then holds it as an owner
+/// does, and lets go at its next round; whatever it wrote is purged later under a newer epoch.
 const TAKE: &str = "
     INSERT INTO leases (ws, node, epoch, expires_at)
-    VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3))
+    SELECT $1, $2, 1, clock_timestamp() + make_interval(secs => $3)
+    WHERE EXISTS (SELECT 1 FROM workspaces WHERE key = $1 AND state = $4)
     ON CONFLICT (ws) DO UPDATE
         SET node = excluded.node, epoch = leases.epoch + 1, expires_at = excluded.expires_at,
             released = false
         WHERE leases.expires_at <= clock_timestamp() OR leases.node = excluded.node
     RETURNING node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint";
 
-/// Extends the lease while its epoch is still the row's (a take would have raised it).
+/// Extends the lease while its epoch is still the row's (a take would have raised it). A
+/// lapsed one only while its workspace is active: a node that stalled past its lease while the
+/// workspace was suspended or marked for deletion must not come back to serve it (an
+/// unexpired one is renewed whatever the state, so that its holder drains and releases it).
 const RENEW: &str = "
     UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $4)
     WHERE ws = $1 AND node = $2 AND epoch = $3
+      AND (expires_at > clock_timestamp()
+           OR EXISTS (SELECT 1 FROM workspaces WHERE key = $1 AND state = 'active'))
     RETURNING node, epoch, (extract(epoch FROM expires_at) * 1000000)::bigint";
 
 /// Lets the lease lapse now, marked released (the next holder's take is a hand-over, not a
@@ -42,6 +54,14 @@ const RENEW: &str = "
 const RELEASE: &str = "
     UPDATE leases SET expires_at = LEAST(expires_at, clock_timestamp()), released = true
     WHERE ws = $1 AND node = $2 AND epoch = $3";
+
+/// Deletes the lease row, while it is still `$2`'s at epoch `$3`, of a workspace whose row is
+/// gone. One statement in a transaction of its own: it waits for groups that hold the row
+/// `FOR SHARE`, and holds nothing they could wait for.
+const DROP: &str = "
+    DELETE FROM leases
+    WHERE ws = $1 AND node = $2 AND epoch = $3
+      AND NOT EXISTS (SELECT 1 FROM workspaces WHERE key = $1)";
 
 /// The unexpired lease, if any.
 const HOLDER: &str = "
@@ -56,10 +76,16 @@ pub(super) const EPOCHS_FOR_SHARE: &str = "
 
 impl PgReads {
     /// [`Store::take_lease`](super::super::Store::take_lease).
-    pub(crate) fn take(&self, ws: WsKey, node: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+    pub(crate) fn take(
+        &self,
+        ws: WsKey,
+        node: &str,
+        ttl: Duration,
+        state: WorkspaceState,
+    ) -> Result<Option<Lease>, StoreError> {
         self.with(|client, db| {
             let row = client
-                .query_opt(TAKE, &[&ws.get(), &node, &ttl.as_secs_f64()])
+                .query_opt(TAKE, &[&ws.get(), &node, &ttl.as_secs_f64(), &state.stored()])
                 .map_err(|e| db.error(e))?;
             row.map(|row| lease(db, ws, &row)).transpose()
         })
@@ -85,6 +111,16 @@ impl PgReads {
                 .execute(RELEASE, &[&held.ws.get(), &held.node, &held.epoch.get()])
                 .map_err(|e| db.error(e))?;
             Ok(released == 1)
+        })
+    }
+
+    /// [`Store::drop_lease`](super::super::Store::drop_lease).
+    pub(crate) fn drop_lease(&self, held: &Lease) -> Result<bool, StoreError> {
+        self.with(|client, db| {
+            let dropped = client
+                .execute(DROP, &[&held.ws.get(), &held.node, &held.epoch.get()])
+                .map_err(|e| db.error(e))?;
+            Ok(dropped == 1)
         })
     }
 

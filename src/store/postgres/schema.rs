@@ -168,7 +168,8 @@ CREATE TABLE outbox (
 /// Version 7: leases with fencing epochs (R28, `store/leases.rs`), one row per workspace: the
 /// node that decides for it, the epoch every take raises by one, and when it lapses by
 /// PostgreSQL's clock (`timestamptz`: compared with `clock_timestamp()`, never a node's clock).
-/// A row is never deleted, so an epoch is never handed out twice.
+/// A row is deleted only with its workspace (whose key is never handed out again), so an epoch
+/// is never handed out twice.
 const V7: &str = r#"
 CREATE TABLE leases (
     ws         BIGINT PRIMARY KEY,

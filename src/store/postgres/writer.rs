@@ -357,8 +357,9 @@ fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failur
             Ok(())
         }
         Change::SetWorkspaceState(state) => {
+            // Never out of `deleting` (`workspace_rows::set_state` says why).
             b.execute(
-                "UPDATE workspaces SET state = $2 WHERE key = $1",
+                "UPDATE workspaces SET state = $2 WHERE key = $1 AND state <> 'deleting'",
                 &[&ws, &state.stored()],
             )?;
             Ok(())
@@ -391,6 +392,8 @@ fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failur
             Ok(())
         }
         Change::DeleteWorkspace => {
+            // Not its lease row: that takes a lock another node's group may hold `FOR SHARE`
+            // while it waits on a row this group holds; `Store::drop_lease` deletes it on its own.
             b.execute("DELETE FROM workspaces WHERE key = $1", &[&ws])?;
             Ok(())
         }

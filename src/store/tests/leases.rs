@@ -334,3 +334,107 @@ fn r28_leases_need_postgres_and_sqlite_writes_unfenced() {
     assert_eq!(db.count("agent_limits"), 1);
     assert_eq!(db.count("leases"), 0, "the table is there, and empty");
 }
+
+/// A workspace marked `deleting` is never taken to be served again (nor renewed once lapsed,
+/// nor brought back by a state change from a stale view); it is taken only to purge, under a
+/// new epoch that fences its old owner, and its lease row goes with its own row, after which
+/// nothing written under any of its epochs lands and no take makes a new one.
+#[test]
+fn r27_r28_a_workspace_being_deleted_is_taken_only_to_purge_and_its_lease_goes_with_it() {
+    let db = Db::postgres();
+    let (a, b) = (
+        db.store(StoreOptions::default()),
+        db.store(StoreOptions::default()),
+    );
+    let acme = crate::ids::WorkspaceId::parse("acme").expect("an id");
+    let (ws, created) = a
+        .create_workspace(NewWorkspace::bare(acme, t(0)))
+        .expect("a new id");
+    created.wait().expect("created");
+    let leases_of = |ws: WsKey| db.count_in(&format!("SELECT count(*) FROM leases WHERE ws = {}", ws.get()));
+    assert_eq!(
+        a.take_lease_to_purge(ws, "a", LONG).expect("runs"),
+        None,
+        "an active workspace is not purged"
+    );
+    let served = a
+        .take_lease(ws, "a", LONG)
+        .expect("runs")
+        .expect("active and free");
+    let on_a = a.fenced_workspace(&served).expect("a store on PostgreSQL");
+    on_a.submit(limit("ana", 1)).wait().expect("A holds the lease");
+
+    b.set_workspace_state(ws, WorkspaceState::Deleting)
+        .wait()
+        .expect("marked");
+    assert_eq!(
+        b.take_lease_to_purge(ws, "b", LONG).expect("runs"),
+        None,
+        "A still holds it"
+    );
+    assert!(a.release_lease(&served).expect("runs"), "A lets go");
+    assert_eq!(
+        b.take_lease(ws, "b", LONG).expect("runs"),
+        None,
+        "never served again"
+    );
+    assert_eq!(
+        a.renew_lease(&served, LONG).expect("runs"),
+        None,
+        "a lapsed lease of a workspace being deleted is not renewed"
+    );
+    a.set_workspace_state(ws, WorkspaceState::Active)
+        .wait()
+        .expect("runs");
+    let state = |s: &Store| {
+        s.workspace_rows()
+            .expect("reads")
+            .into_iter()
+            .find(|r| r.key == ws)
+            .map(|r| r.state)
+    };
+    assert_eq!(state(&b), Some(WorkspaceState::Deleting), "never out of deleting");
+
+    let purging = b
+        .take_lease_to_purge(ws, "b", LONG)
+        .expect("runs")
+        .expect("free to purge");
+    assert_eq!(purging.epoch, Epoch::new(2));
+    assert!(
+        matches!(
+            on_a.submit(limit("bob", 2)).wait(),
+            Err(StoreError::Fenced { .. })
+        ),
+        "the old owner is fenced from the take on"
+    );
+    while b.holds_rows_of(ws).expect("reads") {
+        b.purge_batch(ws, Some(purging.epoch))
+            .wait()
+            .expect("purged under the lease");
+    }
+    assert!(
+        !b.drop_lease(&purging).expect("runs"),
+        "not while the workspace is there"
+    );
+    b.delete_workspace_row(ws, Some(purging.epoch))
+        .wait()
+        .expect("deleted under the lease");
+    assert_eq!(state(&a), None);
+    assert!(b.drop_lease(&purging).expect("runs"));
+    assert_eq!(leases_of(ws), 0, "the lease row goes after the workspace");
+
+    let refused = on_a.submit(limit("cyd", 3)).wait();
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { current: None, .. })),
+        "{refused:?}"
+    );
+    assert!(!a.holds_rows_of(ws).expect("reads"), "nothing of it landed");
+    assert_eq!(b.take_lease(ws, "b", LONG).expect("runs"), None);
+    assert_eq!(b.take_lease_to_purge(ws, "b", LONG).expect("runs"), None);
+    assert_eq!(
+        leases_of(ws),
+        0,
+        "no take makes a lease for a workspace that is gone"
+    );
+    assert!(!a.stats().stopped && !b.stats().stopped, "no group failed");
+}
