@@ -499,7 +499,10 @@ async fn r28_a_write_refused_as_fenced_unloads_the_workspace() {
     let node = TestNode::start(&server, "n1", lease, Duration::from_millis(100)).await;
     let ws = WorkspaceId::default_workspace();
     until("default placed", || node.loaded().len() == 1).await;
-    let engine = node.workspaces.get(&ws).expect("loaded").engine().clone();
+    let loaded = node.workspaces.get(&ws).expect("loaded");
+    let engine = loaded.engine().clone();
+    let first_load = Arc::downgrade(&loaded);
+    drop(loaded);
 
     // A second run under the same name takes the lease again (a restarted node does that),
     // which raises the epoch while the first still has the workspace loaded.
@@ -525,8 +528,13 @@ async fn r28_a_write_refused_as_fenced_unloads_the_workspace() {
     }
     drop(engine);
     node.node().pause(false);
-    // Unloaded at once (its next round may take it again: the lease is under its own name).
-    until("the fenced workspace is unloaded", || node.loaded().is_empty()).await;
+    // Unloaded at once. Its next round may take it again (the lease is under its own name)
+    // and load it anew, a moment later: what must be gone is the load that was fenced.
+    until("the fenced load of the workspace is unloaded", || {
+        let current = node.workspaces.get(&ws);
+        !current.is_some_and(|w| std::ptr::eq(Arc::as_ptr(&w), first_load.as_ptr()))
+    })
+    .await;
     assert_eq!(ClusterStats::read(&node.stats().leases_lost), 1);
     let text = crate::metrics::Metrics::for_workspaces(&node.workspaces)
         .render()
