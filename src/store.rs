@@ -384,7 +384,8 @@ impl Store {
     ///
     /// Every submission sent before the resume is decided first, as the writer would have
     /// (failed, while it is stopped), and those that failed stay failed: a receipt or write
-    /// point asked about them later still answers the error. Fencing refusals stay too. The
+    /// point asked about them later still answers the error. Fencing refusals stay too. A
+    /// write point taken once the resume was asked for is reached when it resumed, and the
     /// submissions after it are written as usual.
     pub fn resume_writing(&self) -> Result<(), StoreError> {
         let Some(jobs) = &self.jobs else {
@@ -392,13 +393,18 @@ impl Store {
         };
         let (reply, resumed) = tokio::sync::oneshot::channel();
         {
-            // In submission order: the writer decides what was sent before first.
-            let submitted = self.submitted.lock();
+            // In submission order, numbered like a submission: the writer decides what was
+            // sent before first, and a write point taken after this one waits for the resume
+            // instead of answering the failure of what was sent before.
+            let mut submitted = self.submitted.lock();
             self.progress.resume_asked(*submitted);
-            if jobs.send(ToWriter::Resume(reply)).is_err() {
-                self.progress.resume_failed();
-                return Err(StoreError::WriterStopped);
-            }
+            *submitted += 1;
+            self.counters.submitted.store(*submitted, Ordering::Relaxed);
+            // If the writer is gone the message (and `reply`) is dropped: answered below.
+            let _ = jobs.send(ToWriter::Resume {
+                seq: *submitted,
+                reply,
+            });
         }
         resumed.blocking_recv().unwrap_or(Err(StoreError::WriterStopped))
     }

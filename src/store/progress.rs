@@ -148,8 +148,8 @@ impl Progress {
         }
     }
 
-    /// A resume is sent to the writer after submission `last`: those after it are not failed
-    /// by the stop (the writer decides them after the resume).
+    /// A resume is sent to the writer after submission `last` (numbered `last + 1` itself):
+    /// those after it are not failed by the stop (the writer decides them after the resume).
     pub(crate) fn resume_asked(&self, last: u64) {
         self.state.lock().resume_after = Some(last);
     }

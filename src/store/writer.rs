@@ -53,7 +53,12 @@ pub(crate) enum ToWriter {
     Job(Job),
     /// Write again on a fresh connection after the first failure stopped the writer
     /// ([`Store::resume_writing`](super::Store::resume_writing)); answered once done.
-    Resume(oneshot::Sender<Result<(), StoreError>>),
+    Resume {
+        /// Its place in submission order: a write point taken after it waits for it, and is
+        /// reached once the writer resumed (not failed by what failed before).
+        seq: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 /// The outcome of a submission: `Ok` once its changes are committed to disk.
@@ -225,8 +230,9 @@ pub(crate) fn run(
     loop {
         let first = match next.take().map_or_else(|| jobs.recv().ok(), Some) {
             None => break,
-            Some(ToWriter::Resume(reply)) => {
-                resume(&mut backend, &mut stopped, &counters, progress, reply);
+            Some(ToWriter::Resume { seq, reply }) => {
+                let outcome = resume(&mut backend, &mut stopped, &counters, progress, seq);
+                let _ = reply.send(outcome);
                 continue;
             }
             Some(ToWriter::Job(job)) => job,
@@ -310,39 +316,33 @@ pub(crate) fn run(
     backend.close();
 }
 
-/// Handles a resume in the writer's order: every submission sent before it is decided (failed,
-/// if the writer is stopped), every one after it is written on the fresh connection.
+/// Handles the resume numbered `seq`, in the writer's order: every submission sent before it
+/// is decided already (failed, if the writer is stopped), every one after it is written on
+/// the fresh connection. The resume's own number is decided as the resume went.
 fn resume(
     backend: &mut impl GroupCommit,
     stopped: &mut Option<StoreError>,
     counters: &Counters,
     progress: &Progress,
-    reply: oneshot::Sender<Result<(), StoreError>>,
-) {
+    seq: u64,
+) -> Result<(), StoreError> {
     let outcome = match stopped {
         // Nothing failed: there is nothing to resume from.
-        None => {
-            progress.resumed();
-            Ok(())
-        }
-        Some(_) => match backend.reconnect() {
-            Ok(()) => {
-                *stopped = None;
-                progress.resumed();
-                counters.resumes.fetch_add(1, Ordering::Relaxed);
-                counters.stopped.store(false, Ordering::Relaxed);
-                tracing::warn!(
-                    "the store writes again, on a fresh connection; what failed before stays failed"
-                );
-                Ok(())
-            }
-            Err(e) => {
-                progress.resume_failed();
-                Err(e)
-            }
-        },
+        None => Ok(()),
+        Some(_) => backend.reconnect().inspect(|()| {
+            *stopped = None;
+            counters.resumes.fetch_add(1, Ordering::Relaxed);
+            counters.stopped.store(false, Ordering::Relaxed);
+            tracing::warn!("the store writes again, on a fresh connection; what failed before stays failed");
+        }),
     };
-    let _ = reply.send(outcome);
+    match &outcome {
+        Ok(()) => progress.resumed(),
+        Err(_) => progress.resume_failed(),
+    }
+    counters.decided.store(seq, Ordering::Relaxed);
+    progress.decided(seq, seq, stopped.as_ref());
+    outcome
 }
 
 /// What a backend committed of a group.

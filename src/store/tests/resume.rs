@@ -54,6 +54,11 @@ fn issue19_a_writer_whose_session_ended_resumes_on_a_fresh_connection_and_what_f
     );
 
     store.resume_writing().expect("a fresh connection");
+    assert!(
+        outcome(ws.write_point()).is_ok(),
+        "a point taken after the resume, before anything else is submitted: what a workspace \
+         loaded now waits for"
+    );
     let stats = store.stats();
     assert!(!stats.stopped);
     assert_eq!(stats.resumes, 1);
