@@ -14,6 +14,12 @@
 //! last successful take or renewal was sent (the database's `expires_at` is never earlier), so
 //! a node whose database calls hang stops deciding before another node can take over. A write
 //! refused as fenced (another node took the workspace) drops it too, at the next round.
+//!
+//! A node whose store stopped writing (its first failed group: the writer's session ended
+//! while the node was stopped, or the database restarted) hands everything over and takes
+//! nothing; once it holds no lease and has no workspace loaded it resumes the store on a
+//! fresh connection (`Store::resume_writing`, whose precondition that is) and takes its
+//! share again from the next round.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
