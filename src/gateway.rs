@@ -159,12 +159,17 @@ fn admin_routes(state: AppState) -> Router<AppState> {
 
 /// `GET /readyz`: 200 while serving, 503 once shutdown has begun, so that a load balancer
 /// stops sending new connections; on a cluster node, 503 too until its first placement round
-/// is done (it does not know yet where workspaces are served).
+/// is done (it does not know yet where workspaces are served); and 503 while the store has
+/// stopped writing (a commit failed: every change is refused), so that an orchestrator sees
+/// it: one engine needs a restart, a cluster node resumes by itself once it let go of
+/// everything (`cluster/node.rs`).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if *state.shutdown.borrow() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
     } else if state.workspaces.cluster().is_some_and(|c| !c.is_ready()) {
         (StatusCode::SERVICE_UNAVAILABLE, "placing workspaces")
+    } else if state.workspaces.store_stopped() {
+        (StatusCode::SERVICE_UNAVAILABLE, "the store has stopped writing")
     } else {
         (StatusCode::OK, "ready")
     }

@@ -43,6 +43,7 @@
 //! | `switchboard_store_changes_written_total` | counter | |
 //! | `switchboard_store_failed_commits_total` | counter | |
 //! | `switchboard_store_stopped` | gauge | |
+//! | `switchboard_store_resumes_total` | counter | |
 //!
 //! On a cluster node (issue 19), its placement (`cluster/node.rs`):
 //!
@@ -768,8 +769,14 @@ fn encode_store(encoder: &mut DescriptorEncoder, store: &Store) -> fmt::Result {
     gauge(
         encoder,
         "switchboard_store_stopped",
-        "1 once a commit failed: the store writes nothing more and changes are refused until a restart",
+        "1 once a commit failed: the store writes nothing more and changes are refused until a restart (a cluster node's resumes)",
         i64::from(stats.stopped),
+    )?;
+    counter(
+        encoder,
+        "switchboard_store_resumes",
+        "Times the store wrote again on a fresh connection after it stopped (a cluster node, once it let go of everything)",
+        stats.resumes,
     )
 }
 

@@ -65,7 +65,7 @@ use progress::{Fence, Progress};
 use readers::Readers;
 use stored_bytes::StoredBytes;
 use workspace_rows::NextKey;
-use writer::{Counters, Job, SqliteWriter};
+use writer::{Counters, Job, SqliteWriter, ToWriter};
 
 /// How hard a commit presses data onto the disk before its receipt completes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -121,8 +121,10 @@ pub struct StoreStats {
     /// Submissions handed to the writer and not decided yet (neither committed nor failed).
     pub pending_submissions: u64,
     /// A commit failed, so the store writes nothing more (and every change is refused) until
-    /// the engine is restarted.
+    /// the engine is restarted, or, on PostgreSQL, until it resumes ([`Store::resume_writing`]).
     pub stopped: bool,
+    /// Times the store resumed writing after a failure ([`Store::resume_writing`]).
+    pub resumes: u64,
     /// Submissions refused because their workspace's lease had moved on to another node
     /// ([`StoreError::Fenced`], R28); nothing of them was written.
     pub fenced_submissions: u64,
@@ -132,7 +134,7 @@ pub struct StoreStats {
 pub struct Store {
     /// The SQLite file, or the PostgreSQL database's URL without its password.
     path: PathBuf,
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::Sender<ToWriter>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     reads: Reads,
@@ -194,6 +196,14 @@ impl WritePoint {
 
 #[cfg(test)]
 impl Store {
+    /// The `application_name` of the writer's PostgreSQL session, to end it from another.
+    pub(crate) fn writer_session(&self) -> &str {
+        match &self.reads {
+            Reads::Postgres(pg) => pg.writer_session(),
+            Reads::Sqlite(_) => panic!("a store on PostgreSQL"),
+        }
+    }
+
     /// SQLite's read connections, for the tests that look past the API (its query plans).
     pub(crate) fn sqlite_readers(&self) -> &Readers {
         match &self.reads {
@@ -346,15 +356,57 @@ impl Store {
             *submitted += 1;
             self.counters.submitted.store(*submitted, Ordering::Relaxed);
             // If the writer is gone the job (and `done`) is dropped: the receipt says so.
-            let _ = jobs.send(Job {
+            let _ = jobs.send(ToWriter::Job(Job {
                 seq: *submitted,
                 ws,
                 epoch,
                 changes,
                 done,
-            });
+            }));
         }
         receipt
+    }
+
+    /// Lets a store that stopped writing (its first failed group) write again, on a fresh
+    /// connection to PostgreSQL: the session ended (idle in a transaction while its node was
+    /// stopped, `postgres.rs`), the database restarted or failed over. Blocking: call it from a
+    /// plain thread (`spawn_blocking`). `Ok` once the writer writes again (at once if it had
+    /// not stopped); the connection's error if the database cannot be reached yet (ask again
+    /// later); [`StoreError::NeedsPostgres`] on SQLite, whose failures are the disk's: one
+    /// engine stops until it is restarted.
+    ///
+    /// The caller guarantees the precondition that makes this sound: nothing that ran ahead
+    /// of the database is still in memory. The writer stops on its first failure because
+    /// memory already holds the failed changes, and writing later ones on top would leave the
+    /// database in a state no run produced; so no engine that submitted before the failure
+    /// may still submit. A cluster node asks only once it holds no lease and has no workspace
+    /// loaded (`cluster/node.rs`): what it loads next is restored from the database.
+    ///
+    /// Every submission sent before the resume is decided first, as the writer would have
+    /// (failed, while it is stopped), and those that failed stay failed: a receipt or write
+    /// point asked about them later still answers the error. Fencing refusals stay too. A
+    /// write point taken once the resume was asked for is reached when it resumed, and the
+    /// submissions after it are written as usual.
+    pub fn resume_writing(&self) -> Result<(), StoreError> {
+        let Some(jobs) = &self.jobs else {
+            return Err(StoreError::WriterStopped);
+        };
+        let (reply, resumed) = tokio::sync::oneshot::channel();
+        {
+            // In submission order, numbered like a submission: the writer decides what was
+            // sent before first, and a write point taken after this one waits for the resume
+            // instead of answering the failure of what was sent before.
+            let mut submitted = self.submitted.lock();
+            self.progress.resume_asked(*submitted);
+            *submitted += 1;
+            self.counters.submitted.store(*submitted, Ordering::Relaxed);
+            // If the writer is gone the message (and `reply`) is dropped: answered below.
+            let _ = jobs.send(ToWriter::Resume {
+                seq: *submitted,
+                reply,
+            });
+        }
+        resumed.blocking_recv().unwrap_or(Err(StoreError::WriterStopped))
     }
 
     /// Everything submitted so far, to wait on with [`WritePoint::reached`]. A point of the
@@ -384,6 +436,7 @@ impl Store {
             groups_failed: c.failed_groups.load(Ordering::Relaxed),
             pending_submissions: c.submitted.load(Ordering::Relaxed).saturating_sub(decided),
             stopped: c.stopped.load(Ordering::Relaxed),
+            resumes: c.resumes.load(Ordering::Relaxed),
             fenced_submissions: c.fenced.load(Ordering::Relaxed),
         }
     }

@@ -264,6 +264,22 @@ impl Workspaces {
         Some(any.engine().clock().clone())
     }
 
+    /// Whether the store these workspaces write to has stopped writing: a commit failed, so
+    /// every change is refused (`store/writer.rs`) until a restart, or until it resumes (a
+    /// cluster node's does, `cluster/node.rs`). False without a store.
+    pub fn store_stopped(&self) -> bool {
+        let registry = self.catalog.as_ref().and_then(|c| c.provisioning.store.as_ref());
+        if let Some(store) = registry {
+            return store.stats().stopped;
+        }
+        // A fixed set: each engine's handle, on one store.
+        self.by_id
+            .read()
+            .values()
+            .filter_map(|w| w.engine.store())
+            .any(|store| store.shared().stats().stopped)
+    }
+
     /// The ids of every workspace served here, sorted.
     pub fn ids(&self) -> Vec<WorkspaceId> {
         let mut ids: Vec<WorkspaceId> = self.by_id.read().keys().cloned().collect();

@@ -52,6 +52,12 @@ const NODES: usize = 3;
 const FAILOVER_BOUND: Duration = Duration::from_secs(30);
 /// How long a node may take to start and the cluster to place `default`.
 const SETTLE: Duration = Duration::from_secs(30);
+/// The nodes' lease (the default `lease_ms`).
+const LEASE: Duration = Duration::from_secs(5);
+/// How long a node whose store stopped writing after SIGCONT may take to be ready again by
+/// itself (issue 19): it lets go of everything, resumes its store on a fresh connection and
+/// answers `/readyz` 200; a few placement rounds, bounded by three lease times.
+const RECOVERY_BOUND: Duration = Duration::from_secs(3 * LEASE.as_secs());
 /// `default`'s key in every store (schema version 5).
 const DEFAULT_KEY: i64 = 1;
 
@@ -454,6 +460,12 @@ async fn r29_the_owner_killed_or_stopped_another_node_serves_with_what_was_ackno
             )
             .await;
             println!("round {round}: the stopped node came back: {lost} lease(s) lost, {fenced} submission(s) refused as fenced");
+            // If it was stopped inside a group's transaction, PostgreSQL ended its writer's
+            // session and its store stopped writing: it recovers by itself, no restart.
+            let resumes = until_recovered(&http, cluster.addr(victim))
+                .await
+                .unwrap_or_else(|why| panic!("round {round}: {why}\n{}", cluster.logs()));
+            println!("round {round}: the stopped node is ready again ({resumes} store resume(s) so far)");
             // Acknowledged, so written once: by the new owner, which the old one forwarded to.
             acknowledged.push((chat, probe));
         } else {
@@ -489,6 +501,34 @@ async fn metric(http: &reqwest::Client, addr: SocketAddr, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
+/// The status of `/readyz` on the node at `addr`; `None` if it does not answer.
+async fn readyz(http: &reqwest::Client, addr: SocketAddr) -> Option<StatusCode> {
+    let response = http.get(format!("http://{addr}/readyz")).send().await.ok()?;
+    Some(response.status())
+}
+
+/// Waits, up to [`RECOVERY_BOUND`], until the node at `addr` is ready (`/readyz` 200) with
+/// its store writing (`switchboard_store_stopped` 0): a node whose store stopped (its writer's
+/// session ended while it was stopped) lets go of everything and resumes by itself (issue 19).
+/// Answers how often its store resumed so far; why not, if it did not recover in time.
+async fn until_recovered(http: &reqwest::Client, addr: SocketAddr) -> Result<f64, String> {
+    let deadline = now() + RECOVERY_BOUND;
+    loop {
+        let stopped = metric(http, addr, "switchboard_store_stopped").await;
+        let ready = readyz(http, addr).await;
+        if stopped == 0.0 && ready == Some(StatusCode::OK) {
+            return Ok(metric(http, addr, "switchboard_store_resumes_total").await);
+        }
+        if now() >= deadline {
+            return Err(format!(
+                "the node at {addr} was not ready again within {RECOVERY_BOUND:?}: /readyz {ready:?}, \
+                 switchboard_store_stopped {stopped}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 // ----- the chaos test -----------------------------------------------------------------------
@@ -699,9 +739,9 @@ async fn until_placed(what: &str, request: impl Fn() -> reqwest::RequestBuilder)
 /// `switchboard_cluster_fenced_submissions_total`, are printed); a killed node is restarted.
 /// A node stopped inside a group's transaction comes back with its writer's session ended by
 /// PostgreSQL (`idle_in_transaction_session_timeout`, so that its `FOR SHARE` locks on the
-/// lease rows do not hold the failover up): its store stops writing, it serves nothing, and
-/// the test restarts it as a supervisor would (`switchboard_store_stopped`; `/readyz` does not
-/// report it yet).
+/// lease rows do not hold the failover up): its store stops writing, and the node lets go of
+/// everything, resumes its store on a fresh connection and takes its share again by itself:
+/// `/readyz` 200 and `switchboard_store_stopped` 0 within [`RECOVERY_BOUND`], no restart.
 /// Once every workspace is served again, `verify` (`crash/check.rs`) checks each one against
 /// its ledger: every acknowledged operation present exactly once, in order; nothing refused
 /// or unknown; chat states and owners; R01; R08; limits; loads equal active chats; queues
@@ -853,22 +893,15 @@ async fn chaos(seed: u64) {
     let mut failovers: Vec<u128> = Vec::new();
     let mut hits: Vec<(Instant, String)> = Vec::new();
     for number in 1..=CHAOS_ROUNDS {
-        // A node stopped earlier whose store stopped writing only after the check above.
+        // Every node ready, its store writing: one stopped earlier whose store stopped only
+        // after the check of its round recovers by itself too.
         for i in 0..NODES {
-            if metric(&http, cluster.addr(i), "switchboard_store_stopped").await > 0.0 {
-                println!(
-                    "round {number}: {}'s store had stopped writing: restarted",
-                    cluster.nodes[i].name
+            if let Err(why) = until_recovered(&http, cluster.addr(i)).await {
+                panic!(
+                    "round {number}: {}: {why}\n{}",
+                    cluster.nodes[i].name,
+                    cluster.logs()
                 );
-                cluster.nodes[i].process.take();
-                cluster.start_node(i);
-                let live = cluster.live(None);
-                if let Err(unserved) = wait_all_served(&probe, &live, &apis, FAILOVER_BOUND).await {
-                    panic!(
-                        "round {number}: not served within {FAILOVER_BOUND:?}: {unserved:?}\n{}",
-                        cluster.logs()
-                    );
-                }
             }
         }
         let addrs: Vec<SocketAddr> = (0..NODES).map(|i| cluster.addr(i)).collect();
@@ -1035,12 +1068,18 @@ async fn chaos(seed: u64) {
             );
             // Stopped inside a group's transaction, its writer's session was ended by
             // PostgreSQL (so that its locks did not hold the failover up); its store stops
-            // writing and the node serves nothing until it is restarted, as its supervisor
-            // would. (`/readyz` does not say so yet: the metric does.)
-            if metric(&http, cluster.addr(victim), "switchboard_store_stopped").await > 0.0 {
-                cluster.nodes[victim].process.take();
-                cluster.start_node(victim);
-                fencing.push_str("; its store had stopped writing (ended inside a transaction): restarted");
+            // writing, and the node lets go of everything and resumes by itself.
+            let resumes_before = metric(&http, cluster.addr(victim), "switchboard_store_resumes_total").await;
+            let back = now();
+            let resumes = until_recovered(&http, cluster.addr(victim))
+                .await
+                .unwrap_or_else(|why| panic!("round {number}: {name}: {why}\n{}", cluster.logs()));
+            if resumes > resumes_before {
+                fencing.push_str(&format!(
+                    "; its store had stopped writing (ended inside a transaction): resumed by itself, \
+                     ready after {} ms, no restart",
+                    back.elapsed().as_millis()
+                ));
             }
         } else {
             cluster.start_node(victim);

@@ -14,6 +14,12 @@
 //! last successful take or renewal was sent (the database's `expires_at` is never earlier), so
 //! a node whose database calls hang stops deciding before another node can take over. A write
 //! refused as fenced (another node took the workspace) drops it too, at the next round.
+//!
+//! A node whose store stopped writing (its first failed group: the writer's session ended
+//! while the node was stopped, or the database restarted) hands everything over and takes
+//! nothing; once it holds no lease and has no workspace loaded it resumes the store on a
+//! fresh connection (`Store::resume_writing`, whose precondition that is) and takes its
+//! share again from the next round.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -244,8 +250,13 @@ impl Inner {
     /// The work of [`round`](Self::round), which counts it.
     async fn run_round(self: &Arc<Self>, leaving: bool) {
         // A store that stopped writing (its first failed group, `store/writer.rs`) refuses
-        // every change until a restart: such a node serves no workspace and takes none, as if
-        // it were leaving, so that the others load what it committed and serve it.
+        // every change: such a node serves no workspace and takes none, as if it were
+        // leaving, so that the others load what it committed and serve it. Once it let go of
+        // everything, it resumes writing (below) and takes its share again.
+        let stopped = self.claims.store().stats().stopped;
+        if stopped && !leaving {
+            self.resume_once_empty().await;
+        }
         let leaving = leaving || self.claims.store().stats().stopped;
         for (id, held) in self.claims.all() {
             if self.claims.store().was_fenced(&held.lease) && self.claims.drop_claim(&id).is_some() {
@@ -295,6 +306,27 @@ impl Inner {
             if self.take(candidate).await {
                 taken += 1;
             }
+        }
+    }
+
+    /// Lets the stopped store write again once nothing that ran ahead of the database is in
+    /// memory: no lease held, no workspace loaded (`Store::resume_writing`'s precondition),
+    /// so that whatever this node loads next is restored from what was committed. Until then,
+    /// and while the database cannot be reached, a later round tries again.
+    async fn resume_once_empty(self: &Arc<Self>) {
+        let (held, loaded) = (self.claims.count(), self.workspaces.ids().len());
+        if held > 0 || loaded > 0 {
+            tracing::info!(node = %self.settings.node, held, loaded,
+                "the store has stopped writing: letting go of every workspace before it resumes");
+            return;
+        }
+        let store = self.claims.store().clone();
+        match tokio::task::spawn_blocking(move || store.resume_writing()).await {
+            Ok(Ok(())) => tracing::warn!(node = %self.settings.node,
+                "the store writes again after it stopped; taking a share of the workspaces again"),
+            Ok(Err(e)) => tracing::warn!(node = %self.settings.node, error = %e,
+                "the store cannot resume writing yet; trying again next round"),
+            Err(e) => tracing::error!(node = %self.settings.node, error = %e, "resuming the store panicked"),
         }
     }
 

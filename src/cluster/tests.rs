@@ -889,3 +889,86 @@ async fn r27_r28_a_suspend_on_a_node_that_does_not_own_the_workspace_answers_onc
     n1.stop().await;
     n2.stop().await;
 }
+
+/// Ends the writer's session of `node`'s store from another connection (as PostgreSQL does
+/// to a session idle in a transaction for too long, or a restart does to every session), and
+/// waits until it is gone.
+fn end_writer_session(server: &PgServer, node: &TestNode) {
+    let (url, name) = (server.url(), node.store.writer_session().to_owned());
+    crate::store::postgres::on_plain_thread(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connects");
+        let ended: i64 = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
+                 WHERE application_name = $1",
+                &[&name],
+            )
+            .expect("the sessions are ended")
+            .get(0);
+        assert_eq!(ended, 1, "one writer session named {name}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r29_a_node_whose_store_stopped_lets_go_resumes_and_takes_its_share_again() {
+    let server = PgServer::start();
+    let all = create_workspaces(&server, 1).await;
+    let nodes = [
+        TestNode::start(&server, "n1", LEASE, ROUND).await,
+        TestNode::start(&server, "n2", LEASE, ROUND).await,
+    ];
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    until("one workspace on each node", || {
+        nodes.iter().all(|n| n.loaded().len() == 1) && owners(&refs).len() == all.len()
+    })
+    .await;
+    let n1 = &nodes[0];
+    let ws = WorkspaceId::parse(&n1.loaded()[0]).expect("an id");
+    let kept = acknowledged_chat(n1, &ws, "+4915100000005").await;
+
+    // Its writer's session ends: the next write fails and the store stops writing.
+    end_writer_session(&server, n1);
+    let engine = n1.workspaces.get(&ws).expect("still served").engine().clone();
+    engine
+        .customer_message(
+            Channel::Whatsapp,
+            InboundMessage {
+                from: "+4915100000006".into(),
+                text: "lost".into(),
+                ..Default::default()
+            },
+        )
+        .expect("taken in memory");
+    let failed = engine.write_point();
+    drop(engine);
+    assert!(failed.reached().await.is_err(), "its session is gone");
+    assert!(n1.store.stats().stopped);
+
+    // It lets go of its workspace, resumes, and takes a share again; no restart.
+    until("n1's store resumed", || n1.store.stats().resumes == 1).await;
+    until("n1 serves a workspace again, each loaded once", || {
+        let owners = owners(&refs);
+        !n1.loaded().is_empty() && owners.len() == all.len() && owners.values().all(|o| o.len() == 1)
+    })
+    .await;
+    assert!(!n1.store.stats().stopped);
+    assert_eq!(n1.store.stats().resumes, 1, "resumed once");
+    // Whoever serves the workspace now has what was acknowledged before the failure.
+    let owner = nodes
+        .iter()
+        .find(|n| n.loaded().contains(&ws.as_str().to_owned()))
+        .expect("served somewhere");
+    let served = owner.workspaces.get(&ws).expect("loaded").engine().clone();
+    assert_eq!(
+        served.chat_state(&kept),
+        Some(ChatState::Queued),
+        "the chat acknowledged before the failure"
+    );
+    drop(served);
+    // And it writes: a new chat on n1 is acknowledged.
+    let now_on_n1 = WorkspaceId::parse(&n1.loaded()[0]).expect("an id");
+    acknowledged_chat(n1, &now_on_n1, "+4915100000007").await;
+    for node in nodes {
+        node.stop().await;
+    }
+}

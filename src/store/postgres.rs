@@ -33,6 +33,7 @@ mod writer;
 pub(crate) mod test_server;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use postgres::{Client, NoTls};
@@ -49,6 +50,9 @@ pub(crate) struct Database {
     config: postgres::Config,
     name: String,
     durability: Durability,
+    /// The writer's `application_name`, unique to this store in the cluster's database
+    /// (`pg_stat_activity` tells an operator, and the tests, which session writes for whom).
+    writer_session: String,
 }
 
 impl Database {
@@ -73,10 +77,17 @@ impl Database {
             hosts.join(","),
             config.get_dbname().unwrap_or("")
         );
+        static STORES: AtomicUsize = AtomicUsize::new(0);
+        let writer_session = format!(
+            "switchboard-writer-{}-{}",
+            std::process::id(),
+            STORES.fetch_add(1, Ordering::Relaxed)
+        );
         Ok(Database {
             config,
             name,
             durability: options.durability,
+            writer_session,
         })
     }
 
@@ -87,7 +98,12 @@ impl Database {
 
     /// A new connection, set up for the store's durability.
     pub(crate) fn connect(&self) -> Result<Client, StoreError> {
-        let mut client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
+        self.connect_as(&self.config)
+    }
+
+    /// [`Self::connect`] with `config`.
+    fn connect_as(&self, config: &postgres::Config) -> Result<Client, StoreError> {
+        let mut client = config.connect(NoTls).map_err(|e| self.error(e))?;
         // `on` waits for the commit's WAL flush (and a synchronous standby, if configured);
         // `off` acknowledges before the flush, as SQLite's NORMAL survives a process crash
         // but not a power loss (here: not a crash of PostgreSQL's machine).
@@ -109,9 +125,12 @@ impl Database {
     /// (tests/cluster.rs's chaos test found it). Ended, the session's transaction rolls back
     /// (nothing of it was acknowledged) and its locks go; when the node comes back, its group
     /// fails, its store stops writing (`store/writer.rs`) and it hands its workspaces over
-    /// (`cluster/node.rs`) until it is restarted.
+    /// (`cluster/node.rs`); once it holds nothing, it resumes on a new writer's connection
+    /// (`Store::resume_writing`).
     pub(crate) fn connect_writer(&self) -> Result<Client, StoreError> {
-        let mut client = self.connect()?;
+        let mut config = self.config.clone();
+        config.application_name(&self.writer_session);
+        let mut client = self.connect_as(&config)?;
         client
             .batch_execute(&format!(
                 "SET idle_in_transaction_session_timeout = {}",
@@ -193,28 +212,71 @@ impl PgReads {
         }
     }
 
+    /// The writer's `application_name` (see [`Database::connect_writer`]).
+    #[cfg(test)]
+    pub(crate) fn writer_session(&self) -> &str {
+        &self.db.writer_session
+    }
+
     /// Runs `read` on an idle connection (or a new one), then returns it to the pool unless
     /// it broke. A connection let go of is dropped on the plain thread too: closing it runs
     /// the client's runtime.
+    ///
+    /// An idle connection may have been ended while it sat in the pool (the database
+    /// restarted or failed over, an operator ended the session): its client learns that only
+    /// when it is used. If `read` fails on a pooled connection that turns out closed, it runs
+    /// once more on a fresh one, so a lost connection costs no caller its answer. Each of
+    /// these reads, lease statements included, may run twice; a statement that must not (it
+    /// answers differently the second time) uses [`Self::with_once`].
     pub(crate) fn with<T: Send>(
+        &self,
+        read: impl Fn(&mut Client, &Database) -> Result<T, StoreError> + Send + Sync,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().pop();
+        on_plain_thread(|| {
+            let pooled = idle.is_some();
+            let (result, closed) = self.run(idle, &read)?;
+            if pooled && closed && result.is_err() {
+                tracing::info!(database = %self.db.name, "a pooled read connection was closed; read again on a new one");
+                return self.run(None, &read).map(|(result, _)| result)?;
+            }
+            result
+        })
+    }
+
+    /// [`Self::with`], never run twice: for a statement whose second run would answer
+    /// differently if the first was committed but its answer lost with the connection (an
+    /// insert that answers whether it inserted).
+    pub(crate) fn with_once<T: Send>(
         &self,
         read: impl FnOnce(&mut Client, &Database) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
         let idle = self.idle.lock().pop();
-        on_plain_thread(|| {
-            let mut client = match idle {
-                Some(client) => client,
-                None => self.db.connect()?,
-            };
-            let result = read(&mut client, &self.db);
-            if !client.is_closed() {
-                let mut idle = self.idle.lock();
-                if idle.len() < KEEP_IDLE {
-                    idle.push(client);
-                }
+        on_plain_thread(|| self.run(idle, read).and_then(|(result, _)| result))
+    }
+
+    /// Runs `read` on `client` (a new connection if none), and keeps the connection unless it
+    /// closed: the read's outcome, and whether it closed (on the plain thread already). The
+    /// outer error: no new connection.
+    #[allow(clippy::type_complexity)]
+    fn run<T>(
+        &self,
+        client: Option<Client>,
+        read: impl FnOnce(&mut Client, &Database) -> Result<T, StoreError>,
+    ) -> Result<(Result<T, StoreError>, bool), StoreError> {
+        let mut client = match client {
+            Some(client) => client,
+            None => self.db.connect()?,
+        };
+        let result = read(&mut client, &self.db);
+        let closed = client.is_closed();
+        if !closed {
+            let mut idle = self.idle.lock();
+            if idle.len() < KEEP_IDLE {
+                idle.push(client);
             }
-            result
-        })
+        }
+        Ok((result, closed))
     }
 }
 

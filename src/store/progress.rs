@@ -38,8 +38,13 @@ struct State {
     /// Every submission up to this number is decided.
     through: u64,
     /// The first submission that failed, and why: it and every later one failed (after one
-    /// failure the writer writes nothing).
+    /// failure the writer writes nothing), up to a resume if one was asked for.
     stopped: Option<(u64, StoreError)>,
+    /// While a resume is on its way to the writer: the last submission sent before it. Those
+    /// after it are decided by the writer once it resumed (or failed to).
+    resume_after: Option<u64>,
+    /// The submissions that failed before each resume (first, last, why): they stay failed.
+    failed_before: Vec<(u64, u64, StoreError)>,
     /// The writer thread has returned: nothing undecided will ever be decided.
     writer_gone: bool,
     /// The first refused submission under each lost lease, and why: the workspace wrote
@@ -54,8 +59,16 @@ impl State {
     /// up to it was refused): `None` while it is not decided yet.
     fn outcome(&self, seq: u64, fence: Fence) -> Option<Result<(), StoreError>> {
         let refused = fence.and_then(|fence| self.fenced.get(&fence));
+        if let Some((_, _, e)) = self
+            .failed_before
+            .iter()
+            .find(|(f, l, _)| (*f..=*l).contains(&seq))
+        {
+            return Some(Err(e.clone()));
+        }
+        let stopped_at = |first: u64| first <= seq && self.resume_after.is_none_or(|last| seq <= last);
         match (&self.stopped, refused) {
-            (Some((first, e)), _) if *first <= seq => Some(Err(e.clone())),
+            (Some((first, e)), _) if stopped_at(*first) => Some(Err(e.clone())),
             (_, Some((first, e))) if *first <= seq => Some(Err(e.clone())),
             _ if seq <= self.through => Some(Ok(())),
             _ if self.writer_gone => Some(Err(StoreError::WriterStopped)),
@@ -113,8 +126,14 @@ impl Progress {
                 state.stopped = Some((first, e.clone()));
             }
             if state.stopped.is_some() {
-                // Every later submission fails too: nobody should wait for one.
-                std::mem::take(&mut state.waiters)
+                // Every later submission fails too (up to a resume asked for): nobody should
+                // wait for one.
+                let waiters = std::mem::take(&mut state.waiters);
+                let (decided, undecided): (BTreeMap<_, _>, _) = waiters
+                    .into_iter()
+                    .partition(|(seq, _)| *seq <= last || state.outcome(*seq, None).is_some());
+                state.waiters = undecided;
+                decided
             } else {
                 let later = state.waiters.split_off(&(last + 1));
                 std::mem::replace(&mut state.waiters, later)
@@ -127,6 +146,28 @@ impl Progress {
                 let _ = waiter.send(outcome);
             }
         }
+    }
+
+    /// A resume is sent to the writer after submission `last` (numbered `last + 1` itself):
+    /// those after it are not failed by the stop (the writer decides them after the resume).
+    pub(crate) fn resume_asked(&self, last: u64) {
+        self.state.lock().resume_after = Some(last);
+    }
+
+    /// The writer resumed: every submission it decided so far that failed stays failed, the
+    /// later ones are decided as they are written.
+    pub(crate) fn resumed(&self) {
+        let mut state = self.state.lock();
+        let through = state.through;
+        state.resume_after = None;
+        if let Some((first, e)) = state.stopped.take() {
+            state.failed_before.push((first, through, e));
+        }
+    }
+
+    /// The writer could not resume: it is still stopped, for every later submission too.
+    pub(crate) fn resume_failed(&self) {
+        self.state.lock().resume_after = None;
     }
 
     /// The writer thread returned: whoever still waits is told it stopped.
@@ -248,6 +289,66 @@ mod tests {
         assert!(matches!(
             progress.wait(2, lost).await,
             Err(StoreError::Fenced { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn issue19_a_resume_keeps_what_failed_failed_and_decides_later_submissions_as_written() {
+        let progress = std::sync::Arc::new(Progress::default());
+        let (ws, held) = (WsKey::new(2), Epoch::new(1));
+        let refusal = StoreError::Fenced {
+            ws,
+            held,
+            current: Some(Epoch::new(2)),
+        };
+        progress.fenced(ws, held, 1, &refusal);
+        progress.decided(1, 1, None);
+        progress.decided(2, 3, Some(&disk_full()));
+        // Submission 4 was sent before the resume, 5 after it.
+        progress.resume_asked(4);
+        assert!(matches!(
+            progress.outcome(4, None),
+            Some(Err(StoreError::DiskFull { .. }))
+        ));
+        let after = {
+            let progress = progress.clone();
+            tokio::spawn(async move { progress.wait(5, None).await })
+        };
+        while progress.parked() < 1 {
+            tokio::task::yield_now().await;
+        }
+        progress.decided(4, 4, Some(&disk_full()));
+        assert_eq!(
+            progress.parked(),
+            1,
+            "5 is not failed by the stop: it comes after the resume"
+        );
+        progress.resumed();
+        progress.decided(5, 5, None);
+        assert!(after.await.expect("joins").is_ok());
+        for failed in 2..=4 {
+            assert!(
+                matches!(
+                    progress.wait(failed, None).await,
+                    Err(StoreError::DiskFull { .. })
+                ),
+                "{failed} stays failed"
+            );
+        }
+        assert!(progress.wait(1, None).await.is_ok());
+        assert!(progress.was_fenced(ws, held), "fencing outlives the resume");
+
+        // A later failure stops it again; a resume that fails leaves it stopped.
+        progress.decided(6, 6, Some(&StoreError::WriterStopped));
+        progress.resume_asked(6);
+        progress.resume_failed();
+        assert!(matches!(
+            progress.outcome(7, None),
+            Some(Err(StoreError::WriterStopped))
+        ));
+        assert!(matches!(
+            progress.outcome(3, None),
+            Some(Err(StoreError::DiskFull { .. }))
         ));
     }
 

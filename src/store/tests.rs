@@ -3,6 +3,7 @@
 mod agents;
 mod creates;
 mod leases;
+mod resume;
 mod workspaces;
 
 use std::fs;

@@ -48,6 +48,19 @@ pub(crate) struct Job {
     pub(crate) done: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// What the writer thread is handed, in order: submissions, and a resume after a failure.
+pub(crate) enum ToWriter {
+    Job(Job),
+    /// Write again on a fresh connection after the first failure stopped the writer
+    /// ([`Store::resume_writing`](super::Store::resume_writing)); answered once done.
+    Resume {
+        /// Its place in submission order: a write point taken after it waits for it, and is
+        /// reached once the writer resumed (not failed by what failed before).
+        seq: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
 /// The outcome of a submission: `Ok` once its changes are committed to disk.
 ///
 /// Await it from async code, or call [`Receipt::wait`] from a plain thread.
@@ -115,8 +128,11 @@ pub(crate) struct Counters {
     pub(crate) submitted: AtomicU64,
     /// The last decided submission's number: every one up to it is committed or failed.
     pub(crate) decided: AtomicU64,
-    /// A commit failed: the writer writes nothing more until a restart.
+    /// A commit failed: the writer writes nothing more until a restart, or until it resumes
+    /// on PostgreSQL.
     pub(crate) stopped: AtomicBool,
+    /// Times the writer resumed writing after a failure (PostgreSQL only).
+    pub(crate) resumes: AtomicU64,
     /// Submissions refused because their workspace's lease moved on (R28).
     pub(crate) fenced: AtomicU64,
     /// Seconds each committed group took, from its transaction's start through its commit
@@ -136,6 +152,7 @@ impl Default for Counters {
             submitted: AtomicU64::new(0),
             decided: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            resumes: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
             group_size: Histogram::new(GROUP_BUCKETS),
@@ -185,7 +202,7 @@ fn rewind_log(conn: &Connection) {
 /// the last group is committed.
 pub(crate) fn run(
     mut backend: impl GroupCommit,
-    jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<ToWriter>,
     counters: Arc<Counters>,
     stored: &StoredBytes,
     group_cap: usize,
@@ -202,15 +219,35 @@ pub(crate) fn run(
     // workspace stops being written all the same: epochs only rise, so every later submission
     // under the old epoch is refused by the same check, and what is on disk of the old owner
     // stays a prefix of what it did.
+    //
+    // On PostgreSQL the writer may resume on a fresh connection (a session ended while its
+    // node was stopped, a database restart), but only when asked, and the one who asks
+    // guarantees that nothing which ran ahead of the database is still in memory
+    // (`Store::resume_writing`). The failed submissions stay failed (`Progress` keeps them).
     let mut stopped: Option<StoreError> = None;
-    while let Ok(first) = jobs.recv() {
+    // A resume met while draining a group: handled once that group is decided, in order.
+    let mut next: Option<ToWriter> = None;
+    loop {
+        let first = match next.take().map_or_else(|| jobs.recv().ok(), Some) {
+            None => break,
+            Some(ToWriter::Resume { seq, reply }) => {
+                let outcome = resume(&mut backend, &mut stopped, &counters, progress, seq);
+                let _ = reply.send(outcome);
+                continue;
+            }
+            Some(ToWriter::Job(job)) => job,
+        };
         let mut queued = first.changes.len();
         let mut group = vec![first];
         while queued < group_cap {
             match jobs.try_recv() {
-                Ok(job) => {
+                Ok(ToWriter::Job(job)) => {
                     queued += job.changes.len();
                     group.push(job);
+                }
+                Ok(resume) => {
+                    next = Some(resume);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -225,7 +262,7 @@ pub(crate) fn run(
             }),
         };
         if let (Err(e), None) = (&result, &stopped) {
-            tracing::error!(error = %e, "the store stops writing: every later change is refused until a restart");
+            tracing::error!(error = %e, "the store stops writing: every later change is refused until a restart (or a resume, on PostgreSQL)");
             stopped = Some(e.clone());
             counters.stopped.store(true, Ordering::Relaxed);
         }
@@ -279,6 +316,35 @@ pub(crate) fn run(
     backend.close();
 }
 
+/// Handles the resume numbered `seq`, in the writer's order: every submission sent before it
+/// is decided already (failed, if the writer is stopped), every one after it is written on
+/// the fresh connection. The resume's own number is decided as the resume went.
+fn resume(
+    backend: &mut impl GroupCommit,
+    stopped: &mut Option<StoreError>,
+    counters: &Counters,
+    progress: &Progress,
+    seq: u64,
+) -> Result<(), StoreError> {
+    let outcome = match stopped {
+        // Nothing failed: there is nothing to resume from.
+        None => Ok(()),
+        Some(_) => backend.reconnect().inspect(|()| {
+            *stopped = None;
+            counters.resumes.fetch_add(1, Ordering::Relaxed);
+            counters.stopped.store(false, Ordering::Relaxed);
+            tracing::warn!("the store writes again, on a fresh connection; what failed before stays failed");
+        }),
+    };
+    match &outcome {
+        Ok(()) => progress.resumed(),
+        Err(_) => progress.resume_failed(),
+    }
+    counters.decided.store(seq, Ordering::Relaxed);
+    progress.decided(seq, seq, stopped.as_ref());
+    outcome
+}
+
 /// What a backend committed of a group.
 pub(crate) struct Committed {
     /// The bytes of messages it added per workspace, added to `workspaces.stored_bytes` in
@@ -301,6 +367,11 @@ pub(crate) trait GroupCommit {
 
     /// Upkeep when the writer stops.
     fn close(&mut self) {}
+
+    /// Replaces the writing connection with a fresh one, after a failure: what the old one
+    /// had prepared is forgotten. The error if there is no new connection, or if the backend
+    /// never resumes (SQLite: its failures are the disk's, and one engine restarts).
+    fn reconnect(&mut self) -> Result<(), StoreError>;
 }
 
 /// SQLite's writing connection.
@@ -332,6 +403,13 @@ impl GroupCommit for SqliteWriter {
         if LOG_FRAMES.with(Cell::get) > self.limits.log_frames {
             rewind_log(&self.conn);
         }
+    }
+
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        Err(StoreError::NeedsPostgres {
+            what: "resuming writing after a failure",
+            path: self.path.clone(),
+        })
     }
 
     fn close(&mut self) {

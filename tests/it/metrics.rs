@@ -186,6 +186,45 @@ async fn healthz_and_readyz_answer_while_the_server_is_serving() {
     );
 }
 
+/// A store that stopped writing (here a full disk) refuses every change: `/readyz` says so,
+/// so that an orchestrator restarts the engine (a cluster node resumes by itself).
+#[tokio::test]
+async fn issue19_readyz_answers_503_while_the_store_has_stopped_writing() {
+    let options = switchboard::store::StoreOptions {
+        max_size_bytes: Some(192 * 1024),
+        ..Default::default()
+    };
+    let server = TestServer::start_durable_with(Default::default(), options).await;
+    assert_eq!(
+        get(&server, "/readyz").await,
+        (StatusCode::OK, "ready".to_owned())
+    );
+    let long = "x".repeat(1000);
+    let mut refused = false;
+    for i in 0..2_000 {
+        let body = serde_json::json!({ "from": format!("+49151{i:07}"), "text": long }).to_string();
+        let (status, _) = server.post_raw("/v1/channels/whatsapp/messages", &body).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "192 KiB fill up well before 2,000 messages of 1 KB");
+    assert_eq!(
+        get(&server, "/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store has stopped writing".to_owned()
+        )
+    );
+    assert_eq!(scrape(&server).await.value("switchboard_store_stopped"), 1.0);
+    assert_eq!(
+        get(&server, "/healthz").await.0,
+        StatusCode::OK,
+        "alive all the same"
+    );
+}
+
 #[tokio::test]
 async fn metrics_count_supervisor_sockets_their_requests_the_board_and_overrides() {
     let server = TestServer::start().await;
@@ -267,6 +306,7 @@ async fn issue14_store_metrics_time_every_group_commit_and_count_what_waits_for_
     assert_eq!(metrics.value("switchboard_store_pending_submissions"), 0.0);
     assert_eq!(metrics.value("switchboard_store_failed_commits_total"), 0.0);
     assert_eq!(metrics.value("switchboard_store_stopped"), 0.0);
+    assert_eq!(metrics.value("switchboard_store_resumes_total"), 0.0);
 }
 
 #[tokio::test]

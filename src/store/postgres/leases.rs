@@ -71,8 +71,12 @@ const HOLDER: &str = "
 /// The epochs of a group's fenced workspaces (`$1`), read by the writer in the group's
 /// transaction (`postgres/writer.rs` says why `FOR SHARE`). In `ws` order, so that two
 /// writers lock the rows in one order.
+/// A released lease has no epoch to write under: its holder drained the workspace before it
+/// released it, so whatever it still submits under that epoch (a request that outlived the
+/// unload's grace, or one made before its store stopped and resumed) is refused, even before
+/// another node takes the lease and raises the epoch.
 pub(super) const EPOCHS_FOR_SHARE: &str = "
-    SELECT ws, epoch FROM leases WHERE ws = ANY($1) ORDER BY ws FOR SHARE";
+    SELECT ws, epoch FROM leases WHERE ws = ANY($1) AND NOT released ORDER BY ws FOR SHARE";
 
 impl PgReads {
     /// [`Store::take_lease`](super::super::Store::take_lease).

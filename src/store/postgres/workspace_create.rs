@@ -33,7 +33,8 @@ impl PgReads {
     pub(crate) fn create_workspace(&self, new: &NewWorkspace) -> Result<Option<WsKey>, StoreError> {
         let created_at = nanos(&new.created_at)?;
         let admin_key = new.admin_key_sha256.as_ref().map(|h| h.as_bytes().to_vec());
-        self.with(|client, db| {
+        // Once: run again after a commit whose answer was lost, it would find the id taken.
+        self.with_once(|client, db| {
             let row = client
                 .query_opt(
                     CREATE,

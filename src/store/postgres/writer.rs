@@ -129,6 +129,17 @@ impl GroupCommit for PgWriter {
             Ok(Committed { added, epochs })
         })
     }
+
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        let db = &self.db;
+        let fresh = on_plain_thread(|| db.connect_writer())?;
+        let old = std::mem::replace(&mut self.client, fresh);
+        // Prepared on the old session: gone with it.
+        self.statements.clear();
+        // Closing a client runs its runtime: not on an async worker either.
+        on_plain_thread(move || drop(old));
+        Ok(())
+    }
 }
 
 /// Why one change could not be applied: its value cannot be stored, or PostgreSQL refused it.

@@ -438,3 +438,36 @@ fn r27_r28_a_workspace_being_deleted_is_taken_only_to_purge_and_its_lease_goes_w
     );
     assert!(!a.stats().stopped && !b.stats().stopped, "no group failed");
 }
+
+#[test]
+fn r28_nothing_is_written_under_a_lease_its_holder_released() {
+    let db = Db::postgres();
+    let a = db.store(StoreOptions::default());
+    let ws = WsKey::DEFAULT;
+    let lease = a
+        .take_lease(ws, "a", LONG)
+        .expect("runs")
+        .expect("nobody holds it");
+    let on_a = a.fenced_workspace(&lease).expect("a store on PostgreSQL");
+    on_a.submit(limit("ana", 1)).wait().expect("A holds the lease");
+
+    // Drained and let go of; nobody has taken it since, so its epoch is still the row's.
+    assert!(a.release_lease(&lease).expect("runs"));
+    assert_eq!(stored_epoch(&db, ws), lease.epoch.get());
+    let late = on_a.submit(limit("bob", 2)).wait();
+    assert!(
+        matches!(late, Err(StoreError::Fenced { current: None, .. })),
+        "a write after the release: {late:?}"
+    );
+    assert_eq!(limits_of(&db, ws, "bob"), 0, "nothing of it landed");
+    assert!(!a.stats().stopped, "a refusal, not a failure");
+
+    // Taken again (by anyone): written under the new lease only.
+    let again = a.take_lease(ws, "a", LONG).expect("runs").expect("released");
+    a.fenced_workspace(&again)
+        .expect("a store on PostgreSQL")
+        .submit(limit("cyd", 3))
+        .wait()
+        .expect("under the new lease");
+    assert_eq!(limits_of(&db, ws, "cyd"), 1);
+}
