@@ -381,13 +381,7 @@ impl TestServer {
             sending: Some((connector, retry)),
             ..PlatformOptions::default()
         };
-        Self::open_platform(
-            TempDatabase::new(Backend::Sqlite).await,
-            Self::start_time(),
-            security,
-            options,
-        )
-        .await
+        Self::start_platform_with(security, options).await
     }
 
     /// [`TestServer::start_platform`] whose `/metrics` labels the first `labels` workspaces
@@ -397,6 +391,11 @@ impl TestServer {
             metric_labels: Some(labels),
             ..PlatformOptions::default()
         };
+        Self::start_platform_with(security, options).await
+    }
+
+    /// A platform server on SQLite with `options`.
+    async fn start_platform_with(security: Security, options: PlatformOptions) -> Self {
         Self::open_platform(
             TempDatabase::new(Backend::Sqlite).await,
             Self::start_time(),
