@@ -713,7 +713,7 @@ fn encode_cluster(encoder: &mut DescriptorEncoder, claims: &Claims, workspaces: 
         encoder,
         "switchboard_cluster_rounds",
         "Placement rounds this node finished",
-        read(&stats.rounds),
+        claims.rounds().finished(),
     )
 }
 

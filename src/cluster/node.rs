@@ -180,7 +180,6 @@ impl Inner {
             }
             last = monotonic_now();
             self.round(false).await;
-            ClusterStats::count(&self.claims.stats().rounds);
             self.claims.set_ready();
         }
     }
@@ -242,9 +241,9 @@ impl Inner {
     async fn round(self: &Arc<Self>, leaving: bool) {
         let _ = self.paused.subscribe().wait_for(|paused| !paused).await;
         let rounds = self.claims.rounds();
-        rounds.started();
+        rounds.begin();
         self.run_round(leaving).await;
-        rounds.finished();
+        rounds.end();
     }
 
     /// The work of [`round`](Self::round), which counts it.

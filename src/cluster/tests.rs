@@ -191,9 +191,9 @@ async fn r28_placement_spreads_workspaces_and_each_has_one_owner() {
     .await;
     // And it stays so: a few rounds later nobody has moved.
     let settled = owners(&refs);
-    let rounds = ClusterStats::read(&nodes[0].stats().rounds);
+    let rounds = nodes[0].node().claims().rounds().finished();
     until("three more rounds", || {
-        ClusterStats::read(&nodes[0].stats().rounds) >= rounds + 3
+        nodes[0].node().claims().rounds().finished() >= rounds + 3
     })
     .await;
     assert_eq!(owners(&refs), settled, "placement kept moving workspaces");
@@ -857,9 +857,9 @@ async fn r27_r28_a_suspend_on_a_node_that_does_not_own_the_workspace_answers_onc
     assert_eq!(closed(&socket).await, CutOff::WorkspaceClosed);
     assert_eq!(other.store.lease_holder(key).expect("reads"), None);
     // And nobody takes it again while it is suspended.
-    let rounds = ClusterStats::read(&n1.stats().rounds);
+    let rounds = n1.node().claims().rounds().finished();
     until("three more rounds", || {
-        ClusterStats::read(&n1.stats().rounds) >= rounds + 3
+        n1.node().claims().rounds().finished() >= rounds + 3
     })
     .await;
     assert!(

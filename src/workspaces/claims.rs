@@ -205,8 +205,7 @@ impl Ownership for LeaseHeld {
 }
 
 /// Counters of one node's placement. Workspaces and leases held are read from [`Claims`]
-/// and the registry at scrape; fenced refusals from the store.
-///
+/// and the registry at scrape, rounds from [`Rounds`], fenced refusals from the store.
 #[derive(Debug, Default)]
 pub struct ClusterStats {
     /// Leases this node held and lost: taken by another node, not renewed in time by its own
@@ -217,8 +216,6 @@ pub struct ClusterStats {
     pub failovers: AtomicU64,
     /// Workspaces handed over: unloaded with their drain, then their lease released.
     pub hand_overs: AtomicU64,
-    /// Placement rounds finished.
-    pub rounds: AtomicU64,
 }
 
 impl ClusterStats {

@@ -63,11 +63,16 @@ impl Rounds {
         self.wanted.notified().await;
     }
 
-    pub(crate) fn started(&self) {
+    /// Rounds finished since the node started (`/metrics`).
+    pub fn finished(&self) -> u64 {
+        self.progress.borrow().1
+    }
+
+    pub(crate) fn begin(&self) {
         self.progress.send_modify(|(started, _)| *started += 1);
     }
 
-    pub(crate) fn finished(&self) {
+    pub(crate) fn end(&self) {
         self.progress.send_modify(|(_, finished)| *finished += 1);
     }
 }
@@ -80,18 +85,18 @@ mod tests {
     async fn a_fresh_round_is_one_that_began_after_the_ask() {
         let rounds = std::sync::Arc::new(Rounds::default());
         // A round under way when asked does not count.
-        rounds.started();
+        rounds.begin();
         let waiter = tokio::spawn({
             let rounds = rounds.clone();
             async move { rounds.fresh(Duration::from_secs(5)).await }
         });
         // The loop: it sees the ask, finishes the round under way, then runs the asked one.
         rounds.asked().await;
-        rounds.finished();
+        rounds.end();
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished(), "the round under way began before the ask");
-        rounds.started();
-        rounds.finished();
+        rounds.begin();
+        rounds.end();
         assert!(waiter.await.expect("joins"), "the round after the ask counts");
     }
 
@@ -103,8 +108,8 @@ mod tests {
             async move { rounds.fresh(Duration::from_secs(5)).await }
         });
         rounds.asked().await;
-        rounds.started();
-        rounds.finished();
+        rounds.begin();
+        rounds.end();
         assert!(waiter.await.expect("joins"));
         // Nobody runs rounds: the wait ends at its bound, answering false.
         assert!(!rounds.fresh(Duration::from_millis(20)).await);
