@@ -51,6 +51,9 @@ pub enum Level {
     StoreProgress,
     /// The store's pool of idle read connections.
     StoreReaders,
+    /// SQLite's turn to checkpoint the log: taken alone, by the store's writer and
+    /// checkpointer threads (`store/checkpoints.rs`).
+    StoreCheckpoint,
     /// A workspace's limits and its ingress bucket (R27): taken alone, before any engine work.
     WorkspaceLimits,
 }
@@ -85,6 +88,19 @@ impl<T> Ordered<T> {
             level: self.level,
             guard: self.mutex.lock(),
         }
+    }
+
+    /// Takes the lock if it is free, checked as [`Ordered::lock`] is.
+    pub fn try_lock(&self) -> Option<Guard<'_, T>> {
+        held::enter(self.level);
+        let Some(guard) = self.mutex.try_lock() else {
+            held::leave(self.level);
+            return None;
+        };
+        Some(Guard {
+            level: self.level,
+            guard,
+        })
     }
 }
 

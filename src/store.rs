@@ -19,6 +19,7 @@
 //! answers later) wait until everything submitted so far is on disk.
 
 mod archive;
+mod checkpoints;
 mod codec;
 mod error;
 mod history;
@@ -93,7 +94,7 @@ pub struct StoreOptions {
     /// never split: it is applied whole, in one group.
     pub group_cap: usize,
     /// Once the write-ahead log holds more than this many frames (a page each), the writer
-    /// makes it start over from its beginning (`writer::rewind_log`), so that it stays about
+    /// makes it start over from its beginning (`checkpoints::rewind`), so that it stays about
     /// this long however long the writes go on.
     pub log_frames: u32,
 }
@@ -139,7 +140,7 @@ pub struct Store {
     counters: Arc<Counters>,
     reads: Reads,
     /// Stops (by being dropped) and joins the thread that checkpoints the log.
-    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    checkpointer: Option<checkpoints::Checkpointer>,
     /// The last submission's number; held while sending, so numbers reach the writer in order.
     submitted: Ordered<u64>,
     progress: Arc<Progress>,
@@ -264,7 +265,8 @@ impl Store {
         let limits = writer::Limits {
             log_frames: options.log_frames,
         };
-        let writer = SqliteWriter::new(conn, path.to_path_buf(), limits);
+        let turn = checkpoints::Turn::new();
+        let writer = SqliteWriter::new(conn, path.to_path_buf(), limits, turn.clone());
         let mut store = Store::start(
             path.to_path_buf(),
             writer,
@@ -273,7 +275,7 @@ impl Store {
             Some(next_ws_key),
             stored_bytes,
         )?;
-        store.checkpointer = Some(start_checkpointer(path)?);
+        store.checkpointer = Some(checkpoints::start(path, turn)?);
         Ok(store)
     }
 
@@ -459,10 +461,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some((stop, thread)) = self.checkpointer.take() {
-            drop(stop);
-            let _ = thread.join();
-        }
+        drop(self.checkpointer.take());
         // Closing the queue lets the writer finish what is queued and return.
         drop(self.jobs.take());
         if let Some(writer) = self.writer.take() {
@@ -499,7 +498,7 @@ fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> 
     // against 139 µs with 64 MiB; load-tests/README.md, "Issue 18"). A bound, not an
     // allocation: pages are taken as they are used.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    // Checkpoints run on a thread of their own (`start_checkpointer`): inside a commit, as
+    // Checkpoints run on a thread of their own (`checkpoints::start`): inside a commit, as
     // SQLite does by default every 1,000 pages, one fsyncs the whole database file while
     // every acknowledgement waits (stalls of up to 0.5 s under load).
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -511,30 +510,4 @@ fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> 
         conn.pragma_update(None, "max_page_count", pages.max(1))?;
     }
     Ok(())
-}
-
-/// How often the log is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// A thread that checkpoints the write-ahead log in the background (`PASSIVE`: it never waits
-/// for, nor holds up, the writer or readers) until the returned sender is dropped. It does the
-/// copying; the writer makes the log start over (`writer::rewind_log`).
-fn start_checkpointer(path: &Path) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
-    let conn = Connection::open(path).map_err(|e| StoreError::sqlite(path, e))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(|e| StoreError::sqlite(path, e))?;
-    let (stop, stopped) = mpsc::channel::<()>();
-    let path = path.to_path_buf();
-    let thread = std::thread::Builder::new()
-        .name("store-checkpoint".into())
-        .spawn(move || {
-            // Wakes every interval until the store is dropped (the sender goes away).
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(path = %path.display(), error = %e, "checkpoint failed; retried");
-                }
-            }
-        })
-        .map_err(|e| StoreError::WriterStart { source: Arc::new(e) })?;
-    Ok((stop, thread))
 }

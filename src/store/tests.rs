@@ -1287,6 +1287,64 @@ fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
     );
 }
 
+#[test]
+fn issue13_the_writer_waits_for_a_slow_checkpoint_rather_than_let_the_log_grow() {
+    let dir = TempDir::new("log-wait");
+    let path = dir.db();
+    let options = StoreOptions {
+        durability: Durability::Normal,
+        group_cap: 8,
+        log_frames: 64,
+        ..StoreOptions::default()
+    };
+    let store = Arc::new(Store::open(&path, options).expect("store opens"));
+    let turn = store
+        .checkpointer
+        .as_ref()
+        .expect("SQLite checkpoints")
+        .turn
+        .clone();
+    let scoped = Arc::clone(&store).workspace(WsKey::DEFAULT);
+    // A checkpoint that takes long (the database file's sync on a busy disk) holds the turn
+    // while the writer goes on committing.
+    let slow_checkpoint = turn.hold();
+    // Submitted from a thread of their own: a checkpoint holds no other lock.
+    let receipts: Vec<Receipt> = std::thread::spawn(move || {
+        (0..4_000)
+            .map(|i| {
+                scoped.submit(vec![Change::UpsertCustomer(customer(
+                    &format!("cu{}", i % 700),
+                    &format!("Customer {i}"),
+                    &format!("c{i}@example.com"),
+                    "+49 151 0000",
+                ))])
+            })
+            .collect()
+    })
+    .join()
+    .expect("submitted");
+    let waiting = crate::clock::Stopwatch::start();
+    while turn.waits() == 0 {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(20),
+            "the writer never waited; the log holds {} frames",
+            log_frames_high_water(&path)
+        );
+        std::thread::yield_now();
+    }
+    let frames = log_frames_high_water(&path);
+    assert!(
+        frames < 1_000,
+        "the log grew to {frames} frames before the writer waited"
+    );
+    drop(slow_checkpoint);
+    for receipt in receipts {
+        receipt.wait().expect("stored");
+    }
+    let frames = log_frames_high_water(&path);
+    assert!(frames < 1_000, "the log grew to {frames} frames");
+}
+
 on_both_backends!(
     a_receipt_completes_only_once_a_fresh_connection_can_read_the_change,
     submissions_queued_behind_a_commit_share_one_group,

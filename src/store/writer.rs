@@ -20,6 +20,7 @@ use rusqlite::hooks::Wal;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::checkpoints::{self, Turn};
 use super::codec::{
     agent_json, delivery_columns, event_columns, json, nanos, nanos_opt, ChatColumns, MessageColumns, Stored,
 };
@@ -177,25 +178,6 @@ thread_local! {
 fn note_log_frames(_: &Wal, frames: c_int) -> rusqlite::Result<()> {
     LOG_FRAMES.with(|f| f.set(u32::try_from(frames).unwrap_or(0)));
     Ok(())
-}
-
-/// Lets the next commit start the log over from its beginning, if every frame in it can be
-/// copied back now.
-///
-/// The checkpointer thread copies the log into the database file without waiting for anyone,
-/// but that alone never lets the log start over while commits keep coming: SQLite rewinds the
-/// log only at the start of a transaction, and only when every frame in it has been copied
-/// back, and by the time a checkpoint has copied what it saw, the writer has appended more.
-/// The log then grows without end (850 MB in 15 s of the reopen storm), and every commit
-/// writes to fresh blocks that the file system must first zero. Here, between two groups,
-/// nothing is appended: a checkpoint copies the few frames the checkpointer has not (and
-/// syncs the database file once), and the next commit rewinds. When the checkpointer holds
-/// the checkpoint lock this one gives up at once, and the writer tries again after its next
-/// group.
-fn rewind_log(conn: &Connection) {
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::debug!(error = %e, "log not rewound yet; tried again after the next group");
-    }
 }
 
 /// The writer thread's body: runs until every sender of `jobs` is dropped, then returns after
@@ -379,12 +361,19 @@ pub(crate) struct SqliteWriter {
     conn: Connection,
     path: PathBuf,
     limits: Limits,
+    /// Taken to checkpoint, in turn with the checkpointer thread.
+    turn: Turn,
 }
 
 impl SqliteWriter {
-    pub(crate) fn new(conn: Connection, path: PathBuf, limits: Limits) -> Self {
+    pub(crate) fn new(conn: Connection, path: PathBuf, limits: Limits, turn: Turn) -> Self {
         conn.wal_hook(Some(note_log_frames));
-        Self { conn, path, limits }
+        Self {
+            conn,
+            path,
+            limits,
+            turn,
+        }
     }
 }
 
@@ -400,8 +389,9 @@ impl GroupCommit for SqliteWriter {
     }
 
     fn after_commit(&mut self) {
-        if LOG_FRAMES.with(Cell::get) > self.limits.log_frames {
-            rewind_log(&self.conn);
+        let frames = LOG_FRAMES.with(Cell::get);
+        if frames > self.limits.log_frames {
+            checkpoints::rewind(&self.conn, &self.turn, frames, self.limits.log_frames);
         }
     }
 
