@@ -304,6 +304,20 @@ impl Store {
         })
     }
 
+    /// Whether workspace `key` still has its row (a deleted one is gone once purged): one
+    /// row's read, for a caller that waits on one workspace.
+    pub fn workspace_row_exists(&self, key: WsKey) -> Result<bool, StoreError> {
+        let readers = match &self.reads {
+            Reads::Sqlite(readers) => readers,
+            Reads::Postgres(pg) => return pg.workspace_row_exists(key),
+        };
+        readers.with(|conn, path| {
+            conn.prepare_cached("SELECT 1 FROM workspaces WHERE key = ?1")
+                .and_then(|mut st| st.exists([key.get()]))
+                .map_err(|e| StoreError::sqlite(path, e))
+        })
+    }
+
     /// Records a new, active workspace, with its admin key's digest, settings and limits, under
     /// a key allocated here; the receipt completes once its row is on disk. A taken id answers
     /// [`CreateError::Exists`] and creates nothing.

@@ -106,7 +106,7 @@ impl Workspaces {
     ) -> Result<(), PlatformError> {
         let key = row.key;
         poll_store(claims, "deleted", &row.id, move |store| {
-            Ok(!store.workspace_rows()?.iter().any(|r| r.key == key))
+            Ok(!store.workspace_row_exists(key)?)
         })
         .await?;
         if let Some(catalog) = &self.catalog {

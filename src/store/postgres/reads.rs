@@ -152,6 +152,16 @@ impl PgReads {
         })
     }
 
+    /// [`Store::workspace_row_exists`](super::super::Store::workspace_row_exists).
+    pub(crate) fn workspace_row_exists(&self, ws: WsKey) -> Result<bool, StoreError> {
+        self.with(|client, db| {
+            let rows = client
+                .query("SELECT 1 FROM workspaces WHERE key = $1", &[&ws.get()])
+                .map_err(|e| db.error(e))?;
+            Ok(!rows.is_empty())
+        })
+    }
+
     /// [`Store::stored_bytes_on_disk`](super::super::Store::stored_bytes_on_disk).
     pub(crate) fn stored_bytes(&self, ws: WsKey) -> Result<u64, StoreError> {
         self.with(|client, db| {

@@ -623,12 +623,21 @@ fn r27_a_deleted_workspace_s_rows_go_in_batches_and_the_others_stay(db: &Db) {
     assert_eq!(db.count_in("SELECT count(*) FROM messages WHERE ws = 2"), 1);
     assert_eq!(fts_rows(), 4);
     assert!(store.holds_rows_of(acme).expect("reads"));
+    assert!(
+        store.workspace_row_exists(acme).expect("reads"),
+        "its row stays until the end"
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
     runtime.block_on(store.delete_workspace(acme)).expect("deleted");
     assert!(!store.holds_rows_of(acme).expect("reads"));
+    assert!(
+        !store.workspace_row_exists(acme).expect("reads"),
+        "its row went last"
+    );
+    assert!(store.workspace_row_exists(WsKey::DEFAULT).expect("reads"));
     assert_eq!(
         store
             .workspace_rows()
