@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Every migration, oldest first.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -422,6 +422,11 @@ ALTER TABLE leases ADD COLUMN released INTEGER NOT NULL DEFAULT 0;
 /// and its store counts keys in memory (`workspace_rows.rs`). The step keeps the versions of
 /// both backends the same.
 const V9: &str = "-- Nothing on SQLite: see above.";
+
+/// Version 10: on PostgreSQL, the archive's search words without their diacritics
+/// (`postgres/schema.rs`), as FTS5 has always matched them here (`remove_diacritics 2`).
+/// Nothing to do on SQLite; the step keeps the versions of both backends the same.
+const V10: &str = "-- Nothing on SQLite: see above.";
 
 /// Brings the database at `path` up to [`LATEST`] in one transaction, or refuses a database
 /// from a newer build.

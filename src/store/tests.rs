@@ -1078,6 +1078,70 @@ fn r16_search_follows_a_changed_profile(db: &Db) {
     assert_eq!(search_text(&store, "ana"), ["c4", "c1"]);
 }
 
+/// Adds Zoë Müller and her one chat, `c8`, to [`archive`]'s.
+fn with_diacritics(store: &WorkspaceStore) {
+    store
+        .submit(vec![
+            Change::UpsertCustomer(customer("u4", "Zoë Müller", "zoë@exämple.de", "+33 1 0000")),
+            Change::UpsertChat(chat("c8", "u4", "ana", ChatState::Closed, 6, Some(70))),
+        ])
+        .wait()
+        .expect("committed");
+}
+
+fn r16_names_match_with_or_without_their_diacritics(db: &Db) {
+    let store = archive(db);
+    with_diacritics(&store);
+    for text in [
+        "muller",
+        "Müller",
+        "MÜLL",
+        "zoe",
+        "Zoë",
+        "zoe muller",
+        "zoë@exämple.de",
+        "zoe@example.de",
+    ] {
+        assert_eq!(search_text(&store, text), ["c8"], "searching {text:?}");
+    }
+    // Folding drops marks; it does not spell a letter otherwise.
+    assert_eq!(search_text(&store, "mueller"), Vec::<String>::new());
+}
+
+/// A PostgreSQL database written before version 10 holds its search words with their
+/// diacritics; the step to 10 folds them, so its customers are found as new ones are.
+#[test]
+fn r16_a_version_9_database_finds_names_without_their_diacritics() {
+    let db = Db::postgres();
+    with_diacritics(&archive(&db));
+    let Db::Postgres(server) = &db else {
+        unreachable!("a PostgreSQL database")
+    };
+    let url = server.url();
+    super::postgres::on_plain_thread(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connects");
+        client
+            .batch_execute(
+                "UPDATE customers SET search = to_tsvector('simple', 'zoë müller zoë exämple de')
+                 WHERE id = 'u4';
+                 UPDATE schema_version SET version = 9;",
+            )
+            .expect("back to version 9, with the words as it wrote them");
+    });
+    let store = db.open();
+    assert_eq!(search_text(&store, "muller"), ["c8"]);
+    assert_eq!(search_text(&store, "zoe@example"), ["c8"]);
+    assert_eq!(
+        search_text(&store, "ana"),
+        ["c6", "c4", "c2", "c1"],
+        "the others as before"
+    );
+    assert_eq!(
+        db.count_in("SELECT version FROM schema_version"),
+        Store::schema_version()
+    );
+}
+
 #[test]
 fn r16_broad_and_narrow_text_plans_give_the_same_pages() {
     let db = Db::sqlite("plans");
@@ -1362,6 +1426,7 @@ on_both_backends!(
     r16_phone_matches_by_digit_prefix_whatever_the_spacing,
     r16_search_text_is_never_read_as_query_syntax,
     r16_search_follows_a_changed_profile,
+    r16_names_match_with_or_without_their_diacritics,
     history_pages_run_newest_first_to_the_oldest,
     a_replayed_message_keeps_its_first_text,
     load_groups_chats_under_their_customer_oldest_first,

@@ -6,6 +6,7 @@
 //! broad/narrow choice made here.
 
 use postgres::types::ToSql;
+use unicode_normalization::UnicodeNormalization;
 
 use super::super::archive::{archive_row, phone_like, ArchivePage, ArchiveQuery, Scope, COLUMNS, MAX_PAGE};
 use super::super::codec::{nanos, Stored};
@@ -15,12 +16,36 @@ use super::row::PgRow;
 use super::PgReads;
 use crate::core::chat::ChatState;
 
-/// The words of `text` as the search index holds them: runs of letters and digits, lower case
-/// (FTS5's `unicode61` tokenizer splits the same way, so `ana@x.io` is `ana x io`).
+/// The words of `text` as the search index holds them: runs of letters and digits, lower case,
+/// without diacritics. FTS5's `unicode61 remove_diacritics 2` tokenizer splits and folds the
+/// same way, so `ana@x.io` is `ana x io`, and `Zoë Müller` is `zoe muller`: a customer is found
+/// with or without the marks, on either backend.
 pub(super) fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
+        .map(fold)
+}
+
+/// What the archive search finds a customer by: the words of their name and email, as the
+/// `search` column's text (`to_tsvector('simple', …)` of it).
+pub(super) fn search_text(name: Option<&str>, email: Option<&str>) -> String {
+    [name, email]
+        .into_iter()
+        .flatten()
+        .flat_map(search_words)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `word` in lower case, with the diacritics of Latin, Greek and Cyrillic letters (the
+/// Combining Diacritical Marks, U+0300–U+036F) dropped after canonical decomposition: `é` is
+/// `e` and U+0301. Letters with no decomposition (`ß`, `ø`) stay, and so do the marks other
+/// scripts spell with (a Devanagari vowel sign is part of the word), as FTS5 leaves them.
+fn fold(word: &str) -> String {
+    word.to_lowercase()
+        .nfd()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .collect()
 }
 
 /// What a person typed, as a customer filter.

@@ -21,15 +21,16 @@
 //! - There is no `WITHOUT ROWID`: PostgreSQL's tables are heaps, and every read goes through the
 //!   `ws`-first primary keys and indexes as on SQLite.
 
-use postgres::Client;
+use postgres::{Client, Transaction};
 
 use super::super::schema::LATEST;
 use super::super::StoreError;
+use super::archive::search_text;
 use super::Database;
 
 /// Every migration, oldest first, each with the version it brings the schema to. An empty
 /// database is version 0.
-const MIGRATIONS: &[(i64, &str)] = &[(6, V6), (7, V7), (8, V8), (9, V9)];
+const MIGRATIONS: &[(i64, &str)] = &[(6, V6), (7, V7), (8, V8), (9, V9), (10, V10)];
 
 /// Version 6 of `store/schema.rs`, in one step.
 const V6: &str = r#"
@@ -199,6 +200,25 @@ CREATE SEQUENCE workspace_keys OWNED BY workspaces.key;
 SELECT setval('workspace_keys', (SELECT COALESCE(MAX(key), 1) FROM workspaces));
 "#;
 
+/// Version 10 of `store/schema.rs`: the archive's search words fold diacritics, as SQLite's
+/// FTS5 does (`Zoë Müller` is found by `zoe muller`). The folding is the writer's, in Rust
+/// (`postgres/archive.rs`), so the step that recomputes every customer's `search` runs there
+/// too ([`refold_search`]), after this SQL.
+const V10: &str = "-- Every customer's search words are recomputed by refold_search.";
+
+/// Recomputes every customer's search words as the writer now writes them (version 10).
+fn refold_search(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    let update =
+        tx.prepare("UPDATE customers SET search = to_tsvector('simple', $3) WHERE ws = $1 AND id = $2")?;
+    for row in tx.query("SELECT ws, id, name, email FROM customers", &[])? {
+        let (ws, id): (i64, String) = (row.get(0), row.get(1));
+        let (name, email): (Option<String>, Option<String>) = (row.get(2), row.get(3));
+        let text = search_text(name.as_deref(), email.as_deref());
+        tx.execute(&update, &[&ws, &id, &text])?;
+    }
+    Ok(())
+}
+
 /// Brings the database up to [`LATEST`] in one transaction, or refuses one from a newer build.
 /// Two engines starting at once on an empty database take turns (an advisory lock held by the
 /// transaction), so the steps run once.
@@ -232,6 +252,9 @@ pub(super) fn migrate(client: &mut Client, db: &Database) -> Result<(), StoreErr
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
         tx.batch_execute(sql).map_err(err)?;
+        if *version == 10 {
+            refold_search(&mut tx).map_err(err)?;
+        }
         tx.execute("UPDATE schema_version SET version = $1", &[version])
             .map_err(err)?;
     }

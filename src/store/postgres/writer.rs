@@ -17,7 +17,7 @@ use super::super::stored_bytes::Added;
 use super::super::workspace_rows::WorkspaceState;
 use super::super::writer::{phone_digits, Committed, GroupCommit, Job};
 use super::super::{StoreError, WsKey};
-use super::archive::search_words;
+use super::archive::search_text;
 use super::leases::EPOCHS_FOR_SHARE;
 use super::{on_plain_thread, Database};
 use crate::core::chat::Message;
@@ -414,12 +414,7 @@ fn apply_other(b: &mut Batch<'_>, ws: i64, change: &Change) -> Result<(), Failur
 fn upsert_customer(b: &mut Batch<'_>, ws: i64, c: &CustomerRecord) -> Result<(), Failure> {
     let p = &c.profile;
     // What the archive search finds the customer by (`archive.rs`).
-    let words = [p.name.as_deref(), p.email.as_deref()]
-        .into_iter()
-        .flatten()
-        .flat_map(search_words)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let words = search_text(p.name.as_deref(), p.email.as_deref());
     b.execute(
         "INSERT INTO customers (ws, id, name, email, phone, identities, opted_out, pushed, assigned_agent,
                                 search, phone_digits)
