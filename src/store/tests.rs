@@ -632,6 +632,36 @@ fn a_schema_newer_than_this_build_is_refused() {
 }
 
 #[test]
+fn a_postgres_schema_newer_than_this_build_is_refused() {
+    let db = Db::postgres();
+    let name = db.store(StoreOptions::default()).path().to_path_buf();
+    let Db::Postgres(server) = &db else {
+        unreachable!("a PostgreSQL database")
+    };
+    let url = server.url();
+    let newer = Store::schema_version() + 1;
+    super::postgres::on_plain_thread(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connects");
+        client
+            .execute("UPDATE schema_version SET version = $1", &[&newer])
+            .expect("version set");
+    });
+    let err =
+        Store::open_postgres(&server.url(), StoreOptions::default()).expect_err("a newer schema is refused");
+    assert!(
+        matches!(&err, StoreError::NewerSchema { path, found, supported }
+            if path == &name && *found == newer && *supported == Store::schema_version()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&name.display().to_string()), "{err}");
+    assert_eq!(
+        db.count_in("SELECT version FROM schema_version"),
+        newer,
+        "nothing was migrated down"
+    );
+}
+
+#[test]
 fn a_data_directory_under_a_regular_file_is_refused_with_its_path() {
     let dir = TempDir::new("underfile");
     let file = dir.0.join("not-a-dir");
