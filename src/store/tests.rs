@@ -1439,6 +1439,71 @@ fn issue13_the_writer_waits_for_a_slow_checkpoint_rather_than_let_the_log_grow()
     assert!(frames < 1_000, "the log grew to {frames} frames");
 }
 
+/// Frames the write-ahead log at `path` holds now, read beside the store.
+fn log_frames_now(path: &Path) -> i64 {
+    Connection::open(path)
+        .expect("raw connection opens")
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+        .expect("the log is read")
+}
+
+#[test]
+fn issue13_a_chat_update_that_moves_no_index_writes_only_the_chat_s_page() {
+    let dir = TempDir::new("narrow-update");
+    let path = dir.db();
+    let store =
+        Arc::new(Store::open(&path, StoreOptions::default()).expect("store opens")).workspace(WsKey::DEFAULT);
+    // Enough chats, owners and customers that each index spans many pages.
+    let changes: Vec<Change> = (0..3_000)
+        .flat_map(|i| {
+            [
+                Change::UpsertCustomer(customer(&format!("u{i}"), "Ana", "a@x.io", "+49 1")),
+                Change::UpsertChat(chat(
+                    &format!("c{i}"),
+                    &format!("u{i}"),
+                    &format!("agent{}", i % 300),
+                    ChatState::Active,
+                    i,
+                    None,
+                )),
+            ]
+        })
+        .collect();
+    store.submit(changes).wait().expect("committed");
+    // The frames one commit of `change` writes (the log may start over at the commit).
+    let frames_of = |change: Change| {
+        let before = log_frames_now(&path);
+        store.submit(vec![change]).wait().expect("committed");
+        let after = log_frames_now(&path);
+        if after < before {
+            after
+        } else {
+            after - before
+        }
+    };
+
+    // A customer's message: only `last_customer_message_at` changes.
+    let mut replied = chat("c1500", "u1500", "agent0", ChatState::Active, 1500, None);
+    replied.last_customer_message_at = Some(t(1_600));
+    assert!(
+        frames_of(Change::UpsertChat(replied)) <= 2,
+        "the chat's own page (and at most one more), not an entry in each index"
+    );
+    // Closing moves it in every index.
+    let closed = chat("c1500", "u1500", "agent0", ChatState::Closed, 1500, Some(1_700));
+    assert!(
+        frames_of(Change::UpsertChat(closed)) >= 4,
+        "each index's page is written"
+    );
+    let page = store
+        .search_archive(&ArchiveQuery {
+            state: Some(ChatState::Closed),
+            ..query(Scope::All, 50)
+        })
+        .expect("searches");
+    assert_eq!(ids(&page), ["c1500"], "the state index follows the close");
+}
+
 on_both_backends!(
     a_receipt_completes_only_once_a_fresh_connection_can_read_the_change,
     submissions_queued_behind_a_commit_share_one_group,
