@@ -1347,21 +1347,22 @@ fn log_frames_high_water(path: &Path) -> u64 {
     fs::metadata(wal).map_or(0, |m| m.len().saturating_sub(32) / (24 + 4096))
 }
 
-#[test]
-fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
-    let dir = TempDir::new("log-rewind");
-    let path = dir.db();
+/// A store at `path` with small groups and a short log: many commits, each past the log's
+/// limit soon.
+fn short_log_store(path: &Path) -> Arc<Store> {
     let options = StoreOptions {
         durability: Durability::Normal,
-        // Small groups and a short log: many commits, each past the limit soon.
         group_cap: 8,
         log_frames: 64,
         ..StoreOptions::default()
     };
-    let store = Arc::new(Store::open(&path, options).expect("store opens")).workspace(WsKey::DEFAULT);
-    // Submitted without waiting, so the writer always has the next group queued: the case in
-    // which a checkpoint alone never lets the log start over.
-    let receipts: Vec<Receipt> = (0..4_000)
+    Arc::new(Store::open(path, options).expect("store opens"))
+}
+
+/// 4,000 customer writes, submitted without waiting, so that the writer always has the next
+/// group queued: the case in which a checkpoint alone never lets the log start over.
+fn submit_many(store: &WorkspaceStore) -> Vec<Receipt> {
+    (0..4_000)
         .map(|i| {
             store.submit(vec![Change::UpsertCustomer(customer(
                 &format!("cu{}", i % 700),
@@ -1370,8 +1371,15 @@ fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
                 "+49 151 0000",
             ))])
         })
-        .collect();
-    for receipt in receipts {
+        .collect()
+}
+
+#[test]
+fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
+    let dir = TempDir::new("log-rewind");
+    let path = dir.db();
+    let store = short_log_store(&path).workspace(WsKey::DEFAULT);
+    for receipt in submit_many(&store) {
         receipt.wait().expect("stored");
     }
     let frames = log_frames_high_water(&path);
@@ -1385,13 +1393,7 @@ fn issue13_the_log_starts_over_while_the_writer_commits_without_pause() {
 fn issue13_the_writer_waits_for_a_slow_checkpoint_rather_than_let_the_log_grow() {
     let dir = TempDir::new("log-wait");
     let path = dir.db();
-    let options = StoreOptions {
-        durability: Durability::Normal,
-        group_cap: 8,
-        log_frames: 64,
-        ..StoreOptions::default()
-    };
-    let store = Arc::new(Store::open(&path, options).expect("store opens"));
+    let store = short_log_store(&path);
     let turn = store
         .checkpointer
         .as_ref()
@@ -1403,20 +1405,9 @@ fn issue13_the_writer_waits_for_a_slow_checkpoint_rather_than_let_the_log_grow()
     // while the writer goes on committing.
     let slow_checkpoint = turn.hold();
     // Submitted from a thread of their own: a checkpoint holds no other lock.
-    let receipts: Vec<Receipt> = std::thread::spawn(move || {
-        (0..4_000)
-            .map(|i| {
-                scoped.submit(vec![Change::UpsertCustomer(customer(
-                    &format!("cu{}", i % 700),
-                    &format!("Customer {i}"),
-                    &format!("c{i}@example.com"),
-                    "+49 151 0000",
-                ))])
-            })
-            .collect()
-    })
-    .join()
-    .expect("submitted");
+    let receipts = std::thread::spawn(move || submit_many(&scoped))
+        .join()
+        .expect("submitted");
     let waiting = crate::clock::Stopwatch::start();
     while turn.waits() == 0 {
         assert!(
