@@ -17,13 +17,18 @@ use super::PgReads;
 use crate::core::chat::ChatState;
 
 /// The words of `text` as the search index holds them: runs of letters and digits, lower case,
-/// without diacritics. FTS5's `unicode61 remove_diacritics 2` tokenizer splits and folds the
-/// same way, so `ana@x.io` is `ana x io`, and `Zoë Müller` is `zoe muller`: a customer is found
-/// with or without the marks, on either backend.
-pub(super) fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
+/// Latin letters without their diacritics. FTS5's `unicode61 remove_diacritics 2` tokenizer
+/// splits and folds the same way, so `ana@x.io` is `ana x io`, and `Zoë Müller` is
+/// `zoe muller`: a customer is found with or without the marks, on either backend. The text
+/// is folded before it is split, so that a mark typed apart from its letter (`u` then U+0308)
+/// neither splits the word nor is left as a word of its own.
+pub(super) fn search_words(text: &str) -> impl Iterator<Item = String> {
+    fold(text)
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
-        .map(fold)
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// What the archive search finds a customer by: the words of their name and email, as the
@@ -37,14 +42,25 @@ pub(super) fn search_text(name: Option<&str>, email: Option<&str>) -> String {
         .join(" ")
 }
 
-/// `word` in lower case, with the diacritics of Latin, Greek and Cyrillic letters (the
-/// Combining Diacritical Marks, U+0300–U+036F) dropped after canonical decomposition: `é` is
-/// `e` and U+0301. Letters with no decomposition (`ß`, `ø`) stay, and so do the marks other
-/// scripts spell with (a Devanagari vowel sign is part of the word), as FTS5 leaves them.
-fn fold(word: &str) -> String {
-    word.to_lowercase()
+/// `text` in lower case, with the diacritics of Latin letters dropped: after canonical
+/// decomposition (`é` is `e` and U+0301), a mark of the Combining Diacritical Marks
+/// (U+0300–U+036F) that follows a Latin letter goes, and the rest is composed again. As with
+/// FTS5, only Latin script is folded: Cyrillic `й` stays apart from `и`, Greek keeps its
+/// accents, letters with no decomposition (`ß`, `ø`) stay, and so do the marks other scripts
+/// spell with.
+fn fold(text: &str) -> String {
+    let mut after_latin = false;
+    text.to_lowercase()
         .nfd()
-        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .filter(|&c| {
+            if ('\u{300}'..='\u{36f}').contains(&c) {
+                !after_latin
+            } else {
+                after_latin = c.is_ascii_alphabetic();
+                true
+            }
+        })
+        .nfc()
         .collect()
 }
 

@@ -206,11 +206,15 @@ SELECT setval('workspace_keys', (SELECT COALESCE(MAX(key), 1) FROM workspaces));
 /// too ([`refold_search`]), after this SQL.
 const V10: &str = "-- Every customer's search words are recomputed by refold_search.";
 
-/// Recomputes every customer's search words as the writer now writes them (version 10).
+/// Recomputes the search words of every customer whose name or email is not plain ASCII, as
+/// the writer now writes them (version 10); folding leaves ASCII text as it was.
 fn refold_search(tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
     let update =
         tx.prepare("UPDATE customers SET search = to_tsvector('simple', $3) WHERE ws = $1 AND id = $2")?;
-    for row in tx.query("SELECT ws, id, name, email FROM customers", &[])? {
+    let folded = "SELECT ws, id, name, email FROM customers
+                  WHERE octet_length(name) <> char_length(name)
+                     OR octet_length(email) <> char_length(email)";
+    for row in tx.query(folded, &[])? {
         let (ws, id): (i64, String) = (row.get(0), row.get(1));
         let (name, email): (Option<String>, Option<String>) = (row.get(2), row.get(3));
         let text = search_text(name.as_deref(), email.as_deref());
