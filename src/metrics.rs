@@ -44,6 +44,7 @@
 //! | `switchboard_store_failed_commits_total` | counter | |
 //! | `switchboard_store_stopped` | gauge | |
 //! | `switchboard_store_resumes_total` | counter | |
+//! | `switchboard_store_log_waits_total` | counter | |
 //!
 //! On a cluster node (issue 19), its placement (`cluster/node.rs`):
 //!
@@ -777,6 +778,12 @@ fn encode_store(encoder: &mut DescriptorEncoder, store: &Store) -> fmt::Result {
         "switchboard_store_resumes",
         "Times the store wrote again on a fresh connection after it stopped (a cluster node, once it let go of everything)",
         stats.resumes,
+    )?;
+    counter(
+        encoder,
+        "switchboard_store_log_waits",
+        "Times SQLite's writer waited for a checkpoint slower than the writes before its next group (a slow or saturated disk)",
+        stats.log_waits,
     )
 }
 

@@ -129,6 +129,10 @@ pub struct StoreStats {
     /// Submissions refused because their workspace's lease had moved on to another node
     /// ([`StoreError::Fenced`], R28); nothing of them was written.
     pub fenced_submissions: u64,
+    /// Times SQLite's writer waited for the checkpointer before its next group, its log past
+    /// four times its limit (`store/checkpoints.rs`): checkpoints slower than the writes, a
+    /// sign of a slow or saturated disk. Always 0 on PostgreSQL.
+    pub log_waits: u64,
 }
 
 /// An open store. Dropping it writes what is queued, then stops the writer thread.
@@ -440,6 +444,7 @@ impl Store {
             stopped: c.stopped.load(Ordering::Relaxed),
             resumes: c.resumes.load(Ordering::Relaxed),
             fenced_submissions: c.fenced.load(Ordering::Relaxed),
+            log_waits: self.checkpointer.as_ref().map_or(0, |c| c.turn.waits()),
         }
     }
 

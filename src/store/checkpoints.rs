@@ -52,7 +52,6 @@ impl Turn {
     }
 
     /// How often the writer has waited for its turn.
-    #[cfg(test)]
     pub(crate) fn waits(&self) -> u64 {
         self.0.waits.load(Ordering::Relaxed)
     }
@@ -60,7 +59,6 @@ impl Turn {
 
 /// The checkpointer thread: stops (and is joined) when dropped.
 pub(crate) struct Checkpointer {
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) turn: Turn,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,

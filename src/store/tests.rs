@@ -1436,6 +1436,7 @@ fn issue13_the_writer_waits_for_a_slow_checkpoint_rather_than_let_the_log_grow()
         frames < 1_000,
         "the log grew to {frames} frames before the writer waited"
     );
+    assert_eq!(store.stats().log_waits, 1, "counted for /metrics");
     drop(slow_checkpoint);
     for receipt in receipts {
         receipt.wait().expect("stored");

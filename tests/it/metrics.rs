@@ -307,6 +307,7 @@ async fn issue14_store_metrics_time_every_group_commit_and_count_what_waits_for_
     assert_eq!(metrics.value("switchboard_store_failed_commits_total"), 0.0);
     assert_eq!(metrics.value("switchboard_store_stopped"), 0.0);
     assert_eq!(metrics.value("switchboard_store_resumes_total"), 0.0);
+    assert_eq!(metrics.value("switchboard_store_log_waits_total"), 0.0);
 }
 
 #[tokio::test]
