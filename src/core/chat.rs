@@ -111,8 +111,9 @@ pub struct Message {
     /// The text (for a template, its name and parameters as sent; for media, its caption).
     pub text: String,
     /// What a customer's message carries besides text: media, a location, an interactive
-    /// reply, or a type the engine does not know (R23).
-    pub payload: Option<Payload>,
+    /// reply, or a type the engine does not know (R23). Boxed: few messages have one, and
+    /// inline it took 104 of a message's 216 bytes, in every chat's history the engine keeps.
+    pub payload: Option<Box<Payload>>,
     /// The platform's id of the message: a customer's (a retried delivery repeats it, R23),
     /// or ours once the platform took it (its status webhooks name it, R25).
     pub provider_id: Option<String>,
@@ -404,7 +405,7 @@ impl Chat {
     pub fn add_incoming(&mut self, at: Timestamp, incoming: Incoming) -> super::customer::CustomerEvent {
         let event = self.add(at, Author::Customer, MessageKind::Text, incoming.text);
         if let Some(message) = self.messages.last_mut() {
-            message.payload = incoming.payload;
+            message.payload = incoming.payload.map(Box::new);
             message.provider_id = incoming.provider_id;
         }
         event

@@ -192,7 +192,7 @@ impl From<&core::Message> for Message {
             author: Author::from(&message.author),
             kind: message.kind.into(),
             text: message.text.clone(),
-            attachment: message.payload.as_ref().map(Attachment::from),
+            attachment: message.payload.as_deref().map(Attachment::from),
             delivery: message.delivery.as_ref().map(Delivery::from),
         }
     }

@@ -546,7 +546,7 @@ impl<'m> MessageColumns<'m> {
             agent,
             kind: m.kind.stored(),
             text: &m.text,
-            payload: m.payload.as_ref().map(payload_json).transpose()?,
+            payload: m.payload.as_deref().map(payload_json).transpose()?,
             provider_id: m.provider_id.as_deref(),
             delivery,
             delivery_reason,

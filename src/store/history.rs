@@ -164,7 +164,7 @@ pub(super) fn history_entry(r: &impl Cells) -> rusqlite::Result<HistoryEntry> {
             author: column_author(r, 2)?,
             kind: column_stored(r, 4)?,
             text: r.cell(5)?,
-            payload: column_payload(r, 6)?,
+            payload: column_payload(r, 6)?.map(Box::new),
             provider_id: r.cell(7)?,
             delivery: column_delivery(r, 8)?,
         },

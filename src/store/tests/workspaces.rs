@@ -811,7 +811,7 @@ fn r27_the_writer_counts_each_workspace_s_message_bytes_once_and_keeps_the_count
         chat: ChatId::from("c1"),
         seq: 1,
         message: Message {
-            payload: Some(location.clone()),
+            payload: Some(Box::new(location.clone())),
             ..message(3, "here")
         },
     }])
