@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
 use prometheus_client::metrics::histogram::Histogram;
@@ -566,6 +566,39 @@ fn upsert_customer(conn: &Connection, ws: WsKey, c: &CustomerRecord) -> Result<(
     Ok(())
 }
 
+/// A new chat's row; the parameters are `ChatColumns` in order, as for [`UPDATE_CHAT`].
+const INSERT_CHAT: &str =
+    "INSERT INTO chats (ws, id, customer, channel, state, owner, reopened_by, reopened_at,
+                                  snooze, created_at, queued_at, last_customer_message_at, closed_at,
+                                  close_reason, newest_at, routing)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+/// The update of a chat's row for each set of indexed columns whose values changed (bit 0:
+/// customer, 1: state, 2: owner, 3: newest_at), made once: the unindexed columns always
+/// (comparing them would cost more than writing them to a page that is written anyway), the
+/// indexed ones only if changed.
+static UPDATE_CHAT: LazyLock<[String; 16]> = LazyLock::new(|| {
+    std::array::from_fn(|changed| {
+        let mut set = String::from(
+            "channel = ?4, reopened_by = ?7, reopened_at = ?8, snooze = ?9, created_at = ?10,
+             queued_at = ?11, last_customer_message_at = ?12, closed_at = ?13,
+             close_reason = ?14, routing = ?16",
+        );
+        let indexed = [
+            ", customer = ?3",
+            ", state = ?5",
+            ", owner = ?6",
+            ", newest_at = ?15",
+        ];
+        for (bit, column) in indexed.iter().enumerate() {
+            if changed & (1 << bit) != 0 {
+                set.push_str(column);
+            }
+        }
+        format!("UPDATE chats SET {set} WHERE ws = ?1 AND id = ?2")
+    })
+});
+
 /// Writes chat `c`'s row: inserted when new, else updated in only the indexed columns whose
 /// values changed.
 ///
@@ -589,35 +622,16 @@ fn upsert_chat(conn: &Connection, ws: WsKey, c: &ChatRecord) -> Result<(), Failu
         })
         .optional()?;
     let sql = match indexed {
-        None => {
-            "INSERT INTO chats (ws, id, customer, channel, state, owner, reopened_by, reopened_at, snooze,
-                                    created_at, queued_at, last_customer_message_at, closed_at, close_reason,
-                                    newest_at, routing)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-                .to_owned()
-        }
+        None => INSERT_CHAT,
         Some((customer, state, owner, newest_at)) => {
-            // The unindexed columns always (comparing them would cost more than writing them
-            // to a page that is written anyway); the indexed ones only if changed.
-            let mut set = String::from(
-                "channel = ?4, reopened_by = ?7, reopened_at = ?8, snooze = ?9, created_at = ?10,
-                 queued_at = ?11, last_customer_message_at = ?12, closed_at = ?13,
-                 close_reason = ?14, routing = ?16",
-            );
-            for (changed, column) in [
-                (customer != c.customer, ", customer = ?3"),
-                (state != c.state, ", state = ?5"),
-                (owner.as_deref() != c.owner, ", owner = ?6"),
-                (newest_at != c.newest_at, ", newest_at = ?15"),
-            ] {
-                if changed {
-                    set.push_str(column);
-                }
-            }
-            format!("UPDATE chats SET {set} WHERE ws = ?1 AND id = ?2")
+            let changed = usize::from(customer != c.customer)
+                | usize::from(state != c.state) << 1
+                | usize::from(owner.as_deref() != c.owner) << 2
+                | usize::from(newest_at != c.newest_at) << 3;
+            UPDATE_CHAT[changed].as_str()
         }
     };
-    conn.prepare_cached(&sql)?.execute(params![
+    conn.prepare_cached(sql)?.execute(params![
         ws,
         c.id,
         c.customer,
