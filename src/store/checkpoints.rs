@@ -119,19 +119,13 @@ pub(crate) fn start(path: &Path, turn: Turn) -> Result<Checkpointer, StoreError>
 /// writer waits for its turn instead (the log reached 1,865 frames of a limit of 64 in a test
 /// beside a loaded build before it did).
 pub(crate) fn rewind(conn: &Connection, turn: &Turn, frames: u32, limit: u32) {
-    let _turn = if frames > limit.saturating_mul(WAIT_PAST) {
-        match turn.0.lock.try_lock() {
-            Some(turn) => turn,
-            None => {
-                turn.0.waits.fetch_add(1, Ordering::Relaxed);
-                turn.0.lock.lock()
-            }
+    let _turn = match turn.0.lock.try_lock() {
+        Some(held) => held,
+        None if frames > limit.saturating_mul(WAIT_PAST) => {
+            turn.0.waits.fetch_add(1, Ordering::Relaxed);
+            turn.0.lock.lock()
         }
-    } else {
-        match turn.0.lock.try_lock() {
-            Some(turn) => turn,
-            None => return,
-        }
+        None => return,
     };
     if let Err(e) = checkpoint(conn) {
         tracing::debug!(error = %e, "log not rewound yet; tried again after the next group");
