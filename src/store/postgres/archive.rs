@@ -22,13 +22,12 @@ use crate::core::chat::ChatState;
 /// `zoe muller`: a customer is found with or without the marks, on either backend. The text
 /// is folded before it is split, so that a mark typed apart from its letter (`u` then U+0308)
 /// neither splits the word nor is left as a word of its own.
-pub(super) fn search_words(text: &str) -> impl Iterator<Item = String> {
+pub(super) fn search_words(text: &str) -> Vec<String> {
     fold(text)
         .split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
         .map(str::to_owned)
-        .collect::<Vec<_>>()
-        .into_iter()
+        .collect()
 }
 
 /// What the archive search finds a customer by: the words of their name and email, as the
@@ -82,7 +81,7 @@ fn match_of(text: &str) -> Option<Match> {
     let phrases: Vec<String> = text
         .split_whitespace()
         .filter_map(|typed| {
-            let words: Vec<String> = search_words(typed).collect();
+            let words = search_words(typed);
             (!words.is_empty()).then(|| format!("({}:*)", words.join(" <-> ")))
         })
         .collect();
