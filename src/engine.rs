@@ -104,7 +104,8 @@ pub struct EngineConfig {
     /// Board changes kept for supervisors' resume; the bound must hold more than one batch
     /// interval's changes at full load, or every supervisor is sent a fresh board.
     pub board_log_capacity: usize,
-    /// Bytes of board changes kept.
+    /// Bytes of board changes kept, as their JSON would take (weighed, not encoded, until a
+    /// supervisor needs them; once encoded an event is kept in both forms).
     pub board_log_bytes: usize,
 }
 

@@ -3,15 +3,17 @@
 //!
 //! The engine appends a change under the lock that made it (the router's for queues and agents,
 //! the customer's for reopened chats), so the sequence follows the order things happened.
-//! Appending is cheap: encode once, log, wake the task. The task sends what came since its
-//! last round as one frame per subscription, at most once per batch interval, so that two
+//! Appending is cheap: log the event, wake the task. An event is encoded once, when the first
+//! subscriber needs it (off the agents' requests, and not at all while nobody watches: encoding
+//! every change was a third of an agent's reopen in `benches/core.rs`). The task sends what
+//! came since its last round as one frame per subscription, at most once per batch interval, so that two
 //! hundred supervisors cost two hundred writes per round rather than per change, and no
 //! agent's request waits for a supervisor's socket. The subscribers are served in groups
 //! spread across the interval, so that their writes do not come as one burst.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
 use crate::lock_order::{Level, Ordered};
@@ -22,8 +24,13 @@ use super::fanout::{ConnHandle, ConnId, CutOff, Frame, Kick};
 use crate::ids::{AgentId, ChatId, QueueId};
 use crate::protocol::supervisor::{BoardChange, BoardEvent, ReopenedChat, SupervisorServerFrame};
 
+mod weight;
+
 /// Events per `pushes` frame, so that a long backlog does not make one huge frame.
 const EVENTS_PER_FRAME: usize = 256;
+
+/// What `"seq":N,` adds to an event's JSON, at most.
+const SEQ_WEIGHT: usize = r#""seq":,"#.len() + 20;
 
 /// Subscribers are served in this many groups, one after the other across the batch
 /// interval: two hundred supervisors waking together to write their frames made the agents'
@@ -61,8 +68,26 @@ struct Entry {
     queue: Option<QueueId>,
     /// For an agent's row or the KPIs: a later one in the same batch makes it redundant.
     supersedes: Option<Slot>,
-    /// The event, encoded once.
-    json: Bytes,
+    /// The event, and its JSON once a subscriber needed it.
+    event: Arc<Logged>,
+}
+
+/// An event of the log: encoded at most once, by whoever needs it first.
+#[derive(Debug)]
+struct Logged {
+    event: BoardEvent,
+    /// About the length of its JSON ([`weight::weigh`]), counted against the log's bytes
+    /// before anyone has encoded it.
+    weight: usize,
+    json: OnceLock<Bytes>,
+}
+
+impl Logged {
+    fn json(&self) -> &Bytes {
+        self.json.get_or_init(|| {
+            super::fanout::exact(serde_json::to_vec(&self.event).expect("board events serialize"))
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -255,6 +280,8 @@ impl Supervision {
             BoardChange::KpisChanged { .. } => Some(Slot::Kpis),
             _ => None,
         };
+        // Weighed before the lock; the sequence number is counted at its longest.
+        let weight = weight::weigh(&change) + SEQ_WEIGHT;
         let mut feed = self.feed.lock();
         match &change {
             BoardChange::ChatReopened { chat } => {
@@ -267,23 +294,28 @@ impl Supervision {
         }
         feed.seq += 1;
         let seq = feed.seq;
-        let json = super::fanout::exact(
-            serde_json::to_vec(&BoardEvent { seq, change }).expect("board events serialize"),
-        );
-        feed.logged_bytes += json.len();
+        feed.logged_bytes += weight;
         feed.log.push_back(Entry {
             seq,
             queue,
             supersedes,
-            json,
+            event: Arc::new(Logged {
+                event: BoardEvent { seq, change },
+                weight,
+                json: OnceLock::new(),
+            }),
         });
-        // The newest entry stays, however big: the task has not sent it yet.
+        // The newest entry stays, however big: the task has not sent it yet. The last one
+        // evicted is dropped after the lock (the log is full in steady state: one a change).
+        let mut evicted = None;
         while feed.log.len() > 1 && (feed.log.len() > self.log_capacity || feed.logged_bytes > self.log_bytes)
         {
             let Some(old) = feed.log.pop_front() else { break };
-            feed.logged_bytes -= old.json.len();
+            feed.logged_bytes -= old.event.weight;
+            evicted = Some(old);
         }
         drop(feed);
+        drop(evicted);
         self.wake.notify_one();
     }
 
@@ -508,14 +540,14 @@ fn batch(entries: &[Entry], after: u64, watch: &Watch) -> (Vec<Frame>, u64) {
     let frames = keep
         .chunks(EVENTS_PER_FRAME)
         .map(|chunk| {
-            let size = chunk.iter().map(|e| e.json.len() + 1).sum::<usize>() + 40;
+            let size = chunk.iter().map(|e| e.event.json().len() + 1).sum::<usize>() + 40;
             let mut out = BytesMut::with_capacity(size);
             out.put_slice(br#"{"type":"pushes","events":["#);
             for (i, entry) in chunk.iter().enumerate() {
                 if i > 0 {
                     out.put_u8(b',');
                 }
-                out.put_slice(&entry.json);
+                out.put_slice(entry.event.json());
             }
             out.put_slice(b"]}");
             Arc::new(out.freeze())
@@ -594,6 +626,51 @@ mod tests {
         );
         supervision.round(conn.id.0 % ROUND_GROUPS);
         assert_eq!(received(&mut conn.outbox), vec![1]);
+    }
+
+    /// R15: while nobody watches, the log keeps its events without encoding them, counted at
+    /// their weight; the first subscriber that needs them has each encoded, once.
+    #[test]
+    fn r15_events_are_encoded_only_when_a_subscriber_needs_them() {
+        let supervision = Supervision::new(16, 100, 1 << 20);
+        for n in 1..=3 {
+            supervision.append(
+                None,
+                BoardChange::AgentRemoved {
+                    agent_id: AgentId::from(format!("agent-{n}")),
+                },
+            );
+        }
+        for group in 0..ROUND_GROUPS {
+            supervision.round(group);
+        }
+        {
+            let feed = supervision.feed.lock();
+            assert!(
+                feed.log.iter().all(|e| e.event.json.get().is_none()),
+                "nobody watches: nothing is encoded"
+            );
+            let weights: usize = feed.log.iter().map(|e| e.event.weight).sum();
+            assert_eq!(feed.logged_bytes, weights);
+        }
+        let mut conn = supervision.connect(&AgentId::from("sue"));
+        let reply = |_| Arc::new(Bytes::from_static(b"{}"));
+        assert_eq!(
+            supervision.resume(conn.id, Watch::All, 0, reply),
+            Subscribed::Replayed(3)
+        );
+        assert_eq!(received(&mut conn.outbox), vec![1, 2, 3]);
+        let feed = supervision.feed.lock();
+        for entry in &feed.log {
+            let json = entry.event.json.get().expect("encoded for the subscriber");
+            assert!(
+                json.len() <= entry.event.weight,
+                "event {} weighed {} for {} bytes",
+                entry.seq,
+                entry.event.weight,
+                json.len()
+            );
+        }
     }
 
     /// R17: the entries after a sequence number are found by position, also once the oldest
