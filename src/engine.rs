@@ -104,8 +104,9 @@ pub struct EngineConfig {
     /// Board changes kept for supervisors' resume; the bound must hold more than one batch
     /// interval's changes at full load, or every supervisor is sent a fresh board.
     pub board_log_capacity: usize,
-    /// Bytes of board changes kept, as their JSON would take (weighed, not encoded, until a
-    /// supervisor needs them; once encoded an event is kept in both forms).
+    /// Bytes of board changes kept: each counted at about the memory it takes unencoded (its
+    /// typed form's size plus its JSON's length); a supervisor's first need of it encodes it,
+    /// and from then on only its JSON is kept (`engine/supervision.rs`).
     pub board_log_bytes: usize,
 }
 

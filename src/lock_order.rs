@@ -39,6 +39,9 @@ pub enum Level {
     BoardSubscribers,
     /// The supervisors' feed of board changes.
     BoardFeed,
+    /// One logged board change, while it is encoded for the first subscriber that needs it
+    /// (under the subscriber list, after the feed is let go; one at a time).
+    BoardEntry,
     /// The live KPI counters.
     Analytics,
     /// One agent's fan-out hub: its connections and its log of pushes.

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use crate::lock_order::{Level, Ordered};
@@ -72,21 +72,49 @@ struct Entry {
     event: Arc<Logged>,
 }
 
-/// An event of the log: encoded at most once, by whoever needs it first.
+/// An event of the log: encoded at most once, by whoever needs it first, and then kept only
+/// as its JSON.
 #[derive(Debug)]
 struct Logged {
-    event: BoardEvent,
-    /// About the length of its JSON ([`weight::weigh`]), counted against the log's bytes
-    /// before anyone has encoded it.
+    /// What it is counted at against the log's bytes: its typed form's own size plus about
+    /// its JSON's length ([`weight::weigh`]), which its strings and maps take about as much
+    /// of. Encoded, it takes less.
     weight: usize,
-    json: OnceLock<Bytes>,
+    form: Ordered<Form>,
+}
+
+#[derive(Debug)]
+enum Form {
+    Typed(Box<BoardEvent>),
+    Json(Bytes),
 }
 
 impl Logged {
-    fn json(&self) -> &Bytes {
-        self.json.get_or_init(|| {
-            super::fanout::exact(serde_json::to_vec(&self.event).expect("board events serialize"))
-        })
+    fn new(event: BoardEvent, weight: usize) -> Self {
+        Self {
+            weight,
+            form: Ordered::new(Level::BoardEntry, Form::Typed(Box::new(event))),
+        }
+    }
+
+    /// Its JSON, encoded now if nobody needed it before.
+    fn json(&self) -> Bytes {
+        let mut form = self.form.lock();
+        match &*form {
+            Form::Json(json) => json.clone(),
+            Form::Typed(event) => {
+                let json = super::fanout::exact(serde_json::to_vec(event).expect("board events serialize"));
+                // Every test that sends a board event checks its weight bounds it.
+                debug_assert!(
+                    json.len() <= self.weight,
+                    "board event weighed {} for {} bytes of JSON",
+                    self.weight,
+                    json.len()
+                );
+                *form = Form::Json(json.clone());
+                json
+            }
+        }
     }
 }
 
@@ -281,7 +309,7 @@ impl Supervision {
             _ => None,
         };
         // Weighed before the lock; the sequence number is counted at its longest.
-        let weight = weight::weigh(&change) + SEQ_WEIGHT;
+        let weight = std::mem::size_of::<BoardEvent>() + weight::weigh(&change) + SEQ_WEIGHT;
         let mut feed = self.feed.lock();
         match &change {
             BoardChange::ChatReopened { chat } => {
@@ -299,11 +327,7 @@ impl Supervision {
             seq,
             queue,
             supersedes,
-            event: Arc::new(Logged {
-                event: BoardEvent { seq, change },
-                weight,
-                json: OnceLock::new(),
-            }),
+            event: Arc::new(Logged::new(BoardEvent { seq, change }, weight)),
         });
         // The newest entry stays, however big: the task has not sent it yet. The last one
         // evicted is dropped after the lock (the log is full in steady state: one a change).
@@ -350,6 +374,7 @@ impl Supervision {
         after_seq: u64,
         reply: impl FnOnce(u64) -> Frame,
     ) -> Subscribed {
+        self.encode_after(after_seq);
         let mut subs = self.subscribers.lock();
         let Some(sub) = subs.list.iter_mut().find(|s| s.id == conn) else {
             return Subscribed::NeedsBoard;
@@ -381,6 +406,7 @@ impl Supervision {
     /// Subscribes `conn` to `watch` with a board as of `board_seq`: queues `reply` (the board),
     /// then whatever the task already sent out after that number.
     pub(super) fn start(&self, conn: ConnId, watch: Watch, board_seq: u64, reply: Frame) {
+        self.encode_after(board_seq);
         let mut subs = self.subscribers.lock();
         let Some(sub) = subs.list.iter_mut().find(|s| s.id == conn) else {
             return;
@@ -411,6 +437,19 @@ impl Supervision {
     /// One round of the task for one group of subscribers: sends each what was appended
     /// since it was last served.
     pub fn round(&self, group: u64) {
+        // What the group is about to be sent is encoded first, outside the subscriber list's
+        // lock, which connects, disconnects and the other groups' rounds wait on.
+        let behind = self
+            .subscribers
+            .lock()
+            .list
+            .iter()
+            .filter(|s| s.group == group && s.watch != Watch::Nothing)
+            .map(|s| s.cursor)
+            .min();
+        if let Some(after) = behind {
+            self.encode_after(after);
+        }
         let mut subs = self.subscribers.lock();
         let Some(from) = subs
             .list
@@ -510,6 +549,15 @@ impl Supervision {
         }
     }
 
+    /// Encodes the logged events after `after` that nobody has needed yet, holding no lock but
+    /// each event's own while it is encoded.
+    fn encode_after(&self, after: u64) {
+        let pending = self.feed.lock().between(after, u64::MAX);
+        for entry in &pending {
+            entry.event.json();
+        }
+    }
+
     /// Wakes the task without a change (the KPIs changed).
     pub(super) fn nudge(&self) {
         self.wake.notify_one();
@@ -540,14 +588,15 @@ fn batch(entries: &[Entry], after: u64, watch: &Watch) -> (Vec<Frame>, u64) {
     let frames = keep
         .chunks(EVENTS_PER_FRAME)
         .map(|chunk| {
-            let size = chunk.iter().map(|e| e.event.json().len() + 1).sum::<usize>() + 40;
+            let events: Vec<Bytes> = chunk.iter().map(|e| e.event.json()).collect();
+            let size = events.iter().map(|json| json.len() + 1).sum::<usize>() + 40;
             let mut out = BytesMut::with_capacity(size);
             out.put_slice(br#"{"type":"pushes","events":["#);
-            for (i, entry) in chunk.iter().enumerate() {
+            for (i, json) in events.iter().enumerate() {
                 if i > 0 {
                     out.put_u8(b',');
                 }
-                out.put_slice(entry.event.json());
+                out.put_slice(json);
             }
             out.put_slice(b"]}");
             Arc::new(out.freeze())
@@ -629,7 +678,8 @@ mod tests {
     }
 
     /// R15: while nobody watches, the log keeps its events without encoding them, counted at
-    /// their weight; the first subscriber that needs them has each encoded, once.
+    /// their weight; the first subscriber that needs them has each encoded, once, and then the
+    /// log keeps only the JSON.
     #[test]
     fn r15_events_are_encoded_only_when_a_subscriber_needs_them() {
         let supervision = Supervision::new(16, 100, 1 << 20);
@@ -647,7 +697,9 @@ mod tests {
         {
             let feed = supervision.feed.lock();
             assert!(
-                feed.log.iter().all(|e| e.event.json.get().is_none()),
+                feed.log
+                    .iter()
+                    .all(|e| matches!(*e.event.form.lock(), Form::Typed(_))),
                 "nobody watches: nothing is encoded"
             );
             let weights: usize = feed.log.iter().map(|e| e.event.weight).sum();
@@ -662,7 +714,9 @@ mod tests {
         assert_eq!(received(&mut conn.outbox), vec![1, 2, 3]);
         let feed = supervision.feed.lock();
         for entry in &feed.log {
-            let json = entry.event.json.get().expect("encoded for the subscriber");
+            let Form::Json(json) = &*entry.event.form.lock() else {
+                panic!("event {} was not kept as its JSON once encoded", entry.seq);
+            };
             assert!(
                 json.len() <= entry.event.weight,
                 "event {} weighed {} for {} bytes",
@@ -671,6 +725,28 @@ mod tests {
                 json.len()
             );
         }
+    }
+
+    /// R15: the log's bytes are the weights of the events it holds, however many fell out to
+    /// keep it within its bound.
+    #[test]
+    fn r15_the_log_counts_what_it_holds_after_evicting_by_bytes() {
+        let bound = 4 * (std::mem::size_of::<BoardEvent>() + 100);
+        let supervision = Supervision::new(16, 1_000, bound);
+        for n in 1..=50 {
+            supervision.append(
+                None,
+                BoardChange::AgentRemoved {
+                    agent_id: AgentId::from(format!("agent-{n}-{}", "x".repeat(n))),
+                },
+            );
+        }
+        let feed = supervision.feed.lock();
+        let weights: usize = feed.log.iter().map(|e| e.event.weight).sum();
+        assert_eq!(feed.logged_bytes, weights);
+        assert!(weights <= bound, "{weights} bytes held, bound {bound}");
+        assert!(feed.log.len() < 50, "nothing was evicted");
+        assert_eq!(feed.log.back().map(|e| e.seq), Some(50));
     }
 
     /// R17: the entries after a sequence number are found by position, also once the oldest

@@ -4,8 +4,9 @@
 //! needs them (most of the time no supervisor watches, and encoding every change was a third
 //! of an agent's reopen: `benches/core.rs`). Weighing walks the same serde structure as the
 //! encoder but copies nothing, allocates nothing and looks for nothing to escape, so the log
-//! can count what an event will take before anyone encodes it. Only strings that need
-//! escaping and floats' digits make the weight differ from the JSON's length.
+//! can count what an event will take before anyone encodes it. The weight is never less
+//! than the JSON's length but for floats' digits (none on the board), and a little more: a
+//! comma is counted after every field.
 
 use serde::ser::{self, Serialize};
 
@@ -40,6 +41,19 @@ impl ser::Error for Never {
 /// Decimal digits of `n`.
 fn digits(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// The bytes serde_json adds to `v` by escaping it: one for `"`, `\` and the control
+/// characters with a short escape, five for the other control characters (`\u00XX`). A name
+/// full of them must not make an event's JSON several times its weight.
+fn escapes(v: &str) -> usize {
+    v.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\x08' | b'\t' | b'\n' | b'\x0c' | b'\r' => 1,
+            0..=0x1f => 5,
+            _ => 0,
+        })
+        .sum()
 }
 
 impl Weigher {
@@ -97,7 +111,7 @@ impl ser::Serializer for &mut Weigher {
         self.add(v.len_utf8() + 2)
     }
     fn serialize_str(self, v: &str) -> Result<(), Never> {
-        self.add(v.len() + 2)
+        self.add(v.len() + 2 + escapes(v))
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Never> {
         // serde_json writes bytes as an array of numbers.
@@ -275,8 +289,8 @@ mod tests {
         serde_json::to_vec(value).expect("serializes").len()
     }
 
-    /// The weight is the JSON's length where nothing needs escaping (give or take the commas
-    /// after last fields, which the weigher counts for every field).
+    /// The weight is the JSON's length, escapes included, give or take the commas after last
+    /// fields, which the weigher counts for every field.
     #[test]
     fn r15_an_event_weighs_about_the_length_of_its_json() {
         let events = [
@@ -290,6 +304,15 @@ mod tests {
                 },
                 counts: [("open".to_owned(), 3), ("closed".to_owned(), 10_000)].into(),
                 flags: (true, false),
+                unit: (),
+            },
+            Event {
+                seq: u64::MAX,
+                change: Change::Gone {
+                    who: "a \"quoted\" back\\slash\nnew line\u{1}\u{1f}\u{7f} ünï".repeat(20),
+                },
+                counts: [("\t".to_owned(), u64::MAX)].into(),
+                flags: (false, true),
                 unit: (),
             },
             Event {
