@@ -5,10 +5,11 @@
 //! the customer's for reopened chats), so the sequence follows the order things happened.
 //! Appending is cheap: log the event, wake the task. An event is encoded once, when the first
 //! subscriber needs it (off the agents' requests, and not at all while nobody watches: encoding
-//! every change was a third of an agent's reopen in `benches/core.rs`). The task sends what
-//! came since its last round as one frame per subscription, at most once per batch interval, so that two
-//! hundred supervisors cost two hundred writes per round rather than per change, and no
-//! agent's request waits for a supervisor's socket. The subscribers are served in groups
+//! every change was a third of an agent's reopen in `benches/core.rs`), and from then on kept
+//! only as its JSON. The task sends what came since its last round as one frame per
+//! subscription, at most once per batch interval, so that two hundred supervisors cost two
+//! hundred writes per round rather than per change, and no agent's request waits for a
+//! supervisor's socket. The subscribers are served in groups
 //! spread across the interval, so that their writes do not come as one burst.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
