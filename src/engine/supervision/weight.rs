@@ -63,6 +63,15 @@ impl Weigher {
     }
 }
 
+/// Narrow integers weigh as the wide one they widen to.
+macro_rules! widened {
+    ($($($method:ident($narrow:ty)),* => $wide:ident;)*) => {$($(
+        fn $method(self, v: $narrow) -> Result<(), Never> {
+            self.$wide(v.into())
+        }
+    )*)*};
+}
+
 impl ser::Serializer for &mut Weigher {
     type Ok = ();
     type Error = Never;
@@ -77,35 +86,22 @@ impl ser::Serializer for &mut Weigher {
     fn serialize_bool(self, v: bool) -> Result<(), Never> {
         self.add(if v { 4 } else { 5 })
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Never> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Never> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Never> {
-        self.serialize_i64(v.into())
+    widened! {
+        serialize_i8(i8), serialize_i16(i16), serialize_i32(i32) => serialize_i64;
+        serialize_u8(u8), serialize_u16(u16), serialize_u32(u32) => serialize_u64;
     }
     fn serialize_i64(self, v: i64) -> Result<(), Never> {
         self.add(usize::from(v < 0) + digits(v.unsigned_abs()))
     }
-    fn serialize_u8(self, v: u8) -> Result<(), Never> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Never> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Never> {
-        self.serialize_u64(v.into())
-    }
     fn serialize_u64(self, v: u64) -> Result<(), Never> {
         self.add(digits(v))
     }
+    // The longest each is written as (`-3.4028235e38`, `-1.7976931348623157e308`).
     fn serialize_f32(self, _: f32) -> Result<(), Never> {
-        self.add(12)
+        self.add(13)
     }
     fn serialize_f64(self, _: f64) -> Result<(), Never> {
-        self.add(20)
+        self.add(23)
     }
     fn serialize_char(self, v: char) -> Result<(), Never> {
         self.add(v.len_utf8() + 2)
@@ -151,8 +147,7 @@ impl ser::Serializer for &mut Weigher {
         value.serialize(self)
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self, Never> {
-        self.add(2)?;
-        Ok(self)
+        open(self, 2)
     }
     fn serialize_tuple(self, len: usize) -> Result<Self, Never> {
         self.serialize_seq(Some(len))
@@ -164,30 +159,34 @@ impl ser::Serializer for &mut Weigher {
         self,
         _: &'static str,
         _: u32,
-        variant: &'static str,
+        v: &'static str,
         _: usize,
     ) -> Result<Self, Never> {
-        self.add(variant.len() + 7)?;
-        Ok(self)
+        // {"variant":[...]}
+        open(self, v.len() + 7)
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self, Never> {
-        self.add(2)?;
-        Ok(self)
+        open(self, 2)
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Never> {
-        self.add(2)?;
-        Ok(self)
+        open(self, 2)
     }
     fn serialize_struct_variant(
         self,
         _: &'static str,
         _: u32,
-        variant: &'static str,
+        v: &'static str,
         _: usize,
     ) -> Result<Self, Never> {
-        self.add(variant.len() + 7)?;
-        Ok(self)
+        // {"variant":{...}}
+        open(self, v.len() + 7)
     }
+}
+
+/// Counts what opens (and closes) a compound value, and weighs its parts next.
+fn open(weigher: &mut Weigher, brackets: usize) -> Result<&mut Weigher, Never> {
+    weigher.0 += brackets;
+    Ok(weigher)
 }
 
 /// An element of a sequence: the value and its comma.
