@@ -660,6 +660,16 @@ mod tests {
 
     const CONNECTIONS: usize = 23;
 
+    /// Appends the removal of agent `id`: a change every subscription shows.
+    fn remove_agent(supervision: &Supervision, id: String) {
+        supervision.append(
+            None,
+            BoardChange::AgentRemoved {
+                agent_id: AgentId::from(id),
+            },
+        );
+    }
+
     /// R15: an event bigger than the whole log's byte budget is still sent, not evicted
     /// before the task could send it.
     #[test]
@@ -668,12 +678,7 @@ mod tests {
         let mut conn = supervision.connect(&AgentId::from("sue"));
         let board = Arc::new(Bytes::from_static(b"{}"));
         supervision.start(conn.id, Watch::All, supervision.seq(), board);
-        supervision.append(
-            None,
-            BoardChange::AgentRemoved {
-                agent_id: AgentId::from("an-agent-with-a-long-id"),
-            },
-        );
+        remove_agent(&supervision, "an-agent-with-a-long-id".into());
         supervision.round(conn.id.0 % ROUND_GROUPS);
         assert_eq!(received(&mut conn.outbox), vec![1]);
     }
@@ -685,12 +690,7 @@ mod tests {
     fn r15_events_are_encoded_only_when_a_subscriber_needs_them() {
         let supervision = Supervision::new(16, 100, 1 << 20);
         for n in 1..=3 {
-            supervision.append(
-                None,
-                BoardChange::AgentRemoved {
-                    agent_id: AgentId::from(format!("agent-{n}")),
-                },
-            );
+            remove_agent(&supervision, format!("agent-{n}"));
         }
         for group in 0..ROUND_GROUPS {
             supervision.round(group);
@@ -735,12 +735,7 @@ mod tests {
         let bound = 4 * (std::mem::size_of::<BoardEvent>() + 100);
         let supervision = Supervision::new(16, 1_000, bound);
         for n in 1..=50 {
-            supervision.append(
-                None,
-                BoardChange::AgentRemoved {
-                    agent_id: AgentId::from(format!("agent-{n}-{}", "x".repeat(n))),
-                },
-            );
+            remove_agent(&supervision, format!("agent-{n}-{}", "x".repeat(n)));
         }
         let feed = supervision.feed.lock();
         let weights: usize = feed.log.iter().map(|e| e.event.weight).sum();
@@ -756,12 +751,7 @@ mod tests {
     fn r17_the_log_finds_the_entries_between_two_numbers_after_eviction() {
         let supervision = Supervision::new(16, 4, 1 << 20);
         for n in 1..=10 {
-            supervision.append(
-                None,
-                BoardChange::AgentRemoved {
-                    agent_id: AgentId::from(format!("a{n}")),
-                },
-            );
+            remove_agent(&supervision, format!("a{n}"));
         }
         let feed = supervision.feed.lock();
         let seqs = |after, upto| -> Vec<u64> { feed.between(after, upto).iter().map(|e| e.seq).collect() };
@@ -793,9 +783,7 @@ mod tests {
                 match step {
                     Step::Append => {
                         appended += 1;
-                        supervision.append(None, BoardChange::AgentRemoved {
-                            agent_id: AgentId::from(format!("a{appended}")),
-                        });
+                        remove_agent(&supervision, format!("a{appended}"));
                     }
                     Step::Round(group) => supervision.round(group),
                     Step::Board(n) if conns[n].1.is_none() => boards[n] = Some(supervision.seq()),

@@ -3,10 +3,10 @@
 //! The board's log is bounded in bytes, and its events are encoded only when a subscriber
 //! needs them (most of the time no supervisor watches, and encoding every change was a third
 //! of an agent's reopen: `benches/core.rs`). Weighing walks the same serde structure as the
-//! encoder but copies nothing, allocates nothing and looks for nothing to escape, so the log
-//! can count what an event will take before anyone encodes it. The weight is never less
-//! than the JSON's length but for floats' digits (none on the board), and a little more: a
-//! comma is counted after every field.
+//! encoder but copies nothing and allocates nothing (it only counts the bytes a string's
+//! escapes add), so the log can count what an event will take before anyone encodes it. The
+//! weight is never less than the JSON's length, and a little more: a comma is counted after
+//! every field, and a float at its longest form.
 
 use serde::ser::{self, Serialize};
 
@@ -173,13 +173,13 @@ impl ser::Serializer for &mut Weigher {
     }
     fn serialize_struct_variant(
         self,
-        _: &'static str,
-        _: u32,
+        name: &'static str,
+        index: u32,
         v: &'static str,
-        _: usize,
+        len: usize,
     ) -> Result<Self, Never> {
-        // {"variant":{...}}
-        open(self, v.len() + 7)
+        // {"variant":{...}}, as long as {"variant":[...]}
+        self.serialize_tuple_variant(name, index, v, len)
     }
 }
 
