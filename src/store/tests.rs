@@ -430,13 +430,11 @@ fn issue13_a_row_whose_columns_make_no_stage_is_refused_naming_the_column() {
     let dir = TempDir::new("stageless");
     let path = dir.db();
     let store = open(&path);
-    store
-        .submit(vec![
-            Change::UpsertCustomer(customer("u1", "N", "n@x.io", "+1")),
-            Change::UpsertChat(chat("c1", "u1", "ana", ChatState::Active, 1, None)),
-        ])
-        .wait()
-        .expect("committed");
+    with_chat(
+        &store,
+        customer("u1", "N", "n@x.io", "+1"),
+        chat("c1", "u1", "ana", ChatState::Active, 1, None),
+    );
     drop(store);
     Connection::open(&path)
         .expect("raw connection opens")
@@ -1108,15 +1106,21 @@ fn r16_search_follows_a_changed_profile(db: &Db) {
     assert_eq!(search_text(&store, "ana"), ["c4", "c1"]);
 }
 
-/// Adds Zoë Müller and her one chat, `c8`, to [`archive`]'s.
-fn with_diacritics(store: &WorkspaceStore) {
+/// Adds a customer with her one chat.
+fn with_chat(store: &WorkspaceStore, customer: CustomerRecord, chat: ChatRecord) {
     store
-        .submit(vec![
-            Change::UpsertCustomer(customer("u4", "Zoë Müller", "zoë@exämple.de", "+33 1 0000")),
-            Change::UpsertChat(chat("c8", "u4", "ana", ChatState::Closed, 6, Some(70))),
-        ])
+        .submit(vec![Change::UpsertCustomer(customer), Change::UpsertChat(chat)])
         .wait()
         .expect("committed");
+}
+
+/// Adds Zoë Müller and her one chat, `c8`, to [`archive`]'s.
+fn with_diacritics(store: &WorkspaceStore) {
+    with_chat(
+        store,
+        customer("u4", "Zoë Müller", "zoë@exämple.de", "+33 1 0000"),
+        chat("c8", "u4", "ana", ChatState::Closed, 6, Some(70)),
+    );
 }
 
 fn r16_names_match_with_or_without_their_diacritics(db: &Db) {
@@ -1139,13 +1143,11 @@ fn r16_names_match_with_or_without_their_diacritics(db: &Db) {
     // Folding drops marks; it does not spell a letter otherwise.
     assert_eq!(search_text(&store, "mueller"), Vec::<String>::new());
     // Only Latin letters are folded: in Cyrillic, й is a letter of its own.
-    store
-        .submit(vec![
-            Change::UpsertCustomer(customer("u5", "Андрей", "andrei@x.io", "+7 1")),
-            Change::UpsertChat(chat("c9", "u5", "ana", ChatState::Closed, 7, Some(80))),
-        ])
-        .wait()
-        .expect("committed");
+    with_chat(
+        &store,
+        customer("u5", "Андрей", "andrei@x.io", "+7 1"),
+        chat("c9", "u5", "ana", ChatState::Closed, 7, Some(80)),
+    );
     assert_eq!(search_text(&store, "андрей"), ["c9"]);
     assert_eq!(search_text(&store, "андреи"), Vec::<String>::new());
     // A lone mark that counts as a letter is searched for, not read as query syntax.
